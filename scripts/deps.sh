@@ -1,0 +1,116 @@
+#!/bin/sh
+# Install what the project needs and is missing.
+#
+#   scripts/deps.sh          install missing Debian packages, fetch the Kafka jars
+#   scripts/deps.sh --check  exit 0 if everything is present, 1 otherwise; installs nothing
+#
+# Debian packages: apt-get runs only when dpkg-query says one is missing, so a
+# second run needs no network and returns at once.
+# Kafka: the broker jars pinned in deploy/kafka/pom.xml are copied by Maven to
+#   ${PANEL_CACHE:-$HOME/.cache/k12panel}/kafka-<version>/libs/
+# and a stamp file records that the copy is complete.
+# Prints the Kafka cache directory on stdout at the end.
+set -eu
+. "$(dirname -- "$0")/common.sh"
+
+PACKAGES="gcc make pkg-config librdkafka-dev libcurl4-openssl-dev libprotobuf-c-dev
+protobuf-c-compiler protobuf-compiler libpq-dev postgresql postgresql-contrib
+libcivetweb-dev libcmocka-dev libssl-dev libjansson-dev default-jdk-headless maven
+kcat clang libclang-rt-14-dev clang-format wrk python3 curl"
+
+CHECK=0
+case ${1:-} in
+    --check) CHECK=1 ;;
+    "") ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (usage: $0 [--check])" ;;
+esac
+
+missing_packages() {
+    for p in $PACKAGES; do
+        st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        [ "$st" = "install ok installed" ] || printf '%s ' "$p"
+    done
+}
+
+have dpkg-query || die "dpkg-query not found: this script supports Debian/Ubuntu only"
+
+missing=$(missing_packages)
+jars_ok=1
+kafka_jars_ok || jars_ok=0
+
+if [ "$CHECK" = 1 ]; then
+    rc=0
+    if [ -n "$missing" ]; then
+        log "missing Debian packages: $missing"; rc=1
+    fi
+    if [ "$jars_ok" = 0 ]; then
+        log "missing Kafka $(kafka_version) jars in $(kafka_home)/libs"; rc=1
+    fi
+    [ "$rc" = 0 ] && log "all dependencies present"
+    exit "$rc"
+fi
+
+# ---- Debian packages -------------------------------------------------------
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        SUDO=
+    elif have sudo; then
+        SUDO=sudo
+    else
+        die "missing Debian packages: $missing
+run as root (or install sudo), or install them yourself:
+  apt-get update && apt-get install -y $missing"
+    fi
+    log "installing Debian packages: $missing"
+    $SUDO apt-get update -qq >&2 ||
+        die "apt-get update failed (is a Debian package mirror reachable?)"
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
+        --no-install-recommends $missing >&2 ||
+        die "apt-get install failed for: $missing"
+    still=$(missing_packages)
+    [ -z "$still" ] || die "still missing after apt-get install: $still"
+    log "Debian packages installed"
+fi
+
+# ---- Java: the Kafka 4 broker needs 17 or newer ----------------------------
+have java || die "java not found on PATH (package default-jdk-headless)"
+jv=$(java -XshowSettings:properties -version 2>&1 |
+     sed -n 's/^ *java.specification.version = //p')
+case $jv in
+    1.*|9|1[0-6]) die "Java $jv found; Kafka $(kafka_version) needs Java 17 or newer" ;;
+esac
+
+# ---- Kafka jars ------------------------------------------------------------
+KH=$(kafka_home)
+if [ "$jars_ok" = 0 ]; then
+    have mvn || die "mvn not found (package maven)"
+    mkdir -p "$PANEL_CACHE"
+    # Several work trees may run this at once: one fetch at a time.
+    if have flock; then
+        exec 9>"$PANEL_CACHE/.lock"
+        flock 9
+    fi
+    if ! kafka_jars_ok; then
+        log "fetching Apache Kafka $(kafka_version) jars with Maven into $KH/libs"
+        tmp=$KH/libs.tmp.$$
+        rm -rf "$tmp"
+        mkdir -p "$KH"
+        if ! mvn -B -q -Dstyle.color=never -f "$PANEL_KAFKA_POM" dependency:copy-dependencies \
+                -DoutputDirectory="$tmp" -DincludeScope=runtime >&2; then
+            rm -rf "$tmp"
+            die "Maven could not fetch the Kafka jars. Re-run without -q to see why:
+  mvn -B -f $PANEL_KAFKA_POM dependency:copy-dependencies -DoutputDirectory=$tmp"
+        fi
+        ls "$tmp"/kafka_2.13-*.jar >/dev/null 2>&1 ||
+            die "Maven ran but no kafka_2.13 jar landed in $tmp"
+        rm -rf "$KH/libs"
+        mv "$tmp" "$KH/libs"
+        pom_sum > "$KH/.stamp"
+        log "Kafka jars ready ($(ls "$KH/libs" | wc -l | tr -d ' ') jars)"
+    fi
+fi
+
+log "all dependencies present"
+printf '%s\n' "$KH"
