@@ -1,0 +1,239 @@
+#!/bin/sh
+# A project-local single-node Apache Kafka (KRaft, combined broker+controller)
+# for development, tests and benchmarks, run on this machine's Java from the
+# jars that scripts/deps.sh caches.
+#
+#   scripts/kafka.sh start     format storage on first use, start, wait; prints 127.0.0.1:PORT
+#   scripts/kafka.sh stop      SIGTERM, up to 30 s, then SIGKILL
+#   scripts/kafka.sh status    exit 0 if running (prints the address), 1 if not
+#   scripts/kafka.sh brokers   print the address (does not check that it runs)
+#   scripts/kafka.sh topics ARGS...   run the jars' kafka-topics tool against it,
+#                                     e.g. topics --create --topic t --partitions 4
+#
+# Data and logs live in $PANEL_RUN_DIR/kafka (default <repo>/.run/kafka). The
+# broker listens on 127.0.0.1 on $PANEL_KAFKA_PORT or else a free port
+# remembered in $PANEL_RUN_DIR/kafka/port (the controller's in controller.port).
+# Topics are not auto-created.
+set -eu
+. "$(dirname -- "$0")/common.sh"
+
+KD=$PANEL_RUN_DIR/kafka
+DATA=$KD/data
+LOGS=$KD/logs
+PIDFILE=$KD/kafka.pid
+PORTFILE=$KD/port
+CPORTFILE=$KD/controller.port
+PROPS=$KD/server.properties
+START_TIMEOUT=90
+STOP_TIMEOUT=30
+HEAP=${PANEL_KAFKA_HEAP:--Xmx512m}
+
+libs() {
+    kafka_jars_ok || die "Kafka $(kafka_version) jars are not in $(kafka_home)/libs: run scripts/deps.sh"
+    printf '%s/libs/*\n' "$(kafka_home)"
+}
+
+have java || die "java not found on PATH (run scripts/deps.sh)"
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+
+port() { cat "$PORTFILE" 2>/dev/null || true; }
+brokers() { printf '127.0.0.1:%s\n' "$(port)"; }
+
+# The pid in the pid file, if that process is our broker.
+pid() {
+    p=$(cat "$PIDFILE" 2>/dev/null || true)
+    [ -n "$p" ] && alive "$p" || return 1
+    # Guard against a reused pid: the command line must name our properties file.
+    tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$PROPS" || return 1
+    printf '%s\n' "$p"
+}
+
+running() { pid >/dev/null; }
+
+write_log4j() {
+    cat > "$KD/log4j2.properties" <<EOF
+# Written by scripts/kafka.sh at every start.
+status = warn
+name = k12panel-kafka
+appender.file.type = RollingFile
+appender.file.name = FILE
+appender.file.fileName = $LOGS/server.log
+appender.file.filePattern = $LOGS/server.log.%i
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = 20MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = 3
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.cleaner.name = kafka.log.LogCleaner
+logger.cleaner.level = WARN
+EOF
+    # Quiet console logging for the command-line tools.
+    cat > "$KD/log4j2-tools.properties" <<'EOF'
+status = error
+name = k12panel-kafka-tools
+appender.err.type = Console
+appender.err.name = STDERR
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = %p %m%n
+rootLogger.level = WARN
+rootLogger.appenderRef.err.ref = STDERR
+EOF
+}
+
+write_props() {
+    bp=$1 cp=$2
+    cat > "$PROPS" <<EOF
+# Written by scripts/kafka.sh at every start; edit the script, not this file.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cp
+controller.listener.names=CONTROLLER
+listeners=PLAINTEXT://127.0.0.1:$bp,CONTROLLER://127.0.0.1:$cp
+advertised.listeners=PLAINTEXT://127.0.0.1:$bp
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$DATA
+auto.create.topics.enable=false
+num.partitions=4
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=3
+num.io.threads=4
+log.retention.hours=168
+log.segment.bytes=268435456
+EOF
+}
+
+java_cmd() {
+    # $1: log4j2 config; rest: arguments
+    l4j=$1; shift
+    "$JAVA" -Djava.awt.headless=true -Dlog4j2.configurationFile="$l4j" \
+        -cp "$(libs)" "$@"
+}
+
+start() {
+    if running; then
+        log "already running (pid $(pid), data $DATA)"
+        brokers
+        return 0
+    fi
+    l=$(libs)
+    mkdir -p "$KD" "$LOGS"
+    rm -f "$PIDFILE"
+
+    # Ports: $PANEL_KAFKA_PORT, else the remembered ones if still free, else new ones.
+    bp=${PANEL_KAFKA_PORT:-$(port)}
+    cp=$(cat "$CPORTFILE" 2>/dev/null || true)
+    if [ -n "${PANEL_KAFKA_PORT:-}" ] && ! port_free "$bp"; then
+        die "PANEL_KAFKA_PORT=$bp is already in use on 127.0.0.1"
+    fi
+    if [ -z "$bp" ] || ! port_free "$bp"; then bp=; fi
+    if [ -z "$cp" ] || [ "$cp" = "$bp" ] || ! port_free "$cp"; then cp=; fi
+    # shellcheck disable=SC2046 # two port numbers, split on purpose
+    set -- $(free_ports 2)
+    [ -n "$bp" ] || { bp=$1; [ "$bp" != "$cp" ] || bp=$2; }
+    [ -n "$cp" ] || { cp=$1; [ "$cp" != "$bp" ] || cp=$2; }
+    write_props "$bp" "$cp"
+    write_log4j
+    echo "$bp" > "$PORTFILE"
+    echo "$cp" > "$CPORTFILE"
+
+    if [ ! -f "$DATA/meta.properties" ]; then
+        cid=$(java_cmd "$KD/log4j2-tools.properties" kafka.tools.StorageTool random-uuid) ||
+            die "could not generate a cluster id with kafka.tools.StorageTool"
+        log "formatting storage in $DATA (cluster id $cid)"
+        rm -rf "$DATA"
+        java_cmd "$KD/log4j2-tools.properties" kafka.tools.StorageTool format \
+            -t "$cid" -c "$PROPS" >"$KD/format.log" 2>&1 || {
+            tail_log "$KD/format.log"
+            die "formatting Kafka storage failed"
+        }
+    fi
+
+    log "starting Kafka $(kafka_version) on 127.0.0.1:$bp (controller :$cp, data $DATA, log $LOGS/server.log)"
+    # The broker runs detached in its own session; its console goes to stdout.log.
+    (
+        cd "$KD"
+        # shellcheck disable=SC2086
+        exec setsid "$JAVA" $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+            -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+            -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+            -Dlog4j2.configurationFile="$KD/log4j2.properties" \
+            -Dkafka.logs.dir="$LOGS" \
+            -cp "$l" kafka.Kafka "$PROPS" \
+            </dev/null >"$LOGS/stdout.log" 2>&1
+    ) &
+    echo $! > "$PIDFILE"
+
+    deadline=$(( $(now) + START_TIMEOUT ))
+    until kcat -L -b "127.0.0.1:$bp" -m 2 >/dev/null 2>&1; do
+        if ! running; then
+            tail_log "$LOGS/stdout.log" 20
+            tail_log "$LOGS/server.log"
+            rm -f "$PIDFILE"
+            die "Kafka exited during start-up (see the logs above)"
+        fi
+        if [ "$(now)" -ge "$deadline" ]; then
+            tail_log "$LOGS/server.log"
+            die "Kafka did not answer metadata requests on 127.0.0.1:$bp within ${START_TIMEOUT}s (still running as pid $(pid); 'scripts/kafka.sh stop' to stop it)"
+        fi
+        sleep 0.3
+    done
+    log "ready (pid $(pid))"
+    brokers
+}
+
+stop() {
+    if ! p=$(pid); then
+        log "not running"
+        rm -f "$PIDFILE"
+        return 0
+    fi
+    log "stopping Kafka (pid $p)"
+    kill -TERM "$p" 2>/dev/null || true
+    deadline=$(( $(now) + STOP_TIMEOUT ))
+    while alive "$p"; do
+        if [ "$(now)" -ge "$deadline" ]; then
+            log "still running after ${STOP_TIMEOUT}s: SIGKILL"
+            kill -KILL "$p" 2>/dev/null || true
+            sleep 0.5
+            break
+        fi
+        sleep 0.2
+    done
+    alive "$p" && die "pid $p is still alive after SIGKILL"
+    rm -f "$PIDFILE"
+    log "stopped"
+}
+
+have kcat || die "kcat not found (run scripts/deps.sh)"
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case $cmd in
+    start) start ;;
+    stop) stop ;;
+    status)
+        if running; then brokers; exit 0; else log "not running"; exit 1; fi ;;
+    brokers) [ -n "$(port)" ] || die "no port recorded yet: run '$0 start'"; brokers ;;
+    topics)
+        running || die "not running: run '$0 start' first"
+        java_cmd "$KD/log4j2-tools.properties" org.apache.kafka.tools.TopicCommand \
+            --bootstrap-server "$(brokers)" "$@" ;;
+    *) die "usage: $0 start|stop|status|brokers|topics [kafka-topics args]" ;;
+esac
