@@ -1,0 +1,46 @@
+/* crypto: randomness, UUIDs, hashes, encodings and AES-256-GCM sealing (OpenSSL). */
+#ifndef PANEL_CRYPTO_H
+#define PANEL_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CRYPTO_KEY_LEN   32
+#define CRYPTO_NONCE_LEN 12
+#define CRYPTO_TAG_LEN   16
+/* Sealed bytes are nonce | ciphertext | tag. */
+#define CRYPTO_SEAL_OVERHEAD (CRYPTO_NONCE_LEN + CRYPTO_TAG_LEN)
+
+/* Fill buf with cryptographically strong random bytes; 0 or -1. */
+int crypto_random(void *buf, size_t n) __attribute__((warn_unused_result));
+/* Random UUID v4 in canonical form into out (37 bytes with NUL); 0 or -1. */
+int crypto_uuid(char out[37]) __attribute__((warn_unused_result));
+/* A random URL-safe token of nbytes of entropy (base64url, no padding) into out. */
+int crypto_token(char *out, size_t outlen, size_t nbytes) __attribute__((warn_unused_result));
+void crypto_sha256(const void *data, size_t n, uint8_t out[32]);
+void crypto_sha256_hex(const void *data, size_t n, char out[65]);
+/* base64url without padding (RFC 4648 §5). Returns bytes written (excluding NUL) or -1. */
+long crypto_base64url(const void *data, size_t n, char *out, size_t outlen);
+/* Standard base64 with padding, and its decoder (accepts both alphabets). */
+long crypto_base64(const void *data, size_t n, char *out, size_t outlen);
+long crypto_base64_decode(const char *in, uint8_t *out, size_t outlen);
+void crypto_hex(const void *data, size_t n, char *out /* 2n+1 */);
+long crypto_hex_decode(const char *in, uint8_t *out, size_t outlen);
+/* PKCE S256: base64url(sha256(verifier)). */
+int crypto_pkce_challenge(const char *verifier, char out[44]) __attribute__((warn_unused_result));
+/* Constant-time comparison of two strings. */
+bool crypto_equal(const char *a, const char *b);
+
+/* Parse a 32-byte key given as 64 hex characters or as base64 of 32 bytes. */
+int crypto_key_parse(const char *text, uint8_t key[CRYPTO_KEY_LEN], char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* AES-256-GCM. seal: out must hold n + CRYPTO_SEAL_OVERHEAD bytes. aad may be NULL. */
+int crypto_seal(const uint8_t key[CRYPTO_KEY_LEN], const void *plain, size_t n, const void *aad,
+                size_t aadlen, uint8_t *out) __attribute__((warn_unused_result));
+/* open: in is sealed bytes of length n >= overhead; plain must hold n - overhead bytes.
+ * Returns 0, or -1 if the key, aad or data are wrong (authentication failed). */
+int crypto_open(const uint8_t key[CRYPTO_KEY_LEN], const uint8_t *in, size_t n, const void *aad,
+                size_t aadlen, void *plain) __attribute__((warn_unused_result));
+
+#endif

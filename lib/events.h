@@ -1,0 +1,40 @@
+/* events: building, packing, publishing and decoding panel.v1 Envelopes. */
+#ifndef PANEL_EVENTS_H
+#define PANEL_EVENTS_H
+
+#include "buf.h"
+#include "kafka.h"
+#include "panel/v1/events.pb-c.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EVENTS_SCHEMA_VERSION 1
+#define EVENTS_ID_LEN 37
+
+typedef Panel__V1__Envelope Envelope;
+
+/* Milliseconds since the Unix epoch. */
+int64_t events_now_ms(void);
+/* Initialise env and fill its header: a fresh event id (stored in id_buf, which must outlive
+ * env), tenant, source, run id (may be NULL), now, schema version. Strings are borrowed. */
+int events_envelope_init(Envelope *env, char id_buf[EVENTS_ID_LEN], const char *tenant,
+                         Panel__V1__Source source, const char *run_id)
+    __attribute__((warn_unused_result));
+/* Serialise into a malloc'd buffer (caller frees); NULL when out of memory. */
+uint8_t *events_pack(const Envelope *env, size_t *len);
+/* Pack and queue on topic with key (NUL-terminated). 0 or -1 with a message. */
+int events_publish(struct kafka_producer *p, const char *topic, const char *key,
+                   const Envelope *env, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Decode and validate untrusted bytes: size cap, known schema version, event id and tenant
+ * present, a payload set. Returns an envelope (free with events_free) or NULL + message. */
+Envelope *events_decode(const void *data, size_t len, char *err, size_t errlen);
+void events_free(Envelope *env);
+/* Append any protobuf-c message as JSON (field names as in the .proto; enums by name;
+ * int64 as numbers). 0 or -1. */
+int events_to_json(const ProtobufCMessage *msg, struct buf *out)
+    __attribute__((warn_unused_result));
+const char *events_source_str(Panel__V1__Source s); /* "google", "azure", "panel", "unspecified" */
+
+#endif

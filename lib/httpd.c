@@ -1,0 +1,187 @@
+#include "httpd.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define HTTPD_MAX_ROUTES 64
+
+struct httpd_route {
+    struct httpd *h;
+    char name[96];
+    mg_request_handler handler;
+    void *ctx;
+};
+
+struct httpd {
+    struct mg_context *ctx;
+    struct metrics *metrics;
+    long port;
+    int nroutes;
+    struct httpd_route routes[HTTPD_MAX_ROUTES];
+};
+
+static int civet_log(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    log_warn("civetweb: %s", message);
+    return 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int route_dispatch(struct mg_connection *conn, void *cbdata)
+{
+    struct httpd_route *r = cbdata;
+    double t0 = now_s();
+    int status = r->handler(conn, r->ctx);
+    if (r->h->metrics && status > 0) {
+        char labels[160];
+        const struct mg_request_info *ri = mg_get_request_info(conn);
+        snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",code=\"%d\"", r->name,
+                 ri && ri->request_method ? ri->request_method : "?", status);
+        metrics_counter_add(r->h->metrics, "http_requests_total", labels, 1);
+        snprintf(labels, sizeof labels, "route=\"%s\"", r->name);
+        metrics_observe(r->h->metrics, "http_request_duration_seconds", labels, now_s() - t0);
+    }
+    return status;
+}
+
+struct httpd *httpd_new(const struct httpd_opts *opts, char *err, size_t errlen)
+{
+    struct httpd *h = calloc(1, sizeof *h);
+    char listen[128], threads[16];
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->metrics = opts->metrics;
+    snprintf(listen, sizeof listen, "%s:%ld", opts->addr && *opts->addr ? opts->addr : "127.0.0.1",
+             opts->port);
+    snprintf(threads, sizeof threads, "%d", opts->threads > 0 ? opts->threads : 8);
+    const char *options[] = {"listening_ports", listen, "num_threads", threads,
+                             "request_timeout_ms", "30000", "enable_keep_alive", "yes",
+                             "max_request_size", "65536", NULL};
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof cb);
+    cb.log_message = civet_log;
+    mg_init_library(0);
+    h->ctx = mg_start(&cb, h, options);
+    if (!h->ctx) {
+        snprintf(err, errlen, "cannot listen on %s (port in use or bad address)", listen);
+        free(h);
+        return NULL;
+    }
+    struct mg_server_port ports[4];
+    int n = mg_get_server_ports(h->ctx, 4, ports);
+    h->port = n > 0 ? ports[0].port : opts->port;
+    return h;
+}
+
+int httpd_route(struct httpd *h, const char *uri, const char *name, mg_request_handler handler,
+                void *ctx)
+{
+    if (h->nroutes >= HTTPD_MAX_ROUTES)
+        return -1;
+    struct httpd_route *r = &h->routes[h->nroutes++];
+    r->h = h;
+    snprintf(r->name, sizeof r->name, "%s", name ? name : uri);
+    r->handler = handler;
+    r->ctx = ctx;
+    mg_set_request_handler(h->ctx, uri, route_dispatch, r);
+    return 0;
+}
+
+long httpd_port(const struct httpd *h)
+{
+    return h->port;
+}
+
+void httpd_destroy(struct httpd *h)
+{
+    if (!h)
+        return;
+    if (h->ctx)
+        mg_stop(h->ctx);
+    free(h);
+}
+
+static const char *status_text(int status)
+{
+    const char *t = mg_get_response_code_text(NULL, status);
+    return t ? t : "";
+}
+
+int httpd_reply(struct mg_connection *conn, int status, const char *content_type,
+                const void *body, size_t len, const char *extra_headers)
+{
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+              "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
+              status, status_text(status), content_type, len, extra_headers ? extra_headers : "");
+    if (len)
+        mg_write(conn, body, len);
+    return status;
+}
+
+int httpd_reply_json(struct mg_connection *conn, int status, const json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s)
+        return httpd_reply(conn, 500, "application/json",
+                           "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}", 58,
+                           NULL);
+    int rc = httpd_reply(conn, status, "application/json", s, strlen(s), NULL);
+    free(s);
+    return rc;
+}
+
+int httpd_reply_error(struct mg_connection *conn, int status, const char *code,
+                      const char *message)
+{
+    json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
+    int rc = httpd_reply_json(conn, status, body);
+    json_decref(body);
+    return rc;
+}
+
+int httpd_read_body(struct mg_connection *conn, struct buf *out, size_t max)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char chunk[8192];
+    if (ri->content_length > 0 && (unsigned long long)ri->content_length > max)
+        return -1;
+    for (;;) {
+        int n = mg_read(conn, chunk, sizeof chunk);
+        if (n < 0)
+            return -2;
+        if (n == 0)
+            break;
+        if (out->len + (size_t)n > max)
+            return -1;
+        if (buf_append(out, chunk, (size_t)n))
+            return -2;
+    }
+    if (!out->data && buf_append(out, "", 0))
+        return -2;
+    return 0;
+}
+
+int httpd_param(const char *query, const char *name, char *out, size_t outlen)
+{
+    if (!query)
+        return 1;
+    int n = mg_get_var(query, strlen(query), name, out, outlen);
+    if (n == -1)
+        return 1;
+    if (n < 0)
+        return -1;
+    return 0;
+}

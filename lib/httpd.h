@@ -1,0 +1,46 @@
+/* httpd: a civetweb server with per-route metrics and small reply helpers. civetweb's own
+ * log messages go through log.h. Handlers are civetweb's: they return the HTTP status they
+ * sent (the reply helpers return it for you). */
+#ifndef PANEL_HTTPD_H
+#define PANEL_HTTPD_H
+
+#include "buf.h"
+#include "metrics.h"
+
+#include <civetweb.h>
+#include <jansson.h>
+#include <stddef.h>
+
+struct httpd;
+
+struct httpd_opts {
+    const char *addr;        /* listen address, e.g. "127.0.0.1" or "0.0.0.0" */
+    long port;               /* 0 = any free port (see httpd_port) */
+    int threads;             /* worker threads; 0 = 8 */
+    struct metrics *metrics; /* borrowed; may be NULL */
+};
+
+/* Start listening. Returns NULL with a message in err. */
+struct httpd *httpd_new(const struct httpd_opts *opts, char *err, size_t errlen);
+/* Route exact URIs or prefixes ("/v1/people" also serves "/v1/people/..."). name labels
+ * the route in metrics. ctx is borrowed. Register before serving traffic. */
+int httpd_route(struct httpd *h, const char *uri, const char *name, mg_request_handler handler,
+                void *ctx) __attribute__((warn_unused_result));
+long httpd_port(const struct httpd *h);
+void httpd_destroy(struct httpd *h);
+
+/* Reply helpers; each returns the status code sent. extra_headers: NULL or "Name: v\r\n"... */
+int httpd_reply(struct mg_connection *conn, int status, const char *content_type,
+                const void *body, size_t len, const char *extra_headers);
+int httpd_reply_json(struct mg_connection *conn, int status, const json_t *body);
+/* Body {"error":{"code":code,"message":message}}. */
+int httpd_reply_error(struct mg_connection *conn, int status, const char *code,
+                      const char *message);
+/* Read the request body into out (capped at max). 0; -1 too large (reply 413); -2 error. */
+int httpd_read_body(struct mg_connection *conn, struct buf *out, size_t max)
+    __attribute__((warn_unused_result));
+/* Query/form parameter, URL-decoded into out. 0 found; 1 absent; -1 too long or invalid. */
+int httpd_param(const char *query, const char *name, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,27 @@
+/* json: small helpers over jansson for reading untrusted JSON. Absent, null and wrongly
+ * typed values are told apart, so a string is never silently read as a number. */
+#ifndef PANEL_JSON_H
+#define PANEL_JSON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum json_get { JSON_GET_OK = 0, JSON_GET_ABSENT = 1, JSON_GET_NULL = 2, JSON_GET_WRONG_TYPE = -1 };
+
+/* Parse a buffer (not NUL-terminated necessarily). Returns a new reference or NULL with a
+ * message naming line/column in err. Rejects nesting deeper than jansson's limit. */
+json_t *json_parse(const char *data, size_t len, char *err, size_t errlen);
+/* Borrowed string member, or NULL when absent, null or not a string. */
+const char *json_str(const json_t *obj, const char *key);
+/* Typed reads: JSON_GET_OK fills *out; otherwise *out is untouched. */
+enum json_get json_get_str(const json_t *obj, const char *key, const char **out);
+enum json_get json_get_bool(const json_t *obj, const char *key, bool *out);
+enum json_get json_get_int(const json_t *obj, const char *key, int64_t *out);
+/* An int64 carried as a JSON string (Google's habit), e.g. "1700000000000". */
+enum json_get json_get_int_string(const json_t *obj, const char *key, int64_t *out);
+/* Serialize compactly; caller frees. */
+char *json_dump_compact(const json_t *v);
+
+#endif

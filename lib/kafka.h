@@ -1,0 +1,77 @@
+/* kafka: thin helpers over librdkafka — an idempotent producer with delivery accounting, a
+ * consumer-group consumer with manual offset control, idempotent topic creation and the
+ * topic names. librdkafka's own logs go through log.h. */
+#ifndef PANEL_KAFKA_H
+#define PANEL_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+
+#define TOPIC_SYNC_REQUESTS  "panel.sync.requests"
+#define TOPIC_AUTH_EVENTS    "panel.auth.events"
+#define TOPIC_SOURCE_EVENTS  "panel.source.events"
+#define TOPIC_PEOPLE_EVENTS  "panel.people.events"
+#define TOPIC_ASSETS_EVENTS  "panel.assets.events"
+#define TOPIC_ORGUNIT_EVENTS "panel.orgunits.events"
+#define TOPIC_DEAD_LETTER    "panel.source.events.dlq"
+
+/* The largest Envelope any producer may send or any consumer will accept. */
+#define KAFKA_MAX_MESSAGE (1024 * 1024)
+
+struct kafka_producer;
+
+/* Idempotent producer (acks=all, in-order retries). extra_conf: NULL or NULL-terminated
+ * key/value pairs applied last. Returns NULL with a message in err. */
+struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id,
+                                          const char *const *extra_conf, char *err,
+                                          size_t errlen);
+/* Queue one message (key and value are copied). Blocks briefly while the local queue is
+ * full. 0, or -1 with a message. Delivery failures are counted, see kafka_producer_flush. */
+int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
+                  const void *value, size_t len, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Serve delivery reports without blocking. */
+void kafka_producer_poll(struct kafka_producer *p);
+/* Wait until everything queued is delivered or failed. Returns the number of messages that
+ * failed delivery since the last call (0 = all delivered), or -1 on timeout. */
+long kafka_producer_flush(struct kafka_producer *p, int timeout_ms)
+    __attribute__((warn_unused_result));
+rd_kafka_t *kafka_producer_handle(struct kafka_producer *p); /* borrowed */
+/* Flushes (up to 10 s) and frees. */
+void kafka_producer_destroy(struct kafka_producer *p);
+
+/* Consumer configuration for kafka_consumer_new. */
+struct kafka_consumer_opts {
+    const char *brokers;
+    const char *group_id;
+    const char *client_id;
+    const char *const *topics; /* NULL-terminated */
+    int enable_auto_commit;    /* 0: the caller commits (or stores offsets elsewhere) */
+    const char *auto_offset_reset; /* "earliest" (default) or "latest" */
+    /* Optional rebalance hook; when NULL the default assign/unassign is used. */
+    void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque);
+    void *opaque;
+    const char *const *extra_conf; /* NULL-terminated key/value pairs */
+};
+
+/* A subscribed consumer-group member. Returns NULL with a message in err. */
+rd_kafka_t *kafka_consumer_new(const struct kafka_consumer_opts *opts, char *err, size_t errlen);
+/* Close (leave the group) and destroy. */
+void kafka_consumer_destroy(rd_kafka_t *rk);
+
+struct kafka_topic_spec {
+    const char *name;
+    int partitions;
+    const char *cleanup_policy; /* NULL = "delete" */
+};
+
+/* Create the topics that do not exist yet; existing ones are left alone. 0 or -1. */
+int kafka_create_topics(const char *brokers, const struct kafka_topic_spec *specs, size_t n,
+                        int timeout_ms, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Route a client's log lines to log.h (already done by the constructors above). */
+void kafka_conf_use_log(rd_kafka_conf_t *conf);
+
+#endif

@@ -1,0 +1,170 @@
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define METRIC_BUCKETS 12
+static const double bucket_bounds[METRIC_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                     0.1,   0.25,   0.5,   1.0,  5.0,   60.0};
+
+enum series_kind { SERIES_COUNTER, SERIES_GAUGE, SERIES_HISTOGRAM };
+
+struct series {
+    char *name;
+    char *labels;
+    enum series_kind kind;
+    double value; /* counter/gauge; histogram sum */
+    unsigned long long count;
+    unsigned long long buckets[METRIC_BUCKETS];
+    struct series *next;
+};
+
+struct family {
+    char *name, *type, *help;
+    struct family *next;
+};
+
+struct metrics {
+    pthread_mutex_t lock;
+    struct series *head, *tail;
+    struct family *families;
+};
+
+struct metrics *metrics_new(void)
+{
+    struct metrics *m = calloc(1, sizeof *m);
+    if (m)
+        pthread_mutex_init(&m->lock, NULL);
+    return m;
+}
+
+void metrics_destroy(struct metrics *m)
+{
+    if (!m)
+        return;
+    for (struct series *s = m->head, *n; s; s = n) {
+        n = s->next;
+        free(s->name);
+        free(s->labels);
+        free(s);
+    }
+    for (struct family *f = m->families, *n; f; f = n) {
+        n = f->next;
+        free(f->name);
+        free(f->type);
+        free(f->help);
+        free(f);
+    }
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+void metrics_describe(struct metrics *m, const char *name, const char *type, const char *help)
+{
+    if (!m)
+        return;
+    struct family *f = calloc(1, sizeof *f);
+    if (!f)
+        return;
+    f->name = strdup(name);
+    f->type = strdup(type);
+    f->help = strdup(help);
+    pthread_mutex_lock(&m->lock);
+    f->next = m->families;
+    m->families = f;
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Caller holds the lock. Series keep creation order so related lines stay together. */
+static struct series *find(struct metrics *m, const char *name, const char *labels,
+                           enum series_kind kind)
+{
+    const char *l = labels ? labels : "";
+    for (struct series *s = m->head; s; s = s->next)
+        if (s->kind == kind && strcmp(s->name, name) == 0 && strcmp(s->labels, l) == 0)
+            return s;
+    struct series *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->name = strdup(name);
+    s->labels = strdup(l);
+    s->kind = kind;
+    if (!s->name || !s->labels) {
+        free(s->name);
+        free(s->labels);
+        free(s);
+        return NULL;
+    }
+    if (m->tail)
+        m->tail->next = s;
+    else
+        m->head = s;
+    m->tail = s;
+    return s;
+}
+
+void metrics_counter_add(struct metrics *m, const char *name, const char *labels, double v)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    struct series *s = find(m, name, labels, SERIES_COUNTER);
+    if (s)
+        s->value += v;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_gauge_set(struct metrics *m, const char *name, const char *labels, double v)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    struct series *s = find(m, name, labels, SERIES_GAUGE);
+    if (s)
+        s->value = v;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_observe(struct metrics *m, const char *name, const char *labels, double seconds)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    struct series *s = find(m, name, labels, SERIES_HISTOGRAM);
+    if (s) {
+        s->value += seconds;
+        s->count++;
+        for (int i = 0; i < METRIC_BUCKETS; i++)
+            if (seconds <= bucket_bounds[i])
+                s->buckets[i]++;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+int metrics_render(struct metrics *m, struct buf *out)
+{
+    int rc = 0;
+    pthread_mutex_lock(&m->lock);
+    for (struct family *f = m->families; f; f = f->next)
+        rc |= buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
+    for (struct series *s = m->head; s; s = s->next) {
+        const char *sep = *s->labels ? "," : "";
+        if (s->kind != SERIES_HISTOGRAM) {
+            if (*s->labels)
+                rc |= buf_appendf(out, "%s{%s} %.17g\n", s->name, s->labels, s->value);
+            else
+                rc |= buf_appendf(out, "%s %.17g\n", s->name, s->value);
+            continue;
+        }
+        for (int i = 0; i < METRIC_BUCKETS; i++)
+            rc |= buf_appendf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name, s->labels, sep,
+                              bucket_bounds[i], s->buckets[i]);
+        rc |= buf_appendf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name, s->labels, sep,
+                          s->count);
+        rc |= buf_appendf(out, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", s->name, s->labels,
+                          s->value, s->name, s->labels, s->count);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return rc ? -1 : 0;
+}

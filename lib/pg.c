@@ -1,0 +1,226 @@
+#include "pg.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MIGRATION_LOCK_KEY 741852963L
+#define MIGRATION_MAX_BYTES (4 * 1024 * 1024)
+
+int pgx_ok(PGresult *res, ExecStatusType want, char *err, size_t errlen)
+{
+    if (res && PQresultStatus(res) == want)
+        return 1;
+    if (err) {
+        const char *msg = res ? PQresultErrorMessage(res) : "no result (connection lost?)";
+        snprintf(err, errlen, "%s", msg && *msg ? msg : "unexpected result");
+        size_t n = strlen(err);
+        while (n && (err[n - 1] == '\n'))
+            err[--n] = '\0';
+    }
+    return 0;
+}
+
+PGconn *pgx_connect(const char *url, int timeout_s, char *err, size_t errlen)
+{
+    time_t deadline = time(NULL) + timeout_s;
+    for (int attempt = 0;; attempt++) {
+        PGconn *conn = PQconnectdb(url);
+        if (conn && PQstatus(conn) == CONNECTION_OK)
+            return conn;
+        snprintf(err, errlen, "cannot connect to PostgreSQL: %s",
+                 conn ? PQerrorMessage(conn) : "out of memory");
+        size_t n = strlen(err);
+        while (n && err[n - 1] == '\n')
+            err[--n] = '\0';
+        PQfinish(conn);
+        if (time(NULL) >= deadline)
+            return NULL;
+        if (attempt == 0)
+            log_warn("%s; retrying for up to %d s", err, timeout_s);
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 500 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int pgx_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, sql);
+    int ok = pgx_ok(res, PGRES_COMMAND_OK, err, errlen) ||
+             pgx_ok(res, PGRES_TUPLES_OK, NULL, 0);
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+int pgx_schema_version(PGconn *conn, char *err, size_t errlen)
+{
+    int v = -1;
+    PGresult *res = PQexec(conn, "SELECT to_regclass('public.schema_migrations') IS NOT NULL");
+    if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
+        goto out;
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        v = 0;
+        goto out;
+    }
+    PQclear(res);
+    res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+    if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
+        goto out;
+    v = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+out:
+    PQclear(res);
+    return v;
+}
+
+int pgx_check_schema(PGconn *conn, char *err, size_t errlen)
+{
+    int v = pgx_schema_version(conn, err, errlen);
+    if (v < 0)
+        return -1;
+    if (v == PANEL_SCHEMA_VERSION)
+        return 0;
+    if (v < PANEL_SCHEMA_VERSION)
+        snprintf(err, errlen,
+                 "database schema is at version %d but this build needs %d: run the migrations "
+                 "(`make migrate` or `panelctl migrate`)",
+                 v, PANEL_SCHEMA_VERSION);
+    else
+        snprintf(err, errlen,
+                 "database schema is at version %d, newer than this build's %d: upgrade this "
+                 "service",
+                 v, PANEL_SCHEMA_VERSION);
+    return -1;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *read_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *data = NULL;
+    if (!f) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    data = malloc(MIGRATION_MAX_BYTES + 1);
+    if (data) {
+        size_t n = fread(data, 1, MIGRATION_MAX_BYTES + 1, f);
+        if (n > MIGRATION_MAX_BYTES) {
+            snprintf(err, errlen, "%s is larger than %d bytes", path, MIGRATION_MAX_BYTES);
+            free(data);
+            data = NULL;
+        } else {
+            data[n] = '\0';
+        }
+    }
+    fclose(f);
+    return data;
+}
+
+int pgx_migrate(PGconn *conn, const char *dir, int *applied, char *err, size_t errlen)
+{
+    int rc = -1, count = 0, locked = 0;
+    char **names = NULL;
+    size_t nnames = 0, cap = 0;
+    DIR *d = NULL;
+    char sql[256];
+    *applied = 0;
+
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%ld)", MIGRATION_LOCK_KEY);
+    if (pgx_exec(conn, sql, err, errlen))
+        goto out;
+    locked = 1;
+    if (pgx_exec(conn,
+                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                 " version integer PRIMARY KEY, name text NOT NULL,"
+                 " applied_at timestamptz NOT NULL DEFAULT now())",
+                 err, errlen))
+        goto out;
+    int current = pgx_schema_version(conn, err, errlen);
+    if (current < 0)
+        goto out;
+
+    d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "cannot open migrations directory %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 9 || strcmp(e->d_name + len - 4, ".sql") != 0 || e->d_name[4] != '_')
+            continue;
+        if (nnames == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, cap * sizeof *names);
+            if (!nn) {
+                snprintf(err, errlen, "out of memory");
+                goto out;
+            }
+            names = nn;
+        }
+        names[nnames] = strdup(e->d_name);
+        if (!names[nnames]) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        nnames++;
+    }
+    qsort(names, nnames, sizeof *names, cmp_names);
+
+    for (size_t i = 0; i < nnames; i++) {
+        char path[4096];
+        long v = strtol(names[i], NULL, 10);
+        if (v <= current)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        char *body = read_file(path, err, errlen);
+        if (!body)
+            goto out;
+        int failed = pgx_exec(conn, "BEGIN", err, errlen) || pgx_exec(conn, body, err, errlen);
+        free(body);
+        if (!failed) {
+            const char *params[2];
+            char vs[24];
+            snprintf(vs, sizeof vs, "%ld", v);
+            params[0] = vs;
+            params[1] = names[i];
+            PGresult *res = PQexecParams(conn,
+                                         "INSERT INTO schema_migrations(version, name) "
+                                         "VALUES ($1::int, $2)",
+                                         2, NULL, params, NULL, NULL, 0);
+            failed = !pgx_ok(res, PGRES_COMMAND_OK, err, errlen);
+            PQclear(res);
+        }
+        if (failed || pgx_exec(conn, "COMMIT", err, errlen)) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "migration %s failed: %s", names[i], err);
+            snprintf(err, errlen, "%s", msg);
+            if (pgx_exec(conn, "ROLLBACK", NULL, 0))
+                log_warn("rollback after a failed migration failed too");
+            goto out;
+        }
+        log_info("applied migration %s", names[i]);
+        count++;
+    }
+    *applied = count;
+    rc = 0;
+out:
+    if (locked) {
+        snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%ld)", MIGRATION_LOCK_KEY);
+        if (pgx_exec(conn, sql, NULL, 0))
+            log_warn("could not release the migration lock (it goes with the connection)");
+    }
+    if (d)
+        closedir(d);
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}

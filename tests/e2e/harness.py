@@ -1,0 +1,175 @@
+"""Shared helpers for the end-to-end tests: start the project's binaries on free ports, talk
+HTTP, query PostgreSQL with psql, read topics with panelctl. Standard library only.
+
+The environment comes from tests/run.py: PANEL_PG_URL, PANEL_KAFKA_BROKERS, PANEL_BUILD."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("PANEL_BUILD", os.path.join(ROOT, "build"))
+LOG_DIR = os.path.join(ROOT, ".run", "test", "logs")
+
+
+def require_env():
+    """The e2e tests need the servers tests/run.py starts; fail loudly, never skip."""
+    for name in ("PANEL_PG_URL", "PANEL_KAFKA_BROKERS"):
+        if not os.environ.get(name):
+            raise RuntimeError(f"{name} is not set: run the tests through `make test` "
+                               "(tests/run.py starts PostgreSQL and Kafka)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def binary(name):
+    return os.path.join(BUILD, "bin", name)
+
+
+def new_tenant(prefix="t"):
+    """A fresh tenant id (created in PostgreSQL), so tests never see each other's data."""
+    tenant = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    subprocess.run([binary("panelctl"), "tenant-add", tenant], check=True,
+                   capture_output=True, text=True)
+    return tenant
+
+
+class Process:
+    """A project binary running in the background with its stderr in a log file."""
+
+    def __init__(self, name, env=None, args=(), port=None, ready_path="/readyz",
+                 ready_timeout=30):
+        os.makedirs(LOG_DIR, exist_ok=True)
+        self.name = name
+        self.port = port or free_port()
+        self.env = dict(os.environ)
+        self.env["PANEL_HTTP_PORT"] = str(self.port)
+        self.env.update(env or {})
+        self.log_path = os.path.join(LOG_DIR, f"{name}-{self.port}.log")
+        self.args = list(args)
+        self.proc = None
+        self.start(ready_path, ready_timeout)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready_path="/readyz", ready_timeout=30):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([binary(self.name)] + self.args, env=self.env,
+                                     stdout=log, stderr=log, cwd=ROOT)
+        log.close()
+        if ready_path:
+            self.wait_ready(ready_path, ready_timeout)
+
+    def wait_ready(self, path="/readyz", timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n"
+                                   + self.log_tail())
+            try:
+                status, _, _ = http("GET", self.url + path, timeout=2)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s:\n" + self.log_tail())
+
+    def log_tail(self, n=4000):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, timeout=20):
+        """SIGTERM, then wait; returns the exit code (SIGKILL after timeout)."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError(f"{self.name} did not stop within {timeout}s of SIGTERM")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def http(method, url, body=None, headers=None, timeout=30):
+    """Returns (status, headers, parsed JSON or raw bytes)."""
+    data = None
+    hdrs = dict(headers or {})
+    if body is not None:
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            data = body.encode()
+        else:
+            data = body
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            raw, status, rh = r.read(), r.status, dict(r.headers)
+    except urllib.error.HTTPError as e:
+        raw, status, rh = e.read(), e.code, dict(e.headers)
+    ctype = rh.get("Content-Type", "")
+    if "json" in ctype and raw:
+        return status, rh, json.loads(raw)
+    return status, rh, raw
+
+
+def psql(sql, **params):
+    """Run SQL through psql (variables as :'name'); returns rows as lists of strings."""
+    args = ["psql", os.environ["PANEL_PG_URL"], "-X", "-q", "-A", "-t", "-F", "\x1f",
+            "-v", "ON_ERROR_STOP=1"]
+    for k, v in params.items():
+        args += ["-v", f"{k}={v}"]
+    p = subprocess.run(args, input=sql, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"psql failed: {p.stderr}")
+    return [line.split("\x1f") for line in p.stdout.splitlines() if line != ""]
+
+
+def consume(topic, count=None, timeout_ms=5000, key_prefix=None):
+    """Every event on topic from the beginning, as dicts with partition, offset, key, event
+    (optionally only keys starting with key_prefix). Stops after timeout_ms of silence."""
+    args = [binary("panelctl"), "consume", topic, "--timeout-ms", str(timeout_ms)]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    out = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+    if key_prefix is not None:
+        out = [e for e in out if e.get("key", "").startswith(key_prefix)]
+    if count is not None and len(out) < count:
+        raise AssertionError(f"expected {count} events on {topic}, got {len(out)}")
+    return out
+
+
+def wait_until(predicate, timeout=30, interval=0.2, what="condition"):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Runs every test of K12 Panel Cloud Sync and prints one closing line "N passed, N failed".
+
+Steps: build (normal and ASan+UBSan), unit tests (cmocka) in both builds, start a
+project-local PostgreSQL and Kafka (scripts/infra.sh, under .run/test), apply migrations and
+create topics, run the C integration tests (tests/integration) and the end-to-end tests
+(tests/e2e, Python unittest), then stop everything it started.
+
+  python3 tests/run.py                 everything
+  python3 tests/run.py --unit-only     builds + unit tests only
+  python3 tests/run.py -k merger       only tests whose name contains "merger"
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_DIR = os.path.join(ROOT, ".run", "test")
+CMOCKA_PASSED = re.compile(r"\[  PASSED  \] (\d+) test")
+CMOCKA_FAILED = re.compile(r"\[  FAILED  \] (\d+) test")
+CMOCKA_SKIPPED = re.compile(r"\[  SKIPPED \] (\d+) test")
+
+
+class Tally:
+    def __init__(self):
+        self.passed = self.failed = self.skipped = 0
+        self.failures = []
+
+    def add(self, name, passed, failed, skipped=0):
+        self.passed += passed
+        self.failed += failed
+        self.skipped += skipped
+        if failed:
+            self.failures.append(name)
+
+
+def sh(cmd, env=None, check=True, capture=False, timeout=None):
+    print("+ " + (cmd if isinstance(cmd, str) else " ".join(cmd)), flush=True)
+    return subprocess.run(cmd, shell=isinstance(cmd, str), cwd=ROOT, env=env, check=check,
+                          text=True, capture_output=capture, timeout=timeout)
+
+
+def run_cmocka(path, tally, env, label):
+    name = f"{label}:{os.path.relpath(path, ROOT)}"
+    t0 = time.time()
+    try:
+        p = subprocess.run([path], cwd=ROOT, env=env, text=True, capture_output=True,
+                           timeout=900)
+        out = p.stdout + p.stderr
+        rc = p.returncode
+    except subprocess.TimeoutExpired as e:
+        out = f"timed out after 900 s\n{e.stdout or ''}{e.stderr or ''}"
+        rc = -1
+    passed = sum(int(m) for m in CMOCKA_PASSED.findall(out))
+    failed = sum(int(m) for m in CMOCKA_FAILED.findall(out))
+    skipped = sum(int(m) for m in CMOCKA_SKIPPED.findall(out))
+    if rc != 0 and failed == 0:
+        failed = 1  # crashed, sanitizer report, or no cmocka summary: a failure, never a pass
+    if passed == 0 and failed == 0:
+        failed = 1
+    status = "ok" if failed == 0 else "FAILED"
+    print(f"{status:6} {name}: {passed} passed, {failed} failed, {skipped} skipped "
+          f"({time.time() - t0:.1f}s)", flush=True)
+    if failed:
+        print(out[-6000:], flush=True)
+    tally.add(name, passed, failed, skipped)
+
+
+def binaries(build, sub):
+    d = os.path.join(ROOT, build, "tests", sub)
+    found = []
+    for dirpath, _, files in os.walk(d):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if f.startswith("test_") and "." not in f and os.access(p, os.X_OK):
+                found.append(p)
+    return sorted(found)
+
+
+def selected(path, pattern):
+    return not pattern or pattern in path
+
+
+def infra_env():
+    env = dict(os.environ)
+    env["PANEL_RUN_DIR"] = RUN_DIR
+    return env
+
+
+def start_infra():
+    env = infra_env()
+    sh(["sh", "scripts/infra.sh", "up"], env=env)
+    for line in open(os.path.join(RUN_DIR, "env")):
+        m = re.match(r"export (\w+)=(.*)", line.strip())
+        if m:
+            env[m.group(1)] = m.group(2).strip("'\"")
+    env["PANEL_BUILD"] = os.path.join(ROOT, "build")
+    sh(["build/bin/panelctl", "migrate"], env=env)
+    sh(["build/bin/panelctl", "topics"], env=env)
+    return env
+
+
+def stop_infra():
+    sh(["sh", "scripts/infra.sh", "down"], env=infra_env(), check=False)
+
+
+class CountingResult(unittest.TextTestResult):
+    pass
+
+
+def run_e2e(tally, env, pattern):
+    sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+    os.environ.update(env)
+    loader = unittest.TestLoader()
+    suite = loader.discover(os.path.join(ROOT, "tests", "e2e"), pattern="test_*.py",
+                            top_level_dir=os.path.join(ROOT, "tests", "e2e"))
+
+    def flatten(s):
+        for t in s:
+            if isinstance(t, unittest.TestSuite):
+                yield from flatten(t)
+            else:
+                yield t
+    tests = [t for t in flatten(suite) if selected(t.id(), pattern)]
+    result = unittest.TextTestRunner(verbosity=2, resultclass=CountingResult,
+                                     stream=sys.stdout).run(unittest.TestSuite(tests))
+    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    skipped = len(result.skipped)
+    passed = result.testsRun - failed - skipped
+    for t, _ in result.failures + result.errors:
+        tally.failures.append("e2e:" + t.id())
+    tally.passed += passed
+    tally.failed += failed
+    tally.skipped += skipped
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--unit-only", action="store_true")
+    ap.add_argument("--no-asan", action="store_true", help="skip the sanitizer build")
+    ap.add_argument("-k", dest="pattern", default="")
+    args = ap.parse_args()
+    tally = Tally()
+    jobs = str(os.cpu_count() or 2)
+
+    sh(["make", "-s", "-j" + jobs, "all"])
+    sh(["make", "-s", "lint"])
+    if not args.no_asan:
+        sh(["make", "-s", "-j" + jobs, "BUILD=build/asan", "SAN=address,undefined", "all"])
+
+    base_env = dict(os.environ)
+    base_env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    base_env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    for b in binaries("build", "unit"):
+        if selected(b, args.pattern):
+            run_cmocka(b, tally, base_env, "unit")
+    if not args.no_asan:
+        for b in binaries("build/asan", "unit"):
+            if selected(b, args.pattern):
+                run_cmocka(b, tally, base_env, "unit-asan")
+
+    if not args.unit_only:
+        try:
+            env = start_infra()
+            env.setdefault("ASAN_OPTIONS", base_env["ASAN_OPTIONS"])
+            for b in binaries("build", "integration"):
+                if selected(b, args.pattern):
+                    run_cmocka(b, tally, env, "integration")
+            run_e2e(tally, env, args.pattern)
+        finally:
+            stop_infra()
+
+    print()
+    if tally.failures:
+        print("Failed:")
+        for f in tally.failures:
+            print("  " + f)
+    summary = f"{tally.passed} passed, {tally.failed} failed"
+    if tally.skipped:
+        summary += f", {tally.skipped} skipped"
+    print(summary)
+    return 0 if tally.failed == 0 and tally.passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+/* panelctl commands that talk to PostgreSQL. */
+#include "commands.h"
+#include "pg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_PG_URL "postgresql://panel@127.0.0.1:5432/panel"
+
+static PGconn *connect_db(void)
+{
+    char err[512];
+    PGconn *conn = pgx_connect(panelctl_env("PANEL_PG_URL", DEFAULT_PG_URL),
+                               (int)30, err, sizeof err);
+    if (!conn)
+        fprintf(stderr, "panelctl: %s\n", err);
+    return conn;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+    (void)argv;
+    char err[1024];
+    int applied = 0, rc = 1;
+    if (argc != 0) {
+        fprintf(stderr, "usage: panelctl migrate\n");
+        return 2;
+    }
+    PGconn *conn = connect_db();
+    if (!conn)
+        return 1;
+    const char *dir = panelctl_env("PANEL_MIGRATIONS_DIR", "db/migrations");
+    if (pgx_migrate(conn, dir, &applied, err, sizeof err) != 0) {
+        fprintf(stderr, "panelctl: %s\n", err);
+        goto out;
+    }
+    int v = pgx_schema_version(conn, err, sizeof err);
+    printf("schema at version %d (%d migration%s applied now)\n", v, applied,
+           applied == 1 ? "" : "s");
+    rc = v == PANEL_SCHEMA_VERSION ? 0 : 1;
+    if (rc)
+        fprintf(stderr, "panelctl: this build expects version %d; is %s the right directory?\n",
+                PANEL_SCHEMA_VERSION, dir);
+out:
+    PQfinish(conn);
+    return rc;
+}
+
+int cmd_schema_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    char err[512];
+    PGconn *conn = connect_db();
+    if (!conn)
+        return 1;
+    int v = pgx_schema_version(conn, err, sizeof err);
+    PQfinish(conn);
+    if (v < 0) {
+        fprintf(stderr, "panelctl: %s\n", err);
+        return 1;
+    }
+    printf("database %d, build %d\n", v, PANEL_SCHEMA_VERSION);
+    return v == PANEL_SCHEMA_VERSION ? 0 : 1;
+}
+
+int cmd_tenant_add(int argc, char **argv)
+{
+    char err[512];
+    int rc = 1;
+    if (argc < 1 || argc > 2) {
+        fprintf(stderr, "usage: panelctl tenant-add TENANT [DISPLAY NAME]\n");
+        return 2;
+    }
+    PGconn *conn = connect_db();
+    if (!conn)
+        return 1;
+    const char *params[2] = {argv[0], argc > 1 ? argv[1] : argv[0]};
+    PGresult *res = PQexecParams(conn,
+                                 "INSERT INTO tenants(tenant_id, display_name) VALUES ($1, $2) "
+                                 "ON CONFLICT (tenant_id) DO NOTHING",
+                                 2, NULL, params, NULL, NULL, 0);
+    if (!pgx_ok(res, PGRES_COMMAND_OK, err, sizeof err)) {
+        fprintf(stderr, "panelctl: %s\n", err);
+        goto out;
+    }
+    printf("tenant %s %s\n", argv[0], strcmp(PQcmdTuples(res), "1") == 0 ? "created" : "exists");
+    rc = 0;
+out:
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
