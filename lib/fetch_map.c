@@ -128,7 +128,8 @@ static int map_str_list(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd,
     ProtobufCMessage *list = new_message(ld);
     if (!list)
         return -1;
-    const ProtobufCFieldDescriptor *vals = protobuf_c_message_descriptor_get_field_by_name(ld, "values");
+    const ProtobufCFieldDescriptor *vals =
+        protobuf_c_message_descriptor_get_field_by_name(ld, "values");
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e)
@@ -156,8 +157,10 @@ static int map_recent_users(ProtobufCMessage *m, const ProtobufCFieldDescriptor 
                             const json_t *v, const char *present_field, struct fmap_stats *stats)
 {
     const ProtobufCMessageDescriptor *rd = fd->descriptor;
-    const ProtobufCFieldDescriptor *tf = protobuf_c_message_descriptor_get_field_by_name(rd, "type");
-    const ProtobufCFieldDescriptor *ef = protobuf_c_message_descriptor_get_field_by_name(rd, "email");
+    const ProtobufCFieldDescriptor *tf =
+        protobuf_c_message_descriptor_get_field_by_name(rd, "type");
+    const ProtobufCFieldDescriptor *ef =
+        protobuf_c_message_descriptor_get_field_by_name(rd, "email");
     size_t *n = (size_t *)((char *)m + fd->quantifier_offset);
     ProtobufCMessage ***arr = field_ptr(m, fd);
     size_t cnt = json_array_size(v);
@@ -215,9 +218,11 @@ static int map_field(ProtobufCMessage *m, const struct fmap_field *f,
         return set_str(m, fd, s, f->max ? f->max : 64, stats);
     }
     case FMAP_BOOL:
+    case FMAP_BOOL_NOT:
         if (!json_is_boolean(v))
             return 1;
-        *(protobuf_c_boolean *)field_ptr(m, fd) = json_is_true(v);
+        *(protobuf_c_boolean *)field_ptr(m, fd) =
+            f->type == FMAP_BOOL ? json_is_true(v) : !json_is_true(v);
         set_has(m, fd);
         return 0;
     case FMAP_INT_STRING: {
@@ -332,7 +337,10 @@ ProtobufCMessage *fmap_map(const struct fmap_spec *spec, const json_t *obj, int 
     if (spec->email_from) {
         const char *email = NULL;
         for (size_t i = 0; spec->email_from[i] && !email; i++) {
-            const char *s = json_string_value(json_object_get(obj, spec->email_from[i]));
+            const json_t *v = json_object_get(obj, spec->email_from[i]);
+            if (!v && (flags & FMAP_PARTIAL))
+                break; /* unchanged in a delta: the earlier choice stands */
+            const char *s = json_string_value(v);
             if (s && *s)
                 email = s;
         }

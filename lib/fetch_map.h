@@ -23,6 +23,7 @@
 enum fmap_type {
     FMAP_STR,          /* JSON string -> string field */
     FMAP_BOOL,         /* JSON true/false -> bool field */
+    FMAP_BOOL_NOT,     /* JSON true/false -> bool field, inverted (accountEnabled -> suspended) */
     FMAP_INT_STRING,   /* int64 as a JSON string (or a number) -> int64 field */
     FMAP_STR_LIST,     /* array of strings -> StringList message field */
     FMAP_TIME,         /* RFC 3339 string; Google's "never" (1970-01-01T00:00:00...) = absent */
@@ -32,7 +33,7 @@ enum fmap_type {
 };
 
 struct fmap_field {
-    const char *json;  /* member name; "a.b" reads member b of object a */
+    const char *json; /* member name; "a.b" reads member b of object a */
     enum fmap_type type;
     const char *proto; /* field name in the message, as in the .proto */
     size_t max;        /* strings: truncation limit in bytes (0 = FMAP_MAX_TEXT) */
@@ -43,17 +44,18 @@ struct fmap_spec {
     const ProtobufCMessageDescriptor *desc; /* e.g. &panel__v1__person__descriptor */
     const struct fmap_field *fields;
     size_t nfields;
-    const char *id_json;            /* the key member (required) */
-    const char *id_proto;           /* field that receives it */
-    const char *const *email_from;  /* NULL-terminated members tried in order for `email`
-                                       (Person only), or NULL */
-    bool nulls_clear;               /* a JSON null is recorded in `cleared_fields` (Azure) */
+    const char *id_json;           /* the key member (required) */
+    const char *id_proto;          /* field that receives it */
+    const char *const *email_from; /* NULL-terminated members tried in order for `email`
+                                      (Person only), or NULL */
+    bool nulls_clear;              /* a JSON null is recorded in `cleared_fields` (Azure) */
 };
 
 /* Mapping options per call. */
 enum fmap_flags {
     FMAP_FULL = 0,    /* a complete object: an email (when email_from is set) is required */
-    FMAP_PARTIAL = 1, /* a delta object: only the id is required */
+    FMAP_PARTIAL = 1, /* a delta object: only the id is required; `email` is chosen only
+                         from members that were sent (an absent one means unchanged) */
 };
 
 struct fmap_stats {

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOKEN_MAX       8192
-#define RECENT_RUNS     256 /* tenants remembered for coalescing */
-#define MAX_EXTRA_HDRS  8
+#define TOKEN_MAX        8192
+#define RECENT_RUNS      256 /* tenants remembered for coalescing */
+#define MAX_EXTRA_HDRS   8
 #define FLUSH_TIMEOUT_MS 30000
 
 struct recent_run {
@@ -137,8 +137,7 @@ struct fetch_service *fetch_service_new(const struct fetch_config *cfg,
     if (!fs->consumer)
         goto fail;
     metrics_describe(fs->metrics, "panel_fetch_pages_total", "counter", "Pages fetched");
-    metrics_describe(fs->metrics, "panel_fetch_objects_total", "counter",
-                     "Observations published");
+    metrics_describe(fs->metrics, "panel_fetch_objects_total", "counter", "Observations published");
     metrics_describe(fs->metrics, "panel_fetch_retries_total", "counter",
                      "Requests repeated after a transport error or a 5xx");
     metrics_describe(fs->metrics, "panel_fetch_throttles_total", "counter",
@@ -193,6 +192,11 @@ const char *fetch_run_provider_tenant(const struct fetch_run *r)
 bool fetch_run_force_full(const struct fetch_run *r)
 {
     return r->force_full;
+}
+
+bool fetch_run_preview(const struct fetch_run *r)
+{
+    return r->preview;
 }
 
 Panel__V1__RunKind fetch_run_kind(const struct fetch_run *r)
@@ -317,8 +321,8 @@ static int get_token(struct fetch_run *r)
     http_response_init(&resp);
     if (buf_appendf(&url, "%s/internal/token", fs->cfg->auth_url) ||
         buf_appends(&body, "{\"tenant_id\":") || buf_append_json_string(&body, r->tenant) ||
-        buf_appends(&body, ",\"provider\":") ||
-        buf_append_json_string(&body, fs->cfg->provider) || buf_appends(&body, "}") ||
+        buf_appends(&body, ",\"provider\":") || buf_append_json_string(&body, fs->cfg->provider) ||
+        buf_appends(&body, "}") ||
         buf_appendf(&authz, "Authorization: Bearer %s", fs->cfg->service_secret)) {
         fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
                        "token request too large");
@@ -400,8 +404,7 @@ int fetch_run_get(struct fetch_run *r, const char *url, const char *const *heade
             hdrs[n++] = headers[i];
         hdrs[n] = NULL;
         if (http_now_ms() >= r->deadline_ms) {
-            fetch_run_fail(r,
-                           PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
+            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
                            "the run's budget of %ld s is exhausted", fs->cfg->run_budget_s);
             goto out;
         }
@@ -421,8 +424,7 @@ int fetch_run_get(struct fetch_run *r, const char *url, const char *const *heade
         case HTTP_RESULT_OK:
             break;
         case HTTP_RESULT_DEADLINE:
-            fetch_run_fail(r,
-                           PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
+            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
                            "the run's budget of %ld s is exhausted%s: %s", fs->cfg->run_budget_s,
                            resp->throttled ? " while throttled" : "", err);
             goto out;
@@ -466,8 +468,8 @@ json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *re
                              const char *listing)
 {
     char err[256];
-    json_t *page = json_parse(resp->body.data ? resp->body.data : "", resp->body.len, err,
-                              sizeof err);
+    json_t *page =
+        json_parse(resp->body.data ? resp->body.data : "", resp->body.len, err, sizeof err);
     if (!page) {
         fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
                        "page %llu of %s is not valid JSON: %s",
@@ -700,9 +702,9 @@ static void run_one(struct fetch_service *fs, const Envelope *req)
                    "run completed in %.1f s: %llu people, %llu org units, %llu devices, "
                    "%llu removals, %llu skipped, %llu pages",
                    secs, (unsigned long long)r->counts.people,
-                   (unsigned long long)r->counts.org_units,
-                   (unsigned long long)r->counts.devices, (unsigned long long)r->counts.removals,
-                   (unsigned long long)r->counts.skipped, (unsigned long long)r->counts.pages);
+                   (unsigned long long)r->counts.org_units, (unsigned long long)r->counts.devices,
+                   (unsigned long long)r->counts.removals, (unsigned long long)r->counts.skipped,
+                   (unsigned long long)r->counts.pages);
         if (end == 0) {
             snprintf(l, sizeof l, "%s,tenant=\"%s\"", fs->label, r->tenant);
             metrics_gauge_set(fs->metrics, "panel_fetch_last_success_timestamp_seconds", l,
@@ -729,8 +731,8 @@ static void handle(struct fetch_service *fs, const rd_kafka_message_t *m)
                  (long long)m->offset, err);
         return;
     }
-    if (env->payload_case != PANEL__V1__ENVELOPE__PAYLOAD_SYNC_REQUEST ||
-        !env->has_source || env->source != fs->cfg->source)
+    if (env->payload_case != PANEL__V1__ENVELOPE__PAYLOAD_SYNC_REQUEST || !env->has_source ||
+        env->source != fs->cfg->source)
         goto out;
     if (!env->run_id || !*env->run_id || strlen(env->run_id) > 64) {
         log_warn_t(env->tenant_id, NULL, "ignoring a sync request without a usable run_id");

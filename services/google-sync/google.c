@@ -186,8 +186,7 @@ static int build_url(struct buf *url, const struct google_opts *g, const struct 
         return -1;
     if (l->paged && page_size > 0 && buf_appendf(url, "&maxResults=%ld", page_size))
         return -1;
-    if (page_token &&
-        (buf_appends(url, "&pageToken=") || buf_append_urlencoded(url, page_token)))
+    if (page_token && (buf_appends(url, "&pageToken=") || buf_append_urlencoded(url, page_token)))
         return -1;
     return 0;
 }

@@ -8,11 +8,11 @@
 #include "fetch_run.h"
 
 struct google_opts {
-    const char *api_url;     /* e.g. https://admin.googleapis.com (no trailing slash) */
-    long users_page;         /* maxResults of users.list (<= 500) */
-    long devices_page;       /* maxResults of chromeosdevices.list */
-    int same_page_retries;   /* devices' transient 400 "Invalid Input" retried this often */
-    int listing_restarts;    /* an expired page token restarts a listing at most this often */
+    const char *api_url;   /* e.g. https://admin.googleapis.com (no trailing slash) */
+    long users_page;       /* maxResults of users.list (<= 500) */
+    long devices_page;     /* maxResults of chromeosdevices.list */
+    int same_page_retries; /* devices' transient 400 "Invalid Input" retried this often */
+    int listing_restarts;  /* an expired page token restarts a listing at most this often */
 };
 
 extern const struct fmap_spec google_user_spec;
