@@ -65,7 +65,7 @@ TEST_HELPERS := $(wildcard tests/common/*.c)
 TEST_HELPER_OBJS := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all build tests deps test test-unit demo demo-stop migrate infra-up infra-down format \
-        format-check lint clean bench soak fuzz help
+        format-check lint docs clean bench soak fuzz help
 all: build tests
 build: $(LIBPANEL) $(PROGRAMS)
 tests: $(UNIT_BINS) $(INTEG_BINS)
@@ -154,6 +154,9 @@ soak:
 fuzz:
 	sh scripts/deps.sh
 	sh tests/fuzz/run.sh
+
+docs: build
+	python3 scripts/update-readme-config.py
 
 clean:
 	rm -rf $(BUILD)
