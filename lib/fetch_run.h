@@ -70,74 +70,29 @@ struct fetch_env {
     long long max_page_bytes;
 };
 
-#define FETCH_ENV_OPTIONS(type, m, group_default)                                                  \
-    {"PANEL_KAFKA_BROKERS",                                                                        \
-     CFG_STRING,                                                                                   \
-     "127.0.0.1:9092",                                                                             \
-     0,                                                                                            \
-     1024,                                                                                         \
-     offsetof(type, m.brokers),                                                                    \
-     "Kafka bootstrap servers (host:port,...)"},                                                   \
-        {"PANEL_KAFKA_GROUP",                                                                      \
-         CFG_STRING,                                                                               \
-         group_default,                                                                            \
-         0,                                                                                        \
-         128,                                                                                      \
-         offsetof(type, m.group),                                                                  \
-         "Consumer group on panel.sync.requests"},                                                 \
-        {"PANEL_AUTH_URL",                                                                         \
-         CFG_STRING,                                                                               \
-         "http://127.0.0.1:8081",                                                                  \
-         0,                                                                                        \
-         1024,                                                                                     \
-         offsetof(type, m.auth_url),                                                               \
-         "Base URL of the auth service (POST /internal/token)"},                                   \
-        {"PANEL_SERVICE_SECRET",                                                                   \
-         CFG_SECRET,                                                                               \
-         NULL,                                                                                     \
-         0,                                                                                        \
-         1024,                                                                                     \
-         offsetof(type, m.service_secret),                                                         \
-         "Shared secret for auth's internal routes (Bearer)"},                                     \
-        {"PANEL_FETCH_RUN_BUDGET_S",                                                               \
-         CFG_INT,                                                                                  \
-         "3600",                                                                                   \
-         1,                                                                                        \
-         86400,                                                                                    \
-         offsetof(type, m.run_budget_s),                                                           \
-         "Wall-clock budget of one run; past it the run fails (budget_exhausted)"},                \
-        {"PANEL_FETCH_HTTP_TIMEOUT_MS",                                                            \
-         CFG_INT,                                                                                  \
-         "60000",                                                                                  \
-         100,                                                                                      \
-         600000,                                                                                   \
-         offsetof(type, m.http_timeout_ms),                                                        \
-         "Timeout of one HTTP attempt to the provider"},                                           \
-        {"PANEL_FETCH_MAX_ATTEMPTS",                                                               \
-         CFG_INT,                                                                                  \
-         "10",                                                                                     \
-         1,                                                                                        \
-         1000,                                                                                     \
-         offsetof(type, m.max_attempts),                                                           \
-         "Attempts per provider request (throttling, 5xx, resets) before the run fails"},          \
-        {"PANEL_FETCH_BACKOFF_BASE_MS",                                                            \
-         CFG_INT,                                                                                  \
-         "500",                                                                                    \
-         1,                                                                                        \
-         60000,                                                                                    \
-         offsetof(type, m.backoff_base_ms),                                                        \
-         "First retry wait; doubles per retry, with jitter"},                                      \
-        {"PANEL_FETCH_BACKOFF_MAX_MS",                                                             \
-         CFG_INT,                                                                                  \
-         "30000",                                                                                  \
-         1,                                                                                        \
-         600000,                                                                                   \
-         offsetof(type, m.backoff_max_ms),                                                         \
-         "Longest retry wait (a longer Retry-After is still honoured)"},                           \
-    {                                                                                              \
-        "PANEL_FETCH_MAX_PAGE_BYTES", CFG_INT, "33554432", 65536, 1073741824,                      \
-            offsetof(type, m.max_page_bytes), "Cap on one provider response body"                  \
-    }
+/* clang-format off */
+#define FETCH_ENV_OPTIONS(type, m, group_default)                                                 \
+    {"PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 1024, offsetof(type, m.brokers),     \
+     "Kafka bootstrap servers (host:port,...)"},                                                  \
+    {"PANEL_KAFKA_GROUP", CFG_STRING, group_default, 0, 128, offsetof(type, m.group),             \
+     "Consumer group on panel.sync.requests"},                                                    \
+    {"PANEL_AUTH_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024, offsetof(type, m.auth_url),  \
+     "Base URL of the auth service (POST /internal/token)"},                                      \
+    {"PANEL_SERVICE_SECRET", CFG_SECRET, "", 0, 1024, offsetof(type, m.service_secret),           \
+     "Shared secret for auth's internal routes (Bearer); required"},                              \
+    {"PANEL_FETCH_RUN_BUDGET_S", CFG_INT, "3600", 1, 86400, offsetof(type, m.run_budget_s),       \
+     "Wall-clock budget of one run; past it the run fails (budget_exhausted)"},                   \
+    {"PANEL_FETCH_HTTP_TIMEOUT_MS", CFG_INT, "60000", 100, 600000,                                \
+     offsetof(type, m.http_timeout_ms), "Timeout of one HTTP attempt to the provider"},           \
+    {"PANEL_FETCH_MAX_ATTEMPTS", CFG_INT, "10", 1, 1000, offsetof(type, m.max_attempts),          \
+     "Attempts per provider request (throttling, 5xx, resets) before the run fails"},             \
+    {"PANEL_FETCH_BACKOFF_BASE_MS", CFG_INT, "500", 1, 60000, offsetof(type, m.backoff_base_ms),  \
+     "First retry wait; doubles per retry, with jitter"},                                         \
+    {"PANEL_FETCH_BACKOFF_MAX_MS", CFG_INT, "30000", 1, 600000, offsetof(type, m.backoff_max_ms), \
+     "Longest retry wait (a longer Retry-After is still honoured)"},                              \
+    {"PANEL_FETCH_MAX_PAGE_BYTES", CFG_INT, "33554432", 65536, 1073741824,                        \
+     offsetof(type, m.max_page_bytes), "Cap on one provider response body"}
+/* clang-format on */
 
 /* Fill cfg from env (strings borrowed from env). */
 void fetch_config_from_env(struct fetch_config *cfg, const struct fetch_env *env,

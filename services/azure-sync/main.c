@@ -55,6 +55,11 @@ int main(int argc, char **argv)
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
     }
+    if (!cfg.fetch.service_secret || !*cfg.fetch.service_secret) {
+        log_error("configuration error: PANEL_SERVICE_SECRET is required");
+        status = 2;
+        goto out;
+    }
     store = delta_store_new(cfg.pg_url, err, sizeof err);
     if (!store) {
         log_error("cannot start: %s", err);

@@ -53,6 +53,11 @@ int main(int argc, char **argv)
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
     }
+    if (!cfg.fetch.service_secret || !*cfg.fetch.service_secret) {
+        log_error("configuration error: PANEL_SERVICE_SECRET is required");
+        status = 2;
+        goto out;
+    }
     struct google_opts g = {
         .api_url = cfg.api_url,
         .users_page = (long)cfg.users_page,
