@@ -21,6 +21,9 @@ static const struct panelctl_command commands[] = {
      "print a topic's events as JSON lines from the beginning", cmd_consume},
     {"produce-test", "produce-test TENANT [COUNT]",
      "publish COUNT test RunStarted events on panel.source.events", cmd_produce_test},
+    {"publish", "publish TOPIC KEY [--raw] < envelopes.jsonl",
+     "publish Envelopes written as JSON lines (--raw: each line's bytes as they are)",
+     cmd_publish},
     {"tenant-add", "tenant-add TENANT [DISPLAY NAME]", "create a tenant (idempotent)",
      cmd_tenant_add},
 };
