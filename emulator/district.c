@@ -477,10 +477,10 @@ static const struct name family_names[] = {
 #define NFAMILY (sizeof family_names / sizeof family_names[0])
 
 static const char *school_names[] = {
-    "Lincoln Elementary",      "St. Mary's Academy",       "Roosevelt Middle School",
-    "Washington High School",  "O'Keefe Elementary",       "Zoë Baldwin Elementary",
-    "Jefferson Middle School", "Gifted + Talented Center", "Room #12 Annex",
-    "Cesar Chavez High",       "Maple Grove Elementary",   "Riverside Middle School",
+    "Lincoln Elementary",     "St. Mary's Academy",     "Gifted + Talented Center",
+    "Room #12 Annex",         "Zoë Baldwin Elementary", "Roosevelt Middle School",
+    "Washington High School", "O'Keefe Elementary",     "Jefferson Middle School",
+    "Cesar Chavez High",      "Maple Grove Elementary", "Riverside Middle School",
 };
 #define NSCHOOLS (sizeof school_names / sizeof school_names[0])
 
