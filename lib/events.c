@@ -217,3 +217,169 @@ int events_to_json(const ProtobufCMessage *msg, struct buf *out)
     rc |= buf_appends(out, "}");
     return rc ? -1 : 0;
 }
+
+static int fill_message(ProtobufCMessage *msg, const json_t *obj, int depth, char *err,
+                        size_t errlen);
+
+/* Store one JSON value into the slot of field f (a scalar slot or one array element). */
+static int fill_value(const ProtobufCFieldDescriptor *f, void *slot, const json_t *v, int depth,
+                      char *err, size_t errlen)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING:
+        if (!json_is_string(v))
+            goto wrong;
+        *(char **)slot = strdup(json_string_value(v));
+        return *(char **)slot ? 0 : -1;
+    case PROTOBUF_C_TYPE_BOOL:
+        if (!json_is_boolean(v))
+            goto wrong;
+        *(protobuf_c_boolean *)slot = json_is_true(v);
+        return 0;
+    case PROTOBUF_C_TYPE_ENUM: {
+        const ProtobufCEnumValue *ev = NULL;
+        if (json_is_string(v))
+            ev = protobuf_c_enum_descriptor_get_value_by_name(f->descriptor,
+                                                              json_string_value(v));
+        else if (json_is_integer(v))
+            ev = protobuf_c_enum_descriptor_get_value(f->descriptor,
+                                                      (int)json_integer_value(v));
+        if (!ev) {
+            snprintf(err, errlen, "%s: unknown enum value", f->name);
+            return -1;
+        }
+        *(int *)slot = ev->value;
+        return 0;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessageDescriptor *d = f->descriptor;
+        ProtobufCMessage *sub = malloc(d->sizeof_message);
+        if (!sub)
+            return -1;
+        protobuf_c_message_init(d, sub);
+        *(ProtobufCMessage **)slot = sub;
+        return fill_message(sub, v, depth + 1, err, errlen);
+    }
+    case PROTOBUF_C_TYPE_BYTES:
+        snprintf(err, errlen, "%s: bytes fields are not supported in JSON", f->name);
+        return -1;
+    default: {
+        long long n;
+        if (json_is_integer(v)) {
+            n = json_integer_value(v);
+        } else if (json_is_string(v)) {
+            char *end = NULL;
+            n = strtoll(json_string_value(v), &end, 10);
+            if (!*json_string_value(v) || *end)
+                goto wrong;
+        } else if (json_is_real(v) && (f->type == PROTOBUF_C_TYPE_DOUBLE ||
+                                       f->type == PROTOBUF_C_TYPE_FLOAT)) {
+            if (f->type == PROTOBUF_C_TYPE_DOUBLE)
+                *(double *)slot = json_real_value(v);
+            else
+                *(float *)slot = (float)json_real_value(v);
+            return 0;
+        } else {
+            goto wrong;
+        }
+        switch (type_size(f->type)) {
+        case 8:
+            if (f->type == PROTOBUF_C_TYPE_DOUBLE)
+                *(double *)slot = (double)n;
+            else
+                *(int64_t *)slot = n;
+            break;
+        default:
+            if (f->type == PROTOBUF_C_TYPE_FLOAT)
+                *(float *)slot = (float)n;
+            else
+                *(int32_t *)slot = (int32_t)n;
+        }
+        return 0;
+    }
+    }
+wrong:
+    snprintf(err, errlen, "%s: wrong JSON type", f->name);
+    return -1;
+}
+
+static int fill_message(ProtobufCMessage *msg, const json_t *obj, int depth, char *err,
+                        size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    if (!json_is_object(obj) || depth > 16) {
+        snprintf(err, errlen, "%s: expected a JSON object", msg->descriptor->name);
+        return -1;
+    }
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field_by_name(msg->descriptor, key);
+        char *base = (char *)msg;
+        if (!f) {
+            snprintf(err, errlen, "%s has no field '%s'", msg->descriptor->name, key);
+            return -1;
+        }
+        if (json_is_null(v))
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = json_array_size(v);
+            if (!json_is_array(v)) {
+                snprintf(err, errlen, "%s: expected an array", f->name);
+                return -1;
+            }
+            char *arr = calloc(n ? n : 1, type_size(f->type));
+            if (!arr)
+                return -1;
+            *(char **)(base + f->offset) = arr;
+            for (size_t i = 0; i < n; i++) {
+                *(size_t *)(base + f->quantifier_offset) = i + 1;
+                if (fill_value(f, arr + i * type_size(f->type), json_array_get(v, i), depth,
+                               err, errlen))
+                    return -1;
+            }
+            continue;
+        }
+        if (fill_value(f, base + f->offset, v, depth, err, errlen))
+            return -1;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+            *(uint32_t *)(base + f->quantifier_offset) = f->id;
+        else if (f->quantifier_offset && f->type != PROTOBUF_C_TYPE_STRING &&
+                 f->type != PROTOBUF_C_TYPE_MESSAGE)
+            *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
+    }
+    return 0;
+}
+
+Envelope *events_from_json(const json_t *obj, const char *default_tenant, char *err,
+                           size_t errlen)
+{
+    Envelope *env = malloc(sizeof *env);
+    char id[EVENTS_ID_LEN];
+    if (!env) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    panel__v1__envelope__init(env);
+    if (fill_message(&env->base, obj, 0, err, errlen))
+        goto fail;
+    if (!env->event_id) {
+        if (crypto_uuid(id) || !(env->event_id = strdup(id)))
+            goto fail;
+    }
+    if (!env->tenant_id && default_tenant && !(env->tenant_id = strdup(default_tenant)))
+        goto fail;
+    if (!env->has_occurred_at_ms) {
+        env->has_occurred_at_ms = 1;
+        env->occurred_at_ms = events_now_ms();
+    }
+    if (!env->has_schema_version) {
+        env->has_schema_version = 1;
+        env->schema_version = EVENTS_SCHEMA_VERSION;
+    }
+    return env;
+fail:
+    panel__v1__envelope__free_unpacked(env, NULL);
+    return NULL;
+}

@@ -6,6 +6,8 @@
 #include "kafka.h"
 #include "panel/v1/events.pb-c.h"
 
+#include <jansson.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +37,12 @@ void events_free(Envelope *env);
  * int64 as numbers). 0 or -1. */
 int events_to_json(const ProtobufCMessage *msg, struct buf *out)
     __attribute__((warn_unused_result));
+/* Build an Envelope from JSON in the shape events_to_json prints (field names as in the
+ * .proto, enums by name or number, int64 as numbers or strings). Unknown fields are errors.
+ * event_id, occurred_at_ms and schema_version are filled in when absent, tenant_id from
+ * default_tenant when absent. Free with events_free. NULL + message on error. */
+Envelope *events_from_json(const json_t *obj, const char *default_tenant, char *err,
+                           size_t errlen);
 const char *events_source_str(Panel__V1__Source s); /* "google", "azure", "panel", "unspecified" */
 
 #endif

@@ -19,6 +19,8 @@ static const struct panelctl_command commands[] = {
      cmd_decode},
     {"consume", "consume TOPIC [--count N] [--timeout-ms MS] [--group G]",
      "print a topic's events as JSON lines from the beginning", cmd_consume},
+    {"publish", "publish TOPIC KEY < envelopes.jsonl",
+     "publish Envelopes written as JSON lines (the shape `consume` prints)", cmd_publish},
     {"produce-test", "produce-test TENANT [COUNT]",
      "publish COUNT test RunStarted events on panel.source.events", cmd_produce_test},
     {"tenant-add", "tenant-add TENANT [DISPLAY NAME]", "create a tenant (idempotent)",
