@@ -174,8 +174,8 @@ static int flush_outbox(struct actx *c)
     PGresult *r = qj(c,
                      "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload)"
                      " SELECT v.t, v.e, v.topic, v.k, decode(v.p, 'base64')"
-                     " FROM jsonb_to_recordset($1::jsonb) WITH ORDINALITY"
-                     " AS v(t text, e uuid, topic text, k text, p text, n bigint) ORDER BY v.n",
+                     " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t text, e uuid, topic text,"
+                     " k text, p text)) WITH ORDINALITY AS v(t, e, topic, k, p, n) ORDER BY v.n",
                      c->outbox, PGRES_COMMAND_OK);
     PQclear(r);
     json_array_clear(c->outbox);
