@@ -488,7 +488,7 @@ def large_district(t):
                                  display_name=f"Azure User {i}", **f)
     r, e = full_run(t, "google", lambda r: (
         [orgunit(t, r, f"id:{k}", f"/ou{k}", name=f"ou{k}") for k in range(20)]
-        + [g(r, i) for i in range(1500)]
+        + [g(r, i) for i in range(3000)]
         + [device(t, r, f"d{i}", serial_number=f"S{i}") for i in range(300)]))
     runs.append(r)
     evs += e
@@ -498,12 +498,22 @@ def large_district(t):
     r, e = full_run(t, "google", lambda r: (
         [orgunit(t, r, f"id:{k}", f"/ou{k}", name=f"ou{k}") for k in range(20)]
         + [person(t, "google", r, f"g{i}", f"renamed{i}@big.org") if i % 7 == 0
-           else g(r, i, job_title="x") if i % 5 == 0 else g(r, i) for i in range(50, 1500)]
+           else g(r, i, job_title="x") if i % 5 == 0 else g(r, i) for i in range(50, 3000)]
         + [device(t, r, f"d{i}", serial_number=f"S{i}", os_version="2")
            for i in range(0, 300, 2)]))
     runs.append(r)
     evs += e
     return runs, evs
+
+
+def stored_progress():
+    rows = harness.psql("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets "
+                        "WHERE group_id = 'panel-merger' AND topic = 'panel.source.events'")
+    return int(rows[0][0])
+
+
+def all_done(tenant, runs):
+    return all((run_row(tenant, r) or {}).get("status") == "completed" for r in runs)
 
 
 class MergerCrashTest(unittest.TestCase):
@@ -530,15 +540,25 @@ class MergerCrashTest(unittest.TestCase):
         seed = int(time.time())
         rnd = random.Random(seed)
         merger = start_merger(PANEL_MERGER_BATCH_MAX="97")
+        kills_mid_run = 0
         try:
-            for _ in range(3):
-                time.sleep(rnd.uniform(0.3, 2.0))
+            for _ in range(4):
+                # let the new member get its partitions and commit at least one batch, then
+                # kill it at a random instant
+                base = stored_progress()
+                harness.wait_until(lambda: stored_progress() > base or
+                                   all_done(kil, runs2), timeout=60, what="progress")
+                if all_done(kil, runs2):
+                    break
+                time.sleep(rnd.uniform(0.0, 0.4))
                 merger.kill()
+                kills_mid_run += not all_done(kil, runs2)
                 merger.start()
             for r in runs2:
                 wait_run(kil, r, timeout=300)
         finally:
             merger.stop()
+        self.assertGreaterEqual(kills_mid_run, 2, f"the run ended too early (seed {seed})")
         a, b = snapshot(ref), snapshot(kil)
         for k in a:
             self.assertEqual(a[k], b[k], f"{k} differs after SIGKILLs (seed {seed})")
