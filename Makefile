@@ -64,8 +64,8 @@ INTEG_BINS := $(INTEG_SRCS:%.c=$(BUILD)/%)
 TEST_HELPERS := $(wildcard tests/common/*.c)
 TEST_HELPER_OBJS := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all build tests deps test test-unit demo demo-stop migrate infra-up infra-down format \
-        format-check lint clean bench soak fuzz help
+.PHONY: all build tests deps test test-unit demo migrate infra-up infra-down format \
+        format-check lint docs clean bench soak fuzz help
 all: build tests
 build: $(LIBPANEL) $(PROGRAMS)
 tests: $(UNIT_BINS) $(INTEG_BINS)
@@ -117,10 +117,8 @@ test-unit: build tests
 
 demo:
 	sh scripts/deps.sh
-	sh scripts/demo.sh
-
-demo-stop:
-	sh scripts/demo.sh stop
+	$(MAKE) -j2 build
+	python3 scripts/demo.py
 
 migrate: $(BUILD)/bin/panelctl
 	sh scripts/infra.sh up >/dev/null && . ./.run/env && $(BUILD)/bin/panelctl migrate
@@ -154,6 +152,9 @@ soak:
 fuzz:
 	sh scripts/deps.sh
 	sh tests/fuzz/run.sh
+
+docs: build
+	python3 scripts/update-readme-config.py
 
 clean:
 	rm -rf $(BUILD)
