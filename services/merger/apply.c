@@ -36,9 +36,12 @@ struct actx {
 const char *apply_result_str(enum apply_result r)
 {
     switch (r) {
-    case APPLY_OK: return "ok";
-    case APPLY_FENCED: return "fenced";
-    default: return "error";
+    case APPLY_OK:
+        return "ok";
+    case APPLY_FENCED:
+        return "fenced";
+    default:
+        return "error";
     }
 }
 
@@ -156,9 +159,9 @@ static int outbox_add(struct actx *c, Envelope *env, const char *topic, const ch
     if (!b64 || crypto_base64(data, len, b64, len * 4 / 3 + 8) < 0)
         goto out;
     snprintf(key, sizeof key, "%s/%s", tenant, entity_id);
-    rc = json_array_append_new(c->outbox, json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", tenant, "e",
-                                                    env->event_id, "topic", topic, "k", key,
-                                                    "p", b64));
+    rc = json_array_append_new(c->outbox,
+                               json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", tenant, "e", env->event_id,
+                                         "topic", topic, "k", key, "p", b64));
 out:
     if (rc)
         snprintf(c->err, c->errlen, "out of memory building an outbox row");
@@ -171,12 +174,13 @@ static int flush_outbox(struct actx *c)
 {
     if (json_array_size(c->outbox) == 0)
         return 0;
-    PGresult *r = qj(c,
-                     "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload)"
-                     " SELECT v.t, v.e, v.topic, v.k, decode(v.p, 'base64')"
-                     " FROM jsonb_to_recordset($1::jsonb) WITH ORDINALITY"
-                     " AS v(t text, e uuid, topic text, k text, p text, n bigint) ORDER BY v.n",
-                     c->outbox, PGRES_COMMAND_OK);
+    PGresult *r =
+        qj(c,
+           "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload)"
+           " SELECT v.t, v.e, v.topic, v.k, decode(v.p, 'base64')"
+           " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t text, e uuid, topic text,"
+           " k text, p text)) WITH ORDINALITY AS v(t, e, topic, k, p, n) ORDER BY v.n",
+           c->outbox, PGRES_COMMAND_OK);
     PQclear(r);
     json_array_clear(c->outbox);
     return r ? 0 : -1;
@@ -187,9 +191,9 @@ static void outcome_add(struct actx *c, const char *tenant, const char *run, con
                         const char *outcome, const char *reason)
 {
     json_array_append_new(c->outcomes,
-                          json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:s}", "t", tenant, "r",
-                                    run, "k", kind, "src", source, "id", source_id, "e", email,
-                                    "o", outcome, "why", reason));
+                          json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:s}", "t", tenant, "r", run,
+                                    "k", kind, "src", source, "id", source_id, "e", email, "o",
+                                    outcome, "why", reason));
 }
 
 static int flush_outcomes(struct actx *c)
@@ -214,7 +218,7 @@ static int flush_outcomes(struct actx *c)
 
 static Panel__V1__Source source_enum(const char *s)
 {
-    return strcmp(s, "google") == 0 ? PANEL__V1__SOURCE__SOURCE_GOOGLE
+    return strcmp(s, "google") == 0  ? PANEL__V1__SOURCE__SOURCE_GOOGLE
            : strcmp(s, "azure") == 0 ? PANEL__V1__SOURCE__SOURCE_AZURE
                                      : PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
 }
@@ -234,9 +238,9 @@ static ProtobufCMessage *json_to_msg(const ProtobufCMessageDescriptor *d, const 
     return m;
 }
 
-static int person_event(struct actx *c, const char *tenant, const char *run,
-                        const char *person_id, const struct merge_person *mp, int64_t version,
-                        Panel__V1__ChangeKind kind, const json_t *changed)
+static int person_event(struct actx *c, const char *tenant, const char *run, const char *person_id,
+                        const struct merge_person *mp, int64_t version, Panel__V1__ChangeKind kind,
+                        const json_t *changed)
 {
     int rc = -1;
     char id[EVENTS_ID_LEN], perr[256];
@@ -249,8 +253,8 @@ static int person_event(struct actx *c, const char *tenant, const char *run,
     Panel__V1__FieldSource **fsp = calloc(nprov ? nprov : 1, sizeof *fsp);
     Panel__V1__Source *srcs = calloc(nsrc ? nsrc : 1, sizeof *srcs);
     char **ch = calloc(nch ? nch : 1, sizeof *ch);
-    ProtobufCMessage *fields = json_to_msg(&panel__v1__person__descriptor, mp->fields, perr,
-                                           sizeof perr);
+    ProtobufCMessage *fields =
+        json_to_msg(&panel__v1__person__descriptor, mp->fields, perr, sizeof perr);
     if (!fs || !fsp || !srcs || !ch || !fields) {
         snprintf(c->err, c->errlen, "building PersonChanged: %s", fields ? "out of memory" : perr);
         goto out;
@@ -359,10 +363,11 @@ static int people_remerge(struct actx *c, json_t *persons)
         bool same = version > 0 && json_equal(old, mp.fields) && was_removed == mp.removed &&
                     strcmp(pgsrcs, col_str(r, i, 9)) == 0;
         if (!same && !(version == 0 && mp.removed)) {
-            Panel__V1__ChangeKind kind = version == 0             ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
-                                         : mp.removed             ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_REMOVED
-                                         : was_removed            ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
-                                                                  : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
+            Panel__V1__ChangeKind kind = version == 0 ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
+                                         : mp.removed ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_REMOVED
+                                         : was_removed
+                                             ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
+                                             : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
             changed = merge_changed_fields(mp.removed ? mp.fields : old, mp.fields);
             if (mp.removed) { /* the shown values stay on the tombstone */
                 json_decref(mp.fields);
@@ -381,8 +386,7 @@ static int people_remerge(struct actx *c, json_t *persons)
                 json_string_value(json_object_get(mp.fields, "family_name")), "ou",
                 json_string_value(json_object_get(mp.fields, "org_unit_path")), "susp",
                 json_is_true(json_object_get(mp.fields, "suspended")), "f", mp.fields, "prov",
-                mp.provenance, "src", mp.sources, "rm", mp.removed, "v",
-                (json_int_t)(version + 1));
+                mp.provenance, "src", mp.sources, "rm", mp.removed, "v", (json_int_t)(version + 1));
             int fail = !row || !changed || json_array_append_new(upd, row) ||
                        person_event(c, tenant, run, pid, &mp, version + 1, kind, changed);
             if (fail) {
@@ -480,8 +484,8 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
                 pid = newid;
             }
         } else {
-            json_array_append_new(cases, json_pack("{s:s,s:s,s:s,s:O,s:s?}", "t", t, "s", s,
-                                                   "id", id, "c", cand, "r", run));
+            json_array_append_new(cases, json_pack("{s:s,s:s,s:s,s:O,s:s?}", "t", t, "s", s, "id",
+                                                   id, "c", cand, "r", run));
             outcome_add(c, t, run, "person", s, id, e, "match_case",
                         "email matches more than one Person");
             struct run_counts *rcnt = run ? run_counts_for(c, t, run) : NULL;
@@ -489,8 +493,8 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
                 rcnt->match_cases++;
         }
         if (pid) {
-            json_array_append_new(links,
-                                  json_pack("{s:s,s:s,s:s,s:s}", "t", t, "s", s, "id", id, "p", pid));
+            json_array_append_new(
+                links, json_pack("{s:s,s:s,s:s,s:s}", "t", t, "s", s, "id", id, "p", pid));
             json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", t, "p", pid, "r", run));
         }
         json_decref(cand);
@@ -651,12 +655,11 @@ out:
 /* ---------------------------------------------------------------- Assets and OrgUnits */
 
 static int asset_event(struct actx *c, const char *tenant, const char *run, PGresult *r, int i,
-                       Panel__V1__AssetChangeKind kind, const json_t *device,
-                       const json_t *changed)
+                       Panel__V1__AssetChangeKind kind, const json_t *device, const json_t *changed)
 {
     /* columns: asset_id, asset_tag, manual, lifecycle, version, in_google */
-    static const char *const lifecycles[] = {"", "in_storage", "deployed", "in_repair",
-                                             "lost_stolen", "retired"};
+    static const char *const lifecycles[] = {"",          "in_storage",  "deployed",
+                                             "in_repair", "lost_stolen", "retired"};
     int rc = -1;
     char id[EVENTS_ID_LEN], perr[256];
     Envelope env;
@@ -861,9 +864,10 @@ static int orgunits_apply(struct actx *c, json_t *rows)
         json_t *od = isnew ? NULL : col_json(r, i, 3);
         json_t *f = json_object_get(row, "f");
         json_t *ch = merge_changed_fields(od, f);
-        Panel__V1__ChangeKind kind = isnew              ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
-                                     : col_bool(r, i, 5) ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
-                                                        : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
+        Panel__V1__ChangeKind kind = isnew ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
+                                     : col_bool(r, i, 5)
+                                         ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
+                                         : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
         int e = !ch || orgunit_event(c, t, run, id, kind, f, ch);
         json_decref(od);
         json_decref(ch);
@@ -910,8 +914,8 @@ static int remove_objects(struct actx *c, json_t *list, const char *run, bool su
     *removed += PQntuples(r);
     for (int i = 0; i < PQntuples(r); i++)
         if (col_str(r, i, 1))
-            json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", col_str(r, i, 0),
-                                                     "p", col_str(r, i, 1), "r", run));
+            json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", col_str(r, i, 0), "p",
+                                                     col_str(r, i, 1), "r", run));
     PQclear(r);
     r = NULL;
     if (people_remerge(c, persons))
@@ -988,8 +992,8 @@ static int ensure_run(struct actx *c, const Envelope *env, const char *status)
         reason = env->run_started->reason ? env->run_started->reason : "";
         preview = env->run_started->preview ? "true" : "false";
     }
-    const char *params[7] = {env->tenant_id, env->run_id, events_source_str(env->source), kind,
-                             preview, reason, status};
+    const char *params[7] = {
+        env->tenant_id, env->run_id, events_source_str(env->source), kind, preview, reason, status};
     if (cmd(c, "INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", 1, params))
         return -1;
     if (status) /* RunStarted: a row auth created stays, and becomes running */
@@ -1287,8 +1291,8 @@ static void obj_key(char *out, size_t outlen, const char *t, const char *s, cons
 }
 
 /* Stage the observations of msgs[from, to) of one preview-ness and apply them. */
-static int apply_observations(struct actx *c, const struct apply_msg *msgs, size_t from,
-                              size_t to, bool preview_group, json_t *previews)
+static int apply_observations(struct actx *c, const struct apply_msg *msgs, size_t from, size_t to,
+                              bool preview_group, json_t *previews)
 {
     int rc = -1;
     json_t *people = json_array(), *devices = json_array(), *ous = json_array();
@@ -1335,9 +1339,9 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
                 json_decref(cl);
                 continue;
             }
-            json_t *row = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:b,s:o,s:o}", "t", t, "s", src,
-                                    "id", p->source_id, "e", norm, "f", f, "r", run, "delta",
-                                    is_delta, "cl", cl, "alt", person_alt_emails(p));
+            json_t *row = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:b,s:o,s:o}", "t", t, "s", src, "id",
+                                    p->source_id, "e", norm, "f", f, "r", run, "delta", is_delta,
+                                    "cl", cl, "alt", person_alt_emails(p));
             if (!row)
                 goto oom;
             if (prev) { /* a later full observation replaces the earlier one */
@@ -1351,8 +1355,8 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
         } else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED ||
                    env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED) {
             bool dev = env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED;
-            const ProtobufCMessage *m = dev ? &env->device_observed->device->base
-                                            : &env->org_unit_observed->org_unit->base;
+            const ProtobufCMessage *m =
+                dev ? &env->device_observed->device->base : &env->org_unit_observed->org_unit->base;
             const char *id = dev ? env->device_observed->device->device_id
                                  : env->org_unit_observed->org_unit->org_unit_id;
             struct buf b;
@@ -1370,7 +1374,7 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
                                         : json_null());
                 json_object_set_new(row, "ls",
                                     date_or_null(d->last_sync, true) ? json_string(d->last_sync)
-                                                                      : json_null());
+                                                                     : json_null());
             }
             obj_key(key, sizeof key, t, dev ? "device" : "org_unit", id);
             json_t *arr = dev ? devices : ous, *prev = json_object_get(idx, key);
@@ -1384,13 +1388,13 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
             json_array_append_new(arr, row);
         } else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_OBJECT_REMOVED) {
             const Panel__V1__ObjectRemoved *o = env->object_removed;
-            const char *k = o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_PERSON     ? "person"
-                            : o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_DEVICE   ? "device"
-                                                                                      : "org_unit";
+            const char *k = o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_PERSON   ? "person"
+                            : o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_DEVICE ? "device"
+                                                                                    : "org_unit";
             bool changed = o->reason == PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED;
             json_array_append_new(changed ? suspends : removals,
-                                  json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src,
-                                            "id", o->source_id, "r", run));
+                                  json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src, "id",
+                                            o->source_id, "r", run));
         }
     }
     if (people_apply(c, people) || devices_apply(c, devices) || orgunits_apply(c, ous))
@@ -1413,8 +1417,10 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
                 rcnt->seen++;
             if (removed > 0 && pass == 0) {
                 const char *params[3] = {json_string_value(json_object_get(o, "t")), run, NULL};
-                if (cmd(c, "UPDATE sync_runs SET removed = removed + 1 WHERE tenant_id = $1"
-                           " AND run_id = $2", 2, params))
+                if (cmd(c,
+                        "UPDATE sync_runs SET removed = removed + 1 WHERE tenant_id = $1"
+                        " AND run_id = $2",
+                        2, params))
                     goto out;
             }
         }
@@ -1625,12 +1631,11 @@ enum apply_result apply_batch(PGconn *pg, const char *group, const char *topic,
     }
     res = APPLY_OK;
     goto out;
-rollback:
-    {
-        char e2[256];
-        if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
-            log_warn("rollback failed: %s", e2);
-    }
+rollback : {
+    char e2[256];
+    if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
+        log_warn("rollback failed: %s", e2);
+}
     if (fenced)
         res = APPLY_FENCED;
 out:
@@ -1716,12 +1721,11 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
         goto out;
     res = DECIDE_OK;
     goto out;
-rollback:
-    {
-        char e2[256];
-        if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
-            log_warn("rollback failed: %s", e2);
-    }
+rollback : {
+    char e2[256];
+    if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
+        log_warn("rollback failed: %s", e2);
+}
 out:
     PQclear(r);
     json_decref(list);

@@ -52,8 +52,7 @@ enum apply_decide_result {
  * run, in one transaction. *removed gets the number of objects removed. */
 enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char *run_id,
                                       const char *admin, enum apply_decision d, long *removed,
-                                      char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+                                      char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Validate the envelope of a panel.source.events message beyond events_decode: a source
  * event payload, a valid tenant id, run id, a cloud source and the object's key fields.

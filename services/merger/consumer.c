@@ -41,8 +41,8 @@ static int load_offsets(struct cctx *c, rd_kafka_topic_partition_list_t *parts)
             PQclear(r);
             return -1;
         }
-        parts->elems[i].offset = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
-                                                   : RD_KAFKA_OFFSET_BEGINNING;
+        parts->elems[i].offset =
+            PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : RD_KAFKA_OFFSET_BEGINNING;
         PQclear(r);
     }
     return 0;
@@ -170,8 +170,8 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
                 char e2[256];
                 log_warn("dead-lettering %s[%d]@%lld: %s", rd_kafka_topic_name(m->rkt),
                          (int)m->partition, (long long)m->offset, why);
-                if (dlq_send(dlq, m->key, m->key_len, m->payload, m->len, m->partition,
-                             m->offset, why, e2, sizeof e2))
+                if (dlq_send(dlq, m->key, m->key_len, m->payload, m->len, m->partition, m->offset,
+                             why, e2, sizeof e2))
                     log_error("%s", e2);
                 metrics_counter_add(o->metrics, "merger_dead_letters_total", NULL, 1);
             }
@@ -204,8 +204,8 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
         char aerr[1024];
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        enum apply_result ar = apply_batch(c.pg, o->group, TOPIC_SOURCE_EVENTS, am, n, &st,
-                                           aerr, sizeof aerr);
+        enum apply_result ar =
+            apply_batch(c.pg, o->group, TOPIC_SOURCE_EVENTS, am, n, &st, aerr, sizeof aerr);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if (ar == APPLY_OK) {
             metrics_counter_add(o->metrics, "merger_events_applied_total", NULL, (double)n);

@@ -54,7 +54,8 @@ static int handle(struct mg_connection *conn, void *cbdata)
     if (body.len > 0) {
         req = json_parse(body.data, body.len, err, sizeof err);
         if (!req || json_get_str(req, "admin", &admin) == JSON_GET_WRONG_TYPE) {
-            status = httpd_reply_error(conn, 400, "bad_request", "body must be {\"admin\":\"...\"}");
+            status =
+                httpd_reply_error(conn, 400, "bad_request", "body must be {\"admin\":\"...\"}");
             goto out;
         }
     }
@@ -68,10 +69,9 @@ static int handle(struct mg_connection *conn, void *cbdata)
         goto out;
     }
     long removed = 0;
-    enum apply_decide_result d =
-        apply_decide(pg, tenant, run, admin,
-                     strcmp(action, "approve") == 0 ? APPLY_APPROVE : APPLY_REJECT, &removed, err,
-                     sizeof err);
+    enum apply_decide_result d = apply_decide(
+        pg, tenant, run, admin, strcmp(action, "approve") == 0 ? APPLY_APPROVE : APPLY_REJECT,
+        &removed, err, sizeof err);
     if (d == DECIDE_NOT_FOUND)
         status = httpd_reply_error(conn, 404, "not_found", "no such run");
     else if (d == DECIDE_NOT_HELD)
@@ -81,8 +81,8 @@ static int handle(struct mg_connection *conn, void *cbdata)
         status = httpd_reply_error(conn, 500, "internal", "could not record the decision");
     } else {
         json_t *out = json_pack("{s:s,s:s,s:I}", "run_id", run, "status",
-                                strcmp(action, "approve") == 0 ? "approved" : "rejected",
-                                "removed", (json_int_t)removed);
+                                strcmp(action, "approve") == 0 ? "approved" : "rejected", "removed",
+                                (json_int_t)removed);
         log_info("run %s of %s %s by %s (%ld removed)", run, tenant, action, admin, removed);
         status = httpd_reply_json(conn, 200, out);
         json_decref(out);
