@@ -26,6 +26,8 @@ static const struct panelctl_command commands[] = {
      cmd_publish},
     {"tenant-add", "tenant-add TENANT [DISPLAY NAME]", "create a tenant (idempotent)",
      cmd_tenant_add},
+    {"offsets", "offsets TOPIC...",
+     "print the topics' end offsets summed over partitions as one JSON object", cmd_offsets},
 };
 
 const char *panelctl_env(const char *name, const char *def)
