@@ -31,6 +31,17 @@ bool routes_valid_tenant(const char *s)
     return true;
 }
 
+bool routes_valid_actor(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > 254)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
+            return false;
+    return true;
+}
+
 bool routes_valid_admin(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
@@ -121,12 +132,17 @@ out:
     return j;
 }
 
-/* The "admin" member: required, an email. Replies and returns NULL when invalid. */
-static const char *body_admin(struct mg_connection *conn, const json_t *body)
+/* The "admin" member: required. Starting an authorization needs the cloud admin's email (it
+ * is the login hint and is bound to the state); other actions accept any actor id, such as
+ * the api's "apikey:<id>". Replies and returns NULL when invalid. */
+static const char *body_admin(struct mg_connection *conn, const json_t *body, bool email)
 {
     const char *admin = NULL;
-    if (json_get_str(body, "admin", &admin) != JSON_GET_OK || !routes_valid_admin(admin)) {
-        reply_err(conn, 400, "invalid_argument", "\"admin\" must be the admin's email address");
+    if (json_get_str(body, "admin", &admin) != JSON_GET_OK ||
+        !(email ? routes_valid_admin(admin) : routes_valid_actor(admin))) {
+        reply_err(conn, 400, "invalid_argument",
+                  email ? "\"admin\" must be the admin's email address"
+                        : "\"admin\" must name who acts (1 to 254 printable characters)");
         return NULL;
     }
     return admin;
@@ -156,7 +172,7 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
     buf_init(&url, 8192);
     if (!body)
         return 400;
-    const char *admin = body_admin(conn, body);
+    const char *admin = body_admin(conn, body, true);
     if (!admin) {
         status = 400;
         goto out;
@@ -539,7 +555,7 @@ static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, co
     json_t *out = NULL, *body = read_json(conn, true);
     if (!body)
         return 400;
-    const char *admin = body_admin(conn, body);
+    const char *admin = body_admin(conn, body, false);
     if (!admin) {
         status = 400;
         goto out;
@@ -634,7 +650,7 @@ static int handle_sync(struct mg_connection *conn, struct auth_ctx *c, const cha
         status = reply_err(conn, 400, "invalid_argument", "\"preview\" must be a boolean");
         goto out;
     }
-    if (!(admin = body_admin(conn, body))) {
+    if (!(admin = body_admin(conn, body, false))) {
         status = 400;
         goto out;
     }

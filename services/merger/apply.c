@@ -1170,10 +1170,12 @@ static int run_failed(struct actx *c, const Envelope *env)
     const char *params[4] = {env->tenant_id, env->run_id,
                              ev ? ev->name : "RUN_FAILURE_REASON_UNSPECIFIED",
                              f->message ? f->message : ""};
-    /* A failed run deletes nothing: what it saw is forgotten. */
+    /* A failed run deletes nothing: what it saw is forgotten. The reason is stored as the
+     * short code admins see ("revoked", "throttled", ...). */
     return cmd(c,
                "UPDATE sync_runs SET status = 'failed', finished_at = now(),"
-               " failure_reason = $3, message = $4 WHERE tenant_id = $1 AND run_id = $2"
+               " failure_reason = lower(regexp_replace($3, '^RUN_FAILURE_REASON_', '')),"
+               " message = $4 WHERE tenant_id = $1 AND run_id = $2"
                " AND status IN ('requested', 'running')",
                4, params) ||
            cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params);
