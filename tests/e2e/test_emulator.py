@@ -192,14 +192,10 @@ class Emulator:
     """A panel-emulator with its own ports and districts."""
 
     def __init__(self, districts, **env):
-        self.admin_port = harness.free_port()
-        e = {"PANEL_EMULATOR_ADMIN_PORT": str(self.admin_port),
-             "PANEL_EMULATOR_DISTRICTS": districts,
-             "PANEL_EMULATOR_CONSENT": "page"}
-        e.update({k: str(v) for k, v in env.items()})
-        self.proc = harness.Process("panel-emulator", env=e)
+        self.proc = harness.start_emulator(districts, consent="page",
+                                           env={k: str(v) for k, v in env.items()})
         self.url = self.proc.url
-        self.admin = f"http://127.0.0.1:{self.admin_port}"
+        self.admin = self.proc.admin_url
 
     def stop(self):
         self.proc.stop()
