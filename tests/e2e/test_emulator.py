@@ -722,6 +722,59 @@ class MicrosoftTest(unittest.TestCase):
         p.feed(page.decode())
         self.assertEqual({b.get("id") for b in p.buttons}, {"allow", "deny"})
 
+    def test_authorization_code_flow(self):
+        emu = Emulator("acf:people=12,azure_people=10,shared=5,devices=1,ous=5")
+        try:
+            d = emu.district("acf")
+            verifier, challenge = pkce_pair()
+            q = {"client_id": MSCLIENT, "response_type": "code", "redirect_uri": REDIRECT,
+                 "scope": "https://graph.microsoft.com/User.Read.All offline_access",
+                 "state": "s9", "code_challenge": challenge, "code_challenge_method": "S256",
+                 "login_hint": d["admin_email"], "emulator_decision": "allow"}
+            url = f"{emu.url}/organizations/oauth2/v2.0/authorize?"
+            s, h, _ = request("GET", url + urllib.parse.urlencode(q))
+            self.assertEqual(s, 302)
+            got = urllib.parse.parse_qs(urllib.parse.urlsplit(h["location"]).query)
+            self.assertEqual(got["state"], ["s9"])
+            code = got["code"][0]
+            form = {"grant_type": "authorization_code", "client_id": MSCLIENT,
+                    "client_secret": MSSECRET, "code": code, "redirect_uri": REDIRECT,
+                    "code_verifier": verifier}
+            tok_url = f"{emu.url}/{d['azure_tenant_id']}/oauth2/v2.0/token"
+            s, _, b = request("POST", tok_url, dict(form, code_verifier="wrong" * 10))
+            self.assertEqual(s, 400)
+            self.assertEqual(b["error_codes"], [501481])
+            s, _, b = request("POST", tok_url, dict(form, redirect_uri=REDIRECT + "/other"))
+            self.assertEqual(s, 400)
+            self.assertEqual(b["error"], "invalid_grant")
+            s, _, b = request("POST", tok_url, form)
+            self.assertEqual(s, 200, b)
+            check_ref(self, b, "microsoft", "token_response")
+            self.assertIn("refresh_token", b)
+            s, _, _ = emu.gget("/v1.0/users", b["access_token"])
+            self.assertEqual(s, 200)
+            s, _, again = request("POST", tok_url, form)
+            self.assertEqual(s, 400)
+            check_ref(self, again, "microsoft", "aad_error")
+            self.assertEqual(again["error_codes"], [54005])  # a code is redeemed once
+            s, _, r = request("POST", tok_url, {
+                "grant_type": "refresh_token", "client_id": MSCLIENT, "client_secret": MSSECRET,
+                "refresh_token": b["refresh_token"]})
+            self.assertEqual(s, 200, r)
+            self.assertIn("refresh_token", r)
+            request("POST", f"{emu.admin}/control/districts/acf/azure/revoke")
+            s, _, r = request("POST", tok_url, {
+                "grant_type": "refresh_token", "client_id": MSCLIENT, "client_secret": MSSECRET,
+                "refresh_token": b["refresh_token"]})
+            self.assertEqual(s, 400)
+            self.assertEqual(r["error"], "invalid_grant")
+            self.assertEqual(r["error_codes"], [65001])
+            s, h, _ = request("GET", url + urllib.parse.urlencode(dict(q, emulator_decision="deny")))
+            self.assertEqual(s, 302)
+            self.assertIn("error=access_denied", h["location"])
+        finally:
+            emu.stop()
+
     def test_token_errors(self):
         self.emu.ms_consent("alpha")
         tenant = self.emu.district("alpha")["azure_tenant_id"]
