@@ -374,6 +374,8 @@ class GoogleOAuthTest(unittest.TestCase):
         # asking for consent again (prompt=consent) hands out a new one
         forced = self.emu.google_tokens(hint, extra={"prompt": "consent"})
         self.assertIn("refresh_token", forced)
+        online = self.emu.google_tokens(hint, extra={"prompt": "consent", "access_type": "online"})
+        self.assertNotIn("refresh_token", online)
 
     def test_token_errors(self):
         verifier, challenge = pkce_pair()
