@@ -6,8 +6,6 @@
 #include "kafka.h"
 #include "panel/v1/events.pb-c.h"
 
-#include <jansson.h>
-
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,12 +35,12 @@ void events_free(Envelope *env);
  * int64 as numbers). 0 or -1. */
 int events_to_json(const ProtobufCMessage *msg, struct buf *out)
     __attribute__((warn_unused_result));
-/* Build an Envelope from JSON in the shape events_to_json prints (field names as in the
- * .proto, enums by name or number, int64 as numbers or strings). Unknown fields are errors.
- * event_id, occurred_at_ms and schema_version are filled in when absent, tenant_id from
- * default_tenant when absent. Free with events_free. NULL + message on error. */
-Envelope *events_from_json(const json_t *obj, const char *default_tenant, char *err,
-                           size_t errlen);
+/* The inverse of events_to_json: build a message of descriptor d from a JSON object (field
+ * names as in the .proto, enums by name or number, int64 as numbers or decimal strings, bytes
+ * as base64). Unknown fields and wrong types are errors. Returns a message to free with
+ * protobuf_c_message_free_unpacked(msg, NULL), or NULL with a message in err. */
+ProtobufCMessage *events_from_json(const ProtobufCMessageDescriptor *d, const char *json,
+                                   size_t len, char *err, size_t errlen);
 const char *events_source_str(Panel__V1__Source s); /* "google", "azure", "panel", "unspecified" */
 
 #endif
