@@ -92,7 +92,7 @@ class AuthFixture:
         did = "d" + secrets.token_hex(5)
         status, _, body = http("POST", emu.admin_url + "/control/districts",
                                {"id": did, "people": 3, "azure_people": 2, "shared": 1,
-                                "devices": 1, "ous": 2, "seed": 7})
+                                "devices": 1, "ous": 3, "seed": 7})
         self.assertEqual(status, 201, body)
         return body
 
