@@ -185,6 +185,13 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
     if ((status = tenant_check(conn, pg, tenant)))
         goto out;
     bool google = strcmp(provider, "google") == 0;
+    const char *client_id = google ? c->google.client_id : c->ms.client_id;
+    if (!client_id || !*client_id) {
+        status = reply_err(conn, 503, "not_configured",
+                           google ? "PANEL_GOOGLE_CLIENT_ID is not configured"
+                                  : "PANEL_MS_CLIENT_ID is not configured");
+        goto out;
+    }
     const char *redirect = google ? c->google.redirect_uri : c->ms.redirect_uri;
     if (states_create(pg, c->grants, tenant, provider, admin, redirect, c->state_ttl_s, &st, err,
                       sizeof err)) {
@@ -238,8 +245,7 @@ static int state_error(struct mg_connection *conn, enum state_result sr)
  * this is the first authorization, commit, publish. */
 static int finish_authorized(struct auth_ctx *c, PGconn *pg, const char *tenant,
                              const char *provider, const char *admin, bool first,
-                             const char *const *scopes, size_t nscopes, char *err,
-                             size_t errlen)
+                             const char *const *scopes, size_t nscopes, char *err, size_t errlen)
 {
     char run_id[37];
     bool coalesced = false;
@@ -250,8 +256,9 @@ static int finish_authorized(struct auth_ctx *c, PGconn *pg, const char *tenant,
         return -1;
     if (first) {
         char perr[256];
-        if (publish_auth_event(c, tenant, provider, PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_AUTHORIZED,
-                               scopes, nscopes, NULL, admin, perr, sizeof perr))
+        if (publish_auth_event(c, tenant, provider,
+                               PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_AUTHORIZED, scopes,
+                               nscopes, NULL, admin, perr, sizeof perr))
             log_error_t(tenant, NULL, "authorized event not published: %s", perr);
         if (publish_pending_requests(c, pg, perr, sizeof perr) < 0)
             log_error_t(tenant, NULL,
@@ -299,8 +306,8 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
     enum google_result gr =
         h ? google_exchange_code(h, &c->google, code, si.verifier, &tok) : GOOGLE_UNAVAILABLE;
     if (gr != GOOGLE_OK) {
-        log_warn_t(si.tenant, NULL, "google code exchange failed: %s (%s)",
-                   google_result_str(gr), tok.message);
+        log_warn_t(si.tenant, NULL, "google code exchange failed: %s (%s)", google_result_str(gr),
+                   tok.message);
         status = redirect_admin(conn, c, "google", "error", "the code exchange at Google failed");
         goto out;
     }
@@ -400,10 +407,8 @@ static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
     bool first = false;
     static const char *const scopes[] = {MS_PERMISSION};
     if (pgx_exec(pg, "BEGIN", err, sizeof err) ||
-        conn_store_azure(pg, si.tenant, si.admin, tenant_id, &first, err, sizeof err) !=
-            CONN_OK ||
-        finish_authorized(c, pg, si.tenant, "azure", si.admin, first, scopes, 1, err,
-                          sizeof err)) {
+        conn_store_azure(pg, si.tenant, si.admin, tenant_id, &first, err, sizeof err) != CONN_OK ||
+        finish_authorized(c, pg, si.tenant, "azure", si.admin, first, scopes, 1, err, sizeof err)) {
         rollback(pg);
         log_error_t(si.tenant, NULL, "storing the microsoft consent failed: %s", err);
         status = redirect_admin(conn, c, "azure", "error", "the consent could not be stored");
@@ -565,8 +570,8 @@ static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, co
         status = reply_db(conn, tenant, err);
         goto out;
     }
-    enum conn_result cr = conn_deauthorize(pg, c->grants, tenant, provider, admin, &token, err,
-                                           sizeof err);
+    enum conn_result cr =
+        conn_deauthorize(pg, c->grants, tenant, provider, admin, &token, err, sizeof err);
     if (cr == CONN_NOT_FOUND) {
         status = reply_err(conn, 404, "not_connected", "the tenant has not connected this cloud");
         goto out;
@@ -591,8 +596,8 @@ static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, co
         remote = "pending";
     }
     if (publish_auth_event(c, tenant, provider,
-                           PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_DEAUTHORIZED, NULL, 0,
-                           NULL, admin, err, sizeof err))
+                           PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_DEAUTHORIZED, NULL, 0, NULL,
+                           admin, err, sizeof err))
         log_error_t(tenant, NULL, "deauthorized event not published: %s", err);
     log_info_t(tenant, NULL, "%s de-authorized by %s (remote revoke %s)", provider, admin, remote);
     out = json_pack("{s:s, s:s}", "status", "deauthorized", "remote_revoke", remote);
@@ -889,8 +894,7 @@ static int handle_internal(struct mg_connection *conn, void *cbdata)
 int routes_register(struct httpd *h, struct auth_ctx *c)
 {
     if (httpd_route(h, "/oauth/google/callback", "google_callback", handle_google_callback, c) ||
-        httpd_route(h, "/oauth/microsoft/callback", "microsoft_callback", handle_ms_callback,
-                    c) ||
+        httpd_route(h, "/oauth/microsoft/callback", "microsoft_callback", handle_ms_callback, c) ||
         httpd_route(h, "/internal", "internal", handle_internal, c))
         return -1;
     return 0;
