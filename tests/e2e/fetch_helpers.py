@@ -98,6 +98,22 @@ def google_refresh_token(emu, district):
     return tok["refresh_token"]
 
 
+def azure_admin_consent(emu, district):
+    """The admin consent a district's Azure admin gives (emulator-only decision parameter)."""
+    q = urllib.parse.urlencode({
+        "client_id": MS_CLIENT[0], "redirect_uri": "http://127.0.0.1:9/oauth/microsoft/callback",
+        "state": "s1", "scope": "https://graph.microsoft.com/.default",
+        "login_hint": district["admin_email"], "emulator_decision": "allow"})
+    conn = httpc.HTTPConnection("127.0.0.1", emu.port, timeout=30)
+    conn.request("GET", f"/{district['azure_tenant_id']}/v2.0/adminconsent?" + q)
+    r = conn.getresponse()
+    r.read()
+    loc = r.getheader("Location") or ""
+    conn.close()
+    if "admin_consent=True" not in loc:
+        raise AssertionError(f"admin consent failed: {r.status} {loc}")
+
+
 class AuthStub:
     """auth's POST /internal/token, answering from real emulator tokens:
     google: refresh at the emulator's /token; azure: client credentials for the tenant."""
