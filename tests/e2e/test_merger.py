@@ -267,6 +267,7 @@ class MergerTest(unittest.TestCase):
         ppl = people(t)
         self.assertFalse(ppl["z0@d.org"]["removed"])
         self.assertEqual(ppl["z0@d.org"]["fields"]["job_title"], "New")
+        self.assertEqual(run_row(t, r2)["removed"], 1)
         self.assertTrue(ppl["z1@d.org"]["removed"])
         self.assertFalse(ppl["z2@d.org"]["removed"])  # soft delete: suspended, not removed
         rows = harness.psql("SELECT suspended FROM people WHERE tenant_id = :'t' AND "
@@ -412,6 +413,24 @@ class MergerTest(unittest.TestCase):
         _, _, metrics = harness.http("GET", self.merger.url + "/metrics")
         self.assertIn(b"merger_dead_letters_total", metrics)
 
+    def test_event_the_database_refuses_is_isolated_and_dead_lettered(self):
+        t = relaxed_tenant()
+        huge = "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(9000))
+        r1, evs = full_run(t, "google", lambda r: (
+            [person(t, "google", r, f"g{i}", f"q{i}@d.org") for i in range(5)]
+            # valid by the schema, but too big for the name index: PostgreSQL refuses it
+            + [person(t, "google", r, "g-huge", "huge@d.org", display_name=huge)]
+            + [person(t, "google", r, f"g{i}", f"q{i}@d.org") for i in range(5, 10)]))
+        publish(t, evs)
+        wait_run(t, r1, timeout=120)
+        ppl = people(t)
+        self.assertEqual(len(ppl), 10)
+        self.assertNotIn("huge@d.org", ppl)
+        dlq = [e for e in harness.consume("panel.source.events.dlq", timeout_ms=3000)
+               if e["key"] == t]
+        self.assertEqual(len(dlq), 1)
+        self.assertEqual(dlq[0]["event"]["person_observed"]["person"]["source_id"], "g-huge")
+
     # ------------------------------------------------------------ matching
 
     def test_ambiguous_match_becomes_match_case(self):
@@ -435,6 +454,30 @@ class MergerTest(unittest.TestCase):
                                 "tenant_id = :'t' AND run_id = :'r'", t=t, r=r2)
         self.assertEqual(outcomes, [["match_case", "a1"]])
         self.assertEqual(people(t)["amy@d.org"]["sources"], "google")  # not merged
+        # the admin decides: it is Amy
+        case_id = harness.psql("SELECT case_id FROM match_cases WHERE tenant_id = :'t'",
+                               t=t)[0][0]
+        amy = people(t)["amy@d.org"]["person_id"]
+        url = f"{self.merger.url}/internal/tenants/{t}/match-cases/{case_id}/resolve"
+        status, _, _ = harness.http("POST", url, {"person_id": amy, "admin": "a@d.org"})
+        self.assertEqual(status, 401)
+        status, _, body = harness.http("POST", url, {"person_id": amy, "admin": "a@d.org"},
+                                       headers={"Authorization": "Bearer " + SECRET})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["person_id"], amy)
+        self.assertEqual(people(t)["amy@d.org"]["sources"], "google,azure")
+        self.assertEqual(harness.psql("SELECT status, resolved_by FROM match_cases WHERE "
+                                      "tenant_id = :'t'", t=t), [["resolved", "a@d.org"]])
+        status, _, _ = harness.http("POST", url, {"person_id": amy, "admin": "a@d.org"},
+                                    headers={"Authorization": "Bearer " + SECRET})
+        self.assertEqual(status, 409)
+        # later observations of that account follow the decision (linked by source id)
+        r3, evs = full_run(t, "azure", lambda r: [
+            person(t, "azure", r, "a1", "amy@d.org", display_name="Amy A",
+                   proxy_addresses={"values": ["smtp:amy.b@d.org"]})])
+        publish(t, evs)
+        self.assertEqual(wait_run(t, r3)["match_cases"], 0)
+        self.assertEqual(people(t)["amy@d.org"]["display_name"], "Amy A")
 
     # ------------------------------------------------------------ preview
 
