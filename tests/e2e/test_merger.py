@@ -479,6 +479,38 @@ class MergerTest(unittest.TestCase):
         self.assertEqual(wait_run(t, r3)["match_cases"], 0)
         self.assertEqual(people(t)["amy@d.org"]["display_name"], "Amy A")
 
+    # ------------------------------------------------------------ subscribers
+
+    def test_example_subscriber_prints_people_and_asset_changes(self):
+        t = relaxed_tenant()
+        r1, evs = full_run(t, "google", lambda r: [
+            person(t, "google", r, "g1", "sub@d.org", display_name="Sub Scriber"),
+            device(t, r, "dev-sub", serial_number="SUB-1", model="CB 9")])
+        publish(t, evs)
+        wait_run(t, r1)
+        env = dict(os.environ, PANEL_SUBSCRIBER_GROUP="example-" + uuid.uuid4().hex[:8])
+        proc = subprocess.Popen([harness.binary("panel-subscriber")], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        lines = []
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                if f"tenant={t} " in line:
+                    lines.append(line)
+                if len(lines) == 2:
+                    break
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertTrue(any(l.startswith("person ") and "CREATED v1" in l and
+                            'name="Sub Scriber"' in l for l in lines), lines)
+        self.assertTrue(any(l.startswith("asset ") and "serial=SUB-1" in l for l in lines),
+                        lines)
+
     # ------------------------------------------------------------ preview
 
     def test_preview_run_reports_and_changes_nothing(self):
@@ -560,7 +592,8 @@ def all_done(tenant, runs):
 
 
 class MergerCrashTest(unittest.TestCase):
-    """SIGKILL at random points, then restart: the same state and outbox as without."""
+    """SIGKILL (and once SIGTERM) at random points, then restart: the same state and outbox
+    as without."""
 
     def test_sigkill_during_large_run_gives_same_state_and_outbox(self):
         harness.require_env()
@@ -585,7 +618,7 @@ class MergerCrashTest(unittest.TestCase):
         merger = start_merger(PANEL_MERGER_BATCH_MAX="97")
         kills_mid_run = 0
         try:
-            for _ in range(4):
+            for i in range(4):
                 # let the new member get its partitions and commit at least one batch, then
                 # kill it at a random instant
                 base = stored_progress()
@@ -594,13 +627,17 @@ class MergerCrashTest(unittest.TestCase):
                 if all_done(kil, runs2):
                     break
                 time.sleep(rnd.uniform(0.0, 0.4))
-                merger.kill()
+                if i == 1:  # once a graceful stop: it finishes or abandons its batch
+                    self.assertEqual(merger.stop(), 0)
+                else:
+                    merger.kill()
                 kills_mid_run += not all_done(kil, runs2)
                 merger.start()
             for r in runs2:
                 wait_run(kil, r, timeout=300)
         finally:
-            merger.stop()
+            code = merger.stop()
+        self.assertEqual(code, 0, "SIGTERM should stop the merger cleanly")
         self.assertGreaterEqual(kills_mid_run, 2, f"the run ended too early (seed {seed})")
         a, b = snapshot(ref), snapshot(kil)
         for k in a:
