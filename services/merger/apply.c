@@ -448,12 +448,14 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
         goto out;
     }
     r = qj(c,
-           "SELECT u.i, coalesce(json_agg(DISTINCT p.person_id)"
+           "WITH u AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, e text,"
+           "  alt text[])),"
+           " k AS (SELECT i, t, e FROM u UNION SELECT u.i, u.t, a FROM u, unnest(u.alt) AS a)"
+           " SELECT k.i, coalesce(json_agg(DISTINCT p.person_id)"
            " FILTER (WHERE p.person_id IS NOT NULL), '[]')"
-           " FROM jsonb_to_recordset($1::jsonb) AS u(i int, t text, e text, alt text[])"
-           " LEFT JOIN people p ON p.tenant_id = u.t AND p.removed_at IS NULL"
-           " AND (p.email_norm = u.e OR p.email_norm = ANY(u.alt))"
-           " GROUP BY u.i ORDER BY u.i",
+           " FROM k LEFT JOIN people p ON p.tenant_id = k.t AND p.email_norm = k.e"
+           " AND p.removed_at IS NULL"
+           " GROUP BY k.i ORDER BY k.i",
            unlinked, PGRES_TUPLES_OK);
     if (!r)
         goto out;
@@ -1067,18 +1069,19 @@ static int run_completed(struct actx *c, const Envelope *env)
     if (full) {
         const char *params[3] = {t, src, run};
         r = q(c,
-              "SELECT 'person', ps.source_id FROM person_sources ps WHERE ps.tenant_id = $1"
-              " AND ps.source = $2 AND ps.removed_at IS NULL AND NOT EXISTS (SELECT 1 FROM"
-              " run_seen x WHERE x.tenant_id = $1 AND x.run_id = $3::uuid"
-              " AND x.object_kind = 'person' AND x.source_id = ps.source_id)"
-              " UNION ALL SELECT 'device', a.device_id FROM assets a WHERE $2 = 'google'"
-              " AND a.tenant_id = $1 AND a.device_id IS NOT NULL AND a.in_google AND NOT EXISTS"
-              " (SELECT 1 FROM run_seen x WHERE x.tenant_id = $1 AND x.run_id = $3::uuid"
-              " AND x.object_kind = 'device' AND x.source_id = a.device_id)"
-              " UNION ALL SELECT 'org_unit', o.org_unit_id FROM org_units o WHERE $2 = 'google'"
-              " AND o.tenant_id = $1 AND o.removed_at IS NULL AND NOT EXISTS"
-              " (SELECT 1 FROM run_seen x WHERE x.tenant_id = $1 AND x.run_id = $3::uuid"
-              " AND x.object_kind = 'org_unit' AND x.source_id = o.org_unit_id)",
+              /* EXCEPT (a hash set operation) whatever the statistics of run_seen say */
+              "(SELECT 'person' AS k, ps.source_id FROM person_sources ps WHERE ps.tenant_id = $1"
+              " AND ps.source = $2 AND ps.removed_at IS NULL"
+              " EXCEPT SELECT 'person', x.source_id FROM run_seen x WHERE x.tenant_id = $1"
+              " AND x.run_id = $3::uuid AND x.object_kind = 'person')"
+              " UNION ALL (SELECT 'device', a.device_id FROM assets a WHERE $2 = 'google'"
+              " AND a.tenant_id = $1 AND a.device_id IS NOT NULL AND a.in_google"
+              " EXCEPT SELECT 'device', x.source_id FROM run_seen x WHERE x.tenant_id = $1"
+              " AND x.run_id = $3::uuid AND x.object_kind = 'device')"
+              " UNION ALL (SELECT 'org_unit', o.org_unit_id FROM org_units o WHERE $2 = 'google'"
+              " AND o.tenant_id = $1 AND o.removed_at IS NULL"
+              " EXCEPT SELECT 'org_unit', x.source_id FROM run_seen x WHERE x.tenant_id = $1"
+              " AND x.run_id = $3::uuid AND x.object_kind = 'org_unit')",
               3, params, PGRES_TUPLES_OK);
         if (!r)
             goto out;
