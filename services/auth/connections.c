@@ -299,7 +299,7 @@ json_t *conn_list_json(PGconn *pg, const char *tenant, char *err, size_t errlen)
     /* PostgreSQL builds the JSON; both providers are listed (status 'never' when absent). */
     PGresult *res = q(
         pg, PGRES_TUPLES_OK,
-        "SELECT json_build_object('connections', coalesce(json_agg(x ORDER BY x.ord), '[]')) "
+        "SELECT json_build_object('connections', coalesce(json_agg(to_jsonb(x) - 'ord' ORDER BY x.ord), '[]')) "
         "FROM (SELECT (pr.p = 'azure')::int AS ord, pr.p AS provider, "
         "  coalesce(c.status, 'never') AS status, "
         "  coalesce(c.granted_scopes, '{}') AS granted_scopes, "
