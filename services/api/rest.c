@@ -183,7 +183,7 @@ void rest_reply_row(struct api_req *r, PGresult *res, int status)
 int rest_page_params(struct api_req *r, const char *scope, int nkeys, long *limit, bool *has_cursor,
                      char keys[][PARAMS_CURSOR_MAX])
 {
-    char msg[256], cursor[PARAMS_CURSOR_MAX + 1];
+    char msg[256], cursor[PARAMS_MAX_VALUE + 1];
     if (params_limit(r->query, 50, 500, limit, msg, sizeof msg) != 0)
         goto bad;
     int c = params_str(r->query, "cursor", cursor, sizeof cursor, msg, sizeof msg);
