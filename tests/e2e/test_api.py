@@ -802,6 +802,38 @@ class ApiTest(unittest.TestCase):
         finally:
             api.stop()
 
+    def test_openapi_describes_the_routes(self):
+        """Every documented path and method is served (viewers: GETs answer, changes 403)."""
+        with open(os.path.join(harness.ROOT, "docs", "openapi.yaml")) as f:
+            spec = f.read()
+        routes, path = [], None
+        for line in spec.splitlines():
+            if line.startswith("  /v1/") and line.endswith(":"):
+                path = line.strip()[:-1]
+            elif path and line[:4] == "    " and line[4:].rstrip(":") in (
+                    "get", "post", "put", "patch", "delete") and line.endswith(":"):
+                routes.append((line.strip()[:-1].upper(), path))
+            elif not line.startswith(" "):
+                path = None
+        self.assertGreater(len(routes), 25)
+        ids = {"person_id": str(uuid.uuid4()), "asset_id": str(uuid.uuid4()),
+               "run_id": str(uuid.uuid4()), "case_id": str(uuid.uuid4()),
+               "org_unit_id": "id:none", "serial": "none", "asset_tag": "none",
+               "provider": "google"}
+        for method, path in routes:
+            url = path
+            for k, v in ids.items():
+                url = url.replace("{" + k + "}", v)
+            with self.subTest(route=f"{method} {path}"):
+                st, _, out = self.call(method, url, body={} if method != "GET" else None,
+                                       key=self.key_view)
+                if method == "GET":
+                    self.assertIn(st, (200, 404), out)
+                    if st == 404:
+                        self.assertIn("{", path, "a fixed documented path is not served")
+                else:
+                    self.assertEqual(st, 403, out)
+
     # ------------------------------------------------------------------ service
 
     def test_health_metrics_and_admin_page(self):
