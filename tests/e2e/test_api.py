@@ -21,6 +21,7 @@ SECRET = "test-service-secret-0123456789"
 class Stub(BaseHTTPRequestHandler):
     """auth + merger internal routes, as agreed in CONTRACTS.md."""
     calls = []
+    consent_url = None  # when set, every authorize answers this URL (browser tests)
 
     def log_message(self, *args):
         pass
@@ -44,6 +45,8 @@ class Stub(BaseHTTPRequestHandler):
         if len(parts) < 4 or parts[:2] != ["internal", "tenants"]:
             return self.reply(404, {"error": {"code": "not_found", "message": "no route"}})
         tenant, rest = parts[2], parts[3:]
+        if rest[-1] == "authorize" and Stub.consent_url:
+            return self.reply(200, {"consent_url": Stub.consent_url})
         if rest[-1] == "authorize":
             return self.reply(200, {"consent_url": f"http://consent.example/{rest[0]}?t={tenant}"
                                                    f"&login_hint={body['admin']}"})

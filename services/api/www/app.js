@@ -575,5 +575,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("assets-form").addEventListener("submit", (ev) => { ev.preventDefault(); guarded(() => assets.load(true)); });
   $("assets-first").addEventListener("click", () => guarded(() => assets.load(true)));
   $("assets-next").addEventListener("click", () => guarded(() => assets.load(false)));
+  // Coming back from a consent page on this same origin is only a fragment change.
+  window.addEventListener("hashchange", () => {
+    if (location.hash.startsWith("#cloud-sync?") && sessionStorage.getItem(KEY)) selectTab("sync", false);
+  });
   if (sessionStorage.getItem(KEY)) guarded(() => signIn(sessionStorage.getItem(KEY)));
 });
