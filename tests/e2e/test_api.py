@@ -559,6 +559,33 @@ class ApiTest(unittest.TestCase):
                  key=self.key_b, headers=h)
         self.err("POST", "/v1/assets", 400, "invalid_idempotency_key", {"asset_tag": "z"},
                  key=key, headers={"Idempotency-Key": "x" * 300})
+        # A refusal is replayed too (the handler's rolled-back transaction does not lose it).
+        h2 = {"Idempotency-Key": "req-" + uuid.uuid4().hex}
+        for _ in range(2):
+            st, hdrs, out = self.call("POST", f"/v1/assets/{dev}/checkout",
+                                      {"person_id": kid}, key=key, headers=h2)
+            self.assertEqual((st, out["error"]["code"]), (409, "already_checked_out"))
+        self.assertEqual(hdrs.get("Idempotent-Replayed"), "true")
+        stored = psql("SELECT status FROM idempotency_keys WHERE tenant_id = :'t' "
+                      "AND idem_key = :'k'", t=t, k=h2["Idempotency-Key"])
+        self.assertEqual(stored, [["409"]])
+        # Concurrent requests with one key: exactly one acts.
+        other_dev = asset(t, "SN-I3")
+        h3 = {"Idempotency-Key": "race-" + uuid.uuid4().hex}
+        results = []
+
+        def go():
+            results.append(self.call("POST", f"/v1/assets/{other_dev}/checkout",
+                                     {"person_id": kid}, key=key, headers=h3)[0])
+        threads = [threading.Thread(target=go) for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        self.assertTrue(set(results) <= {201, 409}, results)
+        self.assertIn(201, results)
+        self.assertEqual(psql("SELECT count(*) FROM checkouts WHERE tenant_id = :'t' AND "
+                              "asset_id = :'a'", t=t, a=other_dev)[0][0], "1")
         # Without the key, a retry is a second request: 409.
         self.err("POST", f"/v1/assets/{dev}/checkout", 409, "already_checked_out",
                  {"person_id": kid}, key=key)
