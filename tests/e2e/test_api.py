@@ -246,18 +246,30 @@ class ApiTest(unittest.TestCase):
         t = harness.new_tenant("apipg")
         key = new_key(t, "viewer")
         original = sorted(person(t, f"Person {i:03d}") for i in range(40))
+        stop = threading.Event()
+
+        def writer():  # another client keeps inserting People all through the listing
+            n = 0
+            while not stop.is_set():
+                person(t, f"Person {n % 40:03d}b")
+                person(t, "Aaron Early")
+                n += 1
+        th = threading.Thread(target=writer)
+        th.start()
         seen, cursor, pages = [], None, 0
-        while True:
-            q = "?limit=7" + (f"&cursor={cursor}" if cursor else "")
-            out = self.ok("GET", "/v1/people" + q, key=key)
-            seen += [(p["display_name"], p["person_id"]) for p in out["items"]]
-            pages += 1
-            # Others keep writing: rows before and after the cursor appear mid-listing.
-            person(t, f"Person {pages:03d}a")
-            person(t, "Aaron Early")
-            cursor = out["next_cursor"]
-            if not cursor:
-                break
+        try:
+            while True:
+                q = "?limit=7" + (f"&cursor={cursor}" if cursor else "")
+                out = self.ok("GET", "/v1/people" + q, key=key)
+                seen += [(p["display_name"], p["person_id"]) for p in out["items"]]
+                pages += 1
+                person(t, f"Person {pages:03d}a")  # and at least one between every two pages
+                cursor = out["next_cursor"]
+                if not cursor:
+                    break
+        finally:
+            stop.set()
+            th.join()
         ids = [pid for _, pid in seen]
         self.assertEqual(len(ids), len(set(ids)), "a row was served twice")
         self.assertTrue(set(original) <= set(ids), "a row that existed all along was skipped")
