@@ -40,7 +40,7 @@ def pgbench(sql, seconds, conns):
         path = f.name
     try:
         out = subprocess.run(["pgbench", "-n", "-M", "prepared", f"-c{conns}", "-j2",
-                              f"-T{seconds}", "-r", "-P", "0", "--log", "--log-prefix",
+                              f"-T{seconds}", "--log", "--log-prefix",
                               path + ".log", "-f", path, os.environ["PANEL_PG_URL"]],
                              capture_output=True, text=True, check=True,
                              cwd=os.path.dirname(path)).stdout
