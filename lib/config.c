@@ -74,7 +74,8 @@ int cfg_load(const struct cfg_option *opts, size_t n, void *cfg, char *err, size
         char *from_file = NULL;
         if (val && !*val)
             val = NULL;
-        if (!val && o->type == CFG_SECRET) {
+        /* Strings may come from a mounted file (Kubernetes Secrets, Docker secrets). */
+        if (!val && (o->type == CFG_SECRET || o->type == CFG_STRING)) {
             char fname[160];
             snprintf(fname, sizeof fname, "%s_FILE", o->env);
             const char *path = getenv(fname);

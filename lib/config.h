@@ -9,7 +9,7 @@
 #include <stdio.h>
 
 enum cfg_type {
-    CFG_STRING, /* char * (malloc'd; freed by cfg_free) */
+    CFG_STRING, /* char * (malloc'd; freed by cfg_free); may also come from <ENV>_FILE */
     CFG_SECRET, /* char *; never printed; may also come from the file named by <ENV>_FILE */
     CFG_INT,    /* long long within [min, max] */
     CFG_BOOL,   /* bool: true/false/1/0/yes/no/on/off */

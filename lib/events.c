@@ -1,7 +1,10 @@
 #include "events.h"
 #include "crypto.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,4 +219,212 @@ int events_to_json(const ProtobufCMessage *msg, struct buf *out)
     }
     rc |= buf_appends(out, "}");
     return rc ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- JSON -> message */
+
+static int field_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, void *p,
+                           char *err, size_t errlen);
+
+static int msg_fill(const ProtobufCMessageDescriptor *d, const json_t *obj, ProtobufCMessage *m,
+                    char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+    char *base = (char *)m;
+    if (!json_is_object(obj)) {
+        snprintf(err, errlen, "%s: expected a JSON object", d->name);
+        return -1;
+    }
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, key);
+        if (!f) {
+            snprintf(err, errlen, "%s: unknown field \"%s\"", d->name, key);
+            return -1;
+        }
+        if (json_is_null(v))
+            continue;
+        void *member = base + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            if (!json_is_array(v)) {
+                snprintf(err, errlen, "%s.%s: expected an array", d->name, key);
+                return -1;
+            }
+            size_t n = json_array_size(v), sz = type_size(f->type);
+            char *arr = calloc(n ? n : 1, sz);
+            if (!arr) {
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            *(void **)member = arr;
+            *(size_t *)(base + f->quantifier_offset) = 0;
+            for (size_t k = 0; k < n; k++) {
+                if (field_from_json(f, json_array_get(v, k), arr + k * sz, err, errlen))
+                    return -1;
+                *(size_t *)(base + f->quantifier_offset) = k + 1;
+            }
+            continue;
+        }
+        if (field_from_json(f, v, member, err, errlen))
+            return -1;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+            *(uint32_t *)(base + f->quantifier_offset) = f->id;
+        else if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE &&
+                 f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset)
+            *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
+    }
+    return 0;
+}
+
+static int json_integer_value_any(const json_t *v, int64_t *out)
+{
+    if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (json_is_string(v)) { /* int64 written as a decimal string */
+        const char *s = json_string_value(v);
+        char *end = NULL;
+        errno = 0;
+        long long x = strtoll(s, &end, 10);
+        if (*s && end && !*end && errno == 0) {
+            *out = x;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int field_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, void *p,
+                           char *err, size_t errlen)
+{
+    int64_t i = 0;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        if (!json_is_integer(v) || json_integer_value(v) < INT32_MIN ||
+            json_integer_value(v) > INT32_MAX)
+            goto bad;
+        *(int32_t *)p = (int32_t)json_integer_value(v);
+        return 0;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) > UINT32_MAX)
+            goto bad;
+        *(uint32_t *)p = (uint32_t)json_integer_value(v);
+        return 0;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        if (json_integer_value_any(v, &i))
+            goto bad;
+        *(int64_t *)p = i;
+        return 0;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        if (json_integer_value_any(v, &i) || i < 0)
+            goto bad;
+        *(uint64_t *)p = (uint64_t)i;
+        return 0;
+    case PROTOBUF_C_TYPE_FLOAT:
+        if (!json_is_number(v))
+            goto bad;
+        *(float *)p = (float)json_number_value(v);
+        return 0;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        if (!json_is_number(v))
+            goto bad;
+        *(double *)p = json_number_value(v);
+        return 0;
+    case PROTOBUF_C_TYPE_BOOL:
+        if (!json_is_boolean(v))
+            goto bad;
+        *(protobuf_c_boolean *)p = json_is_true(v);
+        return 0;
+    case PROTOBUF_C_TYPE_ENUM: {
+        const ProtobufCEnumValue *ev = NULL;
+        if (json_is_string(v))
+            ev = protobuf_c_enum_descriptor_get_value_by_name(f->descriptor,
+                                                              json_string_value(v));
+        else if (json_is_integer(v) && json_integer_value(v) >= INT32_MIN &&
+                 json_integer_value(v) <= INT32_MAX) {
+            *(int *)p = (int)json_integer_value(v);
+            return 0;
+        }
+        if (!ev)
+            goto bad;
+        *(int *)p = ev->value;
+        return 0;
+    }
+    case PROTOBUF_C_TYPE_STRING: {
+        if (!json_is_string(v))
+            goto bad;
+        char *s = strdup(json_string_value(v));
+        if (!s)
+            goto oom;
+        *(char **)p = s;
+        return 0;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        if (!json_is_string(v))
+            goto bad;
+        const char *s = json_string_value(v);
+        size_t cap = strlen(s) * 3 / 4 + 4;
+        uint8_t *data = malloc(cap);
+        if (!data)
+            goto oom;
+        long n = crypto_base64_decode(s, data, cap);
+        if (n < 0) {
+            free(data);
+            goto bad;
+        }
+        ((ProtobufCBinaryData *)p)->data = data;
+        ((ProtobufCBinaryData *)p)->len = (size_t)n;
+        return 0;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessageDescriptor *sd = f->descriptor;
+        ProtobufCMessage *sub = calloc(1, sd->sizeof_message);
+        if (!sub)
+            goto oom;
+        sd->message_init(sub);
+        *(ProtobufCMessage **)p = sub;
+        return msg_fill(sd, v, sub, err, errlen);
+    }
+    }
+bad:
+    snprintf(err, errlen, "field %s: wrong JSON type or value", f->name);
+    return -1;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+ProtobufCMessage *events_from_json(const ProtobufCMessageDescriptor *d, const char *json,
+                                   size_t len, char *err, size_t errlen)
+{
+    json_error_t je;
+    ProtobufCMessage *m = NULL;
+    json_t *root = json_loadb(json, len, 0, &je);
+    if (!root) {
+        snprintf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
+                 je.text);
+        goto out;
+    }
+    m = calloc(1, d->sizeof_message);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    d->message_init(m);
+    if (msg_fill(d, root, m, err, errlen)) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        m = NULL;
+    }
+out:
+    json_decref(root);
+    return m;
 }

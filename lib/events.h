@@ -35,6 +35,12 @@ void events_free(Envelope *env);
  * int64 as numbers). 0 or -1. */
 int events_to_json(const ProtobufCMessage *msg, struct buf *out)
     __attribute__((warn_unused_result));
+/* The inverse of events_to_json: build a message of descriptor d from a JSON object (field
+ * names as in the .proto, enums by name or number, int64 as numbers or decimal strings, bytes
+ * as base64). Unknown fields and wrong types are errors. Returns a message to free with
+ * protobuf_c_message_free_unpacked(msg, NULL), or NULL with a message in err. */
+ProtobufCMessage *events_from_json(const ProtobufCMessageDescriptor *d, const char *json,
+                                   size_t len, char *err, size_t errlen);
 const char *events_source_str(Panel__V1__Source s); /* "google", "azure", "panel", "unspecified" */
 
 #endif

@@ -133,6 +133,8 @@ int pgx_migrate(PGconn *conn, const char *dir, int *applied, char *err, size_t e
     char sql[256];
     *applied = 0;
 
+    if (pgx_exec(conn, "SET client_min_messages TO warning", err, errlen))
+        goto out;
     snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%ld)", MIGRATION_LOCK_KEY);
     if (pgx_exec(conn, sql, err, errlen))
         goto out;

@@ -110,6 +110,10 @@ enum svc_start_result svc_start(struct svc **out, const struct svc_spec *spec, i
             cfg_print_markdown(stdout, spec->options, spec->noptions);
             return SVC_EXIT_OK;
         }
+        if (strcmp(argv[i], "--config-markdown-common") == 0) {
+            cfg_print_markdown(stdout, svc_common_options, svc_common_noptions);
+            return SVC_EXIT_OK;
+        }
         fprintf(stderr, "panel-%s: unknown argument '%s' (try --help)\n", spec->name, argv[i]);
         return SVC_EXIT_USAGE;
     }

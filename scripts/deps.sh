@@ -16,7 +16,7 @@ set -eu
 PACKAGES="gcc make pkg-config librdkafka-dev libcurl4-openssl-dev libprotobuf-c-dev
 protobuf-c-compiler protobuf-compiler libpq-dev postgresql postgresql-contrib
 libcivetweb-dev libcmocka-dev libssl-dev libjansson-dev default-jdk-headless maven
-kcat clang libclang-rt-14-dev clang-format wrk python3 curl"
+kcat clang libclang-rt-14-dev clang-format wrk python3 python3-venv curl docker-compose chromium"
 
 CHECK=0
 case ${1:-} in
@@ -46,6 +46,12 @@ if [ "$CHECK" = 1 ]; then
     fi
     if [ "$jars_ok" = 0 ]; then
         log "missing Kafka $(kafka_version) jars in $(kafka_home)/libs"; rc=1
+    fi
+    if [ ! -x "$PANEL_CACHE/venv/bin/kubernetes-validate" ]; then
+        log "missing kubernetes-validate in $PANEL_CACHE/venv"; rc=1
+    fi
+    if [ ! -d "$PANEL_ROOT/tests/browser/node_modules/playwright-core" ]; then
+        log "missing playwright-core in tests/browser/node_modules"; rc=1
     fi
     [ "$rc" = 0 ] && log "all dependencies present"
     exit "$rc"
@@ -110,6 +116,27 @@ if [ "$jars_ok" = 0 ]; then
         pom_sum > "$KH/.stamp"
         log "Kafka jars ready ($(ls "$KH/libs" | wc -l | tr -d ' ') jars)"
     fi
+fi
+
+# ---- Python tools for the deployment tests (offline Kubernetes schema validation) -----
+VENV=$PANEL_CACHE/venv
+if [ ! -x "$VENV/bin/kubernetes-validate" ]; then
+    log "installing kubernetes-validate into $VENV"
+    python3 -m venv "$VENV" >&2 || die "python3 -m venv failed (package python3-venv)"
+    "$VENV/bin/pip" install -q kubernetes-validate==1.37.0 >&2 ||
+        die "pip could not install kubernetes-validate"
+fi
+
+# ---- Browser tests: playwright-core drives Debian's chromium ---------------------------
+if ! have node || ! have npm; then
+    log "installing nodejs and npm"
+    DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y -qq --no-install-recommends \
+        nodejs npm >&2 || die "apt-get install nodejs npm failed"
+fi
+if [ ! -d "$PANEL_ROOT/tests/browser/node_modules/playwright-core" ]; then
+    log "installing playwright-core for the browser tests (npm ci)"
+    (cd "$PANEL_ROOT/tests/browser" && npm ci --no-audit --no-fund >&2) ||
+        die "npm ci failed in tests/browser"
 fi
 
 log "all dependencies present"

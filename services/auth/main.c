@@ -1,22 +1,88 @@
-/* panel-auth: cloud connections: OAuth grants, tokens for fetchers, revocation, sync scheduling
- * This is the service's skeleton: configuration, logging, health and metrics. Its
- * behaviour is filled in by its own issue. */
+/* panel-auth: cloud connections — OAuth grants, tokens for fetchers, revocation, sync
+ * scheduling. main wires the modules: grants (keyring), states, connections, publish,
+ * scheduler, routes; `panel-auth rekey` re-seals stored secrets under the active key. */
 #include "config.h"
+#include "ctx.h"
+#include "grants.h"
+#include "kafka.h"
 #include "log.h"
+#include "pg.h"
+#include "rekey.h"
+#include "routes.h"
+#include "scheduler.h"
 #include "svc.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 struct auth_config {
     char *kafka_brokers;
     char *pg_url;
+    char *service_secret;
+    char *keys;
+    char *active_key_id;
+    char *public_url;
+    char *admin_url;
+    char *google_auth_url;
+    char *google_token_url;
+    char *google_revoke_url;
+    char *google_client_id;
+    char *google_client_secret;
+    char *ms_login_url;
+    char *ms_client_id;
+    char *ms_client_secret;
+    long long state_ttl_s;
+    long long tick_ms;
+    long long run_stale_s;
+    bool scheduler;
 };
 
+#define OPT(env, type, def, min, max, field, help)                                                \
+    {env, type, def, min, max, offsetof(struct auth_config, field), help}
+
 static const struct cfg_option options[] = {
-    {"PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 1024,
-     offsetof(struct auth_config, kafka_brokers), "Kafka bootstrap servers (host:port,...)"},
-    {"PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,
-     offsetof(struct auth_config, pg_url), "PostgreSQL connection URL"},
+    OPT("PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 1024, kafka_brokers,
+        "Kafka bootstrap servers (host:port,...)"),
+    OPT("PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048, pg_url,
+        "PostgreSQL connection URL"),
+    OPT("PANEL_SERVICE_SECRET", CFG_SECRET, NULL, 0, 512, service_secret,
+        "shared secret the api and fetchers send as 'Authorization: Bearer' on /internal"),
+    OPT("PANEL_AUTH_KEYS", CFG_SECRET, NULL, 0, 8192, keys,
+        "grant encryption keys 'keyid:key[,keyid:key...]' (key: 64 hex chars or base64 of 32 "
+        "bytes); or PANEL_AUTH_KEYS_FILE"),
+    OPT("PANEL_AUTH_ACTIVE_KEY_ID", CFG_STRING, "", 0, 31, active_key_id,
+        "id of the key new secrets are sealed with (required when several keys)"),
+    OPT("PANEL_AUTH_PUBLIC_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024, public_url,
+        "auth's public base URL; the OAuth redirect URIs are <this>/oauth/{google,microsoft}/"
+        "callback"),
+    OPT("PANEL_ADMIN_URL", CFG_STRING, "http://127.0.0.1:8080/", 0, 1024, admin_url,
+        "admin page the browser returns to after a consent (#cloud-sync?... is appended)"),
+    OPT("PANEL_GOOGLE_AUTH_URL", CFG_STRING, "https://accounts.google.com/o/oauth2/v2/auth", 0,
+        1024, google_auth_url, "Google authorization endpoint"),
+    OPT("PANEL_GOOGLE_TOKEN_URL", CFG_STRING, "https://oauth2.googleapis.com/token", 0, 1024,
+        google_token_url, "Google token endpoint"),
+    OPT("PANEL_GOOGLE_REVOKE_URL", CFG_STRING, "https://oauth2.googleapis.com/revoke", 0, 1024,
+        google_revoke_url, "Google revoke endpoint"),
+    OPT("PANEL_GOOGLE_CLIENT_ID", CFG_STRING, "", 0, 512, google_client_id,
+        "Google OAuth client id (empty: Google authorization is disabled)"),
+    OPT("PANEL_GOOGLE_CLIENT_SECRET", CFG_SECRET, "", 0, 512, google_client_secret,
+        "Google OAuth client secret (or PANEL_GOOGLE_CLIENT_SECRET_FILE)"),
+    OPT("PANEL_MS_LOGIN_URL", CFG_STRING, "https://login.microsoftonline.com", 0, 1024,
+        ms_login_url, "Microsoft identity platform base URL"),
+    OPT("PANEL_MS_CLIENT_ID", CFG_STRING, "", 0, 512, ms_client_id,
+        "Microsoft app (client) id (empty: Microsoft consent is disabled)"),
+    OPT("PANEL_MS_CLIENT_SECRET", CFG_SECRET, "", 0, 512, ms_client_secret,
+        "Microsoft client secret (or PANEL_MS_CLIENT_SECRET_FILE)"),
+    OPT("PANEL_AUTH_STATE_TTL_S", CFG_INT, "600", 10, 3600, state_ttl_s,
+        "seconds an OAuth state (a started consent) stays valid"),
+    OPT("PANEL_AUTH_SCHEDULER_TICK_MS", CFG_INT, "10000", 100, 600000, tick_ms,
+        "how often the scheduler looks for due syncs and pending revokes"),
+    OPT("PANEL_AUTH_RUN_STALE_S", CFG_INT, "21600", 60, 604800, run_stale_s,
+        "a requested/running run older than this no longer absorbs new requests"),
+    OPT("PANEL_AUTH_SCHEDULER", CFG_BOOL, "true", 0, 0, scheduler,
+        "run the scheduler in this replica (periodic syncs, publish retries, revoke retries)"),
 };
 
 static const struct svc_spec spec = {
@@ -27,20 +93,127 @@ static const struct svc_spec spec = {
     .default_http_port = 8081,
 };
 
+static char google_redirect[1100], ms_redirect[1100];
+
+static void ctx_from_config(struct auth_ctx *c, const struct auth_config *cfg)
+{
+    snprintf(google_redirect, sizeof google_redirect, "%s/oauth/google/callback", cfg->public_url);
+    snprintf(ms_redirect, sizeof ms_redirect, "%s/oauth/microsoft/callback", cfg->public_url);
+    c->pg_url = cfg->pg_url;
+    c->service_secret = cfg->service_secret;
+    c->admin_url = cfg->admin_url;
+    c->state_ttl_s = (long)cfg->state_ttl_s;
+    c->run_stale_s = (long)cfg->run_stale_s;
+    c->google = (struct google_cfg){cfg->google_auth_url, cfg->google_token_url,
+                                    cfg->google_revoke_url, cfg->google_client_id,
+                                    cfg->google_client_secret, google_redirect};
+    c->ms = (struct ms_cfg){cfg->ms_login_url, cfg->ms_client_id, cfg->ms_client_secret,
+                            ms_redirect};
+}
+
+/* `panel-auth rekey`: re-seal every stored secret under the active key. */
+static int run_rekey(void)
+{
+    struct auth_config cfg = {0};
+    struct grants *g = NULL;
+    PGconn *pg = NULL;
+    struct rekey_stats st;
+    char err[512];
+    int rc = 2;
+    log_init("auth", LOG_INFO);
+    if (cfg_load(options, CFG_OPTS_COUNT(options), &cfg, err, sizeof err)) {
+        fprintf(stderr, "panel-auth rekey: %s\n", err);
+        goto out;
+    }
+    if (!(g = grants_new(cfg.keys, cfg.active_key_id, err, sizeof err))) {
+        fprintf(stderr, "panel-auth rekey: %s\n", err);
+        goto out;
+    }
+    if (!(pg = pgx_connect(cfg.pg_url, 30, err, sizeof err)) ||
+        pgx_check_schema(pg, err, sizeof err)) {
+        fprintf(stderr, "panel-auth rekey: %s\n", err);
+        goto out;
+    }
+    rc = rekey_run(pg, g, &st, err, sizeof err) ? 1 : 0;
+    printf("re-sealed %ld value(s) under key '%s'%s%s\n", st.resealed, grants_active_id(g),
+           rc ? "; stopped: " : "", rc ? err : "");
+out:
+    if (pg)
+        PQfinish(pg);
+    grants_destroy(g);
+    cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct auth_config cfg = {0};
     struct svc *svc = NULL;
+    struct grants *grants = NULL;
+    struct kafka_producer *producer = NULL;
+    struct scheduler *sched = NULL;
+    struct auth_ctx ctx = {0};
+    bool ctx_ok = false;
+    PGconn *pg = NULL;
+    char err[512];
+    int rc = 1;
+    if (argc >= 2 && strcmp(argv[1], "rekey") == 0)
+        return run_rekey();
     enum svc_start_result r = svc_start(&svc, &spec, argc, argv, &cfg);
     if (r != SVC_RUN) {
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
     }
+    if (!(grants = grants_new(cfg.keys, cfg.active_key_id, err, sizeof err))) {
+        log_error("PANEL_AUTH_KEYS: %s", err);
+        rc = 2;
+        goto out;
+    }
+    if (!(pg = pgx_connect(cfg.pg_url, 60, err, sizeof err)) ||
+        pgx_check_schema(pg, err, sizeof err)) {
+        log_error("%s", err);
+        goto out;
+    }
+    PQfinish(pg);
+    pg = NULL;
+    if (!(producer = kafka_producer_new(cfg.kafka_brokers, "panel-auth", NULL, err, sizeof err))) {
+        log_error("kafka: %s", err);
+        goto out;
+    }
+    if (ctx_init(&ctx)) {
+        log_error("cannot create thread keys");
+        goto out;
+    }
+    ctx_ok = true;
+    ctx_from_config(&ctx, &cfg);
+    ctx.grants = grants;
+    ctx.producer = producer;
+    if (routes_register(svc_httpd(svc), &ctx)) {
+        log_error("cannot register routes");
+        goto out;
+    }
+    if (cfg.scheduler && !(sched = scheduler_start(&ctx, (long)cfg.tick_ms, err, sizeof err))) {
+        log_error("%s", err);
+        goto out;
+    }
+    log_info("ready (active key '%s', scheduler %s)", grants_active_id(grants),
+             cfg.scheduler ? "on" : "off");
     svc_set_ready(svc, true);
     while (svc_running(svc))
-        svc_sleep_ms(svc, 1000);
+        svc_sleep_ms(svc, 500);
     log_info("stopping");
+    rc = 0;
+out:
+    svc_set_ready(svc, false);
+    scheduler_stop(sched);
+    /* Stop the listener (and its worker threads) before freeing what handlers use. */
     svc_destroy(svc);
+    if (ctx_ok)
+        ctx_fini(&ctx);
+    if (pg)
+        PQfinish(pg);
+    kafka_producer_destroy(producer);
+    grants_destroy(grants);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
-    return 0;
+    return rc;
 }

@@ -1,22 +1,36 @@
-/* panel-azure-sync: fetches People from Microsoft Entra ID (full and delta runs)
- * This is the service's skeleton: configuration, logging, health and metrics. Its
- * behaviour is filled in by its own issue. */
+/* panel-azure-sync: fetches People from Microsoft Entra ID (full and delta runs) and
+ * publishes them as runs of events on panel.source.events (lib/fetch_run.h does the run;
+ * graph.c knows Microsoft Graph; delta_store.c keeps the delta links in PostgreSQL). */
 #include "config.h"
+#include "delta_store.h"
+#include "fetch_run.h"
+#include "graph.h"
 #include "log.h"
 #include "svc.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 
 struct azure_sync_config {
-    char *kafka_brokers;
+    struct fetch_env fetch;
     char *pg_url;
+    char *graph_url;
+    long long page_size;
+    long long full_every_hours;
 };
 
 static const struct cfg_option options[] = {
-    {"PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 1024,
-     offsetof(struct azure_sync_config, kafka_brokers), "Kafka bootstrap servers (host:port,...)"},
+    FETCH_ENV_OPTIONS(struct azure_sync_config, fetch, "panel-azure-sync"),
     {"PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,
-     offsetof(struct azure_sync_config, pg_url), "PostgreSQL connection URL"},
+     offsetof(struct azure_sync_config, pg_url),
+     "PostgreSQL connection URL (delta links, table azure_delta_state)"},
+    {"PANEL_GRAPH_URL", CFG_STRING, "https://graph.microsoft.com", 0, 1024,
+     offsetof(struct azure_sync_config, graph_url), "Base URL of Microsoft Graph"},
+    {"PANEL_AZURE_PAGE_SIZE", CFG_INT, "999", 1, 999, offsetof(struct azure_sync_config, page_size),
+     "$top of a full /v1.0/users listing"},
+    {"PANEL_AZURE_FULL_EVERY_HOURS", CFG_INT, "24", 0, 8760,
+     offsetof(struct azure_sync_config, full_every_hours),
+     "A run becomes a full run when the last full one is older than this (0 = never forced)"},
 };
 
 static const struct svc_spec spec = {
@@ -31,16 +45,56 @@ int main(int argc, char **argv)
 {
     struct azure_sync_config cfg = {0};
     struct svc *svc = NULL;
+    struct fetch_service *fs = NULL;
+    struct delta_store *store = NULL;
+    struct graph g = {0};
+    int status = 0;
+    char err[512];
     enum svc_start_result r = svc_start(&svc, &spec, argc, argv, &cfg);
     if (r != SVC_RUN) {
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
     }
+    if (!cfg.fetch.service_secret || !*cfg.fetch.service_secret) {
+        log_error("configuration error: PANEL_SERVICE_SECRET is required");
+        status = 2;
+        goto out;
+    }
+    store = delta_store_new(cfg.pg_url, err, sizeof err);
+    if (!store) {
+        log_error("cannot start: %s", err);
+        status = 1;
+        goto out;
+    }
+    g.graph_url = cfg.graph_url;
+    g.page_size = (long)cfg.page_size;
+    g.full_every_hours = (long)cfg.full_every_hours;
+    g.store = store;
+    struct fetch_source_ops ops = {
+        .classify = graph_classify,
+        .failure = graph_failure,
+        .plan = graph_plan,
+        .run = graph_run,
+        .completed = graph_completed,
+        .ctx = &g,
+    };
+    struct fetch_config fc;
+    fetch_config_from_env(&fc, &cfg.fetch, "azure", PANEL__V1__SOURCE__SOURCE_AZURE);
+    fs = fetch_service_new(&fc, &ops, svc, err, sizeof err);
+    if (!fs) {
+        log_error("cannot start: %s", err);
+        status = 1;
+        goto out;
+    }
     svc_set_ready(svc, true);
     while (svc_running(svc))
-        svc_sleep_ms(svc, 1000);
+        (void)fetch_service_poll(fs, 500);
     log_info("stopping");
+out:
+    fetch_service_destroy(fs);
+    free(g.stored_link);
+    delta_store_destroy(store);
     svc_destroy(svc);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
-    return 0;
+    return status;
 }

@@ -1,22 +1,37 @@
-/* panel-google-sync: fetches People, org units and Chromebooks from Google Workspace
- * This is the service's skeleton: configuration, logging, health and metrics. Its
- * behaviour is filled in by its own issue. */
+/* panel-google-sync: fetches People, org units and Chromebooks from Google Workspace and
+ * publishes them as runs of events on panel.source.events (lib/fetch_run.h does the run;
+ * google.c knows Google). */
 #include "config.h"
+#include "fetch_run.h"
+#include "google.h"
 #include "log.h"
 #include "svc.h"
 
 #include <stddef.h>
 
 struct google_sync_config {
-    char *kafka_brokers;
-    char *pg_url;
+    struct fetch_env fetch;
+    char *api_url;
+    long long users_page;
+    long long devices_page;
+    long long same_page_retries;
+    long long listing_restarts;
 };
 
 static const struct cfg_option options[] = {
-    {"PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 1024,
-     offsetof(struct google_sync_config, kafka_brokers), "Kafka bootstrap servers (host:port,...)"},
-    {"PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,
-     offsetof(struct google_sync_config, pg_url), "PostgreSQL connection URL"},
+    FETCH_ENV_OPTIONS(struct google_sync_config, fetch, "panel-google-sync"),
+    {"PANEL_GOOGLE_API_URL", CFG_STRING, "https://admin.googleapis.com", 0, 1024,
+     offsetof(struct google_sync_config, api_url), "Base URL of the Admin SDK Directory API"},
+    {"PANEL_GOOGLE_USERS_PAGE_SIZE", CFG_INT, "500", 1, 500,
+     offsetof(struct google_sync_config, users_page), "maxResults of users.list"},
+    {"PANEL_GOOGLE_DEVICES_PAGE_SIZE", CFG_INT, "200", 1, 300,
+     offsetof(struct google_sync_config, devices_page), "maxResults of chromeosdevices.list"},
+    {"PANEL_GOOGLE_SAME_PAGE_RETRIES", CFG_INT, "5", 0, 100,
+     offsetof(struct google_sync_config, same_page_retries),
+     "Retries of a devices page that answered the transient 400 'Invalid Input'"},
+    {"PANEL_GOOGLE_LISTING_RESTARTS", CFG_INT, "3", 0, 100,
+     offsetof(struct google_sync_config, listing_restarts),
+     "Restarts of a listing whose page token expired before the run fails"},
 };
 
 static const struct svc_spec spec = {
@@ -31,16 +46,47 @@ int main(int argc, char **argv)
 {
     struct google_sync_config cfg = {0};
     struct svc *svc = NULL;
+    struct fetch_service *fs = NULL;
+    int status = 0;
     enum svc_start_result r = svc_start(&svc, &spec, argc, argv, &cfg);
     if (r != SVC_RUN) {
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
     }
+    if (!cfg.fetch.service_secret || !*cfg.fetch.service_secret) {
+        log_error("configuration error: PANEL_SERVICE_SECRET is required");
+        status = 2;
+        goto out;
+    }
+    struct google_opts g = {
+        .api_url = cfg.api_url,
+        .users_page = (long)cfg.users_page,
+        .devices_page = (long)cfg.devices_page,
+        .same_page_retries = (int)cfg.same_page_retries,
+        .listing_restarts = (int)cfg.listing_restarts,
+    };
+    struct fetch_source_ops ops = {
+        .classify = google_classify,
+        .failure = google_failure,
+        .run = google_run,
+        .ctx = &g,
+    };
+    struct fetch_config fc;
+    char err[512];
+    fetch_config_from_env(&fc, &cfg.fetch, "google", PANEL__V1__SOURCE__SOURCE_GOOGLE);
+    fs = fetch_service_new(&fc, &ops, svc, err, sizeof err);
+    if (!fs) {
+        log_error("cannot start: %s", err);
+        status = 1;
+        goto out;
+    }
     svc_set_ready(svc, true);
     while (svc_running(svc))
-        svc_sleep_ms(svc, 1000);
+        (void)fetch_service_poll(fs, 500);
     log_info("stopping");
+out:
+    fetch_service_destroy(fs);
     svc_destroy(svc);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
-    return 0;
+    return status;
 }

@@ -1,8 +1,12 @@
-/* panel-merger: applies source events to PostgreSQL exactly once and publishes public change events
- * This is the service's skeleton: configuration, logging, health and metrics. Its
- * behaviour is filled in by its own issue. */
+/* panel-merger: applies source events to PostgreSQL exactly once and publishes public
+ * change events. Wires config, the consumer (consumer.c -> apply.c), the outbox relay
+ * (outbox.c) and the internal routes (routes.c). */
 #include "config.h"
+#include "consumer.h"
 #include "log.h"
+#include "outbox.h"
+#include "pg.h"
+#include "routes.h"
 #include "svc.h"
 
 #include <stddef.h>
@@ -10,6 +14,12 @@
 struct merger_config {
     char *kafka_brokers;
     char *pg_url;
+    char *service_secret;
+    char *group;
+    long long batch_max;
+    long long batch_ms;
+    long long outbox_batch;
+    long long outbox_idle_ms;
 };
 
 static const struct cfg_option options[] = {
@@ -17,30 +27,86 @@ static const struct cfg_option options[] = {
      offsetof(struct merger_config, kafka_brokers), "Kafka bootstrap servers (host:port,...)"},
     {"PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,
      offsetof(struct merger_config, pg_url), "PostgreSQL connection URL"},
+    {"PANEL_SERVICE_SECRET", CFG_SECRET, "", 0, 512, offsetof(struct merger_config, service_secret),
+     "bearer secret of the internal routes (empty: every internal call is refused)"},
+    {"PANEL_MERGER_GROUP", CFG_STRING, "panel-merger", 0, 255,
+     offsetof(struct merger_config, group), "consumer group on panel.source.events"},
+    {"PANEL_MERGER_BATCH_MAX", CFG_INT, "2000", 1, 100000,
+     offsetof(struct merger_config, batch_max), "most events applied in one transaction"},
+    {"PANEL_MERGER_BATCH_MS", CFG_INT, "200", 1, 60000, offsetof(struct merger_config, batch_ms),
+     "longest wait (ms) for a batch to fill once its first event arrived"},
+    {"PANEL_MERGER_OUTBOX_BATCH", CFG_INT, "1000", 1, 100000,
+     offsetof(struct merger_config, outbox_batch), "outbox rows published per relay round"},
+    {"PANEL_MERGER_OUTBOX_IDLE_MS", CFG_INT, "200", 10, 60000,
+     offsetof(struct merger_config, outbox_idle_ms), "relay pause (ms) when the outbox is empty"},
 };
 
 static const struct svc_spec spec = {
     .name = "merger",
-    .summary = "applies source events to PostgreSQL exactly once and publishes public change events",
+    .summary =
+        "applies source events to PostgreSQL exactly once and publishes public change events",
     .options = options,
     .noptions = CFG_OPTS_COUNT(options),
     .default_http_port = 8084,
 };
 
+static bool still_running(void *arg)
+{
+    return svc_running(arg);
+}
+
 int main(int argc, char **argv)
 {
     struct merger_config cfg = {0};
     struct svc *svc = NULL;
+    struct outbox_relay *relay = NULL;
+    char err[1024];
+    int status = 1;
     enum svc_start_result r = svc_start(&svc, &spec, argc, argv, &cfg);
     if (r != SVC_RUN) {
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
     }
+    PGconn *pg = pgx_connect(cfg.pg_url, 30, err, sizeof err);
+    if (!pg || pgx_check_schema(pg, err, sizeof err)) {
+        log_error("%s", err);
+        if (pg)
+            PQfinish(pg);
+        goto out;
+    }
+    PQfinish(pg);
+    struct routes_ctx rctx = {.pg_url = cfg.pg_url, .service_secret = cfg.service_secret};
+    if (routes_register(svc_httpd(svc), &rctx)) {
+        log_error("cannot register routes");
+        goto out;
+    }
+    relay = outbox_relay_start(cfg.pg_url, cfg.kafka_brokers, (int)cfg.outbox_batch,
+                               (int)cfg.outbox_idle_ms, svc_metrics(svc), err, sizeof err);
+    if (!relay) {
+        log_error("%s", err);
+        goto out;
+    }
+    struct consumer_opts co = {
+        .brokers = cfg.kafka_brokers,
+        .pg_url = cfg.pg_url,
+        .group = cfg.group,
+        .batch_max = (int)cfg.batch_max,
+        .batch_ms = (int)cfg.batch_ms,
+        .metrics = svc_metrics(svc),
+        .running = still_running,
+        .arg = svc,
+    };
     svc_set_ready(svc, true);
-    while (svc_running(svc))
-        svc_sleep_ms(svc, 1000);
+    if (consumer_run(&co, err, sizeof err)) {
+        log_error("%s", err);
+        goto out;
+    }
+    status = 0;
+out:
     log_info("stopping");
+    svc_set_ready(svc, false);
+    outbox_relay_stop(relay);
     svc_destroy(svc);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
-    return 0;
+    return status;
 }

@@ -21,7 +21,7 @@ def ensure_playwright():
     test uses Debian's chromium)."""
     if os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
         return
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=BROWSER_DIR, check=True,
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR, check=True,
                    env=dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1"), timeout=300)
 
 

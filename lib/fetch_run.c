@@ -1,0 +1,778 @@
+#include "fetch_run.h"
+
+#include "events.h"
+#include "json.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOKEN_MAX        8192
+#define RECENT_RUNS      256 /* tenants remembered for coalescing */
+#define MAX_EXTRA_HDRS   8
+#define FLUSH_TIMEOUT_MS 30000
+
+struct recent_run {
+    char tenant[72];
+    int64_t end_ms; /* wall clock, comparable with Kafka message timestamps */
+    bool full;
+};
+
+struct fetch_service {
+    const struct fetch_config *cfg;
+    const struct fetch_source_ops *ops;
+    struct svc *svc;
+    struct metrics *metrics;
+    rd_kafka_t *consumer;
+    struct kafka_producer *producer;
+    struct http_client *api;
+    struct http_client *auth;
+    struct http_client_opts api_opts;
+    char label[64]; /* source="google" */
+    struct recent_run recent[RECENT_RUNS];
+    size_t recent_next;
+};
+
+struct fetch_run {
+    struct fetch_service *fs;
+    const char *tenant;
+    const char *run_id;
+    const char *request_reason;
+    bool preview;
+    bool force_full;
+    Panel__V1__RunKind kind;
+    char *delta_link;
+    Panel__V1__RunCounts counts;
+    int64_t start_ms;
+    int64_t deadline_ms;
+    char token[TOKEN_MAX];
+    char provider_tenant[128];
+    bool failed;
+    fetch_reason reason;
+    char message[512];
+};
+
+void fetch_config_from_env(struct fetch_config *cfg, const struct fetch_env *env,
+                           const char *provider, Panel__V1__Source source)
+{
+    *cfg = (struct fetch_config){
+        .brokers = env->brokers,
+        .auth_url = env->auth_url,
+        .service_secret = env->service_secret,
+        .provider = provider,
+        .source = source,
+        .group_id = env->group,
+        .run_budget_s = (long)env->run_budget_s,
+        .http_timeout_ms = (long)env->http_timeout_ms,
+        .max_attempts = (int)env->max_attempts,
+        .backoff_base_ms = (long)env->backoff_base_ms,
+        .backoff_max_ms = (long)env->backoff_max_ms,
+        .max_page_bytes = (long)env->max_page_bytes,
+    };
+}
+
+static int stop_cb(void *ctx)
+{
+    return !svc_running(ctx);
+}
+
+struct fetch_service *fetch_service_new(const struct fetch_config *cfg,
+                                        const struct fetch_source_ops *ops, struct svc *svc,
+                                        char *err, size_t errlen)
+{
+    struct fetch_service *fs = calloc(1, sizeof *fs);
+    if (!fs) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    fs->cfg = cfg;
+    fs->ops = ops;
+    fs->svc = svc;
+    fs->metrics = svc_metrics(svc);
+    snprintf(fs->label, sizeof fs->label, "source=\"%s\"", cfg->provider);
+    fs->api_opts = (struct http_client_opts){
+        .timeout_ms = cfg->http_timeout_ms,
+        .max_body = (size_t)cfg->max_page_bytes,
+        .max_attempts = cfg->max_attempts,
+        .backoff_base_ms = cfg->backoff_base_ms,
+        .backoff_max_ms = cfg->backoff_max_ms,
+        .user_agent = "k12-panel-fetcher",
+        .cancelled = stop_cb,
+        .cancelled_ctx = svc,
+    };
+    struct http_client_opts auth_opts = {
+        .timeout_ms = 30000,
+        .max_body = 64 * 1024,
+        .max_attempts = 3,
+        .backoff_base_ms = cfg->backoff_base_ms,
+        .cancelled = stop_cb,
+        .cancelled_ctx = svc,
+    };
+    static const char *const topics[] = {TOPIC_SYNC_REQUESTS, NULL};
+    /* A run can take longer than Kafka's default poll interval; the request is committed
+     * only once its run is over. */
+    static const char *const cons_extra[] = {"max.poll.interval.ms", "86400000", NULL};
+    struct kafka_consumer_opts co = {
+        .brokers = cfg->brokers,
+        .group_id = cfg->group_id,
+        .topics = topics,
+        .enable_auto_commit = 0,
+        .auto_offset_reset = "earliest",
+        .extra_conf = cons_extra,
+    };
+    fs->api = http_client_new(&fs->api_opts, err, errlen);
+    if (!fs->api)
+        goto fail;
+    fs->auth = http_client_new(&auth_opts, err, errlen);
+    if (!fs->auth)
+        goto fail;
+    fs->producer = kafka_producer_new(cfg->brokers, cfg->group_id, NULL, err, errlen);
+    if (!fs->producer)
+        goto fail;
+    fs->consumer = kafka_consumer_new(&co, err, errlen);
+    if (!fs->consumer)
+        goto fail;
+    metrics_describe(fs->metrics, "panel_fetch_pages_total", "counter", "Pages fetched");
+    metrics_describe(fs->metrics, "panel_fetch_objects_total", "counter", "Observations published");
+    metrics_describe(fs->metrics, "panel_fetch_retries_total", "counter",
+                     "Requests repeated after a transport error or a 5xx");
+    metrics_describe(fs->metrics, "panel_fetch_throttles_total", "counter",
+                     "Responses that said slow down (429, rate-limit 403)");
+    metrics_describe(fs->metrics, "panel_fetch_skipped_total", "counter",
+                     "Objects skipped (missing id or email)");
+    metrics_describe(fs->metrics, "panel_fetch_truncated_total", "counter",
+                     "Fields cut to their limit or left out for a wrong type");
+    metrics_describe(fs->metrics, "panel_fetch_runs_total", "counter", "Runs by result");
+    metrics_describe(fs->metrics, "panel_fetch_coalesced_total", "counter",
+                     "Sync requests coalesced into a tenant's run");
+    metrics_describe(fs->metrics, "panel_fetch_run_duration_seconds", "histogram",
+                     "Duration of runs");
+    metrics_describe(fs->metrics, "panel_fetch_last_success_timestamp_seconds", "gauge",
+                     "End of the last completed run per tenant");
+    return fs;
+fail:
+    fetch_service_destroy(fs);
+    return NULL;
+}
+
+void fetch_service_destroy(struct fetch_service *fs)
+{
+    if (!fs)
+        return;
+    if (fs->consumer)
+        kafka_consumer_destroy(fs->consumer);
+    if (fs->producer)
+        kafka_producer_destroy(fs->producer);
+    http_client_destroy(fs->api);
+    http_client_destroy(fs->auth);
+    free(fs);
+}
+
+/* ------------------------------------------------------------------ run helpers */
+
+const char *fetch_run_tenant(const struct fetch_run *r)
+{
+    return r->tenant;
+}
+
+const char *fetch_run_id(const struct fetch_run *r)
+{
+    return r->run_id;
+}
+
+const char *fetch_run_provider_tenant(const struct fetch_run *r)
+{
+    return r->provider_tenant;
+}
+
+bool fetch_run_force_full(const struct fetch_run *r)
+{
+    return r->force_full;
+}
+
+bool fetch_run_preview(const struct fetch_run *r)
+{
+    return r->preview;
+}
+
+Panel__V1__RunKind fetch_run_kind(const struct fetch_run *r)
+{
+    return r->kind;
+}
+
+const char *fetch_run_delta_link(const struct fetch_run *r)
+{
+    return r->delta_link;
+}
+
+void fetch_run_set_kind(struct fetch_run *r, Panel__V1__RunKind kind)
+{
+    r->kind = kind;
+}
+
+int fetch_run_set_delta_link(struct fetch_run *r, const char *link)
+{
+    char *copy = strdup(link);
+    if (!copy)
+        return -1;
+    free(r->delta_link);
+    r->delta_link = copy;
+    return 0;
+}
+
+bool fetch_run_running(const struct fetch_run *r)
+{
+    return svc_running(r->fs->svc);
+}
+
+int fetch_run_fail(struct fetch_run *r, fetch_reason reason, const char *fmt, ...)
+{
+    if (r->failed)
+        return -1;
+    r->failed = true;
+    r->reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void label2(char *out, size_t n, const struct fetch_service *fs, const char *k,
+                   const char *v)
+{
+    snprintf(out, n, "%s,%s=\"%s\"", fs->label, k, v);
+}
+
+void fetch_run_skip(struct fetch_run *r, const char *listing, const char *reason)
+{
+    char l[128];
+    r->counts.skipped++;
+    label2(l, sizeof l, r->fs, "listing", listing);
+    metrics_counter_add(r->fs->metrics, "panel_fetch_skipped_total", l, 1);
+    log_warn_t(r->tenant, r->run_id, "skipped one object of %s: %s", listing, reason);
+}
+
+void fetch_run_note_truncated(struct fetch_run *r, unsigned truncated, unsigned ignored)
+{
+    if (truncated + ignored == 0)
+        return;
+    metrics_counter_add(r->fs->metrics, "panel_fetch_truncated_total", r->fs->label,
+                        (double)(truncated + ignored));
+    log_info_t(r->tenant, r->run_id, "%u field(s) truncated, %u of a wrong type left out",
+               truncated, ignored);
+}
+
+void fetch_run_page_done(struct fetch_run *r, const char *listing)
+{
+    char l[128];
+    r->counts.pages++;
+    label2(l, sizeof l, r->fs, "listing", listing);
+    metrics_counter_add(r->fs->metrics, "panel_fetch_pages_total", l, 1);
+    kafka_producer_poll(r->fs->producer);
+}
+
+int fetch_run_backoff(struct fetch_run *r, int retry)
+{
+    long wait = http_backoff_ms(&r->fs->api_opts, retry, -1);
+    if (http_now_ms() + wait > r->deadline_ms)
+        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
+                              "the run's budget of %ld s is exhausted", r->fs->cfg->run_budget_s);
+    svc_sleep_ms(r->fs->svc, wait);
+    if (!svc_running(r->fs->svc))
+        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_SHUTDOWN,
+                              "the fetcher is stopping");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ token */
+
+static fetch_reason token_error_reason(long status, const json_t *body, char *msg, size_t n)
+{
+    const char *code = json_str(json_object_get(body, "error"), "code");
+    snprintf(msg, n, "auth answered %ld%s%s", status, code ? ": " : "", code ? code : "");
+    if (status == 404)
+        return PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_NOT_CONNECTED;
+    if (status == 409 && code && strcmp(code, "revoked") == 0)
+        return PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_REVOKED;
+    if (status == 409)
+        return PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN;
+    if (status == 502)
+        return PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR;
+    return PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL;
+}
+
+/* Ask auth for a fresh access token for the run's tenant. 0 or -1 (run failed). */
+static int get_token(struct fetch_run *r)
+{
+    struct fetch_service *fs = r->fs;
+    struct buf url, body, authz;
+    struct http_response resp;
+    json_t *reply = NULL;
+    char err[512];
+    int rc = -1;
+    buf_init(&url, 4096);
+    buf_init(&body, 4096);
+    buf_init(&authz, 4096);
+    http_response_init(&resp);
+    if (buf_appendf(&url, "%s/internal/token", fs->cfg->auth_url) ||
+        buf_appends(&body, "{\"tenant_id\":") || buf_append_json_string(&body, r->tenant) ||
+        buf_appends(&body, ",\"provider\":") || buf_append_json_string(&body, fs->cfg->provider) ||
+        buf_appends(&body, "}") ||
+        buf_appendf(&authz, "Authorization: Bearer %s", fs->cfg->service_secret)) {
+        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                       "token request too large");
+        goto out;
+    }
+    const char *hdrs[] = {authz.data, "Content-Type: application/json", NULL};
+    struct http_request req = {.method = "POST",
+                               .url = url.data,
+                               .headers = hdrs,
+                               .body = body.data,
+                               .body_len = body.len,
+                               .deadline_ms = r->deadline_ms};
+    enum http_result hr = http_client_do(fs->auth, &req, &resp, err, sizeof err);
+    if (hr == HTTP_RESULT_STOPPED) {
+        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_SHUTDOWN,
+                       "stopped while asking auth for a token");
+        goto out;
+    }
+    if (hr != HTTP_RESULT_OK) {
+        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                       "auth's token endpoint: %s", err);
+        goto out;
+    }
+    reply = json_parse(resp.body.data ? resp.body.data : "", resp.body.len, err, sizeof err);
+    if (resp.status != 200) {
+        char msg[256];
+        fetch_reason reason = token_error_reason(resp.status, reply, msg, sizeof msg);
+        fetch_run_fail(r, reason, "no access token: %s", msg);
+        goto out;
+    }
+    const char *tok = json_str(reply, "access_token");
+    if (!tok || !*tok || strlen(tok) >= sizeof r->token) {
+        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                       "auth's token reply has no usable access_token");
+        goto out;
+    }
+    snprintf(r->token, sizeof r->token, "%s", tok);
+    const char *pt = json_str(reply, "provider_tenant");
+    snprintf(r->provider_tenant, sizeof r->provider_tenant, "%s", pt ? pt : "");
+    rc = 0;
+out:
+    json_decref(reply);
+    buf_free(&url);
+    buf_free(&body);
+    buf_free(&authz);
+    http_response_free(&resp);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ HTTP */
+
+static enum http_retry classify_wrap(long status, const struct buf *body, void *ctx)
+{
+    const struct fetch_service *fs = ctx;
+    if (status == 401)
+        return HTTP_RETRY_NO;
+    return fs->ops->classify(status, body, fs->ops->ctx);
+}
+
+int fetch_run_get(struct fetch_run *r, const char *url, const char *const *headers,
+                  struct http_response *resp)
+{
+    struct fetch_service *fs = r->fs;
+    char err[1024];
+    struct buf authz;
+    int rc = -1;
+    buf_init(&authz, TOKEN_MAX + 64);
+    for (int refreshed = 0;; refreshed++) {
+        const char *hdrs[MAX_EXTRA_HDRS + 2];
+        size_t n = 0;
+        buf_reset(&authz);
+        if (buf_appendf(&authz, "Authorization: Bearer %s", r->token)) {
+            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                           "authorization header too large");
+            goto out;
+        }
+        hdrs[n++] = authz.data;
+        for (size_t i = 0; headers && headers[i] && n < MAX_EXTRA_HDRS + 1; i++)
+            hdrs[n++] = headers[i];
+        hdrs[n] = NULL;
+        if (http_now_ms() >= r->deadline_ms) {
+            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
+                           "the run's budget of %ld s is exhausted", fs->cfg->run_budget_s);
+            goto out;
+        }
+        struct http_request req = {.url = url,
+                                   .headers = hdrs,
+                                   .deadline_ms = r->deadline_ms,
+                                   .classify = classify_wrap,
+                                   .classify_ctx = fs};
+        enum http_result hr = http_client_do(fs->api, &req, resp, err, sizeof err);
+        if (resp->retried_errors)
+            metrics_counter_add(fs->metrics, "panel_fetch_retries_total", fs->label,
+                                resp->retried_errors);
+        if (resp->throttled)
+            metrics_counter_add(fs->metrics, "panel_fetch_throttles_total", fs->label,
+                                resp->throttled);
+        switch (hr) {
+        case HTTP_RESULT_OK:
+            break;
+        case HTTP_RESULT_DEADLINE:
+            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
+                           "the run's budget of %ld s is exhausted%s: %s", fs->cfg->run_budget_s,
+                           resp->throttled ? " while throttled" : "", err);
+            goto out;
+        case HTTP_RESULT_TOO_LARGE:
+            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED, "%s",
+                           err);
+            goto out;
+        case HTTP_RESULT_STOPPED:
+            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_SHUTDOWN,
+                           "the fetcher is stopping");
+            goto out;
+        case HTTP_RESULT_TRANSPORT:
+        default:
+            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR,
+                           "%s", err);
+            goto out;
+        }
+        if (resp->status == 401 && refreshed == 0) {
+            /* The access token expired during the run: one new token, one more try. */
+            log_info_t(r->tenant, r->run_id, "access token rejected; asking auth for a new one");
+            if (get_token(r))
+                goto out;
+            continue;
+        }
+        rc = 0;
+        goto out;
+    }
+out:
+    buf_free(&authz);
+    return rc;
+}
+
+int fetch_run_fail_response(struct fetch_run *r, const struct http_response *resp)
+{
+    char msg[400] = "";
+    fetch_reason reason = r->fs->ops->failure(resp->status, &resp->body, msg, sizeof msg);
+    return fetch_run_fail(r, reason, "HTTP %ld: %s", resp->status, msg);
+}
+
+json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *resp,
+                             const char *listing)
+{
+    char err[256];
+    json_t *page =
+        json_parse(resp->body.data ? resp->body.data : "", resp->body.len, err, sizeof err);
+    if (!page) {
+        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
+                       "page %llu of %s is not valid JSON: %s",
+                       (unsigned long long)r->counts.pages + 1, listing, err);
+        return NULL;
+    }
+    if (!json_is_object(page)) {
+        json_decref(page);
+        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
+                       "page of %s is not a JSON object", listing);
+        return NULL;
+    }
+    return page;
+}
+
+/* ------------------------------------------------------------------ publishing */
+
+static int publish(struct fetch_run *r, Envelope *env)
+{
+    char err[256];
+    if (events_publish(r->fs->producer, TOPIC_SOURCE_EVENTS, r->tenant, env, err, sizeof err))
+        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                              "publishing: %s", err);
+    return 0;
+}
+
+static int envelope(struct fetch_run *r, Envelope *env, char id[EVENTS_ID_LEN])
+{
+    if (events_envelope_init(env, id, r->tenant, r->fs->cfg->source, r->run_id))
+        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                              "cannot create an event id");
+    return 0;
+}
+
+int fetch_run_publish(struct fetch_run *r, const ProtobufCMessage *msg)
+{
+    Envelope env;
+    char id[EVENTS_ID_LEN];
+    Panel__V1__PersonObserved po = PANEL__V1__PERSON_OBSERVED__INIT;
+    Panel__V1__OrgUnitObserved oo = PANEL__V1__ORG_UNIT_OBSERVED__INIT;
+    Panel__V1__DeviceObserved dobs = PANEL__V1__DEVICE_OBSERVED__INIT;
+    const char *kind;
+    if (envelope(r, &env, id))
+        return -1;
+    if (msg->descriptor == &panel__v1__person__descriptor) {
+        po.person = (Panel__V1__Person *)msg;
+        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED;
+        env.person_observed = &po;
+        r->counts.people++;
+        kind = "kind=\"person\"";
+    } else if (msg->descriptor == &panel__v1__org_unit__descriptor) {
+        oo.org_unit = (Panel__V1__OrgUnit *)msg;
+        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED;
+        env.org_unit_observed = &oo;
+        r->counts.org_units++;
+        kind = "kind=\"org_unit\"";
+    } else if (msg->descriptor == &panel__v1__device__descriptor) {
+        dobs.device = (Panel__V1__Device *)msg;
+        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED;
+        env.device_observed = &dobs;
+        r->counts.devices++;
+        kind = "kind=\"device\"";
+    } else {
+        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                              "not an observation: %s", msg->descriptor->name);
+    }
+    char l[128];
+    snprintf(l, sizeof l, "%s,%s", r->fs->label, kind);
+    metrics_counter_add(r->fs->metrics, "panel_fetch_objects_total", l, 1);
+    return publish(r, &env);
+}
+
+int fetch_run_publish_removed(struct fetch_run *r, Panel__V1__ObjectKind kind, const char *id,
+                              Panel__V1__RemovalReason reason)
+{
+    Envelope env;
+    char eid[EVENTS_ID_LEN];
+    Panel__V1__ObjectRemoved rem = PANEL__V1__OBJECT_REMOVED__INIT;
+    if (envelope(r, &env, eid))
+        return -1;
+    rem.has_kind = 1;
+    rem.kind = kind;
+    rem.source_id = (char *)id;
+    rem.has_reason = 1;
+    rem.reason = reason;
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_OBJECT_REMOVED;
+    env.object_removed = &rem;
+    r->counts.removals++;
+    return publish(r, &env);
+}
+
+static void set_counts(Panel__V1__RunCounts *c)
+{
+    c->has_people = c->has_org_units = c->has_devices = 1;
+    c->has_removals = c->has_skipped = c->has_pages = 1;
+}
+
+static int publish_started(struct fetch_run *r)
+{
+    Envelope env;
+    char id[EVENTS_ID_LEN];
+    Panel__V1__RunStarted st = PANEL__V1__RUN_STARTED__INIT;
+    if (envelope(r, &env, id))
+        return -1;
+    st.has_kind = 1;
+    st.kind = r->kind;
+    st.has_preview = 1;
+    st.preview = r->preview;
+    st.reason = (char *)r->request_reason;
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_RUN_STARTED;
+    env.run_started = &st;
+    return publish(r, &env);
+}
+
+/* Wait for every queued event; a lost one makes the run incomplete. */
+static int flush(struct fetch_run *r)
+{
+    long failed = kafka_producer_flush(r->fs->producer, FLUSH_TIMEOUT_MS);
+    if (failed != 0)
+        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                              failed < 0 ? "Kafka did not confirm the run's events in time"
+                                         : "Kafka lost some of the run's events");
+    return 0;
+}
+
+static int publish_end(struct fetch_run *r)
+{
+    Envelope env;
+    char id[EVENTS_ID_LEN];
+    Panel__V1__RunCompleted done = PANEL__V1__RUN_COMPLETED__INIT;
+    Panel__V1__RunFailed fail = PANEL__V1__RUN_FAILED__INIT;
+    if (events_envelope_init(&env, id, r->tenant, r->fs->cfg->source, r->run_id))
+        return -1;
+    set_counts(&r->counts);
+    if (!r->failed) {
+        done.has_kind = 1;
+        done.kind = r->kind;
+        done.counts = &r->counts;
+        done.has_preview = 1;
+        done.preview = r->preview;
+        done.delta_link = r->delta_link;
+        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED;
+        env.run_completed = &done;
+    } else {
+        fail.has_reason = 1;
+        fail.reason = r->reason;
+        fail.message = r->message;
+        fail.counts = &r->counts;
+        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_RUN_FAILED;
+        env.run_failed = &fail;
+    }
+    char err[256];
+    if (events_publish(r->fs->producer, TOPIC_SOURCE_EVENTS, r->tenant, &env, err, sizeof err)) {
+        log_error_t(r->tenant, r->run_id, "cannot publish the end of the run: %s", err);
+        return -1;
+    }
+    if (kafka_producer_flush(r->fs->producer, FLUSH_TIMEOUT_MS) != 0) {
+        log_error_t(r->tenant, r->run_id, "Kafka did not confirm the end of the run");
+        return -1;
+    }
+    return 0;
+}
+
+static const char *reason_str(fetch_reason reason)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&panel__v1__run_failure_reason__descriptor, reason);
+    return v ? v->name : "RUN_FAILURE_REASON_UNSPECIFIED";
+}
+
+/* ------------------------------------------------------------------ requests */
+
+static struct recent_run *recent_find(struct fetch_service *fs, const char *tenant)
+{
+    for (size_t i = 0; i < RECENT_RUNS; i++)
+        if (fs->recent[i].tenant[0] && strcmp(fs->recent[i].tenant, tenant) == 0)
+            return &fs->recent[i];
+    return NULL;
+}
+
+static void recent_note(struct fetch_service *fs, const char *tenant, bool full)
+{
+    struct recent_run *rr = recent_find(fs, tenant);
+    if (!rr) {
+        rr = &fs->recent[fs->recent_next];
+        fs->recent_next = (fs->recent_next + 1) % RECENT_RUNS;
+    }
+    snprintf(rr->tenant, sizeof rr->tenant, "%s", tenant);
+    rr->end_ms = events_now_ms();
+    rr->full = full;
+}
+
+static void run_one(struct fetch_service *fs, const Envelope *req)
+{
+    struct fetch_run *r = calloc(1, sizeof *r);
+    if (!r) {
+        log_error_t(req->tenant_id, req->run_id, "out of memory starting a run");
+        return;
+    }
+    const Panel__V1__SyncRequest *sr = req->sync_request;
+    Panel__V1__RunCounts init = PANEL__V1__RUN_COUNTS__INIT;
+    r->fs = fs;
+    r->tenant = req->tenant_id;
+    r->run_id = req->run_id;
+    r->request_reason = sr->reason;
+    r->preview = sr->has_preview && sr->preview;
+    r->force_full = sr->has_force_full && sr->force_full;
+    r->counts = init;
+    r->kind = PANEL__V1__RUN_KIND__RUN_KIND_FULL;
+    r->start_ms = http_now_ms();
+    r->deadline_ms = r->start_ms + fs->cfg->run_budget_s * 1000;
+    if (fs->ops->plan)
+        r->kind = fs->ops->plan(r, fs->ops->ctx);
+    log_info_t(r->tenant, r->run_id, "run started (%s, reason %s)",
+               r->kind == PANEL__V1__RUN_KIND__RUN_KIND_DELTA ? "delta" : "full",
+               r->request_reason ? r->request_reason : "-");
+    int ok = publish_started(r) == 0 && get_token(r) == 0 && fs->ops->run(r, fs->ops->ctx) == 0 &&
+             flush(r) == 0;
+    if (!ok && !r->failed)
+        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                       "the run stopped without a reason");
+    int end = publish_end(r);
+    double secs = (double)(http_now_ms() - r->start_ms) / 1000.0;
+    char l[160];
+    snprintf(l, sizeof l, "%s,result=\"%s\"", fs->label, r->failed ? "failed" : "completed");
+    metrics_counter_add(fs->metrics, "panel_fetch_runs_total", l, 1);
+    metrics_observe(fs->metrics, "panel_fetch_run_duration_seconds", fs->label, secs);
+    if (!r->failed) {
+        log_info_t(r->tenant, r->run_id,
+                   "run completed in %.1f s: %llu people, %llu org units, %llu devices, "
+                   "%llu removals, %llu skipped, %llu pages",
+                   secs, (unsigned long long)r->counts.people,
+                   (unsigned long long)r->counts.org_units, (unsigned long long)r->counts.devices,
+                   (unsigned long long)r->counts.removals, (unsigned long long)r->counts.skipped,
+                   (unsigned long long)r->counts.pages);
+        if (end == 0) {
+            snprintf(l, sizeof l, "%s,tenant=\"%s\"", fs->label, r->tenant);
+            metrics_gauge_set(fs->metrics, "panel_fetch_last_success_timestamp_seconds", l,
+                              (double)events_now_ms() / 1000.0);
+            if (fs->ops->completed)
+                fs->ops->completed(r, fs->ops->ctx);
+        }
+    } else {
+        log_warn_t(r->tenant, r->run_id, "run failed after %.1f s (%s): %s", secs,
+                   reason_str(r->reason), r->message);
+    }
+    recent_note(fs, r->tenant, r->kind == PANEL__V1__RUN_KIND__RUN_KIND_FULL);
+    free(r->delta_link);
+    explicit_bzero(r->token, sizeof r->token);
+    free(r);
+}
+
+static void handle(struct fetch_service *fs, const rd_kafka_message_t *m)
+{
+    char err[256];
+    Envelope *env = events_decode(m->payload, m->len, err, sizeof err);
+    if (!env) {
+        log_warn("ignoring a message on %s at offset %lld: %s", TOPIC_SYNC_REQUESTS,
+                 (long long)m->offset, err);
+        return;
+    }
+    if (env->payload_case != PANEL__V1__ENVELOPE__PAYLOAD_SYNC_REQUEST || !env->has_source ||
+        env->source != fs->cfg->source)
+        goto out;
+    if (!env->run_id || !*env->run_id || strlen(env->run_id) > 64) {
+        log_warn_t(env->tenant_id, NULL, "ignoring a sync request without a usable run_id");
+        goto out;
+    }
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    struct recent_run *rr = recent_find(fs, env->tenant_id);
+    bool wants_full = env->sync_request->has_force_full && env->sync_request->force_full;
+    /* A request made before the tenant's last run ended is served by that run (it was
+     * queued while the run was in flight), unless it asks for more than the run did. */
+    if (rr && ts > 0 && ts <= rr->end_ms && (!wants_full || rr->full)) {
+        metrics_counter_add(fs->metrics, "panel_fetch_coalesced_total", fs->label, 1);
+        log_info_t(env->tenant_id, env->run_id,
+                   "sync request coalesced: the tenant's previous run already covered it");
+        goto out;
+    }
+    run_one(fs, env);
+out:
+    events_free(env);
+}
+
+int fetch_service_poll(struct fetch_service *fs, int timeout_ms)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(fs->consumer, timeout_ms);
+    if (!m)
+        return 0;
+    int rc = 0;
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            log_warn("consumer: %s", rd_kafka_message_errstr(m));
+            rc = -1;
+        }
+        goto out;
+    }
+    handle(fs, m);
+    rd_kafka_resp_err_t ce = rd_kafka_commit_message(fs->consumer, m, 0);
+    if (ce)
+        log_warn("committing the sync request's offset: %s", rd_kafka_err2str(ce));
+out:
+    rd_kafka_message_destroy(m);
+    return rc;
+}

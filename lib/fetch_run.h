@@ -1,0 +1,159 @@
+/* fetch_run: what google-sync and azure-sync share. A fetch service consumes
+ * panel.sync.requests for its own source (coalescing a tenant's duplicate requests), and
+ * turns each request into one run on panel.source.events (key = tenant): RunStarted, the
+ * observations, then exactly one of RunCompleted / RunFailed with the counts. During a run
+ * the provider code calls back into this module for authorised GETs (token from auth's
+ * POST /internal/token, again after a 401; retries, backoff, Retry-After and the run's time
+ * budget), page parsing, publishing and skip accounting. Providers only supply URLs,
+ * paging, error classification and mapping tables. */
+#ifndef PANEL_FETCH_RUN_H
+#define PANEL_FETCH_RUN_H
+
+#include "buf.h"
+#include "http_client.h"
+#include "panel/v1/events.pb-c.h"
+#include "svc.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct fetch_service;
+struct fetch_run;
+
+typedef Panel__V1__RunFailureReason fetch_reason;
+
+/* The provider's part of a run. */
+struct fetch_source_ops {
+    /* Retry decision for a provider response (401 is handled before this is asked). */
+    enum http_retry (*classify)(long status, const struct buf *body, void *ctx);
+    /* Why a final non-2xx response ends the run; msg gets the provider's explanation. */
+    fetch_reason (*failure)(long status, const struct buf *body, char *msg, size_t msglen);
+    /* Optional: the kind RunStarted announces (default full). */
+    Panel__V1__RunKind (*plan)(struct fetch_run *run, void *ctx);
+    /* Run one sync: 0 when the listing is complete, -1 after fetch_run_fail(). It sets the
+     * kind RunCompleted reports (fetch_run_set_kind) when it differs from the plan. */
+    int (*run)(struct fetch_run *run, void *ctx);
+    /* Optional: called once RunCompleted is confirmed by Kafka (Azure stores its delta
+     * link then, so a crash never skips changes). */
+    void (*completed)(struct fetch_run *run, void *ctx);
+    void *ctx; /* borrowed */
+};
+
+struct fetch_config {
+    const char *brokers;
+    const char *auth_url;       /* base of auth's internal routes */
+    const char *service_secret; /* Bearer for auth; never logged */
+    const char *provider;       /* "google" | "azure" (token requests, metrics labels) */
+    Panel__V1__Source source;
+    const char *group_id; /* consumer group on panel.sync.requests */
+    long run_budget_s;    /* wall-clock budget of one run */
+    long http_timeout_ms; /* per attempt */
+    int max_attempts;     /* per request */
+    long backoff_base_ms;
+    long backoff_max_ms;
+    long max_page_bytes; /* cap on one response body */
+};
+
+/* The environment both fetchers read; a service embeds this struct and puts
+ * FETCH_ENV_OPTIONS(its config type, member, default group) in its option table. */
+struct fetch_env {
+    char *brokers;
+    char *auth_url;
+    char *service_secret;
+    char *group;
+    long long run_budget_s;
+    long long http_timeout_ms;
+    long long max_attempts;
+    long long backoff_base_ms;
+    long long backoff_max_ms;
+    long long max_page_bytes;
+};
+
+/* clang-format off */
+#define FETCH_ENV_OPTIONS(type, m, group_default)                                                 \
+    {"PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 1024, offsetof(type, m.brokers),     \
+     "Kafka bootstrap servers (host:port,...)"},                                                  \
+    {"PANEL_KAFKA_GROUP", CFG_STRING, group_default, 0, 128, offsetof(type, m.group),             \
+     "Consumer group on panel.sync.requests"},                                                    \
+    {"PANEL_AUTH_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024, offsetof(type, m.auth_url),  \
+     "Base URL of the auth service (POST /internal/token)"},                                      \
+    {"PANEL_SERVICE_SECRET", CFG_SECRET, "", 0, 1024, offsetof(type, m.service_secret),           \
+     "Shared secret for auth's internal routes (Bearer); required"},                              \
+    {"PANEL_FETCH_RUN_BUDGET_S", CFG_INT, "3600", 1, 86400, offsetof(type, m.run_budget_s),       \
+     "Wall-clock budget of one run; past it the run fails (budget_exhausted)"},                   \
+    {"PANEL_FETCH_HTTP_TIMEOUT_MS", CFG_INT, "60000", 100, 600000,                                \
+     offsetof(type, m.http_timeout_ms), "Timeout of one HTTP attempt to the provider"},           \
+    {"PANEL_FETCH_MAX_ATTEMPTS", CFG_INT, "10", 1, 1000, offsetof(type, m.max_attempts),          \
+     "Attempts per provider request (throttling, 5xx, resets) before the run fails"},             \
+    {"PANEL_FETCH_BACKOFF_BASE_MS", CFG_INT, "500", 1, 60000, offsetof(type, m.backoff_base_ms),  \
+     "First retry wait; doubles per retry, with jitter"},                                         \
+    {"PANEL_FETCH_BACKOFF_MAX_MS", CFG_INT, "30000", 1, 600000, offsetof(type, m.backoff_max_ms), \
+     "Longest retry wait (a longer Retry-After is still honoured)"},                              \
+    {"PANEL_FETCH_MAX_PAGE_BYTES", CFG_INT, "33554432", 65536, 1073741824,                        \
+     offsetof(type, m.max_page_bytes), "Cap on one provider response body"}
+/* clang-format on */
+
+/* Fill cfg from env (strings borrowed from env). */
+void fetch_config_from_env(struct fetch_config *cfg, const struct fetch_env *env,
+                           const char *provider, Panel__V1__Source source);
+
+/* Start the consumer and producer. Everything in cfg and ops is borrowed and must outlive
+ * the service. NULL with a message in err. */
+struct fetch_service *fetch_service_new(const struct fetch_config *cfg,
+                                        const struct fetch_source_ops *ops, struct svc *svc,
+                                        char *err, size_t errlen);
+/* Wait up to timeout_ms for one sync request and run it when it is ours. 0, or -1 on a
+ * consumer error that was logged (the caller keeps polling). */
+int fetch_service_poll(struct fetch_service *fs, int timeout_ms);
+void fetch_service_destroy(struct fetch_service *fs);
+
+/* ---- for the provider during a run (all strings borrowed, valid during the run) ---- */
+const char *fetch_run_tenant(const struct fetch_run *r);
+const char *fetch_run_id(const struct fetch_run *r);
+/* The provider's tenant as auth reported it (Azure tenant id), or "". */
+const char *fetch_run_provider_tenant(const struct fetch_run *r);
+bool fetch_run_force_full(const struct fetch_run *r);
+bool fetch_run_preview(const struct fetch_run *r);
+Panel__V1__RunKind fetch_run_kind(const struct fetch_run *r);
+const char *fetch_run_delta_link(const struct fetch_run *r); /* NULL when none */
+void fetch_run_set_kind(struct fetch_run *r, Panel__V1__RunKind kind);
+/* Azure: the delta link RunCompleted carries (copied). 0 or -1. */
+int fetch_run_set_delta_link(struct fetch_run *r, const char *link)
+    __attribute__((warn_unused_result));
+
+/* GET url with the run's access token and extra headers (NULL-terminated, may be NULL),
+ * retrying as the provider's classify() says within the run's budget; a 401 fetches a new
+ * token and retries once. 0: resp holds a response (look at its status); -1: the run failed
+ * (reason recorded: budget, transport, revoked, shutdown). */
+int fetch_run_get(struct fetch_run *r, const char *url, const char *const *headers,
+                  struct http_response *resp) __attribute__((warn_unused_result));
+/* Fail the run with a final non-2xx response, using the provider's failure(). Returns -1. */
+int fetch_run_fail_response(struct fetch_run *r, const struct http_response *resp);
+/* Parse a 2xx page. NULL after failing the run as malformed. Caller json_decref()s. */
+json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *resp,
+                             const char *listing);
+/* Record the failure (the first one wins) and return -1. */
+int fetch_run_fail(struct fetch_run *r, fetch_reason reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Publish one observation: msg is a Person, OrgUnit or Device (borrowed). 0 or -1 (run
+ * failed). */
+int fetch_run_publish(struct fetch_run *r, const ProtobufCMessage *msg)
+    __attribute__((warn_unused_result));
+/* Publish an ObjectRemoved. 0 or -1. */
+int fetch_run_publish_removed(struct fetch_run *r, Panel__V1__ObjectKind kind, const char *id,
+                              Panel__V1__RemovalReason reason) __attribute__((warn_unused_result));
+/* Count a skipped object and log why. */
+void fetch_run_skip(struct fetch_run *r, const char *listing, const char *reason);
+/* Count truncated/ignored fields of mapped objects. */
+void fetch_run_note_truncated(struct fetch_run *r, unsigned truncated, unsigned ignored);
+/* Count one page of a listing. */
+void fetch_run_page_done(struct fetch_run *r, const char *listing);
+/* Wait before repeating a request ourselves (backoff number `retry`); -1 when the budget or
+ * a stop request ends the run. */
+int fetch_run_backoff(struct fetch_run *r, int retry) __attribute__((warn_unused_result));
+/* True while no stop was requested. */
+bool fetch_run_running(const struct fetch_run *r);
+
+#endif

@@ -1,0 +1,48 @@
+/* ctx: what every part of auth shares — configuration, the keyring, the Kafka producer —
+ * plus the per-thread resources that are not thread-safe (a PostgreSQL connection and an
+ * HTTP client per civetweb worker or background thread). */
+#ifndef AUTH_CTX_H
+#define AUTH_CTX_H
+
+#include "google_oauth.h"
+#include "grants.h"
+#include "http_client.h"
+#include "kafka.h"
+#include "ms_consent.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stddef.h>
+
+struct auth_ctx {
+    const char *pg_url;
+    const char *service_secret;
+    const char *admin_url;      /* where the browser lands after a callback */
+    long state_ttl_s;           /* OAuth state lifetime */
+    long run_stale_s;           /* a requested/running run older than this no longer coalesces */
+    long default_interval_s;    /* used when the tenant row has none */
+    struct grants *grants;      /* borrowed */
+    struct kafka_producer *producer; /* borrowed; thread-safe */
+    struct google_cfg google;
+    struct ms_cfg ms;
+    pthread_key_t pg_key;
+    pthread_key_t http_key;
+};
+
+/* Create the thread keys. 0 or -1. */
+int ctx_init(struct auth_ctx *c) __attribute__((warn_unused_result));
+/* This thread's PostgreSQL connection (connected or reset on demand; closed when the thread
+ * exits). NULL with a message when the database is unreachable. Borrowed. */
+PGconn *ctx_pg(struct auth_ctx *c, char *err, size_t errlen);
+/* This thread's HTTP client for provider calls. Borrowed; NULL on failure. */
+struct http_client *ctx_http(struct auth_ctx *c, char *err, size_t errlen);
+/* Release this thread's resources now (for threads that are not civetweb's). */
+void ctx_thread_done(struct auth_ctx *c);
+void ctx_fini(struct auth_ctx *c);
+
+/* Run a statement with text parameters; the result (caller PQclear-s) or NULL with a
+ * message when it did not have the wanted status (then nothing to clear). */
+PGresult *ctx_query(PGconn *pg, ExecStatusType want, const char *sql, int nparams,
+                    const char *const *params, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,186 @@
+/* publish: Kafka side of auth. */
+#include "publish.h"
+
+#include "crypto.h"
+#include "log.h"
+#include "pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PUBLISH_FLUSH_MS 10000
+#define PUBLISH_BATCH    "100"
+
+Panel__V1__Source publish_source(const char *provider)
+{
+    if (provider && strcmp(provider, "google") == 0)
+        return PANEL__V1__SOURCE__SOURCE_GOOGLE;
+    if (provider && strcmp(provider, "azure") == 0)
+        return PANEL__V1__SOURCE__SOURCE_AZURE;
+    return PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
+}
+
+int publish_auth_event(struct auth_ctx *c, const char *tenant, const char *provider,
+                       Panel__V1__AuthEventKind kind, const char *const *scopes, size_t nscopes,
+                       const char *message, const char *actor, char *err, size_t errlen)
+{
+    Envelope env;
+    Panel__V1__AuthEvent ev = PANEL__V1__AUTH_EVENT__INIT;
+    char id[EVENTS_ID_LEN];
+    if (events_envelope_init(&env, id, tenant, publish_source(provider), NULL)) {
+        snprintf(err, errlen, "no randomness for the event id");
+        return -1;
+    }
+    ev.has_kind = 1;
+    ev.kind = kind;
+    ev.n_granted_scopes = nscopes;
+    ev.granted_scopes = (char **)scopes;
+    ev.message = (char *)message;
+    ev.actor = (char *)actor;
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_AUTH_EVENT;
+    env.auth_event = &ev;
+    if (events_publish(c->producer, TOPIC_AUTH_EVENTS, tenant, &env, err, errlen))
+        return -1;
+    long failed = kafka_producer_flush(c->producer, PUBLISH_FLUSH_MS);
+    if (failed != 0) {
+        snprintf(err, errlen, "auth event not delivered (%s)", failed < 0 ? "timeout" : "error");
+        return -1;
+    }
+    return 0;
+}
+
+int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const char *provider,
+                     const char *reason, bool preview, const char *requested_by,
+                     char run_id[37], bool *coalesced, char *err, size_t errlen)
+{
+    int rc = -1;
+    PGresult *res = NULL;
+    char stale[32], lock[200];
+    snprintf(stale, sizeof stale, "%ld", c->run_stale_s);
+    snprintf(lock, sizeof lock, "sync:%s/%s", tenant, provider);
+    const char *lp[] = {lock};
+    res = ctx_query(pg, PGRES_TUPLES_OK, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, lp, err,
+                    errlen);
+    if (!res)
+        goto out;
+    PQclear(res);
+    /* A preview never coalesces with a real run (nor a real run with a preview). */
+    const char *fp[] = {tenant, provider, stale, preview ? "t" : "f"};
+    res = ctx_query(pg, PGRES_TUPLES_OK,
+                    "SELECT run_id FROM sync_runs WHERE tenant_id = $1 AND source = $2 "
+                    "AND status IN ('requested', 'running') AND preview = $4::boolean "
+                    "AND requested_at > now() - make_interval(secs => $3::int) "
+                    "ORDER BY requested_at DESC LIMIT 1",
+                    4, fp, err, errlen);
+    if (!res)
+        goto out;
+    if (PQntuples(res) == 1) {
+        snprintf(run_id, 37, "%s", PQgetvalue(res, 0, 0));
+        *coalesced = true;
+        rc = 0;
+        goto out;
+    }
+    PQclear(res);
+    res = NULL;
+    if (crypto_uuid(run_id)) {
+        snprintf(err, errlen, "no randomness for the run id");
+        goto out;
+    }
+    const char *ip[] = {tenant, run_id, provider, preview ? "t" : "f", reason, requested_by};
+    res = ctx_query(pg, PGRES_COMMAND_OK,
+                    "INSERT INTO sync_runs (tenant_id, run_id, source, kind, preview, reason, "
+                    "status, publish_pending, requested_by) "
+                    "VALUES ($1, $2::uuid, $3, 'full', $4::boolean, $5, 'requested', true, $6)",
+                    6, ip, err, errlen);
+    if (!res)
+        goto out;
+    const char *up[] = {tenant, provider};
+    PQclear(res);
+    res = ctx_query(pg, PGRES_COMMAND_OK,
+                    "UPDATE connections SET last_requested_at = now(), updated_at = now() "
+                    "WHERE tenant_id = $1 AND provider = $2",
+                    2, up, err, errlen);
+    if (!res)
+        goto out;
+    *coalesced = false;
+    rc = 0;
+out:
+    PQclear(res);
+    return rc;
+}
+
+static int publish_one(struct auth_ctx *c, const char *tenant, const char *run_id,
+                       const char *source, const char *reason, bool preview, const char *by,
+                       char *err, size_t errlen)
+{
+    Envelope env;
+    Panel__V1__SyncRequest req = PANEL__V1__SYNC_REQUEST__INIT;
+    char id[EVENTS_ID_LEN];
+    if (events_envelope_init(&env, id, tenant, publish_source(source), run_id)) {
+        snprintf(err, errlen, "no randomness for the event id");
+        return -1;
+    }
+    req.reason = (char *)reason;
+    req.has_preview = 1;
+    req.preview = preview;
+    req.requested_by = (char *)(by && *by ? by : NULL);
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_SYNC_REQUEST;
+    env.sync_request = &req;
+    return events_publish(c->producer, TOPIC_SYNC_REQUESTS, tenant, &env, err, errlen);
+}
+
+long publish_pending_requests(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
+{
+    long n = -1;
+    PGresult *res = NULL, *upd = NULL;
+    if (pgx_exec(pg, "BEGIN", err, errlen))
+        return -1;
+    res = ctx_query(pg, PGRES_TUPLES_OK,
+                    "SELECT tenant_id, run_id, source, reason, preview, coalesce(requested_by, '') "
+                    "FROM sync_runs WHERE publish_pending "
+                    "ORDER BY requested_at, (source = 'azure'), run_id "
+                    "LIMIT " PUBLISH_BATCH " FOR UPDATE SKIP LOCKED",
+                    0, NULL, err, errlen);
+    if (!res)
+        goto out;
+    int rows = PQntuples(res);
+    for (int i = 0; i < rows; i++) {
+        if (publish_one(c, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                        PQgetvalue(res, i, 3), strcmp(PQgetvalue(res, i, 4), "t") == 0,
+                        PQgetvalue(res, i, 5), err, errlen))
+            goto out;
+    }
+    if (rows > 0) {
+        long failed = kafka_producer_flush(c->producer, PUBLISH_FLUSH_MS);
+        if (failed != 0) {
+            snprintf(err, errlen, "sync requests not delivered (%s)",
+                     failed < 0 ? "timeout" : "error");
+            goto out;
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        const char *p[] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)};
+        upd = ctx_query(pg, PGRES_COMMAND_OK,
+                        "UPDATE sync_runs SET publish_pending = false "
+                        "WHERE tenant_id = $1 AND run_id = $2::uuid",
+                        2, p, err, errlen);
+        if (!upd)
+            goto out;
+        PQclear(upd);
+        upd = NULL;
+        log_info_t(PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+                   "sync request published (source=%s reason=%s)", PQgetvalue(res, i, 2),
+                   PQgetvalue(res, i, 3));
+    }
+    if (pgx_exec(pg, "COMMIT", err, errlen))
+        goto out;
+    n = rows;
+out:
+    if (n < 0) {
+        PQclear(PQexec(pg, "ROLLBACK"));
+    }
+    PQclear(res);
+    PQclear(upd);
+    return n;
+}

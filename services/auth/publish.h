@@ -1,0 +1,39 @@
+/* publish: auth events on panel.auth.events and sync requests on panel.sync.requests.
+ * A sync request is first a sync_runs row (status 'requested', publish_pending) written in a
+ * transaction; publish_pending_requests then sends every pending row and clears the flag, so
+ * a crash in between re-sends the same run id instead of losing or doubling the run. */
+#ifndef AUTH_PUBLISH_H
+#define AUTH_PUBLISH_H
+
+#include "ctx.h"
+#include "events.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* "google" / "azure" -> the Source enum (UNSPECIFIED for anything else). */
+Panel__V1__Source publish_source(const char *provider);
+
+/* Publish an AuthEvent (scopes may be NULL; message and actor may be NULL) and wait for its
+ * delivery. 0 or -1 with a message. */
+int publish_auth_event(struct auth_ctx *c, const char *tenant, const char *provider,
+                       Panel__V1__AuthEventKind kind, const char *const *scopes, size_t nscopes,
+                       const char *message, const char *actor, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Inside the caller's transaction: unless a run of (tenant, provider) is already in flight
+ * (requested or running, younger than c->run_stale_s), insert a sync_runs row to be
+ * published. run_id gets the new or the in-flight run id; *coalesced says which. Takes a
+ * transaction-scoped advisory lock on (tenant, provider) so that replicas do not race.
+ * 0 or -1 with a message. */
+int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const char *provider,
+                     const char *reason, bool preview, const char *requested_by,
+                     char run_id[37], bool *coalesced, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* Publish every pending sync request (oldest first, Google before Azure), each row claimed
+ * with FOR UPDATE SKIP LOCKED. Returns the number published, or -1 with a message. */
+long publish_pending_requests(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,21 @@
+/* rekey: re-seal every stored secret (grants, grants kept for a pending revoke, PKCE
+ * verifiers) that is not under the active key, one row per transaction. Run it after adding
+ * a new key and making it active; afterwards the old key can be removed. */
+#ifndef AUTH_REKEY_H
+#define AUTH_REKEY_H
+
+#include "grants.h"
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+struct rekey_stats {
+    long resealed; /* values now under the active key */
+    long failed;   /* values that could not be opened (unknown key or damaged) */
+};
+
+/* 0 (see stats; failed > 0 is reported, not fatal) or -1 with a message. */
+int rekey_run(PGconn *pg, const struct grants *g, struct rekey_stats *stats, char *err,
+              size_t errlen) __attribute__((warn_unused_result));
+
+#endif

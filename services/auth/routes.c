@@ -1,0 +1,881 @@
+/* routes: HTTP handlers of the auth service. */
+#include "routes.h"
+
+#include "connections.h"
+#include "crypto.h"
+#include "json.h"
+#include "log.h"
+#include "pg.h"
+#include "publish.h"
+#include "states.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BODY_MAX   (16 * 1024)
+#define PARAM_MAX  4096
+#define TENANT_MAX 64
+
+bool routes_valid_tenant(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > TENANT_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
+            return false;
+    }
+    return true;
+}
+
+bool routes_valid_admin(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 3 || n > 254)
+        return false;
+    const char *at = strchr(s, '@');
+    if (!at || at == s || !at[1] || strchr(at + 1, '@'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
+            return false;
+    return true;
+}
+
+bool routes_authorized(const char *header, const char *secret)
+{
+    if (!header || !secret || !*secret || strncmp(header, "Bearer ", 7) != 0)
+        return false;
+    return crypto_equal(header + 7, secret);
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static int reply_err(struct mg_connection *conn, int status, const char *code, const char *msg)
+{
+    return httpd_reply_error(conn, status, code, msg);
+}
+
+static int reply_db(struct mg_connection *conn, const char *tenant, const char *err)
+{
+    log_error_t(tenant, NULL, "database: %s", err);
+    return reply_err(conn, 503, "unavailable", "the database is unavailable");
+}
+
+static void rollback(PGconn *pg)
+{
+    if (pg && PQtransactionStatus(pg) != PQTRANS_IDLE)
+        PQclear(PQexec(pg, "ROLLBACK"));
+}
+
+/* Redirect the browser to the admin page with the flow's outcome. */
+static int redirect_admin(struct mg_connection *conn, struct auth_ctx *c, const char *provider,
+                          const char *result, const char *message)
+{
+    struct buf loc;
+    int status;
+    buf_init(&loc, 8192);
+    if (buf_appends(&loc, "Location: ") || buf_appends(&loc, c->admin_url) ||
+        buf_appendf(&loc, "#cloud-sync?provider=%s&result=%s", provider, result) ||
+        (message && (buf_appends(&loc, "&message=") || buf_append_urlencoded(&loc, message))) ||
+        buf_appends(&loc, "\r\nCache-Control: no-store\r\n")) {
+        buf_free(&loc);
+        return reply_err(conn, 500, "internal", "redirect too long");
+    }
+    status = httpd_reply(conn, 302, "text/plain", "", 0, loc.data);
+    buf_free(&loc);
+    return status;
+}
+
+/* Parse the request body as a JSON object. Replies and returns NULL on failure. */
+static json_t *read_json(struct mg_connection *conn, bool required)
+{
+    struct buf body;
+    json_t *j = NULL;
+    char err[160];
+    buf_init(&body, BODY_MAX);
+    int r = httpd_read_body(conn, &body, BODY_MAX);
+    if (r == -1) {
+        reply_err(conn, 413, "too_large", "the request body is too large");
+        goto out;
+    }
+    if (r != 0) {
+        reply_err(conn, 400, "bad_request", "the request body could not be read");
+        goto out;
+    }
+    if (body.len == 0 && !required) {
+        j = json_object();
+        goto out;
+    }
+    j = json_parse(body.data ? body.data : "", body.len, err, sizeof err);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+        reply_err(conn, 400, "invalid_json", "the body must be a JSON object");
+    }
+out:
+    buf_free(&body);
+    return j;
+}
+
+/* The "admin" member: required, an email. Replies and returns NULL when invalid. */
+static const char *body_admin(struct mg_connection *conn, const json_t *body)
+{
+    const char *admin = NULL;
+    if (json_get_str(body, "admin", &admin) != JSON_GET_OK || !routes_valid_admin(admin)) {
+        reply_err(conn, 400, "invalid_argument", "\"admin\" must be the admin's email address");
+        return NULL;
+    }
+    return admin;
+}
+
+static int tenant_check(struct mg_connection *conn, PGconn *pg, const char *tenant)
+{
+    char err[256];
+    int e = conn_tenant_exists(pg, tenant, err, sizeof err);
+    if (e < 0)
+        return reply_db(conn, tenant, err);
+    if (e == 0)
+        return reply_err(conn, 404, "unknown_tenant", "no such tenant");
+    return 0;
+}
+
+/* ------------------------------------------------------------------ authorize */
+
+static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, const char *tenant,
+                            const char *provider)
+{
+    int status;
+    char err[256];
+    struct buf url;
+    struct state_new st;
+    json_t *body = read_json(conn, true), *out = NULL;
+    buf_init(&url, 8192);
+    if (!body)
+        return 400;
+    const char *admin = body_admin(conn, body);
+    if (!admin) {
+        status = 400;
+        goto out;
+    }
+    PGconn *pg = ctx_pg(c, err, sizeof err);
+    if (!pg) {
+        status = reply_db(conn, tenant, err);
+        goto out;
+    }
+    if ((status = tenant_check(conn, pg, tenant)))
+        goto out;
+    bool google = strcmp(provider, "google") == 0;
+    const char *redirect = google ? c->google.redirect_uri : c->ms.redirect_uri;
+    if (states_create(pg, c->grants, tenant, provider, admin, redirect, c->state_ttl_s, &st, err,
+                      sizeof err)) {
+        status = reply_db(conn, tenant, err);
+        goto out;
+    }
+    const char *p[] = {tenant, provider};
+    PQclear(ctx_query(pg, PGRES_COMMAND_OK,
+                      "INSERT INTO connections (tenant_id, provider, status) VALUES ($1, $2, "
+                      "'pending') ON CONFLICT (tenant_id, provider) DO UPDATE SET status = "
+                      "'pending', updated_at = now() WHERE connections.status = 'never'",
+                      2, p, err, sizeof err));
+    int u = google ? google_consent_url(&url, &c->google, st.state, st.challenge, admin)
+                   : ms_consent_url(&url, &c->ms, st.state, admin);
+    if (u) {
+        status = reply_err(conn, 500, "internal", "consent URL too long");
+        goto out;
+    }
+    log_info_t(tenant, NULL, "%s authorization started by %s", provider, admin);
+    out = json_pack("{s:s}", "consent_url", url.data);
+    status = httpd_reply_json(conn, 200, out);
+out:
+    json_decref(body);
+    json_decref(out);
+    buf_free(&url);
+    return status;
+}
+
+/* ------------------------------------------------------------------ callbacks */
+
+/* Read a query parameter; "" when absent. -1 when too long or invalid. */
+static int qparam(const struct mg_request_info *ri, const char *name, char *out, size_t n)
+{
+    out[0] = '\0';
+    if (!ri->query_string)
+        return 0;
+    int r = httpd_param(ri->query_string, name, out, n);
+    if (r == 1)
+        out[0] = '\0';
+    return r < 0 ? -1 : 0;
+}
+
+static int state_error(struct mg_connection *conn, enum state_result sr)
+{
+    if (sr == STATE_ERROR)
+        return reply_err(conn, 503, "unavailable", "the state could not be checked");
+    return reply_err(conn, 400, "invalid_state", state_result_str(sr));
+}
+
+/* After a connection was stored inside the open transaction: request the first sync when
+ * this is the first authorization, commit, publish. */
+static int finish_authorized(struct auth_ctx *c, PGconn *pg, const char *tenant,
+                             const char *provider, const char *admin, bool first,
+                             const char *const *scopes, size_t nscopes, char *err,
+                             size_t errlen)
+{
+    char run_id[37];
+    bool coalesced = false;
+    if (first && sync_request_add(c, pg, tenant, provider, "authorized", false, admin, run_id,
+                                  &coalesced, err, errlen))
+        return -1;
+    if (pgx_exec(pg, "COMMIT", err, errlen))
+        return -1;
+    if (first) {
+        char perr[256];
+        if (publish_auth_event(c, tenant, provider, PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_AUTHORIZED,
+                               scopes, nscopes, NULL, admin, perr, sizeof perr))
+            log_error_t(tenant, NULL, "authorized event not published: %s", perr);
+        if (publish_pending_requests(c, pg, perr, sizeof perr) < 0)
+            log_error_t(tenant, NULL,
+                        "first sync request not published yet (the scheduler retries): %s", perr);
+    }
+    log_info_t(tenant, NULL, "%s connected by %s", provider, admin);
+    return 0;
+}
+
+static int handle_google_callback(struct mg_connection *conn, void *cbdata)
+{
+    struct auth_ctx *c = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char state[STATE_LEN_MAX], code[PARAM_MAX], error[256], scope[PARAM_MAX], err[512];
+    struct state_info si;
+    struct google_tokens tok = {0};
+    int status;
+    PGconn *pg = NULL;
+    if (strcmp(ri->request_method, "GET") != 0)
+        return reply_err(conn, 405, "method_not_allowed", "use GET");
+    if (qparam(ri, "state", state, sizeof state) || qparam(ri, "code", code, sizeof code) ||
+        qparam(ri, "error", error, sizeof error) || qparam(ri, "scope", scope, sizeof scope))
+        return reply_err(conn, 400, "invalid_state", "a parameter is too long or invalid");
+    pg = ctx_pg(c, err, sizeof err);
+    if (!pg)
+        return reply_db(conn, NULL, err);
+    enum state_result sr = states_consume(pg, c->grants, "google", state, &si, err, sizeof err);
+    if (sr != STATE_OK) {
+        log_warn("google callback refused: %s", state_result_str(sr));
+        status = state_error(conn, sr);
+        goto out;
+    }
+    if (*error) {
+        bool denied = strcmp(error, "access_denied") == 0;
+        log_info_t(si.tenant, NULL, "google consent not given: %s", error);
+        status = redirect_admin(conn, c, "google", denied ? "denied" : "error",
+                                denied ? "consent was denied at Google" : error);
+        goto out;
+    }
+    if (!*code) {
+        status = redirect_admin(conn, c, "google", "error", "Google returned no code");
+        goto out;
+    }
+    struct http_client *h = ctx_http(c, err, sizeof err);
+    enum google_result gr =
+        h ? google_exchange_code(h, &c->google, code, si.verifier, &tok) : GOOGLE_UNAVAILABLE;
+    if (gr != GOOGLE_OK) {
+        log_warn_t(si.tenant, NULL, "google code exchange failed: %s (%s)",
+                   google_result_str(gr), tok.message);
+        status = redirect_admin(conn, c, "google", "error", "the code exchange at Google failed");
+        goto out;
+    }
+    if (!tok.refresh_token) {
+        status = redirect_admin(conn, c, "google", "error",
+                                "Google returned no refresh token; authorize again");
+        goto out;
+    }
+    const char *missing[GOOGLE_NSCOPES];
+    size_t nmissing = google_missing_scopes(tok.scope ? tok.scope : scope, missing);
+    bool first = false;
+    if (pgx_exec(pg, "BEGIN", err, sizeof err) ||
+        conn_store_google(pg, c->grants, si.tenant, si.admin, tok.refresh_token,
+                          tok.scope ? tok.scope : scope, missing, nmissing, &first, err,
+                          sizeof err) != CONN_OK) {
+        rollback(pg);
+        log_error_t(si.tenant, NULL, "storing the google grant failed: %s", err);
+        status = redirect_admin(conn, c, "google", "error", "the grant could not be stored");
+        goto out;
+    }
+    if (nmissing) {
+        char perr[256], msg[512];
+        if (pgx_exec(pg, "COMMIT", err, sizeof err)) {
+            rollback(pg);
+            status = redirect_admin(conn, c, "google", "error", "the grant could not be stored");
+            goto out;
+        }
+        snprintf(msg, sizeof msg, "consent did not grant %s", missing[0]);
+        if (publish_auth_event(c, si.tenant, "google",
+                               PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_SCOPE_MISSING, missing,
+                               nmissing, msg, si.admin, perr, sizeof perr))
+            log_error_t(si.tenant, NULL, "scope_missing event not published: %s", perr);
+        log_warn_t(si.tenant, NULL, "google consent is missing %zu scope(s)", nmissing);
+        status = redirect_admin(conn, c, "google", "error", msg);
+        goto out;
+    }
+    if (finish_authorized(c, pg, si.tenant, "google", si.admin, first, google_scopes,
+                          GOOGLE_NSCOPES, err, sizeof err)) {
+        rollback(pg);
+        log_error_t(si.tenant, NULL, "finishing the google authorization failed: %s", err);
+        status = redirect_admin(conn, c, "google", "error", "the grant could not be stored");
+        goto out;
+    }
+    status = redirect_admin(conn, c, "google", "connected", NULL);
+out:
+    google_tokens_clear(&tok);
+    memset(&si, 0, sizeof si);
+    memset(code, 0, sizeof code);
+    return status;
+}
+
+static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
+{
+    struct auth_ctx *c = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char state[STATE_LEN_MAX], error[256], consent[16], tenant_id[160], err[512];
+    struct state_info si;
+    struct ms_token tok = {0};
+    int status;
+    if (strcmp(ri->request_method, "GET") != 0)
+        return reply_err(conn, 405, "method_not_allowed", "use GET");
+    if (qparam(ri, "state", state, sizeof state) || qparam(ri, "error", error, sizeof error) ||
+        qparam(ri, "admin_consent", consent, sizeof consent) ||
+        qparam(ri, "tenant", tenant_id, sizeof tenant_id))
+        return reply_err(conn, 400, "invalid_state", "a parameter is too long or invalid");
+    PGconn *pg = ctx_pg(c, err, sizeof err);
+    if (!pg)
+        return reply_db(conn, NULL, err);
+    /* Never trust the returned tenant before the state is checked. */
+    enum state_result sr = states_consume(pg, c->grants, "azure", state, &si, err, sizeof err);
+    if (sr != STATE_OK) {
+        log_warn("microsoft callback refused: %s", state_result_str(sr));
+        status = state_error(conn, sr);
+        goto out;
+    }
+    if (*error) {
+        bool denied = strcmp(error, "access_denied") == 0 || strcmp(error, "consent_required") == 0;
+        log_info_t(si.tenant, NULL, "microsoft consent not given: %s", error);
+        status = redirect_admin(conn, c, "azure", denied ? "denied" : "error",
+                                denied ? "consent was denied at Microsoft" : error);
+        goto out;
+    }
+    if (strcasecmp(consent, "true") != 0 || !ms_valid_tenant(tenant_id)) {
+        status = redirect_admin(conn, c, "azure", "error", "Microsoft did not confirm consent");
+        goto out;
+    }
+    /* The consent is proven by a client-credentials token for that directory. */
+    struct http_client *h = ctx_http(c, err, sizeof err);
+    enum ms_result mr = h ? ms_client_token(h, &c->ms, tenant_id, &tok) : MS_UNAVAILABLE;
+    if (mr != MS_OK) {
+        log_warn_t(si.tenant, NULL, "microsoft consent check failed: %s (%s)", ms_result_str(mr),
+                   tok.message);
+        status = redirect_admin(conn, c, "azure", "error",
+                                "the consent could not be confirmed with Microsoft");
+        goto out;
+    }
+    bool first = false;
+    static const char *const scopes[] = {MS_PERMISSION};
+    if (pgx_exec(pg, "BEGIN", err, sizeof err) ||
+        conn_store_azure(pg, si.tenant, si.admin, tenant_id, &first, err, sizeof err) !=
+            CONN_OK ||
+        finish_authorized(c, pg, si.tenant, "azure", si.admin, first, scopes, 1, err,
+                          sizeof err)) {
+        rollback(pg);
+        log_error_t(si.tenant, NULL, "storing the microsoft consent failed: %s", err);
+        status = redirect_admin(conn, c, "azure", "error", "the consent could not be stored");
+        goto out;
+    }
+    status = redirect_admin(conn, c, "azure", "connected", NULL);
+out:
+    ms_token_clear(&tok);
+    return status;
+}
+
+/* ------------------------------------------------------------------ token */
+
+static int revoked_now(struct mg_connection *conn, struct auth_ctx *c, PGconn *pg,
+                       const char *tenant, const char *provider, const char *message)
+{
+    char err[256];
+    bool changed = false;
+    if (conn_mark_revoked(pg, tenant, provider, message, &changed, err, sizeof err) != CONN_OK)
+        return reply_db(conn, tenant, err);
+    if (changed) {
+        log_warn_t(tenant, NULL, "%s grant revoked at the provider: %s", provider, message);
+        if (publish_auth_event(c, tenant, provider,
+                               PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_REVOKED, NULL, 0,
+                               message, NULL, err, sizeof err))
+            log_error_t(tenant, NULL, "revoked event not published: %s", err);
+    }
+    return reply_err(conn, 409, "revoked", "the authorization was revoked at the provider");
+}
+
+static int status_reply(struct mg_connection *conn, const char *status)
+{
+    if (strcmp(status, "revoked") == 0)
+        return reply_err(conn, 409, "revoked", "the authorization was revoked; re-authorize");
+    if (strcmp(status, "scope_missing") == 0)
+        return reply_err(conn, 409, "scope_missing",
+                         "the consent is missing a required scope; re-authorize");
+    return reply_err(conn, 404, "not_connected", "the tenant has not connected this cloud");
+}
+
+static int handle_token(struct mg_connection *conn, struct auth_ctx *c)
+{
+    char err[512];
+    int status;
+    struct conn_grant cg = {0};
+    struct google_tokens gt = {0};
+    struct ms_token mt = {0};
+    json_t *out = NULL, *body = read_json(conn, true);
+    if (!body)
+        return 400;
+    const char *tenant = NULL, *provider = NULL;
+    if (json_get_str(body, "tenant_id", &tenant) != JSON_GET_OK || !routes_valid_tenant(tenant) ||
+        json_get_str(body, "provider", &provider) != JSON_GET_OK ||
+        !conn_provider_valid(provider)) {
+        status = reply_err(conn, 400, "invalid_argument",
+                           "\"tenant_id\" and \"provider\" (google|azure) are required");
+        goto out;
+    }
+    PGconn *pg = ctx_pg(c, err, sizeof err);
+    if (!pg) {
+        status = reply_db(conn, tenant, err);
+        goto out;
+    }
+    enum conn_result cr = conn_load(pg, c->grants, tenant, provider, &cg, err, sizeof err);
+    if (cr == CONN_NOT_FOUND) {
+        status = reply_err(conn, 404, "not_connected", "the tenant has not connected this cloud");
+        goto out;
+    }
+    if (cr != CONN_OK) {
+        log_error_t(tenant, NULL, "loading the %s grant failed: %s", provider, err);
+        status = reply_err(conn, 500, "internal", "the grant could not be loaded");
+        goto out;
+    }
+    if (strcmp(cg.status, "connected") != 0) {
+        status = status_reply(conn, cg.status);
+        goto out;
+    }
+    struct http_client *h = ctx_http(c, err, sizeof err);
+    if (!h) {
+        status = reply_err(conn, 500, "internal", "no HTTP client");
+        goto out;
+    }
+    if (strcmp(provider, "google") == 0) {
+        if (!cg.secret) {
+            status = reply_err(conn, 404, "not_connected", "no grant is stored");
+            goto out;
+        }
+        enum google_result gr = google_refresh(h, &c->google, cg.secret, &gt);
+        if (gr == GOOGLE_INVALID_GRANT) {
+            status = revoked_now(conn, c, pg, tenant, provider, gt.message);
+            goto out;
+        }
+        if (gr != GOOGLE_OK) {
+            log_warn_t(tenant, NULL, "google refresh failed: %s (%s)", google_result_str(gr),
+                       gt.message);
+            status = reply_err(conn, 502, "provider_unavailable",
+                               "Google's token endpoint did not answer usefully");
+            goto out;
+        }
+        out = json_pack("{s:s, s:I, s:s, s:n}", "access_token", gt.access_token, "expires_in",
+                        (json_int_t)gt.expires_in, "token_type", "Bearer", "provider_tenant");
+    } else {
+        enum ms_result mr = ms_client_token(h, &c->ms, cg.provider_tenant, &mt);
+        if (mr == MS_REVOKED) {
+            status = revoked_now(conn, c, pg, tenant, provider, mt.message);
+            goto out;
+        }
+        if (mr != MS_OK) {
+            if (mr == MS_SECRET_INVALID)
+                log_error_t(tenant, NULL,
+                            "microsoft rejected the app's client secret (%s): the operator must "
+                            "rotate PANEL_MS_CLIENT_SECRET",
+                            mt.message);
+            else
+                log_warn_t(tenant, NULL, "microsoft token failed: %s (%s)", ms_result_str(mr),
+                           mt.message);
+            status = reply_err(conn, 502, "provider_unavailable",
+                               mr == MS_SECRET_INVALID
+                                   ? "the app's client secret is invalid or expired"
+                                   : "Microsoft's token endpoint did not answer usefully");
+            goto out;
+        }
+        out = json_pack("{s:s, s:I, s:s, s:s}", "access_token", mt.access_token, "expires_in",
+                        (json_int_t)mt.expires_in, "token_type", "Bearer", "provider_tenant",
+                        cg.provider_tenant);
+    }
+    if (!out) {
+        status = reply_err(conn, 500, "internal", "out of memory");
+        goto out;
+    }
+    status = httpd_reply_json(conn, 200, out);
+out:
+    grants_free_secret(cg.secret);
+    google_tokens_clear(&gt);
+    ms_token_clear(&mt);
+    json_decref(out);
+    json_decref(body);
+    return status;
+}
+
+/* ------------------------------------------------------------------ deauthorize */
+
+static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, const char *tenant,
+                              const char *provider)
+{
+    char err[512], msg[256] = "";
+    char *token = NULL;
+    int status;
+    json_t *out = NULL, *body = read_json(conn, true);
+    if (!body)
+        return 400;
+    const char *admin = body_admin(conn, body);
+    if (!admin) {
+        status = 400;
+        goto out;
+    }
+    PGconn *pg = ctx_pg(c, err, sizeof err);
+    if (!pg) {
+        status = reply_db(conn, tenant, err);
+        goto out;
+    }
+    enum conn_result cr = conn_deauthorize(pg, c->grants, tenant, provider, admin, &token, err,
+                                           sizeof err);
+    if (cr == CONN_NOT_FOUND) {
+        status = reply_err(conn, 404, "not_connected", "the tenant has not connected this cloud");
+        goto out;
+    }
+    if (cr != CONN_OK) {
+        /* The grant is deleted even when it cannot be opened; only the remote revoke waits. */
+        log_error_t(tenant, NULL, "de-authorize: %s", err);
+    }
+    const char *remote = "done";
+    if (token) {
+        struct http_client *h = ctx_http(c, err, sizeof err);
+        enum google_result gr =
+            h ? google_revoke(h, &c->google, token, msg, sizeof msg) : GOOGLE_UNAVAILABLE;
+        if (gr == GOOGLE_OK) {
+            if (conn_revoke_done(pg, tenant, provider, err, sizeof err))
+                log_error_t(tenant, NULL, "de-authorize: %s", err);
+        } else {
+            remote = "pending";
+            log_warn_t(tenant, NULL, "revoke at Google failed (%s); it will be retried", msg);
+        }
+    } else if (cr != CONN_OK) {
+        remote = "pending";
+    }
+    if (publish_auth_event(c, tenant, provider,
+                           PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_DEAUTHORIZED, NULL, 0,
+                           NULL, admin, err, sizeof err))
+        log_error_t(tenant, NULL, "deauthorized event not published: %s", err);
+    log_info_t(tenant, NULL, "%s de-authorized by %s (remote revoke %s)", provider, admin, remote);
+    out = json_pack("{s:s, s:s}", "status", "deauthorized", "remote_revoke", remote);
+    if (out && strcmp(provider, "azure") == 0)
+        json_object_set_new(out, "message",
+                            json_string("Syncing stopped and the consent is forgotten. To remove "
+                                        "the app from your directory, delete it in the Microsoft "
+                                        "Entra admin center under Enterprise applications."));
+    status = httpd_reply_json(conn, 200, out);
+out:
+    grants_free_secret(token);
+    json_decref(out);
+    json_decref(body);
+    return status;
+}
+
+/* ------------------------------------------------------------------ connections, sync, settings */
+
+static int handle_connections(struct mg_connection *conn, struct auth_ctx *c, const char *tenant)
+{
+    char err[512];
+    int status;
+    PGconn *pg = ctx_pg(c, err, sizeof err);
+    if (!pg)
+        return reply_db(conn, tenant, err);
+    if ((status = tenant_check(conn, pg, tenant)))
+        return status;
+    json_t *out = conn_list_json(pg, tenant, err, sizeof err);
+    if (!out)
+        return reply_db(conn, tenant, err);
+    status = httpd_reply_json(conn, 200, out);
+    json_decref(out);
+    return status;
+}
+
+static int handle_sync(struct mg_connection *conn, struct auth_ctx *c, const char *tenant)
+{
+    char err[512];
+    int status;
+    json_t *out = NULL, *reqs = NULL, *body = read_json(conn, true);
+    if (!body)
+        return 400;
+    const char *provider = NULL, *admin = NULL;
+    bool preview = false;
+    enum json_get pg_ = json_get_str(body, "provider", &provider);
+    if ((pg_ == JSON_GET_OK && !conn_provider_valid(provider)) || pg_ == JSON_GET_WRONG_TYPE) {
+        status = reply_err(conn, 400, "invalid_argument",
+                           "\"provider\" must be \"google\", \"azure\" or null");
+        goto out;
+    }
+    if (pg_ != JSON_GET_OK)
+        provider = NULL;
+    enum json_get pv = json_get_bool(body, "preview", &preview);
+    if (pv == JSON_GET_WRONG_TYPE) {
+        status = reply_err(conn, 400, "invalid_argument", "\"preview\" must be a boolean");
+        goto out;
+    }
+    if (!(admin = body_admin(conn, body))) {
+        status = 400;
+        goto out;
+    }
+    PGconn *pg = ctx_pg(c, err, sizeof err);
+    if (!pg) {
+        status = reply_db(conn, tenant, err);
+        goto out;
+    }
+    if ((status = tenant_check(conn, pg, tenant)))
+        goto out;
+    reqs = json_array();
+    if (pgx_exec(pg, "BEGIN", err, sizeof err)) {
+        status = reply_db(conn, tenant, err);
+        goto out;
+    }
+    const char *which[] = {"google", "azure"};
+    int asked = 0;
+    for (int i = 0; i < 2; i++) {
+        if (provider && strcmp(provider, which[i]) != 0)
+            continue;
+        const char *p[] = {tenant, which[i]};
+        PGresult *res = ctx_query(pg, PGRES_TUPLES_OK,
+                                  "SELECT 1 FROM connections WHERE tenant_id = $1 AND "
+                                  "provider = $2 AND status = 'connected' FOR SHARE",
+                                  2, p, err, sizeof err);
+        if (!res) {
+            rollback(pg);
+            status = reply_db(conn, tenant, err);
+            goto out;
+        }
+        int connected = PQntuples(res) == 1;
+        PQclear(res);
+        if (!connected)
+            continue;
+        char run_id[37];
+        bool coalesced = false;
+        if (sync_request_add(c, pg, tenant, which[i], preview ? "preview" : "manual", preview,
+                             admin, run_id, &coalesced, err, sizeof err)) {
+            rollback(pg);
+            status = reply_db(conn, tenant, err);
+            goto out;
+        }
+        json_array_append_new(reqs, json_pack("{s:s, s:s, s:b}", "provider", which[i], "run_id",
+                                              run_id, "coalesced", coalesced));
+        asked++;
+    }
+    if (asked == 0) {
+        rollback(pg);
+        status = reply_err(conn, 409, "not_connected",
+                           provider ? "this cloud is not connected" : "no cloud is connected");
+        goto out;
+    }
+    if (pgx_exec(pg, "COMMIT", err, sizeof err)) {
+        rollback(pg);
+        status = reply_db(conn, tenant, err);
+        goto out;
+    }
+    if (publish_pending_requests(c, pg, err, sizeof err) < 0)
+        log_error_t(tenant, NULL, "sync request not published yet (the scheduler retries): %s",
+                    err);
+    out = json_pack("{s:O}", "requests", reqs);
+    status = httpd_reply_json(conn, 202, out);
+out:
+    json_decref(reqs);
+    json_decref(out);
+    json_decref(body);
+    return status;
+}
+
+static int handle_settings(struct mg_connection *conn, struct auth_ctx *c, const char *tenant)
+{
+    char err[512];
+    int status;
+    PGresult *res = NULL;
+    json_t *out = NULL, *body = read_json(conn, true);
+    if (!body)
+        return 400;
+    int64_t interval = 0;
+    enum json_get ig = json_get_int(body, "sync_interval_seconds", &interval);
+    if (ig == JSON_GET_WRONG_TYPE || (ig == JSON_GET_OK && (interval < 300 || interval > 604800))) {
+        status = reply_err(conn, 400, "invalid_argument",
+                           "\"sync_interval_seconds\" must be an integer from 300 to 604800");
+        goto out;
+    }
+    json_t *windows = json_object_get(body, "pause_windows");
+    if (windows && !json_is_array(windows) && !json_is_null(windows)) {
+        status = reply_err(conn, 400, "invalid_argument", "\"pause_windows\" must be an array");
+        goto out;
+    }
+    if (json_is_array(windows) && json_array_size(windows) > 64) {
+        status = reply_err(conn, 400, "invalid_argument", "at most 64 pause windows");
+        goto out;
+    }
+    size_t i;
+    json_t *w;
+    json_array_foreach(windows, i, w)
+    {
+        const char *s = NULL, *e = NULL, *r = NULL;
+        if (!json_is_object(w) || json_get_str(w, "starts_at", &s) != JSON_GET_OK ||
+            json_get_str(w, "ends_at", &e) != JSON_GET_OK || strlen(s) > 64 || strlen(e) > 64 ||
+            json_get_str(w, "reason", &r) == JSON_GET_WRONG_TYPE || (r && strlen(r) > 500)) {
+            status = reply_err(conn, 400, "invalid_argument",
+                               "a pause window is {\"starts_at\",\"ends_at\",\"reason\"?} with "
+                               "ISO 8601 times");
+            goto out;
+        }
+    }
+    PGconn *pg = ctx_pg(c, err, sizeof err);
+    if (!pg) {
+        status = reply_db(conn, tenant, err);
+        goto out;
+    }
+    if ((status = tenant_check(conn, pg, tenant)))
+        goto out;
+    if (pgx_exec(pg, "BEGIN", err, sizeof err)) {
+        status = reply_db(conn, tenant, err);
+        goto out;
+    }
+    if (ig == JSON_GET_OK) {
+        char iv[32];
+        snprintf(iv, sizeof iv, "%lld", (long long)interval);
+        const char *p[] = {tenant, iv};
+        res = ctx_query(pg, PGRES_COMMAND_OK,
+                        "WITH t AS (UPDATE tenants SET sync_interval_seconds = $2::int "
+                        "WHERE tenant_id = $1 RETURNING tenant_id) "
+                        "UPDATE connections c SET next_sync_at = least(c.next_sync_at, "
+                        "coalesce(c.last_requested_at, now()) + make_interval(secs => $2::int)), "
+                        "updated_at = now() FROM t WHERE c.tenant_id = t.tenant_id "
+                        "AND c.status = 'connected' AND c.sync_interval_seconds IS NULL",
+                        2, p, err, sizeof err);
+        if (!res)
+            goto dberr;
+        PQclear(res);
+        res = NULL;
+    }
+    if (json_is_array(windows)) {
+        const char *p[] = {tenant};
+        res = ctx_query(pg, PGRES_COMMAND_OK, "DELETE FROM pause_windows WHERE tenant_id = $1", 1,
+                        p, err, sizeof err);
+        if (!res)
+            goto dberr;
+        PQclear(res);
+        res = NULL;
+        json_array_foreach(windows, i, w)
+        {
+            const char *r = json_str(w, "reason");
+            const char *wp[] = {tenant, json_str(w, "starts_at"), json_str(w, "ends_at"),
+                                r ? r : ""};
+            res = PQexecParams(pg,
+                               "INSERT INTO pause_windows (tenant_id, starts_at, ends_at, reason) "
+                               "VALUES ($1, $2::timestamptz, $3::timestamptz, $4)",
+                               4, NULL, wp, NULL, NULL, 0);
+            if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                rollback(pg);
+                status = reply_err(conn, 400, "invalid_argument",
+                                   "a pause window has an invalid time or ends before it starts");
+                goto out;
+            }
+            PQclear(res);
+            res = NULL;
+        }
+    }
+    const char *p[] = {tenant};
+    res = ctx_query(pg, PGRES_TUPLES_OK,
+                    "SELECT json_build_object('sync_interval_seconds', t.sync_interval_seconds, "
+                    "'pause_windows', coalesce((SELECT json_agg(json_build_object('starts_at', "
+                    "w.starts_at, 'ends_at', w.ends_at, 'reason', w.reason) ORDER BY w.starts_at) "
+                    "FROM pause_windows w WHERE w.tenant_id = t.tenant_id), '[]')) "
+                    "FROM tenants t WHERE t.tenant_id = $1",
+                    1, p, err, sizeof err);
+    if (!res || PQntuples(res) != 1)
+        goto dberr;
+    out = json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err, sizeof err);
+    if (!out || pgx_exec(pg, "COMMIT", err, sizeof err))
+        goto dberr;
+    status = httpd_reply_json(conn, 200, out);
+    goto out;
+dberr:
+    rollback(pg);
+    status = reply_db(conn, tenant, err);
+out:
+    PQclear(res);
+    json_decref(out);
+    json_decref(body);
+    return status;
+}
+
+/* ------------------------------------------------------------------ dispatch */
+
+static int handle_internal(struct mg_connection *conn, void *cbdata)
+{
+    struct auth_ctx *c = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *uri = ri->local_uri ? ri->local_uri : "";
+    const char *method = ri->request_method;
+    char tenant[TENANT_MAX + 2], rest[64];
+    if (!routes_authorized(mg_get_header(conn, "Authorization"), c->service_secret))
+        return reply_err(conn, 401, "unauthorized", "the service secret is missing or wrong");
+    if (strcmp(uri, "/internal/token") == 0) {
+        if (strcmp(method, "POST") != 0)
+            return reply_err(conn, 405, "method_not_allowed", "use POST");
+        return handle_token(conn, c);
+    }
+    const char *prefix = "/internal/tenants/";
+    if (strncmp(uri, prefix, strlen(prefix)) != 0)
+        return reply_err(conn, 404, "not_found", "no such route");
+    const char *t = uri + strlen(prefix);
+    size_t tl = strcspn(t, "/");
+    if (tl == 0 || tl > TENANT_MAX || !t[tl])
+        return reply_err(conn, 404, "not_found", "no such route");
+    memcpy(tenant, t, tl);
+    tenant[tl] = '\0';
+    if (!routes_valid_tenant(tenant))
+        return reply_err(conn, 400, "invalid_tenant", "invalid tenant id");
+    if (strlen(t + tl) >= sizeof rest)
+        return reply_err(conn, 404, "not_found", "no such route");
+    snprintf(rest, sizeof rest, "%s", t + tl);
+    bool post = strcmp(method, "POST") == 0;
+    if (strcmp(rest, "/google/authorize") == 0 && post)
+        return handle_authorize(conn, c, tenant, "google");
+    if (strcmp(rest, "/microsoft/authorize") == 0 && post)
+        return handle_authorize(conn, c, tenant, "azure");
+    if (strcmp(rest, "/google/deauthorize") == 0 && post)
+        return handle_deauthorize(conn, c, tenant, "google");
+    if (strcmp(rest, "/microsoft/deauthorize") == 0 && post)
+        return handle_deauthorize(conn, c, tenant, "azure");
+    if (strcmp(rest, "/connections") == 0 && strcmp(method, "GET") == 0)
+        return handle_connections(conn, c, tenant);
+    if (strcmp(rest, "/sync") == 0 && post)
+        return handle_sync(conn, c, tenant);
+    if (strcmp(rest, "/settings") == 0 && strcmp(method, "PUT") == 0)
+        return handle_settings(conn, c, tenant);
+    return reply_err(conn, 404, "not_found", "no such route or method");
+}
+
+int routes_register(struct httpd *h, struct auth_ctx *c)
+{
+    if (httpd_route(h, "/oauth/google/callback", "google_callback", handle_google_callback, c) ||
+        httpd_route(h, "/oauth/microsoft/callback", "microsoft_callback", handle_ms_callback,
+                    c) ||
+        httpd_route(h, "/internal", "internal", handle_internal, c))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,22 @@
+/* routes: auth's HTTP routes (CONTRACTS.md section 2). The browser callbacks finish an OAuth
+ * flow and redirect to the admin page; the /internal routes need the service secret. Errors
+ * are JSON {"error":{"code","message"}}; every tenant-scoped statement filters by the tenant
+ * in the path. */
+#ifndef AUTH_ROUTES_H
+#define AUTH_ROUTES_H
+
+#include "ctx.h"
+#include "httpd.h"
+
+#include <stdbool.h>
+
+/* Register the routes on h; c is borrowed and must outlive the server. 0 or -1. */
+int routes_register(struct httpd *h, struct auth_ctx *c) __attribute__((warn_unused_result));
+
+/* Input checks, exposed for the unit tests. */
+bool routes_valid_tenant(const char *s);
+bool routes_valid_admin(const char *s);
+/* Check "Authorization: Bearer <secret>" in constant time. */
+bool routes_authorized(const char *header, const char *secret);
+
+#endif

@@ -1,0 +1,54 @@
+/* states: single-use, expiring OAuth `state` values bound to a tenant, a provider and the
+ * admin who started the flow. Only the state's SHA-256 is stored; the PKCE verifier is stored
+ * sealed. */
+#ifndef AUTH_STATES_H
+#define AUTH_STATES_H
+
+#include "grants.h"
+
+#include <libpq-fe.h>
+#include <stddef.h>
+
+#define STATE_LEN_MAX    128
+#define VERIFIER_LEN_MAX 128
+
+enum state_result {
+    STATE_OK = 0,
+    STATE_MALFORMED = 1, /* not a state we could have issued */
+    STATE_UNKNOWN = 2,   /* never issued (or tampered with) */
+    STATE_USED = 3,      /* replayed */
+    STATE_EXPIRED = 4,
+    STATE_WRONG_PROVIDER = 5,
+    STATE_ERROR = 6, /* database or key trouble */
+};
+const char *state_result_str(enum state_result r);
+
+/* True when s has the shape of a state we issue (base64url, 43 characters). */
+int states_well_formed(const char *s);
+
+struct state_new {
+    char state[STATE_LEN_MAX];       /* goes into the consent URL */
+    char challenge[64];              /* PKCE S256 challenge of the stored verifier */
+};
+
+/* Issue a state for (tenant, provider, admin) valid for ttl_s seconds, with a fresh PKCE
+ * verifier stored sealed. 0 or -1 with a message. */
+int states_create(PGconn *pg, const struct grants *g, const char *tenant, const char *provider,
+                  const char *admin, const char *redirect_uri, long ttl_s, struct state_new *out,
+                  char *err, size_t errlen) __attribute__((warn_unused_result));
+
+struct state_info {
+    char tenant[80];
+    char admin[320];
+    char verifier[VERIFIER_LEN_MAX]; /* PKCE verifier (wipe after use) */
+};
+
+/* Consume a state for provider atomically: it is marked used whatever comes next, so a
+ * second use is STATE_USED. */
+enum state_result states_consume(PGconn *pg, const struct grants *g, const char *provider,
+                                 const char *state, struct state_info *out, char *err,
+                                 size_t errlen);
+/* Delete states that expired more than a day ago. */
+void states_purge(PGconn *pg);
+
+#endif

@@ -1,0 +1,364 @@
+#include "graph.h"
+
+#include "json.h"
+#include "log.h"
+#include "panel/v1/events.pb-c.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------ mapping table */
+
+/* Graph returns most of these only when named in $select. */
+#define GRAPH_SELECT                                                                               \
+    "id,displayName,givenName,surname,mail,userPrincipalName,otherMails,proxyAddresses,"           \
+    "accountEnabled,jobTitle,department,employeeId,officeLocation,userType,createdDateTime"
+
+static const struct fmap_field user_fields[] = {
+    {"displayName", FMAP_STR, "display_name", FMAP_MAX_NAME, NULL},
+    {"givenName", FMAP_STR, "given_name", FMAP_MAX_NAME, NULL},
+    {"surname", FMAP_STR, "family_name", FMAP_MAX_NAME, NULL},
+    {"mail", FMAP_STR, "mail", FMAP_MAX_EMAIL, NULL},
+    {"userPrincipalName", FMAP_STR, "user_principal_name", FMAP_MAX_EMAIL, NULL},
+    {"otherMails", FMAP_STR_LIST, "other_mails", FMAP_MAX_EMAIL, NULL},
+    {"proxyAddresses", FMAP_STR_LIST, "proxy_addresses", FMAP_MAX_EMAIL + 5, NULL},
+    {"accountEnabled", FMAP_BOOL_NOT, "suspended", 0, NULL},
+    {"jobTitle", FMAP_STR, "job_title", FMAP_MAX_NAME, NULL},
+    {"department", FMAP_STR, "department", FMAP_MAX_NAME, NULL},
+    {"employeeId", FMAP_STR, "employee_id", FMAP_MAX_NAME, NULL},
+    {"officeLocation", FMAP_STR, "office_location", FMAP_MAX_NAME, NULL},
+    {"userType", FMAP_STR, "user_type", 64, NULL},
+    {"createdDateTime", FMAP_STR, "created_at", 64, NULL},
+};
+/* The merge key: mail when present, else the sign-in name (docs/sources.md). */
+static const char *const user_email_from[] = {"mail", "userPrincipalName", NULL};
+
+const struct fmap_spec graph_user_spec = {
+    .desc = &panel__v1__person__descriptor,
+    .fields = user_fields,
+    .nfields = sizeof user_fields / sizeof user_fields[0],
+    .id_json = "id",
+    .id_proto = "source_id",
+    .email_from = user_email_from,
+    .nulls_clear = true,
+};
+
+/* ------------------------------------------------------------------ errors */
+
+json_t *graph_error(const struct buf *body, const char **code, const char **message)
+{
+    *code = "";
+    *message = "";
+    if (!body || !body->data || body->len == 0)
+        return NULL;
+    json_t *root = json_parse(body->data, body->len, NULL, 0);
+    json_t *e = json_object_get(root, "error");
+    const char *s;
+    if (json_is_object(e)) {
+        if ((s = json_str(e, "code")))
+            *code = s;
+        if ((s = json_str(e, "message")))
+            *message = s;
+    } else {
+        if ((s = json_str(root, "error")))
+            *code = s;
+        if ((s = json_str(root, "error_description")))
+            *message = s;
+    }
+    return root;
+}
+
+enum http_retry graph_classify(long status, const struct buf *body, void *ctx)
+{
+    (void)body;
+    (void)ctx;
+    if (status == 429)
+        return HTTP_RETRY_THROTTLED;
+    if (status == 500 || status == 502 || status == 503 || status == 504)
+        return HTTP_RETRY_YES;
+    return HTTP_RETRY_NO;
+}
+
+fetch_reason graph_failure(long status, const struct buf *body, char *msg, size_t msglen)
+{
+    const char *code, *message;
+    json_t *root = graph_error(body, &code, &message);
+    fetch_reason r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR;
+    snprintf(msg, msglen, "%s%s%s", code, *code && *message ? ": " : "", message);
+    if (status == 429)
+        r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED;
+    else if (status == 401)
+        r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_REVOKED;
+    else if (status == 403)
+        r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN;
+    json_decref(root);
+    return r;
+}
+
+bool graph_delta_expired(long status, const struct buf *body)
+{
+    if (status == 410)
+        return true;
+    if (status < 400)
+        return false;
+    const char *code, *message;
+    json_t *root = graph_error(body, &code, &message);
+    bool yes =
+        strcasecmp(code, "syncStateNotFound") == 0 || strcasecmp(code, "resyncRequired") == 0 ||
+        (status == 400 &&
+         (strcasestr(message, "syncStateNotFound") || strcasestr(message, "resyncRequired")));
+    json_decref(root);
+    return yes;
+}
+
+/* ------------------------------------------------------------------ paging */
+
+enum mode {
+    MODE_FULL,     /* /users: publish every user */
+    MODE_BASELINE, /* /users/delta from scratch: only the deltaLink is wanted */
+    MODE_DELTA,    /* /users/delta from a stored link: publish changes and removals */
+};
+
+static const char *mode_name(enum mode m)
+{
+    return m == MODE_FULL ? "users" : m == MODE_BASELINE ? "delta-baseline" : "delta";
+}
+
+static int publish_value(struct fetch_run *run, enum mode mode, const json_t *value)
+{
+    size_t i;
+    json_t *obj;
+    json_array_foreach(value, i, obj)
+    {
+        json_t *removed = json_object_get(obj, "@removed");
+        if (removed && mode == MODE_DELTA) {
+            const char *id = json_str(obj, "id");
+            if (!id || !*id || strlen(id) > FMAP_MAX_ID) {
+                fetch_run_skip(run, mode_name(mode), "@removed entry without a usable id");
+                continue;
+            }
+            const char *why = json_str(removed, "reason");
+            Panel__V1__RemovalReason reason =
+                why && strcmp(why, "deleted") == 0
+                    ? PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_DELETED
+                    : PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED;
+            if (fetch_run_publish_removed(run, PANEL__V1__OBJECT_KIND__OBJECT_KIND_PERSON, id,
+                                          reason))
+                return -1;
+            continue;
+        }
+        if (removed)
+            continue; /* a full listing never deletes by report */
+        char why[256];
+        struct fmap_stats st = {0};
+        ProtobufCMessage *m =
+            fmap_map(&graph_user_spec, obj, mode == MODE_DELTA ? FMAP_PARTIAL : FMAP_FULL, &st, why,
+                     sizeof why);
+        if (!m) {
+            fetch_run_skip(run, mode_name(mode), why);
+            continue;
+        }
+        fetch_run_note_truncated(run, st.truncated, st.ignored);
+        int rc = fetch_run_publish(run, m);
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* Follow a listing from url to its last page. 0 done (*delta_link set for delta modes);
+ * 1 the delta token expired (MODE_DELTA only); -1 the run failed. */
+static int follow(struct fetch_run *run, struct graph *g, const char *first, enum mode mode,
+                  char **delta_link)
+{
+    struct http_response resp;
+    json_t *page = NULL;
+    char *url = strdup(first);
+    int rc = -1;
+    size_t base = strlen(g->graph_url);
+    static const char *const minimal[] = {"Prefer: return=minimal", NULL};
+    *delta_link = NULL;
+    http_response_init(&resp);
+    if (!url) {
+        fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                       "out of memory");
+        goto out;
+    }
+    for (;;) {
+        /* Links are followed verbatim, but the token is only ever sent to Graph. */
+        if (strncmp(url, g->graph_url, base) != 0 || (url[base] != '/' && url[base] != '\0')) {
+            fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
+                           "%s: a link points outside %s", mode_name(mode), g->graph_url);
+            goto out;
+        }
+        if (fetch_run_get(run, url, mode == MODE_FULL ? NULL : minimal, &resp))
+            goto out;
+        if (mode == MODE_DELTA && graph_delta_expired(resp.status, &resp.body)) {
+            rc = 1;
+            goto out;
+        }
+        if (resp.status < 200 || resp.status > 299) {
+            fetch_run_fail_response(run, &resp);
+            goto out;
+        }
+        page = fetch_run_parse_page(run, &resp, mode_name(mode));
+        if (!page)
+            goto out;
+        json_t *value = json_object_get(page, "value");
+        if (!json_is_array(value)) {
+            fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
+                           "%s page without a \"value\" list", mode_name(mode));
+            goto out;
+        }
+        if (mode != MODE_BASELINE && publish_value(run, mode, value))
+            goto out;
+        const char *next = json_str(page, "@odata.nextLink");
+        const char *delta = json_str(page, "@odata.deltaLink");
+        fetch_run_page_done(run, mode_name(mode));
+        free(url);
+        url = NULL;
+        if (next && *next) {
+            url = strdup(next);
+            if (!url) {
+                fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                               "out of memory");
+                goto out;
+            }
+            json_decref(page);
+            page = NULL;
+            continue;
+        }
+        if (mode != MODE_FULL) {
+            if (!delta || !*delta) {
+                fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
+                               "%s: last page has neither nextLink nor deltaLink", mode_name(mode));
+                goto out;
+            }
+            *delta_link = strdup(delta);
+            if (!*delta_link) {
+                fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                               "out of memory");
+                goto out;
+            }
+        }
+        break;
+    }
+    rc = 0;
+out:
+    json_decref(page);
+    free(url);
+    http_response_free(&resp);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ runs */
+
+Panel__V1__RunKind graph_plan(struct fetch_run *run, void *ctx)
+{
+    struct graph *g = ctx;
+    char err[256];
+    int64_t last_full = 0;
+    free(g->stored_link);
+    g->stored_link = NULL;
+    if (fetch_run_force_full(run) || !g->store)
+        return PANEL__V1__RUN_KIND__RUN_KIND_FULL;
+    int rc = delta_store_load(g->store, fetch_run_tenant(run), &g->stored_link, &last_full, err,
+                              sizeof err);
+    if (rc < 0)
+        log_warn_t(fetch_run_tenant(run), fetch_run_id(run),
+                   "cannot read the delta link (%s); running a full sync", err);
+    if (rc != 0)
+        return PANEL__V1__RUN_KIND__RUN_KIND_FULL;
+    if (g->full_every_hours > 0 && (int64_t)time(NULL) - last_full >= g->full_every_hours * 3600) {
+        log_info_t(fetch_run_tenant(run), fetch_run_id(run),
+                   "last full run is older than %ld h; running a full sync", g->full_every_hours);
+        return PANEL__V1__RUN_KIND__RUN_KIND_FULL;
+    }
+    return PANEL__V1__RUN_KIND__RUN_KIND_DELTA;
+}
+
+static int full_run(struct fetch_run *run, struct graph *g)
+{
+    struct buf url;
+    char *link = NULL;
+    int rc = -1;
+    buf_init(&url, 4096);
+    /* The delta baseline is taken first: a change made while /users is being listed then
+     * shows up again in the next delta round instead of being lost. */
+    if (buf_appendf(&url, "%s/v1.0/users/delta?$select=%s", g->graph_url, GRAPH_SELECT)) {
+        fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                       "URL too long");
+        goto out;
+    }
+    if (follow(run, g, url.data, MODE_BASELINE, &link))
+        goto out;
+    buf_reset(&url);
+    if (buf_appendf(&url, "%s/v1.0/users?$select=%s&$top=%ld", g->graph_url, GRAPH_SELECT,
+                    g->page_size)) {
+        fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                       "URL too long");
+        goto out;
+    }
+    char *unused = NULL;
+    if (follow(run, g, url.data, MODE_FULL, &unused))
+        goto out;
+    fetch_run_set_kind(run, PANEL__V1__RUN_KIND__RUN_KIND_FULL);
+    if (fetch_run_set_delta_link(run, link)) {
+        fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                       "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    free(link);
+    buf_free(&url);
+    return rc;
+}
+
+int graph_run(struct fetch_run *run, void *ctx)
+{
+    struct graph *g = ctx;
+    if (fetch_run_kind(run) == PANEL__V1__RUN_KIND__RUN_KIND_DELTA && g->stored_link) {
+        char *link = NULL;
+        int rc = follow(run, g, g->stored_link, MODE_DELTA, &link);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
+            int bad = fetch_run_set_delta_link(run, link);
+            free(link);
+            if (bad)
+                return fetch_run_fail(run,
+                                      PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                                      "out of memory");
+            fetch_run_set_kind(run, PANEL__V1__RUN_KIND__RUN_KIND_DELTA);
+            return 0;
+        }
+        char err[256];
+        log_warn_t(fetch_run_tenant(run), fetch_run_id(run),
+                   "the delta token expired; falling back to a full run");
+        if (g->store && delta_store_forget(g->store, fetch_run_tenant(run), err, sizeof err))
+            log_warn_t(fetch_run_tenant(run), fetch_run_id(run), "cannot forget the link: %s", err);
+    }
+    return full_run(run, g);
+}
+
+void graph_completed(struct fetch_run *run, void *ctx)
+{
+    struct graph *g = ctx;
+    char err[256];
+    const char *link = fetch_run_delta_link(run);
+    free(g->stored_link);
+    g->stored_link = NULL;
+    /* A preview applies nothing, so it must not move the tenant's delta position. */
+    if (!g->store || !link || fetch_run_preview(run))
+        return;
+    if (delta_store_save(g->store, fetch_run_tenant(run), link,
+                         fetch_run_kind(run) == PANEL__V1__RUN_KIND__RUN_KIND_FULL, err,
+                         sizeof err))
+        log_warn_t(fetch_run_tenant(run), fetch_run_id(run),
+                   "cannot store the delta link (the next run will be a full one): %s", err);
+}

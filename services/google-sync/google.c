@@ -1,0 +1,340 @@
+#include "google.h"
+
+#include "json.h"
+#include "log.h"
+#include "panel/v1/events.pb-c.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ mapping tables */
+
+static const struct fmap_field user_fields[] = {
+    {"name.givenName", FMAP_STR, "given_name", FMAP_MAX_NAME, NULL},
+    {"name.familyName", FMAP_STR, "family_name", FMAP_MAX_NAME, NULL},
+    {"name.fullName", FMAP_STR, "display_name", FMAP_MAX_NAME, NULL},
+    {"orgUnitPath", FMAP_STR, "org_unit_path", FMAP_MAX_TEXT, NULL},
+    {"suspended", FMAP_BOOL, "suspended", 0, NULL},
+    {"suspensionReason", FMAP_STR, "suspension_reason", FMAP_MAX_NAME, NULL},
+    {"archived", FMAP_BOOL, "archived", 0, NULL},
+    {"isAdmin", FMAP_BOOL, "is_admin", 0, NULL},
+    {"externalIds", FMAP_EXTERNAL_ID, "employee_id", FMAP_MAX_NAME, "organization"},
+    {"creationTime", FMAP_TIME, "created_at", 64, NULL},
+    {"lastLoginTime", FMAP_TIME, "last_login_at", 64, NULL},
+    {"thumbnailPhotoUrl", FMAP_STR, "photo_url", FMAP_MAX_URL, NULL},
+    {"aliases", FMAP_STR_LIST, "aliases", FMAP_MAX_EMAIL, NULL},
+};
+static const char *const user_email_from[] = {"primaryEmail", NULL};
+
+const struct fmap_spec google_user_spec = {
+    .desc = &panel__v1__person__descriptor,
+    .fields = user_fields,
+    .nfields = sizeof user_fields / sizeof user_fields[0],
+    .id_json = "id",
+    .id_proto = "source_id",
+    .email_from = user_email_from,
+    .nulls_clear = false,
+};
+
+static const struct fmap_field orgunit_fields[] = {
+    {"orgUnitPath", FMAP_STR, "path", FMAP_MAX_TEXT, NULL},
+    {"name", FMAP_STR, "name", FMAP_MAX_NAME, NULL},
+    {"description", FMAP_STR, "description", FMAP_MAX_TEXT, NULL},
+    {"parentOrgUnitId", FMAP_STR, "parent_id", FMAP_MAX_ID, NULL},
+    {"parentOrgUnitPath", FMAP_STR, "parent_path", FMAP_MAX_TEXT, NULL},
+};
+
+const struct fmap_spec google_orgunit_spec = {
+    .desc = &panel__v1__org_unit__descriptor,
+    .fields = orgunit_fields,
+    .nfields = sizeof orgunit_fields / sizeof orgunit_fields[0],
+    .id_json = "orgUnitId",
+    .id_proto = "org_unit_id",
+};
+
+static const struct fmap_field device_fields[] = {
+    {"serialNumber", FMAP_STR, "serial_number", FMAP_MAX_NAME, NULL},
+    {"model", FMAP_STR, "model", FMAP_MAX_NAME, NULL},
+    {"status", FMAP_STR, "status", 64, NULL},
+    {"orgUnitPath", FMAP_STR, "org_unit_path", FMAP_MAX_TEXT, NULL},
+    {"orgUnitId", FMAP_STR, "org_unit_id", FMAP_MAX_ID, NULL},
+    {"annotatedAssetId", FMAP_STR, "annotated_asset_id", FMAP_MAX_NAME, NULL},
+    {"annotatedUser", FMAP_STR, "annotated_user", FMAP_MAX_NAME, NULL},
+    {"annotatedLocation", FMAP_STR, "annotated_location", FMAP_MAX_NAME, NULL},
+    {"notes", FMAP_STR, "notes", FMAP_MAX_NOTES, NULL},
+    {"macAddress", FMAP_STR, "mac_address", 64, NULL},
+    {"ethernetMacAddress", FMAP_STR, "ethernet_mac_address", 64, NULL},
+    {"osVersion", FMAP_STR, "os_version", 64, NULL},
+    {"platformVersion", FMAP_STR, "platform_version", FMAP_MAX_NAME, NULL},
+    {"firmwareVersion", FMAP_STR, "firmware_version", FMAP_MAX_NAME, NULL},
+    {"bootMode", FMAP_STR, "boot_mode", 64, NULL},
+    {"lastSync", FMAP_STR, "last_sync", 64, NULL},
+    {"lastEnrollmentTime", FMAP_STR, "last_enrollment_time", 64, NULL},
+    {"autoUpdateExpiration", FMAP_INT_STRING, "auto_update_expiration_ms", 0, NULL},
+    {"autoUpdateThrough", FMAP_STR, "auto_update_through", 64, NULL},
+    {"deviceLicenseType", FMAP_STR, "device_license_type", 64, NULL},
+    {"chromeOsType", FMAP_STR, "chrome_os_type", 64, NULL},
+    {"recentUsers", FMAP_RECENT_USERS, "recent_users", 0, "recent_users_present"},
+};
+
+const struct fmap_spec google_device_spec = {
+    .desc = &panel__v1__device__descriptor,
+    .fields = device_fields,
+    .nfields = sizeof device_fields / sizeof device_fields[0],
+    .id_json = "deviceId",
+    .id_proto = "device_id",
+};
+
+/* ------------------------------------------------------------------ errors */
+
+json_t *google_error(const struct buf *body, const char **reason, const char **message)
+{
+    *reason = "";
+    *message = "";
+    if (!body || !body->data || body->len == 0)
+        return NULL;
+    json_t *root = json_parse(body->data, body->len, NULL, 0);
+    json_t *e = json_object_get(root, "error");
+    if (!json_is_object(e)) {
+        /* OAuth-style errors: {"error":"invalid_grant","error_description":...} */
+        const char *s = json_str(root, "error");
+        if (s)
+            *reason = s;
+        s = json_str(root, "error_description");
+        if (s)
+            *message = s;
+        return root;
+    }
+    const char *s = json_str(e, "message");
+    if (s)
+        *message = s;
+    s = json_str(json_array_get(json_object_get(e, "errors"), 0), "reason");
+    if (s)
+        *reason = s;
+    return root;
+}
+
+static bool rate_limit_reason(const char *reason)
+{
+    return strcmp(reason, "rateLimitExceeded") == 0 ||
+           strcmp(reason, "userRateLimitExceeded") == 0 || strcmp(reason, "quotaExceeded") == 0;
+}
+
+enum http_retry google_classify(long status, const struct buf *body, void *ctx)
+{
+    (void)ctx;
+    enum http_retry rc = HTTP_RETRY_NO;
+    if (status == 429)
+        return HTTP_RETRY_THROTTLED;
+    if (status == 500 || status == 502 || status == 503 || status == 504)
+        return HTTP_RETRY_YES;
+    if (status == 403) {
+        const char *reason, *message;
+        json_t *root = google_error(body, &reason, &message);
+        if (rate_limit_reason(reason))
+            rc = HTTP_RETRY_THROTTLED;
+        json_decref(root);
+    }
+    return rc;
+}
+
+fetch_reason google_failure(long status, const struct buf *body, char *msg, size_t msglen)
+{
+    const char *reason, *message;
+    json_t *root = google_error(body, &reason, &message);
+    fetch_reason r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR;
+    snprintf(msg, msglen, "%s%s%s", reason, *reason && *message ? ": " : "", message);
+    if (status == 429 || (status == 403 && rate_limit_reason(reason)))
+        r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED;
+    else if (status == 401 || strcmp(reason, "invalid_grant") == 0)
+        r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_REVOKED;
+    else if (status == 403)
+        r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN;
+    json_decref(root);
+    return r;
+}
+
+bool google_invalid_input(long status, const struct buf *body)
+{
+    if (status != 400)
+        return false;
+    const char *reason, *message;
+    json_t *root = google_error(body, &reason, &message);
+    bool yes = strncmp(message, "Invalid Input", 13) == 0;
+    json_decref(root);
+    return yes;
+}
+
+/* ------------------------------------------------------------------ listings */
+
+struct listing {
+    const char *name;  /* "orgunits" | "users" | "devices" */
+    const char *path;  /* after the API base */
+    const char *query; /* fixed query parameters */
+    const char *items; /* member holding the page's objects */
+    const struct fmap_spec *spec;
+    bool paged;
+    bool same_page_retry; /* devices: 400 "Invalid Input" is transient */
+};
+
+static int build_url(struct buf *url, const struct google_opts *g, const struct listing *l,
+                     long page_size, const char *page_token)
+{
+    buf_reset(url);
+    if (buf_appendf(url, "%s%s?%s", g->api_url, l->path, l->query))
+        return -1;
+    if (l->paged && page_size > 0 && buf_appendf(url, "&maxResults=%ld", page_size))
+        return -1;
+    if (page_token && (buf_appends(url, "&pageToken=") || buf_append_urlencoded(url, page_token)))
+        return -1;
+    return 0;
+}
+
+/* Publish every object of one page. 0 or -1 (run failed). */
+static int publish_items(struct fetch_run *run, const struct listing *l, const json_t *page)
+{
+    json_t *items = json_object_get(page, l->items);
+    if (!items)
+        return 0; /* Google omits an empty list */
+    if (!json_is_array(items))
+        return fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
+                              "%s page: \"%s\" is not a list", l->name, l->items);
+    size_t i;
+    json_t *obj;
+    json_array_foreach(items, i, obj)
+    {
+        char reason[256];
+        struct fmap_stats st = {0};
+        ProtobufCMessage *m = fmap_map(l->spec, obj, FMAP_FULL, &st, reason, sizeof reason);
+        if (!m) {
+            fetch_run_skip(run, l->name, reason);
+            continue;
+        }
+        fetch_run_note_truncated(run, st.truncated, st.ignored);
+        int rc = fetch_run_publish(run, m);
+        protobuf_c_message_free_unpacked(m, NULL);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int list(struct fetch_run *run, const struct google_opts *g, const struct listing *l,
+                long page_size)
+{
+    struct buf url;
+    struct http_response resp;
+    json_t *page = NULL;
+    char *token = NULL;
+    int rc = -1, restarts = 0, same_page = 0;
+    buf_init(&url, 16384);
+    http_response_init(&resp);
+    for (;;) {
+        if (build_url(&url, g, l, page_size, token)) {
+            fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
+                           "%s: page token too long", l->name);
+            goto out;
+        }
+        if (fetch_run_get(run, url.data, NULL, &resp))
+            goto out;
+        if (resp.status == 400 && token) {
+            if (l->same_page_retry && same_page < g->same_page_retries &&
+                google_invalid_input(resp.status, &resp.body)) {
+                same_page++;
+                log_info_t(fetch_run_tenant(run), fetch_run_id(run),
+                           "%s page answered 400 Invalid Input; retrying the same page", l->name);
+                if (fetch_run_backoff(run, same_page))
+                    goto out;
+                continue;
+            }
+            if (restarts < g->listing_restarts) {
+                /* An expired page token: the listing starts over (objects already published
+                 * are published again; the merge is idempotent). */
+                restarts++;
+                same_page = 0;
+                free(token);
+                token = NULL;
+                log_warn_t(fetch_run_tenant(run), fetch_run_id(run),
+                           "%s: page token rejected; restarting the listing (%d)", l->name,
+                           restarts);
+                continue;
+            }
+        }
+        if (resp.status < 200 || resp.status > 299) {
+            fetch_run_fail_response(run, &resp);
+            goto out;
+        }
+        same_page = 0;
+        page = fetch_run_parse_page(run, &resp, l->name);
+        if (!page)
+            goto out;
+        if (publish_items(run, l, page))
+            goto out;
+        const char *next = l->paged ? json_str(page, "nextPageToken") : NULL;
+        free(token);
+        token = NULL;
+        if (next && *next) {
+            token = strdup(next);
+            if (!token) {
+                fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                               "out of memory");
+                goto out;
+            }
+        }
+        json_decref(page);
+        page = NULL;
+        fetch_run_page_done(run, l->name);
+        if (!token)
+            break;
+    }
+    rc = 0;
+out:
+    json_decref(page);
+    free(token);
+    buf_free(&url);
+    http_response_free(&resp);
+    return rc;
+}
+
+static const struct listing orgunits = {
+    .name = "orgunits",
+    .path = "/admin/directory/v1/customer/my_customer/orgunits",
+    .query = "type=all",
+    .items = "organizationUnits",
+    .spec = &google_orgunit_spec,
+    .paged = false,
+};
+
+/* fields= keeps the pages small; it must name nextPageToken or paging silently stops. */
+static const struct listing users = {
+    .name = "users",
+    .path = "/admin/directory/v1/users",
+    .query = "customer=my_customer&projection=basic&fields=nextPageToken,users(id,primaryEmail,"
+             "name,orgUnitPath,suspended,suspensionReason,archived,isAdmin,externalIds,aliases,"
+             "creationTime,lastLoginTime,thumbnailPhotoUrl)",
+    .items = "users",
+    .spec = &google_user_spec,
+    .paged = true,
+};
+
+/* FULL projection for recentUsers; never orderBy=lastSync (pages come back incomplete). */
+static const struct listing devices = {
+    .name = "devices",
+    .path = "/admin/directory/v1/customer/my_customer/devices/chromeos",
+    .query = "projection=FULL",
+    .items = "chromeosdevices",
+    .spec = &google_device_spec,
+    .paged = true,
+    .same_page_retry = true,
+};
+
+int google_run(struct fetch_run *run, void *ctx)
+{
+    const struct google_opts *g = ctx;
+    fetch_run_set_kind(run, PANEL__V1__RUN_KIND__RUN_KIND_FULL);
+    if (list(run, g, &orgunits, 0) || list(run, g, &users, g->users_page) ||
+        list(run, g, &devices, g->devices_page))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,1738 @@
+#include "apply.h"
+#include "buf.h"
+#include "crypto.h"
+#include "log.h"
+#include "merge.h"
+#include "pg.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_RUNS 256
+
+/* Per-run counters of a segment, flushed into sync_runs. */
+struct run_counts {
+    char tenant[129];
+    char run_id[EVENTS_ID_LEN];
+    long seen, created, updated, unchanged, skipped, match_cases;
+};
+
+struct actx {
+    PGconn *pg;
+    char *err;
+    size_t errlen;
+    json_t *outbox;   /* rows waiting for one INSERT */
+    json_t *outcomes; /* run_outcomes rows waiting for one INSERT */
+    struct run_counts runs[MAX_RUNS];
+    size_t nruns;
+    long rows_changed;
+};
+
+const char *apply_result_str(enum apply_result r)
+{
+    switch (r) {
+    case APPLY_OK:
+        return "ok";
+    case APPLY_FENCED:
+        return "fenced";
+    default:
+        return "error";
+    }
+}
+
+/* ---------------------------------------------------------------- SQL helpers */
+
+static PGresult *q(struct actx *c, const char *sql, int n, const char *const *params,
+                   ExecStatusType want)
+{
+    PGresult *r = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
+    if (!pgx_ok(r, want, c->err, c->errlen)) {
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Run sql with one JSON parameter; returns the result (tuples or command). */
+static PGresult *qj(struct actx *c, const char *sql, const json_t *arr, ExecStatusType want)
+{
+    char *text = json_dumps(arr, JSON_COMPACT);
+    if (!text) {
+        snprintf(c->err, c->errlen, "out of memory serialising a batch");
+        return NULL;
+    }
+    const char *params[1] = {text};
+    PGresult *r = q(c, sql, 1, params, want);
+    free(text);
+    return r;
+}
+
+static int cmd(struct actx *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = q(c, sql, n, params, PGRES_COMMAND_OK);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+static json_t *col_json(PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return NULL;
+    return json_loads(PQgetvalue(r, row, col), JSON_DECODE_ANY, NULL);
+}
+
+static const char *col_str(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static bool col_bool(PGresult *r, int row, int col)
+{
+    return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
+}
+
+static int64_t col_i64(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static struct run_counts *run_counts_for(struct actx *c, const char *tenant, const char *run)
+{
+    for (size_t i = 0; i < c->nruns; i++)
+        if (strcmp(c->runs[i].run_id, run) == 0 && strcmp(c->runs[i].tenant, tenant) == 0)
+            return &c->runs[i];
+    if (c->nruns == MAX_RUNS)
+        return NULL;
+    struct run_counts *rc = &c->runs[c->nruns++];
+    memset(rc, 0, sizeof *rc);
+    snprintf(rc->tenant, sizeof rc->tenant, "%s", tenant);
+    snprintf(rc->run_id, sizeof rc->run_id, "%s", run);
+    return rc;
+}
+
+static int flush_counts(struct actx *c)
+{
+    int rc = 0;
+    if (c->nruns == 0)
+        return 0;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < c->nruns; i++) {
+        struct run_counts *r = &c->runs[i];
+        json_array_append_new(
+            arr, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "t", r->tenant, "r", r->run_id,
+                           "seen", (json_int_t)r->seen, "cr", (json_int_t)r->created, "up",
+                           (json_int_t)r->updated, "un", (json_int_t)r->unchanged, "sk",
+                           (json_int_t)r->skipped, "mc", (json_int_t)r->match_cases));
+    }
+    PGresult *res = qj(c,
+                       "UPDATE sync_runs s SET seen = s.seen + v.seen, created = s.created + v.cr,"
+                       " updated = s.updated + v.up, unchanged = s.unchanged + v.un,"
+                       " skipped = s.skipped + v.sk, match_cases = s.match_cases + v.mc"
+                       " FROM jsonb_to_recordset($1::jsonb) AS v(t text, r uuid, seen bigint,"
+                       " cr bigint, up bigint, un bigint, sk bigint, mc bigint)"
+                       " WHERE s.tenant_id = v.t AND s.run_id = v.r",
+                       arr, PGRES_COMMAND_OK);
+    rc = res ? 0 : -1;
+    PQclear(res);
+    json_decref(arr);
+    c->nruns = 0;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- outbox and outcomes */
+
+static int outbox_add(struct actx *c, Envelope *env, const char *topic, const char *tenant,
+                      const char *entity_id)
+{
+    int rc = -1;
+    size_t len = 0;
+    uint8_t *data = events_pack(env, &len);
+    char *b64 = NULL, key[512];
+    if (!data)
+        goto out;
+    b64 = malloc(len * 4 / 3 + 8);
+    if (!b64 || crypto_base64(data, len, b64, len * 4 / 3 + 8) < 0)
+        goto out;
+    snprintf(key, sizeof key, "%s/%s", tenant, entity_id);
+    rc = json_array_append_new(c->outbox,
+                               json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", tenant, "e", env->event_id,
+                                         "topic", topic, "k", key, "p", b64));
+out:
+    if (rc)
+        snprintf(c->err, c->errlen, "out of memory building an outbox row");
+    free(data);
+    free(b64);
+    return rc;
+}
+
+static int flush_outbox(struct actx *c)
+{
+    if (json_array_size(c->outbox) == 0)
+        return 0;
+    PGresult *r =
+        qj(c,
+           "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload)"
+           " SELECT v.t, v.e, v.topic, v.k, decode(v.p, 'base64')"
+           " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t text, e uuid, topic text,"
+           " k text, p text)) WITH ORDINALITY AS v(t, e, topic, k, p, n) ORDER BY v.n",
+           c->outbox, PGRES_COMMAND_OK);
+    PQclear(r);
+    json_array_clear(c->outbox);
+    return r ? 0 : -1;
+}
+
+static void outcome_add(struct actx *c, const char *tenant, const char *run, const char *kind,
+                        const char *source, const char *source_id, const char *email,
+                        const char *outcome, const char *reason)
+{
+    json_array_append_new(c->outcomes,
+                          json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:s}", "t", tenant, "r", run,
+                                    "k", kind, "src", source, "id", source_id, "e", email, "o",
+                                    outcome, "why", reason));
+}
+
+static int flush_outcomes(struct actx *c)
+{
+    if (json_array_size(c->outcomes) == 0)
+        return 0;
+    PGresult *r = qj(c,
+                     "INSERT INTO run_outcomes (tenant_id, run_id, object_kind, source, source_id,"
+                     " email, outcome, reason)"
+                     " SELECT v.t, v.r, v.k, v.src, v.id, v.e, v.o, v.why"
+                     " FROM jsonb_to_recordset($1::jsonb) AS v(t text, r uuid, k text, src text,"
+                     " id text, e text, o text, why text)"
+                     " WHERE EXISTS (SELECT 1 FROM sync_runs s WHERE s.tenant_id = v.t"
+                     " AND s.run_id = v.r)",
+                     c->outcomes, PGRES_COMMAND_OK);
+    PQclear(r);
+    json_array_clear(c->outcomes);
+    return r ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- People */
+
+static Panel__V1__Source source_enum(const char *s)
+{
+    return strcmp(s, "google") == 0  ? PANEL__V1__SOURCE__SOURCE_GOOGLE
+           : strcmp(s, "azure") == 0 ? PANEL__V1__SOURCE__SOURCE_AZURE
+                                     : PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
+}
+
+/* A JSON object of Person fields -> a Person message (caller frees with
+ * protobuf_c_message_free_unpacked). */
+static ProtobufCMessage *json_to_msg(const ProtobufCMessageDescriptor *d, const json_t *fields,
+                                     char *err, size_t errlen)
+{
+    char *text = json_dumps(fields, JSON_COMPACT);
+    if (!text) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    ProtobufCMessage *m = events_from_json(d, text, strlen(text), err, errlen);
+    free(text);
+    return m;
+}
+
+static int person_event(struct actx *c, const char *tenant, const char *run, const char *person_id,
+                        const struct merge_person *mp, int64_t version, Panel__V1__ChangeKind kind,
+                        const json_t *changed)
+{
+    int rc = -1;
+    char id[EVENTS_ID_LEN], perr[256];
+    Envelope env;
+    Panel__V1__PersonChanged pc = PANEL__V1__PERSON_CHANGED__INIT;
+    Panel__V1__MergedPerson m = PANEL__V1__MERGED_PERSON__INIT;
+    size_t nprov = json_object_size(mp->provenance), nsrc = json_array_size(mp->sources);
+    size_t nch = json_array_size(changed);
+    Panel__V1__FieldSource *fs = calloc(nprov ? nprov : 1, sizeof *fs);
+    Panel__V1__FieldSource **fsp = calloc(nprov ? nprov : 1, sizeof *fsp);
+    Panel__V1__Source *srcs = calloc(nsrc ? nsrc : 1, sizeof *srcs);
+    char **ch = calloc(nch ? nch : 1, sizeof *ch);
+    ProtobufCMessage *fields =
+        json_to_msg(&panel__v1__person__descriptor, mp->fields, perr, sizeof perr);
+    if (!fs || !fsp || !srcs || !ch || !fields) {
+        snprintf(c->err, c->errlen, "building PersonChanged: %s", fields ? "out of memory" : perr);
+        goto out;
+    }
+    if (events_envelope_init(&env, id, tenant, PANEL__V1__SOURCE__SOURCE_PANEL, run))
+        goto out;
+    const char *key;
+    json_t *v;
+    size_t i = 0;
+    json_object_foreach(mp->provenance, key, v)
+    {
+        panel__v1__field_source__init(&fs[i]);
+        fs[i].field = (char *)key;
+        fs[i].has_source = 1;
+        fs[i].source = source_enum(json_string_value(v));
+        fsp[i] = &fs[i];
+        i++;
+    }
+    for (i = 0; i < nsrc; i++)
+        srcs[i] = source_enum(json_string_value(json_array_get(mp->sources, i)));
+    for (i = 0; i < nch; i++)
+        ch[i] = (char *)json_string_value(json_array_get(changed, i));
+    m.person_id = (char *)person_id;
+    m.fields = (Panel__V1__Person *)fields;
+    m.n_provenance = nprov;
+    m.provenance = fsp;
+    m.n_sources = nsrc;
+    m.sources = srcs;
+    m.has_removed = 1;
+    m.removed = mp->removed;
+    m.has_version = 1;
+    m.version = version;
+    pc.has_kind = 1;
+    pc.kind = kind;
+    pc.person = &m;
+    pc.n_changed_fields = nch;
+    pc.changed_fields = ch;
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_CHANGED;
+    env.person_changed = &pc;
+    rc = outbox_add(c, &env, TOPIC_PEOPLE_EVENTS, tenant, person_id);
+out:
+    if (fields)
+        protobuf_c_message_free_unpacked(fields, NULL);
+    free(fs);
+    free(fsp);
+    free(srcs);
+    free(ch);
+    return rc;
+}
+
+/* Recompute the People in persons (array of {"t","p","r"}) from their live source rows;
+ * write the ones that changed and their outbox rows. */
+static int people_remerge(struct actx *c, json_t *persons)
+{
+    int rc = -1;
+    PGresult *r = NULL;
+    json_t *upd = json_array();
+    if (json_array_size(persons) == 0) {
+        rc = 0;
+        goto out;
+    }
+    r = qj(c,
+           "SELECT p.tenant_id, p.person_id, p.fields, p.sources::text[] = '{}' AND p.version > 0,"
+           " p.removed_at IS NOT NULL, p.version, x.r,"
+           " (SELECT ps.fields || CASE WHEN ps.suspended_in_source THEN '{\"suspended\":true}'"
+           "  ELSE '{}' END::jsonb FROM person_sources ps WHERE ps.tenant_id = p.tenant_id"
+           "  AND ps.person_id = p.person_id AND ps.source = 'google' AND ps.removed_at IS NULL"
+           "  ORDER BY ps.source_id LIMIT 1),"
+           " (SELECT ps.fields || CASE WHEN ps.suspended_in_source THEN '{\"suspended\":true}'"
+           "  ELSE '{}' END::jsonb FROM person_sources ps WHERE ps.tenant_id = p.tenant_id"
+           "  AND ps.person_id = p.person_id AND ps.source = 'azure' AND ps.removed_at IS NULL"
+           "  ORDER BY ps.source_id LIMIT 1),"
+           " p.sources::text"
+           " FROM (SELECT DISTINCT ON (t, p) t, p, r FROM jsonb_to_recordset($1::jsonb)"
+           "  AS v(t text, p uuid, r text) ORDER BY t, p) x"
+           " JOIN people p ON p.tenant_id = x.t AND p.person_id = x.p"
+           " ORDER BY p.tenant_id, p.person_id FOR UPDATE OF p",
+           persons, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *tenant = col_str(r, i, 0), *pid = col_str(r, i, 1), *run = col_str(r, i, 6);
+        json_t *old = col_json(r, i, 2), *g = col_json(r, i, 7), *a = col_json(r, i, 8);
+        bool was_removed = col_bool(r, i, 4);
+        int64_t version = col_i64(r, i, 5);
+        struct merge_person mp;
+        json_t *changed = NULL;
+        int e = merge_person_compute(g, a, &mp);
+        json_decref(g);
+        json_decref(a);
+        if (e) {
+            json_decref(old);
+            snprintf(c->err, c->errlen, "out of memory merging a person");
+            goto out;
+        }
+        char *srcs = json_dumps(mp.sources, JSON_COMPACT);
+        /* '{google,azure}' as PostgreSQL prints text[] vs JSON ["google","azure"] */
+        char pgsrcs[64] = "{";
+        for (size_t k = 0; k < json_array_size(mp.sources); k++) {
+            size_t l = strlen(pgsrcs);
+            snprintf(pgsrcs + l, sizeof pgsrcs - l, "%s%s", k ? "," : "",
+                     json_string_value(json_array_get(mp.sources, k)));
+        }
+        size_t l = strlen(pgsrcs);
+        snprintf(pgsrcs + l, sizeof pgsrcs - l, "}");
+        bool same = version > 0 && json_equal(old, mp.fields) && was_removed == mp.removed &&
+                    strcmp(pgsrcs, col_str(r, i, 9)) == 0;
+        if (!same && !(version == 0 && mp.removed)) {
+            Panel__V1__ChangeKind kind = version == 0 ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
+                                         : mp.removed ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_REMOVED
+                                         : was_removed
+                                             ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
+                                             : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
+            changed = merge_changed_fields(mp.removed ? mp.fields : old, mp.fields);
+            if (mp.removed) { /* the shown values stay on the tombstone */
+                json_decref(mp.fields);
+                mp.fields = json_incref(old ? old : json_object());
+                json_decref(mp.provenance);
+                mp.provenance = json_object();
+            }
+            const char *email = json_string_value(json_object_get(mp.fields, "email_normalized"));
+            json_t *row = json_pack(
+                "{s:s,s:s,s:s?,s:s,s:s?,s:s?,s:s?,s:b,s:O,s:O,s:O,s:b,s:I}", "t", tenant, "p", pid,
+                "e", email, "dn",
+                json_string_value(json_object_get(mp.fields, "display_name"))
+                    ? json_string_value(json_object_get(mp.fields, "display_name"))
+                    : "",
+                "gn", json_string_value(json_object_get(mp.fields, "given_name")), "fn",
+                json_string_value(json_object_get(mp.fields, "family_name")), "ou",
+                json_string_value(json_object_get(mp.fields, "org_unit_path")), "susp",
+                json_is_true(json_object_get(mp.fields, "suspended")), "f", mp.fields, "prov",
+                mp.provenance, "src", mp.sources, "rm", mp.removed, "v", (json_int_t)(version + 1));
+            int fail = !row || !changed || json_array_append_new(upd, row) ||
+                       person_event(c, tenant, run, pid, &mp, version + 1, kind, changed);
+            if (fail) {
+                if (!*c->err)
+                    snprintf(c->err, c->errlen, "out of memory merging a person");
+                json_decref(changed);
+                json_decref(old);
+                free(srcs);
+                merge_person_clear(&mp);
+                goto out;
+            }
+        }
+        json_decref(changed);
+        json_decref(old);
+        free(srcs);
+        merge_person_clear(&mp);
+    }
+    if (json_array_size(upd) > 0) {
+        PGresult *u = qj(
+            c,
+            "UPDATE people p SET email_norm = coalesce(v.e, p.email_norm), display_name = v.dn,"
+            " given_name = v.gn, family_name = v.fn, org_unit_path = v.ou, suspended = v.susp,"
+            " fields = v.f, provenance = v.prov,"
+            " sources = ARRAY(SELECT jsonb_array_elements_text(v.src)),"
+            " removed_at = CASE WHEN v.rm THEN coalesce(p.removed_at, now()) END,"
+            " version = v.v, updated_at = now()"
+            " FROM jsonb_to_recordset($1::jsonb) AS v(t text, p uuid, e text, dn text, gn text,"
+            " fn text, ou text, susp boolean, f jsonb, prov jsonb, src jsonb, rm boolean, v bigint)"
+            " WHERE p.tenant_id = v.t AND p.person_id = v.p",
+            upd, PGRES_COMMAND_OK);
+        if (!u)
+            goto out;
+        c->rows_changed += strtol(PQcmdTuples(u), NULL, 10);
+        PQclear(u);
+    }
+    rc = 0;
+out:
+    PQclear(r);
+    json_decref(upd);
+    return rc;
+}
+
+/* Link changed, unlinked source rows to People: by e-mail (and Azure's other addresses);
+ * none -> a new Person; more than one -> an open match case, never a guess. Appends the
+ * People to remerge to persons. */
+static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
+{
+    int rc = -1;
+    PGresult *r = NULL, *r2 = NULL;
+    json_t *links = json_array(), *newp = json_object(), *newrows = json_array();
+    json_t *cases = json_array();
+    if (json_array_size(unlinked) == 0) {
+        rc = 0;
+        goto out;
+    }
+    r = qj(c,
+           "SELECT u.i, coalesce(json_agg(DISTINCT p.person_id)"
+           " FILTER (WHERE p.person_id IS NOT NULL), '[]')"
+           " FROM jsonb_to_recordset($1::jsonb) AS u(i int, t text, e text, alt text[])"
+           " LEFT JOIN people p ON p.tenant_id = u.t AND p.removed_at IS NULL"
+           " AND (p.email_norm = u.e OR p.email_norm = ANY(u.alt))"
+           " GROUP BY u.i ORDER BY u.i",
+           unlinked, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *u = json_array_get(unlinked, (size_t)strtol(col_str(r, i, 0), NULL, 10));
+        json_t *cand = col_json(r, i, 1);
+        const char *t = json_string_value(json_object_get(u, "t"));
+        const char *e = json_string_value(json_object_get(u, "e"));
+        const char *s = json_string_value(json_object_get(u, "s"));
+        const char *id = json_string_value(json_object_get(u, "id"));
+        const char *run = json_string_value(json_object_get(u, "r"));
+        const char *pid = NULL;
+        char newid[EVENTS_ID_LEN];
+        if (json_array_size(cand) == 1) {
+            pid = json_string_value(json_array_get(cand, 0));
+        } else if (json_array_size(cand) == 0) {
+            /* One new Person per tenant and e-mail, so that Google's and Azure's rows arriving
+             * in the same batch meet. */
+            char gk[700];
+            snprintf(gk, sizeof gk, "%s\x1f%s", t, e);
+            json_t *have = json_object_get(newp, gk);
+            if (have) {
+                pid = json_string_value(have);
+            } else {
+                if (crypto_uuid(newid)) {
+                    json_decref(cand);
+                    snprintf(c->err, c->errlen, "uuid generation failed");
+                    goto out;
+                }
+                json_object_set_new(newp, gk, json_string(newid));
+                json_array_append_new(newrows,
+                                      json_pack("{s:s,s:s,s:s}", "t", t, "p", newid, "e", e));
+                pid = newid;
+            }
+        } else {
+            json_array_append_new(cases, json_pack("{s:s,s:s,s:s,s:O,s:s?}", "t", t, "s", s, "id",
+                                                   id, "c", cand, "r", run));
+            outcome_add(c, t, run, "person", s, id, e, "match_case",
+                        "email matches more than one Person");
+            struct run_counts *rcnt = run ? run_counts_for(c, t, run) : NULL;
+            if (rcnt)
+                rcnt->match_cases++;
+        }
+        if (pid) {
+            json_array_append_new(
+                links, json_pack("{s:s,s:s,s:s,s:s}", "t", t, "s", s, "id", id, "p", pid));
+            json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", t, "p", pid, "r", run));
+        }
+        json_decref(cand);
+    }
+    if (json_array_size(newrows) > 0) {
+        r2 = qj(c,
+                "INSERT INTO people (tenant_id, person_id, email_norm, version)"
+                " SELECT v.t, v.p, v.e, 0 FROM jsonb_to_recordset($1::jsonb) AS v(t text, p uuid,"
+                " e text)",
+                newrows, PGRES_COMMAND_OK);
+        if (!r2)
+            goto out;
+        PQclear(r2);
+        r2 = NULL;
+    }
+    if (json_array_size(links) > 0) {
+        r2 = qj(c,
+                "UPDATE person_sources ps SET person_id = v.p FROM jsonb_to_recordset($1::jsonb)"
+                " AS v(t text, s text, id text, p uuid) WHERE ps.tenant_id = v.t"
+                " AND ps.source = v.s AND ps.source_id = v.id",
+                links, PGRES_COMMAND_OK);
+        if (!r2)
+            goto out;
+        PQclear(r2);
+        r2 = NULL;
+    }
+    if (json_array_size(cases) > 0) {
+        r2 = qj(c,
+                "INSERT INTO match_cases (tenant_id, source, source_id, candidates, reason, run_id)"
+                " SELECT v.t, v.s, v.id, ARRAY(SELECT jsonb_array_elements_text(v.c))::uuid[],"
+                " 'email matches more than one Person', v.r"
+                " FROM jsonb_to_recordset($1::jsonb) AS v(t text, s text, id text, c jsonb, r uuid)"
+                " ON CONFLICT (tenant_id, source, source_id) WHERE status = 'open' DO NOTHING",
+                cases, PGRES_COMMAND_OK);
+        if (!r2)
+            goto out;
+        PQclear(r2);
+        r2 = NULL;
+    }
+    rc = 0;
+out:
+    PQclear(r);
+    json_decref(links);
+    json_decref(newp);
+    json_decref(newrows);
+    json_decref(cases);
+    return rc;
+}
+
+/* The e-mail addresses Azure gives besides the primary one that may link a row: mail and
+ * SMTP proxy addresses (never otherMails). */
+static json_t *person_alt_emails(const Panel__V1__Person *p)
+{
+    json_t *alt = json_array();
+    char norm[320];
+    if (p->mail && merge_email_normalize(p->mail, norm, sizeof norm) == 0)
+        json_array_append_new(alt, json_string(norm));
+    for (size_t i = 0; p->proxy_addresses && i < p->proxy_addresses->n_values; i++) {
+        const char *a = p->proxy_addresses->values[i];
+        if (strncasecmp(a, "smtp:", 5) == 0 && merge_email_normalize(a + 5, norm, sizeof norm) == 0)
+            json_array_append_new(alt, json_string(norm));
+    }
+    return alt;
+}
+
+/* The fields a cloud provided, as a JSON object (no source_id, no cleared_fields). */
+static json_t *person_fields(const Panel__V1__Person *p, const char *email_norm)
+{
+    struct buf b;
+    json_t *f = NULL;
+    buf_init(&b, 4 * 1024 * 1024);
+    if (events_to_json(&p->base, &b) == 0)
+        f = json_loads(b.data, 0, NULL);
+    buf_free(&b);
+    if (f) {
+        json_object_del(f, "source_id");
+        json_object_del(f, "cleared_fields");
+        json_object_set_new(f, "email_normalized", json_string(email_norm));
+    }
+    return f;
+}
+
+/* Apply PersonObserved rows: rows is an array of {"i","t","s","id","e","f","r","delta","cl",
+ * "alt"} deduplicated per source row. */
+static int people_apply(struct actx *c, json_t *rows)
+{
+    int rc = -1;
+    PGresult *r = NULL;
+    json_t *unlinked = json_array(), *persons = json_array();
+    if (json_array_size(rows) == 0) {
+        rc = 0;
+        goto out;
+    }
+    r = qj(c,
+           "WITH s AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, s text,"
+           "  id text, e text, f jsonb, r uuid, delta boolean, cl text[])),"
+           " c AS (SELECT s.*, CASE WHEN s.delta AND ps.fields IS NOT NULL"
+           "  THEN (ps.fields || s.f) - coalesce(s.cl, '{}') ELSE s.f END AS nf,"
+           "  ps.content_hash AS oh, ps.removed_at IS NOT NULL AS was_removed,"
+           "  ps.source_id IS NULL AS isnew, ps.person_id AS opid"
+           "  FROM s LEFT JOIN person_sources ps ON ps.tenant_id = s.t AND ps.source = s.s"
+           "  AND ps.source_id = s.id),"
+           " h AS (SELECT c.*, md5(c.nf::text) AS nh FROM c),"
+           " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
+           "  SELECT t, r, 'person', id FROM h WHERE r IS NOT NULL ON CONFLICT DO NOTHING),"
+           " up AS (INSERT INTO person_sources AS ps (tenant_id, source, source_id, email_norm,"
+           "  fields, content_hash, last_seen_run)"
+           "  SELECT t, s, id, nf->>'email_normalized', nf, nh, r FROM h"
+           "  WHERE isnew OR oh <> nh OR was_removed"
+           "  ON CONFLICT (tenant_id, source, source_id) DO UPDATE SET"
+           "  email_norm = EXCLUDED.email_norm, fields = EXCLUDED.fields,"
+           "  content_hash = EXCLUDED.content_hash, removed_at = NULL,"
+           "  suspended_in_source = false, last_seen_run = EXCLUDED.last_seen_run,"
+           "  updated_at = now()"
+           "  RETURNING ps.tenant_id, ps.source, ps.source_id, ps.person_id)"
+           " SELECT h.i, up.source_id IS NOT NULL, h.isnew, up.person_id, h.r"
+           " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.source = h.s"
+           " AND up.source_id = h.id ORDER BY h.i",
+           rows, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *row = json_array_get(rows, (size_t)strtol(col_str(r, i, 0), NULL, 10));
+        bool changed = col_bool(r, i, 1), isnew = col_bool(r, i, 2);
+        const char *pid = col_str(r, i, 3), *run = col_str(r, i, 4);
+        const char *t = json_string_value(json_object_get(row, "t"));
+        struct run_counts *rcnt = run ? run_counts_for(c, t, run) : NULL;
+        if (rcnt) {
+            rcnt->seen++;
+            if (!changed)
+                rcnt->unchanged++;
+            else if (isnew)
+                rcnt->created++;
+            else
+                rcnt->updated++;
+        }
+        if (!changed)
+            continue;
+        c->rows_changed++;
+        if (pid)
+            json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", t, "p", pid, "r", run));
+        else {
+            json_t *u = json_deep_copy(row);
+            json_object_set_new(u, "i", json_integer((json_int_t)json_array_size(unlinked)));
+            json_array_append_new(unlinked, u);
+        }
+    }
+    if (people_link(c, unlinked, persons) || people_remerge(c, persons))
+        goto out;
+    rc = 0;
+out:
+    PQclear(r);
+    json_decref(unlinked);
+    json_decref(persons);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- Assets and OrgUnits */
+
+static int asset_event(struct actx *c, const char *tenant, const char *run, PGresult *r, int i,
+                       Panel__V1__AssetChangeKind kind, const json_t *device, const json_t *changed)
+{
+    /* columns: asset_id, asset_tag, manual, lifecycle, version, in_google */
+    static const char *const lifecycles[] = {"",          "in_storage",  "deployed",
+                                             "in_repair", "lost_stolen", "retired"};
+    int rc = -1;
+    char id[EVENTS_ID_LEN], perr[256];
+    Envelope env;
+    Panel__V1__AssetChanged ac = PANEL__V1__ASSET_CHANGED__INIT;
+    Panel__V1__Asset a = PANEL__V1__ASSET__INIT;
+    size_t nch = json_array_size(changed);
+    char **ch = calloc(nch ? nch : 1, sizeof *ch);
+    ProtobufCMessage *dev = json_to_msg(&panel__v1__device__descriptor, device, perr, sizeof perr);
+    if (!ch || !dev) {
+        snprintf(c->err, c->errlen, "building AssetChanged: %s", dev ? "out of memory" : perr);
+        goto out;
+    }
+    if (events_envelope_init(&env, id, tenant, PANEL__V1__SOURCE__SOURCE_PANEL, run))
+        goto out;
+    for (size_t k = 0; k < nch; k++)
+        ch[k] = (char *)json_string_value(json_array_get(changed, k));
+    a.asset_id = (char *)col_str(r, i, 0);
+    a.asset_tag = (char *)col_str(r, i, 1);
+    a.device = (Panel__V1__Device *)dev;
+    a.has_in_google = 1;
+    a.in_google = col_bool(r, i, 5);
+    a.has_manual = 1;
+    a.manual = col_bool(r, i, 2);
+    for (int k = 1; k <= 5; k++)
+        if (col_str(r, i, 3) && strcmp(col_str(r, i, 3), lifecycles[k]) == 0) {
+            a.has_lifecycle = 1;
+            a.lifecycle = (Panel__V1__AssetLifecycle)k;
+        }
+    a.has_version = 1;
+    a.version = col_i64(r, i, 4);
+    ac.has_kind = 1;
+    ac.kind = kind;
+    ac.asset = &a;
+    ac.n_changed_fields = nch;
+    ac.changed_fields = ch;
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_ASSET_CHANGED;
+    env.asset_changed = &ac;
+    rc = outbox_add(c, &env, TOPIC_ASSETS_EVENTS, tenant, a.asset_id);
+out:
+    if (dev)
+        protobuf_c_message_free_unpacked(dev, NULL);
+    free(ch);
+    return rc;
+}
+
+static int orgunit_event(struct actx *c, const char *tenant, const char *run, const char *ou_id,
+                         Panel__V1__ChangeKind kind, const json_t *fields, const json_t *changed)
+{
+    int rc = -1;
+    char id[EVENTS_ID_LEN], perr[256];
+    Envelope env;
+    Panel__V1__OrgUnitChanged oc = PANEL__V1__ORG_UNIT_CHANGED__INIT;
+    size_t nch = json_array_size(changed);
+    char **ch = calloc(nch ? nch : 1, sizeof *ch);
+    ProtobufCMessage *ou = json_to_msg(&panel__v1__org_unit__descriptor, fields, perr, sizeof perr);
+    if (!ch || !ou) {
+        snprintf(c->err, c->errlen, "building OrgUnitChanged: %s", ou ? "out of memory" : perr);
+        goto out;
+    }
+    if (events_envelope_init(&env, id, tenant, PANEL__V1__SOURCE__SOURCE_PANEL, run))
+        goto out;
+    for (size_t k = 0; k < nch; k++)
+        ch[k] = (char *)json_string_value(json_array_get(changed, k));
+    oc.has_kind = 1;
+    oc.kind = kind;
+    oc.org_unit = (Panel__V1__OrgUnit *)ou;
+    oc.n_changed_fields = nch;
+    oc.changed_fields = ch;
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_CHANGED;
+    env.org_unit_changed = &oc;
+    rc = outbox_add(c, &env, TOPIC_ORGUNIT_EVENTS, tenant, ou_id);
+out:
+    if (ou)
+        protobuf_c_message_free_unpacked(ou, NULL);
+    free(ch);
+    return rc;
+}
+
+static int devices_apply(struct actx *c, json_t *rows)
+{
+    int rc = -1;
+    PGresult *r = NULL;
+    if (json_array_size(rows) == 0)
+        return 0;
+    r = qj(c,
+           "WITH s AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, id text,"
+           "  f jsonb, r uuid, aue date, ls timestamptz)),"
+           " h AS (SELECT s.*, md5(s.f::text) AS nh, a.asset_id AS aid, a.content_hash AS oh,"
+           "  a.in_google AS og, a.device AS od"
+           "  FROM s LEFT JOIN assets a ON a.tenant_id = s.t AND a.device_id = s.id),"
+           " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
+           "  SELECT t, r, 'device', id FROM h WHERE r IS NOT NULL ON CONFLICT DO NOTHING),"
+           " up AS (INSERT INTO assets AS a (tenant_id, device_id, serial_number, model,"
+           "  google_status, org_unit_id, org_unit_path, device, auto_update_expiry, last_sync,"
+           "  in_google, content_hash, last_seen_run)"
+           "  SELECT t, id, f->>'serial_number', f->>'model', f->>'status', f->>'org_unit_id',"
+           "  f->>'org_unit_path', f, aue, ls, true, nh, r FROM h"
+           "  WHERE aid IS NULL OR oh IS DISTINCT FROM nh OR NOT og"
+           "  ON CONFLICT (tenant_id, device_id) WHERE device_id IS NOT NULL DO UPDATE SET"
+           "  serial_number = EXCLUDED.serial_number, model = EXCLUDED.model,"
+           "  google_status = EXCLUDED.google_status, org_unit_id = EXCLUDED.org_unit_id,"
+           "  org_unit_path = EXCLUDED.org_unit_path, device = EXCLUDED.device,"
+           "  auto_update_expiry = EXCLUDED.auto_update_expiry, last_sync = EXCLUDED.last_sync,"
+           "  in_google = true, left_google_at = NULL, content_hash = EXCLUDED.content_hash,"
+           "  last_seen_run = EXCLUDED.last_seen_run, version = a.version + 1, updated_at = now()"
+           "  RETURNING a.tenant_id, a.device_id, a.asset_id, a.asset_tag, a.manual, a.lifecycle,"
+           "  a.version, a.in_google)"
+           " SELECT up.asset_id, up.asset_tag, up.manual, up.lifecycle, up.version, up.in_google,"
+           "  h.i, up.asset_id IS NOT NULL, h.aid IS NULL, h.od, h.r"
+           " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.device_id = h.id ORDER BY h.i",
+           rows, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *row = json_array_get(rows, (size_t)strtol(col_str(r, i, 6), NULL, 10));
+        const char *t = json_string_value(json_object_get(row, "t"));
+        const char *run = col_str(r, i, 10);
+        bool changed = col_bool(r, i, 7), isnew = col_bool(r, i, 8);
+        struct run_counts *rcnt = run ? run_counts_for(c, t, run) : NULL;
+        if (rcnt) {
+            rcnt->seen++;
+            if (!changed)
+                rcnt->unchanged++;
+            else if (isnew)
+                rcnt->created++;
+            else
+                rcnt->updated++;
+        }
+        if (!changed)
+            continue;
+        c->rows_changed++;
+        json_t *od = col_json(r, i, 9);
+        json_t *f = json_object_get(row, "f");
+        json_t *ch = merge_changed_fields(od, f);
+        int e = !ch || asset_event(c, t, run, r, i,
+                                   isnew ? PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_CREATED
+                                         : PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED,
+                                   f, ch);
+        json_decref(od);
+        json_decref(ch);
+        if (e)
+            goto out;
+    }
+    rc = 0;
+out:
+    PQclear(r);
+    return rc;
+}
+
+static int orgunits_apply(struct actx *c, json_t *rows)
+{
+    int rc = -1;
+    PGresult *r = NULL;
+    if (json_array_size(rows) == 0)
+        return 0;
+    r = qj(c,
+           "WITH s AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, id text,"
+           "  f jsonb, r uuid)),"
+           " h AS (SELECT s.*, md5(s.f::text) AS nh, o.org_unit_id AS oid, o.content_hash AS oh,"
+           "  o.removed_at IS NOT NULL AS was_removed,"
+           "  jsonb_strip_nulls(jsonb_build_object('org_unit_id', o.org_unit_id, 'path', o.path,"
+           "  'name', nullif(o.name, ''), 'description', o.description, 'parent_id', o.parent_id,"
+           "  'parent_path', o.parent_path)) AS od"
+           "  FROM s LEFT JOIN org_units o ON o.tenant_id = s.t AND o.org_unit_id = s.id),"
+           " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
+           "  SELECT t, r, 'org_unit', id FROM h WHERE r IS NOT NULL ON CONFLICT DO NOTHING),"
+           " up AS (INSERT INTO org_units AS o (tenant_id, org_unit_id, path, name, description,"
+           "  parent_id, parent_path, content_hash, last_seen_run)"
+           "  SELECT t, id, f->>'path', coalesce(f->>'name', ''), f->>'description',"
+           "  f->>'parent_id', f->>'parent_path', nh, r FROM h"
+           "  WHERE oid IS NULL OR oh <> nh OR was_removed"
+           "  ON CONFLICT (tenant_id, org_unit_id) DO UPDATE SET path = EXCLUDED.path,"
+           "  name = EXCLUDED.name, description = EXCLUDED.description,"
+           "  parent_id = EXCLUDED.parent_id, parent_path = EXCLUDED.parent_path,"
+           "  content_hash = EXCLUDED.content_hash, last_seen_run = EXCLUDED.last_seen_run,"
+           "  removed_at = NULL, version = o.version + 1, updated_at = now()"
+           "  RETURNING o.tenant_id, o.org_unit_id)"
+           " SELECT h.i, up.org_unit_id IS NOT NULL, h.oid IS NULL, h.od, h.r, h.was_removed"
+           " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.org_unit_id = h.id ORDER BY h.i",
+           rows, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *row = json_array_get(rows, (size_t)strtol(col_str(r, i, 0), NULL, 10));
+        const char *t = json_string_value(json_object_get(row, "t"));
+        const char *id = json_string_value(json_object_get(row, "id"));
+        const char *run = col_str(r, i, 4);
+        bool changed = col_bool(r, i, 1), isnew = col_bool(r, i, 2);
+        struct run_counts *rcnt = run ? run_counts_for(c, t, run) : NULL;
+        if (rcnt) {
+            rcnt->seen++;
+            if (!changed)
+                rcnt->unchanged++;
+            else if (isnew)
+                rcnt->created++;
+            else
+                rcnt->updated++;
+        }
+        if (!changed)
+            continue;
+        c->rows_changed++;
+        json_t *od = isnew ? NULL : col_json(r, i, 3);
+        json_t *f = json_object_get(row, "f");
+        json_t *ch = merge_changed_fields(od, f);
+        Panel__V1__ChangeKind kind = isnew ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
+                                     : col_bool(r, i, 5)
+                                         ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
+                                         : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
+        int e = !ch || orgunit_event(c, t, run, id, kind, f, ch);
+        json_decref(od);
+        json_decref(ch);
+        if (e)
+            goto out;
+    }
+    rc = 0;
+out:
+    PQclear(r);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- removals */
+
+/* Remove the objects in list (array of {"t","k","s","id"}; k person|device|org_unit) and
+ * remerge or announce what changed. suspend: Azure soft delete (person rows only). */
+static int remove_objects(struct actx *c, json_t *list, const char *run, bool suspend,
+                          long *removed)
+{
+    int rc = -1;
+    PGresult *r = NULL;
+    json_t *persons = json_array();
+    const char *params[2];
+    char *text = json_dumps(list, JSON_COMPACT);
+    *removed = 0;
+    if (!text)
+        goto out;
+    params[0] = text;
+    params[1] = run;
+    r = q(c,
+          suspend ? "UPDATE person_sources ps SET suspended_in_source = true, updated_at = now()"
+                    " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
+                    " WHERE v.k = 'person' AND ps.tenant_id = v.t AND ps.source = v.s"
+                    " AND ps.source_id = v.id AND ps.removed_at IS NULL"
+                    " AND NOT ps.suspended_in_source RETURNING ps.tenant_id, ps.person_id"
+                  : "UPDATE person_sources ps SET removed_at = now(), updated_at = now()"
+                    " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
+                    " WHERE v.k = 'person' AND ps.tenant_id = v.t AND ps.source = v.s"
+                    " AND ps.source_id = v.id AND ps.removed_at IS NULL"
+                    " RETURNING ps.tenant_id, ps.person_id",
+          1, params, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    *removed += PQntuples(r);
+    for (int i = 0; i < PQntuples(r); i++)
+        if (col_str(r, i, 1))
+            json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", col_str(r, i, 0), "p",
+                                                     col_str(r, i, 1), "r", run));
+    PQclear(r);
+    r = NULL;
+    if (people_remerge(c, persons))
+        goto out;
+    if (suspend) {
+        rc = 0;
+        goto out;
+    }
+    r = q(c,
+          "UPDATE assets a SET in_google = false, left_google_at = now(),"
+          " version = a.version + 1, updated_at = now()"
+          " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
+          " WHERE v.k = 'device' AND a.tenant_id = v.t AND a.device_id = v.id AND a.in_google"
+          " RETURNING a.asset_id, a.asset_tag, a.manual, a.lifecycle, a.version, a.in_google,"
+          " a.tenant_id, a.device",
+          1, params, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    *removed += PQntuples(r);
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *dev = col_json(r, i, 7), *ch = json_pack("[s]", "in_google");
+        int e = asset_event(c, col_str(r, i, 6), run, r, i,
+                            PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_LEFT_GOOGLE, dev, ch);
+        json_decref(dev);
+        json_decref(ch);
+        if (e)
+            goto out;
+    }
+    PQclear(r);
+    r = q(c,
+          "UPDATE org_units o SET removed_at = now(), version = o.version + 1, updated_at = now()"
+          " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
+          " WHERE v.k = 'org_unit' AND o.tenant_id = v.t AND o.org_unit_id = v.id"
+          " AND o.removed_at IS NULL"
+          " RETURNING o.tenant_id, o.org_unit_id, jsonb_strip_nulls(jsonb_build_object("
+          " 'org_unit_id', o.org_unit_id, 'path', o.path, 'name', nullif(o.name, ''),"
+          " 'description', o.description, 'parent_id', o.parent_id,"
+          " 'parent_path', o.parent_path))",
+          1, params, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    *removed += PQntuples(r);
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *f = col_json(r, i, 2), *ch = json_array();
+        int e = orgunit_event(c, col_str(r, i, 0), run, col_str(r, i, 1),
+                              PANEL__V1__CHANGE_KIND__CHANGE_KIND_REMOVED, f, ch);
+        json_decref(f);
+        json_decref(ch);
+        if (e)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (!text)
+        snprintf(c->err, c->errlen, "out of memory");
+    PQclear(r);
+    free(text);
+    json_decref(persons);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- runs */
+
+static const char *kind_str(Panel__V1__RunKind k)
+{
+    return k == PANEL__V1__RUN_KIND__RUN_KIND_DELTA ? "delta" : "full";
+}
+
+static int ensure_run(struct actx *c, const Envelope *env, const char *status)
+{
+    const char *kind = "full", *reason = "", *preview = "false";
+    if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_RUN_STARTED) {
+        kind = kind_str(env->run_started->kind);
+        reason = env->run_started->reason ? env->run_started->reason : "";
+        preview = env->run_started->preview ? "true" : "false";
+    }
+    const char *params[7] = {
+        env->tenant_id, env->run_id, events_source_str(env->source), kind, preview, reason, status};
+    if (cmd(c, "INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", 1, params))
+        return -1;
+    if (status) /* RunStarted: a row auth created stays, and becomes running */
+        return cmd(c,
+                   "INSERT INTO sync_runs AS s (tenant_id, run_id, source, kind, preview, reason,"
+                   " status, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now())"
+                   " ON CONFLICT (tenant_id, run_id) DO UPDATE SET kind = EXCLUDED.kind,"
+                   " preview = s.preview OR EXCLUDED.preview,"
+                   " reason = CASE WHEN s.reason = '' THEN EXCLUDED.reason ELSE s.reason END,"
+                   " status = CASE WHEN s.status = 'requested' THEN 'running' ELSE s.status END,"
+                   " started_at = coalesce(s.started_at, now())",
+                   7, params);
+    return cmd(c,
+               "INSERT INTO sync_runs (tenant_id, run_id, source, status, started_at)"
+               " VALUES ($1, $2, $3, 'running', now()) ON CONFLICT DO NOTHING",
+               3, params);
+}
+
+struct run_info {
+    bool found, preview, delta, open;
+};
+
+static int run_info(struct actx *c, const char *tenant, const char *run, struct run_info *ri)
+{
+    const char *params[2] = {tenant, run};
+    PGresult *r = q(c,
+                    "SELECT preview, kind = 'delta', status IN ('requested', 'running')"
+                    " FROM sync_runs WHERE tenant_id = $1 AND run_id = $2",
+                    2, params, PGRES_TUPLES_OK);
+    if (!r)
+        return -1;
+    memset(ri, 0, sizeof *ri);
+    if (PQntuples(r) == 1) {
+        ri->found = true;
+        ri->preview = col_bool(r, 0, 0);
+        ri->delta = col_bool(r, 0, 1);
+        ri->open = col_bool(r, 0, 2);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* RunCompleted: for full runs, remove (or hold) what the run did not see. */
+static int run_completed(struct actx *c, const Envelope *env)
+{
+    int rc = -1;
+    PGresult *r = NULL;
+    json_t *list = json_array(), *counts = NULL;
+    struct run_info ri;
+    const char *t = env->tenant_id, *run = env->run_id, *src = events_source_str(env->source);
+    long n[3] = {0, 0, 0}, total[3] = {0, 0, 0}, removed = 0, max_count = 500;
+    int max_pct = 10;
+    bool held = false;
+    struct buf b;
+    buf_init(&b, 64 * 1024);
+    if (run_info(c, t, run, &ri))
+        goto out;
+    if (!ri.found || !ri.open) { /* unknown or already finished: nothing to do */
+        rc = 0;
+        goto out;
+    }
+    const Panel__V1__RunCompleted *rcm = env->run_completed;
+    if (rcm->counts && events_to_json(&rcm->counts->base, &b))
+        goto out;
+    bool full = !ri.delta && rcm->kind != PANEL__V1__RUN_KIND__RUN_KIND_DELTA;
+    if (full) {
+        const char *params[3] = {t, src, run};
+        r = q(c,
+              "SELECT 'person', ps.source_id FROM person_sources ps WHERE ps.tenant_id = $1"
+              " AND ps.source = $2 AND ps.removed_at IS NULL AND NOT EXISTS (SELECT 1 FROM"
+              " run_seen x WHERE x.tenant_id = $1 AND x.run_id = $3::uuid"
+              " AND x.object_kind = 'person' AND x.source_id = ps.source_id)"
+              " UNION ALL SELECT 'device', a.device_id FROM assets a WHERE $2 = 'google'"
+              " AND a.tenant_id = $1 AND a.device_id IS NOT NULL AND a.in_google AND NOT EXISTS"
+              " (SELECT 1 FROM run_seen x WHERE x.tenant_id = $1 AND x.run_id = $3::uuid"
+              " AND x.object_kind = 'device' AND x.source_id = a.device_id)"
+              " UNION ALL SELECT 'org_unit', o.org_unit_id FROM org_units o WHERE $2 = 'google'"
+              " AND o.tenant_id = $1 AND o.removed_at IS NULL AND NOT EXISTS"
+              " (SELECT 1 FROM run_seen x WHERE x.tenant_id = $1 AND x.run_id = $3::uuid"
+              " AND x.object_kind = 'org_unit' AND x.source_id = o.org_unit_id)",
+              3, params, PGRES_TUPLES_OK);
+        if (!r)
+            goto out;
+        for (int i = 0; i < PQntuples(r); i++) {
+            const char *k = col_str(r, i, 0);
+            n[k[0] == 'p' ? 0 : k[0] == 'd' ? 1 : 2]++;
+            json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src,
+                                                  "id", col_str(r, i, 1)));
+        }
+        PQclear(r);
+        r = q(c,
+              "SELECT (SELECT count(*) FROM person_sources WHERE tenant_id = $1 AND source = $2"
+              " AND removed_at IS NULL),"
+              " (SELECT count(*) FROM assets WHERE tenant_id = $1 AND device_id IS NOT NULL"
+              " AND in_google),"
+              " (SELECT count(*) FROM org_units WHERE tenant_id = $1 AND removed_at IS NULL),"
+              " t.delete_threshold_count, t.delete_threshold_percent"
+              " FROM tenants t WHERE t.tenant_id = $1",
+              2, params, PGRES_TUPLES_OK);
+        if (!r)
+            goto out;
+        if (PQntuples(r) == 1) {
+            for (int k = 0; k < 3; k++)
+                total[k] = (long)col_i64(r, 0, k);
+            max_count = (long)col_i64(r, 0, 3);
+            max_pct = (int)col_i64(r, 0, 4);
+        }
+        PQclear(r);
+        r = NULL;
+        for (int k = 0; k < 3; k++)
+            held |= merge_threshold_exceeded(n[k], total[k], max_count, max_pct);
+    }
+    long nlist = (long)json_array_size(list);
+    char nbuf[32], rbuf[32];
+    if (ri.preview) {
+        json_t *report = json_pack("{s:{s:I,s:I,s:I},s:b}", "would_remove", "people",
+                                   (json_int_t)n[0], "devices", (json_int_t)n[1], "org_units",
+                                   (json_int_t)n[2], "would_hold", held);
+        char *rep = json_dumps(report, JSON_COMPACT);
+        json_decref(report);
+        const char *params[4] = {t, run, b.data ? b.data : "{}", rep};
+        rc = cmd(c,
+                 "UPDATE sync_runs SET status = 'completed', finished_at = now(),"
+                 " fetched_counts = $3::jsonb, report = jsonb_build_object('would_create', created,"
+                 " 'would_update', updated, 'unchanged', unchanged, 'seen', seen,"
+                 " 'skipped', skipped, 'match_cases', match_cases) || $4::jsonb"
+                 " WHERE tenant_id = $1 AND run_id = $2",
+                 4, params);
+        free(rep);
+    } else if (held) {
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            json_t *o = json_array_get(list, i);
+            outcome_add(c, t, run, json_string_value(json_object_get(o, "k")), src,
+                        json_string_value(json_object_get(o, "id")), NULL, "held_removal",
+                        "deletion threshold exceeded: waiting for an admin's approval");
+        }
+        snprintf(nbuf, sizeof nbuf, "%ld", nlist);
+        const char *params[4] = {t, run, b.data ? b.data : "{}", nbuf};
+        rc = flush_outcomes(c) ||
+             cmd(c,
+                 "UPDATE sync_runs SET status = 'held', finished_at = now(),"
+                 " fetched_counts = $3::jsonb, pending_removals = $4::bigint,"
+                 " message = 'deletions exceed the threshold; approve or reject'"
+                 " WHERE tenant_id = $1 AND run_id = $2",
+                 4, params);
+    } else {
+        if (nlist > 0 && remove_objects(c, list, run, false, &removed))
+            goto out;
+        snprintf(rbuf, sizeof rbuf, "%ld", removed);
+        const char *params[4] = {t, run, b.data ? b.data : "{}", rbuf};
+        rc = cmd(c,
+                 "UPDATE sync_runs SET status = 'completed', finished_at = now(),"
+                 " fetched_counts = $3::jsonb, removed = removed + $4::bigint"
+                 " WHERE tenant_id = $1 AND run_id = $2",
+                 4, params);
+    }
+    if (rc == 0) {
+        const char *params[2] = {t, run};
+        rc = cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params);
+    }
+out:
+    PQclear(r);
+    json_decref(list);
+    json_decref(counts);
+    buf_free(&b);
+    return rc;
+}
+
+static int run_failed(struct actx *c, const Envelope *env)
+{
+    const Panel__V1__RunFailed *f = env->run_failed;
+    const ProtobufCEnumValue *ev =
+        protobuf_c_enum_descriptor_get_value(&panel__v1__run_failure_reason__descriptor, f->reason);
+    const char *params[4] = {env->tenant_id, env->run_id,
+                             ev ? ev->name : "RUN_FAILURE_REASON_UNSPECIFIED",
+                             f->message ? f->message : ""};
+    /* A failed run deletes nothing: what it saw is forgotten. */
+    return cmd(c,
+               "UPDATE sync_runs SET status = 'failed', finished_at = now(),"
+               " failure_reason = $3, message = $4 WHERE tenant_id = $1 AND run_id = $2"
+               " AND status IN ('requested', 'running')",
+               4, params) ||
+           cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params);
+}
+
+/* ---------------------------------------------------------------- validation */
+
+static bool tenant_ok(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > 64 || !isalnum((unsigned char)t[0]))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!isalnum((unsigned char)t[i]) && !strchr("_.-", t[i]))
+            return false;
+    return true;
+}
+
+static bool uuid_ok(const char *s)
+{
+    if (!s || strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+        } else if (!isxdigit((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool text_ok(const char *s, size_t max)
+{
+    return s && *s && strlen(s) <= max;
+}
+
+int apply_validate(const Envelope *env, char *err, size_t errlen)
+{
+    const char *problem = NULL;
+    switch (env->payload_case) {
+    case PANEL__V1__ENVELOPE__PAYLOAD_RUN_STARTED:
+    case PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED:
+    case PANEL__V1__ENVELOPE__PAYLOAD_RUN_FAILED:
+        break;
+    case PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED:
+        if (!env->person_observed->person || !text_ok(env->person_observed->person->source_id, 256))
+            problem = "PersonObserved without person.source_id";
+        break;
+    case PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED:
+        if (!env->org_unit_observed->org_unit ||
+            !text_ok(env->org_unit_observed->org_unit->org_unit_id, 256) ||
+            !text_ok(env->org_unit_observed->org_unit->path, 4096))
+            problem = "OrgUnitObserved without org_unit_id or path";
+        else if (env->source != PANEL__V1__SOURCE__SOURCE_GOOGLE)
+            problem = "OrgUnitObserved from a source other than google";
+        break;
+    case PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED:
+        if (!env->device_observed->device || !text_ok(env->device_observed->device->device_id, 256))
+            problem = "DeviceObserved without device.device_id";
+        else if (env->source != PANEL__V1__SOURCE__SOURCE_GOOGLE)
+            problem = "DeviceObserved from a source other than google";
+        break;
+    case PANEL__V1__ENVELOPE__PAYLOAD_OBJECT_REMOVED:
+        if (!text_ok(env->object_removed->source_id, 256) ||
+            env->object_removed->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_UNSPECIFIED)
+            problem = "ObjectRemoved without kind or source_id";
+        break;
+    default:
+        problem = "payload does not belong on panel.source.events";
+    }
+    if (!problem && !tenant_ok(env->tenant_id))
+        problem = "tenant_id is not a valid tenant id";
+    else if (!problem && !uuid_ok(env->run_id))
+        problem = "run_id missing or not a UUID";
+    else if (!problem && env->source != PANEL__V1__SOURCE__SOURCE_GOOGLE &&
+             env->source != PANEL__V1__SOURCE__SOURCE_AZURE)
+        problem = "source must be google or azure";
+    if (problem) {
+        snprintf(err, errlen, "%s", problem);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- segments */
+
+/* A date "YYYY-MM-DD" or an RFC 3339 time that PostgreSQL will accept; NULL otherwise. */
+static const char *date_or_null(const char *s, bool with_time)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (!s)
+        return NULL;
+    const char *end = strptime(s, "%Y-%m-%d", &tm);
+    if (!end)
+        return NULL;
+    if (!with_time)
+        return *end == '\0' && tm.tm_year > 0 && tm.tm_year < 8000 ? s : NULL;
+    if (*end != 'T' || !strptime(end + 1, "%H:%M:%S", &tm))
+        return NULL;
+    struct tm chk = tm;
+    time_t tt = timegm(&chk);
+    struct tm back;
+    gmtime_r(&tt, &back);
+    if (back.tm_mday != tm.tm_mday || tm.tm_year < 0 || tm.tm_year > 8000)
+        return NULL;
+    return s;
+}
+
+/* Key used to keep only the last observation of one object in a segment. */
+static void obj_key(char *out, size_t outlen, const char *t, const char *s, const char *id)
+{
+    snprintf(out, outlen, "%s\x1f%s\x1f%s", t, s, id);
+}
+
+/* Stage the observations of msgs[from, to) of one preview-ness and apply them. */
+static int apply_observations(struct actx *c, const struct apply_msg *msgs, size_t from, size_t to,
+                              bool preview_group, json_t *previews)
+{
+    int rc = -1;
+    json_t *people = json_array(), *devices = json_array(), *ous = json_array();
+    json_t *idx = json_object(), *removals = json_array(), *suspends = json_array();
+    char key[1024];
+    for (size_t i = from; i < to; i++) {
+        const Envelope *env = msgs[i].env;
+        if (!env)
+            continue;
+        json_t *pv = json_object_get(previews, env->run_id);
+        bool is_preview = pv && json_is_true(json_object_get(pv, "preview"));
+        bool is_delta = pv && json_is_true(json_object_get(pv, "delta"));
+        if (is_preview != preview_group)
+            continue;
+        const char *t = env->tenant_id, *src = events_source_str(env->source), *run = env->run_id;
+        if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED) {
+            const Panel__V1__Person *p = env->person_observed->person;
+            char norm[320];
+            const char *email = p->email_normalized ? p->email_normalized : p->email;
+            if (merge_email_normalize(email, norm, sizeof norm)) {
+                outcome_add(c, t, run, "person", src, p->source_id, NULL, "skipped",
+                            "no usable e-mail address");
+                struct run_counts *rcnt = run_counts_for(c, t, run);
+                if (rcnt) {
+                    rcnt->seen++;
+                    rcnt->skipped++;
+                }
+                continue;
+            }
+            json_t *f = person_fields(p, norm);
+            json_t *cl = json_array();
+            for (size_t k = 0; k < p->n_cleared_fields; k++)
+                json_array_append_new(cl, json_string(p->cleared_fields[k]));
+            obj_key(key, sizeof key, t, src, p->source_id);
+            json_t *prev = json_object_get(idx, key);
+            if (prev && is_delta) { /* two deltas of one object: combine them */
+                json_t *pf = json_object_get(prev, "f");
+                json_object_update(pf, f);
+                for (size_t k = 0; k < json_array_size(cl); k++)
+                    json_object_del(pf, json_string_value(json_array_get(cl, k)));
+                json_array_extend(json_object_get(prev, "cl"), cl);
+                json_object_set(prev, "e", json_string(norm));
+                json_decref(f);
+                json_decref(cl);
+                continue;
+            }
+            json_t *row = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:b,s:o,s:o}", "t", t, "s", src, "id",
+                                    p->source_id, "e", norm, "f", f, "r", run, "delta", is_delta,
+                                    "cl", cl, "alt", person_alt_emails(p));
+            if (!row)
+                goto oom;
+            if (prev) { /* a later full observation replaces the earlier one */
+                json_object_update(prev, row);
+                json_decref(row);
+                continue;
+            }
+            json_object_set_new(row, "i", json_integer((json_int_t)json_array_size(people)));
+            json_object_set(idx, key, row);
+            json_array_append_new(people, row);
+        } else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED ||
+                   env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED) {
+            bool dev = env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED;
+            const ProtobufCMessage *m =
+                dev ? &env->device_observed->device->base : &env->org_unit_observed->org_unit->base;
+            const char *id = dev ? env->device_observed->device->device_id
+                                 : env->org_unit_observed->org_unit->org_unit_id;
+            struct buf b;
+            buf_init(&b, 4 * 1024 * 1024);
+            json_t *f = events_to_json(m, &b) == 0 ? json_loads(b.data, 0, NULL) : NULL;
+            buf_free(&b);
+            if (!f)
+                goto oom;
+            json_t *row = json_pack("{s:s,s:s,s:o,s:s}", "t", t, "id", id, "f", f, "r", run);
+            if (dev) {
+                const Panel__V1__Device *d = env->device_observed->device;
+                json_object_set_new(row, "aue",
+                                    date_or_null(d->auto_update_through, false)
+                                        ? json_string(d->auto_update_through)
+                                        : json_null());
+                json_object_set_new(row, "ls",
+                                    date_or_null(d->last_sync, true) ? json_string(d->last_sync)
+                                                                     : json_null());
+            }
+            obj_key(key, sizeof key, t, dev ? "device" : "org_unit", id);
+            json_t *arr = dev ? devices : ous, *prev = json_object_get(idx, key);
+            if (prev) {
+                json_object_update(prev, row);
+                json_decref(row);
+                continue;
+            }
+            json_object_set_new(row, "i", json_integer((json_int_t)json_array_size(arr)));
+            json_object_set(idx, key, row);
+            json_array_append_new(arr, row);
+        } else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_OBJECT_REMOVED) {
+            const Panel__V1__ObjectRemoved *o = env->object_removed;
+            const char *k = o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_PERSON   ? "person"
+                            : o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_DEVICE ? "device"
+                                                                                    : "org_unit";
+            bool changed = o->reason == PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED;
+            json_array_append_new(changed ? suspends : removals,
+                                  json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src, "id",
+                                            o->source_id, "r", run));
+        }
+    }
+    if (people_apply(c, people) || devices_apply(c, devices) || orgunits_apply(c, ous))
+        goto out;
+    /* Reported removals (Azure delta), per run so the events carry the run id. */
+    for (int pass = 0; pass < 2; pass++) {
+        json_t *list = pass ? suspends : removals;
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            json_t *one = json_array(), *o = json_array_get(list, i);
+            long removed = 0;
+            json_array_append(one, o);
+            const char *run = json_string_value(json_object_get(o, "r"));
+            int e = remove_objects(c, one, run, pass == 1, &removed);
+            json_decref(one);
+            if (e)
+                goto out;
+            struct run_counts *rcnt =
+                run_counts_for(c, json_string_value(json_object_get(o, "t")), run);
+            if (rcnt)
+                rcnt->seen++;
+            if (removed > 0 && pass == 0) {
+                const char *params[3] = {json_string_value(json_object_get(o, "t")), run, NULL};
+                if (cmd(c,
+                        "UPDATE sync_runs SET removed = removed + 1 WHERE tenant_id = $1"
+                        " AND run_id = $2",
+                        2, params))
+                    goto out;
+            }
+        }
+    }
+    rc = 0;
+    goto out;
+oom:
+    snprintf(c->err, c->errlen, "out of memory staging observations");
+out:
+    json_decref(people);
+    json_decref(devices);
+    json_decref(ous);
+    json_decref(idx);
+    json_decref(removals);
+    json_decref(suspends);
+    return rc;
+}
+
+/* run_seen rows of a preview group, kept after its savepoint is rolled back. */
+static int preview_seen(struct actx *c, const struct apply_msg *msgs, size_t from, size_t to,
+                        json_t *previews)
+{
+    json_t *rows = json_array();
+    for (size_t i = from; i < to; i++) {
+        const Envelope *env = msgs[i].env;
+        json_t *pv = env ? json_object_get(previews, env->run_id) : NULL;
+        if (!pv || !json_is_true(json_object_get(pv, "preview")))
+            continue;
+        const char *k = NULL, *id = NULL;
+        if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED)
+            k = "person", id = env->person_observed->person->source_id;
+        else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED)
+            k = "device", id = env->device_observed->device->device_id;
+        else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED)
+            k = "org_unit", id = env->org_unit_observed->org_unit->org_unit_id;
+        if (k)
+            json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:s}", "t", env->tenant_id, "r",
+                                                  env->run_id, "k", k, "id", id));
+    }
+    int rc = 0;
+    if (json_array_size(rows) > 0) {
+        PGresult *r = qj(c,
+                         "INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
+                         " SELECT t, r, k, id FROM jsonb_to_recordset($1::jsonb)"
+                         " AS v(t text, r uuid, k text, id text) ON CONFLICT DO NOTHING",
+                         rows, PGRES_COMMAND_OK);
+        rc = r ? 0 : -1;
+        PQclear(r);
+    }
+    json_decref(rows);
+    return rc;
+}
+
+static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t from, size_t to)
+{
+    int rc = -1;
+    json_t *previews = json_object();
+    bool any_preview = false;
+    /* Runs of this segment: make sure their rows exist, learn preview / delta. */
+    for (size_t i = from; i < to; i++) {
+        const Envelope *env = msgs[i].env;
+        if (!env || json_object_get(previews, env->run_id))
+            continue;
+        struct run_info ri;
+        if (ensure_run(c, env, NULL) || run_info(c, env->tenant_id, env->run_id, &ri))
+            goto out;
+        json_object_set_new(previews, env->run_id,
+                            json_pack("{s:b,s:b}", "preview", ri.preview, "delta", ri.delta));
+        any_preview |= ri.preview;
+    }
+    if (apply_observations(c, msgs, from, to, false, previews) || flush_outbox(c))
+        goto out;
+    if (any_preview) {
+        /* Same code, then the savepoint goes: only counts and what was seen remain. */
+        if (pgx_exec(c->pg, "SAVEPOINT preview", c->err, c->errlen) ||
+            apply_observations(c, msgs, from, to, true, previews) ||
+            pgx_exec(c->pg, "ROLLBACK TO SAVEPOINT preview", c->err, c->errlen))
+            goto out;
+        json_array_clear(c->outbox);
+        if (preview_seen(c, msgs, from, to, previews))
+            goto out;
+    }
+    if (flush_outcomes(c) || flush_counts(c))
+        goto out;
+    rc = 0;
+out:
+    json_decref(previews);
+    return rc;
+}
+
+static bool is_control(const Envelope *env)
+{
+    return env && (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_RUN_STARTED ||
+                   env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED ||
+                   env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_RUN_FAILED);
+}
+
+static int apply_control(struct actx *c, const Envelope *env)
+{
+    int rc;
+    switch (env->payload_case) {
+    case PANEL__V1__ENVELOPE__PAYLOAD_RUN_STARTED:
+        return ensure_run(c, env, "running");
+    case PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED:
+        rc = ensure_run(c, env, NULL) || run_completed(c, env);
+        break;
+    default:
+        rc = ensure_run(c, env, NULL) || run_failed(c, env);
+        break;
+    }
+    if (rc == 0)
+        rc = flush_outbox(c) || flush_outcomes(c);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- batch */
+
+static int store_offsets(struct actx *c, const char *group, const char *topic,
+                         const struct apply_msg *msgs, size_t n, bool *fenced)
+{
+    int rc = -1;
+    json_t *parts = json_object();
+    PGresult *r = NULL;
+    char k[16];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(k, sizeof k, "%d", (int)msgs[i].partition);
+        json_t *p = json_object_get(parts, k);
+        if (!p) {
+            p = json_pack("{s:i,s:I,s:I}", "p", (int)msgs[i].partition, "first",
+                          (json_int_t)msgs[i].offset, "next", (json_int_t)msgs[i].offset + 1);
+            json_object_set_new(parts, k, p);
+        } else
+            json_object_set_new(p, "next", json_integer((json_int_t)msgs[i].offset + 1));
+    }
+    json_t *arr = json_array();
+    const char *key;
+    json_t *v;
+    json_object_foreach(parts, key, v) json_array_append(arr, v);
+    char *text = json_dumps(arr, JSON_COMPACT);
+    const char *params[3] = {group, topic, text};
+    /* Fencing: another member that owned a partition meanwhile may have stored further. */
+    r = q(c,
+          "SELECT count(*) FROM consumer_offsets o JOIN jsonb_to_recordset($3::jsonb)"
+          " AS v(p int, first bigint, next bigint) ON o.partition = v.p"
+          " WHERE o.group_id = $1 AND o.topic = $2 AND o.next_offset > v.first",
+          3, params, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    *fenced = col_i64(r, 0, 0) > 0;
+    PQclear(r);
+    r = NULL;
+    if (*fenced) {
+        snprintf(c->err, c->errlen, "partition offsets already advanced by another member");
+        goto out;
+    }
+    rc = cmd(c,
+             "INSERT INTO consumer_offsets AS o (group_id, topic, partition, next_offset)"
+             " SELECT $1, $2, v.p, v.next FROM jsonb_to_recordset($3::jsonb)"
+             " AS v(p int, first bigint, next bigint)"
+             " ON CONFLICT (group_id, topic, partition) DO UPDATE SET"
+             " next_offset = EXCLUDED.next_offset, updated_at = now()",
+             3, params);
+out:
+    PQclear(r);
+    free(text);
+    json_decref(arr);
+    json_decref(parts);
+    return rc;
+}
+
+enum apply_result apply_batch(PGconn *pg, const char *group, const char *topic,
+                              const struct apply_msg *msgs, size_t n, struct apply_stats *stats,
+                              char *err, size_t errlen)
+{
+    enum apply_result res = APPLY_ERROR;
+    bool fenced = false;
+    struct actx *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return APPLY_ERROR;
+    }
+    c->pg = pg;
+    c->err = err;
+    c->errlen = errlen;
+    c->outbox = json_array();
+    c->outcomes = json_array();
+    err[0] = '\0';
+    if (pgx_exec(pg, "BEGIN", err, errlen))
+        goto out;
+    /* Offsets first: a fenced batch stops before doing any work. */
+    if (store_offsets(c, group, topic, msgs, n, &fenced))
+        goto rollback;
+    size_t seg = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && !is_control(msgs[i].env))
+            continue;
+        if (i > seg && apply_segment(c, msgs, seg, i))
+            goto rollback;
+        if (i < n && apply_control(c, msgs[i].env))
+            goto rollback;
+        seg = i + 1;
+    }
+    if (pgx_exec(pg, "COMMIT", err, errlen))
+        goto out;
+    if (stats) {
+        stats->events = (long)n;
+        stats->rows_changed = c->rows_changed;
+    }
+    res = APPLY_OK;
+    goto out;
+rollback : {
+    char e2[256];
+    if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
+        log_warn("rollback failed: %s", e2);
+}
+    if (fenced)
+        res = APPLY_FENCED;
+out:
+    json_decref(c->outbox);
+    json_decref(c->outcomes);
+    free(c);
+    return res;
+}
+
+/* ---------------------------------------------------------------- approve / reject */
+
+enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char *run_id,
+                                      const char *admin, enum apply_decision d, long *removed,
+                                      char *err, size_t errlen)
+{
+    enum apply_decide_result res = DECIDE_ERROR;
+    struct actx *c = calloc(1, sizeof *c);
+    PGresult *r = NULL;
+    json_t *list = json_array();
+    *removed = 0;
+    if (!c || !list) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (!tenant_ok(tenant) || !uuid_ok(run_id)) {
+        res = DECIDE_NOT_FOUND;
+        goto out;
+    }
+    c->pg = pg;
+    c->err = err;
+    c->errlen = errlen;
+    c->outbox = json_array();
+    c->outcomes = json_array();
+    if (pgx_exec(pg, "BEGIN", err, errlen))
+        goto out;
+    const char *params[4] = {tenant, run_id, admin, NULL};
+    r = q(c, "SELECT status FROM sync_runs WHERE tenant_id = $1 AND run_id = $2 FOR UPDATE", 2,
+          params, PGRES_TUPLES_OK);
+    if (!r)
+        goto rollback;
+    if (PQntuples(r) == 0) {
+        res = DECIDE_NOT_FOUND;
+        goto rollback;
+    }
+    if (strcmp(col_str(r, 0, 0), "held") != 0) {
+        res = DECIDE_NOT_HELD;
+        goto rollback;
+    }
+    PQclear(r);
+    r = NULL;
+    if (d == APPLY_APPROVE) {
+        r = q(c,
+              "SELECT object_kind, source, source_id FROM run_outcomes WHERE tenant_id = $1"
+              " AND run_id = $2 AND outcome = 'held_removal' ORDER BY outcome_id",
+              2, params, PGRES_TUPLES_OK);
+        if (!r)
+            goto rollback;
+        for (int i = 0; i < PQntuples(r); i++)
+            json_array_append_new(list, json_pack("{s:s,s:s,s:s?,s:s}", "t", tenant, "k",
+                                                  col_str(r, i, 0), "s", col_str(r, i, 1), "id",
+                                                  col_str(r, i, 2)));
+        PQclear(r);
+        r = NULL;
+        if (json_array_size(list) > 0 && remove_objects(c, list, run_id, false, removed))
+            goto rollback;
+        if (flush_outbox(c))
+            goto rollback;
+    }
+    char nbuf[32];
+    snprintf(nbuf, sizeof nbuf, "%ld", *removed);
+    params[3] = nbuf;
+    if (cmd(c,
+            d == APPLY_APPROVE
+                ? "UPDATE sync_runs SET status = 'approved', removed = removed + $4::bigint,"
+                  " pending_removals = 0, decided_by = $3, decided_at = now()"
+                  " WHERE tenant_id = $1 AND run_id = $2"
+                : "UPDATE sync_runs SET status = 'rejected', pending_removals = 0,"
+                  " decided_by = $3, decided_at = now(), removed = removed + 0 * $4::bigint"
+                  " WHERE tenant_id = $1 AND run_id = $2",
+            4, params))
+        goto rollback;
+    if (pgx_exec(pg, "COMMIT", err, errlen))
+        goto out;
+    res = DECIDE_OK;
+    goto out;
+rollback : {
+    char e2[256];
+    if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
+        log_warn("rollback failed: %s", e2);
+}
+out:
+    PQclear(r);
+    json_decref(list);
+    if (c) {
+        json_decref(c->outbox);
+        json_decref(c->outcomes);
+    }
+    free(c);
+    return res;
+}

@@ -1,0 +1,63 @@
+/* apply: one PostgreSQL transaction per batch of source events — source rows, the merged
+ * People / OrgUnits / Assets, run bookkeeping, outbox rows and the consumed offsets — with
+ * set-based SQL (a JSON array staged through jsonb_to_recordset, then INSERT ... ON CONFLICT
+ * or UPDATE ... FROM), never one round trip per event. Also the admin's approve / reject of a
+ * held run, which goes through the same removal code. */
+#ifndef MERGER_APPLY_H
+#define MERGER_APPLY_H
+
+#include "events.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One consumed message. env is borrowed; NULL for a message that was dead-lettered (its
+ * offset still advances). */
+struct apply_msg {
+    int32_t partition;
+    int64_t offset;
+    const Envelope *env;
+};
+
+enum apply_result {
+    APPLY_OK = 0,
+    APPLY_ERROR = -1,  /* rolled back; retry the same messages later */
+    APPLY_FENCED = -2, /* another member already stored later offsets: drop the batch */
+};
+const char *apply_result_str(enum apply_result r);
+
+/* What a batch did, for metrics and logs. */
+struct apply_stats {
+    long events;
+    long rows_changed;
+    long outbox_rows;
+};
+
+/* Apply msgs (in partition order) in one transaction that also stores, for each partition,
+ * the next offset for group/topic. Nothing is written unless everything is. */
+enum apply_result apply_batch(PGconn *pg, const char *group, const char *topic,
+                              const struct apply_msg *msgs, size_t n, struct apply_stats *stats,
+                              char *err, size_t errlen) __attribute__((warn_unused_result));
+
+enum apply_decision { APPLY_APPROVE, APPLY_REJECT };
+enum apply_decide_result {
+    DECIDE_OK = 0,
+    DECIDE_NOT_FOUND = 1,
+    DECIDE_NOT_HELD = 2,
+    DECIDE_ERROR = -1,
+};
+/* Approve (apply the held removals, outbox rows included) or reject (discard them) a held
+ * run, in one transaction. *removed gets the number of objects removed. */
+enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char *run_id,
+                                      const char *admin, enum apply_decision d, long *removed,
+                                      char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Validate the envelope of a panel.source.events message beyond events_decode: a source
+ * event payload, a valid tenant id, run id, a cloud source and the object's key fields.
+ * 0, or -1 with the reason in err. */
+int apply_validate(const Envelope *env, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+#endif

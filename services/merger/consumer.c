@@ -1,0 +1,243 @@
+#include "consumer.h"
+#include "apply.h"
+#include "dlq.h"
+#include "events.h"
+#include "kafka.h"
+#include "log.h"
+#include "pg.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct cctx {
+    const struct consumer_opts *o;
+    PGconn *pg;
+    bool revoked; /* a revocation happened while a batch was being collected */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Set each partition's offset to the stored next_offset (earliest when none). */
+static int load_offsets(struct cctx *c, rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        char p[16];
+        snprintf(p, sizeof p, "%d", (int)parts->elems[i].partition);
+        const char *params[3] = {c->o->group, parts->elems[i].topic, p};
+        PGresult *r = PQexecParams(c->pg,
+                                   "SELECT next_offset FROM consumer_offsets WHERE group_id = $1"
+                                   " AND topic = $2 AND partition = $3::int",
+                                   3, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            log_error("reading stored offsets: %s", PQerrorMessage(c->pg));
+            PQclear(r);
+            return -1;
+        }
+        parts->elems[i].offset =
+            PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : RD_KAFKA_OFFSET_BEGINNING;
+        PQclear(r);
+    }
+    return 0;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct cctx *c = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (load_offsets(c, parts))
+            log_error("partitions assigned without stored offsets; starting from the log");
+        for (int i = 0; i < parts->cnt; i++)
+            log_info("assigned %s[%d] at offset %lld", parts->elems[i].topic,
+                     (int)parts->elems[i].partition, (long long)parts->elems[i].offset);
+        rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+        if (e) {
+            log_error("incremental assign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        c->revoked = true;
+        for (int i = 0; i < parts->cnt; i++)
+            log_info("revoked %s[%d]", parts->elems[i].topic, (int)parts->elems[i].partition);
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (e)
+            rd_kafka_error_destroy(e);
+    }
+}
+
+/* Seek the still-assigned partitions of a dropped batch back to where PostgreSQL says. */
+static void rewind_batch(struct cctx *c, rd_kafka_t *rk, rd_kafka_message_t **msgs, size_t n)
+{
+    rd_kafka_topic_partition_list_t *assigned = NULL, *seek = NULL;
+    if (n == 0 || rd_kafka_assignment(rk, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    seek = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < n; i++) {
+        const char *topic = rd_kafka_topic_name(msgs[i]->rkt);
+        if (!rd_kafka_topic_partition_list_find(assigned, topic, msgs[i]->partition) ||
+            rd_kafka_topic_partition_list_find(seek, topic, msgs[i]->partition))
+            continue;
+        rd_kafka_topic_partition_list_add(seek, topic, msgs[i]->partition);
+    }
+    if (seek->cnt > 0 && load_offsets(c, seek) == 0) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(rk, seek, 10000);
+        if (e) {
+            log_warn("seek: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(seek);
+    rd_kafka_topic_partition_list_destroy(assigned);
+}
+
+static void free_batch(rd_kafka_message_t **msgs, Envelope **envs, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++) {
+        events_free(envs[i]);
+        envs[i] = NULL;
+        rd_kafka_message_destroy(msgs[i]);
+    }
+    *n = 0;
+}
+
+int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
+{
+    int rc = -1;
+    struct cctx c = {.o = o};
+    rd_kafka_t *rk = NULL;
+    struct kafka_producer *dlq = NULL;
+    size_t cap = (size_t)o->batch_max, n = 0;
+    rd_kafka_message_t **msgs = calloc(cap, sizeof *msgs);
+    Envelope **envs = calloc(cap, sizeof *envs);
+    struct apply_msg *am = calloc(cap, sizeof *am);
+    const char *topics[] = {TOPIC_SOURCE_EVENTS, NULL};
+    if (!msgs || !envs || !am) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    c.pg = pgx_connect(o->pg_url, 30, err, errlen);
+    if (!c.pg)
+        goto out;
+    dlq = kafka_producer_new(o->brokers, "panel-merger-dlq", NULL, err, errlen);
+    if (!dlq)
+        goto out;
+    struct kafka_consumer_opts ko = {
+        .brokers = o->brokers,
+        .group_id = o->group,
+        .client_id = "panel-merger",
+        .topics = topics,
+        .enable_auto_commit = 0,
+        .auto_offset_reset = "earliest",
+        .rebalance_cb = rebalance_cb,
+        .opaque = &c,
+    };
+    rk = kafka_consumer_new(&ko, err, errlen);
+    if (!rk)
+        goto out;
+    while (o->running(o->arg)) {
+        int64_t first_at = 0;
+        c.revoked = false;
+        while (n < cap && o->running(o->arg)) {
+            int64_t left = first_at ? o->batch_ms - (now_ms() - first_at) : 200;
+            if (first_at && left <= 0)
+                break;
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, (int)(left > 200 ? 200 : left));
+            if (!m)
+                continue;
+            if (m->err) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    log_warn("consume: %s", rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            if (!first_at)
+                first_at = now_ms();
+            char why[256];
+            Envelope *env = events_decode(m->payload, m->len, why, sizeof why);
+            if (env && apply_validate(env, why, sizeof why)) {
+                events_free(env);
+                env = NULL;
+            }
+            if (!env) {
+                char e2[256];
+                log_warn("dead-lettering %s[%d]@%lld: %s", rd_kafka_topic_name(m->rkt),
+                         (int)m->partition, (long long)m->offset, why);
+                if (dlq_send(dlq, m->key, m->key_len, m->payload, m->len, m->partition, m->offset,
+                             why, e2, sizeof e2))
+                    log_error("%s", e2);
+                metrics_counter_add(o->metrics, "merger_dead_letters_total", NULL, 1);
+            }
+            msgs[n] = m;
+            envs[n] = env;
+            n++;
+        }
+        if (!o->running(o->arg))
+            break; /* abandon: nothing of this batch was committed */
+        if (c.revoked) {
+            log_info("partitions revoked while collecting: dropping %zu events", n);
+            rewind_batch(&c, rk, msgs, n);
+            free_batch(msgs, envs, &n);
+            continue;
+        }
+        if (n == 0)
+            continue;
+        if (kafka_producer_flush(dlq, 30000) != 0) {
+            log_error("dead letters not delivered: retrying the batch");
+            rewind_batch(&c, rk, msgs, n);
+            free_batch(msgs, envs, &n);
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            am[i].partition = msgs[i]->partition;
+            am[i].offset = msgs[i]->offset;
+            am[i].env = envs[i];
+        }
+        struct apply_stats st = {0};
+        char aerr[1024];
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        enum apply_result ar =
+            apply_batch(c.pg, o->group, TOPIC_SOURCE_EVENTS, am, n, &st, aerr, sizeof aerr);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (ar == APPLY_OK) {
+            metrics_counter_add(o->metrics, "merger_events_applied_total", NULL, (double)n);
+            metrics_counter_add(o->metrics, "merger_batches_total", "result=\"ok\"", 1);
+            metrics_observe(o->metrics, "merger_batch_seconds", NULL,
+                            (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+            log_debug("applied %zu events, %ld rows changed", n, st.rows_changed);
+        } else {
+            metrics_counter_add(o->metrics, "merger_batches_total",
+                                ar == APPLY_FENCED ? "result=\"fenced\"" : "result=\"error\"", 1);
+            log_warn("batch of %zu events not applied (%s): %s", n, apply_result_str(ar), aerr);
+            if (PQstatus(c.pg) != CONNECTION_OK)
+                PQreset(c.pg);
+            rewind_batch(&c, rk, msgs, n);
+            if (ar == APPLY_ERROR)
+                for (int i = 0; i < 10 && o->running(o->arg); i++) {
+                    struct timespec ts = {0, 100 * 1000000L};
+                    nanosleep(&ts, NULL);
+                }
+        }
+        free_batch(msgs, envs, &n);
+    }
+    rc = 0;
+out:
+    free_batch(msgs, envs, &n);
+    if (rk)
+        kafka_consumer_destroy(rk);
+    kafka_producer_destroy(dlq);
+    if (c.pg)
+        PQfinish(c.pg);
+    free(msgs);
+    free(envs);
+    free(am);
+    return rc;
+}

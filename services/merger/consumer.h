@@ -1,0 +1,29 @@
+/* consumer: the panel.source.events group member. On every partition assignment it seeks to
+ * the next offset stored in PostgreSQL (consumer_offsets), collects batches by count and
+ * time, sends undecodable or invalid events to the dead-letter topic, and hands each batch
+ * to apply_batch. A batch that fails is retried from its first offsets; a batch interrupted
+ * by a revocation or a stop is abandoned (nothing of it is committed). */
+#ifndef MERGER_CONSUMER_H
+#define MERGER_CONSUMER_H
+
+#include "metrics.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct consumer_opts {
+    const char *brokers;
+    const char *pg_url;
+    const char *group;
+    int batch_max;              /* events per batch */
+    int batch_ms;               /* longest wait for a batch to fill */
+    struct metrics *metrics;    /* borrowed */
+    bool (*running)(void *arg); /* false once the service should stop */
+    void *arg;
+};
+
+/* Run until running() turns false. 0 on a clean stop, -1 with a message in err. */
+int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+#endif

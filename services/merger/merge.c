@@ -1,0 +1,120 @@
+#include "merge.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+void merge_person_clear(struct merge_person *p)
+{
+    json_decref(p->fields);
+    json_decref(p->provenance);
+    json_decref(p->sources);
+    memset(p, 0, sizeof *p);
+}
+
+/* Copy every member of src over dst and note where it came from. */
+static int overlay(json_t *dst, json_t *prov, const json_t *src, const char *source)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)src, key, v)
+    {
+        if (json_object_set(dst, key, v) || json_object_set_new(prov, key, json_string(source)))
+            return -1;
+    }
+    return 0;
+}
+
+int merge_person_compute(const json_t *google, const json_t *azure, struct merge_person *out)
+{
+    int rc = -1;
+    memset(out, 0, sizeof *out);
+    out->fields = json_object();
+    out->provenance = json_object();
+    out->sources = json_array();
+    if (!out->fields || !out->provenance || !out->sources)
+        goto out;
+    if (google && json_is_object(google)) {
+        if (overlay(out->fields, out->provenance, google, "google") ||
+            json_array_append_new(out->sources, json_string("google")))
+            goto out;
+    }
+    if (azure && json_is_object(azure)) {
+        if (overlay(out->fields, out->provenance, azure, "azure") ||
+            json_array_append_new(out->sources, json_string("azure")))
+            goto out;
+    }
+    out->removed = json_array_size(out->sources) == 0;
+    rc = 0;
+out:
+    if (rc)
+        merge_person_clear(out);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+json_t *merge_changed_fields(const json_t *old_fields, const json_t *new_fields)
+{
+    json_t *out = json_array();
+    const char **names = NULL;
+    size_t n = 0, cap = json_object_size(old_fields) + json_object_size(new_fields);
+    const char *key;
+    json_t *v;
+    if (!out)
+        return NULL;
+    names = calloc(cap ? cap : 1, sizeof *names);
+    if (!names)
+        goto fail;
+    json_object_foreach((json_t *)new_fields, key, v)
+    {
+        if (!json_equal(v, json_object_get(old_fields, key)))
+            names[n++] = key;
+    }
+    json_object_foreach((json_t *)old_fields, key, v)
+    {
+        (void)v;
+        if (!json_object_get(new_fields, key))
+            names[n++] = key;
+    }
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++)
+        if (json_array_append_new(out, json_string(names[i])))
+            goto fail;
+    free(names);
+    return out;
+fail:
+    free(names);
+    json_decref(out);
+    return NULL;
+}
+
+bool merge_threshold_exceeded(long removals, long total, long max_count, int max_percent)
+{
+    if (removals <= 0)
+        return false;
+    if (removals > max_count)
+        return true;
+    /* removals / total > max_percent / 100, in integers */
+    return total <= 0 || removals * 100 > (long)max_percent * total;
+}
+
+int merge_email_normalize(const char *in, char *out, size_t outlen)
+{
+    if (!in || outlen == 0)
+        return -1;
+    while (*in && isspace((unsigned char)*in))
+        in++;
+    size_t n = strlen(in);
+    while (n > 0 && isspace((unsigned char)in[n - 1]))
+        n--;
+    if (n == 0 || n >= outlen)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)in[i]);
+    out[n] = '\0';
+    return 0;
+}

@@ -1,0 +1,39 @@
+/* merge: the pure parts of the merger — the Person shown from its source rows (Google's
+ * row overlaid by every field Azure's row provides), what changed between two versions of an
+ * entity, the deletion-threshold decision and e-mail normalisation. No I/O. */
+#ifndef MERGER_MERGE_H
+#define MERGER_MERGE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The merged Person. Every member is a new reference owned by the struct. */
+struct merge_person {
+    json_t *fields;     /* object: the shown values */
+    json_t *provenance; /* object: field -> "google" | "azure" */
+    json_t *sources;    /* array of the clouds that have the Person, "google" before "azure" */
+    bool removed;       /* no source row is left */
+};
+
+/* Compute the Person from Google's and Azure's source rows (each a JSON object of only the
+ * fields that cloud provided, or NULL when that cloud has no live row). A field absent from
+ * Azure's row keeps Google's value; a field Azure provides wins, whatever order the rows
+ * arrived in. Fills out (release with merge_person_clear). 0, or -1 when out of memory. */
+int merge_person_compute(const json_t *google, const json_t *azure, struct merge_person *out)
+    __attribute__((warn_unused_result));
+void merge_person_clear(struct merge_person *p);
+
+/* Names of the top-level fields whose values differ between old and new (either may be
+ * NULL = empty), sorted. New reference (an array), or NULL when out of memory. */
+json_t *merge_changed_fields(const json_t *old_fields, const json_t *new_fields);
+
+/* The deletion threshold: true when removing `removals` of `total` objects of one kind is
+ * more than max_count objects or more than max_percent percent of them. */
+bool merge_threshold_exceeded(long removals, long total, long max_count, int max_percent);
+
+/* Trim ASCII white space and lower-case into out. 0, or -1 when empty or too long. */
+int merge_email_normalize(const char *in, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
+
+#endif

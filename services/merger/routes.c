@@ -1,0 +1,102 @@
+#include "routes.h"
+#include "apply.h"
+#include "crypto.h"
+#include "json.h"
+#include "log.h"
+#include "pg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define ROUTES_MAX_BODY 4096
+
+static int authorized(struct mg_connection *conn, const struct routes_ctx *ctx)
+{
+    const char *h = mg_get_header(conn, "Authorization");
+    char want[600];
+    snprintf(want, sizeof want, "Bearer %s", ctx->service_secret);
+    return h && ctx->service_secret && *ctx->service_secret && crypto_equal(h, want);
+}
+
+/* POST /internal/tenants/{t}/runs/{run}/approve|reject {"admin"} */
+static int handle(struct mg_connection *conn, void *cbdata)
+{
+    struct routes_ctx *ctx = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char tenant[80], run[40], action[16], err[512];
+    struct buf body;
+    json_t *req = NULL;
+    PGconn *pg = NULL;
+    int status;
+    buf_init(&body, ROUTES_MAX_BODY);
+    if (!authorized(conn, ctx)) {
+        status = httpd_reply_error(conn, 401, "unauthorized", "service secret required");
+        goto out;
+    }
+    int used = 0;
+    if (sscanf(ri->local_uri, "/internal/tenants/%79[^/]/runs/%39[^/]/%15[a-z]%n", tenant, run,
+               action, &used) != 3 ||
+        ri->local_uri[used] != '\0' ||
+        (strcmp(action, "approve") != 0 && strcmp(action, "reject") != 0)) {
+        status = httpd_reply_error(conn, 404, "not_found", "no such route");
+        goto out;
+    }
+    if (strcmp(ri->request_method, "POST") != 0) {
+        status = httpd_reply_error(conn, 405, "method_not_allowed", "use POST");
+        goto out;
+    }
+    int br = httpd_read_body(conn, &body, ROUTES_MAX_BODY);
+    if (br) {
+        status = br == -1 ? 413 : httpd_reply_error(conn, 400, "bad_request", "cannot read body");
+        goto out;
+    }
+    const char *admin = NULL;
+    if (body.len > 0) {
+        req = json_parse(body.data, body.len, err, sizeof err);
+        if (!req || json_get_str(req, "admin", &admin) == JSON_GET_WRONG_TYPE) {
+            status =
+                httpd_reply_error(conn, 400, "bad_request", "body must be {\"admin\":\"...\"}");
+            goto out;
+        }
+    }
+    if (!admin || !*admin || strlen(admin) > 320) {
+        status = httpd_reply_error(conn, 400, "bad_request", "admin is required");
+        goto out;
+    }
+    pg = pgx_connect(ctx->pg_url, 5, err, sizeof err);
+    if (!pg) {
+        status = httpd_reply_error(conn, 503, "unavailable", "database unavailable");
+        goto out;
+    }
+    long removed = 0;
+    enum apply_decide_result d = apply_decide(
+        pg, tenant, run, admin, strcmp(action, "approve") == 0 ? APPLY_APPROVE : APPLY_REJECT,
+        &removed, err, sizeof err);
+    if (d == DECIDE_NOT_FOUND)
+        status = httpd_reply_error(conn, 404, "not_found", "no such run");
+    else if (d == DECIDE_NOT_HELD)
+        status = httpd_reply_error(conn, 409, "not_held", "the run is not held");
+    else if (d != DECIDE_OK) {
+        log_error("%s run %s: %s", action, run, err);
+        status = httpd_reply_error(conn, 500, "internal", "could not record the decision");
+    } else {
+        json_t *out = json_pack("{s:s,s:s,s:I}", "run_id", run, "status",
+                                strcmp(action, "approve") == 0 ? "approved" : "rejected", "removed",
+                                (json_int_t)removed);
+        log_info("run %s of %s %s by %s (%ld removed)", run, tenant, action, admin, removed);
+        status = httpd_reply_json(conn, 200, out);
+        json_decref(out);
+    }
+out:
+    if (pg)
+        PQfinish(pg);
+    json_decref(req);
+    buf_free(&body);
+    return status;
+}
+
+int routes_register(struct httpd *h, struct routes_ctx *ctx)
+{
+    return httpd_route(h, "/internal/tenants/", "/internal/tenants/{t}/runs/{run}/{decision}",
+                       handle, ctx);
+}

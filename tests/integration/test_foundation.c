@@ -1,0 +1,227 @@
+/* Foundation integration tests against the real PostgreSQL and Kafka started by tests/run.py
+ * (PANEL_PG_URL, PANEL_KAFKA_BROKERS) and a local HTTP server from lib/httpd. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "events.h"
+#include "http_client.h"
+#include "httpd.h"
+#include "kafka.h"
+#include "pg.h"
+
+static const char *env_or_fail(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        fail_msg("%s is not set: run through `make test` (tests/run.py starts the servers)", name);
+    return v;
+}
+
+/* ------------------------------------------------------------------ Kafka */
+
+static void envelopes_roundtrip_through_the_broker(void **state)
+{
+    (void)state;
+    const char *brokers = env_or_fail("PANEL_KAFKA_BROKERS");
+    char err[512], topic[64], tenant[64], group[64];
+    snprintf(topic, sizeof topic, "panel.test.roundtrip.%d", (int)getpid());
+    snprintf(tenant, sizeof tenant, "tenant-%d", (int)getpid());
+    snprintf(group, sizeof group, "test-%d", (int)getpid());
+    struct kafka_topic_spec spec = {topic, 3, NULL};
+    assert_int_equal(kafka_create_topics(brokers, &spec, 1, 15000, err, sizeof err), 0);
+    /* Creating it again is a no-op, not an error. */
+    assert_int_equal(kafka_create_topics(brokers, &spec, 1, 15000, err, sizeof err), 0);
+
+    struct kafka_producer *p = kafka_producer_new(brokers, "test", NULL, err, sizeof err);
+    assert_non_null(p);
+    enum { N = 50 };
+    char ids[N][EVENTS_ID_LEN];
+    for (int i = 0; i < N; i++) {
+        Envelope env;
+        Panel__V1__DeviceObserved dobs = PANEL__V1__DEVICE_OBSERVED__INIT;
+        Panel__V1__Device dev = PANEL__V1__DEVICE__INIT;
+        char serial[32];
+        snprintf(serial, sizeof serial, "SN%04d", i);
+        dev.device_id = serial;
+        dev.serial_number = serial;
+        dobs.device = &dev;
+        assert_int_equal(events_envelope_init(&env, ids[i], tenant,
+                                              PANEL__V1__SOURCE__SOURCE_GOOGLE, "run-1"),
+                         0);
+        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED;
+        env.device_observed = &dobs;
+        assert_int_equal(events_publish(p, topic, tenant, &env, err, sizeof err), 0);
+    }
+    assert_int_equal(kafka_producer_flush(p, 30000), 0);
+    kafka_producer_destroy(p);
+
+    const char *topics[] = {topic, NULL};
+    struct kafka_consumer_opts o = {.brokers = brokers, .group_id = group, .topics = topics};
+    rd_kafka_t *c = kafka_consumer_new(&o, err, sizeof err);
+    assert_non_null(c);
+    int got = 0;
+    time_t deadline = time(NULL) + 60;
+    while (got < N && time(NULL) < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 1000);
+        if (!m)
+            continue;
+        if (!m->err) {
+            Envelope *env = events_decode(m->payload, m->len, err, sizeof err);
+            assert_non_null(env);
+            assert_string_equal(env->tenant_id, tenant);
+            /* One key = one partition = the order it was produced in. */
+            assert_string_equal(env->event_id, ids[got]);
+            char serial[32];
+            snprintf(serial, sizeof serial, "SN%04d", got);
+            assert_string_equal(env->device_observed->device->serial_number, serial);
+            events_free(env);
+            got++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    kafka_consumer_destroy(c);
+    assert_int_equal(got, N);
+}
+
+/* ------------------------------------------------------------------ PostgreSQL */
+
+static void migrations_apply_once_on_an_empty_database(void **state)
+{
+    (void)state;
+    const char *url = env_or_fail("PANEL_PG_URL");
+    char err[1024], db[64], sql[160], dburl[1024];
+    snprintf(db, sizeof db, "panel_migtest_%d", (int)getpid());
+    PGconn *admin = pgx_connect(url, 10, err, sizeof err);
+    assert_non_null(admin);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+    assert_int_equal(pgx_exec(admin, sql, err, sizeof err), 0);
+
+    /* Same server, the new database. */
+    const char *slash = strrchr(url, '/');
+    assert_non_null(slash);
+    snprintf(dburl, sizeof dburl, "%.*s/%s", (int)(slash - url), url, db);
+    PGconn *conn = pgx_connect(dburl, 10, err, sizeof err);
+    assert_non_null(conn);
+    assert_int_equal(pgx_schema_version(conn, err, sizeof err), 0);
+    assert_int_equal(pgx_check_schema(conn, err, sizeof err), -1);
+    assert_non_null(strstr(err, "run the migrations"));
+
+    int applied = -1;
+    assert_int_equal(pgx_migrate(conn, "db/migrations", &applied, err, sizeof err), 0);
+    assert_true(applied >= 1);
+    assert_int_equal(pgx_check_schema(conn, err, sizeof err), 0);
+    /* A second run is a no-op. */
+    assert_int_equal(pgx_migrate(conn, "db/migrations", &applied, err, sizeof err), 0);
+    assert_int_equal(applied, 0);
+    assert_int_equal(pgx_schema_version(conn, err, sizeof err), PANEL_SCHEMA_VERSION);
+    PQfinish(conn);
+
+    snprintf(sql, sizeof sql, "DROP DATABASE %s", db);
+    assert_int_equal(pgx_exec(admin, sql, err, sizeof err), 0);
+    PQfinish(admin);
+}
+
+/* ------------------------------------------------------------------ HTTP client retries */
+
+struct flaky_server {
+    atomic_int hits;
+    double times[8];
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* 1st request: 429 Retry-After 1; 2nd: 503; then 200. */
+static int flaky_handler(struct mg_connection *conn, void *ctx)
+{
+    struct flaky_server *s = ctx;
+    int n = atomic_fetch_add(&s->hits, 1);
+    if (n < 8)
+        s->times[n] = now_s();
+    if (n == 0)
+        return httpd_reply(conn, 429, "application/json", "{}", 2, "Retry-After: 1\r\n");
+    if (n == 1)
+        return httpd_reply(conn, 503, "application/json", "{}", 2, NULL);
+    return httpd_reply(conn, 200, "application/json", "{\"ok\":true}", 11, NULL);
+}
+
+static int throttle_handler(struct mg_connection *conn, void *ctx)
+{
+    (void)ctx;
+    return httpd_reply(conn, 429, "application/json", "{}", 2, "Retry-After: 30\r\n");
+}
+
+static int big_handler(struct mg_connection *conn, void *ctx)
+{
+    (void)ctx;
+    static char body[100000];
+    memset(body, 'x', sizeof body);
+    return httpd_reply(conn, 200, "text/plain", body, sizeof body, NULL);
+}
+
+static void client_retries_and_honours_retry_after(void **state)
+{
+    (void)state;
+    char err[512], url[128];
+    struct flaky_server fs = {0};
+    struct httpd_opts ho = {.addr = "127.0.0.1", .port = 0, .threads = 2};
+    struct httpd *h = httpd_new(&ho, err, sizeof err);
+    assert_non_null(h);
+    assert_int_equal(httpd_route(h, "/flaky", "flaky", flaky_handler, &fs), 0);
+    assert_int_equal(httpd_route(h, "/throttle", "throttle", throttle_handler, NULL), 0);
+    assert_int_equal(httpd_route(h, "/big", "big", big_handler, NULL), 0);
+
+    struct http_client_opts co = {.backoff_base_ms = 10, .backoff_max_ms = 50, .max_body = 50000};
+    struct http_client *c = http_client_new(&co, err, sizeof err);
+    struct http_response r;
+    http_response_init(&r);
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%ld/flaky", httpd_port(h));
+    struct http_request req = {.url = url};
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof err), HTTP_RESULT_OK);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data, "{\"ok\":true}");
+    assert_int_equal(r.attempts, 3);
+    assert_int_equal(r.throttled, 1);
+    assert_int_equal(r.retried_errors, 1);
+    /* The second request waited for Retry-After (1 s) although the backoff is 10 ms. */
+    assert_true(fs.times[1] - fs.times[0] >= 0.95);
+
+    /* A Retry-After beyond the deadline stops at once instead of sleeping past it. */
+    snprintf(url, sizeof url, "http://127.0.0.1:%ld/throttle", httpd_port(h));
+    req.deadline_ms = http_now_ms() + 2000;
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof err), HTTP_RESULT_DEADLINE);
+    assert_int_equal(r.status, 429);
+    assert_int_equal(r.attempts, 1);
+
+    /* Responses over the cap fail cleanly. */
+    snprintf(url, sizeof url, "http://127.0.0.1:%ld/big", httpd_port(h));
+    req.deadline_ms = 0;
+    assert_int_equal(http_client_do(c, &req, &r, err, sizeof err), HTTP_RESULT_TOO_LARGE);
+
+    http_response_free(&r);
+    http_client_destroy(c);
+    httpd_destroy(h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(envelopes_roundtrip_through_the_broker),
+        cmocka_unit_test(migrations_apply_once_on_an_empty_database),
+        cmocka_unit_test(client_retries_and_honours_retry_after),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,97 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "json.h"
+
+static void pack_decode_roundtrip_keeps_presence(void **state)
+{
+    (void)state;
+    char id[EVENTS_ID_LEN], err[200];
+    Envelope env;
+    Panel__V1__PersonObserved po = PANEL__V1__PERSON_OBSERVED__INIT;
+    Panel__V1__Person p = PANEL__V1__PERSON__INIT;
+    p.source_id = "g-1";
+    p.email = "Zoë.Smith@Example.org";
+    p.display_name = "";
+    p.has_suspended = 1;
+    p.suspended = 0;
+    po.person = &p;
+    assert_int_equal(events_envelope_init(&env, id, "district-1",
+                                          PANEL__V1__SOURCE__SOURCE_GOOGLE, "run-1"),
+                     0);
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED;
+    env.person_observed = &po;
+    size_t len = 0;
+    uint8_t *data = events_pack(&env, &len);
+    Envelope *back = events_decode(data, len, err, sizeof err);
+    assert_non_null(back);
+    assert_string_equal(back->tenant_id, "district-1");
+    assert_string_equal(back->person_observed->person->email, "Zoë.Smith@Example.org");
+    /* Empty differs from absent; a false that was sent is present. */
+    assert_non_null(back->person_observed->person->display_name);
+    assert_string_equal(back->person_observed->person->display_name, "");
+    assert_null(back->person_observed->person->given_name);
+    assert_true(back->person_observed->person->has_suspended);
+    assert_false(back->person_observed->person->has_archived);
+    events_free(back);
+    free(data);
+}
+
+static void decode_rejects_garbage_and_invalid_envelopes(void **state)
+{
+    (void)state;
+    char err[200];
+    assert_null(events_decode("\xff\xff\xff", 3, err, sizeof err));
+    assert_null(events_decode(NULL, 0, err, sizeof err));
+    /* A valid protobuf that is not a usable envelope (no tenant, no payload). */
+    Envelope env = PANEL__V1__ENVELOPE__INIT;
+    env.has_schema_version = 1;
+    env.schema_version = 1;
+    size_t len;
+    uint8_t *data = events_pack(&env, &len);
+    assert_null(events_decode(data, len, err, sizeof err));
+    assert_non_null(strstr(err, "invalid envelope"));
+    free(data);
+}
+
+static void json_roundtrip(void **state)
+{
+    (void)state;
+    char err[200];
+    const char *doc =
+        "{\"tenant_id\":\"t1\",\"source\":\"SOURCE_AZURE\",\"run_id\":\"r\","
+        "\"run_completed\":{\"kind\":\"RUN_KIND_DELTA\",\"counts\":{\"people\":3,\"skipped\":1}}}";
+    Envelope *env = (Envelope *)events_from_json(&panel__v1__envelope__descriptor, doc,
+                                                 strlen(doc), err, sizeof err);
+    assert_non_null(env);
+    assert_int_equal(env->payload_case, PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED);
+    assert_int_equal(env->run_completed->kind, PANEL__V1__RUN_KIND__RUN_KIND_DELTA);
+    assert_int_equal(env->run_completed->counts->people, 3);
+    struct buf out;
+    buf_init(&out, 0);
+    assert_int_equal(events_to_json(&env->base, &out), 0);
+    assert_non_null(strstr(out.data, "\"kind\":\"RUN_KIND_DELTA\""));
+    assert_non_null(strstr(out.data, "\"skipped\":1"));
+    buf_free(&out);
+    events_free(env);
+
+    const char *bad = "{\"tenant_id\":\"t1\",\"no_such_field\":1}";
+    assert_null(events_from_json(&panel__v1__envelope__descriptor, bad, strlen(bad), err,
+                                 sizeof err));
+    assert_non_null(strstr(err, "no_such_field"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(pack_decode_roundtrip_keeps_presence),
+        cmocka_unit_test(decode_rejects_garbage_and_invalid_envelopes),
+        cmocka_unit_test(json_roundtrip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
