@@ -171,12 +171,13 @@ static int flush_outbox(struct actx *c)
 {
     if (json_array_size(c->outbox) == 0)
         return 0;
-    PGresult *r = qj(c,
-                     "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload)"
-                     " SELECT v.t, v.e, v.topic, v.k, decode(v.p, 'base64')"
-                     " FROM jsonb_to_recordset($1::jsonb) WITH ORDINALITY"
-                     " AS v(t text, e uuid, topic text, k text, p text, n bigint) ORDER BY v.n",
-                     c->outbox, PGRES_COMMAND_OK);
+    PGresult *r =
+        qj(c,
+           "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload)"
+           " SELECT v.t, v.e, v.topic, v.k, decode(v.p, 'base64')"
+           " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t text, e uuid, topic text,"
+           " k text, p text)) WITH ORDINALITY AS v(t, e, topic, k, p, n) ORDER BY v.n",
+           c->outbox, PGRES_COMMAND_OK);
     PQclear(r);
     json_array_clear(c->outbox);
     return r ? 0 : -1;
