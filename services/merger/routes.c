@@ -52,7 +52,8 @@ static int handle(struct mg_connection *conn, void *cbdata)
     }
     int br = httpd_read_body(conn, &body, ROUTES_MAX_BODY);
     if (br) {
-        status = br == -1 ? 413 : httpd_reply_error(conn, 400, "bad_request", "cannot read body");
+        status = br == -1 ? httpd_reply_error(conn, 413, "too_large", "body too large")
+                          : httpd_reply_error(conn, 400, "bad_request", "cannot read body");
         goto out;
     }
     const char *admin = NULL, *person_id = NULL;
