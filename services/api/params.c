@@ -143,13 +143,18 @@ int params_check(const char *query, const char *const *allowed, char *msg, size_
 int params_str(const char *query, const char *name, char *out, size_t outlen, char *msg,
                size_t msglen)
 {
-    int r = httpd_param(query, name, out, outlen);
-    if (r < 0 || (r == 0 && !params_utf8_valid(out, strlen(out)))) {
+    /* Decode into a scratch buffer: civetweb clears its output when the name is absent,
+     * and callers keep their defaults in out. */
+    char tmp[PARAMS_MAX_VALUE + 1];
+    size_t cap = outlen < sizeof tmp ? outlen : sizeof tmp;
+    int r = httpd_param(query, name, tmp, cap);
+    if (r < 0 || (r == 0 && !params_utf8_valid(tmp, strlen(tmp)))) {
         snprintf(msg, msglen, "query parameter '%s' is too long or invalid", name);
         return -1;
     }
-    if (r == 1 || out[0] == 0)
+    if (r == 1 || tmp[0] == 0)
         return 1;
+    memcpy(out, tmp, strlen(tmp) + 1);
     return 0;
 }
 

@@ -13,12 +13,20 @@
 
 #define IDEM_KEY_MAX 200
 
+/* A key is claimed (status 0) before the handler runs, so two concurrent requests with the
+ * same key cannot both act: the second sees the claim and gets 409. */
+static const struct db_stmt st_idem_claim = {
+    "idem_claim", "INSERT INTO idempotency_keys (tenant_id, idem_key, request_hash, status, "
+                  "response) VALUES ($1, $2, $3, 0, '') ON CONFLICT DO NOTHING"};
 static const struct db_stmt st_idem_get = {
     "idem_get", "SELECT request_hash, status, response FROM idempotency_keys "
                 "WHERE tenant_id = $1 AND idem_key = $2"};
 static const struct db_stmt st_idem_put = {
-    "idem_put", "INSERT INTO idempotency_keys (tenant_id, idem_key, request_hash, status, "
-                "response) VALUES ($1, $2, $3, $4::int, $5) ON CONFLICT DO NOTHING"};
+    "idem_put", "UPDATE idempotency_keys SET status = $3::int, response = $4 "
+                "WHERE tenant_id = $1 AND idem_key = $2"};
+static const struct db_stmt st_idem_drop = {
+    "idem_drop", "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idem_key = $2 "
+                 "AND status = 0"};
 
 void rest_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
 {
@@ -183,7 +191,7 @@ void rest_reply_row(struct api_req *r, PGresult *res, int status)
 int rest_page_params(struct api_req *r, const char *scope, int nkeys, long *limit, bool *has_cursor,
                      char keys[][PARAMS_CURSOR_MAX])
 {
-    char msg[256], cursor[PARAMS_CURSOR_MAX + 1];
+    char msg[256], cursor[PARAMS_MAX_VALUE + 1];
     if (params_limit(r->query, 50, 500, limit, msg, sizeof msg) != 0)
         goto bad;
     int c = params_str(r->query, "cursor", cursor, sizeof cursor, msg, sizeof msg);
@@ -234,11 +242,13 @@ static bool idem_key_ok(const char *k)
     return true;
 }
 
-/* Returns 1 when a stored reply was loaded into r, 0 to run the handler, -1 (reply filled)
- * on errors. */
-static int idem_lookup(struct api_req *r, const char *key, char hash[65])
+/* Claim key for this request. Returns 0 when claimed (run the handler), 1 when a stored
+ * reply was loaded into r, -1 (reply filled) on errors, a reused key or a request with the
+ * same key still running. */
+static int idem_claim(struct api_req *r, const char *key, char hash[65])
 {
     struct buf h;
+    PGresult *res = NULL;
     int rc = -1;
     buf_init(&h, REST_MAX_BODY + 2048);
     if (buf_appendf(&h, "%s %s\n", r->method, r->ri->local_uri) ||
@@ -247,38 +257,72 @@ static int idem_lookup(struct api_req *r, const char *key, char hash[65])
         goto out;
     }
     crypto_sha256_hex(h.data, h.len, hash);
-    const char *p[2] = {r->key.tenant, key};
-    PGresult *res = rest_exec(r, &st_idem_get, 2, p);
-    if (!res)
+    const char *p[3] = {r->key.tenant, key, hash};
+    if (!(res = rest_exec(r, &st_idem_claim, 3, p)))
         goto out;
-    rc = 0;
-    if (PQntuples(res) == 1) {
-        if (strcmp(PQgetvalue(res, 0, 0), hash) != 0) {
-            rest_error(r, 422, "idempotency_key_reused",
-                       "this Idempotency-Key was used for a different request");
-            rc = -1;
-        } else {
-            long st = strtol(PQgetvalue(res, 0, 1), NULL, 10);
-            rest_reply_text(r, (int)st, PQgetvalue(res, 0, 2));
-            rc = 1;
-        }
+    if (strcmp(PQcmdTuples(res), "1") == 0) {
+        rc = 0;
+        goto out;
     }
     PQclear(res);
+    if (!(res = rest_exec(r, &st_idem_get, 2, p)))
+        goto out;
+    if (PQntuples(res) != 1) {
+        rest_error(r, 409, "idempotency_conflict",
+                   "the Idempotency-Key changed meanwhile; "
+                   "try again");
+    } else if (strcmp(PQgetvalue(res, 0, 0), hash) != 0) {
+        rest_error(r, 422, "idempotency_key_reused",
+                   "this Idempotency-Key was used for a different request");
+    } else if (strcmp(PQgetvalue(res, 0, 1), "0") == 0) {
+        rest_error(r, 409, "request_in_progress",
+                   "a request with this Idempotency-Key is still being processed");
+    } else {
+        long st = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+        rest_reply_text(r, (int)st, PQgetvalue(res, 0, 2));
+        rc = 1;
+    }
 out:
+    PQclear(res);
     buf_free(&h);
     return rc;
 }
 
-static void idem_store(struct api_req *r, const char *key, const char *hash)
+/* Store the reply for replays, or release the claim after a server-side failure so that a
+ * retry can run. */
+static void idem_finish(struct api_req *r, const char *key)
 {
     char status[16];
     snprintf(status, sizeof status, "%d", r->status);
-    const char *p[5] = {r->key.tenant, key, hash, status, r->out.data ? r->out.data : ""};
-    PGresult *res = db_exec(r->api->db, r->db, &st_idem_put, 5, p);
+    const char *p[4] = {r->key.tenant, key, status, r->out.data ? r->out.data : ""};
+    PGresult *res = r->status < 500 ? db_exec(r->api->db, r->db, &st_idem_put, 4, p)
+                                    : db_exec(r->api->db, r->db, &st_idem_drop, 2, p);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         log_warn_t(r->key.tenant, NULL, "cannot store idempotency key: %s",
                    PQresultErrorMessage(res));
     PQclear(res);
+}
+
+/* Headers and body in one write: two small writes on a keep-alive connection meet Nagle's
+ * algorithm and the client's delayed ACK (about 40 ms per response). */
+static int send_reply(struct mg_connection *conn, int status, const struct buf *body,
+                      const char *extra)
+{
+    struct buf b;
+    const char *text = mg_get_response_code_text(NULL, status);
+    buf_init(&b, 0);
+    if (buf_appendf(&b,
+                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
+                    status, text ? text : "", body->len, extra ? extra : "") ||
+        buf_append(&b, body->data ? body->data : "", body->len)) {
+        buf_free(&b);
+        return httpd_reply(conn, status, "application/json", body->data ? body->data : "",
+                           body->len, extra);
+    }
+    mg_write(conn, b.data, b.len);
+    buf_free(&b);
+    return status;
 }
 
 int rest_serve(struct mg_connection *conn, void *cbdata)
@@ -343,22 +387,28 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
                        "Idempotency-Key must be 1 to %d printable characters", IDEM_KEY_MAX);
             goto send;
         }
-        int l = idem_lookup(&r, idem, idem_hash);
+        int l = idem_claim(&r, idem, idem_hash);
         if (l != 0) {
+            idem = NULL; /* not ours to finish */
             if (l == 1)
                 extra = "Idempotent-Replayed: true\r\n";
             goto send;
         }
     }
     route->fn(&r);
+    /* A handler that failed inside its transaction leaves it open: end it here so nothing
+     * half-done is committed and the idempotency row below is written on its own. */
+    if (PQtransactionStatus(r.db) != PQTRANS_IDLE) {
+        PGresult *rb = PQexec(r.db, "ROLLBACK");
+        PQclear(rb);
+    }
     if (r.status == 0)
         rest_error(&r, 500, "internal", "no reply");
-    if (idem && r.status < 500)
-        idem_store(&r, idem, idem_hash);
+    if (idem)
+        idem_finish(&r, idem);
 send:
     db_pool_put(r.api->db, r.db);
-    int status = httpd_reply(conn, r.status, "application/json", r.out.data ? r.out.data : "",
-                             r.out.len, extra);
+    int status = send_reply(conn, r.status, &r.out, extra);
     buf_free(&r.body);
     buf_free(&r.out);
     return status;

@@ -21,6 +21,7 @@ SECRET = "test-service-secret-0123456789"
 class Stub(BaseHTTPRequestHandler):
     """auth + merger internal routes, as agreed in CONTRACTS.md."""
     calls = []
+    consent_url = None  # when set, every authorize answers this URL (browser tests)
 
     def log_message(self, *args):
         pass
@@ -44,6 +45,8 @@ class Stub(BaseHTTPRequestHandler):
         if len(parts) < 4 or parts[:2] != ["internal", "tenants"]:
             return self.reply(404, {"error": {"code": "not_found", "message": "no route"}})
         tenant, rest = parts[2], parts[3:]
+        if rest[-1] == "authorize" and Stub.consent_url:
+            return self.reply(200, {"consent_url": Stub.consent_url})
         if rest[-1] == "authorize":
             return self.reply(200, {"consent_url": f"http://consent.example/{rest[0]}?t={tenant}"
                                                    f"&login_hint={body['admin']}"})
@@ -243,18 +246,30 @@ class ApiTest(unittest.TestCase):
         t = harness.new_tenant("apipg")
         key = new_key(t, "viewer")
         original = sorted(person(t, f"Person {i:03d}") for i in range(40))
+        stop = threading.Event()
+
+        def writer():  # another client keeps inserting People all through the listing
+            n = 0
+            while not stop.is_set():
+                person(t, f"Person {n % 40:03d}b")
+                person(t, "Aaron Early")
+                n += 1
+        th = threading.Thread(target=writer)
+        th.start()
         seen, cursor, pages = [], None, 0
-        while True:
-            q = "?limit=7" + (f"&cursor={cursor}" if cursor else "")
-            out = self.ok("GET", "/v1/people" + q, key=key)
-            seen += [(p["display_name"], p["person_id"]) for p in out["items"]]
-            pages += 1
-            # Others keep writing: rows before and after the cursor appear mid-listing.
-            person(t, f"Person {pages:03d}a")
-            person(t, "Aaron Early")
-            cursor = out["next_cursor"]
-            if not cursor:
-                break
+        try:
+            while True:
+                q = "?limit=7" + (f"&cursor={cursor}" if cursor else "")
+                out = self.ok("GET", "/v1/people" + q, key=key)
+                seen += [(p["display_name"], p["person_id"]) for p in out["items"]]
+                pages += 1
+                person(t, f"Person {pages:03d}a")  # and at least one between every two pages
+                cursor = out["next_cursor"]
+                if not cursor:
+                    break
+        finally:
+            stop.set()
+            th.join()
         ids = [pid for _, pid in seen]
         self.assertEqual(len(ids), len(set(ids)), "a row was served twice")
         self.assertTrue(set(original) <= set(ids), "a row that existed all along was skipped")
@@ -269,16 +284,45 @@ class ApiTest(unittest.TestCase):
         self.err("GET", "/v1/people?cursor=" + forged, 400, "invalid_cursor", key=key)
 
     def test_list_queries_use_indexes(self):
-        plan = "\n".join(r[0] for r in psql(
-            "SET enable_seqscan = off; EXPLAIN SELECT person_id FROM people p "
-            "WHERE p.tenant_id = 'x' AND (lower(p.display_name), p.person_id) > "
-            "('m', '00000000-0000-0000-0000-000000000000'::uuid) "
+        t = harness.new_tenant("apiix")
+        psql("INSERT INTO people (tenant_id, email_norm, display_name, org_unit_path) "
+             "SELECT :'t', 'p' || i || '@d.example', 'Person ' || i, '/OU' || (i % 50) "
+             "FROM generate_series(1, 10000) i", t=t)
+        psql("INSERT INTO assets (tenant_id, serial_number, model, org_unit_path) "
+             "SELECT :'t', 'SN' || i, 'M', '/OU' || (i % 50) FROM generate_series(1, 10000) i",
+             t=t)
+        psql("INSERT INTO checkouts (tenant_id, asset_id, person_id, checked_out_by, "
+             "checked_in_at) SELECT a.tenant_id, a.asset_id, p.person_id, 'x', now() "
+             "FROM (SELECT asset_id, tenant_id, row_number() OVER () n FROM assets "
+             "WHERE tenant_id = :'t') a JOIN (SELECT person_id, row_number() OVER () n "
+             "FROM people WHERE tenant_id = :'t') p USING (n)", t=t)
+        psql("ANALYZE people; ANALYZE assets; ANALYZE checkouts")
+
+        def plan(sql):
+            return "\n".join(r[0] for r in psql("EXPLAIN " + sql, t=t))
+        self.assertIn("people_name", plan(
+            "SELECT person_id FROM people p WHERE p.tenant_id = :'t' AND "
+            "(lower(p.display_name), p.person_id) > ('person 5', "
+            "'00000000-0000-0000-0000-000000000000'::uuid) AND p.removed_at IS NULL "
             "ORDER BY lower(p.display_name), p.person_id LIMIT 51"))
-        self.assertIn("people_name", plan)
-        plan = "\n".join(r[0] for r in psql(
-            "SET enable_seqscan = off; EXPLAIN SELECT 1 FROM checkouts c WHERE c.tenant_id = 'x' "
+        self.assertIn("assets_pkey", plan(
+            "SELECT asset_id FROM assets a WHERE a.tenant_id = :'t' AND a.asset_id > "
+            "'80000000-0000-0000-0000-000000000000' ORDER BY a.asset_id LIMIT 51"))
+        self.assertIn("assets_serial", plan(
+            "SELECT asset_id FROM assets a WHERE a.tenant_id = :'t' AND "
+            "a.serial_number = 'SN77' ORDER BY a.asset_id LIMIT 51"))
+        self.assertIn("checkouts_recent", plan(
+            "SELECT 1 FROM checkouts c WHERE c.tenant_id = :'t' "
             "ORDER BY c.checked_out_at DESC, c.checkout_id DESC LIMIT 51"))
-        self.assertIn("checkouts_recent", plan)
+        self.assertIn("checkouts_person", plan(
+            "SELECT 1 FROM checkouts c WHERE c.tenant_id = :'t' AND c.person_id = "
+            "'00000000-0000-0000-0000-000000000000' "
+            "ORDER BY c.checked_out_at DESC, c.checkout_id DESC LIMIT 51"))
+        # The API's own list answers quickly on this tenant, page after page.
+        key = new_key(t, "viewer")
+        out = self.ok("GET", "/v1/people?limit=100", key=key)
+        out = self.ok("GET", "/v1/people?limit=100&cursor=" + out["next_cursor"], key=key)
+        self.assertEqual(len(out["items"]), 100)
 
     # ------------------------------------------------------------------ org units
 
@@ -527,6 +571,33 @@ class ApiTest(unittest.TestCase):
                  key=self.key_b, headers=h)
         self.err("POST", "/v1/assets", 400, "invalid_idempotency_key", {"asset_tag": "z"},
                  key=key, headers={"Idempotency-Key": "x" * 300})
+        # A refusal is replayed too (the handler's rolled-back transaction does not lose it).
+        h2 = {"Idempotency-Key": "req-" + uuid.uuid4().hex}
+        for _ in range(2):
+            st, hdrs, out = self.call("POST", f"/v1/assets/{dev}/checkout",
+                                      {"person_id": kid}, key=key, headers=h2)
+            self.assertEqual((st, out["error"]["code"]), (409, "already_checked_out"))
+        self.assertEqual(hdrs.get("Idempotent-Replayed"), "true")
+        stored = psql("SELECT status FROM idempotency_keys WHERE tenant_id = :'t' "
+                      "AND idem_key = :'k'", t=t, k=h2["Idempotency-Key"])
+        self.assertEqual(stored, [["409"]])
+        # Concurrent requests with one key: exactly one acts.
+        other_dev = asset(t, "SN-I3")
+        h3 = {"Idempotency-Key": "race-" + uuid.uuid4().hex}
+        results = []
+
+        def go():
+            results.append(self.call("POST", f"/v1/assets/{other_dev}/checkout",
+                                     {"person_id": kid}, key=key, headers=h3)[0])
+        threads = [threading.Thread(target=go) for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        self.assertTrue(set(results) <= {201, 409}, results)
+        self.assertIn(201, results)
+        self.assertEqual(psql("SELECT count(*) FROM checkouts WHERE tenant_id = :'t' AND "
+                              "asset_id = :'a'", t=t, a=other_dev)[0][0], "1")
         # Without the key, a retry is a second request: 409.
         self.err("POST", f"/v1/assets/{dev}/checkout", 409, "already_checked_out",
                  {"person_id": kid}, key=key)
@@ -772,6 +843,38 @@ class ApiTest(unittest.TestCase):
             self.assertEqual((st, out["error"]["code"]), (502, "upstream_error"))
         finally:
             api.stop()
+
+    def test_openapi_describes_the_routes(self):
+        """Every documented path and method is served (viewers: GETs answer, changes 403)."""
+        with open(os.path.join(harness.ROOT, "docs", "openapi.yaml")) as f:
+            spec = f.read()
+        routes, path = [], None
+        for line in spec.splitlines():
+            if line.startswith("  /v1/") and line.endswith(":"):
+                path = line.strip()[:-1]
+            elif path and line[:4] == "    " and line[4:].rstrip(":") in (
+                    "get", "post", "put", "patch", "delete") and line.endswith(":"):
+                routes.append((line.strip()[:-1].upper(), path))
+            elif not line.startswith(" "):
+                path = None
+        self.assertGreater(len(routes), 25)
+        ids = {"person_id": str(uuid.uuid4()), "asset_id": str(uuid.uuid4()),
+               "run_id": str(uuid.uuid4()), "case_id": str(uuid.uuid4()),
+               "org_unit_id": "id:none", "serial": "none", "asset_tag": "none",
+               "provider": "google"}
+        for method, path in routes:
+            url = path
+            for k, v in ids.items():
+                url = url.replace("{" + k + "}", v)
+            with self.subTest(route=f"{method} {path}"):
+                st, _, out = self.call(method, url, body={} if method != "GET" else None,
+                                       key=self.key_view)
+                if method == "GET":
+                    self.assertIn(st, (200, 404), out)
+                    if st == 404:
+                        self.assertIn("{", path, "a fixed documented path is not served")
+                else:
+                    self.assertEqual(st, 403, out)
 
     # ------------------------------------------------------------------ service
 
