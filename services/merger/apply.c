@@ -442,17 +442,22 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
     int rc = -1;
     PGresult *r = NULL, *r2 = NULL;
     json_t *links = json_array(), *newp = json_object(), *newrows = json_array();
-    json_t *cases = json_array();
+    json_t *cases = json_array(), *claimed = json_object();
     if (json_array_size(unlinked) == 0) {
         rc = 0;
         goto out;
     }
     r = qj(c,
-           "WITH u AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, e text,"
-           "  alt text[])),"
-           " k AS (SELECT i, t, e FROM u UNION SELECT u.i, u.t, a FROM u, unnest(u.alt) AS a)"
+           "WITH u AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, s text,"
+           "  id text, e text, alt text[])),"
+           " k AS (SELECT i, t, s, id, e FROM u"
+           "  UNION SELECT u.i, u.t, u.s, u.id, a FROM u, unnest(u.alt) AS a)"
            " SELECT k.i, coalesce(json_agg(DISTINCT p.person_id)"
-           " FILTER (WHERE p.person_id IS NOT NULL), '[]')"
+           " FILTER (WHERE p.person_id IS NOT NULL), '[]'),"
+           /* candidates that already have another live account of the same cloud */
+           " coalesce(json_agg(DISTINCT p.person_id) FILTER (WHERE EXISTS (SELECT 1"
+           "  FROM person_sources o WHERE o.tenant_id = k.t AND o.person_id = p.person_id"
+           "  AND o.source = k.s AND o.source_id <> k.id AND o.removed_at IS NULL)), '[]')"
            " FROM k LEFT JOIN people p ON p.tenant_id = k.t AND p.email_norm = k.e"
            " AND p.removed_at IS NULL"
            " GROUP BY k.i ORDER BY k.i",
@@ -461,14 +466,14 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
         json_t *u = json_array_get(unlinked, (size_t)strtol(col_str(r, i, 0), NULL, 10));
-        json_t *cand = col_json(r, i, 1);
+        json_t *cand = col_json(r, i, 1), *taken = col_json(r, i, 2);
         const char *t = json_string_value(json_object_get(u, "t"));
         const char *e = json_string_value(json_object_get(u, "e"));
         const char *s = json_string_value(json_object_get(u, "s"));
         const char *id = json_string_value(json_object_get(u, "id"));
         const char *run = json_string_value(json_object_get(u, "r"));
-        const char *pid = NULL;
-        char newid[EVENTS_ID_LEN];
+        const char *pid = NULL, *why = NULL;
+        char newid[EVENTS_ID_LEN], ck[700];
         if (json_array_size(cand) == 1) {
             pid = json_string_value(json_array_get(cand, 0));
         } else if (json_array_size(cand) == 0) {
@@ -482,6 +487,7 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
             } else {
                 if (crypto_uuid(newid)) {
                     json_decref(cand);
+                    json_decref(taken);
                     snprintf(c->err, c->errlen, "uuid generation failed");
                     goto out;
                 }
@@ -491,14 +497,31 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
                 pid = newid;
             }
         } else {
-            json_array_append_new(cases, json_pack("{s:s,s:s,s:s,s:O,s:s?}", "t", t, "s", s, "id",
-                                                   id, "c", cand, "r", run));
-            outcome_add(c, t, run, "person", s, id, e, "match_case",
-                        "email matches more than one Person");
+            why = "email matches more than one Person";
+        }
+        if (pid) {
+            /* Two accounts of one cloud are never silently one Person. */
+            snprintf(ck, sizeof ck, "%s\x1f%s\x1f%s", t, pid, s);
+            if (json_array_size(taken) > 0 || json_object_get(claimed, ck)) {
+                why = strcmp(s, "google") == 0
+                          ? "email belongs to a Person that already has another google account"
+                          : "email belongs to a Person that already has another azure account";
+                json_decref(cand);
+                cand = json_pack("[s]", pid);
+                pid = NULL;
+            } else {
+                json_object_set_new(claimed, ck, json_true());
+            }
+        }
+        if (why) {
+            json_array_append_new(cases, json_pack("{s:s,s:s,s:s,s:O,s:s?,s:s}", "t", t, "s", s,
+                                                   "id", id, "c", cand, "r", run, "why", why));
+            outcome_add(c, t, run, "person", s, id, e, "match_case", why);
             struct run_counts *rcnt = run ? run_counts_for(c, t, run) : NULL;
             if (rcnt)
                 rcnt->match_cases++;
         }
+        json_decref(taken);
         if (pid) {
             json_array_append_new(
                 links, json_pack("{s:s,s:s,s:s,s:s}", "t", t, "s", s, "id", id, "p", pid));
@@ -532,8 +555,8 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
         r2 = qj(c,
                 "INSERT INTO match_cases (tenant_id, source, source_id, candidates, reason, run_id)"
                 " SELECT v.t, v.s, v.id, ARRAY(SELECT jsonb_array_elements_text(v.c))::uuid[],"
-                " 'email matches more than one Person', v.r"
-                " FROM jsonb_to_recordset($1::jsonb) AS v(t text, s text, id text, c jsonb, r uuid)"
+                " v.why, v.r FROM jsonb_to_recordset($1::jsonb)"
+                " AS v(t text, s text, id text, c jsonb, r uuid, why text)"
                 " ON CONFLICT (tenant_id, source, source_id) WHERE status = 'open' DO NOTHING",
                 cases, PGRES_COMMAND_OK);
         if (!r2)
@@ -548,6 +571,7 @@ out:
     json_decref(newp);
     json_decref(newrows);
     json_decref(cases);
+    json_decref(claimed);
     return rc;
 }
 

@@ -479,6 +479,27 @@ class MergerTest(unittest.TestCase):
         self.assertEqual(wait_run(t, r3)["match_cases"], 0)
         self.assertEqual(people(t)["amy@d.org"]["display_name"], "Amy A")
 
+    def test_two_accounts_of_one_cloud_with_one_email_are_not_merged(self):
+        t = relaxed_tenant()
+        r1, evs = full_run(t, "azure", lambda r: [
+            person(t, "azure", r, "a1", "mia.brown@staff.d.org", display_name="Mia Brown",
+                   user_principal_name="mia.brown2@d.org"),
+            person(t, "azure", r, "a2", "mia.brown@staff.d.org", display_name="Mia Brown",
+                   user_principal_name="mia.brown3@d.org")])
+        publish(t, evs)
+        row = wait_run(t, r1)
+        self.assertEqual(row["match_cases"], 1)
+        ppl = people(t)
+        self.assertEqual(list(ppl), ["mia.brown@staff.d.org"])
+        cases = harness.psql("SELECT source_id, reason FROM match_cases WHERE tenant_id = :'t'",
+                             t=t)
+        self.assertEqual(len(cases), 1)
+        self.assertIn("another azure account", cases[0][1])
+        linked = harness.psql("SELECT source_id FROM person_sources WHERE tenant_id = :'t' "
+                              "AND person_id IS NOT NULL", t=t)
+        self.assertEqual(len(linked), 1)
+        self.assertNotEqual(linked[0][0], cases[0][0])
+
     # ------------------------------------------------------------ subscribers
 
     def test_example_subscriber_prints_people_and_asset_changes(self):
