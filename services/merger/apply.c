@@ -33,6 +33,10 @@ struct actx {
     long rows_changed;
 };
 
+static bool tenant_ok(const char *t);
+static bool uuid_ok(const char *s);
+static bool utf8_ok(const unsigned char *s);
+
 const char *apply_result_str(enum apply_result r)
 {
     switch (r) {
@@ -1077,6 +1081,7 @@ static int run_completed(struct actx *c, const Envelope *env)
     const char *t = env->tenant_id, *run = env->run_id, *src = events_source_str(env->source);
     long n[3] = {0, 0, 0}, total[3] = {0, 0, 0}, removed = 0, max_count = 500;
     int max_pct = 10;
+    int64_t incomplete = 0;
     bool held = false;
     struct buf b;
     buf_init(&b, 64 * 1024);
@@ -1137,6 +1142,20 @@ static int run_completed(struct actx *c, const Envelope *env)
         r = NULL;
         for (int k = 0; k < 3; k++)
             held |= merge_threshold_exceeded(n[k], total[k], max_count, max_pct);
+        /* Objects the fetcher skipped or that were dead-lettered are unseen too: deleting
+         * them would be a guess, so such a run's removals wait for an admin. */
+        r = q(c,
+              "SELECT count(*) FROM run_outcomes WHERE tenant_id = $1 AND run_id = $2::uuid"
+              " AND outcome = 'invalid'",
+              2, (const char *[]){t, run}, PGRES_TUPLES_OK);
+        if (!r)
+            goto out;
+        incomplete = col_i64(r, 0, 0) +
+                     (rcm->counts && rcm->counts->has_skipped ? (int64_t)rcm->counts->skipped : 0);
+        PQclear(r);
+        r = NULL;
+        if (incomplete > 0 && json_array_size(list) > 0)
+            held = true;
     }
     long nlist = (long)json_array_size(list);
     char nbuf[32], rbuf[32];
@@ -1162,15 +1181,22 @@ static int run_completed(struct actx *c, const Envelope *env)
                         json_string_value(json_object_get(o, "id")), NULL, "held_removal",
                         "deletion threshold exceeded: waiting for an admin's approval");
         }
+        char msg[200];
+        if (incomplete > 0)
+            snprintf(msg, sizeof msg,
+                     "run incomplete (%lld objects skipped or invalid): removals wait for an "
+                     "admin's approval",
+                     (long long)incomplete);
+        else
+            snprintf(msg, sizeof msg, "deletions exceed the threshold; approve or reject");
         snprintf(nbuf, sizeof nbuf, "%ld", nlist);
-        const char *params[4] = {t, run, b.data ? b.data : "{}", nbuf};
+        const char *params[5] = {t, run, b.data ? b.data : "{}", nbuf, msg};
         rc = flush_outcomes(c) ||
              cmd(c,
                  "UPDATE sync_runs SET status = 'held', finished_at = now(),"
-                 " fetched_counts = $3::jsonb, pending_removals = $4::bigint,"
-                 " message = 'deletions exceed the threshold; approve or reject'"
+                 " fetched_counts = $3::jsonb, pending_removals = $4::bigint, message = $5"
                  " WHERE tenant_id = $1 AND run_id = $2",
-                 4, params);
+                 5, params);
     } else {
         if (nlist > 0 && remove_objects(c, list, run, false, &removed))
             goto out;
@@ -1586,7 +1612,44 @@ static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t fr
     bool any_preview = false;
     /* Runs of this segment: make sure their rows exist, learn preview / delta. */
     for (size_t i = from; i < to; i++) {
-        const Envelope *env = msgs[i].env;
+        const Envelope *env = msgs[i].env, *dead = msgs[i].dead;
+        if (!env && dead && dead->tenant_id && tenant_ok(dead->tenant_id) &&
+            uuid_ok(dead->run_id) &&
+            (dead->source == PANEL__V1__SOURCE__SOURCE_GOOGLE ||
+             dead->source == PANEL__V1__SOURCE__SOURCE_AZURE)) {
+            /* A dead-lettered observation: its run is incomplete and says which object. */
+            const char *k = NULL, *id = NULL;
+            if (dead->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED &&
+                dead->person_observed)
+                k = "person", id = dead->person_observed->person
+                                       ? dead->person_observed->person->source_id
+                                       : NULL;
+            else if (dead->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED &&
+                     dead->device_observed)
+                k = "device", id = dead->device_observed->device
+                                       ? dead->device_observed->device->device_id
+                                       : NULL;
+            else if (dead->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED &&
+                     dead->org_unit_observed)
+                k = "org_unit", id = dead->org_unit_observed->org_unit
+                                         ? dead->org_unit_observed->org_unit->org_unit_id
+                                         : NULL;
+            if (k) {
+                char idbuf[257];
+                snprintf(idbuf, sizeof idbuf, "%s", id ? id : "");
+                if (ensure_run(c, dead, NULL))
+                    goto out;
+                outcome_add(c, dead->tenant_id, dead->run_id, k, events_source_str(dead->source),
+                            id && utf8_ok((const unsigned char *)idbuf) ? idbuf : NULL, NULL,
+                            "invalid", msgs[i].dead_reason ? msgs[i].dead_reason : "invalid");
+                struct run_counts *rcnt = run_counts_for(c, dead->tenant_id, dead->run_id);
+                if (rcnt) {
+                    rcnt->seen++;
+                    rcnt->skipped++;
+                }
+            }
+            continue;
+        }
         if (!env || json_object_get(previews, env->run_id))
             continue;
         struct run_info ri;

@@ -249,6 +249,35 @@ class MergerTest(unittest.TestCase):
         rows = harness.psql("SELECT in_google FROM assets WHERE tenant_id = :'t'", t=t)
         self.assertEqual(rows, [["t"]])
 
+    def test_run_with_skipped_or_dead_lettered_objects_holds_its_removals(self):
+        t = relaxed_tenant()
+        r1, evs = full_run(t, "google", lambda r: [
+            person(t, "google", r, f"g{i}", f"k{i}@d.org") for i in range(5)])
+        publish(t, evs)
+        wait_run(t, r1)
+        # g3 is dead-lettered (no source id), g4 is simply not listed: which one is gone?
+        r2 = str(uuid.uuid4())
+        bad = person(t, "google", r2, "x", "k3@d.org")
+        del bad["person_observed"]["person"]["source_id"]
+        publish(t, [started(t, "google", r2)]
+                + [person(t, "google", r2, f"g{i}", f"k{i}@d.org") for i in range(3)]
+                + [bad, completed(t, "google", r2)])
+        row = wait_run(t, r2, statuses=("held",))
+        self.assertEqual((row["pending_removals"], row["removed"], row["skipped"]), (2, 0, 1))
+        self.assertFalse(any(p["removed"] for p in people(t).values()))
+        outcomes = harness.psql("SELECT outcome FROM run_outcomes WHERE tenant_id = :'t' AND "
+                                "run_id = :'r' ORDER BY outcome", t=t, r=r2)
+        self.assertEqual(outcomes, [["held_removal"], ["held_removal"], ["invalid"]])
+        # the fetcher itself reports a skipped object: the same caution
+        r3 = str(uuid.uuid4())
+        publish(t, [started(t, "google", r3)]
+                + [person(t, "google", r3, f"g{i}", f"k{i}@d.org") for i in range(4)]
+                + [env_of(t, "google", r3, run_completed={"kind": "RUN_KIND_FULL",
+                                                          "counts": {"people": 4,
+                                                                     "skipped": 1}})])
+        self.assertEqual(wait_run(t, r3, statuses=("held",))["pending_removals"], 1)
+        self.assertEqual(run_row(t, r2)["status"], "rejected")  # superseded by r3
+
     def test_delta_run_removes_only_reported_and_changed_suspends(self):
         t = relaxed_tenant()
         r1, evs = full_run(t, "azure", lambda r: [
