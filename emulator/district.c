@@ -1282,6 +1282,9 @@ static int complete_new(struct district *d, enum dcoll c, json_t *o, char *err, 
         set_default(o, "suspended", json_false());
         set_default(o, "archived", json_false());
         set_default(o, "changePasswordAtNextLogin", json_false());
+        set_default(o, "ipWhitelisted", json_false());
+        set_default(o, "isEnrolledIn2Sv", json_false());
+        set_default(o, "isEnforcedIn2Sv", json_false());
         set_default(o, "emails", json_pack("[{s:s,s:b}]", "address", lc, "primary", 1));
         set_default(o, "customerId", json_string(d->customer));
         set_default(o, "orgUnitPath", json_string("/"));

@@ -57,6 +57,7 @@ struct auth_request {
     char method[8];
     bool prompt_consent;
     bool include_granted;
+    bool offline; /* access_type=offline: a refresh token may be issued */
 };
 
 struct code {
@@ -532,6 +533,7 @@ static int authorize(struct mg_connection *conn, struct emu *e)
         emu_param(conn, "prompt", prompt, sizeof prompt) && strstr(prompt, "consent") != NULL;
     req.include_granted =
         emu_param(conn, "include_granted_scopes", igs, sizeof igs) && !strcmp(igs, "true");
+    req.offline = emu_param(conn, "access_type", igs, sizeof igs) && !strcmp(igs, "offline");
     const char *h = emu_param(conn, "login_hint", hint, sizeof hint);
     struct district *d = emu_district_for_hint(e, h);
     if (!d)
@@ -769,9 +771,11 @@ static void grant_code(struct emu *e, struct mg_connection *conn, const struct b
         gr->scopes = c.req.scopes;
     } else {
         gr->scopes = c.req.include_granted ? (gr->scopes | c.req.scopes) : c.req.scopes;
-        with_refresh = c.req.prompt_consent;
+        with_refresh = c.req.prompt_consent || !gr->refresh[0];
     }
     gr->admin = c.req.admin;
+    if (!c.req.offline)
+        with_refresh = false; /* online access: never a refresh token */
     if (with_refresh) {
         char rnd[64];
         if (crypto_token(rnd, sizeof rnd, 32) == 0)

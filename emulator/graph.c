@@ -97,34 +97,89 @@ static int select_text(uint64_t mask, struct buf *b)
     return 0;
 }
 
-/* Append the user projected on mask; with only (",a,b,") set, just those and id. */
+/* Scan one value of compact JSON starting at p; returns the first byte after it or NULL. */
+static const char *skip_value(const char *p)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (; *p; p++) {
+        char c = *p;
+        if (in_str) {
+            if (c == '\\' && p[1])
+                p++;
+            else if (c == '"') {
+                in_str = false;
+                if (depth == 0)
+                    return p + 1;
+            }
+            continue;
+        }
+        if (c == '"')
+            in_str = true;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return p; /* end of the enclosing object: a scalar ended */
+            if (--depth == 0)
+                return p + 1;
+        } else if (c == ',' && depth == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* Append the user projected on mask, copying member text from the stored compact object
+ * (no parse); with only (",a,b,") set, just those and id. Selected properties the object
+ * lacks read as null. -1 on a malformed object or out of memory. */
 static int append_user(struct buf *b, const char *json, uint64_t mask, const char *only)
 {
-    json_t *o = json_loads(json, 0, NULL), *out = json_object();
-    int rc = -1;
-    if (!o || !out)
-        goto done;
-    for (size_t i = 0; i < NPROPS; i++) {
-        if (!(mask & (1ULL << i)))
-            continue;
-        if (only && i != 0) {
-            char probe[64];
-            snprintf(probe, sizeof probe, ",%s,", props[i]);
-            if (!strstr(only, probe))
+    uint64_t seen = 0;
+    bool first = true;
+    const char *p = json;
+    if (*p++ != '{')
+        return -1;
+    if (buf_appends(b, "{"))
+        return -1;
+    while (*p && *p != '}') {
+        if (*p == ',')
+            p++;
+        if (*p != '"')
+            return -1;
+        const char *k = p + 1, *ke = strchr(k, '"');
+        if (!ke || ke[1] != ':')
+            return -1;
+        const char *v = ke + 2, *ve = skip_value(v);
+        if (!ve)
+            return -1;
+        size_t kl = (size_t)(ke - k);
+        for (size_t i = 0; i < NPROPS; i++) {
+            if (strlen(props[i]) != kl || memcmp(props[i], k, kl))
                 continue;
+            bool want = (mask & (1ULL << i)) != 0;
+            if (want && only && i != 0) {
+                char probe[64];
+                snprintf(probe, sizeof probe, ",%s,", props[i]);
+                want = strstr(only, probe) != NULL;
+            }
+            if (want) {
+                if ((!first && buf_appends(b, ",")) || buf_append(b, k - 1, (size_t)(ve - (k - 1))))
+                    return -1;
+                first = false;
+                seen |= 1ULL << i;
+            }
+            break;
         }
-        json_t *v = json_object_get(o, props[i]);
-        json_object_set(out, props[i], v ? v : json_null());
+        p = ve;
     }
-    char *s = json_dumps(out, JSON_COMPACT);
-    if (s) {
-        rc = buf_appends(b, s);
-        free(s);
+    for (size_t i = 0; i < NPROPS; i++) {
+        if (!(mask & (1ULL << i)) || (seen & (1ULL << i)) || only)
+            continue;
+        if (buf_appendf(b, "%s\"%s\":null", first ? "" : ",", props[i]))
+            return -1;
+        first = false;
     }
-done:
-    json_decref(o);
-    json_decref(out);
-    return rc;
+    return buf_appends(b, "}");
 }
 
 /* ---- $filter: a few simple forms ---- */

@@ -198,6 +198,112 @@ static int adminconsent(struct mg_connection *conn, struct emu *e, const char *t
     return redirect(conn, redirect_uri, kv);
 }
 
+#define MS_CODE_PREFIX    "M.C."
+#define MS_REFRESH_PREFIX "M.R."
+
+static void hash16(const char *s, char out[17])
+{
+    char hex[65];
+    crypto_sha256_hex(s, strlen(s), hex);
+    snprintf(out, 17, "%.16s", hex);
+}
+
+/* GET /{tenant}/oauth2/v2.0/authorize: the authorization code flow (delegated). */
+static int authorize(struct mg_connection *conn, struct emu *e, const char *tenant)
+{
+    char client_id[256], redirect_uri[1024], state[1024], hint[320], decision[16], scope[1024],
+        rtype[32], challenge[128], method[16];
+    const char *st = emu_param(conn, "state", state, sizeof state);
+    atomic_fetch_add(&e->requests[R_MS_CONSENT], 1);
+    if (!emu_param(conn, "client_id", client_id, sizeof client_id) ||
+        strcmp(client_id, e->cfg->ms_client_id))
+        return html(conn, 400, "700016",
+                    "Application with the given identifier was not found in the directory.");
+    if (!emu_param(conn, "redirect_uri", redirect_uri, sizeof redirect_uri) ||
+        (strncmp(redirect_uri, "http://", 7) && strncmp(redirect_uri, "https://", 8)))
+        return html(conn, 400, "50011",
+                    "The redirect URI specified in the request does not match the redirect URIs "
+                    "configured for the application.");
+    if (!emu_param(conn, "response_type", rtype, sizeof rtype) || strcmp(rtype, "code")) {
+        const char *kv[] = {"error",
+                            "unsupported_response_type",
+                            "error_description",
+                            "AADSTS700054: response_type is not supported for the application.",
+                            "state",
+                            st,
+                            NULL};
+        return redirect(conn, redirect_uri, kv);
+    }
+    if (!emu_param(conn, "scope", scope, sizeof scope) || !*scope) {
+        const char *kv[] = {"error",
+                            "invalid_request",
+                            "error_description",
+                            "AADSTS900144: The request body must contain the following "
+                            "parameter: 'scope'.",
+                            "state",
+                            st,
+                            NULL};
+        return redirect(conn, redirect_uri, kv);
+    }
+    bool has_challenge = emu_param(conn, "code_challenge", challenge, sizeof challenge) != NULL;
+    if (has_challenge && emu_param(conn, "code_challenge_method", method, sizeof method) &&
+        strcmp(method, "S256")) {
+        const char *kv[] = {"error",
+                            "invalid_request",
+                            "error_description",
+                            "AADSTS501491: Invalid size of Code_Challenge parameter or method.",
+                            "state",
+                            st,
+                            NULL};
+        return redirect(conn, redirect_uri, kv);
+    }
+    const char *h = emu_param(conn, "login_hint", hint, sizeof hint);
+    struct district *d = tenant_district(e, tenant, h);
+    if (!d && h && *h)
+        d = emu_district_for_hint(e, h);
+    if (!d)
+        return html(conn, 400, "90002",
+                    "Tenant not found. Check to make sure you have the correct tenant ID and are "
+                    "signing into the correct cloud.");
+    const char *dec = emu_param(conn, "emulator_decision", decision, sizeof decision);
+    if (!dec)
+        dec = e->cfg->consent;
+    if (!strcmp(dec, "page")) {
+        const struct mg_request_info *ri = mg_get_request_info(conn);
+        return consent_form(conn, ri->local_uri);
+    }
+    if (strcmp(dec, "allow") && strcmp(dec, "auto")) {
+        const char *kv[] = {"error",
+                            "access_denied",
+                            "error_subcode",
+                            "cancel",
+                            "error_description",
+                            "AADSTS65004: User declined to consent to access the app.",
+                            "state",
+                            st,
+                            NULL};
+        return redirect(conn, redirect_uri, kv);
+    }
+    /* an administrator's consent in the interactive flow counts for the tenant */
+    district_lock(d);
+    struct district_auth *a = district_auth(d);
+    a->azure_consented = true;
+    a->azure_ever_consented = true;
+    a->azure_permission = true;
+    district_unlock(d);
+    char payload[400], code[700], rh[17], nonce[24], session[37];
+    hash16(redirect_uri, rh);
+    if (crypto_token(nonce, sizeof nonce, 12) || crypto_uuid(session))
+        return html(conn, 500, "90033", "A transient error has occurred.");
+    snprintf(payload, sizeof payload, "%s|%lld|%s|%s|%d|%s", district_id(d),
+             (long long)time(NULL) + e->cfg->code_ttl, has_challenge ? challenge : "-", rh,
+             strstr(scope, "offline_access") != NULL, nonce);
+    if (page_tokens_sign(e->tokens, MS_CODE_PREFIX, payload, code, sizeof code))
+        return html(conn, 500, "90033", "A transient error has occurred.");
+    const char *kv[] = {"code", code, "state", st, "session_state", session, NULL};
+    return redirect(conn, redirect_uri, kv);
+}
+
 static void token_ok(struct emu *e, struct reply *r, struct district *d, uint64_t epoch)
 {
     char payload[256], tok[640], nonce[16];
@@ -214,6 +320,110 @@ static void token_ok(struct emu *e, struct reply *r, struct district *d, uint64_
                           (json_int_t)e->cfg->token_ttl, "access_token", tok);
     reply_json(r, 200, o);
     json_decref(o);
+}
+
+/* Delegated reply: token_ok's body plus scope and (with offline_access) a refresh token. */
+static void token_ok_delegated(struct emu *e, struct reply *r, struct district *d, uint64_t epoch,
+                               bool offline)
+{
+    char payload[128], rt[400], nonce[24];
+    token_ok(e, r, d, epoch);
+    if (r->status != 200)
+        return;
+    json_t *o = json_loadb(r->body.data, r->body.len, 0, NULL);
+    if (!o)
+        return;
+    json_object_set_new(o, "scope", json_string("https://graph.microsoft.com/User.Read.All"));
+    if (offline && !crypto_token(nonce, sizeof nonce, 12)) {
+        snprintf(payload, sizeof payload, "%s|%" PRIu64 "|%s", district_id(d), epoch, nonce);
+        if (!page_tokens_sign(e->tokens, MS_REFRESH_PREFIX, payload, rt, sizeof rt))
+            json_object_set_new(o, "refresh_token", json_string(rt));
+    }
+    reply_json(r, 200, o);
+    json_decref(o);
+}
+
+static void code_grant(struct emu *e, const struct buf *body, struct district *d, struct reply *r)
+{
+    char code[800], payload[512], id[DISTRICT_ID_MAX + 1], challenge[128], rh[17], nonce[32],
+        redirect_uri[1024], verifier[256], mine[17];
+    long long exp;
+    int offline;
+    if (!emu_form(body, "code", code, sizeof code) ||
+        page_tokens_verify(e->tokens, MS_CODE_PREFIX, code, payload, sizeof payload) ||
+        sscanf(payload, "%48[^|]|%lld|%127[^|]|%16[^|]|%d|%31s", id, &exp, challenge, rh, &offline,
+               nonce) != 6) {
+        reply_aad_error(r, 400, "invalid_grant", 9002313,
+                        "Invalid request. Request is malformed or invalid.");
+        return;
+    }
+    if (strcmp(id, district_id(d)) || exp < (long long)time(NULL)) {
+        reply_aad_error(r, 400, "invalid_grant", 70008,
+                        "The provided authorization code or refresh token has expired due to "
+                        "inactivity. Send a new interactive authorization request for this user "
+                        "and resource.");
+        return;
+    }
+    if (!emu_form(body, "redirect_uri", redirect_uri, sizeof redirect_uri))
+        redirect_uri[0] = '\0';
+    hash16(redirect_uri, mine);
+    if (strcmp(mine, rh)) {
+        reply_aad_error(r, 400, "invalid_grant", 50011,
+                        "The redirect URI specified in the request does not match the redirect "
+                        "URI used to obtain the authorization code.");
+        return;
+    }
+    if (strcmp(challenge, "-")) {
+        char computed[64];
+        if (!emu_form(body, "code_verifier", verifier, sizeof verifier) ||
+            crypto_pkce_challenge(verifier, computed) || !crypto_equal(computed, challenge)) {
+            reply_aad_error(r, 400, "invalid_grant", 501481,
+                            "The Code_Verifier does not match the code_challenge supplied in "
+                            "the authorization request.");
+            return;
+        }
+    }
+    if (!page_tokens_once(e->tokens, code)) {
+        reply_aad_error(r, 400, "invalid_grant", 54005,
+                        "OAuth2 Authorization code was already redeemed, please retry with a "
+                        "new valid code or use an existing refresh token.");
+        return;
+    }
+    district_lock(d);
+    struct district_auth a = *district_auth(d);
+    district_unlock(d);
+    if (!a.azure_consented) {
+        reply_aad_error(r, 400, "invalid_grant", 65001,
+                        "The user or administrator has not consented to use the application.");
+        return;
+    }
+    token_ok_delegated(e, r, d, a.azure_epoch, offline != 0);
+}
+
+static void refresh_grant(struct emu *e, const struct buf *body, struct district *d,
+                          struct reply *r)
+{
+    char rt[800], payload[256], id[DISTRICT_ID_MAX + 1], nonce[32];
+    unsigned long long epoch;
+    if (!emu_form(body, "refresh_token", rt, sizeof rt) ||
+        page_tokens_verify(e->tokens, MS_REFRESH_PREFIX, rt, payload, sizeof payload) ||
+        sscanf(payload, "%48[^|]|%llu|%31s", id, &epoch, nonce) != 3 ||
+        strcmp(id, district_id(d))) {
+        reply_aad_error(r, 400, "invalid_grant", 9002313,
+                        "Invalid request. Request is malformed or invalid.");
+        return;
+    }
+    district_lock(d);
+    struct district_auth a = *district_auth(d);
+    district_unlock(d);
+    if (!a.azure_consented || a.azure_epoch != epoch) {
+        reply_aad_error(r, 400, "invalid_grant", 65001,
+                        "The user or administrator has not consented to use the application "
+                        "(consent was revoked). Send an interactive authorization request for "
+                        "this user and resource.");
+        return;
+    }
+    token_ok_delegated(e, r, d, a.azure_epoch, true);
 }
 
 static __thread char current_tenant[128];
@@ -264,6 +474,14 @@ static void token(struct mg_connection *conn, struct emu *e, struct reply *r)
                  "app '%.100s'.",
                  client_id);
         reply_aad_error(r, 401, "invalid_client", 7000215, msg);
+        goto out;
+    }
+    if (!strcmp(grant, "authorization_code")) {
+        code_grant(e, &body, d, r);
+        goto out;
+    }
+    if (!strcmp(grant, "refresh_token")) {
+        refresh_grant(e, &body, d, r);
         goto out;
     }
     if (strcmp(grant, "client_credentials")) {
@@ -337,6 +555,8 @@ int ms_oauth_handler(struct mg_connection *conn, void *ctx)
     if (!slash || (size_t)(slash - uri - 1) >= sizeof tenant || slash == uri + 1)
         goto notfound;
     snprintf(tenant, sizeof tenant, "%.*s", (int)(slash - uri - 1), uri + 1);
+    if (!strcmp(slash, "/oauth2/v2.0/authorize") && !strcmp(ri->request_method, "GET"))
+        return authorize(conn, e, tenant);
     if (!strcmp(slash, "/v2.0/adminconsent") || !strcmp(slash, "/adminconsent"))
         return adminconsent(conn, e, tenant, !strcmp(slash, "/v2.0/adminconsent"));
     if (!strcmp(slash, "/oauth2/v2.0/token") && !strcmp(ri->request_method, "POST")) {

@@ -2,6 +2,7 @@
 #include "crypto.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,13 @@ struct page_tokens {
     uint8_t key[32];
     long ttl_s, delta_ttl_s;
     _Atomic uint64_t epoch;
+    pthread_mutex_t once_mu;
+    uint64_t *once; /* open-addressing set of token hashes, 2x the ring */
+    uint64_t *ring; /* insertion order, to forget the oldest */
+    size_t ring_pos, ring_n;
 };
+
+#define ONCE_SLOTS (2 * PAGE_TOKENS_ONCE_MAX)
 
 struct page_tokens *page_tokens_new(long ttl_s, long delta_ttl_s)
 {
@@ -28,12 +35,78 @@ struct page_tokens *page_tokens_new(long ttl_s, long delta_ttl_s)
     pt->ttl_s = ttl_s;
     pt->delta_ttl_s = delta_ttl_s;
     atomic_init(&pt->epoch, 1);
+    pthread_mutex_init(&pt->once_mu, NULL);
     return pt;
 }
 
 void page_tokens_destroy(struct page_tokens *pt)
 {
+    if (!pt)
+        return;
+    pthread_mutex_destroy(&pt->once_mu);
+    free(pt->once);
+    free(pt->ring);
     free(pt);
+}
+
+static size_t once_find(const struct page_tokens *pt, uint64_t h)
+{
+    size_t i = (size_t)(h % ONCE_SLOTS);
+    while (pt->once[i] && pt->once[i] != h)
+        i = (i + 1) % ONCE_SLOTS;
+    return i;
+}
+
+static void once_remove(struct page_tokens *pt, uint64_t h)
+{
+    size_t i = once_find(pt, h);
+    if (!pt->once[i])
+        return;
+    pt->once[i] = 0;
+    /* re-insert the rest of the cluster (linear probing deletion) */
+    for (size_t j = (i + 1) % ONCE_SLOTS; pt->once[j]; j = (j + 1) % ONCE_SLOTS) {
+        uint64_t v = pt->once[j];
+        pt->once[j] = 0;
+        pt->once[once_find(pt, v)] = v;
+    }
+}
+
+int page_tokens_once(struct page_tokens *pt, const char *token)
+{
+    uint8_t d[32];
+    uint64_t h;
+    int first = 0;
+    crypto_sha256(token, strlen(token), d);
+    memcpy(&h, d, sizeof h);
+    if (!h)
+        h = 1;
+    pthread_mutex_lock(&pt->once_mu);
+    if (!pt->once) {
+        pt->once = calloc(ONCE_SLOTS, sizeof *pt->once);
+        pt->ring = calloc(PAGE_TOKENS_ONCE_MAX, sizeof *pt->ring);
+        if (!pt->once || !pt->ring) {
+            free(pt->once);
+            free(pt->ring);
+            pt->once = pt->ring = NULL;
+            pthread_mutex_unlock(&pt->once_mu);
+            return 0; /* cannot remember: refuse rather than allow reuse */
+        }
+    }
+    size_t i = once_find(pt, h);
+    if (!pt->once[i]) {
+        if (pt->ring_n == PAGE_TOKENS_ONCE_MAX) {
+            once_remove(pt, pt->ring[pt->ring_pos]);
+            pt->ring_n--;
+            i = once_find(pt, h);
+        }
+        pt->once[i] = h;
+        pt->ring[pt->ring_pos] = h;
+        pt->ring_pos = (pt->ring_pos + 1) % PAGE_TOKENS_ONCE_MAX;
+        pt->ring_n++;
+        first = 1;
+    }
+    pthread_mutex_unlock(&pt->once_mu);
+    return first;
 }
 
 void page_tokens_expire_all(struct page_tokens *pt)

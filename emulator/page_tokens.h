@@ -41,4 +41,9 @@ int page_tokens_sign(struct page_tokens *pt, const char *prefix, const char *pay
 int page_tokens_verify(struct page_tokens *pt, const char *prefix, const char *token, char *payload,
                        size_t payloadlen) __attribute__((warn_unused_result));
 
+/* One-time use: 1 the first time token is seen (it is remembered), 0 afterwards. Remembers
+ * the last PAGE_TOKENS_ONCE_MAX tokens. */
+#define PAGE_TOKENS_ONCE_MAX 65536
+int page_tokens_once(struct page_tokens *pt, const char *token);
+
 #endif

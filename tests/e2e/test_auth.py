@@ -92,7 +92,7 @@ class AuthFixture:
         did = "d" + secrets.token_hex(5)
         status, _, body = http("POST", emu.admin_url + "/control/districts",
                                {"id": did, "people": 3, "azure_people": 2, "shared": 1,
-                                "devices": 1, "ous": 2, "seed": 7})
+                                "devices": 1, "ous": 3, "seed": 7})
         self.assertEqual(status, 201, body)
         return body
 
@@ -499,6 +499,40 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         logs = self.auth.log_text()
         for secret in handed_out + [GOOGLE_SECRET, MS_SECRET, SERVICE_SECRET, AUTH_KEY, "1//"]:
             self.assertNotIn(secret, logs)
+
+
+class KeyRotation(AuthFixture, unittest.TestCase):
+    def test_rekey_moves_grants_to_the_new_key(self):
+        require_env()
+        self.emu = start_emulator()
+        self.auth = start_auth(self.emu)
+        new_key = secrets.token_hex(32)
+        try:
+            tenant, district = new_tenant("auth"), self.new_district()
+            self.connect_google(tenant, district)
+            self.assertEqual(self.connection(tenant, "google")["key_id"], "k1")
+            env = dict(os.environ, **auth_env(self.emu.url))
+            env["PANEL_AUTH_KEYS"] = f"k1:{AUTH_KEY},k2:{new_key}"
+            env["PANEL_AUTH_ACTIVE_KEY_ID"] = "k2"
+            p = subprocess.run([os.path.join(os.environ.get("PANEL_BUILD", "build"), "bin",
+                                             "panel-auth"), "rekey", "--tenant", tenant],
+                               env=env, capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("under key 'k2'", p.stdout)
+            self.assertNotIn(new_key, p.stdout + p.stderr)
+            self.assertEqual(self.connection(tenant, "google")["key_id"], "k2")
+            self.auth.stop()
+            # The old key is gone: the grant still opens, with the new key alone.
+            port = free_port()
+            env = auth_env(self.emu.url)
+            env.update({"PANEL_AUTH_KEYS": "k2:" + new_key, "PANEL_AUTH_ACTIVE_KEY_ID": "",
+                        "PANEL_AUTH_PUBLIC_URL": f"http://127.0.0.1:{port}"})
+            self.auth = Process("panel-auth", port=port, env=env)
+            status, _, body = self.token(tenant, "google")
+            self.assertEqual(status, 200, body)
+        finally:
+            self.auth.stop()
+            self.emu.stop()
 
 
 class DeauthorizeWhileGoogleIsDown(AuthFixture, unittest.TestCase):

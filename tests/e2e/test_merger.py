@@ -267,6 +267,7 @@ class MergerTest(unittest.TestCase):
         ppl = people(t)
         self.assertFalse(ppl["z0@d.org"]["removed"])
         self.assertEqual(ppl["z0@d.org"]["fields"]["job_title"], "New")
+        self.assertEqual(run_row(t, r2)["removed"], 1)
         self.assertTrue(ppl["z1@d.org"]["removed"])
         self.assertFalse(ppl["z2@d.org"]["removed"])  # soft delete: suspended, not removed
         rows = harness.psql("SELECT suspended FROM people WHERE tenant_id = :'t' AND "
@@ -412,6 +413,24 @@ class MergerTest(unittest.TestCase):
         _, _, metrics = harness.http("GET", self.merger.url + "/metrics")
         self.assertIn(b"merger_dead_letters_total", metrics)
 
+    def test_event_the_database_refuses_is_isolated_and_dead_lettered(self):
+        t = relaxed_tenant()
+        huge = "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(9000))
+        r1, evs = full_run(t, "google", lambda r: (
+            [person(t, "google", r, f"g{i}", f"q{i}@d.org") for i in range(5)]
+            # valid by the schema, but too big for the name index: PostgreSQL refuses it
+            + [person(t, "google", r, "g-huge", "huge@d.org", display_name=huge)]
+            + [person(t, "google", r, f"g{i}", f"q{i}@d.org") for i in range(5, 10)]))
+        publish(t, evs)
+        wait_run(t, r1, timeout=120)
+        ppl = people(t)
+        self.assertEqual(len(ppl), 10)
+        self.assertNotIn("huge@d.org", ppl)
+        dlq = [e for e in harness.consume("panel.source.events.dlq", timeout_ms=3000)
+               if e["key"] == t]
+        self.assertEqual(len(dlq), 1)
+        self.assertEqual(dlq[0]["event"]["person_observed"]["person"]["source_id"], "g-huge")
+
     # ------------------------------------------------------------ matching
 
     def test_ambiguous_match_becomes_match_case(self):
@@ -435,6 +454,62 @@ class MergerTest(unittest.TestCase):
                                 "tenant_id = :'t' AND run_id = :'r'", t=t, r=r2)
         self.assertEqual(outcomes, [["match_case", "a1"]])
         self.assertEqual(people(t)["amy@d.org"]["sources"], "google")  # not merged
+        # the admin decides: it is Amy
+        case_id = harness.psql("SELECT case_id FROM match_cases WHERE tenant_id = :'t'",
+                               t=t)[0][0]
+        amy = people(t)["amy@d.org"]["person_id"]
+        url = f"{self.merger.url}/internal/tenants/{t}/match-cases/{case_id}/resolve"
+        status, _, _ = harness.http("POST", url, {"person_id": amy, "admin": "a@d.org"})
+        self.assertEqual(status, 401)
+        status, _, body = harness.http("POST", url, {"person_id": amy, "admin": "a@d.org"},
+                                       headers={"Authorization": "Bearer " + SECRET})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["person_id"], amy)
+        self.assertEqual(people(t)["amy@d.org"]["sources"], "google,azure")
+        self.assertEqual(harness.psql("SELECT status, resolved_by FROM match_cases WHERE "
+                                      "tenant_id = :'t'", t=t), [["resolved", "a@d.org"]])
+        status, _, _ = harness.http("POST", url, {"person_id": amy, "admin": "a@d.org"},
+                                    headers={"Authorization": "Bearer " + SECRET})
+        self.assertEqual(status, 409)
+        # later observations of that account follow the decision (linked by source id)
+        r3, evs = full_run(t, "azure", lambda r: [
+            person(t, "azure", r, "a1", "amy@d.org", display_name="Amy A",
+                   proxy_addresses={"values": ["smtp:amy.b@d.org"]})])
+        publish(t, evs)
+        self.assertEqual(wait_run(t, r3)["match_cases"], 0)
+        self.assertEqual(people(t)["amy@d.org"]["display_name"], "Amy A")
+
+    # ------------------------------------------------------------ subscribers
+
+    def test_example_subscriber_prints_people_and_asset_changes(self):
+        t = relaxed_tenant()
+        r1, evs = full_run(t, "google", lambda r: [
+            person(t, "google", r, "g1", "sub@d.org", display_name="Sub Scriber"),
+            device(t, r, "dev-sub", serial_number="SUB-1", model="CB 9")])
+        publish(t, evs)
+        wait_run(t, r1)
+        env = dict(os.environ, PANEL_SUBSCRIBER_GROUP="example-" + uuid.uuid4().hex[:8])
+        proc = subprocess.Popen([harness.binary("panel-subscriber")], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        lines = []
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                if f"tenant={t} " in line:
+                    lines.append(line)
+                if len(lines) == 2:
+                    break
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertTrue(any(l.startswith("person ") and "CREATED v1" in l and
+                            'name="Sub Scriber"' in l for l in lines), lines)
+        self.assertTrue(any(l.startswith("asset ") and "serial=SUB-1" in l for l in lines),
+                        lines)
 
     # ------------------------------------------------------------ preview
 
@@ -517,7 +592,8 @@ def all_done(tenant, runs):
 
 
 class MergerCrashTest(unittest.TestCase):
-    """SIGKILL at random points, then restart: the same state and outbox as without."""
+    """SIGKILL (and once SIGTERM) at random points, then restart: the same state and outbox
+    as without."""
 
     def test_sigkill_during_large_run_gives_same_state_and_outbox(self):
         harness.require_env()
@@ -542,7 +618,7 @@ class MergerCrashTest(unittest.TestCase):
         merger = start_merger(PANEL_MERGER_BATCH_MAX="97")
         kills_mid_run = 0
         try:
-            for _ in range(4):
+            for i in range(4):
                 # let the new member get its partitions and commit at least one batch, then
                 # kill it at a random instant
                 base = stored_progress()
@@ -551,13 +627,17 @@ class MergerCrashTest(unittest.TestCase):
                 if all_done(kil, runs2):
                     break
                 time.sleep(rnd.uniform(0.0, 0.4))
-                merger.kill()
+                if i == 1:  # once a graceful stop: it finishes or abandons its batch
+                    self.assertEqual(merger.stop(), 0)
+                else:
+                    merger.kill()
                 kills_mid_run += not all_done(kil, runs2)
                 merger.start()
             for r in runs2:
                 wait_run(kil, r, timeout=300)
         finally:
-            merger.stop()
+            code = merger.stop()
+        self.assertEqual(code, 0, "SIGTERM should stop the merger cleanly")
         self.assertGreaterEqual(kills_mid_run, 2, f"the run ended too early (seed {seed})")
         a, b = snapshot(ref), snapshot(kil)
         for k in a:

@@ -30,7 +30,8 @@ static void test_consent_url(void **state)
     assert_true(strncmp(u, "http://127.0.0.1:8090/o/oauth2/v2/auth?", 39) == 0);
     assert_non_null(strstr(u, "response_type=code"));
     assert_non_null(strstr(u, "client_id=panel-google-client"));
-    assert_non_null(strstr(u, "redirect_uri=http%3A%2F%2F127.0.0.1%3A8081%2Foauth%2Fgoogle%2Fcallback"));
+    assert_non_null(
+        strstr(u, "redirect_uri=http%3A%2F%2F127.0.0.1%3A8081%2Foauth%2Fgoogle%2Fcallback"));
     assert_non_null(strstr(u, "access_type=offline"));
     assert_non_null(strstr(u, "prompt=consent"));
     assert_non_null(strstr(u, "include_granted_scopes=true"));

@@ -22,8 +22,9 @@ static enum ms_result classify(long status, const char *body)
 static void test_classify(void **state)
 {
     (void)state;
-    assert_int_equal(classify(400, "{\"error\":\"unauthorized_client\",\"error_description\":"
-                                   "\"AADSTS700016: Application not found\",\"error_codes\":[700016]}"),
+    assert_int_equal(classify(400,
+                              "{\"error\":\"unauthorized_client\",\"error_description\":"
+                              "\"AADSTS700016: Application not found\",\"error_codes\":[700016]}"),
                      MS_REVOKED);
     assert_int_equal(classify(400, "{\"error\":\"invalid_grant\",\"error_codes\":[65001]}"),
                      MS_REVOKED);
@@ -52,8 +53,7 @@ static void test_consent_url(void **state)
     struct buf b;
     buf_init(&b, 8192);
     assert_int_equal(ms_consent_url(&b, &cfg, "ST", "admin@x.k12.example"), 0);
-    assert_true(strncmp(b.data, "http://127.0.0.1:8090/organizations/v2.0/adminconsent?", 54) ==
-                0);
+    assert_true(strncmp(b.data, "http://127.0.0.1:8090/organizations/v2.0/adminconsent?", 54) == 0);
     assert_non_null(strstr(b.data, "client_id=panel-ms-client"));
     assert_non_null(strstr(b.data, "scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"));
     assert_non_null(strstr(b.data, "state=ST"));

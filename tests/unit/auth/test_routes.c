@@ -33,6 +33,13 @@ static void test_admin(void **state)
     assert_false(routes_valid_admin("a b@c"));
     assert_false(routes_valid_admin("a\n@c"));
     assert_false(routes_valid_admin(NULL));
+    /* Other actions name the actor, e.g. the api key that asked. */
+    assert_true(routes_valid_actor("apikey:Ab3_x"));
+    assert_true(routes_valid_actor("admin@demo.k12.example"));
+    assert_false(routes_valid_actor(""));
+    assert_false(routes_valid_actor("two words"));
+    assert_false(routes_valid_actor("quote\""));
+    assert_false(routes_valid_actor(NULL));
 }
 
 static void test_secret(void **state)

@@ -101,12 +101,31 @@ static void test_sign_verify(void **state)
     page_tokens_destroy(pt);
 }
 
+static void test_once(void **state)
+{
+    (void)state;
+    struct page_tokens *pt = page_tokens_new(100, 100);
+    assert_int_equal(page_tokens_once(pt, "code-1"), 1);
+    assert_int_equal(page_tokens_once(pt, "code-1"), 0);
+    assert_int_equal(page_tokens_once(pt, "code-2"), 1);
+    /* the set forgets the oldest once full, and stays consistent */
+    char name[32];
+    for (int i = 0; i < PAGE_TOKENS_ONCE_MAX + 10; i++) {
+        snprintf(name, sizeof name, "fill-%d", i);
+        assert_int_equal(page_tokens_once(pt, name), 1);
+    }
+    snprintf(name, sizeof name, "fill-%d", PAGE_TOKENS_ONCE_MAX + 9);
+    assert_int_equal(page_tokens_once(pt, name), 0);
+    assert_int_equal(page_tokens_once(pt, "code-1"), 1);
+    page_tokens_destroy(pt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_tamper_and_kind),
         cmocka_unit_test(test_expire_all),  cmocka_unit_test(test_expire_by_age),
-        cmocka_unit_test(test_sign_verify),
+        cmocka_unit_test(test_sign_verify), cmocka_unit_test(test_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

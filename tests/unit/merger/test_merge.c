@@ -183,6 +183,11 @@ static void validation_sends_schema_breakers_to_the_dead_letter_topic(void **sta
     assert_int_equal(apply_validate(&env, err, sizeof err), -1); /* devices come from Google */
     env.source = PANEL__V1__SOURCE__SOURCE_GOOGLE;
     assert_int_equal(apply_validate(&env, err, sizeof err), 0);
+    d.model = "\xff\xfe broken";
+    assert_int_equal(apply_validate(&env, err, sizeof err), -1); /* not UTF-8 */
+    assert_non_null(strstr(err, "UTF-8"));
+    d.model = "Chromebook \xc3\xa9";
+    assert_int_equal(apply_validate(&env, err, sizeof err), 0);
     env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_CHANGED; /* a public event */
     assert_int_equal(apply_validate(&env, err, sizeof err), -1);
 }
