@@ -363,6 +363,8 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
         goto send;
     }
     snprintf(r.actor, sizeof r.actor, "apikey:%s", r.key.key_id);
+    /* .invalid is reserved (RFC 2606): clearly a key, never someone's mailbox. */
+    snprintf(r.actor_email, sizeof r.actor_email, "%s@apikey.invalid", r.key.key_id);
     if (split_path(&r, r.ri->local_uri) != 0) {
         rest_not_found(&r);
         goto send;

@@ -45,6 +45,11 @@ class Stub(BaseHTTPRequestHandler):
         if len(parts) < 4 or parts[:2] != ["internal", "tenants"]:
             return self.reply(404, {"error": {"code": "not_found", "message": "no route"}})
         tenant, rest = parts[2], parts[3:]
+        if rest[0] != "runs" and rest[0] != "match-cases" and method == "POST" and \
+                "@" not in str((body or {}).get("admin", "")):
+            # auth's rule: "admin" is required and is an email address
+            return self.reply(400, {"error": {"code": "invalid_argument",
+                                              "message": "admin must be an email"}})
         if rest[-1] == "authorize" and Stub.consent_url:
             return self.reply(200, {"consent_url": Stub.consent_url})
         if rest[-1] == "authorize":
