@@ -272,7 +272,8 @@ class SecretsAndLeaksTest(unittest.TestCase):
             texts["topic " + topic] = "\n".join(
                 str(e) for e in harness.consume(topic, timeout_ms=2000))
         for log in glob.glob(os.path.join(harness.LOG_DIR, "*.log")):
-            texts[log] = open(log, errors="replace").read()
+            with open(log, errors="replace") as f:
+                texts[log] = f.read()
         for where, text in texts.items():
             self.assertEqual(suite.find_secrets(text, secret_values()), [],
                              f"a secret in {where}")
