@@ -35,7 +35,10 @@ def say(msg):
 
 
 def port_free(port):
+    """Nobody listens on it (connections left in TIME_WAIT do not count, as for the
+    services, which bind with SO_REUSEADDR)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -44,7 +47,7 @@ def port_free(port):
 
 
 def pick_port(preferred):
-    if port_free(preferred):
+    if preferred and port_free(preferred):
         return preferred
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,6 +77,12 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class Demo:
+    """The suite on this machine. bench/run.py subclasses it (other tenant, district and
+    consent); the defaults are the demo's."""
+    tenant = TENANT
+    district = DISTRICT
+    consent = "page"
+
     def __init__(self, args):
         self.args = args
         self.run_dir = args.run_dir
@@ -136,6 +145,8 @@ class Demo:
             os.unlink(os.path.join(self.run_dir, "pids"))
         except OSError:
             pass
+        if getattr(self.args, "reuse_infra", False):
+            return
         subprocess.run(["sh", "scripts/infra.sh", "down"], cwd=ROOT, env=self.env,
                        capture_output=True)
 
@@ -162,20 +173,28 @@ class Demo:
 
     # ------------------------------------------------------------ steps
     def infra(self):
-        say("==> starting PostgreSQL and Kafka (scripts/infra.sh) ...")
-        self.sh(["sh", "scripts/infra.sh", "up"])
-        for line in open(os.path.join(self.run_dir, "env")):
-            line = line.strip()
-            if line.startswith("export "):
-                k, v = line[7:].split("=", 1)
-                self.env[k] = v.strip("'\"")
+        if getattr(self.args, "reuse_infra", False):
+            # The tests: PostgreSQL and Kafka are already up (PANEL_PG_URL, PANEL_KAFKA_BROKERS).
+            if not (self.env.get("PANEL_PG_URL") and self.env.get("PANEL_KAFKA_BROKERS")):
+                raise SystemExit("--reuse-infra needs PANEL_PG_URL and PANEL_KAFKA_BROKERS")
+        else:
+            say("==> starting PostgreSQL and Kafka (scripts/infra.sh) ...")
+            self.sh(["sh", "scripts/infra.sh", "up"])
+            for line in open(os.path.join(self.run_dir, "env")):
+                line = line.strip()
+                if line.startswith("export "):
+                    k, v = line[7:].split("=", 1)
+                    self.env[k] = v.strip("'\"")
         self.sh([os.path.join(BIN, "panelctl"), "migrate"])
         self.sh([os.path.join(BIN, "panelctl"), "topics"])
-        self.sh([os.path.join(BIN, "panelctl"), "tenant-add", TENANT, "Demo Unified School District"])
+        self.sh([os.path.join(BIN, "panelctl"), "tenant-add", self.tenant,
+                 "Demo Unified School District"])
 
     def services(self):
         a = self.args
-        self.ports = {name: pick_port(default) for name, default in
+        # The tests take any free ports, so they never meet a running demo.
+        any_port = getattr(self.args, "reuse_infra", False)
+        self.ports = {name: pick_port(0 if any_port else default) for name, default in
                       (("api", 8080), ("auth", 8081), ("google-sync", 8082),
                        ("azure-sync", 8083), ("merger", 8084), ("emulator", 8090),
                        ("emulator-admin", 8091))}
@@ -198,15 +217,15 @@ class Demo:
             "PANEL_MS_CLIENT_ID": "panel-ms-client",
             "PANEL_MS_CLIENT_SECRET": "panel-ms-secret",
         })
-        district = (f"{DISTRICT}:people={a.people},azure_people={a.azure_people},"
+        district = (f"{self.district}:people={a.people},azure_people={a.azure_people},"
                     f"shared={a.shared},devices={a.devices},ous={a.ous},seed=7")
-        say(f"==> starting the cloud emulator with district '{DISTRICT}' ({a.people} Google "
+        say(f"==> starting the cloud emulator with district '{self.district}' ({a.people} Google "
             f"people, {a.azure_people} Azure people, {a.shared} in both, {a.devices} "
             "Chromebooks) ...")
         self.start("emulator", self.ports["emulator"], {
             "PANEL_EMULATOR_ADMIN_PORT": str(self.ports["emulator-admin"]),
             "PANEL_EMULATOR_DISTRICTS": district,
-            "PANEL_EMULATOR_CONSENT": "page"})
+            "PANEL_EMULATOR_CONSENT": self.consent})
         say("==> starting auth, google-sync, azure-sync, merger, api ...")
         api_url = f"http://127.0.0.1:{self.ports['api']}/"
         self.start("auth", self.ports["auth"], {
@@ -223,31 +242,34 @@ class Demo:
         path = os.path.join(self.run_dir, "api-key")
         if os.path.exists(path):
             return open(path).read().strip()
-        out = self.sh([os.path.join(BIN, "panelctl"), "apikey-create", TENANT, "admin",
+        out = self.sh([os.path.join(BIN, "panelctl"), "apikey-create", self.tenant, "admin",
                        "make demo"]).stdout
         key = next(w for w in out.split() if w.startswith("pk_"))
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write(key)
         return key
 
-    def connect(self, provider):
-        """Do what an admin does in the browser: Authorize, then Allow on the consent page."""
+    def connect(self, provider, tenant=None, admin=None):
+        """Do what an admin does in the browser: Authorize, then Allow on the consent page.
+        Defaults: this suite's tenant and its district's admin."""
+        tenant = tenant or self.tenant
+        admin = admin or f"admin@{self.district}.k12.example"
         auth = self.env["PANEL_AUTH_URL"]
         hdr = {"Authorization": "Bearer " + self.env["PANEL_SERVICE_SECRET"]}
-        status, _, conns = http("GET", f"{auth}/internal/tenants/{TENANT}/connections",
+        status, _, conns = http("GET", f"{auth}/internal/tenants/{tenant}/connections",
                                 headers=hdr)
         want = "google" if provider == "google" else "azure"
         if status == 200 and any(c.get("provider") == want and c.get("status") == "connected"
                                  for c in conns.get("connections", [])):
             say(f"    {provider}: already connected")
             return
-        status, _, body = http("POST", f"{auth}/internal/tenants/{TENANT}/{provider}/authorize",
-                               {"admin": ADMIN}, headers=hdr)
+        status, _, body = http("POST", f"{auth}/internal/tenants/{tenant}/{provider}/authorize",
+                               {"admin": admin}, headers=hdr)
         if status != 200:
             raise SystemExit(f"auth refused to start the {provider} authorization: {body}")
         consent = body["consent_url"]
         consent += ("&" if "?" in consent else "?") + urllib.parse.urlencode(
-            {"login_hint": ADMIN, "emulator_decision": "allow"})
+            {"login_hint": admin, "emulator_decision": "allow"})
         status, headers, _ = http("GET", consent, follow=False)
         callback = headers.get("Location")
         if status not in (302, 303) or not callback:
@@ -265,10 +287,10 @@ class Demo:
         while time.time() < deadline:
             runs = {r[0]: r[1] for r in self.psql(
                 "SELECT DISTINCT ON (source) source, status FROM sync_runs "
-                f"WHERE tenant_id = '{TENANT}' ORDER BY source, requested_at DESC")}
-            people = self.psql(f"SELECT count(*) FROM people WHERE tenant_id = '{TENANT}' "
+                f"WHERE tenant_id = '{self.tenant}' ORDER BY source, requested_at DESC")}
+            people = self.psql(f"SELECT count(*) FROM people WHERE tenant_id = '{self.tenant}' "
                                "AND removed_at IS NULL")[0][0]
-            assets = self.psql(f"SELECT count(*) FROM assets WHERE tenant_id = '{TENANT}'")[0][0]
+            assets = self.psql(f"SELECT count(*) FROM assets WHERE tenant_id = '{self.tenant}'")[0][0]
             line = (f"    google: {runs.get('google', 'waiting')}, azure: "
                     f"{runs.get('azure', 'waiting')}; people {people}, assets {assets}")
             if line != last:
@@ -289,11 +311,11 @@ class Demo:
         people = q(f"SELECT count(*), count(*) FILTER (WHERE sources @> '{{google,azure}}'), "
                    f"count(*) FILTER (WHERE sources = '{{google}}'), "
                    f"count(*) FILTER (WHERE sources = '{{azure}}') FROM people "
-                   f"WHERE tenant_id = '{TENANT}' AND removed_at IS NULL")[0]
-        ous = q(f"SELECT count(*) FROM org_units WHERE tenant_id = '{TENANT}' "
+                   f"WHERE tenant_id = '{self.tenant}' AND removed_at IS NULL")[0]
+        ous = q(f"SELECT count(*) FROM org_units WHERE tenant_id = '{self.tenant}' "
                 "AND removed_at IS NULL")[0][0]
         assets = q(f"SELECT count(*), count(*) FILTER (WHERE google_status = 'ACTIVE') "
-                   f"FROM assets WHERE tenant_id = '{TENANT}'")[0]
+                   f"FROM assets WHERE tenant_id = '{self.tenant}'")[0]
         example = q(
             "SELECT p.email_norm, g.fields->>'display_name', a.fields->>'display_name', "
             "p.display_name FROM people p "
@@ -301,7 +323,7 @@ class Demo:
             "  AND g.source = 'google' "
             "JOIN person_sources a ON a.tenant_id = p.tenant_id AND a.person_id = p.person_id "
             "  AND a.source = 'azure' "
-            f"WHERE p.tenant_id = '{TENANT}' AND g.fields->>'display_name' <> "
+            f"WHERE p.tenant_id = '{self.tenant}' AND g.fields->>'display_name' <> "
             "a.fields->>'display_name' LIMIT 1")
         say("")
         say("K12 Panel Cloud Sync is running on the cloud emulator.")
@@ -343,6 +365,9 @@ def main():
     ap.add_argument("--ous", type=int, default=int(env("DEMO_OUS", "60")))
     ap.add_argument("--timeout", type=int, default=int(env("DEMO_TIMEOUT", "300")))
     ap.add_argument("--exit-after-sync", action="store_true")
+    ap.add_argument("--reuse-infra", action="store_true",
+                    help="use the PostgreSQL and Kafka named by PANEL_PG_URL and "
+                         "PANEL_KAFKA_BROKERS instead of starting them")
     args = ap.parse_args()
     for name in ("panelctl", "panel-emulator", "panel-auth", "panel-api"):
         if not os.access(os.path.join(BIN, name), os.X_OK):

@@ -1,0 +1,991 @@
+#!/usr/bin/env python3
+"""make bench: the performance benchmarks of issue 12, on this machine.
+
+Starts its own PostgreSQL + Kafka (scripts/infra.sh, PANEL_RUN_DIR=.run/bench, wiped first),
+the cloud emulator with the benchmark district and the services (the same wiring as
+`make demo`: scripts/demo.py), then runs:
+
+  1 first_sync     sync request -> all rows applied, per-stage rates (fetch+parse, publish, apply)
+  2 no_change      resync with nothing changed: row updates and public events (both must be 0)
+  3 small_change   1% of the Google people renamed: exact update and event counts
+  4 apply_vs_copy  merger events/s vs a plain COPY of the same rows into the same tables
+  5 fetchers       fetchers' objects/s vs a client that downloads the same pages and discards
+                   them; peak RSS (VmHWM) of google-sync, azure-sync, merger
+  6 api            wrk (64 connections) vs pgbench running the api's SQL (64 clients)
+  7 scaling        10,000 -> 200,000 people (times the scale) and 1 vs 2 merger replicas
+
+Every figure is printed with its ratio to a baseline measured in the same run. The result goes
+to bench/results/latest.json (BENCH_RESULTS overrides the path).
+
+Environment: BENCH_SCALE (district size factor, default below; 1 = 200,000 Google people,
+150,000 Azure, 120,000 shared, 100,000 Chromebooks, 3,000 OUs), BENCH_RUN_DIR (default
+.run/bench), BENCH_RESULTS, BENCH_API_SECONDS (wrk/pgbench duration, default 10),
+BENCH_ONLY (comma-separated section names to run; the others are reported as skipped).
+"""
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+import zlib
+from argparse import Namespace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import demo  # noqa: E402  (the suite's wiring: ports, env, consent through the emulator)
+
+BIN = demo.BIN
+DEFAULT_SCALE = 1.0
+FULL = {"people": 200000, "azure_people": 150000, "shared": 120000, "devices": 100000,
+        "ous": 3000}
+SECTIONS = ["first_sync", "no_change", "small_change", "apply_vs_copy", "fetchers", "api",
+            "scaling"]
+TARGETS = {"first_sync_s": 60.0, "no_change_s": 20.0, "apply_vs_copy_ratio": 0.5,
+           "fetcher_rss_mib": 64.0, "merger_rss_mib": 256.0}
+DIRECTORY_TABLES = ["people", "person_sources", "org_units", "assets"]
+PUBLIC_TOPICS = ["panel.people.events", "panel.assets.events", "panel.orgunits.events"]
+SOURCE_TOPIC = "panel.source.events"
+DONE = ("completed", "held", "approved")
+STATS_FLUSH_S = 11  # PostgreSQL flushes an idle backend's table statistics within 10 s
+
+
+def say(msg):
+    demo.say(msg)
+
+
+def sized(scale, base=FULL):
+    d = {k: max(1, int(round(v * scale))) for k, v in base.items()}
+    d["shared"] = min(d["shared"], d["people"], d["azure_people"])
+    d["ous"] = max(d["ous"], 3)
+    return d
+
+
+def parse_metrics(text):
+    """Prometheus text -> {name: summed value over all label sets}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)", line)
+        if m:
+            try:
+                out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(3))
+            except ValueError:
+                pass
+    return out
+
+
+def rate(n, secs):
+    return round(n / secs, 1) if secs and secs > 0 else None
+
+
+def ratio(a, b):
+    return round(a / b, 3) if a is not None and b else None
+
+
+class Suite(demo.Demo):
+    tenant = "bench"
+    district = "bench"
+    consent = "auto"
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.mergers = []
+
+    # ------------------------------------------------------------ life cycle
+    def fresh(self):
+        """Every run starts from empty PostgreSQL and Kafka: results must not depend on the
+        previous run's data."""
+        self.reap_leftovers()
+        subprocess.run(["sh", "scripts/infra.sh", "down"], cwd=ROOT, env=self.env,
+                       capture_output=True)
+        for sub in ("pg", "kafka"):
+            shutil.rmtree(os.path.join(self.run_dir, sub), ignore_errors=True)
+        for name in ("api-key", "env"):
+            try:
+                os.unlink(os.path.join(self.run_dir, name))
+            except OSError:
+                pass
+        os.makedirs(os.path.join(self.run_dir, "logs"), exist_ok=True)
+        for f in os.listdir(os.path.join(self.run_dir, "logs")):
+            os.unlink(os.path.join(self.run_dir, "logs", f))
+
+    def proc(self, name):
+        return [p for n, p in self.procs if n == name and p.poll() is None]
+
+    def start_merger(self):
+        port = demo.pick_port(8084 if not self.mergers else 8085 + len(self.mergers))
+        self.start("merger", port, {})
+        self.mergers.append((port, self.procs[-1][1]))
+
+    def stop_merger(self):
+        port, p = self.mergers.pop()
+        p.send_signal(signal.SIGTERM)
+        p.wait(30)
+        self.procs = [(n, q) for n, q in self.procs if q is not p]
+
+    # ------------------------------------------------------------ observation
+    def metrics(self, name):
+        total = {}
+        ports = [m[0] for m in self.mergers] if name == "merger" else [self.ports[name]]
+        for port in ports:
+            try:
+                status, _, body = demo.http("GET", f"http://127.0.0.1:{port}/metrics", timeout=10)
+            except OSError:
+                continue
+            text = body.decode() if isinstance(body, bytes) else str(body or "")
+            for k, v in parse_metrics(text).items():
+                total[k] = total.get(k, 0.0) + v
+        return total
+
+    def offsets(self, topics):
+        p = subprocess.run([os.path.join(BIN, "panelctl"), "offsets", *topics], env=self.env,
+                           capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:
+            raise RuntimeError(f"panelctl offsets: {p.stderr.strip()}")
+        return json.loads(p.stdout)
+
+    def table_stats(self):
+        rows = self.psql("SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM "
+                         "pg_stat_user_tables WHERE relname IN ("
+                         + ",".join(f"'{t}'" for t in DIRECTORY_TABLES) + ")")
+        return {r[0]: {"ins": int(r[1]), "upd": int(r[2]), "del": int(r[3])} for r in rows}
+
+    def vmhwm_mib(self, name):
+        out = []
+        for p in self.proc(name):
+            try:
+                for line in open(f"/proc/{p.pid}/status"):
+                    if line.startswith("VmHWM:"):
+                        out.append(round(int(line.split()[1]) / 1024.0, 1))
+            except OSError:
+                pass
+        return max(out) if out else None
+
+    def outbox_pending(self):
+        return int(self.psql("SELECT count(*) FROM outbox WHERE sent_at IS NULL")[0][0])
+
+    def wait_outbox(self, timeout):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if self.outbox_pending() == 0:
+                return time.time()
+            time.sleep(0.25)
+        raise RuntimeError(f"outbox not drained after {timeout} s")
+
+    # ------------------------------------------------------------ actions
+    def internal(self, method, path, body=None):
+        hdr = {"Authorization": "Bearer " + self.env["PANEL_SERVICE_SECRET"]}
+        return demo.http(method, self.env["PANEL_AUTH_URL"] + path, body, headers=hdr)
+
+    def request_sync(self, tenant):
+        status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/sync",
+                                        {"provider": None, "preview": False,
+                                         "admin": f"admin@{tenant}.k12.example"})
+        if status != 202:
+            raise RuntimeError(f"sync request refused ({status}): {body}")
+        return [r["run_id"] for r in body["requests"]]
+
+    def runs_since(self, tenants, t_epoch):
+        tl = ",".join(f"'{t}'" for t in tenants)
+        return self.psql(
+            "SELECT tenant_id, run_id, source, status, extract(epoch FROM requested_at), "
+            "extract(epoch FROM started_at), extract(epoch FROM finished_at), seen, created, "
+            "updated, unchanged, removed, kind FROM sync_runs WHERE tenant_id IN (" + tl + ") "
+            f"AND requested_at >= to_timestamp({t_epoch - 1})")
+
+    def wait_runs(self, tenants, t_epoch, want, timeout, run_ids=None):
+        """Wait until `want` runs of these tenants requested since t_epoch are done."""
+        t0 = time.time()
+        last = None
+        while time.time() - t0 < timeout:
+            rows = self.runs_since(tenants, t_epoch)
+            if run_ids:
+                rows = [r for r in rows if r[1] in run_ids]
+            failed = [r for r in rows if r[3] in ("failed", "rejected")]
+            if failed:
+                raise RuntimeError(f"run failed: {failed}")
+            done = [r for r in rows if r[3] in DONE]
+            if len(done) >= want:
+                return [self.run_dict(r) for r in done]
+            state = sorted((r[0], r[2], r[3], r[7]) for r in rows)
+            if state != last:
+                last = state
+            time.sleep(0.25)
+        raise RuntimeError(f"runs not done after {timeout} s: {last}")
+
+    @staticmethod
+    def run_dict(r):
+        f = lambda v: float(v) if v not in ("", None) else None  # noqa: E731
+        return {"tenant": r[0], "run_id": r[1], "source": r[2], "status": r[3],
+                "requested": f(r[4]), "started": f(r[5]), "finished": f(r[6]),
+                "seen": int(r[7]), "created": int(r[8]), "updated": int(r[9]),
+                "unchanged": int(r[10]), "removed": int(r[11]), "kind": r[12]}
+
+    def db_now(self):
+        return float(self.psql("SELECT extract(epoch FROM clock_timestamp())")[0][0])
+
+    def new_district(self, did, sizes, seed):
+        body = dict(sizes, id=did, seed=seed)
+        status, _, resp = demo.http("POST", f"{self.emu_admin}/control/districts", body,
+                                    timeout=600)
+        if status != 201:
+            raise RuntimeError(f"emulator refused district {did} ({status}): {resp}")
+        self.sh([os.path.join(BIN, "panelctl"), "tenant-add", did, did])
+
+    def connect_both(self, tenant):
+        admin = f"admin@{tenant}.k12.example"
+        self.connect("google", tenant, admin)
+        self.connect("microsoft", tenant, admin)
+
+
+class Sampler(threading.Thread):
+    """Samples the stage counters twice a second while a sync runs."""
+
+    def __init__(self, suite, interval=0.5):
+        super().__init__(daemon=True)
+        self.suite, self.interval = suite, interval
+        self.samples = []
+        self.stop_evt = threading.Event()
+
+    def run(self):
+        while not self.stop_evt.is_set():
+            t = time.time()
+            try:
+                g = self.suite.metrics("google-sync").get("panel_fetch_objects_total", 0.0)
+                a = self.suite.metrics("azure-sync").get("panel_fetch_objects_total", 0.0)
+                m = self.suite.metrics("merger").get("merger_events_applied_total", 0.0)
+                o = self.suite.offsets([SOURCE_TOPIC])[SOURCE_TOPIC]
+                self.samples.append({"t": t, "google": g, "azure": a, "applied": m, "source": o})
+            except Exception:  # a missed sample only widens the window
+                pass
+            self.stop_evt.wait(self.interval)
+
+    def stop(self):
+        self.stop_evt.set()
+        self.join(10)
+
+    def window(self, key):
+        """(delta, seconds from the sample before the first change to the last change)."""
+        s = self.samples
+        if len(s) < 2:
+            return 0, None
+        v0, v1 = s[0][key], s[-1][key]
+        if v1 == v0:
+            return 0, None
+        first = next(i for i in range(len(s)) if s[i][key] != v0)
+        last = next(i for i in range(len(s) - 1, -1, -1) if s[i][key] != v1) + 1
+        t_start = s[max(first - 1, 0)]["t"]
+        return v1 - v0, max(s[last]["t"] - t_start, self.interval)
+
+
+# ---------------------------------------------------------------------- benchmarks
+class Bench:
+    def __init__(self, scale):
+        self.scale = scale
+        self.sizes = sized(scale)
+        run_dir = os.environ.get("BENCH_RUN_DIR", os.path.join(ROOT, ".run", "bench"))
+        args = Namespace(run_dir=run_dir, timeout=1200, **self.sizes)
+        self.suite = Suite(args)
+        self.results = {s: {"status": "not run"} for s in SECTIONS}
+        self.ctx = {}
+        only = os.environ.get("BENCH_ONLY", "")
+        self.only = set(x.strip() for x in only.split(",") if x.strip())
+        self.timeout = max(300, int(1200 * scale))
+
+    def section(self, name, fn):
+        if self.only and name not in self.only:
+            self.results[name] = {"status": "skipped (BENCH_ONLY)"}
+            return
+        say(f"\n==> [{SECTIONS.index(name) + 1}/7] {name}")
+        t0 = time.time()
+        try:
+            res = fn()
+            res.setdefault("status", "ok")
+        except Exception as e:  # one broken benchmark must not hide the others' figures
+            traceback.print_exc()
+            res = {"status": "error", "error": f"{type(e).__name__}: {e}"}
+        res["bench_seconds"] = round(time.time() - t0, 1)
+        self.results[name] = res
+        for line in self.describe(name, res):
+            say("    " + line)
+
+    # -------------------------------------------------------- 1 first sync
+    def first_sync(self):
+        s = self.suite
+        before = {n: s.metrics(n) for n in ("google-sync", "azure-sync", "merger")}
+        off0 = s.offsets([SOURCE_TOPIC] + PUBLIC_TOPICS)
+        sampler = Sampler(s)
+        sampler.start()
+        t0 = s.db_now()
+        s.connect_both(s.tenant)  # each connection starts its first sync at once
+        runs = s.wait_runs([s.tenant], t0, 2, self.timeout)
+        t_applied = time.time()
+        s.wait_outbox(self.timeout)
+        t_published = time.time()
+        time.sleep(1.0)
+        sampler.stop()
+        after = {n: s.metrics(n) for n in ("google-sync", "azure-sync", "merger")}
+        off1 = s.offsets([SOURCE_TOPIC] + PUBLIC_TOPICS)
+        self.ctx["first_runs"] = runs
+        e2e = max(r["finished"] for r in runs) - min(r["requested"] for r in runs)
+        d = lambda n, k: after[n].get(k, 0.0) - before[n].get(k, 0.0)  # noqa: E731
+        fetch = {}
+        for n in ("google-sync", "azure-sync"):
+            objs, secs = d(n, "panel_fetch_objects_total"), d(n, "panel_fetch_run_duration_seconds_sum")
+            fetch[n] = {"objects": int(objs), "pages": int(d(n, "panel_fetch_pages_total")),
+                        "run_seconds": round(secs, 2), "objects_per_s": rate(objs, secs)}
+        pub_n, pub_s = sampler.window("source")
+        app_n, app_s = sampler.window("applied")
+        applied = d("merger", "merger_events_applied_total")
+        self.ctx["apply"] = {"events": applied, "seconds": app_s}
+        self.ctx["fetch"] = fetch
+        counts = s.psql(
+            f"SELECT (SELECT count(*) FROM people WHERE tenant_id = '{s.tenant}' AND removed_at "
+            f"IS NULL), (SELECT count(*) FROM assets WHERE tenant_id = '{s.tenant}'), "
+            f"(SELECT count(*) FROM org_units WHERE tenant_id = '{s.tenant}' AND removed_at "
+            f"IS NULL)")[0]
+        z = self.sizes
+        expect_people = z["people"] + z["azure_people"] - z["shared"]
+        res = {
+            "district": z,
+            "seconds": round(e2e, 2),
+            "target_seconds": TARGETS["first_sync_s"],
+            "outbox_drained_after_s": round(t_published - t_applied + e2e, 2),
+            "runs": [{k: r[k] for k in ("source", "status", "seen", "created", "updated")}
+                     | {"seconds": round(r["finished"] - r["requested"], 2)} for r in runs],
+            "people": int(counts[0]), "people_expected": expect_people,
+            "assets": int(counts[1]), "assets_expected": z["devices"],
+            "org_units": int(counts[2]),
+            "stages": {
+                "fetch_parse": fetch,
+                "publish": {"events": int(off1[SOURCE_TOPIC] - off0[SOURCE_TOPIC]),
+                            "window_s": round(pub_s or 0, 2), "events_per_s": rate(pub_n, pub_s)},
+                "apply": {"events": int(applied), "window_s": round(app_s or 0, 2),
+                          "events_per_s": rate(app_n, app_s)},
+            },
+            "public_events": {t: off1[t] - off0[t] for t in PUBLIC_TOPICS},
+            "objects_per_s_end_to_end": rate(sum(f["objects"] for f in fetch.values()), e2e),
+        }
+        res["rss_mib_after_first_sync"] = {n: s.vmhwm_mib(n) for n in
+                                           ("google-sync", "azure-sync", "merger")}
+        return res
+
+    # -------------------------------------------------------- 2 and 3 resyncs
+    def resync(self, tenant):
+        s = self.suite
+        time.sleep(STATS_FLUSH_S)
+        st0 = s.table_stats()
+        off0 = s.offsets(PUBLIC_TOPICS)
+        t0 = s.db_now()
+        ids = s.request_sync(tenant)
+        runs = s.wait_runs([tenant], t0, len(ids), self.timeout, run_ids=set(ids))
+        s.wait_outbox(self.timeout)
+        e2e = max(r["finished"] for r in runs) - min(r["requested"] for r in runs)
+        time.sleep(STATS_FLUSH_S)
+        st1 = s.table_stats()
+        off1 = s.offsets(PUBLIC_TOPICS)
+        upd = {t: {k: st1[t][k] - st0[t][k] for k in ("ins", "upd", "del")} for t in st0}
+        events = {t: off1[t] - off0[t] for t in PUBLIC_TOPICS}
+        return e2e, runs, upd, events
+
+    def no_change(self):
+        e2e, runs, upd, events = self.resync(self.suite.tenant)
+        total_upd = sum(v["upd"] + v["ins"] + v["del"] for v in upd.values())
+        first = self.results["first_sync"].get("seconds")
+        self.ctx["no_change_s"] = e2e
+        return {"seconds": round(e2e, 2), "target_seconds": TARGETS["no_change_s"],
+                "ratio_to_first_sync": ratio(e2e, first),
+                "row_changes": total_upd, "row_changes_by_table": upd,
+                "public_events": sum(events.values()),
+                "runs": [{k: r[k] for k in ("source", "kind", "seen", "updated", "unchanged")}
+                         for r in runs],
+                "zero_changes": total_upd == 0 and sum(events.values()) == 0}
+
+    def small_change(self):
+        s = self.suite
+        n = max(1, int(round(self.sizes["people"] * 0.01)))
+        ids = [r[0] for r in s.psql(
+            "SELECT ps.source_id FROM person_sources ps JOIN people p ON p.tenant_id = "
+            "ps.tenant_id AND p.person_id = ps.person_id WHERE ps.tenant_id = "
+            f"'{s.tenant}' AND ps.source = 'google' AND p.sources = '{{google}}' AND "
+            f"p.removed_at IS NULL ORDER BY ps.source_id LIMIT {n}")]
+        if len(ids) < n:
+            raise RuntimeError(f"only {len(ids)} Google-only people to change, wanted {n}")
+        u = urllib.parse.urlsplit(s.emu_admin)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        t_patch = time.time()
+        for i, uid in enumerate(ids):
+            body = json.dumps({"name": {"familyName": f"Benchchanged{i}"}})
+            conn.request("PATCH", f"/control/districts/{s.district}/google/users/{uid}", body,
+                         {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            r.read()
+            if r.status != 200:
+                raise RuntimeError(f"emulator PATCH {uid}: HTTP {r.status}")
+        conn.close()
+        patch_s = time.time() - t_patch
+        e2e, runs, upd, events = self.resync(s.tenant)
+        google = next(r for r in runs if r["source"] == "google")
+        got = {"people_updates": upd["people"]["upd"],
+               "person_sources_updates": upd["person_sources"]["upd"],
+               "people_events": events["panel.people.events"],
+               "run_updated": google["updated"],
+               "other_row_changes": sum(v["ins"] + v["del"] for v in upd.values())
+               + upd["assets"]["upd"] + upd["org_units"]["upd"],
+               "other_events": events["panel.assets.events"] + events["panel.orgunits.events"]}
+        exact = (got["people_updates"] == n and got["person_sources_updates"] == n
+                 and got["people_events"] == n and got["run_updated"] == n
+                 and got["other_row_changes"] == 0 and got["other_events"] == 0)
+        return {"changed": n, "seconds": round(e2e, 2), "patch_seconds": round(patch_s, 2),
+                "ratio_to_no_change": ratio(e2e, self.ctx.get("no_change_s")),
+                "observed": got, "exact": exact}
+
+    # -------------------------------------------------------- 4 apply vs COPY
+    def apply_vs_copy(self):
+        s = self.suite
+        ap = self.ctx.get("apply")
+        if not ap or not ap["seconds"]:
+            raise RuntimeError("no apply rate from the first sync")
+        tmp = tempfile.mkdtemp(prefix="bench-copy-", dir=s.run_dir)
+        copy_tenant = "benchcopy"
+        s.sh([os.path.join(BIN, "panelctl"), "tenant-add", copy_tenant, copy_tenant])
+        tables = DIRECTORY_TABLES + ["outbox"]
+        script, rows = ["BEGIN;"], 0
+        try:
+            for t in tables:
+                cols = [r[0] for r in s.psql(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                    f"'public' AND table_name = '{t}' AND is_generated = 'NEVER' "
+                    "ORDER BY ordinal_position")]
+                if t == "outbox":
+                    cols.remove("outbox_id")
+                sel = ", ".join(f"'{copy_tenant}'::text" if c == "tenant_id" else
+                                "gen_random_uuid()" if (t, c) == ("outbox", "event_id") else c
+                                for c in cols)
+                path = os.path.join(tmp, t + ".copy")
+                # The rows the merger wrote for the first sync, as a client would send them.
+                with open(path, "w") as f:
+                    p = subprocess.run(["psql", s.env["PANEL_PG_URL"], "-X", "-q", "-c",
+                                        f"COPY (SELECT {sel} FROM {t} WHERE tenant_id = "
+                                        f"'{s.tenant}') TO STDOUT"], stdout=f,
+                                       stderr=subprocess.PIPE, text=True)
+                if p.returncode:
+                    raise RuntimeError(p.stderr)
+                rows += sum(1 for _ in open(path))
+                script.append(f"\\copy {t} ({', '.join(cols)}) FROM '{path}'")
+            script.append("COMMIT;")
+            sf = os.path.join(tmp, "copy.sql")
+            open(sf, "w").write("\n".join(script) + "\n")
+            t0 = time.time()
+            p = subprocess.run(["psql", s.env["PANEL_PG_URL"], "-X", "-q", "-v",
+                                "ON_ERROR_STOP=1", "-f", sf], capture_output=True, text=True)
+            copy_s = time.time() - t0
+            if p.returncode:
+                raise RuntimeError(p.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        s.psql(f"DELETE FROM outbox WHERE tenant_id = '{copy_tenant}'")
+        s.psql(f"DELETE FROM tenants WHERE tenant_id = '{copy_tenant}'")
+        apply_rate = ap["events"] / ap["seconds"]
+        copy_rate = rows / copy_s
+        self.ctx["copy_s"] = copy_s
+        return {"merger_events": int(ap["events"]), "merger_seconds": round(ap["seconds"], 2),
+                "merger_events_per_s": round(apply_rate, 1),
+                "copy_rows": rows, "copy_tables": tables, "copy_seconds": round(copy_s, 2),
+                "copy_rows_per_s": round(copy_rate, 1),
+                "ratio": ratio(apply_rate, copy_rate),
+                "target_ratio": TARGETS["apply_vs_copy_ratio"]}
+
+    # -------------------------------------------------------- 5 fetchers
+    def discard(self, provider):
+        """Download exactly the pages the fetcher downloads, keep nothing; objects/s."""
+        s = self.suite
+        status, _, tok = s.internal("POST", "/internal/token",
+                                    {"tenant_id": s.tenant, "provider": provider})
+        if status != 200:
+            raise RuntimeError(f"no {provider} token ({status}): {tok}")
+        u = urllib.parse.urlsplit(s.env["PANEL_GOOGLE_API_URL"])
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+        hdr = {"Authorization": "Bearer " + tok["access_token"], "Accept-Encoding": "gzip"}
+        pages, nbytes = 0, 0
+
+        def get(path):
+            nonlocal pages, nbytes
+            conn.request("GET", path, headers=hdr)
+            r = conn.getresponse()
+            raw = r.read()
+            if r.status != 200:
+                raise RuntimeError(f"GET {path[:80]}: HTTP {r.status}")
+            pages += 1
+            nbytes += len(raw)
+            if r.getheader("Content-Encoding") == "gzip":
+                raw = zlib.decompress(raw, 47)
+            return raw
+
+        def follow(path, token_re, paged_param=None):
+            while path:
+                raw = get(path)
+                m = re.search(token_re, raw)
+                if not m:
+                    return
+                tokv = json.loads(b'"' + m.group(1) + b'"')
+                if paged_param:
+                    path = first + "&" + paged_param + "=" + urllib.parse.quote(tokv, safe="")
+                else:
+                    v = urllib.parse.urlsplit(tokv)
+                    path = v.path + ("?" + v.query if v.query else "")
+
+        t0 = time.time()
+        if provider == "google":
+            get("/admin/directory/v1/customer/my_customer/orgunits?type=all")
+            users_q = ("customer=my_customer&projection=basic&fields=nextPageToken,users(id,"
+                       "primaryEmail,name,orgUnitPath,suspended,suspensionReason,archived,"
+                       "isAdmin,externalIds,aliases,creationTime,lastLoginTime,"
+                       "thumbnailPhotoUrl)")
+            for first in ("/admin/directory/v1/users?" + urllib.parse.quote(users_q, safe="=&,")
+                          + "&maxResults=500",
+                          "/admin/directory/v1/customer/my_customer/devices/chromeos?"
+                          "projection=FULL&maxResults=200"):
+                follow(first, rb'"nextPageToken"\s*:\s*"((?:[^"\\]|\\.)*)"', "pageToken")
+        else:
+            sel = ("id,displayName,givenName,surname,mail,userPrincipalName,otherMails,"
+                   "proxyAddresses,accountEnabled,jobTitle,department,employeeId,"
+                   "officeLocation,userType,createdDateTime")
+            follow("/v1.0/users/delta?$select=" + sel,
+                   rb'"@odata\.nextLink"\s*:\s*"((?:[^"\\]|\\.)*)"')
+            follow("/v1.0/users?$select=" + sel + "&$top=999",
+                   rb'"@odata\.nextLink"\s*:\s*"((?:[^"\\]|\\.)*)"')
+        secs = time.time() - t0
+        conn.close()
+        return pages, nbytes, secs
+
+    def fetchers(self):
+        s = self.suite
+        fetch = self.ctx.get("fetch")
+        if not fetch:
+            raise RuntimeError("no fetcher figures from the first sync")
+        out = {}
+        for prov, svc in (("google", "google-sync"), ("azure", "azure-sync")):
+            pages, nbytes, secs = self.discard(prov)
+            f = fetch[svc]
+            d_rate = rate(f["objects"], secs)
+            out[svc] = {"objects": f["objects"], "fetcher_pages": f["pages"],
+                        "fetcher_seconds": f["run_seconds"],
+                        "fetcher_objects_per_s": f["objects_per_s"],
+                        "discard_pages": pages, "discard_bytes": nbytes,
+                        "discard_seconds": round(secs, 2), "discard_objects_per_s": d_rate,
+                        "ratio": ratio(f["objects_per_s"], d_rate)}
+            self.ctx.setdefault("discard_s", {})[svc] = secs
+        rss = {n: s.vmhwm_mib(n) for n in ("google-sync", "azure-sync", "merger")}
+        out["peak_rss_mib"] = rss
+        out["rss_targets_mib"] = {"google-sync": TARGETS["fetcher_rss_mib"],
+                                  "azure-sync": TARGETS["fetcher_rss_mib"],
+                                  "merger": TARGETS["merger_rss_mib"]}
+        out["rss_within_targets"] = all(
+            rss[n] is not None and rss[n] <= out["rss_targets_mib"][n] for n in rss)
+        return out
+
+    # -------------------------------------------------------- 6 api
+    def api_sql(self):
+        """The api's own statements, read from its source so pgbench runs the same SQL."""
+        path = os.path.join(ROOT, "services", "api", "people.c")
+        src = open(path).read()
+        stm = {}
+        for name in ("people_list", "people_get"):
+            m = re.search(r'\{\s*"' + name + r'",\s*((?:"(?:[^"\\]|\\.)*"\s*)+)\}', src)
+            if not m:
+                raise RuntimeError(f"statement {name} not found in services/api/people.c")
+            stm[name] = "".join(json.loads(x) for x in re.findall(r'"(?:[^"\\]|\\.)*"',
+                                                                   m.group(1)))
+        return stm
+
+    def api(self):
+        s = self.suite
+        api_bin = os.path.join(BIN, "panel-api")
+        url = f"http://127.0.0.1:{s.ports['api']}"
+        probe = None
+        try:
+            probe = demo.http("GET", url + "/v1/people", timeout=5)[0]
+        except OSError:
+            pass
+        if not os.access(api_bin, os.X_OK) or probe not in (401, 403):
+            return {"status": "api not built",
+                    "note": f"panel-api has no /v1/people (HTTP {probe}): no figures"}
+        secs = int(os.environ.get("BENCH_API_SECONDS", "10"))
+        key = s.api_key()
+        stm = self.api_sql()
+        ids = [r[0] for r in s.psql(f"SELECT person_id FROM people WHERE tenant_id = "
+                                    f"'{s.tenant}' ORDER BY md5(person_id::text) LIMIT 50")]
+        st, _, one = demo.http("GET", f"{url}/v1/people/{ids[0]}",
+                               headers={"Authorization": "Bearer " + key})
+        st2, _, lst = demo.http("GET", f"{url}/v1/people?limit=100",
+                                headers={"Authorization": "Bearer " + key})
+        if st != 200 or st2 != 200:
+            raise RuntimeError(f"api answered {st} / {st2}: {one} {lst}")
+        tmp = tempfile.mkdtemp(prefix="bench-api-", dir=s.run_dir)
+        try:
+            lua = os.path.join(tmp, "lookup.lua")
+            open(lua, "w").write(
+                "local ids = {" + ",".join(f'"{i}"' for i in ids) + "}\n"
+                "request = function()\n"
+                "  return wrk.format('GET', '/v1/people/' .. ids[math.random(#ids)])\n"
+                "end\n")
+            res = {}
+            lookup_files, var_args = [], ["-D", f"tenant={s.tenant}", "-D", "lim=101"]
+            for i, pid in enumerate(ids):
+                f = os.path.join(tmp, f"get{i}.sql")
+                open(f, "w").write(self.sub_params(stm["people_get"],
+                                                   {1: ":tenant", 2: f":pid{i}"}) + ";\n")
+                lookup_files += ["-f", f]
+                var_args += ["-D", f"pid{i}={pid}"]
+            list_file = os.path.join(tmp, "list.sql")
+            open(list_file, "w").write(self.sub_params(stm["people_list"],
+                                                       {1: ":tenant", 9: ":lim"}) + ";\n")
+            for name, wrk_args, pg_files in (
+                    ("person_lookup", ["-s", lua, url + "/"], lookup_files),
+                    ("list_100", [url + "/v1/people?limit=100"], ["-f", list_file])):
+                w = self.wrk(key, secs, wrk_args)
+                p = self.pgbench(secs, pg_files + var_args, tmp, name)
+                res[name] = {"api_rps": w["rps"], "api_p99_ms": w["p99_ms"],
+                             "api_non_2xx": w["non_2xx"],
+                             "pgbench_tps": p["tps"], "pgbench_p99_ms": p["p99_ms"],
+                             "ratio": ratio(w["rps"], p["tps"])}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        res["connections"] = 64
+        res["seconds_each"] = secs
+        return res
+
+    @staticmethod
+    def sub_params(sql, given):
+        return re.sub(r"\$(\d+)", lambda m: given.get(int(m.group(1)), "NULL"), sql)
+
+    def wrk(self, key, secs, args):
+        p = subprocess.run(["wrk", "-t2", "-c64", f"-d{secs}s", "--latency", "-H",
+                            "Authorization: Bearer " + key, *args],
+                           capture_output=True, text=True, timeout=secs + 60)
+        if p.returncode:
+            raise RuntimeError(f"wrk: {p.stderr}")
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", p.stdout).group(1))
+        m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", p.stdout, re.M)
+        p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)] if m else None
+        n2 = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", p.stdout)
+        return {"rps": round(rps, 1), "p99_ms": round(p99, 2) if p99 else None,
+                "non_2xx": int(n2.group(1)) if n2 else 0}
+
+    def pgbench(self, secs, args, tmp, name):
+        s = self.suite
+        logdir = os.path.join(tmp, "log-" + name)
+        os.makedirs(logdir)
+        p = subprocess.run(["pgbench", "-n", "-c", "64", "-j", "2", "-T", str(secs),
+                            "-M", "prepared", "-l", "--log-prefix",
+                            os.path.join(logdir, "pgb"), *args, s.env["PANEL_PG_URL"]],
+                           capture_output=True, text=True, timeout=secs + 120, cwd=tmp)
+        if p.returncode:
+            raise RuntimeError(f"pgbench: {p.stderr[-2000:]}")
+        tps = float(re.search(r"tps = ([\d.]+)", p.stdout).group(1))
+        lat = []
+        for f in os.listdir(logdir):
+            for line in open(os.path.join(logdir, f)):
+                parts = line.split()
+                if len(parts) >= 3:
+                    lat.append(int(parts[2]))
+        lat.sort()
+        p99 = lat[int(len(lat) * 0.99) - 1] / 1000.0 if lat else None
+        return {"tps": round(tps, 1), "p99_ms": round(p99, 2) if p99 else None}
+
+    # -------------------------------------------------------- 7 scaling
+    def sync_tenants(self, tenants, sizes):
+        s = self.suite
+        for i, t in enumerate(tenants):
+            s.new_district(t, sizes, seed=100 + i)
+        t0 = s.db_now()
+        for t in tenants:
+            s.connect_both(t)
+        runs = s.wait_runs(tenants, t0, 2 * len(tenants), self.timeout)
+        return max(r["finished"] for r in runs) - min(r["requested"] for r in runs)
+
+    def scaling(self):
+        s = self.suite
+        main_people = self.sizes["people"]
+        points = []
+        for frac in (0.05, 0.25):
+            sz = sized(self.scale * frac)
+            t = f"scale{sz['people']}"
+            secs = self.sync_tenants([t], sz)
+            points.append({"people": sz["people"], "objects": self.objects(sz),
+                           "seconds": round(secs, 2)})
+            say(f"    {sz['people']} people: {secs:.1f} s")
+        first = self.results["first_sync"]
+        if first.get("seconds"):
+            points.append({"people": main_people, "objects": self.objects(self.sizes),
+                           "seconds": first["seconds"], "note": "the first_sync run"})
+        base = points[0]
+        for p in points:
+            p["seconds_per_1000_objects"] = round(1000 * p["seconds"] / p["objects"], 3)
+            p["vs_smallest_per_object"] = round(
+                (p["seconds"] / p["objects"]) / (base["seconds"] / base["objects"]), 2)
+        # Replicas: the source topic is keyed by tenant, so one district is one partition;
+        # several districts spread over partitions are what a second replica can share.
+        rs = sized(self.scale * 0.05)
+        names = self.spread_tenants(8)
+        t1 = self.sync_tenants(names[:4], rs)
+        say(f"    4 districts x {rs['people']} people, 1 merger: {t1:.1f} s")
+        s.start_merger()
+        time.sleep(8)  # the group rebalances onto both replicas
+        try:
+            t2 = self.sync_tenants(names[4:], rs)
+        finally:
+            s.stop_merger()
+        say(f"    4 districts x {rs['people']} people, 2 mergers: {t2:.1f} s")
+        parts = s.psql("SELECT count(DISTINCT partition) FROM consumer_offsets WHERE topic = "
+                       f"'{SOURCE_TOPIC}'")[0][0]
+        return {"points": points,
+                "linearity_largest_vs_smallest_per_object": points[-1]["vs_smallest_per_object"],
+                "replicas": {"districts": 4, "people_each": rs["people"],
+                             "one_merger_s": round(t1, 2), "two_mergers_s": round(t2, 2),
+                             "speedup": ratio(t1, t2),
+                             "source_partitions_used": int(parts)}}
+
+    @staticmethod
+    def objects(sz):
+        return sz["people"] + sz["azure_people"] + sz["devices"] + sz["ous"]
+
+    @staticmethod
+    def spread_tenants(n, partitions=4):
+        """Tenant ids whose keys land on distinct partitions in turn (librdkafka's default
+        partitioner hashes the key with CRC-32), so both replicas get work."""
+        out, i = [], 0
+        while len(out) < n:
+            name = f"rep{i}"
+            if zlib.crc32(name.encode()) % partitions == len(out) % partitions:
+                out.append(name)
+            i += 1
+        return out
+
+    # -------------------------------------------------------- output
+    def describe(self, name, r):
+        if r.get("status") not in ("ok",):
+            yield f"{r.get('status')}: {r.get('error', r.get('note', ''))}"
+            return
+        if name == "first_sync":
+            st = r["stages"]
+            yield (f"{r['seconds']} s end to end (target {r['target_seconds']} s); people "
+                   f"{r['people']}/{r['people_expected']}, assets {r['assets']}/"
+                   f"{r['assets_expected']}, OUs {r['org_units']}")
+            for n, f in st["fetch_parse"].items():
+                yield f"fetch+parse {n}: {f['objects']} objects in {f['run_seconds']} s = {f['objects_per_s']}/s"
+            yield (f"publish: {st['publish']['events']} events, {st['publish']['events_per_s']}/s; "
+                   f"apply: {st['apply']['events']} events, {st['apply']['events_per_s']}/s")
+        elif name == "no_change":
+            yield (f"{r['seconds']} s (target {r['target_seconds']} s, {r['ratio_to_first_sync']} "
+                   f"x first sync); row changes {r['row_changes']}, public events "
+                   f"{r['public_events']}")
+        elif name == "small_change":
+            o = r["observed"]
+            yield (f"{r['changed']} changed: {r['seconds']} s; people updates "
+                   f"{o['people_updates']}, source updates {o['person_sources_updates']}, "
+                   f"events {o['people_events']}, run updated {o['run_updated']}; exact: {r['exact']}")
+        elif name == "apply_vs_copy":
+            yield (f"merger {r['merger_events_per_s']} events/s vs COPY {r['copy_rows_per_s']} "
+                   f"rows/s: ratio {r['ratio']} (target >= {r['target_ratio']})")
+        elif name == "fetchers":
+            for n in ("google-sync", "azure-sync"):
+                f = r[n]
+                yield (f"{n}: {f['fetcher_objects_per_s']}/s vs discard {f['discard_objects_per_s']}/s"
+                       f": ratio {f['ratio']}")
+            yield f"peak RSS MiB: {r['peak_rss_mib']}"
+        elif name == "api":
+            for n in ("person_lookup", "list_100"):
+                f = r[n]
+                yield (f"{n}: api {f['api_rps']} req/s p99 {f['api_p99_ms']} ms vs pgbench "
+                       f"{f['pgbench_tps']} tps p99 {f['pgbench_p99_ms']} ms: ratio {f['ratio']}")
+        elif name == "scaling":
+            for p in r["points"]:
+                yield (f"{p['people']} people: {p['seconds']} s, {p['seconds_per_1000_objects']} "
+                       f"s/1000 objects ({p['vs_smallest_per_object']} x smallest)")
+            rp = r["replicas"]
+            yield (f"replicas: 1 merger {rp['one_merger_s']} s, 2 mergers {rp['two_mergers_s']} s,"
+                   f" speedup {rp['speedup']}")
+
+    def table(self):
+        r = self.results
+        rows = []
+
+        def add(bench, figure, baseline, rat, target, met):
+            rows.append((bench, figure, baseline, "" if rat is None else str(rat), target,
+                         {True: "met", False: "MISSED", None: ""}[met]))
+
+        f = r["first_sync"]
+        if f.get("status") == "ok":
+            floor = None
+            if self.ctx.get("copy_s") and self.ctx.get("discard_s"):
+                floor = max(self.ctx["discard_s"].values()) + self.ctx["copy_s"]
+            add("1 first sync", f"{f['seconds']} s",
+                f"download+COPY floor {round(floor, 1) if floor else '?'} s",
+                ratio(f["seconds"], floor), "<= 60 s", f["seconds"] <= 60)
+            st = f["stages"]
+            add("  fetch+parse", " / ".join(f"{v['objects_per_s']}/s" for v in
+                                          st["fetch_parse"].values()), "(google / azure)",
+                None, "", None)
+            add("  publish", f"{st['publish']['events_per_s']} ev/s", "", None, "", None)
+            add("  apply", f"{st['apply']['events_per_s']} ev/s", "", None, "", None)
+        else:
+            add("1 first sync", f.get("status"), "", None, "<= 60 s", None)
+        n = r["no_change"]
+        if n.get("status") == "ok":
+            add("2 no-change resync", f"{n['seconds']} s, {n['row_changes']} rows, "
+                f"{n['public_events']} events", "first sync", n["ratio_to_first_sync"],
+                "<= 20 s, 0, 0", n["seconds"] <= 20 and n["zero_changes"])
+        else:
+            add("2 no-change resync", n.get("status"), "", None, "<= 20 s", None)
+        c = r["small_change"]
+        if c.get("status") == "ok":
+            o = c["observed"]
+            add("3 1% change resync", f"{c['seconds']} s, {o['people_updates']} upd, "
+                f"{o['people_events']} ev / {c['changed']}", "no-change resync",
+                c["ratio_to_no_change"], "exact counts", c["exact"])
+        else:
+            add("3 1% change resync", c.get("status"), "", None, "exact counts", None)
+        a = r["apply_vs_copy"]
+        if a.get("status") == "ok":
+            add("4 merger apply", f"{a['merger_events_per_s']} ev/s",
+                f"COPY {a['copy_rows_per_s']} rows/s", a["ratio"], ">= 0.5", a["ratio"] >= 0.5)
+        else:
+            add("4 merger apply", a.get("status"), "", None, ">= 0.5", None)
+        fe = r["fetchers"]
+        if fe.get("status") == "ok":
+            for svc in ("google-sync", "azure-sync"):
+                add(f"5 {svc}", f"{fe[svc]['fetcher_objects_per_s']} obj/s",
+                    f"discard {fe[svc]['discard_objects_per_s']} obj/s", fe[svc]["ratio"], "",
+                    None)
+            rss = fe["peak_rss_mib"]
+            for svc, tgt in fe["rss_targets_mib"].items():
+                add(f"5 RSS {svc}", f"{rss[svc]} MiB", "", None, f"<= {tgt:g} MiB",
+                    rss[svc] is not None and rss[svc] <= tgt)
+        else:
+            add("5 fetchers", fe.get("status"), "", None, "", None)
+        ap = r["api"]
+        if ap.get("status") == "ok":
+            for k in ("person_lookup", "list_100"):
+                add(f"6 api {k}", f"{ap[k]['api_rps']} req/s p99 {ap[k]['api_p99_ms']} ms",
+                    f"pgbench {ap[k]['pgbench_tps']} tps p99 {ap[k]['pgbench_p99_ms']} ms",
+                    ap[k]["ratio"], "", None)
+        else:
+            add("6 api", ap.get("status"), "", None, "", None)
+        sc = r["scaling"]
+        if sc.get("status") == "ok":
+            pts = sc["points"]
+            add("7 scaling", " / ".join(f"{p['people']}: {p['seconds']} s" for p in pts),
+                "smallest, per object", sc["linearity_largest_vs_smallest_per_object"],
+                "linear (~1.0)", None)
+            rp = sc["replicas"]
+            add("7 merger replicas", f"1: {rp['one_merger_s']} s, 2: {rp['two_mergers_s']} s",
+                "1 replica (speedup)", rp["speedup"], "", None)
+        else:
+            add("7 scaling", sc.get("status"), "", None, "", None)
+        head = ("benchmark", "figure", "baseline (same run)", "ratio", "target", "")
+        w = [max(len(str(x[i])) for x in rows + [head]) for i in range(6)]
+        lines = ["| " + " | ".join(str(x[i]).ljust(w[i]) for i in range(6)) + " |"
+                 for x in [head] + rows]
+        lines.insert(1, "|" + "|".join("-" * (w[i] + 2) for i in range(6)) + "|")
+        return "\n".join(lines)
+
+    # -------------------------------------------------------- main
+    def run(self):
+        s = self.suite
+        t_start = time.time()
+        z = self.sizes
+        say(f"==> benchmark district: {z['people']} Google people, {z['azure_people']} Azure, "
+            f"{z['shared']} shared, {z['devices']} Chromebooks, {z['ous']} OUs "
+            f"(BENCH_SCALE={self.scale:g})")
+        s.fresh()
+        s.infra()
+        t_emu = time.time()
+        self.start_services()
+        say(f"    emulator generated the district and services are ready in "
+            f"{time.time() - t_emu:.1f} s")
+        self.section("first_sync", self.first_sync)
+        self.section("no_change", self.no_change)
+        self.section("small_change", self.small_change)
+        self.section("apply_vs_copy", self.apply_vs_copy)
+        self.section("fetchers", self.fetchers)
+        self.section("api", self.api)
+        self.section("scaling", self.scaling)
+        total = time.time() - t_start
+        out = {"scale": self.scale, "district": z, "total_seconds": round(total, 1),
+               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                           "python": platform.python_version()},
+               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "targets": TARGETS, "results": self.results}
+        table = self.table()
+        out["table"] = table
+        say("\n" + table)
+        say(f"\n==> make bench took {total:.0f} s")
+        path = os.environ.get("BENCH_RESULTS",
+                              os.path.join(ROOT, "bench", "results", "latest.json"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as f:
+            json.dump(out, f, indent=2, sort_keys=True)
+        os.replace(path + ".tmp", path)
+        say(f"    results: {path}")
+        return 0
+
+    def start_services(self):
+        """demo.py's wiring; the merger is started separately so a second replica can join."""
+        s = self.suite
+        orig = s.start
+
+        def start(name, port, extra):
+            if name == "merger":
+                s.ports["merger"] = port
+                orig(name, port, extra)
+                s.mergers.append((port, s.procs[-1][1]))
+                return
+            orig(name, port, extra)
+        s.start = start
+        try:
+            s.services()
+        finally:
+            s.start = orig
+
+
+def main():
+    for name in ("panelctl", "panel-emulator", "panel-auth", "panel-google-sync",
+                 "panel-azure-sync", "panel-merger"):
+        if not os.access(os.path.join(BIN, name), os.X_OK):
+            raise SystemExit(f"{BIN}/{name} is missing: run `make` first")
+    for tool in ("wrk", "pgbench", "psql"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing: run scripts/deps.sh")
+    scale = float(os.environ.get("BENCH_SCALE", DEFAULT_SCALE))
+    if not 0 < scale <= 5:
+        raise SystemExit("BENCH_SCALE must be in (0, 5]")
+    b = Bench(scale)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        return b.run()
+    except KeyboardInterrupt:
+        say("\n==> interrupted")
+        return 130
+    finally:
+        b.suite.stop_all()
+        say("==> stopped everything the benchmark started")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
