@@ -23,6 +23,7 @@ import demo  # noqa: E402
 
 ASAN_BIN = os.path.join(harness.ROOT, "build", "asan", "bin")
 PEOPLE, AZURE, SHARED, DEVICES, OUS = 300, 200, 120, 60, 8
+RESULT = {}  # for tests/soak.py's table
 
 
 class FaultySuiteTest(unittest.TestCase):
@@ -160,6 +161,7 @@ class FaultySuiteTest(unittest.TestCase):
         stats = self.control("GET", "/control/stats")
         injected = stats.get("faults_injected", 0)
         self.assertGreater(injected, 0, stats)
+        RESULT["faults_injected"] = injected
         self.control("DELETE", "/control/faults")
         self.assert_all_alive()
         print(f"\nfaults injected: {injected}; outcomes: {outcomes}", flush=True)
