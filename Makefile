@@ -18,8 +18,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -Wall -Wextra -Werror -Wformat=2 -Wno-format-nonliteral -fno-common -pthread -MMD -MP
-CPPFLAGS += -D_GNU_SOURCE -Ilib -I$(BUILD)/gen $(PKG_CFLAGS) \
-            -DPANEL_SCHEMA_VERSION=$(SCHEMA_VERSION) -DPANEL_VERSION='"$(VERSION)"'
+CPPFLAGS += -D_GNU_SOURCE -Ilib -I$(BUILD)/gen $(PKG_CFLAGS) -DPANEL_VERSION='"$(VERSION)"'
 LDLIBS += $(PKG_LIBS) -lcivetweb -lpthread -lm
 ifneq ($(SAN),)
 CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -33,6 +32,9 @@ LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/events.pb-c.o
 LIBPANEL := $(BUILD)/libpanel.a
 STAMP := $(BUILD)/obj/empty.o
+# Rewritten only when the newest migration changes, so that exactly the objects that include
+# it (through lib/pg.h) are rebuilt.
+SCHEMA_H := $(BUILD)/gen/panel_schema_version.h
 
 # Programs: one directory, one binary. Module archives (everything but main.c) are what the
 # unit tests of that program link.
@@ -64,11 +66,17 @@ INTEG_BINS := $(INTEG_SRCS:%.c=$(BUILD)/%)
 TEST_HELPERS := $(wildcard tests/common/*.c)
 TEST_HELPER_OBJS := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all build tests deps test test-unit demo migrate infra-up infra-down format \
+.PHONY: FORCE all build tests deps test test-unit demo migrate infra-up infra-down format \
         format-check lint docs clean bench soak fuzz help
 all: build tests
 build: $(LIBPANEL) $(PROGRAMS)
 tests: $(UNIT_BINS) $(INTEG_BINS)
+
+$(SCHEMA_H): FORCE
+	@mkdir -p $(@D)
+	@echo '#define PANEL_SCHEMA_VERSION $(SCHEMA_VERSION)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
 
 $(STAMP):
 	@mkdir -p $(BUILD)/obj
@@ -83,25 +91,25 @@ $(BUILD)/obj/gen/events.pb-c.o: $(GEN_C) | $(STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
 
-$(BUILD)/obj/%.o: %.c | $(GEN_H) $(STAMP)
+$(BUILD)/obj/%.o: %.c | $(GEN_H) $(SCHEMA_H) $(STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(LIBPANEL): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/tests/unit/lib/%: tests/unit/lib/%.c $(TEST_HELPER_OBJS) $(LIBPANEL) | $(GEN_H)
+$(BUILD)/tests/unit/lib/%: tests/unit/lib/%.c $(TEST_HELPER_OBJS) $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/common $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
 # The directory of module M: services/M, M (emulator) or tools/M.
 moddir = $(firstword $(wildcard services/$(1) $(1) tools/$(1)))
 .SECONDEXPANSION:
-$(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(BUILD)/mod-$$(firstword $$(subst /, ,$$*)).a $(LIBPANEL) | $(GEN_H)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(BUILD)/mod-$$(firstword $$(subst /, ,$$*)).a $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/common -I$(call moddir,$(firstword $(subst /, ,$*))) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-$(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_HELPER_OBJS) $(LIBPANEL) | $(GEN_H)
+$(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_HELPER_OBJS) $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/common $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 

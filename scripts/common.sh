@@ -50,6 +50,7 @@ port_free() {
     python3 - "$1" <<'EOF'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no listener
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:

@@ -35,7 +35,10 @@ def say(msg):
 
 
 def port_free(port):
+    """Nobody listens on it (connections left in TIME_WAIT do not count, as for the
+    services, which bind with SO_REUSEADDR)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
@@ -44,7 +47,7 @@ def port_free(port):
 
 
 def pick_port(preferred):
-    if port_free(preferred):
+    if preferred and port_free(preferred):
         return preferred
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -142,6 +145,8 @@ class Demo:
             os.unlink(os.path.join(self.run_dir, "pids"))
         except OSError:
             pass
+        if getattr(self.args, "reuse_infra", False):
+            return
         subprocess.run(["sh", "scripts/infra.sh", "down"], cwd=ROOT, env=self.env,
                        capture_output=True)
 
@@ -168,13 +173,18 @@ class Demo:
 
     # ------------------------------------------------------------ steps
     def infra(self):
-        say("==> starting PostgreSQL and Kafka (scripts/infra.sh) ...")
-        self.sh(["sh", "scripts/infra.sh", "up"])
-        for line in open(os.path.join(self.run_dir, "env")):
-            line = line.strip()
-            if line.startswith("export "):
-                k, v = line[7:].split("=", 1)
-                self.env[k] = v.strip("'\"")
+        if getattr(self.args, "reuse_infra", False):
+            # The tests: PostgreSQL and Kafka are already up (PANEL_PG_URL, PANEL_KAFKA_BROKERS).
+            if not (self.env.get("PANEL_PG_URL") and self.env.get("PANEL_KAFKA_BROKERS")):
+                raise SystemExit("--reuse-infra needs PANEL_PG_URL and PANEL_KAFKA_BROKERS")
+        else:
+            say("==> starting PostgreSQL and Kafka (scripts/infra.sh) ...")
+            self.sh(["sh", "scripts/infra.sh", "up"])
+            for line in open(os.path.join(self.run_dir, "env")):
+                line = line.strip()
+                if line.startswith("export "):
+                    k, v = line[7:].split("=", 1)
+                    self.env[k] = v.strip("'\"")
         self.sh([os.path.join(BIN, "panelctl"), "migrate"])
         self.sh([os.path.join(BIN, "panelctl"), "topics"])
         self.sh([os.path.join(BIN, "panelctl"), "tenant-add", self.tenant,
@@ -182,7 +192,9 @@ class Demo:
 
     def services(self):
         a = self.args
-        self.ports = {name: pick_port(default) for name, default in
+        # The tests take any free ports, so they never meet a running demo.
+        any_port = getattr(self.args, "reuse_infra", False)
+        self.ports = {name: pick_port(0 if any_port else default) for name, default in
                       (("api", 8080), ("auth", 8081), ("google-sync", 8082),
                        ("azure-sync", 8083), ("merger", 8084), ("emulator", 8090),
                        ("emulator-admin", 8091))}
@@ -353,6 +365,9 @@ def main():
     ap.add_argument("--ous", type=int, default=int(env("DEMO_OUS", "60")))
     ap.add_argument("--timeout", type=int, default=int(env("DEMO_TIMEOUT", "300")))
     ap.add_argument("--exit-after-sync", action="store_true")
+    ap.add_argument("--reuse-infra", action="store_true",
+                    help="use the PostgreSQL and Kafka named by PANEL_PG_URL and "
+                         "PANEL_KAFKA_BROKERS instead of starting them")
     args = ap.parse_args()
     for name in ("panelctl", "panel-emulator", "panel-auth", "panel-api"):
         if not os.access(os.path.join(BIN, name), os.X_OK):

@@ -1,22 +1,60 @@
-/* panel-api: REST API and admin page for district admins
- * This is the service's skeleton: configuration, logging, health and metrics. Its
- * behaviour is filled in by its own issue. */
+/* panel-api: REST API and admin page for district admins. main() wires the modules: the
+ * database pool, the /v1 routes (rest.c dispatches to people, orgunits, assets, checkouts,
+ * sync, connections) and the static admin page; its loop keeps /readyz honest and expires
+ * old Idempotency-Keys. */
+#include "assets.h"
+#include "checkouts.h"
 #include "config.h"
+#include "connections.h"
+#include "crypto.h"
+#include "db_pool.h"
 #include "log.h"
+#include "orgunits.h"
+#include "params.h"
+#include "people.h"
+#include "pg.h"
+#include "rest.h"
 #include "svc.h"
+#include "sync.h"
+#include "www.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 struct api_config {
-    char *kafka_brokers;
     char *pg_url;
+    char *auth_url;
+    char *merger_url;
+    char *service_secret;
+    char *www_dir;
+    char *cursor_key;
+    long long pool_size;
+    long long upstream_timeout_ms;
+    long long idempotency_ttl_hours;
 };
 
 static const struct cfg_option options[] = {
-    {"PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 1024,
-     offsetof(struct api_config, kafka_brokers), "Kafka bootstrap servers (host:port,...)"},
     {"PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,
      offsetof(struct api_config, pg_url), "PostgreSQL connection URL"},
+    {"PANEL_AUTH_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024,
+     offsetof(struct api_config, auth_url), "Base URL of the auth service's internal routes"},
+    {"PANEL_MERGER_URL", CFG_STRING, "http://127.0.0.1:8084", 0, 1024,
+     offsetof(struct api_config, merger_url), "Base URL of the merger's internal routes"},
+    {"PANEL_SERVICE_SECRET", CFG_SECRET, NULL, 16, 512, offsetof(struct api_config, service_secret),
+     "Shared secret for auth's and merger's internal routes (at least 16 characters)"},
+    {"PANEL_API_WWW_DIR", CFG_STRING, "services/api/www", 0, 1024,
+     offsetof(struct api_config, www_dir), "Directory of the admin page's static files"},
+    {"PANEL_API_CURSOR_KEY", CFG_SECRET, "", 0, 128, offsetof(struct api_config, cursor_key),
+     "Key signing pagination cursors (64 hex or base64 of 32 bytes); empty = random per "
+     "process (set it when running several replicas)"},
+    {"PANEL_API_DB_POOL_SIZE", CFG_INT, "8", 1, 64, offsetof(struct api_config, pool_size),
+     "PostgreSQL connections in the pool"},
+    {"PANEL_API_UPSTREAM_TIMEOUT_MS", CFG_INT, "10000", 100, 120000,
+     offsetof(struct api_config, upstream_timeout_ms), "Timeout of one call to auth or the merger"},
+    {"PANEL_API_IDEMPOTENCY_TTL_HOURS", CFG_INT, "24", 1, 720,
+     offsetof(struct api_config, idempotency_ttl_hours),
+     "How long a stored Idempotency-Key reply is replayed"},
 };
 
 static const struct svc_spec spec = {
@@ -27,20 +65,119 @@ static const struct svc_spec spec = {
     .default_http_port = 8080,
 };
 
+static const struct db_stmt st_expire = {
+    "idem_expire", "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval("
+                   "hours => $1::int)"};
+
+/* The schema is right and the database answers. */
+static bool check_ready(struct db_pool *db)
+{
+    char err[512];
+    PGconn *conn = db_pool_get(db, 1000);
+    if (!conn)
+        return true; /* every connection busy serving: the database is there */
+    bool ok = pgx_check_schema(conn, err, sizeof err) == 0;
+    if (!ok)
+        log_warn("not ready: %s", err);
+    db_pool_put(db, conn);
+    return ok;
+}
+
+static void expire_idempotency(struct db_pool *db, long long hours)
+{
+    char h[24];
+    snprintf(h, sizeof h, "%lld", hours);
+    const char *p[1] = {h};
+    PGconn *conn = db_pool_get(db, 1000);
+    if (!conn)
+        return;
+    PGresult *res = db_exec(db, conn, &st_expire, 1, p);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        log_warn("cannot expire idempotency keys: %s", PQresultErrorMessage(res));
+    PQclear(res);
+    db_pool_put(db, conn);
+}
+
 int main(int argc, char **argv)
 {
     struct api_config cfg = {0};
     struct svc *svc = NULL;
+    struct db_pool *db = NULL;
+    char err[512];
+    int rc = 1;
+    unsigned char key[CRYPTO_KEY_LEN];
     enum svc_start_result r = svc_start(&svc, &spec, argc, argv, &cfg);
     if (r != SVC_RUN) {
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
     }
+    if (cfg.cursor_key && *cfg.cursor_key) {
+        if (crypto_key_parse(cfg.cursor_key, key, err, sizeof err) != 0) {
+            fprintf(stderr, "panel-api: configuration error: PANEL_API_CURSOR_KEY: %s\n", err);
+            rc = 2;
+            goto out;
+        }
+    } else if (crypto_random(key, sizeof key) != 0) {
+        log_error("no randomness for the cursor key");
+        goto out;
+    }
+    params_cursor_key(key);
+
+    db = db_pool_new(cfg.pg_url, (int)cfg.pool_size, 60, err, sizeof err);
+    if (!db) {
+        log_error("cannot connect to PostgreSQL: %s", err);
+        goto out;
+    }
+    if (!check_ready(db)) {
+        log_error("refusing to start: the database schema does not match this build");
+        goto out;
+    }
+    struct api api = {.db = db,
+                      .auth_url = cfg.auth_url,
+                      .merger_url = cfg.merger_url,
+                      .service_secret = cfg.service_secret,
+                      .upstream_timeout_ms = (long)cfg.upstream_timeout_ms};
+    static const struct {
+        const char *uri, *name;
+        rest_fn fn;
+    } table[] = {
+        {"/v1/people", "/v1/people", people_handle},
+        {"/v1/org-units", "/v1/org-units", orgunits_handle},
+        {"/v1/assets", "/v1/assets", assets_handle},
+        {"/v1/checkouts", "/v1/checkouts", checkouts_handle},
+        {"/v1/checkins", "/v1/checkins", checkouts_handle},
+        {"/v1/sync", "/v1/sync", sync_handle},
+        {"/v1/connections", "/v1/connections", connections_handle},
+    };
+    static struct rest_route all[sizeof table / sizeof table[0]];
+    struct httpd *h = svc_httpd(svc);
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        all[i].api = &api;
+        all[i].fn = table[i].fn;
+        if (httpd_route(h, table[i].uri, table[i].name, rest_serve, &all[i])) {
+            log_error("cannot register %s", table[i].uri);
+            goto out;
+        }
+    }
+    if (httpd_route(h, "/", "/ (admin page)", www_serve, cfg.www_dir)) {
+        log_error("cannot register the admin page");
+        goto out;
+    }
     svc_set_ready(svc, true);
-    while (svc_running(svc))
-        svc_sleep_ms(svc, 1000);
+    log_info("serving /v1 and the admin page from %s", cfg.www_dir);
+    for (long tick = 0; svc_running(svc); tick++) {
+        svc_sleep_ms(svc, 5000);
+        if (!svc_running(svc))
+            break;
+        svc_set_ready(svc, check_ready(db));
+        if (tick % 720 == 0)
+            expire_idempotency(db, cfg.idempotency_ttl_hours);
+    }
     log_info("stopping");
-    svc_destroy(svc);
+    rc = 0;
+out:
+    svc_destroy(svc); /* stops the listener before the pool goes */
+    db_pool_destroy(db);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
-    return 0;
+    return rc;
 }

@@ -29,8 +29,8 @@ bool conn_provider_valid(const char *provider)
 int conn_tenant_exists(PGconn *pg, const char *tenant, char *err, size_t errlen)
 {
     const char *p[] = {tenant};
-    PGresult *res = q(pg, PGRES_TUPLES_OK, "SELECT 1 FROM tenants WHERE tenant_id = $1", 1, p,
-                      err, errlen);
+    PGresult *res =
+        q(pg, PGRES_TUPLES_OK, "SELECT 1 FROM tenants WHERE tenant_id = $1", 1, p, err, errlen);
     if (!res)
         return -1;
     int n = PQntuples(res);
@@ -121,8 +121,10 @@ enum conn_result conn_store_google(PGconn *pg, const struct grants *g, const cha
     if (nmissing)
         snprintf(msg, sizeof msg, "consent did not grant: %s%s%s", missing[0],
                  nmissing > 1 ? " and " : "", nmissing > 1 ? missing[1] : "");
-    const char *p[] = {tenant, status, granted_arr, missing_arr, hex, grants_active_id(g), admin,
-                       nmissing ? msg : NULL};
+    const char *p[] = {tenant,      status,
+                       granted_arr, missing_arr,
+                       hex,         grants_active_id(g),
+                       admin,       nmissing ? msg : NULL};
     /* A scope-missing grant is kept sealed (so de-authorize can revoke it) but never used. */
     res = q(pg, PGRES_COMMAND_OK,
             "UPDATE connections c SET status = $2, granted_scopes = $3::text[], "
@@ -152,16 +154,16 @@ enum conn_result conn_store_azure(PGconn *pg, const char *tenant, const char *ad
     if (was_connected(pg, tenant, "azure", first, err, errlen) != CONN_OK)
         return CONN_ERROR;
     const char *p[] = {tenant, admin, provider_tenant};
-    PGresult *res = q(
-        pg, PGRES_COMMAND_OK,
-        "UPDATE connections c SET status = 'connected', provider_tenant = $3, "
-        "granted_scopes = ARRAY['" MS_PERMISSION "'], missing_scopes = '{}', "
-        "grant_sealed = NULL, grant_key_id = NULL, authorized_by = $2, authorized_at = now(), "
-        "revoked_at = NULL, status_message = NULL, "
-        "next_sync_at = now() + make_interval(secs => coalesce(c.sync_interval_seconds, "
-        "t.sync_interval_seconds)), updated_at = now() FROM tenants t "
-        "WHERE c.tenant_id = $1 AND c.provider = 'azure' AND t.tenant_id = c.tenant_id",
-        3, p, err, errlen);
+    PGresult *res =
+        q(pg, PGRES_COMMAND_OK,
+          "UPDATE connections c SET status = 'connected', provider_tenant = $3, "
+          "granted_scopes = ARRAY['" MS_PERMISSION "'], missing_scopes = '{}', "
+          "grant_sealed = NULL, grant_key_id = NULL, authorized_by = $2, authorized_at = now(), "
+          "revoked_at = NULL, status_message = NULL, "
+          "next_sync_at = now() + make_interval(secs => coalesce(c.sync_interval_seconds, "
+          "t.sync_interval_seconds)), updated_at = now() FROM tenants t "
+          "WHERE c.tenant_id = $1 AND c.provider = 'azure' AND t.tenant_id = c.tenant_id",
+          3, p, err, errlen);
     if (!res)
         return CONN_ERROR;
     PQclear(res);
@@ -180,8 +182,7 @@ static enum conn_result open_sealed(const struct grants *g, const char *tenant,
     grant_aad(aad, sizeof aad, tenant, provider);
     int o = n < 0 ? -2 : grants_open(g, key_id, sealed, (size_t)n, aad, out);
     if (o == -1)
-        snprintf(err, errlen, "the grant is sealed with key '%s', which is not configured",
-                 key_id);
+        snprintf(err, errlen, "the grant is sealed with key '%s', which is not configured", key_id);
     else if (o)
         snprintf(err, errlen, "the grant cannot be opened (wrong key or damaged)");
     else
@@ -191,8 +192,7 @@ static enum conn_result open_sealed(const struct grants *g, const char *tenant,
 }
 
 enum conn_result conn_load(PGconn *pg, const struct grants *g, const char *tenant,
-                           const char *provider, struct conn_grant *out, char *err,
-                           size_t errlen)
+                           const char *provider, struct conn_grant *out, char *err, size_t errlen)
 {
     enum conn_result r = CONN_ERROR;
     const char *p[] = {tenant, provider};
@@ -246,20 +246,20 @@ enum conn_result conn_deauthorize(PGconn *pg, const struct grants *g, const char
     const char *p[] = {tenant, provider, admin};
     *revoke_token = NULL;
     /* The grant to revoke is the current one, or one kept from an earlier failed revoke. */
-    PGresult *res = q(
-        pg, PGRES_TUPLES_OK,
-        "WITH old AS (SELECT tenant_id, provider, coalesce(grant_sealed, revoke_sealed) AS s, "
-        "  CASE WHEN grant_sealed IS NOT NULL THEN grant_key_id ELSE revoke_key_id END AS k "
-        "  FROM connections WHERE tenant_id = $1 AND provider = $2 FOR UPDATE) "
-        "UPDATE connections c SET status = 'deauthorized', grant_sealed = NULL, "
-        "grant_key_id = NULL, revoke_sealed = CASE WHEN c.provider = 'google' THEN old.s END, "
-        "revoke_key_id = CASE WHEN c.provider = 'google' THEN old.k END, "
-        "remote_revoke_pending = (c.provider = 'google' AND old.s IS NOT NULL), "
-        "provider_tenant = CASE WHEN c.provider = 'azure' THEN NULL ELSE c.provider_tenant END, "
-        "next_sync_at = NULL, status_message = 'de-authorized by ' || $3, updated_at = now() "
-        "FROM old WHERE c.tenant_id = old.tenant_id AND c.provider = old.provider "
-        "RETURNING encode(old.s, 'hex'), coalesce(old.k, ''), old.s IS NULL",
-        3, p, err, errlen);
+    PGresult *res =
+        q(pg, PGRES_TUPLES_OK,
+          "WITH old AS (SELECT tenant_id, provider, coalesce(grant_sealed, revoke_sealed) AS s, "
+          "  CASE WHEN grant_sealed IS NOT NULL THEN grant_key_id ELSE revoke_key_id END AS k "
+          "  FROM connections WHERE tenant_id = $1 AND provider = $2 FOR UPDATE) "
+          "UPDATE connections c SET status = 'deauthorized', grant_sealed = NULL, "
+          "grant_key_id = NULL, revoke_sealed = CASE WHEN c.provider = 'google' THEN old.s END, "
+          "revoke_key_id = CASE WHEN c.provider = 'google' THEN old.k END, "
+          "remote_revoke_pending = (c.provider = 'google' AND old.s IS NOT NULL), "
+          "provider_tenant = CASE WHEN c.provider = 'azure' THEN NULL ELSE c.provider_tenant END, "
+          "next_sync_at = NULL, status_message = 'de-authorized by ' || $3, updated_at = now() "
+          "FROM old WHERE c.tenant_id = old.tenant_id AND c.provider = old.provider "
+          "RETURNING encode(old.s, 'hex'), coalesce(old.k, ''), old.s IS NULL",
+          3, p, err, errlen);
     if (!res)
         return CONN_ERROR;
     if (PQntuples(res) != 1) {
@@ -277,8 +277,7 @@ out:
     return r;
 }
 
-int conn_revoke_done(PGconn *pg, const char *tenant, const char *provider, char *err,
-                     size_t errlen)
+int conn_revoke_done(PGconn *pg, const char *tenant, const char *provider, char *err, size_t errlen)
 {
     const char *p[] = {tenant, provider};
     PGresult *res = q(pg, PGRES_COMMAND_OK,
@@ -297,26 +296,27 @@ json_t *conn_list_json(PGconn *pg, const char *tenant, char *err, size_t errlen)
     const char *p[] = {tenant};
     json_t *out = NULL;
     /* PostgreSQL builds the JSON; both providers are listed (status 'never' when absent). */
-    PGresult *res = q(
-        pg, PGRES_TUPLES_OK,
-        "SELECT json_build_object('connections', coalesce(json_agg(x ORDER BY x.ord), '[]')) "
-        "FROM (SELECT (pr.p = 'azure')::int AS ord, pr.p AS provider, "
-        "  coalesce(c.status, 'never') AS status, "
-        "  coalesce(c.granted_scopes, '{}') AS granted_scopes, "
-        "  coalesce(c.missing_scopes, '{}') AS missing_scopes, c.authorized_at, "
-        "  c.authorized_by, c.revoked_at, c.status_message, c.next_sync_at, "
-        "  coalesce(c.remote_revoke_pending, false) AS remote_revoke_pending, "
-        "  EXISTS (SELECT 1 FROM pause_windows w WHERE w.tenant_id = $1 "
-        "          AND now() >= w.starts_at AND now() < w.ends_at) AS paused, "
-        "  (SELECT json_build_object('run_id', r.run_id, 'status', r.status, 'reason', r.reason, "
-        "          'preview', r.preview, 'requested_at', r.requested_at, "
-        "          'started_at', r.started_at, 'finished_at', r.finished_at, "
-        "          'failure_reason', r.failure_reason, 'message', r.message) "
-        "     FROM sync_runs r WHERE r.tenant_id = $1 AND r.source = pr.p "
-        "     ORDER BY r.requested_at DESC LIMIT 1) AS last_run "
-        "  FROM (VALUES ('google'), ('azure')) pr(p) "
-        "  LEFT JOIN connections c ON c.tenant_id = $1 AND c.provider = pr.p) x",
-        1, p, err, errlen);
+    PGresult *res =
+        q(pg, PGRES_TUPLES_OK,
+          "SELECT json_build_object('connections', coalesce(json_agg(to_jsonb(x) - 'ord' ORDER BY "
+          "x.ord), '[]')) "
+          "FROM (SELECT (pr.p = 'azure')::int AS ord, pr.p AS provider, "
+          "  coalesce(c.status, 'never') AS status, "
+          "  coalesce(c.granted_scopes, '{}') AS granted_scopes, "
+          "  coalesce(c.missing_scopes, '{}') AS missing_scopes, c.authorized_at, "
+          "  c.authorized_by, c.revoked_at, c.status_message, c.next_sync_at, "
+          "  coalesce(c.remote_revoke_pending, false) AS remote_revoke_pending, "
+          "  EXISTS (SELECT 1 FROM pause_windows w WHERE w.tenant_id = $1 "
+          "          AND now() >= w.starts_at AND now() < w.ends_at) AS paused, "
+          "  (SELECT json_build_object('run_id', r.run_id, 'status', r.status, 'reason', r.reason, "
+          "          'preview', r.preview, 'requested_at', r.requested_at, "
+          "          'started_at', r.started_at, 'finished_at', r.finished_at, "
+          "          'failure_reason', r.failure_reason, 'message', r.message) "
+          "     FROM sync_runs r WHERE r.tenant_id = $1 AND r.source = pr.p "
+          "     ORDER BY r.requested_at DESC LIMIT 1) AS last_run "
+          "  FROM (VALUES ('google'), ('azure')) pr(p) "
+          "  LEFT JOIN connections c ON c.tenant_id = $1 AND c.provider = pr.p) x",
+          1, p, err, errlen);
     if (!res)
         return NULL;
     out = json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err, errlen);

@@ -43,8 +43,7 @@ struct conn_grant {
 /* Load the connection's status, provider tenant and (Google) opened grant. CONN_NOT_FOUND
  * when there is no row. */
 enum conn_result conn_load(PGconn *pg, const struct grants *g, const char *tenant,
-                           const char *provider, struct conn_grant *out, char *err,
-                           size_t errlen);
+                           const char *provider, struct conn_grant *out, char *err, size_t errlen);
 /* connected -> revoked with the provider's message. *changed: this call made the change
  * (so exactly one caller publishes the REVOKED event). */
 enum conn_result conn_mark_revoked(PGconn *pg, const char *tenant, const char *provider,
@@ -57,8 +56,8 @@ enum conn_result conn_deauthorize(PGconn *pg, const struct grants *g, const char
                                   const char *provider, const char *admin, char **revoke_token,
                                   char *err, size_t errlen);
 /* The remote revoke succeeded: forget the kept grant. */
-int conn_revoke_done(PGconn *pg, const char *tenant, const char *provider, char *err,
-                     size_t errlen) __attribute__((warn_unused_result));
+int conn_revoke_done(PGconn *pg, const char *tenant, const char *provider, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* {"connections":[...]} as CONTRACTS.md section 2 says (new reference) or NULL. */
 json_t *conn_list_json(PGconn *pg, const char *tenant, char *err, size_t errlen);
 

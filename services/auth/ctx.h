@@ -17,11 +17,11 @@
 struct auth_ctx {
     const char *pg_url;
     const char *service_secret;
-    const char *admin_url;      /* where the browser lands after a callback */
-    long state_ttl_s;           /* OAuth state lifetime */
-    long run_stale_s;           /* a requested/running run older than this no longer coalesces */
-    long default_interval_s;    /* used when the tenant row has none */
-    struct grants *grants;      /* borrowed */
+    const char *admin_url;   /* where the browser lands after a callback */
+    long state_ttl_s;        /* OAuth state lifetime */
+    long run_stale_s;        /* a requested/running run older than this no longer coalesces */
+    long default_interval_s; /* used when the tenant row has none */
+    struct grants *grants;   /* borrowed */
     struct kafka_producer *producer; /* borrowed; thread-safe */
     struct google_cfg google;
     struct ms_cfg ms;

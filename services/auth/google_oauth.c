@@ -10,15 +10,19 @@
 #include <string.h>
 
 const char *const google_scopes[GOOGLE_NSCOPES] = {GOOGLE_SCOPE_USERS, GOOGLE_SCOPE_ORGUNIT,
-                                                    GOOGLE_SCOPE_DEVICES};
+                                                   GOOGLE_SCOPE_DEVICES};
 
 const char *google_result_str(enum google_result r)
 {
     switch (r) {
-    case GOOGLE_OK: return "ok";
-    case GOOGLE_INVALID_GRANT: return "invalid_grant";
-    case GOOGLE_REJECTED: return "rejected";
-    case GOOGLE_UNAVAILABLE: return "unavailable";
+    case GOOGLE_OK:
+        return "ok";
+    case GOOGLE_INVALID_GRANT:
+        return "invalid_grant";
+    case GOOGLE_REJECTED:
+        return "rejected";
+    case GOOGLE_UNAVAILABLE:
+        return "unavailable";
     }
     return "unknown";
 }
@@ -61,10 +65,10 @@ int google_consent_url(struct buf *out, const struct google_cfg *cfg, const char
     if (buf_appends(out, cfg->auth_url) ||
         buf_appends(out, strchr(cfg->auth_url, '?') ? "&" : "?") ||
         param(out, 1, "response_type", "code") || param(out, 0, "client_id", cfg->client_id) ||
-        param(out, 0, "redirect_uri", cfg->redirect_uri) ||
-        param(out, 0, "scope", scopes.data) || param(out, 0, "access_type", "offline") ||
-        param(out, 0, "prompt", "consent") || param(out, 0, "include_granted_scopes", "true") ||
-        param(out, 0, "state", state) || param(out, 0, "code_challenge", code_challenge) ||
+        param(out, 0, "redirect_uri", cfg->redirect_uri) || param(out, 0, "scope", scopes.data) ||
+        param(out, 0, "access_type", "offline") || param(out, 0, "prompt", "consent") ||
+        param(out, 0, "include_granted_scopes", "true") || param(out, 0, "state", state) ||
+        param(out, 0, "code_challenge", code_challenge) ||
         param(out, 0, "code_challenge_method", "S256"))
         goto out;
     if (login_hint && *login_hint && param(out, 0, "login_hint", login_hint))
@@ -101,8 +105,8 @@ static void copy_message(struct google_tokens *out, const json_t *reply, long st
 {
     const char *e = reply ? json_str(reply, "error") : NULL;
     const char *d = reply ? json_str(reply, "error_description") : NULL;
-    snprintf(out->message, sizeof out->message, "%s%s%s", e ? e : "HTTP error",
-             d ? ": " : "", d ? d : "");
+    snprintf(out->message, sizeof out->message, "%s%s%s", e ? e : "HTTP error", d ? ": " : "",
+             d ? d : "");
     if (!e && !d)
         snprintf(out->message, sizeof out->message, "HTTP %ld", status);
 }
@@ -114,8 +118,8 @@ static char *dup_str(const json_t *o, const char *key)
 }
 
 /* Post a token request and read the reply into out. */
-static enum google_result token_call(struct http_client *c, const char *url,
-                                     const struct buf *form, struct google_tokens *out)
+static enum google_result token_call(struct http_client *c, const char *url, const struct buf *form,
+                                     struct google_tokens *out)
 {
     enum google_result r = GOOGLE_UNAVAILABLE;
     json_t *reply = NULL;

@@ -10,7 +10,7 @@
 
 #define GOOGLE_SCOPE_USERS   "https://www.googleapis.com/auth/admin.directory.user.readonly"
 #define GOOGLE_SCOPE_ORGUNIT "https://www.googleapis.com/auth/admin.directory.orgunit.readonly"
-#define GOOGLE_SCOPE_DEVICES                                                                      \
+#define GOOGLE_SCOPE_DEVICES                                                                       \
     "https://www.googleapis.com/auth/admin.directory.device.chromeos.readonly"
 #define GOOGLE_NSCOPES 3
 /* The read-only scopes we ask for, in order. */

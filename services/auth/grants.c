@@ -141,8 +141,8 @@ const char *grants_active_id(const struct grants *g)
     return g->keys[g->active].id;
 }
 
-int grants_seal(const struct grants *g, const void *plain, size_t n, const char *aad,
-                uint8_t **out, size_t *outlen)
+int grants_seal(const struct grants *g, const void *plain, size_t n, const char *aad, uint8_t **out,
+                size_t *outlen)
 {
     int rc = -1;
     uint8_t *sealed = NULL;

@@ -11,7 +11,7 @@
 #define GRANTS_MAX_KEYS   16
 #define GRANTS_KEY_ID_MAX 32
 /* The largest secret we seal (Google refresh tokens are ~100 bytes). */
-#define GRANTS_MAX_PLAIN  4096
+#define GRANTS_MAX_PLAIN 4096
 
 struct grants;
 
@@ -25,8 +25,8 @@ const char *grants_active_id(const struct grants *g);
 /* Seal plain (n bytes, at most GRANTS_MAX_PLAIN) under the active key, bound to aad (e.g.
  * "tenant/provider") so a sealed value cannot be moved to another row. *out is malloc'd
  * (caller frees), *outlen = n + CRYPTO_SEAL_OVERHEAD. 0 or -1. */
-int grants_seal(const struct grants *g, const void *plain, size_t n, const char *aad,
-                uint8_t **out, size_t *outlen) __attribute__((warn_unused_result));
+int grants_seal(const struct grants *g, const void *plain, size_t n, const char *aad, uint8_t **out,
+                size_t *outlen) __attribute__((warn_unused_result));
 /* Open sealed bytes sealed by key_id with aad. *plain is a malloc'd NUL-terminated string
  * (caller frees, ideally after wiping). 0; -1 unknown key id; -2 authentication failed. */
 int grants_open(const struct grants *g, const char *key_id, const uint8_t *sealed, size_t n,

@@ -39,19 +39,22 @@ struct auth_config {
     bool scheduler;
 };
 
-#define OPT(env, type, def, min, max, field, help)                                                \
-    {env, type, def, min, max, offsetof(struct auth_config, field), help}
+#define OPT(env, type, def, min, max, field, help)                                                 \
+    {                                                                                              \
+        env, type, def, min, max, offsetof(struct auth_config, field), help                        \
+    }
 
 static const struct cfg_option options[] = {
     OPT("PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 1024, kafka_brokers,
         "Kafka bootstrap servers (host:port,...)"),
     OPT("PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048, pg_url,
         "PostgreSQL connection URL"),
-    OPT("PANEL_SERVICE_SECRET", CFG_SECRET, NULL, 0, 512, service_secret,
-        "shared secret the api and fetchers send as 'Authorization: Bearer' on /internal"),
-    OPT("PANEL_AUTH_KEYS", CFG_SECRET, NULL, 0, 8192, keys,
+    OPT("PANEL_SERVICE_SECRET", CFG_SECRET, "", 0, 512, service_secret,
+        "shared secret the api and fetchers send as 'Authorization: Bearer' on /internal; "
+        "required"),
+    OPT("PANEL_AUTH_KEYS", CFG_SECRET, "", 0, 8192, keys,
         "grant encryption keys 'keyid:key[,keyid:key...]' (key: 64 hex chars or base64 of 32 "
-        "bytes); or PANEL_AUTH_KEYS_FILE"),
+        "bytes); or PANEL_AUTH_KEYS_FILE; required"),
     OPT("PANEL_AUTH_ACTIVE_KEY_ID", CFG_STRING, "", 0, 31, active_key_id,
         "id of the key new secrets are sealed with (required when several keys)"),
     OPT("PANEL_AUTH_PUBLIC_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024, public_url,
@@ -104,16 +107,17 @@ static void ctx_from_config(struct auth_ctx *c, const struct auth_config *cfg)
     c->admin_url = cfg->admin_url;
     c->state_ttl_s = (long)cfg->state_ttl_s;
     c->run_stale_s = (long)cfg->run_stale_s;
-    c->google = (struct google_cfg){cfg->google_auth_url, cfg->google_token_url,
-                                    cfg->google_revoke_url, cfg->google_client_id,
+    c->google = (struct google_cfg){cfg->google_auth_url,      cfg->google_token_url,
+                                    cfg->google_revoke_url,    cfg->google_client_id,
                                     cfg->google_client_secret, google_redirect};
-    c->ms = (struct ms_cfg){cfg->ms_login_url, cfg->ms_client_id, cfg->ms_client_secret,
-                            ms_redirect};
+    c->ms =
+        (struct ms_cfg){cfg->ms_login_url, cfg->ms_client_id, cfg->ms_client_secret, ms_redirect};
 }
 
-/* `panel-auth rekey`: re-seal every stored secret under the active key. */
-static int run_rekey(void)
+/* `panel-auth rekey [--tenant T]`: re-seal stored secrets under the active key. */
+static int run_rekey(int argc, char **argv)
 {
+    const char *tenant = NULL;
     struct auth_config cfg = {0};
     struct grants *g = NULL;
     PGconn *pg = NULL;
@@ -121,6 +125,12 @@ static int run_rekey(void)
     char err[512];
     int rc = 2;
     log_init("auth", LOG_INFO);
+    if (argc == 4 && strcmp(argv[2], "--tenant") == 0) {
+        tenant = argv[3];
+    } else if (argc != 2) {
+        fprintf(stderr, "usage: panel-auth rekey [--tenant TENANT]\n");
+        goto out;
+    }
     if (cfg_load(options, CFG_OPTS_COUNT(options), &cfg, err, sizeof err)) {
         fprintf(stderr, "panel-auth rekey: %s\n", err);
         goto out;
@@ -134,9 +144,14 @@ static int run_rekey(void)
         fprintf(stderr, "panel-auth rekey: %s\n", err);
         goto out;
     }
-    rc = rekey_run(pg, g, &st, err, sizeof err) ? 1 : 0;
-    printf("re-sealed %ld value(s) under key '%s'%s%s\n", st.resealed, grants_active_id(g),
-           rc ? "; stopped: " : "", rc ? err : "");
+    if (rekey_run(pg, g, tenant, &st, err, sizeof err)) {
+        fprintf(stderr, "panel-auth rekey: %s\n", err);
+        rc = 1;
+        goto out;
+    }
+    printf("re-sealed %ld value(s) under key '%s'; %ld could not be opened\n", st.resealed,
+           grants_active_id(g), st.failed);
+    rc = st.failed ? 1 : 0;
 out:
     if (pg)
         PQfinish(pg);
@@ -158,14 +173,20 @@ int main(int argc, char **argv)
     char err[512];
     int rc = 1;
     if (argc >= 2 && strcmp(argv[1], "rekey") == 0)
-        return run_rekey();
+        return run_rekey(argc, argv);
     enum svc_start_result r = svc_start(&svc, &spec, argc, argv, &cfg);
     if (r != SVC_RUN) {
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
     }
+    /* Checked after the common options, so that their errors are reported first. */
+    if (!cfg.service_secret || !*cfg.service_secret) {
+        fprintf(stderr, "panel-auth: configuration error: PANEL_SERVICE_SECRET is required\n");
+        rc = 2;
+        goto out;
+    }
     if (!(grants = grants_new(cfg.keys, cfg.active_key_id, err, sizeof err))) {
-        log_error("PANEL_AUTH_KEYS: %s", err);
+        fprintf(stderr, "panel-auth: configuration error: PANEL_AUTH_KEYS: %s\n", err);
         rc = 2;
         goto out;
     }

@@ -12,11 +12,16 @@
 const char *ms_result_str(enum ms_result r)
 {
     switch (r) {
-    case MS_OK: return "ok";
-    case MS_REVOKED: return "revoked";
-    case MS_SECRET_INVALID: return "secret_invalid";
-    case MS_REJECTED: return "rejected";
-    case MS_UNAVAILABLE: return "unavailable";
+    case MS_OK:
+        return "ok";
+    case MS_REVOKED:
+        return "revoked";
+    case MS_SECRET_INVALID:
+        return "secret_invalid";
+    case MS_REJECTED:
+        return "rejected";
+    case MS_UNAVAILABLE:
+        return "unavailable";
     }
     return "unknown";
 }
@@ -52,7 +57,8 @@ enum ms_result ms_classify_error(long status, const json_t *reply)
             case 7000215: /* invalid client secret */
             case 7000222: /* expired client secret */
                 return MS_SECRET_INVALID;
-            default: break;
+            default:
+                break;
             }
         }
     }
@@ -97,8 +103,8 @@ int ms_consent_url(struct buf *out, const struct ms_cfg *cfg, const char *state,
     return 0;
 }
 
-enum ms_result ms_client_token(struct http_client *c, const struct ms_cfg *cfg,
-                               const char *tenant, struct ms_token *out)
+enum ms_result ms_client_token(struct http_client *c, const struct ms_cfg *cfg, const char *tenant,
+                               struct ms_token *out)
 {
     enum ms_result r = MS_UNAVAILABLE;
     struct buf form, url;
@@ -143,11 +149,9 @@ enum ms_result ms_client_token(struct http_client *c, const struct ms_cfg *cfg,
                               ? json_integer_value(json_array_get(codes, 0))
                               : 0;
         if (code0)
-            snprintf(out->message, sizeof out->message, "%s (AADSTS%lld)",
-                     e ? e : "error", code0);
+            snprintf(out->message, sizeof out->message, "%s (AADSTS%lld)", e ? e : "error", code0);
         else
-            snprintf(out->message, sizeof out->message, "%s (HTTP %ld)", e ? e : "error",
-                     status);
+            snprintf(out->message, sizeof out->message, "%s (HTTP %ld)", e ? e : "error", status);
     }
 out:
     if (reply) {

@@ -47,7 +47,7 @@ void ms_token_clear(struct ms_token *t);
 int ms_consent_url(struct buf *out, const struct ms_cfg *cfg, const char *state,
                    const char *login_hint) __attribute__((warn_unused_result));
 /* A client-credentials token for the tenant. */
-enum ms_result ms_client_token(struct http_client *c, const struct ms_cfg *cfg,
-                               const char *tenant, struct ms_token *out);
+enum ms_result ms_client_token(struct http_client *c, const struct ms_cfg *cfg, const char *tenant,
+                               struct ms_token *out);
 
 #endif

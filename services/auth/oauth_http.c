@@ -20,8 +20,8 @@ struct http_client *oauth_http_client_new(char *err, size_t errlen)
 }
 
 enum oauth_http_result oauth_http_post_form(struct http_client *c, const char *url,
-                                            const struct buf *form, long *status,
-                                            json_t **reply, char *err, size_t errlen)
+                                            const struct buf *form, long *status, json_t **reply,
+                                            char *err, size_t errlen)
 {
     enum oauth_http_result rc = OAUTH_HTTP_UNAVAILABLE;
     static const char *const headers[] = {"Content-Type: application/x-www-form-urlencoded",

@@ -24,7 +24,7 @@ struct http_client *oauth_http_client_new(char *err, size_t errlen);
  * JSON object, or NULL when the body was empty or not JSON. A 5xx after the retries counts
  * as UNAVAILABLE. err gets a description without secrets. */
 enum oauth_http_result oauth_http_post_form(struct http_client *c, const char *url,
-                                            const struct buf *form, long *status,
-                                            json_t **reply, char *err, size_t errlen);
+                                            const struct buf *form, long *status, json_t **reply,
+                                            char *err, size_t errlen);
 
 #endif

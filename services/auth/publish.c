@@ -51,8 +51,8 @@ int publish_auth_event(struct auth_ctx *c, const char *tenant, const char *provi
 }
 
 int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const char *provider,
-                     const char *reason, bool preview, const char *requested_by,
-                     char run_id[37], bool *coalesced, char *err, size_t errlen)
+                     const char *reason, bool preview, const char *requested_by, char run_id[37],
+                     bool *coalesced, char *err, size_t errlen)
 {
     int rc = -1;
     PGresult *res = NULL;

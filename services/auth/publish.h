@@ -28,9 +28,8 @@ int publish_auth_event(struct auth_ctx *c, const char *tenant, const char *provi
  * transaction-scoped advisory lock on (tenant, provider) so that replicas do not race.
  * 0 or -1 with a message. */
 int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const char *provider,
-                     const char *reason, bool preview, const char *requested_by,
-                     char run_id[37], bool *coalesced, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+                     const char *reason, bool preview, const char *requested_by, char run_id[37],
+                     bool *coalesced, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Publish every pending sync request (oldest first, Google before Azure), each row claimed
  * with FOR UPDATE SKIP LOCKED. Returns the number published, or -1 with a message. */

@@ -14,8 +14,10 @@ struct rekey_stats {
     long failed;   /* values that could not be opened (unknown key or damaged) */
 };
 
-/* 0 (see stats; failed > 0 is reported, not fatal) or -1 with a message. */
-int rekey_run(PGconn *pg, const struct grants *g, struct rekey_stats *stats, char *err,
-              size_t errlen) __attribute__((warn_unused_result));
+/* Re-seal every value (or only tenant's when tenant is not NULL). Values that cannot be
+ * opened are logged, counted in failed and skipped. 0, or -1 with a message on a database
+ * error. */
+int rekey_run(PGconn *pg, const struct grants *g, const char *tenant, struct rekey_stats *stats,
+              char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -31,6 +31,17 @@ bool routes_valid_tenant(const char *s)
     return true;
 }
 
+bool routes_valid_actor(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > 254)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
+            return false;
+    return true;
+}
+
 bool routes_valid_admin(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
@@ -121,12 +132,17 @@ out:
     return j;
 }
 
-/* The "admin" member: required, an email. Replies and returns NULL when invalid. */
-static const char *body_admin(struct mg_connection *conn, const json_t *body)
+/* The "admin" member: required. Starting an authorization needs the cloud admin's email (it
+ * is the login hint and is bound to the state); other actions accept any actor id, such as
+ * the api's "apikey:<id>". Replies and returns NULL when invalid. */
+static const char *body_admin(struct mg_connection *conn, const json_t *body, bool email)
 {
     const char *admin = NULL;
-    if (json_get_str(body, "admin", &admin) != JSON_GET_OK || !routes_valid_admin(admin)) {
-        reply_err(conn, 400, "invalid_argument", "\"admin\" must be the admin's email address");
+    if (json_get_str(body, "admin", &admin) != JSON_GET_OK ||
+        !(email ? routes_valid_admin(admin) : routes_valid_actor(admin))) {
+        reply_err(conn, 400, "invalid_argument",
+                  email ? "\"admin\" must be the admin's email address"
+                        : "\"admin\" must name who acts (1 to 254 printable characters)");
         return NULL;
     }
     return admin;
@@ -156,7 +172,7 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
     buf_init(&url, 8192);
     if (!body)
         return 400;
-    const char *admin = body_admin(conn, body);
+    const char *admin = body_admin(conn, body, true);
     if (!admin) {
         status = 400;
         goto out;
@@ -169,6 +185,13 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
     if ((status = tenant_check(conn, pg, tenant)))
         goto out;
     bool google = strcmp(provider, "google") == 0;
+    const char *client_id = google ? c->google.client_id : c->ms.client_id;
+    if (!client_id || !*client_id) {
+        status = reply_err(conn, 503, "not_configured",
+                           google ? "PANEL_GOOGLE_CLIENT_ID is not configured"
+                                  : "PANEL_MS_CLIENT_ID is not configured");
+        goto out;
+    }
     const char *redirect = google ? c->google.redirect_uri : c->ms.redirect_uri;
     if (states_create(pg, c->grants, tenant, provider, admin, redirect, c->state_ttl_s, &st, err,
                       sizeof err)) {
@@ -222,8 +245,7 @@ static int state_error(struct mg_connection *conn, enum state_result sr)
  * this is the first authorization, commit, publish. */
 static int finish_authorized(struct auth_ctx *c, PGconn *pg, const char *tenant,
                              const char *provider, const char *admin, bool first,
-                             const char *const *scopes, size_t nscopes, char *err,
-                             size_t errlen)
+                             const char *const *scopes, size_t nscopes, char *err, size_t errlen)
 {
     char run_id[37];
     bool coalesced = false;
@@ -234,8 +256,9 @@ static int finish_authorized(struct auth_ctx *c, PGconn *pg, const char *tenant,
         return -1;
     if (first) {
         char perr[256];
-        if (publish_auth_event(c, tenant, provider, PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_AUTHORIZED,
-                               scopes, nscopes, NULL, admin, perr, sizeof perr))
+        if (publish_auth_event(c, tenant, provider,
+                               PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_AUTHORIZED, scopes,
+                               nscopes, NULL, admin, perr, sizeof perr))
             log_error_t(tenant, NULL, "authorized event not published: %s", perr);
         if (publish_pending_requests(c, pg, perr, sizeof perr) < 0)
             log_error_t(tenant, NULL,
@@ -283,8 +306,8 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
     enum google_result gr =
         h ? google_exchange_code(h, &c->google, code, si.verifier, &tok) : GOOGLE_UNAVAILABLE;
     if (gr != GOOGLE_OK) {
-        log_warn_t(si.tenant, NULL, "google code exchange failed: %s (%s)",
-                   google_result_str(gr), tok.message);
+        log_warn_t(si.tenant, NULL, "google code exchange failed: %s (%s)", google_result_str(gr),
+                   tok.message);
         status = redirect_admin(conn, c, "google", "error", "the code exchange at Google failed");
         goto out;
     }
@@ -384,10 +407,8 @@ static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
     bool first = false;
     static const char *const scopes[] = {MS_PERMISSION};
     if (pgx_exec(pg, "BEGIN", err, sizeof err) ||
-        conn_store_azure(pg, si.tenant, si.admin, tenant_id, &first, err, sizeof err) !=
-            CONN_OK ||
-        finish_authorized(c, pg, si.tenant, "azure", si.admin, first, scopes, 1, err,
-                          sizeof err)) {
+        conn_store_azure(pg, si.tenant, si.admin, tenant_id, &first, err, sizeof err) != CONN_OK ||
+        finish_authorized(c, pg, si.tenant, "azure", si.admin, first, scopes, 1, err, sizeof err)) {
         rollback(pg);
         log_error_t(si.tenant, NULL, "storing the microsoft consent failed: %s", err);
         status = redirect_admin(conn, c, "azure", "error", "the consent could not be stored");
@@ -539,7 +560,7 @@ static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, co
     json_t *out = NULL, *body = read_json(conn, true);
     if (!body)
         return 400;
-    const char *admin = body_admin(conn, body);
+    const char *admin = body_admin(conn, body, false);
     if (!admin) {
         status = 400;
         goto out;
@@ -549,8 +570,8 @@ static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, co
         status = reply_db(conn, tenant, err);
         goto out;
     }
-    enum conn_result cr = conn_deauthorize(pg, c->grants, tenant, provider, admin, &token, err,
-                                           sizeof err);
+    enum conn_result cr =
+        conn_deauthorize(pg, c->grants, tenant, provider, admin, &token, err, sizeof err);
     if (cr == CONN_NOT_FOUND) {
         status = reply_err(conn, 404, "not_connected", "the tenant has not connected this cloud");
         goto out;
@@ -575,8 +596,8 @@ static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, co
         remote = "pending";
     }
     if (publish_auth_event(c, tenant, provider,
-                           PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_DEAUTHORIZED, NULL, 0,
-                           NULL, admin, err, sizeof err))
+                           PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_DEAUTHORIZED, NULL, 0, NULL,
+                           admin, err, sizeof err))
         log_error_t(tenant, NULL, "deauthorized event not published: %s", err);
     log_info_t(tenant, NULL, "%s de-authorized by %s (remote revoke %s)", provider, admin, remote);
     out = json_pack("{s:s, s:s}", "status", "deauthorized", "remote_revoke", remote);
@@ -634,7 +655,7 @@ static int handle_sync(struct mg_connection *conn, struct auth_ctx *c, const cha
         status = reply_err(conn, 400, "invalid_argument", "\"preview\" must be a boolean");
         goto out;
     }
-    if (!(admin = body_admin(conn, body))) {
+    if (!(admin = body_admin(conn, body, false))) {
         status = 400;
         goto out;
     }
@@ -873,8 +894,7 @@ static int handle_internal(struct mg_connection *conn, void *cbdata)
 int routes_register(struct httpd *h, struct auth_ctx *c)
 {
     if (httpd_route(h, "/oauth/google/callback", "google_callback", handle_google_callback, c) ||
-        httpd_route(h, "/oauth/microsoft/callback", "microsoft_callback", handle_ms_callback,
-                    c) ||
+        httpd_route(h, "/oauth/microsoft/callback", "microsoft_callback", handle_ms_callback, c) ||
         httpd_route(h, "/internal", "internal", handle_internal, c))
         return -1;
     return 0;

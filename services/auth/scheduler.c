@@ -97,13 +97,12 @@ static long fire_due(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
         if (load_windows(pg, tenant, w, 64, &nw, err, errlen))
             goto out;
         if (sched_decide(now, w, nw) == SCHED_PAUSED) {
-            log_info_t(tenant, NULL, "scheduled %s sync skipped: inside a pause window",
-                       provider);
+            log_info_t(tenant, NULL, "scheduled %s sync skipped: inside a pause window", provider);
         } else {
             char run_id[37];
             bool coalesced = false;
-            if (sync_request_add(c, pg, tenant, provider, "scheduled", false, "scheduler",
-                                 run_id, &coalesced, err, errlen))
+            if (sync_request_add(c, pg, tenant, provider, "scheduled", false, "scheduler", run_id,
+                                 &coalesced, err, errlen))
                 goto out;
             if (coalesced)
                 log_info_t(tenant, run_id, "scheduled %s sync coalesced with the run in flight",

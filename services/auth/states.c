@@ -16,13 +16,20 @@
 const char *state_result_str(enum state_result r)
 {
     switch (r) {
-    case STATE_OK: return "ok";
-    case STATE_MALFORMED: return "malformed state";
-    case STATE_UNKNOWN: return "unknown state";
-    case STATE_USED: return "state already used";
-    case STATE_EXPIRED: return "state expired";
-    case STATE_WRONG_PROVIDER: return "state belongs to another provider";
-    case STATE_ERROR: return "state could not be checked";
+    case STATE_OK:
+        return "ok";
+    case STATE_MALFORMED:
+        return "malformed state";
+    case STATE_UNKNOWN:
+        return "unknown state";
+    case STATE_USED:
+        return "state already used";
+    case STATE_EXPIRED:
+        return "state expired";
+    case STATE_WRONG_PROVIDER:
+        return "state belongs to another provider";
+    case STATE_ERROR:
+        return "state could not be checked";
     }
     return "unknown";
 }
@@ -74,8 +81,8 @@ int states_create(PGconn *pg, const struct grants *g, const char *tenant, const 
     }
     crypto_hex(sealed, sealed_len, hex);
     snprintf(ttl, sizeof ttl, "%ld", ttl_s);
-    const char *params[] = {hash, tenant, provider, admin, hex, grants_active_id(g), redirect_uri,
-                            ttl};
+    const char *params[] = {hash,         tenant, provider, admin, hex, grants_active_id(g),
+                            redirect_uri, ttl};
     res = PQexecParams(pg,
                        "INSERT INTO oauth_states (state_hash, tenant_id, provider, admin, "
                        "verifier_sealed, verifier_key_id, redirect_uri, expires_at) "

@@ -27,8 +27,8 @@ const char *state_result_str(enum state_result r);
 int states_well_formed(const char *s);
 
 struct state_new {
-    char state[STATE_LEN_MAX];       /* goes into the consent URL */
-    char challenge[64];              /* PKCE S256 challenge of the stored verifier */
+    char state[STATE_LEN_MAX]; /* goes into the consent URL */
+    char challenge[64];        /* PKCE S256 challenge of the stored verifier */
 };
 
 /* Issue a state for (tenant, provider, admin) valid for ttl_s seconds, with a fresh PKCE

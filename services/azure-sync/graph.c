@@ -114,7 +114,20 @@ bool graph_delta_expired(long status, const struct buf *body)
     return yes;
 }
 
+bool graph_page_token_expired(long status, const struct buf *body)
+{
+    if (status != 400)
+        return false;
+    const char *code, *message;
+    json_t *root = graph_error(body, &code, &message);
+    bool yes = strcmp(code, "Directory_ExpiredPageToken") == 0;
+    json_decref(root);
+    return yes;
+}
+
 /* ------------------------------------------------------------------ paging */
+
+#define GRAPH_LISTING_RESTARTS 3
 
 enum mode {
     MODE_FULL,     /* /users: publish every user */
@@ -178,7 +191,7 @@ static int follow(struct fetch_run *run, struct graph *g, const char *first, enu
     struct http_response resp;
     json_t *page = NULL;
     char *url = strdup(first);
-    int rc = -1;
+    int rc = -1, restarts = 0;
     size_t base = strlen(g->graph_url);
     static const char *const minimal[] = {"Prefer: return=minimal", NULL};
     *delta_link = NULL;
@@ -200,6 +213,21 @@ static int follow(struct fetch_run *run, struct graph *g, const char *first, enu
         if (mode == MODE_DELTA && graph_delta_expired(resp.status, &resp.body)) {
             rc = 1;
             goto out;
+        }
+        if (mode == MODE_FULL && restarts < GRAPH_LISTING_RESTARTS &&
+            graph_page_token_expired(resp.status, &resp.body)) {
+            /* The skiptoken expired: the listing starts over (the merge is idempotent). */
+            restarts++;
+            log_warn_t(fetch_run_tenant(run), fetch_run_id(run),
+                       "users: page token expired; restarting the listing (%d)", restarts);
+            free(url);
+            url = strdup(first);
+            if (!url) {
+                fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                               "out of memory");
+                goto out;
+            }
+            continue;
         }
         if (resp.status < 200 || resp.status > 299) {
             fetch_run_fail_response(run, &resp);

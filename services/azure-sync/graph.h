@@ -33,6 +33,9 @@ fetch_reason graph_failure(long status, const struct buf *body, char *msg, size_
  * case, 410 Gone, resyncRequired): drop it and run a full sync. */
 bool graph_delta_expired(long status, const struct buf *body);
 
+/* True for 400 Directory_ExpiredPageToken: a /users listing starts over. */
+bool graph_page_token_expired(long status, const struct buf *body);
+
 /* fetch_source_ops callbacks; ctx is a struct graph. */
 Panel__V1__RunKind graph_plan(struct fetch_run *run, void *ctx);
 int graph_run(struct fetch_run *run, void *ctx);

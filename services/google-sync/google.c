@@ -238,16 +238,16 @@ static int list(struct fetch_run *run, const struct google_opts *g, const struct
         }
         if (fetch_run_get(run, url.data, NULL, &resp))
             goto out;
+        if (resp.status == 400 && l->same_page_retry && same_page < g->same_page_retries &&
+            google_invalid_input(resp.status, &resp.body)) {
+            same_page++;
+            log_info_t(fetch_run_tenant(run), fetch_run_id(run),
+                       "%s page answered 400 Invalid Input; retrying the same page", l->name);
+            if (fetch_run_backoff(run, same_page))
+                goto out;
+            continue;
+        }
         if (resp.status == 400 && token) {
-            if (l->same_page_retry && same_page < g->same_page_retries &&
-                google_invalid_input(resp.status, &resp.body)) {
-                same_page++;
-                log_info_t(fetch_run_tenant(run), fetch_run_id(run),
-                           "%s page answered 400 Invalid Input; retrying the same page", l->name);
-                if (fetch_run_backoff(run, same_page))
-                    goto out;
-                continue;
-            }
             if (restarts < g->listing_restarts) {
                 /* An expired page token: the listing starts over (objects already published
                  * are published again; the merge is idempotent). */

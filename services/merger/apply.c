@@ -19,7 +19,7 @@
 struct run_counts {
     char tenant[129];
     char run_id[EVENTS_ID_LEN];
-    long seen, created, updated, unchanged, skipped, match_cases;
+    long seen, created, updated, unchanged, skipped, match_cases, removed;
 };
 
 struct actx {
@@ -36,9 +36,12 @@ struct actx {
 const char *apply_result_str(enum apply_result r)
 {
     switch (r) {
-    case APPLY_OK: return "ok";
-    case APPLY_FENCED: return "fenced";
-    default: return "error";
+    case APPLY_OK:
+        return "ok";
+    case APPLY_FENCED:
+        return "fenced";
+    default:
+        return "error";
     }
 }
 
@@ -121,17 +124,19 @@ static int flush_counts(struct actx *c)
     for (size_t i = 0; i < c->nruns; i++) {
         struct run_counts *r = &c->runs[i];
         json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "t", r->tenant, "r", r->run_id,
-                           "seen", (json_int_t)r->seen, "cr", (json_int_t)r->created, "up",
-                           (json_int_t)r->updated, "un", (json_int_t)r->unchanged, "sk",
-                           (json_int_t)r->skipped, "mc", (json_int_t)r->match_cases));
+            arr, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "t", r->tenant, "r", r->run_id,
+                           "rm", (json_int_t)r->removed, "seen", (json_int_t)r->seen, "cr",
+                           (json_int_t)r->created, "up", (json_int_t)r->updated, "un",
+                           (json_int_t)r->unchanged, "sk", (json_int_t)r->skipped, "mc",
+                           (json_int_t)r->match_cases));
     }
     PGresult *res = qj(c,
                        "UPDATE sync_runs s SET seen = s.seen + v.seen, created = s.created + v.cr,"
                        " updated = s.updated + v.up, unchanged = s.unchanged + v.un,"
-                       " skipped = s.skipped + v.sk, match_cases = s.match_cases + v.mc"
+                       " skipped = s.skipped + v.sk, match_cases = s.match_cases + v.mc,"
+                       " removed = s.removed + v.rm"
                        " FROM jsonb_to_recordset($1::jsonb) AS v(t text, r uuid, seen bigint,"
-                       " cr bigint, up bigint, un bigint, sk bigint, mc bigint)"
+                       " cr bigint, up bigint, un bigint, sk bigint, mc bigint, rm bigint)"
                        " WHERE s.tenant_id = v.t AND s.run_id = v.r",
                        arr, PGRES_COMMAND_OK);
     rc = res ? 0 : -1;
@@ -156,9 +161,9 @@ static int outbox_add(struct actx *c, Envelope *env, const char *topic, const ch
     if (!b64 || crypto_base64(data, len, b64, len * 4 / 3 + 8) < 0)
         goto out;
     snprintf(key, sizeof key, "%s/%s", tenant, entity_id);
-    rc = json_array_append_new(c->outbox, json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", tenant, "e",
-                                                    env->event_id, "topic", topic, "k", key,
-                                                    "p", b64));
+    rc = json_array_append_new(c->outbox,
+                               json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", tenant, "e", env->event_id,
+                                         "topic", topic, "k", key, "p", b64));
 out:
     if (rc)
         snprintf(c->err, c->errlen, "out of memory building an outbox row");
@@ -171,12 +176,13 @@ static int flush_outbox(struct actx *c)
 {
     if (json_array_size(c->outbox) == 0)
         return 0;
-    PGresult *r = qj(c,
-                     "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload)"
-                     " SELECT v.t, v.e, v.topic, v.k, decode(v.p, 'base64')"
-                     " FROM jsonb_to_recordset($1::jsonb) WITH ORDINALITY"
-                     " AS v(t text, e uuid, topic text, k text, p text, n bigint) ORDER BY v.n",
-                     c->outbox, PGRES_COMMAND_OK);
+    PGresult *r =
+        qj(c,
+           "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload)"
+           " SELECT v.t, v.e, v.topic, v.k, decode(v.p, 'base64')"
+           " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t text, e uuid, topic text,"
+           " k text, p text)) WITH ORDINALITY AS v(t, e, topic, k, p, n) ORDER BY v.n",
+           c->outbox, PGRES_COMMAND_OK);
     PQclear(r);
     json_array_clear(c->outbox);
     return r ? 0 : -1;
@@ -187,9 +193,9 @@ static void outcome_add(struct actx *c, const char *tenant, const char *run, con
                         const char *outcome, const char *reason)
 {
     json_array_append_new(c->outcomes,
-                          json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:s}", "t", tenant, "r",
-                                    run, "k", kind, "src", source, "id", source_id, "e", email,
-                                    "o", outcome, "why", reason));
+                          json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:s}", "t", tenant, "r", run,
+                                    "k", kind, "src", source, "id", source_id, "e", email, "o",
+                                    outcome, "why", reason));
 }
 
 static int flush_outcomes(struct actx *c)
@@ -214,7 +220,7 @@ static int flush_outcomes(struct actx *c)
 
 static Panel__V1__Source source_enum(const char *s)
 {
-    return strcmp(s, "google") == 0 ? PANEL__V1__SOURCE__SOURCE_GOOGLE
+    return strcmp(s, "google") == 0  ? PANEL__V1__SOURCE__SOURCE_GOOGLE
            : strcmp(s, "azure") == 0 ? PANEL__V1__SOURCE__SOURCE_AZURE
                                      : PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
 }
@@ -234,9 +240,9 @@ static ProtobufCMessage *json_to_msg(const ProtobufCMessageDescriptor *d, const 
     return m;
 }
 
-static int person_event(struct actx *c, const char *tenant, const char *run,
-                        const char *person_id, const struct merge_person *mp, int64_t version,
-                        Panel__V1__ChangeKind kind, const json_t *changed)
+static int person_event(struct actx *c, const char *tenant, const char *run, const char *person_id,
+                        const struct merge_person *mp, int64_t version, Panel__V1__ChangeKind kind,
+                        const json_t *changed)
 {
     int rc = -1;
     char id[EVENTS_ID_LEN], perr[256];
@@ -249,8 +255,8 @@ static int person_event(struct actx *c, const char *tenant, const char *run,
     Panel__V1__FieldSource **fsp = calloc(nprov ? nprov : 1, sizeof *fsp);
     Panel__V1__Source *srcs = calloc(nsrc ? nsrc : 1, sizeof *srcs);
     char **ch = calloc(nch ? nch : 1, sizeof *ch);
-    ProtobufCMessage *fields = json_to_msg(&panel__v1__person__descriptor, mp->fields, perr,
-                                           sizeof perr);
+    ProtobufCMessage *fields =
+        json_to_msg(&panel__v1__person__descriptor, mp->fields, perr, sizeof perr);
     if (!fs || !fsp || !srcs || !ch || !fields) {
         snprintf(c->err, c->errlen, "building PersonChanged: %s", fields ? "out of memory" : perr);
         goto out;
@@ -359,10 +365,11 @@ static int people_remerge(struct actx *c, json_t *persons)
         bool same = version > 0 && json_equal(old, mp.fields) && was_removed == mp.removed &&
                     strcmp(pgsrcs, col_str(r, i, 9)) == 0;
         if (!same && !(version == 0 && mp.removed)) {
-            Panel__V1__ChangeKind kind = version == 0             ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
-                                         : mp.removed             ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_REMOVED
-                                         : was_removed            ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
-                                                                  : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
+            Panel__V1__ChangeKind kind = version == 0 ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
+                                         : mp.removed ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_REMOVED
+                                         : was_removed
+                                             ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
+                                             : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
             changed = merge_changed_fields(mp.removed ? mp.fields : old, mp.fields);
             if (mp.removed) { /* the shown values stay on the tombstone */
                 json_decref(mp.fields);
@@ -381,8 +388,7 @@ static int people_remerge(struct actx *c, json_t *persons)
                 json_string_value(json_object_get(mp.fields, "family_name")), "ou",
                 json_string_value(json_object_get(mp.fields, "org_unit_path")), "susp",
                 json_is_true(json_object_get(mp.fields, "suspended")), "f", mp.fields, "prov",
-                mp.provenance, "src", mp.sources, "rm", mp.removed, "v",
-                (json_int_t)(version + 1));
+                mp.provenance, "src", mp.sources, "rm", mp.removed, "v", (json_int_t)(version + 1));
             int fail = !row || !changed || json_array_append_new(upd, row) ||
                        person_event(c, tenant, run, pid, &mp, version + 1, kind, changed);
             if (fail) {
@@ -403,7 +409,10 @@ static int people_remerge(struct actx *c, json_t *persons)
     if (json_array_size(upd) > 0) {
         PGresult *u = qj(
             c,
-            "UPDATE people p SET email_norm = coalesce(v.e, p.email_norm), display_name = v.dn,"
+            "UPDATE people p SET email_norm = CASE WHEN v.e IS NULL OR (NOT v.rm AND EXISTS"
+            " (SELECT 1 FROM people o WHERE o.tenant_id = v.t AND o.email_norm = v.e"
+            " AND o.removed_at IS NULL AND o.person_id <> v.p)) THEN p.email_norm ELSE v.e END,"
+            " display_name = v.dn,"
             " given_name = v.gn, family_name = v.fn, org_unit_path = v.ou, suspended = v.susp,"
             " fields = v.f, provenance = v.prov,"
             " sources = ARRAY(SELECT jsonb_array_elements_text(v.src)),"
@@ -439,12 +448,14 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
         goto out;
     }
     r = qj(c,
-           "SELECT u.i, coalesce(json_agg(DISTINCT p.person_id)"
+           "WITH u AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, e text,"
+           "  alt text[])),"
+           " k AS (SELECT i, t, e FROM u UNION SELECT u.i, u.t, a FROM u, unnest(u.alt) AS a)"
+           " SELECT k.i, coalesce(json_agg(DISTINCT p.person_id)"
            " FILTER (WHERE p.person_id IS NOT NULL), '[]')"
-           " FROM jsonb_to_recordset($1::jsonb) AS u(i int, t text, e text, alt text[])"
-           " LEFT JOIN people p ON p.tenant_id = u.t AND p.removed_at IS NULL"
-           " AND (p.email_norm = u.e OR p.email_norm = ANY(u.alt))"
-           " GROUP BY u.i ORDER BY u.i",
+           " FROM k LEFT JOIN people p ON p.tenant_id = k.t AND p.email_norm = k.e"
+           " AND p.removed_at IS NULL"
+           " GROUP BY k.i ORDER BY k.i",
            unlinked, PGRES_TUPLES_OK);
     if (!r)
         goto out;
@@ -480,8 +491,8 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
                 pid = newid;
             }
         } else {
-            json_array_append_new(cases, json_pack("{s:s,s:s,s:s,s:O,s:s?}", "t", t, "s", s,
-                                                   "id", id, "c", cand, "r", run));
+            json_array_append_new(cases, json_pack("{s:s,s:s,s:s,s:O,s:s?}", "t", t, "s", s, "id",
+                                                   id, "c", cand, "r", run));
             outcome_add(c, t, run, "person", s, id, e, "match_case",
                         "email matches more than one Person");
             struct run_counts *rcnt = run ? run_counts_for(c, t, run) : NULL;
@@ -489,8 +500,8 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
                 rcnt->match_cases++;
         }
         if (pid) {
-            json_array_append_new(links,
-                                  json_pack("{s:s,s:s,s:s,s:s}", "t", t, "s", s, "id", id, "p", pid));
+            json_array_append_new(
+                links, json_pack("{s:s,s:s,s:s,s:s}", "t", t, "s", s, "id", id, "p", pid));
             json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", t, "p", pid, "r", run));
         }
         json_decref(cand);
@@ -651,12 +662,11 @@ out:
 /* ---------------------------------------------------------------- Assets and OrgUnits */
 
 static int asset_event(struct actx *c, const char *tenant, const char *run, PGresult *r, int i,
-                       Panel__V1__AssetChangeKind kind, const json_t *device,
-                       const json_t *changed)
+                       Panel__V1__AssetChangeKind kind, const json_t *device, const json_t *changed)
 {
     /* columns: asset_id, asset_tag, manual, lifecycle, version, in_google */
-    static const char *const lifecycles[] = {"", "in_storage", "deployed", "in_repair",
-                                             "lost_stolen", "retired"};
+    static const char *const lifecycles[] = {"",          "in_storage",  "deployed",
+                                             "in_repair", "lost_stolen", "retired"};
     int rc = -1;
     char id[EVENTS_ID_LEN], perr[256];
     Envelope env;
@@ -861,9 +871,10 @@ static int orgunits_apply(struct actx *c, json_t *rows)
         json_t *od = isnew ? NULL : col_json(r, i, 3);
         json_t *f = json_object_get(row, "f");
         json_t *ch = merge_changed_fields(od, f);
-        Panel__V1__ChangeKind kind = isnew              ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
-                                     : col_bool(r, i, 5) ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
-                                                        : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
+        Panel__V1__ChangeKind kind = isnew ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
+                                     : col_bool(r, i, 5)
+                                         ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
+                                         : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
         int e = !ch || orgunit_event(c, t, run, id, kind, f, ch);
         json_decref(od);
         json_decref(ch);
@@ -910,8 +921,8 @@ static int remove_objects(struct actx *c, json_t *list, const char *run, bool su
     *removed += PQntuples(r);
     for (int i = 0; i < PQntuples(r); i++)
         if (col_str(r, i, 1))
-            json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", col_str(r, i, 0),
-                                                     "p", col_str(r, i, 1), "r", run));
+            json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", col_str(r, i, 0), "p",
+                                                     col_str(r, i, 1), "r", run));
     PQclear(r);
     r = NULL;
     if (people_remerge(c, persons))
@@ -988,8 +999,8 @@ static int ensure_run(struct actx *c, const Envelope *env, const char *status)
         reason = env->run_started->reason ? env->run_started->reason : "";
         preview = env->run_started->preview ? "true" : "false";
     }
-    const char *params[7] = {env->tenant_id, env->run_id, events_source_str(env->source), kind,
-                             preview, reason, status};
+    const char *params[7] = {
+        env->tenant_id, env->run_id, events_source_str(env->source), kind, preview, reason, status};
     if (cmd(c, "INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", 1, params))
         return -1;
     if (status) /* RunStarted: a row auth created stays, and becomes running */
@@ -1058,18 +1069,19 @@ static int run_completed(struct actx *c, const Envelope *env)
     if (full) {
         const char *params[3] = {t, src, run};
         r = q(c,
-              "SELECT 'person', ps.source_id FROM person_sources ps WHERE ps.tenant_id = $1"
-              " AND ps.source = $2 AND ps.removed_at IS NULL AND NOT EXISTS (SELECT 1 FROM"
-              " run_seen x WHERE x.tenant_id = $1 AND x.run_id = $3::uuid"
-              " AND x.object_kind = 'person' AND x.source_id = ps.source_id)"
-              " UNION ALL SELECT 'device', a.device_id FROM assets a WHERE $2 = 'google'"
-              " AND a.tenant_id = $1 AND a.device_id IS NOT NULL AND a.in_google AND NOT EXISTS"
-              " (SELECT 1 FROM run_seen x WHERE x.tenant_id = $1 AND x.run_id = $3::uuid"
-              " AND x.object_kind = 'device' AND x.source_id = a.device_id)"
-              " UNION ALL SELECT 'org_unit', o.org_unit_id FROM org_units o WHERE $2 = 'google'"
-              " AND o.tenant_id = $1 AND o.removed_at IS NULL AND NOT EXISTS"
-              " (SELECT 1 FROM run_seen x WHERE x.tenant_id = $1 AND x.run_id = $3::uuid"
-              " AND x.object_kind = 'org_unit' AND x.source_id = o.org_unit_id)",
+              /* EXCEPT (a hash set operation) whatever the statistics of run_seen say */
+              "(SELECT 'person' AS k, ps.source_id FROM person_sources ps WHERE ps.tenant_id = $1"
+              " AND ps.source = $2 AND ps.removed_at IS NULL"
+              " EXCEPT SELECT 'person', x.source_id FROM run_seen x WHERE x.tenant_id = $1"
+              " AND x.run_id = $3::uuid AND x.object_kind = 'person')"
+              " UNION ALL (SELECT 'device', a.device_id FROM assets a WHERE $2 = 'google'"
+              " AND a.tenant_id = $1 AND a.device_id IS NOT NULL AND a.in_google"
+              " EXCEPT SELECT 'device', x.source_id FROM run_seen x WHERE x.tenant_id = $1"
+              " AND x.run_id = $3::uuid AND x.object_kind = 'device')"
+              " UNION ALL (SELECT 'org_unit', o.org_unit_id FROM org_units o WHERE $2 = 'google'"
+              " AND o.tenant_id = $1 AND o.removed_at IS NULL"
+              " EXCEPT SELECT 'org_unit', x.source_id FROM run_seen x WHERE x.tenant_id = $1"
+              " AND x.run_id = $3::uuid AND x.object_kind = 'org_unit')",
               3, params, PGRES_TUPLES_OK);
         if (!r)
             goto out;
@@ -1146,6 +1158,17 @@ static int run_completed(struct actx *c, const Envelope *env)
                  " WHERE tenant_id = $1 AND run_id = $2",
                  4, params);
     }
+    if (rc == 0 && full && !ri.preview) {
+        /* A newer complete listing supersedes older held deletions of the same source: they
+         * are decided again from this run's view. */
+        const char *params[3] = {t, src, run};
+        rc = cmd(c,
+                 "UPDATE sync_runs SET status = 'rejected', pending_removals = 0,"
+                 " decided_by = 'merger', decided_at = now(),"
+                 " message = 'superseded by the newer complete run ' || $3"
+                 " WHERE tenant_id = $1 AND source = $2 AND status = 'held' AND run_id <> $3::uuid",
+                 3, params);
+    }
     if (rc == 0) {
         const char *params[2] = {t, run};
         rc = cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params);
@@ -1166,10 +1189,12 @@ static int run_failed(struct actx *c, const Envelope *env)
     const char *params[4] = {env->tenant_id, env->run_id,
                              ev ? ev->name : "RUN_FAILURE_REASON_UNSPECIFIED",
                              f->message ? f->message : ""};
-    /* A failed run deletes nothing: what it saw is forgotten. */
+    /* A failed run deletes nothing: what it saw is forgotten. The reason is stored as the
+     * short code admins see ("revoked", "throttled", ...). */
     return cmd(c,
                "UPDATE sync_runs SET status = 'failed', finished_at = now(),"
-               " failure_reason = $3, message = $4 WHERE tenant_id = $1 AND run_id = $2"
+               " failure_reason = lower(regexp_replace($3, '^RUN_FAILURE_REASON_', '')),"
+               " message = $4 WHERE tenant_id = $1 AND run_id = $2"
                " AND status IN ('requested', 'running')",
                4, params) ||
            cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params);
@@ -1207,9 +1232,59 @@ static bool text_ok(const char *s, size_t max)
     return s && *s && strlen(s) <= max;
 }
 
+static bool utf8_ok(const unsigned char *s)
+{
+    while (*s) {
+        int n = *s < 0x80             ? 0
+                : (*s & 0xE0) == 0xC0 ? 1
+                : (*s & 0xF0) == 0xE0 ? 2
+                : (*s & 0xF8) == 0xF0 ? 3
+                                      : -1;
+        if (n < 0 || (n == 1 && *s < 0xC2))
+            return false;
+        s++;
+        for (int i = 0; i < n; i++, s++)
+            if ((*s & 0xC0) != 0x80)
+                return false;
+    }
+    return true;
+}
+
+/* Every string of a decoded message is valid UTF-8 (PostgreSQL refuses anything else). */
+static bool strings_ok(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+            continue;
+        size_t n = 1;
+        void *const *items = (void *const *)(base + f->offset);
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            n = *(const size_t *)(base + f->quantifier_offset);
+            items = *(void *const *const *)(base + f->offset);
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (!items[k])
+                continue;
+            if (f->type == PROTOBUF_C_TYPE_STRING ? !utf8_ok(items[k]) : !strings_ok(items[k]))
+                return false;
+        }
+    }
+    return true;
+}
+
 int apply_validate(const Envelope *env, char *err, size_t errlen)
 {
     const char *problem = NULL;
+    if (!strings_ok(&env->base)) {
+        snprintf(err, errlen, "a string field is not valid UTF-8");
+        return -1;
+    }
     switch (env->payload_case) {
     case PANEL__V1__ENVELOPE__PAYLOAD_RUN_STARTED:
     case PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED:
@@ -1287,8 +1362,8 @@ static void obj_key(char *out, size_t outlen, const char *t, const char *s, cons
 }
 
 /* Stage the observations of msgs[from, to) of one preview-ness and apply them. */
-static int apply_observations(struct actx *c, const struct apply_msg *msgs, size_t from,
-                              size_t to, bool preview_group, json_t *previews)
+static int apply_observations(struct actx *c, const struct apply_msg *msgs, size_t from, size_t to,
+                              bool preview_group, json_t *previews)
 {
     int rc = -1;
     json_t *people = json_array(), *devices = json_array(), *ous = json_array();
@@ -1335,9 +1410,9 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
                 json_decref(cl);
                 continue;
             }
-            json_t *row = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:b,s:o,s:o}", "t", t, "s", src,
-                                    "id", p->source_id, "e", norm, "f", f, "r", run, "delta",
-                                    is_delta, "cl", cl, "alt", person_alt_emails(p));
+            json_t *row = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:b,s:o,s:o}", "t", t, "s", src, "id",
+                                    p->source_id, "e", norm, "f", f, "r", run, "delta", is_delta,
+                                    "cl", cl, "alt", person_alt_emails(p));
             if (!row)
                 goto oom;
             if (prev) { /* a later full observation replaces the earlier one */
@@ -1351,8 +1426,8 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
         } else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED ||
                    env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED) {
             bool dev = env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED;
-            const ProtobufCMessage *m = dev ? &env->device_observed->device->base
-                                            : &env->org_unit_observed->org_unit->base;
+            const ProtobufCMessage *m =
+                dev ? &env->device_observed->device->base : &env->org_unit_observed->org_unit->base;
             const char *id = dev ? env->device_observed->device->device_id
                                  : env->org_unit_observed->org_unit->org_unit_id;
             struct buf b;
@@ -1370,7 +1445,7 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
                                         : json_null());
                 json_object_set_new(row, "ls",
                                     date_or_null(d->last_sync, true) ? json_string(d->last_sync)
-                                                                      : json_null());
+                                                                     : json_null());
             }
             obj_key(key, sizeof key, t, dev ? "device" : "org_unit", id);
             json_t *arr = dev ? devices : ous, *prev = json_object_get(idx, key);
@@ -1384,40 +1459,54 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
             json_array_append_new(arr, row);
         } else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_OBJECT_REMOVED) {
             const Panel__V1__ObjectRemoved *o = env->object_removed;
-            const char *k = o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_PERSON     ? "person"
-                            : o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_DEVICE   ? "device"
-                                                                                      : "org_unit";
+            const char *k = o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_PERSON   ? "person"
+                            : o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_DEVICE ? "device"
+                                                                                    : "org_unit";
             bool changed = o->reason == PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED;
             json_array_append_new(changed ? suspends : removals,
-                                  json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src,
-                                            "id", o->source_id, "r", run));
+                                  json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src, "id",
+                                            o->source_id, "r", run));
         }
     }
     if (people_apply(c, people) || devices_apply(c, devices) || orgunits_apply(c, ous))
         goto out;
-    /* Reported removals (Azure delta), per run so the events carry the run id. */
+    /* Reported removals (Azure delta): one set-based pass per run, so that the events
+     * carry the run id. */
     for (int pass = 0; pass < 2; pass++) {
-        json_t *list = pass ? suspends : removals;
+        json_t *list = pass ? suspends : removals, *groups = json_object();
         for (size_t i = 0; i < json_array_size(list); i++) {
-            json_t *one = json_array(), *o = json_array_get(list, i);
-            long removed = 0;
-            json_array_append(one, o);
+            json_t *o = json_array_get(list, i);
+            const char *t = json_string_value(json_object_get(o, "t"));
             const char *run = json_string_value(json_object_get(o, "r"));
-            int e = remove_objects(c, one, run, pass == 1, &removed);
-            json_decref(one);
-            if (e)
-                goto out;
-            struct run_counts *rcnt =
-                run_counts_for(c, json_string_value(json_object_get(o, "t")), run);
+            snprintf(key, sizeof key, "%s\x1f%s", t, run);
+            json_t *g = json_object_get(groups, key);
+            if (!g) {
+                g = json_pack("{s:s,s:s,s:[]}", "t", t, "r", run, "list");
+                json_object_set_new(groups, key, g);
+            }
+            json_array_append(json_object_get(g, "list"), o);
+            struct run_counts *rcnt = run_counts_for(c, t, run);
             if (rcnt)
                 rcnt->seen++;
-            if (removed > 0 && pass == 0) {
-                const char *params[3] = {json_string_value(json_object_get(o, "t")), run, NULL};
-                if (cmd(c, "UPDATE sync_runs SET removed = removed + 1 WHERE tenant_id = $1"
-                           " AND run_id = $2", 2, params))
-                    goto out;
-            }
         }
+        const char *gk;
+        json_t *g;
+        int e = 0;
+        json_object_foreach(groups, gk, g)
+        {
+            long removed = 0;
+            const char *t = json_string_value(json_object_get(g, "t"));
+            const char *run = json_string_value(json_object_get(g, "r"));
+            e = remove_objects(c, json_object_get(g, "list"), run, pass == 1, &removed);
+            if (e)
+                break;
+            struct run_counts *rcnt = run_counts_for(c, t, run);
+            if (rcnt && pass == 0)
+                rcnt->removed += removed;
+        }
+        json_decref(groups);
+        if (e)
+            goto out;
     }
     rc = 0;
     goto out;
@@ -1625,12 +1714,11 @@ enum apply_result apply_batch(PGconn *pg, const char *group, const char *topic,
     }
     res = APPLY_OK;
     goto out;
-rollback:
-    {
-        char e2[256];
-        if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
-            log_warn("rollback failed: %s", e2);
-    }
+rollback : {
+    char e2[256];
+    if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
+        log_warn("rollback failed: %s", e2);
+}
     if (fenced)
         res = APPLY_FENCED;
 out:
@@ -1716,15 +1804,139 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
         goto out;
     res = DECIDE_OK;
     goto out;
-rollback:
-    {
-        char e2[256];
-        if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
-            log_warn("rollback failed: %s", e2);
-    }
+rollback : {
+    char e2[256];
+    if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
+        log_warn("rollback failed: %s", e2);
+}
 out:
     PQclear(r);
     json_decref(list);
+    if (c) {
+        json_decref(c->outbox);
+        json_decref(c->outcomes);
+    }
+    free(c);
+    return res;
+}
+
+/* ---------------------------------------------------------------- match cases */
+
+enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, const char *case_id,
+                                            const char *person_id, const char *admin,
+                                            char *resolved_person, size_t rplen, char *err,
+                                            size_t errlen)
+{
+    enum apply_decide_result res = DECIDE_ERROR;
+    struct actx *c = calloc(1, sizeof *c);
+    PGresult *r = NULL;
+    json_t *persons = json_array();
+    char newid[EVENTS_ID_LEN], run[EVENTS_ID_LEN] = "";
+    if (!c || !persons) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (!tenant_ok(tenant) || !uuid_ok(case_id) || (person_id && !uuid_ok(person_id))) {
+        res = DECIDE_NOT_FOUND;
+        goto out;
+    }
+    c->pg = pg;
+    c->err = err;
+    c->errlen = errlen;
+    c->outbox = json_array();
+    c->outcomes = json_array();
+    if (pgx_exec(pg, "BEGIN", err, errlen))
+        goto out;
+    const char *params[4] = {tenant, case_id, NULL, admin};
+    r = q(c,
+          "SELECT m.source, m.source_id, m.status, ps.email_norm, m.run_id"
+          " FROM match_cases m LEFT JOIN person_sources ps ON ps.tenant_id = m.tenant_id"
+          " AND ps.source = m.source AND ps.source_id = m.source_id"
+          " WHERE m.tenant_id = $1 AND m.case_id = $2 FOR UPDATE OF m",
+          2, params, PGRES_TUPLES_OK);
+    if (!r)
+        goto rollback;
+    if (PQntuples(r) == 0) {
+        res = DECIDE_NOT_FOUND;
+        goto rollback;
+    }
+    if (strcmp(col_str(r, 0, 2), "open") != 0 || !col_str(r, 0, 3)) {
+        res = DECIDE_NOT_HELD;
+        goto rollback;
+    }
+    char source[16], source_id[300], email[400];
+    snprintf(source, sizeof source, "%s", col_str(r, 0, 0));
+    snprintf(source_id, sizeof source_id, "%s", col_str(r, 0, 1));
+    snprintf(email, sizeof email, "%s", col_str(r, 0, 3));
+    if (col_str(r, 0, 4))
+        snprintf(run, sizeof run, "%s", col_str(r, 0, 4));
+    PQclear(r);
+    r = NULL;
+    if (person_id) {
+        const char *p2[2] = {tenant, person_id};
+        r = q(c,
+              "SELECT 1 FROM people WHERE tenant_id = $1 AND person_id = $2::uuid"
+              " AND removed_at IS NULL AND version > 0",
+              2, p2, PGRES_TUPLES_OK);
+        if (!r)
+            goto rollback;
+        if (PQntuples(r) == 0) {
+            res = DECIDE_NOT_FOUND;
+            goto rollback;
+        }
+        PQclear(r);
+        r = NULL;
+        snprintf(newid, sizeof newid, "%s", person_id);
+    } else {
+        const char *p2[3] = {tenant, NULL, email};
+        if (crypto_uuid(newid)) {
+            snprintf(err, errlen, "uuid generation failed");
+            goto rollback;
+        }
+        p2[1] = newid;
+        r = q(c,
+              "INSERT INTO people (tenant_id, person_id, email_norm, version)"
+              " SELECT $1, $2::uuid, $3, 0 WHERE NOT EXISTS (SELECT 1 FROM people"
+              " WHERE tenant_id = $1 AND email_norm = $3 AND removed_at IS NULL)",
+              3, p2, PGRES_COMMAND_OK);
+        if (!r)
+            goto rollback;
+        if (strcmp(PQcmdTuples(r), "1") != 0) { /* the e-mail is another Person's */
+            res = DECIDE_NOT_HELD;
+            goto rollback;
+        }
+        PQclear(r);
+        r = NULL;
+    }
+    params[2] = newid;
+    const char *p3[4] = {tenant, source, source_id, newid};
+    if (cmd(c,
+            "UPDATE person_sources SET person_id = $4::uuid, updated_at = now()"
+            " WHERE tenant_id = $1 AND source = $2 AND source_id = $3",
+            4, p3))
+        goto rollback;
+    json_array_append_new(
+        persons, json_pack("{s:s,s:s,s:s?}", "t", tenant, "p", newid, "r", *run ? run : NULL));
+    if (people_remerge(c, persons) || flush_outbox(c))
+        goto rollback;
+    if (cmd(c,
+            "UPDATE match_cases SET status = 'resolved', resolved_person_id = $3::uuid,"
+            " resolved_by = $4, resolved_at = now() WHERE tenant_id = $1 AND case_id = $2",
+            4, params))
+        goto rollback;
+    if (pgx_exec(pg, "COMMIT", err, errlen))
+        goto out;
+    snprintf(resolved_person, rplen, "%s", newid);
+    res = DECIDE_OK;
+    goto out;
+rollback : {
+    char e2[256];
+    if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
+        log_warn("rollback failed: %s", e2);
+}
+out:
+    PQclear(r);
+    json_decref(persons);
     if (c) {
         json_decref(c->outbox);
         json_decref(c->outcomes);

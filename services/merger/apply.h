@@ -52,8 +52,15 @@ enum apply_decide_result {
  * run, in one transaction. *removed gets the number of objects removed. */
 enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char *run_id,
                                       const char *admin, enum apply_decision d, long *removed,
-                                      char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+                                      char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Resolve an open match case: link its source row to person_id (a live Person of the
+ * tenant), or to a new Person when person_id is NULL; remerge and write the outbox rows.
+ * DECIDE_NOT_HELD: the case is not open, or the new Person's e-mail belongs to another. */
+enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, const char *case_id,
+                                            const char *person_id, const char *admin,
+                                            char *resolved_person, size_t rplen, char *err,
+                                            size_t errlen) __attribute__((warn_unused_result));
 
 /* Validate the envelope of a panel.source.events message beyond events_decode: a source
  * event payload, a valid tenant id, run id, a cloud source and the object's key fields.

@@ -12,6 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+/* A batch failing this often is split into single events; a single event failing this often
+ * while the database answers is dead-lettered. */
+#define CONSUMER_ISOLATE_AFTER 3
+#define CONSUMER_DEAD_AFTER    5
+
 struct cctx {
     const struct consumer_opts *o;
     PGconn *pg;
@@ -41,8 +46,8 @@ static int load_offsets(struct cctx *c, rd_kafka_topic_partition_list_t *parts)
             PQclear(r);
             return -1;
         }
-        parts->elems[i].offset = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
-                                                   : RD_KAFKA_OFFSET_BEGINNING;
+        parts->elems[i].offset =
+            PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : RD_KAFKA_OFFSET_BEGINNING;
         PQclear(r);
     }
     return 0;
@@ -98,6 +103,14 @@ static void rewind_batch(struct cctx *c, rd_kafka_t *rk, rd_kafka_message_t **ms
     rd_kafka_topic_partition_list_destroy(assigned);
 }
 
+static bool db_healthy(PGconn *pg)
+{
+    PGresult *r = PQexec(pg, "SELECT 1");
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    return ok;
+}
+
 static void free_batch(rd_kafka_message_t **msgs, Envelope **envs, size_t *n)
 {
     for (size_t i = 0; i < *n; i++) {
@@ -142,10 +155,13 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
     rk = kafka_consumer_new(&ko, err, errlen);
     if (!rk)
         goto out;
+    int fails = 0;      /* consecutive failures of the batch at the head of the partitions */
+    size_t isolate = 0; /* events still to take one at a time after a failing batch */
     while (o->running(o->arg)) {
         int64_t first_at = 0;
+        size_t limit = isolate ? 1 : cap;
         c.revoked = false;
-        while (n < cap && o->running(o->arg)) {
+        while (n < limit && o->running(o->arg)) {
             int64_t left = first_at ? o->batch_ms - (now_ms() - first_at) : 200;
             if (first_at && left <= 0)
                 break;
@@ -170,8 +186,8 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
                 char e2[256];
                 log_warn("dead-lettering %s[%d]@%lld: %s", rd_kafka_topic_name(m->rkt),
                          (int)m->partition, (long long)m->offset, why);
-                if (dlq_send(dlq, m->key, m->key_len, m->payload, m->len, m->partition,
-                             m->offset, why, e2, sizeof e2))
+                if (dlq_send(dlq, m->key, m->key_len, m->payload, m->len, m->partition, m->offset,
+                             why, e2, sizeof e2))
                     log_error("%s", e2);
                 metrics_counter_add(o->metrics, "merger_dead_letters_total", NULL, 1);
             }
@@ -204,10 +220,12 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
         char aerr[1024];
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        enum apply_result ar = apply_batch(c.pg, o->group, TOPIC_SOURCE_EVENTS, am, n, &st,
-                                           aerr, sizeof aerr);
+        enum apply_result ar =
+            apply_batch(c.pg, o->group, TOPIC_SOURCE_EVENTS, am, n, &st, aerr, sizeof aerr);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if (ar == APPLY_OK) {
+            fails = 0;
+            isolate = isolate > n ? isolate - n : 0;
             metrics_counter_add(o->metrics, "merger_events_applied_total", NULL, (double)n);
             metrics_counter_add(o->metrics, "merger_batches_total", "result=\"ok\"", 1);
             metrics_observe(o->metrics, "merger_batch_seconds", NULL,
@@ -219,6 +237,33 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
             log_warn("batch of %zu events not applied (%s): %s", n, apply_result_str(ar), aerr);
             if (PQstatus(c.pg) != CONNECTION_OK)
                 PQreset(c.pg);
+            fails += ar == APPLY_ERROR;
+            if (ar == APPLY_ERROR && n > 1 && fails >= CONSUMER_ISOLATE_AFTER) {
+                /* Find the event that fails: take the batch's events one at a time. */
+                log_warn("isolating the next %zu events one by one", n);
+                isolate = n;
+                fails = 0;
+            } else if (ar == APPLY_ERROR && n == 1 && fails >= CONSUMER_DEAD_AFTER &&
+                       db_healthy(c.pg)) {
+                /* The database is fine and this one event keeps failing: it is poison. */
+                char reason[1200], e2[256];
+                snprintf(reason, sizeof reason, "apply failed %d times: %s", fails, aerr);
+                if (dlq_send(dlq, msgs[0]->key, msgs[0]->key_len, msgs[0]->payload, msgs[0]->len,
+                             msgs[0]->partition, msgs[0]->offset, reason, e2, sizeof e2) == 0 &&
+                    kafka_producer_flush(dlq, 30000) == 0) {
+                    am[0].env = NULL; /* only the offset moves on */
+                    if (apply_batch(c.pg, o->group, TOPIC_SOURCE_EVENTS, am, 1, &st, aerr,
+                                    sizeof aerr) == APPLY_OK) {
+                        metrics_counter_add(o->metrics, "merger_dead_letters_total", NULL, 1);
+                        log_error("dead-lettered %s[%d]@%lld: %s", TOPIC_SOURCE_EVENTS,
+                                  (int)msgs[0]->partition, (long long)msgs[0]->offset, reason);
+                        fails = 0;
+                        isolate = isolate > 1 ? isolate - 1 : 0;
+                        free_batch(msgs, envs, &n);
+                        continue;
+                    }
+                }
+            }
             rewind_batch(&c, rk, msgs, n);
             if (ar == APPLY_ERROR)
                 for (int i = 0; i < 10 && o->running(o->arg); i++) {

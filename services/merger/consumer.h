@@ -15,9 +15,9 @@ struct consumer_opts {
     const char *brokers;
     const char *pg_url;
     const char *group;
-    int batch_max;         /* events per batch */
-    int batch_ms;          /* longest wait for a batch to fill */
-    struct metrics *metrics; /* borrowed */
+    int batch_max;              /* events per batch */
+    int batch_ms;               /* longest wait for a batch to fill */
+    struct metrics *metrics;    /* borrowed */
     bool (*running)(void *arg); /* false once the service should stop */
     void *arg;
 };

@@ -27,8 +27,7 @@ static const struct cfg_option options[] = {
      offsetof(struct merger_config, kafka_brokers), "Kafka bootstrap servers (host:port,...)"},
     {"PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,
      offsetof(struct merger_config, pg_url), "PostgreSQL connection URL"},
-    {"PANEL_SERVICE_SECRET", CFG_SECRET, "", 0, 512,
-     offsetof(struct merger_config, service_secret),
+    {"PANEL_SERVICE_SECRET", CFG_SECRET, "", 0, 512, offsetof(struct merger_config, service_secret),
      "bearer secret of the internal routes (empty: every internal call is refused)"},
     {"PANEL_MERGER_GROUP", CFG_STRING, "panel-merger", 0, 255,
      offsetof(struct merger_config, group), "consumer group on panel.source.events"},
@@ -44,7 +43,8 @@ static const struct cfg_option options[] = {
 
 static const struct svc_spec spec = {
     .name = "merger",
-    .summary = "applies source events to PostgreSQL exactly once and publishes public change events",
+    .summary =
+        "applies source events to PostgreSQL exactly once and publishes public change events",
     .options = options,
     .noptions = CFG_OPTS_COUNT(options),
     .default_http_port = 8084,

@@ -125,6 +125,15 @@ static void *relay_main(void *arg)
             }
         }
         long n = relay_round(r, pg, err, sizeof err);
+        PGresult *lag = PQexec(pg, "SELECT count(*), coalesce(extract(epoch FROM now() -"
+                                   " min(created_at)), 0) FROM outbox WHERE sent_at IS NULL");
+        if (PQresultStatus(lag) == PGRES_TUPLES_OK && PQntuples(lag) == 1) {
+            metrics_gauge_set(r->metrics, "merger_outbox_unsent", NULL,
+                              strtod(PQgetvalue(lag, 0, 0), NULL));
+            metrics_gauge_set(r->metrics, "merger_outbox_oldest_unsent_seconds", NULL,
+                              strtod(PQgetvalue(lag, 0, 1), NULL));
+        }
+        PQclear(lag);
         if (n < 0) {
             log_warn("outbox relay: %s", err);
             metrics_counter_add(r->metrics, "merger_outbox_errors_total", NULL, 1);

@@ -18,7 +18,8 @@ static int authorized(struct mg_connection *conn, const struct routes_ctx *ctx)
     return h && ctx->service_secret && *ctx->service_secret && crypto_equal(h, want);
 }
 
-/* POST /internal/tenants/{t}/runs/{run}/approve|reject {"admin"} */
+/* POST /internal/tenants/{t}/runs/{run}/approve|reject {"admin"}
+ * POST /internal/tenants/{t}/match-cases/{case}/resolve {"person_id"|null, "admin"} */
 static int handle(struct mg_connection *conn, void *cbdata)
 {
     struct routes_ctx *ctx = cbdata;
@@ -33,28 +34,35 @@ static int handle(struct mg_connection *conn, void *cbdata)
         status = httpd_reply_error(conn, 401, "unauthorized", "service secret required");
         goto out;
     }
-    int used = 0;
-    if (sscanf(ri->local_uri, "/internal/tenants/%79[^/]/runs/%39[^/]/%15[a-z]%n", tenant, run,
-               action, &used) != 3 ||
+    int used = 0, is_case = 0;
+    char kind[16];
+    if (sscanf(ri->local_uri, "/internal/tenants/%79[^/]/%15[a-z-]/%39[^/]/%15[a-z]%n", tenant,
+               kind, run, action, &used) != 4 ||
         ri->local_uri[used] != '\0' ||
-        (strcmp(action, "approve") != 0 && strcmp(action, "reject") != 0)) {
+        !((strcmp(kind, "runs") == 0 &&
+           (strcmp(action, "approve") == 0 || strcmp(action, "reject") == 0)) ||
+          (strcmp(kind, "match-cases") == 0 && strcmp(action, "resolve") == 0))) {
         status = httpd_reply_error(conn, 404, "not_found", "no such route");
         goto out;
     }
+    is_case = strcmp(kind, "match-cases") == 0;
     if (strcmp(ri->request_method, "POST") != 0) {
         status = httpd_reply_error(conn, 405, "method_not_allowed", "use POST");
         goto out;
     }
     int br = httpd_read_body(conn, &body, ROUTES_MAX_BODY);
     if (br) {
-        status = br == -1 ? 413 : httpd_reply_error(conn, 400, "bad_request", "cannot read body");
+        status = br == -1 ? httpd_reply_error(conn, 413, "too_large", "body too large")
+                          : httpd_reply_error(conn, 400, "bad_request", "cannot read body");
         goto out;
     }
-    const char *admin = NULL;
+    const char *admin = NULL, *person_id = NULL;
     if (body.len > 0) {
         req = json_parse(body.data, body.len, err, sizeof err);
-        if (!req || json_get_str(req, "admin", &admin) == JSON_GET_WRONG_TYPE) {
-            status = httpd_reply_error(conn, 400, "bad_request", "body must be {\"admin\":\"...\"}");
+        if (!req || json_get_str(req, "admin", &admin) == JSON_GET_WRONG_TYPE ||
+            json_get_str(req, "person_id", &person_id) == JSON_GET_WRONG_TYPE) {
+            status = httpd_reply_error(conn, 400, "bad_request",
+                                       "body must be {\"admin\":\"...\"} (and \"person_id\")");
             goto out;
         }
     }
@@ -67,11 +75,32 @@ static int handle(struct mg_connection *conn, void *cbdata)
         status = httpd_reply_error(conn, 503, "unavailable", "database unavailable");
         goto out;
     }
+    if (is_case) {
+        char resolved[40] = "";
+        enum apply_decide_result d = apply_resolve_case(pg, tenant, run, person_id, admin, resolved,
+                                                        sizeof resolved, err, sizeof err);
+        if (d == DECIDE_NOT_FOUND)
+            status = httpd_reply_error(conn, 404, "not_found", "no such match case or person");
+        else if (d == DECIDE_NOT_HELD)
+            status = httpd_reply_error(conn, 409, "conflict",
+                                       "the case is not open, or its e-mail belongs to another "
+                                       "Person (link it to that Person instead)");
+        else if (d != DECIDE_OK) {
+            log_error("resolve match case %s: %s", run, err);
+            status = httpd_reply_error(conn, 500, "internal", "could not resolve the case");
+        } else {
+            json_t *out = json_pack("{s:s,s:s,s:s}", "case_id", run, "status", "resolved",
+                                    "person_id", resolved);
+            log_info("match case %s of %s resolved by %s -> %s", run, tenant, admin, resolved);
+            status = httpd_reply_json(conn, 200, out);
+            json_decref(out);
+        }
+        goto out;
+    }
     long removed = 0;
-    enum apply_decide_result d =
-        apply_decide(pg, tenant, run, admin,
-                     strcmp(action, "approve") == 0 ? APPLY_APPROVE : APPLY_REJECT, &removed, err,
-                     sizeof err);
+    enum apply_decide_result d = apply_decide(
+        pg, tenant, run, admin, strcmp(action, "approve") == 0 ? APPLY_APPROVE : APPLY_REJECT,
+        &removed, err, sizeof err);
     if (d == DECIDE_NOT_FOUND)
         status = httpd_reply_error(conn, 404, "not_found", "no such run");
     else if (d == DECIDE_NOT_HELD)
@@ -81,8 +110,8 @@ static int handle(struct mg_connection *conn, void *cbdata)
         status = httpd_reply_error(conn, 500, "internal", "could not record the decision");
     } else {
         json_t *out = json_pack("{s:s,s:s,s:I}", "run_id", run, "status",
-                                strcmp(action, "approve") == 0 ? "approved" : "rejected",
-                                "removed", (json_int_t)removed);
+                                strcmp(action, "approve") == 0 ? "approved" : "rejected", "removed",
+                                (json_int_t)removed);
         log_info("run %s of %s %s by %s (%ld removed)", run, tenant, action, admin, removed);
         status = httpd_reply_json(conn, 200, out);
         json_decref(out);
@@ -97,6 +126,6 @@ out:
 
 int routes_register(struct httpd *h, struct routes_ctx *ctx)
 {
-    return httpd_route(h, "/internal/tenants/", "/internal/tenants/{t}/runs/{run}/{decision}",
-                       handle, ctx);
+    return httpd_route(h, "/internal/tenants/",
+                       "/internal/tenants/{t}/{runs|match-cases}/{id}/{action}", handle, ctx);
 }

@@ -173,3 +173,30 @@ def wait_until(predicate, timeout=30, interval=0.2, what="condition"):
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def start_emulator(districts="demo:people=50,azure_people=40,shared=30,devices=20,ous=12,seed=1",
+                   consent="auto", env=None):
+    """A panel-emulator on free ports (see docs/emulator.md). The returned Process also has
+    .admin_url (the control listener) and .service_env (the PANEL_GOOGLE_*/PANEL_MS_*/
+    PANEL_GRAPH_URL base URLs and app credentials a service needs to use it)."""
+    admin_port = free_port()
+    e = {"PANEL_EMULATOR_ADMIN_PORT": str(admin_port), "PANEL_EMULATOR_DISTRICTS": districts,
+         "PANEL_EMULATOR_CONSENT": consent}
+    e.update(env or {})
+    p = Process("panel-emulator", env=e)
+    p.admin_url = f"http://127.0.0.1:{admin_port}"
+    p.service_env = {
+        "PANEL_GOOGLE_AUTH_URL": p.url + "/o/oauth2/v2/auth",
+        "PANEL_GOOGLE_TOKEN_URL": p.url + "/token",
+        "PANEL_GOOGLE_REVOKE_URL": p.url + "/revoke",
+        "PANEL_GOOGLE_API_URL": p.url,
+        "PANEL_MS_LOGIN_URL": p.url,
+        "PANEL_GRAPH_URL": p.url,
+        "PANEL_GOOGLE_CLIENT_ID": e.get("PANEL_EMULATOR_GOOGLE_CLIENT_ID", "panel-google-client"),
+        "PANEL_GOOGLE_CLIENT_SECRET": e.get("PANEL_EMULATOR_GOOGLE_CLIENT_SECRET",
+                                            "panel-google-secret"),
+        "PANEL_MS_CLIENT_ID": e.get("PANEL_EMULATOR_MS_CLIENT_ID", "panel-ms-client"),
+        "PANEL_MS_CLIENT_SECRET": e.get("PANEL_EMULATOR_MS_CLIENT_SECRET", "panel-ms-secret"),
+    }
+    return p

@@ -41,7 +41,9 @@ class EveryBinaryExplainsItself(unittest.TestCase):
     def test_bad_configuration_exits_2_naming_the_variable(self):
         for svc in SERVICES:
             with self.subTest(svc=svc):
-                env = dict(os.environ, PANEL_LOG_LEVEL="loud")
+                # Everything else valid, so the error is about the variable we broke.
+                env = dict(os.environ, PANEL_LOG_LEVEL="loud",
+                           PANEL_SERVICE_SECRET="a-valid-service-secret-for-the-test")
                 p = subprocess.run([binary("panel-" + svc)], capture_output=True, text=True,
                                    env=env, timeout=10)
                 self.assertEqual(p.returncode, 2)

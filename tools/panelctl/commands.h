@@ -18,6 +18,8 @@ int cmd_consume(int argc, char **argv);
 int cmd_produce_test(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_tenant_add(int argc, char **argv);
+int cmd_apikey_create(int argc, char **argv);
+int cmd_apikey_revoke(int argc, char **argv);
 int cmd_offsets(int argc, char **argv);
 
 /* Environment helpers: the value, or def when unset or empty. */

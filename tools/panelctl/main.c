@@ -26,6 +26,9 @@ static const struct panelctl_command commands[] = {
      cmd_publish},
     {"tenant-add", "tenant-add TENANT [DISPLAY NAME]", "create a tenant (idempotent)",
      cmd_tenant_add},
+    {"apikey-create", "apikey-create TENANT admin|viewer [LABEL]",
+     "create an api key (printed once; only its hash is stored)", cmd_apikey_create},
+    {"apikey-revoke", "apikey-revoke KEY_ID", "revoke an api key", cmd_apikey_revoke},
     {"offsets", "offsets TOPIC...",
      "print the topics' end offsets summed over partitions as one JSON object", cmd_offsets},
 };

@@ -1,0 +1,555 @@
+#include "google_directory.h"
+#include "emu.h"
+#include "fields.h"
+#include "google_oauth.h"
+#include "httpd.h"
+#include "log.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define B(x)                                                                                       \
+    do {                                                                                           \
+        if ((x) != 0)                                                                              \
+            goto oom;                                                                              \
+    } while (0)
+
+/* ---- ordering of users (orderBy) ---- */
+
+enum user_order { ORDER_NONE = 0, ORDER_EMAIL, ORDER_FAMILY, ORDER_GIVEN };
+
+static const struct ditem *sort_items;
+static enum user_order sort_order;
+
+static int cmp_str(const char *a, const char *b)
+{
+    return strcasecmp(a ? a : "", b ? b : "");
+}
+
+static int cmp_idx(const void *pa, const void *pb)
+{
+    const struct ditem *a = &sort_items[*(const size_t *)pa], *b = &sort_items[*(const size_t *)pb];
+    int c = 0;
+    if (sort_order == ORDER_FAMILY)
+        c = cmp_str(a->family, b->family);
+    else if (sort_order == ORDER_GIVEN)
+        c = cmp_str(a->given, b->given);
+    if (!c)
+        c = strcmp(a->key, b->key);
+    return c;
+}
+
+/* An index of the users in the requested order (caller frees). The district is locked by
+ * the caller, so the static comparison context is guarded by a mutex of its own. */
+static size_t *order_users(struct district *d, enum user_order order)
+{
+    static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+    size_t n = district_count(d, DC_GUSERS);
+    size_t *idx = malloc((n ? n : 1) * sizeof *idx);
+    if (!idx)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    if (order != ORDER_NONE && n) {
+        pthread_mutex_lock(&sort_mu);
+        sort_items = district_item(d, DC_GUSERS, 0);
+        sort_order = order;
+        qsort(idx, n, sizeof *idx, cmp_idx);
+        pthread_mutex_unlock(&sort_mu);
+    }
+    return idx;
+}
+
+/* ---- common checks ---- */
+
+/* Authorization and scope. Returns NULL after filling r with the error. */
+static struct district *authorize(struct mg_connection *conn, struct emu *e, struct reply *r,
+                                  unsigned need)
+{
+    struct google_access ga;
+    const char *tok = emu_bearer(conn);
+    if (!tok || google_oauth_check(e, tok, &ga)) {
+        reply_google_error(r, 401, "authError", "Invalid Credentials");
+        return NULL;
+    }
+    if (!(ga.scopes & need)) {
+        reply_google_error(r, 403, "insufficientPermissions",
+                           "Request had insufficient authentication scopes.");
+        return NULL;
+    }
+    if (!ga.admin) {
+        reply_google_error(r, 403, "forbidden", "Not Authorized to access this resource/api");
+        return NULL;
+    }
+    return ga.district;
+}
+
+static int customer_ok(struct district *d, const char *customer)
+{
+    return !strcmp(customer, "my_customer") || !strcmp(customer, district_customer_id(d));
+}
+
+/* maxResults: 0 ok; -1 reply filled. */
+static int max_results(struct mg_connection *conn, struct reply *r, long def, long max, bool clamp,
+                       long *out)
+{
+    char v[32];
+    *out = def;
+    if (!emu_param(conn, "maxResults", v, sizeof v))
+        return 0;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || end == v || n < 1 || (!clamp && n > max)) {
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "Invalid value '%.20s'. Values must be within the range: [1, %ld]", v, max);
+        reply_google_error(r, 400, "invalid", msg);
+        return -1;
+    }
+    *out = n > max ? max : n;
+    return 0;
+}
+
+static void list_etag(struct district *d, enum dcoll c, char out[64])
+{
+    snprintf(out, 64, "\"%s-%" PRIx64 "-%zx\"", district_customer_id(d), district_generation(d, c),
+             district_live_count(d, c));
+}
+
+/* Finish a page: apply ?fields= and put it in the reply. */
+static void page_done(struct mg_connection *conn, struct reply *r, struct buf *page)
+{
+    char fields[2048];
+    if (emu_param(conn, "fields", fields, sizeof fields) && *fields) {
+        if (!fields_valid(fields)) {
+            reply_google_error(r, 400, "invalidParameter", "Invalid field selection");
+            return;
+        }
+        json_t *full = json_loads(page->data, 0, NULL);
+        json_t *sel = full ? fields_apply(full, fields, strlen(fields)) : NULL;
+        if (!sel)
+            sel = json_object();
+        reply_json(r, 200, sel);
+        json_decref(full);
+        json_decref(sel);
+        return;
+    }
+    r->status = 200;
+    buf_free(&r->body);
+    r->body = *page;
+    buf_init(page, 0);
+}
+
+static int page_start(struct emu *e, struct mg_connection *conn, struct reply *r, char kind,
+                      struct district *d, uint64_t *pos)
+{
+    char tok[512];
+    struct page_state st;
+    *pos = 0;
+    if (!emu_param(conn, "pageToken", tok, sizeof tok) || !*tok)
+        return 0;
+    enum page_token_result pr = page_token_read(e->tokens, tok, kind, &st);
+    if (pr != PAGE_TOKEN_OK || strcmp(st.district, district_id(d))) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "Invalid Input: %s", tok);
+        reply_google_error(r, 400, "invalid", msg);
+        return -1;
+    }
+    *pos = st.pos;
+    return 0;
+}
+
+static int append_token(struct emu *e, struct buf *page, char kind, struct district *d,
+                        uint64_t pos)
+{
+    struct page_state st;
+    char tok[512];
+    memset(&st, 0, sizeof st);
+    st.kind = kind;
+    snprintf(st.district, sizeof st.district, "%s", district_id(d));
+    st.pos = pos;
+    if (page_token_make(e->tokens, &st, tok, sizeof tok))
+        return -1;
+    return buf_appendf(page, ",\"nextPageToken\":\"%s\"", tok);
+}
+
+/* ---- users.list ---- */
+
+static void users_list(struct mg_connection *conn, struct emu *e, struct reply *r)
+{
+    char v[320], etag[64];
+    struct buf page;
+    size_t *idx = NULL;
+    long max;
+    uint64_t pos;
+    enum user_order order = ORDER_NONE;
+    bool desc = false, show_deleted = false;
+    buf_init(&page, 0);
+    struct district *d = authorize(conn, e, r, GSCOPE_USER | GSCOPE_USER_RW);
+    if (!d)
+        return;
+    const char *customer = emu_param(conn, "customer", v, sizeof v);
+    if (customer && !customer_ok(d, customer)) {
+        reply_google_error(r, 403, "forbidden", "Not Authorized to access this resource/api");
+        return;
+    }
+    if (!customer) {
+        const char *domain = emu_param(conn, "domain", v, sizeof v);
+        if (!domain) {
+            reply_google_error(r, 400, "badRequest", "Bad Request");
+            return;
+        }
+        if (strcasecmp(domain, district_domain(d))) {
+            reply_google_error(r, 403, "forbidden", "Not Authorized to access this resource/api");
+            return;
+        }
+    }
+    if (max_results(conn, r, GOOGLE_USERS_DEFAULT, GOOGLE_USERS_MAX_RESULTS, false, &max))
+        return;
+    if (emu_param(conn, "orderBy", v, sizeof v)) {
+        if (!strcasecmp(v, "email"))
+            order = ORDER_EMAIL;
+        else if (!strcasecmp(v, "familyName"))
+            order = ORDER_FAMILY;
+        else if (!strcasecmp(v, "givenName"))
+            order = ORDER_GIVEN;
+        else {
+            reply_google_error(r, 400, "invalid", "Invalid Input: orderBy");
+            return;
+        }
+    }
+    if (emu_param(conn, "sortOrder", v, sizeof v)) {
+        if (!strcasecmp(v, "DESCENDING"))
+            desc = true;
+        else if (strcasecmp(v, "ASCENDING")) {
+            reply_google_error(r, 400, "invalid", "Invalid Input: sortOrder");
+            return;
+        }
+    }
+    if (emu_param(conn, "projection", v, sizeof v) && strcasecmp(v, "basic") &&
+        strcasecmp(v, "full") && strcasecmp(v, "custom")) {
+        reply_google_error(r, 400, "invalid", "Invalid Input: projection");
+        return;
+    }
+    show_deleted = emu_param(conn, "showDeleted", v, sizeof v) && !strcmp(v, "true");
+    if (page_start(e, conn, r, 'u', d, &pos))
+        return;
+
+    district_lock(d);
+    size_t n = district_count(d, DC_GUSERS);
+    idx = order_users(d, order);
+    if (!idx) {
+        district_unlock(d);
+        goto oom;
+    }
+    list_etag(d, DC_GUSERS, etag);
+    B(buf_appends(&page, "{\"kind\":\"admin#directory#users\",\"etag\":"));
+    B(buf_append_json_string(&page, etag));
+    long got = 0;
+    size_t i = (size_t)pos;
+    for (; i < n; i++) {
+        const struct ditem *it = district_item(d, DC_GUSERS, idx[desc ? n - 1 - i : i]);
+        if (it->flags & DITEM_GONE)
+            continue;
+        if (!!(it->flags & DITEM_DELETED) != show_deleted)
+            continue;
+        if (got == max)
+            break;
+        B(buf_appends(&page, got ? "," : ",\"users\":["));
+        B(buf_appends(&page, it->json));
+        got++;
+    }
+    if (got)
+        B(buf_appends(&page, "]"));
+    if (i < n)
+        B(append_token(e, &page, 'u', d, i));
+    district_unlock(d);
+    B(buf_appends(&page, "}"));
+    page_done(conn, r, &page);
+    goto out;
+oom:
+    district_unlock(d);
+    reply_google_error(r, 500, "backendError", "Backend Error");
+out:
+    free(idx);
+    buf_free(&page);
+}
+
+/* ---- orgunits.list ---- */
+
+static void orgunits_list(struct mg_connection *conn, struct emu *e, struct reply *r,
+                          const char *customer)
+{
+    char type[32], parent[1024], etag[64];
+    struct buf page;
+    buf_init(&page, 0);
+    struct district *d = authorize(conn, e, r, GSCOPE_ORGUNIT | GSCOPE_ORGUNIT_RW);
+    if (!d)
+        return;
+    if (!customer_ok(d, customer)) {
+        reply_google_error(r, 403, "forbidden", "Not Authorized to access this resource/api");
+        return;
+    }
+    if (!emu_param(conn, "type", type, sizeof type))
+        snprintf(type, sizeof type, "children");
+    int all = !strcasecmp(type, "all"), incl = !strcasecmp(type, "allIncludingParent");
+    if (!all && !incl && strcasecmp(type, "children")) {
+        reply_google_error(r, 400, "invalid", "Invalid value for: type");
+        return;
+    }
+    if (!emu_param(conn, "orgUnitPath", parent, sizeof parent) || !*parent)
+        snprintf(parent, sizeof parent, "/");
+    district_lock(d);
+    size_t n = district_count(d, DC_OUS);
+    const struct ditem *p = NULL;
+    if (strcmp(parent, "/")) {
+        const char *want = parent;
+        char withslash[1100];
+        if (want[0] != '/' && strncmp(want, "id:", 3)) {
+            snprintf(withslash, sizeof withslash, "/%s", want);
+            want = withslash;
+        }
+        for (size_t i = 0; i < n && !p; i++) {
+            const struct ditem *it = district_item(d, DC_OUS, i);
+            if (!(it->flags & DITEM_GONE) && (!strcasecmp(it->key, want) || !strcmp(it->id, want)))
+                p = it;
+        }
+        if (!p) {
+            district_unlock(d);
+            reply_google_error(r, 404, "notFound", "Org unit not found");
+            return;
+        }
+    }
+    const char *ppath = p ? p->key : "/";
+    size_t plen = strlen(ppath);
+    list_etag(d, DC_OUS, etag);
+    B(buf_appends(&page, "{\"kind\":\"admin#directory#orgUnits\",\"etag\":"));
+    B(buf_append_json_string(&page, etag));
+    int got = 0;
+    if (incl && p) {
+        B(buf_appends(&page, ",\"organizationUnits\":["));
+        B(buf_appends(&page, p->json));
+        got = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct ditem *it = district_item(d, DC_OUS, i);
+        if (it->flags & DITEM_GONE)
+            continue;
+        int match;
+        if (all || incl)
+            match =
+                !strcmp(ppath, "/") || (!strncasecmp(it->key, ppath, plen) && it->key[plen] == '/');
+        else
+            match = it->ou && !strcasecmp(it->ou, ppath);
+        if (!match)
+            continue;
+        B(buf_appends(&page, got ? "," : ",\"organizationUnits\":["));
+        B(buf_appends(&page, it->json));
+        got++;
+    }
+    if (got)
+        B(buf_appends(&page, "]"));
+    district_unlock(d);
+    B(buf_appends(&page, "}"));
+    page_done(conn, r, &page);
+    buf_free(&page);
+    return;
+oom:
+    district_unlock(d);
+    buf_free(&page);
+    reply_google_error(r, 500, "backendError", "Backend Error");
+}
+
+/* ---- chromeosdevices.list ---- */
+
+struct device_query {
+    char status[32];
+    char serial[64];
+    char user[320];
+    char asset[64];
+    char text[128];
+};
+
+static void parse_query(const char *q, struct device_query *dq)
+{
+    memset(dq, 0, sizeof *dq);
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s", q);
+    char *save = NULL;
+    for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+        if (!strncasecmp(t, "status:", 7))
+            snprintf(dq->status, sizeof dq->status, "%s", t + 7);
+        else if (!strncasecmp(t, "id:", 3))
+            snprintf(dq->serial, sizeof dq->serial, "%s", t + 3);
+        else if (!strncasecmp(t, "user:", 5))
+            snprintf(dq->user, sizeof dq->user, "%s", t + 5);
+        else if (!strncasecmp(t, "asset_id:", 9))
+            snprintf(dq->asset, sizeof dq->asset, "%s", t + 9);
+        else
+            snprintf(dq->text, sizeof dq->text, "%s", t);
+    }
+}
+
+static bool device_matches(const struct ditem *it, const struct device_query *dq, const char *ou,
+                           bool children)
+{
+    if (ou) {
+        size_t n = strlen(ou);
+        const char *p = it->ou ? it->ou : "/";
+        bool same = !strcasecmp(p, ou);
+        bool below = children && (!strcmp(ou, "/") || (!strncasecmp(p, ou, n) && p[n] == '/'));
+        if (!same && !below)
+            return false;
+    }
+    if (dq->status[0] && (!it->family || strcasecmp(it->family, dq->status)))
+        return false;
+    if (dq->serial[0] && strncasecmp(it->key, dq->serial, strlen(dq->serial)))
+        return false;
+    if (dq->user[0] && !strcasestr(it->json, dq->user))
+        return false;
+    if (dq->asset[0] && !strcasestr(it->json, dq->asset))
+        return false;
+    if (dq->text[0] && !strcasestr(it->json, dq->text))
+        return false;
+    return true;
+}
+
+static int append_device(struct buf *page, const struct ditem *it, bool basic)
+{
+    if (!basic)
+        return buf_appends(page, it->json);
+    json_t *o = json_loads(it->json, 0, NULL);
+    if (!o)
+        return -1;
+    json_object_del(o, "recentUsers");
+    json_object_del(o, "activeTimeRanges");
+    json_object_del(o, "cpuStatusReports");
+    json_object_del(o, "diskVolumeReports");
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s)
+        return -1;
+    int rc = buf_appends(page, s);
+    free(s);
+    return rc;
+}
+
+static void devices_list(struct mg_connection *conn, struct emu *e, struct reply *r,
+                         const char *customer)
+{
+    char v[512], ou[1024], etag[64];
+    struct buf page;
+    struct device_query dq;
+    long max;
+    uint64_t pos;
+    bool basic = false, children = false;
+    buf_init(&page, 0);
+    struct district *d = authorize(conn, e, r, GSCOPE_DEVICE | GSCOPE_DEVICE_RW);
+    if (!d)
+        return;
+    if (!customer_ok(d, customer)) {
+        reply_google_error(r, 403, "forbidden", "Not Authorized to access this resource/api");
+        return;
+    }
+    if (max_results(conn, r, GOOGLE_DEVICES_DEFAULT, GOOGLE_DEVICES_MAX_RESULTS, true, &max))
+        return;
+    if (emu_param(conn, "projection", v, sizeof v)) {
+        if (!strcasecmp(v, "BASIC"))
+            basic = true;
+        else if (strcasecmp(v, "FULL")) {
+            reply_google_error(r, 400, "invalid", "Invalid value for: projection");
+            return;
+        }
+    }
+    parse_query(emu_param(conn, "query", v, sizeof v) ? v : "", &dq);
+    const char *oup = emu_param(conn, "orgUnitPath", ou, sizeof ou);
+    if (oup && !*oup)
+        oup = NULL;
+    children = emu_param(conn, "includeChildOrgunits", v, sizeof v) && !strcmp(v, "true");
+    if (page_start(e, conn, r, 'd', d, &pos))
+        return;
+    district_lock(d);
+    size_t n = district_count(d, DC_DEVICES);
+    list_etag(d, DC_DEVICES, etag);
+    B(buf_appends(&page, "{\"kind\":\"admin#directory#chromeosdevices\",\"etag\":"));
+    B(buf_append_json_string(&page, etag));
+    long got = 0;
+    size_t i = (size_t)pos;
+    for (; i < n; i++) {
+        const struct ditem *it = district_item(d, DC_DEVICES, i);
+        if ((it->flags & DITEM_GONE) || !device_matches(it, &dq, oup, children))
+            continue;
+        if (got == max)
+            break;
+        B(buf_appends(&page, got ? "," : ",\"chromeosdevices\":["));
+        B(append_device(&page, it, basic));
+        got++;
+    }
+    if (got)
+        B(buf_appends(&page, "]"));
+    if (i < n)
+        B(append_token(e, &page, 'd', d, i));
+    district_unlock(d);
+    B(buf_appends(&page, "}"));
+    page_done(conn, r, &page);
+    buf_free(&page);
+    return;
+oom:
+    district_unlock(d);
+    buf_free(&page);
+    reply_google_error(r, 500, "backendError", "Backend Error");
+}
+
+/* ---- dispatch ---- */
+
+/* The customer segment of the path, for the handler emu_serve runs on this same thread. */
+struct dir_call {
+    char customer[64];
+};
+
+static __thread struct dir_call current;
+
+static void orgunits_h(struct mg_connection *conn, struct emu *e, struct reply *r)
+{
+    orgunits_list(conn, e, r, current.customer);
+}
+
+static void devices_h(struct mg_connection *conn, struct emu *e, struct reply *r)
+{
+    devices_list(conn, e, r, current.customer);
+}
+
+static void not_found(struct mg_connection *conn, struct emu *e, struct reply *r)
+{
+    (void)conn;
+    (void)e;
+    reply_google_error(r, 404, "notFound", "Not Found");
+}
+
+int google_directory_handler(struct mg_connection *conn, void *ctx)
+{
+    struct emu *e = ctx;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *uri = ri->local_uri_raw ? ri->local_uri_raw : ri->local_uri;
+    const char *prefix = "/admin/directory/v1/";
+    if (strcmp(ri->request_method, "GET") || strncmp(uri, prefix, strlen(prefix)))
+        return emu_serve(conn, e, R_GOOGLE_USERS, not_found);
+    const char *rest = uri + strlen(prefix);
+    if (!strcmp(rest, "users"))
+        return emu_serve(conn, e, R_GOOGLE_USERS, users_list);
+    if (!strncmp(rest, "customer/", 9)) {
+        const char *c = rest + 9;
+        const char *slash = strchr(c, '/');
+        if (slash && (size_t)(slash - c) < sizeof current.customer) {
+            snprintf(current.customer, sizeof current.customer, "%.*s", (int)(slash - c), c);
+            if (!strcmp(slash, "/orgunits"))
+                return emu_serve(conn, e, R_GOOGLE_ORGUNITS, orgunits_h);
+            if (!strcmp(slash, "/devices/chromeos"))
+                return emu_serve(conn, e, R_GOOGLE_DEVICES, devices_h);
+        }
+    }
+    return emu_serve(conn, e, R_GOOGLE_USERS, not_found);
+}

@@ -1,0 +1,537 @@
+/* assets: see assets.h. */
+#include "assets.h"
+
+#include "checkouts.h"
+#include "crypto.h"
+#include "events.h"
+#include "kafka.h"
+#include "people.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const lifecycles[] = {"in_storage",  "deployed", "in_repair",
+                                         "lost_stolen", "retired",  NULL};
+
+static const struct db_stmt st_list = {
+    "assets_list",
+    "SELECT api_asset_json(a)::text, a.asset_id::text FROM assets a WHERE a.tenant_id = $1"
+    " AND ($2::text IS NULL OR a.serial_number = $2)"
+    " AND ($3::text IS NULL OR a.asset_tag = $3)"
+    " AND ($4::text IS NULL OR a.model = $4)"
+    " AND ($5::text IS NULL OR a.lifecycle = $5)"
+    " AND ($6::text IS NULL OR a.org_unit_path = $6)"
+    " AND ($7::boolean IS NULL OR $7 = EXISTS (SELECT 1 FROM checkouts c"
+    "   WHERE c.tenant_id = a.tenant_id AND c.asset_id = a.asset_id"
+    "   AND c.checked_in_at IS NULL))"
+    " AND ($8::boolean IS NULL OR a.in_google = $8)"
+    " AND ($9::date IS NULL OR a.auto_update_expiry < $9)"
+    " AND ($10::date IS NULL OR a.next_audit_due <= $10)"
+    " AND ($11::text IS NULL OR lower(a.serial_number) LIKE $11 OR lower(a.asset_tag) LIKE $11"
+    "   OR lower(a.model) LIKE $11)"
+    " AND ($12::boolean IS NULL OR a.manual = $12)"
+    " AND ($13::uuid IS NULL OR a.asset_id > $13)"
+    " ORDER BY a.asset_id LIMIT $14::int"};
+
+static const struct db_stmt st_get = {"assets_get",
+                                      "SELECT api_asset_json(a)::text FROM assets a "
+                                      "WHERE a.tenant_id = $1 AND a.asset_id = $2::uuid"};
+
+static const struct db_stmt st_by_serial = {
+    "assets_by_serial", "SELECT coalesce(json_agg(api_asset_json(a) ORDER BY a.asset_id), "
+                        "'[]')::text FROM assets a WHERE a.tenant_id = $1 "
+                        "AND a.serial_number = $2"};
+
+static const struct db_stmt st_by_tag = {"assets_by_tag",
+                                         "SELECT api_asset_json(a)::text FROM assets a "
+                                         "WHERE a.tenant_id = $1 AND a.asset_tag = $2"};
+
+static const struct db_stmt st_lock = {
+    "assets_lock",
+    "SELECT a.manual, a.lifecycle, EXISTS (SELECT 1 FROM checkouts c WHERE c.tenant_id = "
+    "a.tenant_id AND c.asset_id = a.asset_id AND c.checked_in_at IS NULL) "
+    "FROM assets a WHERE a.tenant_id = $1 AND a.asset_id = $2::uuid FOR UPDATE"};
+
+static const struct db_stmt st_create = {
+    "assets_create",
+    "INSERT INTO assets (tenant_id, asset_tag, serial_number, model, lifecycle, "
+    " lifecycle_changed_by, lifecycle_changed_at, org_unit_path, device, manual, in_google, "
+    " next_audit_due) VALUES ($1, $2, $3, $4, coalesce($5, 'in_storage'), $6, now(), $7, "
+    " CASE WHEN $8::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('notes', $8::text) "
+    " END, true, false, $9::date) RETURNING asset_id::text"};
+
+static const struct db_stmt st_update = {
+    "assets_update",
+    "UPDATE assets SET"
+    " asset_tag = CASE WHEN $3::boolean THEN $4 ELSE asset_tag END,"
+    " serial_number = CASE WHEN $5::boolean THEN $6 ELSE serial_number END,"
+    " model = CASE WHEN $7::boolean THEN $8 ELSE model END,"
+    " org_unit_path = CASE WHEN $9::boolean THEN $10 ELSE org_unit_path END,"
+    " device = CASE WHEN NOT $11::boolean THEN device WHEN $12::text IS NULL"
+    "   THEN device - 'notes' ELSE device || jsonb_build_object('notes', $12::text) END,"
+    " lifecycle_changed_by = CASE WHEN $13::text IS DISTINCT FROM NULL AND $13 <> lifecycle"
+    "   THEN $14 ELSE lifecycle_changed_by END,"
+    " lifecycle_changed_at = CASE WHEN $13::text IS DISTINCT FROM NULL AND $13 <> lifecycle"
+    "   THEN now() ELSE lifecycle_changed_at END,"
+    " lifecycle = coalesce($13, lifecycle),"
+    " next_audit_due = CASE WHEN $15::boolean THEN $16::date ELSE next_audit_due END,"
+    " version = version + 1, updated_at = now()"
+    " WHERE tenant_id = $1 AND asset_id = $2::uuid"};
+
+static const struct db_stmt st_audit = {
+    "assets_audit", "UPDATE assets SET audited_at = now(), audited_by = $3,"
+                    " next_audit_due = CASE WHEN $4::boolean THEN $5::date ELSE next_audit_due END,"
+                    " version = version + 1, updated_at = now()"
+                    " WHERE tenant_id = $1 AND asset_id = $2::uuid"};
+
+static const struct db_stmt st_event_row = {
+    "assets_event_row",
+    "SELECT a.asset_id::text, a.asset_tag, a.device_id, a.serial_number, a.model,"
+    " a.google_status, a.org_unit_path, a.org_unit_id, a.device ->> 'notes', a.in_google,"
+    " a.manual, a.lifecycle, a.version, a.auto_update_expiry::text,"
+    " c.checkout_id::text, c.person_id::text,"
+    " (extract(epoch FROM c.checked_out_at) * 1000)::bigint,"
+    " (extract(epoch FROM c.due_at) * 1000)::bigint, c.note"
+    " FROM assets a LEFT JOIN checkouts c ON c.tenant_id = a.tenant_id"
+    "  AND c.asset_id = a.asset_id AND c.checked_in_at IS NULL"
+    " WHERE a.tenant_id = $1 AND a.asset_id = $2::uuid"};
+
+static const struct db_stmt st_outbox = {
+    "outbox_put", "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload) "
+                  "VALUES ($1, $2::uuid, $3, $4, $5::bytea)"};
+
+Panel__V1__AssetLifecycle assets_lifecycle_enum(const char *s)
+{
+    for (int i = 0; lifecycles[i]; i++)
+        if (strcmp(lifecycles[i], s) == 0)
+            return (Panel__V1__AssetLifecycle)(i + 1);
+    return PANEL__V1__ASSET_LIFECYCLE__ASSET_LIFECYCLE_UNSPECIFIED;
+}
+
+static char *col(PGresult *res, int c)
+{
+    return PQgetisnull(res, 0, c) ? NULL : PQgetvalue(res, 0, c);
+}
+
+int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeKind kind,
+                const char *const *changed)
+{
+    Envelope env;
+    Panel__V1__AssetChanged ac = PANEL__V1__ASSET_CHANGED__INIT;
+    Panel__V1__Asset asset = PANEL__V1__ASSET__INIT;
+    Panel__V1__Device dev = PANEL__V1__DEVICE__INIT;
+    Panel__V1__Checkout co = PANEL__V1__CHECKOUT__INIT;
+    char id[EVENTS_ID_LEN], key[160];
+    uint8_t *packed = NULL;
+    char *hex = NULL;
+    size_t len = 0, nchanged = 0;
+    int rc = -1;
+    const char *p[2] = {r->key.tenant, asset_id};
+    PGresult *res = rest_exec(r, &st_event_row, 2, p), *ins = NULL;
+    if (!res)
+        return -1;
+    if (PQntuples(res) != 1) {
+        rest_not_found(r);
+        goto out;
+    }
+    if (events_envelope_init(&env, id, r->key.tenant, PANEL__V1__SOURCE__SOURCE_PANEL, NULL)) {
+        rest_error(r, 500, "internal", "cannot build the event");
+        goto out;
+    }
+    asset.asset_id = col(res, 0);
+    asset.asset_tag = col(res, 1);
+    dev.device_id = col(res, 2);
+    dev.serial_number = col(res, 3);
+    dev.model = col(res, 4);
+    dev.status = col(res, 5);
+    dev.org_unit_path = col(res, 6);
+    dev.org_unit_id = col(res, 7);
+    dev.notes = col(res, 8);
+    dev.auto_update_through = col(res, 13);
+    asset.device = &dev;
+    asset.has_in_google = asset.has_manual = asset.has_lifecycle = asset.has_version = 1;
+    asset.in_google = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
+    asset.manual = strcmp(PQgetvalue(res, 0, 10), "t") == 0;
+    asset.lifecycle = assets_lifecycle_enum(PQgetvalue(res, 0, 11));
+    asset.version = strtoll(PQgetvalue(res, 0, 12), NULL, 10);
+    if (!PQgetisnull(res, 0, 14)) {
+        co.checkout_id = col(res, 14);
+        co.person_id = col(res, 15);
+        co.has_checked_out_at_ms = 1;
+        co.checked_out_at_ms = strtoll(PQgetvalue(res, 0, 16), NULL, 10);
+        if (!PQgetisnull(res, 0, 17)) {
+            co.has_due_at_ms = 1;
+            co.due_at_ms = strtoll(PQgetvalue(res, 0, 17), NULL, 10);
+        }
+        co.note = col(res, 18);
+        asset.current_checkout = &co;
+    }
+    while (changed && changed[nchanged])
+        nchanged++;
+    ac.has_kind = 1;
+    ac.kind = kind;
+    ac.asset = &asset;
+    ac.n_changed_fields = nchanged;
+    ac.changed_fields = (char **)changed;
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_ASSET_CHANGED;
+    env.asset_changed = &ac;
+    packed = events_pack(&env, &len);
+    hex = malloc(len * 2 + 3);
+    if (!packed || !hex) {
+        rest_error(r, 500, "internal", "out of memory");
+        goto out;
+    }
+    hex[0] = '\\';
+    hex[1] = 'x';
+    crypto_hex(packed, len, hex + 2);
+    snprintf(key, sizeof key, "%s/%s", r->key.tenant, asset_id);
+    const char *q[5] = {r->key.tenant, id, TOPIC_ASSETS_EVENTS, key, hex};
+    ins = rest_exec(r, &st_outbox, 5, q);
+    if (ins)
+        rc = 0;
+out:
+    PQclear(ins);
+    PQclear(res);
+    free(packed);
+    free(hex);
+    return rc;
+}
+
+static void list(struct api_req *r)
+{
+    static const char *const allowed[] = {
+        "serial",     "asset_tag",        "model", "status", "org_unit", "checked_out", "in_google",
+        "aue_before", "audit_due_before", "q",     "manual", "limit",    "cursor",      NULL};
+    char msg[256], serial[PARAMS_MAX_VALUE + 1], tag[PARAMS_MAX_VALUE + 1];
+    char model[PARAMS_MAX_VALUE + 1], status[32], ou[PARAMS_MAX_VALUE + 1];
+    char q[PARAMS_MAX_VALUE + 1], like[PARAMS_MAX_VALUE * 2 + 4], aue[11], audit[11], lim[24];
+    char keys[1][PARAMS_CURSOR_MAX];
+    bool co = false, ing = false, man = false, has_cursor = false;
+    long limit;
+    int rs, rt, rm, rst, rou, rco, ring, raue, raud, rq, rman;
+    if (rest_check_query(r, allowed) || rest_page_params(r, "assets", 1, &limit, &has_cursor, keys))
+        return;
+    if ((rs = params_str(r->query, "serial", serial, sizeof serial, msg, sizeof msg)) < 0 ||
+        (rt = params_str(r->query, "asset_tag", tag, sizeof tag, msg, sizeof msg)) < 0 ||
+        (rm = params_str(r->query, "model", model, sizeof model, msg, sizeof msg)) < 0 ||
+        (rst = params_enum(r->query, "status", lifecycles, status, sizeof status, msg,
+                           sizeof msg)) < 0 ||
+        (rou = params_str(r->query, "org_unit", ou, sizeof ou, msg, sizeof msg)) < 0 ||
+        (rco = params_bool(r->query, "checked_out", &co, msg, sizeof msg)) < 0 ||
+        (ring = params_bool(r->query, "in_google", &ing, msg, sizeof msg)) < 0 ||
+        (rman = params_bool(r->query, "manual", &man, msg, sizeof msg)) < 0 ||
+        (raue = params_date(r->query, "aue_before", aue, msg, sizeof msg)) < 0 ||
+        (raud = params_date(r->query, "audit_due_before", audit, msg, sizeof msg)) < 0 ||
+        (rq = params_str(r->query, "q", q, sizeof q, msg, sizeof msg)) < 0) {
+        rest_error(r, 400, "invalid_parameter", "%s", msg);
+        return;
+    }
+    if (rq == 0 && people_like_pattern(q, like, sizeof like) != 0) {
+        rest_error(r, 400, "invalid_parameter", "q is too long");
+        return;
+    }
+    if (has_cursor && !params_is_uuid(keys[0])) {
+        rest_error(r, 400, "invalid_cursor", "cursor is not valid");
+        return;
+    }
+    snprintf(lim, sizeof lim, "%ld", limit + 1);
+    const char *p[14] = {r->key.tenant,
+                         rs == 0 ? serial : NULL,
+                         rt == 0 ? tag : NULL,
+                         rm == 0 ? model : NULL,
+                         rst == 0 ? status : NULL,
+                         rou == 0 ? ou : NULL,
+                         rco == 0 ? (co ? "true" : "false") : NULL,
+                         ring == 0 ? (ing ? "true" : "false") : NULL,
+                         raue == 0 ? aue : NULL,
+                         raud == 0 ? audit : NULL,
+                         rq == 0 ? like : NULL,
+                         rman == 0 ? (man ? "true" : "false") : NULL,
+                         has_cursor ? keys[0] : NULL,
+                         lim};
+    PGresult *res = rest_exec(r, &st_list, 14, p);
+    if (!res)
+        return;
+    rest_reply_page(r, res, limit, "assets", 1);
+    PQclear(res);
+}
+
+static void get_one(struct api_req *r, const struct db_stmt *st, const char *arg, int status)
+{
+    const char *p[2] = {r->key.tenant, arg};
+    PGresult *res = rest_exec(r, st, 2, p);
+    if (!res)
+        return;
+    if (st == &st_by_serial) {
+        struct buf b;
+        buf_init(&b, 0);
+        if (buf_appendf(&b, "{\"items\":%s}", PQgetvalue(res, 0, 0)) == 0)
+            rest_reply_text(r, 200, b.data);
+        else
+            rest_error(r, 500, "internal", "out of memory");
+        buf_free(&b);
+    } else {
+        rest_reply_row(r, res, status);
+    }
+    PQclear(res);
+}
+
+/* Fields an admin sets on an Asset; validated into text parameters. */
+struct asset_fields {
+    int tag, serial, model, ou, notes, lifecycle, audit; /* rest_field_* results */
+    const char *v_tag, *v_serial, *v_model, *v_ou, *v_notes, *v_lifecycle, *v_audit;
+};
+
+static int read_fields(struct api_req *r, json_t *body, struct asset_fields *f)
+{
+    if ((f->tag = rest_field_str(r, body, "asset_tag", 64, &f->v_tag)) < 0 ||
+        (f->serial = rest_field_str(r, body, "serial_number", 128, &f->v_serial)) < 0 ||
+        (f->model = rest_field_str(r, body, "model", 200, &f->v_model)) < 0 ||
+        (f->ou = rest_field_str(r, body, "org_unit_path", 1024, &f->v_ou)) < 0 ||
+        (f->notes = rest_field_str(r, body, "notes", 2000, &f->v_notes)) < 0 ||
+        (f->lifecycle = rest_field_str(r, body, "lifecycle", 32, &f->v_lifecycle)) < 0 ||
+        (f->audit = rest_field_time(r, body, "next_audit_due", false, &f->v_audit)) < 0)
+        return -1;
+    if (f->lifecycle == 0 && assets_lifecycle_enum(f->v_lifecycle) == 0) {
+        rest_error(r, 422, "invalid_lifecycle",
+                   "lifecycle must be in_storage, deployed, in_repair, lost_stolen or retired");
+        return -1;
+    }
+    if (f->lifecycle == 2) {
+        rest_error(r, 422, "invalid_lifecycle", "lifecycle cannot be null");
+        return -1;
+    }
+    if (f->tag == 0 && f->v_tag[0] == 0) {
+        rest_error(r, 422, "invalid_field", "asset_tag cannot be empty (use null to clear)");
+        return -1;
+    }
+    if (f->ou == 0 && f->v_ou[0] != '/') {
+        rest_error(r, 422, "invalid_field", "org_unit_path must start with /");
+        return -1;
+    }
+    return 0;
+}
+
+static const char *const field_names[] = {
+    "asset_tag", "serial_number", "model",          "org_unit_path",
+    "notes",     "lifecycle",     "next_audit_due", NULL};
+
+static void create(struct api_req *r)
+{
+    struct asset_fields f;
+    char id[40];
+    json_t *body = NULL;
+    PGresult *res = NULL;
+    if (rest_require_admin(r) || !(body = rest_json_body(r, field_names, false)) ||
+        read_fields(r, body, &f))
+        goto out;
+    if (f.tag != 0 && f.serial != 0) {
+        rest_error(r, 422, "missing_field",
+                   "a manual asset needs an asset_tag or a "
+                   "serial_number");
+        goto out;
+    }
+    if (f.lifecycle == 0 && strcmp(f.v_lifecycle, "retired") == 0) {
+        rest_error(r, 422, "invalid_lifecycle", "a new asset cannot be retired");
+        goto out;
+    }
+    if (rest_tx(r, "BEGIN"))
+        goto out;
+    const char *p[9] = {r->key.tenant,
+                        f.tag == 0 ? f.v_tag : NULL,
+                        f.serial == 0 ? f.v_serial : NULL,
+                        f.model == 0 ? f.v_model : NULL,
+                        f.lifecycle == 0 ? f.v_lifecycle : NULL,
+                        r->actor,
+                        f.ou == 0 ? f.v_ou : NULL,
+                        f.notes == 0 ? f.v_notes : NULL,
+                        f.audit == 0 ? f.v_audit : NULL};
+    res = rest_exec(r, &st_create, 9, p);
+    if (!res)
+        goto out;
+    snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 0));
+    static const char *const changed[] = {"created", NULL};
+    if (assets_emit(r, id, PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_CREATED, changed) ||
+        rest_tx(r, "COMMIT"))
+        goto out;
+    get_one(r, &st_get, id, 201);
+out:
+    PQclear(res);
+    json_decref(body);
+}
+
+/* Lock the asset row; 0 with its state, or -1 with the reply filled (404). */
+static int lock_asset(struct api_req *r, const char *id, bool *manual, char *lifecycle,
+                      size_t lclen, bool *checked_out)
+{
+    const char *p[2] = {r->key.tenant, id};
+    PGresult *res = rest_exec(r, &st_lock, 2, p);
+    if (!res)
+        return -1;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        rest_not_found(r);
+        return -1;
+    }
+    *manual = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    snprintf(lifecycle, lclen, "%s", PQgetvalue(res, 0, 1));
+    *checked_out = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+    PQclear(res);
+    return 0;
+}
+
+/* PATCH /v1/assets/{id}; retire is the same with lifecycle=retired. */
+static void update(struct api_req *r, const char *id, bool retire)
+{
+    struct asset_fields f;
+    json_t *body = NULL;
+    PGresult *res = NULL;
+    bool manual, out_now;
+    char lifecycle[32];
+    const char *changed[8];
+    int nchanged = 0;
+    if (rest_require_admin(r) ||
+        !(body = rest_json_body(r, retire ? (const char *const[]){NULL} : field_names, retire)) ||
+        read_fields(r, body, &f))
+        goto out;
+    if (retire) {
+        f.lifecycle = 0;
+        f.v_lifecycle = "retired";
+    }
+    if (rest_tx(r, "BEGIN") || lock_asset(r, id, &manual, lifecycle, sizeof lifecycle, &out_now))
+        goto out;
+    if (!manual && (f.serial != 1 || f.model != 1 || f.ou != 1 || f.notes != 1)) {
+        rest_error(r, 422, "read_only_field",
+                   "serial_number, model, org_unit_path and notes come from Google for this "
+                   "Chromebook and cannot be edited here");
+        goto out;
+    }
+    bool to_retired = f.lifecycle == 0 && strcmp(f.v_lifecycle, "retired") == 0 &&
+                      strcmp(lifecycle, "retired") != 0;
+    if (to_retired && out_now) {
+        rest_error(r, 409, "checked_out", "check the asset in before retiring it");
+        goto out;
+    }
+    if (retire && strcmp(lifecycle, "retired") == 0) {
+        rest_error(r, 409, "already_retired", "the asset is already retired");
+        goto out;
+    }
+    const char *p[16] = {r->key.tenant,
+                         id,
+                         f.tag != 1 ? "true" : "false",
+                         f.tag == 0 ? f.v_tag : NULL,
+                         f.serial != 1 ? "true" : "false",
+                         f.serial == 0 ? f.v_serial : NULL,
+                         f.model != 1 ? "true" : "false",
+                         f.model == 0 ? f.v_model : NULL,
+                         f.ou != 1 ? "true" : "false",
+                         f.ou == 0 ? f.v_ou : NULL,
+                         f.notes != 1 ? "true" : "false",
+                         f.notes == 0 ? f.v_notes : NULL,
+                         f.lifecycle == 0 ? f.v_lifecycle : NULL,
+                         r->actor,
+                         f.audit != 1 ? "true" : "false",
+                         f.audit == 0 ? f.v_audit : NULL};
+    res = rest_exec(r, &st_update, 16, p);
+    if (!res)
+        goto out;
+    int results[] = {f.tag, f.serial, f.model, f.ou, f.notes, f.lifecycle, f.audit};
+    for (int i = 0; i < 7; i++)
+        if (results[i] != 1)
+            changed[nchanged++] = field_names[i];
+    changed[nchanged] = NULL;
+    Panel__V1__AssetChangeKind kind = PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED;
+    if (to_retired)
+        kind = PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_RETIRED;
+    else if (f.lifecycle == 0 && strcmp(f.v_lifecycle, lifecycle) != 0)
+        kind = PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_LIFECYCLE;
+    if (assets_emit(r, id, kind, changed) || rest_tx(r, "COMMIT"))
+        goto out;
+    get_one(r, &st_get, id, 200);
+out:
+    PQclear(res);
+    json_decref(body);
+}
+
+static void audit(struct api_req *r, const char *id)
+{
+    static const char *const allowed[] = {"next_audit_due", NULL};
+    json_t *body = NULL;
+    PGresult *res = NULL;
+    const char *due = NULL;
+    bool manual, out_now;
+    char lifecycle[32];
+    int rd;
+    if (rest_require_admin(r) || !(body = rest_json_body(r, allowed, true)) ||
+        (rd = rest_field_time(r, body, "next_audit_due", false, &due)) < 0)
+        goto out;
+    if (rest_tx(r, "BEGIN") || lock_asset(r, id, &manual, lifecycle, sizeof lifecycle, &out_now))
+        goto out;
+    const char *p[5] = {r->key.tenant, id, r->actor, rd != 1 ? "true" : "false",
+                        rd == 0 ? due : NULL};
+    res = rest_exec(r, &st_audit, 5, p);
+    static const char *const changed[] = {"audited_at", "next_audit_due", NULL};
+    if (!res ||
+        assets_emit(r, id, PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED, changed) ||
+        rest_tx(r, "COMMIT"))
+        goto out;
+    get_one(r, &st_get, id, 200);
+out:
+    PQclear(res);
+    json_decref(body);
+}
+
+void assets_handle(struct api_req *r)
+{
+    const char *m = r->method;
+    bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
+    if (r->nsegs == 1) {
+        if (get)
+            list(r);
+        else if (post)
+            create(r);
+        else
+            rest_method_not_allowed(r);
+        return;
+    }
+    if (r->nsegs == 3 &&
+        (strcmp(r->segs[1], "by-serial") == 0 || strcmp(r->segs[1], "by-tag") == 0)) {
+        if (!get)
+            rest_method_not_allowed(r);
+        else if (!rest_check_query(r, NULL))
+            get_one(r, r->segs[1][3] == 's' ? &st_by_serial : &st_by_tag, r->segs[2], 200);
+        return;
+    }
+    if (!params_is_uuid(r->segs[1])) {
+        rest_not_found(r);
+        return;
+    }
+    const char *id = r->segs[1];
+    if (r->nsegs == 2) {
+        if (get) {
+            if (!rest_check_query(r, NULL))
+                get_one(r, &st_get, id, 200);
+        } else if (strcmp(m, "PATCH") == 0) {
+            update(r, id, false);
+        } else {
+            rest_method_not_allowed(r);
+        }
+        return;
+    }
+    if (r->nsegs != 3) {
+        rest_not_found(r);
+        return;
+    }
+    const char *action = r->segs[2];
+    if (strcmp(action, "checkouts") == 0)
+        get ? checkouts_list_for(r, "asset", id) : rest_method_not_allowed(r);
+    else if (strcmp(action, "checkout") == 0 || strcmp(action, "checkin") == 0)
+        post ? checkouts_asset_action(r) : rest_method_not_allowed(r);
+    else if (strcmp(action, "retire") == 0)
+        post ? update(r, id, true) : rest_method_not_allowed(r);
+    else if (strcmp(action, "audit") == 0)
+        post ? audit(r, id) : rest_method_not_allowed(r);
+    else
+        rest_not_found(r);
+}

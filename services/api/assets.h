@@ -1,0 +1,21 @@
+/* assets: GET/POST /v1/assets, GET/PATCH /v1/assets/{id}, lookup by serial and by tag,
+ * lifecycle (retire), physical audits; and the AssetChanged outbox row every change of an
+ * Asset writes in its own transaction. Checkout routes under /v1/assets/{id}/ are passed to
+ * checkouts.c. */
+#ifndef API_ASSETS_H
+#define API_ASSETS_H
+
+#include "rest.h"
+
+#include "panel/v1/events.pb-c.h"
+
+void assets_handle(struct api_req *r);
+/* Inside the caller's transaction: queue an AssetChanged (full asset after the change) on
+ * panel.assets.events with key "<tenant>/<asset id>". changed: NULL-terminated field
+ * names. 0, or -1 with the reply filled. */
+int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeKind kind,
+                const char *const *changed) __attribute__((warn_unused_result));
+/* Lifecycle text ("in_storage", ...) to the event enum; UNSPECIFIED when unknown. */
+Panel__V1__AssetLifecycle assets_lifecycle_enum(const char *s);
+
+#endif

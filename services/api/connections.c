@@ -1,0 +1,104 @@
+/* connections: see connections.h. */
+#include "connections.h"
+
+#include "upstream.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct db_stmt st_status = {
+    "connections_status",
+    "SELECT json_build_object('connections', json_agg(json_build_object("
+    " 'provider', pr.provider, 'status', coalesce(c.status, 'never'),"
+    " 'granted_scopes', coalesce(c.granted_scopes, '{}'),"
+    " 'missing_scopes', coalesce(c.missing_scopes, '{}'),"
+    " 'provider_tenant', c.provider_tenant,"
+    " 'authorized_at', c.authorized_at, 'authorized_by', c.authorized_by,"
+    " 'revoked_at', c.revoked_at, 'status_message', c.status_message,"
+    " 'remote_revoke_pending', coalesce(c.remote_revoke_pending, false),"
+    " 'next_sync_at', c.next_sync_at,"
+    " 'sync_interval_seconds', coalesce(c.sync_interval_seconds, t.sync_interval_seconds),"
+    " 'paused', EXISTS (SELECT 1 FROM pause_windows w WHERE w.tenant_id = t.tenant_id"
+    "   AND now() >= w.starts_at AND now() < w.ends_at),"
+    " 'held_runs', (SELECT count(*) FROM sync_runs s WHERE s.tenant_id = t.tenant_id"
+    "   AND s.source = pr.provider AND s.status = 'held'),"
+    " 'last_run', (SELECT json_build_object('run_id', s.run_id, 'status', s.status,"
+    "   'kind', s.kind, 'preview', s.preview, 'reason', s.reason,"
+    "   'requested_at', s.requested_at, 'started_at', s.started_at,"
+    "   'finished_at', s.finished_at, 'failure_reason', s.failure_reason,"
+    "   'message', s.message, 'seen', s.seen, 'created', s.created, 'updated', s.updated,"
+    "   'unchanged', s.unchanged, 'removed', s.removed, 'skipped', s.skipped,"
+    "   'match_cases', s.match_cases, 'pending_removals', s.pending_removals)"
+    "   FROM sync_runs s WHERE s.tenant_id = t.tenant_id AND s.source = pr.provider"
+    "   ORDER BY s.requested_at DESC LIMIT 1)) ORDER BY pr.ord))::text"
+    " FROM tenants t CROSS JOIN (VALUES ('google', 1), ('azure', 2)) AS pr(provider, ord)"
+    " LEFT JOIN connections c ON c.tenant_id = t.tenant_id AND c.provider = pr.provider"
+    " WHERE t.tenant_id = $1"};
+
+static void action(struct api_req *r, const char *provider, const char *what)
+{
+    static const char *const allowed[] = {"admin", NULL};
+    json_t *body = NULL, *up = NULL, *out = NULL;
+    const char *admin = NULL;
+    char path[256];
+    long status = 0;
+    bool authorize = strcmp(what, "authorize") == 0;
+    if (rest_require_admin(r) || !(body = rest_json_body(r, allowed, !authorize)))
+        goto out;
+    int ra = rest_field_str(r, body, "admin", 320, &admin);
+    if (ra < 0)
+        goto out;
+    if (authorize && (ra != 0 || !strchr(admin, '@'))) {
+        rest_error(r, 422, "invalid_field",
+                   "admin must be the email address of the %s admin "
+                   "who will grant access",
+                   strcmp(provider, "google") == 0 ? "Google Workspace" : "Microsoft Entra");
+        goto out;
+    }
+    up = json_pack("{ss}", "admin", ra == 0 ? admin : r->actor);
+    snprintf(path, sizeof path, "/internal/tenants/%s/%s/%s", r->key.tenant, provider, what);
+    if (!up || upstream_call(r, r->api->auth_url, "POST", path, up, &status, &out))
+        goto out;
+    upstream_reply(r, status, out);
+out:
+    json_decref(body);
+    json_decref(up);
+    json_decref(out);
+}
+
+void connections_handle(struct api_req *r)
+{
+    if (r->nsegs == 1) {
+        if (strcmp(r->method, "GET") != 0) {
+            rest_method_not_allowed(r);
+            return;
+        }
+        if (rest_check_query(r, NULL))
+            return;
+        const char *p[1] = {r->key.tenant};
+        PGresult *res = rest_exec(r, &st_status, 1, p);
+        if (res)
+            rest_reply_row(r, res, 200);
+        PQclear(res);
+        return;
+    }
+    if (r->nsegs != 3 ||
+        (strcmp(r->segs[2], "authorize") != 0 && strcmp(r->segs[2], "deauthorize") != 0)) {
+        rest_not_found(r);
+        return;
+    }
+    const char *provider = NULL;
+    if (strcmp(r->segs[1], "google") == 0)
+        provider = "google";
+    else if (strcmp(r->segs[1], "microsoft") == 0 || strcmp(r->segs[1], "azure") == 0)
+        provider = "microsoft";
+    if (!provider) {
+        rest_not_found(r);
+        return;
+    }
+    if (strcmp(r->method, "POST") != 0) {
+        rest_method_not_allowed(r);
+        return;
+    }
+    action(r, provider, r->segs[2]);
+}

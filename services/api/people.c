@@ -1,0 +1,136 @@
+/* people: see people.h. */
+#include "people.h"
+
+#include "checkouts.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct db_stmt st_list = {
+    "people_list",
+    "SELECT api_person_json(p)::text, lower(p.display_name), p.person_id::text FROM people p "
+    "WHERE p.tenant_id = $1"
+    " AND ($2::text IS NULL OR lower(p.display_name) LIKE $2 OR p.email_norm LIKE $2)"
+    " AND ($3::text IS NULL OR p.org_unit_path = $3)"
+    " AND ($4::text IS NULL OR $4 = ANY (p.sources))"
+    " AND CASE coalesce($5, 'present')"
+    "   WHEN 'active' THEN p.removed_at IS NULL AND NOT p.suspended"
+    "   WHEN 'suspended' THEN p.removed_at IS NULL AND p.suspended"
+    "   WHEN 'removed' THEN p.removed_at IS NOT NULL"
+    "   WHEN 'all' THEN true ELSE p.removed_at IS NULL END"
+    " AND ($6::boolean IS NULL OR $6 = EXISTS (SELECT 1 FROM checkouts c"
+    "   WHERE c.tenant_id = p.tenant_id AND c.person_id = p.person_id"
+    "   AND c.checked_in_at IS NULL))"
+    " AND ($7::text IS NULL OR (lower(p.display_name), p.person_id) > ($7, $8::uuid))"
+    " ORDER BY lower(p.display_name), p.person_id LIMIT $9::int"};
+
+static const struct db_stmt st_get = {
+    "people_get",
+    "SELECT (api_person_json(p)::jsonb || jsonb_build_object("
+    " 'fields', p.fields, 'provenance', p.provenance,"
+    " 'open_checkouts', (SELECT count(*) FROM checkouts c WHERE c.tenant_id = p.tenant_id"
+    "   AND c.person_id = p.person_id AND c.checked_in_at IS NULL),"
+    " 'source_records', (SELECT coalesce(jsonb_agg(jsonb_build_object("
+    "   'source', s.source, 'source_id', s.source_id, 'email', s.email_norm,"
+    "   'fields', s.fields, 'suspended_in_source', s.suspended_in_source,"
+    "   'removed_at', s.removed_at, 'updated_at', s.updated_at) ORDER BY s.source), '[]')"
+    "   FROM person_sources s WHERE s.tenant_id = p.tenant_id"
+    "   AND s.person_id = p.person_id)))::text"
+    " FROM people p WHERE p.tenant_id = $1 AND p.person_id = $2::uuid"};
+
+int people_like_pattern(const char *s, char *out, size_t outlen)
+{
+    size_t o = 0;
+    if (outlen < 3)
+        return -1;
+    out[o++] = '%';
+    for (const char *p = s; *p; p++) {
+        if (o + 4 >= outlen)
+            return -1;
+        if (*p == '%' || *p == '_' || *p == '\\')
+            out[o++] = '\\';
+        out[o++] = (char)tolower((unsigned char)*p);
+    }
+    out[o++] = '%';
+    out[o] = 0;
+    return 0;
+}
+
+static void list(struct api_req *r)
+{
+    static const char *const allowed[] = {"q",     "org_unit", "source", "status", "has_checkouts",
+                                          "limit", "cursor",   NULL};
+    static const char *const sources[] = {"google", "azure", NULL};
+    static const char *const statuses[] = {"active", "suspended", "removed", "all", NULL};
+    char msg[256], q[PARAMS_MAX_VALUE + 1], like[PARAMS_MAX_VALUE * 2 + 4];
+    char ou[PARAMS_MAX_VALUE + 1], source[16], status[16], lim[24];
+    char keys[2][PARAMS_CURSOR_MAX];
+    bool has_cursor = false, hc = false;
+    long limit;
+    int rq, rou, rs, rst, rhc;
+    if (rest_check_query(r, allowed) || rest_page_params(r, "people", 2, &limit, &has_cursor, keys))
+        return;
+    if ((rq = params_str(r->query, "q", q, sizeof q, msg, sizeof msg)) < 0 ||
+        (rou = params_str(r->query, "org_unit", ou, sizeof ou, msg, sizeof msg)) < 0 ||
+        (rs = params_enum(r->query, "source", sources, source, sizeof source, msg, sizeof msg)) <
+            0 ||
+        (rst = params_enum(r->query, "status", statuses, status, sizeof status, msg, sizeof msg)) <
+            0 ||
+        (rhc = params_bool(r->query, "has_checkouts", &hc, msg, sizeof msg)) < 0) {
+        rest_error(r, 400, "invalid_parameter", "%s", msg);
+        return;
+    }
+    if (rq == 0 && people_like_pattern(q, like, sizeof like) != 0) {
+        rest_error(r, 400, "invalid_parameter", "q is too long");
+        return;
+    }
+    snprintf(lim, sizeof lim, "%ld", limit + 1);
+    const char *p[9] = {r->key.tenant,
+                        rq == 0 ? like : NULL,
+                        rou == 0 ? ou : NULL,
+                        rs == 0 ? source : NULL,
+                        rst == 0 ? status : NULL,
+                        rhc == 0 ? (hc ? "true" : "false") : NULL,
+                        has_cursor ? keys[0] : NULL,
+                        has_cursor ? keys[1] : NULL,
+                        lim};
+    if (has_cursor && !params_is_uuid(keys[1])) {
+        rest_error(r, 400, "invalid_cursor", "cursor is not valid");
+        return;
+    }
+    PGresult *res = rest_exec(r, &st_list, 9, p);
+    if (!res)
+        return;
+    rest_reply_page(r, res, limit, "people", 2);
+    PQclear(res);
+}
+
+static void get(struct api_req *r, const char *id)
+{
+    const char *p[2] = {r->key.tenant, id};
+    if (rest_check_query(r, NULL))
+        return;
+    PGresult *res = rest_exec(r, &st_get, 2, p);
+    if (!res)
+        return;
+    rest_reply_row(r, res, 200);
+    PQclear(res);
+}
+
+void people_handle(struct api_req *r)
+{
+    bool is_get = strcmp(r->method, "GET") == 0;
+    if (r->nsegs >= 2 && !params_is_uuid(r->segs[1])) {
+        rest_not_found(r);
+        return;
+    }
+    if (r->nsegs == 1)
+        is_get ? list(r) : rest_method_not_allowed(r);
+    else if (r->nsegs == 2)
+        is_get ? get(r, r->segs[1]) : rest_method_not_allowed(r);
+    else if (r->nsegs == 3 && strcmp(r->segs[2], "checkouts") == 0)
+        is_get ? checkouts_list_for(r, "person", r->segs[1]) : rest_method_not_allowed(r);
+    else
+        rest_not_found(r);
+}

@@ -1,0 +1,478 @@
+/* rest: see rest.h. */
+#include "rest.h"
+
+#include "crypto.h"
+#include "httpd.h"
+#include "json.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define IDEM_KEY_MAX 200
+
+/* A key is claimed (status 0) before the handler runs, so two concurrent requests with the
+ * same key cannot both act: the second sees the claim and gets 409. */
+static const struct db_stmt st_idem_claim = {
+    "idem_claim", "INSERT INTO idempotency_keys (tenant_id, idem_key, request_hash, status, "
+                  "response) VALUES ($1, $2, $3, 0, '') ON CONFLICT DO NOTHING"};
+static const struct db_stmt st_idem_get = {
+    "idem_get", "SELECT request_hash, status, response FROM idempotency_keys "
+                "WHERE tenant_id = $1 AND idem_key = $2"};
+static const struct db_stmt st_idem_put = {
+    "idem_put", "UPDATE idempotency_keys SET status = $3::int, response = $4 "
+                "WHERE tenant_id = $1 AND idem_key = $2"};
+static const struct db_stmt st_idem_drop = {
+    "idem_drop", "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idem_key = $2 "
+                 "AND status = 0"};
+
+void rest_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->status = status;
+    buf_reset(&r->out);
+    if (buf_appends(&r->out, "{\"error\":{\"code\":") || buf_append_json_string(&r->out, code) ||
+        buf_appends(&r->out, ",\"message\":") || buf_append_json_string(&r->out, msg) ||
+        buf_appends(&r->out, "}}"))
+        r->status = 500;
+}
+
+void rest_not_found(struct api_req *r)
+{
+    rest_error(r, 404, "not_found", "no such resource");
+}
+
+void rest_method_not_allowed(struct api_req *r)
+{
+    rest_error(r, 405, "method_not_allowed", "method %s is not allowed here", r->method);
+}
+
+void rest_reply_text(struct api_req *r, int status, const char *json)
+{
+    buf_reset(&r->out);
+    r->status = status;
+    if (buf_appends(&r->out, json))
+        rest_error(r, 500, "internal", "response too large");
+}
+
+void rest_db_error(struct api_req *r, PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (state && strcmp(state, "23505") == 0) {
+        rest_error(r, 409, "conflict", "a resource with the same unique value exists");
+    } else if (state && strcmp(state, "23503") == 0) {
+        rest_error(r, 409, "conflict", "a referenced resource does not exist or is in use");
+    } else if (state && strcmp(state, "23514") == 0) {
+        rest_error(r, 422, "invalid_value", "a value is out of the allowed range");
+    } else if (state && strncmp(state, "22", 2) == 0) {
+        rest_error(r, 400, "invalid_input", "a value has the wrong format or is out of range");
+    } else if (PQstatus(r->db) != CONNECTION_OK) {
+        log_error_t(r->key.tenant, NULL, "database unavailable");
+        rest_error(r, 503, "unavailable", "the database is unavailable; try again");
+    } else {
+        log_error_t(r->key.tenant, NULL, "query failed: %s",
+                    res ? PQresultErrorMessage(res) : "no result");
+        rest_error(r, 500, "internal", "internal error");
+    }
+}
+
+int rest_require_admin(struct api_req *r)
+{
+    if (r->key.admin)
+        return 0;
+    rest_error(r, 403, "forbidden",
+               "this API key has the viewer role and cannot change "
+               "anything");
+    return -1;
+}
+
+int rest_check_query(struct api_req *r, const char *const *allowed)
+{
+    char msg[256];
+    if (params_check(r->query, allowed, msg, sizeof msg) == 0)
+        return 0;
+    rest_error(r, 400, "invalid_parameter", "%s", msg);
+    return -1;
+}
+
+json_t *rest_json_body(struct api_req *r, const char *const *allowed, bool empty_ok)
+{
+    char err[256];
+    const char *k;
+    json_t *v;
+    if (r->body.len == 0 && empty_ok)
+        return json_object();
+    if (!params_utf8_valid(r->body.data ? r->body.data : "", r->body.len)) {
+        rest_error(r, 400, "invalid_json", "the body is not valid UTF-8");
+        return NULL;
+    }
+    json_t *j = json_parse(r->body.data ? r->body.data : "", r->body.len, err, sizeof err);
+    if (!j) {
+        rest_error(r, 400, "invalid_json", "the body is not valid JSON: %s", err);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        rest_error(r, 400, "invalid_json", "the body must be a JSON object");
+        json_decref(j);
+        return NULL;
+    }
+    json_object_foreach(j, k, v)
+    {
+        bool ok = allowed == NULL;
+        for (size_t i = 0; allowed && allowed[i]; i++)
+            if (strcmp(allowed[i], k) == 0)
+                ok = true;
+        if (!ok) {
+            rest_error(r, 400, "unknown_field", "unknown field '%.60s'", k);
+            json_decref(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
+PGresult *rest_exec(struct api_req *r, const struct db_stmt *st, int n, const char *const *p)
+{
+    PGresult *res = db_exec(r->api->db, r->db, st, n, p);
+    ExecStatusType s = PQresultStatus(res);
+    if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
+        return res;
+    rest_db_error(r, res);
+    PQclear(res);
+    return NULL;
+}
+
+void rest_reply_page(struct api_req *r, PGresult *res, long limit, const char *scope, int nkeys)
+{
+    int rows = PQntuples(res);
+    int shown = rows > limit ? (int)limit : rows;
+    buf_reset(&r->out);
+    r->status = 200;
+    if (buf_appends(&r->out, "{\"items\":["))
+        goto fail;
+    for (int i = 0; i < shown; i++)
+        if ((i && buf_appends(&r->out, ",")) || buf_appends(&r->out, PQgetvalue(res, i, 0)))
+            goto fail;
+    if (buf_appends(&r->out, "],\"next_cursor\":"))
+        goto fail;
+    if (rows > limit && shown > 0) {
+        const char *keys[PARAMS_CURSOR_KEYS];
+        char cursor[PARAMS_CURSOR_MAX * 2];
+        for (int k = 0; k < nkeys && k < PARAMS_CURSOR_KEYS; k++)
+            keys[k] = PQgetvalue(res, shown - 1, k + 1);
+        if (params_cursor_encode(scope, keys, nkeys, cursor, sizeof cursor) ||
+            buf_append_json_string(&r->out, cursor))
+            goto fail;
+    } else if (buf_appends(&r->out, "null")) {
+        goto fail;
+    }
+    if (buf_appends(&r->out, "}"))
+        goto fail;
+    return;
+fail:
+    rest_error(r, 500, "internal", "response too large");
+}
+
+void rest_reply_row(struct api_req *r, PGresult *res, int status)
+{
+    if (PQntuples(res) < 1 || PQgetisnull(res, 0, 0)) {
+        rest_not_found(r);
+        return;
+    }
+    rest_reply_text(r, status, PQgetvalue(res, 0, 0));
+}
+
+int rest_page_params(struct api_req *r, const char *scope, int nkeys, long *limit, bool *has_cursor,
+                     char keys[][PARAMS_CURSOR_MAX])
+{
+    char msg[256], cursor[PARAMS_MAX_VALUE + 1];
+    if (params_limit(r->query, 50, 500, limit, msg, sizeof msg) != 0)
+        goto bad;
+    int c = params_str(r->query, "cursor", cursor, sizeof cursor, msg, sizeof msg);
+    if (c < 0)
+        goto bad;
+    *has_cursor = c == 0;
+    if (c == 0 && params_cursor_decode(scope, cursor, nkeys, keys, msg, sizeof msg) != 0) {
+        rest_error(r, 400, "invalid_cursor", "%s", msg);
+        return -1;
+    }
+    return 0;
+bad:
+    rest_error(r, 400, "invalid_parameter", "%s", msg);
+    return -1;
+}
+
+static int split_path(struct api_req *r, const char *uri)
+{
+    if (strncmp(uri, "/v1/", 4) != 0 || strlen(uri) >= sizeof r->path)
+        return -1;
+    snprintf(r->path, sizeof r->path, "%s", uri + 4);
+    if (!params_utf8_valid(r->path, strlen(r->path)))
+        return -1;
+    char *p = r->path;
+    while (*p) {
+        char *slash = strchr(p, '/');
+        if (r->nsegs >= REST_MAX_SEGS || slash == p)
+            return -1;
+        r->segs[r->nsegs++] = p;
+        if (!slash)
+            break;
+        *slash = 0;
+        p = slash + 1;
+        if (!*p)
+            return -1; /* trailing slash */
+    }
+    return r->nsegs > 0 ? 0 : -1;
+}
+
+static bool idem_key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n == 0 || n > IDEM_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isgraph((unsigned char)k[i]))
+            return false;
+    return true;
+}
+
+/* Claim key for this request. Returns 0 when claimed (run the handler), 1 when a stored
+ * reply was loaded into r, -1 (reply filled) on errors, a reused key or a request with the
+ * same key still running. */
+static int idem_claim(struct api_req *r, const char *key, char hash[65])
+{
+    struct buf h;
+    PGresult *res = NULL;
+    int rc = -1;
+    buf_init(&h, REST_MAX_BODY + 2048);
+    if (buf_appendf(&h, "%s %s\n", r->method, r->ri->local_uri) ||
+        buf_append(&h, r->body.data ? r->body.data : "", r->body.len)) {
+        rest_error(r, 500, "internal", "out of memory");
+        goto out;
+    }
+    crypto_sha256_hex(h.data, h.len, hash);
+    const char *p[3] = {r->key.tenant, key, hash};
+    if (!(res = rest_exec(r, &st_idem_claim, 3, p)))
+        goto out;
+    if (strcmp(PQcmdTuples(res), "1") == 0) {
+        rc = 0;
+        goto out;
+    }
+    PQclear(res);
+    if (!(res = rest_exec(r, &st_idem_get, 2, p)))
+        goto out;
+    if (PQntuples(res) != 1) {
+        rest_error(r, 409, "idempotency_conflict",
+                   "the Idempotency-Key changed meanwhile; "
+                   "try again");
+    } else if (strcmp(PQgetvalue(res, 0, 0), hash) != 0) {
+        rest_error(r, 422, "idempotency_key_reused",
+                   "this Idempotency-Key was used for a different request");
+    } else if (strcmp(PQgetvalue(res, 0, 1), "0") == 0) {
+        rest_error(r, 409, "request_in_progress",
+                   "a request with this Idempotency-Key is still being processed");
+    } else {
+        long st = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+        rest_reply_text(r, (int)st, PQgetvalue(res, 0, 2));
+        rc = 1;
+    }
+out:
+    PQclear(res);
+    buf_free(&h);
+    return rc;
+}
+
+/* Store the reply for replays, or release the claim after a server-side failure so that a
+ * retry can run. */
+static void idem_finish(struct api_req *r, const char *key)
+{
+    char status[16];
+    snprintf(status, sizeof status, "%d", r->status);
+    const char *p[4] = {r->key.tenant, key, status, r->out.data ? r->out.data : ""};
+    PGresult *res = r->status < 500 ? db_exec(r->api->db, r->db, &st_idem_put, 4, p)
+                                    : db_exec(r->api->db, r->db, &st_idem_drop, 2, p);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        log_warn_t(r->key.tenant, NULL, "cannot store idempotency key: %s",
+                   PQresultErrorMessage(res));
+    PQclear(res);
+}
+
+/* Headers and body in one write: two small writes on a keep-alive connection meet Nagle's
+ * algorithm and the client's delayed ACK (about 40 ms per response). */
+static int send_reply(struct mg_connection *conn, int status, const struct buf *body,
+                      const char *extra)
+{
+    struct buf b;
+    const char *text = mg_get_response_code_text(NULL, status);
+    buf_init(&b, 0);
+    if (buf_appendf(&b,
+                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
+                    status, text ? text : "", body->len, extra ? extra : "") ||
+        buf_append(&b, body->data ? body->data : "", body->len)) {
+        buf_free(&b);
+        return httpd_reply(conn, status, "application/json", body->data ? body->data : "",
+                           body->len, extra);
+    }
+    mg_write(conn, b.data, b.len);
+    buf_free(&b);
+    return status;
+}
+
+int rest_serve(struct mg_connection *conn, void *cbdata)
+{
+    const struct rest_route *route = cbdata;
+    struct api_req r;
+    char idem_hash[65] = "";
+    const char *idem = NULL;
+    const char *extra = NULL;
+    memset(&r, 0, sizeof r);
+    r.conn = conn;
+    r.ri = mg_get_request_info(conn);
+    r.api = route->api;
+    r.method = r.ri->request_method;
+    r.query = r.ri->query_string;
+    buf_init(&r.body, REST_MAX_BODY);
+    buf_init(&r.out, 0);
+
+    r.db = db_pool_get(r.api->db, 5000);
+    if (!r.db) {
+        rest_error(&r, 503, "unavailable", "the server is busy; try again");
+        goto send;
+    }
+    switch (auth_keys_check(r.api->db, r.db, mg_get_header(conn, "Authorization"), &r.key)) {
+    case AUTH_OK:
+        break;
+    case AUTH_MISSING:
+        rest_error(&r, 401, "unauthenticated",
+                   "send Authorization: Bearer pk_<key id>.<secret> with a valid API key");
+        extra = "WWW-Authenticate: Bearer\r\n";
+        goto send;
+    case AUTH_INVALID:
+        rest_error(&r, 401, "unauthenticated", "the API key is unknown or revoked");
+        extra = "WWW-Authenticate: Bearer\r\n";
+        goto send;
+    default:
+        rest_error(&r, 503, "unavailable", "the database is unavailable; try again");
+        goto send;
+    }
+    snprintf(r.actor, sizeof r.actor, "apikey:%s", r.key.key_id);
+    if (split_path(&r, r.ri->local_uri) != 0) {
+        rest_not_found(&r);
+        goto send;
+    }
+    if (strcmp(r.method, "POST") == 0 || strcmp(r.method, "PUT") == 0 ||
+        strcmp(r.method, "PATCH") == 0) {
+        int b = httpd_read_body(conn, &r.body, REST_MAX_BODY);
+        if (b == -1) {
+            rest_error(&r, 413, "body_too_large", "the body is larger than %d bytes",
+                       REST_MAX_BODY);
+            extra = "Connection: close\r\n";
+            goto send;
+        }
+        if (b != 0) {
+            rest_error(&r, 400, "bad_request", "cannot read the body");
+            goto send;
+        }
+    }
+    if (strcmp(r.method, "POST") == 0 && (idem = mg_get_header(conn, "Idempotency-Key"))) {
+        if (!idem_key_ok(idem)) {
+            rest_error(&r, 400, "invalid_idempotency_key",
+                       "Idempotency-Key must be 1 to %d printable characters", IDEM_KEY_MAX);
+            goto send;
+        }
+        int l = idem_claim(&r, idem, idem_hash);
+        if (l != 0) {
+            idem = NULL; /* not ours to finish */
+            if (l == 1)
+                extra = "Idempotent-Replayed: true\r\n";
+            goto send;
+        }
+    }
+    route->fn(&r);
+    /* A handler that failed inside its transaction leaves it open: end it here so nothing
+     * half-done is committed and the idempotency row below is written on its own. */
+    if (PQtransactionStatus(r.db) != PQTRANS_IDLE) {
+        PGresult *rb = PQexec(r.db, "ROLLBACK");
+        PQclear(rb);
+    }
+    if (r.status == 0)
+        rest_error(&r, 500, "internal", "no reply");
+    if (idem)
+        idem_finish(&r, idem);
+send:
+    db_pool_put(r.api->db, r.db);
+    int status = send_reply(conn, r.status, &r.out, extra);
+    buf_free(&r.body);
+    buf_free(&r.out);
+    return status;
+}
+
+int rest_tx(struct api_req *r, const char *sql)
+{
+    PGresult *res = PQexec(r->db, sql);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        rest_db_error(r, res);
+        rc = -1;
+    }
+    PQclear(res);
+    return rc;
+}
+
+int rest_field_str(struct api_req *r, json_t *body, const char *name, size_t maxlen,
+                   const char **out)
+{
+    json_t *v = json_object_get(body, name);
+    if (!v)
+        return 1;
+    if (json_is_null(v))
+        return 2;
+    if (!json_is_string(v)) {
+        rest_error(r, 400, "invalid_field", "%s must be a string", name);
+        return -1;
+    }
+    if (json_string_length(v) > maxlen || strlen(json_string_value(v)) != json_string_length(v)) {
+        rest_error(r, 400, "invalid_field", "%s must be at most %zu bytes without NUL", name,
+                   maxlen);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+int rest_field_bool(struct api_req *r, json_t *body, const char *name, bool *out)
+{
+    json_t *v = json_object_get(body, name);
+    if (!v)
+        return 1;
+    if (json_is_null(v))
+        return 2;
+    if (!json_is_boolean(v)) {
+        rest_error(r, 400, "invalid_field", "%s must be true or false", name);
+        return -1;
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
+int rest_field_time(struct api_req *r, json_t *body, const char *name, bool timestamp,
+                    const char **out)
+{
+    int rc = rest_field_str(r, body, name, 64, out);
+    if (rc != 0)
+        return rc;
+    if (timestamp ? !params_is_timestamp(*out) && !params_is_date(*out) : !params_is_date(*out)) {
+        rest_error(r, 400, "invalid_field", "%s must be %s", name,
+                   timestamp ? "an RFC 3339 timestamp like 2026-06-30T15:00:00Z or a date"
+                             : "a date YYYY-MM-DD");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,99 @@
+/* rest: what every /v1 handler shares — authentication, the tenant-scoped database
+ * connection of the request, the path split into segments, strict JSON bodies, the one
+ * error shape, keyset pages, Idempotency-Key replay. Handlers never write to the connection:
+ * they fill r->status and r->out and rest_serve sends it. */
+#ifndef API_REST_H
+#define API_REST_H
+
+#include "auth_keys.h"
+#include "buf.h"
+#include "db_pool.h"
+#include "params.h"
+
+#include <civetweb.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#define REST_MAX_SEGS 8
+#define REST_MAX_BODY (256 * 1024) /* larger bodies get 413 */
+
+struct api {
+    struct db_pool *db;
+    const char *auth_url; /* borrowed config */
+    const char *merger_url;
+    const char *service_secret;
+    long upstream_timeout_ms;
+};
+
+struct api_req {
+    struct mg_connection *conn;
+    const struct mg_request_info *ri;
+    struct api *api;
+    PGconn *db;          /* borrowed from the pool for this request */
+    struct auth_key key; /* who is asking (tenant scopes every query) */
+    char actor[64];      /* "apikey:<key_id>", recorded as who changed what */
+    const char *method;
+    char path[1024];
+    char *segs[REST_MAX_SEGS]; /* path segments after /v1 */
+    int nsegs;
+    const char *query; /* raw query string or NULL */
+    struct buf body;   /* request body (POST/PUT/PATCH) */
+    int status;        /* response status */
+    struct buf out;    /* response body (JSON) */
+};
+
+typedef void (*rest_fn)(struct api_req *r);
+
+/* The civetweb handler for one /v1 prefix; cbdata is a struct rest_route. */
+struct rest_route {
+    struct api *api;
+    rest_fn fn;
+};
+int rest_serve(struct mg_connection *conn, void *cbdata);
+
+/* Fill the error reply {"error":{"code","message"}}. */
+void rest_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void rest_not_found(struct api_req *r);
+void rest_method_not_allowed(struct api_req *r);
+/* Map a failed statement to a reply: constraint and data errors are the client's (409/400),
+ * everything else is logged and answered 503/500. */
+void rest_db_error(struct api_req *r, PGresult *res);
+/* Reply with a JSON text owned by the caller. */
+void rest_reply_text(struct api_req *r, int status, const char *json);
+/* 0 when the key may change things; otherwise fills a 403 and returns -1. */
+int rest_require_admin(struct api_req *r) __attribute__((warn_unused_result));
+/* Reject a query string with unknown parameters (400). 0 or -1 (reply filled). */
+int rest_check_query(struct api_req *r, const char *const *allowed)
+    __attribute__((warn_unused_result));
+/* Parse the body as a JSON object whose members are all in allowed (NULL = any). New
+ * reference or NULL with the reply filled (400/413). An empty body gives {} when
+ * empty_ok. */
+json_t *rest_json_body(struct api_req *r, const char *const *allowed, bool empty_ok);
+/* Run a statement; on failure fills the reply via rest_db_error and returns NULL. */
+PGresult *rest_exec(struct api_req *r, const struct db_stmt *st, int n, const char *const *p);
+/* A page: res rows are (json text, key1..keyN). At most limit rows are shown; if there is
+ * one more, next_cursor encodes the keys of the last shown row for scope. */
+void rest_reply_page(struct api_req *r, PGresult *res, long limit, const char *scope, int nkeys);
+/* Reply with column 0 of row 0 (a JSON text), or 404 when there is no row. */
+void rest_reply_row(struct api_req *r, PGresult *res, int status);
+/* Validate and decode ?limit= and ?cursor= for scope. 0 or -1 (reply filled). has_cursor
+ * tells whether a cursor was given; keys are filled then. */
+int rest_page_params(struct api_req *r, const char *scope, int nkeys, long *limit, bool *has_cursor,
+                     char keys[][PARAMS_CURSOR_MAX]) __attribute__((warn_unused_result));
+/* Run BEGIN / COMMIT / ROLLBACK on the request's connection. 0, or -1 with the reply
+ * filled. */
+int rest_tx(struct api_req *r, const char *sql) __attribute__((warn_unused_result));
+
+/* Typed reads of a JSON body member with a reply on error (400 for a wrong type or a value
+ * too long; UTF-8 is already checked by the parser). Each returns 0 set, 1 absent, 2 null,
+ * -1 error (reply filled). */
+int rest_field_str(struct api_req *r, json_t *body, const char *name, size_t maxlen,
+                   const char **out) __attribute__((warn_unused_result));
+int rest_field_bool(struct api_req *r, json_t *body, const char *name, bool *out)
+    __attribute__((warn_unused_result));
+/* A date YYYY-MM-DD or an RFC 3339 timestamp, depending on timestamp. */
+int rest_field_time(struct api_req *r, json_t *body, const char *name, bool timestamp,
+                    const char **out) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,16 @@
+/* upstream: calls to auth's and merger's internal routes with the service secret. */
+#ifndef API_UPSTREAM_H
+#define API_UPSTREAM_H
+
+#include "rest.h"
+
+/* method base path body -> the upstream's status and JSON body (new reference; NULL when
+ * not JSON). Returns 0 when a response arrived; -1 with a 502/503 reply filled when the
+ * service could not be reached. body may be NULL. */
+int upstream_call(struct api_req *r, const char *base, const char *method, const char *path,
+                  json_t *body, long *status, json_t **out) __attribute__((warn_unused_result));
+/* Pass an upstream reply through: 2xx as is (with status), an error body in our shape as is,
+ * anything else as 502 upstream_error. */
+void upstream_reply(struct api_req *r, long status, json_t *out);
+
+#endif

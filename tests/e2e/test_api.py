@@ -1,0 +1,901 @@
+"""End-to-end tests of panel-api against the real PostgreSQL.
+
+Directory rows are loaded with psql as the merger would write them. auth's and the merger's
+internal routes (CONTRACTS.md sections 2 and 4) are served by a small stub in this file, which
+records what it was asked; everything else is real."""
+import json
+import os
+import subprocess
+import threading
+import unittest
+import urllib.parse
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import harness
+from harness import http, psql
+
+SECRET = "test-service-secret-0123456789"
+
+
+class Stub(BaseHTTPRequestHandler):
+    """auth + merger internal routes, as agreed in CONTRACTS.md."""
+    calls = []
+    consent_url = None  # when set, every authorize answers this URL (browser tests)
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def handle_any(self, method):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(n) or b"null") if n else None
+        Stub.calls.append((method, self.path, body))
+        if self.headers.get("Authorization") != f"Bearer {SECRET}":
+            return self.reply(401, {"error": {"code": "unauthenticated", "message": "no"}})
+        parts = self.path.strip("/").split("/")
+        # internal tenants T ...
+        if len(parts) < 4 or parts[:2] != ["internal", "tenants"]:
+            return self.reply(404, {"error": {"code": "not_found", "message": "no route"}})
+        tenant, rest = parts[2], parts[3:]
+        if rest[-1] == "authorize" and Stub.consent_url:
+            return self.reply(200, {"consent_url": Stub.consent_url})
+        if rest[-1] == "authorize":
+            return self.reply(200, {"consent_url": f"http://consent.example/{rest[0]}?t={tenant}"
+                                                   f"&login_hint={body['admin']}"})
+        if rest[-1] == "deauthorize":
+            return self.reply(200, {"status": "deauthorized", "remote_revoke": "done"})
+        if rest == ["sync"]:
+            providers = [body["provider"]] if body.get("provider") else ["google", "azure"]
+            return self.reply(202, {"requests": [{"provider": p, "run_id": str(uuid.uuid4()),
+                                                  "coalesced": False} for p in providers]})
+        if rest == ["settings"] and method == "PUT":
+            if body.get("sync_interval_seconds") == 301:
+                return self.reply(422, {"error": {"code": "invalid_interval",
+                                                  "message": "interval too long"}})
+            return self.reply(200, {"status": "ok"})
+        if rest[0] == "runs" and rest[-1] in ("approve", "reject"):
+            st = psql("SELECT status FROM sync_runs WHERE tenant_id = :'t' AND run_id = :'r'",
+                      t=tenant, r=rest[1])
+            if not st or st[0][0] != "held":
+                return self.reply(409, {"error": {"code": "not_held",
+                                                  "message": "the run is not held"}})
+            psql("UPDATE sync_runs SET status = :'s', decided_by = :'a' "
+                 "WHERE tenant_id = :'t' AND run_id = :'r'",
+                 s="approved" if rest[-1] == "approve" else "rejected", a=body["admin"],
+                 t=tenant, r=rest[1])
+            return self.reply(200, {"status": "approved" if rest[-1] == "approve"
+                                    else "rejected"})
+        if rest[0] == "match-cases" and rest[-1] == "resolve":
+            return self.reply(200, {"status": "resolved", "person_id": body["person_id"]})
+        return self.reply(404, {"error": {"code": "not_found", "message": "no route"}})
+
+    def do_GET(self):
+        self.handle_any("GET")
+
+    def do_POST(self):
+        self.handle_any("POST")
+
+    def do_PUT(self):
+        self.handle_any("PUT")
+
+
+def panelctl(*args, stdin=None):
+    p = subprocess.run([harness.binary("panelctl")] + list(args), capture_output=True,
+                       input=stdin, check=True)
+    return p.stdout
+
+
+def new_key(tenant, role):
+    return panelctl("apikey-create", tenant, role, "e2e").decode().strip()
+
+
+def person(tenant, name, email=None, ou="/Students", sources=("google",), removed=False,
+           fields=None, provenance=None):
+    pid = str(uuid.uuid4())
+    email = email or f"{name.lower().replace(' ', '.')}.{pid[:6]}@d.example"
+    fields = fields or {"display_name": name, "email": email, "org_unit_path": ou}
+    provenance = provenance or {k: sources[0] for k in fields}
+    psql("INSERT INTO people (tenant_id, person_id, email_norm, display_name, org_unit_path, "
+         "sources, fields, provenance, removed_at) VALUES (:'t', :'p', :'e', :'n', :'ou', "
+         ":'s'::text[], :'f'::jsonb, :'pv'::jsonb, "
+         + ("now()" if removed else "NULL") + ")",
+         t=tenant, p=pid, e=email, n=name, ou=ou, s="{" + ",".join(sources) + "}",
+         f=json.dumps(fields), pv=json.dumps(provenance))
+    return pid
+
+
+def asset(tenant, serial, tag=None, google=True, model="Chromebook 314", ou="/Students",
+          aue=None, lifecycle="deployed"):
+    aid = str(uuid.uuid4())
+    psql("INSERT INTO assets (tenant_id, asset_id, device_id, serial_number, asset_tag, model, "
+         "google_status, lifecycle, org_unit_path, in_google, manual, auto_update_expiry, "
+         "device) VALUES (:'t', :'a', " + ("'dev-' || :'a'" if google else "NULL") +
+         ", :'s', NULLIF(:'tag', ''), :'m', 'ACTIVE', :'l', :'ou', " +
+         ("true, false" if google else "false, true") + ", NULLIF(:'aue', '')::date, "
+         "'{\"notes\": \"from google\"}')",
+         t=tenant, a=aid, s=serial, tag=tag or "", m=model, l=lifecycle, ou=ou, aue=aue or "")
+    return aid
+
+
+class ApiTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.require_env()
+        cls.stub = ThreadingHTTPServer(("127.0.0.1", harness.free_port()), Stub)
+        threading.Thread(target=cls.stub.serve_forever, daemon=True).start()
+        stub_url = f"http://127.0.0.1:{cls.stub.server_address[1]}"
+        cls.api = harness.Process("panel-api", env={
+            "PANEL_AUTH_URL": stub_url, "PANEL_MERGER_URL": stub_url,
+            "PANEL_SERVICE_SECRET": SECRET})
+        cls.a = harness.new_tenant("apia")
+        cls.b = harness.new_tenant("apib")
+        cls.key_a = new_key(cls.a, "admin")
+        cls.key_view = new_key(cls.a, "viewer")
+        cls.key_b = new_key(cls.b, "admin")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.api.stop()
+        cls.stub.shutdown()
+
+    def call(self, method, path, body=None, key=None, headers=None, raw=None):
+        h = {"Authorization": f"Bearer {key or self.key_a}"}
+        h.update(headers or {})
+        return http(method, self.api.url + path, body=raw if raw is not None else body,
+                    headers=h)
+
+    def ok(self, method, path, body=None, status=200, key=None, headers=None):
+        st, _, out = self.call(method, path, body, key, headers)
+        self.assertEqual(st, status, f"{method} {path}: {out}")
+        return out
+
+    def err(self, method, path, status, code=None, body=None, key=None, raw=None,
+            headers=None):
+        st, _, out = self.call(method, path, body, key, headers, raw)
+        self.assertEqual(st, status, f"{method} {path}: {out}")
+        self.assertIsInstance(out, dict, out)
+        self.assertEqual(set(out), {"error"})
+        self.assertIsInstance(out["error"]["message"], str)
+        if code:
+            self.assertEqual(out["error"]["code"], code, out)
+        return out
+
+    # ------------------------------------------------------------------ authentication
+
+    def test_authentication(self):
+        st, _, out = http("GET", self.api.url + "/v1/people")
+        self.assertEqual(st, 401)
+        self.assertEqual(out["error"]["code"], "unauthenticated")
+        self.err("GET", "/v1/people", 401, key="pk_nope.nope")
+        self.err("GET", "/v1/people", 401, key="not-a-key")
+        key_id, secret = self.key_a[3:].split(".")
+        self.err("GET", "/v1/people", 401, key=f"pk_{key_id}.{secret}x")
+        doomed = new_key(self.a, "admin")
+        self.ok("GET", "/v1/people", key=doomed)
+        panelctl("apikey-revoke", doomed.split(".")[0])
+        self.err("GET", "/v1/people", 401, key=doomed)
+        stored = psql("SELECT secret_hash FROM api_keys WHERE key_id = :'k'", k=key_id)
+        self.assertNotIn(secret, stored[0][0])
+
+    # ------------------------------------------------------------------ people
+
+    def test_people_filters_detail_and_errors(self):
+        t = harness.new_tenant("apip")
+        key = new_key(t, "admin")
+        ada = person(t, "Ada Lovelace", ou="/Staff", sources=("google", "azure"),
+                     fields={"display_name": "Ada Lovelace", "job_title": "Teacher",
+                             "org_unit_path": "/Staff"},
+                     provenance={"display_name": "azure", "job_title": "azure",
+                                 "org_unit_path": "google"})
+        psql("INSERT INTO person_sources (tenant_id, source, source_id, person_id, email_norm, "
+             "fields, content_hash) VALUES (:'t', 'google', 'g1', :'p', 'ada@d.example', "
+             "'{\"display_name\": \"Ada L\"}', 'h1'), (:'t', 'azure', 'a1', :'p', "
+             "'ada@d.example', '{\"display_name\": \"Ada Lovelace\"}', 'h2')", t=t, p=ada)
+        bob = person(t, "Bob Smith", ou="/Students")
+        gone = person(t, "Carl Gone", removed=True)
+        dev = asset(t, "SN-P1")
+        self.ok("POST", f"/v1/assets/{dev}/checkout", {"person_id": bob}, 201, key=key)
+
+        def names(q):
+            out = self.ok("GET", "/v1/people" + q, key=key)
+            return [p["display_name"] for p in out["items"]]
+        self.assertEqual(names(""), ["Ada Lovelace", "Bob Smith"])
+        self.assertEqual(names("?q=LOVE"), ["Ada Lovelace"])
+        self.assertEqual(names("?q=" + urllib.parse.quote("bob.smith")), ["Bob Smith"])
+        self.assertEqual(names("?q=%25"), [])  # a literal %, not a wildcard
+        self.assertEqual(names("?org_unit=/Staff"), ["Ada Lovelace"])
+        self.assertEqual(names("?source=azure"), ["Ada Lovelace"])
+        self.assertEqual(names("?status=removed"), ["Carl Gone"])
+        self.assertEqual(names("?status=all"), ["Ada Lovelace", "Bob Smith", "Carl Gone"])
+        self.assertEqual(names("?has_checkouts=true"), ["Bob Smith"])
+        self.assertEqual(names("?has_checkouts=false"), ["Ada Lovelace"])
+
+        detail = self.ok("GET", f"/v1/people/{ada}", key=key)
+        self.assertEqual(detail["provenance"]["display_name"], "azure")
+        self.assertEqual(detail["provenance"]["org_unit_path"], "google")
+        self.assertEqual([s["source"] for s in detail["source_records"]], ["azure", "google"])
+        self.assertEqual(detail["status"], "active")
+        self.assertEqual(self.ok("GET", f"/v1/people/{gone}", key=key)["status"], "removed")
+        history = self.ok("GET", f"/v1/people/{bob}/checkouts", key=key)["items"]
+        self.assertEqual([c["asset_id"] for c in history], [dev])
+
+        self.err("GET", "/v1/people?colour=red", 400, "invalid_parameter", key=key)
+        self.err("GET", "/v1/people?status=sleeping", 400, "invalid_parameter", key=key)
+        self.err("GET", "/v1/people?source=yahoo", 400, key=key)
+        self.err("GET", "/v1/people?has_checkouts=maybe", 400, key=key)
+        self.err("GET", "/v1/people?limit=0", 400, key=key)
+        self.err("GET", "/v1/people?limit=501", 400, key=key)
+        self.err("GET", "/v1/people?limit=ten", 400, key=key)
+        self.err("GET", "/v1/people?q=%FF%FE", 400, key=key)
+        self.err("GET", "/v1/people?q=a&q=b", 400, key=key)
+        self.err("GET", "/v1/people?cursor=garbage", 400, "invalid_cursor", key=key)
+        self.err("GET", f"/v1/people/{uuid.uuid4()}", 404, "not_found", key=key)
+        self.err("GET", "/v1/people/not-a-uuid", 404, key=key)
+        self.err("GET", "/v1/nothing-here", 404, key=key)
+        self.err("DELETE", f"/v1/people/{ada}", 405, key=key)
+
+    def test_pagination_is_stable_under_concurrent_inserts(self):
+        t = harness.new_tenant("apipg")
+        key = new_key(t, "viewer")
+        original = sorted(person(t, f"Person {i:03d}") for i in range(40))
+        stop = threading.Event()
+
+        def writer():  # another client keeps inserting People all through the listing
+            n = 0
+            while not stop.is_set():
+                person(t, f"Person {n % 40:03d}b")
+                person(t, "Aaron Early")
+                n += 1
+        th = threading.Thread(target=writer)
+        th.start()
+        seen, cursor, pages = [], None, 0
+        try:
+            while True:
+                q = "?limit=7" + (f"&cursor={cursor}" if cursor else "")
+                out = self.ok("GET", "/v1/people" + q, key=key)
+                seen += [(p["display_name"], p["person_id"]) for p in out["items"]]
+                pages += 1
+                person(t, f"Person {pages:03d}a")  # and at least one between every two pages
+                cursor = out["next_cursor"]
+                if not cursor:
+                    break
+        finally:
+            stop.set()
+            th.join()
+        ids = [pid for _, pid in seen]
+        self.assertEqual(len(ids), len(set(ids)), "a row was served twice")
+        self.assertTrue(set(original) <= set(ids), "a row that existed all along was skipped")
+        keys = [(n.lower(), pid) for n, pid in seen]
+        self.assertEqual(keys, sorted(keys))
+        # A cursor is bound to its list and cannot be edited.
+        out = self.ok("GET", "/v1/people?limit=2", key=key)
+        c = out["next_cursor"]
+        self.err("GET", "/v1/assets?cursor=" + c, 400, "invalid_cursor", key=key)
+        payload, mac = c.split(".")
+        forged = payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + mac
+        self.err("GET", "/v1/people?cursor=" + forged, 400, "invalid_cursor", key=key)
+
+    def test_list_queries_use_indexes(self):
+        t = harness.new_tenant("apiix")
+        psql("INSERT INTO people (tenant_id, email_norm, display_name, org_unit_path) "
+             "SELECT :'t', 'p' || i || '@d.example', 'Person ' || i, '/OU' || (i % 50) "
+             "FROM generate_series(1, 10000) i", t=t)
+        psql("INSERT INTO assets (tenant_id, serial_number, model, org_unit_path) "
+             "SELECT :'t', 'SN' || i, 'M', '/OU' || (i % 50) FROM generate_series(1, 10000) i",
+             t=t)
+        psql("INSERT INTO checkouts (tenant_id, asset_id, person_id, checked_out_by, "
+             "checked_in_at) SELECT a.tenant_id, a.asset_id, p.person_id, 'x', now() "
+             "FROM (SELECT asset_id, tenant_id, row_number() OVER () n FROM assets "
+             "WHERE tenant_id = :'t') a JOIN (SELECT person_id, row_number() OVER () n "
+             "FROM people WHERE tenant_id = :'t') p USING (n)", t=t)
+        psql("ANALYZE people; ANALYZE assets; ANALYZE checkouts")
+
+        def plan(sql):
+            return "\n".join(r[0] for r in psql("EXPLAIN " + sql, t=t))
+        self.assertIn("people_name", plan(
+            "SELECT person_id FROM people p WHERE p.tenant_id = :'t' AND "
+            "(lower(p.display_name), p.person_id) > ('person 5', "
+            "'00000000-0000-0000-0000-000000000000'::uuid) AND p.removed_at IS NULL "
+            "ORDER BY lower(p.display_name), p.person_id LIMIT 51"))
+        self.assertIn("assets_pkey", plan(
+            "SELECT asset_id FROM assets a WHERE a.tenant_id = :'t' AND a.asset_id > "
+            "'80000000-0000-0000-0000-000000000000' ORDER BY a.asset_id LIMIT 51"))
+        self.assertIn("assets_serial", plan(
+            "SELECT asset_id FROM assets a WHERE a.tenant_id = :'t' AND "
+            "a.serial_number = 'SN77' ORDER BY a.asset_id LIMIT 51"))
+        self.assertIn("checkouts_recent", plan(
+            "SELECT 1 FROM checkouts c WHERE c.tenant_id = :'t' "
+            "ORDER BY c.checked_out_at DESC, c.checkout_id DESC LIMIT 51"))
+        self.assertIn("checkouts_person", plan(
+            "SELECT 1 FROM checkouts c WHERE c.tenant_id = :'t' AND c.person_id = "
+            "'00000000-0000-0000-0000-000000000000' "
+            "ORDER BY c.checked_out_at DESC, c.checkout_id DESC LIMIT 51"))
+        # The API's own list answers quickly on this tenant, page after page.
+        key = new_key(t, "viewer")
+        out = self.ok("GET", "/v1/people?limit=100", key=key)
+        out = self.ok("GET", "/v1/people?limit=100&cursor=" + out["next_cursor"], key=key)
+        self.assertEqual(len(out["items"]), 100)
+
+    # ------------------------------------------------------------------ org units
+
+    def test_org_units(self):
+        t = harness.new_tenant("apiou")
+        key = new_key(t, "viewer")
+        psql("INSERT INTO org_units (tenant_id, org_unit_id, path, name, parent_id, parent_path, "
+             "content_hash) VALUES (:'t', 'id:root', '/', 'District', NULL, NULL, 'h'), "
+             "(:'t', 'id:s', '/Students', 'Students', 'id:root', '/', 'h'), "
+             "(:'t', 'id:s9', '/Students/Grade 9', 'Grade 9', 'id:s', '/Students', 'h')", t=t)
+        person(t, "Kid One", ou="/Students")
+        person(t, "Kid Two", ou="/Students")
+        asset(t, "SN-OU", ou="/Students")
+        flat = self.ok("GET", "/v1/org-units", key=key)["items"]
+        self.assertEqual([o["path"] for o in flat], ["/", "/Students", "/Students/Grade 9"])
+        self.assertEqual(flat[2]["parent_id"], "id:s")
+        tree = self.ok("GET", "/v1/org-units?format=tree", key=key)["items"]
+        self.assertEqual(len(tree), 1)
+        self.assertEqual(tree[0]["children"][0]["children"][0]["name"], "Grade 9")
+        one = self.ok("GET", "/v1/org-units/id:s", key=key)
+        self.assertEqual((one["people_count"], one["assets_count"], one["children_count"]),
+                         (2, 1, 1))
+        self.err("GET", "/v1/org-units/id:nope", 404, key=key)
+        self.err("GET", "/v1/org-units?format=xml", 400, key=key)
+        self.err("GET", "/v1/org-units/id:s", 404, key=self.key_b)
+
+    # ------------------------------------------------------------------ assets
+
+    def test_assets_list_lookup_and_lifecycle(self):
+        t = harness.new_tenant("apias")
+        key = new_key(t, "admin")
+        a1 = asset(t, "SN-A1", tag="TAG-1", aue="2025-06-01", model="Model X")
+        a2 = asset(t, "SN-A2", aue="2030-06-01", lifecycle="in_repair")
+        kid = person(t, "Kid")
+        self.ok("POST", f"/v1/assets/{a2}/checkout", {"person_id": kid}, 201, key=key)
+
+        def serials(q):
+            return sorted(a["serial_number"] for a in
+                          self.ok("GET", "/v1/assets" + q, key=key)["items"])
+        self.assertEqual(serials("?serial=SN-A1"), ["SN-A1"])
+        self.assertEqual(serials("?asset_tag=TAG-1"), ["SN-A1"])
+        self.assertEqual(serials("?model=Model%20X"), ["SN-A1"])
+        self.assertEqual(serials("?status=in_repair"), ["SN-A2"])
+        self.assertEqual(serials("?checked_out=true"), ["SN-A2"])
+        self.assertEqual(serials("?checked_out=false"), ["SN-A1"])
+        self.assertEqual(serials("?in_google=true"), ["SN-A1", "SN-A2"])
+        self.assertEqual(serials("?aue_before=2026-01-01"), ["SN-A1"])
+        self.assertEqual(serials("?q=a2"), ["SN-A2"])
+        self.assertEqual(serials("?org_unit=/Students"), ["SN-A1", "SN-A2"])
+        self.err("GET", "/v1/assets?aue_before=2026-02-30", 400, key=key)
+        self.err("GET", "/v1/assets?aue_before=tomorrow", 400, key=key)
+        self.err("GET", "/v1/assets?status=broken", 400, key=key)
+        self.err("GET", "/v1/assets?color=red", 400, key=key)
+
+        page1 = self.ok("GET", "/v1/assets?limit=1", key=key)
+        page2 = self.ok("GET", "/v1/assets?limit=1&cursor=" + page1["next_cursor"], key=key)
+        self.assertIsNone(page2["next_cursor"])
+        self.assertNotEqual(page1["items"][0]["asset_id"], page2["items"][0]["asset_id"])
+
+        self.assertEqual(self.ok("GET", "/v1/assets/by-tag/TAG-1", key=key)["asset_id"], a1)
+        self.assertEqual([a["asset_id"] for a in
+                          self.ok("GET", "/v1/assets/by-serial/SN-A1", key=key)["items"]], [a1])
+        self.err("GET", "/v1/assets/by-tag/NOPE", 404, key=key)
+        self.assertEqual(self.ok("GET", "/v1/assets/by-serial/NOPE", key=key)["items"], [])
+        self.assertEqual(self.ok("GET", f"/v1/assets/{a2}", key=key)["current_checkout"]
+                         ["person_id"], kid)
+
+        # Manual assets.
+        m = self.ok("POST", "/v1/assets", {"serial_number": "MAN-1", "asset_tag": "M-1",
+                                           "model": "Projector", "notes": "room 12",
+                                           "org_unit_path": "/Staff"}, 201, key=key)
+        self.assertTrue(m["manual"])
+        self.assertEqual((m["lifecycle"], m["notes"]), ("in_storage", "room 12"))
+        self.err("POST", "/v1/assets", 422, "missing_field", {"model": "x"}, key=key)
+        self.err("POST", "/v1/assets", 400, "unknown_field", {"serial_number": "x", "os": 1},
+                 key=key)
+        self.err("POST", "/v1/assets", 400, "invalid_field", {"serial_number": 12}, key=key)
+        self.err("POST", "/v1/assets", 422, "invalid_lifecycle",
+                 {"serial_number": "x", "lifecycle": "melted"}, key=key)
+        self.err("POST", "/v1/assets", 409, "conflict", {"asset_tag": "M-1"}, key=key)
+        self.err("POST", "/v1/assets", 400, "invalid_json", raw=b"{not json", key=key)
+        self.err("POST", "/v1/assets", 400, "invalid_json", raw=b'{"asset_tag": "\xff"}',
+                 key=key)
+        self.err("POST", "/v1/assets", 400, "invalid_json", raw=b"[1]", key=key)
+        self.err("POST", "/v1/assets", 413, "body_too_large",
+                 {"notes": "x" * (300 * 1024)}, key=key)
+        edited = self.ok("PATCH", f"/v1/assets/{m['asset_id']}",
+                         {"model": "Projector 2", "notes": None, "asset_tag": None}, key=key)
+        self.assertEqual((edited["model"], edited["notes"], edited["asset_tag"]),
+                         ("Projector 2", None, None))
+
+        # Chromebook fields are Google's.
+        self.err("PATCH", f"/v1/assets/{a1}", 422, "read_only_field", {"serial_number": "X"},
+                 key=key)
+        self.err("PATCH", f"/v1/assets/{a1}", 422, "read_only_field", {"notes": "x"}, key=key)
+        life = self.ok("PATCH", f"/v1/assets/{a1}", {"lifecycle": "lost_stolen",
+                                                     "asset_tag": "TAG-1b"}, key=key)
+        self.assertEqual(life["lifecycle"], "lost_stolen")
+        self.assertTrue(life["lifecycle_changed_by"].startswith("apikey:"))
+        self.assertEqual(life["serial_number"], "SN-A1")
+
+        # Audits.
+        aud = self.ok("POST", f"/v1/assets/{a1}/audit", {"next_audit_due": "2020-01-01"},
+                      key=key)
+        self.assertIsNotNone(aud["audited_at"])
+        self.assertTrue(aud["audit_overdue"])
+        self.assertEqual(serials("?audit_due_before=2021-01-01"), ["SN-A1"])
+        self.err("POST", f"/v1/assets/{a1}/audit", 400, "invalid_field",
+                 {"next_audit_due": "01/02/2020"}, key=key)
+
+        # Retire: not while checked out; then checkouts are refused.
+        self.err("POST", f"/v1/assets/{a2}/retire", 409, "checked_out", key=key)
+        self.ok("POST", f"/v1/assets/{a2}/checkin", {}, key=key)
+        self.assertEqual(self.ok("POST", f"/v1/assets/{a2}/retire", key=key)["lifecycle"],
+                         "retired")
+        self.err("POST", f"/v1/assets/{a2}/retire", 409, "already_retired", key=key)
+        self.err("POST", f"/v1/assets/{a2}/checkout", 409, "asset_retired",
+                 {"person_id": kid}, key=key)
+        self.err("GET", f"/v1/assets/{uuid.uuid4()}", 404, key=key)
+        self.err("PUT", f"/v1/assets/{a1}", 405, key=key)
+
+    # ------------------------------------------------------------------ checkouts
+
+    def outbox(self, tenant, asset_id):
+        rows = psql("SELECT encode(payload, 'hex'), msg_key, topic FROM outbox "
+                    "WHERE tenant_id = :'t' AND msg_key = :'k' ORDER BY outbox_id",
+                    t=tenant, k=f"{tenant}/{asset_id}")
+        out = []
+        for hexdata, key, topic in rows:
+            self.assertEqual(topic, "panel.assets.events")
+            env = json.loads(panelctl("decode", stdin=bytes.fromhex(hexdata)))
+            out.append(env)
+        return out
+
+    def test_checkout_rules_history_and_outbox(self):
+        t = harness.new_tenant("apico")
+        key = new_key(t, "admin")
+        dev = asset(t, "SN-C1")
+        kid = person(t, "Kid A")
+        other = person(t, "Kid B")
+        removed = person(t, "Kid Gone", removed=True)
+        co = self.ok("POST", f"/v1/assets/{dev}/checkout",
+                     {"person_id": kid, "due_at": "2020-01-31T15:00:00Z", "note": "cart 3"},
+                     201, key=key)
+        self.assertEqual((co["person_id"], co["asset_id"], co["note"]), (kid, dev, "cart 3"))
+        self.assertTrue(co["open"])
+        self.assertTrue(co["overdue"])
+        self.err("POST", f"/v1/assets/{dev}/checkout", 409, "already_checked_out",
+                 {"person_id": other}, key=key)
+        overdue = self.ok("GET", "/v1/checkouts?overdue=true", key=key)["items"]
+        self.assertEqual([c["checkout_id"] for c in overdue], [co["checkout_id"]])
+        ci = self.ok("POST", f"/v1/assets/{dev}/checkin", {"condition": "scratched",
+                                                           "note": "ok"}, key=key)
+        self.assertEqual((ci["open"], ci["condition"]), (False, "scratched"))
+        self.err("POST", f"/v1/assets/{dev}/checkin", 409, "not_checked_out", {}, key=key)
+        self.err("POST", f"/v1/assets/{dev}/checkout", 409, "person_removed",
+                 {"person_id": removed}, key=key)
+        self.err("POST", f"/v1/assets/{dev}/checkout", 404, "person_not_found",
+                 {"person_id": str(uuid.uuid4())}, key=key)
+        self.err("POST", f"/v1/assets/{dev}/checkout", 400, "missing_field", {}, key=key)
+        self.err("POST", f"/v1/assets/{dev}/checkout", 400, "invalid_field",
+                 {"person_id": kid, "due_at": "next friday"}, key=key)
+        self.err("POST", f"/v1/assets/{dev}/checkout", 400, "invalid_field",
+                 {"person_id": "abc"}, key=key)
+        self.ok("POST", f"/v1/assets/{dev}/checkout", {"person_id": other}, 201, key=key)
+        history = self.ok("GET", f"/v1/assets/{dev}/checkouts", key=key)["items"]
+        self.assertEqual([c["person_id"] for c in history], [other, kid])
+        self.assertEqual(len(self.ok("GET", f"/v1/assets/{dev}/checkouts?open=true",
+                                     key=key)["items"]), 1)
+        self.assertEqual(len(self.ok("GET", f"/v1/checkouts?person_id={kid}",
+                                     key=key)["items"]), 1)
+        self.err("GET", "/v1/checkouts?person_id=zzz", 400, key=key)
+
+        events = self.outbox(t, dev)
+        kinds = [e["asset_changed"]["kind"] for e in events]
+        self.assertEqual(kinds, ["ASSET_CHANGE_KIND_CHECKED_OUT", "ASSET_CHANGE_KIND_CHECKED_IN",
+                                 "ASSET_CHANGE_KIND_CHECKED_OUT"])
+        last = events[-1]
+        self.assertEqual(last["tenant_id"], t)
+        self.assertEqual(last["source"], "SOURCE_PANEL")
+        self.assertEqual(last["asset_changed"]["asset"]["current_checkout"]["person_id"], other)
+        self.assertNotIn("current_checkout", events[1]["asset_changed"]["asset"])
+        versions = [e["asset_changed"]["asset"]["version"] for e in events]
+        self.assertEqual(versions, sorted(versions))
+
+    def test_bulk_checkout_is_all_or_nothing(self):
+        t = harness.new_tenant("apibk")
+        key = new_key(t, "admin")
+        cart = [asset(t, f"SN-CART-{i:02d}") for i in range(30)]
+        kids = [person(t, f"Kid {i:02d}") for i in range(30)]
+        busy = cart[7]
+        self.ok("POST", f"/v1/assets/{busy}/checkout", {"person_id": kids[0]}, 201, key=key)
+        before = psql("SELECT count(*) FROM outbox WHERE tenant_id = :'t'", t=t)[0][0]
+        items = [{"asset_id": a, "person_id": k, "due_at": "2030-06-30"}
+                 for a, k in zip(cart, kids)]
+        out = self.err("POST", "/v1/checkouts/bulk", 409, "bulk_rejected", {"items": items},
+                       key=key)
+        per_item = out["error"]["items"]
+        self.assertEqual(len(per_item), 30)
+        self.assertEqual([i["index"] for i in per_item if i["status"] != 200], [7])
+        self.assertEqual(per_item[7]["code"], "already_checked_out")
+        self.assertEqual(psql("SELECT count(*) FROM checkouts WHERE tenant_id = :'t'", t=t)[0][0],
+                         "1")
+        self.assertEqual(psql("SELECT count(*) FROM outbox WHERE tenant_id = :'t'", t=t)[0][0],
+                         before)
+        self.ok("POST", f"/v1/assets/{busy}/checkin", {}, key=key)
+        done = self.ok("POST", "/v1/checkouts/bulk", {"items": items}, 201, key=key)["items"]
+        self.assertEqual([c["asset_id"] for c in done], cart)
+        self.assertEqual(psql("SELECT count(*) FROM checkouts WHERE tenant_id = :'t' AND "
+                              "checked_in_at IS NULL", t=t)[0][0], "30")
+        back = [{"asset_id": a, "condition": "good"} for a in cart[:10]]
+        back.append({"asset_id": str(uuid.uuid4())})
+        out = self.err("POST", "/v1/checkins/bulk", 404, "bulk_rejected", {"items": back},
+                       key=key)
+        self.assertEqual(out["error"]["items"][10]["code"], "asset_not_found")
+        ret = self.ok("POST", "/v1/checkins/bulk", {"items": back[:10]}, key=key)["items"]
+        self.assertTrue(all(not c["open"] for c in ret))
+        self.err("POST", "/v1/checkouts/bulk", 400, "invalid_field", {"items": []}, key=key)
+        self.err("POST", "/v1/checkouts/bulk", 400, "invalid_field",
+                 {"items": [{"asset_id": cart[0], "person_id": kids[0]}] * 101}, key=key)
+        self.err("POST", "/v1/checkouts/bulk", 400, "unknown_field",
+                 {"items": [{"asset_id": cart[0], "person_id": kids[0], "x": 1}]}, key=key)
+
+    # ------------------------------------------------------------------ idempotency
+
+    def test_idempotency_key_replays(self):
+        t = harness.new_tenant("apiid")
+        key = new_key(t, "admin")
+        dev = asset(t, "SN-I1")
+        kid = person(t, "Kid I")
+        h = {"Idempotency-Key": "req-" + uuid.uuid4().hex}
+        st1, _, first = self.call("POST", f"/v1/assets/{dev}/checkout", {"person_id": kid},
+                                  key=key, headers=h)
+        st2, h2, again = self.call("POST", f"/v1/assets/{dev}/checkout", {"person_id": kid},
+                                   key=key, headers=h)
+        self.assertEqual((st1, st2), (201, 201))
+        self.assertEqual(first, again)
+        self.assertEqual(h2.get("Idempotent-Replayed"), "true")
+        self.assertEqual(psql("SELECT count(*) FROM checkouts WHERE tenant_id = :'t'", t=t)[0][0],
+                         "1")
+        self.err("POST", f"/v1/assets/{dev}/checkout", 422, "idempotency_key_reused",
+                 {"person_id": kid, "note": "different"}, key=key, headers=h)
+        # The same key in another tenant is another request.
+        other = asset(self.b, "SN-I2")
+        self.err("POST", f"/v1/assets/{other}/checkin", 409, "not_checked_out", {},
+                 key=self.key_b, headers=h)
+        self.err("POST", "/v1/assets", 400, "invalid_idempotency_key", {"asset_tag": "z"},
+                 key=key, headers={"Idempotency-Key": "x" * 300})
+        # A refusal is replayed too (the handler's rolled-back transaction does not lose it).
+        h2 = {"Idempotency-Key": "req-" + uuid.uuid4().hex}
+        for _ in range(2):
+            st, hdrs, out = self.call("POST", f"/v1/assets/{dev}/checkout",
+                                      {"person_id": kid}, key=key, headers=h2)
+            self.assertEqual((st, out["error"]["code"]), (409, "already_checked_out"))
+        self.assertEqual(hdrs.get("Idempotent-Replayed"), "true")
+        stored = psql("SELECT status FROM idempotency_keys WHERE tenant_id = :'t' "
+                      "AND idem_key = :'k'", t=t, k=h2["Idempotency-Key"])
+        self.assertEqual(stored, [["409"]])
+        # Concurrent requests with one key: exactly one acts.
+        other_dev = asset(t, "SN-I3")
+        h3 = {"Idempotency-Key": "race-" + uuid.uuid4().hex}
+        results = []
+
+        def go():
+            results.append(self.call("POST", f"/v1/assets/{other_dev}/checkout",
+                                     {"person_id": kid}, key=key, headers=h3)[0])
+        threads = [threading.Thread(target=go) for _ in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        self.assertTrue(set(results) <= {201, 409}, results)
+        self.assertIn(201, results)
+        self.assertEqual(psql("SELECT count(*) FROM checkouts WHERE tenant_id = :'t' AND "
+                              "asset_id = :'a'", t=t, a=other_dev)[0][0], "1")
+        # Without the key, a retry is a second request: 409.
+        self.err("POST", f"/v1/assets/{dev}/checkout", 409, "already_checked_out",
+                 {"person_id": kid}, key=key)
+
+    # ------------------------------------------------------------------ roles and tenants
+
+    def mutating_routes(self, asset_id, person_id, run_id, case_id):
+        return [
+            ("POST", "/v1/assets", {"asset_tag": "V-" + uuid.uuid4().hex[:6]}),
+            ("PATCH", f"/v1/assets/{asset_id}", {"lifecycle": "in_repair"}),
+            ("POST", f"/v1/assets/{asset_id}/retire", None),
+            ("POST", f"/v1/assets/{asset_id}/audit", {}),
+            ("POST", f"/v1/assets/{asset_id}/checkout", {"person_id": person_id}),
+            ("POST", f"/v1/assets/{asset_id}/checkin", {}),
+            ("POST", "/v1/checkouts/bulk", {"items": [{"asset_id": asset_id,
+                                                        "person_id": person_id}]}),
+            ("POST", "/v1/checkins/bulk", {"items": [{"asset_id": asset_id}]}),
+            ("POST", "/v1/sync", {"provider": "google"}),
+            ("PUT", "/v1/sync/settings", {"delete_threshold_count": 5}),
+            ("POST", f"/v1/sync/runs/{run_id}/approve", {}),
+            ("POST", f"/v1/sync/runs/{run_id}/reject", {}),
+            ("POST", f"/v1/sync/match-cases/{case_id}/resolve", {"person_id": person_id}),
+            ("POST", "/v1/connections/google/authorize", {"admin": "admin@d.example"}),
+            ("POST", "/v1/connections/microsoft/authorize", {"admin": "admin@d.example"}),
+            ("POST", "/v1/connections/google/deauthorize", {}),
+            ("POST", "/v1/connections/microsoft/deauthorize", {}),
+        ]
+
+    def fixture_run_and_case(self, tenant, status="held"):
+        run = str(uuid.uuid4())
+        psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, seen, removed, "
+             "pending_removals, report) VALUES (:'t', :'r', 'google', :'s', 10, 0, 600, "
+             "'{\"would_remove\": 600}')", t=tenant, r=run, s=status)
+        psql("INSERT INTO run_outcomes (tenant_id, run_id, object_kind, source_id, email, "
+             "outcome, reason) VALUES (:'t', :'r', 'person', 'g9', 'x@d.example', 'skipped', "
+             "'no email'), (:'t', :'r', 'device', 'd9', NULL, 'invalid', 'no serial')",
+             t=tenant, r=run)
+        case = str(uuid.uuid4())
+        cand = person(tenant, "Candidate")
+        psql("INSERT INTO match_cases (tenant_id, case_id, source, source_id, candidates, "
+             "reason, run_id) VALUES (:'t', :'c', 'azure', :'s', ARRAY[:'p']::uuid[], "
+             "'two people share the email', :'r')",
+             t=tenant, c=case, s="az-" + case[:8], p=cand, r=run)
+        return run, case, cand
+
+    def test_viewer_cannot_change_anything(self):
+        dev = asset(self.a, "SN-V1")
+        kid = person(self.a, "Kid V")
+        run, case, _ = self.fixture_run_and_case(self.a)
+        before = len(Stub.calls)
+        for method, path, body in self.mutating_routes(dev, kid, run, case):
+            with self.subTest(route=f"{method} {path}"):
+                self.err(method, path, 403, "forbidden", body, key=self.key_view)
+        self.assertEqual(len(Stub.calls), before, "a viewer's request reached auth/merger")
+        got = self.ok("GET", f"/v1/assets/{dev}", key=self.key_view)
+        self.assertEqual((got["lifecycle"], got["current_checkout"]), ("deployed", None))
+        for path in ("/v1/people", "/v1/assets", "/v1/org-units", "/v1/checkouts",
+                     "/v1/connections", "/v1/sync/runs", "/v1/sync/match-cases",
+                     "/v1/sync/settings", f"/v1/sync/runs/{run}"):
+            self.ok("GET", path, key=self.key_view)
+
+    def test_tenant_isolation_on_every_route(self):
+        dev = asset(self.a, "SN-ISO", tag="ISO-" + uuid.uuid4().hex[:6])
+        kid = person(self.a, "Kid Iso")
+        self.ok("POST", f"/v1/assets/{dev}/checkout", {"person_id": kid}, 201)
+        run, case, _ = self.fixture_run_and_case(self.a)
+        tag = self.ok("GET", f"/v1/assets/{dev}")["asset_tag"]
+        reads = [f"/v1/people/{kid}", f"/v1/people/{kid}/checkouts", f"/v1/assets/{dev}",
+                 f"/v1/assets/{dev}/checkouts", f"/v1/assets/by-tag/{tag}",
+                 f"/v1/sync/runs/{run}", f"/v1/sync/runs/{run}/outcomes",
+                 f"/v1/sync/match-cases/{case}"]
+        for path in reads:
+            with self.subTest(route=path):
+                self.err("GET", path, 404, key=self.key_b)
+        self.assertEqual(self.ok("GET", "/v1/assets/by-serial/SN-ISO", key=self.key_b)["items"],
+                         [])
+        b_kid = person(self.b, "Kid of B")
+        calls = len(Stub.calls)
+        writes = [r for r in self.mutating_routes(dev, b_kid, run, case)
+                  if (dev in r[1] or run in r[1] or case in r[1])]
+        writes += [("POST", "/v1/checkouts/bulk",
+                    {"items": [{"asset_id": dev, "person_id": b_kid}]}),
+                   ("POST", "/v1/checkins/bulk", {"items": [{"asset_id": dev}]})]
+        for method, path, body in writes:
+            with self.subTest(route=f"{method} {path}"):
+                self.err(method, path, 404, body=body, key=self.key_b)
+        self.assertEqual(len(Stub.calls), calls, "another tenant's id reached auth/merger")
+        # A's person given to B's asset: 404 as well.
+        b_dev = asset(self.b, "SN-ISO-B")
+        self.err("POST", f"/v1/assets/{b_dev}/checkout", 404, "person_not_found",
+                 {"person_id": kid}, key=self.key_b)
+        # Lists never show the other tenant's rows.
+        for path, ident in (("/v1/people?status=all&limit=500", kid),
+                            ("/v1/assets?limit=500", dev),
+                            ("/v1/checkouts?limit=500", dev),
+                            ("/v1/sync/runs?limit=500", run),
+                            ("/v1/sync/match-cases?status=all&limit=500", case)):
+            with self.subTest(list=path):
+                self.assertNotIn(ident, json.dumps(self.ok("GET", path, key=self.key_b)))
+        still = self.ok("GET", f"/v1/assets/{dev}")
+        self.assertEqual(still["current_checkout"]["person_id"], kid)
+
+    # ------------------------------------------------------------------ sync and connections
+
+    def test_sync_runs_cases_and_settings(self):
+        t = harness.new_tenant("apisy")
+        key = new_key(t, "admin")
+        run, case, cand = self.fixture_run_and_case(t)
+        done, _, _ = self.fixture_run_and_case(t, status="completed")
+
+        runs = self.ok("GET", "/v1/sync/runs", key=key)["items"]
+        self.assertEqual({r["run_id"] for r in runs}, {run, done})
+        held = self.ok("GET", "/v1/sync/runs?status=held", key=key)["items"]
+        self.assertEqual([r["run_id"] for r in held], [run])
+        self.assertEqual(self.ok("GET", "/v1/sync/runs?source=azure", key=key)["items"], [])
+        one = self.ok("GET", f"/v1/sync/runs/{run}", key=key)
+        self.assertEqual((one["pending_removals"], one["report"]), (600, {"would_remove": 600}))
+        outcomes = self.ok("GET", f"/v1/sync/runs/{run}/outcomes?limit=1", key=key)
+        self.assertEqual(outcomes["items"][0]["reason"], "no email")
+        more = self.ok("GET", f"/v1/sync/runs/{run}/outcomes?limit=1&cursor="
+                       + outcomes["next_cursor"], key=key)
+        self.assertEqual(more["items"][0]["reason"], "no serial")
+        self.err("GET", "/v1/sync/runs?status=sleeping", 400, key=key)
+        self.err("GET", f"/v1/sync/runs/{uuid.uuid4()}", 404, key=key)
+
+        self.assertEqual(self.ok("POST", f"/v1/sync/runs/{run}/approve", key=key)["status"],
+                         "approved")
+        self.assertEqual(Stub.calls[-1][1], f"/internal/tenants/{t}/runs/{run}/approve")
+        self.assertTrue(Stub.calls[-1][2]["admin"].startswith("apikey:"))
+        self.err("POST", f"/v1/sync/runs/{run}/reject", 409, "not_held", key=key)
+        self.err("POST", f"/v1/sync/runs/{run}/approve", 400, "unknown_field", {"x": 1},
+                 key=key)
+
+        cases = self.ok("GET", "/v1/sync/match-cases", key=key)["items"]
+        self.assertEqual(len(cases), 2)
+        mine = [c for c in cases if c["case_id"] == case][0]
+        self.assertEqual(mine["candidates"][0]["person_id"], cand)
+        self.assertEqual(mine["status"], "open")
+        first = self.ok("GET", "/v1/sync/match-cases?limit=1", key=key)
+        rest = self.ok("GET", "/v1/sync/match-cases?limit=1&cursor=" + first["next_cursor"],
+                       key=key)
+        self.assertEqual({first["items"][0]["case_id"], rest["items"][0]["case_id"]},
+                         {c["case_id"] for c in cases})
+        self.ok("GET", f"/v1/sync/match-cases/{case}", key=key)
+        res = self.ok("POST", f"/v1/sync/match-cases/{case}/resolve", {"person_id": cand},
+                      key=key)
+        self.assertEqual(res["person_id"], cand)
+        self.assertEqual(Stub.calls[-1][2]["person_id"], cand)
+        self.ok("POST", f"/v1/sync/match-cases/{case}/resolve", {"person_id": None}, key=key)
+        self.assertIsNone(Stub.calls[-1][2]["person_id"])
+        self.err("POST", f"/v1/sync/match-cases/{case}/resolve", 400, "missing_field", {},
+                 key=key)
+        self.err("POST", f"/v1/sync/match-cases/{case}/resolve", 404,
+                 body={"person_id": str(uuid.uuid4())}, key=key)
+        self.err("GET", "/v1/sync/match-cases?status=weird", 400, key=key)
+
+        req = self.ok("POST", "/v1/sync", {"provider": "google"}, 202, key=key)
+        self.assertEqual([r["provider"] for r in req["requests"]], ["google"])
+        self.assertEqual(Stub.calls[-1][2]["preview"], False)
+        both = self.ok("POST", "/v1/sync", {"preview": True}, 202, key=key)
+        self.assertEqual(len(both["requests"]), 2)
+        self.assertEqual(Stub.calls[-1][2], {"provider": None, "preview": True,
+                                             "admin": Stub.calls[-1][2]["admin"]})
+        self.err("POST", "/v1/sync", 422, "invalid_field", {"provider": "yahoo"}, key=key)
+        self.err("POST", "/v1/sync", 400, "invalid_field", {"preview": "yes"}, key=key)
+
+        s = self.ok("GET", "/v1/sync/settings", key=key)
+        self.assertEqual((s["delete_threshold_count"], s["delete_threshold_percent"]), (500, 10))
+        s = self.ok("PUT", "/v1/sync/settings", {"delete_threshold_count": 50,
+                                                 "delete_threshold_percent": 5,
+                                                 "sync_interval_seconds": 3600,
+                                                 "pause_windows": [
+                                                     {"starts_at": "2026-12-20T00:00:00Z",
+                                                      "ends_at": "2027-01-05T00:00:00Z",
+                                                      "reason": "winter break"}]}, key=key)
+        self.assertEqual((s["delete_threshold_count"], s["delete_threshold_percent"]), (50, 5))
+        self.assertEqual(Stub.calls[-1][0:2], ("PUT", f"/internal/tenants/{t}/settings"))
+        self.assertEqual(Stub.calls[-1][2]["sync_interval_seconds"], 3600)
+        self.err("PUT", "/v1/sync/settings", 422, "invalid_field",
+                 {"delete_threshold_percent": 101}, key=key)
+        self.err("PUT", "/v1/sync/settings", 422, "invalid_field",
+                 {"delete_threshold_count": "5"}, key=key)
+        self.err("PUT", "/v1/sync/settings", 400, "invalid_field",
+                 {"pause_windows": [{"starts_at": "soon", "ends_at": "later"}]}, key=key)
+        self.err("PUT", "/v1/sync/settings", 422, "invalid_interval",
+                 {"sync_interval_seconds": 301}, key=key)
+        self.assertEqual(self.ok("GET", "/v1/sync/settings", key=key)["delete_threshold_count"],
+                         50)
+
+    def test_connections(self):
+        t = harness.new_tenant("apicn")
+        key = new_key(t, "admin")
+        st = self.ok("GET", "/v1/connections", key=key)["connections"]
+        self.assertEqual([(c["provider"], c["status"]) for c in st],
+                         [("google", "never"), ("azure", "never")])
+        psql("INSERT INTO connections (tenant_id, provider, status, granted_scopes, "
+             "authorized_by, authorized_at, next_sync_at) VALUES (:'t', 'google', 'connected', "
+             "'{https://www.googleapis.com/auth/admin.directory.user.readonly}', "
+             "'admin@d.example', now(), now() + interval '4 hours')", t=t)
+        psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, seen, created) VALUES "
+             "(:'t', gen_random_uuid(), 'google', 'completed', 42, 40)", t=t)
+        psql("INSERT INTO pause_windows (tenant_id, starts_at, ends_at) VALUES "
+             "(:'t', now() - interval '1 hour', now() + interval '1 hour')", t=t)
+        g = self.ok("GET", "/v1/connections", key=key)["connections"][0]
+        self.assertEqual((g["status"], g["paused"], g["last_run"]["seen"]),
+                         ("connected", True, 42))
+        self.assertIsNotNone(g["next_sync_at"])
+
+        out = self.ok("POST", "/v1/connections/google/authorize", {"admin": "boss@d.example"},
+                      key=key)
+        self.assertIn("login_hint=boss@d.example", out["consent_url"])
+        self.assertEqual(Stub.calls[-1][1], f"/internal/tenants/{t}/google/authorize")
+        out = self.ok("POST", "/v1/connections/microsoft/authorize",
+                      {"admin": "boss@d.example"}, key=key)
+        self.assertIn("/microsoft", out["consent_url"])
+        self.err("POST", "/v1/connections/google/authorize", 422, "invalid_field", {},
+                 key=key)
+        out = self.ok("POST", "/v1/connections/google/deauthorize", key=key)
+        self.assertEqual(out["status"], "deauthorized")
+        self.err("POST", "/v1/connections/yahoo/authorize", 404, key=key)
+        self.err("GET", "/v1/connections/google/authorize", 405, key=key)
+
+    def test_upstream_down_is_502_not_500(self):
+        t = harness.new_tenant("apiup")
+        key = new_key(t, "admin")
+        api = harness.Process("panel-api", env={
+            "PANEL_AUTH_URL": f"http://127.0.0.1:{harness.free_port()}",
+            "PANEL_MERGER_URL": f"http://127.0.0.1:{harness.free_port()}",
+            "PANEL_SERVICE_SECRET": "wrong-secret-but-long-enough"})
+        try:
+            st, _, out = http("POST", api.url + "/v1/sync", body={},
+                              headers={"Authorization": f"Bearer {key}"})
+            self.assertEqual((st, out["error"]["code"]), (502, "upstream_unavailable"))
+        finally:
+            api.stop()
+        # Auth refusing our secret is our misconfiguration: 502, never passed on as 401.
+        api = harness.Process("panel-api", env={
+            "PANEL_AUTH_URL": f"http://127.0.0.1:{self.stub.server_address[1]}",
+            "PANEL_SERVICE_SECRET": "wrong-secret-but-long-enough"})
+        try:
+            st, _, out = http("POST", api.url + "/v1/sync", body={},
+                              headers={"Authorization": f"Bearer {key}"})
+            self.assertEqual((st, out["error"]["code"]), (502, "upstream_error"))
+        finally:
+            api.stop()
+
+    def test_openapi_describes_the_routes(self):
+        """Every documented path and method is served (viewers: GETs answer, changes 403)."""
+        with open(os.path.join(harness.ROOT, "docs", "openapi.yaml")) as f:
+            spec = f.read()
+        routes, path = [], None
+        for line in spec.splitlines():
+            if line.startswith("  /v1/") and line.endswith(":"):
+                path = line.strip()[:-1]
+            elif path and line[:4] == "    " and line[4:].rstrip(":") in (
+                    "get", "post", "put", "patch", "delete") and line.endswith(":"):
+                routes.append((line.strip()[:-1].upper(), path))
+            elif not line.startswith(" "):
+                path = None
+        self.assertGreater(len(routes), 25)
+        ids = {"person_id": str(uuid.uuid4()), "asset_id": str(uuid.uuid4()),
+               "run_id": str(uuid.uuid4()), "case_id": str(uuid.uuid4()),
+               "org_unit_id": "id:none", "serial": "none", "asset_tag": "none",
+               "provider": "google"}
+        for method, path in routes:
+            url = path
+            for k, v in ids.items():
+                url = url.replace("{" + k + "}", v)
+            with self.subTest(route=f"{method} {path}"):
+                st, _, out = self.call(method, url, body={} if method != "GET" else None,
+                                       key=self.key_view)
+                if method == "GET":
+                    self.assertIn(st, (200, 404), out)
+                    if st == 404:
+                        self.assertIn("{", path, "a fixed documented path is not served")
+                else:
+                    self.assertEqual(st, 403, out)
+
+    # ------------------------------------------------------------------ service
+
+    def test_health_metrics_and_admin_page(self):
+        self.assertEqual(http("GET", self.api.url + "/healthz")[0], 200)
+        self.assertEqual(http("GET", self.api.url + "/readyz")[0], 200)
+        self.ok("GET", "/v1/people")
+        st, _, body = http("GET", self.api.url + "/metrics")
+        self.assertEqual(st, 200)
+        text = body.decode() if isinstance(body, bytes) else str(body)
+        self.assertIn('route="/v1/people"', text)
+        self.assertIn("http_request_duration_seconds", text)
+        st, hdrs, page = http("GET", self.api.url + "/")
+        self.assertEqual(st, 200)
+        self.assertIn("text/html", hdrs.get("Content-Type", ""))
+        self.assertIn(b"<html", page)
+        self.assertEqual(http("GET", self.api.url + "/app.js")[0], 200)
+        self.assertEqual(http("GET", self.api.url + "/..%2fMakefile")[0], 404)
+        self.assertEqual(http("GET", self.api.url + "/.git")[0], 404)
+        self.assertEqual(http("GET", self.api.url + "/nope.html")[0], 404)
+
+
+if __name__ == "__main__":
+    unittest.main()

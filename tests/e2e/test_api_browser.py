@@ -1,0 +1,86 @@
+"""The admin page in headless Chromium (Debian's), driven by playwright-core
+(tests/browser/admin_page.mjs), against panel-api on the real PostgreSQL with the auth/merger
+stub of test_api. Screenshots: tests/screenshots/api/."""
+import json
+import os
+import subprocess
+import threading
+import unittest
+import uuid
+from http.server import ThreadingHTTPServer
+
+import harness
+from harness import psql
+from test_api import SECRET, Stub, asset, new_key, person
+
+BROWSER_DIR = os.path.join(harness.ROOT, "tests", "browser")
+
+
+def ensure_playwright():
+    """Install playwright-core from package.json when missing (no browser download: the
+    test uses Debian's chromium)."""
+    if os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+        return
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR, check=True,
+                   env=dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1"), timeout=300)
+
+
+class AdminPageTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.require_env()
+        ensure_playwright()
+        cls.stub = ThreadingHTTPServer(("127.0.0.1", harness.free_port()), Stub)
+        threading.Thread(target=cls.stub.serve_forever, daemon=True).start()
+        stub_url = f"http://127.0.0.1:{cls.stub.server_address[1]}"
+        cls.api = harness.Process("panel-api", env={
+            "PANEL_AUTH_URL": stub_url, "PANEL_MERGER_URL": stub_url,
+            "PANEL_SERVICE_SECRET": SECRET})
+
+    @classmethod
+    def tearDownClass(cls):
+        Stub.consent_url = None
+        cls.api.stop()
+        cls.stub.shutdown()
+
+    def test_cloud_sync_people_and_checkout_in_the_browser(self):
+        t = harness.new_tenant("apiui")
+        key = new_key(t, "admin")
+        psql("INSERT INTO connections (tenant_id, provider, status, granted_scopes, "
+             "authorized_by, authorized_at, next_sync_at) VALUES "
+             "(:'t', 'google', 'connected', '{admin.directory.user.readonly}', "
+             "'admin@district.example', now(), now() + interval '4 hours'), "
+             "(:'t', 'azure', 'revoked', '{}', 'admin@district.example', now(), NULL)", t=t)
+        held = str(uuid.uuid4())
+        psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, seen, pending_removals) "
+             "VALUES (:'t', :'r', 'google', 'held', 900, 600)", t=t, r=held)
+        person(t, "Ada Lovelace", ou="/Staff", sources=("google", "azure"),
+               fields={"display_name": "Ada Lovelace", "job_title": "Teacher",
+                       "org_unit_path": "/Staff"},
+               provenance={"display_name": "azure", "job_title": "azure",
+                           "org_unit_path": "google"})
+        kid = person(t, "Zed Student")
+        serial = "UI-" + uuid.uuid4().hex[:8].upper()
+        dev = asset(t, serial)
+        Stub.consent_url = self.api.url + "/#cloud-sync?provider=google&result=connected"
+        calls = len(Stub.calls)
+        fixture = {"url": self.api.url, "key": key, "held_run": held,
+                   "person_query": "lovelace", "person_name": "Ada Lovelace",
+                   "serial": serial, "kid_query": "zed", "kid_name": "Zed Student"}
+        p = subprocess.run(["node", os.path.join(BROWSER_DIR, "admin_page.mjs")],
+                           env=dict(os.environ, FIXTURE=json.dumps(fixture),
+                                    SHOTS=os.path.join(harness.ROOT, "tests", "screenshots",
+                                                       "api")),
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        paths = [c[1] for c in Stub.calls[calls:]]
+        self.assertIn(f"/internal/tenants/{t}/sync", paths)
+        self.assertIn(f"/internal/tenants/{t}/runs/{held}/approve", paths)
+        self.assertIn(f"/internal/tenants/{t}/google/authorize", paths)
+        rows = psql("SELECT person_id, condition, checked_in_at IS NOT NULL, due_at::date "
+                    "FROM checkouts WHERE tenant_id = :'t' AND asset_id = :'a'", t=t, a=dev)
+        self.assertEqual(rows, [[kid, "good", "t", "2030-06-30"]])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,668 @@
+"""auth end to end: the cloud emulator, the real PostgreSQL and the real Kafka broker.
+
+Covers issue 4's "Done when": the Google authorize -> callback -> stored-encrypted -> first
+sync request path; denied consent; tampered/replayed/expired state; missing scope; revocation
+at Google detected at the next use; de-authorize with Google up and down; Microsoft consent,
+token and consent removal; the scheduler firing once with two replicas; a database dump with
+no token plaintext."""
+import http.client as httpclient
+import json
+import os
+import secrets
+import subprocess
+import time
+import unittest
+import urllib.parse
+
+from harness import Process, consume, free_port, http, new_tenant, psql, require_env, wait_until
+
+GOOGLE_SCOPES = [
+    "https://www.googleapis.com/auth/admin.directory.user.readonly",
+    "https://www.googleapis.com/auth/admin.directory.orgunit.readonly",
+    "https://www.googleapis.com/auth/admin.directory.device.chromeos.readonly",
+]
+DEVICE_SCOPE = GOOGLE_SCOPES[2]
+SERVICE_SECRET = "svc-" + secrets.token_hex(16)
+AUTH_KEY = secrets.token_hex(32)
+GOOGLE_SECRET = "panel-google-secret"
+MS_SECRET = "panel-ms-secret"
+
+
+def get_no_follow(url):
+    """GET without following redirects: (status, Location, body)."""
+    u = urllib.parse.urlsplit(url)
+    conn = httpclient.HTTPConnection(u.hostname, u.port, timeout=30)
+    path = u.path + ("?" + u.query if u.query else "")
+    conn.request("GET", path)
+    r = conn.getresponse()
+    body = r.read()
+    loc = r.getheader("Location")
+    conn.close()
+    try:
+        body = json.loads(body) if body else None
+    except ValueError:
+        pass
+    return r.status, loc, body
+
+
+def start_emulator(cloud_port=None, admin_port=None):
+    admin_port = admin_port or free_port()
+    emu = Process("panel-emulator", port=cloud_port,
+                  env={"PANEL_EMULATOR_ADMIN_PORT": str(admin_port),
+                       "PANEL_EMULATOR_CONSENT": "page"})
+    emu.admin_url = f"http://127.0.0.1:{admin_port}"
+    emu.admin_port = admin_port
+    return emu
+
+
+def auth_env(emu_url, scheduler=False, tick_ms=300):
+    return {
+        "PANEL_SERVICE_SECRET": SERVICE_SECRET,
+        "PANEL_AUTH_KEYS": "k1:" + AUTH_KEY,
+        "PANEL_AUTH_ACTIVE_KEY_ID": "k1",
+        "PANEL_ADMIN_URL": "http://admin.test/",
+        "PANEL_GOOGLE_AUTH_URL": emu_url + "/o/oauth2/v2/auth",
+        "PANEL_GOOGLE_TOKEN_URL": emu_url + "/token",
+        "PANEL_GOOGLE_REVOKE_URL": emu_url + "/revoke",
+        "PANEL_MS_LOGIN_URL": emu_url,
+        "PANEL_GOOGLE_CLIENT_ID": "panel-google-client",
+        "PANEL_GOOGLE_CLIENT_SECRET": GOOGLE_SECRET,
+        "PANEL_MS_CLIENT_ID": "panel-ms-client",
+        "PANEL_MS_CLIENT_SECRET": MS_SECRET,
+        "PANEL_AUTH_SCHEDULER": "true" if scheduler else "false",
+        "PANEL_AUTH_SCHEDULER_TICK_MS": str(tick_ms),
+    }
+
+
+def start_auth(emu, scheduler=False, tick_ms=300):
+    port = free_port()
+    env = auth_env(emu.url, scheduler, tick_ms)
+    env["PANEL_AUTH_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    return Process("panel-auth", port=port, env=env)
+
+
+HDR = {"Authorization": "Bearer " + SERVICE_SECRET}
+
+
+class AuthFixture:
+    """Helpers shared by the test classes; self.emu and self.auth are set by setUpClass."""
+
+    def new_district(self, emu=None):
+        emu = emu or self.emu
+        did = "d" + secrets.token_hex(5)
+        status, _, body = http("POST", emu.admin_url + "/control/districts",
+                               {"id": did, "people": 3, "azure_people": 2, "shared": 1,
+                                "devices": 1, "ous": 3, "seed": 7})
+        self.assertEqual(status, 201, body)
+        return body
+
+    def internal(self, method, path, body=None, auth=None, headers=HDR):
+        auth = auth or self.auth
+        return http(method, auth.url + path, body, headers=headers)
+
+    def start_consent(self, tenant, district, provider="google", auth=None):
+        status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/{provider}/authorize",
+                                        {"admin": district["admin_email"]}, auth=auth)
+        self.assertEqual(status, 200, body)
+        return body["consent_url"]
+
+    def consent(self, consent_url, district, decision="allow", drop_scope=None):
+        """What the browser does at the provider: returns the callback URL it is sent to."""
+        extra = {"login_hint": district["admin_email"], "emulator_decision": decision}
+        if drop_scope:
+            extra["emulator_drop_scope"] = drop_scope
+        status, location, body = get_no_follow(consent_url + "&" + urllib.parse.urlencode(extra))
+        self.assertIn(status, (302, 303), body)
+        self.assertTrue(location, "the consent did not redirect")
+        return location
+
+    def callback(self, url):
+        status, location, body = get_no_follow(url)
+        return status, location, body
+
+    def connect_google(self, tenant, district, auth=None):
+        cb = self.consent(self.start_consent(tenant, district, "google", auth), district)
+        status, location, body = self.callback(cb)
+        self.assertEqual(status, 302, body)
+        self.assertIn("result=connected", location)
+        return cb
+
+    def connect_microsoft(self, tenant, district, auth=None):
+        cb = self.consent(self.start_consent(tenant, district, "microsoft", auth), district)
+        status, location, body = self.callback(cb)
+        self.assertEqual(status, 302, body)
+        self.assertIn("result=connected", location)
+        return cb
+
+    def connection(self, tenant, provider):
+        rows = psql("SELECT status, grant_sealed IS NOT NULL, coalesce(grant_key_id, ''), "
+                    "array_to_string(granted_scopes, ' '), array_to_string(missing_scopes, ' '), "
+                    "coalesce(status_message, ''), revoked_at IS NOT NULL, "
+                    "remote_revoke_pending, coalesce(provider_tenant, ''), "
+                    "revoke_sealed IS NOT NULL "
+                    "FROM connections WHERE tenant_id = :'t' AND provider = :'p'",
+                    t=tenant, p=provider)
+        if not rows:
+            return None
+        r = rows[0]
+        return {"status": r[0], "has_grant": r[1] == "t", "key_id": r[2], "granted": r[3].split(),
+                "missing": r[4].split(), "message": r[5], "revoked_at": r[6] == "t",
+                "revoke_pending": r[7] == "t", "provider_tenant": r[8], "kept": r[9] == "t"}
+
+    def runs(self, tenant, reason=None):
+        rows = psql("SELECT run_id, source, reason, status, preview FROM sync_runs "
+                    "WHERE tenant_id = :'t' ORDER BY requested_at, source", t=tenant)
+        out = [{"run_id": r[0], "source": r[1], "reason": r[2], "status": r[3],
+                "preview": r[4] == "t"} for r in rows]
+        return [r for r in out if reason is None or r["reason"] == reason]
+
+    def events(self, topic, tenant, count=None):
+        def got():
+            evs = [e["event"] for e in consume(topic, timeout_ms=1500) if e.get("key") == tenant]
+            return evs if count is None or len(evs) >= count else None
+        if count is None:
+            return got()
+        return wait_until(got, timeout=30, what=f"{count} event(s) on {topic}")
+
+    def token(self, tenant, provider, auth=None):
+        return self.internal("POST", "/internal/token", {"tenant_id": tenant, "provider": provider},
+                             auth=auth)
+
+
+class AuthFlows(AuthFixture, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        require_env()
+        cls.emu = start_emulator()
+        cls.auth = start_auth(cls.emu)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.auth.stop()
+        cls.emu.stop()
+
+    def test_google_authorize_callback_stores_encrypted_and_requests_first_sync(self):
+        tenant, district = new_tenant("auth"), self.new_district()
+        url = self.start_consent(tenant, district)
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        self.assertEqual(q["response_type"], ["code"])
+        self.assertEqual(sorted(q["scope"][0].split()), sorted(GOOGLE_SCOPES))
+        self.assertEqual(q["access_type"], ["offline"])
+        self.assertEqual(q["prompt"], ["consent"])
+        self.assertEqual(q["include_granted_scopes"], ["true"])
+        self.assertEqual(q["code_challenge_method"], ["S256"])
+        self.assertTrue(q["state"][0] and q["code_challenge"][0])
+        self.assertNotIn(GOOGLE_SECRET, url)
+        # The state is stored only hashed, bound to tenant and admin.
+        rows = psql("SELECT state_hash, admin FROM oauth_states WHERE tenant_id = :'t'", t=tenant)
+        self.assertEqual(len(rows), 1)
+        self.assertNotEqual(rows[0][0], q["state"][0])
+        self.assertEqual(rows[0][1], district["admin_email"])
+
+        cb = self.consent(url, district)
+        status, location, body = self.callback(cb)
+        self.assertEqual(status, 302, body)
+        self.assertTrue(location.startswith("http://admin.test/#cloud-sync?provider=google"))
+        self.assertIn("result=connected", location)
+
+        c = self.connection(tenant, "google")
+        self.assertEqual(c["status"], "connected")
+        self.assertTrue(c["has_grant"])
+        self.assertEqual(c["key_id"], "k1")
+        self.assertEqual(sorted(c["granted"]), sorted(GOOGLE_SCOPES))
+        runs = self.runs(tenant)
+        self.assertEqual([(r["source"], r["reason"]) for r in runs], [("google", "authorized")])
+
+        reqs = self.events("panel.sync.requests", tenant, 1)
+        self.assertEqual(len(reqs), 1)
+        self.assertEqual(reqs[0]["source"], "SOURCE_GOOGLE")
+        self.assertEqual(reqs[0]["run_id"], runs[0]["run_id"])
+        self.assertEqual(reqs[0]["sync_request"]["reason"], "authorized")
+        auth_events = self.events("panel.auth.events", tenant, 1)
+        self.assertEqual(auth_events[0]["auth_event"]["kind"], "AUTH_EVENT_KIND_AUTHORIZED")
+        self.assertEqual(auth_events[0]["auth_event"]["actor"], district["admin_email"])
+
+        status, _, body = self.token(tenant, "google")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["token_type"], "Bearer")
+        self.assertTrue(body["access_token"])
+        self.assertGreater(body["expires_in"], 0)
+
+        status, _, body = self.internal("GET", f"/internal/tenants/{tenant}/connections")
+        self.assertEqual(status, 200, body)
+        g = [x for x in body["connections"] if x["provider"] == "google"][0]
+        self.assertEqual(g["status"], "connected")
+        self.assertEqual(g["authorized_by"], district["admin_email"])
+        self.assertEqual(g["missing_scopes"], [])
+        self.assertFalse(g["paused"])
+        self.assertEqual(g["last_run"]["reason"], "authorized")
+        self.assertNotIn("sealed", json.dumps(body))
+        self.assertNotIn("ord", g)
+
+        # The same callback again (a replayed state) is refused and changes nothing.
+        status, _, body = self.callback(cb)
+        self.assertEqual(status, 400)
+        self.assertEqual(body["error"]["code"], "invalid_state")
+        self.assertEqual(len(self.runs(tenant)), 1)
+
+    def test_denied_consent(self):
+        tenant, district = new_tenant("auth"), self.new_district()
+        cb = self.consent(self.start_consent(tenant, district), district, decision="deny")
+        status, location, _ = self.callback(cb)
+        self.assertEqual(status, 302)
+        self.assertIn("result=denied", location)
+        c = self.connection(tenant, "google")
+        self.assertNotEqual(c["status"], "connected")
+        self.assertFalse(c["has_grant"])
+        self.assertEqual(self.runs(tenant), [])
+        status, _, body = self.token(tenant, "google")
+        self.assertEqual(status, 404, body)
+        self.assertEqual(body["error"]["code"], "not_connected")
+
+    def _assert_refused(self, url, tenant):
+        status, _, body = self.callback(url)
+        self.assertEqual(status, 400, body)
+        self.assertEqual(body["error"]["code"], "invalid_state")
+        c = self.connection(tenant, "google")
+        self.assertFalse(c and c["has_grant"])
+        self.assertEqual(self.runs(tenant), [])
+
+    def test_tampered_replayed_expired_and_foreign_state(self):
+        tenant, district = new_tenant("auth"), self.new_district()
+        # Tampered: one character of the state changed.
+        cb = self.consent(self.start_consent(tenant, district), district)
+        parts = urllib.parse.urlsplit(cb)
+        q = dict(urllib.parse.parse_qsl(parts.query))
+        st = q["state"]
+        q["state"] = st[:-1] + ("A" if st[-1] != "A" else "B")
+        self._assert_refused(parts._replace(query=urllib.parse.urlencode(q)).geturl(), tenant)
+        q["state"] = "not-a-state'; DROP TABLE connections; --"
+        self._assert_refused(parts._replace(query=urllib.parse.urlencode(q)).geturl(), tenant)
+        status, _, body = self.callback(parts._replace(query="code=x").geturl())
+        self.assertEqual(status, 400, body)
+
+        # Expired: the state's lifetime passes before the callback.
+        cb = self.consent(self.start_consent(tenant, district), district)
+        psql("UPDATE oauth_states SET expires_at = now() - interval '1 second' "
+             "WHERE tenant_id = :'t' AND used_at IS NULL", t=tenant)
+        self._assert_refused(cb, tenant)
+
+        # A Google state presented at the Microsoft callback (another flow) is refused.
+        cb = self.consent(self.start_consent(tenant, district), district)
+        ms_cb = cb.replace("/oauth/google/callback", "/oauth/microsoft/callback")
+        self._assert_refused(ms_cb, tenant)
+        # ... and it was consumed by that attempt: replaying it at Google is refused too.
+        self._assert_refused(cb, tenant)
+
+        # Replayed after success: a second use of a state that worked is refused.
+        cb = self.connect_google(tenant, district)
+        status, _, body = self.callback(cb)
+        self.assertEqual(status, 400)
+        self.assertEqual(len(self.runs(tenant)), 1)
+
+    def test_tenant_isolation(self):
+        a, b, district = new_tenant("auth"), new_tenant("auth"), self.new_district()
+        self.connect_google(a, district)
+        # Tenant B sees, uses and revokes nothing of A's.
+        status, _, body = self.internal("GET", f"/internal/tenants/{b}/connections")
+        self.assertEqual(status, 200)
+        self.assertEqual({c["provider"]: c["status"] for c in body["connections"]},
+                         {"google": "never", "azure": "never"})
+        status, _, body = self.token(b, "google")
+        self.assertEqual(status, 404)
+        status, _, body = self.internal("POST", f"/internal/tenants/{b}/google/deauthorize",
+                                        {"admin": "admin@other.example"})
+        self.assertEqual(status, 404)
+        status, _, body = self.internal("POST", f"/internal/tenants/{b}/sync", {"admin": "x@y.z"})
+        self.assertEqual(status, 409)
+        self.assertEqual(self.connection(a, "google")["status"], "connected")
+        self.assertEqual(len(self.runs(a)), 1)
+        # Without the service secret nothing answers; errors are JSON.
+        status, _, body = self.internal("GET", f"/internal/tenants/{a}/connections", headers={})
+        self.assertEqual(status, 401)
+        self.assertEqual(body["error"]["code"], "unauthorized")
+        status, _, body = self.internal("GET", f"/internal/tenants/{a}/connections",
+                                        headers={"Authorization": "Bearer " + SERVICE_SECRET + "x"})
+        self.assertEqual(status, 401)
+        status, _, body = self.internal("POST", f"/internal/tenants/{a}/google/authorize",
+                                        {"admin": 42})
+        self.assertEqual(status, 400)
+        self.assertEqual(body["error"]["code"], "invalid_argument")
+        status, _, body = self.internal("POST", "/internal/tenants/bad%20id/google/authorize",
+                                        {"admin": "a@b.c"})
+        self.assertEqual(status, 400)
+        status, _, body = self.internal("POST", "/internal/token", "{not json")
+        self.assertEqual(status, 400)
+        self.assertEqual(body["error"]["code"], "invalid_json")
+
+    def test_missing_scope(self):
+        tenant, district = new_tenant("auth"), self.new_district()
+        cb = self.consent(self.start_consent(tenant, district), district, drop_scope=DEVICE_SCOPE)
+        status, location, _ = self.callback(cb)
+        self.assertEqual(status, 302)
+        self.assertIn("result=error", location)
+        c = self.connection(tenant, "google")
+        self.assertEqual(c["status"], "scope_missing")
+        self.assertEqual(c["missing"], [DEVICE_SCOPE])
+        self.assertEqual(self.runs(tenant), [], "no sync starts without every scope")
+        status, _, body = self.internal("GET", f"/internal/tenants/{tenant}/connections")
+        g = [x for x in body["connections"] if x["provider"] == "google"][0]
+        self.assertEqual(g["missing_scopes"], [DEVICE_SCOPE])
+        status, _, body = self.token(tenant, "google")
+        self.assertEqual(status, 409)
+        self.assertEqual(body["error"]["code"], "scope_missing")
+        evs = self.events("panel.auth.events", tenant, 1)
+        self.assertEqual(evs[0]["auth_event"]["kind"], "AUTH_EVENT_KIND_SCOPE_MISSING")
+        self.assertEqual(self.events("panel.sync.requests", tenant), [])
+
+    def test_revocation_at_google_detected_at_next_use(self):
+        tenant, district = new_tenant("auth"), self.new_district()
+        self.connect_google(tenant, district)
+        status, _, _ = self.token(tenant, "google")
+        self.assertEqual(status, 200)
+        status, _, body = http("POST", self.emu.admin_url +
+                               f"/control/districts/{district['id']}/google/revoke", {})
+        self.assertIn(status, (200, 204), body)
+        status, _, body = self.token(tenant, "google")
+        self.assertEqual(status, 409, body)
+        self.assertEqual(body["error"]["code"], "revoked")
+        c = self.connection(tenant, "google")
+        self.assertEqual(c["status"], "revoked")
+        self.assertTrue(c["revoked_at"])
+        self.assertIn("invalid_grant", c["message"])
+        self.assertFalse(c["has_grant"])
+        evs = self.events("panel.auth.events", tenant, 2)
+        self.assertEqual([e["auth_event"]["kind"] for e in evs],
+                         ["AUTH_EVENT_KIND_AUTHORIZED", "AUTH_EVENT_KIND_REVOKED"])
+        # No later sync until re-authorization; the token stays refused.
+        status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/sync",
+                                        {"provider": "google", "admin": district["admin_email"]})
+        self.assertEqual(status, 409, body)
+        status, _, body = self.token(tenant, "google")
+        self.assertEqual(status, 409)
+        self.assertEqual(len(self.events("panel.auth.events", tenant)), 2,
+                         "the revocation is announced once")
+        # The fetcher's run failed on the 409 (the merger records that); re-authorizing
+        # resumes, with a first sync again.
+        psql("UPDATE sync_runs SET status = 'failed' WHERE tenant_id = :'t'", t=tenant)
+        self.connect_google(tenant, district)
+        self.assertEqual([r["reason"] for r in self.runs(tenant)], ["authorized", "authorized"])
+        status, _, _ = self.token(tenant, "google")
+        self.assertEqual(status, 200)
+
+    def test_deauthorize_with_google_up(self):
+        tenant, district = new_tenant("auth"), self.new_district()
+        self.connect_google(tenant, district)
+        status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/google/deauthorize",
+                                        {"admin": district["admin_email"]})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body, {"status": "deauthorized", "remote_revoke": "done"})
+        c = self.connection(tenant, "google")
+        self.assertEqual(c["status"], "deauthorized")
+        self.assertFalse(c["has_grant"])
+        self.assertFalse(c["kept"])
+        self.assertFalse(c["revoke_pending"])
+        status, _, body = self.token(tenant, "google")
+        self.assertEqual(status, 404)
+        evs = self.events("panel.auth.events", tenant, 2)
+        self.assertEqual(evs[-1]["auth_event"]["kind"], "AUTH_EVENT_KIND_DEAUTHORIZED")
+        status, _, _ = self.internal("POST", f"/internal/tenants/{tenant}/sync",
+                                     {"admin": district["admin_email"]})
+        self.assertEqual(status, 409)
+
+    def test_microsoft_consent_token_and_removal(self):
+        tenant, district = new_tenant("auth"), self.new_district()
+        url = self.start_consent(tenant, district, "microsoft")
+        parts = urllib.parse.urlsplit(url)
+        self.assertTrue(parts.path.endswith("/v2.0/adminconsent"), url)
+        q = urllib.parse.parse_qs(parts.query)
+        self.assertEqual(q["scope"], ["https://graph.microsoft.com/.default"])
+        self.assertNotIn(MS_SECRET, url)
+        cb = self.consent(url, district)
+        status, location, body = self.callback(cb)
+        self.assertEqual(status, 302, body)
+        self.assertIn("provider=azure", location)
+        self.assertIn("result=connected", location)
+        c = self.connection(tenant, "azure")
+        self.assertEqual(c["status"], "connected")
+        self.assertEqual(c["provider_tenant"], district["azure_tenant_id"])
+        runs = self.runs(tenant)
+        self.assertEqual([(r["source"], r["reason"]) for r in runs], [("azure", "authorized")])
+        reqs = self.events("panel.sync.requests", tenant, 1)
+        self.assertEqual(reqs[0]["source"], "SOURCE_AZURE")
+
+        status, _, body = self.token(tenant, "azure")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["provider_tenant"], district["azure_tenant_id"])
+        self.assertEqual(body["token_type"], "Bearer")
+        self.assertTrue(body["access_token"])
+
+        # A replayed Microsoft callback is refused like Google's.
+        status, _, _ = self.callback(cb)
+        self.assertEqual(status, 400)
+
+        status, _, body = http("POST", self.emu.admin_url +
+                               f"/control/districts/{district['id']}/azure/revoke", {})
+        self.assertIn(status, (200, 204), body)
+        status, _, body = self.token(tenant, "azure")
+        self.assertEqual(status, 409, body)
+        self.assertEqual(body["error"]["code"], "revoked")
+        c = self.connection(tenant, "azure")
+        self.assertEqual(c["status"], "revoked")
+        self.assertIn("700016", c["message"])
+        evs = self.events("panel.auth.events", tenant, 2)
+        self.assertEqual([(e["source"], e["auth_event"]["kind"]) for e in evs],
+                         [("SOURCE_AZURE", "AUTH_EVENT_KIND_AUTHORIZED"),
+                          ("SOURCE_AZURE", "AUTH_EVENT_KIND_REVOKED")])
+
+        # De-authorize forgets the consent and says how to remove the app in Entra.
+        status, _, body = self.internal("POST",
+                                        f"/internal/tenants/{tenant}/microsoft/deauthorize",
+                                        {"admin": district["admin_email"]})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["status"], "deauthorized")
+        self.assertIn("Entra", body["message"])
+        c = self.connection(tenant, "azure")
+        self.assertEqual(c["status"], "deauthorized")
+        self.assertEqual(c["provider_tenant"], "")
+
+    def test_microsoft_denied_consent(self):
+        tenant, district = new_tenant("auth"), self.new_district()
+        cb = self.consent(self.start_consent(tenant, district, "microsoft"), district, "deny")
+        status, location, _ = self.callback(cb)
+        self.assertEqual(status, 302)
+        self.assertIn("result=denied", location)
+        self.assertNotEqual(self.connection(tenant, "azure")["status"], "connected")
+        self.assertEqual(self.runs(tenant), [])
+
+    def test_database_dump_and_logs_hold_no_token_plaintext(self):
+        tenant, district = new_tenant("auth"), self.new_district()
+        self.connect_google(tenant, district)
+        self.connect_microsoft(tenant, district)
+        handed_out = []
+        for provider in ("google", "azure"):
+            status, _, body = self.token(tenant, provider)
+            self.assertEqual(status, 200, body)
+            handed_out.append(body["access_token"])
+        dump = subprocess.run(["pg_dump", "--data-only", os.environ["PANEL_PG_URL"]],
+                              capture_output=True, text=True, timeout=120)
+        self.assertEqual(dump.returncode, 0, dump.stderr)
+        text = dump.stdout
+        self.assertIn(tenant, text)  # the dump does cover our rows
+        for secret in handed_out + [GOOGLE_SECRET, MS_SECRET, SERVICE_SECRET, AUTH_KEY]:
+            self.assertNotIn(secret, text)
+        # Google refresh tokens start with "1//"; none may appear, even in bytea escapes.
+        self.assertNotIn("1//", text)
+        sealed = psql("SELECT encode(grant_sealed, 'escape') FROM connections "
+                      "WHERE tenant_id = :'t' AND provider = 'google'", t=tenant)[0][0]
+        self.assertNotIn("1//", sealed)
+        logs = self.auth.log_text()
+        for secret in handed_out + [GOOGLE_SECRET, MS_SECRET, SERVICE_SECRET, AUTH_KEY, "1//"]:
+            self.assertNotIn(secret, logs)
+
+
+class KeyRotation(AuthFixture, unittest.TestCase):
+    def test_rekey_moves_grants_to_the_new_key(self):
+        require_env()
+        self.emu = start_emulator()
+        self.auth = start_auth(self.emu)
+        new_key = secrets.token_hex(32)
+        try:
+            tenant, district = new_tenant("auth"), self.new_district()
+            self.connect_google(tenant, district)
+            self.assertEqual(self.connection(tenant, "google")["key_id"], "k1")
+            env = dict(os.environ, **auth_env(self.emu.url))
+            env["PANEL_AUTH_KEYS"] = f"k1:{AUTH_KEY},k2:{new_key}"
+            env["PANEL_AUTH_ACTIVE_KEY_ID"] = "k2"
+            p = subprocess.run([os.path.join(os.environ.get("PANEL_BUILD", "build"), "bin",
+                                             "panel-auth"), "rekey", "--tenant", tenant],
+                               env=env, capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn("under key 'k2'", p.stdout)
+            self.assertNotIn(new_key, p.stdout + p.stderr)
+            self.assertEqual(self.connection(tenant, "google")["key_id"], "k2")
+            self.auth.stop()
+            # The old key is gone: the grant still opens, with the new key alone.
+            port = free_port()
+            env = auth_env(self.emu.url)
+            env.update({"PANEL_AUTH_KEYS": "k2:" + new_key, "PANEL_AUTH_ACTIVE_KEY_ID": "",
+                        "PANEL_AUTH_PUBLIC_URL": f"http://127.0.0.1:{port}"})
+            self.auth = Process("panel-auth", port=port, env=env)
+            status, _, body = self.token(tenant, "google")
+            self.assertEqual(status, 200, body)
+        finally:
+            self.auth.stop()
+            self.emu.stop()
+
+
+class DeauthorizeWhileGoogleIsDown(AuthFixture, unittest.TestCase):
+    def test_deauthorize_with_google_down_then_retried(self):
+        require_env()
+        self.emu = start_emulator()
+        self.auth = start_auth(self.emu, scheduler=True, tick_ms=300)
+        try:
+            tenant, district = new_tenant("auth"), self.new_district()
+            self.connect_google(tenant, district)
+            cloud_port, admin_port = self.emu.port, self.emu.admin_port
+            self.emu.stop()
+            status, _, body = self.internal("POST",
+                                            f"/internal/tenants/{tenant}/google/deauthorize",
+                                            {"admin": district["admin_email"]})
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body, {"status": "deauthorized", "remote_revoke": "pending"})
+            c = self.connection(tenant, "google")
+            self.assertEqual(c["status"], "deauthorized")
+            self.assertFalse(c["has_grant"], "the local grant is deleted at once")
+            self.assertTrue(c["revoke_pending"])
+            status, _, _ = self.token(tenant, "google")
+            self.assertEqual(status, 404)
+            # Google comes back: the scheduler loop retries the revoke.
+            self.emu = start_emulator(cloud_port, admin_port)
+            wait_until(lambda: not self.connection(tenant, "google")["revoke_pending"],
+                       timeout=60, what="the pending revoke to be retried")
+            self.assertFalse(self.connection(tenant, "google")["kept"])
+        finally:
+            self.auth.stop()
+            self.emu.stop()
+
+
+class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        require_env()
+        cls.emu = start_emulator()
+        cls.auth = start_auth(cls.emu)  # serves the flows; no scheduler
+        cls.replicas = [start_auth(cls.emu, scheduler=True, tick_ms=200) for _ in range(2)]
+
+    @classmethod
+    def tearDownClass(cls):
+        for r in cls.replicas:
+            r.stop()
+        cls.auth.stop()
+        cls.emu.stop()
+
+    def make_due(self, tenant):
+        psql("UPDATE connections SET next_sync_at = now() - interval '1 second' "
+             "WHERE tenant_id = :'t'", t=tenant)
+
+    def next_sync_in(self, tenant, provider):
+        return float(psql("SELECT extract(epoch FROM next_sync_at - now()) FROM connections "
+                          "WHERE tenant_id = :'t' AND provider = :'p'", t=tenant, p=provider)[0][0])
+
+    def test_due_schedule_fires_once_google_before_azure(self):
+        tenant, district = new_tenant("auth"), self.new_district()
+        self.connect_google(tenant, district)
+        self.connect_microsoft(tenant, district)
+        # The first syncs finished; make both schedules due now.
+        psql("UPDATE sync_runs SET status = 'completed' WHERE tenant_id = :'t'", t=tenant)
+        self.make_due(tenant)
+        wait_until(lambda: len(self.runs(tenant, "scheduled")) >= 2 and
+                   self.next_sync_in(tenant, "azure") > 0, timeout=30,
+                   what="the scheduled runs")
+        time.sleep(2)  # several more ticks of both replicas
+        sched = self.runs(tenant, "scheduled")
+        self.assertEqual(sorted(r["source"] for r in sched), ["azure", "google"])
+        reqs = [e for e in self.events("panel.sync.requests", tenant)
+                if e["sync_request"]["reason"] == "scheduled"]
+        self.assertEqual([e["source"] for e in reqs], ["SOURCE_GOOGLE", "SOURCE_AZURE"])
+        self.assertEqual(sorted(e["run_id"] for e in reqs), sorted(r["run_id"] for r in sched))
+        # The next run is one interval (default 4 h) later.
+        self.assertGreater(self.next_sync_in(tenant, "google"), 4 * 3600 - 120)
+        # Both replicas worked (or at least ran): each is alive and ready.
+        for r in self.replicas:
+            self.assertIsNone(r.proc.poll())
+
+    def test_in_flight_run_coalesces_and_pause_window_skips_scheduled_runs(self):
+        tenant, district = new_tenant("auth"), self.new_district()
+        self.connect_google(tenant, district)
+        first = self.runs(tenant)[0]["run_id"]
+        # An immediate request while the first run is in flight is coalesced with it.
+        status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/sync",
+                                        {"provider": None, "admin": district["admin_email"]})
+        self.assertEqual(status, 202, body)
+        self.assertEqual(body["requests"], [{"provider": "google", "run_id": first,
+                                             "coalesced": True}])
+        # A due schedule during the in-flight run is coalesced too: no second run.
+        self.make_due(tenant)
+        wait_until(lambda: self.next_sync_in(tenant, "google") > 0, timeout=30,
+                   what="the schedule to be handled")
+        self.assertEqual(len(self.runs(tenant)), 1)
+
+        # A pause window covering now: the scheduled run is skipped and shown as paused.
+        psql("UPDATE sync_runs SET status = 'completed' WHERE tenant_id = :'t'", t=tenant)
+        status, _, body = self.internal("PUT", f"/internal/tenants/{tenant}/settings",
+                                        {"sync_interval_seconds": 3600, "pause_windows": [
+                                            {"starts_at": "2000-01-01T00:00:00Z",
+                                             "ends_at": "2999-01-01T00:00:00Z",
+                                             "reason": "summer rollover"}]})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["sync_interval_seconds"], 3600)
+        self.make_due(tenant)
+        wait_until(lambda: self.next_sync_in(tenant, "google") > 0, timeout=30,
+                   what="the paused schedule to be skipped")
+        self.assertLess(self.next_sync_in(tenant, "google"), 3600 + 5)
+        self.assertEqual(self.runs(tenant, "scheduled"), [])
+        status, _, body = self.internal("GET", f"/internal/tenants/{tenant}/connections")
+        g = [x for x in body["connections"] if x["provider"] == "google"][0]
+        self.assertTrue(g["paused"])
+        # An admin's immediate request still runs inside the window.
+        status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/sync",
+                                        {"provider": "google", "preview": False,
+                                         "admin": district["admin_email"]})
+        self.assertEqual(status, 202, body)
+        self.assertFalse(body["requests"][0]["coalesced"])
+        self.assertEqual([r["reason"] for r in self.runs(tenant)], ["authorized", "manual"])
+        reqs = self.events("panel.sync.requests", tenant, 2)
+        self.assertEqual([e["sync_request"]["reason"] for e in reqs], ["authorized", "manual"])
+        # Bad settings are refused with a JSON error.
+        status, _, body = self.internal("PUT", f"/internal/tenants/{tenant}/settings",
+                                        {"sync_interval_seconds": 10})
+        self.assertEqual(status, 400)
+        status, _, body = self.internal("PUT", f"/internal/tenants/{tenant}/settings",
+                                        {"pause_windows": [{"starts_at": "soon",
+                                                            "ends_at": "later"}]})
+        self.assertEqual(status, 400)
+
+
+if __name__ == "__main__":
+    unittest.main()

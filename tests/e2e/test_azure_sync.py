@@ -1,0 +1,173 @@
+"""azure-sync end to end (issue 6): the cloud emulator, the real Kafka broker, the real
+PostgreSQL (delta links in azure_delta_state); only auth's token endpoint is a stand-in
+(fetch_helpers.AuthStub) that gets client-credentials tokens from the emulator."""
+import unittest
+
+from fetch_helpers import (AuthStub, add_fault, azure_admin_consent, azure_person, clear_faults, control,
+                           fetcher_env, new_district, payloads, request_sync, run_events,
+                           start_emulator)
+from harness import Process, new_tenant, psql, require_env
+
+AZURE = "SOURCE_AZURE"
+
+
+class AzureSync(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        require_env()
+        cls.emu = start_emulator()
+        cls.auth = AuthStub(cls.emu)
+        cls.svc = Process("panel-azure-sync", env=fetcher_env(
+            cls.auth, PANEL_GRAPH_URL=cls.emu.url, PANEL_AZURE_PAGE_SIZE=60,
+            PANEL_FETCH_RUN_BUDGET_S=30))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop()
+        cls.auth.stop()
+        cls.emu.stop()
+
+    def tearDown(self):
+        clear_faults(self.emu)
+
+    def connect(self, azure_people):
+        district = new_district(self.emu, people=1, azure_people=azure_people)
+        tenant = new_tenant("az")
+        azure_admin_consent(self.emu, district)
+        self.auth.azure[tenant] = district["azure_tenant_id"]
+        return tenant, district
+
+    def users(self, district):
+        return control(self.emu, "GET",
+                       f"/control/districts/{district['id']}/azure/users")["items"]
+
+    def sync(self, tenant, force_full=False):
+        return run_events(tenant, request_sync(tenant, AZURE, force_full))
+
+    def assert_complete(self, events, kind):
+        self.assertIn("run_started", events[0])
+        self.assertIn("run_completed", events[-1], events[-1])
+        self.assertEqual(events[-1]["run_completed"]["kind"], kind)
+        self.assertEqual(sum(1 for e in events if "run_completed" in e or "run_failed" in e), 1)
+
+    def assert_failed(self, events, reason):
+        self.assertIn("run_failed", events[-1], events[-1])
+        self.assertEqual(events[-1]["run_failed"]["reason"], reason, events[-1])
+        self.assertFalse(any("run_completed" in e for e in events))
+
+    def test_full_run_is_exactly_the_emulators_users(self):
+        tenant, district = self.connect(150)
+        events = self.sync(tenant)
+        self.assert_complete(events, "RUN_KIND_FULL")
+        users = self.users(district)
+        people = payloads(events, "person_observed", "person")
+        self.assertEqual(len(people), len(users))
+        self.assertEqual({p["source_id"]: p for p in people},
+                         {u["id"]: azure_person(u) for u in users})
+        self.assertTrue(any(any(ord(c) > 127 for c in p.get("display_name", ""))
+                            for p in people))
+        counts = events[-1]["run_completed"]["counts"]
+        self.assertEqual(counts["people"], 150)
+        self.assertGreaterEqual(counts["pages"], 3)  # 150 users in pages of 60
+        link = events[-1]["run_completed"]["delta_link"]
+        self.assertIn("/v1.0/users/delta", link)
+        stored = psql("SELECT delta_link FROM azure_delta_state WHERE tenant_id = :'t'",
+                      t=tenant)
+        self.assertEqual(stored, [[link]])
+
+    def test_delta_round_carries_exactly_the_changes(self):
+        tenant, district = self.connect(40)
+        self.assert_complete(self.sync(tenant), "RUN_KIND_FULL")
+        users = self.users(district)
+        renamed, disabled, soft, hard = (u["id"] for u in users[:4])
+        base = f"/control/districts/{district['id']}/azure/users/"
+        control(self.emu, "PATCH", base + renamed, {"displayName": "Zoë Renamed-Ñ"})
+        control(self.emu, "PATCH", base + disabled, {"accountEnabled": False})
+        control(self.emu, "DELETE", base + soft)
+        control(self.emu, "DELETE", base + hard + "?permanent=true")
+        events = self.sync(tenant)
+        self.assertEqual(events[0]["run_started"]["kind"], "RUN_KIND_DELTA")
+        self.assert_complete(events, "RUN_KIND_DELTA")
+        people = {p["source_id"]: p for p in payloads(events, "person_observed", "person")}
+        self.assertEqual(people, {
+            renamed: azure_person({"id": renamed, "displayName": "Zoë Renamed-Ñ"}, True),
+            disabled: azure_person({"id": disabled, "accountEnabled": False}, True)})
+        removed = {r["source_id"]: r for r in payloads(events, "object_removed")}
+        self.assertEqual(set(removed), {soft, hard})
+        self.assertEqual(removed[soft]["reason"], "REMOVAL_REASON_CHANGED")
+        self.assertEqual(removed[hard]["reason"], "REMOVAL_REASON_DELETED")
+        self.assertTrue(all(r["kind"] == "OBJECT_KIND_PERSON" for r in removed.values()))
+        counts = events[-1]["run_completed"]["counts"]
+        self.assertEqual((counts["people"], counts["removals"]), (2, 2))
+        # A round without changes carries nothing.
+        quiet = self.sync(tenant)
+        self.assert_complete(quiet, "RUN_KIND_DELTA")
+        self.assertEqual(len(quiet), 2)
+
+    def test_expired_delta_token_falls_back_to_a_full_run(self):
+        tenant, district = self.connect(30)
+        self.assert_complete(self.sync(tenant), "RUN_KIND_FULL")
+        control(self.emu, "POST", "/control/expire-page-tokens")
+        events = self.sync(tenant)
+        self.assertEqual(events[0]["run_started"]["kind"], "RUN_KIND_DELTA")
+        self.assert_complete(events, "RUN_KIND_FULL")
+        people = {p["source_id"] for p in payloads(events, "person_observed", "person")}
+        self.assertEqual(people, {u["id"] for u in self.users(district)})
+        # The new link works: the next run is a delta round again.
+        self.assert_complete(self.sync(tenant), "RUN_KIND_DELTA")
+
+    def test_force_full_ignores_the_delta_link(self):
+        tenant, _ = self.connect(10)
+        self.assert_complete(self.sync(tenant), "RUN_KIND_FULL")
+        events = self.sync(tenant, force_full=True)
+        self.assert_complete(events, "RUN_KIND_FULL")
+        self.assertEqual(len(payloads(events, "person_observed")), 10)
+
+    def test_throttling_storms_complete(self):
+        tenant, district = self.connect(200)
+        add_fault(self.emu, route="graph.users", kind="status", status=429, rate=0.3,
+                  retry_after="0.25")
+        add_fault(self.emu, route="graph.users", kind="status", status=504, count=2)
+        add_fault(self.emu, route="graph.delta", kind="status", status=503, rate=0.3,
+                  retry_after="0.1")
+        add_fault(self.emu, route="graph.users", kind="truncate", count=1)
+        events = self.sync(tenant)
+        self.assert_complete(events, "RUN_KIND_FULL")
+        people = {p["source_id"] for p in payloads(events, "person_observed", "person")}
+        self.assertEqual(people, {u["id"] for u in self.users(district)})
+
+    def test_revoked_consent_fails_the_run_cleanly(self):
+        tenant, district = self.connect(10)
+        control(self.emu, "POST", f"/control/districts/{district['id']}/azure/revoke")
+        events = self.sync(tenant)
+        self.assert_failed(events, "RUN_FAILURE_REASON_REVOKED")
+        self.assertEqual(len(events), 2)
+
+    def test_withdrawn_permission_fails_as_forbidden(self):
+        tenant, district = self.connect(10)
+        control(self.emu, "POST", f"/control/districts/{district['id']}/azure/permission",
+                {"granted": False})
+        events = self.sync(tenant)
+        self.assert_failed(events, "RUN_FAILURE_REASON_FORBIDDEN")
+        self.assertIn("Authorization_RequestDenied", events[-1]["run_failed"]["message"])
+
+    def test_throttled_past_the_budget_fails(self):
+        tenant, _ = self.connect(10)
+        add_fault(self.emu, route="graph.delta", kind="status", status=429, rate=1.0,
+                  retry_after="45")
+        events = self.sync(tenant)
+        self.assert_failed(events, "RUN_FAILURE_REASON_BUDGET_EXHAUSTED")
+
+    def test_user_with_oversized_id_is_skipped_and_counted(self):
+        tenant, district = self.connect(10)
+        control(self.emu, "POST", f"/control/districts/{district['id']}/azure/users",
+                {"id": "f" * 300, "userPrincipalName": "huge@" + district["domain"],
+                 "displayName": "Huge"})
+        events = self.sync(tenant)
+        self.assert_complete(events, "RUN_KIND_FULL")
+        counts = events[-1]["run_completed"]["counts"]
+        self.assertEqual((counts["people"], counts["skipped"]), (10, 1))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,170 @@
+"""google-sync end to end (issue 5): the cloud emulator, the real Kafka broker, the real
+PostgreSQL; only auth's token endpoint is a stand-in (fetch_helpers.AuthStub) that gets real
+tokens from the emulator."""
+import unittest
+
+from fetch_helpers import (AuthStub, add_fault, clear_faults, control, fetcher_env,
+                           google_device, google_orgunit, google_person,
+                           google_refresh_token, new_district, payloads, request_sync,
+                           run_events, start_emulator)
+from harness import Process, new_tenant, require_env, wait_until
+
+GOOGLE = "SOURCE_GOOGLE"
+
+
+class GoogleSync(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        require_env()
+        cls.emu = start_emulator()
+        cls.auth = AuthStub(cls.emu)
+        # Small pages so that a small district spans many pages.
+        cls.svc = Process("panel-google-sync", env=fetcher_env(
+            cls.auth, PANEL_GOOGLE_API_URL=cls.emu.url, PANEL_GOOGLE_USERS_PAGE_SIZE=40,
+            PANEL_GOOGLE_DEVICES_PAGE_SIZE=25, PANEL_FETCH_RUN_BUDGET_S=30))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop()
+        cls.auth.stop()
+        cls.emu.stop()
+
+    def tearDown(self):
+        clear_faults(self.emu)
+
+    def connect(self, **counts):
+        district = new_district(self.emu, **counts)
+        tenant = new_tenant("gs")
+        self.auth.google[tenant] = google_refresh_token(self.emu, district)
+        return tenant, district
+
+    def listing(self, district, what):
+        return control(self.emu, "GET", f"/control/districts/{district['id']}/google/{what}")["items"]
+
+    def assert_complete(self, events):
+        self.assertIn("run_started", events[0])
+        self.assertIn("run_completed", events[-1], events[-1])
+        self.assertEqual(sum(1 for e in events if "run_completed" in e or "run_failed" in e), 1)
+
+    def assert_failed(self, events, reason):
+        self.assertIn("run_started", events[0])
+        self.assertIn("run_failed", events[-1], events[-1])
+        self.assertEqual(events[-1]["run_failed"]["reason"], reason, events[-1])
+        self.assertFalse(any("run_completed" in e for e in events))
+
+    def test_complete_multi_page_run_is_exactly_the_emulators_directory(self):
+        tenant, district = self.connect(people=130, devices=80, ous=15)
+        events = run_events(tenant, request_sync(tenant, GOOGLE))
+        self.assert_complete(events)
+        self.assertEqual(events[0]["run_started"]["kind"], "RUN_KIND_FULL")
+        users = self.listing(district, "users")
+        ous = self.listing(district, "orgunits")
+        devices = self.listing(district, "devices")
+        people = payloads(events, "person_observed", "person")
+        org_units = payloads(events, "org_unit_observed", "org_unit")
+        devs = payloads(events, "device_observed", "device")
+        self.assertEqual({p["source_id"]: p for p in people},
+                         {u["id"]: google_person(u) for u in users})
+        self.assertEqual(len(people), len(users))
+        self.assertEqual({o["org_unit_id"]: o for o in org_units},
+                         {o["orgUnitId"]: google_orgunit(o) for o in ous})
+        self.assertEqual({d["device_id"]: d for d in devs},
+                         {d["deviceId"]: google_device(d) for d in devices})
+        # Unicode survives the trip (the generator uses names such as "Łukasz").
+        self.assertTrue(any(any(ord(c) > 127 for c in p.get("display_name", ""))
+                            for p in people))
+        counts = events[-1]["run_completed"]["counts"]
+        self.assertEqual((counts["people"], counts["org_units"], counts["devices"],
+                          counts["skipped"]), (len(users), len(ous), len(devices), 0))
+        self.assertGreaterEqual(counts["pages"], 1 + 4 + 4)  # orgunits + 130/40 + 80/25
+        # Ordering: every observation sits between RunStarted and RunCompleted.
+        self.assertEqual(len(events), 2 + len(users) + len(ous) + len(devices))
+
+    def test_throttling_and_5xx_storms_end_in_a_complete_run(self):
+        tenant, district = self.connect(people=100, devices=60, ous=8)
+        add_fault(self.emu, route="google.users", kind="status", status=429, rate=0.3,
+                  retry_after="0.1")
+        add_fault(self.emu, route="google.users", kind="status", status=403,
+                  reason="userRateLimitExceeded", count=2)
+        add_fault(self.emu, route="google.devices", kind="status", status=503, rate=0.3)
+        add_fault(self.emu, route="google.devices", kind="invalid_input", count=2)
+        add_fault(self.emu, route="google.orgunits", kind="status", status=500, count=2)
+        add_fault(self.emu, route="google.users", kind="reset", count=1)
+        events = run_events(tenant, request_sync(tenant, GOOGLE))
+        self.assert_complete(events)
+        users = self.listing(district, "users")
+        devices = self.listing(district, "devices")
+        people = {p["source_id"] for p in payloads(events, "person_observed", "person")}
+        devs = {d["device_id"] for d in payloads(events, "device_observed", "device")}
+        self.assertEqual(people, {u["id"] for u in users})
+        self.assertEqual(devs, {d["deviceId"] for d in devices})
+        stats = control(self.emu, "GET", "/control/stats")
+        self.assertGreater(stats["faults_injected"], 0)
+
+    def test_expired_page_token_restarts_the_listing(self):
+        tenant, district = self.connect(people=130, devices=5, ous=3)
+        add_fault(self.emu, route="google.users", kind="slow", rate=1.0, delay_ms=700)
+        control(self.emu, "POST", "/control/reset-stats")
+        run_id = request_sync(tenant, GOOGLE)
+        wait_until(lambda: control(self.emu, "GET", "/control/stats")["requests"]
+                   .get("google.users", 0) >= 2, timeout=60, what="the second users page")
+        control(self.emu, "POST", "/control/expire-page-tokens")
+        events = run_events(tenant, run_id)
+        self.assert_complete(events)
+        people = {p["source_id"] for p in payloads(events, "person_observed", "person")}
+        self.assertEqual(people, {u["id"] for u in self.listing(district, "users")})
+        self.assertIn("restarting the listing", self.svc.log_text())
+
+    def test_exhausted_budget_fails_the_run(self):
+        tenant, _ = self.connect(people=50, devices=10, ous=3)
+        # Every users page is throttled and asks for a wait longer than the 30 s budget.
+        add_fault(self.emu, route="google.users", kind="status", status=429, rate=1.0,
+                  retry_after="45")
+        events = run_events(tenant, request_sync(tenant, GOOGLE))
+        self.assert_failed(events, "RUN_FAILURE_REASON_BUDGET_EXHAUSTED")
+        self.assertEqual(payloads(events, "person_observed"), [])
+
+    def test_revoked_grant_fails_with_revoked_and_nothing_else(self):
+        tenant, district = self.connect(people=20, devices=5, ous=3)
+        control(self.emu, "POST", f"/control/districts/{district['id']}/google/revoke")
+        events = run_events(tenant, request_sync(tenant, GOOGLE))
+        self.assert_failed(events, "RUN_FAILURE_REASON_REVOKED")
+        self.assertEqual(len(events), 2)  # RunStarted, RunFailed
+
+    def test_malformed_page_fails_the_run(self):
+        tenant, _ = self.connect(people=90, devices=5, ous=3)
+        add_fault(self.emu, route="google.users", kind="malformed", count=1)
+        events = run_events(tenant, request_sync(tenant, GOOGLE))
+        self.assert_failed(events, "RUN_FAILURE_REASON_MALFORMED")
+        self.assertIn("not valid JSON", events[-1]["run_failed"]["message"])
+
+    def test_object_with_oversized_id_is_skipped_and_counted(self):
+        tenant, district = self.connect(people=10, devices=3, ous=3)
+        control(self.emu, "POST", f"/control/districts/{district['id']}/google/users",
+                {"id": "9" * 300, "primaryEmail": f"huge@{district['domain']}",
+                 "name": {"givenName": "Huge", "familyName": "Id"}})
+        events = run_events(tenant, request_sync(tenant, GOOGLE))
+        self.assert_complete(events)
+        counts = events[-1]["run_completed"]["counts"]
+        self.assertEqual(counts["skipped"], 1)
+        self.assertEqual(counts["people"], 10)
+        self.assertIn("longer than", self.svc.log_text())
+
+    def test_duplicate_requests_of_a_tenant_are_coalesced(self):
+        tenant, _ = self.connect(people=10, devices=3, ous=3)
+        first = request_sync(tenant, GOOGLE)
+        second = request_sync(tenant, GOOGLE)  # queued while the first is pending
+        events = run_events(tenant, first)
+        self.assert_complete(events)
+        # A later request is a new run again.
+        third = run_events(tenant, request_sync(tenant, GOOGLE))
+        self.assert_complete(third)
+        from harness import consume
+        seconds = [m for m in consume("panel.source.events", timeout_ms=1500)
+                   if m["key"] == tenant and m["event"].get("run_id") == second]
+        self.assertEqual(seconds, [])
+        self.assertIn("coalesced", self.svc.log_text())
+
+
+if __name__ == "__main__":
+    unittest.main()

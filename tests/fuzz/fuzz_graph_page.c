@@ -1,0 +1,62 @@
+/* Fuzz target: a Microsoft Graph /users or /users/delta page as azure-sync processes it. The
+ * first byte picks full or delta mapping and the HTTP status; the rest is the body. The body
+ * goes through the error classification (graph_error, graph_classify, graph_failure,
+ * graph_delta_expired) and, parsed, every entry of "value" through the mapping table
+ * (full or partial, @removed entries as the delta run reads them). */
+#include "fuzz_common.h"
+#include "graph.h"
+#include "json.h"
+
+static const long statuses[] = {200, 400, 401, 403, 404, 410, 429, 500, 503};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int inited;
+    if (!inited) {
+        log_init("fuzz", LOG_ERROR + 1);
+        inited = 1;
+    }
+    if (size < 1)
+        return 0;
+    int delta = data[0] & 1;
+    long status = statuses[(data[0] >> 1) % (sizeof statuses / sizeof statuses[0])];
+    struct buf body;
+    if (fuzz_buf(&body, data + 1, size - 1)) {
+        buf_free(&body);
+        return 0;
+    }
+    char msg[512];
+    (void)graph_classify(status, &body, NULL);
+    (void)graph_failure(status, &body, msg, sizeof msg);
+    (void)graph_delta_expired(status, &body);
+    const char *code = NULL, *message = NULL;
+    json_t *err = graph_error(&body, &code, &message);
+    if (err && (!code || !message))
+        abort();
+    json_decref(err);
+
+    json_t *page = json_parse(body.data ? body.data : "", body.len, NULL, 0);
+    json_t *value = page ? json_object_get(page, "value") : NULL;
+    if (json_is_array(value)) {
+        size_t i;
+        json_t *obj;
+        json_array_foreach(value, i, obj)
+        {
+            json_t *removed = json_object_get(obj, "@removed");
+            if (removed) {
+                (void)json_str(obj, "id");
+                (void)json_str(removed, "reason");
+                continue;
+            }
+            char why[256];
+            struct fmap_stats st = {0};
+            fuzz_consume_message(fmap_map(&graph_user_spec, obj, delta ? FMAP_PARTIAL : FMAP_FULL,
+                                          &st, why, sizeof why));
+        }
+    }
+    (void)json_str(page, "@odata.nextLink");
+    (void)json_str(page, "@odata.deltaLink");
+    json_decref(page);
+    buf_free(&body);
+    return 0;
+}

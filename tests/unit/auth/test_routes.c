@@ -1,0 +1,78 @@
+/* routes and states: input validation, the service-secret check, state shapes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "routes.h"
+#include "states.h"
+
+static void test_tenant(void **state)
+{
+    (void)state;
+    assert_true(routes_valid_tenant("t-abc123"));
+    assert_true(routes_valid_tenant("A.b_c-d"));
+    assert_false(routes_valid_tenant(""));
+    assert_false(routes_valid_tenant("-abc"));
+    assert_false(routes_valid_tenant("a/b"));
+    assert_false(routes_valid_tenant("a b"));
+    assert_false(routes_valid_tenant("a'b"));
+    assert_false(routes_valid_tenant(
+        "a1234567890123456789012345678901234567890123456789012345678901234")); /* 65 */
+}
+
+static void test_admin(void **state)
+{
+    (void)state;
+    assert_true(routes_valid_admin("admin@demo.k12.example"));
+    assert_false(routes_valid_admin("admin"));
+    assert_false(routes_valid_admin("@x"));
+    assert_false(routes_valid_admin("a@"));
+    assert_false(routes_valid_admin("a@b@c"));
+    assert_false(routes_valid_admin("a b@c"));
+    assert_false(routes_valid_admin("a\n@c"));
+    assert_false(routes_valid_admin(NULL));
+    /* Other actions name the actor, e.g. the api key that asked. */
+    assert_true(routes_valid_actor("apikey:Ab3_x"));
+    assert_true(routes_valid_actor("admin@demo.k12.example"));
+    assert_false(routes_valid_actor(""));
+    assert_false(routes_valid_actor("two words"));
+    assert_false(routes_valid_actor("quote\""));
+    assert_false(routes_valid_actor(NULL));
+}
+
+static void test_secret(void **state)
+{
+    (void)state;
+    assert_true(routes_authorized("Bearer s3cret", "s3cret"));
+    assert_false(routes_authorized("Bearer s3cre", "s3cret"));
+    assert_false(routes_authorized("Bearer s3cretX", "s3cret"));
+    assert_false(routes_authorized("bearer s3cret", "s3cret"));
+    assert_false(routes_authorized("s3cret", "s3cret"));
+    assert_false(routes_authorized(NULL, "s3cret"));
+    assert_false(routes_authorized("Bearer ", ""));
+}
+
+static void test_state_shape(void **state)
+{
+    (void)state;
+    assert_true(states_well_formed("abcdefghijklmnopqrstuvwxyzABCDEFGHIJ-_01234"));
+    assert_false(states_well_formed("abcdefghijklmnopqrstuvwxyzABCDEFGHIJ-_0123"));
+    assert_false(states_well_formed("abcdefghijklmnopqrstuvwxyzABCDEFGHIJ-_0123+"));
+    assert_false(states_well_formed("abcdefghijklmnopqrstuvwxyzABCDEFGHIJ-_0123'"));
+    assert_false(states_well_formed(""));
+    assert_false(states_well_formed(NULL));
+    assert_string_equal(state_result_str(STATE_USED), "state already used");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tenant),
+        cmocka_unit_test(test_admin),
+        cmocka_unit_test(test_secret),
+        cmocka_unit_test(test_state_shape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

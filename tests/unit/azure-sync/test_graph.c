@@ -1,0 +1,177 @@
+/* Graph's reference pages (tests/reference/azure) map as docs/sources.md says: mail-else-UPN
+ * email, nulls as cleared fields, delta objects carrying only what was sent; Graph's errors
+ * are classified as PROVIDERS.md says. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+#include "json.h"
+#include "panel/v1/events.pb-c.h"
+
+static json_t *load(const char *path)
+{
+    json_error_t e;
+    json_t *v = json_load_file(path, 0, &e);
+    if (!v)
+        fail_msg("%s: %s", path, e.text);
+    return v;
+}
+
+static Panel__V1__Person *map_nth(const char *file, size_t i, int flags, char *why)
+{
+    json_t *page = load(file);
+    ProtobufCMessage *m = fmap_map(
+        &graph_user_spec, json_array_get(json_object_get(page, "value"), i), flags, NULL, why, 256);
+    json_decref(page);
+    return (Panel__V1__Person *)m;
+}
+
+static bool cleared(const Panel__V1__Person *p, const char *field)
+{
+    for (size_t i = 0; i < p->n_cleared_fields; i++)
+        if (strcmp(p->cleared_fields[i], field) == 0)
+            return true;
+    return false;
+}
+
+#define USERS "tests/reference/azure/users_page.json"
+#define DELTA "tests/reference/azure/delta_page.json"
+
+static void full_user_maps(void **state)
+{
+    (void)state;
+    char why[256];
+    Panel__V1__Person *p = map_nth(USERS, 0, FMAP_FULL, why);
+    assert_non_null(p);
+    assert_string_equal(p->source_id, "6e7b768e-07e2-4810-8459-485f84f8f204");
+    assert_string_equal(p->display_name, "José Ñúñez");
+    assert_string_equal(p->given_name, "José");
+    assert_string_equal(p->family_name, "Ñúñez");
+    assert_string_equal(p->mail, "Jose.Nunez@demo.k12.example");
+    assert_string_equal(p->user_principal_name, "jnunez@demo.onmicrosoft.com");
+    assert_string_equal(p->email, "Jose.Nunez@demo.k12.example"); /* mail wins */
+    assert_string_equal(p->email_normalized, "jose.nunez@demo.k12.example");
+    assert_int_equal(p->other_mails->n_values, 1);
+    assert_string_equal(p->proxy_addresses->values[0], "SMTP:Jose.Nunez@demo.k12.example");
+    assert_true(p->has_suspended && !p->suspended);
+    assert_string_equal(p->job_title, "Teacher");
+    assert_string_equal(p->department, "Science");
+    assert_string_equal(p->employee_id, "E-20417");
+    assert_string_equal(p->office_location, "Room 12");
+    assert_string_equal(p->user_type, "Member");
+    assert_string_equal(p->created_at, "2020-01-01T00:00:00Z");
+    assert_int_equal(p->n_cleared_fields, 0);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
+static void null_mail_falls_back_to_upn_and_is_cleared(void **state)
+{
+    (void)state;
+    char why[256];
+    Panel__V1__Person *p = map_nth(USERS, 1, FMAP_FULL, why);
+    assert_non_null(p);
+    assert_null(p->mail);
+    assert_string_equal(p->email, "Guest_Ext#EXT#@demo.onmicrosoft.com");
+    assert_string_equal(p->email_normalized, "guest_ext#ext#@demo.onmicrosoft.com");
+    assert_true(p->has_suspended && p->suspended); /* accountEnabled false */
+    assert_true(cleared(p, "mail"));
+    assert_true(cleared(p, "given_name"));
+    assert_true(cleared(p, "job_title"));
+    assert_false(cleared(p, "display_name"));
+    assert_int_equal(p->other_mails->n_values, 0);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    assert_null(map_nth(USERS, 2, FMAP_FULL, why)); /* neither mail nor UPN */
+    assert_non_null(strstr(why, "no email"));
+    assert_null(map_nth(USERS, 3, FMAP_FULL, why)); /* no id */
+}
+
+static void delta_objects_carry_only_what_was_sent(void **state)
+{
+    (void)state;
+    char why[256];
+    Panel__V1__Person *p = map_nth(DELTA, 0, FMAP_PARTIAL, why);
+    assert_non_null(p);
+    assert_string_equal(p->display_name, "José Renamed");
+    assert_null(p->email); /* mail not sent: unchanged, never replaced by a guess */
+    assert_null(p->given_name);
+    assert_false(p->has_suspended);
+    assert_int_equal(p->n_cleared_fields, 0);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+
+    p = map_nth(DELTA, 1, FMAP_PARTIAL, why);
+    assert_non_null(p);
+    assert_true(p->has_suspended && p->suspended);
+    assert_int_equal(p->n_cleared_fields, 1);
+    assert_string_equal(p->cleared_fields[0], "job_title");
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+
+    p = map_nth(DELTA, 4, FMAP_PARTIAL, why);
+    assert_non_null(p);
+    assert_string_equal(p->email, "new.upn@demo.k12.example");
+    assert_true(cleared(p, "mail"));
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
+static struct buf error_body(const char *name)
+{
+    json_t *all = load("tests/reference/azure/errors.json");
+    char *text = json_dumps(json_object_get(all, name), JSON_COMPACT);
+    struct buf b;
+    buf_init(&b, 0);
+    assert_int_equal(buf_appends(&b, text), 0);
+    free(text);
+    json_decref(all);
+    return b;
+}
+
+static void errors_are_classified(void **state)
+{
+    (void)state;
+    char msg[256];
+    struct buf thr = error_body("throttled_429"), denied = error_body("denied_403"),
+               tok = error_body("token_401"), sync = error_body("sync_state_400"),
+               sync2 = error_body("sync_state_lower_400"), resync = error_body("resync_400"),
+               bad = error_body("bad_request_400");
+    assert_int_equal(graph_classify(429, &thr, NULL), HTTP_RETRY_THROTTLED);
+    assert_int_equal(graph_classify(503, NULL, NULL), HTTP_RETRY_YES);
+    assert_int_equal(graph_classify(504, NULL, NULL), HTTP_RETRY_YES);
+    assert_int_equal(graph_classify(403, &denied, NULL), HTTP_RETRY_NO);
+    assert_int_equal(graph_failure(403, &denied, msg, sizeof msg),
+                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN);
+    assert_non_null(strstr(msg, "Authorization_RequestDenied"));
+    assert_int_equal(graph_failure(401, &tok, msg, sizeof msg),
+                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_REVOKED);
+    assert_int_equal(graph_failure(429, &thr, msg, sizeof msg),
+                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED);
+    assert_int_equal(graph_failure(400, &bad, msg, sizeof msg),
+                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR);
+    assert_true(graph_delta_expired(400, &sync));
+    assert_true(graph_delta_expired(400, &sync2));
+    assert_true(graph_delta_expired(400, &resync));
+    assert_true(graph_delta_expired(410, NULL));
+    assert_false(graph_delta_expired(400, &bad));
+    assert_false(graph_delta_expired(403, &denied));
+    assert_false(graph_delta_expired(200, NULL));
+    buf_free(&thr);
+    buf_free(&denied);
+    buf_free(&tok);
+    buf_free(&sync);
+    buf_free(&sync2);
+    buf_free(&resync);
+    buf_free(&bad);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(full_user_maps),
+        cmocka_unit_test(null_mail_falls_back_to_upn_and_is_cleared),
+        cmocka_unit_test(delta_objects_carry_only_what_was_sent),
+        cmocka_unit_test(errors_are_classified),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

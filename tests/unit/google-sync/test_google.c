@@ -1,0 +1,218 @@
+/* Google's reference pages (tests/reference/google) map to exactly these events, and
+ * Google's errors are classified as PROVIDERS.md says. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "google.h"
+#include "json.h"
+#include "panel/v1/events.pb-c.h"
+
+static json_t *load(const char *path)
+{
+    json_error_t e;
+    json_t *v = json_load_file(path, 0, &e);
+    if (!v)
+        fail_msg("%s: %s", path, e.text);
+    return v;
+}
+
+static ProtobufCMessage *map_nth(const struct fmap_spec *spec, const char *file, const char *key,
+                                 size_t i, struct fmap_stats *st, char *why)
+{
+    json_t *page = load(file);
+    ProtobufCMessage *m =
+        fmap_map(spec, json_array_get(json_object_get(page, key), i), FMAP_FULL, st, why, 256);
+    json_decref(page);
+    return m;
+}
+
+#define USERS "tests/reference/google/users_page.json"
+
+static void user_fields_map(void **state)
+{
+    (void)state;
+    char why[256];
+    struct fmap_stats st = {0};
+    Panel__V1__Person *p =
+        (Panel__V1__Person *)map_nth(&google_user_spec, USERS, "users", 0, &st, why);
+    assert_non_null(p);
+    assert_string_equal(p->source_id, "104857600000000000001");
+    assert_string_equal(p->email, "zoë.łukasz@demo.k12.example");
+    assert_string_equal(p->email_normalized, "zoë.łukasz@demo.k12.example");
+    assert_string_equal(p->given_name, "Zoë");
+    assert_string_equal(p->family_name, "Łukasz-Müller");
+    assert_string_equal(p->display_name, "Zoë Łukasz-Müller");
+    assert_string_equal(p->org_unit_path, "/Students/Grade 7");
+    assert_true(p->has_suspended && !p->suspended);
+    assert_true(p->has_archived && !p->archived);
+    assert_true(p->has_is_admin && !p->is_admin);
+    assert_string_equal(p->employee_id, "E-20417"); /* the organization externalId */
+    assert_string_equal(p->created_at, "2021-08-20T14:03:11.000Z");
+    assert_null(p->last_login_at); /* 1970 = never signed in */
+    assert_string_equal(p->photo_url, "https://photos.example/p/1.jpg");
+    assert_int_equal(p->aliases->n_values, 2);
+    assert_string_equal(p->aliases->values[1], "zl@demo.k12.example");
+    assert_int_equal(p->n_cleared_fields, 0);
+    assert_int_equal(st.truncated + st.ignored, 0);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+
+    p = (Panel__V1__Person *)map_nth(&google_user_spec, USERS, "users", 1, &st, why);
+    assert_non_null(p);
+    assert_string_equal(p->email, "  Admin@Demo.K12.Example "); /* kept as given */
+    assert_string_equal(p->email_normalized, "admin@demo.k12.example");
+    assert_true(p->suspended && p->archived && p->is_admin);
+    assert_string_equal(p->suspension_reason, "ADMIN");
+    assert_string_equal(p->last_login_at, "2024-05-06T07:08:09.000Z");
+    assert_null(p->employee_id);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
+static void bad_users_are_skipped_or_truncated(void **state)
+{
+    (void)state;
+    char why[256];
+    struct fmap_stats st = {0};
+    assert_null(map_nth(&google_user_spec, USERS, "users", 2, &st, why));
+    assert_non_null(strstr(why, "no email"));
+    assert_null(map_nth(&google_user_spec, USERS, "users", 3, &st, why));
+    assert_non_null(strstr(why, "missing id"));
+    Panel__V1__Person *p =
+        (Panel__V1__Person *)map_nth(&google_user_spec, USERS, "users", 4, &st, why);
+    assert_non_null(p);
+    assert_int_equal(strlen(p->given_name), FMAP_MAX_NAME); /* 128 two-byte letters */
+    assert_false(p->has_suspended);                         /* "yes" is not a boolean */
+    assert_int_equal(st.truncated, 1);
+    assert_int_equal(st.ignored, 1);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
+static void device_fields_map(void **state)
+{
+    (void)state;
+    char why[256];
+    const char *file = "tests/reference/google/devices_page.json";
+    Panel__V1__Device *d =
+        (Panel__V1__Device *)map_nth(&google_device_spec, file, "chromeosdevices", 0, NULL, why);
+    assert_non_null(d);
+    assert_string_equal(d->device_id, "d-0001");
+    assert_string_equal(d->serial_number, "5CD1234XYZ");
+    assert_string_equal(d->model, "Acer Chromebook 311");
+    assert_string_equal(d->status, "ACTIVE");
+    assert_string_equal(d->org_unit_path, "/Devices/Lab 1");
+    assert_string_equal(d->org_unit_id, "03ph8a2z1");
+    assert_string_equal(d->annotated_asset_id, "ASSET-77");
+    assert_string_equal(d->annotated_user, "zoë.łukasz@demo.k12.example");
+    assert_string_equal(d->annotated_location, "Room 101");
+    assert_string_equal(d->notes, "cracked hinge\nreplaced 2024");
+    assert_string_equal(d->mac_address, "a1b2c3d4e5f6");
+    assert_string_equal(d->ethernet_mac_address, "0a0b0c0d0e0f");
+    assert_string_equal(d->os_version, "126.0.6478.132");
+    assert_string_equal(d->platform_version, "15886.44.0 (Official Build) stable-channel");
+    assert_string_equal(d->firmware_version, "Google_Reks.8476.52.0");
+    assert_string_equal(d->boot_mode, "Verified");
+    assert_string_equal(d->last_sync, "2024-07-01T10:00:00.000Z");
+    assert_string_equal(d->last_enrollment_time, "2022-09-01T08:00:00.000Z");
+    assert_true(d->has_auto_update_expiration_ms);
+    assert_true(d->auto_update_expiration_ms == 1780272000000LL);
+    assert_string_equal(d->auto_update_through, "2026-06-01");
+    assert_string_equal(d->device_license_type, "education");
+    assert_string_equal(d->chrome_os_type, "chromeOsFlex");
+    assert_true(d->has_recent_users_present && d->recent_users_present);
+    assert_int_equal(d->n_recent_users, 2);
+    assert_string_equal(d->recent_users[0]->type, "USER_TYPE_MANAGED");
+    assert_string_equal(d->recent_users[0]->email, "zoë.łukasz@demo.k12.example");
+    assert_null(d->recent_users[1]->email);
+    protobuf_c_message_free_unpacked(&d->base, NULL);
+
+    d = (Panel__V1__Device *)map_nth(&google_device_spec, file, "chromeosdevices", 1, NULL, why);
+    assert_non_null(d);
+    assert_string_equal(d->status, "SOME_NEW_STATUS"); /* unknown values kept */
+    assert_false(d->has_recent_users_present);         /* BASIC projection look-alike */
+    protobuf_c_message_free_unpacked(&d->base, NULL);
+    assert_null(map_nth(&google_device_spec, file, "chromeosdevices", 2, NULL, why));
+}
+
+static void orgunit_fields_map(void **state)
+{
+    (void)state;
+    char why[256];
+    Panel__V1__OrgUnit *o =
+        (Panel__V1__OrgUnit *)map_nth(&google_orgunit_spec, "tests/reference/google/orgunits.json",
+                                      "organizationUnits", 0, NULL, why);
+    assert_non_null(o);
+    assert_string_equal(o->org_unit_id, "id:03ph8a2z2");
+    assert_string_equal(o->path, "/Students/Grade 7");
+    assert_string_equal(o->name, "Grade 7");
+    assert_string_equal(o->description, "Kids' #1 + friends");
+    assert_string_equal(o->parent_id, "id:03ph8a2z3");
+    assert_string_equal(o->parent_path, "/Students");
+    protobuf_c_message_free_unpacked(&o->base, NULL);
+}
+
+static struct buf error_body(const char *name)
+{
+    json_t *all = load("tests/reference/google/errors.json");
+    char *text = json_dumps(json_object_get(all, name), JSON_COMPACT);
+    struct buf b;
+    buf_init(&b, 0);
+    assert_int_equal(buf_appends(&b, text), 0);
+    free(text);
+    json_decref(all);
+    return b;
+}
+
+static void errors_are_classified(void **state)
+{
+    (void)state;
+    char msg[256];
+    struct buf rate = error_body("rate_403"), quota = error_body("quota_403"),
+               forbidden = error_body("forbidden_403"), auth = error_body("auth_401"),
+               invalid = error_body("invalid_input_400"), backend = error_body("backend_500");
+    assert_int_equal(google_classify(429, &rate, NULL), HTTP_RETRY_THROTTLED);
+    assert_int_equal(google_classify(403, &rate, NULL), HTTP_RETRY_THROTTLED);
+    assert_int_equal(google_classify(403, &quota, NULL), HTTP_RETRY_THROTTLED);
+    assert_int_equal(google_classify(403, &forbidden, NULL), HTTP_RETRY_NO);
+    assert_int_equal(google_classify(500, &backend, NULL), HTTP_RETRY_YES);
+    assert_int_equal(google_classify(503, NULL, NULL), HTTP_RETRY_YES);
+    assert_int_equal(google_classify(400, &invalid, NULL), HTTP_RETRY_NO);
+    assert_true(google_invalid_input(400, &invalid));
+    assert_false(google_invalid_input(400, &backend));
+    assert_int_equal(google_failure(403, &forbidden, msg, sizeof msg),
+                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN);
+    assert_non_null(strstr(msg, "Not Authorized"));
+    assert_int_equal(google_failure(403, &rate, msg, sizeof msg),
+                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED);
+    assert_int_equal(google_failure(401, &auth, msg, sizeof msg),
+                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_REVOKED);
+    assert_int_equal(google_failure(500, &backend, msg, sizeof msg),
+                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR);
+    struct buf junk;
+    buf_init(&junk, 0);
+    assert_int_equal(buf_appends(&junk, "<html>oops"), 0);
+    assert_int_equal(google_classify(403, &junk, NULL), HTTP_RETRY_NO);
+    assert_int_equal(google_failure(502, &junk, msg, sizeof msg),
+                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR);
+    buf_free(&junk);
+    buf_free(&rate);
+    buf_free(&quota);
+    buf_free(&forbidden);
+    buf_free(&auth);
+    buf_free(&invalid);
+    buf_free(&backend);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(user_fields_map),
+        cmocka_unit_test(bad_users_are_skipped_or_truncated),
+        cmocka_unit_test(device_fields_map),
+        cmocka_unit_test(orgunit_fields_map),
+        cmocka_unit_test(errors_are_classified),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

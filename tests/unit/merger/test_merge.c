@@ -1,0 +1,208 @@
+/* The merger's pure parts: the Person from its source rows, change detection, the deletion
+ * threshold, e-mail normalisation and source-event validation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apply.h"
+#include "merge.h"
+
+static json_t *obj(const char *text)
+{
+    json_t *v = json_loads(text, 0, NULL);
+    assert_non_null(v);
+    return v;
+}
+
+static const char *str(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static void azure_wins_field_by_field_google_fills_the_rest(void **state)
+{
+    (void)state;
+    json_t *g = obj("{\"display_name\":\"Robert Smith\",\"given_name\":\"Robert\","
+                    "\"org_unit_path\":\"/Staff\",\"email_normalized\":\"bob@d.org\"}");
+    json_t *a = obj("{\"display_name\":\"Bob Smith\",\"job_title\":\"Teacher\","
+                    "\"email_normalized\":\"bob@d.org\"}");
+    struct merge_person mp;
+    assert_int_equal(merge_person_compute(g, a, &mp), 0);
+    assert_string_equal(str(mp.fields, "display_name"), "Bob Smith");
+    assert_string_equal(str(mp.fields, "given_name"), "Robert");
+    assert_string_equal(str(mp.fields, "org_unit_path"), "/Staff");
+    assert_string_equal(str(mp.fields, "job_title"), "Teacher");
+    assert_string_equal(str(mp.provenance, "display_name"), "azure");
+    assert_string_equal(str(mp.provenance, "org_unit_path"), "google");
+    assert_string_equal(str(mp.provenance, "job_title"), "azure");
+    assert_int_equal(json_array_size(mp.sources), 2);
+    assert_string_equal(json_string_value(json_array_get(mp.sources, 0)), "google");
+    assert_string_equal(json_string_value(json_array_get(mp.sources, 1)), "azure");
+    assert_false(mp.removed);
+    merge_person_clear(&mp);
+    json_decref(g);
+    json_decref(a);
+}
+
+static void absent_is_not_empty(void **state)
+{
+    (void)state;
+    json_t *g = obj("{\"display_name\":\"Robert Smith\",\"department\":\"Math\"}");
+    json_t *a = obj("{\"department\":\"\"}"); /* Azure provides an empty department */
+    struct merge_person mp;
+    assert_int_equal(merge_person_compute(g, a, &mp), 0);
+    assert_string_equal(str(mp.fields, "display_name"), "Robert Smith"); /* absent: kept */
+    assert_string_equal(str(mp.fields, "department"), "");               /* provided: wins */
+    assert_string_equal(str(mp.provenance, "department"), "azure");
+    merge_person_clear(&mp);
+    json_decref(g);
+    json_decref(a);
+}
+
+static void same_rows_in_any_key_order_give_the_same_person(void **state)
+{
+    (void)state;
+    json_t *g1 = obj("{\"a\":\"1\",\"b\":\"2\"}"), *g2 = obj("{\"b\":\"2\",\"a\":\"1\"}");
+    json_t *a1 = obj("{\"b\":\"3\",\"c\":true}"), *a2 = obj("{\"c\":true,\"b\":\"3\"}");
+    struct merge_person x, y;
+    assert_int_equal(merge_person_compute(g1, a1, &x), 0);
+    assert_int_equal(merge_person_compute(g2, a2, &y), 0);
+    assert_true(json_equal(x.fields, y.fields));
+    assert_true(json_equal(x.provenance, y.provenance));
+    merge_person_clear(&x);
+    merge_person_clear(&y);
+    json_decref(g1);
+    json_decref(g2);
+    json_decref(a1);
+    json_decref(a2);
+}
+
+static void one_cloud_only_and_none(void **state)
+{
+    (void)state;
+    json_t *a = obj("{\"display_name\":\"Carl\"}");
+    struct merge_person mp;
+    assert_int_equal(merge_person_compute(NULL, a, &mp), 0);
+    assert_string_equal(str(mp.fields, "display_name"), "Carl");
+    assert_int_equal(json_array_size(mp.sources), 1);
+    assert_false(mp.removed);
+    merge_person_clear(&mp);
+    assert_int_equal(merge_person_compute(NULL, NULL, &mp), 0);
+    assert_true(mp.removed); /* no source row left: the Person is removed */
+    assert_int_equal(json_object_size(mp.fields), 0);
+    merge_person_clear(&mp);
+    json_decref(a);
+}
+
+static void changed_fields_are_sorted_and_include_dropped(void **state)
+{
+    (void)state;
+    json_t *old = obj("{\"a\":\"1\",\"z\":\"9\",\"m\":\"5\"}");
+    json_t *new = obj("{\"a\":\"1\",\"m\":\"6\",\"b\":\"2\"}");
+    json_t *ch = merge_changed_fields(old, new);
+    assert_non_null(ch);
+    assert_int_equal(json_array_size(ch), 3);
+    assert_string_equal(json_string_value(json_array_get(ch, 0)), "b");
+    assert_string_equal(json_string_value(json_array_get(ch, 1)), "m");
+    assert_string_equal(json_string_value(json_array_get(ch, 2)), "z");
+    json_decref(ch);
+    ch = merge_changed_fields(old, old);
+    assert_int_equal(json_array_size(ch), 0); /* unchanged: nothing to announce */
+    json_decref(ch);
+    ch = merge_changed_fields(NULL, new);
+    assert_int_equal(json_array_size(ch), 3);
+    json_decref(ch);
+    json_decref(old);
+    json_decref(new);
+}
+
+static void threshold_is_count_or_percent(void **state)
+{
+    (void)state;
+    assert_false(merge_threshold_exceeded(0, 0, 500, 10));
+    assert_false(merge_threshold_exceeded(0, 1000, 500, 10));
+    assert_false(merge_threshold_exceeded(10, 100, 500, 10)); /* exactly 10 %: allowed */
+    assert_true(merge_threshold_exceeded(11, 100, 500, 10));
+    assert_false(merge_threshold_exceeded(500, 100000, 500, 10)); /* exactly 500: allowed */
+    assert_true(merge_threshold_exceeded(501, 100000, 500, 10));
+    assert_true(merge_threshold_exceeded(1, 0, 500, 10));
+    assert_false(merge_threshold_exceeded(100, 100, 100000, 100)); /* relaxed tenant */
+}
+
+static void email_normalisation(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(merge_email_normalize("  Bob.Smith@District.ORG \t", out, sizeof out), 0);
+    assert_string_equal(out, "bob.smith@district.org");
+    assert_int_equal(merge_email_normalize("   ", out, sizeof out), -1);
+    assert_int_equal(merge_email_normalize(NULL, out, sizeof out), -1);
+    char tiny[4];
+    assert_int_equal(merge_email_normalize("a@b.org", tiny, sizeof tiny), -1);
+}
+
+static void validation_sends_schema_breakers_to_the_dead_letter_topic(void **state)
+{
+    (void)state;
+    char err[200];
+    Envelope env;
+    Panel__V1__PersonObserved po = PANEL__V1__PERSON_OBSERVED__INIT;
+    Panel__V1__Person p = PANEL__V1__PERSON__INIT;
+    Panel__V1__DeviceObserved dob = PANEL__V1__DEVICE_OBSERVED__INIT;
+    Panel__V1__Device d = PANEL__V1__DEVICE__INIT;
+    panel__v1__envelope__init(&env);
+    env.tenant_id = "district-1";
+    env.run_id = "11111111-1111-4111-8111-111111111111";
+    env.has_source = 1;
+    env.source = PANEL__V1__SOURCE__SOURCE_GOOGLE;
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED;
+    env.person_observed = &po;
+    po.person = &p;
+    p.source_id = "g-1";
+    assert_int_equal(apply_validate(&env, err, sizeof err), 0);
+    p.source_id = NULL;
+    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+    assert_non_null(strstr(err, "source_id"));
+    p.source_id = "g-1";
+    env.tenant_id = "bad tenant/../";
+    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+    env.tenant_id = "district-1";
+    env.run_id = "not-a-uuid";
+    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+    env.run_id = "11111111-1111-4111-8111-111111111111";
+    env.source = PANEL__V1__SOURCE__SOURCE_PANEL;
+    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+    env.source = PANEL__V1__SOURCE__SOURCE_AZURE;
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED;
+    env.device_observed = &dob;
+    dob.device = &d;
+    d.device_id = "dev-1";
+    assert_int_equal(apply_validate(&env, err, sizeof err), -1); /* devices come from Google */
+    env.source = PANEL__V1__SOURCE__SOURCE_GOOGLE;
+    assert_int_equal(apply_validate(&env, err, sizeof err), 0);
+    d.model = "\xff\xfe broken";
+    assert_int_equal(apply_validate(&env, err, sizeof err), -1); /* not UTF-8 */
+    assert_non_null(strstr(err, "UTF-8"));
+    d.model = "Chromebook \xc3\xa9";
+    assert_int_equal(apply_validate(&env, err, sizeof err), 0);
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_CHANGED; /* a public event */
+    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(azure_wins_field_by_field_google_fills_the_rest),
+        cmocka_unit_test(absent_is_not_empty),
+        cmocka_unit_test(same_rows_in_any_key_order_give_the_same_person),
+        cmocka_unit_test(one_cloud_only_and_none),
+        cmocka_unit_test(changed_fields_are_sorted_and_include_dropped),
+        cmocka_unit_test(threshold_is_count_or_percent),
+        cmocka_unit_test(email_normalisation),
+        cmocka_unit_test(validation_sends_schema_breakers_to_the_dead_letter_topic),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
