@@ -138,12 +138,25 @@ def run_e2e(tally, env, pattern):
     tally.skipped += skipped
 
 
+def lock_run_dir():
+    """Two runs in one work tree would share .run/test's servers: refuse the second."""
+    import fcntl
+    os.makedirs(RUN_DIR, exist_ok=True)
+    f = open(os.path.join(RUN_DIR, ".lock"), "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        sys.exit("tests/run.py: another test run is using " + RUN_DIR + " (wait for it to end)")
+    return f
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--unit-only", action="store_true")
     ap.add_argument("--no-asan", action="store_true", help="skip the sanitizer build")
     ap.add_argument("-k", dest="pattern", default="")
     args = ap.parse_args()
+    lock = lock_run_dir()  # noqa: F841  (held until exit)
     tally = Tally()
     jobs = str(os.cpu_count() or 2)
 
