@@ -1,0 +1,52 @@
+"""make bench at a tiny scale: every benchmark runs to the end and the JSON has every section.
+
+The benchmarks are long and stay out of `make test`; this keeps their code from rotting. It
+starts its own PostgreSQL + Kafka under .run/bench-smoke (bench/run.py wipes that directory)."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SECTIONS = ["first_sync", "no_change", "small_change", "apply_vs_copy", "fetchers", "api",
+            "scaling"]
+
+
+class BenchSmoke(unittest.TestCase):
+    def test_tiny_bench_completes_with_every_section(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "bench.json")
+            env = dict(os.environ, BENCH_SCALE="0.005", BENCH_API_SECONDS="1",
+                       BENCH_RESULTS=out,
+                       BENCH_RUN_DIR=os.path.join(ROOT, ".run", "bench-smoke"))
+            p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run.py")],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+            self.assertEqual(p.returncode, 0, p.stdout[-3000:] + p.stderr[-3000:])
+            with open(out) as f:
+                res = json.load(f)
+        self.assertEqual(sorted(res["results"]), sorted(SECTIONS))
+        for name in SECTIONS:
+            status = res["results"][name]["status"]
+            allowed = ("ok", "api not built") if name == "api" else ("ok",)
+            self.assertIn(status, allowed, f"{name}: {res['results'][name]}")
+        r = res["results"]
+        # The figures the benchmarks exist for are there and plausible.
+        self.assertEqual(r["first_sync"]["people"], r["first_sync"]["people_expected"])
+        self.assertEqual(r["first_sync"]["assets"], r["first_sync"]["assets_expected"])
+        self.assertGreater(r["first_sync"]["stages"]["apply"]["events"], 0)
+        self.assertTrue(r["no_change"]["zero_changes"], r["no_change"])
+        self.assertTrue(r["small_change"]["exact"], r["small_change"])
+        self.assertGreater(r["apply_vs_copy"]["ratio"], 0)
+        for svc in ("google-sync", "azure-sync", "merger"):
+            self.assertGreater(r["fetchers"]["peak_rss_mib"][svc], 0)
+        if r["api"]["status"] == "ok":
+            self.assertGreater(r["api"]["person_lookup"]["api_rps"], 0)
+            self.assertGreater(r["api"]["list_100"]["pgbench_tps"], 0)
+        self.assertEqual(len(r["scaling"]["points"]), 3)
+        self.assertIn("| benchmark", res["table"])
+
+
+if __name__ == "__main__":
+    unittest.main()
