@@ -1,7 +1,7 @@
 """End-to-end tests of panel-api against the real PostgreSQL.
 
 Directory rows are loaded with psql as the merger would write them. auth's and the merger's
-internal routes (CONTRACTS.md sections 2 and 4) are served by a small stub in this file, which
+internal routes (docs/contracts.md sections 2 and 4) are served by a small stub in this file, which
 records what it was asked; everything else is real."""
 import json
 import os
@@ -19,7 +19,7 @@ SECRET = "test-service-secret-0123456789"
 
 
 class Stub(BaseHTTPRequestHandler):
-    """auth + merger internal routes, as agreed in CONTRACTS.md."""
+    """auth + merger internal routes, as agreed in docs/contracts.md."""
     calls = []
     consent_url = None  # when set, every authorize answers this URL (browser tests)
 
