@@ -311,6 +311,65 @@ out:
     return rc;
 }
 
+/* Merge one Person from its Google and Azure rows (either NULL); when the result differs from
+ * what is stored (old fields, removed flag, sources as PostgreSQL prints text[], version; 0 =
+ * a Person not created yet), append its new row to upd and its event to the outbox. */
+static int remerge_one(struct actx *c, const char *tenant, const char *pid, const char *run,
+                       const json_t *old, const json_t *g, const json_t *a, bool was_removed,
+                       int64_t version, const char *old_sources, json_t *upd)
+{
+    struct merge_person mp;
+    json_t *changed = NULL;
+    if (merge_person_compute(g, a, &mp)) {
+        snprintf(c->err, c->errlen, "out of memory merging a person");
+        return -1;
+    }
+    /* '{google,azure}' as PostgreSQL prints text[] vs JSON ["google","azure"] */
+    char pgsrcs[64] = "{";
+    for (size_t k = 0; k < json_array_size(mp.sources); k++) {
+        size_t l = strlen(pgsrcs);
+        snprintf(pgsrcs + l, sizeof pgsrcs - l, "%s%s", k ? "," : "",
+                 json_string_value(json_array_get(mp.sources, k)));
+    }
+    size_t l = strlen(pgsrcs);
+    snprintf(pgsrcs + l, sizeof pgsrcs - l, "}");
+    bool same = version > 0 && json_equal((json_t *)old, mp.fields) && was_removed == mp.removed &&
+                old_sources && strcmp(pgsrcs, old_sources) == 0;
+    int rc = 0;
+    if (!same && !(version == 0 && mp.removed)) {
+        Panel__V1__ChangeKind kind = version == 0  ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
+                                     : mp.removed  ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_REMOVED
+                                     : was_removed ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
+                                                   : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
+        changed = merge_changed_fields(mp.removed ? mp.fields : old, mp.fields);
+        if (mp.removed) { /* the shown values stay on the tombstone */
+            json_decref(mp.fields);
+            mp.fields = old ? json_deep_copy(old) : json_object();
+            json_decref(mp.provenance);
+            mp.provenance = json_object();
+        }
+        const char *email = json_string_value(json_object_get(mp.fields, "email_normalized"));
+        const char *dn = json_string_value(json_object_get(mp.fields, "display_name"));
+        json_t *row = json_pack("{s:s,s:s,s:s?,s:s,s:s?,s:s?,s:s?,s:b,s:O,s:O,s:O,s:b,s:I}", "t",
+                                tenant, "p", pid, "e", email, "dn", dn ? dn : "", "gn",
+                                json_string_value(json_object_get(mp.fields, "given_name")), "fn",
+                                json_string_value(json_object_get(mp.fields, "family_name")), "ou",
+                                json_string_value(json_object_get(mp.fields, "org_unit_path")),
+                                "susp", json_is_true(json_object_get(mp.fields, "suspended")), "f",
+                                mp.fields, "prov", mp.provenance, "src", mp.sources, "rm",
+                                mp.removed, "v", (json_int_t)(version + 1));
+        if (!row || !changed || json_array_append_new(upd, row) ||
+            person_event(c, tenant, run, pid, &mp, version + 1, kind, changed)) {
+            if (!*c->err)
+                snprintf(c->err, c->errlen, "out of memory merging a person");
+            rc = -1;
+        }
+    }
+    json_decref(changed);
+    merge_person_clear(&mp);
+    return rc;
+}
+
 /* Recompute the People in persons (array of {"t","p","r"}) from their live source rows;
  * write the ones that changed and their outbox rows. */
 static int people_remerge(struct actx *c, json_t *persons)
@@ -342,73 +401,14 @@ static int people_remerge(struct actx *c, json_t *persons)
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
-        const char *tenant = col_str(r, i, 0), *pid = col_str(r, i, 1), *run = col_str(r, i, 6);
         json_t *old = col_json(r, i, 2), *g = col_json(r, i, 7), *a = col_json(r, i, 8);
-        bool was_removed = col_bool(r, i, 4);
-        int64_t version = col_i64(r, i, 5);
-        struct merge_person mp;
-        json_t *changed = NULL;
-        int e = merge_person_compute(g, a, &mp);
+        int e = remerge_one(c, col_str(r, i, 0), col_str(r, i, 1), col_str(r, i, 6), old, g, a,
+                            col_bool(r, i, 4), col_i64(r, i, 5), col_str(r, i, 9), upd);
+        json_decref(old);
         json_decref(g);
         json_decref(a);
-        if (e) {
-            json_decref(old);
-            snprintf(c->err, c->errlen, "out of memory merging a person");
+        if (e)
             goto out;
-        }
-        char *srcs = json_dumps(mp.sources, JSON_COMPACT);
-        /* '{google,azure}' as PostgreSQL prints text[] vs JSON ["google","azure"] */
-        char pgsrcs[64] = "{";
-        for (size_t k = 0; k < json_array_size(mp.sources); k++) {
-            size_t l = strlen(pgsrcs);
-            snprintf(pgsrcs + l, sizeof pgsrcs - l, "%s%s", k ? "," : "",
-                     json_string_value(json_array_get(mp.sources, k)));
-        }
-        size_t l = strlen(pgsrcs);
-        snprintf(pgsrcs + l, sizeof pgsrcs - l, "}");
-        bool same = version > 0 && json_equal(old, mp.fields) && was_removed == mp.removed &&
-                    strcmp(pgsrcs, col_str(r, i, 9)) == 0;
-        if (!same && !(version == 0 && mp.removed)) {
-            Panel__V1__ChangeKind kind = version == 0 ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
-                                         : mp.removed ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_REMOVED
-                                         : was_removed
-                                             ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
-                                             : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
-            changed = merge_changed_fields(mp.removed ? mp.fields : old, mp.fields);
-            if (mp.removed) { /* the shown values stay on the tombstone */
-                json_decref(mp.fields);
-                mp.fields = json_incref(old ? old : json_object());
-                json_decref(mp.provenance);
-                mp.provenance = json_object();
-            }
-            const char *email = json_string_value(json_object_get(mp.fields, "email_normalized"));
-            json_t *row = json_pack(
-                "{s:s,s:s,s:s?,s:s,s:s?,s:s?,s:s?,s:b,s:O,s:O,s:O,s:b,s:I}", "t", tenant, "p", pid,
-                "e", email, "dn",
-                json_string_value(json_object_get(mp.fields, "display_name"))
-                    ? json_string_value(json_object_get(mp.fields, "display_name"))
-                    : "",
-                "gn", json_string_value(json_object_get(mp.fields, "given_name")), "fn",
-                json_string_value(json_object_get(mp.fields, "family_name")), "ou",
-                json_string_value(json_object_get(mp.fields, "org_unit_path")), "susp",
-                json_is_true(json_object_get(mp.fields, "suspended")), "f", mp.fields, "prov",
-                mp.provenance, "src", mp.sources, "rm", mp.removed, "v", (json_int_t)(version + 1));
-            int fail = !row || !changed || json_array_append_new(upd, row) ||
-                       person_event(c, tenant, run, pid, &mp, version + 1, kind, changed);
-            if (fail) {
-                if (!*c->err)
-                    snprintf(c->err, c->errlen, "out of memory merging a person");
-                json_decref(changed);
-                json_decref(old);
-                free(srcs);
-                merge_person_clear(&mp);
-                goto out;
-            }
-        }
-        json_decref(changed);
-        json_decref(old);
-        free(srcs);
-        merge_person_clear(&mp);
     }
     if (json_array_size(upd) > 0) {
         PGresult *u = qj(
@@ -439,13 +439,15 @@ out:
 }
 
 /* Link changed, unlinked source rows to People: by e-mail (and Azure's other addresses);
- * none -> a new Person; more than one -> an open match case, never a guess. Appends the
- * People to remerge to persons. */
-static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
+ * none -> a new Person; more than one -> an open match case, never a guess. Writes no link:
+ * sets "p" (the Person) on each row of unlinked that gets one, appends existing People to
+ * remerge to persons and new People to newpeople as {"t","p","e","r","google","azure"} (the
+ * rows' new fields), which people_create inserts already merged. */
+static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t *newpeople)
 {
     int rc = -1;
     PGresult *r = NULL, *r2 = NULL;
-    json_t *links = json_array(), *newp = json_object(), *newrows = json_array();
+    json_t *newp = json_object();
     json_t *cases = json_array(), *claimed = json_object();
     if (json_array_size(unlinked) == 0) {
         rc = 0;
@@ -487,7 +489,7 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
             snprintf(gk, sizeof gk, "%s\x1f%s", t, e);
             json_t *have = json_object_get(newp, gk);
             if (have) {
-                pid = json_string_value(have);
+                pid = json_string_value(json_object_get(have, "p"));
             } else {
                 if (crypto_uuid(newid)) {
                     json_decref(cand);
@@ -495,9 +497,14 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
                     snprintf(c->err, c->errlen, "uuid generation failed");
                     goto out;
                 }
-                json_object_set_new(newp, gk, json_string(newid));
-                json_array_append_new(newrows,
-                                      json_pack("{s:s,s:s,s:s}", "t", t, "p", newid, "e", e));
+                have = json_pack("{s:s,s:s,s:s,s:s?}", "t", t, "p", newid, "e", e, "r", run);
+                if (!have || json_object_set_new(newp, gk, have) ||
+                    json_array_append(newpeople, have)) {
+                    json_decref(cand);
+                    json_decref(taken);
+                    snprintf(c->err, c->errlen, "out of memory linking people");
+                    goto out;
+                }
                 pid = newid;
             }
         } else {
@@ -527,33 +534,25 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
         }
         json_decref(taken);
         if (pid) {
-            json_array_append_new(
-                links, json_pack("{s:s,s:s,s:s,s:s}", "t", t, "s", s, "id", id, "p", pid));
-            json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", t, "p", pid, "r", run));
+            char gk[700];
+            snprintf(gk, sizeof gk, "%s\x1f%s", t, e);
+            json_t *np = json_object_get(newp, gk);
+            int fail = json_object_set_new(u, "p", json_string(pid));
+            if (np && strcmp(json_string_value(json_object_get(np, "p")), pid) == 0) {
+                /* a new Person: merged from the rows of this batch */
+                json_t *nf = json_loads(json_string_value(json_object_get(u, "nf")), 0, NULL);
+                fail = fail || !nf || json_object_set_new(np, s, nf);
+            } else {
+                fail = fail || json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", t,
+                                                                        "p", pid, "r", run));
+            }
+            if (fail) {
+                json_decref(cand);
+                snprintf(c->err, c->errlen, "out of memory linking people");
+                goto out;
+            }
         }
         json_decref(cand);
-    }
-    if (json_array_size(newrows) > 0) {
-        r2 = qj(c,
-                "INSERT INTO people (tenant_id, person_id, email_norm, version)"
-                " SELECT v.t, v.p, v.e, 0 FROM jsonb_to_recordset($1::jsonb) AS v(t text, p uuid,"
-                " e text)",
-                newrows, PGRES_COMMAND_OK);
-        if (!r2)
-            goto out;
-        PQclear(r2);
-        r2 = NULL;
-    }
-    if (json_array_size(links) > 0) {
-        r2 = qj(c,
-                "UPDATE person_sources ps SET person_id = v.p FROM jsonb_to_recordset($1::jsonb)"
-                " AS v(t text, s text, id text, p uuid) WHERE ps.tenant_id = v.t"
-                " AND ps.source = v.s AND ps.source_id = v.id",
-                links, PGRES_COMMAND_OK);
-        if (!r2)
-            goto out;
-        PQclear(r2);
-        r2 = NULL;
     }
     if (json_array_size(cases) > 0) {
         r2 = qj(c,
@@ -571,11 +570,49 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
     rc = 0;
 out:
     PQclear(r);
-    json_decref(links);
     json_decref(newp);
-    json_decref(newrows);
     json_decref(cases);
     json_decref(claimed);
+    return rc;
+}
+
+/* Insert the new People of people_link, merged from their rows, with their CREATED events. */
+static int people_create(struct actx *c, json_t *newpeople)
+{
+    int rc = -1;
+    json_t *ins = json_array();
+    for (size_t i = 0; i < json_array_size(newpeople); i++) {
+        json_t *np = json_array_get(newpeople, i);
+        size_t before = json_array_size(ins);
+        if (remerge_one(c, json_string_value(json_object_get(np, "t")),
+                        json_string_value(json_object_get(np, "p")),
+                        json_string_value(json_object_get(np, "r")), NULL,
+                        json_object_get(np, "google"), json_object_get(np, "azure"), false, 0, "{}",
+                        ins))
+            goto out;
+        /* the e-mail it was linked by (no live Person has it) */
+        if (json_array_size(ins) > before)
+            json_object_set(json_array_get(ins, before), "e", json_object_get(np, "e"));
+    }
+    if (json_array_size(ins) > 0) {
+        PGresult *r = qj(c,
+                         "INSERT INTO people (tenant_id, person_id, email_norm, display_name,"
+                         " given_name, family_name, org_unit_path, suspended, fields, provenance,"
+                         " sources, version)"
+                         " SELECT v.t, v.p, v.e, v.dn, v.gn, v.fn, v.ou, v.susp, v.f, v.prov,"
+                         " ARRAY(SELECT jsonb_array_elements_text(v.src)), v.v"
+                         " FROM jsonb_to_recordset($1::jsonb) AS v(t text, p uuid, e text, dn text,"
+                         " gn text, fn text, ou text, susp boolean, f jsonb, prov jsonb, src jsonb,"
+                         " v bigint)",
+                         ins, PGRES_COMMAND_OK);
+        if (!r)
+            goto out;
+        c->rows_changed += strtol(PQcmdTuples(r), NULL, 10);
+        PQclear(r);
+    }
+    rc = 0;
+out:
+    json_decref(ins);
     return rc;
 }
 
@@ -618,44 +655,37 @@ static int people_apply(struct actx *c, json_t *rows)
 {
     int rc = -1;
     PGresult *r = NULL;
-    json_t *unlinked = json_array(), *persons = json_array();
+    json_t *unlinked = json_array(), *persons = json_array(), *newpeople = json_array();
+    json_t *ups = json_array();
     if (json_array_size(rows) == 0) {
         rc = 0;
         goto out;
     }
+    /* 1: compare with the stored rows (hash), record the sightings; write nothing else */
     r = qj(c,
            "WITH s AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, s text,"
            "  id text, e text, f jsonb, r uuid, delta boolean, cl text[])),"
-           " c AS (SELECT s.*, CASE WHEN s.delta AND ps.fields IS NOT NULL"
+           " c AS (SELECT s.i, s.t, s.id, s.r, CASE WHEN s.delta AND ps.fields IS NOT NULL"
            "  THEN (ps.fields || s.f) - coalesce(s.cl, '{}') ELSE s.f END AS nf,"
            "  ps.content_hash AS oh, ps.removed_at IS NOT NULL AS was_removed,"
            "  ps.source_id IS NULL AS isnew, ps.person_id AS opid"
            "  FROM s LEFT JOIN person_sources ps ON ps.tenant_id = s.t AND ps.source = s.s"
            "  AND ps.source_id = s.id),"
            " h AS (SELECT c.*, md5(c.nf::text) AS nh FROM c),"
+           " d AS (SELECT h.*, isnew OR oh <> nh OR was_removed AS changed FROM h),"
            " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
-           "  SELECT t, r, 'person', id FROM h WHERE r IS NOT NULL ON CONFLICT DO NOTHING),"
-           " up AS (INSERT INTO person_sources AS ps (tenant_id, source, source_id, email_norm,"
-           "  fields, content_hash, last_seen_run)"
-           "  SELECT t, s, id, nf->>'email_normalized', nf, nh, r FROM h"
-           "  WHERE isnew OR oh <> nh OR was_removed"
-           "  ON CONFLICT (tenant_id, source, source_id) DO UPDATE SET"
-           "  email_norm = EXCLUDED.email_norm, fields = EXCLUDED.fields,"
-           "  content_hash = EXCLUDED.content_hash, removed_at = NULL,"
-           "  suspended_in_source = false, last_seen_run = EXCLUDED.last_seen_run,"
-           "  updated_at = now()"
-           "  RETURNING ps.tenant_id, ps.source, ps.source_id, ps.person_id)"
-           " SELECT h.i, up.source_id IS NOT NULL, h.isnew, up.person_id, h.r"
-           " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.source = h.s"
-           " AND up.source_id = h.id ORDER BY h.i",
+           "  SELECT t, r, 'person', id FROM d WHERE r IS NOT NULL ON CONFLICT DO NOTHING)"
+           " SELECT i, changed, isnew, opid, CASE WHEN changed THEN nf::text END,"
+           "  CASE WHEN changed THEN nh END FROM d ORDER BY i",
            rows, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
         json_t *row = json_array_get(rows, (size_t)strtol(col_str(r, i, 0), NULL, 10));
         bool changed = col_bool(r, i, 1), isnew = col_bool(r, i, 2);
-        const char *pid = col_str(r, i, 3), *run = col_str(r, i, 4);
+        const char *pid = col_str(r, i, 3);
         const char *t = json_string_value(json_object_get(row, "t"));
+        const char *run = json_string_value(json_object_get(row, "r"));
         struct run_counts *rcnt = run ? run_counts_for(c, t, run) : NULL;
         if (rcnt) {
             rcnt->seen++;
@@ -669,21 +699,69 @@ static int people_apply(struct actx *c, json_t *rows)
         if (!changed)
             continue;
         c->rows_changed++;
-        if (pid)
-            json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", t, "p", pid, "r", run));
-        else {
+        json_t *up = json_pack("{s:s,s:O,s:O,s:s?,s:s,s:s,s:s?}", "t", t, "s",
+                               json_object_get(row, "s"), "id", json_object_get(row, "id"), "p",
+                               pid, "f", col_str(r, i, 4), "h", col_str(r, i, 5), "r", run);
+        if (!up || json_array_append_new(ups, up))
+            goto oom;
+        if (pid) {
+            if (json_array_append_new(persons,
+                                      json_pack("{s:s,s:s,s:s?}", "t", t, "p", pid, "r", run)))
+                goto oom;
+        } else {
             json_t *u = json_deep_copy(row);
+            if (!u)
+                goto oom;
             json_object_set_new(u, "i", json_integer((json_int_t)json_array_size(unlinked)));
+            json_object_set_new(u, "nf", json_string(col_str(r, i, 4)));
+            json_object_set(u, "up", up); /* people_link's "p" goes into the upsert row */
             json_array_append_new(unlinked, u);
         }
     }
-    if (people_link(c, unlinked, persons) || people_remerge(c, persons))
+    PQclear(r);
+    r = NULL;
+    if (people_link(c, unlinked, persons, newpeople))
+        goto out;
+    for (size_t k = 0; k < json_array_size(unlinked); k++) {
+        json_t *u = json_array_get(unlinked, k), *p = json_object_get(u, "p");
+        if (p)
+            json_object_set(json_object_get(u, "up"), "p", p);
+    }
+    /* 2: the new People, already merged (the rows below reference them) */
+    if (people_create(c, newpeople))
+        goto out;
+    /* 3: the changed source rows, each written once, with its Person */
+    if (json_array_size(ups) > 0) {
+        r = qj(c,
+               "INSERT INTO person_sources AS ps (tenant_id, source, source_id, person_id,"
+               " email_norm, fields, content_hash, last_seen_run)"
+               " SELECT v.t, v.s, v.id, v.p, v.f::jsonb->>'email_normalized', v.f::jsonb, v.h, v.r"
+               " FROM jsonb_to_recordset($1::jsonb) AS v(t text, s text, id text, p uuid, f text,"
+               " h text, r uuid)"
+               " ON CONFLICT (tenant_id, source, source_id) DO UPDATE SET"
+               " person_id = EXCLUDED.person_id, email_norm = EXCLUDED.email_norm,"
+               " fields = EXCLUDED.fields, content_hash = EXCLUDED.content_hash, removed_at = NULL,"
+               " suspended_in_source = false, last_seen_run = EXCLUDED.last_seen_run,"
+               " updated_at = now()",
+               ups, PGRES_COMMAND_OK);
+        if (!r)
+            goto out;
+        PQclear(r);
+        r = NULL;
+    }
+    /* 4: the existing People whose rows changed */
+    if (people_remerge(c, persons))
         goto out;
     rc = 0;
+    goto out;
+oom:
+    snprintf(c->err, c->errlen, "out of memory applying people");
 out:
     PQclear(r);
     json_decref(unlinked);
     json_decref(persons);
+    json_decref(newpeople);
+    json_decref(ups);
     return rc;
 }
 
