@@ -447,11 +447,23 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
 {
     int rc = -1;
     PGresult *r = NULL, *r2 = NULL;
-    json_t *newp = json_object();
+    json_t *newp = json_object(), *slim = json_array();
     json_t *cases = json_array(), *claimed = json_object();
     if (json_array_size(unlinked) == 0) {
         rc = 0;
         goto out;
+    }
+    /* only what the candidate query reads (not the fields) */
+    for (size_t k = 0; k < json_array_size(unlinked); k++) {
+        json_t *u = json_array_get(unlinked, k);
+        if (json_array_append_new(
+                slim, json_pack("{s:O,s:O,s:O,s:O,s:O,s:O}", "i", json_object_get(u, "i"), "t",
+                                json_object_get(u, "t"), "s", json_object_get(u, "s"), "id",
+                                json_object_get(u, "id"), "e", json_object_get(u, "e"), "alt",
+                                json_object_get(u, "alt")))) {
+            snprintf(c->err, c->errlen, "out of memory linking people");
+            goto out;
+        }
     }
     r = qj(c,
            "WITH u AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, s text,"
@@ -467,7 +479,7 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
            " FROM k LEFT JOIN people p ON p.tenant_id = k.t AND p.email_norm = k.e"
            " AND p.removed_at IS NULL"
            " GROUP BY k.i ORDER BY k.i",
-           unlinked, PGRES_TUPLES_OK);
+           slim, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -540,7 +552,9 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
             int fail = json_object_set_new(u, "p", json_string(pid));
             if (np && strcmp(json_string_value(json_object_get(np, "p")), pid) == 0) {
                 /* a new Person: merged from the rows of this batch */
-                json_t *nf = json_loads(json_string_value(json_object_get(u, "nf")), 0, NULL);
+                json_t *nf = json_is_true(json_object_get(u, "isnew"))
+                                 ? json_incref(json_object_get(u, "f"))
+                                 : json_loads(json_string_value(json_object_get(u, "nf")), 0, NULL);
                 fail = fail || !nf || json_object_set_new(np, s, nf);
             } else {
                 fail = fail || json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", t,
@@ -571,6 +585,7 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
 out:
     PQclear(r);
     json_decref(newp);
+    json_decref(slim);
     json_decref(cases);
     json_decref(claimed);
     return rc;
@@ -709,11 +724,12 @@ static int people_apply(struct actx *c, json_t *rows)
                                       json_pack("{s:s,s:s,s:s?}", "t", t, "p", pid, "r", run)))
                 goto oom;
         } else {
-            json_t *u = json_deep_copy(row);
+            json_t *u = json_copy(row); /* shallow: the fields are shared */
             if (!u)
                 goto oom;
             json_object_set_new(u, "i", json_integer((json_int_t)json_array_size(unlinked)));
             json_object_set_new(u, "nf", json_string(col_str(r, i, 4)));
+            json_object_set_new(u, "isnew", json_boolean(isnew));
             json_object_set(u, "up", up); /* people_link's "p" goes into the upsert row */
             json_array_append_new(unlinked, u);
         }
