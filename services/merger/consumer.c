@@ -90,9 +90,24 @@ static void rewind_batch(struct cctx *c, rd_kafka_t *rk, rd_kafka_message_t **ms
         if (!rd_kafka_topic_partition_list_find(assigned, topic, msgs[i]->partition) ||
             rd_kafka_topic_partition_list_find(seek, topic, msgs[i]->partition))
             continue;
-        rd_kafka_topic_partition_list_add(seek, topic, msgs[i]->partition);
+        /* messages of a partition come in order: this is the batch's first one there */
+        rd_kafka_topic_partition_list_add(seek, topic, msgs[i]->partition)->offset =
+            msgs[i]->offset;
     }
-    if (seek->cnt > 0 && load_offsets(c, seek) == 0) {
+    if (seek->cnt > 0 && load_offsets(c, seek) != 0) {
+        /* PostgreSQL is away: nothing of the batch was committed (or, if its COMMIT went
+         * through unseen, the fencing check drops the replay), so resume at the batch's own
+         * first offsets instead of leaving the partitions past it. */
+        for (int i = 0; i < seek->cnt; i++)
+            for (size_t k = 0; k < n; k++)
+                if (msgs[k]->partition == seek->elems[i].partition &&
+                    strcmp(rd_kafka_topic_name(msgs[k]->rkt), seek->elems[i].topic) == 0) {
+                    seek->elems[i].offset = msgs[k]->offset;
+                    break;
+                }
+        log_warn("rewinding %d partition(s) to the dropped batch's first offsets", seek->cnt);
+    }
+    if (seek->cnt > 0) {
         rd_kafka_error_t *e = rd_kafka_seek_partitions(rk, seek, 10000);
         if (e) {
             log_warn("seek: %s", rd_kafka_error_string(e));
