@@ -269,8 +269,8 @@ static int spec_check(struct district_spec *s, char *err, size_t errlen)
         snprintf(err, errlen, "devices must be 0..%ld", DISTRICT_MAX_DEVICES);
         return -1;
     }
-    if (s->ous < 3 || s->ous > DISTRICT_MAX_OUS) {
-        snprintf(err, errlen, "ous must be 3..%ld", DISTRICT_MAX_OUS);
+    if (s->ous < 0 || s->ous > DISTRICT_MAX_OUS) {
+        snprintf(err, errlen, "ous must be 0..%ld", DISTRICT_MAX_OUS);
         return -1;
     }
     return 0;
@@ -925,10 +925,12 @@ static int gen_ous(struct district *d, struct gen_ou *ous, size_t *n, size_t *st
 {
     size_t max = (size_t)d->spec.ous;
     const char *root = d->root_ou_id + 3;
-    if (add_ou(d, ous, n, "Students", "/", root, "All students") ||
-        add_ou(d, ous, n, "Staff", "/", root, "Teachers and staff") ||
-        add_ou(d, ous, n, "Devices", "/", root, "Managed Chromebooks"))
-        return -1;
+    static const char *top[][2] = {{"Students", "All students"},
+                                   {"Staff", "Teachers and staff"},
+                                   {"Devices", "Managed Chromebooks"}};
+    for (size_t i = 0; i < 3 && *n < max; i++)
+        if (add_ou(d, ous, n, top[i][0], "/", root, top[i][1]))
+            return -1;
     for (size_t s = 0; *n < max; s++) {
         char name[128];
         if (s < NSCHOOLS)
@@ -968,12 +970,13 @@ static int gen_ous(struct district *d, struct gen_ou *ous, size_t *n, size_t *st
             }
         }
     }
+    /* small trees: the top-level OUs that exist, else the root (index SIZE_MAX) */
     if (!*nstu)
-        stu[(*nstu)++] = 0;
+        stu[(*nstu)++] = max > 0 ? 0 : SIZE_MAX;
     if (!*nstaff)
-        staff[(*nstaff)++] = 1;
+        staff[(*nstaff)++] = max > 1 ? 1 : SIZE_MAX;
     if (!*ndev)
-        dev[(*ndev)++] = 2;
+        dev[(*ndev)++] = max > 2 ? 2 : SIZE_MAX;
     return 0;
 }
 
@@ -1039,11 +1042,13 @@ struct district *district_generate(const struct district_spec *spec, char *err, 
             goto oom;
     }
     people[0].staff = 1;
+    struct gen_ou root_ou = {.path = (char *)"/", .id = d->root_ou_id + 3};
+#define OU_AT(k) ((k) == SIZE_MAX ? &root_ou : &ous[(k)])
     for (size_t i = 0; i < (size_t)spec->people + ndeleted; i++) {
         struct gen_person *p = &people[i];
-        const struct gen_ou *ou = p->staff ? &ous[staff[i % nstaff]] : &ous[stu[i % nstu]];
+        const struct gen_ou *ou = p->staff ? OU_AT(staff[i % nstaff]) : OU_AT(stu[i % nstu]);
         if (i == 0)
-            ou = &ous[1];
+            ou = OU_AT(staff[0]);
         if (gen_google_user(d, p, i, ou, i >= (size_t)spec->people))
             goto oom;
     }
@@ -1055,8 +1060,9 @@ struct district *district_generate(const struct district_spec *spec, char *err, 
                            (size_t)spec->shared + i))
             goto oom;
     for (size_t i = 0; i < (size_t)spec->devices; i++)
-        if (gen_device(d, i, &ous[dev[i % ndev]], people, (size_t)spec->people))
+        if (gen_device(d, i, OU_AT(dev[i % ndev]), people, (size_t)spec->people))
             goto oom;
+#undef OU_AT
     d->azure_version = 1;
     goto out;
 oom:

@@ -176,7 +176,8 @@ static int html_page(struct mg_connection *conn, int status, const char *title, 
 {
     struct buf b;
     buf_init(&b, 0);
-    if (buf_appends(&b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>") ||
+    if (buf_appends(&b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><link rel=\"icon\" "
+                        "href=\"data:,\"><title>") ||
         buf_appends(&b, title) ||
         buf_appends(&b, "</title></head><body><h1>Sign in with Google (emulator)</h1><h2>") ||
         buf_appends(&b, title) || buf_appends(&b, "</h2><p>") || buf_appends(&b, msg) ||
@@ -423,7 +424,8 @@ static int consent_page(struct mg_connection *conn, struct emu *e, const struct 
     pthread_mutex_unlock(&g->mu);
 
     buf_init(&b, 0);
-    fail |= buf_appends(&b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>Sign in - "
+    fail |= buf_appends(&b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><link rel=\"icon\" "
+                            "href=\"data:,\"><title>Sign in - "
                             "Google Accounts (emulator)</title></head><body>"
                             "<h1>K12 Panel wants to access your Google Account</h1><p>");
     html_escape(&b, req->user, &fail);

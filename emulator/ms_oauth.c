@@ -18,7 +18,8 @@ static int html(struct mg_connection *conn, int status, const char *code, const 
     int rc;
     buf_init(&b, 0);
     if (buf_appendf(&b,
-                    "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>Sign in to "
+                    "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><link rel=\"icon\" "
+                    "href=\"data:,\"><title>Sign in to "
                     "your account (emulator)</title></head><body><h1>Sorry, but we're "
                     "having trouble signing you in.</h1><p id=\"error\">AADSTS%s: ",
                     code) ||
@@ -72,7 +73,8 @@ static int consent_form(struct mg_connection *conn, const char *path)
     struct buf b;
     int rc, fail = 0;
     buf_init(&b, 0);
-    fail |= buf_appends(&b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>Permissions "
+    fail |= buf_appends(&b, "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><link rel=\"icon\" "
+                            "href=\"data:,\"><title>Permissions "
                             "requested (emulator)</title></head><body><h1>Permissions "
                             "requested</h1><p>K12 Panel needs: Read all users' full profiles "
                             "(User.Read.All)</p><ul><li><input type=\"checkbox\" id=\"scope-0\" "

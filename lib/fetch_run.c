@@ -263,8 +263,8 @@ void fetch_run_note_truncated(struct fetch_run *r, unsigned truncated, unsigned 
         return;
     metrics_counter_add(r->fs->metrics, "panel_fetch_truncated_total", r->fs->label,
                         (double)(truncated + ignored));
-    log_info_t(r->tenant, r->run_id, "%u field(s) truncated, %u of a wrong type left out",
-               truncated, ignored);
+    log_debug_t(r->tenant, r->run_id, "%u field(s) truncated, %u of a wrong type left out",
+                truncated, ignored);
 }
 
 void fetch_run_page_done(struct fetch_run *r, const char *listing)

@@ -48,14 +48,14 @@ static void action(struct api_req *r, const char *provider, const char *what)
     int ra = rest_field_str(r, body, "admin", 320, &admin);
     if (ra < 0)
         goto out;
-    if (authorize && (ra != 0 || !strchr(admin, '@'))) {
+    if ((authorize || ra == 0) && (ra != 0 || !strchr(admin, '@'))) {
         rest_error(r, 422, "invalid_field",
                    "admin must be the email address of the %s admin "
                    "who will grant access",
                    strcmp(provider, "google") == 0 ? "Google Workspace" : "Microsoft Entra");
         goto out;
     }
-    up = json_pack("{ss}", "admin", ra == 0 ? admin : r->actor);
+    up = json_pack("{ss}", "admin", ra == 0 ? admin : r->actor_email);
     snprintf(path, sizeof path, "/internal/tenants/%s/%s/%s", r->key.tenant, provider, what);
     if (!up || upstream_call(r, r->api->auth_url, "POST", path, up, &status, &out))
         goto out;

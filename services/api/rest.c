@@ -303,28 +303,6 @@ static void idem_finish(struct api_req *r, const char *key)
     PQclear(res);
 }
 
-/* Headers and body in one write: two small writes on a keep-alive connection meet Nagle's
- * algorithm and the client's delayed ACK (about 40 ms per response). */
-static int send_reply(struct mg_connection *conn, int status, const struct buf *body,
-                      const char *extra)
-{
-    struct buf b;
-    const char *text = mg_get_response_code_text(NULL, status);
-    buf_init(&b, 0);
-    if (buf_appendf(&b,
-                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
-                    status, text ? text : "", body->len, extra ? extra : "") ||
-        buf_append(&b, body->data ? body->data : "", body->len)) {
-        buf_free(&b);
-        return httpd_reply(conn, status, "application/json", body->data ? body->data : "",
-                           body->len, extra);
-    }
-    mg_write(conn, b.data, b.len);
-    buf_free(&b);
-    return status;
-}
-
 int rest_serve(struct mg_connection *conn, void *cbdata)
 {
     const struct rest_route *route = cbdata;
@@ -363,6 +341,8 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
         goto send;
     }
     snprintf(r.actor, sizeof r.actor, "apikey:%s", r.key.key_id);
+    /* .invalid is reserved (RFC 2606): clearly a key, never someone's mailbox. */
+    snprintf(r.actor_email, sizeof r.actor_email, "%s@apikey.invalid", r.key.key_id);
     if (split_path(&r, r.ri->local_uri) != 0) {
         rest_not_found(&r);
         goto send;
@@ -408,7 +388,8 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
         idem_finish(&r, idem);
 send:
     db_pool_put(r.api->db, r.db);
-    int status = send_reply(conn, r.status, &r.out, extra);
+    int status = httpd_reply(conn, r.status, "application/json", r.out.data ? r.out.data : "",
+                             r.out.len, extra);
     buf_free(&r.body);
     buf_free(&r.out);
     return status;

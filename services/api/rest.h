@@ -29,9 +29,10 @@ struct api_req {
     struct mg_connection *conn;
     const struct mg_request_info *ri;
     struct api *api;
-    PGconn *db;          /* borrowed from the pool for this request */
-    struct auth_key key; /* who is asking (tenant scopes every query) */
-    char actor[64];      /* "apikey:<key_id>", recorded as who changed what */
+    PGconn *db;           /* borrowed from the pool for this request */
+    struct auth_key key;  /* who is asking (tenant scopes every query) */
+    char actor[64];       /* "apikey:<key_id>", recorded as who changed what */
+    char actor_email[96]; /* "<key_id>@apikey.invalid": auth wants an email-shaped admin */
     const char *method;
     char path[1024];
     char *segs[REST_MAX_SEGS]; /* path segments after /v1 */

@@ -99,17 +99,22 @@ static int exists(struct api_req *r, const struct db_stmt *st, const char *id)
 
 static void request_sync(struct api_req *r)
 {
-    static const char *const allowed[] = {"provider", "preview", NULL};
+    static const char *const allowed[] = {"provider", "preview", "admin", NULL};
     json_t *body = NULL, *up = NULL, *out = NULL;
-    const char *provider = NULL;
+    const char *provider = NULL, *admin = NULL;
     bool preview = false;
     long status = 0;
     char path[160];
     int rp, rv;
     if (rest_require_admin(r) || !(body = rest_json_body(r, allowed, true)) ||
         (rp = rest_field_str(r, body, "provider", 16, &provider)) < 0 ||
-        (rv = rest_field_bool(r, body, "preview", &preview)) < 0)
+        (rv = rest_field_bool(r, body, "preview", &preview)) < 0 ||
+        rest_field_str(r, body, "admin", 254, &admin) < 0)
         goto out;
+    if (admin && !strchr(admin, '@')) {
+        rest_error(r, 422, "invalid_field", "admin must be an email address");
+        goto out;
+    }
     if (rp == 0 && strcmp(provider, "google") != 0 && strcmp(provider, "azure") != 0) {
         rest_error(r, 422, "invalid_field", "provider must be google, azure or null (both)");
         goto out;
@@ -119,7 +124,7 @@ static void request_sync(struct api_req *r)
         goto out;
     }
     up = json_pack("{s:o,s:b,s:s}", "provider", rp == 0 ? json_string(provider) : json_null(),
-                   "preview", preview, "admin", r->actor);
+                   "preview", preview, "admin", admin ? admin : r->actor_email);
     snprintf(path, sizeof path, "/internal/tenants/%s/sync", r->key.tenant);
     if (!up || upstream_call(r, r->api->auth_url, "POST", path, up, &status, &out))
         goto out;

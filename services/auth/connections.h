@@ -58,7 +58,7 @@ enum conn_result conn_deauthorize(PGconn *pg, const struct grants *g, const char
 /* The remote revoke succeeded: forget the kept grant. */
 int conn_revoke_done(PGconn *pg, const char *tenant, const char *provider, char *err, size_t errlen)
     __attribute__((warn_unused_result));
-/* {"connections":[...]} as CONTRACTS.md section 2 says (new reference) or NULL. */
+/* {"connections":[...]} as docs/contracts.md section 2 says (new reference) or NULL. */
 json_t *conn_list_json(PGconn *pg, const char *tenant, char *err, size_t errlen);
 
 #endif

@@ -1,4 +1,4 @@
-/* routes: auth's HTTP routes (CONTRACTS.md section 2). The browser callbacks finish an OAuth
+/* routes: auth's HTTP routes (docs/contracts.md section 2). The browser callbacks finish an OAuth
  * flow and redirect to the admin page; the /internal routes need the service secret. Errors
  * are JSON {"error":{"code","message"}}; every tenant-scoped statement filters by the tenant
  * in the path. */

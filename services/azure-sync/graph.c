@@ -193,7 +193,11 @@ static int follow(struct fetch_run *run, struct graph *g, const char *first, enu
     char *url = strdup(first);
     int rc = -1, restarts = 0;
     size_t base = strlen(g->graph_url);
-    static const char *const minimal[] = {"Prefer: return=minimal", NULL};
+    /* One Prefer header: later rounds carry only changed properties, pages as large as
+     * /users pages (Graph reads both preferences from a comma-separated list). */
+    char prefer[96];
+    snprintf(prefer, sizeof prefer, "Prefer: return=minimal, odata.maxpagesize=%ld", g->page_size);
+    const char *const minimal[] = {prefer, NULL};
     *delta_link = NULL;
     http_response_init(&resp);
     if (!url) {

@@ -33,6 +33,10 @@ struct actx {
     long rows_changed;
 };
 
+static bool tenant_ok(const char *t);
+static bool uuid_ok(const char *s);
+static bool utf8_ok(const unsigned char *s);
+
 const char *apply_result_str(enum apply_result r)
 {
     switch (r) {
@@ -442,17 +446,22 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
     int rc = -1;
     PGresult *r = NULL, *r2 = NULL;
     json_t *links = json_array(), *newp = json_object(), *newrows = json_array();
-    json_t *cases = json_array();
+    json_t *cases = json_array(), *claimed = json_object();
     if (json_array_size(unlinked) == 0) {
         rc = 0;
         goto out;
     }
     r = qj(c,
-           "WITH u AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, e text,"
-           "  alt text[])),"
-           " k AS (SELECT i, t, e FROM u UNION SELECT u.i, u.t, a FROM u, unnest(u.alt) AS a)"
+           "WITH u AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, s text,"
+           "  id text, e text, alt text[])),"
+           " k AS (SELECT i, t, s, id, e FROM u"
+           "  UNION SELECT u.i, u.t, u.s, u.id, a FROM u, unnest(u.alt) AS a)"
            " SELECT k.i, coalesce(json_agg(DISTINCT p.person_id)"
-           " FILTER (WHERE p.person_id IS NOT NULL), '[]')"
+           " FILTER (WHERE p.person_id IS NOT NULL), '[]'),"
+           /* candidates that already have another live account of the same cloud */
+           " coalesce(json_agg(DISTINCT p.person_id) FILTER (WHERE EXISTS (SELECT 1"
+           "  FROM person_sources o WHERE o.tenant_id = k.t AND o.person_id = p.person_id"
+           "  AND o.source = k.s AND o.source_id <> k.id AND o.removed_at IS NULL)), '[]')"
            " FROM k LEFT JOIN people p ON p.tenant_id = k.t AND p.email_norm = k.e"
            " AND p.removed_at IS NULL"
            " GROUP BY k.i ORDER BY k.i",
@@ -461,14 +470,14 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
         json_t *u = json_array_get(unlinked, (size_t)strtol(col_str(r, i, 0), NULL, 10));
-        json_t *cand = col_json(r, i, 1);
+        json_t *cand = col_json(r, i, 1), *taken = col_json(r, i, 2);
         const char *t = json_string_value(json_object_get(u, "t"));
         const char *e = json_string_value(json_object_get(u, "e"));
         const char *s = json_string_value(json_object_get(u, "s"));
         const char *id = json_string_value(json_object_get(u, "id"));
         const char *run = json_string_value(json_object_get(u, "r"));
-        const char *pid = NULL;
-        char newid[EVENTS_ID_LEN];
+        const char *pid = NULL, *why = NULL;
+        char newid[EVENTS_ID_LEN], ck[700];
         if (json_array_size(cand) == 1) {
             pid = json_string_value(json_array_get(cand, 0));
         } else if (json_array_size(cand) == 0) {
@@ -482,6 +491,7 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
             } else {
                 if (crypto_uuid(newid)) {
                     json_decref(cand);
+                    json_decref(taken);
                     snprintf(c->err, c->errlen, "uuid generation failed");
                     goto out;
                 }
@@ -491,14 +501,31 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
                 pid = newid;
             }
         } else {
-            json_array_append_new(cases, json_pack("{s:s,s:s,s:s,s:O,s:s?}", "t", t, "s", s, "id",
-                                                   id, "c", cand, "r", run));
-            outcome_add(c, t, run, "person", s, id, e, "match_case",
-                        "email matches more than one Person");
+            why = "email matches more than one Person";
+        }
+        if (pid) {
+            /* Two accounts of one cloud are never silently one Person. */
+            snprintf(ck, sizeof ck, "%s\x1f%s\x1f%s", t, pid, s);
+            if (json_array_size(taken) > 0 || json_object_get(claimed, ck)) {
+                why = strcmp(s, "google") == 0
+                          ? "email belongs to a Person that already has another google account"
+                          : "email belongs to a Person that already has another azure account";
+                json_decref(cand);
+                cand = json_pack("[s]", pid);
+                pid = NULL;
+            } else {
+                json_object_set_new(claimed, ck, json_true());
+            }
+        }
+        if (why) {
+            json_array_append_new(cases, json_pack("{s:s,s:s,s:s,s:O,s:s?,s:s}", "t", t, "s", s,
+                                                   "id", id, "c", cand, "r", run, "why", why));
+            outcome_add(c, t, run, "person", s, id, e, "match_case", why);
             struct run_counts *rcnt = run ? run_counts_for(c, t, run) : NULL;
             if (rcnt)
                 rcnt->match_cases++;
         }
+        json_decref(taken);
         if (pid) {
             json_array_append_new(
                 links, json_pack("{s:s,s:s,s:s,s:s}", "t", t, "s", s, "id", id, "p", pid));
@@ -532,8 +559,8 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons)
         r2 = qj(c,
                 "INSERT INTO match_cases (tenant_id, source, source_id, candidates, reason, run_id)"
                 " SELECT v.t, v.s, v.id, ARRAY(SELECT jsonb_array_elements_text(v.c))::uuid[],"
-                " 'email matches more than one Person', v.r"
-                " FROM jsonb_to_recordset($1::jsonb) AS v(t text, s text, id text, c jsonb, r uuid)"
+                " v.why, v.r FROM jsonb_to_recordset($1::jsonb)"
+                " AS v(t text, s text, id text, c jsonb, r uuid, why text)"
                 " ON CONFLICT (tenant_id, source, source_id) WHERE status = 'open' DO NOTHING",
                 cases, PGRES_COMMAND_OK);
         if (!r2)
@@ -548,6 +575,7 @@ out:
     json_decref(newp);
     json_decref(newrows);
     json_decref(cases);
+    json_decref(claimed);
     return rc;
 }
 
@@ -1053,6 +1081,7 @@ static int run_completed(struct actx *c, const Envelope *env)
     const char *t = env->tenant_id, *run = env->run_id, *src = events_source_str(env->source);
     long n[3] = {0, 0, 0}, total[3] = {0, 0, 0}, removed = 0, max_count = 500;
     int max_pct = 10;
+    int64_t incomplete = 0;
     bool held = false;
     struct buf b;
     buf_init(&b, 64 * 1024);
@@ -1113,6 +1142,20 @@ static int run_completed(struct actx *c, const Envelope *env)
         r = NULL;
         for (int k = 0; k < 3; k++)
             held |= merge_threshold_exceeded(n[k], total[k], max_count, max_pct);
+        /* Objects the fetcher skipped or that were dead-lettered are unseen too: deleting
+         * them would be a guess, so such a run's removals wait for an admin. */
+        r = q(c,
+              "SELECT count(*) FROM run_outcomes WHERE tenant_id = $1 AND run_id = $2::uuid"
+              " AND outcome = 'invalid'",
+              2, (const char *[]){t, run}, PGRES_TUPLES_OK);
+        if (!r)
+            goto out;
+        incomplete = col_i64(r, 0, 0) +
+                     (rcm->counts && rcm->counts->has_skipped ? (int64_t)rcm->counts->skipped : 0);
+        PQclear(r);
+        r = NULL;
+        if (incomplete > 0 && json_array_size(list) > 0)
+            held = true;
     }
     long nlist = (long)json_array_size(list);
     char nbuf[32], rbuf[32];
@@ -1138,15 +1181,22 @@ static int run_completed(struct actx *c, const Envelope *env)
                         json_string_value(json_object_get(o, "id")), NULL, "held_removal",
                         "deletion threshold exceeded: waiting for an admin's approval");
         }
+        char msg[200];
+        if (incomplete > 0)
+            snprintf(msg, sizeof msg,
+                     "run incomplete (%lld objects skipped or invalid): removals wait for an "
+                     "admin's approval",
+                     (long long)incomplete);
+        else
+            snprintf(msg, sizeof msg, "deletions exceed the threshold; approve or reject");
         snprintf(nbuf, sizeof nbuf, "%ld", nlist);
-        const char *params[4] = {t, run, b.data ? b.data : "{}", nbuf};
+        const char *params[5] = {t, run, b.data ? b.data : "{}", nbuf, msg};
         rc = flush_outcomes(c) ||
              cmd(c,
                  "UPDATE sync_runs SET status = 'held', finished_at = now(),"
-                 " fetched_counts = $3::jsonb, pending_removals = $4::bigint,"
-                 " message = 'deletions exceed the threshold; approve or reject'"
+                 " fetched_counts = $3::jsonb, pending_removals = $4::bigint, message = $5"
                  " WHERE tenant_id = $1 AND run_id = $2",
-                 4, params);
+                 5, params);
     } else {
         if (nlist > 0 && remove_objects(c, list, run, false, &removed))
             goto out;
@@ -1564,7 +1614,44 @@ static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t fr
     bool any_preview = false;
     /* Runs of this segment: make sure their rows exist, learn preview / delta. */
     for (size_t i = from; i < to; i++) {
-        const Envelope *env = msgs[i].env;
+        const Envelope *env = msgs[i].env, *dead = msgs[i].dead;
+        if (!env && dead && dead->tenant_id && tenant_ok(dead->tenant_id) &&
+            uuid_ok(dead->run_id) &&
+            (dead->source == PANEL__V1__SOURCE__SOURCE_GOOGLE ||
+             dead->source == PANEL__V1__SOURCE__SOURCE_AZURE)) {
+            /* A dead-lettered observation: its run is incomplete and says which object. */
+            const char *k = NULL, *id = NULL;
+            if (dead->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED &&
+                dead->person_observed)
+                k = "person", id = dead->person_observed->person
+                                       ? dead->person_observed->person->source_id
+                                       : NULL;
+            else if (dead->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED &&
+                     dead->device_observed)
+                k = "device", id = dead->device_observed->device
+                                       ? dead->device_observed->device->device_id
+                                       : NULL;
+            else if (dead->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED &&
+                     dead->org_unit_observed)
+                k = "org_unit", id = dead->org_unit_observed->org_unit
+                                         ? dead->org_unit_observed->org_unit->org_unit_id
+                                         : NULL;
+            if (k) {
+                char idbuf[257];
+                snprintf(idbuf, sizeof idbuf, "%s", id ? id : "");
+                if (ensure_run(c, dead, NULL))
+                    goto out;
+                outcome_add(c, dead->tenant_id, dead->run_id, k, events_source_str(dead->source),
+                            id && utf8_ok((const unsigned char *)idbuf) ? idbuf : NULL, NULL,
+                            "invalid", msgs[i].dead_reason ? msgs[i].dead_reason : "invalid");
+                struct run_counts *rcnt = run_counts_for(c, dead->tenant_id, dead->run_id);
+                if (rcnt) {
+                    rcnt->seen++;
+                    rcnt->skipped++;
+                }
+            }
+            continue;
+        }
         if (!env || json_object_get(previews, env->run_id))
             continue;
         struct run_info ri;

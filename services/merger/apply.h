@@ -14,11 +14,15 @@
 #include <stdint.h>
 
 /* One consumed message. env is borrowed; NULL for a message that was dead-lettered (its
- * offset still advances). */
+ * offset still advances). dead: the dead-lettered envelope when it could be decoded (its run
+ * gets an 'invalid' outcome and counts as incomplete, so it removes nothing unapproved), with
+ * dead_reason; both borrowed, may be NULL. */
 struct apply_msg {
     int32_t partition;
     int64_t offset;
     const Envelope *env;
+    const Envelope *dead;
+    const char *dead_reason;
 };
 
 enum apply_result {

@@ -130,9 +130,11 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
     size_t cap = (size_t)o->batch_max, n = 0;
     rd_kafka_message_t **msgs = calloc(cap, sizeof *msgs);
     Envelope **envs = calloc(cap, sizeof *envs);
+    bool *dead = calloc(cap, sizeof *dead);
+    char(*reasons)[256] = calloc(cap, sizeof *reasons);
     struct apply_msg *am = calloc(cap, sizeof *am);
     const char *topics[] = {TOPIC_SOURCE_EVENTS, NULL};
-    if (!msgs || !envs || !am) {
+    if (!msgs || !envs || !am || !dead || !reasons) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -176,13 +178,13 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
             }
             if (!first_at)
                 first_at = now_ms();
-            char why[256];
-            Envelope *env = events_decode(m->payload, m->len, why, sizeof why);
-            if (env && apply_validate(env, why, sizeof why)) {
-                events_free(env);
-                env = NULL;
-            }
-            if (!env) {
+            char *why = reasons[n];
+            why[0] = '\0';
+            Envelope *env = events_decode(m->payload, m->len, why, sizeof reasons[n]);
+            dead[n] = false;
+            if (env && apply_validate(env, why, sizeof reasons[n]))
+                dead[n] = true; /* kept so that its run learns it is incomplete */
+            if (!env || dead[n]) {
                 char e2[256];
                 log_warn("dead-lettering %s[%d]@%lld: %s", rd_kafka_topic_name(m->rkt),
                          (int)m->partition, (long long)m->offset, why);
@@ -214,7 +216,9 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
         for (size_t i = 0; i < n; i++) {
             am[i].partition = msgs[i]->partition;
             am[i].offset = msgs[i]->offset;
-            am[i].env = envs[i];
+            am[i].env = dead[i] ? NULL : envs[i];
+            am[i].dead = dead[i] ? envs[i] : NULL;
+            am[i].dead_reason = dead[i] ? reasons[i] : NULL;
         }
         struct apply_stats st = {0};
         char aerr[1024];
@@ -251,7 +255,9 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
                 if (dlq_send(dlq, msgs[0]->key, msgs[0]->key_len, msgs[0]->payload, msgs[0]->len,
                              msgs[0]->partition, msgs[0]->offset, reason, e2, sizeof e2) == 0 &&
                     kafka_producer_flush(dlq, 30000) == 0) {
-                    am[0].env = NULL; /* only the offset moves on */
+                    am[0].env = NULL; /* only the offset moves on; its run is incomplete */
+                    am[0].dead = envs[0];
+                    am[0].dead_reason = reason;
                     if (apply_batch(c.pg, o->group, TOPIC_SOURCE_EVENTS, am, 1, &st, aerr,
                                     sizeof aerr) == APPLY_OK) {
                         metrics_counter_add(o->metrics, "merger_dead_letters_total", NULL, 1);
@@ -283,6 +289,8 @@ out:
         PQfinish(c.pg);
     free(msgs);
     free(envs);
+    free(dead);
+    free(reasons);
     free(am);
     return rc;
 }

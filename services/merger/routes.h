@@ -1,4 +1,4 @@
-/* routes: the merger's internal HTTP routes (CONTRACTS.md section 4), guarded by the
+/* routes: the merger's internal HTTP routes (docs/contracts.md section 4), guarded by the
  * service secret: approve / reject a held run, resolve a match case. */
 #ifndef MERGER_ROUTES_H
 #define MERGER_ROUTES_H

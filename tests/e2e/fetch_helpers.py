@@ -1,5 +1,5 @@
 """Shared by test_google_sync.py and test_azure_sync.py: the cloud emulator, a stand-in for
-auth's POST /internal/token (CONTRACTS.md section 2) that obtains real tokens from the
+auth's POST /internal/token (docs/contracts.md section 2) that obtains real tokens from the
 emulator, sync requests through `panelctl publish`, reading a run back from
 panel.source.events, and the field mapping of docs/sources.md written out in Python so that
 the events can be compared with the emulator's own objects."""

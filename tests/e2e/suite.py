@@ -176,3 +176,33 @@ def find_secrets(text, needles):
 
 def json_bytes(obj):
     return json.dumps(obj).encode()
+
+
+def start_api(auth_url=None, merger_url=None, build=None, extra=None):
+    env = {"PANEL_SERVICE_SECRET": SERVICE_SECRET,
+           "PANEL_AUTH_URL": auth_url or f"http://127.0.0.1:{harness.free_port()}",
+           "PANEL_MERGER_URL": merger_url or f"http://127.0.0.1:{harness.free_port()}"}
+    env.update(extra or {})
+    return start("panel-api", env, None, build)
+
+
+def api_key(tenant, role="admin"):
+    p = subprocess.run([harness.binary("panelctl"), "apikey-create", tenant, role, "reliability"],
+                       capture_output=True, text=True, check=True)
+    return next(w for w in p.stdout.split() if w.startswith("pk_"))
+
+
+def populate(tenant, people=40, devices=10, ous=3, merger=None):
+    """Directory data for tenant through the merger (one Google and one Azure run)."""
+    runs = [run_events(tenant, "google", range(people), devices=devices, ous=ous),
+            run_events(tenant, "azure", range(people // 2, people + 5))]
+    own = merger is None
+    m = merger or start_merger()
+    try:
+        for evs in runs:
+            publish(tenant, evs)
+            wait_run(tenant, evs[0]["run_id"], ("completed",))
+    finally:
+        if own:
+            m.stop()
+    return [r[0]["run_id"] for r in runs]

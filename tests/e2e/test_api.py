@@ -1,7 +1,7 @@
 """End-to-end tests of panel-api against the real PostgreSQL.
 
 Directory rows are loaded with psql as the merger would write them. auth's and the merger's
-internal routes (CONTRACTS.md sections 2 and 4) are served by a small stub in this file, which
+internal routes (docs/contracts.md sections 2 and 4) are served by a small stub in this file, which
 records what it was asked; everything else is real."""
 import json
 import os
@@ -19,7 +19,7 @@ SECRET = "test-service-secret-0123456789"
 
 
 class Stub(BaseHTTPRequestHandler):
-    """auth + merger internal routes, as agreed in CONTRACTS.md."""
+    """auth + merger internal routes, as agreed in docs/contracts.md."""
     calls = []
     consent_url = None  # when set, every authorize answers this URL (browser tests)
 
@@ -45,6 +45,11 @@ class Stub(BaseHTTPRequestHandler):
         if len(parts) < 4 or parts[:2] != ["internal", "tenants"]:
             return self.reply(404, {"error": {"code": "not_found", "message": "no route"}})
         tenant, rest = parts[2], parts[3:]
+        if rest[0] != "runs" and rest[0] != "match-cases" and method == "POST" and \
+                "@" not in str((body or {}).get("admin", "")):
+            # auth's rule: "admin" is required and is an email address
+            return self.reply(400, {"error": {"code": "invalid_argument",
+                                              "message": "admin must be an email"}})
         if rest[-1] == "authorize" and Stub.consent_url:
             return self.reply(200, {"consent_url": Stub.consent_url})
         if rest[-1] == "authorize":

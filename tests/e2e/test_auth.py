@@ -612,6 +612,25 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         for r in self.replicas:
             self.assertIsNone(r.proc.poll())
 
+    def test_request_written_before_a_crash_is_published_once_after_restart(self):
+        tenant, district = new_tenant("auth"), self.new_district()
+        self.connect_google(tenant, district)
+        psql("UPDATE sync_runs SET status = 'completed' WHERE tenant_id = :'t'", t=tenant)
+        # A replica wrote a scheduled request (and advanced the schedule) and died before
+        # publishing it: the row is all that is left.
+        run_id = psql("INSERT INTO sync_runs (tenant_id, run_id, source, reason, status, "
+                      "publish_pending, requested_by) VALUES (:'t', gen_random_uuid(), "
+                      "'google', 'scheduled', 'requested', true, 'scheduler') RETURNING run_id",
+                      t=tenant)[0][0]
+        wait_until(lambda: psql("SELECT NOT publish_pending FROM sync_runs WHERE tenant_id = :'t' "
+                                "AND run_id = :'r'", t=tenant, r=run_id)[0][0] == "t",
+                   timeout=30, what="the surviving replicas to publish the pending request")
+        time.sleep(1)
+        reqs = [e for e in self.events("panel.sync.requests", tenant) if e["run_id"] == run_id]
+        self.assertEqual(len(reqs), 1, "published once, with the run id that was written")
+        self.assertEqual(reqs[0]["sync_request"]["reason"], "scheduled")
+        self.assertEqual(len(self.runs(tenant, "scheduled")), 1, "no second run was created")
+
     def test_in_flight_run_coalesces_and_pause_window_skips_scheduled_runs(self):
         tenant, district = new_tenant("auth"), self.new_district()
         self.connect_google(tenant, district)

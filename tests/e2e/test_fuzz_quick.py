@@ -21,7 +21,8 @@ class FuzzQuickTest(unittest.TestCase):
         results = {m.group(1): (int(m.group(2)), m.group(3)) for m in LINE.finditer(out)}
         expected = subprocess.run(["make", "-s", "-f", "tests/fuzz/fuzz.mk", "targets"],
                                   cwd=ROOT, text=True, capture_output=True).stdout.split()
-        for t in ("google_page", "graph_page", "envelope", "merge", "auth_callback"):
+        for t in ("google_page", "graph_page", "envelope", "merge", "auth_callback",
+                  "api_request"):
             self.assertIn(t, expected)
         self.assertEqual(sorted(results), sorted(expected), out[-4000:])
         for target, (execs, status) in results.items():

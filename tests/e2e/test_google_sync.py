@@ -131,6 +131,23 @@ class GoogleSync(unittest.TestCase):
         self.assert_failed(events, "RUN_FAILURE_REASON_REVOKED")
         self.assertEqual(len(events), 2)  # RunStarted, RunFailed
 
+    def test_expired_access_token_is_replaced_once_and_the_run_completes(self):
+        tenant, district = self.connect(people=60, devices=5, ous=3)
+        add_fault(self.emu, route="google.users", kind="status", status=401, count=1)
+        events = run_events(tenant, request_sync(tenant, GOOGLE))
+        self.assert_complete(events)
+        self.assertEqual(len(payloads(events, "person_observed")), 60)
+        asked = [r for r in self.auth.requests if r.get("tenant_id") == tenant]
+        self.assertEqual(len(asked), 2)  # the run's token, then one after the 401
+        self.assertTrue(all(r["provider"] == "google" for r in asked))
+
+    def test_consent_by_a_non_admin_fails_as_forbidden(self):
+        tenant, _ = self.connect(people=10, devices=3, ous=3)
+        add_fault(self.emu, route="google.users", kind="status", status=403, reason="forbidden",
+                  count=1)
+        events = run_events(tenant, request_sync(tenant, GOOGLE))
+        self.assert_failed(events, "RUN_FAILURE_REASON_FORBIDDEN")
+
     def test_malformed_page_fails_the_run(self):
         tenant, _ = self.connect(people=90, devices=5, ous=3)
         add_fault(self.emu, route="google.users", kind="malformed", count=1)

@@ -249,6 +249,35 @@ class MergerTest(unittest.TestCase):
         rows = harness.psql("SELECT in_google FROM assets WHERE tenant_id = :'t'", t=t)
         self.assertEqual(rows, [["t"]])
 
+    def test_run_with_skipped_or_dead_lettered_objects_holds_its_removals(self):
+        t = relaxed_tenant()
+        r1, evs = full_run(t, "google", lambda r: [
+            person(t, "google", r, f"g{i}", f"k{i}@d.org") for i in range(5)])
+        publish(t, evs)
+        wait_run(t, r1)
+        # g3 is dead-lettered (no source id), g4 is simply not listed: which one is gone?
+        r2 = str(uuid.uuid4())
+        bad = person(t, "google", r2, "x", "k3@d.org")
+        del bad["person_observed"]["person"]["source_id"]
+        publish(t, [started(t, "google", r2)]
+                + [person(t, "google", r2, f"g{i}", f"k{i}@d.org") for i in range(3)]
+                + [bad, completed(t, "google", r2)])
+        row = wait_run(t, r2, statuses=("held",))
+        self.assertEqual((row["pending_removals"], row["removed"], row["skipped"]), (2, 0, 1))
+        self.assertFalse(any(p["removed"] for p in people(t).values()))
+        outcomes = harness.psql("SELECT outcome FROM run_outcomes WHERE tenant_id = :'t' AND "
+                                "run_id = :'r' ORDER BY outcome", t=t, r=r2)
+        self.assertEqual(outcomes, [["held_removal"], ["held_removal"], ["invalid"]])
+        # the fetcher itself reports a skipped object: the same caution
+        r3 = str(uuid.uuid4())
+        publish(t, [started(t, "google", r3)]
+                + [person(t, "google", r3, f"g{i}", f"k{i}@d.org") for i in range(4)]
+                + [env_of(t, "google", r3, run_completed={"kind": "RUN_KIND_FULL",
+                                                          "counts": {"people": 4,
+                                                                     "skipped": 1}})])
+        self.assertEqual(wait_run(t, r3, statuses=("held",))["pending_removals"], 1)
+        self.assertEqual(run_row(t, r2)["status"], "rejected")  # superseded by r3
+
     def test_delta_run_removes_only_reported_and_changed_suspends(self):
         t = relaxed_tenant()
         r1, evs = full_run(t, "azure", lambda r: [
@@ -360,6 +389,28 @@ class MergerTest(unittest.TestCase):
             "'org_units', 'assets', 'outbox') ORDER BY relname")
         return {r[0]: int(r[1]) for r in rows if len(r) == 2}
 
+    def _settled_write_counts(self):
+        """Backends report table statistics asynchronously: an idle backend that flushed less
+        than a second ago waits PGSTAT_IDLE_INTERVAL (10 s) before the next flush. Wait until
+        the counters have not moved for 11 s."""
+        last, since = self._write_counts(), time.time()
+        deadline = time.time() + 90
+        while time.time() < deadline and time.time() - since < 11:
+            time.sleep(1)
+            now = self._write_counts()
+            if now != last:
+                last, since = now, time.time()
+        return last
+
+    def _row_versions(self, t):
+        """xmin of every directory row of the tenant: any update or insert changes it."""
+        return harness.psql(
+            "SELECT 'p', person_id::text, xmin::text FROM people WHERE tenant_id = :'t' UNION ALL "
+            "SELECT 's', source || source_id, xmin::text FROM person_sources WHERE tenant_id = :'t'"
+            " UNION ALL SELECT 'a', asset_id::text, xmin::text FROM assets WHERE tenant_id = :'t'"
+            " UNION ALL SELECT 'o', org_unit_id, xmin::text FROM org_units WHERE tenant_id = :'t'"
+            " ORDER BY 1, 2", t=t)
+
     def test_no_change_resync_writes_nothing_and_publishes_nothing(self):
         t = relaxed_tenant()
 
@@ -377,8 +428,8 @@ class MergerTest(unittest.TestCase):
         harness.wait_until(lambda: harness.psql(
             "SELECT count(*) FROM outbox WHERE sent_at IS NULL")[0][0] == "0",
             what="outbox drained")
-        time.sleep(2.5)  # backends report table statistics about once a second
-        before = self._write_counts()
+        before = self._settled_write_counts()
+        versions = self._row_versions(t)
         outbox_before = harness.psql("SELECT count(*) FROM outbox WHERE tenant_id = :'t'", t=t)
         topic_before = len(harness.consume("panel.people.events", timeout_ms=2000,
                                            key_prefix=t + "/"))
@@ -387,8 +438,8 @@ class MergerTest(unittest.TestCase):
         row = wait_run(t, r2)
         self.assertEqual((row["seen"], row["unchanged"], row["created"], row["updated"],
                           row["removed"]), (42, 42, 0, 0, 0))
-        time.sleep(2.5)
-        after = self._write_counts()
+        after = self._settled_write_counts()
+        self.assertEqual(self._row_versions(t), versions, "a directory row was rewritten")
         self.assertEqual(after, before, "a no-change resync wrote directory or outbox rows")
         self.assertEqual(harness.psql("SELECT count(*) FROM outbox WHERE tenant_id = :'t'",
                                       t=t), outbox_before)
@@ -478,6 +529,27 @@ class MergerTest(unittest.TestCase):
         publish(t, evs)
         self.assertEqual(wait_run(t, r3)["match_cases"], 0)
         self.assertEqual(people(t)["amy@d.org"]["display_name"], "Amy A")
+
+    def test_two_accounts_of_one_cloud_with_one_email_are_not_merged(self):
+        t = relaxed_tenant()
+        r1, evs = full_run(t, "azure", lambda r: [
+            person(t, "azure", r, "a1", "mia.brown@staff.d.org", display_name="Mia Brown",
+                   user_principal_name="mia.brown2@d.org"),
+            person(t, "azure", r, "a2", "mia.brown@staff.d.org", display_name="Mia Brown",
+                   user_principal_name="mia.brown3@d.org")])
+        publish(t, evs)
+        row = wait_run(t, r1)
+        self.assertEqual(row["match_cases"], 1)
+        ppl = people(t)
+        self.assertEqual(list(ppl), ["mia.brown@staff.d.org"])
+        cases = harness.psql("SELECT source_id, reason FROM match_cases WHERE tenant_id = :'t'",
+                             t=t)
+        self.assertEqual(len(cases), 1)
+        self.assertIn("another azure account", cases[0][1])
+        linked = harness.psql("SELECT source_id FROM person_sources WHERE tenant_id = :'t' "
+                              "AND person_id IS NOT NULL", t=t)
+        self.assertEqual(len(linked), 1)
+        self.assertNotEqual(linked[0][0], cases[0][0])
 
     # ------------------------------------------------------------ subscribers
 

@@ -20,18 +20,18 @@ class ReliabilityQuickTest(unittest.TestCase):
         self.assertEqual(r["duplicates"], 0, r)
 
     def test_merger_sigkill_during_sync(self):
-        r = faults.merger_kills(4, people=1500, devices=200, ous=10, seed=11)
+        r = faults.merger_kills(4, people=1200, devices=150, ous=10, seed=11)
         self.assertGreaterEqual(r["kills"], 3, f"the sync finished before the kills: {r}")
         self.assertTrue(r["alive"], r)
         self.check(r)
 
     def test_postgresql_restart_mid_apply(self):
-        r = faults.infra_restart("pg", people=1500, devices=100)
+        r = faults.infra_restart("pg", people=1000, devices=80)
         self.assertTrue(r["alive"], "the merger died while PostgreSQL was down")
         self.check(r)
 
     def test_kafka_restart_mid_run(self):
-        r = faults.infra_restart("kafka", people=1500, devices=100)
+        r = faults.infra_restart("kafka", people=1000, devices=80)
         self.assertTrue(r["alive"], "the merger died while Kafka was down")
         self.check(r)
 
@@ -41,7 +41,7 @@ class ReliabilityQuickTest(unittest.TestCase):
         self.assertEqual(r["google_before"], r["google_after"], r)
 
     def test_sigterm_during_a_batch(self):
-        r = faults.sigterm_mid_batch(people=3000, grace=20.0)
+        r = faults.sigterm_mid_batch(people=2500, grace=20.0)
         self.assertEqual(r["exit_code"], 0, r)
         self.assertLess(r["seconds"], 20.0, r)
         self.check(r)

@@ -272,7 +272,8 @@ class SecretsAndLeaksTest(unittest.TestCase):
             texts["topic " + topic] = "\n".join(
                 str(e) for e in harness.consume(topic, timeout_ms=2000))
         for log in glob.glob(os.path.join(harness.LOG_DIR, "*.log")):
-            texts[log] = open(log, errors="replace").read()
+            with open(log, errors="replace") as f:
+                texts[log] = f.read()
         for where, text in texts.items():
             self.assertEqual(suite.find_secrets(text, secret_values()), [],
                              f"a secret in {where}")
@@ -291,3 +292,116 @@ def stop_code(p, timeout=30):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ApiTenantIsolationTest(unittest.TestCase):
+    """Tenant b's key gets 404 on every route that takes one of tenant a's ids, and b's
+    lists and filters never show a's rows."""
+
+    @classmethod
+    def setUpClass(cls):
+        harness.require_env()
+        cls.merger = suite.start_merger()
+        cls.a, cls.b = harness.new_tenant("isoa"), harness.new_tenant("isob")
+        cls.runs_a = suite.populate(cls.a, ous=4, merger=cls.merger)
+        suite.populate(cls.b, ous=2, merger=cls.merger)  # a has org units b lacks
+        cls.api = suite.start_api(merger_url=cls.merger.url)
+        cls.key_a, cls.key_b = suite.api_key(cls.a), suite.api_key(cls.b)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.api.stop()
+        cls.merger.stop()
+
+    def call(self, key, method, path, body=None):
+        return harness.http(method, self.api.url + path, body,
+                            headers={"Authorization": "Bearer " + key})
+
+    def test_other_tenants_ids_are_not_found(self):
+        st, _, people = self.call(self.key_a, "GET", "/v1/people?limit=5")
+        self.assertEqual(st, 200, people)
+        person = people["items"][0]
+        st, _, assets = self.call(self.key_a, "GET", "/v1/assets?limit=5")
+        self.assertEqual(st, 200, assets)
+        st, _, manual = self.call(self.key_a, "POST", "/v1/assets",
+                                  {"asset_tag": "ISO-A-1", "serial_number": "ISOSERIAL1",
+                                   "model": "Manual"})
+        self.assertEqual(st, 201, manual)
+        st, _, co = self.call(self.key_a, "POST", f"/v1/assets/{manual['asset_id']}/checkout",
+                              {"person_id": person["person_id"]})
+        self.assertEqual(st, 201, co)
+        st, _, ous = self.call(self.key_a, "GET", "/v1/org-units")
+        self.assertEqual(st, 200, ous)
+        ou = next(o for o in ous["items"] if o["org_unit_id"] == "id:ou0003")
+        asset = assets["items"][0]
+        pid, aid = person["person_id"], asset["asset_id"]
+        run = self.runs_a[0]
+        q = urllib.parse.quote
+        gets = [f"/v1/people/{pid}", f"/v1/people/{pid}/checkouts",
+                f"/v1/org-units/{q(ou.get('org_unit_id', ''), safe='')}",
+                f"/v1/assets/{aid}", f"/v1/assets/{manual['asset_id']}",
+                f"/v1/assets/{manual['asset_id']}/checkouts",
+                f"/v1/sync/runs/{run}",
+                f"/v1/sync/runs/{run}/outcomes"]
+        posts = [(f"/v1/assets/{manual['asset_id']}/checkin", {}),
+                 (f"/v1/assets/{aid}/checkout", {"person_id": pid}),
+                 (f"/v1/assets/{manual['asset_id']}/retire", {}),
+                 (f"/v1/assets/{manual['asset_id']}/audit", {}),
+                 (f"/v1/sync/runs/{run}/approve", {}),
+                 (f"/v1/sync/runs/{run}/reject", {})]
+        for path in gets:
+            st, _, body = self.call(self.key_a, "GET", path)
+            self.assertEqual(st, 200, f"a's own {path}: {body}")
+            st, _, body = self.call(self.key_b, "GET", path)
+            self.assertEqual(st, 404, f"b reading a's {path}: {body}")
+        # Lookups by serial or tag answer a list: b's is empty.
+        for path in ("/v1/assets/by-serial/ISOSERIAL1", "/v1/assets/by-tag/ISO-A-1"):
+            st, _, body = self.call(self.key_a, "GET", path)
+            self.assertEqual(st, 200, body)
+            self.assertIn(manual["asset_id"], json_text(body))
+            st, _, body = self.call(self.key_b, "GET", path)
+            self.assertIn(st, (200, 404), body)
+            self.assertNotIn(manual["asset_id"], json_text(body))
+            if st == 200:
+                self.assertEqual(body.get("items"), [], body)
+        st, _, body = self.call(self.key_b, "PATCH", f"/v1/assets/{manual['asset_id']}",
+                                {"notes": "b was here"})
+        self.assertEqual(st, 404, body)
+        for path, body in posts:
+            st, _, reply = self.call(self.key_b, "POST", path, body)
+            self.assertEqual(st, 404, f"b posting to a's {path}: {reply}")
+        # b's own asset cannot be checked out to a's person either.
+        st, _, own = self.call(self.key_b, "POST", "/v1/assets",
+                               {"asset_tag": "ISO-B-1", "model": "Manual"})
+        self.assertEqual(st, 201, own)
+        st, _, reply = self.call(self.key_b, "POST", f"/v1/assets/{own['asset_id']}/checkout",
+                                 {"person_id": pid})
+        self.assertEqual(st, 404, reply)
+        # a's data is as a left it.
+        st, _, again = self.call(self.key_a, "GET", f"/v1/assets/{manual['asset_id']}")
+        self.assertEqual(st, 200)
+        self.assertNotEqual(again.get("notes"), "b was here")
+        self.assertNotEqual(again.get("lifecycle"), "retired")
+
+    def test_lists_and_filters_show_only_the_callers_rows(self):
+        a_ids = {r[0] for r in harness.psql(
+            "SELECT person_id FROM people WHERE tenant_id = :'t' UNION ALL "
+            "SELECT asset_id FROM assets WHERE tenant_id = :'t'", t=self.a)}
+        a_email = harness.psql("SELECT email_norm FROM people WHERE tenant_id = :'t' LIMIT 1",
+                               t=self.a)[0][0]
+        seen = []
+        for path in ("/v1/people?limit=500", "/v1/assets?limit=500", "/v1/org-units",
+                     "/v1/checkouts", "/v1/sync/runs", "/v1/sync/match-cases",
+                     f"/v1/people?q={urllib.parse.quote(a_email)}",
+                     f"/v1/people?q={urllib.parse.quote(a_email.split('@')[0])}"):
+            st, _, body = self.call(self.key_b, "GET", path)
+            self.assertEqual(st, 200, f"{path}: {body}")
+            text = json_text(body)
+            seen += [i for i in a_ids if i in text]
+            self.assertNotIn(self.a, text, path)
+        self.assertEqual(seen, [], "tenant b's lists show tenant a's rows")
+
+
+def json_text(v):
+    import json
+    return json.dumps(v)

@@ -5,11 +5,10 @@
 CLANG ?= clang
 FUZZ_BUILD ?= build/fuzz
 PKGS := rdkafka libcurl libprotobuf-c libpq jansson openssl
-SCHEMA_VERSION := $(shell ls db/migrations | sed -n 's/^\([0-9][0-9][0-9][0-9]\)_.*\.sql$$/\1/p' | sort -n | tail -1 | sed 's/^0*//')
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FCFLAGS := -g -O1 -std=c11 -pthread $(SAN) -fsanitize=fuzzer-no-link \
            -D_GNU_SOURCE -Ilib -Ibuild/gen $(shell pkg-config --cflags $(PKGS)) \
-           -DPANEL_SCHEMA_VERSION=$(SCHEMA_VERSION) -DPANEL_VERSION='"fuzz"'
+           -DPANEL_VERSION='"fuzz"'
 FLIBS := $(shell pkg-config --libs $(PKGS)) -lcivetweb -lpthread -lm
 GEN_C := build/gen/panel/v1/events.pb-c.c
 

@@ -112,6 +112,22 @@ static void test_counts_and_identity(void **state)
     district_destroy(d);
 }
 
+static void test_tiny_trees(void **state)
+{
+    (void)state;
+    /* as few OUs as a test wants: the rest of the objects live in the root */
+    struct district *d = make("t0:people=3,azure_people=2,shared=1,devices=1,ous=0");
+    assert_int_equal(district_live_count(d, DC_OUS), 0);
+    assert_string_equal(district_item(d, DC_GUSERS, 0)->ou, "/");
+    assert_string_equal(district_item(d, DC_DEVICES, 0)->ou, "/");
+    district_destroy(d);
+    d = make("t2:people=3,azure_people=2,shared=1,devices=1,ous=2");
+    assert_int_equal(district_live_count(d, DC_OUS), 2);
+    assert_string_equal(district_item(d, DC_GUSERS, 0)->ou, "/Staff");
+    assert_string_equal(district_item(d, DC_DEVICES, 0)->ou, "/");
+    district_destroy(d);
+}
+
 static void test_overlap(void **state)
 {
     (void)state;
@@ -284,8 +300,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_parse),    cmocka_unit_test(test_spec_json),
         cmocka_unit_test(test_deterministic), cmocka_unit_test(test_counts_and_identity),
-        cmocka_unit_test(test_overlap),       cmocka_unit_test(test_variety),
-        cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_overlap),       cmocka_unit_test(test_tiny_trees),
+        cmocka_unit_test(test_variety),       cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
