@@ -41,6 +41,9 @@ class BenchSmoke(unittest.TestCase):
         self.assertGreater(r["apply_vs_copy"]["ratio"], 0)
         for svc in ("google-sync", "azure-sync", "merger"):
             self.assertGreater(r["fetchers"]["peak_rss_mib"][svc], 0)
+        for svc in ("google-sync", "azure-sync"):
+            # The discard baseline must download the very pages the fetcher downloads.
+            self.assertTrue(r["fetchers"][svc]["same_pages"], r["fetchers"][svc])
         if r["api"]["status"] == "ok":
             self.assertGreater(r["api"]["person_lookup"]["api_rps"], 0)
             self.assertGreater(r["api"]["list_100"]["pgbench_tps"], 0)
