@@ -79,9 +79,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /* Seek the still-assigned partitions of a dropped batch back to where PostgreSQL says. */
+/* Nothing of a failed batch was committed: read its partitions again. The stored offsets say
+ * where (another replica may have moved on); when PostgreSQL cannot be read, the batch's own
+ * first offsets do — never skip past messages that were not applied. */
 static void rewind_batch(struct cctx *c, rd_kafka_t *rk, rd_kafka_message_t **msgs, size_t n)
 {
-    rd_kafka_topic_partition_list_t *assigned = NULL, *seek = NULL;
+    rd_kafka_topic_partition_list_t *assigned = NULL, *seek = NULL, *stored = NULL;
     if (n == 0 || rd_kafka_assignment(rk, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
     seek = rd_kafka_topic_partition_list_new(8);
@@ -90,15 +93,27 @@ static void rewind_batch(struct cctx *c, rd_kafka_t *rk, rd_kafka_message_t **ms
         if (!rd_kafka_topic_partition_list_find(assigned, topic, msgs[i]->partition) ||
             rd_kafka_topic_partition_list_find(seek, topic, msgs[i]->partition))
             continue;
-        rd_kafka_topic_partition_list_add(seek, topic, msgs[i]->partition);
+        /* Messages of one partition arrive in order: the first seen is the batch's first. */
+        rd_kafka_topic_partition_list_add(seek, topic, msgs[i]->partition)->offset =
+            msgs[i]->offset;
     }
-    if (seek->cnt > 0 && load_offsets(c, seek) == 0) {
+    if (seek->cnt > 0) {
+        stored = rd_kafka_topic_partition_list_copy(seek);
+        if (load_offsets(c, stored) == 0) {
+            rd_kafka_topic_partition_list_destroy(seek);
+            seek = stored;
+            stored = NULL;
+        } else {
+            log_warn("stored offsets unreadable; re-reading the failed batch from its start");
+        }
         rd_kafka_error_t *e = rd_kafka_seek_partitions(rk, seek, 10000);
         if (e) {
             log_warn("seek: %s", rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
         }
     }
+    if (stored)
+        rd_kafka_topic_partition_list_destroy(stored);
     rd_kafka_topic_partition_list_destroy(seek);
     rd_kafka_topic_partition_list_destroy(assigned);
 }
