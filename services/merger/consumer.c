@@ -254,16 +254,19 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
             metrics_counter_add(o->metrics, "merger_batches_total",
                                 ar == APPLY_FENCED ? "result=\"fenced\"" : "result=\"error\"", 1);
             log_warn("batch of %zu events not applied (%s): %s", n, apply_result_str(ar), aerr);
-            if (PQstatus(c.pg) != CONNECTION_OK)
+            /* Only failures while the database answers count towards isolating and
+             * dead-lettering: an outage must never make a valid event look poisonous. */
+            bool db_up = PQstatus(c.pg) == CONNECTION_OK && db_healthy(c.pg);
+            if (!db_up)
                 PQreset(c.pg);
-            fails += ar == APPLY_ERROR;
-            if (ar == APPLY_ERROR && n > 1 && fails >= CONSUMER_ISOLATE_AFTER) {
+            else
+                fails += ar == APPLY_ERROR;
+            if (ar == APPLY_ERROR && db_up && n > 1 && fails >= CONSUMER_ISOLATE_AFTER) {
                 /* Find the event that fails: take the batch's events one at a time. */
                 log_warn("isolating the next %zu events one by one", n);
                 isolate = n;
                 fails = 0;
-            } else if (ar == APPLY_ERROR && n == 1 && fails >= CONSUMER_DEAD_AFTER &&
-                       db_healthy(c.pg)) {
+            } else if (ar == APPLY_ERROR && db_up && n == 1 && fails >= CONSUMER_DEAD_AFTER) {
                 /* The database is fine and this one event keeps failing: it is poison. */
                 char reason[1200], e2[256];
                 snprintf(reason, sizeof reason, "apply failed %d times: %s", fails, aerr);
