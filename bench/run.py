@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import demo  # noqa: E402  (the suite's wiring: ports, env, consent through the emulator)
 
 BIN = demo.BIN
-DEFAULT_SCALE = 0.1
+DEFAULT_SCALE = 0.25
 FULL = {"people": 200000, "azure_people": 150000, "shared": 120000, "devices": 100000,
         "ous": 3000}
 SECTIONS = ["first_sync", "no_change", "small_change", "apply_vs_copy", "fetchers", "api",
@@ -574,9 +574,9 @@ class Bench:
         hdr = {"Authorization": "Bearer " + tok["access_token"], "Accept-Encoding": "gzip"}
         pages, nbytes = 0, 0
 
-        def get(path):
+        def get(path, extra=None):
             nonlocal pages, nbytes
-            conn.request("GET", path, headers=hdr)
+            conn.request("GET", path, headers=dict(hdr, **(extra or {})))
             r = conn.getresponse()
             raw = r.read()
             if r.status != 200:
@@ -587,9 +587,9 @@ class Bench:
                 raw = zlib.decompress(raw, 47)
             return raw
 
-        def follow(path, token_re, paged_param=None):
+        def follow(path, token_re, paged_param=None, extra=None):
             while path:
-                raw = get(path)
+                raw = get(path, extra)
                 m = re.search(token_re, raw)
                 if not m:
                     return
@@ -616,8 +616,10 @@ class Bench:
             sel = ("id,displayName,givenName,surname,mail,userPrincipalName,otherMails,"
                    "proxyAddresses,accountEnabled,jobTitle,department,employeeId,"
                    "officeLocation,userType,createdDateTime")
+            # azure-sync asks for delta pages as large as /users pages (services/azure-sync).
             follow("/v1.0/users/delta?$select=" + sel,
-                   rb'"@odata\.nextLink"\s*:\s*"((?:[^"\\]|\\.)*)"')
+                   rb'"@odata\.nextLink"\s*:\s*"((?:[^"\\]|\\.)*)"',
+                   extra={"Prefer": "return=minimal, odata.maxpagesize=999"})
             follow("/v1.0/users?$select=" + sel + "&$top=999",
                    rb'"@odata\.nextLink"\s*:\s*"((?:[^"\\]|\\.)*)"')
         secs = time.time() - t0
@@ -639,6 +641,7 @@ class Bench:
                         "fetcher_objects_per_s": f["objects_per_s"],
                         "discard_pages": pages, "discard_bytes": nbytes,
                         "discard_seconds": round(secs, 2), "discard_objects_per_s": d_rate,
+                        "same_pages": pages == f["pages"],
                         "ratio": ratio(f["objects_per_s"], d_rate)}
             self.ctx.setdefault("discard_s", {})[svc] = secs
         rss = {n: s.vmhwm_mib(n) for n in ("google-sync", "azure-sync", "merger")}
@@ -760,14 +763,20 @@ class Bench:
         return {"tps": round(tps, 1), "p99_ms": round(p99, 2) if p99 else None}
 
     # -------------------------------------------------------- 7 scaling
-    def sync_tenants(self, tenants, sizes):
+    def sync_tenants(self, tenants, sizes, cpu=None):
+        """First sync of new districts; seconds from the first request to the last run
+        applied. cpu: a dict that receives the CPU seconds of the merger and PostgreSQL."""
         s = self.suite
         for i, t in enumerate(tenants):
             s.new_district(t, sizes, seed=100 + i)
+        cpu0 = s.cpu_seconds()
         t0 = s.db_now()
         for t in tenants:
             s.connect_both(t)
         runs = s.wait_runs(tenants, t0, 2 * len(tenants), self.timeout)
+        if cpu is not None:
+            cpu1 = s.cpu_seconds()
+            cpu.update({k: cpu1.get(k, 0.0) - cpu0.get(k, 0.0) for k in ("merger", "postgresql")})
         return max(r["finished"] for r in runs) - min(r["requested"] for r in runs)
 
     def scaling(self):
@@ -777,19 +786,28 @@ class Bench:
         for frac in (0.05, 0.25):
             sz = sized(self.scale * frac)
             t = f"scale{sz['people']}"
-            secs = self.sync_tenants([t], sz)
+            cpu = {}
+            secs = self.sync_tenants([t], sz, cpu)
             points.append({"people": sz["people"], "objects": self.objects(sz),
-                           "seconds": round(secs, 2)})
+                           "seconds": round(secs, 2),
+                           "apply_cpu_s": round(cpu["merger"] + cpu["postgresql"], 2)})
             say(f"    {sz['people']} people: {secs:.1f} s")
         first = self.results["first_sync"]
         if first.get("seconds"):
+            c = first.get("cpu_seconds_until_applied", {})
             points.append({"people": main_people, "objects": self.objects(self.sizes),
-                           "seconds": first["seconds"], "note": "the first_sync run"})
+                           "seconds": first["seconds"], "note": "the first_sync run",
+                           "apply_cpu_s": round(c.get("merger", 0) + c.get("postgresql", 0), 2)})
         base = points[0]
         for p in points:
             p["seconds_per_1000_objects"] = round(1000 * p["seconds"] / p["objects"], 3)
             p["vs_smallest_per_object"] = round(
                 (p["seconds"] / p["objects"]) / (base["seconds"] / base["objects"]), 2)
+            # CPU time of the merger + PostgreSQL per object: what the apply costs, much less
+            # sensitive than wall time to what else runs on a shared machine.
+            p["apply_cpu_ms_per_object"] = round(1000 * p["apply_cpu_s"] / p["objects"], 3)
+            p["cpu_vs_smallest_per_object"] = ratio(p["apply_cpu_ms_per_object"],
+                                                    base["apply_cpu_ms_per_object"])
         # Replicas: the source topic is keyed by tenant, so one district is one partition;
         # several districts spread over partitions are what a second replica can share.
         rs = sized(self.scale * 0.05)
@@ -807,6 +825,8 @@ class Bench:
                        f"'{SOURCE_TOPIC}'")[0][0]
         return {"points": points,
                 "linearity_largest_vs_smallest_per_object": points[-1]["vs_smallest_per_object"],
+                "cpu_linearity_largest_vs_smallest_per_object":
+                    points[-1]["cpu_vs_smallest_per_object"],
                 "replicas": {"districts": 4, "people_each": rs["people"],
                              "one_merger_s": round(t1, 2), "two_mergers_s": round(t2, 2),
                              "speedup": ratio(t1, t2),
@@ -868,7 +888,9 @@ class Bench:
         elif name == "scaling":
             for p in r["points"]:
                 yield (f"{p['people']} people: {p['seconds']} s, {p['seconds_per_1000_objects']} "
-                       f"s/1000 objects ({p['vs_smallest_per_object']} x smallest)")
+                       f"s/1000 objects ({p['vs_smallest_per_object']} x smallest); apply CPU "
+                       f"{p['apply_cpu_ms_per_object']} ms/object "
+                       f"({p['cpu_vs_smallest_per_object']} x smallest)")
             rp = r["replicas"]
             yield (f"replicas: 1 merger {rp['one_merger_s']} s, 2 mergers {rp['two_mergers_s']} s,"
                    f" speedup {rp['speedup']}")
@@ -943,6 +965,10 @@ class Bench:
             pts = sc["points"]
             add("7 scaling", " / ".join(f"{p['people']}: {p['seconds']} s" for p in pts),
                 "smallest, per object", sc["linearity_largest_vs_smallest_per_object"],
+                "linear (~1.0)", None)
+            add("  apply CPU/object", " / ".join(f"{p['apply_cpu_ms_per_object']} ms"
+                                                 for p in pts),
+                "smallest, per object", sc["cpu_linearity_largest_vs_smallest_per_object"],
                 "linear (~1.0)", None)
             rp = sc["replicas"]
             add("7 merger replicas", f"1: {rp['one_merger_s']} s, 2: {rp['two_mergers_s']} s",

@@ -79,9 +79,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /* Seek the still-assigned partitions of a dropped batch back to where PostgreSQL says. */
+/* Nothing of a failed batch was committed: read its partitions again. The stored offsets say
+ * where (another replica may have moved on); when PostgreSQL cannot be read, the batch's own
+ * first offsets do — never skip past messages that were not applied. */
 static void rewind_batch(struct cctx *c, rd_kafka_t *rk, rd_kafka_message_t **msgs, size_t n)
 {
-    rd_kafka_topic_partition_list_t *assigned = NULL, *seek = NULL;
+    rd_kafka_topic_partition_list_t *assigned = NULL, *seek = NULL, *stored = NULL;
     if (n == 0 || rd_kafka_assignment(rk, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return;
     seek = rd_kafka_topic_partition_list_new(8);
@@ -90,30 +93,27 @@ static void rewind_batch(struct cctx *c, rd_kafka_t *rk, rd_kafka_message_t **ms
         if (!rd_kafka_topic_partition_list_find(assigned, topic, msgs[i]->partition) ||
             rd_kafka_topic_partition_list_find(seek, topic, msgs[i]->partition))
             continue;
-        /* messages of a partition come in order: this is the batch's first one there */
+        /* Messages of one partition arrive in order: the first seen is the batch's first. */
         rd_kafka_topic_partition_list_add(seek, topic, msgs[i]->partition)->offset =
             msgs[i]->offset;
     }
-    if (seek->cnt > 0 && load_offsets(c, seek) != 0) {
-        /* PostgreSQL is away: nothing of the batch was committed (or, if its COMMIT went
-         * through unseen, the fencing check drops the replay), so resume at the batch's own
-         * first offsets instead of leaving the partitions past it. */
-        for (int i = 0; i < seek->cnt; i++)
-            for (size_t k = 0; k < n; k++)
-                if (msgs[k]->partition == seek->elems[i].partition &&
-                    strcmp(rd_kafka_topic_name(msgs[k]->rkt), seek->elems[i].topic) == 0) {
-                    seek->elems[i].offset = msgs[k]->offset;
-                    break;
-                }
-        log_warn("rewinding %d partition(s) to the dropped batch's first offsets", seek->cnt);
-    }
     if (seek->cnt > 0) {
+        stored = rd_kafka_topic_partition_list_copy(seek);
+        if (load_offsets(c, stored) == 0) {
+            rd_kafka_topic_partition_list_destroy(seek);
+            seek = stored;
+            stored = NULL;
+        } else {
+            log_warn("stored offsets unreadable; re-reading the failed batch from its start");
+        }
         rd_kafka_error_t *e = rd_kafka_seek_partitions(rk, seek, 10000);
         if (e) {
             log_warn("seek: %s", rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
         }
     }
+    if (stored)
+        rd_kafka_topic_partition_list_destroy(stored);
     rd_kafka_topic_partition_list_destroy(seek);
     rd_kafka_topic_partition_list_destroy(assigned);
 }
@@ -254,16 +254,19 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
             metrics_counter_add(o->metrics, "merger_batches_total",
                                 ar == APPLY_FENCED ? "result=\"fenced\"" : "result=\"error\"", 1);
             log_warn("batch of %zu events not applied (%s): %s", n, apply_result_str(ar), aerr);
-            if (PQstatus(c.pg) != CONNECTION_OK)
+            /* Only failures while the database answers count towards isolating and
+             * dead-lettering: an outage must never make a valid event look poisonous. */
+            bool db_up = PQstatus(c.pg) == CONNECTION_OK && db_healthy(c.pg);
+            if (!db_up)
                 PQreset(c.pg);
-            fails += ar == APPLY_ERROR;
-            if (ar == APPLY_ERROR && n > 1 && fails >= CONSUMER_ISOLATE_AFTER) {
+            else
+                fails += ar == APPLY_ERROR;
+            if (ar == APPLY_ERROR && db_up && n > 1 && fails >= CONSUMER_ISOLATE_AFTER) {
                 /* Find the event that fails: take the batch's events one at a time. */
                 log_warn("isolating the next %zu events one by one", n);
                 isolate = n;
                 fails = 0;
-            } else if (ar == APPLY_ERROR && n == 1 && fails >= CONSUMER_DEAD_AFTER &&
-                       db_healthy(c.pg)) {
+            } else if (ar == APPLY_ERROR && db_up && n == 1 && fails >= CONSUMER_DEAD_AFTER) {
                 /* The database is fine and this one event keeps failing: it is poison. */
                 char reason[1200], e2[256];
                 snprintf(reason, sizeof reason, "apply failed %d times: %s", fails, aerr);

@@ -26,7 +26,9 @@ class ReliabilityQuickTest(unittest.TestCase):
         self.check(r)
 
     def test_postgresql_restart_mid_apply(self):
-        r = faults.infra_restart("pg", people=1000, devices=80)
+        # Down for longer than the merger's reconnect retry (5 s), while events arrive: a
+        # batch that fails then must be read again, not skipped.
+        r = faults.infra_restart("pg", people=1000, devices=80, pause=15.0)
         self.assertTrue(r["alive"], "the merger died while PostgreSQL was down")
         self.check(r)
 
