@@ -755,6 +755,14 @@ out:
     events_free(env);
 }
 
+void fetch_service_serve(struct fetch_service *fs, struct svc *svc)
+{
+    svc_set_ready(svc, true);
+    while (svc_running(svc))
+        (void)fetch_service_poll(fs, 500);
+    log_info("stopping");
+}
+
 int fetch_service_poll(struct fetch_service *fs, int timeout_ms)
 {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(fs->consumer, timeout_ms);

@@ -78,8 +78,8 @@ struct fetch_env {
      "Consumer group on panel.sync.requests"},                                                    \
     {"PANEL_AUTH_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024, offsetof(type, m.auth_url),  \
      "Base URL of the auth service (POST /internal/token)"},                                      \
-    {"PANEL_SERVICE_SECRET", CFG_SECRET, "", 0, 1024, offsetof(type, m.service_secret),           \
-     "Shared secret for auth's internal routes (Bearer); required"},                              \
+    {"PANEL_SERVICE_SECRET", CFG_SECRET, NULL, 0, 1024, offsetof(type, m.service_secret),         \
+     "Shared secret for auth's internal routes (Bearer)"},                                        \
     {"PANEL_FETCH_RUN_BUDGET_S", CFG_INT, "3600", 1, 86400, offsetof(type, m.run_budget_s),       \
      "Wall-clock budget of one run; past it the run fails (budget_exhausted)"},                   \
     {"PANEL_FETCH_HTTP_TIMEOUT_MS", CFG_INT, "60000", 100, 600000,                                \
@@ -106,6 +106,8 @@ struct fetch_service *fetch_service_new(const struct fetch_config *cfg,
 /* Wait up to timeout_ms for one sync request and run it when it is ours. 0, or -1 on a
  * consumer error that was logged (the caller keeps polling). */
 int fetch_service_poll(struct fetch_service *fs, int timeout_ms);
+/* Mark the service ready and serve sync requests until SIGTERM/SIGINT. */
+void fetch_service_serve(struct fetch_service *fs, struct svc *svc);
 void fetch_service_destroy(struct fetch_service *fs);
 
 /* ---- for the provider during a run (all strings borrowed, valid during the run) ---- */

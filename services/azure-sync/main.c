@@ -55,11 +55,6 @@ int main(int argc, char **argv)
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
     }
-    if (!cfg.fetch.service_secret || !*cfg.fetch.service_secret) {
-        log_error("configuration error: PANEL_SERVICE_SECRET is required");
-        status = 2;
-        goto out;
-    }
     store = delta_store_new(cfg.pg_url, err, sizeof err);
     if (!store) {
         log_error("cannot start: %s", err);
@@ -86,10 +81,7 @@ int main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    svc_set_ready(svc, true);
-    while (svc_running(svc))
-        (void)fetch_service_poll(fs, 500);
-    log_info("stopping");
+    fetch_service_serve(fs, svc);
 out:
     fetch_service_destroy(fs);
     free(g.stored_link);

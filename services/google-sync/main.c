@@ -53,11 +53,6 @@ int main(int argc, char **argv)
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
     }
-    if (!cfg.fetch.service_secret || !*cfg.fetch.service_secret) {
-        log_error("configuration error: PANEL_SERVICE_SECRET is required");
-        status = 2;
-        goto out;
-    }
     struct google_opts g = {
         .api_url = cfg.api_url,
         .users_page = (long)cfg.users_page,
@@ -80,10 +75,7 @@ int main(int argc, char **argv)
         status = 1;
         goto out;
     }
-    svc_set_ready(svc, true);
-    while (svc_running(svc))
-        (void)fetch_service_poll(fs, 500);
-    log_info("stopping");
+    fetch_service_serve(fs, svc);
 out:
     fetch_service_destroy(fs);
     svc_destroy(svc);
