@@ -5,6 +5,8 @@
 #   make demo      bring the whole suite up on the cloud emulator
 #   make SAN=address,undefined BUILD=build/asan   sanitizer build
 SHELL := /bin/sh
+# `make` alone builds everything (the first rule below would otherwise be a module archive).
+.DEFAULT_GOAL := all
 CC ?= gcc
 BUILD ?= build
 SAN ?=
