@@ -5,6 +5,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "pg.h"
+#include "table_stats.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -172,6 +173,7 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
     rk = kafka_consumer_new(&ko, err, errlen);
     if (!rk)
         goto out;
+    struct table_stats stats = {0};
     int fails = 0;      /* consecutive failures of the batch at the head of the partitions */
     size_t isolate = 0; /* events still to take one at a time after a failing batch */
     while (o->running(o->arg)) {
@@ -250,6 +252,12 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
             metrics_observe(o->metrics, "merger_batch_seconds", NULL,
                             (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
             log_debug("applied %zu events, %ld rows changed", n, st.rows_changed);
+            int analyzed = table_stats_note(c.pg, &stats, st.rows_changed, aerr, sizeof aerr);
+            if (analyzed < 0)
+                log_warn("%s", aerr);
+            else if (analyzed)
+                log_debug("analyzed the directory tables after %lld rows changed",
+                          stats.changed_total);
         } else {
             metrics_counter_add(o->metrics, "merger_batches_total",
                                 ar == APPLY_FENCED ? "result=\"fenced\"" : "result=\"error\"", 1);
