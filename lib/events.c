@@ -59,6 +59,40 @@ int events_publish(struct kafka_producer *p, const char *topic, const char *key,
     return rc;
 }
 
+/* protobuf-c keeps an unknown field whose tag is an overlong encoding of field number 0 and
+ * writes it back as the one-byte tag 0, which no decoder accepts: such a message would decode
+ * here and not after being packed again (found by the envelope fuzz target). Field number 0
+ * is invalid protobuf, so the message is refused. Walks nested messages too. */
+static bool has_field_number_zero(const ProtobufCMessage *m, int depth)
+{
+    if (!m || depth > 32)
+        return false;
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return true;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *base = (const char *)m;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (has_field_number_zero(items[k], depth + 1))
+                    return true;
+            continue;
+        }
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+            continue;
+        if (has_field_number_zero(*(ProtobufCMessage *const *)(base + f->offset), depth + 1))
+            return true;
+    }
+    return false;
+}
+
 Envelope *events_decode(const void *data, size_t len, char *err, size_t errlen)
 {
     if (!data || len == 0) {
@@ -76,7 +110,9 @@ Envelope *events_decode(const void *data, size_t len, char *err, size_t errlen)
         return NULL;
     }
     const char *problem = NULL;
-    if (!env->has_schema_version || env->schema_version != EVENTS_SCHEMA_VERSION)
+    if (has_field_number_zero(&env->base, 0))
+        problem = "a field numbered 0";
+    else if (!env->has_schema_version || env->schema_version != EVENTS_SCHEMA_VERSION)
         problem = "unsupported schema_version";
     else if (!env->event_id || strlen(env->event_id) != 36)
         problem = "event_id missing or not a UUID";
@@ -101,10 +137,14 @@ void events_free(Envelope *env)
 const char *events_source_str(Panel__V1__Source s)
 {
     switch (s) {
-    case PANEL__V1__SOURCE__SOURCE_GOOGLE: return "google";
-    case PANEL__V1__SOURCE__SOURCE_AZURE: return "azure";
-    case PANEL__V1__SOURCE__SOURCE_PANEL: return "panel";
-    default: return "unspecified";
+    case PANEL__V1__SOURCE__SOURCE_GOOGLE:
+        return "google";
+    case PANEL__V1__SOURCE__SOURCE_AZURE:
+        return "azure";
+    case PANEL__V1__SOURCE__SOURCE_PANEL:
+        return "panel";
+    default:
+        return "unspecified";
     }
 }
 
@@ -223,8 +263,8 @@ int events_to_json(const ProtobufCMessage *msg, struct buf *out)
 
 /* ---------------------------------------------------------------- JSON -> message */
 
-static int field_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, void *p,
-                           char *err, size_t errlen);
+static int field_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, void *p, char *err,
+                           size_t errlen);
 
 static int msg_fill(const ProtobufCMessageDescriptor *d, const json_t *obj, ProtobufCMessage *m,
                     char *err, size_t errlen)
@@ -296,8 +336,8 @@ static int json_integer_value_any(const json_t *v, int64_t *out)
     return -1;
 }
 
-static int field_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, void *p,
-                           char *err, size_t errlen)
+static int field_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, void *p, char *err,
+                           size_t errlen)
 {
     int64_t i = 0;
     switch (f->type) {
@@ -311,8 +351,7 @@ static int field_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, v
         return 0;
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > UINT32_MAX)
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > UINT32_MAX)
             goto bad;
         *(uint32_t *)p = (uint32_t)json_integer_value(v);
         return 0;
@@ -347,8 +386,7 @@ static int field_from_json(const ProtobufCFieldDescriptor *f, const json_t *v, v
     case PROTOBUF_C_TYPE_ENUM: {
         const ProtobufCEnumValue *ev = NULL;
         if (json_is_string(v))
-            ev = protobuf_c_enum_descriptor_get_value_by_name(f->descriptor,
-                                                              json_string_value(v));
+            ev = protobuf_c_enum_descriptor_get_value_by_name(f->descriptor, json_string_value(v));
         else if (json_is_integer(v) && json_integer_value(v) >= INT32_MIN &&
                  json_integer_value(v) <= INT32_MAX) {
             *(int *)p = (int)json_integer_value(v);
@@ -410,8 +448,7 @@ ProtobufCMessage *events_from_json(const ProtobufCMessageDescriptor *d, const ch
     ProtobufCMessage *m = NULL;
     json_t *root = json_loadb(json, len, 0, &je);
     if (!root) {
-        snprintf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
-                 je.text);
+        snprintf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
         goto out;
     }
     m = calloc(1, d->sizeof_message);

@@ -21,9 +21,8 @@ static void pack_decode_roundtrip_keeps_presence(void **state)
     p.has_suspended = 1;
     p.suspended = 0;
     po.person = &p;
-    assert_int_equal(events_envelope_init(&env, id, "district-1",
-                                          PANEL__V1__SOURCE__SOURCE_GOOGLE, "run-1"),
-                     0);
+    assert_int_equal(
+        events_envelope_init(&env, id, "district-1", PANEL__V1__SOURCE__SOURCE_GOOGLE, "run-1"), 0);
     env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED;
     env.person_observed = &po;
     size_t len = 0;
@@ -59,6 +58,32 @@ static void decode_rejects_garbage_and_invalid_envelopes(void **state)
     free(data);
 }
 
+/* An overlong tag for field number 0 (0x80 0x00) decodes in protobuf-c but packs back as the
+ * invalid one-byte tag 0: refused, so every accepted envelope survives a round trip. */
+static void decode_rejects_field_number_zero(void **state)
+{
+    (void)state;
+    char id[EVENTS_ID_LEN], err[200];
+    Envelope env;
+    Panel__V1__RunCompleted rc = PANEL__V1__RUN_COMPLETED__INIT;
+    assert_int_equal(
+        events_envelope_init(&env, id, "district-1", PANEL__V1__SOURCE__SOURCE_GOOGLE, "run-1"), 0);
+    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED;
+    env.run_completed = &rc;
+    size_t len = 0;
+    uint8_t *data = events_pack(&env, &len);
+    uint8_t *bad = malloc(len + 3);
+    memcpy(bad, data, len);
+    memcpy(bad + len, "\x80\x00\x01", 3);
+    Envelope *ok = events_decode(data, len, err, sizeof err);
+    assert_non_null(ok);
+    events_free(ok);
+    assert_null(events_decode(bad, len + 3, err, sizeof err));
+    assert_non_null(strstr(err, "numbered 0"));
+    free(bad);
+    free(data);
+}
+
 static void json_roundtrip(void **state)
 {
     (void)state;
@@ -66,8 +91,8 @@ static void json_roundtrip(void **state)
     const char *doc =
         "{\"tenant_id\":\"t1\",\"source\":\"SOURCE_AZURE\",\"run_id\":\"r\","
         "\"run_completed\":{\"kind\":\"RUN_KIND_DELTA\",\"counts\":{\"people\":3,\"skipped\":1}}}";
-    Envelope *env = (Envelope *)events_from_json(&panel__v1__envelope__descriptor, doc,
-                                                 strlen(doc), err, sizeof err);
+    Envelope *env = (Envelope *)events_from_json(&panel__v1__envelope__descriptor, doc, strlen(doc),
+                                                 err, sizeof err);
     assert_non_null(env);
     assert_int_equal(env->payload_case, PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED);
     assert_int_equal(env->run_completed->kind, PANEL__V1__RUN_KIND__RUN_KIND_DELTA);
@@ -81,8 +106,8 @@ static void json_roundtrip(void **state)
     events_free(env);
 
     const char *bad = "{\"tenant_id\":\"t1\",\"no_such_field\":1}";
-    assert_null(events_from_json(&panel__v1__envelope__descriptor, bad, strlen(bad), err,
-                                 sizeof err));
+    assert_null(
+        events_from_json(&panel__v1__envelope__descriptor, bad, strlen(bad), err, sizeof err));
     assert_non_null(strstr(err, "no_such_field"));
 }
 
@@ -91,6 +116,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pack_decode_roundtrip_keeps_presence),
         cmocka_unit_test(decode_rejects_garbage_and_invalid_envelopes),
+        cmocka_unit_test(decode_rejects_field_number_zero),
         cmocka_unit_test(json_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
