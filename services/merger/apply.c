@@ -529,16 +529,23 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
                 why = strcmp(s, "google") == 0
                           ? "email belongs to a Person that already has another google account"
                           : "email belongs to a Person that already has another azure account";
+                json_t *only = json_pack("[s]", pid); /* pid may point into cand */
                 json_decref(cand);
-                cand = json_pack("[s]", pid);
+                cand = only;
                 pid = NULL;
             } else {
                 json_object_set_new(claimed, ck, json_true());
             }
         }
         if (why) {
-            json_array_append_new(cases, json_pack("{s:s,s:s,s:s,s:O,s:s?,s:s}", "t", t, "s", s,
-                                                   "id", id, "c", cand, "r", run, "why", why));
+            if (json_array_append_new(cases,
+                                      json_pack("{s:s,s:s,s:s,s:O,s:s?,s:s}", "t", t, "s", s, "id",
+                                                id, "c", cand, "r", run, "why", why))) {
+                json_decref(cand);
+                json_decref(taken);
+                snprintf(c->err, c->errlen, "out of memory recording a match case");
+                goto out;
+            }
             outcome_add(c, t, run, "person", s, id, e, "match_case", why);
             struct run_counts *rcnt = run ? run_counts_for(c, t, run) : NULL;
             if (rcnt)

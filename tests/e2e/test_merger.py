@@ -551,6 +551,29 @@ class MergerTest(unittest.TestCase):
         self.assertEqual(len(linked), 1)
         self.assertNotEqual(linked[0][0], cases[0][0])
 
+    def test_second_account_of_one_cloud_for_a_linked_person_becomes_a_match_case(self):
+        # The Person and its first Azure account exist (earlier run); a second Azure account
+        # with the same address arrives: a match case naming that Person, nothing dead-lettered.
+        t = relaxed_tenant()
+        r1, evs = full_run(t, "azure", lambda r: [
+            person(t, "azure", r, "a1", "leo.park@d.org", display_name="Leo Park")])
+        publish(t, evs)
+        wait_run(t, r1)
+        pid = people(t)["leo.park@d.org"]["person_id"]
+        r2, evs = full_run(t, "azure", lambda r: [
+            person(t, "azure", r, "a1", "leo.park@d.org", display_name="Leo Park"),
+            person(t, "azure", r, "a2", "leo.park@d.org", display_name="Leo Park (2)")])
+        publish(t, evs)
+        row = wait_run(t, r2, timeout=30)
+        self.assertEqual(row["match_cases"], 1)
+        cases = harness.psql("SELECT source_id, reason, array_to_string(candidates, ',') "
+                             "FROM match_cases WHERE tenant_id = :'t'", t=t)
+        self.assertEqual(cases, [["a2", "email belongs to a Person that already has another "
+                                  "azure account", pid]])
+        self.assertEqual(people(t)["leo.park@d.org"]["display_name"], "Leo Park")
+        self.assertEqual(harness.psql("SELECT count(*) FROM run_outcomes WHERE tenant_id = :'t' "
+                                      "AND outcome = 'invalid'", t=t), [["0"]])
+
     # ------------------------------------------------------------ subscribers
 
     def test_example_subscriber_prints_people_and_asset_changes(self):
