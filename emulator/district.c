@@ -158,7 +158,7 @@ static char *sdup(const char *s)
 /* Refresh an item's keys and serialized form from its JSON object. */
 static int item_set(struct ditem *it, enum dcoll c, const json_t *obj)
 {
-    char *json = json_dumps(obj, JSON_COMPACT);
+    char *json = json_dump_compact(obj);
     if (!json)
         return -1;
     const char *id = NULL, *key = NULL, *ou = NULL, *fam = NULL, *giv = NULL;

@@ -1,5 +1,6 @@
 #include "emu.h"
 #include "crypto.h"
+#include "json.h"
 #include "google_oauth.h"
 #include "log.h"
 
@@ -196,7 +197,7 @@ void reply_header(struct reply *r, const char *name, const char *value)
 
 void reply_json(struct reply *r, int status, const json_t *body)
 {
-    char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dump_compact(body);
     buf_reset(&r->body);
     r->status = status;
     r->ctype = "application/json; charset=UTF-8";

@@ -1,6 +1,7 @@
 #include "google_directory.h"
 #include "emu.h"
 #include "fields.h"
+#include "json.h"
 #include "google_oauth.h"
 #include "httpd.h"
 #include "log.h"
@@ -428,7 +429,7 @@ static int append_device(struct buf *page, const struct ditem *it, bool basic)
     json_object_del(o, "activeTimeRanges");
     json_object_del(o, "cpuStatusReports");
     json_object_del(o, "diskVolumeReports");
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = json_dump_compact(o);
     json_decref(o);
     if (!s)
         return -1;

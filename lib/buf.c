@@ -72,31 +72,52 @@ int buf_appendf(struct buf *b, const char *fmt, ...)
 
 int buf_append_json_string(struct buf *b, const char *s)
 {
+    return buf_append_json_stringn(b, s, strlen(s));
+}
+
+int buf_append_json_stringn(struct buf *b, const char *s, size_t n)
+{
     static const char hex[] = "0123456789abcdef";
+    size_t start = 0;
     if (buf_append(b, "\"", 1))
         return -1;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[7];
-        const char *out = NULL;
-        size_t n = 0;
-        switch (*p) {
-        case '"': out = "\\\""; n = 2; break;
-        case '\\': out = "\\\\"; n = 2; break;
-        case '\n': out = "\\n"; n = 2; break;
-        case '\r': out = "\\r"; n = 2; break;
-        case '\t': out = "\\t"; n = 2; break;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue; /* copied with the rest of its run */
+        char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+        const char *out = esc;
+        size_t outn = 6;
+        switch (ch) {
+        case '"':
+            out = "\\\"";
+            outn = 2;
+            break;
+        case '\\':
+            out = "\\\\";
+            outn = 2;
+            break;
+        case '\n':
+            out = "\\n";
+            outn = 2;
+            break;
+        case '\r':
+            out = "\\r";
+            outn = 2;
+            break;
+        case '\t':
+            out = "\\t";
+            outn = 2;
+            break;
         default:
-            if (*p < 0x20) {
-                esc[0] = '\\'; esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
-                esc[4] = hex[*p >> 4]; esc[5] = hex[*p & 15];
-                out = esc; n = 6;
-            } else {
-                out = (const char *)p; n = 1;
-            }
+            break;
         }
-        if (buf_append(b, out, n))
+        if (buf_append(b, s + start, i - start) || buf_append(b, out, outn))
             return -1;
+        start = i + 1;
     }
+    if (buf_append(b, s + start, n - start))
+        return -1;
     return buf_append(b, "\"", 1);
 }
 

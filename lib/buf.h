@@ -23,6 +23,9 @@ int buf_appendf(struct buf *b, const char *fmt, ...)
 int buf_vappendf(struct buf *b, const char *fmt, va_list ap) __attribute__((warn_unused_result));
 /* Append s as a JSON string literal (quotes included), escaping as RFC 8259 requires. */
 int buf_append_json_string(struct buf *b, const char *s) __attribute__((warn_unused_result));
+/* The same for n bytes that may hold NUL (written as \u0000). */
+int buf_append_json_stringn(struct buf *b, const char *s, size_t n)
+    __attribute__((warn_unused_result));
 /* Append s percent-encoded for a URL query or form body (RFC 3986 unreserved kept). */
 int buf_append_urlencoded(struct buf *b, const char *s) __attribute__((warn_unused_result));
 /* Forget the contents, keep the memory. */

@@ -1,4 +1,5 @@
 #include "httpd.h"
+#include "json.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -66,9 +67,17 @@ struct httpd *httpd_new(const struct httpd_opts *opts, char *err, size_t errlen)
     snprintf(listen, sizeof listen, "%s:%ld", opts->addr && *opts->addr ? opts->addr : "127.0.0.1",
              opts->port);
     snprintf(threads, sizeof threads, "%d", opts->threads > 0 ? opts->threads : 8);
-    const char *options[] = {"listening_ports", listen, "num_threads", threads,
-                             "request_timeout_ms", "30000", "enable_keep_alive", "yes",
-                             "max_request_size", "65536", NULL};
+    const char *options[] = {"listening_ports",
+                             listen,
+                             "num_threads",
+                             threads,
+                             "request_timeout_ms",
+                             "30000",
+                             "enable_keep_alive",
+                             "yes",
+                             "max_request_size",
+                             "65536",
+                             NULL};
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = civet_log;
@@ -119,8 +128,8 @@ static const char *status_text(int status)
     return t ? t : "";
 }
 
-int httpd_reply(struct mg_connection *conn, int status, const char *content_type,
-                const void *body, size_t len, const char *extra_headers)
+int httpd_reply(struct mg_connection *conn, int status, const char *content_type, const void *body,
+                size_t len, const char *extra_headers)
 {
     struct buf b;
     /* Headers and body in one write: two small writes on a keep-alive connection meet Nagle's
@@ -149,7 +158,7 @@ int httpd_reply(struct mg_connection *conn, int status, const char *content_type
 
 int httpd_reply_json(struct mg_connection *conn, int status, const json_t *body)
 {
-    char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dump_compact(body);
     if (!s)
         return httpd_reply(conn, 500, "application/json",
                            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}", 58,
@@ -159,8 +168,7 @@ int httpd_reply_json(struct mg_connection *conn, int status, const json_t *body)
     return rc;
 }
 
-int httpd_reply_error(struct mg_connection *conn, int status, const char *code,
-                      const char *message)
+int httpd_reply_error(struct mg_connection *conn, int status, const char *code, const char *message)
 {
     json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
     int rc = httpd_reply_json(conn, status, body);

@@ -21,7 +21,9 @@ enum json_get json_get_bool(const json_t *obj, const char *key, bool *out);
 enum json_get json_get_int(const json_t *obj, const char *key, int64_t *out);
 /* An int64 carried as a JSON string (Google's habit), e.g. "1700000000000". */
 enum json_get json_get_int_string(const json_t *obj, const char *key, int64_t *out);
-/* Serialize compactly; caller frees. */
+/* Serialize any value compactly, as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) would, only
+ * faster; NULL for NaN or infinity, nesting deeper than 2048, over 1 GiB or out of memory.
+ * The caller frees the text with free(). */
 char *json_dump_compact(const json_t *v);
 
 #endif

@@ -55,7 +55,7 @@ static void reply_tree(struct api_req *r, PGresult *res)
             json_array_append(roots, o);
     }
     top = json_pack("{sO}", "items", roots);
-    char *text = top ? json_dumps(top, JSON_COMPACT) : NULL;
+    char *text = top ? json_dump_compact(top) : NULL;
     if (text)
         rest_reply_text(r, 200, text);
     else

@@ -34,7 +34,7 @@ int upstream_call(struct api_req *r, const char *base, const char *method, const
     const char *headers[] = {auth, "Content-Type: application/json", "Accept: application/json",
                              NULL};
     if (body)
-        text = json_dumps(body, JSON_COMPACT);
+        text = json_dump_compact(body);
     struct http_request req = {.method = method,
                                .url = url,
                                .headers = headers,
@@ -62,7 +62,7 @@ void upstream_reply(struct api_req *r, long status, json_t *out)
 {
     json_t *e = out ? json_object_get(out, "error") : NULL;
     if (status >= 200 && status < 300) {
-        char *text = out ? json_dumps(out, JSON_COMPACT) : NULL;
+        char *text = out ? json_dump_compact(out) : NULL;
         rest_reply_text(r, (int)status, text ? text : "{}");
         free(text);
     } else if (status >= 400 && status < 500 && status != 401 && json_is_object(e) &&

@@ -1,6 +1,7 @@
 #include "apply.h"
 #include "buf.h"
 #include "crypto.h"
+#include "json.h"
 #include "log.h"
 #include "merge.h"
 #include "pg.h"
@@ -65,7 +66,7 @@ static PGresult *q(struct actx *c, const char *sql, int n, const char *const *pa
 /* Run sql with one JSON parameter; returns the result (tuples or command). */
 static PGresult *qj(struct actx *c, const char *sql, const json_t *arr, ExecStatusType want)
 {
-    char *text = json_dumps(arr, JSON_COMPACT);
+    char *text = json_dump_compact(arr);
     if (!text) {
         snprintf(c->err, c->errlen, "out of memory serialising a batch");
         return NULL;
@@ -234,7 +235,7 @@ static Panel__V1__Source source_enum(const char *s)
 static ProtobufCMessage *json_to_msg(const ProtobufCMessageDescriptor *d, const json_t *fields,
                                      char *err, size_t errlen)
 {
-    char *text = json_dumps(fields, JSON_COMPACT);
+    char *text = json_dump_compact(fields);
     if (!text) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -1027,7 +1028,7 @@ static int remove_objects(struct actx *c, json_t *list, const char *run, bool su
     PGresult *r = NULL;
     json_t *persons = json_array();
     const char *params[2];
-    char *text = json_dumps(list, JSON_COMPACT);
+    char *text = json_dump_compact(list);
     *removed = 0;
     if (!text)
         goto out;
@@ -1264,7 +1265,7 @@ static int run_completed(struct actx *c, const Envelope *env)
         json_t *report = json_pack("{s:{s:I,s:I,s:I},s:b}", "would_remove", "people",
                                    (json_int_t)n[0], "devices", (json_int_t)n[1], "org_units",
                                    (json_int_t)n[2], "would_hold", held);
-        char *rep = json_dumps(report, JSON_COMPACT);
+        char *rep = json_dump_compact(report);
         json_decref(report);
         const char *params[4] = {t, run, b.data ? b.data : "{}", rep};
         rc = cmd(c,
@@ -1830,7 +1831,7 @@ static int store_offsets(struct actx *c, const char *group, const char *topic,
     const char *key;
     json_t *v;
     json_object_foreach(parts, key, v) json_array_append(arr, v);
-    char *text = json_dumps(arr, JSON_COMPACT);
+    char *text = json_dump_compact(arr);
     const char *params[3] = {group, topic, text};
     /* Fencing: another member that owned a partition meanwhile may have stored further. */
     r = q(c,

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
@@ -44,11 +45,63 @@ static void parse_errors_say_where(void **state)
     assert_null(json_parse("{\"a\":1,\"a\":2}", 13, err, sizeof err));
 }
 
+/* json_dump_compact writes what json_dumps(JSON_COMPACT) writes, byte for byte. */
+static void dump_compact_matches_jansson(void **state)
+{
+    (void)state;
+    const char *docs[] = {
+        "{}",
+        "[]",
+        "{\"b\":1,\"a\":[true,false,null],\"c\":{\"d\":\"x\"}}",
+        "{\"s\":\"quote \\\" backslash \\\\ nl \\n cr \\r tab \\t ctl \\u0001 slash /\"}",
+        "[\"Zo\\u00eb \\u5f20\\u4f1f \\ud83d\\ude00\",\"\"]",
+        "[0,-1,9223372036854775807,-9223372036854775808]",
+        "[1.0,0.1,-2.5,1e+300,123456789.125,3.0e-7]",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        json_error_t e;
+        json_t *v = json_loads(docs[i], JSON_DECODE_ANY, &e);
+        assert_non_null(v);
+        char *ours = json_dump_compact(v);
+        char *theirs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        assert_non_null(ours);
+        assert_string_equal(ours, theirs);
+        free(ours);
+        free(theirs);
+        json_decref(v);
+    }
+    /* a bare scalar, and a string holding NUL, which reads back whole */
+    json_t *v = json_stringn("a\0b", 3);
+    char *text = json_dump_compact(v);
+    assert_string_equal(text, "\"a\\u0000b\"");
+    json_t *back = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    assert_true(json_equal(v, back));
+    free(text);
+    json_decref(back);
+    json_decref(v);
+}
+
+static void dump_compact_refuses_absurd_nesting(void **state)
+{
+    (void)state;
+    json_t *top = json_array(), *cur = top;
+    for (int i = 0; i < 3000; i++) {
+        json_t *next = json_array();
+        json_array_append_new(cur, next);
+        cur = next;
+    }
+    assert_null(json_dump_compact(top));
+    assert_null(json_dump_compact(NULL));
+    json_decref(top);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(absent_null_and_wrong_type_differ),
         cmocka_unit_test(parse_errors_say_where),
+        cmocka_unit_test(dump_compact_matches_jansson),
+        cmocka_unit_test(dump_compact_refuses_absurd_nesting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
