@@ -441,27 +441,32 @@ oom:
     return -1;
 }
 
-ProtobufCMessage *events_from_json(const ProtobufCMessageDescriptor *d, const char *json,
-                                   size_t len, char *err, size_t errlen)
+ProtobufCMessage *events_from_json_value(const ProtobufCMessageDescriptor *d, const json_t *root,
+                                         char *err, size_t errlen)
 {
-    json_error_t je;
-    ProtobufCMessage *m = NULL;
-    json_t *root = json_loadb(json, len, 0, &je);
-    if (!root) {
-        snprintf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
-        goto out;
-    }
-    m = calloc(1, d->sizeof_message);
+    ProtobufCMessage *m = calloc(1, d->sizeof_message);
     if (!m) {
         snprintf(err, errlen, "out of memory");
-        goto out;
+        return NULL;
     }
     d->message_init(m);
     if (msg_fill(d, root, m, err, errlen)) {
         protobuf_c_message_free_unpacked(m, NULL);
         m = NULL;
     }
-out:
+    return m;
+}
+
+ProtobufCMessage *events_from_json(const ProtobufCMessageDescriptor *d, const char *json,
+                                   size_t len, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_loadb(json, len, 0, &je);
+    if (!root) {
+        snprintf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
+        return NULL;
+    }
+    ProtobufCMessage *m = events_from_json_value(d, root, err, errlen);
     json_decref(root);
     return m;
 }

@@ -6,11 +6,12 @@
 #include "kafka.h"
 #include "panel/v1/events.pb-c.h"
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define EVENTS_SCHEMA_VERSION 1
-#define EVENTS_ID_LEN 37
+#define EVENTS_ID_LEN         37
 
 typedef Panel__V1__Envelope Envelope;
 
@@ -41,6 +42,9 @@ int events_to_json(const ProtobufCMessage *msg, struct buf *out)
  * protobuf_c_message_free_unpacked(msg, NULL), or NULL with a message in err. */
 ProtobufCMessage *events_from_json(const ProtobufCMessageDescriptor *d, const char *json,
                                    size_t len, char *err, size_t errlen);
+/* The same from an already parsed object (borrowed), without a text round trip. */
+ProtobufCMessage *events_from_json_value(const ProtobufCMessageDescriptor *d, const json_t *obj,
+                                         char *err, size_t errlen);
 const char *events_source_str(Panel__V1__Source s); /* "google", "azure", "panel", "unspecified" */
 
 #endif

@@ -235,14 +235,7 @@ static Panel__V1__Source source_enum(const char *s)
 static ProtobufCMessage *json_to_msg(const ProtobufCMessageDescriptor *d, const json_t *fields,
                                      char *err, size_t errlen)
 {
-    char *text = json_dump_compact(fields);
-    if (!text) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    ProtobufCMessage *m = events_from_json(d, text, strlen(text), err, errlen);
-    free(text);
-    return m;
+    return events_from_json_value(d, fields, err, errlen);
 }
 
 static int person_event(struct actx *c, const char *tenant, const char *run, const char *person_id,
@@ -559,10 +552,12 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
             json_t *np = json_object_get(newp, gk);
             int fail = json_object_set_new(u, "p", json_string(pid));
             if (np && strcmp(json_string_value(json_object_get(np, "p")), pid) == 0) {
-                /* a new Person: merged from the rows of this batch */
-                json_t *nf = json_is_true(json_object_get(u, "isnew"))
+                /* a new Person: merged from the rows of this batch (a full row's fields are
+                 * the ones sent; a changed delta's came back merged as "nf") */
+                const char *merged = json_string_value(json_object_get(u, "nf"));
+                json_t *nf = json_is_true(json_object_get(u, "isnew")) || !merged
                                  ? json_incref(json_object_get(u, "f"))
-                                 : json_loads(json_string_value(json_object_get(u, "nf")), 0, NULL);
+                                 : json_loads(merged, 0, NULL);
                 fail = fail || !nf || json_object_set_new(np, s, nf);
             } else {
                 fail = fail || json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", t,
@@ -688,7 +683,7 @@ static int people_apply(struct actx *c, json_t *rows)
     r = qj(c,
            "WITH s AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, s text,"
            "  id text, e text, f jsonb, r uuid, delta boolean, cl text[])),"
-           " c AS (SELECT s.i, s.t, s.id, s.r, CASE WHEN s.delta AND ps.fields IS NOT NULL"
+           " c AS (SELECT s.i, s.t, s.id, s.r, s.delta, CASE WHEN s.delta AND ps.fields IS NOT NULL"
            "  THEN (ps.fields || s.f) - coalesce(s.cl, '{}') ELSE s.f END AS nf,"
            "  ps.content_hash AS oh, ps.removed_at IS NOT NULL AS was_removed,"
            "  ps.source_id IS NULL AS isnew, ps.person_id AS opid"
@@ -698,7 +693,8 @@ static int people_apply(struct actx *c, json_t *rows)
            " d AS (SELECT h.*, isnew OR oh <> nh OR was_removed AS changed FROM h),"
            " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
            "  SELECT t, r, 'person', id FROM d WHERE r IS NOT NULL ON CONFLICT DO NOTHING)"
-           " SELECT i, changed, isnew, opid, CASE WHEN changed THEN nf::text END,"
+           /* a full row's new fields are the ones sent: only a delta's come back */
+           " SELECT i, changed, isnew, opid, CASE WHEN changed AND delta THEN nf::text END,"
            "  CASE WHEN changed THEN nh END FROM d ORDER BY i",
            rows, PGRES_TUPLES_OK);
     if (!r)
@@ -722,9 +718,11 @@ static int people_apply(struct actx *c, json_t *rows)
         if (!changed)
             continue;
         c->rows_changed++;
-        json_t *up = json_pack("{s:s,s:O,s:O,s:s?,s:s,s:s,s:s?}", "t", t, "s",
+        const char *delta_fields = col_str(r, i, 4); /* NULL for a full row */
+        json_t *up = json_pack("{s:s,s:O,s:O,s:s?,s:O?,s:s?,s:s,s:s?}", "t", t, "s",
                                json_object_get(row, "s"), "id", json_object_get(row, "id"), "p",
-                               pid, "f", col_str(r, i, 4), "h", col_str(r, i, 5), "r", run);
+                               pid, "f", delta_fields ? NULL : json_object_get(row, "f"), "ft",
+                               delta_fields, "h", col_str(r, i, 5), "r", run);
         if (!up || json_array_append_new(ups, up))
             goto oom;
         if (pid) {
@@ -736,7 +734,8 @@ static int people_apply(struct actx *c, json_t *rows)
             if (!u)
                 goto oom;
             json_object_set_new(u, "i", json_integer((json_int_t)json_array_size(unlinked)));
-            json_object_set_new(u, "nf", json_string(col_str(r, i, 4)));
+            if (delta_fields)
+                json_object_set_new(u, "nf", json_string(delta_fields));
             json_object_set_new(u, "isnew", json_boolean(isnew));
             json_object_set(u, "up", up); /* people_link's "p" goes into the upsert row */
             json_array_append_new(unlinked, u);
@@ -759,9 +758,10 @@ static int people_apply(struct actx *c, json_t *rows)
         r = qj(c,
                "INSERT INTO person_sources AS ps (tenant_id, source, source_id, person_id,"
                " email_norm, fields, content_hash, last_seen_run)"
-               " SELECT v.t, v.s, v.id, v.p, v.f::jsonb->>'email_normalized', v.f::jsonb, v.h, v.r"
-               " FROM jsonb_to_recordset($1::jsonb) AS v(t text, s text, id text, p uuid, f text,"
-               " h text, r uuid)"
+               " SELECT v.t, v.s, v.id, v.p, v.nf->>'email_normalized', v.nf, v.h, v.r"
+               " FROM (SELECT x.*, coalesce(x.f, x.ft::jsonb) AS nf"
+               "  FROM jsonb_to_recordset($1::jsonb) AS x(t text, s text, id text, p uuid, f jsonb,"
+               "  ft text, h text, r uuid)) v"
                " ON CONFLICT (tenant_id, source, source_id) DO UPDATE SET"
                " person_id = EXCLUDED.person_id, email_norm = EXCLUDED.email_norm,"
                " fields = EXCLUDED.fields, content_hash = EXCLUDED.content_hash, removed_at = NULL,"
