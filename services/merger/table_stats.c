@@ -4,7 +4,11 @@
 
 /* The tables that batches read through their indexes and check foreign keys against (the
  * outbox, run_seen and run_outcomes are read in ways their statistics do not change). */
-static const char ANALYZE_SQL[] = "ANALYZE people, person_sources, assets, org_units";
+/* A plan needs sizes and rough distributions, not fine histograms: a sample of 6,000 rows
+ * (statistics target 20) instead of 30,000 makes each ANALYZE about five times cheaper, and
+ * autovacuum later analyzes with the server's own target. */
+static const char ANALYZE_SQL[] = "BEGIN; SET LOCAL default_statistics_target = 20;"
+                                  " ANALYZE people, person_sources, assets, org_units; COMMIT";
 
 int table_stats_note(PGconn *pg, struct table_stats *t, long rows_changed, char *err, size_t errlen)
 {
@@ -18,6 +22,8 @@ int table_stats_note(PGconn *pg, struct table_stats *t, long rows_changed, char 
     if (rc < 0)
         snprintf(err, errlen, "ANALYZE of the directory tables: %s", PQerrorMessage(pg));
     PQclear(r);
+    if (PQtransactionStatus(pg) != PQTRANS_IDLE) /* a failed ANALYZE left its block open */
+        PQclear(PQexec(pg, "ROLLBACK"));
     t->changed_total += t->changed_since;
     t->changed_since = 0;
     return rc;
