@@ -113,8 +113,8 @@ int cfg_load(const struct cfg_option *opts, size_t n, void *cfg, char *err, size
         case CFG_INT: {
             long long v;
             if (cfg_parse_int(val, o->min, o->max, &v) != 0) {
-                snprintf(err, errlen, "%s=%s is not a whole number from %lld to %lld", o->env,
-                         val, o->min, o->max);
+                snprintf(err, errlen, "%s=%s is not a whole number from %lld to %lld", o->env, val,
+                         o->min, o->max);
                 return -1;
             }
             memcpy(field, &v, sizeof v);
@@ -148,10 +148,14 @@ void cfg_free(const struct cfg_option *opts, size_t n, void *cfg)
 static const char *type_name(enum cfg_type t)
 {
     switch (t) {
-    case CFG_STRING: return "string";
-    case CFG_SECRET: return "secret";
-    case CFG_INT: return "integer";
-    case CFG_BOOL: return "boolean";
+    case CFG_STRING:
+        return "string";
+    case CFG_SECRET:
+        return "secret";
+    case CFG_INT:
+        return "integer";
+    case CFG_BOOL:
+        return "boolean";
     }
     return "?";
 }

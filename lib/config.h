@@ -16,12 +16,12 @@ enum cfg_type {
 };
 
 struct cfg_option {
-    const char *env;     /* variable name, e.g. "PANEL_PG_URL" */
+    const char *env; /* variable name, e.g. "PANEL_PG_URL" */
     enum cfg_type type;
-    const char *def;     /* default as text; NULL = required (an error when unset) */
-    long long min, max;  /* bounds for CFG_INT; also the max length for strings when max>0 */
-    size_t offset;       /* offsetof(service config struct, member) */
-    const char *help;    /* one line */
+    const char *def;    /* default as text; NULL = required (an error when unset) */
+    long long min, max; /* bounds for CFG_INT; also the max length for strings when max>0 */
+    size_t offset;      /* offsetof(service config struct, member) */
+    const char *help;   /* one line */
 };
 
 #define CFG_OPTS_COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -33,17 +33,21 @@ int64_t http_now_ms(void)
 const char *http_result_str(enum http_result r)
 {
     switch (r) {
-    case HTTP_RESULT_OK: return "ok";
-    case HTTP_RESULT_TRANSPORT: return "transport error";
-    case HTTP_RESULT_TOO_LARGE: return "response too large";
-    case HTTP_RESULT_DEADLINE: return "deadline exceeded";
-    case HTTP_RESULT_STOPPED: return "stopped";
+    case HTTP_RESULT_OK:
+        return "ok";
+    case HTTP_RESULT_TRANSPORT:
+        return "transport error";
+    case HTTP_RESULT_TOO_LARGE:
+        return "response too large";
+    case HTTP_RESULT_DEADLINE:
+        return "deadline exceeded";
+    case HTTP_RESULT_STOPPED:
+        return "stopped";
     }
     return "unknown";
 }
 
-struct http_client *http_client_new(const struct http_client_opts *opts, char *err,
-                                    size_t errlen)
+struct http_client *http_client_new(const struct http_client_opts *opts, char *err, size_t errlen)
 {
     pthread_once(&curl_once, curl_global);
     struct http_client *c = calloc(1, sizeof *c);
@@ -313,8 +317,8 @@ enum http_result http_client_do(struct http_client *c, const struct http_request
         long wait = http_backoff_ms(&c->opts, attempt, resp->retry_after_s);
         if (req->deadline_ms && http_now_ms() + wait > req->deadline_ms) {
             char msg[512];
-            snprintf(msg, sizeof msg, "%s; the next retry (in %ld ms) would pass the deadline",
-                     err, wait);
+            snprintf(msg, sizeof msg, "%s; the next retry (in %ld ms) would pass the deadline", err,
+                     wait);
             snprintf(err, errlen, "%s", msg);
             result = HTTP_RESULT_DEADLINE;
             goto out;

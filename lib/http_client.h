@@ -27,26 +27,26 @@ struct http_client_opts {
 enum http_retry { HTTP_RETRY_NO = 0, HTTP_RETRY_YES = 1, HTTP_RETRY_THROTTLED = 2 };
 
 struct http_request {
-    const char *method;         /* NULL = GET */
+    const char *method; /* NULL = GET */
     const char *url;
     const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
     const char *body;           /* request body or NULL */
     size_t body_len;
-    int64_t deadline_ms;        /* http_now_ms() value after which no retry starts; 0 = none */
+    int64_t deadline_ms; /* http_now_ms() value after which no retry starts; 0 = none */
     /* Classify a complete response. NULL = retry 429 (throttled) and 500/502/503/504. */
     enum http_retry (*classify)(long status, const struct buf *body, void *ctx);
     void *classify_ctx;
 };
 
 struct http_response {
-    long status;            /* of the last attempt; 0 when no response was received */
-    struct buf body;        /* of the last attempt; owned, see http_response_free */
-    double retry_after_s;   /* Retry-After of the last response in seconds; -1 if none */
-    char location[2048];    /* Location header of the last response, or "" */
+    long status;          /* of the last attempt; 0 when no response was received */
+    struct buf body;      /* of the last attempt; owned, see http_response_free */
+    double retry_after_s; /* Retry-After of the last response in seconds; -1 if none */
+    char location[2048];  /* Location header of the last response, or "" */
     char content_type[128];
-    int attempts;           /* requests sent */
-    int throttled;          /* responses classified as throttling */
-    int retried_errors;     /* transport errors and 5xx that were retried */
+    int attempts;       /* requests sent */
+    int throttled;      /* responses classified as throttling */
+    int retried_errors; /* transport errors and 5xx that were retried */
 };
 
 enum http_result {
@@ -58,8 +58,7 @@ enum http_result {
 };
 const char *http_result_str(enum http_result r);
 
-struct http_client *http_client_new(const struct http_client_opts *opts, char *err,
-                                    size_t errlen);
+struct http_client *http_client_new(const struct http_client_opts *opts, char *err, size_t errlen);
 void http_client_destroy(struct http_client *c);
 void http_response_init(struct http_response *r);
 void http_response_free(struct http_response *r);

@@ -30,8 +30,8 @@ long httpd_port(const struct httpd *h);
 void httpd_destroy(struct httpd *h);
 
 /* Reply helpers; each returns the status code sent. extra_headers: NULL or "Name: v\r\n"... */
-int httpd_reply(struct mg_connection *conn, int status, const char *content_type,
-                const void *body, size_t len, const char *extra_headers);
+int httpd_reply(struct mg_connection *conn, int status, const char *content_type, const void *body,
+                size_t len, const char *extra_headers);
 int httpd_reply_json(struct mg_connection *conn, int status, const json_t *body);
 /* Body {"error":{"code":code,"message":message}}. */
 int httpd_reply_error(struct mg_connection *conn, int status, const char *code,

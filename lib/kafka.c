@@ -14,8 +14,10 @@ struct kafka_producer {
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
-    enum log_level l = level <= 3 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO
-                                                                                 : LOG_DEBUG;
+    enum log_level l = level <= 3   ? LOG_ERROR
+                       : level <= 4 ? LOG_WARN
+                       : level <= 6 ? LOG_INFO
+                                    : LOG_DEBUG;
     LOG_AT(l, NULL, NULL, "librdkafka %s: %s", fac, buf);
 }
 
@@ -24,8 +26,7 @@ void kafka_conf_use_log(rd_kafka_conf_t *conf)
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
 }
 
-static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err,
-                    size_t errlen)
+static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
 {
     char e[256];
     if (rd_kafka_conf_set(conf, k, v, e, sizeof e) != RD_KAFKA_CONF_OK) {
@@ -35,8 +36,7 @@ static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *e
     return 0;
 }
 
-static int conf_set_extra(rd_kafka_conf_t *conf, const char *const *extra, char *err,
-                          size_t errlen)
+static int conf_set_extra(rd_kafka_conf_t *conf, const char *const *extra, char *err, size_t errlen)
 {
     for (size_t i = 0; extra && extra[i] && extra[i + 1]; i += 2)
         if (conf_set(conf, extra[i], extra[i + 1], err, errlen))
@@ -56,8 +56,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id,
-                                          const char *const *extra_conf, char *err,
-                                          size_t errlen)
+                                          const char *const *extra_conf, char *err, size_t errlen)
 {
     struct kafka_producer *p = calloc(1, sizeof *p);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -103,10 +102,10 @@ int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, 
         return -1;
     }
     for (int attempt = 0; attempt < 600; attempt++) {
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
-            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e =
+            rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+                              RD_KAFKA_V_VALUE((void *)value, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return 0;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -180,9 +179,8 @@ rd_kafka_t *kafka_consumer_new(const struct kafka_consumer_opts *o, char *err, s
         conf_set(conf, "enable.auto.commit", o->enable_auto_commit ? "true" : "false", err,
                  errlen) ||
         conf_set(conf, "enable.auto.offset.store", "false", err, errlen) ||
-        conf_set(conf, "auto.offset.reset", o->auto_offset_reset ? o->auto_offset_reset
-                                                                 : "earliest",
-                 err, errlen) ||
+        conf_set(conf, "auto.offset.reset",
+                 o->auto_offset_reset ? o->auto_offset_reset : "earliest", err, errlen) ||
         conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err, errlen) ||
         conf_set(conf, "fetch.message.max.bytes", maxmsg, err, errlen) ||
         conf_set(conf, "session.timeout.ms", "10000", err, errlen) ||

@@ -23,8 +23,7 @@ struct kafka_producer;
 /* Idempotent producer (acks=all, in-order retries). extra_conf: NULL or NULL-terminated
  * key/value pairs applied last. Returns NULL with a message in err. */
 struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id,
-                                          const char *const *extra_conf, char *err,
-                                          size_t errlen);
+                                          const char *const *extra_conf, char *err, size_t errlen);
 /* Queue one message (key and value are copied). Blocks briefly while the local queue is
  * full. 0, or -1 with a message. Delivery failures are counted, see kafka_producer_flush. */
 int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
@@ -45,8 +44,8 @@ struct kafka_consumer_opts {
     const char *brokers;
     const char *group_id;
     const char *client_id;
-    const char *const *topics; /* NULL-terminated */
-    int enable_auto_commit;    /* 0: the caller commits (or stores offsets elsewhere) */
+    const char *const *topics;     /* NULL-terminated */
+    int enable_auto_commit;        /* 0: the caller commits (or stores offsets elsewhere) */
     const char *auto_offset_reset; /* "earliest" (default) or "latest" */
     /* Optional rebalance hook; when NULL the default assign/unassign is used. */
     void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,

@@ -20,10 +20,10 @@ void log_write(enum log_level level, const char *tenant, const char *run, const 
 void log_vwrite(enum log_level level, const char *tenant, const char *run, const char *fmt,
                 va_list ap);
 
-#define LOG_AT(lvl, tenant, run, ...)                                                             \
-    do {                                                                                          \
-        if (log_enabled(lvl))                                                                     \
-            log_write(lvl, tenant, run, __VA_ARGS__);                                             \
+#define LOG_AT(lvl, tenant, run, ...)                                                              \
+    do {                                                                                           \
+        if (log_enabled(lvl))                                                                      \
+            log_write(lvl, tenant, run, __VA_ARGS__);                                              \
     } while (0)
 #define log_debug(...) LOG_AT(LOG_DEBUG, NULL, NULL, __VA_ARGS__)
 #define log_info(...)  LOG_AT(LOG_INFO, NULL, NULL, __VA_ARGS__)

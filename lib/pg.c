@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MIGRATION_LOCK_KEY 741852963L
+#define MIGRATION_LOCK_KEY  741852963L
 #define MIGRATION_MAX_BYTES (4 * 1024 * 1024)
 
 int pgx_ok(PGresult *res, ExecStatusType want, char *err, size_t errlen)
@@ -50,8 +50,7 @@ PGconn *pgx_connect(const char *url, int timeout_s, char *err, size_t errlen)
 int pgx_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 {
     PGresult *res = PQexec(conn, sql);
-    int ok = pgx_ok(res, PGRES_COMMAND_OK, err, errlen) ||
-             pgx_ok(res, PGRES_TUPLES_OK, NULL, 0);
+    int ok = pgx_ok(res, PGRES_COMMAND_OK, err, errlen) || pgx_ok(res, PGRES_TUPLES_OK, NULL, 0);
     PQclear(res);
     return ok ? 0 : -1;
 }

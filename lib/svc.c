@@ -73,8 +73,8 @@ static int handle_metrics(struct mg_connection *conn, void *ctx)
     if (metrics_render(s->metrics, &b) != 0)
         status = httpd_reply_error(conn, 500, "internal", "metrics too large");
     else
-        status = httpd_reply(conn, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len,
-                             NULL);
+        status =
+            httpd_reply(conn, 200, "text/plain; version=0.0.4", b.data ? b.data : "", b.len, NULL);
     buf_free(&b);
     return status;
 }
@@ -174,8 +174,8 @@ enum svc_start_result svc_start(struct svc **out, const struct svc_spec *spec, i
         snprintf(err, sizeof err, "cannot register routes");
         goto usage;
     }
-    log_info("starting panel-%s %s; http on %s:%ld", spec->name, PANEL_VERSION,
-             s->common.http_addr, httpd_port(s->httpd));
+    log_info("starting panel-%s %s; http on %s:%ld", spec->name, PANEL_VERSION, s->common.http_addr,
+             httpd_port(s->httpd));
     *out = s;
     return SVC_RUN;
 

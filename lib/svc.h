@@ -13,8 +13,8 @@
 struct svc;
 
 struct svc_spec {
-    const char *name;       /* "merger" */
-    const char *summary;    /* one line for --help */
+    const char *name;                 /* "merger" */
+    const char *summary;              /* one line for --help */
     const struct cfg_option *options; /* the service's own table */
     size_t noptions;
     long default_http_port; /* the service's default for PANEL_HTTP_PORT */

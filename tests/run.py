@@ -162,6 +162,7 @@ def main():
 
     sh(["make", "-s", "-j" + jobs, "all"])
     sh(["make", "-s", "lint"])
+    sh(["make", "-s", "format-check"])  # .clang-format is the style; the tree stays formatted
     if not args.no_asan:
         sh(["make", "-s", "-j" + jobs, "BUILD=build/asan", "SAN=address,undefined", "all"])
 

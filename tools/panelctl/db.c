@@ -10,8 +10,8 @@
 static PGconn *connect_db(void)
 {
     char err[512];
-    PGconn *conn = pgx_connect(panelctl_env("PANEL_PG_URL", DEFAULT_PG_URL),
-                               (int)30, err, sizeof err);
+    PGconn *conn =
+        pgx_connect(panelctl_env("PANEL_PG_URL", DEFAULT_PG_URL), (int)30, err, sizeof err);
     if (!conn)
         fprintf(stderr, "panelctl: %s\n", err);
     return conn;

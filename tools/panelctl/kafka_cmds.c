@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #define DEFAULT_BROKERS "127.0.0.1:9092"
-#define DECODE_MAX (KAFKA_MAX_MESSAGE + 1)
+#define DECODE_MAX      (KAFKA_MAX_MESSAGE + 1)
 
 int cmd_topics(int argc, char **argv)
 {
@@ -28,12 +28,9 @@ int cmd_topics(int argc, char **argv)
         return 2;
     }
     const struct kafka_topic_spec specs[] = {
-        {TOPIC_SYNC_REQUESTS, (int)partitions, NULL},
-        {TOPIC_AUTH_EVENTS, (int)partitions, NULL},
-        {TOPIC_SOURCE_EVENTS, (int)partitions, NULL},
-        {TOPIC_PEOPLE_EVENTS, (int)partitions, NULL},
-        {TOPIC_ASSETS_EVENTS, (int)partitions, NULL},
-        {TOPIC_ORGUNIT_EVENTS, (int)partitions, NULL},
+        {TOPIC_SYNC_REQUESTS, (int)partitions, NULL}, {TOPIC_AUTH_EVENTS, (int)partitions, NULL},
+        {TOPIC_SOURCE_EVENTS, (int)partitions, NULL}, {TOPIC_PEOPLE_EVENTS, (int)partitions, NULL},
+        {TOPIC_ASSETS_EVENTS, (int)partitions, NULL}, {TOPIC_ORGUNIT_EVENTS, (int)partitions, NULL},
         {TOPIC_DEAD_LETTER, (int)partitions, NULL},
     };
     const char *brokers = panelctl_env("PANEL_KAFKA_BROKERS", DEFAULT_BROKERS);
@@ -164,8 +161,9 @@ int cmd_consume(int argc, char **argv)
         }
         struct buf prefix;
         buf_init(&prefix, 4096);
-        int prc = buf_appendf(&prefix, "\"partition\":%d,\"offset\":%lld,\"key\":",
-                              (int)m->partition, (long long)m->offset);
+        int prc =
+            buf_appendf(&prefix, "\"partition\":%d,\"offset\":%lld,\"key\":", (int)m->partition,
+                        (long long)m->offset);
         char *key = strndup(m->key ? (const char *)m->key : "", m->key_len);
         prc |= !key || buf_append_json_string(&prefix, key);
         prc |= buf_appends(&prefix, ",");
@@ -206,8 +204,8 @@ int cmd_produce_test(int argc, char **argv)
     for (long long i = 0; i < count && rc == 0; i++) {
         Envelope env;
         Panel__V1__RunStarted rs = PANEL__V1__RUN_STARTED__INIT;
-        if (crypto_uuid(run) || events_envelope_init(&env, id, argv[0],
-                                                     PANEL__V1__SOURCE__SOURCE_GOOGLE, run)) {
+        if (crypto_uuid(run) ||
+            events_envelope_init(&env, id, argv[0], PANEL__V1__SOURCE__SOURCE_GOOGLE, run)) {
             rc = 1;
             break;
         }
@@ -269,8 +267,8 @@ int cmd_publish(int argc, char **argv)
         fprintf(stderr, "usage: panelctl publish TOPIC KEY [--raw] < envelopes.jsonl\n");
         return 2;
     }
-    p = kafka_producer_new(panelctl_env("PANEL_KAFKA_BROKERS", DEFAULT_BROKERS), "panelctl",
-                           NULL, err, sizeof err);
+    p = kafka_producer_new(panelctl_env("PANEL_KAFKA_BROKERS", DEFAULT_BROKERS), "panelctl", NULL,
+                           err, sizeof err);
     if (!p) {
         fprintf(stderr, "panelctl: %s\n", err);
         return 1;
@@ -283,8 +281,7 @@ int cmd_publish(int argc, char **argv)
         if (len == 0)
             continue;
         if (len > PUBLISH_MAX_LINE) {
-            fprintf(stderr, "panelctl: line %lld longer than %d bytes\n", lineno,
-                    PUBLISH_MAX_LINE);
+            fprintf(stderr, "panelctl: line %lld longer than %d bytes\n", lineno, PUBLISH_MAX_LINE);
             rc = 1;
             break;
         }

@@ -8,12 +8,12 @@
 #include <string.h>
 
 static const struct panelctl_command commands[] = {
-    {"migrate", "migrate", "apply db/migrations (PANEL_PG_URL, PANEL_MIGRATIONS_DIR)",
-     cmd_migrate},
+    {"migrate", "migrate", "apply db/migrations (PANEL_PG_URL, PANEL_MIGRATIONS_DIR)", cmd_migrate},
     {"schema-version", "schema-version", "print the database's and this build's schema version",
      cmd_schema_version},
-    {"topics", "topics", "create the Kafka topics if missing (PANEL_KAFKA_BROKERS, "
-                         "PANEL_KAFKA_PARTITIONS)",
+    {"topics", "topics",
+     "create the Kafka topics if missing (PANEL_KAFKA_BROKERS, "
+     "PANEL_KAFKA_PARTITIONS)",
      cmd_topics},
     {"decode", "decode < message", "print one binary panel.v1.Envelope from stdin as JSON",
      cmd_decode},
@@ -22,8 +22,7 @@ static const struct panelctl_command commands[] = {
     {"produce-test", "produce-test TENANT [COUNT]",
      "publish COUNT test RunStarted events on panel.source.events", cmd_produce_test},
     {"publish", "publish TOPIC KEY [--raw] < envelopes.jsonl",
-     "publish Envelopes written as JSON lines (--raw: each line's bytes as they are)",
-     cmd_publish},
+     "publish Envelopes written as JSON lines (--raw: each line's bytes as they are)", cmd_publish},
     {"tenant-add", "tenant-add TENANT [DISPLAY NAME]", "create a tenant (idempotent)",
      cmd_tenant_add},
     {"apikey-create", "apikey-create TENANT admin|viewer [LABEL]",

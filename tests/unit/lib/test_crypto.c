@@ -36,13 +36,13 @@ static void key_parse_rejects_bad_keys(void **state)
     uint8_t key[32];
     char err[128];
     assert_int_equal(crypto_key_parse("abcd", key, err, sizeof err), -1);
-    assert_int_equal(crypto_key_parse("zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
-                                      key, err, sizeof err),
-                     -1);
+    assert_int_equal(
+        crypto_key_parse("zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", key,
+                         err, sizeof err),
+        -1);
     /* base64 of 32 bytes works too */
-    assert_int_equal(crypto_key_parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", key, err,
-                                      sizeof err),
-                     0);
+    assert_int_equal(
+        crypto_key_parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=", key, err, sizeof err), 0);
     assert_int_equal(key[31], 0x1f);
 }
 
