@@ -380,6 +380,9 @@ def main():
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    # Explicitly: a demo started from a non-interactive shell with '&' inherits SIGINT ignored,
+    # and Python then leaves it ignored, so Ctrl-C (or kill -INT) would do nothing.
+    signal.signal(signal.SIGINT, on_signal)
     try:
         demo.run()
         if args.exit_after_sync:
