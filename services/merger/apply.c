@@ -230,14 +230,6 @@ static Panel__V1__Source source_enum(const char *s)
                                      : PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
 }
 
-/* A JSON object of Person fields -> a Person message (caller frees with
- * protobuf_c_message_free_unpacked). */
-static ProtobufCMessage *json_to_msg(const ProtobufCMessageDescriptor *d, const json_t *fields,
-                                     char *err, size_t errlen)
-{
-    return events_from_json_value(d, fields, err, errlen);
-}
-
 static int person_event(struct actx *c, const char *tenant, const char *run, const char *person_id,
                         const struct merge_person *mp, int64_t version, Panel__V1__ChangeKind kind,
                         const json_t *changed)
@@ -254,7 +246,7 @@ static int person_event(struct actx *c, const char *tenant, const char *run, con
     Panel__V1__Source *srcs = calloc(nsrc ? nsrc : 1, sizeof *srcs);
     char **ch = calloc(nch ? nch : 1, sizeof *ch);
     ProtobufCMessage *fields =
-        json_to_msg(&panel__v1__person__descriptor, mp->fields, perr, sizeof perr);
+        events_from_json_value(&panel__v1__person__descriptor, mp->fields, perr, sizeof perr);
     if (!fs || !fsp || !srcs || !ch || !fields) {
         snprintf(c->err, c->errlen, "building PersonChanged: %s", fields ? "out of memory" : perr);
         goto out;
@@ -804,7 +796,8 @@ static int asset_event(struct actx *c, const char *tenant, const char *run, PGre
     Panel__V1__Asset a = PANEL__V1__ASSET__INIT;
     size_t nch = json_array_size(changed);
     char **ch = calloc(nch ? nch : 1, sizeof *ch);
-    ProtobufCMessage *dev = json_to_msg(&panel__v1__device__descriptor, device, perr, sizeof perr);
+    ProtobufCMessage *dev =
+        events_from_json_value(&panel__v1__device__descriptor, device, perr, sizeof perr);
     if (!ch || !dev) {
         snprintf(c->err, c->errlen, "building AssetChanged: %s", dev ? "out of memory" : perr);
         goto out;
@@ -851,7 +844,8 @@ static int orgunit_event(struct actx *c, const char *tenant, const char *run, co
     Panel__V1__OrgUnitChanged oc = PANEL__V1__ORG_UNIT_CHANGED__INIT;
     size_t nch = json_array_size(changed);
     char **ch = calloc(nch ? nch : 1, sizeof *ch);
-    ProtobufCMessage *ou = json_to_msg(&panel__v1__org_unit__descriptor, fields, perr, sizeof perr);
+    ProtobufCMessage *ou =
+        events_from_json_value(&panel__v1__org_unit__descriptor, fields, perr, sizeof perr);
     if (!ch || !ou) {
         snprintf(c->err, c->errlen, "building OrgUnitChanged: %s", ou ? "out of memory" : perr);
         goto out;

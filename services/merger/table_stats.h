@@ -25,8 +25,8 @@ struct table_stats {
 };
 
 /* Count rows_changed by a committed batch; ANALYZE when due. Returns 1 when it analyzed, 0 when
- * not due, -1 when ANALYZE failed (message in err; the counters are kept, so it is tried again
- * after as many more rows). */
+ * not due, -1 when ANALYZE failed (message in err; it is tried again at the next doubling,
+ * like a successful one). */
 int table_stats_note(PGconn *pg, struct table_stats *t, long rows_changed, char *err,
                      size_t errlen);
 
