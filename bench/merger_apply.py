@@ -97,6 +97,13 @@ def copy_seconds(tenant, n_people):
         os.unlink(path)
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a running process (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--people", type=int, default=20000)
@@ -112,8 +119,10 @@ def main():
     n = args.people + args.devices
     try:
         r1 = str(uuid.uuid4())
+        cpu0 = cpu_seconds(merger.proc.pid)
         publish(tenant, events(tenant, r1, args.people, args.devices))
         t_import = run_seconds(tenant, r1)
+        cpu_import = cpu_seconds(merger.proc.pid) - cpu0
         r2 = str(uuid.uuid4())
         publish(tenant, events(tenant, r2, args.people, args.devices))
         t_resync = run_seconds(tenant, r2)
@@ -125,6 +134,7 @@ def main():
         "people": args.people, "devices": args.devices, "batch_max": args.batch,
         "import_seconds": round(t_import, 3),
         "import_events_per_second": round(n / t_import),
+        "import_merger_cpu_seconds": round(cpu_import, 2),
         "resync_seconds": round(t_resync, 3),
         "resync_events_per_second": round(n / t_resync),
         "copy_seconds": round(t_copy, 3),

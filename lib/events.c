@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,21 @@ static size_t type_size(ProtobufCType t)
     }
 }
 
+/* Whether a field of the message at base is written: a repeated field with elements, the set
+ * member of a oneof, a present string or message, an optional scalar that has its value. */
+static bool field_present(const ProtobufCFieldDescriptor *f, const char *base)
+{
+    if (f->label == PROTOBUF_C_LABEL_REPEATED)
+        return *(const size_t *)(base + f->quantifier_offset) > 0;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+        return *(const uint32_t *)(base + f->quantifier_offset) == f->id;
+    if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE)
+        return *(void *const *)(base + f->offset) != NULL;
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset)
+        return *(const protobuf_c_boolean *)(base + f->quantifier_offset);
+    return true;
+}
+
 int events_to_json(const ProtobufCMessage *msg, struct buf *out)
 {
     const ProtobufCMessageDescriptor *d = msg->descriptor;
@@ -228,10 +244,10 @@ int events_to_json(const ProtobufCMessage *msg, struct buf *out)
     for (unsigned i = 0; i < d->n_fields && rc == 0; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         const void *member = base + f->offset;
+        if (!field_present(f, base))
+            continue;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)(base + f->quantifier_offset);
-            if (n == 0)
-                continue;
             const char *arr = *(char *const *)member;
             rc |= buf_appendf(out, "%s\"%s\":[", first ? "" : ",", f->name);
             for (size_t k = 0; k < n && rc == 0; k++) {
@@ -243,22 +259,90 @@ int events_to_json(const ProtobufCMessage *msg, struct buf *out)
             first = 0;
             continue;
         }
-        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-            if (*(const uint32_t *)(base + f->quantifier_offset) != f->id)
-                continue;
-        } else if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
-            if (!*(void *const *)member)
-                continue;
-        } else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset) {
-            if (!*(const protobuf_c_boolean *)(base + f->quantifier_offset))
-                continue;
-        }
         rc |= buf_appendf(out, "%s\"%s\":", first ? "" : ",", f->name);
         rc |= scalar_to_json(f, member, out);
         first = 0;
     }
     rc |= buf_appends(out, "}");
     return rc ? -1 : 0;
+}
+
+/* One value of field f at p as a new jansson value (NULL when out of memory or when the value
+ * cannot be represented exactly as events_to_json's text would read back). */
+static json_t *scalar_to_value(const ProtobufCFieldDescriptor *f, const void *p)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        return json_integer(*(const int32_t *)p);
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        return json_integer(*(const uint32_t *)p);
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        return json_integer(*(const int64_t *)p);
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64: /* the text of one above INT64_MAX does not parse back */
+        return *(const uint64_t *)p > INT64_MAX ? NULL
+                                                : json_integer((json_int_t) * (const uint64_t *)p);
+    case PROTOBUF_C_TYPE_BOOL:
+        return json_boolean(*(const protobuf_c_boolean *)p);
+    case PROTOBUF_C_TYPE_ENUM: {
+        const ProtobufCEnumValue *ev =
+            protobuf_c_enum_descriptor_get_value(f->descriptor, *(const int *)p);
+        return ev ? json_string(ev->name) : json_integer(*(const int *)p);
+    }
+    case PROTOBUF_C_TYPE_STRING:
+        return json_string(*(char *const *)p ? *(char *const *)p : "");
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *m = *(ProtobufCMessage *const *)p;
+        return m ? events_to_json_value(m) : json_null();
+    }
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_DOUBLE:
+    case PROTOBUF_C_TYPE_BYTES: { /* rare: through the text, so both forms agree exactly */
+        struct buf b;
+        buf_init(&b, 0);
+        json_t *v =
+            scalar_to_json(f, p, &b) == 0 ? json_loads(b.data, JSON_DECODE_ANY, NULL) : NULL;
+        buf_free(&b);
+        return v;
+    }
+    }
+    return NULL;
+}
+
+json_t *events_to_json_value(const ProtobufCMessage *msg)
+{
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    const char *base = (const char *)msg;
+    json_t *obj = json_object();
+    for (unsigned i = 0; obj && i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const void *member = base + f->offset;
+        json_t *v;
+        if (!field_present(f, base))
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            const char *arr = *(char *const *)member;
+            v = json_array();
+            for (size_t k = 0; v && k < n; k++)
+                if (json_array_append_new(v, scalar_to_value(f, arr + k * type_size(f->type)))) {
+                    json_decref(v);
+                    v = NULL;
+                }
+        } else {
+            v = scalar_to_value(f, member);
+        }
+        if (json_object_set_new_nocheck(obj, f->name, v)) { /* a NULL v fails here too */
+            json_decref(obj);
+            obj = NULL;
+        }
+    }
+    return obj;
 }
 
 /* ---------------------------------------------------------------- JSON -> message */

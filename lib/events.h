@@ -36,6 +36,10 @@ void events_free(Envelope *env);
  * int64 as numbers). 0 or -1. */
 int events_to_json(const ProtobufCMessage *msg, struct buf *out)
     __attribute__((warn_unused_result));
+/* The same as a new jansson object, without the text: equal (json_equal) to what json_loads
+ * reads from events_to_json's output. NULL when out of memory or when a string is not UTF-8 or
+ * a uint64 is above INT64_MAX (neither reads back from the text either). */
+json_t *events_to_json_value(const ProtobufCMessage *msg);
 /* The inverse of events_to_json: build a message of descriptor d from a JSON object (field
  * names as in the .proto, enums by name or number, int64 as numbers or decimal strings, bytes
  * as base64). Unknown fields and wrong types are errors. Returns a message to free with

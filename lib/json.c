@@ -87,7 +87,6 @@ enum json_get json_get_int_string(const json_t *obj, const char *key, int64_t *o
 }
 
 #define JSON_DUMP_MAX_DEPTH 2048
-#define JSON_DUMP_MAX_BYTES ((size_t)1 << 30)
 
 /* Our values are trees built in this process, so this writer skips jansson's cycle detection
  * (a hash table of the containers on the path, keyed by their formatted addresses), which made
@@ -155,13 +154,22 @@ static int dump_value(struct buf *b, const json_t *v, int depth)
     return -1;
 }
 
+int json_dump_compact_into(const json_t *v, struct buf *b)
+{
+    size_t len = b->len;
+    if (v && dump_value(b, v, 0) == 0)
+        return 0;
+    b->len = len; /* as it was: a failed dump appends nothing */
+    if (b->data)
+        b->data[len] = '\0';
+    return -1;
+}
+
 char *json_dump_compact(const json_t *v)
 {
     struct buf b;
-    if (!v)
-        return NULL;
     buf_init(&b, JSON_DUMP_MAX_BYTES);
-    if (dump_value(&b, v, 0)) {
+    if (json_dump_compact_into(v, &b)) {
         buf_free(&b);
         return NULL;
     }

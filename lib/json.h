@@ -3,6 +3,8 @@
 #ifndef PANEL_JSON_H
 #define PANEL_JSON_H
 
+#include "buf.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,5 +27,9 @@ enum json_get json_get_int_string(const json_t *obj, const char *key, int64_t *o
  * faster; NULL for NaN or infinity, nesting deeper than 2048, over 1 GiB or out of memory.
  * The caller frees the text with free(). */
 char *json_dump_compact(const json_t *v);
+/* The same appended to b (whose own cap also applies), so that one buffer can serve many
+ * dumps; 0, or -1 with b as it was. A cap of JSON_DUMP_MAX_BYTES gives the same limit. */
+#define JSON_DUMP_MAX_BYTES ((size_t)1 << 30)
+int json_dump_compact_into(const json_t *v, struct buf *b) __attribute__((warn_unused_result));
 
 #endif

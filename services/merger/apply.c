@@ -32,7 +32,39 @@ struct actx {
     struct run_counts runs[MAX_RUNS];
     size_t nruns;
     long rows_changed;
+    struct buf dump; /* the JSON parameter of each statement: one buffer reused (no regrowth) */
 };
+
+/* A context for one transaction; NULL when out of memory. Free with actx_free. */
+static struct actx *actx_new(PGconn *pg, char *err, size_t errlen)
+{
+    struct actx *c = calloc(1, sizeof(struct actx));
+    if (!c)
+        return NULL;
+    c->pg = pg;
+    c->err = err;
+    c->errlen = errlen;
+    c->outbox = json_array();
+    c->outcomes = json_array();
+    buf_init(&c->dump, JSON_DUMP_MAX_BYTES);
+    if (!c->outbox || !c->outcomes) {
+        json_decref(c->outbox);
+        json_decref(c->outcomes);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void actx_free(struct actx *c)
+{
+    if (!c)
+        return;
+    json_decref(c->outbox);
+    json_decref(c->outcomes);
+    buf_free(&c->dump);
+    free(c);
+}
 
 static bool tenant_ok(const char *t);
 static bool uuid_ok(const char *s);
@@ -66,15 +98,13 @@ static PGresult *q(struct actx *c, const char *sql, int n, const char *const *pa
 /* Run sql with one JSON parameter; returns the result (tuples or command). */
 static PGresult *qj(struct actx *c, const char *sql, const json_t *arr, ExecStatusType want)
 {
-    char *text = json_dump_compact(arr);
-    if (!text) {
+    buf_reset(&c->dump);
+    if (json_dump_compact_into(arr, &c->dump) || !c->dump.data) {
         snprintf(c->err, c->errlen, "out of memory serialising a batch");
         return NULL;
     }
-    const char *params[1] = {text};
-    PGresult *r = q(c, sql, 1, params, want);
-    free(text);
-    return r;
+    const char *params[1] = {c->dump.data};
+    return q(c, sql, 1, params, want);
 }
 
 static int cmd(struct actx *c, const char *sql, int n, const char *const *params)
@@ -645,12 +675,7 @@ static json_t *person_alt_emails(const Panel__V1__Person *p)
 /* The fields a cloud provided, as a JSON object (no source_id, no cleared_fields). */
 static json_t *person_fields(const Panel__V1__Person *p, const char *email_norm)
 {
-    struct buf b;
-    json_t *f = NULL;
-    buf_init(&b, 4 * 1024 * 1024);
-    if (events_to_json(&p->base, &b) == 0)
-        f = json_loads(b.data, 0, NULL);
-    buf_free(&b);
+    json_t *f = events_to_json_value(&p->base);
     if (f) {
         json_object_del(f, "source_id");
         json_object_del(f, "cleared_fields");
@@ -1576,10 +1601,7 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
                 dev ? &env->device_observed->device->base : &env->org_unit_observed->org_unit->base;
             const char *id = dev ? env->device_observed->device->device_id
                                  : env->org_unit_observed->org_unit->org_unit_id;
-            struct buf b;
-            buf_init(&b, 4 * 1024 * 1024);
-            json_t *f = events_to_json(m, &b) == 0 ? json_loads(b.data, 0, NULL) : NULL;
-            buf_free(&b);
+            json_t *f = events_to_json_value(m);
             if (!f)
                 goto oom;
             json_t *row = json_pack("{s:s,s:s,s:o,s:s}", "t", t, "id", id, "f", f, "r", run);
@@ -1863,16 +1885,11 @@ enum apply_result apply_batch(PGconn *pg, const char *group, const char *topic,
 {
     enum apply_result res = APPLY_ERROR;
     bool fenced = false;
-    struct actx *c = calloc(1, sizeof *c);
+    struct actx *c = actx_new(pg, err, errlen);
     if (!c) {
         snprintf(err, errlen, "out of memory");
         return APPLY_ERROR;
     }
-    c->pg = pg;
-    c->err = err;
-    c->errlen = errlen;
-    c->outbox = json_array();
-    c->outcomes = json_array();
     err[0] = '\0';
     if (pgx_exec(pg, "BEGIN", err, errlen))
         goto out;
@@ -1905,9 +1922,7 @@ rollback : {
     if (fenced)
         res = APPLY_FENCED;
 out:
-    json_decref(c->outbox);
-    json_decref(c->outcomes);
-    free(c);
+    actx_free(c);
     return res;
 }
 
@@ -1918,7 +1933,7 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
                                       char *err, size_t errlen)
 {
     enum apply_decide_result res = DECIDE_ERROR;
-    struct actx *c = calloc(1, sizeof *c);
+    struct actx *c = actx_new(pg, err, errlen);
     PGresult *r = NULL;
     json_t *list = json_array();
     *removed = 0;
@@ -1930,11 +1945,6 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
         res = DECIDE_NOT_FOUND;
         goto out;
     }
-    c->pg = pg;
-    c->err = err;
-    c->errlen = errlen;
-    c->outbox = json_array();
-    c->outcomes = json_array();
     if (pgx_exec(pg, "BEGIN", err, errlen))
         goto out;
     const char *params[4] = {tenant, run_id, admin, NULL};
@@ -1995,11 +2005,7 @@ rollback : {
 out:
     PQclear(r);
     json_decref(list);
-    if (c) {
-        json_decref(c->outbox);
-        json_decref(c->outcomes);
-    }
-    free(c);
+    actx_free(c);
     return res;
 }
 
@@ -2011,7 +2017,7 @@ enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, cons
                                             size_t errlen)
 {
     enum apply_decide_result res = DECIDE_ERROR;
-    struct actx *c = calloc(1, sizeof *c);
+    struct actx *c = actx_new(pg, err, errlen);
     PGresult *r = NULL;
     json_t *persons = json_array();
     char newid[EVENTS_ID_LEN], run[EVENTS_ID_LEN] = "";
@@ -2023,11 +2029,6 @@ enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, cons
         res = DECIDE_NOT_FOUND;
         goto out;
     }
-    c->pg = pg;
-    c->err = err;
-    c->errlen = errlen;
-    c->outbox = json_array();
-    c->outcomes = json_array();
     if (pgx_exec(pg, "BEGIN", err, errlen))
         goto out;
     const char *params[4] = {tenant, case_id, NULL, admin};
@@ -2120,10 +2121,6 @@ rollback : {
 out:
     PQclear(r);
     json_decref(persons);
-    if (c) {
-        json_decref(c->outbox);
-        json_decref(c->outcomes);
-    }
-    free(c);
+    actx_free(c);
     return res;
 }

@@ -6,9 +6,15 @@
  * outbox, run_seen and run_outcomes are read in ways their statistics do not change). */
 /* A plan needs sizes and rough distributions, not fine histograms: a sample of 6,000 rows
  * (statistics target 20) instead of 30,000 makes each ANALYZE about five times cheaper, and
- * autovacuum later analyzes with the server's own target. */
-static const char ANALYZE_SQL[] = "BEGIN; SET LOCAL default_statistics_target = 20;"
-                                  " ANALYZE people, person_sources, assets, org_units; COMMIT";
+ * autovacuum later analyzes with the server's own target. Only the columns the merger's
+ * statements join, filter or check foreign keys on (the table sizes are updated whatever the
+ * columns): the jsonb columns, the costliest to analyze, never steer a plan (~2.5x cheaper). */
+static const char ANALYZE_SQL[] =
+    "BEGIN; SET LOCAL default_statistics_target = 20;"
+    " ANALYZE people (tenant_id, person_id, email_norm, removed_at),"
+    " person_sources (tenant_id, source, source_id, person_id, email_norm, removed_at),"
+    " assets (tenant_id, asset_id, device_id, in_google),"
+    " org_units (tenant_id, org_unit_id, removed_at); COMMIT";
 
 int table_stats_note(PGconn *pg, struct table_stats *t, long rows_changed, char *err, size_t errlen)
 {

@@ -111,6 +111,49 @@ static void json_roundtrip(void **state)
     assert_non_null(strstr(err, "no_such_field"));
 }
 
+/* events_to_json_value gives the object json_loads reads from events_to_json's text, for
+ * every kind of field: strings (UTF-8, escapes, empty), booleans, int64, enums, nested and
+ * repeated messages, repeated strings; and refuses a uint64 the text cannot carry either. */
+static void json_value_equals_parsed_text(void **state)
+{
+    (void)state;
+    char err[200];
+    const char *docs[] = {
+        "{\"tenant_id\":\"t1\",\"source\":\"SOURCE_AZURE\",\"run_id\":\"r\","
+        "\"occurred_at_ms\":-1700000000123,\"person_observed\":{\"person\":{\"source_id\":\"a-1\","
+        "\"email\":\"Zo\\u00eb \\\"Q\\\"\\\\x\\n@example.org\",\"display_name\":\"\","
+        "\"suspended\":false,\"is_admin\":true,\"proxy_addresses\":{\"values\":[\"SMTP:a@b\","
+        "\"smtp:c@d\"]},\"other_mails\":{},\"cleared_fields\":[\"job_title\",\"department\"]}}}",
+        "{\"tenant_id\":\"t1\",\"source\":\"SOURCE_GOOGLE\",\"run_id\":\"r\","
+        "\"device_observed\":{\"device\":{\"device_id\":\"d1\",\"auto_update_expiration_ms\":"
+        "9223372036854775807,\"recent_users\":[{\"type\":\"USER_TYPE_MANAGED\",\"email\":\"x@y\"},"
+        "{}],\"recent_users_present\":true}}}",
+        "{\"tenant_id\":\"t1\",\"source\":\"SOURCE_GOOGLE\",\"run_id\":\"r\","
+        "\"run_completed\":{\"kind\":\"RUN_KIND_FULL\",\"counts\":{\"people\":0,"
+        "\"pages\":9223372036854775807}}}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        ProtobufCMessage *m = events_from_json(&panel__v1__envelope__descriptor, docs[i],
+                                               strlen(docs[i]), err, sizeof err);
+        assert_non_null(m);
+        struct buf text;
+        buf_init(&text, 0);
+        assert_int_equal(events_to_json(m, &text), 0);
+        json_t *parsed = json_loads(text.data, 0, NULL), *built = events_to_json_value(m);
+        assert_non_null(parsed);
+        assert_non_null(built);
+        assert_true(json_equal(parsed, built));
+        json_decref(parsed);
+        json_decref(built);
+        buf_free(&text);
+        protobuf_c_message_free_unpacked(m, NULL);
+    }
+    Panel__V1__RunCounts counts = PANEL__V1__RUN_COUNTS__INIT;
+    counts.has_people = 1;
+    counts.people = (uint64_t)INT64_MAX + 1;
+    assert_null(events_to_json_value(&counts.base));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +161,7 @@ int main(void)
         cmocka_unit_test(decode_rejects_garbage_and_invalid_envelopes),
         cmocka_unit_test(decode_rejects_field_number_zero),
         cmocka_unit_test(json_roundtrip),
+        cmocka_unit_test(json_value_equals_parsed_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

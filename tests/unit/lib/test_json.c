@@ -95,6 +95,32 @@ static void dump_compact_refuses_absurd_nesting(void **state)
     json_decref(top);
 }
 
+/* The buffer form appends, obeys the buffer's cap and leaves the buffer as it was on failure,
+ * so that one buffer can be reused for every statement of a batch. */
+static void dump_compact_into_appends_and_fails_cleanly(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 40);
+    assert_int_equal(buf_appends(&b, "x="), 0);
+    json_t *v = json_pack("{s:i,s:[s,b]}", "a", 1, "b", "q\"", 1);
+    assert_int_equal(json_dump_compact_into(v, &b), 0);
+    assert_string_equal(b.data, "x={\"a\":1,\"b\":[\"q\\\"\",true]}");
+    size_t len = b.len;
+    json_t *big = json_string("this string does not fit in the 40-byte cap");
+    assert_int_equal(json_dump_compact_into(big, &b), -1);
+    assert_int_equal(b.len, len);
+    assert_int_equal(strlen(b.data), len);
+    assert_int_equal(json_dump_compact_into(NULL, &b), -1);
+    assert_int_equal(b.len, len);
+    buf_reset(&b);
+    assert_int_equal(json_dump_compact_into(v, &b), 0);
+    assert_string_equal(b.data, "{\"a\":1,\"b\":[\"q\\\"\",true]}");
+    json_decref(big);
+    json_decref(v);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -102,6 +128,7 @@ int main(void)
         cmocka_unit_test(parse_errors_say_where),
         cmocka_unit_test(dump_compact_matches_jansson),
         cmocka_unit_test(dump_compact_refuses_absurd_nesting),
+        cmocka_unit_test(dump_compact_into_appends_and_fails_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
