@@ -45,6 +45,17 @@ void crypto_sha256_hex(const void *data, size_t n, char out[65])
     crypto_hex(h, 32, out);
 }
 
+void crypto_md5_hex(const void *data, size_t n, char out[33])
+{
+    uint8_t h[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(data, n, h, &len, EVP_md5(), NULL) != 1 || len != 16) {
+        out[0] = '\0';
+        return;
+    }
+    crypto_hex(h, 16, out);
+}
+
 static long b64(const void *data, size_t n, char *out, size_t outlen, const char *alpha, bool pad)
 {
     const uint8_t *p = data;

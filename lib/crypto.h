@@ -20,6 +20,9 @@ int crypto_uuid(char out[37]) __attribute__((warn_unused_result));
 int crypto_token(char *out, size_t outlen, size_t nbytes) __attribute__((warn_unused_result));
 void crypto_sha256(const void *data, size_t n, uint8_t out[32]);
 void crypto_sha256_hex(const void *data, size_t n, char out[65]);
+/* MD5 as lower-case hex, for content hashes that must equal PostgreSQL's md5() (not for
+ * security); out is "" if the digest is unavailable. */
+void crypto_md5_hex(const void *data, size_t n, char out[33]);
 /* base64url without padding (RFC 4648 §5). Returns bytes written (excluding NUL) or -1. */
 long crypto_base64url(const void *data, size_t n, char *out, size_t outlen);
 /* Standard base64 with padding, and its decoder (accepts both alphabets). */

@@ -175,3 +175,118 @@ char *json_dump_compact(const json_t *v)
     }
     return buf_take(&b);
 }
+
+/* ---------------------------------------------------------------- PostgreSQL's jsonb text */
+
+/* A string as PostgreSQL's escape_json writes it: the short escapes for \b \f \n \r \t " and
+ * \\, \u00xx (lower-case hex) for the other control characters, everything else as is. */
+static int append_pg_string(struct buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = 0;
+    if (memchr(s, '\0', n)) /* jsonb cannot hold \u0000 */
+        return -1;
+    if (buf_append(b, "\"", 1))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        char esc[6] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+        size_t escn = 6;
+        char letter = ch == '\b'   ? 'b'
+                      : ch == '\f' ? 'f'
+                      : ch == '\n' ? 'n'
+                      : ch == '\r' ? 'r'
+                      : ch == '\t' ? 't'
+                                   : (char)(ch == '"' || ch == '\\' ? ch : 0);
+        if (letter) {
+            esc[1] = letter;
+            escn = 2;
+        }
+        if (buf_append(b, s + start, i - start) || buf_append(b, esc, escn))
+            return -1;
+        start = i + 1;
+    }
+    if (buf_append(b, s + start, n - start))
+        return -1;
+    return buf_append(b, "\"", 1);
+}
+
+struct pg_key {
+    const char *key;
+    size_t len;
+    json_t *value;
+};
+
+/* jsonb's key order: shorter keys first, then bytewise. */
+static int pg_key_cmp(const void *a, const void *b)
+{
+    const struct pg_key *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->key, y->key, x->len);
+}
+
+static int dump_pg_value(struct buf *b, const json_t *v, int depth)
+{
+    if (depth > JSON_DUMP_MAX_DEPTH)
+        return -1;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(v), i = 0;
+        struct pg_key *keys = malloc((n ? n : 1) * sizeof *keys);
+        const char *key;
+        json_t *member;
+        int rc = keys ? buf_append(b, "{", 1) : -1;
+        if (rc) {
+            free(keys);
+            return -1;
+        }
+        json_object_foreach((json_t *)v, key, member)
+        {
+            keys[i].key = key;
+            keys[i].len = strlen(key);
+            keys[i].value = member;
+            i++;
+        }
+        qsort(keys, n, sizeof *keys, pg_key_cmp);
+        for (i = 0; i < n && rc == 0; i++)
+            rc = (i && buf_append(b, ", ", 2)) || append_pg_string(b, keys[i].key, keys[i].len) ||
+                 buf_append(b, ": ", 2) || dump_pg_value(b, keys[i].value, depth + 1);
+        free(keys);
+        return rc ? -1 : buf_append(b, "}", 1);
+    }
+    case JSON_ARRAY:
+        if (buf_append(b, "[", 1))
+            return -1;
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if ((i && buf_append(b, ", ", 2)) || dump_pg_value(b, json_array_get(v, i), depth + 1))
+                return -1;
+        return buf_append(b, "]", 1);
+    case JSON_STRING:
+        return append_pg_string(b, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        return buf_appendf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_TRUE:
+        return buf_append(b, "true", 4);
+    case JSON_FALSE:
+        return buf_append(b, "false", 5);
+    case JSON_NULL:
+        return buf_append(b, "null", 4);
+    case JSON_REAL: /* numeric's own text form is not reproduced here */
+        return -1;
+    }
+    return -1;
+}
+
+int json_dump_jsonb_text(const json_t *v, struct buf *b)
+{
+    size_t len = b->len;
+    if (v && dump_pg_value(b, v, 0) == 0)
+        return 0;
+    b->len = len;
+    if (b->data)
+        b->data[len] = '\0';
+    return -1;
+}

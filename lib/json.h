@@ -31,5 +31,10 @@ char *json_dump_compact(const json_t *v);
  * dumps; 0, or -1 with b as it was. A cap of JSON_DUMP_MAX_BYTES gives the same limit. */
 #define JSON_DUMP_MAX_BYTES ((size_t)1 << 30)
 int json_dump_compact_into(const json_t *v, struct buf *b) __attribute__((warn_unused_result));
+/* Append v as PostgreSQL prints it after a cast to jsonb (jsonb::text): object keys shorter
+ * first then bytewise, ", " and ": " between items, PostgreSQL's string escapes. So that a hash
+ * computed here equals md5(value::jsonb::text) computed in SQL. 0, or -1 with b as it was for a
+ * real number (not reproduced), a string holding NUL (jsonb refuses it) or out of memory. */
+int json_dump_jsonb_text(const json_t *v, struct buf *b) __attribute__((warn_unused_result));
 
 #endif

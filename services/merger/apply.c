@@ -684,6 +684,28 @@ static json_t *person_fields(const Panel__V1__Person *p, const char *email_norm)
     return f;
 }
 
+/* Give each full row of rows (people or devices) its content hash "h": md5 of its fields "f"
+ * as PostgreSQL prints them as jsonb, the very value md5(fields::text) gives in SQL, so hashes
+ * stored by either side compare equal, and PostgreSQL need not parse the fields of rows that did
+ * not change. A row whose fields cannot be printed that way (a real number) gets none: SQL hashes
+ * it. */
+static void rows_hash(struct actx *c, json_t *rows)
+{
+    char hex[33];
+    for (size_t i = 0; i < json_array_size(rows); i++) {
+        json_t *row = json_array_get(rows, i);
+        json_object_del(row, "h");
+        if (json_is_true(json_object_get(row, "delta")))
+            continue;
+        buf_reset(&c->dump);
+        if (json_dump_jsonb_text(json_object_get(row, "f"), &c->dump) || !c->dump.data)
+            continue;
+        crypto_md5_hex(c->dump.data, c->dump.len, hex);
+        if (hex[0])
+            json_object_set_new(row, "h", json_string(hex));
+    }
+}
+
 /* Apply PersonObserved rows: rows is an array of {"i","t","s","id","e","f","r","delta","cl",
  * "alt"} deduplicated per source row. */
 static int people_apply(struct actx *c, json_t *rows)
@@ -696,24 +718,29 @@ static int people_apply(struct actx *c, json_t *rows)
         rc = 0;
         goto out;
     }
+    rows_hash(c, rows);
     /* 1: compare with the stored rows (hash), record the sightings; write nothing else */
-    r = qj(c,
-           "WITH s AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, s text,"
-           "  id text, e text, f jsonb, r uuid, delta boolean, cl text[])),"
-           " c AS (SELECT s.i, s.t, s.id, s.r, s.delta, CASE WHEN s.delta AND ps.fields IS NOT NULL"
-           "  THEN (ps.fields || s.f) - coalesce(s.cl, '{}') ELSE s.f END AS nf,"
-           "  ps.content_hash AS oh, ps.removed_at IS NOT NULL AS was_removed,"
-           "  ps.source_id IS NULL AS isnew, ps.person_id AS opid"
-           "  FROM s LEFT JOIN person_sources ps ON ps.tenant_id = s.t AND ps.source = s.s"
-           "  AND ps.source_id = s.id),"
-           " h AS (SELECT c.*, md5(c.nf::text) AS nh FROM c),"
-           " d AS (SELECT h.*, isnew OR oh <> nh OR was_removed AS changed FROM h),"
-           " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
-           "  SELECT t, r, 'person', id FROM d WHERE r IS NOT NULL ON CONFLICT DO NOTHING)"
-           /* a full row's new fields are the ones sent: only a delta's come back */
-           " SELECT i, changed, isnew, opid, CASE WHEN changed AND delta THEN nf::text END,"
-           "  CASE WHEN changed THEN nh END FROM d ORDER BY i",
-           rows, PGRES_TUPLES_OK);
+    /* json, not jsonb: a full row comes with its hash ("h", see rows_hash) and its fields are
+     * never parsed here; only a delta's are, to be combined with the stored ones. */
+    r = qj(
+        c,
+        "WITH s AS (SELECT * FROM json_to_recordset($1::json) AS x(i int, t text, s text,"
+        "  id text, f json, h text, r uuid, delta boolean, cl text[])),"
+        " c AS (SELECT s.i, s.t, s.id, s.r, s.delta, s.h, CASE WHEN s.delta AND ps.fields IS NOT"
+        "  NULL THEN (ps.fields || s.f::jsonb) - coalesce(s.cl, '{}') WHEN s.delta OR s.h IS NULL"
+        "  THEN s.f::jsonb END AS nf,"
+        "  ps.content_hash AS oh, ps.removed_at IS NOT NULL AS was_removed,"
+        "  ps.source_id IS NULL AS isnew, ps.person_id AS opid"
+        "  FROM s LEFT JOIN person_sources ps ON ps.tenant_id = s.t AND ps.source = s.s"
+        "  AND ps.source_id = s.id),"
+        " h AS (SELECT c.*, coalesce(c.h, md5(c.nf::text)) AS nh FROM c),"
+        " d AS (SELECT h.*, isnew OR oh <> nh OR was_removed AS changed FROM h),"
+        " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
+        "  SELECT t, r, 'person', id FROM d WHERE r IS NOT NULL ON CONFLICT DO NOTHING)"
+        /* a full row's new fields are the ones sent: only a delta's come back */
+        " SELECT i, changed, isnew, opid, CASE WHEN changed AND delta THEN nf::text END,"
+        "  CASE WHEN changed THEN nh END FROM d ORDER BY i",
+        rows, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -900,10 +927,14 @@ static int devices_apply(struct actx *c, json_t *rows)
     PGresult *r = NULL;
     if (json_array_size(rows) == 0)
         return 0;
+    rows_hash(c, rows);
+    /* as in people_apply: the fields are parsed into jsonb only for the rows written */
     r = qj(c,
-           "WITH s AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, id text,"
-           "  f jsonb, r uuid, aue date, ls timestamptz)),"
-           " h AS (SELECT s.*, md5(s.f::text) AS nh, a.asset_id AS aid, a.content_hash AS oh,"
+           "WITH s AS (SELECT x.i, x.t, x.id, x.f, x.r, x.aue, x.ls,"
+           "  coalesce(x.h, md5(x.f::jsonb::text)) AS nh"
+           "  FROM json_to_recordset($1::json) AS x(i int, t text, id text,"
+           "  f json, h text, r uuid, aue date, ls timestamptz)),"
+           " h AS (SELECT s.*, a.asset_id AS aid, a.content_hash AS oh,"
            "  a.in_google AS og, a.device AS od"
            "  FROM s LEFT JOIN assets a ON a.tenant_id = s.t AND a.device_id = s.id),"
            " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
@@ -911,8 +942,11 @@ static int devices_apply(struct actx *c, json_t *rows)
            " up AS (INSERT INTO assets AS a (tenant_id, device_id, serial_number, model,"
            "  google_status, org_unit_id, org_unit_path, device, auto_update_expiry, last_sync,"
            "  in_google, content_hash, last_seen_run)"
-           "  SELECT t, id, f->>'serial_number', f->>'model', f->>'status', f->>'org_unit_id',"
-           "  f->>'org_unit_path', f, aue, ls, true, nh, r FROM h"
+           /* one jsonb parse per written row (OFFSET 0 keeps the cast from being copied
+            * into each ->> below, and the filter on h runs first) */
+           "  SELECT t, id, j->>'serial_number', j->>'model', j->>'status', j->>'org_unit_id',"
+           "  j->>'org_unit_path', j, aue, ls, true, nh, r"
+           "  FROM h, LATERAL (SELECT h.f::jsonb AS j OFFSET 0) fj"
            "  WHERE aid IS NULL OR oh IS DISTINCT FROM nh OR NOT og"
            "  ON CONFLICT (tenant_id, device_id) WHERE device_id IS NOT NULL DO UPDATE SET"
            "  serial_number = EXCLUDED.serial_number, model = EXCLUDED.model,"

@@ -446,6 +446,39 @@ class MergerTest(unittest.TestCase):
         self.assertEqual(len(harness.consume("panel.people.events", timeout_ms=2000,
                                              key_prefix=t + "/")), topic_before)
 
+    def test_content_hash_of_full_rows_equals_the_hash_sql_gives(self):
+        """The merger hashes a full row's fields itself (PostgreSQL's jsonb text form, md5)
+        and SQL hashes a delta's: the two must agree, or a full run after a delta (and the
+        first resync after an upgrade) would rewrite rows that did not change."""
+        t = relaxed_tenant()
+        tricky = {"display_name": 'Zo\u00eb "Q" \\ \t\n\b\f\u0001 \U0001f600 \u5b66',
+                  "given_name": "", "job_title": "a/b", "suspended": False,
+                  "proxy_addresses": {"values": ["SMTP:q@d.org", "smtp:\u00e9@d.org"]},
+                  "department": "x" * 300}
+        r1 = str(uuid.uuid4())
+        publish(t, [started(t, "azure", r1, kind="RUN_KIND_DELTA")]
+                + [person(t, "azure", r1, f"a{i}", f"q{i}@d.org", **tricky) for i in range(3)]
+                + [completed(t, "azure", r1, kind="RUN_KIND_DELTA")])
+        self.assertEqual(wait_run(t, r1)["created"], 3)
+        r2, evs = full_run(t, "azure", lambda r: [
+            person(t, "azure", r, f"a{i}", f"q{i}@d.org", **tricky) for i in range(3)])
+        publish(t, evs)
+        row = wait_run(t, r2)
+        self.assertEqual((row["seen"], row["unchanged"], row["updated"]), (3, 3, 0))
+        r3, evs = full_run(t, "google", lambda r: [
+            person(t, "google", r, f"g{i}", f"q{i}@d.org", **tricky) for i in range(3)] + [
+            device(t, r, "d1", serial_number='S\\"1\t', notes="\u00e9\u0002",
+                   auto_update_expiration_ms=-1,
+                   recent_users=[{"type": "USER_TYPE_MANAGED", "email": "q0@d.org"}, {}])])
+        publish(t, evs)
+        wait_run(t, r3)
+        self.assertEqual(harness.psql(
+            "SELECT count(*), count(*) FILTER (WHERE content_hash = md5(fields::text))"
+            " FROM person_sources WHERE tenant_id = :'t'", t=t), [["6", "6"]])
+        self.assertEqual(harness.psql(
+            "SELECT count(*), count(*) FILTER (WHERE content_hash = md5(device::text))"
+            " FROM assets WHERE tenant_id = :'t'", t=t), [["1", "1"]])
+
     # ------------------------------------------------------------ poison messages
 
     def test_poison_messages_go_to_dead_letter_topic_and_partition_moves_on(self):

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "json.h"
 
 static void absent_null_and_wrong_type_differ(void **state)
@@ -121,6 +122,42 @@ static void dump_compact_into_appends_and_fails_cleanly(void **state)
     buf_free(&b);
 }
 
+/* PostgreSQL 15's jsonb::text of the same document (captured from psql): key order (length,
+ * then bytes, so the two-byte "é" sorts among two-letter keys), separators and escapes. */
+static void dump_jsonb_text_matches_postgresql(void **state)
+{
+    (void)state;
+    const char *doc =
+        "{\"b\":1,\"aa\":\"x\\\"y\\\\z\",\"a\":[1,{\"z\":null,\"y\":true}],"
+        "\"c\":\"\\u00e9\\u0001\\t\\b\\f\\n\\r\\u001f/\",\"bb\":{},\"d\":[],\"n\":-12,"
+        "\"big\":9223372036854775807,\"\\u00e9\":\"k\",\"ab\":false}";
+    const char *pg = "{\"a\": [1, {\"y\": true, \"z\": null}], \"b\": 1, "
+                     "\"c\": \"\xc3\xa9\\u0001\\t\\b\\f\\n\\r\\u001f/\", \"d\": [], \"n\": -12, "
+                     "\"aa\": \"x\\\"y\\\\z\", \"ab\": false, \"bb\": {}, \"\xc3\xa9\": \"k\", "
+                     "\"big\": 9223372036854775807}";
+    json_t *v = json_loads(doc, 0, NULL);
+    assert_non_null(v);
+    struct buf b;
+    buf_init(&b, 0);
+    assert_int_equal(json_dump_jsonb_text(v, &b), 0);
+    assert_string_equal(b.data, pg);
+    /* what the merger hashes: md5 of that text, as md5(fields::text) in SQL */
+    char hex[33];
+    crypto_md5_hex("", 0, hex);
+    assert_string_equal(hex, "d41d8cd98f00b204e9800998ecf8427e");
+    /* reals and NUL are refused, leaving the buffer as it was */
+    size_t len = b.len;
+    json_t *real = json_pack("{s:f}", "x", 1.5), *nul = json_stringn("a\0b", 3);
+    assert_int_equal(json_dump_jsonb_text(real, &b), -1);
+    assert_int_equal(json_dump_jsonb_text(nul, &b), -1);
+    assert_int_equal(b.len, len);
+    assert_string_equal(b.data, pg);
+    json_decref(real);
+    json_decref(nul);
+    json_decref(v);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -129,6 +166,7 @@ int main(void)
         cmocka_unit_test(dump_compact_matches_jansson),
         cmocka_unit_test(dump_compact_refuses_absurd_nesting),
         cmocka_unit_test(dump_compact_into_appends_and_fails_cleanly),
+        cmocka_unit_test(dump_jsonb_text_matches_postgresql),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
