@@ -706,6 +706,30 @@ static void rows_hash(struct actx *c, json_t *rows)
     }
 }
 
+/* The rows the compare statement needs: keys, hash, run, and the fields only where SQL needs
+ * them (a delta's, to combine with the stored ones, or a row the C side could not hash). A
+ * no-change resync then sends a few dozen bytes per row instead of its fields. New reference,
+ * NULL when out of memory. */
+static json_t *compare_rows(const json_t *rows)
+{
+    json_t *out = json_array();
+    for (size_t i = 0; out && i < json_array_size(rows); i++) {
+        json_t *row = json_array_get(rows, i), *h = json_object_get(row, "h");
+        json_t *delta = json_object_get(row, "delta");
+        json_t *f = json_is_true(delta) || !h ? json_object_get(row, "f") : NULL;
+        if (json_array_append_new(
+                out, json_pack("{s:O,s:O,s:O,s:O,s:O*,s:O*,s:O,s:O,s:O}", "i",
+                               json_object_get(row, "i"), "t", json_object_get(row, "t"), "s",
+                               json_object_get(row, "s"), "id", json_object_get(row, "id"), "h", h,
+                               "f", f, "r", json_object_get(row, "r"), "delta", delta, "cl",
+                               json_object_get(row, "cl")))) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
 /* Apply PersonObserved rows: rows is an array of {"i","t","s","id","e","f","r","delta","cl",
  * "alt"} deduplicated per source row. */
 static int people_apply(struct actx *c, json_t *rows)
@@ -713,15 +737,19 @@ static int people_apply(struct actx *c, json_t *rows)
     int rc = -1;
     PGresult *r = NULL;
     json_t *unlinked = json_array(), *persons = json_array(), *newpeople = json_array();
-    json_t *ups = json_array();
+    json_t *ups = json_array(), *cmp = NULL;
     if (json_array_size(rows) == 0) {
         rc = 0;
         goto out;
     }
     rows_hash(c, rows);
+    cmp = compare_rows(rows);
+    if (!cmp)
+        goto oom;
     /* 1: compare with the stored rows (hash), record the sightings; write nothing else */
-    /* json, not jsonb: a full row comes with its hash ("h", see rows_hash) and its fields are
-     * never parsed here; only a delta's are, to be combined with the stored ones. */
+    /* A full row comes with its hash ("h", see rows_hash) and without its fields
+     * (compare_rows); only a delta's fields are sent and parsed, to be combined with the
+     * stored ones. */
     r = qj(
         c,
         "WITH s AS (SELECT * FROM json_to_recordset($1::json) AS x(i int, t text, s text,"
@@ -740,7 +768,7 @@ static int people_apply(struct actx *c, json_t *rows)
         /* a full row's new fields are the ones sent: only a delta's come back */
         " SELECT i, changed, isnew, opid, CASE WHEN changed AND delta THEN nf::text END,"
         "  CASE WHEN changed THEN nh END FROM d ORDER BY i",
-        rows, PGRES_TUPLES_OK);
+        cmp, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -830,6 +858,7 @@ out:
     json_decref(persons);
     json_decref(newpeople);
     json_decref(ups);
+    json_decref(cmp);
     return rc;
 }
 
