@@ -11,7 +11,7 @@ CC ?= gcc
 BUILD ?= build
 SAN ?=
 VERSION := 0.1.0
-PKGS := rdkafka libcurl libprotobuf-c libpq jansson openssl
+PKGS := rdkafka libcurl libprotobuf-c libpq jansson openssl cjose
 
 # The schema version a build expects is the number of the newest migration file.
 SCHEMA_VERSION := $(shell ls db/migrations 2>/dev/null | sed -n 's/^\([0-9][0-9][0-9][0-9]\)_.*\.sql$$/\1/p' | sort -n | tail -1 | sed 's/^0*//')
