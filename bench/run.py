@@ -223,7 +223,7 @@ class Suite(demo.Demo):
     def request_sync(self, tenant):
         status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/sync",
                                         {"provider": None, "preview": False,
-                                         "admin": f"admin@{tenant}.k12.example"})
+                                         "actor": f"person:admin@{tenant}.k12.example"})
         if status != 202:
             raise RuntimeError(f"sync request refused ({status}): {body}")
         return [r["run_id"] for r in body["requests"]]

@@ -216,6 +216,9 @@ class Demo:
             "PANEL_GOOGLE_CLIENT_SECRET": "panel-google-secret",
             "PANEL_MS_CLIENT_ID": "panel-ms-client",
             "PANEL_MS_CLIENT_SECRET": "panel-ms-secret",
+            # The demo serves plain http on 127.0.0.1: session cookies cannot be Secure there.
+            "PANEL_COOKIE_SECURE": "false",
+            "PANEL_AUTH_PUBLIC_URL": f"http://127.0.0.1:{self.ports['auth']}",
         })
         district = (f"{self.district}:people={a.people},azure_people={a.azure_people},"
                     f"shared={a.shared},devices={a.devices},ous={a.ous},seed=7")
@@ -230,7 +233,6 @@ class Demo:
         api_url = f"http://127.0.0.1:{self.ports['api']}/"
         self.start("auth", self.ports["auth"], {
             "PANEL_AUTH_KEYS": auth_key, "PANEL_AUTH_ACTIVE_KEY_ID": "k1",
-            "PANEL_AUTH_PUBLIC_URL": f"http://127.0.0.1:{self.ports['auth']}",
             "PANEL_ADMIN_URL": api_url})
         self.start("merger", self.ports["merger"], {})
         self.start("google-sync", self.ports["google-sync"], {})
@@ -249,6 +251,15 @@ class Demo:
             f.write(key)
         return key
 
+    def first_admin(self):
+        """The district admin may sign in to the admin page (panelctl admin-add, once)."""
+        email = f"admin@{self.district}.k12.example"
+        p = subprocess.run([os.path.join(BIN, "panelctl"), "admin-add", self.tenant, email,
+                            "admin"], cwd=ROOT, env=self.env, text=True, capture_output=True)
+        if p.returncode != 0 and "already" not in p.stderr:
+            raise SystemExit(f"panelctl admin-add failed: {p.stderr}")
+        return email
+
     def connect(self, provider, tenant=None, admin=None):
         """Do what an admin does in the browser: Authorize, then Allow on the consent page.
         Defaults: this suite's tenant and its district's admin."""
@@ -264,7 +275,7 @@ class Demo:
             say(f"    {provider}: already connected")
             return
         status, _, body = http("POST", f"{auth}/internal/tenants/{tenant}/{provider}/authorize",
-                               {"admin": admin}, headers=hdr)
+                               {"actor": "person:" + admin}, headers=hdr)
         if status != 200:
             raise SystemExit(f"auth refused to start the {provider} authorization: {body}")
         consent = body["consent_url"]
@@ -306,7 +317,7 @@ class Demo:
             time.sleep(1)
         raise SystemExit(f"the first sync did not finish within {self.args.timeout} s")
 
-    def summary(self, key):
+    def summary(self, key, admin):
         q = self.psql
         people = q(f"SELECT count(*), count(*) FILTER (WHERE sources @> '{{google,azure}}'), "
                    f"count(*) FILTER (WHERE sources = '{{google}}'), "
@@ -335,8 +346,9 @@ class Demo:
             e = example[0]
             say(f"  Merge:   {e[0]} is \"{e[1]}\" in Google and \"{e[2]}\" in Azure -> "
                 f"shown as \"{e[3]}\" (Azure's value wins)")
-        say(f"  Admin page: {self.api_url}   (sign in with the API key below)")
-        say(f"  API key:    {key}")
+        say(f"  Admin page: {self.api_url}")
+        say(f"    sign in with Google or Microsoft as {admin} (the emulator's sign-in page)")
+        say(f"  API key:    {key}   (for scripts: Authorization: Bearer <key>)")
         say(f"  Emulator:   http://127.0.0.1:{self.ports['emulator']} (control: {self.emu_admin})")
         say(f"  Logs:       {self.run_dir}/logs/")
         say("")
@@ -346,11 +358,12 @@ class Demo:
         self.infra()
         self.services()
         key = self.api_key()
+        admin = self.first_admin()
         say("==> connecting the clouds as the district admin would ...")
         self.connect("google")
         self.connect("microsoft")
         self.wait_first_sync()
-        self.summary(key)
+        self.summary(key, admin)
 
 
 def main():

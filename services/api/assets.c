@@ -127,7 +127,7 @@ int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeK
     char *hex = NULL;
     size_t len = 0, nchanged = 0;
     int rc = -1;
-    const char *p[2] = {r->key.tenant, asset_id};
+    const char *p[2] = {r->principal.tenant, asset_id};
     PGresult *res = rest_exec(r, &st_event_row, 2, p), *ins = NULL;
     if (!res)
         return -1;
@@ -135,7 +135,8 @@ int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeK
         rest_not_found(r);
         goto out;
     }
-    if (events_envelope_init(&env, id, r->key.tenant, PANEL__V1__SOURCE__SOURCE_PANEL, NULL)) {
+    if (events_envelope_init(&env, id, r->principal.tenant, PANEL__V1__SOURCE__SOURCE_PANEL,
+                             NULL)) {
         rest_error(r, 500, "internal", "cannot build the event");
         goto out;
     }
@@ -185,8 +186,8 @@ int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeK
     hex[0] = '\\';
     hex[1] = 'x';
     crypto_hex(packed, len, hex + 2);
-    snprintf(key, sizeof key, "%s/%s", r->key.tenant, asset_id);
-    const char *q[5] = {r->key.tenant, id, TOPIC_ASSETS_EVENTS, key, hex};
+    snprintf(key, sizeof key, "%s/%s", r->principal.tenant, asset_id);
+    const char *q[5] = {r->principal.tenant, id, TOPIC_ASSETS_EVENTS, key, hex};
     ins = rest_exec(r, &st_outbox, 5, q);
     if (ins)
         rc = 0;
@@ -236,7 +237,7 @@ static void list(struct api_req *r)
         return;
     }
     snprintf(lim, sizeof lim, "%ld", limit + 1);
-    const char *p[14] = {r->key.tenant,
+    const char *p[14] = {r->principal.tenant,
                          rs == 0 ? serial : NULL,
                          rt == 0 ? tag : NULL,
                          rm == 0 ? model : NULL,
@@ -259,7 +260,7 @@ static void list(struct api_req *r)
 
 static void get_one(struct api_req *r, const struct db_stmt *st, const char *arg, int status)
 {
-    const char *p[2] = {r->key.tenant, arg};
+    const char *p[2] = {r->principal.tenant, arg};
     PGresult *res = rest_exec(r, st, 2, p);
     if (!res)
         return;
@@ -338,12 +339,12 @@ static void create(struct api_req *r)
     }
     if (rest_tx(r, "BEGIN"))
         goto out;
-    const char *p[9] = {r->key.tenant,
+    const char *p[9] = {r->principal.tenant,
                         f.tag == 0 ? f.v_tag : NULL,
                         f.serial == 0 ? f.v_serial : NULL,
                         f.model == 0 ? f.v_model : NULL,
                         f.lifecycle == 0 ? f.v_lifecycle : NULL,
-                        r->actor,
+                        r->principal.actor,
                         f.ou == 0 ? f.v_ou : NULL,
                         f.notes == 0 ? f.v_notes : NULL,
                         f.audit == 0 ? f.v_audit : NULL};
@@ -365,7 +366,7 @@ out:
 static int lock_asset(struct api_req *r, const char *id, bool *manual, char *lifecycle,
                       size_t lclen, bool *checked_out)
 {
-    const char *p[2] = {r->key.tenant, id};
+    const char *p[2] = {r->principal.tenant, id};
     PGresult *res = rest_exec(r, &st_lock, 2, p);
     if (!res)
         return -1;
@@ -417,7 +418,7 @@ static void update(struct api_req *r, const char *id, bool retire)
         rest_error(r, 409, "already_retired", "the asset is already retired");
         goto out;
     }
-    const char *p[16] = {r->key.tenant,
+    const char *p[16] = {r->principal.tenant,
                          id,
                          f.tag != 1 ? "true" : "false",
                          f.tag == 0 ? f.v_tag : NULL,
@@ -430,7 +431,7 @@ static void update(struct api_req *r, const char *id, bool retire)
                          f.notes != 1 ? "true" : "false",
                          f.notes == 0 ? f.v_notes : NULL,
                          f.lifecycle == 0 ? f.v_lifecycle : NULL,
-                         r->actor,
+                         r->principal.actor,
                          f.audit != 1 ? "true" : "false",
                          f.audit == 0 ? f.v_audit : NULL};
     res = rest_exec(r, &st_update, 16, p);
@@ -468,7 +469,7 @@ static void audit(struct api_req *r, const char *id)
         goto out;
     if (rest_tx(r, "BEGIN") || lock_asset(r, id, &manual, lifecycle, sizeof lifecycle, &out_now))
         goto out;
-    const char *p[5] = {r->key.tenant, id, r->actor, rd != 1 ? "true" : "false",
+    const char *p[5] = {r->principal.tenant, id, r->principal.actor, rd != 1 ? "true" : "false",
                         rd == 0 ? due : NULL};
     res = rest_exec(r, &st_audit, 5, p);
     static const char *const changed[] = {"audited_at", "next_audit_due", NULL};

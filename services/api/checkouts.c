@@ -76,7 +76,7 @@ static void item_fail(struct item *it, int status, const char *code, const char 
  * filled). */
 static int apply_one(struct api_req *r, struct item *it, bool checkout, bool write)
 {
-    const char *pa[2] = {r->key.tenant, it->asset_id};
+    const char *pa[2] = {r->principal.tenant, it->asset_id};
     PGresult *res = NULL;
     int rc = -1;
     if (!params_is_uuid(it->asset_id)) {
@@ -106,7 +106,7 @@ static int apply_one(struct api_req *r, struct item *it, bool checkout, bool wri
             rc = 1;
             goto out;
         }
-        const char *pp[2] = {r->key.tenant, it->person_id};
+        const char *pp[2] = {r->principal.tenant, it->person_id};
         if (!(res = rest_exec(r, &st_lock_person, 2, pp)))
             goto out;
         if (PQntuples(res) != 1) {
@@ -132,11 +132,12 @@ static int apply_one(struct api_req *r, struct item *it, bool checkout, bool wri
         goto out;
     }
     if (checkout) {
-        const char *pi[6] = {r->key.tenant, it->asset_id, it->person_id,
-                             r->actor,      it->due_at,   it->note};
+        const char *pi[6] = {r->principal.tenant, it->asset_id, it->person_id,
+                             r->principal.actor,  it->due_at,   it->note};
         res = rest_exec(r, &st_insert, 6, pi);
     } else {
-        const char *pi[5] = {r->key.tenant, it->asset_id, r->actor, it->condition, it->note};
+        const char *pi[5] = {r->principal.tenant, it->asset_id, r->principal.actor, it->condition,
+                             it->note};
         res = rest_exec(r, &st_checkin, 5, pi);
     }
     if (!res)
@@ -196,7 +197,7 @@ static void reply_checkouts(struct api_req *r, struct item *items, int n, int st
     for (int i = 0; i < n; i++)
         bad |= buf_appendf(&ids, "%s%s", i ? "," : "", items[i].checkout_id);
     bad |= buf_appends(&ids, "}");
-    const char *p[2] = {r->key.tenant, ids.data};
+    const char *p[2] = {r->principal.tenant, ids.data};
     PGresult *res = bad ? NULL : rest_exec(r, &st_get_many, 2, p);
     if (res) {
         struct buf out;
@@ -375,7 +376,7 @@ static void list(struct api_req *r, const char *person, const char *asset)
         return;
     }
     snprintf(lim, sizeof lim, "%ld", limit + 1);
-    const char *p[8] = {r->key.tenant,
+    const char *p[8] = {r->principal.tenant,
                         person    ? person
                         : rp == 0 ? pid
                                   : NULL,
@@ -397,7 +398,7 @@ static void list(struct api_req *r, const char *person, const char *asset)
 void checkouts_list_for(struct api_req *r, const char *kind, const char *id)
 {
     bool person = strcmp(kind, "person") == 0;
-    const char *p[2] = {r->key.tenant, id};
+    const char *p[2] = {r->principal.tenant, id};
     PGresult *res = rest_exec(r, person ? &st_person_exists : &st_asset_exists, 2, p);
     if (!res)
         return;

@@ -35,28 +35,17 @@ static const struct db_stmt st_status = {
     " LEFT JOIN connections c ON c.tenant_id = t.tenant_id AND c.provider = pr.provider"
     " WHERE t.tenant_id = $1"};
 
+/* Authorize or de-authorize: the authenticated caller is the actor auth records (and, for a
+ * signed-in person, the login hint of the consent). */
 static void action(struct api_req *r, const char *provider, const char *what)
 {
-    static const char *const allowed[] = {"admin", NULL};
     json_t *body = NULL, *up = NULL, *out = NULL;
-    const char *admin = NULL;
     char path[256];
     long status = 0;
-    bool authorize = strcmp(what, "authorize") == 0;
-    if (rest_require_admin(r) || !(body = rest_json_body(r, allowed, !authorize)))
+    if (rest_require_admin(r) || !(body = rest_json_body(r, (const char *const[]){NULL}, true)))
         goto out;
-    int ra = rest_field_str(r, body, "admin", 320, &admin);
-    if (ra < 0)
-        goto out;
-    if ((authorize || ra == 0) && (ra != 0 || !strchr(admin, '@'))) {
-        rest_error(r, 422, "invalid_field",
-                   "admin must be the email address of the %s admin "
-                   "who will grant access",
-                   strcmp(provider, "google") == 0 ? "Google Workspace" : "Microsoft Entra");
-        goto out;
-    }
-    up = json_pack("{ss}", "admin", ra == 0 ? admin : r->actor_email);
-    snprintf(path, sizeof path, "/internal/tenants/%s/%s/%s", r->key.tenant, provider, what);
+    up = json_pack("{ss}", "actor", r->principal.actor);
+    snprintf(path, sizeof path, "/internal/tenants/%s/%s/%s", r->principal.tenant, provider, what);
     if (!up || upstream_call(r, r->api->auth_url, "POST", path, up, &status, &out))
         goto out;
     upstream_reply(r, status, out);
@@ -75,7 +64,7 @@ void connections_handle(struct api_req *r)
         }
         if (rest_check_query(r, NULL))
             return;
-        const char *p[1] = {r->key.tenant};
+        const char *p[1] = {r->principal.tenant};
         PGresult *res = rest_exec(r, &st_status, 1, p);
         if (res)
             rest_reply_row(r, res, 200);

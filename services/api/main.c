@@ -2,6 +2,7 @@
  * database pool, the /v1 routes (rest.c dispatches to people, orgunits, assets, checkouts,
  * sync, connections) and the static admin page; its loop keeps /readyz honest and expires
  * old Idempotency-Keys. */
+#include "accounts.h"
 #include "assets.h"
 #include "checkouts.h"
 #include "config.h"
@@ -25,6 +26,7 @@
 struct api_config {
     char *pg_url;
     char *auth_url;
+    char *auth_public_url;
     char *merger_url;
     char *service_secret;
     char *www_dir;
@@ -32,6 +34,8 @@ struct api_config {
     long long pool_size;
     long long upstream_timeout_ms;
     long long idempotency_ttl_hours;
+    long long session_idle_minutes;
+    bool cookie_secure;
 };
 
 static const struct cfg_option options[] = {
@@ -39,6 +43,9 @@ static const struct cfg_option options[] = {
      offsetof(struct api_config, pg_url), "PostgreSQL connection URL"},
     {"PANEL_AUTH_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024,
      offsetof(struct api_config, auth_url), "Base URL of the auth service's internal routes"},
+    {"PANEL_AUTH_PUBLIC_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024,
+     offsetof(struct api_config, auth_public_url),
+     "Auth's public base URL: the admin page's sign-in links go to its /signin routes"},
     {"PANEL_MERGER_URL", CFG_STRING, "http://127.0.0.1:8084", 0, 1024,
      offsetof(struct api_config, merger_url), "Base URL of the merger's internal routes"},
     {"PANEL_SERVICE_SECRET", CFG_SECRET, NULL, 16, 512, offsetof(struct api_config, service_secret),
@@ -55,6 +62,12 @@ static const struct cfg_option options[] = {
     {"PANEL_API_IDEMPOTENCY_TTL_HOURS", CFG_INT, "24", 1, 720,
      offsetof(struct api_config, idempotency_ttl_hours),
      "How long a stored Idempotency-Key reply is replayed"},
+    {"PANEL_SESSION_IDLE_MINUTES", CFG_INT, "60", 1, 1440,
+     offsetof(struct api_config, session_idle_minutes),
+     "A signed-in session unused this long ends (the absolute limit is auth's "
+     "PANEL_SESSION_MAX_HOURS)"},
+    {"PANEL_COOKIE_SECURE", CFG_BOOL, "true", 0, 0, offsetof(struct api_config, cookie_secure),
+     "Mark the cookies the api sets Secure (false only for plain-http development)"},
 };
 
 static const struct svc_spec spec = {
@@ -134,9 +147,12 @@ int main(int argc, char **argv)
     }
     struct api api = {.db = db,
                       .auth_url = cfg.auth_url,
+                      .auth_public_url = cfg.auth_public_url,
                       .merger_url = cfg.merger_url,
                       .service_secret = cfg.service_secret,
-                      .upstream_timeout_ms = (long)cfg.upstream_timeout_ms};
+                      .upstream_timeout_ms = (long)cfg.upstream_timeout_ms,
+                      .session_idle_minutes = (long)cfg.session_idle_minutes,
+                      .cookie_secure = cfg.cookie_secure};
     static const struct {
         const char *uri, *name;
         rest_fn fn;
@@ -148,6 +164,8 @@ int main(int argc, char **argv)
         {"/v1/checkins", "/v1/checkins", checkouts_handle},
         {"/v1/sync", "/v1/sync", sync_handle},
         {"/v1/connections", "/v1/connections", connections_handle},
+        {"/v1/session", "/v1/session", accounts_session_handle},
+        {"/v1/admins", "/v1/admins", accounts_admins_handle},
     };
     static struct rest_route all[sizeof table / sizeof table[0]];
     struct httpd *h = svc_httpd(svc);

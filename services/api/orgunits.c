@@ -79,7 +79,7 @@ static void list(struct api_req *r)
         rest_error(r, 400, "invalid_parameter", "%s", msg);
         return;
     }
-    const char *p[2] = {r->key.tenant, removed ? "true" : "false"};
+    const char *p[2] = {r->principal.tenant, removed ? "true" : "false"};
     PGresult *res = rest_exec(r, &st_all, 2, p);
     if (!res)
         return;
@@ -99,7 +99,7 @@ void orgunits_handle(struct api_req *r)
     if (r->nsegs == 1) {
         list(r);
     } else if (r->nsegs == 2) {
-        const char *p[2] = {r->key.tenant, r->segs[1]};
+        const char *p[2] = {r->principal.tenant, r->segs[1]};
         if (rest_check_query(r, NULL))
             return;
         PGresult *res = rest_exec(r, &st_get, 2, p);

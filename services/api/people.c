@@ -86,7 +86,7 @@ static void list(struct api_req *r)
         return;
     }
     snprintf(lim, sizeof lim, "%ld", limit + 1);
-    const char *p[9] = {r->key.tenant,
+    const char *p[9] = {r->principal.tenant,
                         rq == 0 ? like : NULL,
                         rou == 0 ? ou : NULL,
                         rs == 0 ? source : NULL,
@@ -108,7 +108,7 @@ static void list(struct api_req *r)
 
 static void get(struct api_req *r, const char *id)
 {
-    const char *p[2] = {r->key.tenant, id};
+    const char *p[2] = {r->principal.tenant, id};
     if (rest_check_query(r, NULL))
         return;
     PGresult *res = rest_exec(r, &st_get, 2, p);

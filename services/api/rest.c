@@ -5,6 +5,7 @@
 #include "httpd.h"
 #include "json.h"
 #include "log.h"
+#include "session.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -14,19 +15,22 @@
 #define IDEM_KEY_MAX 200
 
 /* A key is claimed (status 0) before the handler runs, so two concurrent requests with the
- * same key cannot both act: the second sees the claim and gets 409. */
+ * same key cannot both act: the second sees the claim and gets 409. Keys are per caller
+ * ($2, the actor): another caller of the same district replaying the key gets its own
+ * request, never this reply. */
 static const struct db_stmt st_idem_claim = {
-    "idem_claim", "INSERT INTO idempotency_keys (tenant_id, idem_key, request_hash, status, "
-                  "response) VALUES ($1, $2, $3, 0, '') ON CONFLICT DO NOTHING"};
+    "idem_claim",
+    "INSERT INTO idempotency_keys (tenant_id, caller, idem_key, request_hash, status, "
+    "response) VALUES ($1, $2, $3, $4, 0, '') ON CONFLICT DO NOTHING"};
 static const struct db_stmt st_idem_get = {
     "idem_get", "SELECT request_hash, status, response FROM idempotency_keys "
-                "WHERE tenant_id = $1 AND idem_key = $2"};
+                "WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3"};
 static const struct db_stmt st_idem_put = {
-    "idem_put", "UPDATE idempotency_keys SET status = $3::int, response = $4 "
-                "WHERE tenant_id = $1 AND idem_key = $2"};
+    "idem_put", "UPDATE idempotency_keys SET status = $4::int, response = $5 "
+                "WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3"};
 static const struct db_stmt st_idem_drop = {
-    "idem_drop", "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idem_key = $2 "
-                 "AND status = 0"};
+    "idem_drop", "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND caller = $2 "
+                 "AND idem_key = $3 AND status = 0"};
 
 void rest_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
 {
@@ -73,10 +77,10 @@ void rest_db_error(struct api_req *r, PGresult *res)
     } else if (state && strncmp(state, "22", 2) == 0) {
         rest_error(r, 400, "invalid_input", "a value has the wrong format or is out of range");
     } else if (PQstatus(r->db) != CONNECTION_OK) {
-        log_error_t(r->key.tenant, NULL, "database unavailable");
+        log_error_t(r->principal.tenant, NULL, "database unavailable");
         rest_error(r, 503, "unavailable", "the database is unavailable; try again");
     } else {
-        log_error_t(r->key.tenant, NULL, "query failed: %s",
+        log_error_t(r->principal.tenant, NULL, "query failed: %s",
                     res ? PQresultErrorMessage(res) : "no result");
         rest_error(r, 500, "internal", "internal error");
     }
@@ -84,11 +88,12 @@ void rest_db_error(struct api_req *r, PGresult *res)
 
 int rest_require_admin(struct api_req *r)
 {
-    if (r->key.admin)
+    if (r->principal.admin)
         return 0;
     rest_error(r, 403, "forbidden",
-               "this API key has the viewer role and cannot change "
-               "anything");
+               r->principal.kind == PRINCIPAL_SESSION
+                   ? "you have the viewer role and cannot change anything"
+                   : "this API key has the viewer role and cannot change anything");
     return -1;
 }
 
@@ -257,15 +262,15 @@ static int idem_claim(struct api_req *r, const char *key, char hash[65])
         goto out;
     }
     crypto_sha256_hex(h.data, h.len, hash);
-    const char *p[3] = {r->key.tenant, key, hash};
-    if (!(res = rest_exec(r, &st_idem_claim, 3, p)))
+    const char *p[4] = {r->principal.tenant, r->principal.actor, key, hash};
+    if (!(res = rest_exec(r, &st_idem_claim, 4, p)))
         goto out;
     if (strcmp(PQcmdTuples(res), "1") == 0) {
         rc = 0;
         goto out;
     }
     PQclear(res);
-    if (!(res = rest_exec(r, &st_idem_get, 2, p)))
+    if (!(res = rest_exec(r, &st_idem_get, 3, p)))
         goto out;
     if (PQntuples(res) != 1) {
         rest_error(r, 409, "idempotency_conflict",
@@ -294,13 +299,115 @@ static void idem_finish(struct api_req *r, const char *key)
 {
     char status[16];
     snprintf(status, sizeof status, "%d", r->status);
-    const char *p[4] = {r->key.tenant, key, status, r->out.data ? r->out.data : ""};
-    PGresult *res = r->status < 500 ? db_exec(r->api->db, r->db, &st_idem_put, 4, p)
-                                    : db_exec(r->api->db, r->db, &st_idem_drop, 2, p);
+    const char *p[5] = {r->principal.tenant, r->principal.actor, key, status,
+                        r->out.data ? r->out.data : ""};
+    PGresult *res = r->status < 500 ? db_exec(r->api->db, r->db, &st_idem_put, 5, p)
+                                    : db_exec(r->api->db, r->db, &st_idem_drop, 3, p);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        log_warn_t(r->key.tenant, NULL, "cannot store idempotency key: %s",
+        log_warn_t(r->principal.tenant, NULL, "cannot store idempotency key: %s",
                    PQresultErrorMessage(res));
     PQclear(res);
+}
+
+enum credential {
+    CRED_NONE,       /* neither header nor cookie */
+    CRED_KEY,        /* an Authorization header (checked as an API key) */
+    CRED_SESSION,    /* a well-formed session cookie, copied into r->session_id */
+    CRED_BAD_COOKIE, /* a session cookie that cannot be a session id */
+};
+
+/* An Authorization header wins (machine clients); otherwise the session cookie. */
+static enum credential credential_of(struct api_req *r)
+{
+    const char *cookies = mg_get_header(r->conn, "Cookie");
+    if (mg_get_header(r->conn, "Authorization"))
+        return CRED_KEY;
+    if (!cookies)
+        return CRED_NONE;
+    int c = session_cookie_get(cookies, SESSION_COOKIE, r->session_id, sizeof r->session_id);
+    if (c == 1)
+        return CRED_NONE;
+    if (c != 0 || !session_token_valid(r->session_id)) {
+        r->session_id[0] = '\0';
+        return CRED_BAD_COOKIE;
+    }
+    return CRED_SESSION;
+}
+
+/* 401 with where a person signs in: the admin page reads "signin" to offer the buttons. */
+static void reply_unauthenticated(struct api_req *r, const char *message)
+{
+    const char *base = r->api->auth_public_url ? r->api->auth_public_url : "";
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    r->status = 401;
+    buf_reset(&r->out);
+    if (buf_appends(&r->out, "{\"error\":{\"code\":\"unauthenticated\",\"message\":") ||
+        buf_append_json_string(&r->out, message) || buf_appends(&r->out, "},\"signin\":{"))
+        goto fail;
+    static const char *const providers[] = {"google", "microsoft"};
+    for (int i = 0; i < 2; i++) {
+        char url[1200];
+        snprintf(url, sizeof url, "%.*s/signin/%s", (int)n, base, providers[i]);
+        if (buf_appendf(&r->out, "%s\"%s\":", i ? "," : "", providers[i]) ||
+            buf_append_json_string(&r->out, url))
+            goto fail;
+    }
+    if (buf_appends(&r->out, "}}"))
+        goto fail;
+    return;
+fail:
+    rest_error(r, 500, "internal", "response too large");
+}
+
+static bool changes_state(const char *method)
+{
+    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+           strcmp(method, "OPTIONS") != 0;
+}
+
+/* Fill r->principal from the API key or the session. 0, or -1 with the reply filled. */
+static int authenticate(struct api_req *r, enum credential cred, const char **extra)
+{
+    enum auth_result a;
+    if (cred == CRED_KEY)
+        a = auth_keys_check(r->api->db, r->db, mg_get_header(r->conn, "Authorization"),
+                            &r->principal);
+    else if (cred == CRED_SESSION)
+        a = auth_session_check(r->api->db, r->db, r->session_id, r->api->session_idle_minutes,
+                               &r->principal);
+    else
+        a = AUTH_MISSING;
+    switch (a) {
+    case AUTH_OK:
+        break;
+    case AUTH_MISSING:
+        reply_unauthenticated(r, cred == CRED_KEY
+                                     ? "send Authorization: Bearer pk_<key id>.<secret>"
+                                       " with a valid API key"
+                                     : "sign in, or send an API key");
+        *extra = "WWW-Authenticate: Bearer\r\n";
+        return -1;
+    case AUTH_INVALID:
+        reply_unauthenticated(r, cred == CRED_KEY
+                                     ? "the API key is unknown or revoked"
+                                     : "the session has ended or expired; sign in again");
+        *extra = "WWW-Authenticate: Bearer\r\n";
+        return -1;
+    default:
+        rest_error(r, 503, "unavailable", "the database is unavailable; try again");
+        return -1;
+    }
+    /* A browser sends the cookie with any request a page makes, even another site's form: a
+     * change must also carry the token only our page can read. */
+    if (cred == CRED_SESSION && changes_state(r->method) &&
+        !session_csrf_valid(r->session_id, mg_get_header(r->conn, SESSION_CSRF_HEADER))) {
+        rest_error(r, 403, "csrf_failed",
+                   "a change made with a session needs the X-CSRF-Token header of GET /v1/session");
+        return -1;
+    }
+    return 0;
 }
 
 int rest_serve(struct mg_connection *conn, void *cbdata)
@@ -319,30 +426,19 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
     buf_init(&r.body, REST_MAX_BODY);
     buf_init(&r.out, 0);
 
+    /* A session cookie of the wrong shape is refused before any database work. */
+    enum credential cred = credential_of(&r);
+    if (cred == CRED_BAD_COOKIE) {
+        reply_unauthenticated(&r, "the session cookie is not valid; sign in again");
+        goto send;
+    }
     r.db = db_pool_get(r.api->db, 5000);
     if (!r.db) {
         rest_error(&r, 503, "unavailable", "the server is busy; try again");
         goto send;
     }
-    switch (auth_keys_check(r.api->db, r.db, mg_get_header(conn, "Authorization"), &r.key)) {
-    case AUTH_OK:
-        break;
-    case AUTH_MISSING:
-        rest_error(&r, 401, "unauthenticated",
-                   "send Authorization: Bearer pk_<key id>.<secret> with a valid API key");
-        extra = "WWW-Authenticate: Bearer\r\n";
+    if (authenticate(&r, cred, &extra) != 0)
         goto send;
-    case AUTH_INVALID:
-        rest_error(&r, 401, "unauthenticated", "the API key is unknown or revoked");
-        extra = "WWW-Authenticate: Bearer\r\n";
-        goto send;
-    default:
-        rest_error(&r, 503, "unavailable", "the database is unavailable; try again");
-        goto send;
-    }
-    snprintf(r.actor, sizeof r.actor, "apikey:%s", r.key.key_id);
-    /* .invalid is reserved (RFC 2606): clearly a key, never someone's mailbox. */
-    snprintf(r.actor_email, sizeof r.actor_email, "%s@apikey.invalid", r.key.key_id);
     if (split_path(&r, r.ri->local_uri) != 0) {
         rest_not_found(&r);
         goto send;
@@ -388,8 +484,10 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
         idem_finish(&r, idem);
 send:
     db_pool_put(r.api->db, r.db);
+    char headers[sizeof r.headers + 128];
+    snprintf(headers, sizeof headers, "%s%s", extra ? extra : "", r.headers);
     int status = httpd_reply(conn, r.status, "application/json", r.out.data ? r.out.data : "",
-                             r.out.len, extra);
+                             r.out.len, headers);
     buf_free(&r.body);
     buf_free(&r.out);
     return status;

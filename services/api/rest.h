@@ -19,20 +19,24 @@
 
 struct api {
     struct db_pool *db;
-    const char *auth_url; /* borrowed config */
+    const char *auth_url;        /* borrowed config */
+    const char *auth_public_url; /* where browsers reach auth's /signin routes */
     const char *merger_url;
     const char *service_secret;
     long upstream_timeout_ms;
+    long session_idle_minutes;
+    bool cookie_secure; /* Secure on the cookies the api sets (false: plain-http development) */
 };
 
 struct api_req {
     struct mg_connection *conn;
     const struct mg_request_info *ri;
     struct api *api;
-    PGconn *db;           /* borrowed from the pool for this request */
-    struct auth_key key;  /* who is asking (tenant scopes every query) */
-    char actor[64];       /* "apikey:<key_id>", recorded as who changed what */
-    char actor_email[96]; /* "<key_id>@apikey.invalid": auth wants an email-shaped admin */
+    PGconn *db;                         /* borrowed from the pool for this request */
+    struct principal principal;         /* who is asking: tenant scopes every query, actor is
+                                           recorded as who changed what */
+    char session_id[SESSION_TOKEN_MAX]; /* the session cookie when principal is a session */
+    char headers[256];                  /* extra response header lines a handler sets */
     const char *method;
     char path[1024];
     char *segs[REST_MAX_SEGS]; /* path segments after /v1 */
@@ -62,7 +66,8 @@ void rest_method_not_allowed(struct api_req *r);
 void rest_db_error(struct api_req *r, PGresult *res);
 /* Reply with a JSON text owned by the caller. */
 void rest_reply_text(struct api_req *r, int status, const char *json);
-/* 0 when the key may change things; otherwise fills a 403 and returns -1. */
+/* 0 when the caller (key or session) has the admin role; otherwise fills a 403 and returns
+ * -1. Handlers call it before reading anything else of the request. */
 int rest_require_admin(struct api_req *r) __attribute__((warn_unused_result));
 /* Reject a query string with unknown parameters (400). 0 or -1 (reply filled). */
 int rest_check_query(struct api_req *r, const char *const *allowed)

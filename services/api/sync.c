@@ -76,7 +76,7 @@ static const struct db_stmt st_thresholds = {
 
 static void reply_stmt(struct api_req *r, const struct db_stmt *st, const char *arg)
 {
-    const char *p[2] = {r->key.tenant, arg};
+    const char *p[2] = {r->principal.tenant, arg};
     PGresult *res = rest_exec(r, st, arg ? 2 : 1, p);
     if (res)
         rest_reply_row(r, res, 200);
@@ -86,7 +86,7 @@ static void reply_stmt(struct api_req *r, const struct db_stmt *st, const char *
 /* 1 when the statement finds a row of this tenant, 0 (404 filled) when not, -1 on error. */
 static int exists(struct api_req *r, const struct db_stmt *st, const char *id)
 {
-    const char *p[2] = {r->key.tenant, id};
+    const char *p[2] = {r->principal.tenant, id};
     PGresult *res = rest_exec(r, st, 2, p);
     if (!res)
         return -1;
@@ -99,22 +99,17 @@ static int exists(struct api_req *r, const struct db_stmt *st, const char *id)
 
 static void request_sync(struct api_req *r)
 {
-    static const char *const allowed[] = {"provider", "preview", "admin", NULL};
+    static const char *const allowed[] = {"provider", "preview", NULL};
     json_t *body = NULL, *up = NULL, *out = NULL;
-    const char *provider = NULL, *admin = NULL;
+    const char *provider = NULL;
     bool preview = false;
     long status = 0;
     char path[160];
     int rp, rv;
     if (rest_require_admin(r) || !(body = rest_json_body(r, allowed, true)) ||
         (rp = rest_field_str(r, body, "provider", 16, &provider)) < 0 ||
-        (rv = rest_field_bool(r, body, "preview", &preview)) < 0 ||
-        rest_field_str(r, body, "admin", 254, &admin) < 0)
+        (rv = rest_field_bool(r, body, "preview", &preview)) < 0)
         goto out;
-    if (admin && !strchr(admin, '@')) {
-        rest_error(r, 422, "invalid_field", "admin must be an email address");
-        goto out;
-    }
     if (rp == 0 && strcmp(provider, "google") != 0 && strcmp(provider, "azure") != 0) {
         rest_error(r, 422, "invalid_field", "provider must be google, azure or null (both)");
         goto out;
@@ -124,8 +119,8 @@ static void request_sync(struct api_req *r)
         goto out;
     }
     up = json_pack("{s:o,s:b,s:s}", "provider", rp == 0 ? json_string(provider) : json_null(),
-                   "preview", preview, "admin", admin ? admin : r->actor_email);
-    snprintf(path, sizeof path, "/internal/tenants/%s/sync", r->key.tenant);
+                   "preview", preview, "actor", r->principal.actor);
+    snprintf(path, sizeof path, "/internal/tenants/%s/sync", r->principal.tenant);
     if (!up || upstream_call(r, r->api->auth_url, "POST", path, up, &status, &out))
         goto out;
     upstream_reply(r, status, out);
@@ -159,12 +154,9 @@ static void list_runs(struct api_req *r)
         return;
     }
     snprintf(lim, sizeof lim, "%ld", limit + 1);
-    const char *p[6] = {r->key.tenant,
-                        rs == 0 ? source : NULL,
-                        rst == 0 ? status : NULL,
-                        has_cursor ? keys[0] : NULL,
-                        has_cursor ? keys[1] : NULL,
-                        lim};
+    const char *p[6] = {r->principal.tenant,         rs == 0 ? source : NULL,
+                        rst == 0 ? status : NULL,    has_cursor ? keys[0] : NULL,
+                        has_cursor ? keys[1] : NULL, lim};
     PGresult *res = rest_exec(r, &st_runs, 6, p);
     if (res)
         rest_reply_page(r, res, limit, "runs", 2);
@@ -182,7 +174,7 @@ static void list_outcomes(struct api_req *r, const char *run)
         exists(r, &st_run, run) != 1)
         return;
     snprintf(lim, sizeof lim, "%ld", limit + 1);
-    const char *p[4] = {r->key.tenant, run, has_cursor ? keys[0] : NULL, lim};
+    const char *p[4] = {r->principal.tenant, run, has_cursor ? keys[0] : NULL, lim};
     PGresult *res = rest_exec(r, &st_outcomes, 4, p);
     if (res)
         rest_reply_page(r, res, limit, "outcomes", 1);
@@ -197,8 +189,9 @@ static void decide_run(struct api_req *r, const char *run, const char *decision)
     if (rest_require_admin(r) || !(body = rest_json_body(r, (const char *const[]){NULL}, true)) ||
         exists(r, &st_run, run) != 1)
         goto out;
-    up = json_pack("{ss}", "admin", r->actor);
-    snprintf(path, sizeof path, "/internal/tenants/%s/runs/%s/%s", r->key.tenant, run, decision);
+    up = json_pack("{ss}", "admin", r->principal.actor);
+    snprintf(path, sizeof path, "/internal/tenants/%s/runs/%s/%s", r->principal.tenant, run,
+             decision);
     if (!up || upstream_call(r, r->api->merger_url, "POST", path, up, &status, &out))
         goto out;
     upstream_reply(r, status, out);
@@ -226,7 +219,7 @@ static void list_cases(struct api_req *r)
         return;
     }
     snprintf(lim, sizeof lim, "%ld", limit + 1);
-    const char *p[5] = {r->key.tenant, status, has_cursor ? keys[0] : NULL,
+    const char *p[5] = {r->principal.tenant, status, has_cursor ? keys[0] : NULL,
                         has_cursor ? keys[1] : NULL, lim};
     PGresult *res = rest_exec(r, &st_cases, 5, p);
     if (res)
@@ -257,8 +250,8 @@ static void resolve_case(struct api_req *r, const char *case_id)
     if (rp == 0 && exists(r, &st_person_exists, person) != 1)
         goto out;
     up = json_pack("{s:o,s:s}", "person_id", rp == 0 ? json_string(person) : json_null(), "admin",
-                   r->actor);
-    snprintf(path, sizeof path, "/internal/tenants/%s/match-cases/%s/resolve", r->key.tenant,
+                   r->principal.actor);
+    snprintf(path, sizeof path, "/internal/tenants/%s/match-cases/%s/resolve", r->principal.tenant,
              case_id);
     if (!up || upstream_call(r, r->api->merger_url, "POST", path, up, &status, &out))
         goto out;
@@ -344,12 +337,12 @@ static void put_settings(struct api_req *r)
     if (windows && check_windows(r, windows))
         goto out;
     if (ri == 0 || windows) {
-        up = json_object();
+        up = json_pack("{ss}", "actor", r->principal.actor);
         if (ri == 0)
             json_object_set_new(up, "sync_interval_seconds", json_integer(interval));
         if (windows)
             json_object_set(up, "pause_windows", windows);
-        snprintf(path, sizeof path, "/internal/tenants/%s/settings", r->key.tenant);
+        snprintf(path, sizeof path, "/internal/tenants/%s/settings", r->principal.tenant);
         if (upstream_call(r, r->api->auth_url, "PUT", path, up, &status, &out))
             goto out;
         if (status < 200 || status >= 300) {
@@ -360,7 +353,7 @@ static void put_settings(struct api_req *r)
     if (rc == 0 || rp == 0) {
         snprintf(cbuf, sizeof cbuf, "%lld", (long long)count);
         snprintf(pbuf, sizeof pbuf, "%lld", (long long)percent);
-        const char *p[3] = {r->key.tenant, rc == 0 ? cbuf : NULL, rp == 0 ? pbuf : NULL};
+        const char *p[3] = {r->principal.tenant, rc == 0 ? cbuf : NULL, rp == 0 ? pbuf : NULL};
         PGresult *res = rest_exec(r, &st_thresholds, 3, p);
         if (!res)
             goto out;

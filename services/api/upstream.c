@@ -42,7 +42,7 @@ int upstream_call(struct api_req *r, const char *base, const char *method, const
                                .body_len = text ? strlen(text) : 0};
     enum http_result hr = http_client_do(c, &req, &resp, err, sizeof err);
     if (hr != HTTP_RESULT_OK) {
-        log_warn_t(r->key.tenant, NULL, "%s %s failed: %s", method, path, err);
+        log_warn_t(r->principal.tenant, NULL, "%s %s failed: %s", method, path, err);
         rest_error(r, 502, "upstream_unavailable",
                    "a Panel service needed for this request is unavailable; try again");
         goto out;
@@ -71,7 +71,7 @@ void upstream_reply(struct api_req *r, long status, json_t *out)
         rest_error(r, (int)status, json_string_value(json_object_get(e, "code")), "%s",
                    msg ? msg : "the request was refused");
     } else {
-        log_warn_t(r->key.tenant, NULL, "upstream answered %ld", status);
+        log_warn_t(r->principal.tenant, NULL, "upstream answered %ld", status);
         rest_error(r, 502, "upstream_error",
                    "a Panel service failed to handle the request "
                    "(status %ld)",

@@ -33,11 +33,18 @@ bool routes_valid_tenant(const char *s)
 
 bool routes_valid_actor(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > 254)
+    if (!s)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
+    if (strncmp(s, "person:", 7) == 0)
+        return routes_valid_admin(s + 7);
+    if (strncmp(s, "apikey:", 7) != 0)
+        return false;
+    size_t n = strlen(s + 7);
+    if (n < 1 || n > 40)
+        return false;
+    for (const char *k = s + 7; *k; k++)
+        if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
+              *k == '-' || *k == '_'))
             return false;
     return true;
 }
@@ -132,20 +139,17 @@ out:
     return j;
 }
 
-/* The "admin" member: required. Starting an authorization needs the cloud admin's email (it
- * is the login hint and is bound to the state); other actions accept any actor id, such as
- * the api's "apikey:<id>". Replies and returns NULL when invalid. */
-static const char *body_admin(struct mg_connection *conn, const json_t *body, bool email)
+/* The "actor" member: required; who acts, as the api authenticated them ("person:<email>" or
+ * "apikey:<key_id>"), recorded in the audit fields. Replies and returns NULL when invalid. */
+static const char *body_actor(struct mg_connection *conn, const json_t *body)
 {
-    const char *admin = NULL;
-    if (json_get_str(body, "admin", &admin) != JSON_GET_OK ||
-        !(email ? routes_valid_admin(admin) : routes_valid_actor(admin))) {
+    const char *actor = NULL;
+    if (json_get_str(body, "actor", &actor) != JSON_GET_OK || !routes_valid_actor(actor)) {
         reply_err(conn, 400, "invalid_argument",
-                  email ? "\"admin\" must be the admin's email address"
-                        : "\"admin\" must name who acts (1 to 254 printable characters)");
+                  "\"actor\" must be \"person:<email>\" or \"apikey:<key id>\"");
         return NULL;
     }
-    return admin;
+    return actor;
 }
 
 static int tenant_check(struct mg_connection *conn, PGconn *pg, const char *tenant)
@@ -172,11 +176,13 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
     buf_init(&url, 8192);
     if (!body)
         return 400;
-    const char *admin = body_admin(conn, body, true);
+    const char *admin = body_actor(conn, body);
     if (!admin) {
         status = 400;
         goto out;
     }
+    /* A signed-in person is the likely cloud admin: offered as the login hint. */
+    const char *hint = strncmp(admin, "person:", 7) == 0 ? admin + 7 : NULL;
     PGconn *pg = ctx_pg(c, err, sizeof err);
     if (!pg) {
         status = reply_db(conn, tenant, err);
@@ -204,8 +210,8 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
                       "'pending') ON CONFLICT (tenant_id, provider) DO UPDATE SET status = "
                       "'pending', updated_at = now() WHERE connections.status = 'never'",
                       2, p, err, sizeof err));
-    int u = google ? google_consent_url(&url, &c->google, st.state, st.challenge, admin)
-                   : ms_consent_url(&url, &c->ms, st.state, admin);
+    int u = google ? google_consent_url(&url, &c->google, st.state, st.challenge, hint)
+                   : ms_consent_url(&url, &c->ms, st.state, hint);
     if (u) {
         status = reply_err(conn, 500, "internal", "consent URL too long");
         goto out;
@@ -560,7 +566,7 @@ static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, co
     json_t *out = NULL, *body = read_json(conn, true);
     if (!body)
         return 400;
-    const char *admin = body_admin(conn, body, false);
+    const char *admin = body_actor(conn, body);
     if (!admin) {
         status = 400;
         goto out;
@@ -655,7 +661,7 @@ static int handle_sync(struct mg_connection *conn, struct auth_ctx *c, const cha
         status = reply_err(conn, 400, "invalid_argument", "\"preview\" must be a boolean");
         goto out;
     }
-    if (!(admin = body_admin(conn, body, false))) {
+    if (!(admin = body_actor(conn, body))) {
         status = 400;
         goto out;
     }
@@ -734,6 +740,11 @@ static int handle_settings(struct mg_connection *conn, struct auth_ctx *c, const
     if (!body)
         return 400;
     int64_t interval = 0;
+    const char *actor = body_actor(conn, body);
+    if (!actor) {
+        status = 400;
+        goto out;
+    }
     enum json_get ig = json_get_int(body, "sync_interval_seconds", &interval);
     if (ig == JSON_GET_WRONG_TYPE || (ig == JSON_GET_OK && (interval < 300 || interval > 604800))) {
         status = reply_err(conn, 400, "invalid_argument",
@@ -831,6 +842,7 @@ static int handle_settings(struct mg_connection *conn, struct auth_ctx *c, const
     out = json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err, sizeof err);
     if (!out || pgx_exec(pg, "COMMIT", err, sizeof err))
         goto dberr;
+    log_info_t(tenant, NULL, "sync settings changed by %s", actor);
     status = httpd_reply_json(conn, 200, out);
     goto out;
 dberr:

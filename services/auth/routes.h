@@ -16,7 +16,8 @@ int routes_register(struct httpd *h, struct auth_ctx *c) __attribute__((warn_unu
 /* Input checks, exposed for the unit tests. */
 bool routes_valid_tenant(const char *s);
 bool routes_valid_admin(const char *s);
-/* An actor id for audit fields: 1..254 printable characters without spaces or quotes. */
+/* An actor for audit fields, as the api authenticated it: "person:<email>" (a valid admin
+ * email) or "apikey:<key_id>" (1..40 base64url characters). */
 bool routes_valid_actor(const char *s);
 /* Check "Authorization: Bearer <secret>" in constant time. */
 bool routes_authorized(const char *header, const char *secret);

@@ -1,7 +1,9 @@
 // Drives the admin page in Debian's headless Chromium with playwright-core. Run by
-// tests/e2e/test_api_browser.py, which starts panel-api (with auth/merger stubs) and loads
-// the data; FIXTURE (JSON) says what to look for. Exits non-zero on a failed step or on any
-// console error; screenshots go to SHOTS.
+// tests/e2e/test_api_browser.py, which starts panel-api (with auth/merger stubs), loads the
+// data and inserts signed-in sessions as auth's sign-in makes them; FIXTURE (JSON) says what
+// to look for and carries the session cookies (set in the browser context, as the sign-in's
+// redirect would). Exits non-zero on a failed step or on any console error; screenshots go
+// to SHOTS.
 import {chromium} from "playwright-core";
 import fs from "node:fs";
 import path from "node:path";
@@ -14,18 +16,46 @@ const browser = await chromium.launch({executablePath: process.env.CHROMIUM || "
                                        args: ["--no-sandbox"]});
 let failed = false;
 try {
-  const page = await browser.newPage({viewport: {width: 1280, height: 900}});
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
-  page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("dialog", (d) => d.accept());
-  page.setDefaultTimeout(10000);
-  const shot = (name) => page.screenshot({path: path.join(shots, name + ".png"), fullPage: true});
+  // A browser context per person; session is the panel_session cookie or null.
+  const open = async (session, expect401) => {
+    const context = await browser.newContext({viewport: {width: 1280, height: 900}});
+    if (session) await context.addCookies([{name: "panel_session", value: session, url: fx.url}]);
+    const p = await context.newPage();
+    // A signed-out page's GET /v1/session is answered 401 on purpose.
+    p.expect401 = expect401;
+    p.on("console", (m) => {
+      if (m.type() === "error" && !(p.expect401 && /status of 401/.test(m.text()))) errors.push(m.text());
+    });
+    p.on("pageerror", (e) => errors.push(String(e)));
+    p.on("dialog", (d) => d.accept());
+    p.setDefaultTimeout(10000);
+    return p;
+  };
   const step = (name) => console.log("step: " + name);
 
-  step("sign in");
+  step("signed out: the sign-in screen links to auth's sign-in, never asks for a key");
+  const out = await open(null, true);
+  await out.goto(fx.url + "/?tenant=" + fx.tenant + "#signin?error=not_invited&message=" +
+                 encodeURIComponent(fx.email_other + " is not a Panel admin of any district"));
+  const google = out.getByRole("link", {name: "Sign in with Google"});
+  await google.waitFor();
+  if (await google.getAttribute("href") !== fx.auth_public + "/signin/google?tenant=" + fx.tenant)
+    throw new Error("Google sign-in link: " + await google.getAttribute("href"));
+  const ms = out.getByRole("link", {name: "Sign in with Microsoft"});
+  if (await ms.getAttribute("href") !== fx.auth_public + "/signin/microsoft?tenant=" + fx.tenant)
+    throw new Error("Microsoft sign-in link: " + await ms.getAttribute("href"));
+  await out.locator("#alert").filter({hasText: fx.email_other + " is not a Panel admin"}).waitFor();
+  if (await out.locator("input[type=password]").count()) throw new Error("the page asks for a key");
+  if (!(await out.locator("#app").isHidden())) throw new Error("the app shows without a session");
+  await out.screenshot({path: path.join(shots, "00-sign-in.png"), fullPage: true});
+
+  const page = await open(fx.session, false);
+  const shot = (name) => page.screenshot({path: path.join(shots, name + ".png"), fullPage: true});
+  step("signed in: who, role and district");
   await page.goto(fx.url + "/");
-  await page.getByLabel("API key").fill(fx.key);
-  await page.getByRole("button", {name: "Sign in"}).click();
+  await page.locator("#whoami").filter({hasText: fx.email}).filter({hasText: "admin"})
+    .filter({hasText: fx.tenant_name}).waitFor();
+  await page.getByRole("button", {name: "Sign out"}).waitFor();
   await page.locator("#conn-google-status").filter({hasText: "Connected."}).waitFor();
   await page.locator("#conn-azure-status").filter({hasText: "Revoked"}).waitFor();
   await page.getByText("Google Workspace is applied first").waitFor();
@@ -45,7 +75,8 @@ try {
   step("authorize Google: read-only confirmation, consent, back to the page");
   await page.locator("#conn-google-authorize").click();
   await page.getByRole("dialog").getByText("read-only access").waitFor();
-  await page.getByLabel("Your admin email address").fill("admin@district.example");
+  if (await page.getByRole("dialog").locator("input").count())
+    throw new Error("Authorize asks for an email: the signed-in person is the actor");
   await shot("03-authorize-confirm");
   await Promise.all([page.waitForURL(/#cloud-sync/), page.getByRole("button", {name: "Continue to consent"}).click()]);
   await page.locator("#status").filter({hasText: "Google Workspace connected"}).waitFor();
@@ -84,6 +115,33 @@ try {
   await page.locator("#checkout-form").waitFor();
   await page.locator("#asset .history li").filter({hasText: "(good)"}).waitFor();
   await shot("06-checked-in");
+
+  step("a viewer sees everything and no change controls");
+  const viewer = await open(fx.viewer_session, false);
+  await viewer.goto(fx.url + "/");
+  await viewer.locator("#whoami").filter({hasText: "viewer"}).waitFor();
+  await viewer.locator("#viewer-note").waitFor();
+  await viewer.locator("#conn-google-status").filter({hasText: "Connected."}).waitFor();
+  await viewer.locator(`tr[data-run="${fx.held_run}"]`).waitFor();
+  for (const sel of ["#conn-google-authorize", "#conn-google-deauthorize", "#conn-google-sync",
+                     "#conn-azure-authorize"])
+    if (await viewer.locator(sel).count()) throw new Error("a viewer sees " + sel);
+  if (await viewer.getByRole("button", {name: /^(Approve|Reject) held/}).count())
+    throw new Error("a viewer sees Approve/Reject");
+  await viewer.getByRole("tab", {name: "Assets"}).click();
+  await viewer.getByLabel("Serial, asset tag or model").fill(fx.serial);
+  await viewer.getByLabel("Serial, asset tag or model").press("Enter");
+  await viewer.getByRole("button", {name: "Show asset " + fx.serial}).click();
+  await viewer.locator("#asset .history").waitFor();
+  if (await viewer.locator("#checkout-form, #checkin-form").count())
+    throw new Error("a viewer sees the checkout form");
+  await viewer.screenshot({path: path.join(shots, "07-viewer.png"), fullPage: true});
+
+  step("sign out: back to the sign-in screen");
+  page.expect401 = true;
+  await page.getByRole("button", {name: "Sign out"}).click();
+  await page.getByRole("link", {name: "Sign in with Google"}).waitFor();
+  if (!(await page.locator("#app").isHidden())) throw new Error("the app still shows");
 } catch (e) {
   failed = true;
   console.error("FAILED: " + e.message);

@@ -43,6 +43,48 @@ def new_tenant(prefix="t"):
     return tenant
 
 
+def admin_account(tenant, email, role="admin", allow_google=True, allow_microsoft=True,
+                  created_by="panelctl"):
+    """An admin_accounts row (as panelctl admin-add or POST /v1/admins makes it); its id."""
+    return psql("INSERT INTO admin_accounts (tenant_id, email, role, allow_google, "
+                "allow_microsoft, created_by) VALUES (:'t', :'e', :'r', :'g'::boolean, "
+                ":'m'::boolean, :'c') RETURNING account_id",
+                t=tenant, e=email.lower(), r=role, g=str(allow_google).lower(),
+                m=str(allow_microsoft).lower(), c=created_by)[0][0]
+
+
+def new_session(tenant, email, role="admin", provider="google", account_id=None,
+                expires_in_s=12 * 3600, idle_s=0):
+    """A signed-in session made the way auth's sign-in makes one (lib/session): a random
+    32-byte id as base64url (the cookie panel_session), stored only as its SHA-256 hex in
+    admin_sessions, for an admin_accounts row (created with role unless account_id is given).
+    idle_s backdates last_seen_at; expires_in_s may be negative (already expired).
+    Returns (session_id, account_id)."""
+    import base64
+    import hashlib
+    if account_id is None:
+        account_id = admin_account(tenant, email, role)
+    sid = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    id_hash = hashlib.sha256(sid.encode()).hexdigest()
+    psql("INSERT INTO admin_sessions (id_hash, tenant_id, account_id, provider, subject, email, "
+         "last_seen_at, expires_at) VALUES (:'h', :'t', :'a', :'p', :'s', :'e', "
+         "now() - make_interval(secs => :'idle'::int), "
+         "now() + make_interval(secs => :'exp'::int))",
+         h=id_hash, t=tenant, a=account_id, p=provider, s="sub-" + id_hash[:16], e=email.lower(),
+         idle=str(idle_s), exp=str(expires_in_s))
+    return sid, account_id
+
+
+def session_csrf(session_id):
+    """The session's X-CSRF-Token as lib/session derives it: base64url(HMAC-SHA256(id,
+    "panel-csrf")) without padding."""
+    import base64
+    import hashlib
+    import hmac
+    mac = hmac.new(session_id.encode(), b"panel-csrf", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
 class Process:
     """A project binary running in the background with its stderr in a log file."""
 

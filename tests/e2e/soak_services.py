@@ -82,7 +82,7 @@ class ServiceKillSoak(unittest.TestCase):
     def sync(self, provider=None):
         st, _, body = harness.http(
             "POST", f"{self.d.env['PANEL_AUTH_URL']}/internal/tenants/{self.tenant}/sync",
-            {"provider": provider, "admin": f"admin@{self.district}.k12.example"},
+            {"provider": provider, "actor": f"person:admin@{self.district}.k12.example"},
             headers=self.hdr)
         return [r["run_id"] for r in body.get("requests", [])] if st == 202 else []
 

@@ -45,16 +45,19 @@ class Stub(BaseHTTPRequestHandler):
         if len(parts) < 4 or parts[:2] != ["internal", "tenants"]:
             return self.reply(404, {"error": {"code": "not_found", "message": "no route"}})
         tenant, rest = parts[2], parts[3:]
-        if rest[0] != "runs" and rest[0] != "match-cases" and method == "POST" and \
-                "@" not in str((body or {}).get("admin", "")):
-            # auth's rule: "admin" is required and is an email address
+        actor = str((body or {}).get("actor", ""))
+        if rest[0] != "runs" and rest[0] != "match-cases" and method in ("POST", "PUT") and \
+                not (actor.startswith("person:") and "@" in actor or
+                     actor.startswith("apikey:") and len(actor) > 7):
+            # auth's rule: "actor" is required: "person:<email>" or "apikey:<key id>"
             return self.reply(400, {"error": {"code": "invalid_argument",
-                                              "message": "admin must be an email"}})
+                                              "message": "actor must name who acts"}})
         if rest[-1] == "authorize" and Stub.consent_url:
             return self.reply(200, {"consent_url": Stub.consent_url})
         if rest[-1] == "authorize":
+            hint = actor[7:] if actor.startswith("person:") else ""
             return self.reply(200, {"consent_url": f"http://consent.example/{rest[0]}?t={tenant}"
-                                                   f"&login_hint={body['admin']}"})
+                                                   f"&login_hint={hint}"})
         if rest[-1] == "deauthorize":
             return self.reply(200, {"status": "deauthorized", "remote_revoke": "done"})
         if rest == ["sync"]:
@@ -167,7 +170,8 @@ class ApiTest(unittest.TestCase):
         st, _, out = self.call(method, path, body, key, headers, raw)
         self.assertEqual(st, status, f"{method} {path}: {out}")
         self.assertIsInstance(out, dict, out)
-        self.assertEqual(set(out), {"error"})
+        # A 401 also says where a person signs in.
+        self.assertEqual(set(out), {"error", "signin"} if status == 401 else {"error"})
         self.assertIsInstance(out["error"]["message"], str)
         if code:
             self.assertEqual(out["error"]["code"], code, out)
@@ -570,6 +574,13 @@ class ApiTest(unittest.TestCase):
                          "1")
         self.err("POST", f"/v1/assets/{dev}/checkout", 422, "idempotency_key_reused",
                  {"person_id": kid, "note": "different"}, key=key, headers=h)
+        # Replies are per caller: a viewer replaying the admin's key is refused on its own
+        # role, never handed the admin's stored reply.
+        viewer = new_key(t, "viewer")
+        st, hdrs, out = self.call("POST", f"/v1/assets/{dev}/checkout", {"person_id": kid},
+                                  key=viewer, headers=h)
+        self.assertEqual((st, out["error"]["code"]), (403, "forbidden"))
+        self.assertIsNone(hdrs.get("Idempotent-Replayed"))
         # The same key in another tenant is another request.
         other = asset(self.b, "SN-I2")
         self.err("POST", f"/v1/assets/{other}/checkin", 409, "not_checked_out", {},
@@ -625,8 +636,8 @@ class ApiTest(unittest.TestCase):
             ("POST", f"/v1/sync/runs/{run_id}/approve", {}),
             ("POST", f"/v1/sync/runs/{run_id}/reject", {}),
             ("POST", f"/v1/sync/match-cases/{case_id}/resolve", {"person_id": person_id}),
-            ("POST", "/v1/connections/google/authorize", {"admin": "admin@d.example"}),
-            ("POST", "/v1/connections/microsoft/authorize", {"admin": "admin@d.example"}),
+            ("POST", "/v1/connections/google/authorize", {}),
+            ("POST", "/v1/connections/microsoft/authorize", {}),
             ("POST", "/v1/connections/google/deauthorize", {}),
             ("POST", "/v1/connections/microsoft/deauthorize", {}),
         ]
@@ -731,7 +742,8 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(self.ok("POST", f"/v1/sync/runs/{run}/approve", key=key)["status"],
                          "approved")
         self.assertEqual(Stub.calls[-1][1], f"/internal/tenants/{t}/runs/{run}/approve")
-        self.assertTrue(Stub.calls[-1][2]["admin"].startswith("apikey:"))
+        actor = "apikey:" + key[3:].split(".")[0]
+        self.assertEqual(Stub.calls[-1][2]["admin"], actor)
         self.err("POST", f"/v1/sync/runs/{run}/reject", 409, "not_held", key=key)
         self.err("POST", f"/v1/sync/runs/{run}/approve", 400, "unknown_field", {"x": 1},
                  key=key)
@@ -764,8 +776,9 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(Stub.calls[-1][2]["preview"], False)
         both = self.ok("POST", "/v1/sync", {"preview": True}, 202, key=key)
         self.assertEqual(len(both["requests"]), 2)
-        self.assertEqual(Stub.calls[-1][2], {"provider": None, "preview": True,
-                                             "admin": Stub.calls[-1][2]["admin"]})
+        self.assertEqual(Stub.calls[-1][2], {"provider": None, "preview": True, "actor": actor})
+        # Who asked comes from authentication: a body naming someone is refused.
+        self.err("POST", "/v1/sync", 400, "unknown_field", {"admin": "boss@d.example"}, key=key)
         self.err("POST", "/v1/sync", 422, "invalid_field", {"provider": "yahoo"}, key=key)
         self.err("POST", "/v1/sync", 400, "invalid_field", {"preview": "yes"}, key=key)
 
@@ -781,6 +794,7 @@ class ApiTest(unittest.TestCase):
         self.assertEqual((s["delete_threshold_count"], s["delete_threshold_percent"]), (50, 5))
         self.assertEqual(Stub.calls[-1][0:2], ("PUT", f"/internal/tenants/{t}/settings"))
         self.assertEqual(Stub.calls[-1][2]["sync_interval_seconds"], 3600)
+        self.assertEqual(Stub.calls[-1][2]["actor"], actor)
         self.err("PUT", "/v1/sync/settings", 422, "invalid_field",
                  {"delete_threshold_percent": 101}, key=key)
         self.err("PUT", "/v1/sync/settings", 422, "invalid_field",
@@ -811,17 +825,19 @@ class ApiTest(unittest.TestCase):
                          ("connected", True, 42))
         self.assertIsNotNone(g["next_sync_at"])
 
-        out = self.ok("POST", "/v1/connections/google/authorize", {"admin": "boss@d.example"},
-                      key=key)
-        self.assertIn("login_hint=boss@d.example", out["consent_url"])
-        self.assertEqual(Stub.calls[-1][1], f"/internal/tenants/{t}/google/authorize")
-        out = self.ok("POST", "/v1/connections/microsoft/authorize",
-                      {"admin": "boss@d.example"}, key=key)
+        actor = "apikey:" + key[3:].split(".")[0]
+        out = self.ok("POST", "/v1/connections/google/authorize", key=key)
+        self.assertIn("login_hint=&", out["consent_url"] + "&")  # a key has no mailbox to hint
+        self.assertEqual(Stub.calls[-1][1:], (f"/internal/tenants/{t}/google/authorize",
+                                              {"actor": actor}))
+        out = self.ok("POST", "/v1/connections/microsoft/authorize", {}, key=key)
         self.assertIn("/microsoft", out["consent_url"])
-        self.err("POST", "/v1/connections/google/authorize", 422, "invalid_field", {},
-                 key=key)
+        # The consenting admin is whoever is authenticated, never a body field.
+        self.err("POST", "/v1/connections/google/authorize", 400, "unknown_field",
+                 {"admin": "boss@d.example"}, key=key)
         out = self.ok("POST", "/v1/connections/google/deauthorize", key=key)
         self.assertEqual(out["status"], "deauthorized")
+        self.assertEqual(Stub.calls[-1][2], {"actor": actor})
         self.err("POST", "/v1/connections/yahoo/authorize", 404, key=key)
         self.err("GET", "/v1/connections/google/authorize", 405, key=key)
 
@@ -866,7 +882,7 @@ class ApiTest(unittest.TestCase):
         ids = {"person_id": str(uuid.uuid4()), "asset_id": str(uuid.uuid4()),
                "run_id": str(uuid.uuid4()), "case_id": str(uuid.uuid4()),
                "org_unit_id": "id:none", "serial": "none", "asset_tag": "none",
-               "provider": "google"}
+               "provider": "google", "account_id": str(uuid.uuid4())}
         for method, path in routes:
             url = path
             for k, v in ids.items():

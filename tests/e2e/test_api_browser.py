@@ -1,6 +1,7 @@
 """The admin page in headless Chromium (Debian's), driven by playwright-core
 (tests/browser/admin_page.mjs), against panel-api on the real PostgreSQL with the auth/merger
-stub of test_api. Screenshots: tests/screenshots/api/."""
+stub of test_api. The signed-in person's session is inserted as auth's sign-in makes it
+(harness.new_session) and set as the browser's cookie. Screenshots: tests/screenshots/api/."""
 import json
 import os
 import subprocess
@@ -10,8 +11,10 @@ import uuid
 from http.server import ThreadingHTTPServer
 
 import harness
-from harness import psql
-from test_api import SECRET, Stub, asset, new_key, person
+from harness import new_session, psql
+from test_api import SECRET, Stub, asset, person
+
+AUTH_PUBLIC = "https://auth.panel.example"
 
 BROWSER_DIR = os.path.join(harness.ROOT, "tests", "browser")
 
@@ -35,7 +38,8 @@ class AdminPageTest(unittest.TestCase):
         stub_url = f"http://127.0.0.1:{cls.stub.server_address[1]}"
         cls.api = harness.Process("panel-api", env={
             "PANEL_AUTH_URL": stub_url, "PANEL_MERGER_URL": stub_url,
-            "PANEL_SERVICE_SECRET": SECRET})
+            "PANEL_SERVICE_SECRET": SECRET, "PANEL_AUTH_PUBLIC_URL": AUTH_PUBLIC,
+            "PANEL_COOKIE_SECURE": "false"})
 
     @classmethod
     def tearDownClass(cls):
@@ -45,7 +49,11 @@ class AdminPageTest(unittest.TestCase):
 
     def test_cloud_sync_people_and_checkout_in_the_browser(self):
         t = harness.new_tenant("apiui")
-        key = new_key(t, "admin")
+        psql("UPDATE tenants SET display_name = 'Springfield Public Schools' "
+             "WHERE tenant_id = :'t'", t=t)
+        email = f"jane.{uuid.uuid4().hex[:6]}@district.example"
+        session, _ = new_session(t, email, "admin")
+        viewer, _ = new_session(t, f"vic.{uuid.uuid4().hex[:6]}@district.example", "viewer")
         psql("INSERT INTO connections (tenant_id, provider, status, granted_scopes, "
              "authorized_by, authorized_at, next_sync_at) VALUES "
              "(:'t', 'google', 'connected', '{admin.directory.user.readonly}', "
@@ -64,7 +72,10 @@ class AdminPageTest(unittest.TestCase):
         dev = asset(t, serial)
         Stub.consent_url = self.api.url + "/#cloud-sync?provider=google&result=connected"
         calls = len(Stub.calls)
-        fixture = {"url": self.api.url, "key": key, "held_run": held,
+        fixture = {"url": self.api.url, "session": session, "viewer_session": viewer,
+                   "email": email, "tenant": t, "tenant_name": "Springfield Public Schools",
+                   "auth_public": AUTH_PUBLIC, "email_other": "stranger@else.example",
+                   "held_run": held,
                    "person_query": "lovelace", "person_name": "Ada Lovelace",
                    "serial": serial, "kid_query": "zed", "kid_name": "Zed Student"}
         p = subprocess.run(["node", os.path.join(BROWSER_DIR, "admin_page.mjs")],
@@ -77,9 +88,24 @@ class AdminPageTest(unittest.TestCase):
         self.assertIn(f"/internal/tenants/{t}/sync", paths)
         self.assertIn(f"/internal/tenants/{t}/runs/{held}/approve", paths)
         self.assertIn(f"/internal/tenants/{t}/google/authorize", paths)
-        rows = psql("SELECT person_id, condition, checked_in_at IS NOT NULL, due_at::date "
-                    "FROM checkouts WHERE tenant_id = :'t' AND asset_id = :'a'", t=t, a=dev)
-        self.assertEqual(rows, [[kid, "good", "t", "2030-06-30"]])
+        rows = psql("SELECT person_id, condition, checked_in_at IS NOT NULL, due_at::date, "
+                    "checked_out_by, checked_in_by FROM checkouts WHERE tenant_id = :'t' AND "
+                    "asset_id = :'a'", t=t, a=dev)
+        actor = "person:" + email
+        self.assertEqual(rows, [[kid, "good", "t", "2030-06-30", actor, actor]])
+        # Every change was the signed-in person's, sent with the session's CSRF token.
+        self.assertEqual(psql("SELECT decided_by FROM sync_runs WHERE run_id = :'r'", r=held),
+                         [[actor]])
+        upstream = [c for c in Stub.calls[calls:] if c[0] == "POST"]
+        self.assertTrue(upstream)
+        for method, path, body in upstream:
+            self.assertEqual(body.get("actor", body.get("admin")), actor, path)
+        # Sign-out ended the admin's session; the viewer's is untouched.
+        self.assertEqual(psql("SELECT email, ended_at IS NOT NULL FROM admin_sessions "
+                              "WHERE tenant_id = :'t' ORDER BY email", t=t),
+                         sorted([[email, "t"], [psql("SELECT email FROM admin_accounts WHERE "
+                                                     "tenant_id = :'t' AND role = 'viewer'",
+                                                     t=t)[0][0], "f"]]))
 
 
 if __name__ == "__main__":

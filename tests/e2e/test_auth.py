@@ -102,7 +102,7 @@ class AuthFixture:
 
     def start_consent(self, tenant, district, provider="google", auth=None):
         status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/{provider}/authorize",
-                                        {"admin": district["admin_email"]}, auth=auth)
+                                        {"actor": "person:" + district["admin_email"]}, auth=auth)
         self.assertEqual(status, 200, body)
         return body["consent_url"]
 
@@ -197,7 +197,8 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         rows = psql("SELECT state_hash, admin FROM oauth_states WHERE tenant_id = :'t'", t=tenant)
         self.assertEqual(len(rows), 1)
         self.assertNotEqual(rows[0][0], q["state"][0])
-        self.assertEqual(rows[0][1], district["admin_email"])
+        self.assertEqual(rows[0][1], "person:" + district["admin_email"])
+        self.assertEqual(q["login_hint"], [district["admin_email"]])
 
         cb = self.consent(url, district)
         status, location, body = self.callback(cb)
@@ -220,7 +221,7 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         self.assertEqual(reqs[0]["sync_request"]["reason"], "authorized")
         auth_events = self.events("panel.auth.events", tenant, 1)
         self.assertEqual(auth_events[0]["auth_event"]["kind"], "AUTH_EVENT_KIND_AUTHORIZED")
-        self.assertEqual(auth_events[0]["auth_event"]["actor"], district["admin_email"])
+        self.assertEqual(auth_events[0]["auth_event"]["actor"], "person:" + district["admin_email"])
 
         status, _, body = self.token(tenant, "google")
         self.assertEqual(status, 200, body)
@@ -232,7 +233,7 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         self.assertEqual(status, 200, body)
         g = [x for x in body["connections"] if x["provider"] == "google"][0]
         self.assertEqual(g["status"], "connected")
-        self.assertEqual(g["authorized_by"], district["admin_email"])
+        self.assertEqual(g["authorized_by"], "person:" + district["admin_email"])
         self.assertEqual(g["missing_scopes"], [])
         self.assertFalse(g["paused"])
         self.assertEqual(g["last_run"]["reason"], "authorized")
@@ -311,9 +312,9 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         status, _, body = self.token(b, "google")
         self.assertEqual(status, 404)
         status, _, body = self.internal("POST", f"/internal/tenants/{b}/google/deauthorize",
-                                        {"admin": "admin@other.example"})
+                                        {"actor": "person:admin@other.example"})
         self.assertEqual(status, 404)
-        status, _, body = self.internal("POST", f"/internal/tenants/{b}/sync", {"admin": "x@y.z"})
+        status, _, body = self.internal("POST", f"/internal/tenants/{b}/sync", {"actor": "apikey:k1"})
         self.assertEqual(status, 409)
         self.assertEqual(self.connection(a, "google")["status"], "connected")
         self.assertEqual(len(self.runs(a)), 1)
@@ -325,11 +326,22 @@ class AuthFlows(AuthFixture, unittest.TestCase):
                                         headers={"Authorization": "Bearer " + SERVICE_SECRET + "x"})
         self.assertEqual(status, 401)
         status, _, body = self.internal("POST", f"/internal/tenants/{a}/google/authorize",
-                                        {"admin": 42})
+                                        {"actor": 42})
         self.assertEqual(status, 400)
         self.assertEqual(body["error"]["code"], "invalid_argument")
+        # Who acts is the caller the api authenticated: the old "admin" field, a bare email
+        # or an unknown kind of actor is refused.
+        for bad in ({"admin": "a@b.c"}, {"actor": "a@b.c"}, {"actor": "robot:x"},
+                    {"actor": "person:nobody"}, {"actor": "apikey:a b"}):
+            for rest in ("google/authorize", "google/deauthorize", "sync"):
+                status, _, body = self.internal("POST", f"/internal/tenants/{a}/{rest}", bad)
+                self.assertEqual((status, body["error"]["code"]), (400, "invalid_argument"),
+                                 f"{rest} {bad}")
+            status, _, body = self.internal("PUT", f"/internal/tenants/{a}/settings",
+                                            dict(bad, sync_interval_seconds=3600))
+            self.assertEqual(status, 400, f"settings {bad}")
         status, _, body = self.internal("POST", "/internal/tenants/bad%20id/google/authorize",
-                                        {"admin": "a@b.c"})
+                                        {"actor": "person:a@b.c"})
         self.assertEqual(status, 400)
         status, _, body = self.internal("POST", "/internal/token", "{not json")
         self.assertEqual(status, 400)
@@ -376,7 +388,7 @@ class AuthFlows(AuthFixture, unittest.TestCase):
                          ["AUTH_EVENT_KIND_AUTHORIZED", "AUTH_EVENT_KIND_REVOKED"])
         # No later sync until re-authorization; the token stays refused.
         status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/sync",
-                                        {"provider": "google", "admin": district["admin_email"]})
+                                        {"provider": "google", "actor": "person:" + district["admin_email"]})
         self.assertEqual(status, 409, body)
         status, _, body = self.token(tenant, "google")
         self.assertEqual(status, 409)
@@ -394,7 +406,7 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         tenant, district = new_tenant("auth"), self.new_district()
         self.connect_google(tenant, district)
         status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/google/deauthorize",
-                                        {"admin": district["admin_email"]})
+                                        {"actor": "person:" + district["admin_email"]})
         self.assertEqual(status, 200, body)
         self.assertEqual(body, {"status": "deauthorized", "remote_revoke": "done"})
         c = self.connection(tenant, "google")
@@ -407,7 +419,7 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         evs = self.events("panel.auth.events", tenant, 2)
         self.assertEqual(evs[-1]["auth_event"]["kind"], "AUTH_EVENT_KIND_DEAUTHORIZED")
         status, _, _ = self.internal("POST", f"/internal/tenants/{tenant}/sync",
-                                     {"admin": district["admin_email"]})
+                                     {"actor": "person:" + district["admin_email"]})
         self.assertEqual(status, 409)
 
     def test_microsoft_consent_token_and_removal(self):
@@ -458,7 +470,7 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         # De-authorize forgets the consent and says how to remove the app in Entra.
         status, _, body = self.internal("POST",
                                         f"/internal/tenants/{tenant}/microsoft/deauthorize",
-                                        {"admin": district["admin_email"]})
+                                        {"actor": "person:" + district["admin_email"]})
         self.assertEqual(status, 200, body)
         self.assertEqual(body["status"], "deauthorized")
         self.assertIn("Entra", body["message"])
@@ -547,7 +559,7 @@ class DeauthorizeWhileGoogleIsDown(AuthFixture, unittest.TestCase):
             self.emu.stop()
             status, _, body = self.internal("POST",
                                             f"/internal/tenants/{tenant}/google/deauthorize",
-                                            {"admin": district["admin_email"]})
+                                            {"actor": "person:" + district["admin_email"]})
             self.assertEqual(status, 200, body)
             self.assertEqual(body, {"status": "deauthorized", "remote_revoke": "pending"})
             c = self.connection(tenant, "google")
@@ -637,7 +649,7 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         first = self.runs(tenant)[0]["run_id"]
         # An immediate request while the first run is in flight is coalesced with it.
         status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/sync",
-                                        {"provider": None, "admin": district["admin_email"]})
+                                        {"provider": None, "actor": "person:" + district["admin_email"]})
         self.assertEqual(status, 202, body)
         self.assertEqual(body["requests"], [{"provider": "google", "run_id": first,
                                              "coalesced": True}])
@@ -650,7 +662,8 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         # A pause window covering now: the scheduled run is skipped and shown as paused.
         psql("UPDATE sync_runs SET status = 'completed' WHERE tenant_id = :'t'", t=tenant)
         status, _, body = self.internal("PUT", f"/internal/tenants/{tenant}/settings",
-                                        {"sync_interval_seconds": 3600, "pause_windows": [
+                                        {"actor": "apikey:k1",
+                                         "sync_interval_seconds": 3600, "pause_windows": [
                                             {"starts_at": "2000-01-01T00:00:00Z",
                                              "ends_at": "2999-01-01T00:00:00Z",
                                              "reason": "summer rollover"}]})
@@ -667,7 +680,7 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         # An admin's immediate request still runs inside the window.
         status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/sync",
                                         {"provider": "google", "preview": False,
-                                         "admin": district["admin_email"]})
+                                         "actor": "person:" + district["admin_email"]})
         self.assertEqual(status, 202, body)
         self.assertFalse(body["requests"][0]["coalesced"])
         self.assertEqual([r["reason"] for r in self.runs(tenant)], ["authorized", "manual"])
@@ -675,11 +688,13 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         self.assertEqual([e["sync_request"]["reason"] for e in reqs], ["authorized", "manual"])
         # Bad settings are refused with a JSON error.
         status, _, body = self.internal("PUT", f"/internal/tenants/{tenant}/settings",
-                                        {"sync_interval_seconds": 10})
+                                        {"sync_interval_seconds": 10,
+                                         "actor": "apikey:k1"})
         self.assertEqual(status, 400)
         status, _, body = self.internal("PUT", f"/internal/tenants/{tenant}/settings",
                                         {"pause_windows": [{"starts_at": "soon",
-                                                            "ends_at": "later"}]})
+                                                            "ends_at": "later"}],
+                                         "actor": "apikey:k1"})
         self.assertEqual(status, 400)
 
 

@@ -65,20 +65,23 @@ class HostileBase(unittest.TestCase):
         status, _, _ = harness.http("GET", self.proc.url + "/healthz", timeout=10)
         self.assertEqual(status, 200)
 
-    def common_attacks(self, paths, secret_header):
-        """Oversized and malformed requests against each path."""
+    def common_attacks(self, paths, secret_header, field=b"admin", prefix=b""):
+        """Oversized and malformed requests against each path; field names who acts (auth:
+        "actor" with values "person:<email>", the merger: "admin")."""
         port = self.proc.port
+        f = b'"' + field + b'":'
         for path in paths:
-            for body in (b"{" * 200000, b"x" * (4 << 20), b'{"admin":' + b'"a' * 100000 + b'"}'):
+            for body in (b"{" * 200000, b"x" * (4 << 20), b"{" + f + b'"a' * 100000 + b'"}'):
                 s, b = raw_request(port, "POST", path, body, secret_header)
                 self.assert_refused(s, b, f"POST {path} with a {len(body)}-byte body",
                                     json_error=False)
             for bad in BAD_UTF8:
-                s, b = raw_request(port, "POST", path, b'{"admin":"' + bad + b'@x.org"}',
+                s, b = raw_request(port, "POST", path, b"{" + f + b'"' + prefix + bad + b'@x.org"}',
                                    dict(secret_header, **{"Content-Type": "application/json"}))
                 self.assert_refused(s, b, f"POST {path} with invalid UTF-8 {bad!r}")
-            for body in (b"[]", b"null", b'{"admin":5}', b'{"admin":["a@b"]}', b"\xef\xbb\xbf{}",
-                         b'{"admin":"a@b","admin":"c@d"}', b'{"admin":null}'):
+            for body in (b"[]", b"null", b"{" + f + b"5}", b"{" + f + b'["a@b"]}',
+                         b"\xef\xbb\xbf{}", b"{" + f + b'"a@b",' + f + b'"c@d"}',
+                         b"{" + f + b"null}"):
                 s, b = raw_request(port, "POST", path, body, secret_header)
                 self.assert_refused(s, b, f"POST {path} {body!r}")
             s, b = raw_request(port, "GET", path, b"", dict(secret_header,
@@ -126,19 +129,21 @@ class AuthHostileInputTest(HostileBase):
                  f"/internal/tenants/{tenant}/microsoft/authorize",
                  f"/internal/tenants/{tenant}/google/deauthorize",
                  f"/internal/tenants/{tenant}/sync"]
-        self.common_attacks(paths, hdr)
+        self.common_attacks(paths, hdr, b"actor", b"person:")
         port = self.proc.port
         for v in SQL:
             q = urllib.parse.quote(v, safe="")
             for rest in ("connections", "sync", "google/authorize"):
                 method = "GET" if rest == "connections" else "POST"
                 s, b = raw_request(port, method, f"/internal/tenants/{q}/{rest}",
-                                   b'{"admin":"a@b.org"}', hdr)
+                                   b'{"actor":"person:a@b.org"}', hdr)
                 self.assert_refused(s, b, f"{method} tenant {v!r} /{rest}")
-            for rest, body in ((f"/internal/tenants/{tenant}/google/authorize", {"admin": v}),
-                               (f"/internal/tenants/{tenant}/sync", {"admin": v}),
+            for rest, body in ((f"/internal/tenants/{tenant}/google/authorize", {"actor": v}),
+                               (f"/internal/tenants/{tenant}/sync", {"actor": v}),
                                (f"/internal/tenants/{tenant}/sync",
-                                {"admin": "a@b.org", "provider": v}),
+                                {"actor": "person:" + v}),
+                               (f"/internal/tenants/{tenant}/sync",
+                                {"actor": "person:a@b.org", "provider": v}),
                                ("/internal/token", {"tenant_id": v, "provider": "google"}),
                                ("/internal/token", {"tenant_id": tenant, "provider": v})):
                 s, b = raw_request(port, "POST", rest, suite.json_bytes(body), hdr)
@@ -148,10 +153,12 @@ class AuthHostileInputTest(HostileBase):
                      {"pause_windows": [{"starts_at": "' OR 1=1", "ends_at": None}]},
                      {"sync_interval_seconds": 1e308}):
             s, b = raw_request(port, "PUT", f"/internal/tenants/{tenant}/settings",
-                               suite.json_bytes(body), hdr)
+                               suite.json_bytes(dict(body, actor="person:a@b.org")), hdr)
             self.assert_refused(s, b, f"PUT settings {body}")
-        for body in ({"provider": "google", "preview": "yes", "admin": "a@b.org"},
-                     {"provider": "both", "admin": "a@b.org"}):
+        for body in ({"provider": "google", "preview": "yes", "actor": "person:a@b.org"},
+                     {"provider": "both", "actor": "person:a@b.org"},
+                     {"provider": "google", "admin": "a@b.org"},
+                     {"provider": "google", "actor": "a@b.org"}):
             s, b = raw_request(port, "POST", f"/internal/tenants/{tenant}/sync",
                                suite.json_bytes(body), hdr)
             self.assert_refused(s, b, f"POST sync {body}")

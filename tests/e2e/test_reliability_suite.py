@@ -81,7 +81,7 @@ class FaultySuiteTest(unittest.TestCase):
     def sync(self, provider):
         status, _, body = harness.http("POST", f"{self.auth}/internal/tenants/{self.tenant}/sync",
                                        {"provider": provider,
-                                        "admin": f"admin@{self.district}.k12.example"},
+                                        "actor": f"person:admin@{self.district}.k12.example"},
                                        headers=self.hdr)
         self.assertEqual(status, 202, body)
         return body["requests"][0]["run_id"]

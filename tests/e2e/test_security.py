@@ -49,15 +49,16 @@ class ServiceSecretTest(unittest.TestCase):
                  "Bearer " + s + "x", "Basic " + s, s, "Bearer  " + s, "Bearer " + s.upper()]
         run = "0d6f3a52-8f0e-4c55-9a1e-2c1b5f7d9e01"
         routes = [(self.auth, "POST", f"/internal/tenants/{tenant}/google/authorize",
-                   {"admin": "a@b.org"}),
+                   {"actor": "person:a@b.org"}),
                   (self.auth, "POST", f"/internal/tenants/{tenant}/microsoft/authorize",
-                   {"admin": "a@b.org"}),
+                   {"actor": "person:a@b.org"}),
                   (self.auth, "POST", f"/internal/tenants/{tenant}/google/deauthorize",
-                   {"admin": "a@b.org"}),
+                   {"actor": "person:a@b.org"}),
                   (self.auth, "GET", f"/internal/tenants/{tenant}/connections", None),
-                  (self.auth, "POST", f"/internal/tenants/{tenant}/sync", {"admin": "a@b.org"}),
+                  (self.auth, "POST", f"/internal/tenants/{tenant}/sync",
+                   {"actor": "person:a@b.org"}),
                   (self.auth, "PUT", f"/internal/tenants/{tenant}/settings",
-                   {"sync_interval_seconds": 3600}),
+                   {"sync_interval_seconds": 3600, "actor": "person:a@b.org"}),
                   (self.auth, "POST", "/internal/token",
                    {"tenant_id": tenant, "provider": "google"}),
                   (self.merger, "POST", f"/internal/tenants/{tenant}/runs/{run}/approve",
@@ -90,7 +91,7 @@ class OAuthStateTest(unittest.TestCase):
     def authorize(self, tenant, provider="google"):
         status, _, body = harness.http(
             "POST", self.auth.url + f"/internal/tenants/{tenant}/{provider}/authorize",
-            {"admin": "admin@sec.k12.example"}, headers=suite.service_header())
+            {"actor": "person:admin@sec.k12.example"}, headers=suite.service_header())
         self.assertEqual(status, 200, body)
         return body["consent_url"], consent_params(body["consent_url"])
 
@@ -231,7 +232,7 @@ class SecretsAndLeaksTest(unittest.TestCase):
             for provider in ("google", "microsoft"):
                 st, _, body = harness.http(
                     "POST", auth.url + f"/internal/tenants/{tenant}/{provider}/authorize",
-                    {"admin": "admin@leak.k12.example"}, headers=hdr)
+                    {"actor": "person:admin@leak.k12.example"}, headers=hdr)
                 answers.append(repr(body))
                 self.assertEqual(st, 200)
                 state = consent_params(body["consent_url"])["state"]
@@ -243,7 +244,7 @@ class SecretsAndLeaksTest(unittest.TestCase):
             for path, body in ((f"/internal/tenants/{tenant}/connections", None),
                                ("/internal/token", {"tenant_id": tenant, "provider": "google"}),
                                (f"/internal/tenants/{tenant}/sync",
-                                {"provider": None, "admin": "admin@leak.k12.example"})):
+                                {"provider": None, "actor": "person:admin@leak.k12.example"})):
                 st, h, reply = harness.http("GET" if body is None else "POST", auth.url + path,
                                             body, headers=hdr)
                 answers.append(repr(reply) + repr(h))

@@ -20,6 +20,7 @@ int cmd_publish(int argc, char **argv);
 int cmd_tenant_add(int argc, char **argv);
 int cmd_apikey_create(int argc, char **argv);
 int cmd_apikey_revoke(int argc, char **argv);
+int cmd_admin_add(int argc, char **argv);
 int cmd_offsets(int argc, char **argv);
 
 /* Environment helpers: the value, or def when unset or empty. */

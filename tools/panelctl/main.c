@@ -28,6 +28,8 @@ static const struct panelctl_command commands[] = {
     {"apikey-create", "apikey-create TENANT admin|viewer [LABEL]",
      "create an api key (printed once; only its hash is stored)", cmd_apikey_create},
     {"apikey-revoke", "apikey-revoke KEY_ID", "revoke an api key", cmd_apikey_revoke},
+    {"admin-add", "admin-add TENANT EMAIL admin|viewer [--google-only|--microsoft-only]",
+     "let a person sign in to the tenant's admin page (the first admin)", cmd_admin_add},
     {"offsets", "offsets TOPIC...",
      "print the topics' end offsets summed over partitions as one JSON object", cmd_offsets},
 };

@@ -1,9 +1,13 @@
 // K12 Panel admin page: plain JavaScript over the REST API (/v1). No build step, no CDN.
-// The API key lives in sessionStorage (this tab only). Everything shown is built with
-// textContent, never innerHTML, so names from the directory cannot inject markup.
+// A person signs in with Google or Microsoft (auth's /signin routes); the session is an
+// HttpOnly cookie this script never sees. Every change carries the session's X-CSRF-Token.
+// Everything shown is built with textContent, never innerHTML, so names from the directory
+// cannot inject markup.
 "use strict";
 
-const KEY = "panel.apikey";
+// GET /v1/session: {tenant_id, tenant_name, email, role, csrf_token, ...}; null signed out.
+let session = null;
+const isAdmin = () => session !== null && session.role === "admin";
 const $ = (id) => document.getElementById(id);
 const PROVIDERS = {
   google: {label: "Google Workspace", path: "google",
@@ -41,8 +45,9 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body) {
-  const headers = {"Authorization": "Bearer " + sessionStorage.getItem(KEY)};
-  const init = {method, headers};
+  const headers = {};
+  const init = {method, headers, credentials: "same-origin"};
+  if (method !== "GET" && session) headers["X-CSRF-Token"] = session.csrf_token;
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -62,7 +67,7 @@ async function api(method, path, body) {
   if (!res.ok) {
     const err = data && data.error ? data.error : {};
     if (res.status === 401) {
-      signOut("Your API key was not accepted (unknown or revoked). Sign in again.");
+      showSignIn(data && data.signin, "Your session has ended. Sign in again.");
     }
     throw new ApiError(res.status, err.code || "http_" + res.status, explain(res.status, err));
   }
@@ -72,7 +77,7 @@ async function api(method, path, body) {
 function explain(status, err) {
   const base = err.message || "The request failed.";
   const words = {
-    403: "This API key can only view: ask for an admin key to make changes. ",
+    403: "Not allowed: ",
     409: "Not possible right now: ",
     413: "Too much data was sent: ",
     502: "A Panel service is unavailable: ",
@@ -139,25 +144,67 @@ async function guarded(fn) {
 
 // ---------------------------------------------------------------- sign in and tabs
 
-function signOut(message) {
-  sessionStorage.removeItem(KEY);
+// The sign-in screen. links: {google, microsoft} from the 401 of GET /v1/session. A district
+// may be chosen with ?tenant= on this page's URL; it is passed on to the sign-in.
+function showSignIn(links, message) {
+  session = null;
   $("app").hidden = true;
-  $("signin").hidden = false;
   $("signedin").hidden = true;
-  $("needkey").hidden = false;
+  $("signin").hidden = false;
+  const tenant = new URLSearchParams(location.search).get("tenant");
+  for (const p of ["google", "microsoft"]) {
+    const url = links && links[p];
+    const a = $("signin-" + p);
+    a.hidden = !url;
+    if (url) a.href = url + (tenant ? "?tenant=" + encodeURIComponent(tenant) : "");
+  }
   if (message) showError(message);
 }
 
-async function signIn(key) {
-  sessionStorage.setItem(KEY, key);
-  await api("GET", "/v1/connections");
+// auth sends the browser back to #signin?error=<code>&message=<text> when a sign-in failed.
+function signInError() {
+  const h = location.hash;
+  if (!h.startsWith("#signin?")) return null;
+  const p = new URLSearchParams(h.slice("#signin?".length));
+  history.replaceState(null, "", location.pathname + location.search);
+  return "Sign-in failed: " + (p.get("message") || p.get("error") || "unknown error") + ".";
+}
+
+async function start() {
+  const failed = signInError();
+  let res, data = null;
+  try {
+    res = await fetch("/v1/session", {credentials: "same-origin"});
+    data = await res.json();
+  } catch (e) {
+    showError("Panel cannot be reached. Check your connection and try again.");
+    return;
+  }
+  if (res.status === 401) {
+    showSignIn(data && data.signin, failed);
+    return;
+  }
+  if (!res.ok) {
+    showError(explain(res.status, (data && data.error) || {}));
+    return;
+  }
+  session = data;
+  if (failed) showError(failed);
   $("signin").hidden = true;
   $("signedin").hidden = false;
-  $("whoami").textContent = "Signed in with key " + key.split(".")[0];
-  $("needkey").hidden = true;
+  $("whoami").textContent = `${session.email} (${session.role}) — ` +
+    (session.tenant_name || session.tenant_id);
+  $("viewer-note").hidden = isAdmin();
   $("app").hidden = false;
   const tab = location.hash.startsWith("#people") ? "people" : location.hash.startsWith("#assets") ? "assets" : "sync";
   selectTab(tab, false);
+}
+
+async function signOut() {
+  await api("POST", "/v1/session/signout", {});
+  session = null;
+  say("Signed out.");
+  await start();
 }
 
 const TABS = ["sync", "people", "assets"];
@@ -217,6 +264,7 @@ function connectionCard(c) {
   row("Next scheduled run", c.paused ? "paused (inside a pause window)" : when(c.next_sync_at));
   if (c.held_runs) row("Held runs", `${c.held_runs} waiting for approval (see the run history)`);
   card.append(dl);
+  if (!isAdmin()) return card;
   const actions = el("div", {class: "actions"});
   actions.append(el("button", {type: "button", id: id + "-authorize", text: p.authorize,
                                onclick: () => authorize(c.provider)}));
@@ -236,21 +284,20 @@ function authorize(provider) {
   const dlg = $("confirm-authorize");
   $("ca-title").textContent = p.authorize;
   $("ca-text").textContent = p.readonly + " You will now be sent to " +
-    (provider === "google" ? "Google" : "Microsoft") + " to approve this.";
+    (provider === "google" ? "Google" : "Microsoft") + " to approve this as a " +
+    (provider === "google" ? "Google Workspace super admin" : "Microsoft Entra administrator") + ".";
   $("ca-form").onsubmit = (ev) => {
     ev.preventDefault();
-    const admin = $("ca-admin").value.trim();
-    if (!admin) return;
     dlg.close();
     guarded(async () => {
-      const out = await api("POST", `/v1/connections/${p.path}/authorize`, {admin});
+      const out = await api("POST", `/v1/connections/${p.path}/authorize`, {});
       say("Sending you to the consent page…");
       window.location.assign(out.consent_url);
     });
   };
   $("ca-cancel").onclick = () => dlg.close();
   dlg.showModal();
-  $("ca-admin").focus();
+  $("ca-ok").focus();
 }
 
 function deauthorize(provider) {
@@ -281,7 +328,7 @@ async function loadRuns() {
   if (!out.items.length) body.append(el("tr", {}, el("td", {colspan: 10, text: "No runs yet."})));
   for (const r of out.items) {
     const actions = el("td");
-    if (r.status === "held") {
+    if (r.status === "held" && isAdmin()) {
       actions.append(el("button", {type: "button", text: "Approve", "aria-label": `Approve held ${r.source} run of ${when(r.requested_at)}`,
                                    onclick: () => decide(r, "approve")}),
                      el("button", {type: "button", text: "Reject", "aria-label": `Reject held ${r.source} run of ${when(r.requested_at)}`,
@@ -318,7 +365,7 @@ function showCallbackResult() {
   if (result === "connected") say(`${name} connected. The first sync has started.`);
   else if (result === "denied") showError(`${name} authorization was declined, so nothing was connected.`);
   else if (result) showError(`${name} authorization failed: ${p.get("message") || "unknown error"}.`);
-  history.replaceState(null, "", location.pathname);
+  history.replaceState(null, "", location.pathname + location.search);
 }
 
 // ---------------------------------------------------------------- lists with keyset pages
@@ -449,8 +496,8 @@ async function showAsset(id) {
     const c = a.current_checkout;
     box.append(el("p", {id: "asset-current", text: `Checked out to ${c.person_name || c.person_id} since ${when(c.checked_out_at)}` +
                         (c.due_at ? `, due ${when(c.due_at)}` : "") + (c.overdue ? " — overdue" : "")}));
-    box.append(checkinForm(a));
-  } else if (a.lifecycle !== "retired") {
+    if (isAdmin()) box.append(checkinForm(a));
+  } else if (a.lifecycle !== "retired" && isAdmin()) {
     box.append(checkoutForm(a));
   }
   box.append(el("h4", {text: "History"}));
@@ -556,13 +603,7 @@ function checkoutForm(a) {
 // ---------------------------------------------------------------- wiring
 
 document.addEventListener("DOMContentLoaded", () => {
-  $("signin").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    const key = $("apikey").value.trim();
-    $("apikey").value = "";
-    guarded(() => signIn(key));
-  });
-  $("signout").addEventListener("click", () => signOut());
+  $("signout").addEventListener("click", () => guarded(signOut));
   for (const t of TABS) {
     $("tab-" + t).addEventListener("click", () => selectTab(t, false));
     $("tab-" + t).addEventListener("keydown", tabKeys);
@@ -577,7 +618,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("assets-next").addEventListener("click", () => guarded(() => assets.load(false)));
   // Coming back from a consent page on this same origin is only a fragment change.
   window.addEventListener("hashchange", () => {
-    if (location.hash.startsWith("#cloud-sync?") && sessionStorage.getItem(KEY)) selectTab("sync", false);
+    if (location.hash.startsWith("#cloud-sync?") && session) selectTab("sync", false);
+    else if (location.hash.startsWith("#signin?")) guarded(start);
   });
-  if (sessionStorage.getItem(KEY)) guarded(() => signIn(sessionStorage.getItem(KEY)));
+  guarded(start);
 });

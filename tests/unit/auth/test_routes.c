@@ -33,9 +33,15 @@ static void test_admin(void **state)
     assert_false(routes_valid_admin("a b@c"));
     assert_false(routes_valid_admin("a\n@c"));
     assert_false(routes_valid_admin(NULL));
-    /* Other actions name the actor, e.g. the api key that asked. */
+    /* Every action names the actor the api authenticated: a person or an api key. */
     assert_true(routes_valid_actor("apikey:Ab3_x"));
-    assert_true(routes_valid_actor("admin@demo.k12.example"));
+    assert_true(routes_valid_actor("person:admin@demo.k12.example"));
+    assert_false(routes_valid_actor("admin@demo.k12.example")); /* an unqualified email */
+    assert_false(routes_valid_actor("person:admin"));
+    assert_false(routes_valid_actor("person:a b@c"));
+    assert_false(routes_valid_actor("apikey:"));
+    assert_false(routes_valid_actor("apikey:a.b"));
+    assert_false(routes_valid_actor("apikey:x@apikey.invalid"));
     assert_false(routes_valid_actor(""));
     assert_false(routes_valid_actor("two words"));
     assert_false(routes_valid_actor("quote\""));

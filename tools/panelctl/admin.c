@@ -1,0 +1,68 @@
+/* panelctl admin-add: a district's first Panel admin (later ones are invited from the admin
+ * page). The account signs in with Google or Microsoft; nothing secret is created here. */
+#include "commands.h"
+#include "pg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_PG_URL "postgresql://panel@127.0.0.1:5432/panel"
+
+int cmd_admin_add(int argc, char **argv)
+{
+    char err[512];
+    int rc = 1;
+    PGresult *res = NULL;
+    const char *google = "true", *microsoft = "true";
+    if (argc == 4 && strcmp(argv[3], "--google-only") == 0)
+        microsoft = "false";
+    else if (argc == 4 && strcmp(argv[3], "--microsoft-only") == 0)
+        google = "false";
+    if ((argc != 3 && !(argc == 4 && (*google == 'f' || *microsoft == 'f'))) ||
+        (strcmp(argv[2], "admin") != 0 && strcmp(argv[2], "viewer") != 0) ||
+        !strchr(argv[1], '@')) {
+        fprintf(stderr, "usage: panelctl admin-add TENANT EMAIL admin|viewer "
+                        "[--google-only|--microsoft-only]\n");
+        return 2;
+    }
+    PGconn *conn = pgx_connect(panelctl_env("PANEL_PG_URL", DEFAULT_PG_URL), 30, err, sizeof err);
+    if (!conn) {
+        fprintf(stderr, "panelctl: %s\n", err);
+        return 1;
+    }
+    const char *params[5] = {argv[0], argv[1], argv[2], google, microsoft};
+    res = PQexecParams(conn,
+                       "INSERT INTO admin_accounts (tenant_id, email, role, allow_google, "
+                       "allow_microsoft, created_by) SELECT tenant_id, lower(btrim($2)), $3, "
+                       "$4::boolean, $5::boolean, 'panelctl' FROM tenants WHERE tenant_id = $1 "
+                       "ON CONFLICT (tenant_id, email) WHERE removed_at IS NULL DO NOTHING "
+                       "RETURNING account_id",
+                       5, NULL, params, NULL, NULL, 0);
+    if (!pgx_ok(res, PGRES_TUPLES_OK, err, sizeof err)) {
+        fprintf(stderr, "panelctl: %s\n", err);
+        goto out;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        const char *p1[1] = {argv[0]};
+        res = PQexecParams(conn, "SELECT 1 FROM tenants WHERE tenant_id = $1", 1, NULL, p1, NULL,
+                           NULL, 0);
+        if (pgx_ok(res, PGRES_TUPLES_OK, err, sizeof err) && PQntuples(res) == 1)
+            fprintf(stderr, "panelctl: %s is already an admin account of %s\n", argv[1], argv[0]);
+        else
+            fprintf(stderr, "panelctl: no tenant '%s' (create it with panelctl tenant-add)\n",
+                    argv[0]);
+        goto out;
+    }
+    printf("%s\n", PQgetvalue(res, 0, 0));
+    fprintf(stderr, "%s (%s) may now sign in to %s's admin page with %s\n", argv[1], argv[2],
+            argv[0],
+            *google == 'f'      ? "Microsoft"
+            : *microsoft == 'f' ? "Google"
+                                : "Google or Microsoft");
+    rc = 0;
+out:
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
