@@ -1,6 +1,7 @@
 /* accounts: see accounts.h. */
 #include "accounts.h"
 
+#include "log.h"
 #include "session.h"
 
 #include <ctype.h>
@@ -124,6 +125,7 @@ static void sign_out(struct api_req *r)
     const char *p[1] = {r->principal.session_hash};
     if (!(res = rest_exec(r, &st_signout, 1, p)))
         goto out;
+    log_info_t(r->principal.tenant, NULL, "%s signed out", r->principal.actor);
     if (session_set_cookie(r->headers, sizeof r->headers, SESSION_COOKIE, "", 0,
                            r->api->cookie_secure) != 0) {
         rest_error(r, 500, "internal", "cannot delete the cookie");
@@ -229,6 +231,8 @@ static void add_account(struct api_req *r)
         goto out;
     }
     rest_reply_row(r, res, 201);
+    log_info_t(r->principal.tenant, NULL, "admin account %s (%s) added by %s", normalized, role,
+               r->principal.actor);
 out:
     json_decref(body);
     PQclear(res);
@@ -287,11 +291,15 @@ static void change_account(struct api_req *r, const char *id, bool remove)
         if (!(res = rest_exec(r, &st_end_sessions, 2, p)) || rest_tx(r, "COMMIT"))
             goto out;
         rest_reply_text(r, 204, "");
+        log_info_t(r->principal.tenant, NULL, "admin account %s removed by %s (its sessions ended)",
+                   id, r->principal.actor);
     } else {
         const char *p[5] = {r->principal.tenant, id, role, g, m};
         if (!(res = rest_exec(r, &st_update, 5, p)) || rest_tx(r, "COMMIT"))
             goto out;
         rest_reply_row(r, res, 200);
+        log_info_t(r->principal.tenant, NULL, "admin account %s changed by %s (role %s)", id,
+                   r->principal.actor, role ? role : "unchanged");
     }
 out:
     json_decref(body);
