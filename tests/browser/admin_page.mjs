@@ -116,6 +116,21 @@ try {
   await page.locator("#asset .history li").filter({hasText: "(good)"}).waitFor();
   await shot("06-checked-in");
 
+  step("admins: invite a person, make them admin, remove them");
+  await page.getByRole("tab", {name: "Admins"}).click();
+  await page.locator("#admins tr").filter({hasText: fx.email}).waitFor();
+  await page.getByLabel("Email", {exact: true}).fill(fx.invitee);
+  await page.getByLabel("Role", {exact: true}).selectOption("viewer");
+  await page.getByRole("button", {name: "Invite"}).click();
+  const invited = page.locator("#admins tr").filter({hasText: fx.invitee});
+  await invited.filter({hasText: "viewer"}).waitFor();
+  await page.getByRole("button", {name: `Make ${fx.invitee} admin`}).click();
+  await invited.filter({hasText: "admin"}).getByRole("button", {name: `Make ${fx.invitee} viewer`}).waitFor();
+  await shot("07-admins");
+  await page.getByRole("button", {name: `Remove ${fx.invitee}`}).click();
+  await invited.waitFor({state: "detached"});
+  await page.locator("#status").filter({hasText: fx.invitee + " removed"}).waitFor();
+
   step("a viewer sees everything and no change controls");
   const viewer = await open(fx.viewer_session, false);
   await viewer.goto(fx.url + "/");
@@ -135,7 +150,11 @@ try {
   await viewer.locator("#asset .history").waitFor();
   if (await viewer.locator("#checkout-form, #checkin-form").count())
     throw new Error("a viewer sees the checkout form");
-  await viewer.screenshot({path: path.join(shots, "07-viewer.png"), fullPage: true});
+  await viewer.getByRole("tab", {name: "Admins"}).click();
+  await viewer.locator("#admins tr").filter({hasText: fx.email}).waitFor();
+  if (!(await viewer.locator("#admin-form").isHidden())) throw new Error("a viewer can invite");
+  if (await viewer.locator("#admins button").count()) throw new Error("a viewer sees admin buttons");
+  await viewer.screenshot({path: path.join(shots, "08-viewer.png"), fullPage: true});
 
   step("sign out: back to the sign-in screen");
   page.expect401 = true;

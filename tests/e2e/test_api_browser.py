@@ -75,6 +75,7 @@ class AdminPageTest(unittest.TestCase):
         fixture = {"url": self.api.url, "session": session, "viewer_session": viewer,
                    "email": email, "tenant": t, "tenant_name": "Springfield Public Schools",
                    "auth_public": AUTH_PUBLIC, "email_other": "stranger@else.example",
+                   "invitee": f"new.{uuid.uuid4().hex[:6]}@district.example",
                    "held_run": held,
                    "person_query": "lovelace", "person_name": "Ada Lovelace",
                    "serial": serial, "kid_query": "zed", "kid_name": "Zed Student"}
@@ -100,6 +101,10 @@ class AdminPageTest(unittest.TestCase):
         self.assertTrue(upstream)
         for method, path, body in upstream:
             self.assertEqual(body.get("actor", body.get("admin")), actor, path)
+        # The invited person was added, promoted and removed by the signed-in admin.
+        self.assertEqual(psql("SELECT role, created_by, removed_by FROM admin_accounts "
+                              "WHERE tenant_id = :'t' AND email = :'e'", t=t,
+                              e=fixture["invitee"]), [["admin", actor, actor]])
         # Sign-out ended the admin's session; the viewer's is untouched.
         self.assertEqual(psql("SELECT email, ended_at IS NOT NULL FROM admin_sessions "
                               "WHERE tenant_id = :'t' ORDER BY email", t=t),

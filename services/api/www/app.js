@@ -196,7 +196,7 @@ async function start() {
     (session.tenant_name || session.tenant_id);
   $("viewer-note").hidden = isAdmin();
   $("app").hidden = false;
-  const tab = location.hash.startsWith("#people") ? "people" : location.hash.startsWith("#assets") ? "assets" : "sync";
+  const tab = TABS.find((t) => location.hash.startsWith("#" + t)) || "sync";
   selectTab(tab, false);
 }
 
@@ -207,7 +207,7 @@ async function signOut() {
   await start();
 }
 
-const TABS = ["sync", "people", "assets"];
+const TABS = ["sync", "people", "assets", "admins"];
 
 function selectTab(name, focus) {
   for (const t of TABS) {
@@ -220,6 +220,7 @@ function selectTab(name, focus) {
   if (name === "sync") guarded(loadSync);
   if (name === "people" && !people.loaded) guarded(() => people.load(true));
   if (name === "assets" && !assets.loaded) guarded(() => assets.load(true));
+  if (name === "admins") guarded(loadAdmins);
 }
 
 function tabKeys(ev) {
@@ -600,6 +601,51 @@ function checkoutForm(a) {
   return form;
 }
 
+// ---------------------------------------------------------------- Panel admins
+
+async function loadAdmins() {
+  const out = await api("GET", "/v1/admins");
+  const body = $("admins");
+  body.replaceChildren();
+  $("admin-form").hidden = !isAdmin();
+  for (const a of out.items) {
+    const providers = [a.allow_google ? "Google" : null, a.allow_microsoft ? "Microsoft" : null]
+      .filter(Boolean).join(", ");
+    const role = el("td", {text: a.role});
+    const actions = el("td");
+    if (isAdmin()) {
+      const other = a.role === "admin" ? "viewer" : "admin";
+      actions.append(
+        el("button", {type: "button", text: `Make ${other}`, "aria-label": `Make ${a.email} ${other}`,
+                      onclick: () => changeAdmin(a, {role: other})}),
+        el("button", {type: "button", text: "Remove", "aria-label": `Remove ${a.email}`,
+                      onclick: () => removeAdmin(a)}));
+    }
+    body.append(el("tr", {"data-account": a.account_id}, el("td", {text: a.email}), role,
+                   el("td", {text: providers}), el("td", {text: when(a.last_signin_at)}),
+                   el("td", {text: a.created_by}), actions));
+  }
+  say(`${out.items.length} Panel admins and viewers.`);
+}
+
+function changeAdmin(a, change) {
+  guarded(async () => {
+    await api("PATCH", `/v1/admins/${a.account_id}`, change);
+    if (a.account_id === session.account_id) await start(); // my own role changed
+    else await loadAdmins();
+    say(`${a.email} is now ${change.role}.`);
+  });
+}
+
+function removeAdmin(a) {
+  if (!window.confirm(`Remove ${a.email}? They are signed out at once and can no longer sign in.`)) return;
+  guarded(async () => {
+    await api("DELETE", `/v1/admins/${a.account_id}`);
+    await loadAdmins();
+    say(`${a.email} removed.`);
+  });
+}
+
 // ---------------------------------------------------------------- wiring
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -616,6 +662,16 @@ document.addEventListener("DOMContentLoaded", () => {
   $("assets-form").addEventListener("submit", (ev) => { ev.preventDefault(); guarded(() => assets.load(true)); });
   $("assets-first").addEventListener("click", () => guarded(() => assets.load(true)));
   $("assets-next").addEventListener("click", () => guarded(() => assets.load(false)));
+  $("admin-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const email = $("admin-email").value.trim();
+      await api("POST", "/v1/admins", {email, role: $("admin-role").value});
+      $("admin-email").value = "";
+      await loadAdmins();
+      say(`${email} invited: they can now sign in with Google or Microsoft.`);
+    });
+  });
   // Coming back from a consent page on this same origin is only a fragment change.
   window.addEventListener("hashchange", () => {
     if (location.hash.startsWith("#cloud-sync?") && session) selectTab("sync", false);
