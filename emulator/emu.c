@@ -243,7 +243,8 @@ void reply_google_error(struct reply *r, int status, const char *reason, const c
         json_object_set_new(item, "locationType", json_string("header"));
     }
     json_t *err = json_pack("{s:i,s:s,s:[o]}", "code", status, "message", message, "errors", item);
-    const char *st = google_status_text(status);
+    /* Directory's 403 "Not Authorized to access this resource/api" carries no "status". */
+    const char *st = strcmp(reason, "forbidden") ? google_status_text(status) : NULL;
     if (st)
         json_object_set_new(err, "status", json_string(st));
     json_t *body = json_pack("{s:o}", "error", err);
@@ -373,7 +374,10 @@ static void fault_reply(struct emu *e, enum emu_route route, const struct fault 
                    : st == 400 ? "BadRequest"
                                : "generalException";
         reply_graph_error(r, st, code,
-                          st == 429 ? "Too many requests." : "The service failed to answer.");
+                          st == 429 ? "Too many requests."
+                          : !strcmp(code, "Authorization_RequestDenied")
+                              ? "Insufficient privileges to complete the operation."
+                              : "The service failed to answer.");
     } else {
         if (!reason)
             reason = st == 429 || st == 403 ? "rateLimitExceeded"
@@ -384,7 +388,9 @@ static void fault_reply(struct emu *e, enum emu_route route, const struct fault 
         reply_google_error(r, st, reason,
                            !strcmp(reason, "rateLimitExceeded") ? "Rate Limit Exceeded"
                            : !strcmp(reason, "backendError")    ? "Backend Error"
-                                                                : "Injected failure");
+                           : !strcmp(reason, "forbidden")
+                               ? "Not Authorized to access this resource/api"
+                               : "Injected failure");
     }
     if (f->retry_after[0])
         reply_header(r, "Retry-After", f->retry_after);

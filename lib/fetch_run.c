@@ -12,14 +12,16 @@
 #include <string.h>
 
 #define TOKEN_MAX        8192
-#define RECENT_RUNS      256 /* tenants remembered for coalescing */
+#define RECENT_RUNS      256 /* tenants whose last run id is remembered */
 #define MAX_EXTRA_HDRS   8
 #define FLUSH_TIMEOUT_MS 30000
+#define MAX_FORBIDDEN    8 /* listings a run can report as refused */
 
+/* The last run this process ran to its end for a tenant: the same request delivered again
+ * (auth re-publishing after a crash, Kafka redelivering after a lost commit) is not run twice. */
 struct recent_run {
     char tenant[72];
-    int64_t end_ms; /* wall clock, comparable with Kafka message timestamps */
-    bool full;
+    char run_id[72];
 };
 
 struct fetch_service {
@@ -54,6 +56,9 @@ struct fetch_run {
     bool failed;
     fetch_reason reason;
     char message[512];
+    char *forbidden[MAX_FORBIDDEN]; /* listings the provider refused (RunFailed) */
+    size_t nforbidden;
+    char forbidden_msg[512]; /* the provider's words for the first refusal */
 };
 
 void fetch_config_from_env(struct fetch_config *cfg, const struct fetch_env *env,
@@ -148,7 +153,7 @@ struct fetch_service *fetch_service_new(const struct fetch_config *cfg,
                      "Fields cut to their limit or left out for a wrong type");
     metrics_describe(fs->metrics, "panel_fetch_runs_total", "counter", "Runs by result");
     metrics_describe(fs->metrics, "panel_fetch_coalesced_total", "counter",
-                     "Sync requests coalesced into a tenant's run");
+                     "Sync requests delivered again after their run ended (not run twice)");
     metrics_describe(fs->metrics, "panel_fetch_run_duration_seconds", "histogram",
                      "Duration of runs");
     metrics_describe(fs->metrics, "panel_fetch_last_success_timestamp_seconds", "gauge",
@@ -464,6 +469,60 @@ int fetch_run_fail_response(struct fetch_run *r, const struct http_response *res
     return fetch_run_fail(r, reason, "HTTP %ld: %s", resp->status, msg);
 }
 
+int fetch_run_listing_failed(struct fetch_run *r, const char *listing,
+                             const struct http_response *resp)
+{
+    char msg[400] = "";
+    fetch_reason reason = r->fs->ops->failure(resp->status, &resp->body, msg, sizeof msg);
+    if (reason != PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN)
+        return fetch_run_fail(r, reason, "HTTP %ld: %s", resp->status, msg);
+    if (r->nforbidden == MAX_FORBIDDEN)
+        return fetch_run_fail(r, reason, "%s: HTTP %ld: %s", listing, resp->status, msg);
+    char *name = strdup(listing);
+    if (!name)
+        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                              "out of memory");
+    r->forbidden[r->nforbidden++] = name;
+    if (!r->forbidden_msg[0])
+        snprintf(r->forbidden_msg, sizeof r->forbidden_msg, "HTTP %ld: %s", resp->status, msg);
+    log_warn_t(r->tenant, r->run_id,
+               "%s: the provider refused the listing (HTTP %ld: %s); going on with the others",
+               listing, resp->status, msg);
+    return 1;
+}
+
+bool fetch_listings_join(const char *const *names, size_t n, char *out, size_t outlen)
+{
+    size_t off = 0;
+    if (outlen == 0)
+        return false;
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t need = (i ? 2 : 0) + strlen(names[i]);
+        if (off + need + 1 > outlen) {
+            /* Whole names only: a cut name would name another listing. */
+            if (off + 4 <= outlen)
+                memcpy(out + off, "...", 4);
+            return false;
+        }
+        snprintf(out + off, outlen - off, "%s%s", i ? ", " : "", names[i]);
+        off += need;
+    }
+    return true;
+}
+
+/* After the listings: refused ones make the run fail (FORBIDDEN) with their names, so
+ * nothing is removed and the connection can say what is missing. */
+static void fail_forbidden(struct fetch_run *r)
+{
+    char names[256];
+    (void)fetch_listings_join((const char *const *)r->forbidden, r->nforbidden, names,
+                              sizeof names);
+    fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN,
+                   "the provider refused the listing of %s (%s); the other listings were read",
+                   names, r->forbidden_msg);
+}
+
 json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *resp,
                              const char *listing)
 {
@@ -618,6 +677,8 @@ static int publish_end(struct fetch_run *r)
         fail.reason = r->reason;
         fail.message = r->message;
         fail.counts = &r->counts;
+        fail.n_forbidden_listings = r->nforbidden;
+        fail.forbidden_listings = r->forbidden;
         env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_RUN_FAILED;
         env.run_failed = &fail;
     }
@@ -650,7 +711,7 @@ static struct recent_run *recent_find(struct fetch_service *fs, const char *tena
     return NULL;
 }
 
-static void recent_note(struct fetch_service *fs, const char *tenant, bool full)
+static void recent_note(struct fetch_service *fs, const char *tenant, const char *run_id)
 {
     struct recent_run *rr = recent_find(fs, tenant);
     if (!rr) {
@@ -658,8 +719,7 @@ static void recent_note(struct fetch_service *fs, const char *tenant, bool full)
         fs->recent_next = (fs->recent_next + 1) % RECENT_RUNS;
     }
     snprintf(rr->tenant, sizeof rr->tenant, "%s", tenant);
-    rr->end_ms = events_now_ms();
-    rr->full = full;
+    snprintf(rr->run_id, sizeof rr->run_id, "%s", run_id);
 }
 
 static void run_one(struct fetch_service *fs, const Envelope *req)
@@ -688,6 +748,8 @@ static void run_one(struct fetch_service *fs, const Envelope *req)
                r->request_reason ? r->request_reason : "-");
     int ok = publish_started(r) == 0 && get_token(r) == 0 && fs->ops->run(r, fs->ops->ctx) == 0 &&
              flush(r) == 0;
+    if (!r->failed && r->nforbidden > 0)
+        fail_forbidden(r);
     if (!ok && !r->failed)
         fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
                        "the run stopped without a reason");
@@ -716,7 +778,9 @@ static void run_one(struct fetch_service *fs, const Envelope *req)
         log_warn_t(r->tenant, r->run_id, "run failed after %.1f s (%s): %s", secs,
                    reason_str(r->reason), r->message);
     }
-    recent_note(fs, r->tenant, r->kind == PANEL__V1__RUN_KIND__RUN_KIND_FULL);
+    recent_note(fs, r->tenant, r->run_id);
+    for (size_t i = 0; i < r->nforbidden; i++)
+        free(r->forbidden[i]);
     free(r->delta_link);
     explicit_bzero(r->token, sizeof r->token);
     free(r);
@@ -738,16 +802,15 @@ static void handle(struct fetch_service *fs, const rd_kafka_message_t *m)
         log_warn_t(env->tenant_id, NULL, "ignoring a sync request without a usable run_id");
         goto out;
     }
-    rd_kafka_timestamp_type_t tstype;
-    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    /* Every request auth made is run (auth already folds a request into a run that is still
+     * requested or running): one queued while the tenant's previous run was in flight is run
+     * after it, since that run may have listed before the change the request is about. Only
+     * the same request delivered again after its run ended here is not run twice. */
     struct recent_run *rr = recent_find(fs, env->tenant_id);
-    bool wants_full = env->sync_request->has_force_full && env->sync_request->force_full;
-    /* A request made before the tenant's last run ended is served by that run (it was
-     * queued while the run was in flight), unless it asks for more than the run did. */
-    if (rr && ts > 0 && ts <= rr->end_ms && (!wants_full || rr->full)) {
+    if (rr && strcmp(rr->run_id, env->run_id) == 0) {
         metrics_counter_add(fs->metrics, "panel_fetch_coalesced_total", fs->label, 1);
         log_info_t(env->tenant_id, env->run_id,
-                   "sync request coalesced: the tenant's previous run already covered it");
+                   "sync request delivered again after its run ended; not run twice");
         goto out;
     }
     run_one(fs, env);

@@ -1,5 +1,5 @@
 /* fetch_run: what google-sync and azure-sync share. A fetch service consumes
- * panel.sync.requests for its own source (coalescing a tenant's duplicate requests), and
+ * panel.sync.requests for its own source (running every request once, in order), and
  * turns each request into one run on panel.source.events (key = tenant): RunStarted, the
  * observations, then exactly one of RunCompleted / RunFailed with the counts. During a run
  * the provider code calls back into this module for authorised GETs (token from auth's
@@ -130,8 +130,17 @@ int fetch_run_set_delta_link(struct fetch_run *r, const char *link)
  * (reason recorded: budget, transport, revoked, shutdown). */
 int fetch_run_get(struct fetch_run *r, const char *url, const char *const *headers,
                   struct http_response *resp) __attribute__((warn_unused_result));
+/* Listing names as one line ("orgunits, devices") in out (always terminated when outlen > 0).
+ * Only whole names: false when they did not all fit (then "..." ends the line if room). */
+bool fetch_listings_join(const char *const *names, size_t n, char *out, size_t outlen);
 /* Fail the run with a final non-2xx response, using the provider's failure(). Returns -1. */
 int fetch_run_fail_response(struct fetch_run *r, const struct http_response *resp);
+/* A final non-2xx response to one listing (name borrowed, copied). When failure() says
+ * FORBIDDEN (a scope or admin privilege is missing for this listing) the listing is recorded
+ * and 1 is returned: the caller goes on with its other listings, and the run then ends with
+ * RunFailed(FORBIDDEN, forbidden_listings). Otherwise as fetch_run_fail_response(): -1. */
+int fetch_run_listing_failed(struct fetch_run *r, const char *listing,
+                             const struct http_response *resp) __attribute__((warn_unused_result));
 /* Parse a 2xx page. NULL after failing the run as malformed. Caller json_decref()s. */
 json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *resp,
                              const char *listing);

@@ -9,7 +9,9 @@
 static const struct db_stmt st_status = {
     "connections_status",
     "SELECT json_build_object('connections', json_agg(json_build_object("
-    " 'provider', pr.provider, 'status', coalesce(c.status, 'never'),"
+    " 'provider', pr.provider,"
+    " 'status', connection_shown_status(coalesce(c.status, 'never'), mp.missing),"
+    " 'missing_permissions', mp.missing,"
     " 'granted_scopes', coalesce(c.granted_scopes, '{}'),"
     " 'missing_scopes', coalesce(c.missing_scopes, '{}'),"
     " 'provider_tenant', c.provider_tenant,"
@@ -26,13 +28,16 @@ static const struct db_stmt st_status = {
     "   'kind', s.kind, 'preview', s.preview, 'reason', s.reason,"
     "   'requested_at', s.requested_at, 'started_at', s.started_at,"
     "   'finished_at', s.finished_at, 'failure_reason', s.failure_reason,"
-    "   'message', s.message, 'seen', s.seen, 'created', s.created, 'updated', s.updated,"
+    "   'message', s.message, 'forbidden_listings', s.forbidden_listings, 'seen', s.seen, "
+    "'created', s.created, 'updated', s.updated,"
     "   'unchanged', s.unchanged, 'removed', s.removed, 'skipped', s.skipped,"
     "   'match_cases', s.match_cases, 'pending_removals', s.pending_removals)"
     "   FROM sync_runs s WHERE s.tenant_id = t.tenant_id AND s.source = pr.provider"
     "   ORDER BY s.requested_at DESC LIMIT 1)) ORDER BY pr.ord))::text"
     " FROM tenants t CROSS JOIN (VALUES ('google', 1), ('azure', 2)) AS pr(provider, ord)"
     " LEFT JOIN connections c ON c.tenant_id = t.tenant_id AND c.provider = pr.provider"
+    " CROSS JOIN LATERAL (SELECT connection_missing_permissions(t.tenant_id, pr.provider)"
+    "   AS missing) mp"
     " WHERE t.tenant_id = $1"};
 
 /* Authorize or de-authorize: the authenticated caller is the actor auth records (and, for a

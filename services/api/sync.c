@@ -13,6 +13,7 @@
     "json_build_object('run_id', s.run_id, 'source', s.source, 'kind', s.kind,"                    \
     " 'preview', s.preview, 'reason', s.reason, 'status', s.status,"                               \
     " 'failure_reason', s.failure_reason, 'message', s.message,"                                   \
+    " 'forbidden_listings', s.forbidden_listings,"                                                 \
     " 'requested_at', s.requested_at, 'started_at', s.started_at,"                                 \
     " 'finished_at', s.finished_at, 'seen', s.seen, 'created', s.created,"                         \
     " 'updated', s.updated, 'unchanged', s.unchanged, 'removed', s.removed,"                       \
@@ -134,8 +135,8 @@ static void list_runs(struct api_req *r)
 {
     static const char *const allowed[] = {"source", "status", "limit", "cursor", NULL};
     static const char *const sources[] = {"google", "azure", NULL};
-    static const char *const statuses[] = {"requested", "running",  "completed", "failed",
-                                           "held",      "approved", "rejected",  NULL};
+    static const char *const statuses[] = {"requested", "running",  "completed", "failed", "held",
+                                           "approved",  "rejected", "expired",   NULL};
     char msg[256], source[16], status[16], lim[24], keys[2][PARAMS_CURSOR_MAX];
     bool has_cursor = false;
     long limit;

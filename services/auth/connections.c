@@ -301,9 +301,10 @@ json_t *conn_list_json(PGconn *pg, const char *tenant, char *err, size_t errlen)
           "SELECT json_build_object('connections', coalesce(json_agg(to_jsonb(x) - 'ord' ORDER BY "
           "x.ord), '[]')) "
           "FROM (SELECT (pr.p = 'azure')::int AS ord, pr.p AS provider, "
-          "  coalesce(c.status, 'never') AS status, "
+          "  connection_shown_status(coalesce(c.status, 'never'), mp.missing) AS status, "
           "  coalesce(c.granted_scopes, '{}') AS granted_scopes, "
-          "  coalesce(c.missing_scopes, '{}') AS missing_scopes, c.authorized_at, "
+          "  coalesce(c.missing_scopes, '{}') AS missing_scopes, "
+          "  mp.missing AS missing_permissions, c.authorized_at, "
           "  c.authorized_by, c.revoked_at, c.status_message, c.next_sync_at, "
           "  coalesce(c.remote_revoke_pending, false) AS remote_revoke_pending, "
           "  EXISTS (SELECT 1 FROM pause_windows w WHERE w.tenant_id = $1 "
@@ -311,11 +312,13 @@ json_t *conn_list_json(PGconn *pg, const char *tenant, char *err, size_t errlen)
           "  (SELECT json_build_object('run_id', r.run_id, 'status', r.status, 'reason', r.reason, "
           "          'preview', r.preview, 'requested_at', r.requested_at, "
           "          'started_at', r.started_at, 'finished_at', r.finished_at, "
-          "          'failure_reason', r.failure_reason, 'message', r.message) "
+          "          'failure_reason', r.failure_reason, 'message', r.message, "
+          "          'forbidden_listings', r.forbidden_listings) "
           "     FROM sync_runs r WHERE r.tenant_id = $1 AND r.source = pr.p "
           "     ORDER BY r.requested_at DESC LIMIT 1) AS last_run "
           "  FROM (VALUES ('google'), ('azure')) pr(p) "
-          "  LEFT JOIN connections c ON c.tenant_id = $1 AND c.provider = pr.p) x",
+          "  LEFT JOIN connections c ON c.tenant_id = $1 AND c.provider = pr.p "
+          "  CROSS JOIN LATERAL (SELECT connection_missing_permissions($1, pr.p) AS missing) mp) x",
           1, p, err, errlen);
     if (!res)
         return NULL;

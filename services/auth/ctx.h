@@ -19,7 +19,8 @@ struct auth_ctx {
     const char *service_secret;
     const char *admin_url;   /* where the browser lands after a callback */
     long state_ttl_s;        /* OAuth state lifetime */
-    long run_stale_s;        /* a requested/running run older than this no longer coalesces */
+    long run_stale_s;        /* a running run without an end this long after its start expires */
+    long run_start_wait_s;   /* a requested run not started this long after it expires */
     long default_interval_s; /* used when the tenant row has none */
     struct grants *grants;   /* borrowed */
     struct kafka_producer *producer; /* borrowed; thread-safe */

@@ -36,6 +36,7 @@ struct auth_config {
     long long state_ttl_s;
     long long tick_ms;
     long long run_stale_s;
+    long long run_start_wait_s;
     bool scheduler;
 };
 
@@ -82,8 +83,12 @@ static const struct cfg_option options[] = {
         "seconds an OAuth state (a started consent) stays valid"),
     OPT("PANEL_AUTH_SCHEDULER_TICK_MS", CFG_INT, "10000", 100, 600000, tick_ms,
         "how often the scheduler looks for due syncs and pending revokes"),
-    OPT("PANEL_AUTH_RUN_STALE_S", CFG_INT, "21600", 60, 604800, run_stale_s,
-        "a requested/running run older than this no longer absorbs new requests"),
+    OPT("PANEL_AUTH_RUN_STALE_S", CFG_INT, "7200", 60, 604800, run_stale_s,
+        "a running run whose end has not arrived this long after its start expires "
+        "(not_finished); keep it above the fetchers' PANEL_FETCH_RUN_BUDGET_S"),
+    OPT("PANEL_AUTH_RUN_START_TIMEOUT_S", CFG_INT, "3600", 1, 604800, run_start_wait_s,
+        "a requested run that no fetcher started this long after the request expires "
+        "(not_started)"),
     OPT("PANEL_AUTH_SCHEDULER", CFG_BOOL, "true", 0, 0, scheduler,
         "run the scheduler in this replica (periodic syncs, publish retries, revoke retries)"),
 };
@@ -107,6 +112,7 @@ static void ctx_from_config(struct auth_ctx *c, const struct auth_config *cfg)
     c->admin_url = cfg->admin_url;
     c->state_ttl_s = (long)cfg->state_ttl_s;
     c->run_stale_s = (long)cfg->run_stale_s;
+    c->run_start_wait_s = (long)cfg->run_start_wait_s;
     c->google = (struct google_cfg){cfg->google_auth_url,      cfg->google_token_url,
                                     cfg->google_revoke_url,    cfg->google_client_id,
                                     cfg->google_client_secret, google_redirect};

@@ -56,8 +56,9 @@ int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const c
 {
     int rc = -1;
     PGresult *res = NULL;
-    char stale[32], lock[200];
+    char stale[32], start_timeout[32], lock[200];
     snprintf(stale, sizeof stale, "%ld", c->run_stale_s);
+    snprintf(start_timeout, sizeof start_timeout, "%ld", c->run_start_wait_s);
     snprintf(lock, sizeof lock, "sync:%s/%s", tenant, provider);
     const char *lp[] = {lock};
     res = ctx_query(pg, PGRES_TUPLES_OK, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, lp, err,
@@ -66,13 +67,18 @@ int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const c
         goto out;
     PQclear(res);
     /* A preview never coalesces with a real run (nor a real run with a preview). */
-    const char *fp[] = {tenant, provider, stale, preview ? "t" : "f"};
+    /* Only a run that can still be waited for absorbs the request (the same limits as
+     * sync_requests_expire, so this holds even in a replica without the scheduler). */
+    const char *fp[] = {tenant, provider, stale, preview ? "t" : "f", start_timeout};
     res = ctx_query(pg, PGRES_TUPLES_OK,
                     "SELECT run_id FROM sync_runs WHERE tenant_id = $1 AND source = $2 "
-                    "AND status IN ('requested', 'running') AND preview = $4::boolean "
-                    "AND requested_at > now() - make_interval(secs => $3::int) "
+                    "AND preview = $4::boolean "
+                    "AND ((status = 'requested' "
+                    "      AND requested_at > now() - make_interval(secs => $5::int)) "
+                    "  OR (status = 'running' AND coalesce(started_at, requested_at) "
+                    "      > now() - make_interval(secs => $3::int))) "
                     "ORDER BY requested_at DESC LIMIT 1",
-                    4, fp, err, errlen);
+                    5, fp, err, errlen);
     if (!res)
         goto out;
     if (PQntuples(res) == 1) {
@@ -108,6 +114,37 @@ int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const c
 out:
     PQclear(res);
     return rc;
+}
+
+long sync_requests_expire(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
+{
+    char stale[32], start_timeout[32];
+    snprintf(stale, sizeof stale, "%ld", c->run_stale_s);
+    snprintf(start_timeout, sizeof start_timeout, "%ld", c->run_start_wait_s);
+    const char *p[] = {start_timeout, stale};
+    PGresult *res = ctx_query(
+        pg, PGRES_TUPLES_OK,
+        "UPDATE sync_runs SET status = 'expired', finished_at = now(), publish_pending = false, "
+        "failure_reason = CASE WHEN status = 'requested' THEN 'not_started' "
+        "  ELSE 'not_finished' END, "
+        "message = CASE WHEN status = 'requested' "
+        "  THEN 'no fetcher started this run within ' || $1 || ' s of the request' "
+        "  ELSE 'the end of this run did not arrive within ' || $2 || ' s of its start' END "
+        "  || '; a new request starts a new run' "
+        "WHERE (status = 'requested' AND requested_at < now() - make_interval(secs => $1::int)) "
+        "   OR (status = 'running' "
+        "       AND coalesce(started_at, requested_at) < now() - make_interval(secs => $2::int)) "
+        "RETURNING tenant_id, run_id, source, failure_reason",
+        2, p, err, errlen);
+    if (!res)
+        return -1;
+    long n = PQntuples(res);
+    for (long i = 0; i < n; i++)
+        log_warn_t(PQgetvalue(res, (int)i, 0), PQgetvalue(res, (int)i, 1),
+                   "%s sync run expired (%s)", PQgetvalue(res, (int)i, 2),
+                   PQgetvalue(res, (int)i, 3));
+    PQclear(res);
+    return n;
 }
 
 static int publish_one(struct auth_ctx *c, const char *tenant, const char *run_id,

@@ -23,13 +23,21 @@ int publish_auth_event(struct auth_ctx *c, const char *tenant, const char *provi
     __attribute__((warn_unused_result));
 
 /* Inside the caller's transaction: unless a run of (tenant, provider) is already in flight
- * (requested or running, younger than c->run_stale_s), insert a sync_runs row to be
+ * (requested within c->run_start_wait_s, or running and started within c->run_stale_s;
+ * older ones are expired by sync_requests_expire), insert a sync_runs row to be
  * published. run_id gets the new or the in-flight run id; *coalesced says which. Takes a
  * transaction-scoped advisory lock on (tenant, provider) so that replicas do not race.
  * 0 or -1 with a message. */
 int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const char *provider,
                      const char *reason, bool preview, const char *requested_by, char run_id[37],
                      bool *coalesced, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/* Expire the runs that cannot be waited for any longer: requested ones no fetcher started
+ * within c->run_start_wait_s (failure_reason 'not_started'; an unpublished one is not
+ * published any more) and running ones whose end did not arrive within c->run_stale_s of
+ * their start ('not_finished'). Each gets status 'expired', finished_at and a message, so it
+ * stops absorbing new requests and the admin sees why. Returns how many, or -1. */
+long sync_requests_expire(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen);
 
 /* Publish every pending sync request (oldest first, Google before Azure), each row claimed
  * with FOR UPDATE SKIP LOCKED. Returns the number published, or -1 with a message. */

@@ -208,6 +208,9 @@ long scheduler_tick(struct auth_ctx *c, char *err, size_t errlen)
     PGconn *pg = ctx_pg(c, err, errlen);
     if (!pg)
         return -1;
+    /* Stuck runs first, so that a due schedule is not absorbed by one. */
+    if (sync_requests_expire(c, pg, err, errlen) < 0)
+        return -1;
     long fired = fire_due(c, pg, err, errlen);
     if (fired < 0)
         return -1;

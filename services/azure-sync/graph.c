@@ -234,7 +234,10 @@ static int follow(struct fetch_run *run, struct graph *g, const char *first, enu
             continue;
         }
         if (resp.status < 200 || resp.status > 299) {
-            fetch_run_fail_response(run, &resp);
+            /* 403 Authorization_RequestDenied: /users and /users/delta need User.Read.All. */
+            if (fetch_run_listing_failed(run, "users", &resp) > 0)
+                log_info_t(fetch_run_tenant(run), fetch_run_id(run),
+                           "users refused: the run ends without it");
             goto out;
         }
         page = fetch_run_parse_page(run, &resp, mode_name(mode));

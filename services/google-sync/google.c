@@ -262,7 +262,9 @@ static int list(struct fetch_run *run, const struct google_opts *g, const struct
             }
         }
         if (resp.status < 200 || resp.status > 299) {
-            fetch_run_fail_response(run, &resp);
+            /* A refused listing (403 forbidden) leaves the others to be read. */
+            if (fetch_run_listing_failed(run, l->name, &resp) > 0)
+                rc = 0;
             goto out;
         }
         same_page = 0;

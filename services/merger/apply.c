@@ -1215,14 +1215,21 @@ static int ensure_run(struct actx *c, const Envelope *env, const char *status)
         env->tenant_id, env->run_id, events_source_str(env->source), kind, preview, reason, status};
     if (cmd(c, "INSERT INTO tenants (tenant_id) VALUES ($1) ON CONFLICT DO NOTHING", 1, params))
         return -1;
-    if (status) /* RunStarted: a row auth created stays, and becomes running */
+    /* RunStarted: a row auth created stays, and becomes running; so does one auth expired
+     * (a fetcher started it late after all: what happens now is what the admin sees). */
+    if (status)
         return cmd(c,
                    "INSERT INTO sync_runs AS s (tenant_id, run_id, source, kind, preview, reason,"
                    " status, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now())"
                    " ON CONFLICT (tenant_id, run_id) DO UPDATE SET kind = EXCLUDED.kind,"
                    " preview = s.preview OR EXCLUDED.preview,"
                    " reason = CASE WHEN s.reason = '' THEN EXCLUDED.reason ELSE s.reason END,"
-                   " status = CASE WHEN s.status = 'requested' THEN 'running' ELSE s.status END,"
+                   " status = CASE WHEN s.status IN ('requested', 'expired') THEN 'running'"
+                   " ELSE s.status END,"
+                   " failure_reason = CASE WHEN s.status = 'expired' THEN NULL"
+                   " ELSE s.failure_reason END,"
+                   " message = CASE WHEN s.status = 'expired' THEN NULL ELSE s.message END,"
+                   " finished_at = CASE WHEN s.status = 'expired' THEN NULL ELSE s.finished_at END,"
                    " started_at = coalesce(s.started_at, now())",
                    7, params);
     return cmd(c,
@@ -1239,7 +1246,7 @@ static int run_info(struct actx *c, const char *tenant, const char *run, struct 
 {
     const char *params[2] = {tenant, run};
     PGresult *r = q(c,
-                    "SELECT preview, kind = 'delta', status IN ('requested', 'running')"
+                    "SELECT preview, kind = 'delta', status IN ('requested', 'running', 'expired')"
                     " FROM sync_runs WHERE tenant_id = $1 AND run_id = $2",
                     2, params, PGRES_TUPLES_OK);
     if (!r)
@@ -1415,23 +1422,42 @@ out:
     return rc;
 }
 
+#define FORBIDDEN_LISTINGS_MAX   8
+#define FORBIDDEN_LISTING_MAXLEN 64
+
 static int run_failed(struct actx *c, const Envelope *env)
 {
     const Panel__V1__RunFailed *f = env->run_failed;
     const ProtobufCEnumValue *ev =
         protobuf_c_enum_descriptor_get_value(&panel__v1__run_failure_reason__descriptor, f->reason);
-    const char *params[4] = {env->tenant_id, env->run_id,
+    /* The refused listings (a handful of short names from the fetcher; more is not kept). */
+    json_t *forbidden = json_array();
+    for (size_t i = 0; forbidden && i < f->n_forbidden_listings && i < FORBIDDEN_LISTINGS_MAX; i++)
+        if (strlen(f->forbidden_listings[i]) <= FORBIDDEN_LISTING_MAXLEN)
+            json_array_append_new(forbidden, json_string(f->forbidden_listings[i]));
+    char *listings = forbidden ? json_dump_compact(forbidden) : NULL;
+    json_decref(forbidden);
+    if (!listings) {
+        snprintf(c->err, c->errlen, "out of memory");
+        return -1;
+    }
+    const char *params[5] = {env->tenant_id, env->run_id,
                              ev ? ev->name : "RUN_FAILURE_REASON_UNSPECIFIED",
-                             f->message ? f->message : ""};
+                             f->message ? f->message : "", listings};
     /* A failed run deletes nothing: what it saw is forgotten. The reason is stored as the
-     * short code admins see ("revoked", "throttled", ...). */
-    return cmd(c,
-               "UPDATE sync_runs SET status = 'failed', finished_at = now(),"
-               " failure_reason = lower(regexp_replace($3, '^RUN_FAILURE_REASON_', '')),"
-               " message = $4 WHERE tenant_id = $1 AND run_id = $2"
-               " AND status IN ('requested', 'running')",
-               4, params) ||
-           cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params);
+     * short code admins see ("revoked", "throttled", ...), with the listings the provider
+     * refused (what the connection then says is missing). */
+    int rc = cmd(c,
+                 "UPDATE sync_runs SET status = 'failed', finished_at = now(),"
+                 " failure_reason = lower(regexp_replace($3, '^RUN_FAILURE_REASON_', '')),"
+                 " message = $4,"
+                 " forbidden_listings = ARRAY(SELECT jsonb_array_elements_text($5::jsonb))"
+                 " WHERE tenant_id = $1 AND run_id = $2"
+                 " AND status IN ('requested', 'running', 'expired')",
+                 5, params) ||
+             cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params);
+    free(listings);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- validation */

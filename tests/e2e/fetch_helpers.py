@@ -193,9 +193,10 @@ def fetcher_env(auth, **extra):
     return env
 
 
-def request_sync(tenant, source, force_full=False):
-    """Publish a SyncRequest as auth would; returns its run id."""
-    run_id = str(uuid.uuid4())
+def request_sync(tenant, source, force_full=False, run_id=None):
+    """Publish a SyncRequest as auth would (a new run id unless one is given: auth publishes
+    a run id again after a crash between publishing and clearing its flag); returns it."""
+    run_id = run_id or str(uuid.uuid4())
     req = {"tenant_id": tenant, "source": source, "run_id": run_id,
            "sync_request": {"reason": "manual", "force_full": force_full}}
     p = subprocess.run([binary("panelctl"), "publish", "panel.sync.requests", tenant],

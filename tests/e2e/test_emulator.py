@@ -999,6 +999,22 @@ class ControlAndFaultsTest(unittest.TestCase):
         self.assertEqual(s, 201, b)
         self.assertIsInstance(b["id"], int)
 
+    def test_refused_listing_faults_have_the_providers_shapes(self):
+        # One listing refused (the admin's role lost the ChromeOS privilege), the others served.
+        self.fault(route="google.devices", kind="status", status=403, reason="forbidden",
+                   count=1)
+        s, _, b = self.emu.gget("/admin/directory/v1/customer/my_customer/devices/chromeos",
+                                self.gtok)
+        self.assertEqual(s, 403)
+        check_ref(self, b, "google", "forbidden_403")
+        self.assertNotIn("status", b["error"])
+        s, _, _ = self.emu.gget("/admin/directory/v1/users?customer=my_customer", self.gtok)
+        self.assertEqual(s, 200)
+        self.fault(route="graph.users", kind="status", status=403, count=1)
+        s, _, b = self.emu.gget("/v1.0/users", self.mtok)
+        self.assertEqual(s, 403)
+        check_ref(self, b, "microsoft", "authorization_denied_403")
+
     def test_create_district(self):
         body = {"id": "newdist", "people": 25, "azure_people": 20, "shared": 10, "devices": 7,
                 "ous": 9, "seed": 3}

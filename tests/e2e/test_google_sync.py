@@ -101,6 +101,22 @@ class GoogleSync(unittest.TestCase):
         stats = control(self.emu, "GET", "/control/stats")
         self.assertGreater(stats["faults_injected"], 0)
 
+    def test_refused_users_listing_fails_the_run_after_reading_the_others(self):
+        tenant, district = self.connect(people=30, devices=7, ous=4)
+        add_fault(self.emu, route="google.users", kind="status", status=403, reason="forbidden",
+                  count=1000)
+        events = run_events(tenant, request_sync(tenant, GOOGLE))
+        self.assert_failed(events, "RUN_FAILURE_REASON_FORBIDDEN")
+        failed = events[-1]["run_failed"]
+        self.assertEqual(failed["forbidden_listings"], ["users"])
+        self.assertIn("Not Authorized to access this resource/api", failed["message"])
+        # The listings before and after the refused one were read in full.
+        devs = {d["device_id"] for d in payloads(events, "device_observed", "device")}
+        ous = {o["org_unit_id"] for o in payloads(events, "org_unit_observed", "org_unit")}
+        self.assertEqual(devs, {d["deviceId"] for d in self.listing(district, "devices")})
+        self.assertEqual(ous, {o["orgUnitId"] for o in self.listing(district, "orgunits")})
+        self.assertEqual(payloads(events, "person_observed"), [])
+
     def test_expired_page_token_restarts_the_listing(self):
         tenant, district = self.connect(people=130, devices=5, ous=3)
         add_fault(self.emu, route="google.users", kind="slow", rate=1.0, delay_ms=700)
@@ -167,21 +183,21 @@ class GoogleSync(unittest.TestCase):
         self.assertEqual(counts["people"], 10)
         self.assertIn("longer than", self.svc.log_text())
 
-    def test_duplicate_requests_of_a_tenant_are_coalesced(self):
+    def test_requests_queued_during_a_run_are_each_run_once(self):
         tenant, _ = self.connect(people=10, devices=3, ous=3)
         first = request_sync(tenant, GOOGLE)
+        request_sync(tenant, GOOGLE, run_id=first)  # the same request published again
         second = request_sync(tenant, GOOGLE)  # queued while the first is pending
-        events = run_events(tenant, first)
-        self.assert_complete(events)
-        # A later request is a new run again.
-        third = run_events(tenant, request_sync(tenant, GOOGLE))
-        self.assert_complete(third)
+        self.assert_complete(run_events(tenant, first))
+        # The second request is run after the first: it may be about a change the first run
+        # listed before (and auth waits for its run id).
+        self.assert_complete(run_events(tenant, second))
         from harness import consume
-        seconds = [m for m in consume("panel.source.events", timeout_ms=1500)
-                   if m["key"] == tenant and m["event"].get("run_id") == second]
-        self.assertEqual(seconds, [])
-        self.assertIn("coalesced", self.svc.log_text())
-
+        started = [m for m in consume("panel.source.events", timeout_ms=1500)
+                   if m["key"] == tenant and m["event"].get("run_id") == first
+                   and "run_started" in m["event"]]
+        self.assertEqual(len(started), 1, "the same request delivered again is not run twice")
+        self.assertIn("delivered again after its run ended", self.svc.log_text())
 
 if __name__ == "__main__":
     unittest.main()

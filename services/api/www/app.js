@@ -30,6 +30,8 @@ const STATUS_WORDS = {
   deauthorized: "De-authorized from Panel. Authorize again to resume syncing.",
   scope_missing: "Connected without every read-only permission Panel needs. Authorize again " +
                  "and leave every permission ticked.",
+  permission_missing: "Connected, but the provider refuses part of what Panel reads (see below). " +
+                      "The rest still syncs; nothing of the refused kind is updated or removed.",
 };
 const LIFECYCLE = {in_storage: "In storage", deployed: "Deployed", in_repair: "In repair",
                    lost_stolen: "Lost / stolen", retired: "Retired"};
@@ -259,6 +261,9 @@ function connectionCard(c) {
   if (c.revoked_at) row("Revoked", when(c.revoked_at));
   row("Read-only scopes granted", c.granted_scopes.length ? c.granted_scopes.join(", ") : "none");
   if (c.missing_scopes.length) row("Missing scopes", c.missing_scopes.join(", "));
+  for (const m of c.missing_permissions || []) {
+    row(`Refused: ${m.listing}`, `Needs ${m.privilege || "a permission"} (${m.scope || "unknown scope"}). ${m.action || ""}`);
+  }
   const r = c.last_run;
   row("Last run", r ? `${r.status} — requested ${when(r.requested_at)}; seen ${r.seen}, created ${r.created}, updated ${r.updated}, removed ${r.removed}, skipped ${r.skipped}` +
       (r.message ? ` — ${r.message}` : "") : "none yet");
@@ -269,12 +274,13 @@ function connectionCard(c) {
   const actions = el("div", {class: "actions"});
   actions.append(el("button", {type: "button", id: id + "-authorize", text: p.authorize,
                                onclick: () => authorize(c.provider)}));
-  if (c.status === "connected" || c.status === "scope_missing" || c.status === "pending") {
+  const connected = c.status === "connected" || c.status === "permission_missing";
+  if (connected || c.status === "scope_missing" || c.status === "pending") {
     actions.append(el("button", {type: "button", id: id + "-deauthorize", text: "De-Authorize",
                                  onclick: () => deauthorize(c.provider)}));
   }
   actions.append(el("button", {type: "button", id: id + "-sync", text: "Request Immediate Cloud Sync Refresh",
-                               disabled: c.status !== "connected",
+                               disabled: !connected,
                                onclick: () => requestSync(c.provider)}));
   card.append(actions);
   return card;
