@@ -79,7 +79,8 @@ class ProviderShapes(unittest.TestCase):
                 return json.loads(f.read().replace("DOMAIN", cls.domain))
         for user in load("google/users_statuses.json")["users"]:
             cls.emu("POST", "google/users", user)
-        cls.emu("POST", "azure/users", load("microsoft/user_proxy_addresses.json")["user"])
+        for user in load("microsoft/user_proxy_addresses.json")["users"]:
+            cls.emu("POST", "azure/users", user)
         cls.device_ids = {}
         for name, body in load("google/chromeosdevice_statuses.json")["devices"].items():
             cls.device_ids[name] = cls.emu("POST", "google/devices", body)["deviceId"]
@@ -127,14 +128,15 @@ class ProviderShapes(unittest.TestCase):
         self.assertTrue(all(p["status"] == "archived" for p in archived["items"]))
         _, active = self.call("GET", "/v1/people?status=active&limit=200", expect=200)
         self.assertNotIn(ann[0]["person_id"], [p["person_id"] for p in active["items"]])
-        # Entra accountEnabled false -> suspended (Azure's value wins for a shared person)
-        rows = psql("SELECT p.person_id FROM people p JOIN person_sources s ON s.tenant_id = "
-                    "p.tenant_id AND s.person_id = p.person_id AND s.source = 'azure' "
-                    "WHERE p.tenant_id = :'t' AND s.fields->>'suspended' = 'true' LIMIT 1;",
-                    t=self.tenant)
-        if rows:
-            _, p = self.call("GET", f"/v1/people/{rows[0][0]}", expect=200)
-            self.assertEqual(p["status"], "suspended")
+        # Entra accountEnabled false -> suspended, and Azure's value wins over Google's
+        dee = self.person_by_email(f"dee.disabled@{self.domain}")
+        self.assertEqual(len(dee), 1)
+        self.assertEqual(sorted(dee[0]["sources"]), ["azure", "google"])
+        self.assertEqual((dee[0]["status"], dee[0]["suspended"]), ("suspended", True))
+        _, suspended = self.call("GET", "/v1/people?status=suspended&limit=200", expect=200)
+        ids = [p["person_id"] for p in suspended["items"]]
+        self.assertIn(dee[0]["person_id"], ids)
+        self.assertIn(sam[0]["person_id"], ids)
 
     def test_a_disabled_and_deprovisioned_devices_are_created_unavailable(self):
         dis = self.asset("disabled")
