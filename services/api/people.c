@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <string.h>
 
+/* q: a substring of the name or shown e-mail, or exactly any known address of the Person
+ * ($10, q as an address; index person_sources_addresses). No comments inside the statement:
+ * bench/run.py reads it from this file. */
 static const struct db_stmt st_list = {
     "people_list",
     "SELECT api_person_json(p)::text, lower(p.display_name), p.person_id::text FROM people p "
     "WHERE p.tenant_id = $1"
     " AND ($2::text IS NULL OR lower(p.display_name) LIKE $2 OR p.email_norm LIKE $2"
-    /* any known address of the Person, exactly (index person_sources_addresses) */
     "   OR p.person_id IN (SELECT s.person_id FROM person_sources s WHERE s.tenant_id = $1"
     "   AND s.removed_at IS NULL AND person_source_addresses(s.fields) @> ARRAY[$10::text]))"
     " AND ($3::text IS NULL OR p.org_unit_path = $3)"
