@@ -265,6 +265,10 @@ static int spec_check(struct district_spec *s, char *err, size_t errlen)
         snprintf(err, errlen, "shared must be 0..min(people, azure_people)");
         return -1;
     }
+    if (s->proxy_joined < 0 || s->proxy_joined > s->shared) {
+        snprintf(err, errlen, "proxy_joined must be 0..shared");
+        return -1;
+    }
     if (s->devices < 0 || s->devices > DISTRICT_MAX_DEVICES) {
         snprintf(err, errlen, "devices must be 0..%ld", DISTRICT_MAX_DEVICES);
         return -1;
@@ -295,6 +299,8 @@ static int set_key(struct district_spec *s, const char *k, long long v)
         s->azure_people = (long)v;
     else if (!strcmp(k, "shared"))
         s->shared = (long)v;
+    else if (!strcmp(k, "proxy_joined"))
+        s->proxy_joined = (long)v;
     else if (!strcmp(k, "devices"))
         s->devices = (long)v;
     else if (!strcmp(k, "ous"))
@@ -354,7 +360,8 @@ int district_spec_from_json(const json_t *obj, struct district_spec *out, char *
 {
     struct district_spec s;
     const char *id = NULL;
-    static const char *keys[] = {"people", "azure_people", "shared", "devices", "ous", "seed"};
+    static const char *keys[] = {"people",  "azure_people", "shared", "proxy_joined",
+                                 "devices", "ous",          "seed"};
     spec_defaults(&s);
     if (!json_is_object(obj) || json_get_str(obj, "id", &id) != JSON_GET_OK) {
         snprintf(err, errlen, "body must be an object with a string \"id\"");
@@ -689,7 +696,10 @@ static int json_str_or_null(struct buf *b, const char *s)
     return s ? buf_append_json_string(b, s) : buf_appends(b, "null");
 }
 
-static int gen_azure_user(struct district *d, const struct gen_person *p, int shared, size_t idx)
+/* proxy_only: a shared person whose Entra mail (and UPN) is on another domain and whose Google
+ * address is only a secondary smtp: proxy address. */
+static int gen_azure_user(struct district *d, const struct gen_person *p, int shared, size_t idx,
+                          bool proxy_only)
 {
     struct buf b;
     char id[37], upn[256], mail_buf[256], t1[32], display[256];
@@ -716,6 +726,13 @@ static int gen_azure_user(struct district *d, const struct gen_person *p, int sh
             snprintf(mail_buf, sizeof mail_buf, "%s.%s@staff.%s", g->slug, f->slug, d->domain);
         else
             mixed_case(p->email, mail_buf, sizeof mail_buf);
+        if (proxy_only) {
+            const char *at = strchr(p->email, '@');
+            snprintf(mail_buf, sizeof mail_buf, "%.*s@ms.%s", (int)(at - p->email), p->email,
+                     d->domain);
+            mail = mail_buf;
+            snprintf(upn, sizeof upn, "%s", mail_buf);
+        }
     }
     int use_nick = shared && g->nick && idx % 2 == 0;
     if (idx == 0 && shared)
@@ -760,6 +777,10 @@ static int gen_azure_user(struct district *d, const struct gen_person *p, int sh
     if (mail && !guest) {
         B(buf_appends(&b, "[\"SMTP:"));
         B(buf_appends(&b, mail));
+        if (proxy_only) {
+            B(buf_appends(&b, "\",\"smtp:"));
+            B(buf_appends(&b, p->email));
+        }
         B(buf_appends(&b, "\"]"));
     } else {
         B(buf_appends(&b, "[]"));
@@ -866,10 +887,11 @@ static int gen_device(struct district *d, size_t idx, const struct gen_ou *ou,
     /* autoUpdateExpiration: the end of June of the model's last year, ms epoch as a string */
     struct tm tm = {.tm_year = m->eol_year - 1900, .tm_mon = 5, .tm_mday = 1};
     int64_t eol = (int64_t)timegm(&tm) * 1000;
-    B(buf_appendf(&b,
-                  ",\"autoUpdateExpiration\":\"%" PRId64 "\",\"autoUpdateThrough\":"
-                  "\"%04d-06-01\"",
-                  eol, m->eol_year));
+    B(buf_appendf(&b, ",\"autoUpdateExpiration\":\"%" PRId64 "\"", eol));
+    /* some devices carry only the deprecated field (chosen by index: the random sequence and
+     * so every other object stay as they were) */
+    if (idx % 16 != 5)
+        B(buf_appendf(&b, ",\"autoUpdateThrough\":\"%04d-06-01\"", m->eol_year));
     B(buf_appendf(&b, ",\"deviceLicenseType\":\"%s\",\"chromeOsType\":\"%s\"",
                   idx % 10 == 0 ? "educationUpgrade" : "education",
                   idx % 25 == 0 ? "chromeOsFlex" : "chromeOs"));
@@ -1052,12 +1074,14 @@ struct district *district_generate(const struct district_spec *spec, char *err, 
         if (gen_google_user(d, p, i, ou, i >= (size_t)spec->people))
             goto oom;
     }
+    /* the last proxy_joined of the shared are joined only through a proxy address */
     for (size_t i = 0; i < (size_t)spec->shared; i++)
-        if (gen_azure_user(d, &people[i], 1, i))
+        if (gen_azure_user(d, &people[i], 1, i,
+                           i >= (size_t)(spec->shared - spec->proxy_joined) && i > 0))
             goto oom;
     for (size_t i = 0; i < nazonly; i++)
         if (gen_azure_user(d, &people[(size_t)spec->people + ndeleted + i], 0,
-                           (size_t)spec->shared + i))
+                           (size_t)spec->shared + i, false))
             goto oom;
     for (size_t i = 0; i < (size_t)spec->devices; i++)
         if (gen_device(d, i, OU_AT(dev[i % ndev]), people, (size_t)spec->people))

@@ -21,12 +21,15 @@ struct district_spec {
     long people;       /* visible Google users */
     long azure_people; /* Azure users */
     long shared;       /* people present in both clouds with the same email */
+    long proxy_joined; /* of the shared: Entra mail on another domain, the Google address only
+                        * as an smtp: proxy address */
     long devices;      /* Chromebooks */
     long ous;          /* organizational units (without the root) */
     uint64_t seed;
 };
 
-/* "id:people=3000,azure_people=2000,shared=1500,devices=400,ous=60,seed=7" */
+/* "id:people=3000,azure_people=2000,shared=1500,devices=400,ous=60,seed=7" (and
+ * proxy_joined=N, default 0) */
 int district_spec_parse(const char *text, struct district_spec *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* {"id","people",...} as POSTed to /control/districts. */

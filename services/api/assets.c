@@ -2,8 +2,8 @@
 #include "assets.h"
 
 #include "checkouts.h"
-#include "crypto.h"
-#include "events.h"
+#include "asset_event.h"
+#include "json.h"
 #include "kafka.h"
 #include "people.h"
 
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The values ?status= takes (the lifecycle texts of lib/asset_event.h). */
 static const char *const lifecycles[] = {"in_storage",  "deployed", "in_repair",
                                          "lost_stolen", "retired",  NULL};
 
@@ -18,7 +19,7 @@ static const struct db_stmt st_list = {
     "assets_list",
     "SELECT api_asset_json(a)::text, a.asset_id::text FROM assets a WHERE a.tenant_id = $1"
     " AND ($2::text IS NULL OR a.serial_number = $2)"
-    " AND ($3::text IS NULL OR a.asset_tag = $3)"
+    " AND ($3::text IS NULL OR coalesce(a.asset_tag, a.google_asset_tag) = $3)"
     " AND ($4::text IS NULL OR a.model = $4)"
     " AND ($5::text IS NULL OR a.lifecycle = $5)"
     " AND ($6::text IS NULL OR a.org_unit_path = $6)"
@@ -28,7 +29,8 @@ static const struct db_stmt st_list = {
     " AND ($8::boolean IS NULL OR a.in_google = $8)"
     " AND ($9::date IS NULL OR a.auto_update_expiry < $9)"
     " AND ($10::date IS NULL OR a.next_audit_due <= $10)"
-    " AND ($11::text IS NULL OR lower(a.serial_number) LIKE $11 OR lower(a.asset_tag) LIKE $11"
+    " AND ($11::text IS NULL OR lower(a.serial_number) LIKE $11"
+    "   OR lower(coalesce(a.asset_tag, a.google_asset_tag)) LIKE $11"
     "   OR lower(a.model) LIKE $11)"
     " AND ($12::boolean IS NULL OR a.manual = $12)"
     " AND ($13::uuid IS NULL OR a.asset_id > $13)"
@@ -43,9 +45,12 @@ static const struct db_stmt st_by_serial = {
                         "'[]')::text FROM assets a WHERE a.tenant_id = $1 "
                         "AND a.serial_number = $2"};
 
-static const struct db_stmt st_by_tag = {"assets_by_tag",
-                                         "SELECT api_asset_json(a)::text FROM assets a "
-                                         "WHERE a.tenant_id = $1 AND a.asset_tag = $2"};
+/* The shown tag (Panel's, else Google's annotatedAssetId); when Google repeats a tag on
+ * several devices, a Panel tag wins, then the oldest asset. */
+static const struct db_stmt st_by_tag = {
+    "assets_by_tag", "SELECT api_asset_json(a)::text FROM assets a WHERE a.tenant_id = $1"
+                     " AND coalesce(a.asset_tag, a.google_asset_tag) = $2"
+                     " ORDER BY a.asset_tag IS NULL, a.created_at, a.asset_id LIMIT 1"};
 
 static const struct db_stmt st_lock = {
     "assets_lock",
@@ -86,116 +91,47 @@ static const struct db_stmt st_audit = {
                     " WHERE tenant_id = $1 AND asset_id = $2::uuid"};
 
 static const struct db_stmt st_event_row = {
-    "assets_event_row",
-    "SELECT a.asset_id::text, a.asset_tag, a.device_id, a.serial_number, a.model,"
-    " a.google_status, a.org_unit_path, a.org_unit_id, a.device ->> 'notes', a.in_google,"
-    " a.manual, a.lifecycle, a.version, a.auto_update_expiry::text,"
-    " c.checkout_id::text, c.person_id::text,"
-    " (extract(epoch FROM c.checked_out_at) * 1000)::bigint,"
-    " (extract(epoch FROM c.due_at) * 1000)::bigint, c.note"
-    " FROM assets a LEFT JOIN checkouts c ON c.tenant_id = a.tenant_id"
-    "  AND c.asset_id = a.asset_id AND c.checked_in_at IS NULL"
-    " WHERE a.tenant_id = $1 AND a.asset_id = $2::uuid"};
+    "assets_event_row", "SELECT " ASSET_EVENT_JSON_SQL
+                        " FROM assets a WHERE a.tenant_id = $1 AND a.asset_id = $2::uuid"};
 
-static const struct db_stmt st_outbox = {
-    "outbox_put", "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload) "
-                  "VALUES ($1, $2::uuid, $3, $4, $5::bytea)"};
-
-Panel__V1__AssetLifecycle assets_lifecycle_enum(const char *s)
-{
-    for (int i = 0; lifecycles[i]; i++)
-        if (strcmp(lifecycles[i], s) == 0)
-            return (Panel__V1__AssetLifecycle)(i + 1);
-    return PANEL__V1__ASSET_LIFECYCLE__ASSET_LIFECYCLE_UNSPECIFIED;
-}
-
-static char *col(PGresult *res, int c)
-{
-    return PQgetisnull(res, 0, c) ? NULL : PQgetvalue(res, 0, c);
-}
+static const struct db_stmt st_outbox = {"outbox_put", OUTBOX_INSERT_SQL};
 
 int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeKind kind,
                 const char *const *changed)
 {
-    Envelope env;
-    Panel__V1__AssetChanged ac = PANEL__V1__ASSET_CHANGED__INIT;
-    Panel__V1__Asset asset = PANEL__V1__ASSET__INIT;
-    Panel__V1__Device dev = PANEL__V1__DEVICE__INIT;
-    Panel__V1__Checkout co = PANEL__V1__CHECKOUT__INIT;
-    char id[EVENTS_ID_LEN], key[160];
-    uint8_t *packed = NULL;
-    char *hex = NULL;
-    size_t len = 0, nchanged = 0;
+    char err[256];
     int rc = -1;
+    json_t *asset = NULL, *ch = json_array(), *rows = json_array(), *row = NULL;
+    char *text = NULL;
     const char *p[2] = {r->principal.tenant, asset_id};
     PGresult *res = rest_exec(r, &st_event_row, 2, p), *ins = NULL;
     if (!res)
-        return -1;
+        goto out;
     if (PQntuples(res) != 1) {
         rest_not_found(r);
         goto out;
     }
-    if (events_envelope_init(&env, id, r->principal.tenant, PANEL__V1__SOURCE__SOURCE_PANEL,
-                             NULL)) {
+    for (size_t i = 0; ch && changed && changed[i]; i++)
+        json_array_append_new(ch, json_string(changed[i]));
+    asset = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    row = asset && ch ? asset_event_row(r->principal.tenant, NULL, asset, kind, ch, err, sizeof err)
+                      : NULL;
+    if (!row || !rows || json_array_append(rows, row) || !(text = json_dump_compact(rows))) {
         rest_error(r, 500, "internal", "cannot build the event");
         goto out;
     }
-    asset.asset_id = col(res, 0);
-    asset.asset_tag = col(res, 1);
-    dev.device_id = col(res, 2);
-    dev.serial_number = col(res, 3);
-    dev.model = col(res, 4);
-    dev.status = col(res, 5);
-    dev.org_unit_path = col(res, 6);
-    dev.org_unit_id = col(res, 7);
-    dev.notes = col(res, 8);
-    dev.auto_update_through = col(res, 13);
-    asset.device = &dev;
-    asset.has_in_google = asset.has_manual = asset.has_lifecycle = asset.has_version = 1;
-    asset.in_google = strcmp(PQgetvalue(res, 0, 9), "t") == 0;
-    asset.manual = strcmp(PQgetvalue(res, 0, 10), "t") == 0;
-    asset.lifecycle = assets_lifecycle_enum(PQgetvalue(res, 0, 11));
-    asset.version = strtoll(PQgetvalue(res, 0, 12), NULL, 10);
-    if (!PQgetisnull(res, 0, 14)) {
-        co.checkout_id = col(res, 14);
-        co.person_id = col(res, 15);
-        co.has_checked_out_at_ms = 1;
-        co.checked_out_at_ms = strtoll(PQgetvalue(res, 0, 16), NULL, 10);
-        if (!PQgetisnull(res, 0, 17)) {
-            co.has_due_at_ms = 1;
-            co.due_at_ms = strtoll(PQgetvalue(res, 0, 17), NULL, 10);
-        }
-        co.note = col(res, 18);
-        asset.current_checkout = &co;
-    }
-    while (changed && changed[nchanged])
-        nchanged++;
-    ac.has_kind = 1;
-    ac.kind = kind;
-    ac.asset = &asset;
-    ac.n_changed_fields = nchanged;
-    ac.changed_fields = (char **)changed;
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_ASSET_CHANGED;
-    env.asset_changed = &ac;
-    packed = events_pack(&env, &len);
-    hex = malloc(len * 2 + 3);
-    if (!packed || !hex) {
-        rest_error(r, 500, "internal", "out of memory");
-        goto out;
-    }
-    hex[0] = '\\';
-    hex[1] = 'x';
-    crypto_hex(packed, len, hex + 2);
-    snprintf(key, sizeof key, "%s/%s", r->principal.tenant, asset_id);
-    const char *q[5] = {r->principal.tenant, id, TOPIC_ASSETS_EVENTS, key, hex};
-    ins = rest_exec(r, &st_outbox, 5, q);
+    const char *q[1] = {text};
+    ins = rest_exec(r, &st_outbox, 1, q);
     if (ins)
         rc = 0;
 out:
     PQclear(ins);
     PQclear(res);
-    free(packed);
-    free(hex);
+    free(text);
+    json_decref(asset);
+    json_decref(ch);
+    json_decref(row);
+    json_decref(rows);
     return rc;
 }
 
@@ -294,7 +230,7 @@ static int read_fields(struct api_req *r, json_t *body, struct asset_fields *f)
         (f->lifecycle = rest_field_str(r, body, "lifecycle", 32, &f->v_lifecycle)) < 0 ||
         (f->audit = rest_field_time(r, body, "next_audit_due", false, &f->v_audit)) < 0)
         return -1;
-    if (f->lifecycle == 0 && assets_lifecycle_enum(f->v_lifecycle) == 0) {
+    if (f->lifecycle == 0 && asset_lifecycle_from_text(f->v_lifecycle) == 0) {
         rest_error(r, 422, "invalid_lifecycle",
                    "lifecycle must be in_storage, deployed, in_repair, lost_stolen or retired");
         return -1;

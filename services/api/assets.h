@@ -15,7 +15,5 @@ void assets_handle(struct api_req *r);
  * names. 0, or -1 with the reply filled. */
 int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeKind kind,
                 const char *const *changed) __attribute__((warn_unused_result));
-/* Lifecycle text ("in_storage", ...) to the event enum; UNSPECIFIED when unknown. */
-Panel__V1__AssetLifecycle assets_lifecycle_enum(const char *s);
 
 #endif

@@ -3,6 +3,7 @@
  * backs this up). */
 #include "checkouts.h"
 
+#include "asset_event.h"
 #include "assets.h"
 #include "log.h"
 
@@ -33,7 +34,7 @@ static const struct db_stmt st_asset_exists = {
 static const struct db_stmt st_lock_asset = {
     "checkouts_lock_asset",
     "SELECT a.lifecycle, (SELECT c.checkout_id::text FROM checkouts c WHERE c.tenant_id = "
-    "a.tenant_id AND c.asset_id = a.asset_id AND c.checked_in_at IS NULL) "
+    "a.tenant_id AND c.asset_id = a.asset_id AND c.checked_in_at IS NULL), a.google_status "
     "FROM assets a WHERE a.tenant_id = $1 AND a.asset_id = $2::uuid FOR UPDATE"};
 static const struct db_stmt st_lock_person = {
     "checkouts_lock_person", "SELECT removed_at IS NOT NULL FROM people "
@@ -92,8 +93,25 @@ static int apply_one(struct api_req *r, struct item *it, bool checkout, bool wri
     }
     bool open = !PQgetisnull(res, 0, 1);
     bool retired = strcmp(PQgetvalue(res, 0, 0), "retired") == 0;
+    bool lost = strcmp(PQgetvalue(res, 0, 0), "lost_stolen") == 0;
+    char google_status[64];
+    snprintf(google_status, sizeof google_status, "%s", PQgetvalue(res, 0, 2));
     PQclear(res);
     res = NULL;
+    if (checkout && asset_status_blocks_checkout(google_status)) {
+        /* whatever its lifecycle: Google says it is disabled (lost or stolen) or retired */
+        char m[200];
+        snprintf(m, sizeof m, "Google reports this Chromebook as %s; it cannot be checked out",
+                 google_status);
+        item_fail(it, 409, "device_unavailable", m);
+        rc = 1;
+        goto out;
+    }
+    if (checkout && lost) {
+        item_fail(it, 409, "asset_lost_stolen", "a lost or stolen asset cannot be checked out");
+        rc = 1;
+        goto out;
+    }
     if (checkout) {
         if (open) {
             item_fail(it, 409, "already_checked_out",

@@ -7,16 +7,24 @@
 #include <stdio.h>
 #include <string.h>
 
+/* q: a substring of the name or shown e-mail, or exactly any known address of the Person
+ * ($10, q as an address; index person_sources_addresses). No comments inside the statement:
+ * bench/run.py reads it from this file. */
 static const struct db_stmt st_list = {
     "people_list",
     "SELECT api_person_json(p)::text, lower(p.display_name), p.person_id::text FROM people p "
     "WHERE p.tenant_id = $1"
-    " AND ($2::text IS NULL OR lower(p.display_name) LIKE $2 OR p.email_norm LIKE $2)"
+    " AND ($2::text IS NULL OR lower(p.display_name) LIKE $2 OR p.email_norm LIKE $2"
+    "   OR p.person_id IN (SELECT s.person_id FROM person_sources s WHERE s.tenant_id = $1"
+    "   AND s.removed_at IS NULL AND person_source_addresses(s.fields) @> ARRAY[$10::text]))"
     " AND ($3::text IS NULL OR p.org_unit_path = $3)"
     " AND ($4::text IS NULL OR $4 = ANY (p.sources))"
     " AND CASE coalesce($5, 'present')"
     "   WHEN 'active' THEN p.removed_at IS NULL AND NOT p.suspended"
+    "   AND p.fields ->> 'archived' IS DISTINCT FROM 'true'"
     "   WHEN 'suspended' THEN p.removed_at IS NULL AND p.suspended"
+    "   WHEN 'archived' THEN p.removed_at IS NULL AND NOT p.suspended"
+    "   AND p.fields ->> 'archived' = 'true'"
     "   WHEN 'removed' THEN p.removed_at IS NOT NULL"
     "   WHEN 'all' THEN true ELSE p.removed_at IS NULL END"
     " AND ($6::boolean IS NULL OR $6 = EXISTS (SELECT 1 FROM checkouts c"
@@ -25,12 +33,31 @@ static const struct db_stmt st_list = {
     " AND ($7::text IS NULL OR (lower(p.display_name), p.person_id) > ($7, $8::uuid))"
     " ORDER BY lower(p.display_name), p.person_id LIMIT $9::int"};
 
+/* q as an address in the merge key's form (trimmed, ASCII lower-case) when it looks like one. */
+static const char *address_of(const char *q, char *out, size_t outlen)
+{
+    size_t n = 0;
+    while (*q == ' ' || *q == '\t')
+        q++;
+    for (; *q && n + 1 < outlen; q++)
+        out[n++] = (char)(*q >= 'A' && *q <= 'Z' ? *q - 'A' + 'a' : *q);
+    while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\t'))
+        n--;
+    out[n] = '\0';
+    return strchr(out, '@') ? out : NULL;
+}
+
 static const struct db_stmt st_get = {
     "people_get",
     "SELECT (api_person_json(p)::jsonb || jsonb_build_object("
     " 'fields', p.fields, 'provenance', p.provenance,"
     " 'open_checkouts', (SELECT count(*) FROM checkouts c WHERE c.tenant_id = p.tenant_id"
     "   AND c.person_id = p.person_id AND c.checked_in_at IS NULL),"
+    " 'addresses', (SELECT coalesce(jsonb_agg(jsonb_build_object('address', x.a,"
+    "   'sources', x.srcs) ORDER BY x.a), '[]') FROM (SELECT a.a,"
+    "   array_agg(DISTINCT s.source ORDER BY s.source) AS srcs FROM person_sources s,"
+    "   unnest(person_source_addresses(s.fields)) AS a(a) WHERE s.tenant_id = p.tenant_id"
+    "   AND s.person_id = p.person_id AND s.removed_at IS NULL GROUP BY a.a) x),"
     " 'source_records', (SELECT coalesce(jsonb_agg(jsonb_build_object("
     "   'source', s.source, 'source_id', s.source_id, 'email', s.email_norm,"
     "   'fields', s.fields, 'suspended_in_source', s.suspended_in_source,"
@@ -62,8 +89,10 @@ static void list(struct api_req *r)
     static const char *const allowed[] = {"q",     "org_unit", "source", "status", "has_checkouts",
                                           "limit", "cursor",   NULL};
     static const char *const sources[] = {"google", "azure", NULL};
-    static const char *const statuses[] = {"active", "suspended", "removed", "all", NULL};
+    static const char *const statuses[] = {"active",  "suspended", "archived",
+                                           "removed", "all",       NULL};
     char msg[256], q[PARAMS_MAX_VALUE + 1], like[PARAMS_MAX_VALUE * 2 + 4];
+    char address[PARAMS_MAX_VALUE + 1];
     char ou[PARAMS_MAX_VALUE + 1], source[16], status[16], lim[24];
     char keys[2][PARAMS_CURSOR_MAX];
     bool has_cursor = false, hc = false;
@@ -86,20 +115,21 @@ static void list(struct api_req *r)
         return;
     }
     snprintf(lim, sizeof lim, "%ld", limit + 1);
-    const char *p[9] = {r->principal.tenant,
-                        rq == 0 ? like : NULL,
-                        rou == 0 ? ou : NULL,
-                        rs == 0 ? source : NULL,
-                        rst == 0 ? status : NULL,
-                        rhc == 0 ? (hc ? "true" : "false") : NULL,
-                        has_cursor ? keys[0] : NULL,
-                        has_cursor ? keys[1] : NULL,
-                        lim};
+    const char *p[10] = {r->principal.tenant,
+                         rq == 0 ? like : NULL,
+                         rou == 0 ? ou : NULL,
+                         rs == 0 ? source : NULL,
+                         rst == 0 ? status : NULL,
+                         rhc == 0 ? (hc ? "true" : "false") : NULL,
+                         has_cursor ? keys[0] : NULL,
+                         has_cursor ? keys[1] : NULL,
+                         lim,
+                         rq == 0 ? address_of(q, address, sizeof address) : NULL};
     if (has_cursor && !params_is_uuid(keys[1])) {
         rest_error(r, 400, "invalid_cursor", "cursor is not valid");
         return;
     }
-    PGresult *res = rest_exec(r, &st_list, 9, p);
+    PGresult *res = rest_exec(r, &st_list, 10, p);
     if (!res)
         return;
     rest_reply_page(r, res, limit, "people", 2);

@@ -1,4 +1,5 @@
 #include "apply.h"
+#include "asset_event.h"
 #include "buf.h"
 #include "crypto.h"
 #include "json.h"
@@ -183,41 +184,21 @@ static int flush_counts(struct actx *c)
 
 /* ---------------------------------------------------------------- outbox and outcomes */
 
-static int outbox_add(struct actx *c, Envelope *env, const char *topic, const char *tenant,
-                      const char *entity_id)
+static int outbox_add(struct actx *c, Envelope *env, const char *topic, const char *entity_id)
 {
-    int rc = -1;
-    size_t len = 0;
-    uint8_t *data = events_pack(env, &len);
-    char *b64 = NULL, key[512];
-    if (!data)
-        goto out;
-    b64 = malloc(len * 4 / 3 + 8);
-    if (!b64 || crypto_base64(data, len, b64, len * 4 / 3 + 8) < 0)
-        goto out;
-    snprintf(key, sizeof key, "%s/%s", tenant, entity_id);
-    rc = json_array_append_new(c->outbox,
-                               json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", tenant, "e", env->event_id,
-                                         "topic", topic, "k", key, "p", b64));
-out:
-    if (rc)
+    json_t *row = outbox_row_new(env, topic, entity_id);
+    if (!row || json_array_append_new(c->outbox, row)) {
         snprintf(c->err, c->errlen, "out of memory building an outbox row");
-    free(data);
-    free(b64);
-    return rc;
+        return -1;
+    }
+    return 0;
 }
 
 static int flush_outbox(struct actx *c)
 {
     if (json_array_size(c->outbox) == 0)
         return 0;
-    PGresult *r =
-        qj(c,
-           "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload)"
-           " SELECT v.t, v.e, v.topic, v.k, decode(v.p, 'base64')"
-           " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t text, e uuid, topic text,"
-           " k text, p text)) WITH ORDINALITY AS v(t, e, topic, k, p, n) ORDER BY v.n",
-           c->outbox, PGRES_COMMAND_OK);
+    PGresult *r = qj(c, OUTBOX_INSERT_SQL, c->outbox, PGRES_COMMAND_OK);
     PQclear(r);
     json_array_clear(c->outbox);
     return r ? 0 : -1;
@@ -316,7 +297,7 @@ static int person_event(struct actx *c, const char *tenant, const char *run, con
     pc.changed_fields = ch;
     env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_CHANGED;
     env.person_changed = &pc;
-    rc = outbox_add(c, &env, TOPIC_PEOPLE_EVENTS, tenant, person_id);
+    rc = outbox_add(c, &env, TOPIC_PEOPLE_EVENTS, person_id);
 out:
     if (fields)
         protobuf_c_message_free_unpacked(fields, NULL);
@@ -864,55 +845,17 @@ out:
 
 /* ---------------------------------------------------------------- Assets and OrgUnits */
 
-static int asset_event(struct actx *c, const char *tenant, const char *run, PGresult *r, int i,
-                       Panel__V1__AssetChangeKind kind, const json_t *device, const json_t *changed)
+/* Queue the AssetChanged of the asset whose asset_event_json() text is asset_json. */
+static int asset_event(struct actx *c, const char *tenant, const char *run, const char *asset_json,
+                       Panel__V1__AssetChangeKind kind, const json_t *changed)
 {
-    /* columns: asset_id, asset_tag, manual, lifecycle, version, in_google */
-    static const char *const lifecycles[] = {"",          "in_storage",  "deployed",
-                                             "in_repair", "lost_stolen", "retired"};
-    int rc = -1;
-    char id[EVENTS_ID_LEN], perr[256];
-    Envelope env;
-    Panel__V1__AssetChanged ac = PANEL__V1__ASSET_CHANGED__INIT;
-    Panel__V1__Asset a = PANEL__V1__ASSET__INIT;
-    size_t nch = json_array_size(changed);
-    char **ch = calloc(nch ? nch : 1, sizeof *ch);
-    ProtobufCMessage *dev =
-        events_from_json_value(&panel__v1__device__descriptor, device, perr, sizeof perr);
-    if (!ch || !dev) {
-        snprintf(c->err, c->errlen, "building AssetChanged: %s", dev ? "out of memory" : perr);
-        goto out;
-    }
-    if (events_envelope_init(&env, id, tenant, PANEL__V1__SOURCE__SOURCE_PANEL, run))
-        goto out;
-    for (size_t k = 0; k < nch; k++)
-        ch[k] = (char *)json_string_value(json_array_get(changed, k));
-    a.asset_id = (char *)col_str(r, i, 0);
-    a.asset_tag = (char *)col_str(r, i, 1);
-    a.device = (Panel__V1__Device *)dev;
-    a.has_in_google = 1;
-    a.in_google = col_bool(r, i, 5);
-    a.has_manual = 1;
-    a.manual = col_bool(r, i, 2);
-    for (int k = 1; k <= 5; k++)
-        if (col_str(r, i, 3) && strcmp(col_str(r, i, 3), lifecycles[k]) == 0) {
-            a.has_lifecycle = 1;
-            a.lifecycle = (Panel__V1__AssetLifecycle)k;
-        }
-    a.has_version = 1;
-    a.version = col_i64(r, i, 4);
-    ac.has_kind = 1;
-    ac.kind = kind;
-    ac.asset = &a;
-    ac.n_changed_fields = nch;
-    ac.changed_fields = ch;
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_ASSET_CHANGED;
-    env.asset_changed = &ac;
-    rc = outbox_add(c, &env, TOPIC_ASSETS_EVENTS, tenant, a.asset_id);
-out:
-    if (dev)
-        protobuf_c_message_free_unpacked(dev, NULL);
-    free(ch);
+    json_t *asset = asset_json ? json_loads(asset_json, 0, NULL) : NULL;
+    json_t *row =
+        asset ? asset_event_row(tenant, run, asset, kind, changed, c->err, c->errlen) : NULL;
+    int rc = row && json_array_append_new(c->outbox, row) == 0 ? 0 : -1;
+    if (rc && !*c->err)
+        snprintf(c->err, c->errlen, "building AssetChanged: out of memory");
+    json_decref(asset);
     return rc;
 }
 
@@ -942,7 +885,7 @@ static int orgunit_event(struct actx *c, const char *tenant, const char *run, co
     oc.changed_fields = ch;
     env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_CHANGED;
     env.org_unit_changed = &oc;
-    rc = outbox_add(c, &env, TOPIC_ORGUNIT_EVENTS, tenant, ou_id);
+    rc = outbox_add(c, &env, TOPIC_ORGUNIT_EVENTS, ou_id);
 out:
     if (ou)
         protobuf_c_message_free_unpacked(ou, NULL);
@@ -950,19 +893,51 @@ out:
     return rc;
 }
 
+/* The AssetChanged events of changed (array of {"t","a" asset id,"k" kind,"ch" changed fields,
+ * "r" run}), built from the assets as they are now (with their current checkout). */
+static int asset_events(struct actx *c, json_t *changed)
+{
+    int rc = -1;
+    PGresult *r = NULL;
+    if (json_array_size(changed) == 0)
+        return 0;
+    r = qj(c,
+           "SELECT v.n, " ASSET_EVENT_JSON_SQL
+           " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t text, a uuid))"
+           " WITH ORDINALITY AS v(t, aid, n) JOIN assets a ON a.tenant_id = v.t"
+           " AND a.asset_id = v.aid"
+           " ORDER BY v.n",
+           changed, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *e = json_array_get(changed, (size_t)strtol(col_str(r, i, 0), NULL, 10) - 1);
+        if (asset_event(c, json_string_value(json_object_get(e, "t")),
+                        json_string_value(json_object_get(e, "r")), col_str(r, i, 1),
+                        (Panel__V1__AssetChangeKind)json_integer_value(json_object_get(e, "k")),
+                        json_object_get(e, "ch")))
+            goto out;
+    }
+    rc = 0;
+out:
+    PQclear(r);
+    return rc;
+}
+
 static int devices_apply(struct actx *c, json_t *rows)
 {
     int rc = -1;
     PGresult *r = NULL;
+    json_t *events = json_array(), *lifecycles = json_array();
     if (json_array_size(rows) == 0)
-        return 0;
+        goto done;
     rows_hash(c, rows);
     /* as in people_apply: the fields are parsed into jsonb only for the rows written */
     r = qj(c,
-           "WITH s AS (SELECT x.i, x.t, x.id, x.f, x.r, x.aue, x.ls,"
+           "WITH s AS (SELECT x.i, x.t, x.id, x.f, x.r, x.aue, x.ls, x.lc,"
            "  coalesce(x.h, md5(x.f::jsonb::text)) AS nh"
            "  FROM json_to_recordset($1::json) AS x(i int, t text, id text,"
-           "  f json, h text, r uuid, aue date, ls timestamptz)),"
+           "  f json, h text, r uuid, aue date, ls timestamptz, lc text)),"
            " h AS (SELECT s.*, a.asset_id AS aid, a.content_hash AS oh,"
            "  a.in_google AS og, a.device AS od"
            "  FROM s LEFT JOIN assets a ON a.tenant_id = s.t AND a.device_id = s.id),"
@@ -970,13 +945,14 @@ static int devices_apply(struct actx *c, json_t *rows)
            "  SELECT t, r, 'device', id FROM h WHERE r IS NOT NULL ON CONFLICT DO NOTHING),"
            " up AS (INSERT INTO assets AS a (tenant_id, device_id, serial_number, model,"
            "  google_status, org_unit_id, org_unit_path, device, auto_update_expiry, last_sync,"
-           "  in_google, content_hash, last_seen_run)"
+           "  in_google, content_hash, last_seen_run, lifecycle)"
            /* one jsonb parse per written row (OFFSET 0 keeps the cast from being copied
             * into each ->> below, and the filter on h runs first) */
            "  SELECT t, id, j->>'serial_number', j->>'model', j->>'status', j->>'org_unit_id',"
-           "  j->>'org_unit_path', j, aue, ls, true, nh, r"
+           "  j->>'org_unit_path', j, aue, ls, true, nh, r, lc"
            "  FROM h, LATERAL (SELECT h.f::jsonb AS j OFFSET 0) fj"
            "  WHERE aid IS NULL OR oh IS DISTINCT FROM nh OR NOT og"
+           /* an existing asset's lifecycle is decided below, against the row as it is now */
            "  ON CONFLICT (tenant_id, device_id) WHERE device_id IS NOT NULL DO UPDATE SET"
            "  serial_number = EXCLUDED.serial_number, model = EXCLUDED.model,"
            "  google_status = EXCLUDED.google_status, org_unit_id = EXCLUDED.org_unit_id,"
@@ -984,19 +960,17 @@ static int devices_apply(struct actx *c, json_t *rows)
            "  auto_update_expiry = EXCLUDED.auto_update_expiry, last_sync = EXCLUDED.last_sync,"
            "  in_google = true, left_google_at = NULL, content_hash = EXCLUDED.content_hash,"
            "  last_seen_run = EXCLUDED.last_seen_run, version = a.version + 1, updated_at = now()"
-           "  RETURNING a.tenant_id, a.device_id, a.asset_id, a.asset_tag, a.manual, a.lifecycle,"
-           "  a.version, a.in_google)"
-           " SELECT up.asset_id, up.asset_tag, up.manual, up.lifecycle, up.version, up.in_google,"
-           "  h.i, up.asset_id IS NOT NULL, h.aid IS NULL, h.od, h.r"
+           "  RETURNING a.tenant_id, a.device_id, a.asset_id)"
+           " SELECT up.asset_id, h.i, up.asset_id IS NOT NULL, h.aid IS NULL, h.od, h.r"
            " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.device_id = h.id ORDER BY h.i",
            rows, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *row = json_array_get(rows, (size_t)strtol(col_str(r, i, 6), NULL, 10));
+        json_t *row = json_array_get(rows, (size_t)strtol(col_str(r, i, 1), NULL, 10));
         const char *t = json_string_value(json_object_get(row, "t"));
-        const char *run = col_str(r, i, 10);
-        bool changed = col_bool(r, i, 7), isnew = col_bool(r, i, 8);
+        const char *run = col_str(r, i, 5);
+        bool changed = col_bool(r, i, 2), isnew = col_bool(r, i, 3);
         struct run_counts *rcnt = run ? run_counts_for(c, t, run) : NULL;
         if (rcnt) {
             rcnt->seen++;
@@ -1010,21 +984,59 @@ static int devices_apply(struct actx *c, json_t *rows)
         if (!changed)
             continue;
         c->rows_changed++;
-        json_t *od = col_json(r, i, 9);
+        json_t *od = col_json(r, i, 4);
         json_t *f = json_object_get(row, "f");
         json_t *ch = merge_changed_fields(od, f);
-        int e = !ch || asset_event(c, t, run, r, i,
-                                   isnew ? PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_CREATED
-                                         : PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED,
-                                   f, ch);
+        const char *status = json_string_value(json_object_get(f, "status"));
+        const char *old_status = json_string_value(json_object_get(od, "status"));
+        const char *lc = asset_status_lifecycle(status);
+        /* An existing asset follows Google's status while no admin set its lifecycle; a move
+         * into DISABLED or DEPROVISIONED overrides an admin's lifecycle (docs/sources.md). */
+        bool forced = asset_status_blocks_checkout(status) &&
+                      (!old_status || strcmp(old_status, status) != 0);
+        int e =
+            !ch ||
+            json_array_append_new(
+                events, json_pack("{s:s,s:s,s:i,s:O,s:s?}", "t", t, "a", col_str(r, i, 0), "k",
+                                  isnew ? PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_CREATED
+                                        : PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED,
+                                  "ch", ch, "r", run)) ||
+            (!isnew && lc &&
+             json_array_append_new(lifecycles,
+                                   json_pack("{s:s,s:s,s:s,s:b,s:i}", "t", t, "a", col_str(r, i, 0),
+                                             "lc", lc, "forced", forced, "n",
+                                             (int)json_array_size(events) - 1)));
         json_decref(od);
         json_decref(ch);
-        if (e)
+        if (e) {
+            snprintf(c->err, c->errlen, "out of memory applying devices");
             goto out;
+        }
     }
-    rc = 0;
+    if (json_array_size(lifecycles) > 0) {
+        PQclear(r);
+        r = qj(c,
+               "UPDATE assets a SET lifecycle = v.lc, lifecycle_changed_at = now(),"
+               " lifecycle_changed_by = CASE WHEN v.forced THEN NULL"
+               "  ELSE a.lifecycle_changed_by END"
+               " FROM jsonb_to_recordset($1::jsonb) AS v(t text, a uuid, lc text, forced boolean,"
+               " n int)"
+               " WHERE a.tenant_id = v.t AND a.asset_id = v.a AND a.lifecycle <> v.lc"
+               " AND (v.forced OR a.lifecycle_changed_by IS NULL) RETURNING v.n",
+               lifecycles, PGRES_TUPLES_OK);
+        if (!r)
+            goto out;
+        for (int i = 0; i < PQntuples(r); i++) {
+            json_t *e = json_array_get(events, (size_t)strtol(col_str(r, i, 0), NULL, 10));
+            json_array_append_new(json_object_get(e, "ch"), json_string("lifecycle"));
+        }
+    }
+done:
+    rc = asset_events(c, events);
 out:
     PQclear(r);
+    json_decref(events);
+    json_decref(lifecycles);
     return rc;
 }
 
@@ -1148,17 +1160,15 @@ static int remove_objects(struct actx *c, json_t *list, const char *run, bool su
           " version = a.version + 1, updated_at = now()"
           " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
           " WHERE v.k = 'device' AND a.tenant_id = v.t AND a.device_id = v.id AND a.in_google"
-          " RETURNING a.asset_id, a.asset_tag, a.manual, a.lifecycle, a.version, a.in_google,"
-          " a.tenant_id, a.device",
+          " RETURNING a.tenant_id, " ASSET_EVENT_JSON_SQL,
           1, params, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     *removed += PQntuples(r);
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *dev = col_json(r, i, 7), *ch = json_pack("[s]", "in_google");
-        int e = asset_event(c, col_str(r, i, 6), run, r, i,
-                            PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_LEFT_GOOGLE, dev, ch);
-        json_decref(dev);
+        json_t *ch = json_pack("[s]", "in_google");
+        int e = !ch || asset_event(c, col_str(r, i, 0), run, col_str(r, i, 1),
+                                   PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_LEFT_GOOGLE, ch);
         json_decref(ch);
         if (e)
             goto out;
@@ -1696,10 +1706,12 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
             json_t *row = json_pack("{s:s,s:s,s:o,s:s}", "t", t, "id", id, "f", f, "r", run);
             if (dev) {
                 const Panel__V1__Device *d = env->device_observed->device;
-                json_object_set_new(row, "aue",
-                                    date_or_null(d->auto_update_through, false)
-                                        ? json_string(d->auto_update_through)
-                                        : json_null());
+                char aue[11];
+                json_object_set_new(
+                    row, "aue", asset_auto_update_expiry(d, aue) ? json_string(aue) : json_null());
+                /* the lifecycle Google's status gives a new asset (docs/sources.md) */
+                const char *lc = asset_status_lifecycle(d->status);
+                json_object_set_new(row, "lc", json_string(lc ? lc : "in_storage"));
                 json_object_set_new(row, "ls",
                                     date_or_null(d->last_sync, true) ? json_string(d->last_sync)
                                                                      : json_null());

@@ -440,6 +440,13 @@ async function showPerson(id) {
   }
   table.append(tb);
   box.append(table);
+  if ((p.addresses || []).length) {
+    box.append(el("h4", {text: "Addresses"}));
+    const ul = el("ul");
+    for (const a of p.addresses)
+      ul.append(el("li", {text: `${a.address} (${a.sources.map((s) => s === "azure" ? "Microsoft" : "Google").join(", ")})`}));
+    box.append(ul);
+  }
   box.append(el("h4", {text: "Checkouts"}));
   box.append(checkoutList(cos.items, true));
   box.hidden = false;
@@ -490,7 +497,10 @@ async function showAsset(id) {
   const dl = el("dl");
   const row = (k, v) => dl.append(el("dt", {text: k}), el("dd", {text: v === null || v === undefined || v === "" ? "—" : v}));
   row("Serial number", a.serial_number);
-  row("Asset tag", a.asset_tag);
+  const tagFrom = a.panel_asset_tag && a.google_asset_tag && a.panel_asset_tag !== a.google_asset_tag
+    ? ` (set in Panel; Google: ${a.google_asset_tag})`
+    : !a.panel_asset_tag && a.google_asset_tag ? " (from Google)" : "";
+  row("Asset tag", a.asset_tag ? a.asset_tag + tagFrom : null);
   row("Status", (LIFECYCLE[a.lifecycle] || a.lifecycle) + (a.lifecycle_changed_by ? ` (by ${a.lifecycle_changed_by}, ${when(a.lifecycle_changed_at)})` : ""));
   row("In Google", a.in_google ? `yes (${a.google_status || "?"})` : (a.manual ? "no (added by hand)" : "no longer"));
   row("Org unit", a.org_unit_path);

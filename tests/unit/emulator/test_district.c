@@ -204,9 +204,12 @@ static void test_variety(void **state)
         const char *notes = json_string_value(json_object_get(o, "notes"));
         notes_nl += notes && strchr(notes, '\n');
         recent += json_array_size(json_object_get(o, "recentUsers")) > 0;
-        /* autoUpdateExpiration: int64 as a string; autoUpdateThrough: a date */
+        /* autoUpdateExpiration: int64 as a string; autoUpdateThrough: a date (absent on some
+         * devices, see test_provider_shapes) */
         assert_true(json_is_string(json_object_get(o, "autoUpdateExpiration")));
-        assert_int_equal(strlen(json_string_value(json_object_get(o, "autoUpdateThrough"))), 10);
+        if (json_object_get(o, "autoUpdateThrough"))
+            assert_int_equal(strlen(json_string_value(json_object_get(o, "autoUpdateThrough"))),
+                             10);
         assert_null(strstr(json_string_value(json_object_get(o, "orgUnitId")), "id:"));
         json_decref(o);
     }
@@ -295,13 +298,72 @@ static void test_mutations(void **state)
     district_destroy(d);
 }
 
+/* Shapes real districts have: Google addresses that Entra keeps only as an smtp: proxy
+ * address (mail elsewhere), devices with only the deprecated autoUpdateExpiration, archived
+ * users and DISABLED/DEPROVISIONED devices carrying an annotatedAssetId. */
+static void test_provider_shapes(void **state)
+{
+    (void)state;
+    struct district *d =
+        make("shp:people=400,azure_people=300,shared=200,proxy_joined=20,devices=200,ous=10");
+    size_t proxied = 0, archived = 0, aue_only = 0, blocked_tagged = 0;
+    for (size_t i = 0; i < district_count(d, DC_AUSERS); i++) {
+        json_t *u = item_json(d, DC_AUSERS, i);
+        json_t *px = json_object_get(u, "proxyAddresses");
+        const char *mail = json_string_value(json_object_get(u, "mail"));
+        if (json_array_size(px) == 2) {
+            const char *second = json_string_value(json_array_get(px, 1));
+            assert_int_equal(strncmp(second, "smtp:", 5), 0);
+            assert_non_null(mail);
+            assert_non_null(strstr(mail, "@ms.shp.k12.example"));
+            /* the secondary address is a Google user's primary address */
+            long g = -1;
+            for (size_t k = 0; k < district_count(d, DC_GUSERS) && g < 0; k++)
+                if (strcmp(district_item(d, DC_GUSERS, k)->key, second + 5) == 0)
+                    g = (long)k;
+            assert_true(g >= 0);
+            proxied++;
+        }
+        json_decref(u);
+    }
+    assert_int_equal(proxied, 20);
+    for (size_t i = 0; i < district_count(d, DC_GUSERS); i++) {
+        json_t *u = item_json(d, DC_GUSERS, i);
+        archived += json_is_true(json_object_get(u, "archived"));
+        json_decref(u);
+    }
+    assert_true(archived > 0);
+    for (size_t i = 0; i < district_count(d, DC_DEVICES); i++) {
+        json_t *o = item_json(d, DC_DEVICES, i);
+        const char *st = json_string_value(json_object_get(o, "status"));
+        if (!json_object_get(o, "autoUpdateThrough")) {
+            assert_non_null(json_string_value(json_object_get(o, "autoUpdateExpiration")));
+            aue_only++;
+        }
+        if ((!strcmp(st, "DISABLED") || !strcmp(st, "DEPROVISIONED")) &&
+            json_object_get(o, "annotatedAssetId"))
+            blocked_tagged++;
+        json_decref(o);
+    }
+    assert_true(aue_only >= 10);
+    assert_true(blocked_tagged > 0);
+    district_destroy(d);
+    /* more proxy-joined than shared is refused */
+    struct district_spec spec;
+    char err[256];
+    assert_int_equal(district_spec_parse("x:people=10,azure_people=5,shared=2,proxy_joined=3",
+                                         &spec, err, sizeof err),
+                     -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_spec_parse),    cmocka_unit_test(test_spec_json),
-        cmocka_unit_test(test_deterministic), cmocka_unit_test(test_counts_and_identity),
-        cmocka_unit_test(test_overlap),       cmocka_unit_test(test_tiny_trees),
-        cmocka_unit_test(test_variety),       cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_spec_parse),      cmocka_unit_test(test_spec_json),
+        cmocka_unit_test(test_deterministic),   cmocka_unit_test(test_counts_and_identity),
+        cmocka_unit_test(test_overlap),         cmocka_unit_test(test_tiny_trees),
+        cmocka_unit_test(test_variety),         cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_provider_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
