@@ -34,7 +34,7 @@ struct oidc_provider {
     struct oidc_discovery discovery;
     struct oidc_key keys[OIDC_MAX_KEYS];
     int nkeys;
-    int64_t last_refresh_ms; /* monotonic time of the last JWKS fetch; 0 = never */
+    int64_t last_refresh_ms; /* monotonic time of the last refresh for an unknown kid; 0 = none */
 };
 
 const char *oidc_err_str(enum oidc_err e)
@@ -375,7 +375,10 @@ static enum oidc_err key_for(struct oidc_provider *p, const char *kid, char **jw
         goto out_locked;
     }
     int64_t now = p->clock_ms();
-    if (p->last_refresh_ms != 0 && now - p->last_refresh_ms < p->key_refresh_min_s * 1000) {
+    /* The first load (empty cache) is not a refresh; a refresh for an unknown kid is limited. */
+    bool refresh = p->nkeys > 0;
+    if (refresh && p->last_refresh_ms != 0 &&
+        now - p->last_refresh_ms < p->key_refresh_min_s * 1000) {
         snprintf(err, errlen, "no signing key with kid %.64s (keys refreshed less than %ld s ago)",
                  kid, p->key_refresh_min_s);
         goto out_locked;
@@ -385,7 +388,8 @@ static enum oidc_err key_for(struct oidc_provider *p, const char *kid, char **jw
         if (rc != OIDC_OK)
             goto out_locked;
     }
-    p->last_refresh_ms = now;
+    if (refresh)
+        p->last_refresh_ms = now;
     char *uri = strdup(p->jwks_uri);
     char ferr[384] = "";
     int frc = uri ? p->fetch(p->fetch_ctx, uri, &body, ferr, sizeof ferr) : -1;

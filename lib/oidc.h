@@ -104,7 +104,8 @@ enum oidc_err oidc_provider_discovery(struct oidc_provider *p, struct oidc_disco
 enum oidc_err oidc_provider_set_jwks(struct oidc_provider *p, const char *jwks, size_t len,
                                      char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Verify an id_token: size, RS256 header, signature by the cached key of its kid (the JWKS is
- * refreshed once when the kid is unknown, at most every key_refresh_min_s), then iss, aud
+ * loaded on first use, and refreshed when a kid is unknown at most once every
+ * key_refresh_min_s, so made-up kids cannot make us hammer the provider), then iss, aud
  * (a string, or an array holding our client with azp naming it), exp/iat/nbf with
  * OIDC_CLOCK_SKEW_S, nonce, and sub. *claims is filled only on OIDC_OK. */
 enum oidc_err oidc_verify_id_token(struct oidc_provider *p, const char *token,

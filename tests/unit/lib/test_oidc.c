@@ -230,7 +230,12 @@ static void unknown_kid_refreshes_once_a_minute(void **state)
     /* a token signed by a key the provider never published */
     char *t = sign_rs256(f->other_key, "{\"alg\":\"RS256\",\"kid\":\"k9\"}", payload);
     assert_int_equal(verify(f, t, ISSUER, &cl), OIDC_ERR_UNKNOWN_KEY);
-    assert_int_equal(f->fetches, 1); /* the first fetch was less than 60 s ago */
+    assert_int_equal(f->fetches, 2); /* one refresh for the unknown kid */
+    assert_int_equal(verify(f, t, ISSUER, &cl), OIDC_ERR_UNKNOWN_KEY);
+    char *t3 = sign_rs256(f->other_key, "{\"alg\":\"RS256\",\"kid\":\"k10\"}", payload);
+    assert_int_equal(verify(f, t3, ISSUER, &cl), OIDC_ERR_UNKNOWN_KEY);
+    assert_int_equal(f->fetches, 2); /* no more within the minute */
+    free(t3);
     /* the unknown key claiming a known kid fails the signature */
     char *t2 = sign_rs256(f->other_key, HDR_K1, payload);
     assert_int_equal(verify(f, t2, ISSUER, &cl), OIDC_ERR_SIGNATURE);
@@ -242,26 +247,34 @@ static void unknown_kid_refreshes_once_a_minute(void **state)
 static void rotated_key_is_fetched(void **state)
 {
     struct fixture *f = *state;
-    char pl[1024], jwk[1500];
+    char pl[1024];
     struct oidc_claims cl;
     const char *payload = google_payload(pl, sizeof pl, ISSUER, CLIENT, NOW + 3600, NOW, NONCE);
     char *t1 = sign_rs256(f->key, HDR_K1, payload);
     assert_int_equal(verify(f, t1, ISSUER, &cl), OIDC_OK);
-    /* the provider rotates to k2; a token signed by it arrives within the minute: refused
-     * without a fetch, then accepted after one once the minute has passed */
-    jwk_of(f->other_key, "k2", jwk, sizeof jwk, NULL, 0);
-    snprintf(f->jwks, sizeof f->jwks, "{\"keys\":[%s]}", jwk);
+    /* the provider rotates to k2 right after our first load: the unknown kid refreshes */
+    char jwk_k2[1500], jwk_k3[1500];
+    jwk_of(f->other_key, "k2", jwk_k2, sizeof jwk_k2, NULL, 0);
+    snprintf(f->jwks, sizeof f->jwks, "{\"keys\":[%s]}", jwk_k2);
     char *t = sign_rs256(f->other_key, "{\"alg\":\"RS256\",\"kid\":\"k2\"}", payload);
-    fake_clock += 59 * 1000;
-    assert_int_equal(verify(f, t, ISSUER, &cl), OIDC_ERR_UNKNOWN_KEY);
-    assert_int_equal(f->fetches, 1);
-    fake_clock += 2 * 1000;
     assert_int_equal(verify(f, t, ISSUER, &cl), OIDC_OK);
     assert_int_equal(f->fetches, 2);
     /* the old key left the JWKS with the refresh */
     assert_int_equal(verify(f, t1, ISSUER, &cl), OIDC_ERR_UNKNOWN_KEY);
+    /* a second rotation within the minute waits for the minute to pass */
+    jwk_of(f->key, "k3", jwk_k3, sizeof jwk_k3, NULL, 0);
+    snprintf(f->jwks, sizeof f->jwks, "{\"keys\":[%s,%s]}", jwk_k2, jwk_k3);
+    char *t3 = sign_rs256(f->key, "{\"alg\":\"RS256\",\"kid\":\"k3\"}", payload);
+    fake_clock += 59 * 1000;
+    assert_int_equal(verify(f, t3, ISSUER, &cl), OIDC_ERR_UNKNOWN_KEY);
+    assert_int_equal(f->fetches, 2);
+    fake_clock += 2 * 1000;
+    assert_int_equal(verify(f, t3, ISSUER, &cl), OIDC_OK);
+    assert_int_equal(f->fetches, 3);
+    assert_int_equal(verify(f, t, ISSUER, &cl), OIDC_OK);
     free(t);
     free(t1);
+    free(t3);
 }
 
 static void time_claims_are_checked(void **state)
