@@ -647,6 +647,8 @@ enum oidc_err oidc_verify_id_token(struct oidc_provider *p, const char *token,
     if (rc != OIDC_OK)
         goto out;
     rc = check_issuer(&cl, expect->issuer, err, errlen);
+    if (rc == OIDC_ERR_ISSUER && expect->issuer_alt)
+        rc = check_issuer(&cl, expect->issuer_alt, err, errlen);
     if (rc != OIDC_OK)
         goto out;
     rc = check_audience(payload, &cl, expect->audience, err, errlen);

@@ -69,6 +69,9 @@ struct oidc_expect {
     /* iss must equal this; when it holds OIDC_TENANT_MARKER, the marker is replaced by the
      * token's own tid (which is then required) before comparing. */
     const char *issuer;
+    /* Also accepted, or NULL: Google documents that its tokens may carry "accounts.google.com"
+     * (no scheme) as well as "https://accounts.google.com". */
+    const char *issuer_alt;
     const char *audience; /* our client id */
     const char *nonce;    /* the nonce stored at the start of the sign-in; required */
     time_t now;           /* 0 = time(NULL) */

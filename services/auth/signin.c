@@ -587,8 +587,12 @@ static int callback(struct mg_connection *conn, struct signin *s, enum provider 
         status = refuse(conn, s, p, "provider_error", "the code exchange with the provider failed");
         goto out;
     }
+    /* Google's tokens may name the issuer without its scheme (Google's documentation) */
+    const char *google_alt =
+        !strcmp(s->cfg.google_issuer, "https://accounts.google.com") ? "accounts.google.com" : NULL;
     struct oidc_expect x = {
         .issuer = p == P_GOOGLE ? s->cfg.google_issuer : d.issuer,
+        .issuer_alt = p == P_GOOGLE ? google_alt : NULL,
         .audience = client_id(s, p),
         .nonce = st.nonce,
     };

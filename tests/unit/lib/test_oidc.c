@@ -322,6 +322,21 @@ static void audience_issuer_and_nonce_are_checked(void **state)
         google_payload(pl, sizeof pl, "https://evil.example", CLIENT, NOW + 3600, NOW, NONCE));
     assert_int_equal(verify(f, t, ISSUER, &cl), OIDC_ERR_ISSUER);
     free(t);
+    /* an accepted alternative issuer (Google's scheme-less legacy form), and only that one */
+    t = sign_rs256(
+        f->key, HDR_K1,
+        google_payload(pl, sizeof pl, "accounts.example.test", CLIENT, NOW + 3600, NOW, NONCE));
+    struct oidc_expect alt = {.issuer = ISSUER,
+                              .issuer_alt = "accounts.example.test",
+                              .audience = CLIENT,
+                              .nonce = NONCE,
+                              .now = NOW};
+    char aerr[256];
+    assert_int_equal(oidc_verify_id_token(f->p, t, &alt, &cl, aerr, sizeof aerr), OIDC_OK);
+    assert_int_equal(verify(f, t, ISSUER, &cl), OIDC_ERR_ISSUER);
+    alt.issuer_alt = "other.example.test";
+    assert_int_equal(oidc_verify_id_token(f->p, t, &alt, &cl, aerr, sizeof aerr), OIDC_ERR_ISSUER);
+    free(t);
     t = sign_rs256(f->key, HDR_K1,
                    google_payload(pl, sizeof pl, ISSUER, CLIENT, NOW + 3600, NOW, "other-nonce"));
     assert_int_equal(verify(f, t, ISSUER, &cl), OIDC_ERR_NONCE);
