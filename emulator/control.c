@@ -2,6 +2,7 @@
 #include "google_oauth.h"
 #include "json.h"
 #include "log.h"
+#include "signin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +165,67 @@ static int create_district(struct mg_connection *conn, struct emu *e)
     return send_json(conn, 201, district_info(d, false));
 }
 
+/* GET|POST /control/districts/{id}/admins {"email","google":bool,"microsoft":bool}: people
+ * who may sign in with the district's Google and Microsoft accounts. */
+static int admins(struct mg_connection *conn, struct emu *e, struct district *d, const char *m)
+{
+    if (!strcmp(m, "GET"))
+        return send_json(conn, 200, json_pack("{s:o}", "admins", emu_signin_list(e, d)));
+    if (strcmp(m, "POST"))
+        return reply_err(conn, 405, "method_not_allowed", "GET or POST");
+    int status = 0;
+    bool google = true, microsoft = true;
+    const char *email = NULL;
+    json_t *body = read_json(conn, &status);
+    if (!body)
+        return status;
+    if (json_get_str(body, "email", &email) != JSON_GET_OK ||
+        json_get_bool(body, "google", &google) == JSON_GET_WRONG_TYPE ||
+        json_get_bool(body, "microsoft", &microsoft) == JSON_GET_WRONG_TYPE) {
+        json_decref(body);
+        return reply_err(conn, 400, "bad_request",
+                         "\"email\" (string), \"google\" and \"microsoft\" (booleans) expected");
+    }
+    int rc = emu_signin_add(e, d, email, google, microsoft);
+    json_decref(body);
+    if (rc == -1)
+        return reply_err(conn, 400, "bad_request",
+                         "email must be an address of the district's domain");
+    if (rc)
+        return reply_err(conn, 507, "full", "too many sign-in admins");
+    return send_json(conn, 201, json_pack("{s:o}", "admins", emu_signin_list(e, d)));
+}
+
+/* POST /control/oidc/rotate: a new signing key (the old one stays published);
+ * POST /control/oidc/mode {"mode":"normal|unknown_key|expired|other_audience"}. */
+static int oidc_handler(struct mg_connection *conn, void *ctx)
+{
+    struct emu *e = ctx;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (strcmp(ri->request_method, "POST"))
+        return reply_err(conn, 405, "method_not_allowed", "POST");
+    if (!strcmp(ri->local_uri, "/control/oidc/rotate")) {
+        if (emu_signin_rotate(e))
+            return reply_err(conn, 500, "internal", "key generation failed");
+        return send_json(conn, 200, json_pack("{s:s}", "status", "rotated"));
+    }
+    if (!strcmp(ri->local_uri, "/control/oidc/mode")) {
+        int status = 0;
+        enum signin_mode mode;
+        json_t *body = read_json(conn, &status);
+        if (!body)
+            return status;
+        int bad = signin_mode_parse(json_str(body, "mode"), &mode);
+        json_decref(body);
+        if (bad)
+            return reply_err(conn, 400, "bad_request",
+                             "mode must be normal, unknown_key, expired or other_audience");
+        emu_signin_set_mode(e, mode);
+        return send_json(conn, 200, json_pack("{s:s}", "status", "ok"));
+    }
+    return reply_err(conn, 404, "not_found", "no such resource");
+}
+
 static int districts_handler(struct mg_connection *conn, void *ctx)
 {
     struct emu *e = ctx;
@@ -198,6 +260,8 @@ static int districts_handler(struct mg_connection *conn, void *ctx)
             return reply_err(conn, 405, "method_not_allowed", "GET");
         return send_json(conn, 200, district_info(d, true));
     }
+    if (nseg == 2 && !strcmp(segs[1], "admins"))
+        return admins(conn, e, d, m);
     if (nseg == 3 && !strcmp(segs[1], "google") && !strcmp(segs[2], "revoke") &&
         !strcmp(m, "POST")) {
         google_oauth_revoke_district(e, d);
@@ -314,6 +378,7 @@ int control_routes(struct httpd *h, struct emu *e)
 {
     if (httpd_route(h, "/control/districts", "control.districts", districts_handler, e) ||
         httpd_route(h, "/control/faults", "control.faults", faults_handler, e) ||
+        httpd_route(h, "/control/oidc", "control.oidc", oidc_handler, e) ||
         httpd_route(h, "/control/expire-page-tokens", "control.expire", expire_handler, e) ||
         httpd_route(h, "/control/stats", "control.stats", stats_handler, e) ||
         httpd_route(h, "/control/reset-stats", "control.reset_stats", reset_stats_handler, e))

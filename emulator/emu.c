@@ -2,6 +2,7 @@
 #include "crypto.h"
 #include "json.h"
 #include "google_oauth.h"
+#include "signin.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -37,6 +38,9 @@ struct emu *emu_new(const struct emu_config *cfg, char *err, size_t errlen)
     e->tokens = page_tokens_new((long)cfg->page_ttl, (long)cfg->delta_ttl);
     e->faults = faults_new();
     e->google = google_oauth_new();
+    e->signin = emu_signin_new(err, errlen);
+    if (!e->signin)
+        goto fail;
     if (!e->tokens || !e->faults || !e->google) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -93,6 +97,7 @@ void emu_destroy(struct emu *e)
     page_tokens_destroy(e->tokens);
     faults_destroy(e->faults);
     google_oauth_destroy(e->google);
+    emu_signin_destroy(e->signin);
     pthread_rwlock_destroy(&e->lock);
     free(e);
 }

@@ -48,6 +48,7 @@ enum emu_route {
 };
 
 struct google_oauth;
+struct emu_signin;
 
 struct emu {
     const struct emu_config *cfg;
@@ -57,6 +58,7 @@ struct emu {
     struct page_tokens *tokens;
     struct faults *faults;
     struct google_oauth *google;
+    struct emu_signin *signin; /* OpenID Connect keys and sign-in people */
     _Atomic uint64_t requests[R_COUNT];
 };
 

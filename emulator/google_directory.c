@@ -5,6 +5,7 @@
 #include "google_oauth.h"
 #include "httpd.h"
 #include "log.h"
+#include "signin.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -509,9 +510,53 @@ oom:
 /* The customer segment of the path, for the handler emu_serve runs on this same thread. */
 struct dir_call {
     char customer[64];
+    char user_key[320];
 };
 
 static __thread struct dir_call current;
+
+/* GET /admin/directory/v1/users/{userKey} (email or id) of the token's own customer. The
+ * people who only exist to sign in (the district's admin, the control API's admins) get a
+ * record made on the fly, so a consenting admin can read their own customerId. */
+static void users_get(struct mg_connection *conn, struct emu *e, struct reply *r)
+{
+    struct district *d = authorize(conn, e, r, GSCOPE_USER | GSCOPE_USER_RW);
+    const char *key = current.user_key;
+    json_t *o = NULL;
+    if (!d)
+        return;
+    district_lock(d);
+    long i = district_find(d, DC_GUSERS, key);
+    if (i >= 0) {
+        const struct ditem *it = district_item(d, DC_GUSERS, (size_t)i);
+        if (!(it->flags & DITEM_DELETED))
+            o = json_loads(it->json, 0, NULL);
+    }
+    district_unlock(d);
+    struct signin_person p;
+    if (!o && emu_signin_find(e, key, "google", &p) && p.district == d) {
+        char etag[64], local[320];
+        snprintf(etag, sizeof etag, "\"emu-%s\"", p.google_sub);
+        snprintf(local, sizeof local, "%.*s", (int)strcspn(p.email, "@"), p.email);
+        o = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s},s:b,s:b,s:s,s:s,s:b,s:b,s:b,s:b,s:b,"
+                      "s:[{s:s,s:b}],s:s,s:s,s:b,s:b,s:b,s:b}",
+                      "kind", "admin#directory#user", "id", p.google_sub, "etag", etag,
+                      "primaryEmail", p.email, "name", "givenName", local, "familyName", "Admin",
+                      "fullName", local, "isAdmin", 1, "isDelegatedAdmin", 0, "lastLoginTime",
+                      "2026-01-05T08:00:00.000Z", "creationTime", "2020-08-01T12:00:00.000Z",
+                      "agreedToTerms", 1, "suspended", 0, "archived", 0,
+                      "changePasswordAtNextLogin", 0, "ipWhitelisted", 0, "emails", "address",
+                      p.email, "primary", 1, "customerId", district_customer_id(d), "orgUnitPath",
+                      "/", "isMailboxSetup", 1, "isEnrolledIn2Sv", 1, "isEnforcedIn2Sv", 0,
+                      "includeInGlobalAddressList", 1);
+    }
+    if (!o) {
+        reply_google_error(r, 404, "notFound", "Resource Not Found: userKey");
+        return;
+    }
+    reply_json(r, 200, o);
+    json_decref(o);
+}
 
 static void orgunits_h(struct mg_connection *conn, struct emu *e, struct reply *r)
 {
@@ -541,6 +586,10 @@ int google_directory_handler(struct mg_connection *conn, void *ctx)
     const char *rest = uri + strlen(prefix);
     if (!strcmp(rest, "users"))
         return emu_serve(conn, e, R_GOOGLE_USERS, users_list);
+    if (!strncmp(rest, "users/", 6) && rest[6] && !strchr(rest + 6, '/') &&
+        mg_url_decode(rest + 6, (int)strlen(rest + 6), current.user_key,
+                      (int)sizeof current.user_key, 0) > 0)
+        return emu_serve(conn, e, R_GOOGLE_USERS, users_get);
     if (!strncmp(rest, "customer/", 9)) {
         const char *c = rest + 9;
         const char *slash = strchr(c, '/');

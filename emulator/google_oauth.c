@@ -2,6 +2,7 @@
 #include "crypto.h"
 #include "httpd.h"
 #include "log.h"
+#include "signin.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -57,8 +58,11 @@ struct auth_request {
     char method[8];
     bool prompt_consent;
     bool include_granted;
-    bool offline; /* access_type=offline: a refresh token may be issued */
+    bool offline;    /* access_type=offline: a refresh token may be issued */
+    char nonce[256]; /* OpenID Connect: returned in the id_token */
 };
+
+#define GSCOPE_OPENID (1u << 3) /* "openid": the token reply carries an id_token */
 
 struct code {
     char code[160];
@@ -536,15 +540,26 @@ static int authorize(struct mg_connection *conn, struct emu *e)
     req.include_granted =
         emu_param(conn, "include_granted_scopes", igs, sizeof igs) && !strcmp(igs, "true");
     req.offline = emu_param(conn, "access_type", igs, sizeof igs) && !strcmp(igs, "offline");
+    char nonce[300];
+    if (emu_param(conn, "nonce", nonce, sizeof nonce)) {
+        if (strlen(nonce) >= sizeof req.nonce)
+            return html_page(conn, 400, "Error 400: invalid_request", "nonce is too long.");
+        snprintf(req.nonce, sizeof req.nonce, "%s", nonce);
+    }
     const char *h = emu_param(conn, "login_hint", hint, sizeof hint);
-    struct district *d = emu_district_for_hint(e, h);
+    struct signin_person person;
+    bool signin_admin = h && *h && emu_signin_find(e, h, "google", &person);
+    struct district *d = signin_admin ? person.district : emu_district_for_hint(e, h);
+    /* several Google accounts and no hint: Google asks which one */
+    if (!d && !(h && *h) && (req.scopes & GSCOPE_OPENID))
+        return emu_signin_picker(conn, e, "google");
     if (!d)
         return html_page(conn, 400, "Couldn't find your Google Account",
                          "No emulated district matches login_hint (or several districts exist "
                          "and no login_hint was given).");
-    bool exists;
+    bool exists = signin_admin;
     const char *user = h && *h ? h : district_admin_email(d);
-    req.admin = user_is_admin(d, user, &exists);
+    req.admin = signin_admin || user_is_admin(d, user, &exists);
     if (!exists)
         return html_page(conn, 400, "Couldn't find your Google Account",
                          "login_hint names no user of this district.");
@@ -655,7 +670,8 @@ static void client_creds(struct mg_connection *conn, const struct buf *body, cha
     }
 }
 
-static void token_reply(struct emu *e, struct reply *r, const struct grant *gr, bool with_refresh)
+static void token_reply(struct emu *e, struct reply *r, const struct grant *gr, bool with_refresh,
+                        const char *id_token)
 {
     char at[512], scope[SCOPE_MAX];
     if (access_token(e, gr, at, sizeof at)) {
@@ -667,6 +683,8 @@ static void token_reply(struct emu *e, struct reply *r, const struct grant *gr, 
                              (json_int_t)e->cfg->token_ttl, "scope", scope, "token_type", "Bearer");
     if (with_refresh)
         json_object_set_new(body, "refresh_token", json_string(gr->refresh));
+    if (id_token)
+        json_object_set_new(body, "id_token", json_string(id_token));
     reply_json(r, 200, body);
     json_decref(body);
 }
@@ -785,8 +803,20 @@ static void grant_code(struct emu *e, struct mg_connection *conn, const struct b
     }
     out = *gr;
     pthread_mutex_unlock(&g->mu);
-    (void)conn;
-    token_reply(e, r, &out, with_refresh);
+    char *id_token = NULL;
+    if (c.req.scopes & GSCOPE_OPENID) {
+        char base[512];
+        struct signin_person p;
+        emu_base_url(conn, base, sizeof base);
+        emu_signin_person(d, c.req.user, &p);
+        id_token = emu_signin_google_id_token(e, base, &p, c.req.client_id, c.req.nonce);
+        if (!id_token) {
+            reply_oauth_error(r, 500, "internal_failure", "Internal error.");
+            return;
+        }
+    }
+    token_reply(e, r, &out, with_refresh, id_token);
+    free(id_token);
 }
 
 static void grant_refresh(struct emu *e, const struct buf *body, const char *client_id,
@@ -818,7 +848,7 @@ static void grant_refresh(struct emu *e, const struct buf *body, const char *cli
         reply_oauth_error(r, 400, "invalid_grant", "Token has been expired or revoked.");
         return;
     }
-    token_reply(e, r, &out, false);
+    token_reply(e, r, &out, false, NULL);
 }
 
 static void token(struct mg_connection *conn, struct emu *e, struct reply *r)

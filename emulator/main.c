@@ -5,6 +5,7 @@
 #include "control.h"
 #include "emu.h"
 #include "google_directory.h"
+#include "signin.h"
 #include "google_oauth.h"
 #include "graph.h"
 #include "httpd.h"
@@ -77,6 +78,9 @@ static int cloud_routes(struct httpd *h, struct emu *e)
         httpd_route(h, "/token", "google.token", google_oauth_token, e) ||
         httpd_route(h, "/revoke", "google.revoke", google_oauth_revoke, e) ||
         httpd_route(h, "/tokeninfo", "google.tokeninfo", google_oauth_tokeninfo, e) ||
+        httpd_route(h, "/.well-known/openid-configuration", "google.discovery",
+                    emu_signin_google_discovery, e) ||
+        httpd_route(h, "/oauth2/v3/certs", "google.certs", emu_signin_google_jwks, e) ||
         httpd_route(h, "/admin/directory/v1", "google.directory", google_directory_handler, e) ||
         httpd_route(h, "/v1.0", "graph", graph_handler, e) ||
         /* everything else: /{tenant}/... of the Microsoft identity platform */

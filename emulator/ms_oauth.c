@@ -1,6 +1,7 @@
 #include "ms_oauth.h"
 #include "crypto.h"
 #include "httpd.h"
+#include "signin.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -210,6 +211,9 @@ static void hash16(const char *s, char out[17])
     snprintf(out, 17, "%.16s", hex);
 }
 
+static int signin_authorize(struct mg_connection *conn, struct emu *e, const char *tenant,
+                            const char *redirect_uri, const char *st);
+
 /* GET /{tenant}/oauth2/v2.0/authorize: the authorization code flow (delegated). */
 static int authorize(struct mg_connection *conn, struct emu *e, const char *tenant)
 {
@@ -247,6 +251,9 @@ static int authorize(struct mg_connection *conn, struct emu *e, const char *tena
                             NULL};
         return redirect(conn, redirect_uri, kv);
     }
+    /* a sign-in: OpenID Connect scopes only, no Graph permission asked */
+    if (strstr(scope, "openid") && !strstr(scope, "graph.microsoft.com"))
+        return signin_authorize(conn, e, tenant, redirect_uri, st);
     bool has_challenge = emu_param(conn, "code_challenge", challenge, sizeof challenge) != NULL;
     if (has_challenge && emu_param(conn, "code_challenge_method", method, sizeof method) &&
         strcmp(method, "S256")) {
@@ -304,6 +311,158 @@ static int authorize(struct mg_connection *conn, struct emu *e, const char *tena
         return html(conn, 500, "90033", "A transient error has occurred.");
     const char *kv[] = {"code", code, "state", st, "session_state", session, NULL};
     return redirect(conn, redirect_uri, kv);
+}
+
+#define MS_SIGNIN_PREFIX "M.S."
+
+/* The sign-in flow (scope with openid, no Graph permission): /{tenant}/oauth2/v2.0/authorize
+ * for a person, answered with a code the token endpoint turns into an id_token. Nothing about
+ * the tenant's consent changes. */
+static int signin_authorize(struct mg_connection *conn, struct emu *e, const char *tenant,
+                            const char *redirect_uri, const char *st)
+{
+    char hint[320], challenge[128], method[16], nonce[300], decision[16];
+    bool has_challenge = emu_param(conn, "code_challenge", challenge, sizeof challenge) != NULL;
+    if (!has_challenge || !emu_param(conn, "code_challenge_method", method, sizeof method) ||
+        strcmp(method, "S256")) {
+        const char *kv[] = {"error",
+                            "invalid_request",
+                            "error_description",
+                            "AADSTS501491: Invalid size of Code_Challenge parameter or method.",
+                            "state",
+                            st,
+                            NULL};
+        return redirect(conn, redirect_uri, kv);
+    }
+    if (!emu_param(conn, "nonce", nonce, sizeof nonce))
+        nonce[0] = '\0';
+    if (strlen(nonce) > 255 || strchr(nonce, '|'))
+        return html(conn, 400, "90014", "The nonce is malformed.");
+    bool any = !strcasecmp(tenant, "common") || !strcasecmp(tenant, "organizations");
+    struct district *td = any ? NULL : emu_district_by_tenant(e, tenant);
+    if (!any && !td)
+        return html(conn, 400, "90002",
+                    "Tenant not found. Check to make sure you have the correct tenant ID and are "
+                    "signing into the correct cloud.");
+    const char *h = emu_param(conn, "login_hint", hint, sizeof hint);
+    const char *dec = emu_param(conn, "emulator_decision", decision, sizeof decision);
+    if (!dec)
+        dec = e->cfg->consent;
+    struct signin_person p;
+    if (h && *h) {
+        if (!emu_signin_find(e, h, "microsoft", &p)) {
+            const char *at = strchr(h, '@');
+            struct district *d = at ? emu_district_by_domain(e, at + 1) : NULL;
+            if (!d)
+                return html(conn, 400, "50034",
+                            "The user account does not exist in the directory.");
+            emu_signin_person(d, h, &p); /* a user of the directory, not an admin */
+        }
+    } else {
+        struct district *d = td ? td : emu_district_for_hint(e, NULL);
+        if (!d || !strcmp(dec, "page"))
+            return emu_signin_picker(conn, e, "microsoft");
+        emu_signin_person(d, district_admin_email(d), &p);
+    }
+    if (td && p.district != td)
+        return html(conn, 400, "50020",
+                    "The user account does not exist in the tenant of the request.");
+    if (strcmp(dec, "allow") && strcmp(dec, "auto") && strcmp(dec, "page")) {
+        const char *kv[] = {"error",
+                            "access_denied",
+                            "error_description",
+                            "AADSTS65004: User declined to consent to access the app.",
+                            "state",
+                            st,
+                            NULL};
+        return redirect(conn, redirect_uri, kv);
+    }
+    char payload[1400], code[2200], rh[17], session[37];
+    hash16(redirect_uri, rh);
+    if (crypto_uuid(session))
+        return html(conn, 500, "90033", "A transient error has occurred.");
+    snprintf(payload, sizeof payload, "%s|%lld|%s|%s|%s|%s", district_id(p.district),
+             (long long)time(NULL) + e->cfg->code_ttl, challenge, rh, p.email, nonce);
+    if (page_tokens_sign(e->tokens, MS_SIGNIN_PREFIX, payload, code, sizeof code))
+        return html(conn, 500, "90033", "A transient error has occurred.");
+    const char *kv[] = {"code", code, "state", st, "session_state", session, NULL};
+    return redirect(conn, redirect_uri, kv);
+}
+
+/* POST /{tenant}/oauth2/v2.0/token with a sign-in code: the id_token (and a token for the
+ * user's own profile, which this emulator's Graph does not accept). */
+static void signin_code_grant(struct mg_connection *conn, struct emu *e, const struct buf *body,
+                              const char *code, struct reply *r)
+{
+    char payload[1400], id[DISTRICT_ID_MAX + 1], challenge[128], rh[17], email[320],
+        nonce[256] = "", redirect_uri[1024], verifier[256], mine[17], client_id[256], secret[256],
+        base[512], at[64];
+    long long exp;
+    if (page_tokens_verify(e->tokens, MS_SIGNIN_PREFIX, code, payload, sizeof payload) ||
+        sscanf(payload, "%48[^|]|%lld|%127[^|]|%16[^|]|%319[^|]|%255[^|]", id, &exp, challenge, rh,
+               email, nonce) < 5) {
+        reply_aad_error(r, 400, "invalid_grant", 9002313,
+                        "Invalid request. Request is malformed or invalid.");
+        return;
+    }
+    if (!emu_form(body, "client_id", client_id, sizeof client_id) ||
+        strcmp(client_id, e->cfg->ms_client_id)) {
+        reply_aad_error(r, 400, "unauthorized_client", 700016,
+                        "Application was not found in the directory.");
+        return;
+    }
+    if (!emu_form(body, "client_secret", secret, sizeof secret) ||
+        !crypto_equal(secret, e->cfg->ms_client_secret)) {
+        reply_aad_error(r, 401, "invalid_client", 7000215, "Invalid client secret provided.");
+        return;
+    }
+    struct district *d = emu_district(e, id);
+    if (!d || exp < (long long)time(NULL)) {
+        reply_aad_error(r, 400, "invalid_grant", 70008,
+                        "The provided authorization code or refresh token has expired due to "
+                        "inactivity. Send a new interactive authorization request for this user "
+                        "and resource.");
+        return;
+    }
+    if (!emu_form(body, "redirect_uri", redirect_uri, sizeof redirect_uri))
+        redirect_uri[0] = '\0';
+    hash16(redirect_uri, mine);
+    if (strcmp(mine, rh)) {
+        reply_aad_error(r, 400, "invalid_grant", 50011,
+                        "The redirect URI specified in the request does not match the redirect "
+                        "URI used to obtain the authorization code.");
+        return;
+    }
+    char computed[64];
+    if (!emu_form(body, "code_verifier", verifier, sizeof verifier) ||
+        crypto_pkce_challenge(verifier, computed) || !crypto_equal(computed, challenge)) {
+        reply_aad_error(r, 400, "invalid_grant", 501481,
+                        "The Code_Verifier does not match the code_challenge supplied in the "
+                        "authorization request.");
+        return;
+    }
+    if (!page_tokens_once(e->tokens, code)) {
+        reply_aad_error(r, 400, "invalid_grant", 54005,
+                        "OAuth2 Authorization code was already redeemed, please retry with a new "
+                        "valid code or use an existing refresh token.");
+        return;
+    }
+    struct signin_person p;
+    emu_signin_person(d, email, &p);
+    emu_base_url(conn, base, sizeof base);
+    char *idt = emu_signin_ms_id_token(e, base, &p, client_id, nonce);
+    if (!idt || crypto_token(at, sizeof at, 32)) {
+        free(idt);
+        reply_aad_error(r, 500, "server_error", 90033, "Internal error.");
+        return;
+    }
+    json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:s,s:s}", "token_type", "Bearer", "scope",
+                          "openid profile email", "expires_in", (json_int_t)e->cfg->token_ttl,
+                          "ext_expires_in", (json_int_t)e->cfg->token_ttl, "access_token", at,
+                          "id_token", idt);
+    reply_json(r, 200, o);
+    json_decref(o);
+    free(idt);
 }
 
 static void token_ok(struct emu *e, struct reply *r, struct district *d, uint64_t epoch)
@@ -450,6 +609,12 @@ static void token(struct mg_connection *conn, struct emu *e, struct reply *r)
                         "The request body must contain the following parameter: 'client_id'.");
         goto out;
     }
+    char code[2400];
+    if (!strcmp(grant, "authorization_code") && emu_form(&body, "code", code, sizeof code) &&
+        !strncmp(code, MS_SIGNIN_PREFIX, strlen(MS_SIGNIN_PREFIX))) {
+        signin_code_grant(conn, e, &body, code, r);
+        goto out;
+    }
     struct district *d = NULL;
     if (strcasecmp(tenant, "common") && strcasecmp(tenant, "organizations"))
         d = emu_district_by_tenant(e, tenant);
@@ -559,6 +724,11 @@ int ms_oauth_handler(struct mg_connection *conn, void *ctx)
     snprintf(tenant, sizeof tenant, "%.*s", (int)(slash - uri - 1), uri + 1);
     if (!strcmp(slash, "/oauth2/v2.0/authorize") && !strcmp(ri->request_method, "GET"))
         return authorize(conn, e, tenant);
+    if (!strcmp(slash, "/v2.0/.well-known/openid-configuration") &&
+        !strcmp(ri->request_method, "GET"))
+        return emu_signin_ms_discovery(conn, e, tenant);
+    if (!strcmp(slash, "/discovery/v2.0/keys") && !strcmp(ri->request_method, "GET"))
+        return emu_signin_ms_jwks(conn, e);
     if (!strcmp(slash, "/v2.0/adminconsent") || !strcmp(slash, "/adminconsent"))
         return adminconsent(conn, e, tenant, !strcmp(slash, "/v2.0/adminconsent"));
     if (!strcmp(slash, "/oauth2/v2.0/token") && !strcmp(ri->request_method, "POST")) {

@@ -211,6 +211,7 @@ class Demo:
             "PANEL_GOOGLE_REVOKE_URL": emu + "/revoke",
             "PANEL_GOOGLE_API_URL": emu,
             "PANEL_MS_LOGIN_URL": emu,
+            "PANEL_GOOGLE_ISSUER": emu,
             "PANEL_GRAPH_URL": emu,
             "PANEL_GOOGLE_CLIENT_ID": "panel-google-client",
             "PANEL_GOOGLE_CLIENT_SECRET": "panel-google-secret",

@@ -10,6 +10,7 @@
 #include "rekey.h"
 #include "routes.h"
 #include "scheduler.h"
+#include "signin.h"
 #include "svc.h"
 
 #include <stdbool.h>
@@ -33,6 +34,9 @@ struct auth_config {
     char *ms_login_url;
     char *ms_client_id;
     char *ms_client_secret;
+    char *google_issuer;
+    long long session_max_hours;
+    bool cookie_secure;
     long long state_ttl_s;
     long long tick_ms;
     long long run_stale_s;
@@ -60,9 +64,10 @@ static const struct cfg_option options[] = {
         "id of the key new secrets are sealed with (required when several keys)"),
     OPT("PANEL_AUTH_PUBLIC_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024, public_url,
         "auth's public base URL; the OAuth redirect URIs are <this>/oauth/{google,microsoft}/"
-        "callback"),
+        "callback (consents) and <this>/signin/{google,microsoft}/callback (admin sign-in)"),
     OPT("PANEL_ADMIN_URL", CFG_STRING, "http://127.0.0.1:8080/", 0, 1024, admin_url,
-        "admin page the browser returns to after a consent (#cloud-sync?... is appended)"),
+        "admin page the browser returns to after a consent (#cloud-sync?... is appended) or a "
+        "sign-in (#signin?error=... on a refusal)"),
     OPT("PANEL_GOOGLE_AUTH_URL", CFG_STRING, "https://accounts.google.com/o/oauth2/v2/auth", 0,
         1024, google_auth_url, "Google authorization endpoint"),
     OPT("PANEL_GOOGLE_TOKEN_URL", CFG_STRING, "https://oauth2.googleapis.com/token", 0, 1024,
@@ -79,8 +84,15 @@ static const struct cfg_option options[] = {
         "Microsoft app (client) id (empty: Microsoft consent is disabled)"),
     OPT("PANEL_MS_CLIENT_SECRET", CFG_SECRET, "", 0, 512, ms_client_secret,
         "Microsoft client secret"),
+    OPT("PANEL_GOOGLE_ISSUER", CFG_STRING, "https://accounts.google.com", 0, 1024, google_issuer,
+        "Google's OpenID Connect issuer for the admin sign-in (discovery at "
+        "<issuer>/.well-known/openid-configuration)"),
+    OPT("PANEL_SESSION_MAX_HOURS", CFG_INT, "12", 1, 720, session_max_hours,
+        "absolute lifetime of an admin page session, in hours"),
+    OPT("PANEL_COOKIE_SECURE", CFG_BOOL, "true", 0, 0, cookie_secure,
+        "mark the sign-in and session cookies Secure (false only for plain-http development)"),
     OPT("PANEL_AUTH_STATE_TTL_S", CFG_INT, "600", 10, 3600, state_ttl_s,
-        "seconds an OAuth state (a started consent) stays valid"),
+        "seconds an OAuth state (a started consent or sign-in) stays valid"),
     OPT("PANEL_AUTH_SCHEDULER_TICK_MS", CFG_INT, "10000", 100, 600000, tick_ms,
         "how often the scheduler looks for due syncs and pending revokes"),
     OPT("PANEL_AUTH_RUN_STALE_S", CFG_INT, "7200", 60, 604800, run_stale_s,
@@ -173,6 +185,7 @@ int main(int argc, char **argv)
     struct grants *grants = NULL;
     struct kafka_producer *producer = NULL;
     struct scheduler *sched = NULL;
+    struct signin *signin = NULL;
     struct auth_ctx ctx = {0};
     bool ctx_ok = false;
     PGconn *pg = NULL;
@@ -215,7 +228,24 @@ int main(int argc, char **argv)
     ctx_from_config(&ctx, &cfg);
     ctx.grants = grants;
     ctx.producer = producer;
-    if (routes_register(svc_httpd(svc), &ctx)) {
+    struct signin_cfg scfg = {
+        .public_url = cfg.public_url,
+        .admin_url = cfg.admin_url,
+        .google_issuer = cfg.google_issuer,
+        .ms_login_url = cfg.ms_login_url,
+        .google_client_id = cfg.google_client_id,
+        .google_client_secret = cfg.google_client_secret,
+        .ms_client_id = cfg.ms_client_id,
+        .ms_client_secret = cfg.ms_client_secret,
+        .state_ttl_s = (long)cfg.state_ttl_s,
+        .session_max_h = (long)cfg.session_max_hours,
+        .cookie_secure = cfg.cookie_secure,
+    };
+    if (!(signin = signin_new(&scfg, &ctx, err, sizeof err))) {
+        log_error("sign-in: %s", err);
+        goto out;
+    }
+    if (routes_register(svc_httpd(svc), &ctx) || signin_routes(svc_httpd(svc), signin)) {
         log_error("cannot register routes");
         goto out;
     }
@@ -235,6 +265,7 @@ out:
     scheduler_stop(sched);
     /* Stop the listener (and its worker threads) before freeing what handlers use. */
     svc_destroy(svc);
+    signin_destroy(signin);
     if (ctx_ok)
         ctx_fini(&ctx);
     if (pg)

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "pg.h"
 #include "publish.h"
+#include "signin.h"
 #include "states.h"
 
 #include <inttypes.h>
@@ -218,6 +219,7 @@ long scheduler_tick(struct auth_ctx *c, char *err, size_t errlen)
         return -1;
     retry_revokes(c, pg);
     states_purge(pg);
+    signin_purge(pg);
     return fired;
 }
 

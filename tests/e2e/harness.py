@@ -234,6 +234,7 @@ def start_emulator(districts="demo:people=50,azure_people=40,shared=30,devices=2
         "PANEL_GOOGLE_REVOKE_URL": p.url + "/revoke",
         "PANEL_GOOGLE_API_URL": p.url,
         "PANEL_MS_LOGIN_URL": p.url,
+        "PANEL_GOOGLE_ISSUER": p.url,
         "PANEL_GRAPH_URL": p.url,
         "PANEL_GOOGLE_CLIENT_ID": e.get("PANEL_EMULATOR_GOOGLE_CLIENT_ID", "panel-google-client"),
         "PANEL_GOOGLE_CLIENT_SECRET": e.get("PANEL_EMULATOR_GOOGLE_CLIENT_SECRET",

@@ -39,6 +39,7 @@ def auth_env(extra=None):
         "PANEL_GOOGLE_TOKEN_URL": "http://127.0.0.1:9/token",
         "PANEL_GOOGLE_REVOKE_URL": "http://127.0.0.1:9/revoke",
         "PANEL_MS_LOGIN_URL": "http://127.0.0.1:9",
+        "PANEL_GOOGLE_ISSUER": "http://127.0.0.1:9",
         "PANEL_AUTH_SCHEDULER": "false",
     }
     env.update(extra or {})

@@ -65,6 +65,7 @@ def auth_env(emu_url, scheduler=False, tick_ms=300):
         "PANEL_GOOGLE_TOKEN_URL": emu_url + "/token",
         "PANEL_GOOGLE_REVOKE_URL": emu_url + "/revoke",
         "PANEL_MS_LOGIN_URL": emu_url,
+        "PANEL_GOOGLE_ISSUER": emu_url,
         "PANEL_GOOGLE_CLIENT_ID": "panel-google-client",
         "PANEL_GOOGLE_CLIENT_SECRET": GOOGLE_SECRET,
         "PANEL_MS_CLIENT_ID": "panel-ms-client",

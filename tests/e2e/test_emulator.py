@@ -1184,5 +1184,264 @@ class ControlAndFaultsTest(unittest.TestCase):
         self.assertEqual(b["faults_injected"], 1)
 
 
+# ---- OpenID Connect (admin sign-in) ----
+
+def b64url_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def rs256_verify(token, jwks):
+    """Check an RS256 id_token against a JWKS with plain RSA arithmetic (no library), so the
+    emulator's signatures are checked independently of the C side. Returns (header, claims,
+    signature_ok); raises StopIteration when the kid is not in the JWKS."""
+    h64, p64, s64 = token.split(".")
+    header = json.loads(b64url_decode(h64))
+    key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+    n = int.from_bytes(b64url_decode(key["n"]), "big")
+    e = int.from_bytes(b64url_decode(key["e"]), "big")
+    k = (n.bit_length() + 7) // 8
+    em = pow(int.from_bytes(b64url_decode(s64), "big"), e, n).to_bytes(k, "big")
+    # EMSA-PKCS1-v1_5 with SHA-256 (RFC 8017 section 9.2)
+    info = bytes.fromhex("3031300d060960864801650304020105000420") + \
+        hashlib.sha256(f"{h64}.{p64}".encode()).digest()
+    expected = b"\x00\x01" + b"\xff" * (k - len(info) - 3) + b"\x00" + info
+    return header, json.loads(b64url_decode(p64)), em == expected
+
+
+class SigninTest(unittest.TestCase):
+    """Google and Microsoft as OpenID Connect providers for the admin sign-in."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator(DISTRICTS)
+        for did in ("alpha", "beta"):
+            s, _, b = jpost(f"{cls.emu.admin}/control/districts/{did}/admins",
+                            {"email": f"Jane.Doe@{did}.k12.example"})
+            assert s == 201, b
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop()
+
+    def tearDown(self):
+        s, _, b = jpost(f"{self.emu.admin}/control/oidc/mode", {"mode": "normal"})
+        self.assertEqual(s, 200, b)
+
+    def jwks(self, path):
+        s, _, b = request("GET", self.emu.url + path)
+        self.assertEqual(s, 200, b)
+        check_ref(self, b, "google" if "certs" in path else "microsoft", "jwks")
+        return b
+
+    def google_signin(self, hint, nonce="nonce-g-1"):
+        verifier, challenge = pkce_pair()
+        q = {"client_id": GCLIENT, "redirect_uri": REDIRECT, "response_type": "code",
+             "scope": "openid email profile", "state": "s1", "nonce": nonce,
+             "code_challenge": challenge, "code_challenge_method": "S256",
+             "prompt": "select_account", "login_hint": hint, "emulator_decision": "allow"}
+        s, h, _ = request("GET", f"{self.emu.url}/o/oauth2/v2/auth?" + urllib.parse.urlencode(q))
+        self.assertEqual(s, 302)
+        code = urllib.parse.parse_qs(urllib.parse.urlsplit(h["location"]).query)["code"][0]
+        s, _, b = request("POST", f"{self.emu.url}/token", {
+            "grant_type": "authorization_code", "code": code, "client_id": GCLIENT,
+            "client_secret": GSECRET, "redirect_uri": REDIRECT, "code_verifier": verifier})
+        self.assertEqual(s, 200, b)
+        check_ref(self, b, "google", "token_response")
+        return b
+
+    def ms_signin_code(self, hint, tenant="organizations", nonce="nonce-m-1"):
+        verifier, challenge = pkce_pair()
+        q = {"client_id": MSCLIENT, "redirect_uri": REDIRECT, "response_type": "code",
+             "scope": "openid profile email", "state": "s2", "nonce": nonce,
+             "code_challenge": challenge, "code_challenge_method": "S256",
+             "prompt": "select_account"}
+        if hint:
+            q["login_hint"] = hint
+        s, h, b = request("GET", f"{self.emu.url}/{tenant}/oauth2/v2.0/authorize?"
+                          + urllib.parse.urlencode(q))
+        if s != 302:
+            return s, b, None
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(h["location"]).query)
+        self.assertEqual(q["state"], ["s2"])
+        return s, q["code"][0], verifier
+
+    def ms_redeem(self, code, verifier, tenant="organizations"):
+        return request("POST", f"{self.emu.url}/{tenant}/oauth2/v2.0/token", {
+            "grant_type": "authorization_code", "code": code, "client_id": MSCLIENT,
+            "client_secret": MSSECRET, "redirect_uri": REDIRECT, "code_verifier": verifier,
+            "scope": "openid profile email"})
+
+    def test_google_discovery_and_jwks(self):
+        s, _, b = request("GET", self.emu.url + "/.well-known/openid-configuration")
+        self.assertEqual(s, 200, b)
+        check_ref(self, b, "google", "openid_configuration")
+        self.assertEqual(b["issuer"], self.emu.url)
+        self.assertEqual(b["authorization_endpoint"], self.emu.url + "/o/oauth2/v2/auth")
+        self.assertEqual(b["token_endpoint"], self.emu.url + "/token")
+        self.assertEqual(b["jwks_uri"], self.emu.url + "/oauth2/v3/certs")
+        self.assertEqual(len(self.jwks("/oauth2/v3/certs")["keys"]), 1)
+
+    def test_google_id_token(self):
+        b = self.google_signin("jane.doe@alpha.k12.example")
+        header, claims, ok = rs256_verify(b["id_token"], self.jwks("/oauth2/v3/certs"))
+        self.assertTrue(ok, "signature does not verify with the published key")
+        self.assertEqual(header["alg"], "RS256")
+        check_ref(self, claims, "google", "id_token_claims")
+        self.assertEqual(claims["iss"], self.emu.url)
+        self.assertEqual(claims["aud"], GCLIENT)
+        self.assertEqual(claims["azp"], GCLIENT)
+        self.assertEqual(claims["email"], "jane.doe@alpha.k12.example")
+        self.assertIs(claims["email_verified"], True)
+        self.assertEqual(claims["hd"], "alpha.k12.example")
+        self.assertEqual(claims["nonce"], "nonce-g-1")
+        self.assertLessEqual(abs(claims["iat"] - time.time()), 5)
+        self.assertEqual(claims["exp"] - claims["iat"], 3600)
+        # the subject is stable per person, and differs between people
+        again = rs256_verify(self.google_signin("jane.doe@alpha.k12.example")["id_token"],
+                             self.jwks("/oauth2/v3/certs"))[1]
+        self.assertEqual(again["sub"], claims["sub"])
+        other = rs256_verify(self.google_signin("jane.doe@beta.k12.example")["id_token"],
+                             self.jwks("/oauth2/v3/certs"))[1]
+        self.assertNotEqual(other["sub"], claims["sub"])
+        self.assertEqual(other["hd"], "beta.k12.example")
+        # no id_token without openid
+        self.assertNotIn("id_token", self.emu.google_tokens("admin@alpha.k12.example"))
+
+    def test_google_account_picker(self):
+        q = {"client_id": GCLIENT, "redirect_uri": REDIRECT, "response_type": "code",
+             "scope": "openid email", "state": "s", "nonce": "n"}
+        s, _, page = request("GET", f"{self.emu.url}/o/oauth2/v2/auth?"
+                             + urllib.parse.urlencode(q))
+        self.assertEqual(s, 200)
+        page = page.decode()
+        for email in ("admin@alpha.k12.example", "jane.doe@alpha.k12.example",
+                      "admin@beta.k12.example", "jane.doe@beta.k12.example"):
+            self.assertIn("login_hint=" + urllib.parse.quote(email, safe=""), page)
+
+    def test_microsoft_discovery_and_jwks(self):
+        d = self.emu.district("beta")
+        for tenant, issuer in (("organizations", "{tenantid}"),
+                               (d["azure_tenant_id"], d["azure_tenant_id"])):
+            s, _, b = request("GET", f"{self.emu.url}/{tenant}/v2.0/.well-known/"
+                              "openid-configuration")
+            self.assertEqual(s, 200, b)
+            check_ref(self, b, "microsoft", "openid_configuration")
+            self.assertEqual(b["issuer"], f"{self.emu.url}/{issuer}/v2.0")
+            self.assertEqual(b["authorization_endpoint"],
+                             f"{self.emu.url}/{tenant}/oauth2/v2.0/authorize")
+            self.assertEqual(b["token_endpoint"], f"{self.emu.url}/{tenant}/oauth2/v2.0/token")
+            self.assertEqual(self.jwks(urllib.parse.urlsplit(b["jwks_uri"]).path),
+                             self.jwks("/common/discovery/v2.0/keys"))
+
+    def test_microsoft_signin_id_token(self):
+        d = self.emu.district("beta")
+        s, code, verifier = self.ms_signin_code("jane.doe@beta.k12.example")
+        self.assertEqual(s, 302, code)
+        s, _, b = self.ms_redeem(code, verifier)
+        self.assertEqual(s, 200, b)
+        check_ref(self, b, "microsoft", "token_response")
+        header, claims, ok = rs256_verify(b["id_token"], self.jwks("/common/discovery/v2.0/keys"))
+        self.assertTrue(ok)
+        check_ref(self, claims, "microsoft", "id_token_claims")
+        self.assertEqual(claims["iss"], f"{self.emu.url}/{d['azure_tenant_id']}/v2.0")
+        self.assertEqual(claims["tid"], d["azure_tenant_id"])
+        self.assertEqual(claims["aud"], MSCLIENT)
+        self.assertEqual(claims["preferred_username"], "jane.doe@beta.k12.example")
+        self.assertEqual(claims["nonce"], "nonce-m-1")
+        self.assertEqual(claims["ver"], "2.0")
+        self.assertNotEqual(claims["sub"], claims["oid"])
+        # the person's oid is stable and the control API reports it
+        s, _, admins = request("GET", f"{self.emu.admin}/control/districts/beta/admins")
+        self.assertEqual(admins["admins"][0]["microsoft_oid"], claims["oid"])
+        # a sign-in is not a consent: the tenant's Graph access is unchanged
+        self.assertFalse(self.emu.district("beta")["azure_consented"])
+        # a code is redeemed once
+        s, _, b = self.ms_redeem(code, verifier)
+        self.assertEqual(s, 400)
+        self.assertEqual(b["error_codes"], [54005])
+
+    def test_microsoft_signin_refusals(self):
+        s, code, verifier = self.ms_signin_code("jane.doe@beta.k12.example")
+        s, _, b = self.ms_redeem(code, verifier + "x")
+        self.assertEqual(s, 400)
+        self.assertEqual(b["error_codes"], [501481])
+        # a person of alpha at beta's tenant endpoint
+        beta = self.emu.district("beta")["azure_tenant_id"]
+        s, page, _ = self.ms_signin_code("jane.doe@alpha.k12.example", tenant=beta)
+        self.assertEqual(s, 400)
+        self.assertIn(b"AADSTS50020", page)
+        # no hint, several directories: the account picker
+        s, page, _ = self.ms_signin_code(None)
+        self.assertEqual(s, 200)
+        self.assertIn(b"login_hint=jane.doe%40alpha.k12.example", page)
+
+    def test_key_rotation_and_modes(self):
+        jwks1 = self.jwks("/oauth2/v3/certs")
+        kid1 = rs256_verify(self.google_signin("admin@alpha.k12.example")["id_token"], jwks1)[0]["kid"]
+        s, _, b = request("POST", f"{self.emu.admin}/control/oidc/rotate")
+        self.assertEqual(s, 200, b)
+        jwks2 = self.jwks("/oauth2/v3/certs")
+        self.assertIn(kid1, [k["kid"] for k in jwks2["keys"]])  # the old key stays published
+        self.assertEqual(len(jwks2["keys"]), 2)
+        header, _, ok = rs256_verify(self.google_signin("admin@alpha.k12.example")["id_token"],
+                                     jwks2)
+        self.assertNotEqual(header["kid"], kid1)
+        self.assertTrue(ok)
+        # a token signed by a key no JWKS publishes
+        jpost(f"{self.emu.admin}/control/oidc/mode", {"mode": "unknown_key"})
+        tok = self.google_signin("admin@alpha.k12.example")["id_token"]
+        with self.assertRaises(StopIteration):
+            rs256_verify(tok, self.jwks("/oauth2/v3/certs"))
+        jpost(f"{self.emu.admin}/control/oidc/mode", {"mode": "expired"})
+        _, claims, ok = rs256_verify(self.google_signin("admin@alpha.k12.example")["id_token"],
+                                     jwks2)
+        self.assertTrue(ok)
+        self.assertLess(claims["exp"], time.time() - 3000)
+        jpost(f"{self.emu.admin}/control/oidc/mode", {"mode": "other_audience"})
+        _, claims, ok = rs256_verify(self.google_signin("admin@alpha.k12.example")["id_token"],
+                                     jwks2)
+        self.assertTrue(ok)
+        self.assertNotEqual(claims["aud"], GCLIENT)
+        s, _, b = jpost(f"{self.emu.admin}/control/oidc/mode", {"mode": "bogus"})
+        self.assertEqual(s, 400, b)
+
+    def test_directory_users_get_carries_customer_id(self):
+        alpha = self.emu.district("alpha")
+        tok = self.emu.google_tokens("jane.doe@alpha.k12.example",
+                                     scope="openid email " + S_USER)["access_token"]
+        for key in ("jane.doe@alpha.k12.example", "Jane.Doe%40alpha.k12.example",
+                    "admin@alpha.k12.example"):
+            s, _, b = self.emu.gget("/admin/directory/v1/users/" + key, tok)
+            self.assertEqual(s, 200, b)
+            check_ref(self, b, "google", "users_get", defs_from=[("google", "users_list")])
+            self.assertEqual(b["customerId"], alpha["google_customer_id"])
+            self.assertTrue(b["isAdmin"])
+        someone = self.emu.dump("alpha", "google/users")[0]
+        for key in (someone["primaryEmail"], someone["id"]):
+            s, _, b = self.emu.gget("/admin/directory/v1/users/" + key, tok)
+            self.assertEqual(s, 200, b)
+            self.assertEqual(b["id"], someone["id"])
+            self.assertEqual(b["customerId"], alpha["google_customer_id"])
+        # another customer's admin, an unknown user, and no token
+        for key in ("jane.doe@beta.k12.example", "nobody@alpha.k12.example"):
+            s, _, b = self.emu.gget("/admin/directory/v1/users/" + key, tok)
+            self.assertEqual(s, 404, b)
+            check_ref(self, b, "google", "error")
+        s, _, _ = self.emu.gget("/admin/directory/v1/users/admin@alpha.k12.example", "bogus")
+        self.assertEqual(s, 401)
+
+    def test_control_admins_validation(self):
+        s, _, b = jpost(f"{self.emu.admin}/control/districts/alpha/admins",
+                        {"email": "x@beta.k12.example"})
+        self.assertEqual(s, 400, b)
+        s, _, b = jpost(f"{self.emu.admin}/control/districts/alpha/admins", {"email": 5})
+        self.assertEqual(s, 400, b)
+        s, _, b = jpost(f"{self.emu.admin}/control/districts/alpha/admins",
+                        {"email": "g.only@alpha.k12.example", "microsoft": False})
+        self.assertEqual(s, 201, b)
+        row = [a for a in b["admins"] if a["email"] == "g.only@alpha.k12.example"][0]
+        self.assertEqual((row["google"], row["microsoft"]), (True, False))
+
+
 if __name__ == "__main__":
     unittest.main()
