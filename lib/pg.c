@@ -123,6 +123,19 @@ static char *read_file(const char *path, char *err, size_t errlen)
     return data;
 }
 
+/* 1 when migration version v is in schema_migrations, 0 when not, -1 on error. */
+static int migration_recorded(PGconn *conn, long v, char *err, size_t errlen)
+{
+    char vs[24];
+    snprintf(vs, sizeof vs, "%ld", v);
+    const char *params[1] = {vs};
+    PGresult *res = PQexecParams(conn, "SELECT 1 FROM schema_migrations WHERE version = $1::int", 1,
+                                 NULL, params, NULL, NULL, 0);
+    int rc = pgx_ok(res, PGRES_TUPLES_OK, err, errlen) ? PQntuples(res) > 0 : -1;
+    PQclear(res);
+    return rc;
+}
+
 int pgx_migrate(PGconn *conn, const char *dir, int *applied, char *err, size_t errlen)
 {
     int rc = -1, count = 0, locked = 0;
@@ -144,10 +157,6 @@ int pgx_migrate(PGconn *conn, const char *dir, int *applied, char *err, size_t e
                  " applied_at timestamptz NOT NULL DEFAULT now())",
                  err, errlen))
         goto out;
-    int current = pgx_schema_version(conn, err, errlen);
-    if (current < 0)
-        goto out;
-
     d = opendir(dir);
     if (!d) {
         snprintf(err, errlen, "cannot open migrations directory %s: %s", dir, strerror(errno));
@@ -178,7 +187,10 @@ int pgx_migrate(PGconn *conn, const char *dir, int *applied, char *err, size_t e
     for (size_t i = 0; i < nnames; i++) {
         char path[4096];
         long v = strtol(names[i], NULL, 10);
-        if (v <= current)
+        int recorded = migration_recorded(conn, v, err, errlen);
+        if (recorded < 0)
+            goto out;
+        if (recorded)
             continue;
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         char *body = read_file(path, err, errlen);

@@ -18,9 +18,10 @@ PGconn *pgx_connect(const char *url, int timeout_s, char *err, size_t errlen);
 int pgx_check_schema(PGconn *conn, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Current schema version (0 when none applied), or -1 with a message. */
 int pgx_schema_version(PGconn *conn, char *err, size_t errlen);
-/* Apply, in order, every dir/NNNN_*.sql newer than the current version, each in its own
- * transaction, under an advisory lock so that concurrent runners are safe. *applied gets the
- * number applied now. 0 or -1 with a message. */
+/* Apply, in order, every dir/NNNN_*.sql not yet recorded in schema_migrations (also one
+ * numbered below the newest applied: migrations of parallel branches can land out of order),
+ * each in its own transaction, under an advisory lock so that concurrent runners are safe. *applied
+ * gets the number applied now. 0 or -1 with a message. */
 int pgx_migrate(PGconn *conn, const char *dir, int *applied, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* Run a statement without parameters that returns no rows. 0 or -1 with a message. */

@@ -8,7 +8,7 @@ create topics, run the C integration tests (tests/integration) and the end-to-en
 
   python3 tests/run.py                 everything
   python3 tests/run.py --unit-only     builds + unit tests only
-  python3 tests/run.py -k merger       only tests whose name contains "merger"
+  python3 tests/run.py -k merger       only tests whose name contains "merger" (-k repeats)
 """
 import argparse
 import os
@@ -81,8 +81,8 @@ def binaries(build, sub):
     return sorted(found)
 
 
-def selected(path, pattern):
-    return not pattern or pattern in path
+def selected(path, patterns):
+    return not patterns or any(p in path for p in patterns)
 
 
 def infra_env():
@@ -157,7 +157,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--unit-only", action="store_true")
     ap.add_argument("--no-asan", action="store_true", help="skip the sanitizer build")
-    ap.add_argument("-k", dest="pattern", default="")
+    ap.add_argument("-k", dest="pattern", action="append", default=[],
+                    help="run only tests whose name contains this (repeat for several)")
     args = ap.parse_args()
     lock = lock_run_dir()  # noqa: F841  (held until exit)
     tally = Tally()
