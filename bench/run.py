@@ -217,7 +217,7 @@ class Suite(demo.Demo):
 
     # ------------------------------------------------------------ actions
     def internal(self, method, path, body=None):
-        hdr = {"Authorization": "Bearer " + self.env["PANEL_SERVICE_SECRET"]}
+        hdr = self.service_secrets.header("api")
         return demo.http(method, self.env["PANEL_AUTH_URL"] + path, body, headers=hdr)
 
     def request_sync(self, tenant):
