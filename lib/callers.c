@@ -61,8 +61,8 @@ static bool secret_chars_ok(const char *s, size_t len)
 
 /* Parse one "name:secret" entry of length len into c; entry number idx (1-based) names it in
  * errors, since the secret itself must not be printed. */
-static int add_entry(struct callers *c, const char *env, const char *entry, size_t len,
-                     size_t idx, unsigned accepted, char *err, size_t errlen)
+static int add_entry(struct callers *c, const char *env, const char *entry, size_t len, size_t idx,
+                     unsigned accepted, char *err, size_t errlen)
 {
     const char *colon = memchr(entry, ':', len);
     if (!colon) {
@@ -72,24 +72,27 @@ static int add_entry(struct callers *c, const char *env, const char *entry, size
     size_t name_len = (size_t)(colon - entry), secret_len = len - name_len - 1;
     enum caller_id id = caller_by_name(entry, name_len);
     if (id == CALLER_NONE) {
-        snprintf(err, errlen, "%s: entry %zu names an unknown caller '%.*s' (known: api, "
-                 "google-sync, azure-sync)", env, idx, (int)(name_len > 32 ? 32 : name_len),
-                 entry);
+        /* The name is not echoed: an entry written the wrong way round would print a secret. */
+        snprintf(err, errlen,
+                 "%s: entry %zu names an unknown caller (known: api, google-sync, azure-sync)", env,
+                 idx);
         return -1;
     }
     if (!(id & accepted)) {
-        snprintf(err, errlen, "%s: entry %zu: caller '%s' may call no route of this service",
-                 env, idx, caller_name(id));
+        snprintf(err, errlen, "%s: entry %zu: caller '%s' may call no route of this service", env,
+                 idx, caller_name(id));
         return -1;
     }
     if (secret_len < CALLERS_SECRET_MIN || secret_len > CALLERS_SECRET_MAX) {
-        snprintf(err, errlen, "%s: the secret of entry %zu (%s) must have %d to %d characters",
-                 env, idx, caller_name(id), CALLERS_SECRET_MIN, CALLERS_SECRET_MAX);
+        snprintf(err, errlen, "%s: the secret of entry %zu (%s) must have %d to %d characters", env,
+                 idx, caller_name(id), CALLERS_SECRET_MIN, CALLERS_SECRET_MAX);
         return -1;
     }
     if (!secret_chars_ok(colon + 1, secret_len)) {
-        snprintf(err, errlen, "%s: the secret of entry %zu (%s) has a character that is not "
-                 "printable ASCII", env, idx, caller_name(id));
+        snprintf(err, errlen,
+                 "%s: the secret of entry %zu (%s) has a character that is not "
+                 "printable ASCII",
+                 env, idx, caller_name(id));
         return -1;
     }
     struct caller_secret e = {.id = id};
@@ -97,16 +100,19 @@ static int add_entry(struct callers *c, const char *env, const char *entry, size
     size_t same_caller = 0;
     for (size_t i = 0; i < c->n; i++) {
         if (memcmp(c->entries[i].digest, e.digest, sizeof e.digest) == 0) {
-            snprintf(err, errlen, "%s: entry %zu (%s) repeats the secret of entry %zu (%s); "
-                     "every caller needs its own secret", env, idx, caller_name(id), i + 1,
-                     caller_name(c->entries[i].id));
+            snprintf(err, errlen,
+                     "%s: entry %zu (%s) repeats the secret of entry %zu (%s); "
+                     "every caller needs its own secret",
+                     env, idx, caller_name(id), i + 1, caller_name(c->entries[i].id));
             return -1;
         }
         same_caller += c->entries[i].id == id;
     }
     if (same_caller >= CALLERS_SECRETS_PER_CALLER) {
-        snprintf(err, errlen, "%s: caller '%s' has more than %d secrets (an old and a new one "
-                 "during a rotation)", env, caller_name(id), CALLERS_SECRETS_PER_CALLER);
+        snprintf(err, errlen,
+                 "%s: caller '%s' has more than %d secrets (an old and a new one "
+                 "during a rotation)",
+                 env, caller_name(id), CALLERS_SECRETS_PER_CALLER);
         return -1;
     }
     c->entries[c->n++] = e;

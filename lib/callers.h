@@ -27,8 +27,8 @@ enum caller_id {
     CALLER_AZURE_SYNC = 1u << 2,
 };
 
-#define CALLERS_SECRET_MIN        16
-#define CALLERS_SECRET_MAX        512
+#define CALLERS_SECRET_MIN         16
+#define CALLERS_SECRET_MAX         512
 #define CALLERS_SECRETS_PER_CALLER 2 /* the old and the new one during a rotation */
 
 /* "api", "google-sync", "azure-sync"; "unknown" for anything else. */

@@ -16,8 +16,9 @@ static void identifies_each_caller(void **state)
 {
     (void)state;
     char err[256];
-    struct callers *c = callers_new("X", "api:api-secret-0123456789, google-sync:google-sync-"
-                                         "secret-01\nazure-sync:azure-sync-secret-0001\n",
+    struct callers *c = callers_new("X",
+                                    "api:api-secret-0123456789, google-sync:google-sync-"
+                                    "secret-01\nazure-sync:azure-sync-secret-0001\n",
                                     ALL, err, sizeof err);
     assert_non_null(c);
     assert_int_equal(callers_count(c), 3);
@@ -44,8 +45,9 @@ static void route_sets(void **state)
     (void)state;
     char err[256], h[128];
     enum caller_id who;
-    struct callers *c = callers_new("X", "api:api-secret-0123456789 google-sync:google-sync-"
-                                         "secret-01",
+    struct callers *c = callers_new("X",
+                                    "api:api-secret-0123456789 google-sync:google-sync-"
+                                    "secret-01",
                                     ALL, err, sizeof err);
     assert_non_null(c);
     snprintf(h, sizeof h, "Bearer %s", GOOGLE);
@@ -67,9 +69,8 @@ static void rotation_two_secrets(void **state)
 {
     (void)state;
     char err[256], h[128];
-    struct callers *c =
-        callers_new("X", "api:api-secret-0123456789,api:api-secret-rotated-42", ALL, err,
-                    sizeof err);
+    struct callers *c = callers_new("X", "api:api-secret-0123456789,api:api-secret-rotated-42", ALL,
+                                    err, sizeof err);
     assert_non_null(c);
     snprintf(h, sizeof h, "Bearer %s", API);
     assert_int_equal(callers_identify(c, h), CALLER_API);
@@ -77,8 +78,9 @@ static void rotation_two_secrets(void **state)
     assert_int_equal(callers_identify(c, h), CALLER_API);
     callers_destroy(c);
     /* A third one is refused: rotation keeps at most the old and the new. */
-    assert_null(callers_new("X", "api:api-secret-0123456789,api:api-secret-rotated-42,"
-                                 "api:api-secret-third-0001",
+    assert_null(callers_new("X",
+                            "api:api-secret-0123456789,api:api-secret-rotated-42,"
+                            "api:api-secret-third-0001",
                             ALL, err, sizeof err));
     assert_non_null(strstr(err, "more than 2"));
 }
@@ -103,9 +105,12 @@ static void refuses_bad_configuration(void **state)
     /* Unknown caller, missing colon, a caller this service has no route for. */
     assert_null(callers_new("PANEL_X", "merger:merger-secret-000001", ALL, err, sizeof err));
     assert_non_null(strstr(err, "unknown caller"));
+    /* Written the wrong way round: the "name" is a secret and is not printed. */
+    assert_null(callers_new("PANEL_X", "a-secret-not-a-name-0001:api", ALL, err, sizeof err));
+    assert_null(strstr(err, "a-secret-not"));
     assert_null(callers_new("PANEL_X", "api-secret-0123456789", ALL, err, sizeof err));
-    assert_null(callers_new("PANEL_X", "google-sync:google-sync-secret-01", CALLER_API, err,
-                            sizeof err));
+    assert_null(
+        callers_new("PANEL_X", "google-sync:google-sync-secret-01", CALLER_API, err, sizeof err));
     assert_non_null(strstr(err, "no route"));
     /* A control character inside a secret. */
     assert_null(callers_new("PANEL_X", "api:api-secret-\x01-0123456789", ALL, err, sizeof err));
