@@ -144,9 +144,10 @@ class FaultySuiteTest(unittest.TestCase):
         # The tokens the fetchers were handed, to look for them everywhere later.
         tokens = []
         for provider in ("google", "azure"):
+            fetcher = "google-sync" if provider == "google" else "azure-sync"
             st, _, body = harness.http("POST", f"{self.auth}/internal/token",
                                        {"tenant_id": self.tenant, "provider": provider},
-                                       headers=self.hdr)
+                                       headers=self.d.service_secrets.header(fetcher))
             self.assertEqual(st, 200, body)
             tokens.append(body["access_token"])
         # The grant is revoked at Google while a run pages slowly.
