@@ -216,8 +216,9 @@ class Suite(demo.Demo):
         raise RuntimeError(f"outbox not drained after {timeout} s")
 
     # ------------------------------------------------------------ actions
-    def internal(self, method, path, body=None):
-        hdr = {"Authorization": "Bearer " + self.env["PANEL_SERVICE_SECRET"]}
+    def internal(self, method, path, body=None, caller="api"):
+        """Call auth's internal route with a service's own credential (the api's by default)."""
+        hdr = self.service_secrets.header(caller)
         return demo.http(method, self.env["PANEL_AUTH_URL"] + path, body, headers=hdr)
 
     def request_sync(self, tenant):
@@ -565,8 +566,10 @@ class Bench:
     def discard(self, provider):
         """Download exactly the pages the fetcher downloads, keep nothing; objects/s."""
         s = self.suite
+        # The fetcher's own credential: only google-sync gets Google tokens.
         status, _, tok = s.internal("POST", "/internal/token",
-                                    {"tenant_id": s.tenant, "provider": provider})
+                                    {"tenant_id": s.tenant, "provider": provider},
+                                    caller="google-sync" if provider == "google" else "azure-sync")
         if status != 200:
             raise RuntimeError(f"no {provider} token ({status}): {tok}")
         u = urllib.parse.urlsplit(s.env["PANEL_GOOGLE_API_URL"])

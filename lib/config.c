@@ -100,6 +100,13 @@ int cfg_load(const struct cfg_option *opts, size_t n, void *cfg, char *err, size
                 free(from_file);
                 return -1;
             }
+            /* A set value that is too short (a guessable secret) is refused; the value itself
+             * is never printed. */
+            if (o->min > 0 && strlen(val) < (size_t)o->min) {
+                snprintf(err, errlen, "%s is shorter than %lld characters", o->env, o->min);
+                free(from_file);
+                return -1;
+            }
             char *copy = from_file ? from_file : strdup(val);
             if (!copy) {
                 snprintf(err, errlen, "%s: out of memory", o->env);

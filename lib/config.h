@@ -19,7 +19,7 @@ struct cfg_option {
     const char *env; /* variable name, e.g. "PANEL_PG_URL" */
     enum cfg_type type;
     const char *def;    /* default as text; NULL = required (an error when unset) */
-    long long min, max; /* bounds for CFG_INT; also the max length for strings when max>0 */
+    long long min, max; /* bounds for CFG_INT; for strings the min/max length when > 0 */
     size_t offset;      /* offsetof(service config struct, member) */
     const char *help;   /* one line */
 };

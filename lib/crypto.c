@@ -185,6 +185,11 @@ bool crypto_equal(const char *a, const char *b)
     return CRYPTO_memcmp(a, b, la) == 0;
 }
 
+bool crypto_equal_mem(const void *a, const void *b, size_t n)
+{
+    return CRYPTO_memcmp(a, b, n) == 0;
+}
+
 int crypto_key_parse(const char *text, uint8_t key[CRYPTO_KEY_LEN], char *err, size_t errlen)
 {
     uint8_t tmp[64];

@@ -34,6 +34,8 @@ long crypto_hex_decode(const char *in, uint8_t *out, size_t outlen);
 int crypto_pkce_challenge(const char *verifier, char out[44]) __attribute__((warn_unused_result));
 /* Constant-time comparison of two strings. */
 bool crypto_equal(const char *a, const char *b);
+/* Constant-time comparison of n bytes (e.g. two digests). */
+bool crypto_equal_mem(const void *a, const void *b, size_t n);
 
 /* Parse a 32-byte key given as 64 hex characters or as base64 of 32 bytes. */
 int crypto_key_parse(const char *text, uint8_t key[CRYPTO_KEY_LEN], char *err, size_t errlen)

@@ -78,8 +78,8 @@ struct fetch_env {
      "Consumer group on panel.sync.requests"},                                                    \
     {"PANEL_AUTH_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024, offsetof(type, m.auth_url),  \
      "Base URL of the auth service (POST /internal/token)"},                                      \
-    {"PANEL_SERVICE_SECRET", CFG_SECRET, NULL, 0, 1024, offsetof(type, m.service_secret),         \
-     "Shared secret for auth's internal routes (Bearer)"},                                        \
+    {"PANEL_SERVICE_SECRET", CFG_SECRET, NULL, 16, 512, offsetof(type, m.service_secret),         \
+     "This fetcher's own secret for auth's /internal/token (Bearer; listed in auth's callers)"},  \
     {"PANEL_FETCH_RUN_BUDGET_S", CFG_INT, "3600", 1, 86400, offsetof(type, m.run_budget_s),       \
      "Wall-clock budget of one run; past it the run fails (budget_exhausted)"},                   \
     {"PANEL_FETCH_HTTP_TIMEOUT_MS", CFG_INT, "60000", 100, 600000,                                \

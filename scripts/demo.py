@@ -54,6 +54,31 @@ def pick_port(preferred):
         return s.getsockname()[1]
 
 
+class ServiceSecrets:
+    """One secret per calling service (docs/security.md): each caller gets its own as
+    PANEL_SERVICE_SECRET; auth and the merger get the list of the callers they accept."""
+    CALLERS = ("api", "google-sync", "azure-sync")
+
+    def __init__(self, make=None):
+        make = make or (lambda caller: secrets.token_hex(24))
+        self.values = {caller: make(caller) for caller in self.CALLERS}
+
+    def header(self, caller):
+        return {"Authorization": "Bearer " + self.values[caller]}
+
+    def env(self, service):
+        """The variables service needs: its own secret and/or its callers' secrets."""
+        out = {}
+        if service in self.values:
+            out["PANEL_SERVICE_SECRET"] = self.values[service]
+        if service == "auth":
+            out["PANEL_AUTH_CALLER_SECRETS"] = ",".join(
+                f"{c}:{self.values[c]}" for c in self.CALLERS)
+        if service == "merger":
+            out["PANEL_MERGER_CALLER_SECRETS"] = "api:" + self.values["api"]
+        return out
+
+
 def http(method, url, body=None, headers=None, timeout=30, follow=True):
     data = json.dumps(body).encode() if body is not None else None
     hdrs = {"Content-Type": "application/json"} if data else {}
@@ -87,6 +112,7 @@ class Demo:
         self.args = args
         self.run_dir = args.run_dir
         self.procs = []
+        self.service_secrets = None  # set by services()
         self.env = dict(os.environ)
         self.env["PANEL_RUN_DIR"] = self.run_dir
         os.makedirs(os.path.join(self.run_dir, "logs"), exist_ok=True)
@@ -109,6 +135,8 @@ class Demo:
     def start(self, name, port, extra):
         env = dict(self.env)
         env["PANEL_HTTP_PORT"] = str(port)
+        if self.service_secrets:
+            env.update(self.service_secrets.env(name))
         env.update(extra)
         log = open(os.path.join(self.run_dir, "logs", f"{name}.log"), "ab")
         p = subprocess.Popen([os.path.join(BIN, "panel-" + name)], cwd=ROOT, env=env,
@@ -200,10 +228,10 @@ class Demo:
                        ("emulator-admin", 8091))}
         emu = f"http://127.0.0.1:{self.ports['emulator']}"
         self.emu_admin = f"http://127.0.0.1:{self.ports['emulator-admin']}"
-        service_secret = self.persistent_secret("service-secret", lambda: secrets.token_hex(24))
+        self.service_secrets = ServiceSecrets(lambda caller: self.persistent_secret(
+            "service-secret-" + caller, lambda: secrets.token_hex(24)))
         auth_key = self.persistent_secret("auth-key", lambda: "k1:" + secrets.token_hex(32))
         self.env.update({
-            "PANEL_SERVICE_SECRET": service_secret,
             "PANEL_AUTH_URL": f"http://127.0.0.1:{self.ports['auth']}",
             "PANEL_MERGER_URL": f"http://127.0.0.1:{self.ports['merger']}",
             "PANEL_GOOGLE_AUTH_URL": emu + "/o/oauth2/v2/auth",
@@ -267,7 +295,7 @@ class Demo:
         tenant = tenant or self.tenant
         admin = admin or f"admin@{self.district}.k12.example"
         auth = self.env["PANEL_AUTH_URL"]
-        hdr = {"Authorization": "Bearer " + self.env["PANEL_SERVICE_SECRET"]}
+        hdr = self.service_secrets.header("api")  # what the api does for an admin
         status, _, conns = http("GET", f"{auth}/internal/tenants/{tenant}/connections",
                                 headers=hdr)
         want = "google" if provider == "google" else "azure"

@@ -49,7 +49,8 @@ static const struct cfg_option options[] = {
     {"PANEL_MERGER_URL", CFG_STRING, "http://127.0.0.1:8084", 0, 1024,
      offsetof(struct api_config, merger_url), "Base URL of the merger's internal routes"},
     {"PANEL_SERVICE_SECRET", CFG_SECRET, NULL, 16, 512, offsetof(struct api_config, service_secret),
-     "Shared secret for auth's and merger's internal routes (at least 16 characters)"},
+     "The api's own secret for auth's and merger's internal routes (at least 16 characters; "
+     "listed as api: in their caller secrets)"},
     {"PANEL_API_WWW_DIR", CFG_STRING, "services/api/www", 0, 1024,
      offsetof(struct api_config, www_dir), "Directory of the admin page's static files"},
     {"PANEL_API_CURSOR_KEY", CFG_SECRET, "", 0, 128, offsetof(struct api_config, cursor_key),

@@ -4,6 +4,7 @@
 #ifndef AUTH_CTX_H
 #define AUTH_CTX_H
 
+#include "callers.h"
 #include "google_oauth.h"
 #include "grants.h"
 #include "http_client.h"
@@ -16,7 +17,8 @@
 
 struct auth_ctx {
     const char *pg_url;
-    const char *service_secret;
+    /* Borrowed: who may call the internal routes. */
+    const struct callers *callers;
     const char *admin_url;   /* where the browser lands after a callback */
     long state_ttl_s;        /* OAuth state lifetime */
     long run_stale_s;        /* a running run without an end this long after its start expires */

@@ -21,7 +21,7 @@
 struct auth_config {
     char *kafka_brokers;
     char *pg_url;
-    char *service_secret;
+    char *caller_secrets;
     char *keys;
     char *active_key_id;
     char *public_url;
@@ -54,9 +54,9 @@ static const struct cfg_option options[] = {
         "Kafka bootstrap servers (host:port,...)"),
     OPT("PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048, pg_url,
         "PostgreSQL connection URL"),
-    OPT("PANEL_SERVICE_SECRET", CFG_SECRET, "", 0, 512, service_secret,
-        "shared secret the api and fetchers send as 'Authorization: Bearer' on /internal; "
-        "required"),
+    OPT("PANEL_AUTH_CALLER_SECRETS", CFG_SECRET, "", 0, 4096, caller_secrets,
+        "secrets of the services that call /internal: 'api:SECRET,google-sync:SECRET,"
+        "azure-sync:SECRET' (a caller twice while rotating; docs/security.md); required"),
     OPT("PANEL_AUTH_KEYS", CFG_SECRET, "", 0, 8192, keys,
         "grant encryption keys 'keyid:key[,keyid:key...]' (key: 64 hex chars or base64 of 32 "
         "bytes); required"),
@@ -120,7 +120,6 @@ static void ctx_from_config(struct auth_ctx *c, const struct auth_config *cfg)
     snprintf(google_redirect, sizeof google_redirect, "%s/oauth/google/callback", cfg->public_url);
     snprintf(ms_redirect, sizeof ms_redirect, "%s/oauth/microsoft/callback", cfg->public_url);
     c->pg_url = cfg->pg_url;
-    c->service_secret = cfg->service_secret;
     c->admin_url = cfg->admin_url;
     c->state_ttl_s = (long)cfg->state_ttl_s;
     c->run_stale_s = (long)cfg->run_stale_s;
@@ -183,6 +182,7 @@ int main(int argc, char **argv)
     struct auth_config cfg = {0};
     struct svc *svc = NULL;
     struct grants *grants = NULL;
+    struct callers *callers = NULL;
     struct kafka_producer *producer = NULL;
     struct scheduler *sched = NULL;
     struct signin *signin = NULL;
@@ -199,8 +199,15 @@ int main(int argc, char **argv)
         return r == SVC_EXIT_OK ? 0 : 2;
     }
     /* Checked after the common options, so that their errors are reported first. */
-    if (!cfg.service_secret || !*cfg.service_secret) {
-        fprintf(stderr, "panel-auth: configuration error: PANEL_SERVICE_SECRET is required\n");
+    if (!(callers =
+              callers_new("PANEL_AUTH_CALLER_SECRETS", cfg.caller_secrets,
+                          CALLER_API | CALLER_GOOGLE_SYNC | CALLER_AZURE_SYNC, err, sizeof err))) {
+        fprintf(stderr, "panel-auth: configuration error: %s\n", err);
+        rc = 2;
+        goto out;
+    }
+    if (callers_count(callers) == 0) {
+        fprintf(stderr, "panel-auth: configuration error: PANEL_AUTH_CALLER_SECRETS is required\n");
         rc = 2;
         goto out;
     }
@@ -226,6 +233,7 @@ int main(int argc, char **argv)
     }
     ctx_ok = true;
     ctx_from_config(&ctx, &cfg);
+    ctx.callers = callers;
     ctx.grants = grants;
     ctx.producer = producer;
     struct signin_cfg scfg = {
@@ -272,6 +280,7 @@ out:
         PQfinish(pg);
     kafka_producer_destroy(producer);
     grants_destroy(grants);
+    callers_destroy(callers);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
     return rc;
 }

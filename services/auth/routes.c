@@ -1,6 +1,7 @@
 /* routes: HTTP handlers of the auth service. */
 #include "routes.h"
 
+#include "callers.h"
 #include "connections.h"
 #include "crypto.h"
 #include "json.h"
@@ -61,13 +62,6 @@ bool routes_valid_admin(const char *s)
         if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
             return false;
     return true;
-}
-
-bool routes_authorized(const char *header, const char *secret)
-{
-    if (!header || !secret || !*secret || strncmp(header, "Bearer ", 7) != 0)
-        return false;
-    return crypto_equal(header + 7, secret);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -455,7 +449,14 @@ static int status_reply(struct mg_connection *conn, const char *status)
     return reply_err(conn, 404, "not_connected", "the tenant has not connected this cloud");
 }
 
-static int handle_token(struct mg_connection *conn, struct auth_ctx *c)
+/* A fetcher obtains its own cloud's access tokens only. */
+static bool token_provider_allowed(enum caller_id who, const char *provider)
+{
+    return (who == CALLER_GOOGLE_SYNC && strcmp(provider, "google") == 0) ||
+           (who == CALLER_AZURE_SYNC && strcmp(provider, "azure") == 0);
+}
+
+static int handle_token(struct mg_connection *conn, struct auth_ctx *c, enum caller_id who)
 {
     char err[512];
     int status;
@@ -471,6 +472,10 @@ static int handle_token(struct mg_connection *conn, struct auth_ctx *c)
         !conn_provider_valid(provider)) {
         status = reply_err(conn, 400, "invalid_argument",
                            "\"tenant_id\" and \"provider\" (google|azure) are required");
+        goto out;
+    }
+    if (!token_provider_allowed(who, provider)) {
+        status = callers_reply_refused(conn, CALLERS_FORBIDDEN, who);
         goto out;
     }
     PGconn *pg = ctx_pg(c, err, sizeof err);
@@ -857,50 +862,99 @@ out:
 
 /* ------------------------------------------------------------------ dispatch */
 
+/* Who may call each internal route: the one table (docs/security.md shows the same). Paths
+ * of tenant routes are what follows /internal/tenants/{tenant}. */
+enum internal_action {
+    ACT_TOKEN,
+    ACT_AUTHORIZE,
+    ACT_DEAUTHORIZE,
+    ACT_CONNECTIONS,
+    ACT_SYNC,
+    ACT_SETTINGS
+};
+
+static const struct internal_route {
+    const char *method;
+    const char *path;
+    bool tenant_scoped;
+    enum internal_action action;
+    const char *provider;
+    unsigned callers;
+} internal_routes[] = {
+    /* Provider access tokens: the fetchers only (each for its own cloud, handle_token). */
+    {"POST", "/internal/token", false, ACT_TOKEN, NULL, CALLER_GOOGLE_SYNC | CALLER_AZURE_SYNC},
+    /* Admin actions, on behalf of an API key: the api only. */
+    {"POST", "/google/authorize", true, ACT_AUTHORIZE, "google", CALLER_API},
+    {"POST", "/microsoft/authorize", true, ACT_AUTHORIZE, "azure", CALLER_API},
+    {"POST", "/google/deauthorize", true, ACT_DEAUTHORIZE, "google", CALLER_API},
+    {"POST", "/microsoft/deauthorize", true, ACT_DEAUTHORIZE, "azure", CALLER_API},
+    {"GET", "/connections", true, ACT_CONNECTIONS, NULL, CALLER_API},
+    {"POST", "/sync", true, ACT_SYNC, NULL, CALLER_API},
+    {"PUT", "/settings", true, ACT_SETTINGS, NULL, CALLER_API},
+};
+
 static int handle_internal(struct mg_connection *conn, void *cbdata)
 {
     struct auth_ctx *c = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
     const char *uri = ri->local_uri ? ri->local_uri : "";
     const char *method = ri->request_method;
-    char tenant[TENANT_MAX + 2], rest[64];
-    if (!routes_authorized(mg_get_header(conn, "Authorization"), c->service_secret))
-        return reply_err(conn, 401, "unauthorized", "the service secret is missing or wrong");
-    if (strcmp(uri, "/internal/token") == 0) {
-        if (strcmp(method, "POST") != 0)
-            return reply_err(conn, 405, "method_not_allowed", "use POST");
-        return handle_token(conn, c);
-    }
+    const char *authorization = mg_get_header(conn, "Authorization");
+    char tenant[TENANT_MAX + 2] = "", rest[64];
+    /* Unknown callers learn nothing about the routes: 401 before any 404. */
+    enum caller_id who = callers_identify(c->callers, authorization);
+    if (who == CALLER_NONE)
+        return callers_reply_refused(conn, CALLERS_UNKNOWN, who);
     const char *prefix = "/internal/tenants/";
-    if (strncmp(uri, prefix, strlen(prefix)) != 0)
-        return reply_err(conn, 404, "not_found", "no such route");
-    const char *t = uri + strlen(prefix);
-    size_t tl = strcspn(t, "/");
-    if (tl == 0 || tl > TENANT_MAX || !t[tl])
-        return reply_err(conn, 404, "not_found", "no such route");
-    memcpy(tenant, t, tl);
-    tenant[tl] = '\0';
-    if (!routes_valid_tenant(tenant))
-        return reply_err(conn, 400, "invalid_tenant", "invalid tenant id");
-    if (strlen(t + tl) >= sizeof rest)
-        return reply_err(conn, 404, "not_found", "no such route");
-    snprintf(rest, sizeof rest, "%s", t + tl);
-    bool post = strcmp(method, "POST") == 0;
-    if (strcmp(rest, "/google/authorize") == 0 && post)
-        return handle_authorize(conn, c, tenant, "google");
-    if (strcmp(rest, "/microsoft/authorize") == 0 && post)
-        return handle_authorize(conn, c, tenant, "azure");
-    if (strcmp(rest, "/google/deauthorize") == 0 && post)
-        return handle_deauthorize(conn, c, tenant, "google");
-    if (strcmp(rest, "/microsoft/deauthorize") == 0 && post)
-        return handle_deauthorize(conn, c, tenant, "azure");
-    if (strcmp(rest, "/connections") == 0 && strcmp(method, "GET") == 0)
+    bool tenant_scoped = strncmp(uri, prefix, strlen(prefix)) == 0;
+    if (tenant_scoped) {
+        const char *t = uri + strlen(prefix);
+        size_t tl = strcspn(t, "/");
+        if (tl == 0 || tl > TENANT_MAX || !t[tl])
+            return reply_err(conn, 404, "not_found", "no such route");
+        memcpy(tenant, t, tl);
+        tenant[tl] = '\0';
+        if (!routes_valid_tenant(tenant))
+            return reply_err(conn, 400, "invalid_tenant", "invalid tenant id");
+        if (strlen(t + tl) >= sizeof rest)
+            return reply_err(conn, 404, "not_found", "no such route");
+        snprintf(rest, sizeof rest, "%s", t + tl);
+    } else {
+        if (strlen(uri) >= sizeof rest)
+            return reply_err(conn, 404, "not_found", "no such route");
+        snprintf(rest, sizeof rest, "%s", uri);
+    }
+    const struct internal_route *route = NULL;
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof internal_routes / sizeof internal_routes[0]; i++) {
+        const struct internal_route *r = &internal_routes[i];
+        if (r->tenant_scoped != tenant_scoped || strcmp(r->path, rest) != 0)
+            continue;
+        path_known = true;
+        if (strcmp(r->method, method) == 0)
+            route = r;
+    }
+    if (!route)
+        return path_known && !tenant_scoped
+                   ? reply_err(conn, 405, "method_not_allowed", "use POST")
+                   : reply_err(conn, 404, "not_found", "no such route or method");
+    if (!(route->callers & (unsigned)who))
+        return callers_reply_refused(conn, CALLERS_FORBIDDEN, who);
+    switch (route->action) {
+    case ACT_TOKEN:
+        return handle_token(conn, c, who);
+    case ACT_AUTHORIZE:
+        return handle_authorize(conn, c, tenant, route->provider);
+    case ACT_DEAUTHORIZE:
+        return handle_deauthorize(conn, c, tenant, route->provider);
+    case ACT_CONNECTIONS:
         return handle_connections(conn, c, tenant);
-    if (strcmp(rest, "/sync") == 0 && post)
+    case ACT_SYNC:
         return handle_sync(conn, c, tenant);
-    if (strcmp(rest, "/settings") == 0 && strcmp(method, "PUT") == 0)
+    case ACT_SETTINGS:
         return handle_settings(conn, c, tenant);
-    return reply_err(conn, 404, "not_found", "no such route or method");
+    }
+    return reply_err(conn, 404, "not_found", "no such route");
 }
 
 int routes_register(struct httpd *h, struct auth_ctx *c)

@@ -1,7 +1,7 @@
 /* routes: auth's HTTP routes (docs/contracts.md section 2). The browser callbacks finish an OAuth
- * flow and redirect to the admin page; the /internal routes need the service secret. Errors
- * are JSON {"error":{"code","message"}}; every tenant-scoped statement filters by the tenant
- * in the path. */
+ * flow and redirect to the admin page; the /internal routes need a calling service's secret, and
+ * each route accepts only the callers that need it (internal_routes in routes.c). Errors are JSON
+ * {"error":{"code","message"}}; every tenant-scoped statement filters by the tenant in the path. */
 #ifndef AUTH_ROUTES_H
 #define AUTH_ROUTES_H
 
@@ -19,7 +19,5 @@ bool routes_valid_admin(const char *s);
 /* An actor for audit fields, as the api authenticated it: "person:<email>" (a valid admin
  * email) or "apikey:<key_id>" (1..40 base64url characters). */
 bool routes_valid_actor(const char *s);
-/* Check "Authorization: Bearer <secret>" in constant time. */
-bool routes_authorized(const char *header, const char *secret);
 
 #endif

@@ -1,6 +1,7 @@
 /* panel-merger: applies source events to PostgreSQL exactly once and publishes public
  * change events. Wires config, the consumer (consumer.c -> apply.c), the outbox relay
  * (outbox.c) and the internal routes (routes.c). */
+#include "callers.h"
 #include "config.h"
 #include "consumer.h"
 #include "log.h"
@@ -10,11 +11,12 @@
 #include "svc.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 struct merger_config {
     char *kafka_brokers;
     char *pg_url;
-    char *service_secret;
+    char *caller_secrets;
     char *group;
     long long batch_max;
     long long batch_ms;
@@ -27,8 +29,10 @@ static const struct cfg_option options[] = {
      offsetof(struct merger_config, kafka_brokers), "Kafka bootstrap servers (host:port,...)"},
     {"PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,
      offsetof(struct merger_config, pg_url), "PostgreSQL connection URL"},
-    {"PANEL_SERVICE_SECRET", CFG_SECRET, "", 0, 512, offsetof(struct merger_config, service_secret),
-     "bearer secret of the internal routes (empty: every internal call is refused)"},
+    {"PANEL_MERGER_CALLER_SECRETS", CFG_SECRET, "", 0, 4096,
+     offsetof(struct merger_config, caller_secrets),
+     "secrets of the services that call /internal: 'api:SECRET' (twice while rotating; "
+     "docs/security.md); empty: every internal call is refused"},
     {"PANEL_MERGER_GROUP", CFG_STRING, "panel-merger", 0, 255,
      offsetof(struct merger_config, group), "consumer group on panel.source.events"},
     {"PANEL_MERGER_BATCH_MAX", CFG_INT, "2000", 1, 100000,
@@ -60,12 +64,20 @@ int main(int argc, char **argv)
     struct merger_config cfg = {0};
     struct svc *svc = NULL;
     struct outbox_relay *relay = NULL;
+    struct callers *callers = NULL;
     char err[1024];
     int status = 1;
     enum svc_start_result r = svc_start(&svc, &spec, argc, argv, &cfg);
     if (r != SVC_RUN) {
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
+    }
+    callers =
+        callers_new("PANEL_MERGER_CALLER_SECRETS", cfg.caller_secrets, CALLER_API, err, sizeof err);
+    if (!callers) {
+        fprintf(stderr, "panel-merger: configuration error: %s\n", err);
+        status = 2;
+        goto out;
     }
     PGconn *pg = pgx_connect(cfg.pg_url, 30, err, sizeof err);
     if (!pg || pgx_check_schema(pg, err, sizeof err)) {
@@ -75,7 +87,7 @@ int main(int argc, char **argv)
         goto out;
     }
     PQfinish(pg);
-    struct routes_ctx rctx = {.pg_url = cfg.pg_url, .service_secret = cfg.service_secret};
+    struct routes_ctx rctx = {.pg_url = cfg.pg_url, .callers = callers};
     if (routes_register(svc_httpd(svc), &rctx)) {
         log_error("cannot register routes");
         goto out;
@@ -107,6 +119,7 @@ out:
     svc_set_ready(svc, false);
     outbox_relay_stop(relay);
     svc_destroy(svc);
+    callers_destroy(callers);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
     return status;
 }

@@ -1,13 +1,15 @@
 /* routes: the merger's internal HTTP routes (docs/contracts.md section 4), guarded by the
- * service secret: approve / reject a held run, resolve a match case. */
+ * callers' secrets (lib/callers.h; only the api may call them): approve / reject a held run,
+ * resolve a match case. */
 #ifndef MERGER_ROUTES_H
 #define MERGER_ROUTES_H
 
+#include "callers.h"
 #include "httpd.h"
 
 struct routes_ctx {
-    const char *pg_url;         /* borrowed */
-    const char *service_secret; /* borrowed */
+    const char *pg_url;            /* borrowed */
+    const struct callers *callers; /* borrowed; who may call the internal routes */
 };
 
 /* Register /internal/tenants/ on h. 0 or -1. */

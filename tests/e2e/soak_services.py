@@ -55,7 +55,7 @@ class ServiceKillSoak(unittest.TestCase):
         except BaseException:
             cls.d.stop_all()
             raise
-        cls.hdr = {"Authorization": "Bearer " + cls.d.env["PANEL_SERVICE_SECRET"]}
+        cls.hdr = cls.d.service_secrets.header("api")
 
     @classmethod
     def tearDownClass(cls):

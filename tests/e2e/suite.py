@@ -14,7 +14,8 @@ import harness
 sys.path.insert(0, os.path.join(harness.ROOT, "scripts"))
 import demo  # noqa: E402  (the suite's wiring: http() with follow=False, env names)
 
-SERVICE_SECRET = "svc-" + secrets.token_hex(16)
+SECRETS = demo.ServiceSecrets()  # one per calling service, as in production
+SERVICE_SECRET = SECRETS.values["api"]  # the api's: what admin actions carry
 AUTH_KEY_HEX = secrets.token_hex(32)
 GOOGLE_CLIENT_SECRET = "gcs-" + secrets.token_hex(12)
 MS_CLIENT_SECRET = "mcs-" + secrets.token_hex(12)
@@ -27,7 +28,7 @@ def no_redirect_http(method, url, body=None, headers=None):
 
 def auth_env(extra=None):
     env = {
-        "PANEL_SERVICE_SECRET": SERVICE_SECRET,
+        "PANEL_AUTH_CALLER_SECRETS": SECRETS.env("auth")["PANEL_AUTH_CALLER_SECRETS"],
         "PANEL_AUTH_KEYS": "k1:" + AUTH_KEY_HEX,
         "PANEL_AUTH_ACTIVE_KEY_ID": "k1",
         "PANEL_GOOGLE_CLIENT_ID": "panel-google-client",
@@ -54,7 +55,7 @@ def start_auth(extra=None, build=None):
 
 
 def start_merger(extra=None, build=None):
-    env = {"PANEL_SERVICE_SECRET": SERVICE_SECRET, "PANEL_MERGER_BATCH_MS": "50"}
+    env = dict(SECRETS.env("merger"), PANEL_MERGER_BATCH_MS="50")
     env.update(extra or {})
     return start("panel-merger", env, None, build)
 
@@ -72,7 +73,13 @@ def start(name, env, port=None, build=None):
 
 
 def service_header():
-    return {"Authorization": "Bearer " + SERVICE_SECRET}
+    """The api's credential (admin actions on auth and the merger)."""
+    return SECRETS.header("api")
+
+
+def fetcher_header(provider):
+    """A fetcher's credential (provider access tokens for its own cloud)."""
+    return SECRETS.header("google-sync" if provider == "google" else "azure-sync")
 
 
 # ---------------------------------------------------------------- synthetic runs

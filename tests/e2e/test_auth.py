@@ -22,7 +22,13 @@ GOOGLE_SCOPES = [
     "https://www.googleapis.com/auth/admin.directory.device.chromeos.readonly",
 ]
 DEVICE_SCOPE = GOOGLE_SCOPES[2]
-SERVICE_SECRET = "svc-" + secrets.token_hex(16)
+# Each calling service has its own secret; auth knows which caller each one is.
+API_SECRET = "api-" + secrets.token_hex(16)
+GOOGLE_SYNC_SECRET = "gsync-" + secrets.token_hex(16)
+AZURE_SYNC_SECRET = "async-" + secrets.token_hex(16)
+SERVICE_SECRETS = [API_SECRET, GOOGLE_SYNC_SECRET, AZURE_SYNC_SECRET]
+CALLER_SECRETS = (f"api:{API_SECRET},google-sync:{GOOGLE_SYNC_SECRET},"
+                  f"azure-sync:{AZURE_SYNC_SECRET}")
 AUTH_KEY = secrets.token_hex(32)
 GOOGLE_SECRET = "panel-google-secret"
 MS_SECRET = "panel-ms-secret"
@@ -57,7 +63,7 @@ def start_emulator(cloud_port=None, admin_port=None):
 
 def auth_env(emu_url, scheduler=False, tick_ms=300):
     return {
-        "PANEL_SERVICE_SECRET": SERVICE_SECRET,
+        "PANEL_AUTH_CALLER_SECRETS": CALLER_SECRETS,
         "PANEL_AUTH_KEYS": "k1:" + AUTH_KEY,
         "PANEL_AUTH_ACTIVE_KEY_ID": "k1",
         "PANEL_ADMIN_URL": "http://admin.test/",
@@ -82,7 +88,9 @@ def start_auth(emu, scheduler=False, tick_ms=300):
     return Process("panel-auth", port=port, env=env)
 
 
-HDR = {"Authorization": "Bearer " + SERVICE_SECRET}
+HDR = {"Authorization": "Bearer " + API_SECRET}  # the api's: admin actions
+FETCHER_HDR = {"google": {"Authorization": "Bearer " + GOOGLE_SYNC_SECRET},
+               "azure": {"Authorization": "Bearer " + AZURE_SYNC_SECRET}}
 
 
 class AuthFixture:
@@ -165,9 +173,10 @@ class AuthFixture:
             return got()
         return wait_until(got, timeout=30, what=f"{count} event(s) on {topic}")
 
-    def token(self, tenant, provider, auth=None):
+    def token(self, tenant, provider, auth=None, headers=None):
+        """POST /internal/token as the provider's fetcher (or with the given headers)."""
         return self.internal("POST", "/internal/token", {"tenant_id": tenant, "provider": provider},
-                             auth=auth)
+                             auth=auth, headers=headers or FETCHER_HDR.get(provider, HDR))
 
 
 class AuthFlows(AuthFixture, unittest.TestCase):
@@ -324,7 +333,7 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         self.assertEqual(status, 401)
         self.assertEqual(body["error"]["code"], "unauthorized")
         status, _, body = self.internal("GET", f"/internal/tenants/{a}/connections",
-                                        headers={"Authorization": "Bearer " + SERVICE_SECRET + "x"})
+                                        headers={"Authorization": "Bearer " + API_SECRET + "x"})
         self.assertEqual(status, 401)
         status, _, body = self.internal("POST", f"/internal/tenants/{a}/google/authorize",
                                         {"actor": 42})
@@ -344,7 +353,8 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         status, _, body = self.internal("POST", "/internal/tenants/bad%20id/google/authorize",
                                         {"actor": "person:a@b.c"})
         self.assertEqual(status, 400)
-        status, _, body = self.internal("POST", "/internal/token", "{not json")
+        status, _, body = self.internal("POST", "/internal/token", "{not json",
+                                        headers=FETCHER_HDR["google"])
         self.assertEqual(status, 400)
         self.assertEqual(body["error"]["code"], "invalid_json")
 
@@ -502,7 +512,7 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         self.assertEqual(dump.returncode, 0, dump.stderr)
         text = dump.stdout
         self.assertIn(tenant, text)  # the dump does cover our rows
-        for secret in handed_out + [GOOGLE_SECRET, MS_SECRET, SERVICE_SECRET, AUTH_KEY]:
+        for secret in handed_out + [GOOGLE_SECRET, MS_SECRET, AUTH_KEY] + SERVICE_SECRETS:
             self.assertNotIn(secret, text)
         # Google refresh tokens start with "1//"; none may appear, even in bytea escapes.
         self.assertNotIn("1//", text)
@@ -510,7 +520,7 @@ class AuthFlows(AuthFixture, unittest.TestCase):
                       "WHERE tenant_id = :'t' AND provider = 'google'", t=tenant)[0][0]
         self.assertNotIn("1//", sealed)
         logs = self.auth.log_text()
-        for secret in handed_out + [GOOGLE_SECRET, MS_SECRET, SERVICE_SECRET, AUTH_KEY, "1//"]:
+        for secret in handed_out + [GOOGLE_SECRET, MS_SECRET, AUTH_KEY, "1//"] + SERVICE_SECRETS:
             self.assertNotIn(secret, logs)
 
 
@@ -546,6 +556,214 @@ class KeyRotation(AuthFixture, unittest.TestCase):
         finally:
             self.auth.stop()
             self.emu.stop()
+
+
+class CallerPrivileges(AuthFixture, unittest.TestCase):
+    """Each service's own credential reaches only the routes it needs (docs/security.md): the
+    api's cannot obtain provider access tokens, a fetcher's cannot act for an admin and gets
+    only its own cloud's tokens, an unknown secret is 401."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_env()
+        cls.emu = start_emulator()
+        cls.auth = start_auth(cls.emu)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.auth.stop()
+        cls.emu.stop()
+
+    def token_requests(self):
+        status, _, body = http("GET", self.emu.admin_url + "/control/stats")
+        self.assertEqual(status, 200, body)
+        return {k: body["requests"].get(k, 0) for k in ("google.token", "ms.token")}
+
+    def tenant_state(self, tenant):
+        """Everything auth keeps about a tenant, as text: a refused call changes none of it."""
+        return psql("SELECT coalesce((SELECT json_agg(c ORDER BY provider)::text FROM connections c "
+                    "WHERE tenant_id = :'t'), ''), "
+                    "(SELECT count(*) FROM oauth_states WHERE tenant_id = :'t'), "
+                    "coalesce((SELECT json_agg(r ORDER BY run_id)::text FROM sync_runs r "
+                    "WHERE tenant_id = :'t'), ''), "
+                    "coalesce((SELECT row_to_json(t)::text FROM tenants t WHERE tenant_id = :'t'), "
+                    "''), (SELECT count(*) FROM pause_windows WHERE tenant_id = :'t')", t=tenant)
+
+    def assert_forbidden(self, status, body, what):
+        self.assertEqual(status, 403, f"{what}: {body}")
+        self.assertEqual(body["error"]["code"], "forbidden_caller", what)
+        self.assertNotIn("access_token", json.dumps(body), what)
+
+    def connected_tenant(self):
+        tenant, district = new_tenant("caller"), self.new_district()
+        self.connect_google(tenant, district)
+        self.connect_microsoft(tenant, district)
+        return tenant, district
+
+    def test_api_credential_cannot_obtain_access_tokens(self):
+        tenant, _ = self.connected_tenant()
+        before, calls = self.tenant_state(tenant), self.token_requests()
+        for provider in ("google", "azure"):
+            status, _, body = self.token(tenant, provider, headers=HDR)
+            self.assert_forbidden(status, body, f"api asking for a {provider} token")
+        # A fetcher gets its own cloud's tokens only.
+        status, _, body = self.token(tenant, "azure", headers=FETCHER_HDR["google"])
+        self.assert_forbidden(status, body, "google-sync asking for an azure token")
+        status, _, body = self.token(tenant, "google", headers=FETCHER_HDR["azure"])
+        self.assert_forbidden(status, body, "azure-sync asking for a google token")
+        self.assertEqual(self.token_requests(), calls, "a refused call reached the provider")
+        self.assertEqual(self.tenant_state(tenant), before)
+        # The fetchers' own credentials still work.
+        for provider in ("google", "azure"):
+            status, _, body = self.token(tenant, provider)
+            self.assertEqual(status, 200, body)
+            self.assertTrue(body["access_token"])
+
+    def test_fetcher_credentials_cannot_act_for_an_admin(self):
+        tenant, district = self.connected_tenant()
+        admin = {"admin": district["admin_email"]}
+        before = self.tenant_state(tenant)
+        self.assertEqual(len(self.runs(tenant)), 2)
+        routes = [("POST", f"/internal/tenants/{tenant}/google/authorize", admin),
+                  ("POST", f"/internal/tenants/{tenant}/microsoft/authorize", admin),
+                  ("POST", f"/internal/tenants/{tenant}/google/deauthorize", admin),
+                  ("POST", f"/internal/tenants/{tenant}/microsoft/deauthorize", admin),
+                  ("POST", f"/internal/tenants/{tenant}/sync", dict(admin, provider=None)),
+                  ("POST", f"/internal/tenants/{tenant}/sync",
+                   dict(admin, provider="google", preview=True)),
+                  ("PUT", f"/internal/tenants/{tenant}/settings",
+                   {"sync_interval_seconds": 900,
+                    "pause_windows": [{"starts_at": "2030-01-01T00:00:00Z",
+                                       "ends_at": "2030-01-02T00:00:00Z", "reason": "x"}]}),
+                  ("GET", f"/internal/tenants/{tenant}/connections", None)]
+        for fetcher, hdr in FETCHER_HDR.items():
+            for method, path, body in routes:
+                status, _, reply = self.internal(method, path, body, headers=hdr)
+                self.assert_forbidden(status, reply, f"{fetcher}'s credential: {method} {path}")
+        self.assertEqual(self.tenant_state(tenant), before)
+        self.assertEqual(self.connection(tenant, "google")["status"], "connected")
+        # The api's credential does what the fetchers' could not (the request coalesces into
+        # the first sync, which no fetcher runs here).
+        status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/sync",
+                                        dict(admin, provider="google"))
+        self.assertEqual(status, 202, body)
+        self.assertEqual([r["provider"] for r in body["requests"]], ["google"])
+
+    def test_unknown_secret_is_401(self):
+        tenant, district = self.connected_tenant()
+        before = self.tenant_state(tenant)
+        for hdr in ({"Authorization": "Bearer " + secrets.token_hex(20)},
+                    {"Authorization": "Bearer " + GOOGLE_SYNC_SECRET[:-1]},
+                    {"Authorization": "Bearer " + API_SECRET + API_SECRET}, {}):
+            for method, path, body in (
+                    ("POST", "/internal/token", {"tenant_id": tenant, "provider": "google"}),
+                    ("POST", f"/internal/tenants/{tenant}/google/authorize",
+                     {"admin": district["admin_email"]}),
+                    ("POST", f"/internal/tenants/{tenant}/sync", {"admin": "a@b.org"}),
+                    ("GET", "/internal/no-such-route", None)):
+                status, _, reply = self.internal(method, path, body, headers=hdr)
+                self.assertEqual(status, 401, f"{method} {path}: {reply}")
+                self.assertEqual(reply["error"]["code"], "unauthorized")
+        self.assertEqual(self.tenant_state(tenant), before)
+
+
+class CallerSecretRotation(AuthFixture, unittest.TestCase):
+    """An operator rolls a caller to a new secret without downtime: auth accepts the old and
+    the new secret at once, then only the new one once the old is removed."""
+
+    def start(self, caller_secrets):
+        port = free_port()
+        env = auth_env(self.emu.url)
+        env.update({"PANEL_AUTH_CALLER_SECRETS": caller_secrets,
+                    "PANEL_AUTH_PUBLIC_URL": f"http://127.0.0.1:{port}"})
+        return Process("panel-auth", port=port, env=env)
+
+    def test_old_and_new_secret_then_only_the_new(self):
+        require_env()
+        self.emu = start_emulator()
+        self.auth = None
+        new_api, new_google = "api-new-" + secrets.token_hex(16), "gs-new-" + secrets.token_hex(16)
+        old_api_hdr, new_api_hdr = HDR, {"Authorization": "Bearer " + new_api}
+        old_google_hdr = FETCHER_HDR["google"]
+        new_google_hdr = {"Authorization": "Bearer " + new_google}
+        try:
+            tenant, district = new_tenant("rotate"), self.new_district()
+            # Step 1: auth lists both secrets of the api and of google-sync (a config change
+            # and a rolling restart of auth).
+            self.auth = self.start(f"{CALLER_SECRETS},api:{new_api},google-sync:{new_google}")
+            self.connect_google(tenant, district)
+            for hdr in (old_api_hdr, new_api_hdr):
+                status, _, body = self.internal("GET", f"/internal/tenants/{tenant}/connections",
+                                                headers=hdr)
+                self.assertEqual(status, 200, body)
+            for hdr in (old_google_hdr, new_google_hdr):
+                status, _, body = self.token(tenant, "google", headers=hdr)
+                self.assertEqual(status, 200, body)
+            # The new secrets are the same callers: no more privilege than the old ones.
+            status, _, body = self.token(tenant, "google", headers=new_api_hdr)
+            self.assertEqual(status, 403, body)
+            status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/sync",
+                                            {"admin": "a@b.org"}, headers=new_google_hdr)
+            self.assertEqual(status, 403, body)
+            self.auth.stop()
+            # Step 3 (after the callers were rolled to their new secrets): the old ones go.
+            self.auth = self.start(f"api:{new_api},google-sync:{new_google},"
+                                   f"azure-sync:{AZURE_SYNC_SECRET}")
+            for hdr, what in ((old_api_hdr, "old api"), (old_google_hdr, "old google-sync")):
+                status, _, body = self.internal("GET", f"/internal/tenants/{tenant}/connections",
+                                                headers=hdr)
+                self.assertEqual(status, 401, f"{what}: {body}")
+                status, _, body = self.token(tenant, "google", headers=hdr)
+                self.assertEqual(status, 401, f"{what}: {body}")
+            status, _, body = self.internal("GET", f"/internal/tenants/{tenant}/connections",
+                                            headers=new_api_hdr)
+            self.assertEqual(status, 200, body)
+            status, _, body = self.token(tenant, "google", headers=new_google_hdr)
+            self.assertEqual(status, 200, body)
+            log = self.auth.log_text()
+            for secret in (new_api, new_google, API_SECRET, GOOGLE_SYNC_SECRET):
+                self.assertNotIn(secret, log)
+        finally:
+            if self.auth:
+                self.auth.stop()
+            self.emu.stop()
+
+
+class CallerSecretsConfiguration(unittest.TestCase):
+    """A configuration that would weaken the credentials refuses to start (exit 2), with an
+    error that names the variable and never prints a secret."""
+
+    def run_service(self, name, extra):
+        env = dict(os.environ, PANEL_HTTP_PORT=str(free_port()), **extra)
+        return subprocess.run([os.path.join(os.environ.get("PANEL_BUILD", "build"), "bin", name)],
+                              env=env, capture_output=True, text=True, timeout=30)
+
+    def test_bad_caller_secrets_exit_2(self):
+        shared = "the-same-secret-for-two"
+        cases = [
+            ("panel-auth", {"PANEL_AUTH_CALLER_SECRETS": "api:only-15-chars-x"},
+             "PANEL_AUTH_CALLER_SECRETS", "only-15-chars-x"),
+            ("panel-auth", {"PANEL_AUTH_CALLER_SECRETS": f"api:{shared},google-sync:{shared}"},
+             "PANEL_AUTH_CALLER_SECRETS", shared),
+            ("panel-auth", {"PANEL_AUTH_CALLER_SECRETS": f"gogle-sync:{API_SECRET}"},
+             "PANEL_AUTH_CALLER_SECRETS", API_SECRET),
+            ("panel-auth", {"PANEL_AUTH_CALLER_SECRETS": ""}, "PANEL_AUTH_CALLER_SECRETS", None),
+            ("panel-merger", {"PANEL_MERGER_CALLER_SECRETS": f"google-sync:{GOOGLE_SYNC_SECRET}"},
+             "PANEL_MERGER_CALLER_SECRETS", GOOGLE_SYNC_SECRET),
+            ("panel-merger", {"PANEL_MERGER_CALLER_SECRETS": "api:short"},
+             "PANEL_MERGER_CALLER_SECRETS", "short"),
+            ("panel-google-sync", {"PANEL_SERVICE_SECRET": "short-secret"},
+             "PANEL_SERVICE_SECRET", "short-secret"),
+            ("panel-api", {"PANEL_SERVICE_SECRET": "short-secret"}, "PANEL_SERVICE_SECRET",
+             "short-secret"),
+        ]
+        for name, extra, variable, secret in cases:
+            with self.subTest(service=name, variable=variable):
+                p = self.run_service(name, extra)
+                self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+                self.assertIn(variable, p.stderr)
+                if secret:
+                    self.assertNotIn(secret, p.stdout + p.stderr)
 
 
 class DeauthorizeWhileGoogleIsDown(AuthFixture, unittest.TestCase):

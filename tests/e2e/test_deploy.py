@@ -1,10 +1,13 @@
-"""docker-compose.yml and the Kubernetes manifests are valid, offline."""
+"""docker-compose.yml and the Kubernetes manifests are valid, offline; the manifests' network
+policies, Ingress and Secrets give each service only what it needs (docs/security.md)."""
+import ipaddress
 import os
 import re
 import subprocess
 import tempfile
 import unittest
 
+import k8s_yaml
 from harness import ROOT
 
 VALIDATOR = os.path.join(os.environ.get("PANEL_CACHE", os.path.expanduser("~/.cache/k12panel")),
@@ -75,6 +78,213 @@ class Kubernetes(unittest.TestCase):
                 self.assertIn("runAsNonRoot: true", text)
         merger = open(os.path.join(K8S, "merger.yaml")).read()
         self.assertRegex(merger, r"replicas: [2-9]")
+
+
+SERVICES = ("api", "auth", "google-sync", "azure-sync", "merger")
+PORTS = {"api": 8080, "auth": 8081, "google-sync": 8082, "azure-sync": 8083, "merger": 8084}
+
+
+def manifest(name):
+    with open(os.path.join(K8S, name)) as f:
+        return k8s_yaml.load_all(f.read())
+
+
+def workloads():
+    """{app name: pod spec} of every Deployment and Job."""
+    out = {}
+    for f in sorted(os.listdir(K8S)):
+        if not f.endswith(".yaml") or f == "kustomization.yaml":
+            continue
+        for doc in manifest(f):
+            if doc.get("kind") in ("Deployment", "Job"):
+                tpl = doc["spec"]["template"]
+                out[tpl["metadata"]["labels"]["app.kubernetes.io/name"]] = tpl["spec"]
+    return out
+
+
+def selected(selector, apps):
+    """The apps a podSelector picks (matchLabels or In expressions on app.kubernetes.io/name)."""
+    if not selector:
+        return set(apps)
+    picked = set(apps)
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if k != "app.kubernetes.io/name":
+            raise AssertionError(f"unexpected selector label {k}")
+        picked &= {v}
+    for e in selector.get("matchExpressions") or []:
+        if e["key"] != "app.kubernetes.io/name" or e["operator"] != "In":
+            raise AssertionError(f"unexpected selector expression {e}")
+        picked &= set(e["values"])
+    return picked
+
+
+def peer_names(peer, apps):
+    """A policy peer as names: app names in the namespace, ns/<namespace>[/label=value],
+    or "internet" for public addresses."""
+    if "ipBlock" in peer:
+        block = peer["ipBlock"]
+        private = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
+        if block["cidr"] == "0.0.0.0/0" and all(
+                any(ipaddress.ip_network(p).subnet_of(ipaddress.ip_network(e))
+                    for e in block.get("except", [])) for p in private):
+            return {"internet"}
+        return {"cidr:" + block["cidr"]}
+    if "namespaceSelector" in peer:
+        labels = peer["namespaceSelector"]["matchLabels"]
+        name = "ns/" + labels["kubernetes.io/metadata.name"]
+        pods = (peer.get("podSelector") or {}).get("matchLabels") or {}
+        return {name + "".join(f"/{k}={v}" for k, v in sorted(pods.items()))}
+    return selected(peer.get("podSelector"), apps)
+
+
+def port_names(rule, app):
+    out = set()
+    for p in rule.get("ports") or [{"port": "any"}]:
+        port = PORTS.get(app) if p["port"] == "http" else p["port"]
+        out.add(f"{port}/{p.get('protocol', 'TCP')}")
+    return out
+
+
+def policy_flows(policies=None):
+    """(ingress flows, egress flows, default-deny policy types) the policies allow."""
+    apps = set(workloads())
+    ingress, egress, deny = set(), set(), set()
+    for pol in policies or manifest("networkpolicy.yaml"):
+        spec = pol["spec"]
+        pods = selected(spec["podSelector"], apps)
+        if spec["podSelector"] == {} and not spec.get("ingress") and not spec.get("egress"):
+            deny |= set(spec["policyTypes"])
+        for rule in spec.get("ingress") or []:
+            for peer in rule["from"]:
+                for src in peer_names(peer, apps):
+                    for dst in pods:
+                        ingress |= {(src, dst, p) for p in port_names(rule, dst)}
+        for rule in spec.get("egress") or []:
+            for peer in rule["to"]:
+                for dst in peer_names(peer, apps):
+                    for src in pods:
+                        egress |= {(src, dst, p) for p in port_names(rule, dst)}
+    return ingress, egress, deny
+
+
+def ingress_backend(rules, path):
+    """The service the Ingress sends a request path to (Kubernetes' matching: Exact equal, or
+    Prefix by whole path elements; the longest match wins), or None."""
+    best = None
+    for r in rules:
+        p = r["path"]
+        if r["pathType"] == "Exact":
+            ok = path == p
+        else:
+            base = p.rstrip("/")
+            ok = p == "/" or path == base or path.startswith(base + "/")
+        if ok and (best is None or len(p) > len(best[0]) or
+                   (len(p) == len(best[0]) and r["pathType"] == "Exact")):
+            best = (p, r["backend"]["service"]["name"])
+    return best[1] if best else None
+
+
+class LeastPrivilege(unittest.TestCase):
+    def test_every_manifest_parses(self):
+        for f in os.listdir(K8S):
+            if f.endswith(".yaml"):
+                with self.subTest(f=f):
+                    for doc in manifest(f):
+                        self.assertIn("kind", doc)
+
+    def test_network_policies_allow_exactly_the_flows(self):
+        ingress, egress, deny = policy_flows()
+        self.assertEqual(deny, {"Ingress", "Egress"}, "the namespace is not default-deny")
+        scrape = {("ns/monitoring", s, f"{PORTS[s]}/TCP") for s in SERVICES}
+        self.assertEqual(ingress, {
+            ("ns/ingress-nginx", "api", "8080/TCP"), ("ns/ingress-nginx", "auth", "8081/TCP"),
+            ("api", "auth", "8081/TCP"), ("google-sync", "auth", "8081/TCP"),
+            ("azure-sync", "auth", "8081/TCP"), ("api", "merger", "8084/TCP")} | scrape)
+        dns = {(a, "ns/kube-system/k8s-app=kube-dns", p) for a in SERVICES + ("panel-migrate",)
+               for p in ("53/UDP", "53/TCP")}
+        pg, kafka, web = "ns/db", "ns/kafka", "internet"
+        self.assertEqual(egress, dns | {
+            ("api", "auth", "8081/TCP"), ("api", "merger", "8084/TCP"), ("api", pg, "5432/TCP"),
+            ("auth", pg, "5432/TCP"), ("auth", kafka, "9092/TCP"), ("auth", web, "443/TCP"),
+            ("google-sync", "auth", "8081/TCP"), ("google-sync", kafka, "9092/TCP"),
+            ("google-sync", web, "443/TCP"),
+            ("azure-sync", "auth", "8081/TCP"), ("azure-sync", kafka, "9092/TCP"),
+            ("azure-sync", pg, "5432/TCP"), ("azure-sync", web, "443/TCP"),
+            ("merger", pg, "5432/TCP"), ("merger", kafka, "9092/TCP"),
+            ("panel-migrate", pg, "5432/TCP"), ("panel-migrate", kafka, "9092/TCP")})
+        # Inside the namespace a flow needs both ends' consent.
+        apps = set(workloads())
+        inside = {f for f in egress if f[1] in apps}
+        self.assertEqual(inside, {f for f in ingress if f[0] in apps})
+
+    def test_flow_check_can_fail(self):
+        """A policy letting google-sync reach the merger is caught."""
+        pol = manifest("networkpolicy.yaml")
+        extra = {"spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "merger"}},
+                          "policyTypes": ["Ingress"],
+                          "ingress": [{"from": [{"podSelector": {"matchLabels": {
+                              "app.kubernetes.io/name": "google-sync"}}}],
+                              "ports": [{"port": 8084}]}]}}
+        self.assertNotIn(("google-sync", "merger", "8084/TCP"), policy_flows(pol)[0])
+        self.assertIn(("google-sync", "merger", "8084/TCP"), policy_flows(pol + [extra])[0])
+
+    def test_ingress_exposes_only_public_routes(self):
+        (ing,) = manifest("ingress.yaml")
+        rules = [p for r in ing["spec"]["rules"] for p in r["http"]["paths"]]
+        self.assertIsNone(ing["spec"].get("defaultBackend"))
+        expect = {"/": "api", "/index.html": "api", "/app.js": "api", "/app.css": "api",
+                  "/favicon.svg": "api", "/v1/people": "api", "/v1": "api",
+                  "/v1/sync/runs/x/approve": "api",
+                  "/oauth/google/callback": "auth", "/oauth/microsoft/callback": "auth"}
+        for path, svc in expect.items():
+            self.assertEqual(ingress_backend(rules, path), svc, path)
+        for path in ("/metrics", "/healthz", "/readyz", "/internal/token",
+                     "/internal/tenants/t/google/authorize", "/oauth", "/oauth/other",
+                     "/v1x", "/index.html/../metrics", "/www/index.html"):
+            self.assertIsNone(ingress_backend(rules, path), path)
+        self.assertEqual({r["backend"]["service"]["name"] for r in rules}, {"api", "auth"})
+        # The admin page's files are each listed (a new file needs its own line).
+        www = set(os.listdir(os.path.join(ROOT, "services", "api", "www")))
+        self.assertEqual({r["path"][1:] for r in rules if r["pathType"] == "Exact"
+                          and r["backend"]["service"]["name"] == "api"} - {""}, www)
+
+    def test_each_service_holds_only_its_own_secrets(self):
+        secrets = {d["metadata"]["name"]: d["stringData"] for d in manifest("secret.yaml")}
+        want = {"api": {"pg-url", "service-secret"},
+                "auth": {"pg-url", "caller-secrets", "auth-keys", "google-client-id",
+                         "google-client-secret", "ms-client-id", "ms-client-secret"},
+                "google-sync": {"service-secret"},
+                "azure-sync": {"pg-url", "service-secret"},
+                "merger": {"pg-url", "caller-secrets"},
+                "panel-migrate": {"pg-url"}}
+        specs = workloads()
+        self.assertEqual(set(specs), set(want))
+        for app, spec in specs.items():
+            with self.subTest(app=app):
+                name = "panel-migrate-secrets" if app == "panel-migrate" else f"panel-{app}-secrets"
+                vols = [v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v]
+                self.assertEqual(vols, [name])
+                self.assertEqual(set(secrets[name]), want[app])
+                used = {e["value"].rsplit("/", 1)[1] for c in spec["containers"]
+                        for e in c.get("env", []) if e["name"].endswith("_FILE")}
+                self.assertEqual(used, want[app], "every mounted value is read, and no more")
+                envs = {e["name"] for c in spec["containers"] for e in c.get("env", [])}
+                if "service-secret" in want[app]:
+                    self.assertIn("PANEL_SERVICE_SECRET_FILE", envs)
+        own = {app: secrets[f"panel-{app}-secrets"]["service-secret"]
+               for app in ("api", "google-sync", "azure-sync")}
+
+        def callers(text):
+            out = {}
+            for entry in re.split(r"[,\s]+", text.strip()):
+                caller, secret = entry.split(":", 1)
+                out.setdefault(caller, []).append(secret)
+            return out
+        self.assertEqual(callers(secrets["panel-auth-secrets"]["caller-secrets"]),
+                         {k: [v] for k, v in own.items()})
+        self.assertEqual(callers(secrets["panel-merger-secrets"]["caller-secrets"]),
+                         {"api": [own["api"]]})
+        self.assertEqual(len(set(own.values())), 3, "each caller needs its own secret")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ class EveryBinaryExplainsItself(unittest.TestCase):
             with self.subTest(svc=svc):
                 # Everything else valid, so the error is about the variable we broke.
                 env = dict(os.environ, PANEL_LOG_LEVEL="loud",
-                           PANEL_SERVICE_SECRET="a-valid-service-secret-for-the-test")
+                           PANEL_SERVICE_SECRET="a-valid-service-secret-for-the-test",
+                           PANEL_AUTH_CALLER_SECRETS="api:a-valid-service-secret-for-the-test",
+                           PANEL_MERGER_CALLER_SECRETS="api:a-valid-service-secret-for-the-test")
                 p = subprocess.run([binary("panel-" + svc)], capture_output=True, text=True,
                                    env=env, timeout=10)
                 self.assertEqual(p.returncode, 2)

@@ -12,7 +12,7 @@ import uuid
 
 import harness
 
-SECRET = "merger-test-secret"
+SECRET = "merger-test-secret-of-the-api"  # the api's: only the api calls the merger
 SOURCE_TOPIC = "panel.source.events"
 
 
@@ -113,7 +113,7 @@ def relaxed_tenant():
 
 
 def start_merger(**extra):
-    env = {"PANEL_SERVICE_SECRET": SECRET, "PANEL_MERGER_BATCH_MS": "50"}
+    env = {"PANEL_MERGER_CALLER_SECRETS": "api:" + SECRET, "PANEL_MERGER_BATCH_MS": "50"}
     env.update(extra)
     return harness.Process("panel-merger", env=env)
 

@@ -61,7 +61,7 @@ class FaultySuiteTest(unittest.TestCase):
             demo.BIN = cls.old_bin
             raise
         cls.auth = cls.d.env["PANEL_AUTH_URL"]
-        cls.hdr = {"Authorization": "Bearer " + cls.d.env["PANEL_SERVICE_SECRET"]}
+        cls.hdr = cls.d.service_secrets.header("api")
         cls.answers = []
 
     @classmethod
@@ -144,9 +144,10 @@ class FaultySuiteTest(unittest.TestCase):
         # The tokens the fetchers were handed, to look for them everywhere later.
         tokens = []
         for provider in ("google", "azure"):
+            fetcher = "google-sync" if provider == "google" else "azure-sync"
             st, _, body = harness.http("POST", f"{self.auth}/internal/token",
                                        {"tenant_id": self.tenant, "provider": provider},
-                                       headers=self.hdr)
+                                       headers=self.d.service_secrets.header(fetcher))
             self.assertEqual(st, 200, body)
             tokens.append(body["access_token"])
         # The grant is revoked at Google while a run pages slowly.
@@ -184,7 +185,8 @@ class FaultySuiteTest(unittest.TestCase):
                 codes[name] = p.wait(30)
             except subprocess.TimeoutExpired:
                 codes[name] = "no exit within 30 s"
-        secrets_ = [self.d.env["PANEL_SERVICE_SECRET"], self.d.env["PANEL_GOOGLE_CLIENT_SECRET"],
+        secrets_ = list(self.d.service_secrets.values.values()) + [
+                    self.d.env["PANEL_GOOGLE_CLIENT_SECRET"],
                     self.d.env["PANEL_MS_CLIENT_SECRET"],
                     read(os.path.join(self.run_dir, "auth-key")).split(":")[1],
                     self.key.split(".", 1)[1]] + tokens

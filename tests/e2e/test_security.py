@@ -20,8 +20,8 @@ ASAN_BUILD = os.path.join(harness.ROOT, "build", "asan")
 
 
 def secret_values():
-    return [suite.SERVICE_SECRET, suite.AUTH_KEY_HEX, suite.GOOGLE_CLIENT_SECRET,
-            suite.MS_CLIENT_SECRET]
+    return list(suite.SECRETS.values.values()) + [
+        suite.AUTH_KEY_HEX, suite.GOOGLE_CLIENT_SECRET, suite.MS_CLIENT_SECRET]
 
 
 def consent_params(url):
@@ -76,6 +76,26 @@ class ServiceSecretTest(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertEqual(harness.psql("SELECT count(*) FROM sync_runs WHERE tenant_id = :'t'",
                                       t=tenant), [["0"]])
+
+
+    def test_merger_accepts_only_the_api(self):
+        """The fetchers have no business with the merger's decisions: their credentials are
+        unknown there (401); the api's gets past the check."""
+        tenant = harness.new_tenant("sec")
+        run = "0d6f3a52-8f0e-4c55-9a1e-2c1b5f7d9e01"
+        paths = [f"/internal/tenants/{tenant}/runs/{run}/approve",
+                 f"/internal/tenants/{tenant}/runs/{run}/reject",
+                 f"/internal/tenants/{tenant}/match-cases/{run}/resolve"]
+        for caller in ("google-sync", "azure-sync"):
+            for path in paths:
+                status, _, reply = harness.http("POST", self.merger.url + path,
+                                                {"admin": "a@b.org"},
+                                                headers=suite.SECRETS.header(caller))
+                self.assertEqual(status, 401, f"{caller}: {path}: {reply!r}")
+        for path in paths:
+            status, _, reply = harness.http("POST", self.merger.url + path, {"admin": "a@b.org"},
+                                            headers=suite.service_header())
+            self.assertNotIn(status, (401, 403), f"{path}: {reply!r}")
 
 
 class OAuthStateTest(unittest.TestCase):
@@ -246,7 +266,8 @@ class SecretsAndLeaksTest(unittest.TestCase):
                                (f"/internal/tenants/{tenant}/sync",
                                 {"provider": None, "actor": "person:admin@leak.k12.example"})):
                 st, h, reply = harness.http("GET" if body is None else "POST", auth.url + path,
-                                            body, headers=hdr)
+                                            body, headers=suite.fetcher_header("google")
+                                            if path == "/internal/token" else hdr)
                 answers.append(repr(reply) + repr(h))
                 self.assertLess(st, 500, reply)
             run = suite.run_events(tenant, "google", range(300), devices=30, ous=4)

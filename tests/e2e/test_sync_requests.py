@@ -95,7 +95,7 @@ class SyncRequests(unittest.TestCase):
     def auth_connection(self, provider):
         status, _, body = http("GET", f"{self.d.env['PANEL_AUTH_URL']}/internal/tenants/"
                                f"{self.tenant}/connections", None,
-                               {"Authorization": "Bearer " + self.d.env["PANEL_SERVICE_SECRET"]})
+                               self.d.service_secrets.header("api"))
         self.assertEqual(status, 200, body)
         return next(c for c in body["connections"] if c["provider"] == provider)
 

@@ -4,6 +4,7 @@
  * provider URL: the state's shape, the Microsoft tenant, the granted scopes, the admin e-mail
  * and tenant id checks and the service-secret header check. The body of a provider's token
  * reply (the same bytes, parsed as JSON) goes through the AADSTS classification. */
+#include "callers.h"
 #include "fuzz_common.h"
 #include "google_oauth.h"
 #include "httpd.h"
@@ -45,7 +46,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)routes_valid_admin(admin);
     (void)routes_valid_tenant(q);
     (void)routes_valid_admin(q);
-    (void)routes_authorized(q, "service-secret");
+    static struct callers *callers;
+    if (!callers)
+        callers = callers_new("FUZZ", "api:service-secret-of-the-api", CALLER_API, NULL, 0);
+    (void)callers_identify(callers, q);
+    callers_destroy(callers_new("FUZZ", q, CALLER_API | CALLER_GOOGLE_SYNC, NULL, 0));
     (void)states_well_formed(q);
     json_t *reply = json_parse((const char *)data, size, NULL, 0);
     (void)ms_classify_error(400, reply);

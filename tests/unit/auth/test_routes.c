@@ -1,4 +1,4 @@
-/* routes and states: input validation, the service-secret check, state shapes. */
+/* routes and states: input validation and state shapes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,18 +48,6 @@ static void test_admin(void **state)
     assert_false(routes_valid_actor(NULL));
 }
 
-static void test_secret(void **state)
-{
-    (void)state;
-    assert_true(routes_authorized("Bearer s3cret", "s3cret"));
-    assert_false(routes_authorized("Bearer s3cre", "s3cret"));
-    assert_false(routes_authorized("Bearer s3cretX", "s3cret"));
-    assert_false(routes_authorized("bearer s3cret", "s3cret"));
-    assert_false(routes_authorized("s3cret", "s3cret"));
-    assert_false(routes_authorized(NULL, "s3cret"));
-    assert_false(routes_authorized("Bearer ", ""));
-}
-
 static void test_state_shape(void **state)
 {
     (void)state;
@@ -77,7 +65,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tenant),
         cmocka_unit_test(test_admin),
-        cmocka_unit_test(test_secret),
         cmocka_unit_test(test_state_shape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

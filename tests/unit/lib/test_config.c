@@ -81,6 +81,24 @@ static void bad_values_name_the_variable(void **state)
     cfg_free(opts, CFG_OPTS_COUNT(opts), &c);
 }
 
+static void short_secret_refused(void **state)
+{
+    (void)state;
+    struct test_cfg c = {0};
+    char err[256];
+    const struct cfg_option strict[] = {
+        {"T_SECRET", CFG_SECRET, NULL, 16, 64, offsetof(struct test_cfg, secret), "a secret"},
+    };
+    setenv("T_SECRET", "fifteen-chars-x", 1);
+    assert_int_equal(cfg_load(strict, 1, &c, err, sizeof err), -1);
+    assert_non_null(strstr(err, "T_SECRET is shorter than 16"));
+    assert_null(strstr(err, "fifteen-chars-x"));
+    setenv("T_SECRET", "sixteen-chars-xx", 1);
+    assert_int_equal(cfg_load(strict, 1, &c, err, sizeof err), 0);
+    assert_string_equal(c.secret, "sixteen-chars-xx");
+    cfg_free(strict, 1, &c);
+}
+
 static void secret_from_file(void **state)
 {
     (void)state;
@@ -120,6 +138,7 @@ int main(void)
         cmocka_unit_test_setup(defaults_apply, clear_env),
         cmocka_unit_test_setup(empty_counts_as_unset, clear_env),
         cmocka_unit_test_setup(bad_values_name_the_variable, clear_env),
+        cmocka_unit_test_setup(short_secret_refused, clear_env),
         cmocka_unit_test_setup(secret_from_file, clear_env),
         cmocka_unit_test_setup(help_never_prints_secret_values, clear_env),
     };
