@@ -5,6 +5,7 @@
 #define AUTH_CTX_H
 
 #include "callers.h"
+#include "consent_identity.h"
 #include "google_oauth.h"
 #include "grants.h"
 #include "http_client.h"
@@ -27,6 +28,7 @@ struct auth_ctx {
     struct grants *grants;   /* borrowed */
     struct kafka_producer *producer; /* borrowed; thread-safe */
     struct google_cfg google;
+    struct consent_id_cfg google_identity; /* who consents, for which Workspace */
     struct ms_cfg ms;
     pthread_key_t pg_key;
     pthread_key_t http_key;

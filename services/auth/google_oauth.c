@@ -42,6 +42,8 @@ void google_tokens_clear(struct google_tokens *t)
     free_secret(&t->refresh_token);
     free(t->scope);
     t->scope = NULL;
+    free(t->id_token);
+    t->id_token = NULL;
     t->expires_in = 0;
     t->message[0] = '\0';
 }
@@ -54,7 +56,7 @@ static int param(struct buf *b, int first, const char *name, const char *value)
 }
 
 int google_consent_url(struct buf *out, const struct google_cfg *cfg, const char *state,
-                       const char *code_challenge, const char *login_hint)
+                       const char *nonce, const char *code_challenge, const char *login_hint)
 {
     struct buf scopes;
     int rc = -1;
@@ -62,13 +64,15 @@ int google_consent_url(struct buf *out, const struct google_cfg *cfg, const char
     for (size_t i = 0; i < GOOGLE_NSCOPES; i++)
         if (buf_appendf(&scopes, "%s%s", i ? " " : "", google_scopes[i]))
             goto out;
+    if (buf_appends(&scopes, " openid email"))
+        goto out;
     if (buf_appends(out, cfg->auth_url) ||
         buf_appends(out, strchr(cfg->auth_url, '?') ? "&" : "?") ||
         param(out, 1, "response_type", "code") || param(out, 0, "client_id", cfg->client_id) ||
         param(out, 0, "redirect_uri", cfg->redirect_uri) || param(out, 0, "scope", scopes.data) ||
         param(out, 0, "access_type", "offline") || param(out, 0, "prompt", "consent") ||
         param(out, 0, "include_granted_scopes", "true") || param(out, 0, "state", state) ||
-        param(out, 0, "code_challenge", code_challenge) ||
+        param(out, 0, "nonce", nonce) || param(out, 0, "code_challenge", code_challenge) ||
         param(out, 0, "code_challenge_method", "S256"))
         goto out;
     if (login_hint && *login_hint && param(out, 0, "login_hint", login_hint))
@@ -136,6 +140,7 @@ static enum google_result token_call(struct http_client *c, const char *url, con
         out->access_token = dup_str(reply, "access_token");
         out->refresh_token = dup_str(reply, "refresh_token");
         out->scope = dup_str(reply, "scope");
+        out->id_token = dup_str(reply, "id_token");
         out->expires_in = exp;
         r = out->access_token ? GOOGLE_OK : GOOGLE_UNAVAILABLE;
         goto out;

@@ -38,16 +38,18 @@ struct google_tokens {
     char *access_token;
     char *refresh_token; /* only from a code exchange with prompt=consent */
     char *scope;         /* space-separated granted scopes */
+    char *id_token;      /* with openid in the scope (who consented); NULL otherwise */
     long long expires_in;
     char message[256]; /* provider's error/error_description on failure (never a token) */
 };
 void google_tokens_clear(struct google_tokens *t);
 
-/* Append the consent URL: response_type=code, the three read-only scopes,
- * access_type=offline, prompt=consent, include_granted_scopes=true, state, PKCE S256
- * challenge, and login_hint when not NULL. 0 or -1. */
+/* Append the consent URL: response_type=code, the three read-only scopes plus `openid email`
+ * (the id_token names who consented), access_type=offline, prompt=consent,
+ * include_granted_scopes=true, state, nonce, PKCE S256 challenge, and login_hint when not
+ * NULL. 0 or -1. */
 int google_consent_url(struct buf *out, const struct google_cfg *cfg, const char *state,
-                       const char *code_challenge, const char *login_hint)
+                       const char *nonce, const char *code_challenge, const char *login_hint)
     __attribute__((warn_unused_result));
 /* Which required scopes are absent from the space-separated granted list: appended to
  * missing (each a char* borrowed from google_scopes) and counted. */

@@ -6,6 +6,7 @@
 #include "grants.h"
 #include "kafka.h"
 #include "log.h"
+#include "oidc.h"
 #include "pg.h"
 #include "rekey.h"
 #include "routes.h"
@@ -35,6 +36,7 @@ struct auth_config {
     char *ms_client_id;
     char *ms_client_secret;
     char *google_issuer;
+    char *google_api_url;
     long long session_max_hours;
     bool cookie_secure;
     long long state_ttl_s;
@@ -87,6 +89,9 @@ static const struct cfg_option options[] = {
     OPT("PANEL_GOOGLE_ISSUER", CFG_STRING, "https://accounts.google.com", 0, 1024, google_issuer,
         "Google's OpenID Connect issuer for the admin sign-in (discovery at "
         "<issuer>/.well-known/openid-configuration)"),
+    OPT("PANEL_GOOGLE_API_URL", CFG_STRING, "https://admin.googleapis.com", 0, 1024, google_api_url,
+        "Google Admin SDK base URL: a consent reads the consenting admin's own Directory record "
+        "(customerId)"),
     OPT("PANEL_SESSION_MAX_HOURS", CFG_INT, "12", 1, 720, session_max_hours,
         "absolute lifetime of an admin page session, in hours"),
     OPT("PANEL_COOKIE_SECURE", CFG_BOOL, "true", 0, 0, cookie_secure,
@@ -186,6 +191,7 @@ int main(int argc, char **argv)
     struct kafka_producer *producer = NULL;
     struct scheduler *sched = NULL;
     struct signin *signin = NULL;
+    struct oidc_provider *google_oidc = NULL;
     struct auth_ctx ctx = {0};
     bool ctx_ok = false;
     PGconn *pg = NULL;
@@ -249,6 +255,15 @@ int main(int argc, char **argv)
         .session_max_h = (long)cfg.session_max_hours,
         .cookie_secure = cfg.cookie_secure,
     };
+    char discovery[1200];
+    snprintf(discovery, sizeof discovery, "%s/.well-known/openid-configuration", cfg.google_issuer);
+    struct oidc_provider_opts gopts = {.discovery_url = discovery};
+    if (!(google_oidc = oidc_provider_new(&gopts, err, sizeof err))) {
+        log_error("google openid: %s", err);
+        goto out;
+    }
+    ctx.google_identity = (struct consent_id_cfg){google_oidc, cfg.google_issuer,
+                                                  cfg.google_client_id, cfg.google_api_url};
     if (!(signin = signin_new(&scfg, &ctx, err, sizeof err))) {
         log_error("sign-in: %s", err);
         goto out;
@@ -274,6 +289,7 @@ out:
     /* Stop the listener (and its worker threads) before freeing what handlers use. */
     svc_destroy(svc);
     signin_destroy(signin);
+    oidc_provider_destroy(google_oidc);
     if (ctx_ok)
         ctx_fini(&ctx);
     if (pg)

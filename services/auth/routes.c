@@ -204,7 +204,7 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
                       "'pending') ON CONFLICT (tenant_id, provider) DO UPDATE SET status = "
                       "'pending', updated_at = now() WHERE connections.status = 'never'",
                       2, p, err, sizeof err));
-    int u = google ? google_consent_url(&url, &c->google, st.state, st.challenge, hint)
+    int u = google ? google_consent_url(&url, &c->google, st.state, st.nonce, st.challenge, hint)
                    : ms_consent_url(&url, &c->ms, st.state, hint);
     if (u) {
         status = reply_err(conn, 500, "internal", "consent URL too long");
@@ -316,6 +316,15 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
                                 "Google returned no refresh token; authorize again");
         goto out;
     }
+    /* Who consented, for which Workspace. A refused grant is dropped, not revoked: at Google
+     * it may be the same grant another district's connection uses. */
+    char customer[CONSENT_CUSTOMER_MAX], why[512];
+    if (consent_identity_check(&c->google_identity, h, tok.id_token, si.nonce, si.admin,
+                               tok.access_token, customer, why, sizeof why) != CONSENT_ID_OK) {
+        log_warn_t(si.tenant, NULL, "google consent refused: %s", why);
+        status = redirect_admin(conn, c, "google", "error", why);
+        goto out;
+    }
     const char *missing[GOOGLE_NSCOPES];
     size_t nmissing = google_missing_scopes(tok.scope ? tok.scope : scope, missing);
     bool first = false;
@@ -326,6 +335,12 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
         rollback(pg);
         log_error_t(si.tenant, NULL, "storing the google grant failed: %s", err);
         status = redirect_admin(conn, c, "google", "error", "the grant could not be stored");
+        goto out;
+    }
+    if (consent_identity_bind(pg, si.tenant, customer, why, sizeof why) != CONSENT_ID_OK) {
+        rollback(pg);
+        log_warn_t(si.tenant, NULL, "google consent refused: %s", why);
+        status = redirect_admin(conn, c, "google", "error", why);
         goto out;
     }
     if (nmissing) {

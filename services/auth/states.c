@@ -64,6 +64,7 @@ int states_create(PGconn *pg, const struct grants *g, const char *tenant, const 
     PGresult *res = NULL;
     if (crypto_token(out->state, sizeof out->state, STATE_BYTES) ||
         crypto_token(verifier, sizeof verifier, 48) ||
+        crypto_token(out->nonce, sizeof out->nonce, 32) ||
         crypto_pkce_challenge(verifier, out->challenge)) {
         snprintf(err, errlen, "no randomness");
         goto out;
@@ -81,14 +82,14 @@ int states_create(PGconn *pg, const struct grants *g, const char *tenant, const 
     }
     crypto_hex(sealed, sealed_len, hex);
     snprintf(ttl, sizeof ttl, "%ld", ttl_s);
-    const char *params[] = {hash,         tenant, provider, admin, hex, grants_active_id(g),
-                            redirect_uri, ttl};
+    const char *params[] = {hash,         tenant, provider,  admin, hex, grants_active_id(g),
+                            redirect_uri, ttl,    out->nonce};
     res = PQexecParams(pg,
                        "INSERT INTO oauth_states (state_hash, tenant_id, provider, admin, "
-                       "verifier_sealed, verifier_key_id, redirect_uri, expires_at) "
+                       "verifier_sealed, verifier_key_id, redirect_uri, expires_at, nonce) "
                        "VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6, $7, "
-                       "now() + make_interval(secs => $8::int))",
-                       8, NULL, params, NULL, NULL, 0);
+                       "now() + make_interval(secs => $8::int), $9)",
+                       9, NULL, params, NULL, NULL, 0);
     if (!pgx_ok(res, PGRES_COMMAND_OK, err, errlen))
         goto out;
     rc = 0;
@@ -123,7 +124,7 @@ enum state_result states_consume(PGconn *pg, const struct grants *g, const char 
                        "UPDATE oauth_states s SET used_at = coalesce(s.used_at, now()) FROM old "
                        "WHERE s.state_hash = old.state_hash RETURNING old.tenant_id, old.provider, "
                        "old.admin, encode(old.verifier_sealed, 'hex'), old.verifier_key_id, "
-                       "old.used_at IS NOT NULL, old.expires_at <= now()",
+                       "old.used_at IS NOT NULL, old.expires_at <= now(), coalesce(old.nonce, '')",
                        1, NULL, params, NULL, NULL, 0);
     if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
         goto out;
@@ -145,6 +146,7 @@ enum state_result states_consume(PGconn *pg, const struct grants *g, const char 
     }
     snprintf(out->tenant, sizeof out->tenant, "%s", PQgetvalue(res, 0, 0));
     snprintf(out->admin, sizeof out->admin, "%s", PQgetvalue(res, 0, 2));
+    snprintf(out->nonce, sizeof out->nonce, "%s", PQgetvalue(res, 0, 7));
     const char *hex = PQgetvalue(res, 0, 3);
     size_t hl = strlen(hex);
     sealed = malloc(hl / 2 + 1);

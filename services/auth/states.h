@@ -29,10 +29,11 @@ int states_well_formed(const char *s);
 struct state_new {
     char state[STATE_LEN_MAX]; /* goes into the consent URL */
     char challenge[64];        /* PKCE S256 challenge of the stored verifier */
+    char nonce[64];            /* OpenID Connect nonce (the consent's id_token must carry it) */
 };
 
 /* Issue a state for (tenant, provider, admin) valid for ttl_s seconds, with a fresh PKCE
- * verifier stored sealed. 0 or -1 with a message. */
+ * verifier stored sealed and a fresh nonce. 0 or -1 with a message. */
 int states_create(PGconn *pg, const struct grants *g, const char *tenant, const char *provider,
                   const char *admin, const char *redirect_uri, long ttl_s, struct state_new *out,
                   char *err, size_t errlen) __attribute__((warn_unused_result));
@@ -41,6 +42,7 @@ struct state_info {
     char tenant[80];
     char admin[320];
     char verifier[VERIFIER_LEN_MAX]; /* PKCE verifier (wipe after use) */
+    char nonce[64];                  /* "" for a state issued before nonces existed */
 };
 
 /* Consume a state for provider atomically: it is marked used whatever comes next, so a

@@ -29,6 +29,8 @@ AZURE_SYNC_SECRET = "async-" + secrets.token_hex(16)
 SERVICE_SECRETS = [API_SECRET, GOOGLE_SYNC_SECRET, AZURE_SYNC_SECRET]
 CALLER_SECRETS = (f"api:{API_SECRET},google-sync:{GOOGLE_SYNC_SECRET},"
                   f"azure-sync:{AZURE_SYNC_SECRET}")
+# asked with the Directory scopes, so that the consent's id_token names who gave it
+IDENTITY_SCOPES = ["openid", "https://www.googleapis.com/auth/userinfo.email"]
 AUTH_KEY = secrets.token_hex(32)
 GOOGLE_SECRET = "panel-google-secret"
 MS_SECRET = "panel-ms-secret"
@@ -72,6 +74,7 @@ def auth_env(emu_url, scheduler=False, tick_ms=300):
         "PANEL_GOOGLE_REVOKE_URL": emu_url + "/revoke",
         "PANEL_MS_LOGIN_URL": emu_url,
         "PANEL_GOOGLE_ISSUER": emu_url,
+        "PANEL_GOOGLE_API_URL": emu_url,
         "PANEL_GOOGLE_CLIENT_ID": "panel-google-client",
         "PANEL_GOOGLE_CLIENT_SECRET": GOOGLE_SECRET,
         "PANEL_MS_CLIENT_ID": "panel-ms-client",
@@ -196,7 +199,9 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         url = self.start_consent(tenant, district)
         q = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
         self.assertEqual(q["response_type"], ["code"])
-        self.assertEqual(sorted(q["scope"][0].split()), sorted(GOOGLE_SCOPES))
+        self.assertEqual(sorted(q["scope"][0].split()),
+                         sorted(GOOGLE_SCOPES + ["openid", "email"]))
+        self.assertTrue(q["nonce"][0])
         self.assertEqual(q["access_type"], ["offline"])
         self.assertEqual(q["prompt"], ["consent"])
         self.assertEqual(q["include_granted_scopes"], ["true"])
@@ -220,7 +225,9 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         self.assertEqual(c["status"], "connected")
         self.assertTrue(c["has_grant"])
         self.assertEqual(c["key_id"], "k1")
-        self.assertEqual(sorted(c["granted"]), sorted(GOOGLE_SCOPES))
+        self.assertEqual(sorted(c["granted"]), sorted(GOOGLE_SCOPES + IDENTITY_SCOPES))
+        # bound to the Workspace of the admin who consented
+        self.assertEqual(c["provider_tenant"], district["google_customer_id"])
         runs = self.runs(tenant)
         self.assertEqual([(r["source"], r["reason"]) for r in runs], [("google", "authorized")])
 
@@ -277,6 +284,47 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         c = self.connection(tenant, "google")
         self.assertFalse(c and c["has_grant"])
         self.assertEqual(self.runs(tenant), [])
+
+    def test_google_consent_is_bound_to_its_admin_and_workspace(self):
+        a, b, c = new_tenant("auth"), new_tenant("auth"), new_tenant("auth")
+        d, e = self.new_district(), self.new_district()
+        self.connect_google(a, d)
+        self.assertEqual(self.connection(a, "google")["provider_tenant"], d["google_customer_id"])
+
+        def refused(tenant, started_by, consenting, district):
+            url = urllib.parse.urlsplit(self.start_consent(tenant, {"admin_email": started_by}))
+            # the person who consents picks their own account (auth hinted the starter's)
+            q = dict(urllib.parse.parse_qsl(url.query))
+            q.pop("login_hint", None)
+            url = url._replace(query=urllib.parse.urlencode(q)).geturl()
+            status, location, body = self.callback(
+                self.consent(url, {"admin_email": consenting}))
+            self.assertEqual(status, 302, body)
+            self.assertIn("result=error", location)
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(location).fragment.partition("?")[2])
+            return q["message"][0]
+
+        # the same Workspace for a second district
+        msg = refused(b, d["admin_email"], d["admin_email"], d)
+        self.assertIn("already connected to another district", msg)
+        self.assertFalse((self.connection(b, "google") or {}).get("has_grant"))
+        # district A re-authorized with another Workspace: A keeps its own
+        msg = refused(a, e["admin_email"], e["admin_email"], e)
+        self.assertIn("another Google Workspace", msg)
+        self.assertEqual(self.connection(a, "google")["provider_tenant"], d["google_customer_id"])
+        self.assertEqual(self.connection(a, "google")["status"], "connected")
+        # consented by someone else than the admin who started it
+        other = "other.admin@" + e["domain"]
+        status, _, body = http("POST", f"{self.emu.admin_url}/control/districts/{e['id']}/admins",
+                               {"email": other})
+        self.assertEqual(status, 201, body)
+        msg = refused(c, e["admin_email"], other, e)
+        self.assertIn(f"the consent was given by {other}", msg)
+        self.assertFalse((self.connection(c, "google") or {}).get("has_grant"))
+        self.assertEqual(self.runs(b) + self.runs(c), [])
+        # the right admin for C: accepted, bound to e's Workspace
+        self.connect_google(c, e)
+        self.assertEqual(self.connection(c, "google")["provider_tenant"], e["google_customer_id"])
 
     def test_tampered_replayed_expired_and_foreign_state(self):
         tenant, district = new_tenant("auth"), self.new_district()

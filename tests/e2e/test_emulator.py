@@ -1340,7 +1340,8 @@ class SigninTest(unittest.TestCase):
         s, _, b = self.ms_redeem(code, verifier)
         self.assertEqual(s, 200, b)
         check_ref(self, b, "microsoft", "token_response")
-        header, claims, ok = rs256_verify(b["id_token"], self.jwks("/common/discovery/v2.0/keys"))
+        header, claims, ok = rs256_verify(b["id_token"],
+                                          self.jwks("/common/discovery/v2.0/keys"))
         self.assertTrue(ok)
         check_ref(self, claims, "microsoft", "id_token_claims")
         self.assertEqual(claims["iss"], f"{self.emu.url}/{d['azure_tenant_id']}/v2.0")
@@ -1377,7 +1378,8 @@ class SigninTest(unittest.TestCase):
 
     def test_key_rotation_and_modes(self):
         jwks1 = self.jwks("/oauth2/v3/certs")
-        kid1 = rs256_verify(self.google_signin("admin@alpha.k12.example")["id_token"], jwks1)[0]["kid"]
+        first = self.google_signin("admin@alpha.k12.example")["id_token"]
+        kid1 = rs256_verify(first, jwks1)[0]["kid"]
         s, _, b = request("POST", f"{self.emu.admin}/control/oidc/rotate")
         self.assertEqual(s, 200, b)
         jwks2 = self.jwks("/oauth2/v3/certs")

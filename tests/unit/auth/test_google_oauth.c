@@ -24,8 +24,9 @@ static void test_consent_url(void **state)
     (void)state;
     struct buf b;
     buf_init(&b, 8192);
-    assert_int_equal(google_consent_url(&b, &cfg, "STATE123", "CHALLENGE", "admin@d.k12.example"),
-                     0);
+    assert_int_equal(
+        google_consent_url(&b, &cfg, "STATE123", "NONCE456", "CHALLENGE", "admin@d.k12.example"),
+        0);
     const char *u = b.data;
     assert_true(strncmp(u, "http://127.0.0.1:8090/o/oauth2/v2/auth?", 39) == 0);
     assert_non_null(strstr(u, "response_type=code"));
@@ -36,10 +37,13 @@ static void test_consent_url(void **state)
     assert_non_null(strstr(u, "prompt=consent"));
     assert_non_null(strstr(u, "include_granted_scopes=true"));
     assert_non_null(strstr(u, "state=STATE123"));
+    assert_non_null(strstr(u, "nonce=NONCE456"));
+    /* who consents is named by an id_token: openid and email, nothing more */
+    assert_non_null(strstr(u, "%20openid%20email&"));
     assert_non_null(strstr(u, "code_challenge=CHALLENGE"));
     assert_non_null(strstr(u, "code_challenge_method=S256"));
     assert_non_null(strstr(u, "login_hint=admin%40d.k12.example"));
-    /* Exactly the three read-only scopes, and never the secret. */
+    /* Exactly the three read-only Directory scopes, and never the secret. */
     assert_non_null(strstr(u, "admin.directory.user.readonly"));
     assert_non_null(strstr(u, "admin.directory.orgunit.readonly"));
     assert_non_null(strstr(u, "admin.directory.device.chromeos.readonly"));
