@@ -257,6 +257,23 @@ class DeltaEventsAsPublished(unittest.TestCase):
         self.assertEqual(sorted(ppl), ["k0@d.org"])
         self.assertEqual(ppl["k0@d.org"]["fields"]["job_title"], "Nurse")
 
+    def test_run_started_as_delta_and_completed_as_full_is_a_full_run(self):
+        t = tm.relaxed_tenant()
+        r1, evs = tm.full_run(t, "azure", lambda r: [
+            tm.person(t, "azure", r, f"a{i}", f"m{i}@d.org") for i in range(3)])
+        tm.publish(t, evs)
+        tm.wait_run(t, r1)
+        r2 = str(uuid.uuid4())
+        tm.publish(t, [tm.started(t, "azure", r2, kind="RUN_KIND_DELTA")]
+                   + [tm.person(t, "azure", r2, f"a{i}", f"m{i}@d.org") for i in range(2)]
+                   + [tm.completed(t, "azure", r2, kind="RUN_KIND_FULL")])
+        row = tm.wait_run(t, r2)
+        self.assertEqual(row["removed"], 1, row)
+        self.assertTrue(tm.people(t)["m2@d.org"]["removed"])
+        kind = psql("SELECT kind FROM sync_runs WHERE tenant_id = :'t' AND run_id = :'r'",
+                    t=t, r=r2)
+        self.assertEqual(kind, [["full"]])
+
     def test_failed_delta_run_removes_nothing_it_reported(self):
         t = tm.relaxed_tenant()
         r1, evs = tm.full_run(t, "azure", lambda r: [

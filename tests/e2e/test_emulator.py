@@ -955,10 +955,11 @@ class MicrosoftTest(unittest.TestCase):
         try:
             tok = emu.graph_token("rep")
             base = f"{emu.admin}/control/districts/rep/azure"
-            _, _, link = self.delta_round(
-                f"{emu.url}/v1.0/users/delta?$select=id,jobTitle,officeLocation,mail", tok)
             dump = emu.dump("rep", "azure/users")
             twice, back = dump[1]["id"], dump[2]["id"]
+            jpost(f"{base}/users/{twice}", {"officeLocation": "B-2"}, "PATCH")
+            _, _, link = self.delta_round(
+                f"{emu.url}/v1.0/users/delta?$select=id,jobTitle,officeLocation,mail", tok)
             s, _, b = jpost(base + "/delta", {"repeat_changes": True})
             self.assertEqual((s, b), (200, {"repeat_changes": True}))
             jpost(f"{base}/users/{twice}", {"jobTitle": "Coach"}, "PATCH")
