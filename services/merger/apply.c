@@ -1964,6 +1964,7 @@ static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t fr
                 if (rcnt) {
                     rcnt->seen++;
                     rcnt->skipped++;
+                    rcnt->observed++; /* received, though not applied */
                 }
             }
             continue;

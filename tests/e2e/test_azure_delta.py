@@ -16,17 +16,23 @@ import uuid
 import harness
 import test_merger as tm
 from fetch_helpers import (AuthStub, azure_admin_consent, control, fetcher_env, new_district,
-                           request_sync, start_emulator)
-from harness import Process, new_tenant, psql, require_env
+                           request_sync)
+from harness import Process, free_port, new_tenant, psql, require_env
 
 AZURE = "SOURCE_AZURE"
 
 
-class AzureDeltaThroughTheMerger(unittest.TestCase):
+class AzureWired:
+    """The emulator (with emu_env), AuthStub, azure-sync and the merger, and helpers."""
+    emu_env = {}
+
     @classmethod
     def setUpClass(cls):
         require_env()
-        cls.emu = start_emulator()
+        admin_port = free_port()
+        cls.emu = Process("panel-emulator", env=dict(
+            cls.emu_env, PANEL_EMULATOR_ADMIN_PORT=str(admin_port)))
+        cls.emu.admin_url = f"http://127.0.0.1:{admin_port}"
         cls.auth = AuthStub(cls.emu)
         cls.svc = Process("panel-azure-sync", env=fetcher_env(
             cls.auth, PANEL_GRAPH_URL=cls.emu.url, PANEL_AZURE_PAGE_SIZE=60,
@@ -91,6 +97,32 @@ class AzureDeltaThroughTheMerger(unittest.TestCase):
                               timeout_ms=3000)
         return [e["event"]["person_changed"] for e in evs]
 
+    def fallback_is_a_full_run(self):
+        """A delta run whose token expired (400 syncStateNotFound, or 410 with Location)."""
+        tenant, district = self.connect(30)
+        users = self.users(district)
+        gone, cleared = users[4]["id"], users[5]["id"]
+        control(self.emu, "PATCH", self.user_path(district, cleared), {"officeLocation": "C-3"})
+        self.sync(tenant)
+        before = psql("SELECT extract(epoch FROM last_full_at) FROM azure_delta_state"
+                      " WHERE tenant_id = :'t'", t=tenant)[0][0]
+        self.assertEqual(self.sync(tenant)[1]["kind"], "delta")
+        # removed from the directory and cleared while the delta token expires
+        control(self.emu, "DELETE", self.user_path(district, gone) + "?permanent=true")
+        control(self.emu, "PATCH", self.user_path(district, cleared), {"officeLocation": None})
+        control(self.emu, "POST", "/control/expire-page-tokens")
+        run_id, run = self.sync(tenant)
+        self.assertEqual((run["kind"], run["removed"]), ("full", 1), run)
+        self.assertTrue(self.person(tenant, gone)[3], "missing from the full listing: removed")
+        self.assertNotIn("office_location", self.person(tenant, cleared)[1])
+        after = psql("SELECT extract(epoch FROM last_full_at) FROM azure_delta_state"
+                     " WHERE tenant_id = :'t'", t=tenant)[0][0]
+        self.assertGreater(float(after), float(before), "a real full run")
+        # and the next run is a delta round from the new link
+        self.assertEqual(self.sync(tenant)[1]["kind"], "delta")
+
+
+class AzureDeltaThroughTheMerger(AzureWired, unittest.TestCase):
     # ------------------------------------------------------------------ item 1
     def test_minimal_delta_without_mail_updates_and_clears_the_known_person(self):
         tenant, district = self.connect(30)
@@ -166,27 +198,7 @@ class AzureDeltaThroughTheMerger(unittest.TestCase):
 
     # ------------------------------------------------------------------ item 3
     def test_delta_run_that_fell_back_to_a_full_listing_is_a_full_run(self):
-        tenant, district = self.connect(30)
-        users = self.users(district)
-        gone, cleared = users[4]["id"], users[5]["id"]
-        control(self.emu, "PATCH", self.user_path(district, cleared), {"officeLocation": "C-3"})
-        self.sync(tenant)
-        before = psql("SELECT extract(epoch FROM last_full_at) FROM azure_delta_state"
-                      " WHERE tenant_id = :'t'", t=tenant)[0][0]
-        self.assertEqual(self.sync(tenant)[1]["kind"], "delta")
-        # removed from the directory and cleared while the delta token expires
-        control(self.emu, "DELETE", self.user_path(district, gone) + "?permanent=true")
-        control(self.emu, "PATCH", self.user_path(district, cleared), {"officeLocation": None})
-        control(self.emu, "POST", "/control/expire-page-tokens")
-        run_id, run = self.sync(tenant)
-        self.assertEqual((run["kind"], run["removed"]), ("full", 1), run)
-        self.assertTrue(self.person(tenant, gone)[3], "missing from the full listing: removed")
-        self.assertNotIn("office_location", self.person(tenant, cleared)[1])
-        after = psql("SELECT extract(epoch FROM last_full_at) FROM azure_delta_state"
-                     " WHERE tenant_id = :'t'", t=tenant)[0][0]
-        self.assertGreater(float(after), float(before), "a real full run")
-        # and the next run is a delta round from the new link
-        self.assertEqual(self.sync(tenant)[1]["kind"], "delta")
+        self.fallback_is_a_full_run()  # the emulator answers 400 syncStateNotFound
 
     # ------------------------------------------------------------------ item 7
     def test_delta_removals_pass_the_threshold_and_wait_for_approval(self):
@@ -224,6 +236,14 @@ class AzureDeltaThroughTheMerger(unittest.TestCase):
         self.assertEqual((status, body.get("removed")), (200, 2), body)
         self.assertFalse(self.person(tenant, back)[3], "observed again: not removed")
         self.assertTrue(all(self.person(tenant, u["id"])[3] for u in users[1:3]))
+
+
+class FallbackAfterGone(AzureWired, unittest.TestCase):
+    """Graph's other answer to an expired token: 410 Gone with a Location header."""
+    emu_env = {"PANEL_EMULATOR_DELTA_EXPIRED": "gone"}
+
+    def test_delta_run_answered_410_gone_is_a_full_run(self):
+        self.fallback_is_a_full_run()
 
 
 class DeltaEventsAsPublished(unittest.TestCase):
