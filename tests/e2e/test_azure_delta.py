@@ -294,6 +294,29 @@ class DeltaEventsAsPublished(unittest.TestCase):
                     t=t, r=r2)
         self.assertEqual(kind, [["full"]])
 
+    def test_two_deltas_of_one_object_in_a_round_are_combined(self):
+        t = tm.relaxed_tenant()
+        r1, evs = tm.full_run(t, "azure", lambda r: [
+            tm.person(t, "azure", r, "a0", "two@d.org", department="Art",
+                      office_location="A-1")])
+        tm.publish(t, evs)
+        tm.wait_run(t, r1)
+        r2 = str(uuid.uuid4())
+        first = tm.env_of(t, "azure", r2, person_observed={"person": {
+            "source_id": "a0", "email": "two@d.org", "job_title": "Coach",
+            "cleared_fields": ["office_location"]}})
+        second = tm.env_of(t, "azure", r2, person_observed={"person": {
+            "source_id": "a0", "email": "two@d.org", "office_location": "B-2",
+            "cleared_fields": ["department"]}})
+        tm.publish(t, [tm.started(t, "azure", r2, kind="RUN_KIND_DELTA"), first, second,
+                       tm.completed(t, "azure", r2, kind="RUN_KIND_DELTA")])
+        row = tm.wait_run(t, r2)
+        self.assertEqual((row["seen"], row["updated"]), (1, 1), row)
+        fields = tm.people(t)["two@d.org"]["fields"]
+        self.assertEqual(fields["job_title"], "Coach")
+        self.assertEqual(fields["office_location"], "B-2", "set again after the clear")
+        self.assertNotIn("department", fields)
+
     def test_failed_delta_run_removes_nothing_it_reported(self):
         t = tm.relaxed_tenant()
         r1, evs = tm.full_run(t, "azure", lambda r: [
