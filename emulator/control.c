@@ -300,6 +300,34 @@ static int districts_handler(struct mg_connection *conn, void *ctx)
         district_unlock(d);
         return send_json(conn, 200, json_pack("{s:b}", "granted", granted));
     }
+    if (nseg == 3 && !strcmp(segs[1], "azure") && !strcmp(segs[2], "delta") && !strcmp(m, "POST")) {
+        int status = 0;
+        bool repeats;
+        json_t *body = read_json(conn, &status);
+        if (!body)
+            return status;
+        enum json_get g = json_get_bool(body, "repeat_changes", &repeats);
+        json_decref(body);
+        if (g != JSON_GET_OK)
+            return reply_err(conn, 400, "bad_request", "\"repeat_changes\" must be a boolean");
+        district_lock(d);
+        district_set_delta_repeats(d, repeats);
+        district_unlock(d);
+        return send_json(conn, 200, json_pack("{s:b}", "repeat_changes", repeats));
+    }
+    if (nseg == 5 && !strcmp(segs[1], "azure") && !strcmp(segs[2], "users") &&
+        !strcmp(segs[4], "restore")) {
+        if (strcmp(m, "POST"))
+            return reply_err(conn, 405, "method_not_allowed", "POST");
+        district_lock(d);
+        int rc = district_restore(d, DC_AUSERS, segs[3]);
+        district_unlock(d);
+        if (rc == -2)
+            return reply_err(conn, 404, "not_found", "no soft-deleted user with this id");
+        if (rc)
+            return reply_err(conn, 500, "internal", "out of memory");
+        return send_json(conn, 200, json_pack("{s:s}", "status", "restored"));
+    }
     if (nseg < 3 || nseg > 4)
         return reply_err(conn, 404, "not_found", "no such resource");
     enum dcoll c;

@@ -45,6 +45,7 @@ struct district {
     struct change *changes;
     size_t nchanges, capchanges;
     uint64_t azure_version;
+    bool delta_repeats; /* district_set_delta_repeats */
     struct district_auth auth;
     uint64_t rng;
 };
@@ -1673,6 +1674,25 @@ int district_delete(struct district *d, enum dcoll c, const char *id, bool perma
     return 0;
 }
 
+int district_restore(struct district *d, enum dcoll c, const char *id)
+{
+    long i = district_find(d, c, id);
+    if (c != DC_AUSERS || i < 0)
+        return -2;
+    struct ditem *it = &d->coll[c].items[i];
+    if ((it->flags & DITEM_GONE) || !(it->flags & DITEM_DELETED))
+        return -2;
+    it->flags &= ~(unsigned)DITEM_DELETED;
+    d->coll[c].live++;
+    d->coll[c].generation++;
+    return log_change(d, (size_t)i, DCHANGE_RESTORED, NULL);
+}
+
+void district_set_delta_repeats(struct district *d, bool repeats)
+{
+    d->delta_repeats = repeats;
+}
+
 uint64_t district_azure_version(const struct district *d)
 {
     return d->azure_version;
@@ -1708,7 +1728,7 @@ long district_azure_changes(const struct district *d, uint64_t from, uint64_t to
     for (size_t k = lo; k < d->nchanges && d->changes[k].version <= to; k++) {
         const struct change *ch = &d->changes[k];
         struct dchange_sum *s;
-        if (slot[ch->item] < 0) {
+        if (slot[ch->item] < 0 || d->delta_repeats) {
             slot[ch->item] = (long)n;
             s = &sums[n++];
             s->item = ch->item;
@@ -1716,7 +1736,8 @@ long district_azure_changes(const struct district *d, uint64_t from, uint64_t to
             s->props[0] = '\0';
         } else {
             s = &sums[slot[ch->item]];
-            if (ch->kind == DCHANGE_HARD || ch->kind == DCHANGE_SOFT)
+            if (ch->kind == DCHANGE_HARD || ch->kind == DCHANGE_SOFT ||
+                ch->kind == DCHANGE_RESTORED)
                 s->kind = ch->kind;
         }
         if (ch->kind == DCHANGE_UPDATED && ch->props) {

@@ -89,16 +89,32 @@ int district_patch(struct district *d, enum dcoll c, const char *id, json_t *pat
 int district_delete(struct district *d, enum dcoll c, const char *id, bool permanent)
     __attribute__((warn_unused_result));
 
+/* Restore a soft-deleted Azure user (Graph's deletedItems restore): it is listed again, and
+ * the next delta round carries it whole. 0, -2 not found or not soft-deleted, -1 memory. */
+int district_restore(struct district *d, enum dcoll c, const char *id)
+    __attribute__((warn_unused_result));
+
 /* Azure change log for delta queries. Versions start at 1 after generation. */
 uint64_t district_azure_version(const struct district *d);
-enum dchange { DCHANGE_UPDATED = 0, DCHANGE_CREATED = 1, DCHANGE_SOFT = 2, DCHANGE_HARD = 3 };
+enum dchange {
+    DCHANGE_UPDATED = 0,
+    DCHANGE_CREATED = 1,
+    DCHANGE_SOFT = 2,
+    DCHANGE_HARD = 3,
+    DCHANGE_RESTORED = 4
+};
 struct dchange_sum {
     size_t item;       /* index into DC_AUSERS */
     enum dchange kind; /* the net effect */
     char props[512];   /* ",a,b," changed property names (DCHANGE_UPDATED) */
 };
-/* The net changes with from < version <= to, one entry per user in first-change order.
- * Caller frees *out. Returns the count, or -1 (out of memory). */
+/* Graph may list one object more than once in a round. With repeats on, every change is its
+ * own entry (two PATCHes between rounds: two entries); off (the default), one net entry per
+ * user. */
+void district_set_delta_repeats(struct district *d, bool repeats);
+/* The changes with from < version <= to: one net entry per user in first-change order, or
+ * one per change with repeats on. Caller frees *out. Returns the count, or -1 (out of
+ * memory). */
 long district_azure_changes(const struct district *d, uint64_t from, uint64_t to,
                             struct dchange_sum **out);
 

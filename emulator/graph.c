@@ -130,8 +130,9 @@ static const char *skip_value(const char *p)
 }
 
 /* Append the user projected on mask, copying member text from the stored compact object
- * (no parse); with only (",a,b,") set, just those and id. Selected properties the object
- * lacks read as null. -1 on a malformed object or out of memory. */
+ * (no parse); with only (",a,b,") set, just those and id (a minimal delta entry). Selected
+ * properties the object lacks read as null (an explicit null in a minimal entry: cleared).
+ * -1 on a malformed object or out of memory. */
 static int append_user(struct buf *b, const char *json, uint64_t mask, const char *only)
 {
     uint64_t seen = 0;
@@ -173,8 +174,14 @@ static int append_user(struct buf *b, const char *json, uint64_t mask, const cha
         p = ve;
     }
     for (size_t i = 0; i < NPROPS; i++) {
-        if (!(mask & (1ULL << i)) || (seen & (1ULL << i)) || only)
+        if (!(mask & (1ULL << i)) || (seen & (1ULL << i)))
             continue;
+        if (only) { /* a changed property the object no longer has was cleared: null */
+            char probe[64];
+            snprintf(probe, sizeof probe, ",%s,", props[i]);
+            if (!strstr(only, probe))
+                continue;
+        }
         if (buf_appendf(b, "%s\"%s\":null", first ? "" : ",", props[i]))
             return -1;
         first = false;

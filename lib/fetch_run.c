@@ -219,6 +219,17 @@ void fetch_run_set_kind(struct fetch_run *r, Panel__V1__RunKind kind)
     r->kind = kind;
 }
 
+static int publish_started(struct fetch_run *r);
+
+int fetch_run_restart_as(struct fetch_run *r, Panel__V1__RunKind kind)
+{
+    r->kind = kind;
+    if (publish_started(r))
+        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                              "cannot publish the run's new start");
+    return 0;
+}
+
 int fetch_run_set_delta_link(struct fetch_run *r, const char *link)
 {
     char *copy = strdup(link);

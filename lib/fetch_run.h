@@ -120,6 +120,11 @@ bool fetch_run_preview(const struct fetch_run *r);
 Panel__V1__RunKind fetch_run_kind(const struct fetch_run *r);
 const char *fetch_run_delta_link(const struct fetch_run *r); /* NULL when none */
 void fetch_run_set_kind(struct fetch_run *r, Panel__V1__RunKind kind);
+/* Change the run's kind mid-run and publish RunStarted again with it: what follows is
+ * applied as that kind (Azure: a delta run whose token expired goes on as a full listing, so
+ * the merger must not take the listing for changes). 0, or -1 after failing the run. */
+int fetch_run_restart_as(struct fetch_run *r, Panel__V1__RunKind kind)
+    __attribute__((warn_unused_result));
 /* Azure: the delta link RunCompleted carries (copied). 0 or -1. */
 int fetch_run_set_delta_link(struct fetch_run *r, const char *link)
     __attribute__((warn_unused_result));

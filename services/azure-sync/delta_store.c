@@ -82,7 +82,8 @@ int delta_store_save(struct delta_store *ds, const char *tenant, const char *lin
     const char *params[] = {tenant, link, full ? "t" : "f"};
     PGresult *res = exec(ds,
                          "INSERT INTO azure_delta_state (tenant_id, delta_link, last_full_at) "
-                         "VALUES ($1, $2, now()) ON CONFLICT (tenant_id) DO UPDATE SET "
+                         "VALUES ($1, $2, CASE WHEN $3::boolean THEN now() ELSE 'epoch' END) "
+                         "ON CONFLICT (tenant_id) DO UPDATE SET "
                          "delta_link = EXCLUDED.delta_link, updated_at = now(), "
                          "last_full_at = CASE WHEN $3::boolean THEN now() "
                          "ELSE azure_delta_state.last_full_at END",

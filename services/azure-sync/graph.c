@@ -377,6 +377,10 @@ int graph_run(struct fetch_run *run, void *ctx)
                    "the delta token expired; falling back to a full run");
         if (g->store && delta_store_forget(g->store, fetch_run_tenant(run), err, sizeof err))
             log_warn_t(fetch_run_tenant(run), fetch_run_id(run), "cannot forget the link: %s", err);
+        /* From here on it is a full run: the listing that follows is whole objects, and what
+         * it does not list is gone (RunStarted again tells the merger before the first one). */
+        if (fetch_run_restart_as(run, PANEL__V1__RUN_KIND__RUN_KIND_FULL))
+            return -1;
     }
     return full_run(run, g);
 }

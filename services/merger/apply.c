@@ -22,6 +22,7 @@ struct run_counts {
     char tenant[129];
     char run_id[EVENTS_ID_LEN];
     long seen, created, updated, unchanged, skipped, match_cases, removed;
+    long observed; /* observation events received (sync_runs.observed) */
 };
 
 struct actx {
@@ -160,19 +161,20 @@ static int flush_counts(struct actx *c)
     for (size_t i = 0; i < c->nruns; i++) {
         struct run_counts *r = &c->runs[i];
         json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "t", r->tenant, "r", r->run_id,
-                           "rm", (json_int_t)r->removed, "seen", (json_int_t)r->seen, "cr",
-                           (json_int_t)r->created, "up", (json_int_t)r->updated, "un",
+            arr, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "t", r->tenant, "r",
+                           r->run_id, "rm", (json_int_t)r->removed, "seen", (json_int_t)r->seen,
+                           "cr", (json_int_t)r->created, "up", (json_int_t)r->updated, "un",
                            (json_int_t)r->unchanged, "sk", (json_int_t)r->skipped, "mc",
-                           (json_int_t)r->match_cases));
+                           (json_int_t)r->match_cases, "ob", (json_int_t)r->observed));
     }
     PGresult *res = qj(c,
                        "UPDATE sync_runs s SET seen = s.seen + v.seen, created = s.created + v.cr,"
                        " updated = s.updated + v.up, unchanged = s.unchanged + v.un,"
                        " skipped = s.skipped + v.sk, match_cases = s.match_cases + v.mc,"
-                       " removed = s.removed + v.rm"
+                       " removed = s.removed + v.rm, observed = s.observed + v.ob"
                        " FROM jsonb_to_recordset($1::jsonb) AS v(t text, r uuid, seen bigint,"
-                       " cr bigint, up bigint, un bigint, sk bigint, mc bigint, rm bigint)"
+                       " cr bigint, up bigint, un bigint, sk bigint, mc bigint, rm bigint,"
+                       " ob bigint)"
                        " WHERE s.tenant_id = v.t AND s.run_id = v.r",
                        arr, PGRES_COMMAND_OK);
     rc = res ? 0 : -1;
@@ -310,10 +312,11 @@ out:
 
 /* Merge one Person from its Google and Azure rows (either NULL); when the result differs from
  * what is stored (old fields, removed flag, sources as PostgreSQL prints text[], version; 0 =
- * a Person not created yet), append its new row to upd and its event to the outbox. */
+ * a Person not created yet), append its new row to upd and its event to the outbox.
+ * unsuspended: one of its rows came back from an Azure soft delete (a restored account). */
 static int remerge_one(struct actx *c, const char *tenant, const char *pid, const char *run,
                        const json_t *old, const json_t *g, const json_t *a, bool was_removed,
-                       int64_t version, const char *old_sources, json_t *upd)
+                       bool unsuspended, int64_t version, const char *old_sources, json_t *upd)
 {
     struct merge_person mp;
     json_t *changed = NULL;
@@ -334,10 +337,11 @@ static int remerge_one(struct actx *c, const char *tenant, const char *pid, cons
                 old_sources && strcmp(pgsrcs, old_sources) == 0;
     int rc = 0;
     if (!same && !(version == 0 && mp.removed)) {
-        Panel__V1__ChangeKind kind = version == 0  ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
-                                     : mp.removed  ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_REMOVED
-                                     : was_removed ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
-                                                   : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
+        Panel__V1__ChangeKind kind = version == 0 ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
+                                     : mp.removed ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_REMOVED
+                                     : was_removed || unsuspended
+                                         ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
+                                         : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
         changed = merge_changed_fields(mp.removed ? mp.fields : old, mp.fields);
         if (mp.removed) { /* the shown values stay on the tombstone */
             json_decref(mp.fields);
@@ -389,9 +393,10 @@ static int people_remerge(struct actx *c, json_t *persons)
            "  ELSE '{}' END::jsonb FROM person_sources ps WHERE ps.tenant_id = p.tenant_id"
            "  AND ps.person_id = p.person_id AND ps.source = 'azure' AND ps.removed_at IS NULL"
            "  ORDER BY ps.source_id LIMIT 1),"
-           " p.sources::text"
-           " FROM (SELECT DISTINCT ON (t, p) t, p, r FROM jsonb_to_recordset($1::jsonb)"
-           "  AS v(t text, p uuid, r text) ORDER BY t, p) x"
+           " p.sources::text, x.u"
+           " FROM (SELECT t, p, min(r) AS r, bool_or(coalesce(u, false)) AS u"
+           "  FROM jsonb_to_recordset($1::jsonb) AS v(t text, p uuid, r text, u boolean)"
+           "  GROUP BY t, p) x"
            " JOIN people p ON p.tenant_id = x.t AND p.person_id = x.p"
            " ORDER BY p.tenant_id, p.person_id FOR UPDATE OF p",
            persons, PGRES_TUPLES_OK);
@@ -400,7 +405,8 @@ static int people_remerge(struct actx *c, json_t *persons)
     for (int i = 0; i < PQntuples(r); i++) {
         json_t *old = col_json(r, i, 2), *g = col_json(r, i, 7), *a = col_json(r, i, 8);
         int e = remerge_one(c, col_str(r, i, 0), col_str(r, i, 1), col_str(r, i, 6), old, g, a,
-                            col_bool(r, i, 4), col_i64(r, i, 5), col_str(r, i, 9), upd);
+                            col_bool(r, i, 4), col_bool(r, i, 10), col_i64(r, i, 5),
+                            col_str(r, i, 9), upd);
         json_decref(old);
         json_decref(g);
         json_decref(a);
@@ -489,6 +495,11 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
         const char *run = json_string_value(json_object_get(u, "r"));
         const char *pid = NULL, *why = NULL;
         char newid[EVENTS_ID_LEN], ck[700];
+        if (!e) { /* no address known at all: it stays unlinked until one arrives */
+            json_decref(cand);
+            json_decref(taken);
+            continue;
+        }
         if (json_array_size(cand) == 1) {
             pid = json_string_value(json_array_get(cand, 0));
         } else if (json_array_size(cand) == 0) {
@@ -608,8 +619,8 @@ static int people_create(struct actx *c, json_t *newpeople)
         if (remerge_one(c, json_string_value(json_object_get(np, "t")),
                         json_string_value(json_object_get(np, "p")),
                         json_string_value(json_object_get(np, "r")), NULL,
-                        json_object_get(np, "google"), json_object_get(np, "azure"), false, 0, "{}",
-                        ins))
+                        json_object_get(np, "google"), json_object_get(np, "azure"), false, false,
+                        0, "{}", ins))
             goto out;
         /* the e-mail it was linked by (no live Person has it) */
         if (json_array_size(ins) > before)
@@ -653,14 +664,20 @@ static json_t *person_alt_emails(const Panel__V1__Person *p)
     return alt;
 }
 
-/* The fields a cloud provided, as a JSON object (no source_id, no cleared_fields). */
+/* The fields a cloud provided, as a JSON object (no source_id, no cleared_fields).
+ * email_norm NULL: a delta observation that did not carry the address (the stored one stays). */
 static json_t *person_fields(const Panel__V1__Person *p, const char *email_norm)
 {
     json_t *f = events_to_json_value(&p->base);
     if (f) {
         json_object_del(f, "source_id");
         json_object_del(f, "cleared_fields");
-        json_object_set_new(f, "email_normalized", json_string(email_norm));
+        if (email_norm)
+            json_object_set_new(f, "email_normalized", json_string(email_norm));
+        else {
+            json_object_del(f, "email");
+            json_object_del(f, "email_normalized");
+        }
     }
     return f;
 }
@@ -735,30 +752,58 @@ static int people_apply(struct actx *c, json_t *rows)
         c,
         "WITH s AS (SELECT * FROM json_to_recordset($1::json) AS x(i int, t text, s text,"
         "  id text, f json, h text, r uuid, delta boolean, cl text[])),"
-        " c AS (SELECT s.i, s.t, s.id, s.r, s.delta, s.h, CASE WHEN s.delta AND ps.fields IS NOT"
-        "  NULL THEN (ps.fields || s.f::jsonb) - coalesce(s.cl, '{}') WHEN s.delta OR s.h IS NULL"
-        "  THEN s.f::jsonb END AS nf,"
+        " c AS (SELECT s.i, s.t, s.s, s.id, s.r, s.delta, s.h,"
+        "  CASE WHEN s.delta AND ps.fields IS NOT NULL"
+        "  THEN (ps.fields || s.f::jsonb) - coalesce(s.cl, '{}')"
+        "  WHEN s.delta OR s.h IS NULL THEN s.f::jsonb END AS nf,"
         "  ps.content_hash AS oh, ps.removed_at IS NOT NULL AS was_removed,"
-        "  ps.source_id IS NULL AS isnew, ps.person_id AS opid"
+        "  ps.source_id IS NULL AS isnew, ps.person_id AS opid,"
+        "  coalesce(ps.suspended_in_source, false) AS susp"
         "  FROM s LEFT JOIN person_sources ps ON ps.tenant_id = s.t AND ps.source = s.s"
         "  AND ps.source_id = s.id),"
         " h AS (SELECT c.*, coalesce(c.h, md5(c.nf::text)) AS nh FROM c),"
-        " d AS (SELECT h.*, isnew OR oh <> nh OR was_removed AS changed FROM h),"
+        /* seen again after an Azure soft delete: the account was restored */
+        " d AS (SELECT h.*, isnew OR oh <> nh OR was_removed OR susp AS changed FROM h),"
         " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
-        "  SELECT t, r, 'person', id FROM d WHERE r IS NOT NULL ON CONFLICT DO NOTHING)"
+        "  SELECT t, r, 'person', id FROM d WHERE r IS NOT NULL ON CONFLICT DO NOTHING),"
+        /* observed again: a removal reported earlier in the run no longer holds, nor does a
+         * removal another run holds for an admin's approval */
+        " rr AS (DELETE FROM run_reported_removals x USING d WHERE x.tenant_id = d.t"
+        "  AND x.run_id = d.r AND x.object_kind = 'person' AND x.source = d.s"
+        "  AND x.source_id = d.id),"
+        " hr AS (UPDATE run_outcomes o SET outcome = 'held_removal_cancelled',"
+        "  reason = 'observed again by run ' || d.r || ' before the approval' FROM d"
+        "  WHERE o.outcome = 'held_removal' AND o.tenant_id = d.t AND o.source = d.s"
+        "  AND o.source_id = d.id AND o.object_kind = 'person' AND o.run_id IS DISTINCT FROM d.r"
+        "  AND EXISTS (SELECT 1 FROM sync_runs sr WHERE sr.tenant_id = o.tenant_id"
+        "  AND sr.run_id = o.run_id AND sr.status = 'held') RETURNING o.tenant_id, o.run_id),"
+        " hc AS (UPDATE sync_runs sr SET pending_removals = greatest(sr.pending_removals - x.n, 0)"
+        "  FROM (SELECT tenant_id, run_id, count(*) AS n FROM hr GROUP BY 1, 2) x"
+        "  WHERE sr.tenant_id = x.tenant_id AND sr.run_id = x.run_id)"
         /* a full row's new fields are the ones sent: only a delta's come back */
         " SELECT i, changed, isnew, opid, CASE WHEN changed AND delta THEN nf::text END,"
-        "  CASE WHEN changed THEN nh END FROM d ORDER BY i",
+        "  CASE WHEN changed THEN nh END, susp FROM d ORDER BY i",
         cmp, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
         json_t *row = json_array_get(rows, (size_t)strtol(col_str(r, i, 0), NULL, 10));
-        bool changed = col_bool(r, i, 1), isnew = col_bool(r, i, 2);
+        bool changed = col_bool(r, i, 1), isnew = col_bool(r, i, 2), unsusp = col_bool(r, i, 6);
         const char *pid = col_str(r, i, 3);
         const char *t = json_string_value(json_object_get(row, "t"));
         const char *run = json_string_value(json_object_get(row, "r"));
         struct run_counts *rcnt = run ? run_counts_for(c, t, run) : NULL;
+        if (isnew && !json_is_string(json_object_get(row, "e"))) {
+            /* a delta of an object we never had, without an address to link it by */
+            outcome_add(c, t, run, "person", json_string_value(json_object_get(row, "s")),
+                        json_string_value(json_object_get(row, "id")), NULL, "skipped",
+                        "no usable e-mail address");
+            if (rcnt) {
+                rcnt->seen++;
+                rcnt->skipped++;
+            }
+            continue;
+        }
         if (rcnt) {
             rcnt->seen++;
             if (!changed)
@@ -779,8 +824,8 @@ static int people_apply(struct actx *c, json_t *rows)
         if (!up || json_array_append_new(ups, up))
             goto oom;
         if (pid) {
-            if (json_array_append_new(persons,
-                                      json_pack("{s:s,s:s,s:s?}", "t", t, "p", pid, "r", run)))
+            if (json_array_append_new(persons, json_pack("{s:s,s:s,s:s?,s:b}", "t", t, "p", pid,
+                                                         "r", run, "u", unsusp)))
                 goto oom;
         } else {
             json_t *u = json_copy(row); /* shallow: the fields are shared */
@@ -789,6 +834,13 @@ static int people_apply(struct actx *c, json_t *rows)
             json_object_set_new(u, "i", json_integer((json_int_t)json_array_size(unlinked)));
             if (delta_fields)
                 json_object_set_new(u, "nf", json_string(delta_fields));
+            if (!json_is_string(json_object_get(u, "e")) && delta_fields) {
+                /* a delta without the address: link by the one stored */
+                json_t *nf = json_loads(delta_fields, 0, NULL);
+                json_t *e = json_object_get(nf, "email_normalized");
+                json_object_set(u, "e", json_is_string(e) ? e : json_null());
+                json_decref(nf);
+            }
             json_object_set_new(u, "isnew", json_boolean(isnew));
             json_object_set(u, "up", up); /* people_link's "p" goes into the upsert row */
             json_array_append_new(unlinked, u);
@@ -1272,7 +1324,9 @@ static int run_info(struct actx *c, const char *tenant, const char *run, struct 
     return 0;
 }
 
-/* RunCompleted: for full runs, remove (or hold) what the run did not see. */
+/* RunCompleted: remove (or hold) what a full run did not see, or what a delta run reported
+ * deleted. The kind is the one RunCompleted reports (a delta run that fell back to a full
+ * listing completes as full), and it is stored as the run's kind. */
 static int run_completed(struct actx *c, const Envelope *env)
 {
     int rc = -1;
@@ -1295,9 +1349,28 @@ static int run_completed(struct actx *c, const Envelope *env)
     const Panel__V1__RunCompleted *rcm = env->run_completed;
     if (rcm->counts && events_to_json(&rcm->counts->base, &b))
         goto out;
-    bool full = !ri.delta && rcm->kind != PANEL__V1__RUN_KIND__RUN_KIND_DELTA;
-    if (full) {
-        const char *params[3] = {t, src, run};
+    bool full = rcm->has_kind && rcm->kind != PANEL__V1__RUN_KIND__RUN_KIND_UNSPECIFIED
+                    ? rcm->kind == PANEL__V1__RUN_KIND__RUN_KIND_FULL
+                    : !ri.delta;
+    const char *params[3] = {t, src, run};
+    if (cmd(c, "UPDATE sync_runs SET kind = $3 WHERE tenant_id = $1 AND run_id = $2", 3,
+            (const char *[]){t, run, full ? "full" : "delta"}))
+        goto out;
+    if (!full) {
+        /* what the run reported deleted, still there */
+        r = q(c,
+              "SELECT x.object_kind, x.source_id FROM run_reported_removals x"
+              " WHERE x.tenant_id = $1 AND x.source = $2 AND x.run_id = $3::uuid AND CASE"
+              " x.object_kind WHEN 'person' THEN EXISTS (SELECT 1 FROM person_sources ps"
+              "  WHERE ps.tenant_id = x.tenant_id AND ps.source = x.source"
+              "  AND ps.source_id = x.source_id AND ps.removed_at IS NULL)"
+              " WHEN 'device' THEN EXISTS (SELECT 1 FROM assets a WHERE a.tenant_id = x.tenant_id"
+              "  AND a.device_id = x.source_id AND a.in_google)"
+              " ELSE EXISTS (SELECT 1 FROM org_units o WHERE o.tenant_id = x.tenant_id"
+              "  AND o.org_unit_id = x.source_id AND o.removed_at IS NULL) END"
+              " ORDER BY x.object_kind, x.source_id",
+              3, params, PGRES_TUPLES_OK);
+    } else {
         r = q(c,
               /* EXCEPT (a hash set operation) whatever the statistics of run_seen say */
               "(SELECT 'person' AS k, ps.source_id FROM person_sources ps WHERE ps.tenant_id = $1"
@@ -1313,15 +1386,19 @@ static int run_completed(struct actx *c, const Envelope *env)
               " EXCEPT SELECT 'org_unit', x.source_id FROM run_seen x WHERE x.tenant_id = $1"
               " AND x.run_id = $3::uuid AND x.object_kind = 'org_unit')",
               3, params, PGRES_TUPLES_OK);
-        if (!r)
-            goto out;
-        for (int i = 0; i < PQntuples(r); i++) {
-            const char *k = col_str(r, i, 0);
-            n[k[0] == 'p' ? 0 : k[0] == 'd' ? 1 : 2]++;
-            json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src,
-                                                  "id", col_str(r, i, 1)));
-        }
-        PQclear(r);
+    }
+    if (!r)
+        goto out;
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *k = col_str(r, i, 0);
+        n[k[0] == 'p' ? 0 : k[0] == 'd' ? 1 : 2]++;
+        json_array_append_new(
+            list, json_pack("{s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src, "id", col_str(r, i, 1)));
+    }
+    PQclear(r);
+    r = NULL;
+    if (json_array_size(list) > 0) {
+        /* the same threshold for a full run's and a delta run's removals */
         r = q(c,
               "SELECT (SELECT count(*) FROM person_sources WHERE tenant_id = $1 AND source = $2"
               " AND removed_at IS NULL),"
@@ -1343,20 +1420,29 @@ static int run_completed(struct actx *c, const Envelope *env)
         r = NULL;
         for (int k = 0; k < 3; k++)
             held |= merge_threshold_exceeded(n[k], total[k], max_count, max_pct);
-        /* Objects the fetcher skipped or that were dead-lettered are unseen too: deleting
-         * them would be a guess, so such a run's removals wait for an admin. */
+    }
+    if (full && json_array_size(list) > 0) {
+        /* Objects the fetcher skipped, that were dead-lettered, or whose events never reached
+         * the merger are unseen too: deleting them would be a guess, so such a run's removals
+         * wait for an admin. */
         r = q(c,
-              "SELECT count(*) FROM run_outcomes WHERE tenant_id = $1 AND run_id = $2::uuid"
-              " AND outcome = 'invalid'",
+              "SELECT (SELECT count(*) FROM run_outcomes WHERE tenant_id = $1"
+              " AND run_id = $2::uuid AND outcome = 'invalid'),"
+              " (SELECT observed FROM sync_runs WHERE tenant_id = $1 AND run_id = $2::uuid)",
               2, (const char *[]){t, run}, PGRES_TUPLES_OK);
         if (!r)
             goto out;
-        incomplete = col_i64(r, 0, 0) +
-                     (rcm->counts && rcm->counts->has_skipped ? (int64_t)rcm->counts->skipped : 0);
+        const Panel__V1__RunCounts *rc_counts = rcm->counts;
+        long invalid = (long)col_i64(r, 0, 0), received = (long)col_i64(r, 0, 1);
+        long skipped = rc_counts && rc_counts->has_skipped ? (long)rc_counts->skipped : 0;
+        long reported =
+            rc_counts ? (long)(rc_counts->people + rc_counts->org_units + rc_counts->devices) : 0;
         PQclear(r);
         r = NULL;
-        if (incomplete > 0 && json_array_size(list) > 0)
+        if (merge_run_incomplete(reported, received, skipped, invalid)) {
             held = true;
+            incomplete = invalid + skipped + (received < reported ? reported - received : 0);
+        }
     }
     long nlist = (long)json_array_size(list);
     char nbuf[32], rbuf[32];
@@ -1385,8 +1471,8 @@ static int run_completed(struct actx *c, const Envelope *env)
         char msg[200];
         if (incomplete > 0)
             snprintf(msg, sizeof msg,
-                     "run incomplete (%lld objects skipped or invalid): removals wait for an "
-                     "admin's approval",
+                     "run incomplete (%lld objects skipped, invalid or not received): removals "
+                     "wait for an admin's approval",
                      (long long)incomplete);
         else
             snprintf(msg, sizeof msg, "deletions exceed the threshold; approve or reject");
@@ -1422,7 +1508,9 @@ static int run_completed(struct actx *c, const Envelope *env)
     }
     if (rc == 0) {
         const char *params[2] = {t, run};
-        rc = cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params);
+        rc = cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params) ||
+             cmd(c, "DELETE FROM run_reported_removals WHERE tenant_id = $1 AND run_id = $2", 2,
+                 params);
     }
 out:
     PQclear(r);
@@ -1457,15 +1545,17 @@ static int run_failed(struct actx *c, const Envelope *env)
     /* A failed run deletes nothing: what it saw is forgotten. The reason is stored as the
      * short code admins see ("revoked", "throttled", ...), with the listings the provider
      * refused (what the connection then says is missing). */
-    int rc = cmd(c,
-                 "UPDATE sync_runs SET status = 'failed', finished_at = now(),"
-                 " failure_reason = lower(regexp_replace($3, '^RUN_FAILURE_REASON_', '')),"
-                 " message = $4,"
-                 " forbidden_listings = ARRAY(SELECT jsonb_array_elements_text($5::jsonb))"
-                 " WHERE tenant_id = $1 AND run_id = $2"
-                 " AND status IN ('requested', 'running', 'expired')",
-                 5, params) ||
-             cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params);
+    int rc =
+        cmd(c,
+            "UPDATE sync_runs SET status = 'failed', finished_at = now(),"
+            " failure_reason = lower(regexp_replace($3, '^RUN_FAILURE_REASON_', '')),"
+            " message = $4,"
+            " forbidden_listings = ARRAY(SELECT jsonb_array_elements_text($5::jsonb))"
+            " WHERE tenant_id = $1 AND run_id = $2"
+            " AND status IN ('requested', 'running', 'expired')",
+            5, params) ||
+        cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params) ||
+        cmd(c, "DELETE FROM run_reported_removals WHERE tenant_id = $1 AND run_id = $2", 2, params);
     free(listings);
     return rc;
 }
@@ -1638,6 +1728,7 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
     int rc = -1;
     json_t *people = json_array(), *devices = json_array(), *ous = json_array();
     json_t *idx = json_object(), *removals = json_array(), *suspends = json_array();
+    json_t *rmidx = json_object(); /* object key -> its removal reported in this segment */
     char key[1024];
     for (size_t i = from; i < to; i++) {
         const Envelope *env = msgs[i].env;
@@ -1649,11 +1740,27 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
         if (is_preview != preview_group)
             continue;
         const char *t = env->tenant_id, *src = events_source_str(env->source), *run = env->run_id;
+        if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED ||
+            env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED ||
+            env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED) {
+            struct run_counts *rcnt = run_counts_for(c, t, run);
+            if (rcnt)
+                rcnt->observed++;
+        }
         if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED) {
             const Panel__V1__Person *p = env->person_observed->person;
             char norm[320];
             const char *email = p->email_normalized ? p->email_normalized : p->email;
-            if (merge_email_normalize(email, norm, sizeof norm)) {
+            bool has_email = merge_email_normalize(email, norm, sizeof norm) == 0;
+            obj_key(key, sizeof key, t, src, p->source_id);
+            json_t *rm = json_object_get(rmidx, key);
+            if (rm) { /* seen after its removal was reported: it is back */
+                json_object_set_new(rm, "x", json_true());
+                json_object_del(rmidx, key);
+            }
+            /* A delta carries only what changed: without the address it still updates the
+             * account we already have (people_apply skips it when we have none). */
+            if (!has_email && !is_delta) {
                 outcome_add(c, t, run, "person", src, p->source_id, NULL, "skipped",
                             "no usable e-mail address");
                 struct run_counts *rcnt = run_counts_for(c, t, run);
@@ -1663,26 +1770,28 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
                 }
                 continue;
             }
-            json_t *f = person_fields(p, norm);
+            json_t *f = person_fields(p, has_email ? norm : NULL);
             json_t *cl = json_array();
             for (size_t k = 0; k < p->n_cleared_fields; k++)
                 json_array_append_new(cl, json_string(p->cleared_fields[k]));
-            obj_key(key, sizeof key, t, src, p->source_id);
             json_t *prev = json_object_get(idx, key);
-            if (prev && is_delta) { /* two deltas of one object: combine them */
-                json_t *pf = json_object_get(prev, "f");
-                json_object_update(pf, f);
-                for (size_t k = 0; k < json_array_size(cl); k++)
-                    json_object_del(pf, json_string_value(json_array_get(cl, k)));
-                json_array_extend(json_object_get(prev, "cl"), cl);
-                json_object_set(prev, "e", json_string(norm));
+            if (prev && is_delta) { /* Graph listed the object twice: combine the deltas */
+                json_t *alt = person_alt_emails(p);
+                int bad = !f || !cl || !alt ||
+                          merge_delta_combine(json_object_get(prev, "f"),
+                                              json_object_get(prev, "cl"), f, cl) ||
+                          (has_email && json_object_set_new(prev, "e", json_string(norm))) ||
+                          (json_array_size(alt) > 0 && json_object_set(prev, "alt", alt));
+                json_decref(alt);
                 json_decref(f);
                 json_decref(cl);
+                if (bad)
+                    goto oom;
                 continue;
             }
-            json_t *row = json_pack("{s:s,s:s,s:s,s:s,s:o,s:s,s:b,s:o,s:o}", "t", t, "s", src, "id",
-                                    p->source_id, "e", norm, "f", f, "r", run, "delta", is_delta,
-                                    "cl", cl, "alt", person_alt_emails(p));
+            json_t *row = json_pack("{s:s,s:s,s:s,s:s?,s:o,s:s,s:b,s:o,s:o}", "t", t, "s", src,
+                                    "id", p->source_id, "e", has_email ? norm : NULL, "f", f, "r",
+                                    run, "delta", is_delta, "cl", cl, "alt", person_alt_emails(p));
             if (!row)
                 goto oom;
             if (prev) { /* a later full observation replaces the earlier one */
@@ -1732,51 +1841,76 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
                             : o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_DEVICE ? "device"
                                                                                     : "org_unit";
             bool changed = o->reason == PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED;
-            json_array_append_new(changed ? suspends : removals,
-                                  json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src, "id",
-                                            o->source_id, "r", run));
+            json_t *rm = json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src, "id",
+                                   o->source_id, "r", run);
+            if (!rm || json_array_append_new(changed ? suspends : removals, rm))
+                goto oom;
+            if (strcmp(k, "person") == 0) {
+                obj_key(key, sizeof key, t, src, o->source_id);
+                json_t *old = json_object_get(rmidx, key);
+                if (old) /* the later report is the one that counts */
+                    json_object_set_new(old, "x", json_true());
+                json_object_set(rmidx, key, rm);
+            }
         }
     }
     if (people_apply(c, people) || devices_apply(c, devices) || orgunits_apply(c, ous))
         goto out;
-    /* Reported removals (Azure delta): one set-based pass per run, so that the events
-     * carry the run id. */
-    for (int pass = 0; pass < 2; pass++) {
-        json_t *list = pass ? suspends : removals, *groups = json_object();
-        for (size_t i = 0; i < json_array_size(list); i++) {
-            json_t *o = json_array_get(list, i);
-            const char *t = json_string_value(json_object_get(o, "t"));
-            const char *run = json_string_value(json_object_get(o, "r"));
-            snprintf(key, sizeof key, "%s\x1f%s", t, run);
-            json_t *g = json_object_get(groups, key);
-            if (!g) {
-                g = json_pack("{s:s,s:s,s:[]}", "t", t, "r", run, "list");
-                json_object_set_new(groups, key, g);
-            }
-            json_array_append(json_object_get(g, "list"), o);
-            struct run_counts *rcnt = run_counts_for(c, t, run);
-            if (rcnt)
-                rcnt->seen++;
-        }
-        const char *gk;
-        json_t *g;
-        int e = 0;
-        json_object_foreach(groups, gk, g)
-        {
-            long removed = 0;
-            const char *t = json_string_value(json_object_get(g, "t"));
-            const char *run = json_string_value(json_object_get(g, "r"));
-            e = remove_objects(c, json_object_get(g, "list"), run, pass == 1, &removed);
-            if (e)
-                break;
-            struct run_counts *rcnt = run_counts_for(c, t, run);
-            if (rcnt && pass == 0)
-                rcnt->removed += removed;
-        }
-        json_decref(groups);
-        if (e)
-            goto out;
+    /* Reported deletions (Azure delta) wait for the run's RunCompleted, which applies them
+     * through the deletion threshold (run_completed); a failed run drops them. */
+    for (size_t i = 0; i < json_array_size(removals); i++) {
+        json_t *o = json_array_get(removals, i);
+        struct run_counts *rcnt = run_counts_for(c, json_string_value(json_object_get(o, "t")),
+                                                 json_string_value(json_object_get(o, "r")));
+        if (rcnt)
+            rcnt->seen++;
     }
+    if (json_array_size(removals) > 0) {
+        PGresult *r =
+            qj(c,
+               "INSERT INTO run_reported_removals (tenant_id, run_id, object_kind, source,"
+               " source_id) SELECT v.t, v.r, v.k, v.s, v.id"
+               " FROM jsonb_to_recordset($1::jsonb) AS v(t text, r uuid, k text, s text,"
+               " id text, x boolean) WHERE v.x IS NOT TRUE ON CONFLICT DO NOTHING",
+               removals, PGRES_COMMAND_OK);
+        if (!r)
+            goto out;
+        PQclear(r);
+    }
+    /* Soft deletes (Azure "changed") suspend at once: nothing is removed. One set-based pass
+     * per run, so that the events carry the run id. */
+    json_t *groups = json_object();
+    for (size_t i = 0; i < json_array_size(suspends); i++) {
+        json_t *o = json_array_get(suspends, i);
+        const char *t = json_string_value(json_object_get(o, "t"));
+        const char *run = json_string_value(json_object_get(o, "r"));
+        struct run_counts *rcnt = run_counts_for(c, t, run);
+        if (rcnt)
+            rcnt->seen++;
+        if (json_is_true(json_object_get(o, "x")))
+            continue; /* observed again later in the segment */
+        snprintf(key, sizeof key, "%s\x1f%s", t, run);
+        json_t *g = json_object_get(groups, key);
+        if (!g) {
+            g = json_pack("{s:s,s:s,s:[]}", "t", t, "r", run, "list");
+            json_object_set_new(groups, key, g);
+        }
+        json_array_append(json_object_get(g, "list"), o);
+    }
+    const char *gk;
+    json_t *g;
+    int e = 0;
+    json_object_foreach(groups, gk, g)
+    {
+        long suspended = 0;
+        e = remove_objects(c, json_object_get(g, "list"),
+                           json_string_value(json_object_get(g, "r")), true, &suspended);
+        if (e)
+            break;
+    }
+    json_decref(groups);
+    if (e)
+        goto out;
     rc = 0;
     goto out;
 oom:
@@ -1788,6 +1922,7 @@ out:
     json_decref(idx);
     json_decref(removals);
     json_decref(suspends);
+    json_decref(rmidx);
     return rc;
 }
 
@@ -1867,6 +2002,7 @@ static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t fr
                 if (rcnt) {
                     rcnt->seen++;
                     rcnt->skipped++;
+                    rcnt->observed++; /* received, though not applied */
                 }
             }
             continue;

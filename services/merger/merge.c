@@ -102,6 +102,42 @@ bool merge_threshold_exceeded(long removals, long total, long max_count, int max
     return total <= 0 || removals * 100 > (long)max_percent * total;
 }
 
+int merge_delta_combine(json_t *fields, json_t *cleared, const json_t *later_fields,
+                        const json_t *later_cleared)
+{
+    const char *key;
+    json_t *v;
+    size_t i;
+    if (json_object_update(fields, (json_t *)later_fields))
+        return -1;
+    /* set again later: no longer cleared (iterate backwards: removal shifts the rest) */
+    for (i = json_array_size(cleared); i-- > 0;)
+        if (json_string_value(json_array_get(cleared, i)) &&
+            json_object_get(later_fields, json_string_value(json_array_get(cleared, i))) &&
+            json_array_remove(cleared, i))
+            return -1;
+    json_array_foreach((json_t *)later_cleared, i, v)
+    {
+        key = json_string_value(v);
+        if (!key)
+            continue;
+        json_object_del(fields, key);
+        bool have = false;
+        for (size_t k = 0; k < json_array_size(cleared) && !have; k++) {
+            const char *ck = json_string_value(json_array_get(cleared, k));
+            have = ck && strcmp(ck, key) == 0;
+        }
+        if (!have && json_array_append(cleared, v))
+            return -1;
+    }
+    return 0;
+}
+
+bool merge_run_incomplete(long reported, long received, long skipped, long invalid)
+{
+    return skipped > 0 || invalid > 0 || received < reported;
+}
+
 int merge_email_normalize(const char *in, char *out, size_t outlen)
 {
     if (!in || outlen == 0)

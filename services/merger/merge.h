@@ -32,6 +32,19 @@ json_t *merge_changed_fields(const json_t *old_fields, const json_t *new_fields)
  * more than max_count objects or more than max_percent percent of them. */
 bool merge_threshold_exceeded(long removals, long total, long max_count, int max_percent);
 
+/* Combine a later Azure delta observation of one object into an earlier one of the same
+ * round (Graph may list an object twice): fields (object) and cleared (array of names) are
+ * the earlier observation's and are updated in place; later_fields / later_cleared are
+ * borrowed. A later value wins, a later clear removes the earlier value, and a field the later
+ * observation sets again is no longer cleared. 0, or -1 when out of memory. */
+int merge_delta_combine(json_t *fields, json_t *cleared, const json_t *later_fields,
+                        const json_t *later_cleared) __attribute__((warn_unused_result));
+
+/* A full run's listing is incomplete, so its removals must wait for an admin: the fetcher
+ * skipped objects, observations were dead-lettered (invalid), or the merger received fewer
+ * observation events than RunCompleted says were published. */
+bool merge_run_incomplete(long reported, long received, long skipped, long invalid);
+
 /* Trim ASCII white space and lower-case into out. 0, or -1 when empty or too long. */
 int merge_email_normalize(const char *in, char *out, size_t outlen)
     __attribute__((warn_unused_result));

@@ -950,6 +950,38 @@ class MicrosoftTest(unittest.TestCase):
         self.assertNotIn(soft, ids)
         self.assertIn(new["id"], ids)
 
+    def test_delta_round_with_nulls_repeats_and_a_restored_user(self):
+        emu = Emulator("rep:people=5,azure_people=10,shared=2,devices=1,ous=5")
+        try:
+            tok = emu.graph_token("rep")
+            base = f"{emu.admin}/control/districts/rep/azure"
+            dump = emu.dump("rep", "azure/users")
+            twice, back = dump[1]["id"], dump[2]["id"]
+            jpost(f"{base}/users/{twice}", {"officeLocation": "B-2"}, "PATCH")
+            _, _, link = self.delta_round(
+                f"{emu.url}/v1.0/users/delta?$select=id,jobTitle,officeLocation,mail", tok)
+            s, _, b = jpost(base + "/delta", {"repeat_changes": True})
+            self.assertEqual((s, b), (200, {"repeat_changes": True}))
+            jpost(f"{base}/users/{twice}", {"jobTitle": "Coach"}, "PATCH")
+            jpost(f"{base}/users/{twice}", {"officeLocation": None}, "PATCH")
+            request("DELETE", f"{base}/users/{back}")
+            s, _, _ = request("POST", f"{base}/users/{back}/restore")
+            self.assertEqual(s, 200)
+            s, _, _ = request("POST", f"{base}/users/{back}/restore")
+            self.assertEqual(s, 404)  # no longer deleted
+            values, _, _ = self.delta_round(link, tok, minimal=True)
+            # each change is its own entry: the same object twice, an explicit null
+            self.assertEqual([v for v in values if v["id"] == twice],
+                             [{"id": twice, "jobTitle": "Coach"},
+                              {"id": twice, "officeLocation": None}])
+            mine = [v for v in values if v["id"] == back]
+            self.assertEqual(mine[0], {"id": back, "@removed": {"reason": "changed"}})
+            self.assertEqual(set(mine[1]), {"id", "jobTitle", "officeLocation", "mail"})
+            s, _, b = emu.gget("/v1.0/users?$top=999&$select=id", tok)
+            self.assertIn(back, {u["id"] for u in b["value"]})
+        finally:
+            emu.stop()
+
     def test_expired_delta_token(self):
         tok = self.emu.graph_token("beta")
         _, _, link = self.delta_round(f"{self.emu.url}/v1.0/users/delta?$select=id", tok)
@@ -959,6 +991,7 @@ class MicrosoftTest(unittest.TestCase):
         self.assertEqual(s, 400)
         check_ref(self, b, "microsoft", "graph_error")
         self.assertEqual(b["error"]["code"], "syncStateNotFound")
+        check_ref(self, b, "microsoft", "delta_expired")
 
     def test_expired_delta_token_gone_style(self):
         emu = Emulator("eps:people=10,azure_people=10,shared=5,devices=1,ous=5",
@@ -972,6 +1005,7 @@ class MicrosoftTest(unittest.TestCase):
             self.assertEqual(s, 410)
             check_ref(self, b, "microsoft", "graph_error")
             self.assertEqual(b["error"]["code"], "resyncRequired")
+            check_ref(self, b, "microsoft", "delta_expired")
             self.assertTrue(h["location"].startswith(emu.url + "/v1.0/users/delta?"))
             s, _, b = request("GET", h["location"], headers={"Authorization": "Bearer " + tok})
             self.assertEqual(s, 200)

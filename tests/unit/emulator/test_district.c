@@ -356,6 +356,60 @@ static void test_provider_shapes(void **state)
                      -1);
 }
 
+/* Graph's deleted-items restore: the user is listed again and whole in the next round. */
+static void test_restore(void **state)
+{
+    (void)state;
+    struct district *d = make("res:people=5,azure_people=10,shared=2,devices=1,ous=5");
+    char id[64];
+    snprintf(id, sizeof id, "%s", district_item(d, DC_AUSERS, 2)->id);
+    uint64_t v0 = district_azure_version(d);
+    size_t live = district_live_count(d, DC_AUSERS);
+    assert_int_equal(district_restore(d, DC_AUSERS, id), -2); /* not deleted */
+    assert_int_equal(district_delete(d, DC_AUSERS, id, false), 0);
+    assert_int_equal(district_restore(d, DC_AUSERS, id), 0);
+    assert_int_equal(district_live_count(d, DC_AUSERS), live);
+    struct dchange_sum *ch = NULL;
+    assert_int_equal(district_azure_changes(d, v0, district_azure_version(d), &ch), 1);
+    assert_int_equal(ch[0].kind, DCHANGE_RESTORED);
+    free(ch);
+    /* a permanently deleted user cannot be restored */
+    assert_int_equal(district_delete(d, DC_AUSERS, id, true), 0);
+    assert_int_equal(district_restore(d, DC_AUSERS, id), -2);
+    district_destroy(d);
+}
+
+/* Graph may list one object once per change in a round. */
+static void test_repeats(void **state)
+{
+    (void)state;
+    struct district *d = make("rep:people=5,azure_people=10,shared=2,devices=1,ous=5");
+    char err[256], id[64];
+    json_t *out = NULL;
+    snprintf(id, sizeof id, "%s", district_item(d, DC_AUSERS, 1)->id);
+    uint64_t v0 = district_azure_version(d);
+    json_t *p = json_pack("{s:s}", "jobTitle", "Coach");
+    assert_int_equal(district_patch(d, DC_AUSERS, id, p, &out, err, sizeof err), 0);
+    json_decref(out);
+    json_decref(p);
+    p = json_pack("{s:s}", "officeLocation", "B-2");
+    assert_int_equal(district_patch(d, DC_AUSERS, id, p, &out, err, sizeof err), 0);
+    json_decref(out);
+    json_decref(p);
+    struct dchange_sum *ch = NULL;
+    /* folded (the default): one entry with both names */
+    assert_int_equal(district_azure_changes(d, v0, district_azure_version(d), &ch), 1);
+    assert_string_equal(ch[0].props, ",jobTitle,officeLocation,");
+    free(ch);
+    district_set_delta_repeats(d, true);
+    assert_int_equal(district_azure_changes(d, v0, district_azure_version(d), &ch), 2);
+    assert_int_equal(ch[0].item, ch[1].item);
+    assert_string_equal(ch[0].props, ",jobTitle,");
+    assert_string_equal(ch[1].props, ",officeLocation,");
+    free(ch);
+    district_destroy(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,7 +417,8 @@ int main(void)
         cmocka_unit_test(test_deterministic),   cmocka_unit_test(test_counts_and_identity),
         cmocka_unit_test(test_overlap),         cmocka_unit_test(test_tiny_trees),
         cmocka_unit_test(test_variety),         cmocka_unit_test(test_mutations),
-        cmocka_unit_test(test_provider_shapes),
+        cmocka_unit_test(test_provider_shapes), cmocka_unit_test(test_restore),
+        cmocka_unit_test(test_repeats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

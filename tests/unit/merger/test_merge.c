@@ -192,6 +192,47 @@ static void validation_sends_schema_breakers_to_the_dead_letter_topic(void **sta
     assert_int_equal(apply_validate(&env, err, sizeof err), -1);
 }
 
+/* Graph lists one object twice in a round: the two deltas make one (issue 24). */
+static void two_deltas_of_one_object_combine(void **state)
+{
+    (void)state;
+    json_t *f = obj("{\"job_title\":\"Teacher\",\"office_location\":\"B-2\"}");
+    json_t *cl = obj("[\"department\"]");
+    json_t *f2 = obj("{\"department\":\"Math\",\"display_name\":\"Ann\"}");
+    json_t *cl2 = obj("[\"office_location\"]");
+    assert_int_equal(merge_delta_combine(f, cl, f2, cl2), 0);
+    /* later values win, a later clear removes the earlier value */
+    json_t *want = obj("{\"job_title\":\"Teacher\",\"department\":\"Math\","
+                       "\"display_name\":\"Ann\"}");
+    assert_true(json_equal(f, want));
+    /* set again later: no longer cleared (else SQL would drop the new value) */
+    json_t *want_cl = obj("[\"office_location\"]");
+    assert_true(json_equal(cl, want_cl));
+    /* the same clear twice is listed once */
+    json_t *f3 = obj("{}"), *cl3 = obj("[\"office_location\"]");
+    assert_int_equal(merge_delta_combine(f, cl, f3, cl3), 0);
+    assert_int_equal(json_array_size(cl), 1);
+    json_decref(f);
+    json_decref(cl);
+    json_decref(f2);
+    json_decref(cl2);
+    json_decref(f3);
+    json_decref(cl3);
+    json_decref(want);
+    json_decref(want_cl);
+}
+
+static void incomplete_full_run_is_one_that_lost_or_skipped_objects(void **state)
+{
+    (void)state;
+    assert_false(merge_run_incomplete(10, 10, 0, 0));
+    assert_false(merge_run_incomplete(10, 12, 0, 0)); /* a restarted listing repeats objects */
+    assert_true(merge_run_incomplete(10, 9, 0, 0));   /* events never reached the merger */
+    assert_true(merge_run_incomplete(10, 10, 1, 0));  /* the fetcher skipped one */
+    assert_true(merge_run_incomplete(10, 10, 0, 1));  /* one was dead-lettered */
+    assert_false(merge_run_incomplete(0, 0, 0, 0));   /* old fetchers report no counts */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +244,8 @@ int main(void)
         cmocka_unit_test(threshold_is_count_or_percent),
         cmocka_unit_test(email_normalisation),
         cmocka_unit_test(validation_sends_schema_breakers_to_the_dead_letter_topic),
+        cmocka_unit_test(two_deltas_of_one_object_combine),
+        cmocka_unit_test(incomplete_full_run_is_one_that_lost_or_skipped_objects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
