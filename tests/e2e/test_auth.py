@@ -669,7 +669,7 @@ class CallerPrivileges(AuthFixture, unittest.TestCase):
 
     def test_fetcher_credentials_cannot_act_for_an_admin(self):
         tenant, district = self.connected_tenant()
-        admin = {"admin": district["admin_email"]}
+        admin = {"actor": "person:" + district["admin_email"]}
         before = self.tenant_state(tenant)
         self.assertEqual(len(self.runs(tenant)), 2)
         routes = [("POST", f"/internal/tenants/{tenant}/google/authorize", admin),
@@ -680,9 +680,9 @@ class CallerPrivileges(AuthFixture, unittest.TestCase):
                   ("POST", f"/internal/tenants/{tenant}/sync",
                    dict(admin, provider="google", preview=True)),
                   ("PUT", f"/internal/tenants/{tenant}/settings",
-                   {"sync_interval_seconds": 900,
-                    "pause_windows": [{"starts_at": "2030-01-01T00:00:00Z",
-                                       "ends_at": "2030-01-02T00:00:00Z", "reason": "x"}]}),
+                   dict(admin, sync_interval_seconds=900,
+                        pause_windows=[{"starts_at": "2030-01-01T00:00:00Z",
+                                       "ends_at": "2030-01-02T00:00:00Z", "reason": "x"}])),
                   ("GET", f"/internal/tenants/{tenant}/connections", None)]
         for fetcher, hdr in FETCHER_HDR.items():
             for method, path, body in routes:
