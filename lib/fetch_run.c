@@ -149,8 +149,8 @@ struct fetch_service *fetch_service_new(const struct fetch_config *cfg,
     metrics_describe(fs->metrics, "panel_fetch_runs_total", "counter", "Runs by result");
     metrics_describe(fs->metrics, "panel_fetch_coalesced_total", "counter",
                      "Sync requests coalesced into a tenant's run");
-    metrics_describe(fs->metrics, "panel_fetch_run_duration_seconds", "histogram",
-                     "Duration of runs");
+    metrics_describe_histogram(fs->metrics, "panel_fetch_run_duration_seconds", "Duration of runs",
+                               METRICS_BUCKETS_RUN);
     metrics_describe(fs->metrics, "panel_fetch_last_success_timestamp_seconds", "gauge",
                      "End of the last completed run per tenant");
     return fs;
