@@ -432,6 +432,10 @@ int fetch_run_get(struct fetch_run *r, const char *url, const char *const *heade
             fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED, "%s",
                            err);
             goto out;
+        case HTTP_RESULT_RETRY_AFTER_TOO_LONG:
+            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED, "%s",
+                           err);
+            goto out;
         case HTTP_RESULT_STOPPED:
             fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_SHUTDOWN,
                            "the fetcher is stopping");

@@ -10,8 +10,8 @@ import time
 import unittest
 
 import harness
-from fetch_helpers import (AuthStub, fetcher_env, google_refresh_token, new_district,
-                           request_sync, run_events)
+from fetch_helpers import (AuthStub, add_fault, fetcher_env, google_refresh_token,
+                           new_district, request_sync, run_events)
 from fetch_helpers import start_emulator as start_fetch_emulator
 from harness import Process, free_port, http, psql, require_env, wait_until
 from test_auth import start_auth, start_emulator as start_auth_emulator
@@ -231,6 +231,37 @@ class Metrics(unittest.TestCase):
         finally:
             for p in reversed(procs):
                 p.stop()
+            stub.stop()
+            emu.stop()
+
+
+class LongRetryAfter(unittest.TestCase):
+    def test_a_retry_after_past_the_max_backoff_fails_the_run_at_once(self):
+        """A Retry-After longer than PANEL_FETCH_BACKOFF_MAX_MS is not waited for: the run
+        fails as throttled at once instead of parking the worker (for a day, were it 86400)."""
+        require_env()
+        emu = start_fetch_emulator()
+        stub = AuthStub(emu)
+        svc = None
+        try:
+            svc = Process("panel-google-sync", env=fetcher_env(
+                stub, PANEL_GOOGLE_API_URL=emu.url, PANEL_FETCH_BACKOFF_MAX_MS=400))
+            district = new_district(emu, people=5, devices=0, ous=2)
+            tenant = harness.new_tenant("opsra")
+            stub.google[tenant] = google_refresh_token(emu, district)
+            add_fault(emu, route="google.users", kind="status", status=429, rate=1.0,
+                      retry_after="20")
+            t0 = time.monotonic()
+            events = run_events(tenant, request_sync(tenant, "SOURCE_GOOGLE"))
+            elapsed = time.monotonic() - t0
+            self.assertIn("run_failed", events[-1], events[-1])
+            failed = events[-1]["run_failed"]
+            self.assertEqual(failed["reason"], "RUN_FAILURE_REASON_THROTTLED", failed)
+            self.assertIn("asked to wait 20 s", failed["message"])
+            self.assertLess(elapsed, 15.0)
+        finally:
+            if svc:
+                svc.stop()
             stub.stop()
             emu.stop()
 
