@@ -1,4 +1,5 @@
 #include "svc.h"
+#include "kafka.h"
 #include "log.h"
 #include "pg.h"
 
@@ -51,6 +52,7 @@ static atomic_int stop_requested;
 struct svc {
     const struct svc_spec *spec;
     struct svc_common common;
+    struct kafka_client_config kafka;
     struct httpd *httpd;
     struct metrics *metrics;
     atomic_bool ready;
@@ -107,6 +109,8 @@ static void print_help(const struct svc_spec *spec)
            spec->default_pg_statement_timeout_ms > 0 ? spec->default_pg_statement_timeout_ms
                                                      : SVC_DEFAULT_PG_STATEMENT_TIMEOUT_MS);
     cfg_print_table(stdout, svc_common_options, svc_common_noptions);
+    printf("\nKafka security, common to every service that uses Kafka (and panelctl):\n");
+    cfg_print_table(stdout, kafka_client_options, kafka_client_noptions);
 }
 
 enum svc_start_result svc_start(struct svc **out, const struct svc_spec *spec, int argc,
@@ -132,6 +136,7 @@ enum svc_start_result svc_start(struct svc **out, const struct svc_spec *spec, i
         }
         if (strcmp(argv[i], "--config-markdown-common") == 0) {
             cfg_print_markdown(stdout, svc_common_options, svc_common_noptions);
+            cfg_print_markdown(stdout, kafka_client_options, kafka_client_noptions);
             return SVC_EXIT_OK;
         }
         fprintf(stderr, "panel-%s: unknown argument '%s' (try --help)\n", spec->name, argv[i]);
@@ -169,6 +174,9 @@ enum svc_start_result svc_start(struct svc **out, const struct svc_spec *spec, i
     }
     log_init(spec->name, level);
     pgx_set_statement_timeout_ms((long)s->common.pg_statement_timeout_ms);
+    if (cfg_load(kafka_client_options, kafka_client_noptions, &s->kafka, err, sizeof err) != 0 ||
+        kafka_client_configure(&s->kafka, err, sizeof err) != 0)
+        goto usage;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -271,5 +279,7 @@ void svc_destroy(struct svc *s)
     httpd_destroy(s->httpd);
     metrics_destroy(s->metrics);
     cfg_free(svc_common_options, svc_common_noptions, &s->common);
+    cfg_free(kafka_client_options, kafka_client_noptions, &s->kafka);
+    kafka_client_reset();
     free(s);
 }
