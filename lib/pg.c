@@ -33,6 +33,11 @@ void pgx_set_statement_timeout_ms(long ms)
     atomic_store(&statement_timeout_ms, ms > 0 ? ms : 0);
 }
 
+long pgx_statement_timeout_ms(void)
+{
+    return atomic_load(&statement_timeout_ms);
+}
+
 int pgx_is_timeout(const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;

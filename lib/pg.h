@@ -15,6 +15,7 @@
  * (the default: panelctl's migrations may run long). svc_start sets it from
  * PANEL_PG_STATEMENT_TIMEOUT_MS. A statement past it fails with SQLSTATE 57014. */
 void pgx_set_statement_timeout_ms(long ms);
+long pgx_statement_timeout_ms(void);
 /* Connect, retrying for up to timeout_s seconds (the database may still be starting), and
  * set the statement_timeout above. Returns a connection (caller PQfinish-es it) or NULL with
  * a message in err. */

@@ -32,9 +32,8 @@ static void sasl_settings_reach_every_conf(void **state)
 {
     (void)state;
     char err[512], v[256];
-    assert_int_equal(configure("SASL_PLAINTEXT", "SCRAM-SHA-512", "merger", "pw", NULL, err,
-                               sizeof err),
-                     0);
+    assert_int_equal(
+        configure("SASL_PLAINTEXT", "SCRAM-SHA-512", "merger", "pw", NULL, err, sizeof err), 0);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     assert_int_equal(kafka_conf_apply_client(conf, err, sizeof err), 0);
     assert_string_equal(conf_value(conf, "security.protocol", v, sizeof v), "sasl_plaintext");
@@ -65,10 +64,14 @@ static void refuses_what_the_code_relies_on(void **state)
 {
     (void)state;
     char err[512];
-    static const char *const reserved[] = {
-        "enable.idempotence=false", "acks=1",         "isolation.level=read_uncommitted",
-        "enable.auto.commit=true",  "group.id=other", "sasl.password=x",
-        "bootstrap.servers=evil:1", "plugin.library.paths=/tmp/x.so"};
+    static const char *const reserved[] = {"enable.idempotence=false",
+                                           "acks=1",
+                                           "isolation.level=read_uncommitted",
+                                           "enable.auto.commit=true",
+                                           "group.id=other",
+                                           "sasl.password=x",
+                                           "bootstrap.servers=evil:1",
+                                           "plugin.library.paths=/tmp/x.so"};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
         assert_int_equal(configure("PLAINTEXT", NULL, NULL, NULL, reserved[i], err, sizeof err),
                          -1);

@@ -31,8 +31,8 @@ static void families_are_contiguous_with_help_and_type_first(void **state)
     long bb = at(&b, "reqs_total{route=\"b\"} 2\n");
     long lat = at(&b, "# TYPE lat_seconds histogram\n");
     assert_true(help >= 0 && a > help && bb > a && lat > bb);
-    assert_true(at(&b, "# HELP plain_gauge plain_gauge\n# TYPE plain_gauge gauge\nplain_gauge 3\n") >
-                lat);
+    assert_true(
+        at(&b, "# HELP plain_gauge plain_gauge\n# TYPE plain_gauge gauge\nplain_gauge 3\n") > lat);
     assert_true(at(&b, "lat_seconds_bucket{route=\"a\",le=\"0.0025\"} 1\n") > lat);
     assert_true(at(&b, "lat_seconds_bucket{route=\"a\",le=\"0.001\"} 0\n") > lat);
     buf_free(&b);
