@@ -39,8 +39,11 @@ class KafkaSecurity(unittest.TestCase):
         assert cls.secure["PANEL_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", cls.secure
         assert "PANEL_KAFKA_SASL_PASSWORD_FILE" in cls.secure, cls.secure
         cls.panelctl(cls.secure, "topics", check=True)
+        # A group of its own: the merger keeps its offsets in PostgreSQL, and those of the
+        # suite's main broker mean nothing on this new one.
         cls.merger = harness.Process("panel-merger", env=dict(
-            cls.secure, PANEL_SERVICE_SECRET=SECRET, PANEL_MERGER_BATCH_MS="50"))
+            cls.secure, PANEL_SERVICE_SECRET=SECRET, PANEL_MERGER_BATCH_MS="50",
+            PANEL_MERGER_GROUP=f"panel-merger-secure-{uuid.uuid4().hex[:8]}"))
 
     @classmethod
     def tearDownClass(cls):
