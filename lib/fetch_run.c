@@ -154,8 +154,8 @@ struct fetch_service *fetch_service_new(const struct fetch_config *cfg,
     metrics_describe(fs->metrics, "panel_fetch_runs_total", "counter", "Runs by result");
     metrics_describe(fs->metrics, "panel_fetch_coalesced_total", "counter",
                      "Sync requests delivered again after their run ended (not run twice)");
-    metrics_describe(fs->metrics, "panel_fetch_run_duration_seconds", "histogram",
-                     "Duration of runs");
+    metrics_describe_histogram(fs->metrics, "panel_fetch_run_duration_seconds", "Duration of runs",
+                               METRICS_BUCKETS_RUN);
     metrics_describe(fs->metrics, "panel_fetch_last_success_timestamp_seconds", "gauge",
                      "End of the last completed run per tenant");
     return fs;
@@ -446,6 +446,10 @@ int fetch_run_get(struct fetch_run *r, const char *url, const char *const *heade
             goto out;
         case HTTP_RESULT_TOO_LARGE:
             fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED, "%s",
+                           err);
+            goto out;
+        case HTTP_RESULT_RETRY_AFTER_TOO_LONG:
+            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED, "%s",
                            err);
             goto out;
         case HTTP_RESULT_STOPPED:

@@ -89,7 +89,7 @@ struct fetch_env {
     {"PANEL_FETCH_BACKOFF_BASE_MS", CFG_INT, "500", 1, 60000, offsetof(type, m.backoff_base_ms),  \
      "First retry wait; doubles per retry, with jitter"},                                         \
     {"PANEL_FETCH_BACKOFF_MAX_MS", CFG_INT, "30000", 1, 600000, offsetof(type, m.backoff_max_ms), \
-     "Longest retry wait (a longer Retry-After is still honoured)"},                              \
+     "Longest retry wait and longest Retry-After honoured (a longer one fails the run)"},         \
     {"PANEL_FETCH_MAX_PAGE_BYTES", CFG_INT, "33554432", 65536, 1073741824,                        \
      offsetof(type, m.max_page_bytes), "Cap on one provider response body"}
 /* clang-format on */

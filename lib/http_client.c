@@ -43,6 +43,8 @@ const char *http_result_str(enum http_result r)
         return "deadline exceeded";
     case HTTP_RESULT_STOPPED:
         return "stopped";
+    case HTTP_RESULT_RETRY_AFTER_TOO_LONG:
+        return "Retry-After longer than the maximum backoff";
     }
     return "unknown";
 }
@@ -321,6 +323,16 @@ enum http_result http_client_do(struct http_client *c, const struct http_request
                      wait);
             snprintf(err, errlen, "%s", msg);
             result = HTTP_RESULT_DEADLINE;
+            goto out;
+        }
+        if (resp->retry_after_s * 1000.0 > (double)c->opts.backoff_max_ms) {
+            char msg[512];
+            snprintf(msg, sizeof msg,
+                     "%s; the server asked to wait %.3g s, longer than the %ld ms "
+                     "allowed",
+                     err, resp->retry_after_s, c->opts.backoff_max_ms);
+            snprintf(err, errlen, "%s", msg);
+            result = HTTP_RESULT_RETRY_AFTER_TOO_LONG;
             goto out;
         }
         log_debug("retrying %s in %ld ms (attempt %d): %s", req->url, wait, attempt + 1, err);

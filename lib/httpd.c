@@ -58,7 +58,7 @@ static int route_dispatch(struct mg_connection *conn, void *cbdata)
 struct httpd *httpd_new(const struct httpd_opts *opts, char *err, size_t errlen)
 {
     struct httpd *h = calloc(1, sizeof *h);
-    char listen[128], threads[16];
+    char listen[128], threads[16], request_timeout[24], keepalive_timeout[24];
     if (!h) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -66,15 +66,27 @@ struct httpd *httpd_new(const struct httpd_opts *opts, char *err, size_t errlen)
     h->metrics = opts->metrics;
     snprintf(listen, sizeof listen, "%s:%ld", opts->addr && *opts->addr ? opts->addr : "127.0.0.1",
              opts->port);
-    snprintf(threads, sizeof threads, "%d", opts->threads > 0 ? opts->threads : 8);
+    /* civetweb gives each open connection a thread until it closes, idle or not: the thread
+     * count, not the CPU, is what a few slow or idle clients exhaust. */
+    snprintf(threads, sizeof threads, "%d", opts->threads > 0 ? opts->threads : 128);
+    snprintf(request_timeout, sizeof request_timeout, "%ld",
+             opts->request_timeout_ms > 0 ? opts->request_timeout_ms : 10000);
+    snprintf(keepalive_timeout, sizeof keepalive_timeout, "%ld",
+             opts->keepalive_timeout_ms > 0 ? opts->keepalive_timeout_ms : 5000);
     const char *options[] = {"listening_ports",
                              listen,
                              "num_threads",
                              threads,
                              "request_timeout_ms",
-                             "30000",
+                             request_timeout,
+                             "keep_alive_timeout_ms",
+                             keepalive_timeout,
                              "enable_keep_alive",
-                             "yes",
+                             opts->keepalive_timeout_ms >= 0 ? "yes" : "no",
+                             "listen_backlog",
+                             "1024",
+                             "connection_queue",
+                             "256",
                              "max_request_size",
                              "65536",
                              NULL};

@@ -14,10 +14,12 @@
 struct httpd;
 
 struct httpd_opts {
-    const char *addr;        /* listen address, e.g. "127.0.0.1" or "0.0.0.0" */
-    long port;               /* 0 = any free port (see httpd_port) */
-    int threads;             /* worker threads; 0 = 8 */
-    struct metrics *metrics; /* borrowed; may be NULL */
+    const char *addr;          /* listen address, e.g. "127.0.0.1" or "0.0.0.0" */
+    long port;                 /* 0 = any free port (see httpd_port) */
+    int threads;               /* worker threads, one per open connection; 0 = 128 */
+    long request_timeout_ms;   /* a request's headers and body must arrive within; 0 = 10 s */
+    long keepalive_timeout_ms; /* idle keep-alive connections close after; 0 = 5 s; <0 = none */
+    struct metrics *metrics;   /* borrowed; may be NULL */
 };
 
 /* Start listening. Returns NULL with a message in err. */

@@ -1,10 +1,92 @@
 #include "kafka.h"
 #include "log.h"
 
+#include <ctype.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define KAFKA_MAX_PROPERTIES 64
+#define KAFKA_PROPERTIES_MAX 8192
+
+const struct cfg_option kafka_client_options[] = {
+    {"PANEL_KAFKA_SECURITY_PROTOCOL", CFG_STRING, "PLAINTEXT", 0, 16,
+     offsetof(struct kafka_client_config, security_protocol),
+     "Kafka security: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"},
+    {"PANEL_KAFKA_SASL_MECHANISM", CFG_STRING, "", 0, 16,
+     offsetof(struct kafka_client_config, sasl_mechanism),
+     "SASL mechanism with SASL_*: SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN"},
+    {"PANEL_KAFKA_SASL_USERNAME", CFG_STRING, "", 0, 255,
+     offsetof(struct kafka_client_config, sasl_username), "SASL user (this service's principal)"},
+    {"PANEL_KAFKA_SASL_PASSWORD", CFG_SECRET, "", 0, 1024,
+     offsetof(struct kafka_client_config, sasl_password), "SASL password"},
+    {"PANEL_KAFKA_SSL_CA_FILE", CFG_STRING, "", 0, 4096,
+     offsetof(struct kafka_client_config, ssl_ca_file),
+     "PEM file of the CA that signed the brokers' certificates (empty: the system's CAs)"},
+    {"PANEL_KAFKA_SSL_CERT_FILE", CFG_STRING, "", 0, 4096,
+     offsetof(struct kafka_client_config, ssl_cert_file),
+     "PEM client certificate for mutual TLS (with PANEL_KAFKA_SSL_KEY_FILE)"},
+    {"PANEL_KAFKA_SSL_KEY_FILE", CFG_STRING, "", 0, 4096,
+     offsetof(struct kafka_client_config, ssl_key_file),
+     "PEM private key of the client certificate"},
+    {"PANEL_KAFKA_SSL_KEY_PASSWORD", CFG_SECRET, "", 0, 1024,
+     offsetof(struct kafka_client_config, ssl_key_password),
+     "password of an encrypted PANEL_KAFKA_SSL_KEY_FILE"},
+    {"PANEL_KAFKA_PROPERTIES", CFG_STRING, "", 0, KAFKA_PROPERTIES_MAX,
+     offsetof(struct kafka_client_config, properties),
+     "other librdkafka properties, key=value separated by commas or lines (see "
+     "docs/operations.md)"},
+};
+const size_t kafka_client_noptions = CFG_OPTS_COUNT(kafka_client_options);
+
+/* Properties the code sets itself and relies on (idempotent producer, manual offsets, the
+ * merger's exactly-once apply, message size caps), or that have their own variable. */
+static const char *const reserved_properties[] = {
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "client.id",
+    "group.id",
+    "group.instance.id",
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+    "max.in.flight",
+    "max.in.flight.requests.per.connection",
+    "enable.gapless.guarantee",
+    "transactional.id",
+    "message.send.max.retries",
+    "retries",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+    "isolation.level",
+    "partition.assignment.strategy",
+    "enable.partition.eof",
+    "max.poll.interval.ms",
+    "message.max.bytes",
+    "fetch.message.max.bytes",
+    "max.partition.fetch.bytes",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.key.password",
+    /* these run code or commands chosen by a string */
+    "plugin.library.paths",
+    "sasl.kerberos.kinit.cmd",
+};
+
+/* The process's client settings: NULL-terminated key/value pairs, set once at start. */
+static char *client_pairs[2 * (KAFKA_MAX_PROPERTIES + 8) + 1];
+static size_t client_npairs;
 
 struct kafka_producer {
     rd_kafka_t *rk;
@@ -44,6 +126,236 @@ static int conf_set_extra(rd_kafka_conf_t *conf, const char *const *extra, char 
     return 0;
 }
 
+void kafka_client_reset(void)
+{
+    for (size_t i = 0; i < client_npairs; i++) {
+        free(client_pairs[i]);
+        client_pairs[i] = NULL;
+    }
+    client_npairs = 0;
+}
+
+static int pair_add(const char *k, size_t klen, const char *v, size_t vlen, char *err,
+                    size_t errlen)
+{
+    if (client_npairs + 2 >= sizeof client_pairs / sizeof client_pairs[0]) {
+        snprintf(err, errlen, "PANEL_KAFKA_PROPERTIES: more than %d properties",
+                 KAFKA_MAX_PROPERTIES);
+        return -1;
+    }
+    client_pairs[client_npairs] = strndup(k, klen);
+    client_pairs[client_npairs + 1] = strndup(v, vlen);
+    if (!client_pairs[client_npairs] || !client_pairs[client_npairs + 1]) {
+        free(client_pairs[client_npairs]);
+        free(client_pairs[client_npairs + 1]);
+        client_pairs[client_npairs] = client_pairs[client_npairs + 1] = NULL;
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    client_npairs += 2;
+    return 0;
+}
+
+static int pair_set(const char *k, const char *v, char *err, size_t errlen)
+{
+    if (!v || !*v)
+        return 0;
+    return pair_add(k, strlen(k), v, strlen(v), err, errlen);
+}
+
+static bool is_reserved(const char *key, size_t len)
+{
+    for (size_t i = 0; i < sizeof reserved_properties / sizeof reserved_properties[0]; i++)
+        if (strlen(reserved_properties[i]) == len && strncmp(reserved_properties[i], key, len) == 0)
+            return true;
+    return false;
+}
+
+/* "key=value" items separated by commas or newlines; blank items and lines starting with #
+ * are skipped, spaces around keys and values trimmed. */
+static int parse_properties(const char *text, char *err, size_t errlen)
+{
+    const char *p = text;
+    while (p && *p) {
+        const char *end = p + strcspn(p, ",\n");
+        const char *a = p, *b = end;
+        while (a < b && isspace((unsigned char)*a))
+            a++;
+        while (b > a && isspace((unsigned char)b[-1]))
+            b--;
+        if (a < b && *a != '#') {
+            const char *eq = memchr(a, '=', (size_t)(b - a));
+            const char *ke = eq;
+            if (!eq) {
+                snprintf(err, errlen, "PANEL_KAFKA_PROPERTIES: '%.*s' is not key=value",
+                         (int)(b - a > 80 ? 80 : b - a), a);
+                return -1;
+            }
+            while (ke > a && isspace((unsigned char)ke[-1]))
+                ke--;
+            const char *v = eq + 1;
+            while (v < b && isspace((unsigned char)*v))
+                v++;
+            for (const char *c = a; c < ke; c++)
+                if (!islower((unsigned char)*c) && !isdigit((unsigned char)*c) && *c != '.' &&
+                    *c != '_' && *c != '-') {
+                    snprintf(err, errlen, "PANEL_KAFKA_PROPERTIES: '%.*s' is not a property name",
+                             (int)(ke - a > 80 ? 80 : ke - a), a);
+                    return -1;
+                }
+            if (ke == a) {
+                snprintf(err, errlen, "PANEL_KAFKA_PROPERTIES: an item has no key");
+                return -1;
+            }
+            if (is_reserved(a, (size_t)(ke - a))) {
+                snprintf(err, errlen,
+                         "PANEL_KAFKA_PROPERTIES: %.*s is set by the service itself or by its own "
+                         "PANEL_KAFKA_* variable and cannot be overridden",
+                         (int)(ke - a), a);
+                return -1;
+            }
+            if (pair_add(a, (size_t)(ke - a), v, (size_t)(b - v), err, errlen))
+                return -1;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return 0;
+}
+
+static bool is_set(const char *s)
+{
+    return s && *s;
+}
+
+static int check_readable(const char *env, const char *path, char *err, size_t errlen)
+{
+    if (is_set(path) && access(path, R_OK) != 0) {
+        snprintf(err, errlen, "%s: cannot read %s", env, path);
+        return -1;
+    }
+    return 0;
+}
+
+int kafka_client_configure(const struct kafka_client_config *cfg, char *err, size_t errlen)
+{
+    static const char *const protocols[] = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"};
+    static const char *const mechanisms[] = {"SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"};
+    const char *proto = is_set(cfg->security_protocol) ? cfg->security_protocol : "PLAINTEXT";
+    bool known = false, sasl, tls, mech_ok = false;
+    rd_kafka_conf_t *scratch = NULL;
+    int rc = -1;
+    kafka_client_reset();
+    for (size_t i = 0; i < sizeof protocols / sizeof protocols[0]; i++)
+        known = known || strcasecmp(proto, protocols[i]) == 0;
+    if (!known) {
+        snprintf(err, errlen,
+                 "PANEL_KAFKA_SECURITY_PROTOCOL=%s is not PLAINTEXT, SSL, SASL_PLAINTEXT or "
+                 "SASL_SSL",
+                 proto);
+        goto out;
+    }
+    sasl = strncasecmp(proto, "SASL_", 5) == 0;
+    tls = strcasecmp(proto, "SSL") == 0 || strcasecmp(proto, "SASL_SSL") == 0;
+    if (sasl) {
+        for (size_t i = 0; i < sizeof mechanisms / sizeof mechanisms[0]; i++)
+            mech_ok = mech_ok || (is_set(cfg->sasl_mechanism) &&
+                                  strcasecmp(cfg->sasl_mechanism, mechanisms[i]) == 0);
+        if (is_set(cfg->sasl_mechanism) && strcasecmp(cfg->sasl_mechanism, "OAUTHBEARER") == 0) {
+            /* Debian's librdkafka 2.0 is built without its OIDC client (no libcurl there):
+             * OAUTHBEARER would need a token-refresh callback of our own. */
+            snprintf(err, errlen,
+                     "PANEL_KAFKA_SASL_MECHANISM=OAUTHBEARER is not supported (this librdkafka "
+                     "has no OIDC token client); use SCRAM-SHA-512 or mutual TLS");
+            goto out;
+        }
+        if (!mech_ok) {
+            snprintf(
+                err, errlen,
+                "PANEL_KAFKA_SASL_MECHANISM must be SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN with "
+                "%s",
+                proto);
+            goto out;
+        }
+        if (!is_set(cfg->sasl_username) || !is_set(cfg->sasl_password)) {
+            snprintf(err, errlen,
+                     "PANEL_KAFKA_SASL_USERNAME and PANEL_KAFKA_SASL_PASSWORD are required with %s",
+                     proto);
+            goto out;
+        }
+        /* librdkafka before 2.6.1 repeats the client nonce in its SCRAM proof; Kafka 4.0
+         * and later check it strictly and refuse the login as "invalid credentials". */
+        if (strncasecmp(cfg->sasl_mechanism, "SCRAM", 5) == 0 && rd_kafka_version() < 0x020601ff)
+            log_warn("librdkafka %s cannot log in with SCRAM to Kafka 4.0 or later brokers "
+                     "(fixed in librdkafka 2.6.1): there use PLAIN over SASL_SSL",
+                     rd_kafka_version_str());
+        if (!tls && strcasecmp(cfg->sasl_mechanism, "PLAIN") == 0)
+            log_warn("PANEL_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT with PLAIN sends the Kafka "
+                     "password unencrypted: use SASL_SSL");
+    } else if (is_set(cfg->sasl_mechanism) || is_set(cfg->sasl_username) ||
+               is_set(cfg->sasl_password)) {
+        snprintf(err, errlen,
+                 "PANEL_KAFKA_SASL_* is set but PANEL_KAFKA_SECURITY_PROTOCOL=%s has no SASL "
+                 "(use SASL_SSL)",
+                 proto);
+        goto out;
+    }
+    if (!tls && (is_set(cfg->ssl_ca_file) || is_set(cfg->ssl_cert_file) ||
+                 is_set(cfg->ssl_key_file) || is_set(cfg->ssl_key_password))) {
+        snprintf(err, errlen,
+                 "PANEL_KAFKA_SSL_* is set but PANEL_KAFKA_SECURITY_PROTOCOL=%s has no TLS (use "
+                 "SSL or SASL_SSL)",
+                 proto);
+        goto out;
+    }
+    if (is_set(cfg->ssl_cert_file) != is_set(cfg->ssl_key_file)) {
+        snprintf(err, errlen, "PANEL_KAFKA_SSL_CERT_FILE and PANEL_KAFKA_SSL_KEY_FILE go together");
+        goto out;
+    }
+    if (check_readable("PANEL_KAFKA_SSL_CA_FILE", cfg->ssl_ca_file, err, errlen) ||
+        check_readable("PANEL_KAFKA_SSL_CERT_FILE", cfg->ssl_cert_file, err, errlen) ||
+        check_readable("PANEL_KAFKA_SSL_KEY_FILE", cfg->ssl_key_file, err, errlen))
+        goto out;
+    if (pair_set("security.protocol", proto, err, errlen) ||
+        pair_set("sasl.mechanisms", sasl ? cfg->sasl_mechanism : NULL, err, errlen) ||
+        pair_set("sasl.username", cfg->sasl_username, err, errlen) ||
+        pair_set("sasl.password", cfg->sasl_password, err, errlen) ||
+        pair_set("ssl.ca.location", cfg->ssl_ca_file, err, errlen) ||
+        pair_set("ssl.certificate.location", cfg->ssl_cert_file, err, errlen) ||
+        pair_set("ssl.key.location", cfg->ssl_key_file, err, errlen) ||
+        pair_set("ssl.key.password", cfg->ssl_key_password, err, errlen) ||
+        parse_properties(cfg->properties, err, errlen))
+        goto out;
+    /* librdkafka's own check of names and values, now rather than at the first client. */
+    scratch = rd_kafka_conf_new();
+    if (!scratch) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (kafka_conf_apply_client(scratch, err, errlen))
+        goto out;
+    rc = 0;
+out:
+    if (scratch)
+        rd_kafka_conf_destroy(scratch);
+    if (rc)
+        kafka_client_reset();
+    return rc;
+}
+
+int kafka_conf_apply_client(rd_kafka_conf_t *conf, char *err, size_t errlen)
+{
+    for (size_t i = 0; i + 1 < client_npairs; i += 2) {
+        char e[256];
+        if (rd_kafka_conf_set(conf, client_pairs[i], client_pairs[i + 1], e, sizeof e) !=
+            RD_KAFKA_CONF_OK) {
+            /* never echo the value: it may be a password */
+            snprintf(err, errlen, "kafka setting %s: %s", client_pairs[i], e);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
@@ -67,7 +379,8 @@ struct kafka_producer *kafka_producer_new(const char *brokers, const char *clien
         goto fail;
     }
     snprintf(maxmsg, sizeof maxmsg, "%d", KAFKA_MAX_MESSAGE + 64 * 1024);
-    if (conf_set(conf, "bootstrap.servers", brokers, err, errlen) ||
+    if (kafka_conf_apply_client(conf, err, errlen) ||
+        conf_set(conf, "bootstrap.servers", brokers, err, errlen) ||
         conf_set(conf, "client.id", client_id, err, errlen) ||
         conf_set(conf, "enable.idempotence", "true", err, errlen) ||
         conf_set(conf, "acks", "all", err, errlen) ||
@@ -173,7 +486,12 @@ rd_kafka_t *kafka_consumer_new(const struct kafka_consumer_opts *o, char *err, s
     rd_kafka_topic_partition_list_t *subs = NULL;
     char e[512], maxmsg[32];
     snprintf(maxmsg, sizeof maxmsg, "%d", KAFKA_MAX_MESSAGE + 64 * 1024);
-    if (conf_set(conf, "bootstrap.servers", o->brokers, err, errlen) ||
+    if (!conf) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (kafka_conf_apply_client(conf, err, errlen) ||
+        conf_set(conf, "bootstrap.servers", o->brokers, err, errlen) ||
         conf_set(conf, "group.id", o->group_id, err, errlen) ||
         conf_set(conf, "client.id", o->client_id ? o->client_id : o->group_id, err, errlen) ||
         conf_set(conf, "enable.auto.commit", o->enable_auto_commit ? "true" : "false", err,
@@ -233,7 +551,8 @@ int kafka_create_topics(const char *brokers, const struct kafka_topic_spec *spec
     rd_kafka_queue_t *q = NULL;
     rd_kafka_NewTopic_t **topics = calloc(n ? n : 1, sizeof *topics);
     rd_kafka_event_t *ev = NULL;
-    if (!topics || conf_set(conf, "bootstrap.servers", brokers, err, errlen))
+    if (!topics || !conf || kafka_conf_apply_client(conf, err, errlen) ||
+        conf_set(conf, "bootstrap.servers", brokers, err, errlen))
         goto out;
     kafka_conf_use_log(conf);
     rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof e);

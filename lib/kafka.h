@@ -4,6 +4,8 @@
 #ifndef PANEL_KAFKA_H
 #define PANEL_KAFKA_H
 
+#include "config.h"
+
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
 
@@ -17,6 +19,37 @@
 
 /* The largest Envelope any producer may send or any consumer will accept. */
 #define KAFKA_MAX_MESSAGE (1024 * 1024)
+
+/* How every Kafka client of the process authenticates and encrypts, shared by all services
+ * and panelctl (PANEL_KAFKA_* in kafka_client_options). Strings are owned by the struct (see
+ * cfg_free with kafka_client_options). */
+struct kafka_client_config {
+    char *security_protocol; /* PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL */
+    char *sasl_mechanism;    /* SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN */
+    char *sasl_username;
+    char *sasl_password;    /* secret */
+    char *ssl_ca_file;      /* PEM: the CA that signed the brokers' certificates */
+    char *ssl_cert_file;    /* PEM: this client's certificate (mutual TLS), with ssl_key_file */
+    char *ssl_key_file;     /* PEM */
+    char *ssl_key_password; /* secret; for an encrypted ssl_key_file */
+    char *properties;       /* other librdkafka properties: "key=value,key=value" */
+};
+
+extern const struct cfg_option kafka_client_options[];
+extern const size_t kafka_client_noptions;
+
+/* Check cfg and make it the settings every client created afterwards starts from (the
+ * constructors below and kafka_conf_apply_client). Call once at start, before any client
+ * exists and before threads start. Refuses unknown combinations and passthrough properties
+ * that would override what this code relies on (idempotence, manual offsets, group, sizes)
+ * or that have their own variable. 0, or -1 with a message naming the variable. */
+int kafka_client_configure(const struct kafka_client_config *cfg, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Apply the configured security settings to a conf the caller builds itself. 0 or -1. */
+int kafka_conf_apply_client(rd_kafka_conf_t *conf, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Forget the configured settings (tests; process exit). */
+void kafka_client_reset(void);
 
 struct kafka_producer;
 

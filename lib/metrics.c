@@ -1,12 +1,16 @@
 #include "metrics.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define METRIC_BUCKETS 12
-static const double bucket_bounds[METRIC_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                     0.1,   0.25,   0.5,   1.0,  5.0,   60.0};
+static const double bucket_sets[][METRIC_BUCKETS] = {
+    [METRICS_BUCKETS_REQUEST] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+                                 60.0},
+    [METRICS_BUCKETS_RUN] = {1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 43200},
+};
 
 enum series_kind { SERIES_COUNTER, SERIES_GAUGE, SERIES_HISTOGRAM };
 
@@ -17,11 +21,14 @@ struct series {
     double value; /* counter/gauge; histogram sum */
     unsigned long long count;
     unsigned long long buckets[METRIC_BUCKETS];
+    const double *bounds; /* histogram: its family's bucket set */
+    bool rendered;        /* scratch for metrics_render */
     struct series *next;
 };
 
 struct family {
     char *name, *type, *help;
+    enum metrics_buckets buckets;
     struct family *next;
 };
 
@@ -60,7 +67,17 @@ void metrics_destroy(struct metrics *m)
     free(m);
 }
 
-void metrics_describe(struct metrics *m, const char *name, const char *type, const char *help)
+/* Caller holds the lock. */
+static struct family *family_find(struct metrics *m, const char *name)
+{
+    for (struct family *f = m->families; f; f = f->next)
+        if (strcmp(f->name, name) == 0)
+            return f;
+    return NULL;
+}
+
+static void describe(struct metrics *m, const char *name, const char *type, const char *help,
+                     enum metrics_buckets buckets)
 {
     if (!m)
         return;
@@ -70,10 +87,37 @@ void metrics_describe(struct metrics *m, const char *name, const char *type, con
     f->name = strdup(name);
     f->type = strdup(type);
     f->help = strdup(help);
+    f->buckets = buckets;
+    if (!f->name || !f->type || !f->help) {
+        free(f->name);
+        free(f->type);
+        free(f->help);
+        free(f);
+        return;
+    }
     pthread_mutex_lock(&m->lock);
+    if (family_find(m, name)) { /* described twice (two workers): keep the first */
+        pthread_mutex_unlock(&m->lock);
+        free(f->name);
+        free(f->type);
+        free(f->help);
+        free(f);
+        return;
+    }
     f->next = m->families;
     m->families = f;
     pthread_mutex_unlock(&m->lock);
+}
+
+void metrics_describe(struct metrics *m, const char *name, const char *type, const char *help)
+{
+    describe(m, name, type, help, METRICS_BUCKETS_REQUEST);
+}
+
+void metrics_describe_histogram(struct metrics *m, const char *name, const char *help,
+                                enum metrics_buckets buckets)
+{
+    describe(m, name, "histogram", help, buckets);
 }
 
 /* Caller holds the lock. Series keep creation order so related lines stay together. */
@@ -90,6 +134,8 @@ static struct series *find(struct metrics *m, const char *name, const char *labe
     s->name = strdup(name);
     s->labels = strdup(l);
     s->kind = kind;
+    struct family *f = kind == SERIES_HISTOGRAM ? family_find(m, name) : NULL;
+    s->bounds = bucket_sets[f ? f->buckets : METRICS_BUCKETS_REQUEST];
     if (!s->name || !s->labels) {
         free(s->name);
         free(s->labels);
@@ -136,34 +182,59 @@ void metrics_observe(struct metrics *m, const char *name, const char *labels, do
         s->value += seconds;
         s->count++;
         for (int i = 0; i < METRIC_BUCKETS; i++)
-            if (seconds <= bucket_bounds[i])
+            if (seconds <= s->bounds[i])
                 s->buckets[i]++;
     }
     pthread_mutex_unlock(&m->lock);
+}
+
+static const char *kind_type(enum series_kind kind)
+{
+    return kind == SERIES_COUNTER ? "counter" : kind == SERIES_GAUGE ? "gauge" : "histogram";
+}
+
+static int render_series(const struct series *s, struct buf *out)
+{
+    int rc = 0;
+    const char *sep = *s->labels ? "," : "";
+    if (s->kind != SERIES_HISTOGRAM) {
+        if (*s->labels)
+            return buf_appendf(out, "%s{%s} %.17g\n", s->name, s->labels, s->value);
+        return buf_appendf(out, "%s %.17g\n", s->name, s->value);
+    }
+    for (int i = 0; i < METRIC_BUCKETS; i++)
+        rc |= buf_appendf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name, s->labels, sep,
+                          s->bounds[i], s->buckets[i]);
+    rc |= buf_appendf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name, s->labels, sep, s->count);
+    if (*s->labels)
+        rc |= buf_appendf(out, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", s->name, s->labels,
+                          s->value, s->name, s->labels, s->count);
+    else
+        rc |=
+            buf_appendf(out, "%s_sum %.17g\n%s_count %llu\n", s->name, s->value, s->name, s->count);
+    return rc;
 }
 
 int metrics_render(struct metrics *m, struct buf *out)
 {
     int rc = 0;
     pthread_mutex_lock(&m->lock);
-    for (struct family *f = m->families; f; f = f->next)
-        rc |= buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
-    for (struct series *s = m->head; s; s = s->next) {
-        const char *sep = *s->labels ? "," : "";
-        if (s->kind != SERIES_HISTOGRAM) {
-            if (*s->labels)
-                rc |= buf_appendf(out, "%s{%s} %.17g\n", s->name, s->labels, s->value);
-            else
-                rc |= buf_appendf(out, "%s %.17g\n", s->name, s->value);
+    for (struct series *s = m->head; s; s = s->next)
+        s->rendered = false;
+    /* Families in the order of their first series; each family's series together. */
+    for (struct series *first = m->head; first; first = first->next) {
+        if (first->rendered)
             continue;
+        const struct family *f = family_find(m, first->name);
+        rc |=
+            buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", first->name, f ? f->help : first->name,
+                        first->name, f ? f->type : kind_type(first->kind));
+        for (struct series *s = first; s; s = s->next) {
+            if (s->rendered || s->kind != first->kind || strcmp(s->name, first->name) != 0)
+                continue;
+            s->rendered = true;
+            rc |= render_series(s, out);
         }
-        for (int i = 0; i < METRIC_BUCKETS; i++)
-            rc |= buf_appendf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->name, s->labels, sep,
-                              bucket_bounds[i], s->buckets[i]);
-        rc |= buf_appendf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name, s->labels, sep,
-                          s->count);
-        rc |= buf_appendf(out, "%s_sum{%s} %.17g\n%s_count{%s} %llu\n", s->name, s->labels,
-                          s->value, s->name, s->labels, s->count);
     }
     pthread_mutex_unlock(&m->lock);
     return rc ? -1 : 0;

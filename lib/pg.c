@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,13 +26,48 @@ int pgx_ok(PGresult *res, ExecStatusType want, char *err, size_t errlen)
     return 0;
 }
 
+static atomic_long statement_timeout_ms;
+
+void pgx_set_statement_timeout_ms(long ms)
+{
+    atomic_store(&statement_timeout_ms, ms > 0 ? ms : 0);
+}
+
+long pgx_statement_timeout_ms(void)
+{
+    return atomic_load(&statement_timeout_ms);
+}
+
+int pgx_is_timeout(const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return state && strcmp(state, "57014") == 0;
+}
+
+/* A session-level SET survives COMMIT and ROLLBACK, so it holds for the connection's life. */
+static int set_statement_timeout(PGconn *conn, char *err, size_t errlen)
+{
+    char sql[64];
+    long ms = atomic_load(&statement_timeout_ms);
+    if (ms == 0)
+        return 0; /* leave the server's (or the role's) own setting */
+    snprintf(sql, sizeof sql, "SET statement_timeout = %ld", ms);
+    if (pgx_exec(conn, sql, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
 PGconn *pgx_connect(const char *url, int timeout_s, char *err, size_t errlen)
 {
     time_t deadline = time(NULL) + timeout_s;
     for (int attempt = 0;; attempt++) {
         PGconn *conn = PQconnectdb(url);
-        if (conn && PQstatus(conn) == CONNECTION_OK)
-            return conn;
+        if (conn && PQstatus(conn) == CONNECTION_OK) {
+            if (set_statement_timeout(conn, err, errlen) == 0)
+                return conn;
+            PQfinish(conn);
+            return NULL;
+        }
         snprintf(err, errlen, "cannot connect to PostgreSQL: %s",
                  conn ? PQerrorMessage(conn) : "out of memory");
         size_t n = strlen(err);

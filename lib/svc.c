@@ -1,5 +1,7 @@
 #include "svc.h"
+#include "kafka.h"
 #include "log.h"
+#include "pg.h"
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -17,6 +19,10 @@ struct svc_common {
     char *log_level;
     char *http_addr;
     long long http_port;
+    long long http_threads;
+    long long http_request_timeout_ms;
+    long long http_keepalive_timeout_ms;
+    long long pg_statement_timeout_ms;
 };
 
 const struct cfg_option svc_common_options[] = {
@@ -26,6 +32,18 @@ const struct cfg_option svc_common_options[] = {
      "Address of the HTTP listener (/healthz, /readyz, /metrics and the service's routes)"},
     {"PANEL_HTTP_PORT", CFG_INT, "(per service)", 0, 65535, offsetof(struct svc_common, http_port),
      "Port of the HTTP listener (0 = any free port); each service has its own default"},
+    {"PANEL_PG_STATEMENT_TIMEOUT_MS", CFG_INT, "(per service)", 0, 86400000,
+     offsetof(struct svc_common, pg_statement_timeout_ms),
+     "PostgreSQL statement_timeout (ms) of every connection (0 = none); each service has its own "
+     "default"},
+    {"PANEL_HTTP_THREADS", CFG_INT, "128", 4, 1024, offsetof(struct svc_common, http_threads),
+     "HTTP worker threads: each open connection holds one, idle or not"},
+    {"PANEL_HTTP_REQUEST_TIMEOUT_MS", CFG_INT, "10000", 100, 600000,
+     offsetof(struct svc_common, http_request_timeout_ms),
+     "longest wait (ms) for a request's headers and body before the connection is closed"},
+    {"PANEL_HTTP_KEEPALIVE_TIMEOUT_MS", CFG_INT, "5000", 0, 600000,
+     offsetof(struct svc_common, http_keepalive_timeout_ms),
+     "how long (ms) an idle keep-alive connection is kept open (0 = no keep-alive)"},
 };
 const size_t svc_common_noptions = CFG_OPTS_COUNT(svc_common_options);
 
@@ -34,6 +52,7 @@ static atomic_int stop_requested;
 struct svc {
     const struct svc_spec *spec;
     struct svc_common common;
+    struct kafka_client_config kafka;
     struct httpd *httpd;
     struct metrics *metrics;
     atomic_bool ready;
@@ -84,9 +103,14 @@ static void print_help(const struct svc_spec *spec)
     printf("panel-%s %s — %s\n\nUsage: panel-%s [--help | --version]\n\n", spec->name,
            PANEL_VERSION, spec->summary, spec->name);
     cfg_print_table(stdout, spec->options, spec->noptions);
-    printf("\nCommon to every service (PANEL_HTTP_PORT defaults to %ld here):\n",
-           spec->default_http_port);
+    printf("\nCommon to every service (PANEL_HTTP_PORT defaults to %ld here, "
+           "PANEL_PG_STATEMENT_TIMEOUT_MS to %ld):\n",
+           spec->default_http_port,
+           spec->default_pg_statement_timeout_ms > 0 ? spec->default_pg_statement_timeout_ms
+                                                     : SVC_DEFAULT_PG_STATEMENT_TIMEOUT_MS);
     cfg_print_table(stdout, svc_common_options, svc_common_noptions);
+    printf("\nKafka security, common to every service that uses Kafka (and panelctl):\n");
+    cfg_print_table(stdout, kafka_client_options, kafka_client_noptions);
 }
 
 enum svc_start_result svc_start(struct svc **out, const struct svc_spec *spec, int argc,
@@ -112,6 +136,7 @@ enum svc_start_result svc_start(struct svc **out, const struct svc_spec *spec, i
         }
         if (strcmp(argv[i], "--config-markdown-common") == 0) {
             cfg_print_markdown(stdout, svc_common_options, svc_common_noptions);
+            cfg_print_markdown(stdout, kafka_client_options, kafka_client_noptions);
             return SVC_EXIT_OK;
         }
         fprintf(stderr, "panel-%s: unknown argument '%s' (try --help)\n", spec->name, argv[i]);
@@ -130,10 +155,15 @@ enum svc_start_result svc_start(struct svc **out, const struct svc_spec *spec, i
     {
         /* PANEL_HTTP_PORT's default is the service's own. */
         struct cfg_option common[CFG_OPTS_COUNT(svc_common_options)];
-        char portdef[24];
+        char portdef[24], stmtdef[24];
         memcpy(common, svc_common_options, sizeof common);
         snprintf(portdef, sizeof portdef, "%ld", spec->default_http_port);
         common[2].def = portdef;
+        /* PANEL_PG_STATEMENT_TIMEOUT_MS too: an api request and a merger batch differ. */
+        snprintf(stmtdef, sizeof stmtdef, "%ld",
+                 spec->default_pg_statement_timeout_ms > 0 ? spec->default_pg_statement_timeout_ms
+                                                           : SVC_DEFAULT_PG_STATEMENT_TIMEOUT_MS);
+        common[3].def = stmtdef;
         if (cfg_load(common, svc_common_noptions, &s->common, err, sizeof err) != 0)
             goto usage;
     }
@@ -143,6 +173,10 @@ enum svc_start_result svc_start(struct svc **out, const struct svc_spec *spec, i
         goto usage;
     }
     log_init(spec->name, level);
+    pgx_set_statement_timeout_ms((long)s->common.pg_statement_timeout_ms);
+    if (cfg_load(kafka_client_options, kafka_client_noptions, &s->kafka, err, sizeof err) != 0 ||
+        kafka_client_configure(&s->kafka, err, sizeof err) != 0)
+        goto usage;
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -157,9 +191,20 @@ enum svc_start_result svc_start(struct svc **out, const struct svc_spec *spec, i
         snprintf(err, sizeof err, "out of memory");
         goto usage;
     }
+    metrics_describe(s->metrics, "process_uptime_seconds", "gauge",
+                     "Seconds since the service started");
+    metrics_describe(s->metrics, "http_requests_total", "counter",
+                     "HTTP requests answered, by route, method and status code");
+    metrics_describe_histogram(s->metrics, "http_request_duration_seconds",
+                               "Time to answer an HTTP request, by route", METRICS_BUCKETS_REQUEST);
     struct httpd_opts hopts = {.addr = s->common.http_addr,
                                .port = (long)s->common.http_port,
-                               .threads = 8,
+                               .threads = (int)s->common.http_threads,
+                               .request_timeout_ms = (long)s->common.http_request_timeout_ms,
+                               .keepalive_timeout_ms =
+                                   s->common.http_keepalive_timeout_ms > 0
+                                       ? (long)s->common.http_keepalive_timeout_ms
+                                       : -1,
                                .metrics = s->metrics};
     s->httpd = httpd_new(&hopts, err, sizeof err);
     if (!s->httpd) {
@@ -234,5 +279,7 @@ void svc_destroy(struct svc *s)
     httpd_destroy(s->httpd);
     metrics_destroy(s->metrics);
     cfg_free(svc_common_options, svc_common_noptions, &s->common);
+    cfg_free(kafka_client_options, kafka_client_noptions, &s->kafka);
+    kafka_client_reset();
     free(s);
 }

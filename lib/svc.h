@@ -18,7 +18,11 @@ struct svc_spec {
     const struct cfg_option *options; /* the service's own table */
     size_t noptions;
     long default_http_port; /* the service's default for PANEL_HTTP_PORT */
+    /* the service's default for PANEL_PG_STATEMENT_TIMEOUT_MS; 0 = the common 30 s */
+    long default_pg_statement_timeout_ms;
 };
+
+#define SVC_DEFAULT_PG_STATEMENT_TIMEOUT_MS 30000L
 
 enum svc_start_result { SVC_RUN = 0, SVC_EXIT_OK = 1, SVC_EXIT_USAGE = 2 };
 

@@ -16,7 +16,8 @@ set -eu
 PACKAGES="gcc make pkg-config librdkafka-dev libcurl4-openssl-dev libprotobuf-c-dev
 protobuf-c-compiler protobuf-compiler libpq-dev postgresql postgresql-contrib
 libcivetweb-dev libcmocka-dev libssl-dev libjansson-dev libcjose-dev default-jdk-headless maven
-kcat clang libclang-rt-14-dev clang-format wrk python3 python3-venv curl docker-compose chromium"
+kcat clang libclang-rt-14-dev clang-format wrk python3 python3-venv curl docker-compose chromium
+prometheus"
 
 CHECK=0
 case ${1:-} in

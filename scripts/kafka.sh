@@ -14,6 +14,18 @@
 # broker listens on 127.0.0.1 on $PANEL_KAFKA_PORT or else a free port
 # remembered in $PANEL_RUN_DIR/kafka/port (the controller's in controller.port).
 # Topics are not auto-created.
+#
+# PANEL_KAFKA_SECURE=1 (a test mode; the default stays PLAINTEXT): the client
+# listener requires SASL_SSL. At the first start a self-signed CA and a broker
+# certificate for 127.0.0.1 are made with openssl in $PANEL_RUN_DIR/kafka/tls,
+# and two users with random passwords: "admin" (the broker itself, a super user)
+# and "panel" (for the services). Both are SCRAM users, created in the storage
+# with the broker's own kafka-storage tool, and PLAIN users of the listener.
+# The services' settings are written to $PANEL_RUN_DIR/kafka/client.env
+# (PANEL_KAFKA_* lines; the password stays in tls/panel.password) and the jars'
+# tools' to admin.properties. The services use PLAIN over TLS here: Debian's
+# librdkafka 2.0 computes a SCRAM proof that Kafka 4 rejects (fixed in
+# librdkafka 2.6.1), see docs/operations.md.
 set -eu
 . "$(dirname -- "$0")/common.sh"
 
@@ -87,18 +99,99 @@ rootLogger.appenderRef.err.ref = STDERR
 EOF
 }
 
+SECURE=${PANEL_KAFKA_SECURE:-0}
+TLS=$KD/tls
+
+# A CA, a broker key pair signed by it for 127.0.0.1, a PKCS12 keystore, and the
+# users' passwords; kept across restarts like the data.
+make_tls() {
+    [ -f "$TLS/broker.p12" ] && return 0
+    have openssl || die "openssl not found (PANEL_KAFKA_SECURE=1 needs it)"
+    mkdir -p "$TLS"
+    (
+        umask 077
+        cd "$TLS"
+        openssl rand -hex 16 > keystore.password
+        openssl rand -hex 16 > admin.password
+        openssl rand -hex 16 > panel.password
+        openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=k12panel test CA" \
+            -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+            -keyout broker.key -out broker.csr 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > broker.ext
+        openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+            -extfile broker.ext -out broker.pem 2>/dev/null
+        openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+            -passout "pass:$(cat keystore.password)" -out broker.p12
+    ) || die "making the test CA and broker certificate with openssl failed"
+}
+
+write_secure_props() {
+    kp=$(cat "$TLS/keystore.password") ap=$(cat "$TLS/admin.password")
+    pp=$(cat "$TLS/panel.password")
+    jaas="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$ap\";"
+    plain="org.apache.kafka.common.security.plain.PlainLoginModule required username=\"admin\" password=\"$ap\" user_admin=\"$ap\" user_panel=\"$pp\";"
+    cat >> "$PROPS" <<EOF
+listeners=SASL_SSL://127.0.0.1:$bp,CONTROLLER://127.0.0.1:$cp
+advertised.listeners=SASL_SSL://127.0.0.1:$bp
+inter.broker.listener.name=SASL_SSL
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$jaas
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=$jaas
+listener.name.sasl_ssl.plain.sasl.jaas.config=$plain
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS/broker.p12
+ssl.keystore.password=$kp
+ssl.key.password=$kp
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS/ca.pem
+ssl.client.auth=none
+super.users=User:admin
+EOF
+    (umask 077; cat > "$KD/admin.properties" <<EOF
+security.protocol=SASL_SSL
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=$jaas
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS/ca.pem
+EOF
+    )
+    cat > "$KD/client.env" <<EOF
+PANEL_KAFKA_SECURITY_PROTOCOL=SASL_SSL
+PANEL_KAFKA_SASL_MECHANISM=PLAIN
+PANEL_KAFKA_SASL_USERNAME=panel
+PANEL_KAFKA_SASL_PASSWORD_FILE=$TLS/panel.password
+PANEL_KAFKA_SSL_CA_FILE=$TLS/ca.pem
+EOF
+}
+
+# kcat's options to reach the broker (as admin in secure mode), one a line.
+kcat_auth() {
+    [ "$SECURE" = 1 ] || return 0
+    printf '%s\n' -X security.protocol=SASL_SSL -X sasl.mechanisms=PLAIN \
+        -X sasl.username=admin -X "sasl.password=$(cat "$TLS/admin.password")" \
+        -X "ssl.ca.location=$TLS/ca.pem"
+}
+
 write_props() {
     bp=$1 cp=$2
+    if [ "$SECURE" = 1 ]; then
+        listeners="# client listener: see below"
+    else
+        listeners="listeners=PLAINTEXT://127.0.0.1:$bp,CONTROLLER://127.0.0.1:$cp
+advertised.listeners=PLAINTEXT://127.0.0.1:$bp
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    fi
     cat > "$PROPS" <<EOF
 # Written by scripts/kafka.sh at every start; edit the script, not this file.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cp
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$bp,CONTROLLER://127.0.0.1:$cp
-advertised.listeners=PLAINTEXT://127.0.0.1:$bp
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+$listeners
 log.dirs=$DATA
 auto.create.topics.enable=false
 num.partitions=4
@@ -117,6 +210,7 @@ num.io.threads=4
 log.retention.hours=168
 log.segment.bytes=268435456
 EOF
+    if [ "$SECURE" = 1 ]; then write_secure_props; fi
 }
 
 java_cmd() {
@@ -148,6 +242,7 @@ start() {
     set -- $(free_ports 2)
     [ -n "$bp" ] || { bp=$1; [ "$bp" != "$cp" ] || bp=$2; }
     [ -n "$cp" ] || { cp=$1; [ "$cp" != "$bp" ] || cp=$2; }
+    if [ "$SECURE" = 1 ]; then make_tls; fi
     write_props "$bp" "$cp"
     write_log4j
     echo "$bp" > "$PORTFILE"
@@ -158,8 +253,16 @@ start() {
             die "could not generate a cluster id with kafka.tools.StorageTool"
         log "formatting storage in $DATA (cluster id $cid)"
         rm -rf "$DATA"
+        # In secure mode the SCRAM users go into the new storage's metadata.
+        set --
+        if [ "$SECURE" = 1 ]; then
+            pp=$(cat "$TLS/panel.password")
+            set -- --add-scram "SCRAM-SHA-512=[name=admin,password=\"$(cat "$TLS/admin.password")\"]" \
+                --add-scram "SCRAM-SHA-512=[name=panel,password=\"$pp\"]" \
+                --add-scram "SCRAM-SHA-256=[name=panel,password=\"$pp\"]"
+        fi
         java_cmd "$KD/log4j2-tools.properties" kafka.tools.StorageTool format \
-            -t "$cid" -c "$PROPS" >"$KD/format.log" 2>&1 || {
+            -t "$cid" -c "$PROPS" "$@" >"$KD/format.log" 2>&1 || {
             tail_log "$KD/format.log"
             die "formatting Kafka storage failed"
         }
@@ -181,7 +284,8 @@ start() {
     echo $! > "$PIDFILE"
 
     deadline=$(( $(now) + START_TIMEOUT ))
-    until kcat -L -b "127.0.0.1:$bp" -m 2 >/dev/null 2>&1; do
+    # shellcheck disable=SC2046 # kcat's -X options, split on purpose
+    until kcat -L -b "127.0.0.1:$bp" -m 2 $(kcat_auth) >/dev/null 2>&1; do
         if ! running; then
             tail_log "$LOGS/stdout.log" 20
             tail_log "$LOGS/server.log"
@@ -233,6 +337,7 @@ case $cmd in
     brokers) [ -n "$(port)" ] || die "no port recorded yet: run '$0 start'"; brokers ;;
     topics)
         running || die "not running: run '$0 start' first"
+        if [ "$SECURE" = 1 ]; then set -- --command-config "$KD/admin.properties" "$@"; fi
         java_cmd "$KD/log4j2-tools.properties" org.apache.kafka.tools.TopicCommand \
             --bootstrap-server "$(brokers)" "$@" ;;
     *) die "usage: $0 start|stop|status|brokers|topics [kafka-topics args]" ;;

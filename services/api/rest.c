@@ -6,6 +6,7 @@
 #include "json.h"
 #include "log.h"
 #include "session.h"
+#include "pg.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -76,6 +77,9 @@ void rest_db_error(struct api_req *r, PGresult *res)
         rest_error(r, 422, "invalid_value", "a value is out of the allowed range");
     } else if (state && strncmp(state, "22", 2) == 0) {
         rest_error(r, 400, "invalid_input", "a value has the wrong format or is out of range");
+    } else if (pgx_is_timeout(res)) {
+        log_warn_t(r->principal.tenant, NULL, "query ran past the statement timeout");
+        rest_error(r, 503, "unavailable", "the database is busy; try again");
     } else if (PQstatus(r->db) != CONNECTION_OK) {
         log_error_t(r->principal.tenant, NULL, "database unavailable");
         rest_error(r, 503, "unavailable", "the database is unavailable; try again");

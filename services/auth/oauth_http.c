@@ -5,6 +5,8 @@
 
 #include <stdio.h>
 
+#define OAUTH_DEADLINE_MS 20000
+
 struct http_client *oauth_http_client_new(char *err, size_t errlen)
 {
     struct http_client_opts o = {
@@ -35,6 +37,8 @@ enum oauth_http_result oauth_http_post_form(struct http_client *c, const char *u
         .headers = headers,
         .body = form->data ? form->data : "",
         .body_len = form->len,
+        /* a browser or the scheduler waits on this: no retry starts after it */
+        .deadline_ms = http_now_ms() + OAUTH_DEADLINE_MS,
     };
     *reply = NULL;
     *status = 0;

@@ -265,8 +265,16 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
             /* Only failures while the database answers count towards isolating and
              * dead-lettering: an outage must never make a valid event look poisonous. */
             bool db_up = PQstatus(c.pg) == CONNECTION_OK && db_healthy(c.pg);
+            /* A batch that ran into the statement timeout met a slow or locked database, not a
+             * poisonous event: it does not count either. */
+            long limit_ms = pgx_statement_timeout_ms();
+            long took_ms =
+                (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+            bool timed_out = limit_ms > 0 && took_ms >= limit_ms;
             if (!db_up)
                 PQreset(c.pg);
+            else if (timed_out)
+                log_warn("the batch ran into the %ld ms statement timeout; retrying it", limit_ms);
             else
                 fails += ar == APPLY_ERROR;
             if (ar == APPLY_ERROR && db_up && n > 1 && fails >= CONSUMER_ISOLATE_AFTER) {

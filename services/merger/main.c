@@ -52,11 +52,32 @@ static const struct svc_spec spec = {
     .options = options,
     .noptions = CFG_OPTS_COUNT(options),
     .default_http_port = 8084,
+    /* a batch of PANEL_MERGER_BATCH_MAX events is applied in one transaction */
+    .default_pg_statement_timeout_ms = 300000,
 };
 
 static bool still_running(void *arg)
 {
     return svc_running(arg);
+}
+
+static void describe_metrics(struct metrics *m)
+{
+    metrics_describe(m, "merger_events_applied_total", "counter",
+                     "Source events applied to PostgreSQL");
+    metrics_describe(m, "merger_batches_total", "counter", "Batches by result (ok, fenced, error)");
+    metrics_describe_histogram(m, "merger_batch_seconds", "Time to apply one batch",
+                               METRICS_BUCKETS_REQUEST);
+    metrics_describe(m, "merger_dead_letters_total", "counter",
+                     "Events sent to the dead-letter topic");
+    metrics_describe(m, "merger_outbox_unsent", "gauge", "Outbox rows not yet published");
+    metrics_describe(m, "merger_outbox_oldest_unsent_seconds", "gauge",
+                     "Age of the oldest unpublished outbox row");
+    metrics_describe(m, "merger_outbox_published_total", "counter",
+                     "Outbox rows published to the public topics");
+    metrics_describe(m, "merger_outbox_reconciled_total", "counter",
+                     "Outbox rows found already published and marked sent");
+    metrics_describe(m, "merger_outbox_errors_total", "counter", "Outbox relay rounds that failed");
 }
 
 int main(int argc, char **argv)
@@ -79,6 +100,7 @@ int main(int argc, char **argv)
         status = 2;
         goto out;
     }
+    describe_metrics(svc_metrics(svc));
     PGconn *pg = pgx_connect(cfg.pg_url, 30, err, sizeof err);
     if (!pg || pgx_check_schema(pg, err, sizeof err)) {
         log_error("%s", err);

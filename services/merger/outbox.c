@@ -141,7 +141,8 @@ static int scan_tails(struct outbox_relay *r, struct unsent *u, size_t n, long w
     const struct rd_kafka_metadata *md = NULL;
     int64_t *ends = NULL;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", r->brokers, e, sizeof e) ||
+    if (kafka_conf_apply_client(conf, e, sizeof e) ||
+        rd_kafka_conf_set(conf, "bootstrap.servers", r->brokers, e, sizeof e) ||
         rd_kafka_conf_set(conf, "client.id", "panel-merger-outbox-reconcile", e, sizeof e) ||
         rd_kafka_conf_set(conf, "group.id", "panel-merger-outbox-reconcile", e, sizeof e) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", e, sizeof e) ||

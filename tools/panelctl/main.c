@@ -1,6 +1,7 @@
 /* panelctl: the operator's tool — migrations (also the Kubernetes migration Job), topics,
  * tenants, and decoding events for people and tests. */
 #include "commands.h"
+#include "kafka.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -58,14 +59,30 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("panelctl", level);
+    /* the services' PANEL_KAFKA_* security settings apply to panelctl's clients too */
+    struct kafka_client_config kafka = {0};
+    char err[512];
+    if (cfg_load(kafka_client_options, kafka_client_noptions, &kafka, err, sizeof err) != 0 ||
+        kafka_client_configure(&kafka, err, sizeof err) != 0) {
+        fprintf(stderr, "panelctl: %s\n", err);
+        cfg_free(kafka_client_options, kafka_client_noptions, &kafka);
+        return 2;
+    }
+    int rc = 2;
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+        rc = argc < 2 ? 2 : 0;
+        goto out;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(argc - 2, argv + 2);
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            rc = commands[i].run(argc - 2, argv + 2);
+            goto out;
+        }
     fprintf(stderr, "panelctl: unknown command '%s'\n", argv[1]);
     usage(stderr);
-    return 2;
+out:
+    cfg_free(kafka_client_options, kafka_client_noptions, &kafka);
+    kafka_client_reset();
+    return rc;
 }
