@@ -4,7 +4,7 @@
 # lib/ plus the module sources of the service it exercises (never main.c).
 CLANG ?= clang
 FUZZ_BUILD ?= build/fuzz
-PKGS := rdkafka libcurl libprotobuf-c libpq jansson openssl
+PKGS := rdkafka libcurl libprotobuf-c libpq jansson openssl cjose
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FCFLAGS := -g -O1 -std=c11 -pthread $(SAN) -fsanitize=fuzzer-no-link \
            -D_GNU_SOURCE -Ilib -Ibuild/gen $(shell pkg-config --cflags $(PKGS)) \
