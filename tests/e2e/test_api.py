@@ -333,6 +333,92 @@ class ApiTest(unittest.TestCase):
         out = self.ok("GET", "/v1/people?limit=100&cursor=" + out["next_cursor"], key=key)
         self.assertEqual(len(out["items"]), 100)
 
+    def test_org_unit_subtree_filters_and_device_search(self):
+        """org_unit is a subtree filter on People and Assets (/Students includes
+        /Students/Grade 5 but not /Students-old); q finds a Chromebook by MAC (with or
+        without separators), annotated user, recent user or the Person it is out to;
+        google_status and last_seen_before filter."""
+        t = harness.new_tenant("apisub")
+        key = new_key(t, "admin")
+        asset(t, "SUB-1", ou="/Students")
+        a2 = asset(t, "SUB-2", ou="/Students/Grade 5")
+        a3 = asset(t, "SUB-3", ou="/Students-old")
+        a4 = asset(t, "SUB-4", ou="/Staff")
+        psql("UPDATE assets SET device = device || '{\"mac_address\": \"e8b1fc0011aa\", "
+             "\"annotated_user\": \"lab cart 3\", \"recent_users\": [{\"type\": "
+             "\"USER_TYPE_MANAGED\", \"email\": \"ruth.recent@d.example\"}]}', "
+             "last_sync = '2026-01-10T08:00:00Z', google_status = 'DISABLED' "
+             "WHERE asset_id = :'a'", a=a2)
+        psql("UPDATE assets SET last_sync = now() WHERE asset_id IN (:'a', :'b')", a=a3, b=a4)
+        person(t, "Grace Five", ou="/Students/Grade 5")
+        person(t, "Sam Students", ou="/Students")
+        person(t, "Olga Old", ou="/Students-old")
+        holder = person(t, "Holly Holder", ou="/Staff")
+        self.ok("POST", f"/v1/assets/{a4}/checkout", {"person_id": holder}, 201, key=key)
+
+        def serials(q):
+            return sorted(a["serial_number"] for a in
+                          self.ok("GET", "/v1/assets" + q, key=key)["items"])
+
+        def names(q):
+            return sorted(p["display_name"] for p in
+                          self.ok("GET", "/v1/people" + q, key=key)["items"])
+        self.assertEqual(serials("?org_unit=/Students"), ["SUB-1", "SUB-2"])
+        self.assertEqual(serials("?org_unit=/Students/"), ["SUB-1", "SUB-2"])
+        self.assertEqual(serials("?org_unit=/Students/Grade%205"), ["SUB-2"])
+        self.assertEqual(serials("?org_unit=/Stud"), [])
+        self.assertEqual(serials("?org_unit=/"), ["SUB-1", "SUB-2", "SUB-3", "SUB-4"])
+        self.assertEqual(names("?org_unit=/Students"), ["Grace Five", "Sam Students"])
+        self.assertEqual(names("?org_unit=/Students-old"), ["Olga Old"])
+        self.err("GET", "/v1/assets?org_unit=Students", 400, "invalid_parameter", key=key)
+        self.err("GET", "/v1/people?org_unit=Students", 400, "invalid_parameter", key=key)
+        self.assertEqual(serials("?q=E8:B1:FC:00"), ["SUB-2"])
+        self.assertEqual(serials("?q=e8b1fc0011"), ["SUB-2"])
+        self.assertEqual(serials("?q=lab%20cart"), ["SUB-2"])
+        self.assertEqual(serials("?q=ruth.recent"), ["SUB-2"])
+        self.assertEqual(serials("?q=holly"), ["SUB-4"])
+        self.assertEqual(serials("?q=::"), [])  # separators alone match no MAC
+        self.assertEqual(serials("?google_status=DISABLED"), ["SUB-2"])
+        self.assertEqual(serials("?last_seen_before=2026-02-01"), ["SUB-1", "SUB-2"])
+        self.err("GET", "/v1/assets?last_seen_before=yesterday", 400, key=key)
+
+        # Audit history: every audit with who, when and its note, newest first.
+        self.ok("POST", f"/v1/assets/{a2}/audit", {"note": "in cart 3"}, key=key)
+        self.ok("POST", f"/v1/assets/{a2}/audit", {"next_audit_due": "2027-01-15"}, key=key)
+        hist = self.ok("GET", f"/v1/assets/{a2}/audits", key=key)
+        self.assertEqual([h["note"] for h in hist["items"]], [None, "in cart 3"])
+        self.assertTrue(all(h["audited_by"].startswith("apikey:") for h in hist["items"]))
+        page = self.ok("GET", f"/v1/assets/{a2}/audits?limit=1", key=key)
+        page2 = self.ok("GET", f"/v1/assets/{a2}/audits?limit=1&cursor=" +
+                        page["next_cursor"], key=key)
+        self.assertEqual(page2["items"][0]["note"], "in cart 3")
+        self.err("GET", f"/v1/assets/{uuid.uuid4()}/audits", 404, key=key)
+        self.err("GET", f"/v1/assets/{a2}/audits", 404, key=self.key_b)
+        self.err("POST", f"/v1/assets/{a2}/audit", 400, "invalid_field", {"note": 5}, key=key)
+
+    def test_org_unit_subtree_filter_uses_an_index(self):
+        t = harness.new_tenant("apisubix")
+        psql("INSERT INTO people (tenant_id, email_norm, display_name, org_unit_path) "
+             "SELECT :'t', 'p' || i || '@d.example', 'Person ' || i, "
+             "'/Students/Grade ' || (i % 12) || '/Room ' || (i % 40) "
+             "FROM generate_series(1, 20000) i", t=t)
+        psql("INSERT INTO assets (tenant_id, serial_number, model, org_unit_path) "
+             "SELECT :'t', 'SN' || i, 'M', '/Students/Grade ' || (i % 12) || '/Room ' || (i % 40) "
+             "FROM generate_series(1, 20000) i", t=t)
+        psql("ANALYZE people; ANALYZE assets")
+
+        def plan(sql):
+            return "\n".join(r[0] for r in psql("EXPLAIN " + sql, t=t))
+        cond = ("{c} COLLATE \"C\" >= '/Students/Grade 3' AND {c} COLLATE \"C\" < "
+                "'/Students/Grade 3' || '0' AND (length({c}) = length('/Students/Grade 3') "
+                "OR substr({c}, length('/Students/Grade 3') + 1, 1) = '/')")
+        self.assertIn("assets_ou_tree", plan(
+            "SELECT asset_id FROM assets a WHERE a.tenant_id = :'t' AND "
+            + cond.format(c="a.org_unit_path")))
+        self.assertIn("people_ou_tree", plan(
+            "SELECT person_id FROM people p WHERE p.tenant_id = :'t' AND "
+            + cond.format(c="p.org_unit_path")))
+
     # ------------------------------------------------------------------ org units
 
     def test_org_units(self):
