@@ -19,3 +19,23 @@ CREATE TABLE asset_audits (
     FOREIGN KEY (tenant_id, asset_id) REFERENCES assets ON DELETE CASCADE
 );
 CREATE INDEX asset_audits_asset ON asset_audits (tenant_id, asset_id, audited_at DESC, audit_id DESC);
+
+-- The district's time zone: the admin page shows every date in it (an IANA name PostgreSQL
+-- knows; GET /v1/session carries it).
+ALTER TABLE tenants ADD COLUMN time_zone text NOT NULL DEFAULT 'UTC';
+
+-- A checkout names its Person's email too ("checked out to X, last used by Y" compares it
+-- with Google's recent users).
+CREATE OR REPLACE FUNCTION api_checkout_json(c checkouts) RETURNS json LANGUAGE sql STABLE AS $$
+    SELECT json_build_object(
+        'checkout_id', c.checkout_id, 'asset_id', c.asset_id, 'person_id', c.person_id,
+        'person_name', p.display_name, 'person_email', p.email_norm,
+        'checked_out_at', c.checked_out_at, 'checked_out_by', c.checked_out_by,
+        'due_at', c.due_at, 'note', c.note,
+        'checked_in_at', c.checked_in_at, 'checked_in_by', c.checked_in_by,
+        'condition', c.condition, 'checkin_note', c.checkin_note,
+        'open', c.checked_in_at IS NULL,
+        'overdue', c.checked_in_at IS NULL AND c.due_at IS NOT NULL AND c.due_at < now())
+    FROM (SELECT 1) one
+    LEFT JOIN people p ON p.tenant_id = c.tenant_id AND p.person_id = c.person_id
+$$;

@@ -91,15 +91,15 @@ try {
   await page.getByLabel("Search name or email").fill(fx.person_query);
   await page.getByLabel("Search name or email").press("Enter");
   await page.getByRole("button", {name: "Show " + fx.person_name}).click();
-  const row = page.locator("#person tr").filter({hasText: "job_title"});
+  const row = page.locator("#person tr").filter({hasText: "Job title"});
   await row.filter({hasText: "Microsoft"}).waitFor();
-  await page.locator("#person tr").filter({hasText: "org_unit_path"}).filter({hasText: "Google"}).waitFor();
+  await page.locator("#person tr").filter({hasText: "Org unit"}).filter({hasText: "Google"}).waitFor();
   await shot("04-person");
 
   step("assets: find by serial, check out with search-as-you-type, check in");
   await page.getByRole("tab", {name: "Assets"}).click();
-  await page.getByLabel("Serial, asset tag or model").fill(fx.serial);
-  await page.getByLabel("Serial, asset tag or model").press("Enter");
+  await page.getByLabel("Serial, tag, MAC or user").fill(fx.serial);
+  await page.getByLabel("Serial, tag, MAC or user").press("Enter");
   await page.getByRole("button", {name: "Show asset " + fx.serial}).click();
   const combo = page.getByRole("combobox", {name: /Check out to/});
   await combo.pressSequentially(fx.kid_query, {delay: 30});
@@ -110,7 +110,7 @@ try {
   await page.getByRole("button", {name: "Check out", exact: true}).click();
   await page.locator("#asset-current").filter({hasText: "Checked out to " + fx.kid_name}).waitFor();
   await shot("05-checked-out");
-  await page.getByLabel("Condition").fill("good");
+  await page.getByLabel("Condition", {exact: true}).fill("good");
   await page.getByRole("button", {name: "Check in"}).click();
   await page.locator("#checkout-form").waitFor();
   await page.locator("#asset .history li").filter({hasText: "(good)"}).waitFor();
@@ -144,8 +144,8 @@ try {
   if (await viewer.getByRole("button", {name: /^(Approve|Reject) held/}).count())
     throw new Error("a viewer sees Approve/Reject");
   await viewer.getByRole("tab", {name: "Assets"}).click();
-  await viewer.getByLabel("Serial, asset tag or model").fill(fx.serial);
-  await viewer.getByLabel("Serial, asset tag or model").press("Enter");
+  await viewer.getByLabel("Serial, tag, MAC or user").fill(fx.serial);
+  await viewer.getByLabel("Serial, tag, MAC or user").press("Enter");
   await viewer.getByRole("button", {name: "Show asset " + fx.serial}).click();
   await viewer.locator("#asset .history").waitFor();
   if (await viewer.locator("#checkout-form, #checkin-form").count())

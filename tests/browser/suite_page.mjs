@@ -67,8 +67,8 @@ try {
 
     step("check an Asset out and in");
     await page.getByRole("tab", {name: "Assets"}).click();
-    await page.getByLabel("Serial, asset tag or model").fill(fx.serial);
-    await page.getByLabel("Serial, asset tag or model").press("Enter");
+    await page.getByLabel("Serial, tag, MAC or user").fill(fx.serial);
+    await page.getByLabel("Serial, tag, MAC or user").press("Enter");
     await page.getByRole("button", {name: "Show asset " + fx.serial}).click();
     const combo = page.getByRole("combobox", {name: /Check out to/});
     await combo.pressSequentially(fx.person_query, {delay: 30});
@@ -78,7 +78,7 @@ try {
     await page.getByRole("button", {name: "Check out", exact: true}).click();
     await page.locator("#asset-current").filter({hasText: "Checked out to " + fx.person_name}).waitFor();
     await shot("suite-06-checked-out");
-    await page.getByLabel("Condition").fill("good");
+    await page.getByLabel("Condition", {exact: true}).fill("good");
     await page.getByRole("button", {name: "Check in"}).click();
     await page.locator("#asset .history li").filter({hasText: "(good)"}).waitFor();
     await shot("suite-07-checked-in");

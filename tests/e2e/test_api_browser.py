@@ -112,6 +112,89 @@ class AdminPageTest(unittest.TestCase):
                                                      "tenant_id = :'t' AND role = 'viewer'",
                                                      t=t)[0][0], "f"]]))
 
+    def test_coordinator_inventory_cart_and_lists_in_the_browser(self):
+        """A coordinator's day (tests/browser/inventory_page.mjs): Chromebooks by org-unit
+        subtree and MAC, an Asset's page, edit, audit, retire; a 30-device cart scanned in
+        and checked out, then checked back in; overdue and audits due; a Person's readable
+        details in the district's time zone. The database shows every change, by the
+        signed-in person."""
+        t = harness.new_tenant("apiinv")
+        psql("UPDATE tenants SET display_name = 'Shelbyville Schools', "
+             "time_zone = 'America/Chicago' WHERE tenant_id = :'t'", t=t)
+        email = f"tess.{uuid.uuid4().hex[:6]}@district.example"
+        session, _ = new_session(t, email, "admin")
+        actor = "person:" + email
+        person(t, "Ada Lovelace", ou="/Staff", sources=("google", "azure"),
+               fields={"display_name": "Ada Lovelace", "job_title": "Teacher",
+                       "org_unit_path": "/Staff", "other_mails": {"values": []},
+                       "proxy_addresses": {"values": ["SMTP:ada@district.example",
+                                                      "smtp:ada.l@old.example"]},
+                       "last_login_at": "2026-03-02T15:04:00Z"},
+               provenance={"display_name": "azure", "job_title": "azure",
+                           "org_unit_path": "google", "other_mails": "azure",
+                           "proxy_addresses": "azure", "last_login_at": "google"})
+        kid = person(t, "Zed Student")
+        holder = person(t, "Holly Holder", ou="/Staff")
+        tag = uuid.uuid4().hex[:4].upper()
+        grade5 = asset(t, "G5-" + tag, ou="/Students/Grade 5")
+        psql("UPDATE assets SET device = '{\"mac_address\": \"e8b1fc0011aa\", "
+             "\"os_version\": \"126.0.6478.132\", \"annotated_location\": \"\", "
+             "\"recent_users\": [{\"type\": \"USER_TYPE_MANAGED\", "
+             "\"email\": \"rita.recent@district.example\"}]}' WHERE asset_id = :'a'",
+             a=grade5)
+        staff = asset(t, "ST-" + tag, ou="/Staff")
+        retire = asset(t, "RT-" + tag)
+        out_asset = asset(t, "OUT-" + tag, tag="OUT-" + tag)
+        psql("INSERT INTO checkouts (tenant_id, asset_id, person_id, checked_out_by, due_at) "
+             "VALUES (:'t', :'a', :'p', 'person:x@district.example', now() + interval '30 days')",
+             t=t, a=grade5, p=holder)
+        overdue = psql("INSERT INTO checkouts (tenant_id, asset_id, person_id, checked_out_by, "
+                       "due_at, checked_out_at) VALUES (:'t', :'a', :'p', "
+                       "'person:x@district.example', now() - interval '3 days', "
+                       "now() - interval '40 days') RETURNING checkout_id", t=t, a=out_asset,
+                       p=holder)[0][0]
+        cart_ids, codes = [], []
+        for i in range(30):
+            serial = f"CB-{tag}-{i:02d}"
+            by_tag = i % 3 != 2  # two thirds scanned by asset tag, the rest by serial
+            cart_ids.append(asset(t, serial, tag=f"T{tag}{i:02d}", ou="/Students/Grade 5"))
+            codes.append(f"T{tag}{i:02d}" if by_tag else serial)
+        fixture = {"url": self.api.url, "session": session, "email": email, "tenant": t,
+                   "grade5_asset": grade5, "grade5_serial": "G5-" + tag, "staff_asset": staff,
+                   "mac_typed": "E8:B1:FC:00:11", "mac_shown": "E8:B1:FC:00:11:AA",
+                   "holder_name": "Holly Holder", "recent_user": "rita.recent@district.example",
+                   "new_tag": "NEW-" + tag, "retire_serial": "RT-" + tag,
+                   "cart_codes": codes, "unknown_code": "NOPE-" + tag,
+                   "retired_code": "RT-" + tag, "out_code": "OUT-" + tag,
+                   "kid_query": "zed", "kid_name": "Zed Student",
+                   "overdue_checkout": overdue,
+                   "person_query": "lovelace", "person_name": "Ada Lovelace",
+                   "proxy_shown": "SMTP:ada@district.example, smtp:ada.l@old.example",
+                   "login_shown": "Mar 2, 2026, 9:04 AM"}
+        env = dict(os.environ, FIXTURE=json.dumps(fixture),
+                   SHOTS=os.path.join(harness.ROOT, "tests", "screenshots", "api"))
+        if os.environ.get("PANEL_DOC_SHOTS"):
+            env["DOC_SHOTS"] = os.path.join(harness.ROOT, "docs", "images")
+        p = subprocess.run(["node", os.path.join(BROWSER_DIR, "inventory_page.mjs")], env=env,
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(psql("SELECT asset_tag, lifecycle, lifecycle_changed_by, "
+                              "next_audit_due::text FROM assets WHERE asset_id = :'a'",
+                              a=grade5), [["NEW-" + tag, "in_repair", actor, "2020-01-15"]])
+        self.assertEqual(psql("SELECT audited_by, note FROM asset_audits WHERE asset_id = :'a'",
+                              a=grade5), [[actor, "seen in cart 3"]])
+        self.assertEqual(psql("SELECT lifecycle FROM assets WHERE asset_id = :'a'", a=retire),
+                         [["retired"]])
+        # The 30 were checked out to the one Person together, then all checked in "good".
+        rows = psql("SELECT person_id, checked_out_by, due_at::date::text, checked_in_by, "
+                    "condition, count(*) FROM checkouts WHERE tenant_id = :'t' AND asset_id = "
+                    "ANY (:'ids'::uuid[]) GROUP BY 1, 2, 3, 4, 5", t=t,
+                    ids="{" + ",".join(cart_ids) + "}")
+        self.assertEqual(rows, [[kid, actor, "2031-06-15", actor, "good", "30"]])
+        # The bad lines were not changed by the refused attempt.
+        self.assertEqual(psql("SELECT count(*) FROM checkouts WHERE asset_id IN (:'a', :'b')",
+                              a=out_asset, b=retire), [["1"]])
+
 
 if __name__ == "__main__":
     unittest.main()

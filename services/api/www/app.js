@@ -37,10 +37,11 @@ const LIFECYCLE = {in_storage: "In storage", deployed: "Deployed", in_repair: "I
 // ---------------------------------------------------------------- plumbing
 
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, items) {
     super(message);
     this.status = status;
     this.code = code;
+    this.items = items || null; // a bulk request's per-line results
   }
 }
 
@@ -69,7 +70,7 @@ async function api(method, path, body) {
     if (res.status === 401) {
       showSignIn(data && data.signin, "Your session has ended. Sign in again.");
     }
-    throw new ApiError(res.status, err.code || "http_" + res.status, explain(res.status, err));
+    throw new ApiError(res.status, err.code || "http_" + res.status, explain(res.status, err), err.items);
   }
   return data;
 }
@@ -120,11 +121,7 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-function when(ts) {
-  if (!ts) return "—";
-  const d = new Date(ts);
-  return isNaN(d) ? String(ts) : d.toLocaleString();
-}
+// when() and day() (dates in the district's time zone) are in details.js.
 
 function qs(params) {
   const u = new URLSearchParams();
@@ -207,7 +204,9 @@ async function signOut() {
   await start();
 }
 
-const TABS = ["sync", "people", "assets", "admins"];
+const TABS = ["sync", "people", "assets", "cart", "reports", "admins"];
+// Tabs defined in other files register their loader here: name -> async function.
+const TAB_LOADERS = {};
 
 function selectTab(name, focus) {
   for (const t of TABS) {
@@ -221,6 +220,7 @@ function selectTab(name, focus) {
   if (name === "people" && !people.loaded) guarded(() => people.load(true));
   if (name === "assets" && !assets.loaded) guarded(() => assets.load(true));
   if (name === "admins") guarded(loadAdmins);
+  if (TAB_LOADERS[name]) guarded(TAB_LOADERS[name]);
 }
 
 function tabKeys(ev) {
@@ -424,16 +424,7 @@ async function showPerson(id) {
   box.replaceChildren();
   box.append(el("h3", {text: p.display_name || p.email}));
   box.append(el("p", {text: `${p.email} — ${p.status}` + (p.removed_at ? ` (removed ${when(p.removed_at)})` : "")}));
-  const table = el("table", {class: "grid", "aria-label": "Fields and their source cloud"},
-    el("thead", {}, el("tr", {}, el("th", {scope: "col", text: "Field"}), el("th", {scope: "col", text: "Value"}), el("th", {scope: "col", text: "Source cloud"}))));
-  const tb = el("tbody");
-  for (const [k, v] of Object.entries(p.fields || {})) {
-    const src = (p.provenance || {})[k];
-    tb.append(el("tr", {}, el("td", {text: k}), el("td", {text: typeof v === "object" ? JSON.stringify(v) : String(v)}),
-                   el("td", {text: src === "azure" ? "Microsoft" : src === "google" ? "Google" : "—"})));
-  }
-  table.append(tb);
-  box.append(table);
+  box.append(personDetails(p));
   box.append(el("h4", {text: "Checkouts"}));
   box.append(checkoutList(cos.items, true));
   box.hidden = false;
@@ -459,53 +450,26 @@ function checkoutList(items, showAsset) {
 const assets = new Pager("assets", "/v1/assets", () => ({
   q: $("assets-q").value.trim(), status: $("assets-status").value,
   checked_out: $("assets-co").value, org_unit: $("assets-ou").value.trim(),
-  aue_before: $("assets-aue").value,
+  aue_before: $("assets-aue").value, google_status: $("assets-gstatus").value,
+  last_seen_before: $("assets-seen").value,
 }), (items) => {
   const body = $("assets");
   body.replaceChildren();
-  if (!items.length) body.append(el("tr", {}, el("td", {colspan: 7, text: "No Assets match."})));
+  if (!items.length) body.append(el("tr", {}, el("td", {colspan: 9, text: "No Assets match."})));
   for (const a of items) {
     const label = a.serial_number || a.asset_tag || a.asset_id.slice(0, 8);
     body.append(el("tr", {"data-asset": a.asset_id},
       el("td", {}, linkButton(label, `Show asset ${label}`, () => guarded(() => showAsset(a.asset_id)))),
       el("td", {text: a.asset_tag || "—"}), el("td", {text: a.model || "—"}),
       el("td", {text: LIFECYCLE[a.lifecycle] || a.lifecycle}), el("td", {text: a.org_unit_path || "—"}),
-      el("td", {text: a.auto_update_expiry || "—"}),
+      el("td", {text: a.google_status || (a.manual ? "added by hand" : "—")}),
+      el("td", {text: a.auto_update_expiry ? day(a.auto_update_expiry) : "—"}),
+      el("td", {text: a.last_sync ? when(a.last_sync) : "—"}),
       el("td", {text: a.current_checkout ? (a.current_checkout.person_name || a.current_checkout.person_id) : "—"})));
   }
 });
 
-async function showAsset(id) {
-  const [a, hist] = await Promise.all([api("GET", `/v1/assets/${id}`), api("GET", `/v1/assets/${id}/checkouts?limit=50`)]);
-  const box = $("asset");
-  box.replaceChildren();
-  const label = a.serial_number || a.asset_tag || a.asset_id;
-  box.append(el("h3", {text: `${a.model || "Asset"} ${label}`}));
-  const dl = el("dl");
-  const row = (k, v) => dl.append(el("dt", {text: k}), el("dd", {text: v === null || v === undefined || v === "" ? "—" : v}));
-  row("Serial number", a.serial_number);
-  row("Asset tag", a.asset_tag);
-  row("Status", (LIFECYCLE[a.lifecycle] || a.lifecycle) + (a.lifecycle_changed_by ? ` (by ${a.lifecycle_changed_by}, ${when(a.lifecycle_changed_at)})` : ""));
-  row("In Google", a.in_google ? `yes (${a.google_status || "?"})` : (a.manual ? "no (added by hand)" : "no longer"));
-  row("Org unit", a.org_unit_path);
-  row("Auto-update expiry", a.auto_update_expiry);
-  row("Last sync", a.last_sync ? when(a.last_sync) : null);
-  row("Last audit", a.audited_at ? `${when(a.audited_at)} by ${a.audited_by}` : null);
-  row("Next audit due", a.next_audit_due ? a.next_audit_due + (a.audit_overdue ? " (overdue)" : "") : null);
-  box.append(dl);
-  if (a.current_checkout) {
-    const c = a.current_checkout;
-    box.append(el("p", {id: "asset-current", text: `Checked out to ${c.person_name || c.person_id} since ${when(c.checked_out_at)}` +
-                        (c.due_at ? `, due ${when(c.due_at)}` : "") + (c.overdue ? " — overdue" : "")}));
-    if (isAdmin()) box.append(checkinForm(a));
-  } else if (a.lifecycle !== "retired" && isAdmin()) {
-    box.append(checkoutForm(a));
-  }
-  box.append(el("h4", {text: "History"}));
-  box.append(checkoutList(hist.items, false));
-  box.hidden = false;
-  box.focus();
-}
+// showAsset (an Asset's page) is in inventory.js.
 
 function checkinForm(a) {
   const form = el("form", {class: "inline", id: "checkin-form", "aria-label": "Check in"});
