@@ -396,6 +396,40 @@ class ApiTest(unittest.TestCase):
         self.err("GET", f"/v1/assets/{a2}/audits", 404, key=self.key_b)
         self.err("POST", f"/v1/assets/{a2}/audit", 400, "invalid_field", {"note": 5}, key=key)
 
+    def test_held_run_removals_name_people_and_assets(self):
+        """A held run's held_removal outcomes name the Person (by the run's cloud and source
+        id), the Chromebook (by device id) and the org unit they would remove."""
+        t = harness.new_tenant("apihold")
+        key = new_key(t, "viewer")
+        run = str(uuid.uuid4())
+        psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, pending_removals) "
+             "VALUES (:'t', :'r', 'google', 'held', 3)", t=t, r=run)
+        pid = person(t, "Gone Person", ou="/Students/Grade 5")
+        psql("INSERT INTO person_sources (tenant_id, source, source_id, person_id, email_norm, "
+             "content_hash) SELECT :'t', 'google', 'g-gone', person_id, email_norm, 'h' "
+             "FROM people WHERE person_id = :'p'", t=t, p=pid)
+        aid = asset(t, "SN-GONE", tag="TAG-GONE")
+        psql("INSERT INTO org_units (tenant_id, org_unit_id, path, name, content_hash) "
+             "VALUES (:'t', 'id:old', '/Old', 'Old', 'h')", t=t)
+        psql("INSERT INTO run_outcomes (tenant_id, run_id, object_kind, source_id, outcome, "
+             "reason) VALUES (:'t', :'r', 'person', 'g-gone', 'held_removal', 'threshold'), "
+             "(:'t', :'r', 'device', 'dev-' || :'a', 'held_removal', 'threshold'), "
+             "(:'t', :'r', 'org_unit', 'id:old', 'held_removal', 'threshold'), "
+             "(:'t', :'r', 'person', 'g-other', 'skipped', 'no email')", t=t, r=run, a=aid)
+        out = self.ok("GET", f"/v1/sync/runs/{run}/outcomes?outcome=held_removal", key=key)
+        got = [(o["object_kind"], o["display_name"], o["person_id"], o["serial_number"],
+                o["asset_tag"], o["asset_id"], o["org_unit_path"]) for o in out["items"]]
+        self.assertEqual(got, [
+            ("person", "Gone Person", pid, None, None, None, "/Students/Grade 5"),
+            ("device", None, None, "SN-GONE", "TAG-GONE", aid, "/Students"),
+            ("org_unit", None, None, None, None, None, "/Old")])
+        self.assertTrue(out["items"][0]["email"].startswith("gone.person."))
+        self.assertEqual(len(self.ok("GET", f"/v1/sync/runs/{run}/outcomes", key=key)["items"]), 4)
+        self.err("GET", f"/v1/sync/runs/{run}/outcomes?outcome=gone", 400, "invalid_parameter",
+                 key=key)
+        self.err("GET", f"/v1/sync/runs/{run}/outcomes?outcome=held_removal", 404,
+                 key=self.key_b)
+
     def test_org_unit_subtree_filter_uses_an_index(self):
         t = harness.new_tenant("apisubix")
         psql("INSERT INTO people (tenant_id, email_norm, display_name, org_unit_path) "
