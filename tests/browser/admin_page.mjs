@@ -66,11 +66,52 @@ try {
   await page.locator("#conn-google-sync").click();
   await page.locator("#status").filter({hasText: "Sync requested for Google Workspace"}).waitFor();
 
-  step("approve the held run");
+  step("review the held run: who and what it would remove, then approve");
+  await page.locator(`tr[data-run="${fx.held_run}"]`).getByRole("button", {name: /^Review held google run/}).click();
+  const removals = page.locator("#removals");
+  await removals.locator('tr[data-kind="person"]').filter({hasText: fx.leaver_name}).filter({hasText: fx.leaver_ou}).waitFor();
+  await removals.locator('tr[data-kind="device"]').filter({hasText: fx.serial}).waitFor();
+  await page.locator("#removals-title").filter({hasText: "removes 1 People, 1 Chromebooks"}).waitFor();
+  await shot("02-held-run-review");
+  if (fx.doc_shots) await page.screenshot({path: fx.doc_shots + "/held-run.png", fullPage: true});
   await page.getByRole("button", {name: /^Approve held google run/}).click();
   await page.locator("#status").filter({hasText: "Run approved"}).waitFor();
   await page.locator(`tr[data-run="${fx.held_run}"]`).filter({hasText: "approved"}).waitFor();
-  await shot("02-run-approved");
+  await page.locator("#run-counts").filter({hasText: "approved by person:" + fx.email}).waitFor();
+
+  step("a preview run's report and the objects that need attention");
+  await page.getByRole("button", {name: /^Details of google run/}).first().waitFor();
+  await page.locator(`tr[data-run="${fx.preview_run}"]`).getByRole("button", {name: /^Details of/}).click();
+  await page.locator("#run-report").filter({hasText: "Would create"}).filter({hasText: "12"}).waitFor();
+  await page.locator('#attention tr[data-outcome="invalid"]').filter({hasText: "Dead-lettered"}).filter({hasText: fx.dead_serial}).waitFor();
+  await page.locator('#attention tr[data-outcome="skipped"]').filter({hasText: "no email address"}).waitFor();
+  await page.getByRole("button", {name: "Preview a Google sync"}).click();
+  await page.locator("#status").filter({hasText: "Preview run requested for Google"}).waitFor();
+
+  step("resolve a match case");
+  const kase = page.locator(`tr[data-case="${fx.match_case}"]`);
+  await kase.filter({hasText: fx.case_email}).waitFor();
+  await kase.getByRole("button", {name: /^Resolve/}).click();
+  await page.locator("#alert").filter({hasText: "Choose who"}).waitFor();
+  await kase.getByLabel(new RegExp(fx.person_name)).check();
+  await kase.getByRole("button", {name: /^Resolve/}).click();
+  await page.locator("#status").filter({hasText: "Match case of"}).waitFor();
+  await kase.waitFor({state: "detached"});
+
+  step("sync settings: validation, then save");
+  await page.getByLabel("Hold a run removing more than (objects)").fill("250");
+  await page.getByLabel("or more than this percent of a cloud").fill("5");
+  await page.getByRole("button", {name: "Add a pause window"}).click();
+  await page.getByLabel("Pause 1 starts").fill("2030-12-20T08:00");
+  await page.getByLabel("Pause 1 ends").fill("2030-12-19T08:00");
+  await page.getByLabel("Pause 1 reason").fill("winter break");
+  await page.getByRole("button", {name: "Save settings"}).click();
+  await page.locator("#alert").filter({hasText: "Pause 1: it must end after it starts"}).waitFor();
+  await page.getByLabel("Pause 1 ends").fill("2031-01-05T08:00");
+  await page.getByRole("button", {name: "Save settings"}).click();
+  await page.locator("#status").filter({hasText: "Sync settings saved"}).waitFor();
+  await shot("02b-cloud-sync-settings");
+  if (fx.doc_shots) await page.screenshot({path: fx.doc_shots + "/cloud-sync.png", fullPage: true});
 
   step("authorize Google: read-only confirmation, consent, back to the page");
   await page.locator("#conn-google-authorize").click();
@@ -143,6 +184,10 @@ try {
     if (await viewer.locator(sel).count()) throw new Error("a viewer sees " + sel);
   if (await viewer.getByRole("button", {name: /^(Approve|Reject) held/}).count())
     throw new Error("a viewer sees Approve/Reject");
+  await viewer.locator(`tr[data-run="${fx.held_run2}"]`).getByRole("button", {name: /^Review held google run/}).click();
+  await viewer.locator("#removals").waitFor();
+  if (await viewer.getByRole("button", {name: /^(Approve|Reject) held|^Resolve|^Save settings|^Preview/}).count())
+    throw new Error("a viewer sees a change control of Cloud Sync");
   await viewer.getByRole("tab", {name: "Assets"}).click();
   await viewer.getByLabel("Serial, tag, MAC or user").fill(fx.serial);
   await viewer.getByLabel("Serial, tag, MAC or user").press("Enter");

@@ -62,14 +62,48 @@ class AdminPageTest(unittest.TestCase):
         held = str(uuid.uuid4())
         psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, seen, pending_removals) "
              "VALUES (:'t', :'r', 'google', 'held', 900, 600)", t=t, r=held)
+        held2 = str(uuid.uuid4())  # still held when the viewer looks
+        psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, seen, pending_removals, "
+             "requested_at) VALUES (:'t', :'r', 'google', 'held', 900, 600, "
+             "now() - interval '1 day')", t=t, r=held2)
+        leaver = person(t, "Larry Leaver", ou="/Students/Grade 12")
+        psql("INSERT INTO person_sources (tenant_id, source, source_id, person_id, email_norm, "
+             "content_hash) SELECT :'t', 'google', 'g-leaver', person_id, email_norm, 'h' "
+             "FROM people WHERE person_id = :'p'", t=t, p=leaver)
+        preview = str(uuid.uuid4())
+        psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, preview, seen, skipped, "
+             "report, requested_at) VALUES (:'t', :'r', 'google', 'completed', true, 15, 1, "
+             "'{\"would_create\": 12, \"would_update\": 3, \"would_remove\": 0}', "
+             "now() - interval '2 days')", t=t, r=preview)
+        dead = asset(t, "DEAD-" + uuid.uuid4().hex[:6].upper())
+        dead_serial = psql("SELECT serial_number FROM assets WHERE asset_id = :'a'", a=dead)[0][0]
+        psql("INSERT INTO run_outcomes (tenant_id, run_id, object_kind, source_id, email, "
+             "outcome, reason) VALUES (:'t', :'p', 'person', 'g-noemail', NULL, 'skipped', "
+             "'no email address'), (:'t', :'p', 'device', 'dev-' || :'d', NULL, 'invalid', "
+             "'serial number too long')", t=t, p=preview, d=dead)
         person(t, "Ada Lovelace", ou="/Staff", sources=("google", "azure"),
                fields={"display_name": "Ada Lovelace", "job_title": "Teacher",
                        "org_unit_path": "/Staff"},
                provenance={"display_name": "azure", "job_title": "azure",
                            "org_unit_path": "google"})
+        ada = psql("SELECT person_id FROM people WHERE tenant_id = :'t' AND "
+                   "display_name = 'Ada Lovelace'", t=t)[0][0]
         kid = person(t, "Zed Student")
         serial = "UI-" + uuid.uuid4().hex[:8].upper()
         dev = asset(t, serial)
+        psql("INSERT INTO run_outcomes (tenant_id, run_id, object_kind, source_id, outcome, "
+             "reason) SELECT :'t', r, 'person', 'g-leaver', 'held_removal', 'not seen by the run' "
+             "FROM unnest(ARRAY[:'r1', :'r2']::uuid[]) r UNION ALL SELECT :'t', r, 'device', "
+             "'dev-' || :'a', 'held_removal', 'not seen by the run' "
+             "FROM unnest(ARRAY[:'r1', :'r2']::uuid[]) r", t=t, r1=held, r2=held2, a=dev)
+        case = str(uuid.uuid4())
+        case_email = f"ada.{uuid.uuid4().hex[:4]}@other.example"
+        psql("INSERT INTO person_sources (tenant_id, source, source_id, person_id, email_norm, "
+             "fields, content_hash) VALUES (:'t', 'azure', 'az-case', NULL, :'e', "
+             "'{\"display_name\": \"A. Lovelace\"}', 'h')", t=t, e=case_email)
+        psql("INSERT INTO match_cases (tenant_id, case_id, source, source_id, candidates, "
+             "reason, run_id) VALUES (:'t', :'c', 'azure', 'az-case', ARRAY[:'p']::uuid[], "
+             "'two People share this address', :'r')", t=t, c=case, p=ada, r=held)
         Stub.consent_url = self.api.url + "/#cloud-sync?provider=google&result=connected"
         calls = len(Stub.calls)
         fixture = {"url": self.api.url, "session": session, "viewer_session": viewer,
@@ -78,7 +112,12 @@ class AdminPageTest(unittest.TestCase):
                    "invitee": f"new.{uuid.uuid4().hex[:6]}@district.example",
                    "held_run": held,
                    "person_query": "lovelace", "person_name": "Ada Lovelace",
-                   "serial": serial, "kid_query": "zed", "kid_name": "Zed Student"}
+                   "serial": serial, "kid_query": "zed", "kid_name": "Zed Student",
+                   "held_run2": held2, "leaver_name": "Larry Leaver",
+                   "leaver_ou": "/Students/Grade 12", "preview_run": preview,
+                   "dead_serial": dead_serial, "match_case": case, "case_email": case_email,
+                   "doc_shots": os.path.join(harness.ROOT, "docs", "images")
+                   if os.environ.get("PANEL_DOC_SHOTS") else ""}
         p = subprocess.run(["node", os.path.join(BROWSER_DIR, "admin_page.mjs")],
                            env=dict(os.environ, FIXTURE=json.dumps(fixture),
                                     SHOTS=os.path.join(harness.ROOT, "tests", "screenshots",
@@ -101,6 +140,18 @@ class AdminPageTest(unittest.TestCase):
         self.assertTrue(upstream)
         for method, path, body in upstream:
             self.assertEqual(body.get("actor", body.get("admin")), actor, path)
+        # The match case went to the merger with the chosen Person and the actor.
+        resolves = [c for c in Stub.calls[calls:] if c[1].endswith(f"/match-cases/{case}/resolve")]
+        self.assertEqual([(c[2]["person_id"], c[2]["admin"]) for c in resolves], [(ada, actor)])
+        # A preview run was asked of auth; the thresholds were saved; the pause window went
+        # to auth (which owns the schedule) with the actor.
+        syncs = [c[2] for c in Stub.calls[calls:] if c[1] == f"/internal/tenants/{t}/sync"]
+        self.assertIn(True, [b.get("preview") for b in syncs])
+        self.assertEqual(psql("SELECT delete_threshold_count, delete_threshold_percent FROM "
+                              "tenants WHERE tenant_id = :'t'", t=t), [["250", "5"]])
+        puts = [c[2] for c in Stub.calls[calls:] if c[0] == "PUT"]
+        self.assertEqual(len(puts), 1)
+        self.assertEqual([w["reason"] for w in puts[0]["pause_windows"]], ["winter break"])
         # The invited person was added, promoted and removed by the signed-in admin.
         self.assertEqual(psql("SELECT role, created_by, removed_by FROM admin_accounts "
                               "WHERE tenant_id = :'t' AND email = :'e'", t=t,

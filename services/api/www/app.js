@@ -328,13 +328,7 @@ async function loadRuns() {
   body.replaceChildren();
   if (!out.items.length) body.append(el("tr", {}, el("td", {colspan: 10, text: "No runs yet."})));
   for (const r of out.items) {
-    const actions = el("td");
-    if (r.status === "held" && isAdmin()) {
-      actions.append(el("button", {type: "button", text: "Approve", "aria-label": `Approve held ${r.source} run of ${when(r.requested_at)}`,
-                                   onclick: () => decide(r, "approve")}),
-                     el("button", {type: "button", text: "Reject", "aria-label": `Reject held ${r.source} run of ${when(r.requested_at)}`,
-                                   onclick: () => decide(r, "reject")}));
-    }
+    const actions = el("td", {}, runActions(r)); // cloudsync.js: Review (held) or Details
     const msg = r.status === "held" ? `Held: ${r.pending_removals} removals wait for approval` :
                 (r.failure_reason ? `${r.failure_reason}: ${r.message || ""}` : (r.message || ""));
     body.append(el("tr", {"data-run": r.run_id},
@@ -345,16 +339,7 @@ async function loadRuns() {
   }
 }
 
-function decide(run, what) {
-  const verb = what === "approve" ? "Approve" : "Reject";
-  if (!window.confirm(`${verb} this held run? ` + (what === "approve"
-      ? `${run.pending_removals} People or objects will be removed.` : "Nothing will be removed."))) return;
-  guarded(async () => {
-    await api("POST", `/v1/sync/runs/${run.run_id}/${what}`, {});
-    say(`Run ${what === "approve" ? "approved" : "rejected"}.`);
-    await loadSync();
-  });
-}
+// decide() (approve / reject a held run after reviewing it) is in cloudsync.js.
 
 function showCallbackResult() {
   // auth sends the browser back to #cloud-sync?provider=google&result=connected|denied|error&message=…
