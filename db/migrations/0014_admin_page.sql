@@ -39,3 +39,9 @@ CREATE OR REPLACE FUNCTION api_checkout_json(c checkouts) RETURNS json LANGUAGE 
     FROM (SELECT 1) one
     LEFT JOIN people p ON p.tenant_id = c.tenant_id AND p.person_id = c.person_id
 $$;
+
+-- CSV exports: a text cell a spreadsheet would run as a formula (first character =, +, -,
+-- @, tab or carriage return) is prefixed with ' so it stays text.
+CREATE FUNCTION api_csv_text(v text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN v ~ '^[-=+@\t\r]' THEN '''' || v ELSE v END
+$$;

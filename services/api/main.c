@@ -9,6 +9,7 @@
 #include "connections.h"
 #include "crypto.h"
 #include "db_pool.h"
+#include "exports.h"
 #include "log.h"
 #include "orgunits.h"
 #include "params.h"
@@ -166,6 +167,7 @@ int main(int argc, char **argv)
         {"/v1/connections", "/v1/connections", connections_handle},
         {"/v1/session", "/v1/session", accounts_session_handle},
         {"/v1/admins", "/v1/admins", accounts_admins_handle},
+        {"/v1/exports", "/v1/exports", exports_handle},
     };
     static struct rest_route all[sizeof table / sizeof table[0]];
     struct httpd *h = svc_httpd(svc);

@@ -21,7 +21,7 @@ const browser = await chromium.launch({executablePath: process.env.CHROMIUM || "
 let failed = false;
 const step = (name) => console.log("step: " + name);
 try {
-  const context = await browser.newContext({viewport: {width: 1280, height: 900}});
+  const context = await browser.newContext({viewport: {width: 1280, height: 900}, acceptDownloads: true});
   await context.addCookies([{name: "panel_session", value: fx.session, url: fx.url}]);
   const page = await context.newPage();
   page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
@@ -142,6 +142,16 @@ try {
   await page.locator(`#overdue tr[data-checkout="${fx.overdue_checkout}"]`).filter({hasText: fx.holder_name}).waitFor();
   await page.locator(`#auditsdue tr[data-asset="${fx.grade5_asset}"]`).filter({hasText: "overdue"}).waitFor();
   await shot("14-overdue-audits", "overdue-audits");
+
+  step("download the overdue list and every Asset as CSV");
+  for (const [link, file] of [["Download overdue checkouts (CSV)", "overdue.csv"],
+                              ["Download every Asset (CSV)", "assets.csv"]]) {
+    if (file === "assets.csv") await page.getByRole("tab", {name: "Assets"}).click();
+    const [download] = await Promise.all([page.waitForEvent("download"),
+                                          page.getByRole("link", {name: link}).click()]);
+    if (!download.suggestedFilename().endsWith(file)) throw new Error("download named " + download.suggestedFilename());
+    await download.saveAs(path.join(fx.download_dir, file));
+  }
 
   step("a Person's readable details");
   await page.getByRole("tab", {name: "People"}).click();

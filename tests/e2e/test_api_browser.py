@@ -2,9 +2,11 @@
 (tests/browser/admin_page.mjs), against panel-api on the real PostgreSQL with the auth/merger
 stub of test_api. The signed-in person's session is inserted as auth's sign-in makes it
 (harness.new_session) and set as the browser's cookie. Screenshots: tests/screenshots/api/."""
+import csv
 import json
 import os
 import subprocess
+import tempfile
 import threading
 import unittest
 import uuid
@@ -221,7 +223,8 @@ class AdminPageTest(unittest.TestCase):
                    "overdue_checkout": overdue,
                    "person_query": "lovelace", "person_name": "Ada Lovelace",
                    "proxy_shown": "SMTP:ada@district.example, smtp:ada.l@old.example",
-                   "login_shown": "Mar 2, 2026, 9:04 AM"}
+                   "login_shown": "Mar 2, 2026, 9:04 AM",
+                   "download_dir": tempfile.mkdtemp(prefix="panel-csv-")}
         env = dict(os.environ, FIXTURE=json.dumps(fixture),
                    SHOTS=os.path.join(harness.ROOT, "tests", "screenshots", "api"))
         if os.environ.get("PANEL_DOC_SHOTS"):
@@ -242,6 +245,17 @@ class AdminPageTest(unittest.TestCase):
                     "ANY (:'ids'::uuid[]) GROUP BY 1, 2, 3, 4, 5", t=t,
                     ids="{" + ",".join(cart_ids) + "}")
         self.assertEqual(rows, [[kid, actor, "2031-06-15", actor, "good", "30"]])
+        # The CSVs the page downloaded parse, and hold what the lists showed.
+        with open(os.path.join(fixture["download_dir"], "overdue.csv"), newline="") as f:
+            overdue_rows = list(csv.DictReader(f))
+        self.assertEqual([(r["serial_number"], r["person_name"]) for r in overdue_rows],
+                         [("OUT-" + tag, "Holly Holder")])
+        with open(os.path.join(fixture["download_dir"], "assets.csv"), newline="") as f:
+            by_serial = {r["serial_number"]: r for r in csv.DictReader(f)}
+        self.assertEqual(len(by_serial), 34)
+        self.assertEqual(by_serial["G5-" + tag]["asset_tag"], "NEW-" + tag)
+        self.assertEqual(by_serial["G5-" + tag]["last_used_by"], "rita.recent@district.example")
+        self.assertEqual(by_serial["RT-" + tag]["lifecycle"], "retired")
         # The bad lines were not changed by the refused attempt.
         self.assertEqual(psql("SELECT count(*) FROM checkouts WHERE asset_id IN (:'a', :'b')",
                               a=out_asset, b=retire), [["1"]])
