@@ -45,3 +45,15 @@ $$;
 CREATE FUNCTION api_csv_text(v text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN v ~ '^[-=+@\t\r]' THEN '''' || v ELSE v END
 $$;
+
+-- Alerts published on panel.sync.events: one row per happening, so each is published once
+-- (several api replicas race on the primary key; the one that inserts publishes).
+CREATE TABLE sync_alerts (
+    tenant_id  text NOT NULL REFERENCES tenants ON DELETE CASCADE,
+    kind       text NOT NULL CHECK (kind IN ('run_held', 'run_failed', 'connection_revoked',
+                                             'checkout_overdue')),
+    subject    text NOT NULL,   -- run id, "<provider> <revoked_at>", checkout id
+    event_id   uuid NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, kind, subject)
+);

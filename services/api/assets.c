@@ -2,10 +2,10 @@
 #include "assets.h"
 
 #include "checkouts.h"
-#include "crypto.h"
 #include "events.h"
 #include "kafka.h"
 #include "orgunits.h"
+#include "outbox.h"
 #include "people.h"
 
 #include <stdio.h>
@@ -131,10 +131,6 @@ static const struct db_stmt st_event_row = {
     "  AND c.asset_id = a.asset_id AND c.checked_in_at IS NULL"
     " WHERE a.tenant_id = $1 AND a.asset_id = $2::uuid"};
 
-static const struct db_stmt st_outbox = {
-    "outbox_put", "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload) "
-                  "VALUES ($1, $2::uuid, $3, $4, $5::bytea)"};
-
 Panel__V1__AssetLifecycle assets_lifecycle_enum(const char *s)
 {
     for (int i = 0; lifecycles[i]; i++)
@@ -157,9 +153,7 @@ int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeK
     Panel__V1__Device dev = PANEL__V1__DEVICE__INIT;
     Panel__V1__Checkout co = PANEL__V1__CHECKOUT__INIT;
     char id[EVENTS_ID_LEN], key[160];
-    uint8_t *packed = NULL;
-    char *hex = NULL;
-    size_t len = 0, nchanged = 0;
+    size_t nchanged = 0;
     int rc = -1;
     const char *p[2] = {r->principal.tenant, asset_id};
     PGresult *res = rest_exec(r, &st_event_row, 2, p), *ins = NULL;
@@ -211,25 +205,19 @@ int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeK
     ac.changed_fields = (char **)changed;
     env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_ASSET_CHANGED;
     env.asset_changed = &ac;
-    packed = events_pack(&env, &len);
-    hex = malloc(len * 2 + 3);
-    if (!packed || !hex) {
-        rest_error(r, 500, "internal", "out of memory");
-        goto out;
-    }
-    hex[0] = '\\';
-    hex[1] = 'x';
-    crypto_hex(packed, len, hex + 2);
     snprintf(key, sizeof key, "%s/%s", r->principal.tenant, asset_id);
-    const char *q[5] = {r->principal.tenant, id, TOPIC_ASSETS_EVENTS, key, hex};
-    ins = rest_exec(r, &st_outbox, 5, q);
-    if (ins)
+    bool oom = false;
+    ins = outbox_put(r->api->db, r->db, r->principal.tenant, id, TOPIC_ASSETS_EVENTS, key, &env,
+                     &oom);
+    if (oom)
+        rest_error(r, 500, "internal", "out of memory");
+    else if (ins)
+        rest_db_error(r, ins);
+    else
         rc = 0;
 out:
     PQclear(ins);
     PQclear(res);
-    free(packed);
-    free(hex);
     return rc;
 }
 

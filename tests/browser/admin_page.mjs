@@ -59,6 +59,9 @@ try {
   await page.locator("#conn-google-status").filter({hasText: "Connected."}).waitFor();
   await page.locator("#conn-azure-status").filter({hasText: "Revoked"}).waitFor();
   await page.getByText("Google Workspace is applied first").waitFor();
+  step("alerts: banners for the held runs and the revoked connection");
+  await page.locator('#alerts li[data-alert="run_held"]').filter({hasText: "removals wait for your review"}).first().waitFor();
+  await page.locator('#alerts li[data-alert="connection_revoked"]').filter({hasText: "Microsoft Entra ID was revoked"}).waitFor();
   await page.getByRole("button", {name: "Authorize Panel to Perform Google Workspace Sync"}).waitFor();
   await shot("01-cloud-sync");
 

@@ -535,6 +535,81 @@ class ApiTest(unittest.TestCase):
         self.assertLess(grown_mb, 12, f"the api grew {grown_mb:.1f} MB for a "
                                       f"{size / 1048576:.1f} MB export")
 
+    def test_alerts_listed_and_published_once(self):
+        """A held run, a failed run, a revoked connection and an overdue checkout: listed by
+        GET /v1/alerts and published once each as SyncAlert events on panel.sync.events
+        (through the outbox), even with two api processes looking."""
+        import time
+        t = harness.new_tenant("apialert")
+        key = new_key(t, "viewer")
+        held, failed = str(uuid.uuid4()), str(uuid.uuid4())
+        psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, pending_removals, "
+             "finished_at) VALUES (:'t', :'h', 'google', 'held', 640, now())", t=t, h=held)
+        psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, failure_reason, "
+             "message, finished_at) VALUES (:'t', :'f', 'azure', 'failed', 'throttled', "
+             "'Graph kept answering 429', now())", t=t, f=failed)
+        psql("INSERT INTO connections (tenant_id, provider, status, revoked_at) VALUES "
+             "(:'t', 'google', 'revoked', now())", t=t)
+        kid = person(t, "Late Kid")
+        dev = asset(t, "SN-LATE")
+        admin = new_key(t, "admin")
+        self.ok("POST", f"/v1/assets/{dev}/checkout", {"person_id": kid,
+                                                       "due_at": "2021-05-01T12:00:00Z"},
+                201, key=admin)
+        alerts = self.ok("GET", "/v1/alerts", key=key)["items"]
+        self.assertEqual([(a["kind"], a.get("cloud"), a.get("count")) for a in alerts],
+                         [("run_held", "google", 640), ("run_failed", "azure", None),
+                          ("connection_revoked", "google", None),
+                          ("checkouts_overdue", None, 1)])
+        self.assertEqual(self.ok("GET", "/v1/alerts", key=self.key_b)["items"], [])
+        self.err("POST", "/v1/alerts", 405, key=admin)
+        env = {k: self.api.env[k] for k in ("PANEL_AUTH_URL", "PANEL_MERGER_URL",
+                                           "PANEL_SERVICE_SECRET")}
+        env["PANEL_API_ALERTS_SECONDS"] = "5"
+        apis = [harness.Process("panel-api", env=env), harness.Process("panel-api", env=env)]
+
+        def published(n):
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                rows = psql("SELECT encode(payload, 'hex'), msg_key FROM outbox WHERE "
+                            "tenant_id = :'t' AND topic = 'panel.sync.events' "
+                            "ORDER BY outbox_id", t=t)
+                if len(rows) >= n:
+                    return rows
+                time.sleep(0.2)
+            self.fail(f"{n} alerts were not published: {rows}")
+        try:
+            rows = published(4)
+            # A new happening is published by a later scan; the first four are not again.
+            late2 = asset(t, "SN-LATE-2")
+            self.ok("POST", f"/v1/assets/{late2}/checkout",
+                    {"person_id": kid, "due_at": "2022-05-01T12:00:00Z"}, 201, key=admin)
+            rows = published(5)
+        finally:
+            for a in apis:
+                a.stop()
+        self.assertEqual(len(rows), 5)
+        self.assertEqual({k for _, k in rows}, {t})
+        events = [json.loads(panelctl("decode", stdin=bytes.fromhex(h))) for h, _ in rows]
+        got = sorted((e["sync_alert"]["kind"], e["sync_alert"].get("cloud"), e.get("run_id"))
+                     for e in events)
+        self.assertEqual(got, sorted([
+            ("SYNC_ALERT_KIND_RUN_HELD", "google", held),
+            ("SYNC_ALERT_KIND_RUN_FAILED", "azure", failed),
+            ("SYNC_ALERT_KIND_CONNECTION_REVOKED", "google", None),
+            ("SYNC_ALERT_KIND_CHECKOUT_OVERDUE", None, None),
+            ("SYNC_ALERT_KIND_CHECKOUT_OVERDUE", None, None)]))
+        by_kind = {e["sync_alert"]["kind"]: e["sync_alert"] for e in events}
+        self.assertEqual(int(by_kind["SYNC_ALERT_KIND_RUN_HELD"]["pending_removals"]), 640)
+        self.assertIn("640 removals", by_kind["SYNC_ALERT_KIND_RUN_HELD"]["message"])
+        self.assertEqual(by_kind["SYNC_ALERT_KIND_RUN_FAILED"]["failure_reason"], "throttled")
+        overdue = [e["sync_alert"] for e in events
+                   if e["sync_alert"]["kind"] == "SYNC_ALERT_KIND_CHECKOUT_OVERDUE"]
+        self.assertEqual({(o["asset_id"], o["person_id"]) for o in overdue},
+                         {(dev, kid), (late2, kid)})
+        self.assertEqual(psql("SELECT count(*) FROM sync_alerts WHERE tenant_id = :'t'", t=t),
+                         [["5"]])
+
     def test_org_unit_subtree_filter_uses_an_index(self):
         t = harness.new_tenant("apisubix")
         psql("INSERT INTO people (tenant_id, email_norm, display_name, org_unit_path) "

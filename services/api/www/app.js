@@ -195,6 +195,7 @@ async function start() {
   $("app").hidden = false;
   const tab = TABS.find((t) => location.hash.startsWith("#" + t)) || "sync";
   selectTab(tab, false);
+  for (const hook of SIGNED_IN_HOOKS) guarded(hook);
 }
 
 async function signOut() {
@@ -207,6 +208,8 @@ async function signOut() {
 const TABS = ["sync", "people", "assets", "cart", "reports", "admins"];
 // Tabs defined in other files register their loader here: name -> async function.
 const TAB_LOADERS = {};
+// Other files' async functions to run once signed in (alerts.js: the banners).
+const SIGNED_IN_HOOKS = [];
 
 function selectTab(name, focus) {
   for (const t of TABS) {

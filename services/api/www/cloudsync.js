@@ -114,6 +114,7 @@ function decide(run, what, n) {
     await api("POST", `/v1/sync/runs/${run.run_id}/${what}`, {});
     await loadSync();
     await showRun(run.run_id);
+    await loadAlerts(); // alerts.js: the held-run banner goes
     say(`Run ${what === "approve" ? "approved" : "rejected"}.`);
   });
 }
