@@ -117,7 +117,8 @@ static long long num(PGresult *res, int i, int c)
  * another replica had it, -1 database error. */
 static int publish_one(struct db_pool *db, PGconn *conn, PGresult *res, int i)
 {
-    const char *k = col(res, i, 0), *tenant = col(res, i, 1), *subject = col(res, i, 2), *cloud = col(res, i, 3), *run = col(res, i, 4);
+    const char *k = col(res, i, 0), *tenant = col(res, i, 1), *subject = col(res, i, 2),
+               *cloud = col(res, i, 3), *run = col(res, i, 4);
     Envelope env;
     Panel__V1__SyncAlert al = PANEL__V1__SYNC_ALERT__INIT;
     char id[EVENTS_ID_LEN], msg[400];
@@ -133,8 +134,7 @@ static int publish_one(struct db_pool *db, PGconn *conn, PGresult *res, int i)
     case PANEL__V1__SYNC_ALERT_KIND__SYNC_ALERT_KIND_RUN_HELD:
         al.has_pending_removals = 1;
         al.pending_removals = num(res, i, 5);
-        snprintf(msg, sizeof msg,
-                 "A %s sync is held: %lld removals wait for an admin's approval.",
+        snprintf(msg, sizeof msg, "A %s sync is held: %lld removals wait for an admin's approval.",
                  cloud_name(cloud), (long long)al.pending_removals);
         break;
     case PANEL__V1__SYNC_ALERT_KIND__SYNC_ALERT_KIND_RUN_FAILED:
@@ -183,7 +183,9 @@ static int publish_one(struct db_pool *db, PGconn *conn, PGresult *res, int i)
 out:
     if (rc < 0)
         log_warn_t(tenant, run, "cannot publish the %s alert: %s", k,
-                   oom ? "out of memory" : r ? PQresultErrorMessage(r) : "no event");
+                   oom ? "out of memory"
+                   : r ? PQresultErrorMessage(r)
+                       : "no event");
     PQclear(r);
     if (PQtransactionStatus(conn) != PQTRANS_IDLE)
         PQclear(PQexec(conn, "ROLLBACK"));
