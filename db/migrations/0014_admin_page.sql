@@ -24,12 +24,13 @@ CREATE INDEX asset_audits_asset ON asset_audits (tenant_id, asset_id, audited_at
 -- knows; GET /v1/session carries it).
 ALTER TABLE tenants ADD COLUMN time_zone text NOT NULL DEFAULT 'UTC';
 
--- A checkout names its Person's email too ("checked out to X, last used by Y" compares it
--- with Google's recent users).
+-- A checkout names its Person's email ("checked out to X, last used by Y" compares it with
+-- Google's recent users) and its Asset's tag, serial and model (a Person's history).
 CREATE OR REPLACE FUNCTION api_checkout_json(c checkouts) RETURNS json LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
         'checkout_id', c.checkout_id, 'asset_id', c.asset_id, 'person_id', c.person_id,
         'person_name', p.display_name, 'person_email', p.email_norm,
+        'asset_tag', a.asset_tag, 'serial_number', a.serial_number, 'model', a.model,
         'checked_out_at', c.checked_out_at, 'checked_out_by', c.checked_out_by,
         'due_at', c.due_at, 'note', c.note,
         'checked_in_at', c.checked_in_at, 'checked_in_by', c.checked_in_by,
@@ -38,6 +39,7 @@ CREATE OR REPLACE FUNCTION api_checkout_json(c checkouts) RETURNS json LANGUAGE 
         'overdue', c.checked_in_at IS NULL AND c.due_at IS NOT NULL AND c.due_at < now())
     FROM (SELECT 1) one
     LEFT JOIN people p ON p.tenant_id = c.tenant_id AND p.person_id = c.person_id
+    LEFT JOIN assets a ON a.tenant_id = c.tenant_id AND a.asset_id = c.asset_id
 $$;
 
 -- CSV exports: a text cell a spreadsheet would run as a formula (first character =, +, -,

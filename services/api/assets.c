@@ -48,6 +48,11 @@ static const struct db_stmt st_list = {
     " AND ($12::boolean IS NULL OR a.manual = $12)"
     " AND ($13::uuid IS NULL OR a.asset_id > $13)"
     " AND ($15::text IS NULL OR a.google_status = $15)"
+    " AND ($18::boolean IS NULL OR $18 = EXISTS (SELECT 1 FROM checkouts c JOIN people p"
+    "   ON p.tenant_id = c.tenant_id AND p.person_id = c.person_id"
+    "   WHERE c.tenant_id = a.tenant_id AND c.asset_id = a.asset_id AND c.checked_in_at IS NULL"
+    "   AND jsonb_typeof(a.device -> 'recent_users') = 'array'"
+    "   AND lower(a.device -> 'recent_users' -> 0 ->> 'email') <> p.email_norm))"
     " AND ($16::date IS NULL OR (a.in_google"
     "   AND coalesce(a.last_sync, '-infinity'::timestamptz) < $16::date))"
     " ORDER BY a.asset_id LIMIT $14::int"};
@@ -223,11 +228,23 @@ out:
 
 static void list(struct api_req *r)
 {
-    static const char *const allowed[] = {
-        "serial",           "asset_tag",   "model",     "status",
-        "org_unit",         "checked_out", "in_google", "aue_before",
-        "audit_due_before", "q",           "manual",    "google_status",
-        "last_seen_before", "limit",       "cursor",    NULL};
+    static const char *const allowed[] = {"serial",
+                                          "asset_tag",
+                                          "model",
+                                          "status",
+                                          "org_unit",
+                                          "checked_out",
+                                          "in_google",
+                                          "aue_before",
+                                          "audit_due_before",
+                                          "q",
+                                          "manual",
+                                          "google_status",
+                                          "last_seen_before",
+                                          "swapped",
+                                          "limit",
+                                          "cursor",
+                                          NULL};
     char msg[256], serial[PARAMS_MAX_VALUE + 1], tag[PARAMS_MAX_VALUE + 1];
     char model[PARAMS_MAX_VALUE + 1], status[32], ou[PARAMS_MAX_VALUE + 1];
     char q[PARAMS_MAX_VALUE + 1], like[PARAMS_MAX_VALUE * 2 + 4], aue[11], audit[11], lim[24];
@@ -235,7 +252,8 @@ static void list(struct api_req *r)
     char keys[1][PARAMS_CURSOR_MAX];
     bool co = false, ing = false, man = false, has_cursor = false;
     long limit;
-    int rs, rt, rm, rst, rou, rco, ring, raue, raud, rq, rman, rgs, rseen;
+    int rs, rt, rm, rst, rou, rco, ring, raue, raud, rq, rman, rgs, rseen, rsw;
+    bool swapped = false;
     if (rest_check_query(r, allowed) || rest_page_params(r, "assets", 1, &limit, &has_cursor, keys))
         return;
     if ((rs = params_str(r->query, "serial", serial, sizeof serial, msg, sizeof msg)) < 0 ||
@@ -250,6 +268,7 @@ static void list(struct api_req *r)
         (rco = params_bool(r->query, "checked_out", &co, msg, sizeof msg)) < 0 ||
         (ring = params_bool(r->query, "in_google", &ing, msg, sizeof msg)) < 0 ||
         (rman = params_bool(r->query, "manual", &man, msg, sizeof msg)) < 0 ||
+        (rsw = params_bool(r->query, "swapped", &swapped, msg, sizeof msg)) < 0 ||
         (raue = params_date(r->query, "aue_before", aue, msg, sizeof msg)) < 0 ||
         (raud = params_date(r->query, "audit_due_before", audit, msg, sizeof msg)) < 0 ||
         (rq = params_str(r->query, "q", q, sizeof q, msg, sizeof msg)) < 0) {
@@ -273,7 +292,7 @@ static void list(struct api_req *r)
         return;
     }
     snprintf(lim, sizeof lim, "%ld", limit + 1);
-    const char *p[17] = {r->principal.tenant,
+    const char *p[18] = {r->principal.tenant,
                          rs == 0 ? serial : NULL,
                          rt == 0 ? tag : NULL,
                          rm == 0 ? model : NULL,
@@ -289,8 +308,9 @@ static void list(struct api_req *r)
                          lim,
                          rgs == 0 ? gstatus : NULL,
                          rseen == 0 ? seen : NULL,
-                         rq == 0 && strcmp(mac_like, "%%") != 0 ? mac_like : NULL};
-    PGresult *res = rest_exec(r, &st_list, 17, p);
+                         rq == 0 && strcmp(mac_like, "%%") != 0 ? mac_like : NULL,
+                         rsw == 0 ? (swapped ? "true" : "false") : NULL};
+    PGresult *res = rest_exec(r, &st_list, 18, p);
     if (!res)
         return;
     rest_reply_page(r, res, limit, "assets", 1);

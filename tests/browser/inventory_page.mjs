@@ -41,15 +41,16 @@ try {
   await page.getByRole("tab", {name: "Assets"}).click();
   await page.locator("#assets-ou").waitFor();
   await page.locator("#assets-ou").fill("/Students");
+  // The unfiltered first page shows both: wait for the filtered list to replace it.
+  await page.locator(`tr[data-asset="${fx.staff_asset}"]`).waitFor();
   await page.locator("#assets-form").getByRole("button", {name: "Search"}).click();
+  await page.locator(`tr[data-asset="${fx.staff_asset}"]`).waitFor({state: "detached"});
   await page.locator(`tr[data-asset="${fx.grade5_asset}"]`).waitFor();
-  if (await page.locator(`tr[data-asset="${fx.staff_asset}"]`).count())
-    throw new Error("/Students shows a /Staff Chromebook");
   await page.locator("#assets-ou").fill("");
   await page.getByLabel("Serial, tag, MAC or user").fill(fx.mac_typed);
   await page.getByLabel("Serial, tag, MAC or user").press("Enter");
+  await page.waitForFunction(() => document.querySelectorAll("#assets tr[data-asset]").length === 1);
   await page.locator(`tr[data-asset="${fx.grade5_asset}"]`).waitFor();
-  if (await page.locator("#assets tr[data-asset]").count() !== 1) throw new Error("MAC search found other Assets");
   await shot("10-chromebooks", "chromebooks");
 
   step("an Asset's page: Google fields under labels, who has it, who last used it");
@@ -141,6 +142,8 @@ try {
   await page.getByRole("tab", {name: "Overdue and audits"}).click();
   await page.locator(`#overdue tr[data-checkout="${fx.overdue_checkout}"]`).filter({hasText: fx.holder_name}).waitFor();
   await page.locator(`#auditsdue tr[data-asset="${fx.grade5_asset}"]`).filter({hasText: "overdue"}).waitFor();
+  await page.locator(`#swapped tr[data-asset="${fx.grade5_asset}"]`).filter({hasText: fx.holder_name})
+    .filter({hasText: fx.recent_user}).waitFor();
   await shot("14-overdue-audits", "overdue-audits");
 
   step("download the overdue list and every Asset as CSV");
@@ -166,6 +169,20 @@ try {
   await page.locator("#person tr").filter({hasText: "Job title"}).filter({hasText: "Microsoft"}).waitFor();
   await page.locator("#person tr").filter({hasText: "Last sign-in to Google"}).filter({hasText: fx.login_shown}).waitFor();
   await shot("15-person", "person");
+
+  step("people: the org-unit tree filters to a subtree; a Person's devices");
+  await page.getByLabel("Search name or email").fill("");
+  await page.getByRole("button", {name: "People in /Students and below"}).click();
+  await page.locator("#people tr").filter({hasText: fx.kid_name}).waitFor();
+  if (await page.locator("#people tr").filter({hasText: fx.holder_name}).count())
+    throw new Error("/Students lists a /Staff Person");
+  await page.getByLabel("Search name or email").fill("holly");
+  await page.locator("#people-ou").fill("");
+  await page.getByLabel("Search name or email").press("Enter");
+  await page.getByRole("button", {name: "Show " + fx.holder_name}).click();
+  await page.locator("#person-devices li").filter({hasText: fx.new_tag}).filter({hasText: "checked out to them; last used by " + fx.recent_user}).waitFor();
+  await page.locator("#person .history li").filter({hasText: fx.new_tag}).waitFor();
+  await shot("17-person-devices", "person-devices");
 
   step("a tablet-sized window still works");
   await page.setViewportSize({width: 820, height: 1180});

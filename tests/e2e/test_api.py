@@ -610,6 +610,32 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(psql("SELECT count(*) FROM sync_alerts WHERE tenant_id = :'t'", t=t),
                          [["5"]])
 
+    def test_swapped_devices_filter(self):
+        """swapped=true: checked out to one Person while Google says another used it last."""
+        t = harness.new_tenant("apiswap")
+        key = new_key(t, "admin")
+        ann = person(t, "Ann Out", email="ann.out@d.example")
+        swapped = asset(t, "SW-1")
+        same = asset(t, "SW-2")
+        asset(t, "SW-3")  # not checked out, used by someone: not swapped
+        for a, last in ((swapped, "Bob.Other@d.example"), (same, "ANN.OUT@d.example")):
+            psql("UPDATE assets SET device = jsonb_build_object('recent_users', "
+                 "jsonb_build_array(jsonb_build_object('type', 'USER_TYPE_MANAGED', "
+                 "'email', :'e'))) WHERE asset_id = :'a'", a=a, e=last)
+            self.ok("POST", f"/v1/assets/{a}/checkout", {"person_id": ann}, 201, key=key)
+        psql("UPDATE assets SET device = '{\"recent_users\": [{\"email\": \"x@d.example\"}]}' "
+             "WHERE tenant_id = :'t' AND serial_number = 'SW-3'", t=t)
+
+        def serials(q):
+            return sorted(a["serial_number"] for a in
+                          self.ok("GET", "/v1/assets" + q, key=key)["items"])
+        self.assertEqual(serials("?swapped=true"), ["SW-1"])
+        self.assertEqual(serials("?swapped=false"), ["SW-2", "SW-3"])
+        self.err("GET", "/v1/assets?swapped=maybe", 400, "invalid_parameter", key=key)
+        # A checkout names its Asset (a Person's history reads as tags and serials).
+        hist = self.ok("GET", f"/v1/people/{ann}/checkouts", key=key)["items"]
+        self.assertEqual(sorted(c["serial_number"] for c in hist), ["SW-1", "SW-2"])
+
     def test_org_unit_subtree_filter_uses_an_index(self):
         t = harness.new_tenant("apisubix")
         psql("INSERT INTO people (tenant_id, email_norm, display_name, org_unit_path) "

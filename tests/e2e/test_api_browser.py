@@ -188,6 +188,11 @@ class AdminPageTest(unittest.TestCase):
                            "proxy_addresses": "azure", "last_login_at": "google"})
         kid = person(t, "Zed Student")
         holder = person(t, "Holly Holder", ou="/Staff")
+        psql("INSERT INTO org_units (tenant_id, org_unit_id, path, name, parent_id, parent_path, "
+             "content_hash) VALUES (:'t', 'id:r', '/', 'District', NULL, NULL, 'h'), "
+             "(:'t', 'id:s', '/Students', 'Students', 'id:r', '/', 'h'), "
+             "(:'t', 'id:s5', '/Students/Grade 5', 'Grade 5', 'id:s', '/Students', 'h'), "
+             "(:'t', 'id:st', '/Staff', 'Staff', 'id:r', '/', 'h')", t=t)
         tag = uuid.uuid4().hex[:4].upper()
         grade5 = asset(t, "G5-" + tag, ou="/Students/Grade 5")
         psql("UPDATE assets SET device = '{\"mac_address\": \"e8b1fc0011aa\", "

@@ -413,6 +413,7 @@ async function showPerson(id) {
   box.append(el("h3", {text: p.display_name || p.email}));
   box.append(el("p", {text: `${p.email} — ${p.status}` + (p.removed_at ? ` (removed ${when(p.removed_at)})` : "")}));
   box.append(personDetails(p));
+  box.append(await personDevices(p)); // people.js
   box.append(el("h4", {text: "Checkouts"}));
   box.append(checkoutList(cos.items, true));
   box.hidden = false;
@@ -423,7 +424,8 @@ function checkoutList(items, showAsset) {
   if (!items.length) return el("p", {text: "None."});
   const ul = el("ul", {class: "history"});
   for (const c of items) {
-    const who = showAsset ? `asset ${c.asset_id.slice(0, 8)}` : (c.person_name || c.person_id);
+    const who = showAsset ? [c.model, c.asset_tag || c.serial_number || `asset ${c.asset_id.slice(0, 8)}`].filter(Boolean).join(" ")
+                          : (c.person_name || c.person_id);
     let text = `${when(c.checked_out_at)}: out to ${who} by ${c.checked_out_by}`;
     if (c.due_at) text += `, due ${when(c.due_at)}`;
     if (c.note) text += ` — ${c.note}`;

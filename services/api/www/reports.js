@@ -18,9 +18,21 @@ function openAsset(id) {
 
 async function loadReports() {
   if (!$("auditsdue-before").value) $("auditsdue-before").value = districtToday();
-  const [overdue, due] = await Promise.all([
+  const [overdue, due, swapped] = await Promise.all([
     api("GET", "/v1/checkouts" + qs({overdue: "true", limit: 200})),
-    api("GET", "/v1/assets" + qs({audit_due_before: $("auditsdue-before").value, limit: 200}))]);
+    api("GET", "/v1/assets" + qs({audit_due_before: $("auditsdue-before").value, limit: 200})),
+    api("GET", "/v1/assets" + qs({swapped: "true", limit: 200}))]);
+  const sb = $("swapped");
+  sb.replaceChildren();
+  if (!swapped.items.length) sb.append(el("tr", {}, el("td", {colspan: 4, text: "None: every checked-out Chromebook was last used by its Person."})));
+  for (const a of swapped.items) {
+    const label = a.asset_tag || a.serial_number || a.asset_id.slice(0, 8);
+    const c = a.current_checkout;
+    sb.append(el("tr", {"data-asset": a.asset_id},
+      el("td", {}, linkButton(label, `Show asset ${label}`, () => openAsset(a.asset_id))),
+      el("td", {text: `${c.person_name} <${c.person_email}>`}),
+      el("td", {text: recentUsers(a)[0].email}), el("td", {text: a.last_sync ? when(a.last_sync) : "—"})));
+  }
   const assetsById = {};
   // Overdue rows name the Asset by id; fetch their labels (at most one page of them).
   await Promise.all([...new Set(overdue.items.map((c) => c.asset_id))].map(async (id) => {
