@@ -219,6 +219,7 @@ class AdminPageTest(unittest.TestCase):
             codes.append(f"T{tag}{i:02d}" if by_tag else serial)
         fixture = {"url": self.api.url, "session": session, "email": email, "tenant": t,
                    "grade5_asset": grade5, "grade5_serial": "G5-" + tag, "staff_asset": staff,
+                   "staff_serial": "ST-" + tag,
                    "mac_typed": "E8:B1:FC:00:11", "mac_shown": "E8:B1:FC:00:11:AA",
                    "holder_name": "Holly Holder", "recent_user": "rita.recent@district.example",
                    "new_tag": "NEW-" + tag, "retire_serial": "RT-" + tag,

@@ -4,14 +4,16 @@
 "use strict";
 
 function ouNode(o) {
-  const li = el("li", {role: "treeitem", "aria-expanded": o.children.length ? "true" : null});
+  // Plain nested lists of buttons: Tab reaches each org unit (a role="tree" would promise
+  // arrow-key navigation).
+  const li = el("li");
   li.append(el("button", {type: "button", class: "link", text: o.name || o.path,
                           "aria-label": `People in ${o.path} and below`,
                           onclick: () => {
                             $("people-ou").value = o.path;
                             guarded(() => people.load(true));
                           }}));
-  if (o.children.length) li.append(el("ul", {role: "group"}, ...o.children.map(ouNode)));
+  if (o.children.length) li.append(el("ul", {}, ...o.children.map(ouNode)));
   return li;
 }
 
