@@ -660,7 +660,13 @@ class Bench:
     def api_sql(self):
         """The api's own statements, read from its source so pgbench runs the same SQL."""
         path = os.path.join(ROOT, "services", "api", "people.c")
-        src = open(path).read()
+        # Preprocessed, so that statements built from macros (the org-unit subtree condition)
+        # read as the one string the compiler sees.
+        cflags = subprocess.run(["pkg-config", "--cflags", "libpq", "jansson", "libprotobuf-c"],
+                                capture_output=True, text=True, check=True).stdout.split()
+        src = subprocess.run(["gcc", "-E", "-P", "-D_GNU_SOURCE", "-Ilib", "-Iservices/api",
+                              "-I" + os.path.join(ROOT, "build", "gen"), *cflags, path], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
         stm = {}
         for name in ("people_list", "people_get"):
             m = re.search(r'\{\s*"' + name + r'",\s*((?:"(?:[^"\\]|\\.)*"\s*)+)\}', src)

@@ -112,26 +112,35 @@ const char *asset_auto_update_expiry(const Panel__V1__Device *d, char out[11])
     return NULL;
 }
 
-json_t *outbox_row_new(const Envelope *env, const char *topic, const char *entity_id)
+json_t *outbox_row_keyed(const Envelope *env, const char *topic, const char *key)
 {
     size_t len = 0, b64len;
     uint8_t *data = events_pack(env, &len);
-    char *b64 = NULL, *key = NULL;
+    char *b64 = NULL;
     json_t *row = NULL;
     if (!data)
         goto out;
     b64len = (len + 2) / 3 * 4 + 1;
     b64 = malloc(b64len);
-    size_t klen = strlen(env->tenant_id) + strlen(entity_id) + 2;
-    key = malloc(klen);
-    if (!b64 || !key || crypto_base64(data, len, b64, b64len) < 0)
+    if (!b64 || crypto_base64(data, len, b64, b64len) < 0)
         goto out;
-    snprintf(key, klen, "%s/%s", env->tenant_id, entity_id);
     row = json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", env->tenant_id, "e", env->event_id, "topic",
                     topic, "k", key, "p", b64);
 out:
     free(data);
     free(b64);
+    return row;
+}
+
+json_t *outbox_row_new(const Envelope *env, const char *topic, const char *entity_id)
+{
+    size_t klen = strlen(env->tenant_id) + strlen(entity_id) + 2;
+    char *key = malloc(klen);
+    json_t *row = NULL;
+    if (key) {
+        snprintf(key, klen, "%s/%s", env->tenant_id, entity_id);
+        row = outbox_row_keyed(env, topic, key);
+    }
     free(key);
     return row;
 }

@@ -44,6 +44,9 @@ const char *asset_auto_update_expiry(const Panel__V1__Device *d, char out[11]);
  * {"t","e","topic","k","p"} (p = the packed envelope in base64) for OUTBOX_INSERT_SQL.
  * Caller owns it; NULL when out of memory. */
 json_t *outbox_row_new(const Envelope *env, const char *topic, const char *entity_id);
+/* The same with the whole message key given (e.g. the district alone, for a topic ordered per
+ * district). Caller owns it; NULL when out of memory. */
+json_t *outbox_row_keyed(const Envelope *env, const char *topic, const char *key);
 
 /* The outbox row of one AssetChanged: asset is the object asset_event_json() gives (borrowed;
  * "lifecycle" as its text), kind and changed (JSON array of field names, borrowed, may be

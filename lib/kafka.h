@@ -16,6 +16,7 @@
 #define TOPIC_ASSETS_EVENTS  "panel.assets.events"
 #define TOPIC_ORGUNIT_EVENTS "panel.orgunits.events"
 #define TOPIC_DEAD_LETTER    "panel.source.events.dlq"
+#define TOPIC_SYNC_EVENTS    "panel.sync.events"
 
 /* The largest Envelope any producer may send or any consumer will accept. */
 #define KAFKA_MAX_MESSAGE (1024 * 1024)

@@ -17,7 +17,7 @@
     " 'last_signin_at', a.last_signin_at)"
 
 static const struct db_stmt st_tenant_name = {
-    "accounts_tenant_name", "SELECT display_name FROM tenants WHERE tenant_id = $1"};
+    "accounts_tenant_name", "SELECT display_name, time_zone FROM tenants WHERE tenant_id = $1"};
 static const struct db_stmt st_signout = {
     "accounts_signout",
     "UPDATE admin_sessions SET ended_at = now() WHERE id_hash = $1 AND ended_at IS NULL"};
@@ -97,13 +97,14 @@ static void get_session(struct api_req *r)
     const char *p[1] = {r->principal.tenant};
     if (!(res = rest_exec(r, &st_tenant_name, 1, p)))
         goto out;
-    out = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "kind", "session", "actor",
+    out = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:s}", "kind", "session", "actor",
                     r->principal.actor, "tenant_id", r->principal.tenant, "tenant_name",
                     PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "", "account_id",
                     r->principal.account_id, "email", r->principal.email, "role",
                     r->principal.admin ? "admin" : "viewer", "provider", r->principal.provider,
                     "csrf_token", csrf, "expires_at", r->principal.expires_at, "idle_timeout_s",
-                    (json_int_t)r->api->session_idle_minutes * 60);
+                    (json_int_t)r->api->session_idle_minutes * 60, "time_zone",
+                    PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "UTC");
     if (!out || !(text = json_dumps(out, JSON_COMPACT))) {
         rest_error(r, 500, "internal", "out of memory");
         goto out;

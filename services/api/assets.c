@@ -1,10 +1,11 @@
 /* assets: see assets.h. */
 #include "assets.h"
 
-#include "checkouts.h"
 #include "asset_event.h"
+#include "checkouts.h"
 #include "json.h"
 #include "kafka.h"
+#include "orgunits.h"
 #include "people.h"
 
 #include <stdio.h>
@@ -15,6 +16,10 @@
 static const char *const lifecycles[] = {"in_storage",  "deployed", "in_repair",
                                          "lost_stolen", "retired",  NULL};
 
+/* q matches serial, tag, model, MAC (typed with or without ':' or '-': $17), the annotated
+ * user, a recent user's email and the Person it is checked out to. */
+#define ASSETS_IN_OU_SUBTREE ORGUNITS_SUBTREE_SQL("a.org_unit_path", "6")
+
 static const struct db_stmt st_list = {
     "assets_list",
     "SELECT api_asset_json(a)::text, a.asset_id::text FROM assets a WHERE a.tenant_id = $1"
@@ -22,18 +27,35 @@ static const struct db_stmt st_list = {
     " AND ($3::text IS NULL OR coalesce(a.asset_tag, a.google_asset_tag) = $3)"
     " AND ($4::text IS NULL OR a.model = $4)"
     " AND ($5::text IS NULL OR a.lifecycle = $5)"
-    " AND ($6::text IS NULL OR a.org_unit_path = $6)"
+    " AND " ASSETS_IN_OU_SUBTREE
     " AND ($7::boolean IS NULL OR $7 = EXISTS (SELECT 1 FROM checkouts c"
     "   WHERE c.tenant_id = a.tenant_id AND c.asset_id = a.asset_id"
     "   AND c.checked_in_at IS NULL))"
     " AND ($8::boolean IS NULL OR a.in_google = $8)"
     " AND ($9::date IS NULL OR a.auto_update_expiry < $9)"
     " AND ($10::date IS NULL OR a.next_audit_due <= $10)"
-    " AND ($11::text IS NULL OR lower(a.serial_number) LIKE $11"
-    "   OR lower(coalesce(a.asset_tag, a.google_asset_tag)) LIKE $11"
-    "   OR lower(a.model) LIKE $11)"
+    " AND ($11::text IS NULL OR lower(a.serial_number) LIKE $11 OR lower(coalesce(a.asset_tag, "
+    "a.google_asset_tag)) LIKE $11"
+    "   OR lower(a.model) LIKE $11"
+    "   OR replace(replace(lower(a.device ->> 'mac_address'), ':', ''), '-', '') LIKE $17"
+    "   OR lower(a.device ->> 'annotated_user') LIKE $11"
+    "   OR EXISTS (SELECT 1 FROM jsonb_array_elements(CASE jsonb_typeof(a.device ->"
+    "     'recent_users') WHEN 'array' THEN a.device -> 'recent_users' ELSE '[]' END) u"
+    "     WHERE lower(u ->> 'email') LIKE $11)"
+    "   OR EXISTS (SELECT 1 FROM checkouts c JOIN people p ON p.tenant_id = c.tenant_id"
+    "     AND p.person_id = c.person_id WHERE c.tenant_id = a.tenant_id"
+    "     AND c.asset_id = a.asset_id AND c.checked_in_at IS NULL"
+    "     AND (p.email_norm LIKE $11 OR lower(p.display_name) LIKE $11)))"
     " AND ($12::boolean IS NULL OR a.manual = $12)"
     " AND ($13::uuid IS NULL OR a.asset_id > $13)"
+    " AND ($15::text IS NULL OR a.google_status = $15)"
+    " AND ($18::boolean IS NULL OR $18 = EXISTS (SELECT 1 FROM checkouts c JOIN people p"
+    "   ON p.tenant_id = c.tenant_id AND p.person_id = c.person_id"
+    "   WHERE c.tenant_id = a.tenant_id AND c.asset_id = a.asset_id AND c.checked_in_at IS NULL"
+    "   AND jsonb_typeof(a.device -> 'recent_users') = 'array'"
+    "   AND lower(a.device -> 'recent_users' -> 0 ->> 'email') <> p.email_norm))"
+    " AND ($16::date IS NULL OR (a.in_google"
+    "   AND coalesce(a.last_sync, '-infinity'::timestamptz) < $16::date))"
     " ORDER BY a.asset_id LIMIT $14::int"};
 
 static const struct db_stmt st_get = {"assets_get",
@@ -90,6 +112,22 @@ static const struct db_stmt st_audit = {
                     " version = version + 1, updated_at = now()"
                     " WHERE tenant_id = $1 AND asset_id = $2::uuid"};
 
+static const struct db_stmt st_audit_log = {
+    "assets_audit_log", "INSERT INTO asset_audits (tenant_id, asset_id, audited_by, note)"
+                        " VALUES ($1, $2::uuid, $3, $4)"};
+
+static const struct db_stmt st_audits = {
+    "assets_audits",
+    "SELECT json_build_object('audit_id', u.audit_id, 'asset_id', u.asset_id,"
+    " 'audited_at', u.audited_at, 'audited_by', u.audited_by, 'note', u.note)::text,"
+    " u.audited_at::text, u.audit_id::text FROM asset_audits u"
+    " WHERE u.tenant_id = $1 AND u.asset_id = $2::uuid"
+    " AND ($3::timestamptz IS NULL OR (u.audited_at, u.audit_id) < ($3, $4::uuid))"
+    " ORDER BY u.audited_at DESC, u.audit_id DESC LIMIT $5::int"};
+
+static const struct db_stmt st_exists = {
+    "assets_exists", "SELECT 1 FROM assets WHERE tenant_id = $1 AND asset_id = $2::uuid"};
+
 static const struct db_stmt st_event_row = {
     "assets_event_row", "SELECT " ASSET_EVENT_JSON_SQL
                         " FROM assets a WHERE a.tenant_id = $1 AND a.asset_id = $2::uuid"};
@@ -137,16 +175,32 @@ out:
 
 static void list(struct api_req *r)
 {
-    static const char *const allowed[] = {
-        "serial",     "asset_tag",        "model", "status", "org_unit", "checked_out", "in_google",
-        "aue_before", "audit_due_before", "q",     "manual", "limit",    "cursor",      NULL};
+    static const char *const allowed[] = {"serial",
+                                          "asset_tag",
+                                          "model",
+                                          "status",
+                                          "org_unit",
+                                          "checked_out",
+                                          "in_google",
+                                          "aue_before",
+                                          "audit_due_before",
+                                          "q",
+                                          "manual",
+                                          "google_status",
+                                          "last_seen_before",
+                                          "swapped",
+                                          "limit",
+                                          "cursor",
+                                          NULL};
     char msg[256], serial[PARAMS_MAX_VALUE + 1], tag[PARAMS_MAX_VALUE + 1];
     char model[PARAMS_MAX_VALUE + 1], status[32], ou[PARAMS_MAX_VALUE + 1];
     char q[PARAMS_MAX_VALUE + 1], like[PARAMS_MAX_VALUE * 2 + 4], aue[11], audit[11], lim[24];
+    char mac_like[PARAMS_MAX_VALUE * 2 + 4], gstatus[64], seen[11];
     char keys[1][PARAMS_CURSOR_MAX];
     bool co = false, ing = false, man = false, has_cursor = false;
     long limit;
-    int rs, rt, rm, rst, rou, rco, ring, raue, raud, rq, rman;
+    int rs, rt, rm, rst, rou, rco, ring, raue, raud, rq, rman, rgs, rseen, rsw;
+    bool swapped = false;
     if (rest_check_query(r, allowed) || rest_page_params(r, "assets", 1, &limit, &has_cursor, keys))
         return;
     if ((rs = params_str(r->query, "serial", serial, sizeof serial, msg, sizeof msg)) < 0 ||
@@ -154,10 +208,14 @@ static void list(struct api_req *r)
         (rm = params_str(r->query, "model", model, sizeof model, msg, sizeof msg)) < 0 ||
         (rst = params_enum(r->query, "status", lifecycles, status, sizeof status, msg,
                            sizeof msg)) < 0 ||
-        (rou = params_str(r->query, "org_unit", ou, sizeof ou, msg, sizeof msg)) < 0 ||
+        (rou = orgunits_subtree_param(r->query, "org_unit", ou, sizeof ou, msg, sizeof msg)) < 0 ||
+        (rgs = params_str(r->query, "google_status", gstatus, sizeof gstatus, msg, sizeof msg)) <
+            0 ||
+        (rseen = params_date(r->query, "last_seen_before", seen, msg, sizeof msg)) < 0 ||
         (rco = params_bool(r->query, "checked_out", &co, msg, sizeof msg)) < 0 ||
         (ring = params_bool(r->query, "in_google", &ing, msg, sizeof msg)) < 0 ||
         (rman = params_bool(r->query, "manual", &man, msg, sizeof msg)) < 0 ||
+        (rsw = params_bool(r->query, "swapped", &swapped, msg, sizeof msg)) < 0 ||
         (raue = params_date(r->query, "aue_before", aue, msg, sizeof msg)) < 0 ||
         (raud = params_date(r->query, "audit_due_before", audit, msg, sizeof msg)) < 0 ||
         (rq = params_str(r->query, "q", q, sizeof q, msg, sizeof msg)) < 0) {
@@ -168,12 +226,20 @@ static void list(struct api_req *r)
         rest_error(r, 400, "invalid_parameter", "q is too long");
         return;
     }
+    if (rq == 0) {
+        /* MACs are stored as Google sends them (hex, no separators). */
+        size_t o = 0;
+        for (const char *c = like; *c; c++)
+            if (*c != ':' && *c != '-')
+                mac_like[o++] = *c;
+        mac_like[o] = 0;
+    }
     if (has_cursor && !params_is_uuid(keys[0])) {
         rest_error(r, 400, "invalid_cursor", "cursor is not valid");
         return;
     }
     snprintf(lim, sizeof lim, "%ld", limit + 1);
-    const char *p[14] = {r->principal.tenant,
+    const char *p[18] = {r->principal.tenant,
                          rs == 0 ? serial : NULL,
                          rt == 0 ? tag : NULL,
                          rm == 0 ? model : NULL,
@@ -186,8 +252,12 @@ static void list(struct api_req *r)
                          rq == 0 ? like : NULL,
                          rman == 0 ? (man ? "true" : "false") : NULL,
                          has_cursor ? keys[0] : NULL,
-                         lim};
-    PGresult *res = rest_exec(r, &st_list, 14, p);
+                         lim,
+                         rgs == 0 ? gstatus : NULL,
+                         rseen == 0 ? seen : NULL,
+                         rq == 0 && strcmp(mac_like, "%%") != 0 ? mac_like : NULL,
+                         rsw == 0 ? (swapped ? "true" : "false") : NULL};
+    PGresult *res = rest_exec(r, &st_list, 18, p);
     if (!res)
         return;
     rest_reply_page(r, res, limit, "assets", 1);
@@ -393,30 +463,65 @@ out:
 
 static void audit(struct api_req *r, const char *id)
 {
-    static const char *const allowed[] = {"next_audit_due", NULL};
+    static const char *const allowed[] = {"next_audit_due", "note", NULL};
     json_t *body = NULL;
-    PGresult *res = NULL;
-    const char *due = NULL;
+    PGresult *res = NULL, *logged = NULL;
+    const char *due = NULL, *note = NULL;
     bool manual, out_now;
     char lifecycle[32];
     int rd;
     if (rest_require_admin(r) || !(body = rest_json_body(r, allowed, true)) ||
-        (rd = rest_field_time(r, body, "next_audit_due", false, &due)) < 0)
+        (rd = rest_field_time(r, body, "next_audit_due", false, &due)) < 0 ||
+        rest_field_str(r, body, "note", 2000, &note) < 0)
         goto out;
     if (rest_tx(r, "BEGIN") || lock_asset(r, id, &manual, lifecycle, sizeof lifecycle, &out_now))
         goto out;
     const char *p[5] = {r->principal.tenant, id, r->principal.actor, rd != 1 ? "true" : "false",
                         rd == 0 ? due : NULL};
+    const char *pl[4] = {r->principal.tenant, id, r->principal.actor, note};
     res = rest_exec(r, &st_audit, 5, p);
     static const char *const changed[] = {"audited_at", "next_audit_due", NULL};
-    if (!res ||
+    if (!res || !(logged = rest_exec(r, &st_audit_log, 4, pl)) ||
         assets_emit(r, id, PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED, changed) ||
         rest_tx(r, "COMMIT"))
         goto out;
     get_one(r, &st_get, id, 200);
 out:
+    PQclear(logged);
     PQclear(res);
     json_decref(body);
+}
+
+/* GET /v1/assets/{id}/audits: newest first, keyset pages. */
+static void list_audits(struct api_req *r, const char *id)
+{
+    static const char *const allowed[] = {"limit", "cursor", NULL};
+    char keys[2][PARAMS_CURSOR_MAX], lim[24];
+    bool has_cursor = false;
+    long limit;
+    PGresult *res = NULL;
+    if (rest_check_query(r, allowed) || rest_page_params(r, "audits", 2, &limit, &has_cursor, keys))
+        return;
+    if (has_cursor && !params_is_uuid(keys[1])) {
+        rest_error(r, 400, "invalid_cursor", "cursor is not valid");
+        return;
+    }
+    const char *pe[2] = {r->principal.tenant, id};
+    if (!(res = rest_exec(r, &st_exists, 2, pe)))
+        return;
+    if (PQntuples(res) != 1) {
+        rest_not_found(r);
+        goto out;
+    }
+    PQclear(res);
+    snprintf(lim, sizeof lim, "%ld", limit + 1);
+    const char *p[5] = {r->principal.tenant, id, has_cursor ? keys[0] : NULL,
+                        has_cursor ? keys[1] : NULL, lim};
+    if (!(res = rest_exec(r, &st_audits, 5, p)))
+        return;
+    rest_reply_page(r, res, limit, "audits", 2);
+out:
+    PQclear(res);
 }
 
 void assets_handle(struct api_req *r)
@@ -469,6 +574,8 @@ void assets_handle(struct api_req *r)
         post ? update(r, id, true) : rest_method_not_allowed(r);
     else if (strcmp(action, "audit") == 0)
         post ? audit(r, id) : rest_method_not_allowed(r);
+    else if (strcmp(action, "audits") == 0)
+        get ? list_audits(r, id) : rest_method_not_allowed(r);
     else
         rest_not_found(r);
 }

@@ -1,7 +1,7 @@
 /* assets: GET/POST /v1/assets, GET/PATCH /v1/assets/{id}, lookup by serial and by tag,
- * lifecycle (retire), physical audits; and the AssetChanged outbox row every change of an
- * Asset writes in its own transaction. Checkout routes under /v1/assets/{id}/ are passed to
- * checkouts.c. */
+ * lifecycle (retire), physical audits and their history (GET /v1/assets/{id}/audits); and the
+ * AssetChanged outbox row every change of an Asset writes in its own transaction. Checkout routes
+ * under /v1/assets/{id}/ are passed to checkouts.c. */
 #ifndef API_ASSETS_H
 #define API_ASSETS_H
 

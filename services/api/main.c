@@ -3,12 +3,14 @@
  * sync, connections) and the static admin page; its loop keeps /readyz honest and expires
  * old Idempotency-Keys. */
 #include "accounts.h"
+#include "alerts.h"
 #include "assets.h"
 #include "checkouts.h"
 #include "config.h"
 #include "connections.h"
 #include "crypto.h"
 #include "db_pool.h"
+#include "exports.h"
 #include "log.h"
 #include "orgunits.h"
 #include "params.h"
@@ -35,6 +37,7 @@ struct api_config {
     long long upstream_timeout_ms;
     long long idempotency_ttl_hours;
     long long session_idle_minutes;
+    long long alerts_seconds;
     bool cookie_secure;
 };
 
@@ -67,6 +70,10 @@ static const struct cfg_option options[] = {
      offsetof(struct api_config, session_idle_minutes),
      "A signed-in session unused this long ends (the absolute limit is auth's "
      "PANEL_SESSION_MAX_HOURS)"},
+    {"PANEL_API_ALERTS_SECONDS", CFG_INT, "60", 5, 3600,
+     offsetof(struct api_config, alerts_seconds),
+     "How often new alerts (held or failed run, revoked connection, overdue checkout) are "
+     "looked for and published on panel.sync.events"},
     {"PANEL_COOKIE_SECURE", CFG_BOOL, "true", 0, 0, offsetof(struct api_config, cookie_secure),
      "Mark the cookies the api sets Secure (false only for plain-http development)"},
 };
@@ -167,6 +174,8 @@ int main(int argc, char **argv)
         {"/v1/connections", "/v1/connections", connections_handle},
         {"/v1/session", "/v1/session", accounts_session_handle},
         {"/v1/admins", "/v1/admins", accounts_admins_handle},
+        {"/v1/exports", "/v1/exports", exports_handle},
+        {"/v1/alerts", "/v1/alerts", alerts_handle},
     };
     static struct rest_route all[sizeof table / sizeof table[0]];
     struct httpd *h = svc_httpd(svc);
@@ -191,6 +200,10 @@ int main(int argc, char **argv)
         svc_set_ready(svc, check_ready(db));
         if (tick % 720 == 0)
             expire_idempotency(db, cfg.idempotency_ttl_hours);
+        /* Ticks are 5 s: every alerts_seconds, rounded to a tick. */
+        if ((tick * 5) % cfg.alerts_seconds < 5)
+            while (alerts_publish(db) >= 200) /* a full batch: there may be more */
+                ;
     }
     log_info("stopping");
     rc = 0;

@@ -90,6 +90,22 @@ static void list(struct api_req *r)
     PQclear(res);
 }
 
+int orgunits_subtree_param(const char *query, const char *name, char *out, size_t outlen, char *msg,
+                           size_t msglen)
+{
+    int rc = params_str(query, name, out, outlen, msg, msglen);
+    if (rc != 0)
+        return rc;
+    if (out[0] != '/') {
+        snprintf(msg, msglen, "%s must be an org unit path starting with /", name);
+        return -1;
+    }
+    size_t n = strlen(out);
+    while (n > 1 && out[n - 1] == '/')
+        out[--n] = 0;
+    return n == 1 ? 1 : 0;
+}
+
 void orgunits_handle(struct api_req *r)
 {
     if (strcmp(r->method, "GET") != 0) {

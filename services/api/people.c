@@ -2,10 +2,13 @@
 #include "people.h"
 
 #include "checkouts.h"
+#include "orgunits.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+
+#define PEOPLE_IN_OU_SUBTREE ORGUNITS_SUBTREE_SQL("p.org_unit_path", "3")
 
 /* q: a substring of the name or shown e-mail, or exactly any known address of the Person
  * ($10, q as an address; index person_sources_addresses). No comments inside the statement:
@@ -17,8 +20,7 @@ static const struct db_stmt st_list = {
     " AND ($2::text IS NULL OR lower(p.display_name) LIKE $2 OR p.email_norm LIKE $2"
     "   OR p.person_id IN (SELECT s.person_id FROM person_sources s WHERE s.tenant_id = $1"
     "   AND s.removed_at IS NULL AND person_source_addresses(s.fields) @> ARRAY[$10::text]))"
-    " AND ($3::text IS NULL OR p.org_unit_path = $3)"
-    " AND ($4::text IS NULL OR $4 = ANY (p.sources))"
+    " AND " PEOPLE_IN_OU_SUBTREE " AND ($4::text IS NULL OR $4 = ANY (p.sources))"
     " AND CASE coalesce($5, 'present')"
     "   WHEN 'active' THEN p.removed_at IS NULL AND NOT p.suspended"
     "   AND p.fields ->> 'archived' IS DISTINCT FROM 'true'"
@@ -101,7 +103,7 @@ static void list(struct api_req *r)
     if (rest_check_query(r, allowed) || rest_page_params(r, "people", 2, &limit, &has_cursor, keys))
         return;
     if ((rq = params_str(r->query, "q", q, sizeof q, msg, sizeof msg)) < 0 ||
-        (rou = params_str(r->query, "org_unit", ou, sizeof ou, msg, sizeof msg)) < 0 ||
+        (rou = orgunits_subtree_param(r->query, "org_unit", ou, sizeof ou, msg, sizeof msg)) < 0 ||
         (rs = params_enum(r->query, "source", sources, source, sizeof source, msg, sizeof msg)) <
             0 ||
         (rst = params_enum(r->query, "status", statuses, status, sizeof status, msg, sizeof msg)) <

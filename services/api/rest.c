@@ -488,6 +488,11 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
         idem_finish(&r, idem);
 send:
     db_pool_put(r.api->db, r.db);
+    if (r.replied) { /* streamed: status line, headers and body are already out */
+        buf_free(&r.body);
+        buf_free(&r.out);
+        return r.status;
+    }
     char headers[sizeof r.headers + 128];
     snprintf(headers, sizeof headers, "%s%s", extra ? extra : "", r.headers);
     int status = httpd_reply(conn, r.status, "application/json", r.out.data ? r.out.data : "",

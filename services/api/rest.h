@@ -45,6 +45,7 @@ struct api_req {
     struct buf body;   /* request body (POST/PUT/PATCH) */
     int status;        /* response status */
     struct buf out;    /* response body (JSON) */
+    bool replied;      /* the handler wrote the whole response itself (a stream) */
 };
 
 typedef void (*rest_fn)(struct api_req *r);

@@ -42,12 +42,26 @@ static const struct db_stmt st_runs = {
 static const struct db_stmt st_run = {
     "sync_run_get", "SELECT (" RUN_JSON "::jsonb || jsonb_build_object('report', s.report))::text"
                     " FROM sync_runs s WHERE s.tenant_id = $1 AND s.run_id = $2::uuid"};
+/* Each outcome names what it is about as the page shows it: the Person (by the run's
+ * cloud and source id), the Asset (by Google device id) or the org unit. */
 static const struct db_stmt st_outcomes = {
     "sync_outcomes",
     "SELECT json_build_object('outcome_id', o.outcome_id, 'object_kind', o.object_kind,"
-    " 'source_id', o.source_id, 'email', o.email, 'outcome', o.outcome, 'reason', o.reason,"
-    " 'created_at', o.created_at)::text, o.outcome_id::text FROM run_outcomes o"
-    " WHERE o.tenant_id = $1 AND o.run_id = $2::uuid"
+    " 'source_id', o.source_id, 'email', coalesce(o.email, p.email_norm, ps.email_norm),"
+    " 'outcome', o.outcome, 'reason', o.reason, 'created_at', o.created_at,"
+    " 'person_id', p.person_id, 'display_name', p.display_name,"
+    " 'asset_id', a.asset_id, 'serial_number', a.serial_number, 'asset_tag', a.asset_tag,"
+    " 'org_unit_path', coalesce(p.org_unit_path, a.org_unit_path, ou.path))::text,"
+    " o.outcome_id::text FROM run_outcomes o"
+    " JOIN sync_runs s ON s.tenant_id = o.tenant_id AND s.run_id = o.run_id"
+    " LEFT JOIN person_sources ps ON o.object_kind = 'person' AND ps.tenant_id = o.tenant_id"
+    "   AND ps.source = s.source AND ps.source_id = o.source_id"
+    " LEFT JOIN people p ON p.tenant_id = ps.tenant_id AND p.person_id = ps.person_id"
+    " LEFT JOIN assets a ON o.object_kind = 'device' AND a.tenant_id = o.tenant_id"
+    "   AND a.device_id = o.source_id"
+    " LEFT JOIN org_units ou ON o.object_kind = 'org_unit' AND ou.tenant_id = o.tenant_id"
+    "   AND ou.org_unit_id = o.source_id"
+    " WHERE o.tenant_id = $1 AND o.run_id = $2::uuid AND ($5::text IS NULL OR o.outcome = $5)"
     " AND ($3::bigint IS NULL OR o.outcome_id > $3) ORDER BY o.outcome_id LIMIT $4::int"};
 static const struct db_stmt st_cases = {
     "sync_cases_list",
@@ -166,17 +180,27 @@ static void list_runs(struct api_req *r)
 
 static void list_outcomes(struct api_req *r, const char *run)
 {
-    static const char *const allowed[] = {"limit", "cursor", NULL};
-    char lim[24], keys[1][PARAMS_CURSOR_MAX];
+    static const char *const allowed[] = {"outcome", "limit", "cursor", NULL};
+    static const char *const outcomes[] = {"skipped", "invalid", "match_case", "held_removal",
+                                           NULL};
+    char msg[256], lim[24], outcome[16], keys[1][PARAMS_CURSOR_MAX];
     bool has_cursor = false;
     long limit;
+    int ro;
     if (rest_check_query(r, allowed) ||
-        rest_page_params(r, "outcomes", 1, &limit, &has_cursor, keys) ||
-        exists(r, &st_run, run) != 1)
+        rest_page_params(r, "outcomes", 1, &limit, &has_cursor, keys))
+        return;
+    if ((ro = params_enum(r->query, "outcome", outcomes, outcome, sizeof outcome, msg,
+                          sizeof msg)) < 0) {
+        rest_error(r, 400, "invalid_parameter", "%s", msg);
+        return;
+    }
+    if (exists(r, &st_run, run) != 1)
         return;
     snprintf(lim, sizeof lim, "%ld", limit + 1);
-    const char *p[4] = {r->principal.tenant, run, has_cursor ? keys[0] : NULL, lim};
-    PGresult *res = rest_exec(r, &st_outcomes, 4, p);
+    const char *p[5] = {r->principal.tenant, run, has_cursor ? keys[0] : NULL, lim,
+                        ro == 0 ? outcome : NULL};
+    PGresult *res = rest_exec(r, &st_outcomes, 5, p);
     if (res)
         rest_reply_page(r, res, limit, "outcomes", 1);
     PQclear(res);

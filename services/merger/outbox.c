@@ -21,7 +21,7 @@
 #define RECONCILE_TIMEOUT_MS 60000
 
 static const char *const public_topics[] = {TOPIC_PEOPLE_EVENTS, TOPIC_ASSETS_EVENTS,
-                                            TOPIC_ORGUNIT_EVENTS};
+                                            TOPIC_ORGUNIT_EVENTS, TOPIC_SYNC_EVENTS};
 
 struct outbox_relay {
     char *pg_url, *brokers;

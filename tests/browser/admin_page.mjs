@@ -59,6 +59,9 @@ try {
   await page.locator("#conn-google-status").filter({hasText: "Connected."}).waitFor();
   await page.locator("#conn-azure-status").filter({hasText: "Revoked"}).waitFor();
   await page.getByText("Google Workspace is applied first").waitFor();
+  step("alerts: banners for the held runs and the revoked connection");
+  await page.locator('#alerts li[data-alert="run_held"]').filter({hasText: "removals wait for your review"}).first().waitFor();
+  await page.locator('#alerts li[data-alert="connection_revoked"]').filter({hasText: "Microsoft Entra ID was revoked"}).waitFor();
   await page.getByRole("button", {name: "Authorize Panel to Perform Google Workspace Sync"}).waitFor();
   await shot("01-cloud-sync");
 
@@ -66,11 +69,52 @@ try {
   await page.locator("#conn-google-sync").click();
   await page.locator("#status").filter({hasText: "Sync requested for Google Workspace"}).waitFor();
 
-  step("approve the held run");
+  step("review the held run: who and what it would remove, then approve");
+  await page.locator(`tr[data-run="${fx.held_run}"]`).getByRole("button", {name: /^Review held google run/}).click();
+  const removals = page.locator("#removals");
+  await removals.locator('tr[data-kind="person"]').filter({hasText: fx.leaver_name}).filter({hasText: fx.leaver_ou}).waitFor();
+  await removals.locator('tr[data-kind="device"]').filter({hasText: fx.serial}).waitFor();
+  await page.locator("#removals-title").filter({hasText: "removes 1 People, 1 Chromebooks"}).waitFor();
+  await shot("02-held-run-review");
+  if (fx.doc_shots) await page.screenshot({path: fx.doc_shots + "/held-run.png", fullPage: true});
   await page.getByRole("button", {name: /^Approve held google run/}).click();
   await page.locator("#status").filter({hasText: "Run approved"}).waitFor();
   await page.locator(`tr[data-run="${fx.held_run}"]`).filter({hasText: "approved"}).waitFor();
-  await shot("02-run-approved");
+  await page.locator("#run-counts").filter({hasText: "approved by person:" + fx.email}).waitFor();
+
+  step("a preview run's report and the objects that need attention");
+  await page.getByRole("button", {name: /^Details of google run/}).first().waitFor();
+  await page.locator(`tr[data-run="${fx.preview_run}"]`).getByRole("button", {name: /^Details of/}).click();
+  await page.locator("#run-report").filter({hasText: "Would create"}).filter({hasText: "12"}).waitFor();
+  await page.locator('#attention tr[data-outcome="invalid"]').filter({hasText: "Dead-lettered"}).filter({hasText: fx.dead_serial}).waitFor();
+  await page.locator('#attention tr[data-outcome="skipped"]').filter({hasText: "no email address"}).waitFor();
+  await page.getByRole("button", {name: "Preview a Google sync"}).click();
+  await page.locator("#status").filter({hasText: "Preview run requested for Google"}).waitFor();
+
+  step("resolve a match case");
+  const kase = page.locator(`tr[data-case="${fx.match_case}"]`);
+  await kase.filter({hasText: fx.case_email}).waitFor();
+  await kase.getByRole("button", {name: /^Resolve/}).click();
+  await page.locator("#alert").filter({hasText: "Choose who"}).waitFor();
+  await kase.getByLabel(new RegExp(fx.person_name)).check();
+  await kase.getByRole("button", {name: /^Resolve/}).click();
+  await page.locator("#status").filter({hasText: "Match case of"}).waitFor();
+  await kase.waitFor({state: "detached"});
+
+  step("sync settings: validation, then save");
+  await page.getByLabel("Hold a run removing more than (objects)").fill("250");
+  await page.getByLabel("or more than this percent of a cloud").fill("5");
+  await page.getByRole("button", {name: "Add a pause window"}).click();
+  await page.getByLabel("Pause 1 starts").fill("2030-12-20T08:00");
+  await page.getByLabel("Pause 1 ends").fill("2030-12-19T08:00");
+  await page.getByLabel("Pause 1 reason").fill("winter break");
+  await page.getByRole("button", {name: "Save settings"}).click();
+  await page.locator("#alert").filter({hasText: "Pause 1: it must end after it starts"}).waitFor();
+  await page.getByLabel("Pause 1 ends").fill("2031-01-05T08:00");
+  await page.getByRole("button", {name: "Save settings"}).click();
+  await page.locator("#status").filter({hasText: "Sync settings saved"}).waitFor();
+  await shot("02b-cloud-sync-settings");
+  if (fx.doc_shots) await page.screenshot({path: fx.doc_shots + "/cloud-sync.png", fullPage: true});
 
   step("authorize Google: read-only confirmation, consent, back to the page");
   await page.locator("#conn-google-authorize").click();
@@ -91,15 +135,15 @@ try {
   await page.getByLabel("Search name or email").fill(fx.person_query);
   await page.getByLabel("Search name or email").press("Enter");
   await page.getByRole("button", {name: "Show " + fx.person_name}).click();
-  const row = page.locator("#person tr").filter({hasText: "job_title"});
+  const row = page.locator("#person tr").filter({hasText: "Job title"});
   await row.filter({hasText: "Microsoft"}).waitFor();
-  await page.locator("#person tr").filter({hasText: "org_unit_path"}).filter({hasText: "Google"}).waitFor();
+  await page.locator("#person tr").filter({hasText: "Org unit"}).filter({hasText: "Google"}).waitFor();
   await shot("04-person");
 
   step("assets: find by serial, check out with search-as-you-type, check in");
   await page.getByRole("tab", {name: "Assets"}).click();
-  await page.getByLabel("Serial, asset tag or model").fill(fx.serial);
-  await page.getByLabel("Serial, asset tag or model").press("Enter");
+  await page.getByLabel("Serial, tag, MAC or user").fill(fx.serial);
+  await page.getByLabel("Serial, tag, MAC or user").press("Enter");
   await page.getByRole("button", {name: "Show asset " + fx.serial}).click();
   const combo = page.getByRole("combobox", {name: /Check out to/});
   await combo.pressSequentially(fx.kid_query, {delay: 30});
@@ -110,7 +154,7 @@ try {
   await page.getByRole("button", {name: "Check out", exact: true}).click();
   await page.locator("#asset-current").filter({hasText: "Checked out to " + fx.kid_name}).waitFor();
   await shot("05-checked-out");
-  await page.getByLabel("Condition").fill("good");
+  await page.getByLabel("Condition", {exact: true}).fill("good");
   await page.getByRole("button", {name: "Check in"}).click();
   await page.locator("#checkout-form").waitFor();
   await page.locator("#asset .history li").filter({hasText: "(good)"}).waitFor();
@@ -143,9 +187,13 @@ try {
     if (await viewer.locator(sel).count()) throw new Error("a viewer sees " + sel);
   if (await viewer.getByRole("button", {name: /^(Approve|Reject) held/}).count())
     throw new Error("a viewer sees Approve/Reject");
+  await viewer.locator(`tr[data-run="${fx.held_run2}"]`).getByRole("button", {name: /^Review held google run/}).click();
+  await viewer.locator("#removals").waitFor();
+  if (await viewer.getByRole("button", {name: /^(Approve|Reject) held|^Resolve|^Save settings|^Preview/}).count())
+    throw new Error("a viewer sees a change control of Cloud Sync");
   await viewer.getByRole("tab", {name: "Assets"}).click();
-  await viewer.getByLabel("Serial, asset tag or model").fill(fx.serial);
-  await viewer.getByLabel("Serial, asset tag or model").press("Enter");
+  await viewer.getByLabel("Serial, tag, MAC or user").fill(fx.serial);
+  await viewer.getByLabel("Serial, tag, MAC or user").press("Enter");
   await viewer.getByRole("button", {name: "Show asset " + fx.serial}).click();
   await viewer.locator("#asset .history").waitFor();
   if (await viewer.locator("#checkout-form, #checkin-form").count())

@@ -83,6 +83,10 @@ class Stub(BaseHTTPRequestHandler):
             return self.reply(200, {"status": "approved" if rest[-1] == "approve"
                                     else "rejected"})
         if rest[0] == "match-cases" and rest[-1] == "resolve":
+            # as the merger does: the case is closed by the actor
+            psql("UPDATE match_cases SET status = 'resolved', resolved_by = :'a', "
+                 "resolved_at = now() WHERE tenant_id = :'t' AND case_id = :'c'",
+                 a=body["admin"], t=tenant, c=rest[1])
             return self.reply(200, {"status": "resolved", "person_id": body["person_id"]})
         return self.reply(404, {"error": {"code": "not_found", "message": "no route"}})
 
@@ -378,6 +382,328 @@ class ApiTest(unittest.TestCase):
             self.assertEqual([p["display_name"] for p in out["items"]], [f"Person {n}"], q)
         self.assertEqual(self.ok("GET", "/v1/people?q=other20@d.example", key=key)["items"], [],
                          "otherMails are never an address of the Person")
+
+    def test_org_unit_subtree_filters_and_device_search(self):
+        """org_unit is a subtree filter on People and Assets (/Students includes
+        /Students/Grade 5 but not /Students-old); q finds a Chromebook by MAC (with or
+        without separators), annotated user, recent user or the Person it is out to;
+        google_status and last_seen_before filter."""
+        t = harness.new_tenant("apisub")
+        key = new_key(t, "admin")
+        asset(t, "SUB-1", ou="/Students")
+        a2 = asset(t, "SUB-2", ou="/Students/Grade 5")
+        a3 = asset(t, "SUB-3", ou="/Students-old")
+        a4 = asset(t, "SUB-4", ou="/Staff")
+        psql("UPDATE assets SET device = device || '{\"mac_address\": \"e8b1fc0011aa\", "
+             "\"annotated_user\": \"lab cart 3\", \"recent_users\": [{\"type\": "
+             "\"USER_TYPE_MANAGED\", \"email\": \"ruth.recent@d.example\"}]}', "
+             "last_sync = '2026-01-10T08:00:00Z', google_status = 'DISABLED' "
+             "WHERE asset_id = :'a'", a=a2)
+        psql("UPDATE assets SET last_sync = now() WHERE asset_id IN (:'a', :'b')", a=a3, b=a4)
+        person(t, "Grace Five", ou="/Students/Grade 5")
+        person(t, "Sam Students", ou="/Students")
+        person(t, "Olga Old", ou="/Students-old")
+        holder = person(t, "Holly Holder", ou="/Staff")
+        self.ok("POST", f"/v1/assets/{a4}/checkout", {"person_id": holder}, 201, key=key)
+
+        def serials(q):
+            return sorted(a["serial_number"] for a in
+                          self.ok("GET", "/v1/assets" + q, key=key)["items"])
+
+        def names(q):
+            return sorted(p["display_name"] for p in
+                          self.ok("GET", "/v1/people" + q, key=key)["items"])
+        self.assertEqual(serials("?org_unit=/Students"), ["SUB-1", "SUB-2"])
+        self.assertEqual(serials("?org_unit=/Students/"), ["SUB-1", "SUB-2"])
+        self.assertEqual(serials("?org_unit=/Students/Grade%205"), ["SUB-2"])
+        self.assertEqual(serials("?org_unit=/Stud"), [])
+        self.assertEqual(serials("?org_unit=/"), ["SUB-1", "SUB-2", "SUB-3", "SUB-4"])
+        self.assertEqual(names("?org_unit=/Students"), ["Grace Five", "Sam Students"])
+        self.assertEqual(names("?org_unit=/Students-old"), ["Olga Old"])
+        self.err("GET", "/v1/assets?org_unit=Students", 400, "invalid_parameter", key=key)
+        self.err("GET", "/v1/people?org_unit=Students", 400, "invalid_parameter", key=key)
+        self.assertEqual(serials("?q=E8:B1:FC:00"), ["SUB-2"])
+        self.assertEqual(serials("?q=e8b1fc0011"), ["SUB-2"])
+        self.assertEqual(serials("?q=lab%20cart"), ["SUB-2"])
+        self.assertEqual(serials("?q=ruth.recent"), ["SUB-2"])
+        self.assertEqual(serials("?q=holly"), ["SUB-4"])
+        self.assertEqual(serials("?q=::"), [])  # separators alone match no MAC
+        self.assertEqual(serials("?google_status=DISABLED"), ["SUB-2"])
+        self.assertEqual(serials("?last_seen_before=2026-02-01"), ["SUB-1", "SUB-2"])
+        self.err("GET", "/v1/assets?last_seen_before=yesterday", 400, key=key)
+
+        # Audit history: every audit with who, when and its note, newest first.
+        self.ok("POST", f"/v1/assets/{a2}/audit", {"note": "in cart 3"}, key=key)
+        self.ok("POST", f"/v1/assets/{a2}/audit", {"next_audit_due": "2027-01-15"}, key=key)
+        hist = self.ok("GET", f"/v1/assets/{a2}/audits", key=key)
+        self.assertEqual([h["note"] for h in hist["items"]], [None, "in cart 3"])
+        self.assertTrue(all(h["audited_by"].startswith("apikey:") for h in hist["items"]))
+        page = self.ok("GET", f"/v1/assets/{a2}/audits?limit=1", key=key)
+        page2 = self.ok("GET", f"/v1/assets/{a2}/audits?limit=1&cursor=" +
+                        page["next_cursor"], key=key)
+        self.assertEqual(page2["items"][0]["note"], "in cart 3")
+        self.err("GET", f"/v1/assets/{uuid.uuid4()}/audits", 404, key=key)
+        self.err("GET", f"/v1/assets/{a2}/audits", 404, key=self.key_b)
+        self.err("POST", f"/v1/assets/{a2}/audit", 400, "invalid_field", {"note": 5}, key=key)
+
+    def test_held_run_removals_name_people_and_assets(self):
+        """A held run's held_removal outcomes name the Person (by the run's cloud and source
+        id), the Chromebook (by device id) and the org unit they would remove."""
+        t = harness.new_tenant("apihold")
+        key = new_key(t, "viewer")
+        run = str(uuid.uuid4())
+        psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, pending_removals) "
+             "VALUES (:'t', :'r', 'google', 'held', 3)", t=t, r=run)
+        pid = person(t, "Gone Person", ou="/Students/Grade 5")
+        psql("INSERT INTO person_sources (tenant_id, source, source_id, person_id, email_norm, "
+             "content_hash) SELECT :'t', 'google', 'g-gone', person_id, email_norm, 'h' "
+             "FROM people WHERE person_id = :'p'", t=t, p=pid)
+        aid = asset(t, "SN-GONE", tag="TAG-GONE")
+        psql("INSERT INTO org_units (tenant_id, org_unit_id, path, name, content_hash) "
+             "VALUES (:'t', 'id:old', '/Old', 'Old', 'h')", t=t)
+        psql("INSERT INTO run_outcomes (tenant_id, run_id, object_kind, source_id, outcome, "
+             "reason) VALUES (:'t', :'r', 'person', 'g-gone', 'held_removal', 'threshold'), "
+             "(:'t', :'r', 'device', 'dev-' || :'a', 'held_removal', 'threshold'), "
+             "(:'t', :'r', 'org_unit', 'id:old', 'held_removal', 'threshold'), "
+             "(:'t', :'r', 'person', 'g-other', 'skipped', 'no email')", t=t, r=run, a=aid)
+        out = self.ok("GET", f"/v1/sync/runs/{run}/outcomes?outcome=held_removal", key=key)
+        got = [(o["object_kind"], o["display_name"], o["person_id"], o["serial_number"],
+                o["asset_tag"], o["asset_id"], o["org_unit_path"]) for o in out["items"]]
+        self.assertEqual(got, [
+            ("person", "Gone Person", pid, None, None, None, "/Students/Grade 5"),
+            ("device", None, None, "SN-GONE", "TAG-GONE", aid, "/Students"),
+            ("org_unit", None, None, None, None, None, "/Old")])
+        self.assertTrue(out["items"][0]["email"].startswith("gone.person."))
+        self.assertEqual(len(self.ok("GET", f"/v1/sync/runs/{run}/outcomes", key=key)["items"]), 4)
+        self.err("GET", f"/v1/sync/runs/{run}/outcomes?outcome=gone", 400, "invalid_parameter",
+                 key=key)
+        self.err("GET", f"/v1/sync/runs/{run}/outcomes?outcome=held_removal", 404,
+                 key=self.key_b)
+
+    def export(self, name, key, url=None):
+        """GET /v1/exports/<name> streamed: (headers, rows as lists) parsed by csv."""
+        import csv
+        import io
+        import urllib.request
+        req = urllib.request.Request((url or self.api.url) + "/v1/exports/" + name,
+                                     headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(req, timeout=300) as resp:
+            headers = dict(resp.headers)
+            rows = list(csv.reader(io.TextIOWrapper(resp, encoding="utf-8", newline="")))
+        return headers, rows
+
+    def test_csv_exports(self):
+        """People, Assets, checkouts and overdue as CSV: chunked (no Content-Length), one
+        district's rows only, dates in the district's time zone, formulas defused."""
+        t = harness.new_tenant("apicsv")
+        psql("UPDATE tenants SET time_zone = 'America/Chicago' WHERE tenant_id = :'t'", t=t)
+        key = new_key(t, "viewer")
+        admin = new_key(t, "admin")
+        evil = person(t, "=HYPERLINK(\"http://x.example\",\"click\")")
+        kid = person(t, "Kid, \"Junior\" Smith")
+        a1 = asset(t, "CSV-1", tag="TAG-CSV-1")
+        a2 = asset(t, "CSV-2")
+        asset(self.b, "CSV-OTHER")
+        self.ok("POST", f"/v1/assets/{a1}/checkout", {"person_id": kid,
+                                                      "due_at": "2020-01-02T15:00:00Z"},
+                201, key=admin)
+        self.ok("POST", f"/v1/assets/{a2}/checkout", {"person_id": evil}, 201, key=admin)
+        h, rows = self.export("people.csv", key)
+        self.assertEqual(h.get("Transfer-Encoding"), "chunked")
+        self.assertNotIn("Content-Length", h)
+        self.assertTrue(h["Content-Type"].startswith("text/csv"))
+        self.assertIn(f'filename="{t}-people.csv"', h["Content-Disposition"])
+        self.assertEqual(rows[0][:3], ["person_id", "email", "display_name"])
+        names = sorted(r[2] for r in rows[1:])
+        self.assertEqual(names, sorted(["'=HYPERLINK(\"http://x.example\",\"click\")",
+                                        "Kid, \"Junior\" Smith"]))
+        h, rows = self.export("assets.csv", key)
+        head = rows[0]
+        by_serial = {r[head.index("serial_number")]: dict(zip(head, r)) for r in rows[1:]}
+        self.assertEqual(sorted(by_serial), ["CSV-1", "CSV-2"])
+        self.assertEqual(by_serial["CSV-1"]["checked_out_to"], "Kid, \"Junior\" Smith")
+        self.assertEqual(by_serial["CSV-1"]["asset_tag"], "TAG-CSV-1")
+        _, rows = self.export("checkouts.csv", key)
+        self.assertEqual(len(rows), 3)
+        _, rows = self.export("overdue.csv", key)
+        head = rows[0]
+        self.assertEqual(len(rows), 2)
+        over = dict(zip(head, rows[1]))
+        self.assertEqual(over["serial_number"], "CSV-1")
+        self.assertEqual(over["due_at"], "2020-01-02 09:00:00-06")  # Chicago, not UTC
+        self.assertGreater(int(over["days_overdue"]), 300)
+        _, rows = self.export("people.csv", self.key_b)
+        self.assertEqual(len(rows), 1)  # the header only: nothing of district A
+        self.err("GET", "/v1/exports/secrets.csv", 404, key=key)
+        self.err("GET", "/v1/exports/people.csv?limit=5", 400, key=key)
+        self.err("POST", "/v1/exports/people.csv", 405, key=admin)
+        st, _, _ = http("GET", self.api.url + "/v1/exports/people.csv")
+        self.assertEqual(st, 401)
+
+    def test_csv_export_of_200000_rows_is_streamed(self):
+        """A 200,000-row export is sent while PostgreSQL produces it: the api's peak memory
+        grows by far less than the CSV's size (a fresh api process, so earlier requests'
+        peaks do not hide it)."""
+        t = harness.new_tenant("apicsvbig")
+        key = new_key(t, "viewer")
+        psql("INSERT INTO assets (tenant_id, serial_number, model, org_unit_path, asset_tag, "
+             "device) SELECT :'t', 'BIG-' || i, 'Chromebook 314 with a longer model name', "
+             "'/Students/Grade ' || (i % 12), 'T-' || i, jsonb_build_object('mac_address', "
+             "md5(i::text), 'notes', 'cart ' || (i % 40) || ' shelf ' || (i % 7)) "
+             "FROM generate_series(1, 200000) i", t=t)
+        api = harness.Process("panel-api", env={k: self.api.env[k] for k in (
+            "PANEL_AUTH_URL", "PANEL_MERGER_URL", "PANEL_SERVICE_SECRET")})
+        try:
+            def peak_kb():
+                with open(f"/proc/{api.proc.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            return int(line.split()[1])
+            self.ok("GET", "/v1/assets?limit=1", key=key)
+            before = peak_kb()
+            import urllib.request
+            req = urllib.request.Request(api.url + "/v1/exports/assets.csv",
+                                         headers={"Authorization": f"Bearer {key}"})
+            size, lines = 0, 0
+            with urllib.request.urlopen(req, timeout=300) as resp:
+                self.assertEqual(resp.headers.get("Transfer-Encoding"), "chunked")
+                while True:
+                    block = resp.read(1 << 16)
+                    if not block:
+                        break
+                    size += len(block)
+                    lines += block.count(b"\n")
+            grown_mb = (peak_kb() - before) / 1024
+        finally:
+            api.stop()
+        self.assertEqual(lines, 200001)
+        self.assertGreater(size, 30 * 1024 * 1024)
+        self.assertLess(grown_mb, 12, f"the api grew {grown_mb:.1f} MB for a "
+                                      f"{size / 1048576:.1f} MB export")
+
+    def test_alerts_listed_and_published_once(self):
+        """A held run, a failed run, a revoked connection and an overdue checkout: listed by
+        GET /v1/alerts and published once each as SyncAlert events on panel.sync.events
+        (through the outbox), even with two api processes looking."""
+        import time
+        t = harness.new_tenant("apialert")
+        key = new_key(t, "viewer")
+        held, failed = str(uuid.uuid4()), str(uuid.uuid4())
+        psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, pending_removals, "
+             "finished_at) VALUES (:'t', :'h', 'google', 'held', 640, now())", t=t, h=held)
+        psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, failure_reason, "
+             "message, finished_at) VALUES (:'t', :'f', 'azure', 'failed', 'throttled', "
+             "'Graph kept answering 429', now())", t=t, f=failed)
+        psql("INSERT INTO connections (tenant_id, provider, status, revoked_at) VALUES "
+             "(:'t', 'google', 'revoked', now())", t=t)
+        kid = person(t, "Late Kid")
+        dev = asset(t, "SN-LATE")
+        admin = new_key(t, "admin")
+        self.ok("POST", f"/v1/assets/{dev}/checkout", {"person_id": kid,
+                                                       "due_at": "2021-05-01T12:00:00Z"},
+                201, key=admin)
+        alerts = self.ok("GET", "/v1/alerts", key=key)["items"]
+        self.assertEqual([(a["kind"], a.get("cloud"), a.get("count")) for a in alerts],
+                         [("run_held", "google", 640), ("run_failed", "azure", None),
+                          ("connection_revoked", "google", None),
+                          ("checkouts_overdue", None, 1)])
+        self.assertEqual(self.ok("GET", "/v1/alerts", key=self.key_b)["items"], [])
+        self.err("POST", "/v1/alerts", 405, key=admin)
+        env = {k: self.api.env[k] for k in ("PANEL_AUTH_URL", "PANEL_MERGER_URL",
+                                           "PANEL_SERVICE_SECRET")}
+        env["PANEL_API_ALERTS_SECONDS"] = "5"
+        apis = [harness.Process("panel-api", env=env), harness.Process("panel-api", env=env)]
+
+        def published(n):
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                rows = psql("SELECT encode(payload, 'hex'), msg_key FROM outbox WHERE "
+                            "tenant_id = :'t' AND topic = 'panel.sync.events' "
+                            "ORDER BY outbox_id", t=t)
+                if len(rows) >= n:
+                    return rows
+                time.sleep(0.2)
+            self.fail(f"{n} alerts were not published: {rows}")
+        try:
+            rows = published(4)
+            # A new happening is published by a later scan; the first four are not again.
+            late2 = asset(t, "SN-LATE-2")
+            self.ok("POST", f"/v1/assets/{late2}/checkout",
+                    {"person_id": kid, "due_at": "2022-05-01T12:00:00Z"}, 201, key=admin)
+            rows = published(5)
+        finally:
+            for a in apis:
+                a.stop()
+        self.assertEqual(len(rows), 5)
+        self.assertEqual({k for _, k in rows}, {t})
+        events = [json.loads(panelctl("decode", stdin=bytes.fromhex(h))) for h, _ in rows]
+        got = sorted((e["sync_alert"]["kind"], e["sync_alert"].get("cloud"), e.get("run_id"))
+                     for e in events)
+        self.assertEqual(got, sorted([
+            ("SYNC_ALERT_KIND_RUN_HELD", "google", held),
+            ("SYNC_ALERT_KIND_RUN_FAILED", "azure", failed),
+            ("SYNC_ALERT_KIND_CONNECTION_REVOKED", "google", None),
+            ("SYNC_ALERT_KIND_CHECKOUT_OVERDUE", None, None),
+            ("SYNC_ALERT_KIND_CHECKOUT_OVERDUE", None, None)]))
+        by_kind = {e["sync_alert"]["kind"]: e["sync_alert"] for e in events}
+        self.assertEqual(int(by_kind["SYNC_ALERT_KIND_RUN_HELD"]["pending_removals"]), 640)
+        self.assertIn("640 removals", by_kind["SYNC_ALERT_KIND_RUN_HELD"]["message"])
+        self.assertEqual(by_kind["SYNC_ALERT_KIND_RUN_FAILED"]["failure_reason"], "throttled")
+        overdue = [e["sync_alert"] for e in events
+                   if e["sync_alert"]["kind"] == "SYNC_ALERT_KIND_CHECKOUT_OVERDUE"]
+        self.assertEqual({(o["asset_id"], o["person_id"]) for o in overdue},
+                         {(dev, kid), (late2, kid)})
+        self.assertEqual(psql("SELECT count(*) FROM sync_alerts WHERE tenant_id = :'t'", t=t),
+                         [["5"]])
+
+    def test_swapped_devices_filter(self):
+        """swapped=true: checked out to one Person while Google says another used it last."""
+        t = harness.new_tenant("apiswap")
+        key = new_key(t, "admin")
+        ann = person(t, "Ann Out", email="ann.out@d.example")
+        swapped = asset(t, "SW-1")
+        same = asset(t, "SW-2")
+        asset(t, "SW-3")  # not checked out, used by someone: not swapped
+        for a, last in ((swapped, "Bob.Other@d.example"), (same, "ANN.OUT@d.example")):
+            psql("UPDATE assets SET device = jsonb_build_object('recent_users', "
+                 "jsonb_build_array(jsonb_build_object('type', 'USER_TYPE_MANAGED', "
+                 "'email', :'e'))) WHERE asset_id = :'a'", a=a, e=last)
+            self.ok("POST", f"/v1/assets/{a}/checkout", {"person_id": ann}, 201, key=key)
+        psql("UPDATE assets SET device = '{\"recent_users\": [{\"email\": \"x@d.example\"}]}' "
+             "WHERE tenant_id = :'t' AND serial_number = 'SW-3'", t=t)
+
+        def serials(q):
+            return sorted(a["serial_number"] for a in
+                          self.ok("GET", "/v1/assets" + q, key=key)["items"])
+        self.assertEqual(serials("?swapped=true"), ["SW-1"])
+        self.assertEqual(serials("?swapped=false"), ["SW-2", "SW-3"])
+        self.err("GET", "/v1/assets?swapped=maybe", 400, "invalid_parameter", key=key)
+        # A checkout names its Asset (a Person's history reads as tags and serials).
+        hist = self.ok("GET", f"/v1/people/{ann}/checkouts", key=key)["items"]
+        self.assertEqual(sorted(c["serial_number"] for c in hist), ["SW-1", "SW-2"])
+
+    def test_org_unit_subtree_filter_uses_an_index(self):
+        t = harness.new_tenant("apisubix")
+        psql("INSERT INTO people (tenant_id, email_norm, display_name, org_unit_path) "
+             "SELECT :'t', 'p' || i || '@d.example', 'Person ' || i, "
+             "'/Students/Grade ' || (i % 12) || '/Room ' || (i % 40) "
+             "FROM generate_series(1, 20000) i", t=t)
+        psql("INSERT INTO assets (tenant_id, serial_number, model, org_unit_path) "
+             "SELECT :'t', 'SN' || i, 'M', '/Students/Grade ' || (i % 12) || '/Room ' || (i % 40) "
+             "FROM generate_series(1, 20000) i", t=t)
+        psql("ANALYZE people; ANALYZE assets")
+
+        def plan(sql):
+            return "\n".join(r[0] for r in psql("EXPLAIN " + sql, t=t))
+        cond = ("{c} COLLATE \"C\" >= '/Students/Grade 3' AND {c} COLLATE \"C\" < "
+                "'/Students/Grade 3' || '0' AND (length({c}) = length('/Students/Grade 3') "
+                "OR substr({c}, length('/Students/Grade 3') + 1, 1) = '/')")
+        self.assertIn("assets_ou_tree", plan(
+            "SELECT asset_id FROM assets a WHERE a.tenant_id = :'t' AND "
+            + cond.format(c="a.org_unit_path")))
+        self.assertIn("people_ou_tree", plan(
+            "SELECT person_id FROM people p WHERE p.tenant_id = :'t' AND "
+            + cond.format(c="p.org_unit_path")))
 
     # ------------------------------------------------------------------ org units
 

@@ -1,7 +1,9 @@
 """Issue 9's evidence: the admin page in headless Chromium against the whole suite running on
 the emulator (auth, fetchers, merger, api; real PostgreSQL and Kafka): authorize Google through
 the emulator's consent page, see the first sync's People, request an immediate sync, check an
-Asset out and in, and after a revocation at the emulator see the page say revoked.
+Asset out and in; (issue 20) review a held run and approve it (the merger removes what it
+listed), scan a 30-device cart and check it out; and after a revocation at the emulator see
+the page say revoked.
 Screenshots: tests/screenshots/ (gitignored). Any console error fails the test."""
 import argparse
 import json
@@ -12,7 +14,7 @@ import tempfile
 import unittest
 import uuid
 
-from harness import ROOT, http, new_session, psql, require_env, wait_until
+from harness import ROOT, http, new_session, psql, require_env, session_csrf, wait_until
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import demo  # noqa: E402
@@ -33,7 +35,7 @@ class AdminPageOnTheWholeSuite(unittest.TestCase):
 
         cls.run_dir = tempfile.mkdtemp(prefix="panel-browser-", dir=os.path.join(ROOT, ".run"))
         args = argparse.Namespace(run_dir=cls.run_dir, people=120, azure_people=60, shared=40,
-                                  devices=25, ous=8, timeout=180, exit_after_sync=True,
+                                  devices=32, ous=8, timeout=180, exit_after_sync=True,
                                   reuse_infra=True)
         cls.d = BrowserDemo(args)
         cls.tenant, cls.district = BrowserDemo.tenant, BrowserDemo.district
@@ -96,11 +98,58 @@ class AdminPageOnTheWholeSuite(unittest.TestCase):
         self.assertEqual(psql("SELECT DISTINCT checked_out_by FROM checkouts WHERE "
                               "tenant_id = :'t';", t=self.tenant), [[actor]])
 
+        # A held run on the whole suite: with a low threshold, three Google-only users
+        # removed at the emulator hold the next sync; the page lists them and approves; the
+        # merger removes them.
+        azure = {u["userPrincipalName"].lower() for u in http(
+            "GET", f"{emu}/control/districts/{self.district}/azure/users")[2]["items"]}
+        gone = [u for u in users["items"] if u is not user and not u.get("isAdmin")
+                and u["primaryEmail"].lower() not in azure][:3]
+        psql("UPDATE tenants SET delete_threshold_count = 2, delete_threshold_percent = 100 "
+             "WHERE tenant_id = :'t'", t=self.tenant)
+        for u in gone:
+            st, _, _ = http("DELETE", f"{emu}/control/districts/{self.district}/google/users/"
+                                      + u["id"])
+            self.assertEqual(st, 204)
+        before = {r[0] for r in psql("SELECT run_id FROM sync_runs WHERE tenant_id = :'t'",
+                                     t=self.tenant)}
+        st, _, _ = http("POST", f"{self.d.api_url.rstrip('/')}/v1/sync",
+                        body={"provider": "google"},
+                        headers={"Cookie": "panel_session=" + self.session,
+                                 "X-CSRF-Token": session_csrf(self.session)})
+        self.assertEqual(st, 202)
+        held = wait_until(lambda: [r[0] for r in psql(
+            "SELECT run_id FROM sync_runs WHERE tenant_id = :'t' AND status = 'held'",
+            t=self.tenant) if r[0] not in before], timeout=120, what="a held run")[0]
+        names = [u["name"]["fullName"] for u in gone]
+        self.browser("held", dict(fixture, held_run=held, removed_names=names))
+        wait_until(lambda: psql("SELECT count(*) FROM people WHERE tenant_id = :'t' AND "
+                                "removed_at IS NOT NULL AND email_norm = ANY (:'e'::text[])",
+                                t=self.tenant, e="{" + ",".join(
+                                    u["primaryEmail"].lower() for u in gone) + "}")
+                   == [["3"]], timeout=60, what="the approved removals")
+        self.assertEqual(psql("SELECT status, decided_by FROM sync_runs WHERE run_id = :'r'",
+                              r=held), [["approved", actor]])
+
+        # A 30-device cart of synced Chromebooks, scanned by serial, checked out at once.
+        serials = [d["serialNumber"] for d in devices["items"][1:31]]
+        self.assertEqual(len(serials), 30)
+        self.browser("cart", dict(fixture, cart_serials=serials))
+        self.assertEqual(psql("SELECT count(*), count(DISTINCT c.person_id), "
+                              "min(c.checked_out_by) FROM checkouts c JOIN assets a "
+                              "ON a.tenant_id = c.tenant_id AND a.asset_id = c.asset_id "
+                              "WHERE c.tenant_id = :'t' AND c.checked_in_at IS NULL "
+                              "AND a.serial_number = ANY (:'s'::text[])", t=self.tenant,
+                              s="{" + ",".join(serials) + "}"), [["30", "1", actor]])
+
+        live = int(psql("SELECT count(*) FROM people WHERE tenant_id = :'t' "
+                        "AND removed_at IS NULL;", t=self.tenant)[0][0])
+        self.assertEqual(live, people - 3)
         status, _, _ = http("POST", f"{emu}/control/districts/{self.district}/google/revoke")
         self.assertIn(status, (200, 204))
         self.browser("revoked", fixture)
         self.assertEqual(int(psql("SELECT count(*) FROM people WHERE tenant_id = :'t' "
-                                  "AND removed_at IS NULL;", t=self.tenant)[0][0]), people,
+                                  "AND removed_at IS NULL;", t=self.tenant)[0][0]), live,
                          "revocation deletes nothing")
 
 

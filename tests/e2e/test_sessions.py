@@ -73,6 +73,7 @@ class SessionTest(unittest.TestCase):
                           "person:" + email))
         self.assertEqual(me["csrf_token"], session_csrf(sid))
         self.assertEqual(me["idle_timeout_s"], 30 * 60)
+        self.assertEqual(me["time_zone"], "UTC")  # the district's, for the page's dates
         self.assertTrue(me["expires_at"].startswith("20"), me)
         # An API key says who it is too (machine clients), without a CSRF token.
         key = new_key(self.a, "viewer")

@@ -31,7 +31,7 @@ int cmd_topics(int argc, char **argv)
         {TOPIC_SYNC_REQUESTS, (int)partitions, NULL}, {TOPIC_AUTH_EVENTS, (int)partitions, NULL},
         {TOPIC_SOURCE_EVENTS, (int)partitions, NULL}, {TOPIC_PEOPLE_EVENTS, (int)partitions, NULL},
         {TOPIC_ASSETS_EVENTS, (int)partitions, NULL}, {TOPIC_ORGUNIT_EVENTS, (int)partitions, NULL},
-        {TOPIC_DEAD_LETTER, (int)partitions, NULL},
+        {TOPIC_DEAD_LETTER, (int)partitions, NULL},   {TOPIC_SYNC_EVENTS, (int)partitions, NULL},
     };
     const char *brokers = panelctl_env("PANEL_KAFKA_BROKERS", DEFAULT_BROKERS);
     if (kafka_create_topics(brokers, specs, sizeof specs / sizeof specs[0], 15000, err,

@@ -39,10 +39,11 @@ const LIFECYCLE = {in_storage: "In storage", deployed: "Deployed", in_repair: "I
 // ---------------------------------------------------------------- plumbing
 
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, items) {
     super(message);
     this.status = status;
     this.code = code;
+    this.items = items || null; // a bulk request's per-line results
   }
 }
 
@@ -71,7 +72,7 @@ async function api(method, path, body) {
     if (res.status === 401) {
       showSignIn(data && data.signin, "Your session has ended. Sign in again.");
     }
-    throw new ApiError(res.status, err.code || "http_" + res.status, explain(res.status, err));
+    throw new ApiError(res.status, err.code || "http_" + res.status, explain(res.status, err), err.items);
   }
   return data;
 }
@@ -122,11 +123,7 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-function when(ts) {
-  if (!ts) return "—";
-  const d = new Date(ts);
-  return isNaN(d) ? String(ts) : d.toLocaleString();
-}
+// when() and day() (dates in the district's time zone) are in details.js.
 
 function qs(params) {
   const u = new URLSearchParams();
@@ -200,6 +197,7 @@ async function start() {
   $("app").hidden = false;
   const tab = TABS.find((t) => location.hash.startsWith("#" + t)) || "sync";
   selectTab(tab, false);
+  for (const hook of SIGNED_IN_HOOKS) guarded(hook);
 }
 
 async function signOut() {
@@ -209,7 +207,11 @@ async function signOut() {
   await start();
 }
 
-const TABS = ["sync", "people", "assets", "admins"];
+const TABS = ["sync", "people", "assets", "cart", "reports", "admins"];
+// Tabs defined in other files register their loader here: name -> async function.
+const TAB_LOADERS = {};
+// Other files' async functions to run once signed in (alerts.js: the banners).
+const SIGNED_IN_HOOKS = [];
 
 function selectTab(name, focus) {
   for (const t of TABS) {
@@ -223,6 +225,7 @@ function selectTab(name, focus) {
   if (name === "people" && !people.loaded) guarded(() => people.load(true));
   if (name === "assets" && !assets.loaded) guarded(() => assets.load(true));
   if (name === "admins") guarded(loadAdmins);
+  if (TAB_LOADERS[name]) guarded(TAB_LOADERS[name]);
 }
 
 function tabKeys(ev) {
@@ -334,13 +337,7 @@ async function loadRuns() {
   body.replaceChildren();
   if (!out.items.length) body.append(el("tr", {}, el("td", {colspan: 10, text: "No runs yet."})));
   for (const r of out.items) {
-    const actions = el("td");
-    if (r.status === "held" && isAdmin()) {
-      actions.append(el("button", {type: "button", text: "Approve", "aria-label": `Approve held ${r.source} run of ${when(r.requested_at)}`,
-                                   onclick: () => decide(r, "approve")}),
-                     el("button", {type: "button", text: "Reject", "aria-label": `Reject held ${r.source} run of ${when(r.requested_at)}`,
-                                   onclick: () => decide(r, "reject")}));
-    }
+    const actions = el("td", {}, runActions(r)); // cloudsync.js: Review (held) or Details
     const msg = r.status === "held" ? `Held: ${r.pending_removals} removals wait for approval` :
                 (r.failure_reason ? `${r.failure_reason}: ${r.message || ""}` : (r.message || ""));
     body.append(el("tr", {"data-run": r.run_id},
@@ -351,16 +348,7 @@ async function loadRuns() {
   }
 }
 
-function decide(run, what) {
-  const verb = what === "approve" ? "Approve" : "Reject";
-  if (!window.confirm(`${verb} this held run? ` + (what === "approve"
-      ? `${run.pending_removals} People or objects will be removed.` : "Nothing will be removed."))) return;
-  guarded(async () => {
-    await api("POST", `/v1/sync/runs/${run.run_id}/${what}`, {});
-    say(`Run ${what === "approve" ? "approved" : "rejected"}.`);
-    await loadSync();
-  });
-}
+// decide() (approve / reject a held run after reviewing it) is in cloudsync.js.
 
 function showCallbackResult() {
   // auth sends the browser back to #cloud-sync?provider=google&result=connected|denied|error&message=…
@@ -430,16 +418,8 @@ async function showPerson(id) {
   box.replaceChildren();
   box.append(el("h3", {text: p.display_name || p.email}));
   box.append(el("p", {text: `${p.email} — ${p.status}` + (p.removed_at ? ` (removed ${when(p.removed_at)})` : "")}));
-  const table = el("table", {class: "grid", "aria-label": "Fields and their source cloud"},
-    el("thead", {}, el("tr", {}, el("th", {scope: "col", text: "Field"}), el("th", {scope: "col", text: "Value"}), el("th", {scope: "col", text: "Source cloud"}))));
-  const tb = el("tbody");
-  for (const [k, v] of Object.entries(p.fields || {})) {
-    const src = (p.provenance || {})[k];
-    tb.append(el("tr", {}, el("td", {text: k}), el("td", {text: typeof v === "object" ? JSON.stringify(v) : String(v)}),
-                   el("td", {text: src === "azure" ? "Microsoft" : src === "google" ? "Google" : "—"})));
-  }
-  table.append(tb);
-  box.append(table);
+  box.append(personDetails(p));
+  box.append(await personDevices(p)); // people.js
   if ((p.addresses || []).length) {
     box.append(el("h4", {text: "Addresses"}));
     const ul = el("ul");
@@ -457,7 +437,8 @@ function checkoutList(items, showAsset) {
   if (!items.length) return el("p", {text: "None."});
   const ul = el("ul", {class: "history"});
   for (const c of items) {
-    const who = showAsset ? `asset ${c.asset_id.slice(0, 8)}` : (c.person_name || c.person_id);
+    const who = showAsset ? [c.model, c.asset_tag || c.serial_number || `asset ${c.asset_id.slice(0, 8)}`].filter(Boolean).join(" ")
+                          : (c.person_name || c.person_id);
     let text = `${when(c.checked_out_at)}: out to ${who} by ${c.checked_out_by}`;
     if (c.due_at) text += `, due ${when(c.due_at)}`;
     if (c.note) text += ` — ${c.note}`;
@@ -472,56 +453,26 @@ function checkoutList(items, showAsset) {
 const assets = new Pager("assets", "/v1/assets", () => ({
   q: $("assets-q").value.trim(), status: $("assets-status").value,
   checked_out: $("assets-co").value, org_unit: $("assets-ou").value.trim(),
-  aue_before: $("assets-aue").value,
+  aue_before: $("assets-aue").value, google_status: $("assets-gstatus").value,
+  last_seen_before: $("assets-seen").value,
 }), (items) => {
   const body = $("assets");
   body.replaceChildren();
-  if (!items.length) body.append(el("tr", {}, el("td", {colspan: 7, text: "No Assets match."})));
+  if (!items.length) body.append(el("tr", {}, el("td", {colspan: 9, text: "No Assets match."})));
   for (const a of items) {
     const label = a.serial_number || a.asset_tag || a.asset_id.slice(0, 8);
     body.append(el("tr", {"data-asset": a.asset_id},
       el("td", {}, linkButton(label, `Show asset ${label}`, () => guarded(() => showAsset(a.asset_id)))),
       el("td", {text: a.asset_tag || "—"}), el("td", {text: a.model || "—"}),
       el("td", {text: LIFECYCLE[a.lifecycle] || a.lifecycle}), el("td", {text: a.org_unit_path || "—"}),
-      el("td", {text: a.auto_update_expiry || "—"}),
+      el("td", {text: a.google_status || (a.manual ? "added by hand" : "—")}),
+      el("td", {text: a.auto_update_expiry ? day(a.auto_update_expiry) : "—"}),
+      el("td", {text: a.last_sync ? when(a.last_sync) : "—"}),
       el("td", {text: a.current_checkout ? (a.current_checkout.person_name || a.current_checkout.person_id) : "—"})));
   }
 });
 
-async function showAsset(id) {
-  const [a, hist] = await Promise.all([api("GET", `/v1/assets/${id}`), api("GET", `/v1/assets/${id}/checkouts?limit=50`)]);
-  const box = $("asset");
-  box.replaceChildren();
-  const label = a.serial_number || a.asset_tag || a.asset_id;
-  box.append(el("h3", {text: `${a.model || "Asset"} ${label}`}));
-  const dl = el("dl");
-  const row = (k, v) => dl.append(el("dt", {text: k}), el("dd", {text: v === null || v === undefined || v === "" ? "—" : v}));
-  row("Serial number", a.serial_number);
-  const tagFrom = a.panel_asset_tag && a.google_asset_tag && a.panel_asset_tag !== a.google_asset_tag
-    ? ` (set in Panel; Google: ${a.google_asset_tag})`
-    : !a.panel_asset_tag && a.google_asset_tag ? " (from Google)" : "";
-  row("Asset tag", a.asset_tag ? a.asset_tag + tagFrom : null);
-  row("Status", (LIFECYCLE[a.lifecycle] || a.lifecycle) + (a.lifecycle_changed_by ? ` (by ${a.lifecycle_changed_by}, ${when(a.lifecycle_changed_at)})` : ""));
-  row("In Google", a.in_google ? `yes (${a.google_status || "?"})` : (a.manual ? "no (added by hand)" : "no longer"));
-  row("Org unit", a.org_unit_path);
-  row("Auto-update expiry", a.auto_update_expiry);
-  row("Last sync", a.last_sync ? when(a.last_sync) : null);
-  row("Last audit", a.audited_at ? `${when(a.audited_at)} by ${a.audited_by}` : null);
-  row("Next audit due", a.next_audit_due ? a.next_audit_due + (a.audit_overdue ? " (overdue)" : "") : null);
-  box.append(dl);
-  if (a.current_checkout) {
-    const c = a.current_checkout;
-    box.append(el("p", {id: "asset-current", text: `Checked out to ${c.person_name || c.person_id} since ${when(c.checked_out_at)}` +
-                        (c.due_at ? `, due ${when(c.due_at)}` : "") + (c.overdue ? " — overdue" : "")}));
-    if (isAdmin()) box.append(checkinForm(a));
-  } else if (a.lifecycle !== "retired" && isAdmin()) {
-    box.append(checkoutForm(a));
-  }
-  box.append(el("h4", {text: "History"}));
-  box.append(checkoutList(hist.items, false));
-  box.hidden = false;
-  box.focus();
-}
+// showAsset (an Asset's page) is in inventory.js.
 
 function checkinForm(a) {
   const form = el("form", {class: "inline", id: "checkin-form", "aria-label": "Check in"});

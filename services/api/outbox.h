@@ -1,0 +1,18 @@
+/* outbox: the api's one writer of outbox rows. An event the api makes (an Asset's change,
+ * an alert) is written in the caller's transaction; the merger's relay publishes it. */
+#ifndef API_OUTBOX_H
+#define API_OUTBOX_H
+
+#include "db_pool.h"
+#include "events.h"
+
+#include <stdbool.h>
+
+/* Queue env for topic with key, on conn inside the caller's transaction, in the one outbox
+ * encoding of lib/asset_event.h (the row's tenant and event id are the envelope's). Returns
+ * NULL with *oom false on success; the failed result (caller PQclear-s) on a database error;
+ * NULL with *oom true when memory ran out. */
+PGresult *outbox_put(struct db_pool *db, PGconn *conn, const char *topic, const char *key,
+                     const Envelope *env, bool *oom) __attribute__((warn_unused_result));
+
+#endif
