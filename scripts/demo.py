@@ -96,6 +96,26 @@ def http(method, url, body=None, headers=None, timeout=30, follow=True):
         return status, rh, raw
 
 
+def browser_get(url, jar):
+    """One GET as a browser makes it: the cookies in jar are sent and the ones the reply sets
+    are kept (every service of the demo is on 127.0.0.1, and cookies are scoped to the host,
+    not the port). (status, Location)."""
+    req = urllib.request.Request(url, headers={"Cookie": "; ".join(
+        f"{k}={v}" for k, v in jar.items())} if jar else {})
+    try:
+        with urllib.request.build_opener(NoRedirect).open(req, timeout=30) as r:
+            status, rh = r.status, r.headers
+    except urllib.error.HTTPError as e:
+        status, rh = e.code, e.headers
+    for line in rh.get_all("Set-Cookie") or []:
+        name, _, rest = line.partition("=")
+        if "Max-Age=0" in line:
+            jar.pop(name, None)
+        else:
+            jar[name] = rest.split(";")[0]
+    return status, rh.get("Location")
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -280,18 +300,41 @@ class Demo:
             f.write(key)
         return key
 
-    def first_admin(self):
-        """The district admin may sign in to the admin page (panelctl admin-add, once)."""
-        email = f"admin@{self.district}.k12.example"
-        p = subprocess.run([os.path.join(BIN, "panelctl"), "admin-add", self.tenant, email,
+    def first_admin(self, tenant=None, email=None):
+        """The district admin may sign in to the admin page (panelctl admin-add, once).
+        Defaults: this suite's tenant and its district's admin."""
+        tenant = tenant or self.tenant
+        email = email or f"admin@{self.district}.k12.example"
+        p = subprocess.run([os.path.join(BIN, "panelctl"), "admin-add", tenant, email,
                             "admin"], cwd=ROOT, env=self.env, text=True, capture_output=True)
         if p.returncode != 0 and "already" not in p.stderr:
             raise SystemExit(f"panelctl admin-add failed: {p.stderr}")
         return email
 
+    def signin(self, provider, tenant, admin):
+        """Sign in to the admin page as the admin does: "Sign in with Google/Microsoft" goes
+        to auth's /signin, the emulator's sign-in page picks the admin's account, auth's
+        callback sets the session cookie. Returns the browser's cookie jar."""
+        jar = {}
+        url = (f"{self.env['PANEL_AUTH_PUBLIC_URL']}/signin/{provider}?"
+               + urllib.parse.urlencode({"tenant": tenant}))
+        status, at_provider = browser_get(url, jar)
+        if status != 302 or not at_provider:
+            raise SystemExit(f"auth did not start the {provider} sign-in (HTTP {status})")
+        status, callback = browser_get(at_provider + "&" + urllib.parse.urlencode(
+            {"login_hint": admin, "emulator_decision": "allow"}), jar)
+        if status not in (302, 303) or not callback:
+            raise SystemExit(f"the emulator's {provider} sign-in did not redirect (HTTP {status})")
+        status, landed = browser_get(callback, jar)
+        if status != 302 or "panel_session" not in jar:
+            raise SystemExit(f"the {provider} sign-in of {admin} failed: {landed}")
+        return jar
+
     def connect(self, provider, tenant=None, admin=None):
-        """Do what an admin does in the browser: Authorize, then Allow on the consent page.
-        Defaults: this suite's tenant and its district's admin."""
+        """Do what an admin does in the browser: sign in (with Microsoft to connect Microsoft:
+        its directory is the one of the admin's own account), Authorize on the admin page,
+        then Allow on the consent page. Defaults: this suite's tenant and its district's
+        admin."""
         tenant = tenant or self.tenant
         admin = admin or f"admin@{self.district}.k12.example"
         auth = self.env["PANEL_AUTH_URL"]
@@ -303,22 +346,26 @@ class Demo:
                                  for c in conns.get("connections", [])):
             say(f"    {provider}: already connected")
             return
-        status, _, body = http("POST", f"{auth}/internal/tenants/{tenant}/{provider}/authorize",
-                               {"actor": "person:" + admin}, headers=hdr)
+        self.first_admin(tenant, admin)
+        jar = self.signin(provider, tenant, admin)
+        cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
+        status, _, session = http("GET", self.api_url + "v1/session", headers=cookie)
         if status != 200:
-            raise SystemExit(f"auth refused to start the {provider} authorization: {body}")
+            raise SystemExit(f"the api does not know the new session (HTTP {status}): {session}")
+        status, _, body = http("POST", self.api_url + f"v1/connections/{provider}/authorize", {},
+                               headers=dict(cookie, **{"X-CSRF-Token": session["csrf_token"]}))
+        if status != 200:
+            raise SystemExit(f"the api refused to start the {provider} authorization: {body}")
         consent = body["consent_url"]
         consent += ("&" if "?" in consent else "?") + urllib.parse.urlencode(
             {"login_hint": admin, "emulator_decision": "allow"})
-        status, headers, _ = http("GET", consent, follow=False)
-        callback = headers.get("Location")
+        status, callback = browser_get(consent, jar)
         if status not in (302, 303) or not callback:
             raise SystemExit(f"the emulator's consent did not redirect (HTTP {status})")
-        status, headers, body = http("GET", callback, follow=False)
-        if status not in (302, 303) or "result=connected" not in headers.get("Location", ""):
-            raise SystemExit(f"the {provider} callback failed (HTTP {status}): "
-                             f"{headers.get('Location')} {body}")
-        say(f"    {provider}: connected (read-only scopes), first sync requested")
+        status, landed = browser_get(callback, jar)
+        if status not in (302, 303) or "result=connected" not in (landed or ""):
+            raise SystemExit(f"the {provider} callback failed (HTTP {status}): {landed}")
+        say(f"    {provider}: connected by {admin} (read-only scopes), first sync requested")
 
     def wait_first_sync(self):
         say("==> waiting for the first sync (Google, then Microsoft) ...")

@@ -40,8 +40,9 @@ static const struct db_stmt st_status = {
     "   AS missing) mp"
     " WHERE t.tenant_id = $1"};
 
-/* Authorize or de-authorize: the authenticated caller is the actor auth records (and, for a
- * signed-in person, the login hint of the consent). */
+/* Authorize or de-authorize: the authenticated caller is the actor auth records. An
+ * authorization is started by a signed-in person only, and auth binds its state to the
+ * session (its stored hash), so that the consent completes in that browser only. */
 static void action(struct api_req *r, const char *provider, const char *what)
 {
     json_t *body = NULL, *up = NULL, *out = NULL;
@@ -49,7 +50,18 @@ static void action(struct api_req *r, const char *provider, const char *what)
     long status = 0;
     if (rest_require_admin(r) || !(body = rest_json_body(r, (const char *const[]){NULL}, true)))
         goto out;
-    up = json_pack("{ss}", "actor", r->principal.actor);
+    bool authorize = strcmp(what, "authorize") == 0;
+    /* A consent is given in a browser by a signed-in admin, and auth binds it to that
+     * session: an API key cannot start one. */
+    if (authorize && r->principal.kind != PRINCIPAL_SESSION) {
+        rest_error(r, 403, "session_required",
+                   "a cloud is connected by an admin signed in to the admin page, not with an "
+                   "API key");
+        goto out;
+    }
+    up = authorize ? json_pack("{ssss}", "actor", r->principal.actor, "session_hash",
+                               r->principal.session_hash)
+                   : json_pack("{ss}", "actor", r->principal.actor);
     snprintf(path, sizeof path, "/internal/tenants/%s/%s/%s", r->principal.tenant, provider, what);
     if (!up || upstream_call(r, r->api->auth_url, "POST", path, up, &status, &out))
         goto out;

@@ -154,20 +154,23 @@ enum conn_result conn_store_azure(PGconn *pg, const char *tenant, const char *ad
     if (was_connected(pg, tenant, "azure", first, err, errlen) != CONN_OK)
         return CONN_ERROR;
     const char *p[] = {tenant, admin, provider_tenant};
-    PGresult *res =
-        q(pg, PGRES_COMMAND_OK,
-          "UPDATE connections c SET status = 'connected', provider_tenant = $3, "
-          "granted_scopes = ARRAY['" MS_PERMISSION "'], missing_scopes = '{}', "
-          "grant_sealed = NULL, grant_key_id = NULL, authorized_by = $2, authorized_at = now(), "
-          "revoked_at = NULL, status_message = NULL, "
-          "next_sync_at = now() + make_interval(secs => coalesce(c.sync_interval_seconds, "
-          "t.sync_interval_seconds)), updated_at = now() FROM tenants t "
-          "WHERE c.tenant_id = $1 AND c.provider = 'azure' AND t.tenant_id = c.tenant_id",
-          3, p, err, errlen);
-    if (!res)
-        return CONN_ERROR;
+    PGresult *res = PQexecParams(
+        pg,
+        "UPDATE connections c SET status = 'connected', provider_tenant = $3, "
+        "granted_scopes = ARRAY['" MS_PERMISSION "'], missing_scopes = '{}', "
+        "grant_sealed = NULL, grant_key_id = NULL, authorized_by = $2, authorized_at = now(), "
+        "revoked_at = NULL, status_message = NULL, "
+        "next_sync_at = now() + make_interval(secs => coalesce(c.sync_interval_seconds, "
+        "t.sync_interval_seconds)), updated_at = now() FROM tenants t "
+        "WHERE c.tenant_id = $1 AND c.provider = 'azure' AND t.tenant_id = c.tenant_id",
+        3, NULL, p, NULL, NULL, 0);
+    enum conn_result r = CONN_OK;
+    if (!pgx_ok(res, PGRES_COMMAND_OK, err, errlen)) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        r = state && strcmp(state, "23505") == 0 ? CONN_TAKEN : CONN_ERROR;
+    }
     PQclear(res);
-    return CONN_OK;
+    return r;
 }
 
 static enum conn_result open_sealed(const struct grants *g, const char *tenant,
@@ -265,6 +268,14 @@ enum conn_result conn_deauthorize(PGconn *pg, const struct grants *g, const char
     if (PQntuples(res) != 1) {
         r = CONN_NOT_FOUND;
         goto out;
+    }
+    if (strcmp(provider, "azure") == 0) {
+        /* the delta position belongs to the forgotten directory */
+        PGresult *d = q(pg, PGRES_COMMAND_OK, "DELETE FROM azure_delta_state WHERE tenant_id = $1",
+                        1, p, err, errlen);
+        if (!d)
+            goto out;
+        PQclear(d);
     }
     if (strcmp(provider, "google") == 0 && strcmp(PQgetvalue(res, 0, 2), "f") == 0) {
         r = open_sealed(g, tenant, "google", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),

@@ -16,6 +16,7 @@ enum conn_result {
     CONN_NO_TENANT = 1, /* the tenant does not exist */
     CONN_NOT_FOUND = 2, /* no usable connection */
     CONN_ERROR = 3,     /* database or key trouble (message in err) */
+    CONN_TAKEN = 4,     /* the directory is connected to another district */
 };
 
 /* True for "google" and "azure". */
@@ -30,7 +31,8 @@ enum conn_result conn_store_google(PGconn *pg, const struct grants *g, const cha
                                    const char *admin, const char *refresh_token,
                                    const char *granted_scopes, const char *const *missing,
                                    size_t nmissing, bool *first, char *err, size_t errlen);
-/* Store a Microsoft admin consent (the directory id) inside the caller's transaction. */
+/* Store a Microsoft admin consent (the directory id) inside the caller's transaction.
+ * CONN_TAKEN when another district holds the directory (the unique index decides). */
 enum conn_result conn_store_azure(PGconn *pg, const char *tenant, const char *admin,
                                   const char *provider_tenant, bool *first, char *err,
                                   size_t errlen);
@@ -48,8 +50,9 @@ enum conn_result conn_load(PGconn *pg, const struct grants *g, const char *tenan
  * (so exactly one caller publishes the REVOKED event). */
 enum conn_result conn_mark_revoked(PGconn *pg, const char *tenant, const char *provider,
                                    const char *message, bool *changed, char *err, size_t errlen);
-/* De-authorize: delete the usable grant, status deauthorized. For Google, the sealed grant
- * moves to revoke_sealed and remote_revoke_pending is set; *revoke_token gets it opened (the
+/* De-authorize: delete the usable grant, status deauthorized (Microsoft: the directory and its
+ * delta position are forgotten, so a later consent starts with a full run). For Google, the sealed
+ * grant moves to revoke_sealed and remote_revoke_pending is set; *revoke_token gets it opened (the
  * caller revokes remotely, then calls conn_revoke_done). CONN_NOT_FOUND when there is no
  * row. */
 enum conn_result conn_deauthorize(PGconn *pg, const struct grants *g, const char *tenant,

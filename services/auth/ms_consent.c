@@ -91,10 +91,11 @@ static int param(struct buf *b, int first, const char *name, const char *value)
     return 0;
 }
 
-int ms_consent_url(struct buf *out, const struct ms_cfg *cfg, const char *state,
-                   const char *login_hint)
+int ms_consent_url(struct buf *out, const struct ms_cfg *cfg, const char *directory,
+                   const char *state, const char *login_hint)
 {
-    if (buf_appendf(out, "%s/organizations/v2.0/adminconsent?", cfg->login_url) ||
+    if (!ms_valid_tenant(directory) ||
+        buf_appendf(out, "%s/%s/v2.0/adminconsent?", cfg->login_url, directory) ||
         param(out, 1, "client_id", cfg->client_id) || param(out, 0, "scope", MS_GRAPH_SCOPE) ||
         param(out, 0, "redirect_uri", cfg->redirect_uri) || param(out, 0, "state", state))
         return -1;

@@ -42,10 +42,11 @@ struct ms_token {
 };
 void ms_token_clear(struct ms_token *t);
 
-/* Append the admin consent URL ({login}/organizations/v2.0/adminconsent with client_id,
- * scope=.default, redirect_uri, state, and login_hint when not NULL). 0 or -1. */
-int ms_consent_url(struct buf *out, const struct ms_cfg *cfg, const char *state,
-                   const char *login_hint) __attribute__((warn_unused_result));
+/* Append the admin consent URL for one directory ({login}/{directory}/v2.0/adminconsent with
+ * client_id, scope=.default, redirect_uri, state, and login_hint when not NULL). directory is
+ * the signed-in admin's own tid (checked with ms_valid_tenant). 0 or -1. */
+int ms_consent_url(struct buf *out, const struct ms_cfg *cfg, const char *directory,
+                   const char *state, const char *login_hint) __attribute__((warn_unused_result));
 /* A client-credentials token for the tenant. */
 enum ms_result ms_client_token(struct http_client *c, const struct ms_cfg *cfg, const char *tenant,
                                struct ms_token *out);

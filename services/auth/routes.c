@@ -3,6 +3,7 @@
 
 #include "callers.h"
 #include "connections.h"
+#include "consent_session.h"
 #include "crypto.h"
 #include "json.h"
 #include "log.h"
@@ -159,6 +160,24 @@ static int tenant_check(struct mg_connection *conn, PGconn *pg, const char *tena
 
 /* ------------------------------------------------------------------ authorize */
 
+/* Whether another district holds the Microsoft directory: 1 yes, 0 no, -1 database error. */
+static int directory_taken(PGconn *pg, const char *tenant, const char *directory, char *err,
+                           size_t errlen)
+{
+    const char *p[] = {tenant, directory};
+    PGresult *res = ctx_query(pg, PGRES_TUPLES_OK,
+                              "SELECT 1 FROM connections WHERE provider = 'azure' AND "
+                              "lower(provider_tenant) = lower($2) AND tenant_id <> $1",
+                              2, p, err, errlen);
+    if (!res)
+        return -1;
+    int taken = PQntuples(res) > 0;
+    PQclear(res);
+    return taken;
+}
+
+/* A consent is started by a signed-in admin (never an API key) and bound to that session;
+ * a Microsoft consent is for the directory of the session's own Microsoft sign-in. */
 static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, const char *tenant,
                             const char *provider)
 {
@@ -166,17 +185,28 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
     char err[256];
     struct buf url;
     struct state_new st;
+    struct consent_session cs;
     json_t *body = read_json(conn, true), *out = NULL;
     buf_init(&url, 8192);
     if (!body)
         return 400;
-    const char *admin = body_actor(conn, body);
+    const char *admin = body_actor(conn, body), *session_hash = NULL;
     if (!admin) {
         status = 400;
         goto out;
     }
-    /* A signed-in person is the likely cloud admin: offered as the login hint. */
-    const char *hint = strncmp(admin, "person:", 7) == 0 ? admin + 7 : NULL;
+    if (strncmp(admin, "person:", 7) != 0) {
+        status = reply_err(conn, 403, "session_required",
+                           "a cloud is connected by a signed-in admin, not with an API key");
+        goto out;
+    }
+    if (json_get_str(body, "session_hash", &session_hash) != JSON_GET_OK ||
+        !consent_session_hash_valid(session_hash)) {
+        status = reply_err(conn, 400, "invalid_argument",
+                           "\"session_hash\" (the signed-in session that starts the consent) "
+                           "is required");
+        goto out;
+    }
     PGconn *pg = ctx_pg(c, err, sizeof err);
     if (!pg) {
         status = reply_db(conn, tenant, err);
@@ -184,6 +214,17 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
     }
     if ((status = tenant_check(conn, pg, tenant)))
         goto out;
+    enum consent_session_result sr =
+        consent_session_load(pg, tenant, session_hash, &cs, err, sizeof err);
+    if (sr == CONSENT_SESSION_ERROR) {
+        status = reply_db(conn, tenant, err);
+        goto out;
+    }
+    if (sr != CONSENT_SESSION_OK) {
+        status = reply_err(conn, 403, "session_required",
+                           "the session has ended; sign in again to connect a cloud");
+        goto out;
+    }
     bool google = strcmp(provider, "google") == 0;
     const char *client_id = google ? c->google.client_id : c->ms.client_id;
     if (!client_id || !*client_id) {
@@ -192,8 +233,32 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
                                   : "PANEL_MS_CLIENT_ID is not configured");
         goto out;
     }
+    /* The directory comes from the admin's verified Microsoft sign-in, never from a value
+     * the browser can edit. */
+    const char *directory = NULL;
+    if (!google) {
+        if (strcmp(cs.provider, "microsoft") != 0 || !ms_valid_tenant(cs.provider_tenant)) {
+            status = reply_err(conn, 409, "microsoft_signin_required",
+                               "sign in with Microsoft first: Panel connects the Microsoft "
+                               "directory of the account you sign in with");
+            goto out;
+        }
+        directory = cs.provider_tenant;
+        int t = directory_taken(pg, tenant, directory, err, sizeof err);
+        if (t < 0) {
+            status = reply_db(conn, tenant, err);
+            goto out;
+        }
+        if (t) {
+            status = reply_err(conn, 409, "directory_taken",
+                               "this Microsoft directory is already connected to another "
+                               "district");
+            goto out;
+        }
+    }
     const char *redirect = google ? c->google.redirect_uri : c->ms.redirect_uri;
-    if (states_create(pg, c->grants, tenant, provider, admin, redirect, c->state_ttl_s, &st, err,
+    struct state_binding b = {admin, session_hash, directory};
+    if (states_create(pg, c->grants, tenant, provider, &b, redirect, c->state_ttl_s, &st, err,
                       sizeof err)) {
         status = reply_db(conn, tenant, err);
         goto out;
@@ -204,8 +269,10 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
                       "'pending') ON CONFLICT (tenant_id, provider) DO UPDATE SET status = "
                       "'pending', updated_at = now() WHERE connections.status = 'never'",
                       2, p, err, sizeof err));
+    /* The signed-in person is the likely cloud admin: offered as the login hint. */
+    const char *hint = admin + 7;
     int u = google ? google_consent_url(&url, &c->google, st.state, st.nonce, st.challenge, hint)
-                   : ms_consent_url(&url, &c->ms, st.state, hint);
+                   : ms_consent_url(&url, &c->ms, directory, st.state, hint);
     if (u) {
         status = reply_err(conn, 500, "internal", "consent URL too long");
         goto out;
@@ -239,6 +306,34 @@ static int state_error(struct mg_connection *conn, enum state_result sr)
     if (sr == STATE_ERROR)
         return reply_err(conn, 503, "unavailable", "the state could not be checked");
     return reply_err(conn, 400, "invalid_state", state_result_str(sr));
+}
+
+/* The callback must come from the browser of the live session that started the consent.
+ * Replies (400 invalid_state, nothing stored) and returns non-zero when it does not. */
+static int session_refused(struct mg_connection *conn, PGconn *pg, const char *provider,
+                           const struct state_info *si)
+{
+    char err[256];
+    struct consent_session cs;
+    if (!consent_session_cookie_matches(mg_get_header(conn, "Cookie"), si->session_hash)) {
+        log_warn_t(si->tenant, NULL,
+                   "%s callback refused: not in the browser of the session that started it",
+                   provider);
+        return reply_err(conn, 400, "invalid_state",
+                         "this consent was started in another browser or by another "
+                         "session; sign in and start it again from the admin page");
+    }
+    enum consent_session_result r =
+        consent_session_load(pg, si->tenant, si->session_hash, &cs, err, sizeof err);
+    if (r == CONSENT_SESSION_ERROR)
+        return reply_db(conn, si->tenant, err);
+    if (r != CONSENT_SESSION_OK) {
+        log_warn_t(si->tenant, NULL, "%s callback refused: the session has ended", provider);
+        return reply_err(conn, 400, "invalid_state",
+                         "the session that started this consent has ended; sign in and start "
+                         "it again");
+    }
+    return 0;
 }
 
 /* After a connection was stored inside the open transaction: request the first sync when
@@ -291,6 +386,8 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
         status = state_error(conn, sr);
         goto out;
     }
+    if ((status = session_refused(conn, pg, "google", &si)))
+        goto out;
     if (*error) {
         bool denied = strcmp(error, "access_denied") == 0;
         log_info_t(si.tenant, NULL, "google consent not given: %s", error);
@@ -398,6 +495,8 @@ static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
         status = state_error(conn, sr);
         goto out;
     }
+    if ((status = session_refused(conn, pg, "microsoft", &si)))
+        goto out;
     if (*error) {
         bool denied = strcmp(error, "access_denied") == 0 || strcmp(error, "consent_required") == 0;
         log_info_t(si.tenant, NULL, "microsoft consent not given: %s", error);
@@ -407,6 +506,18 @@ static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
     }
     if (strcasecmp(consent, "true") != 0 || !ms_valid_tenant(tenant_id)) {
         status = redirect_admin(conn, c, "azure", "error", "Microsoft did not confirm consent");
+        goto out;
+    }
+    /* The returned tenant is only a claim: it must be the directory of the admin's own
+     * verified Microsoft sign-in, which the state carries. */
+    if (!ms_valid_tenant(si.provider_tenant) || strcasecmp(tenant_id, si.provider_tenant) != 0) {
+        log_warn_t(si.tenant, NULL,
+                   "microsoft callback refused: it names directory %s, the consent was started "
+                   "for %s",
+                   tenant_id, *si.provider_tenant ? si.provider_tenant : "(none)");
+        status = redirect_admin(conn, c, "azure", "error",
+                                "the consent came back for another Microsoft directory than the "
+                                "one you signed in with; nothing was connected");
         goto out;
     }
     /* The consent is proven by a client-credentials token for that directory. */
@@ -421,8 +532,22 @@ static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
     }
     bool first = false;
     static const char *const scopes[] = {MS_PERMISSION};
-    if (pgx_exec(pg, "BEGIN", err, sizeof err) ||
-        conn_store_azure(pg, si.tenant, si.admin, tenant_id, &first, err, sizeof err) != CONN_OK ||
+    if (pgx_exec(pg, "BEGIN", err, sizeof err)) {
+        status = redirect_admin(conn, c, "azure", "error", "the consent could not be stored");
+        goto out;
+    }
+    enum conn_result cr =
+        conn_store_azure(pg, si.tenant, si.admin, si.provider_tenant, &first, err, sizeof err);
+    if (cr == CONN_TAKEN) {
+        rollback(pg);
+        log_warn_t(si.tenant, NULL, "microsoft consent refused: directory %s has another district",
+                   si.provider_tenant);
+        status = redirect_admin(conn, c, "azure", "error",
+                                "this Microsoft directory is already connected to another "
+                                "district; nothing was connected");
+        goto out;
+    }
+    if (cr != CONN_OK ||
         finish_authorized(c, pg, si.tenant, "azure", si.admin, first, scopes, 1, err, sizeof err)) {
         rollback(pg);
         log_error_t(si.tenant, NULL, "storing the microsoft consent failed: %s", err);

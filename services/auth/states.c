@@ -53,8 +53,8 @@ static void aad_for(char *aad, size_t n, const char *hash)
 }
 
 int states_create(PGconn *pg, const struct grants *g, const char *tenant, const char *provider,
-                  const char *admin, const char *redirect_uri, long ttl_s, struct state_new *out,
-                  char *err, size_t errlen)
+                  const struct state_binding *b, const char *redirect_uri, long ttl_s,
+                  struct state_new *out, char *err, size_t errlen)
 {
     int rc = -1;
     char verifier[VERIFIER_LEN_MAX] = "", hash[65], aad[96], ttl[32];
@@ -82,14 +82,24 @@ int states_create(PGconn *pg, const struct grants *g, const char *tenant, const 
     }
     crypto_hex(sealed, sealed_len, hex);
     snprintf(ttl, sizeof ttl, "%ld", ttl_s);
-    const char *params[] = {hash,         tenant, provider,  admin, hex, grants_active_id(g),
-                            redirect_uri, ttl,    out->nonce};
+    const char *params[] = {hash,
+                            tenant,
+                            provider,
+                            b->admin,
+                            hex,
+                            grants_active_id(g),
+                            redirect_uri,
+                            ttl,
+                            out->nonce,
+                            b->session_hash,
+                            b->provider_tenant};
     res = PQexecParams(pg,
                        "INSERT INTO oauth_states (state_hash, tenant_id, provider, admin, "
-                       "verifier_sealed, verifier_key_id, redirect_uri, expires_at, nonce) "
+                       "verifier_sealed, verifier_key_id, redirect_uri, expires_at, nonce, "
+                       "session_hash, provider_tenant) "
                        "VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6, $7, "
-                       "now() + make_interval(secs => $8::int), $9)",
-                       9, NULL, params, NULL, NULL, 0);
+                       "now() + make_interval(secs => $8::int), $9, $10, $11)",
+                       11, NULL, params, NULL, NULL, 0);
     if (!pgx_ok(res, PGRES_COMMAND_OK, err, errlen))
         goto out;
     rc = 0;
@@ -124,7 +134,8 @@ enum state_result states_consume(PGconn *pg, const struct grants *g, const char 
                        "UPDATE oauth_states s SET used_at = coalesce(s.used_at, now()) FROM old "
                        "WHERE s.state_hash = old.state_hash RETURNING old.tenant_id, old.provider, "
                        "old.admin, encode(old.verifier_sealed, 'hex'), old.verifier_key_id, "
-                       "old.used_at IS NOT NULL, old.expires_at <= now(), coalesce(old.nonce, '')",
+                       "old.used_at IS NOT NULL, old.expires_at <= now(), coalesce(old.nonce, ''), "
+                       "coalesce(old.session_hash, ''), coalesce(old.provider_tenant, '')",
                        1, NULL, params, NULL, NULL, 0);
     if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
         goto out;
@@ -147,6 +158,8 @@ enum state_result states_consume(PGconn *pg, const struct grants *g, const char 
     snprintf(out->tenant, sizeof out->tenant, "%s", PQgetvalue(res, 0, 0));
     snprintf(out->admin, sizeof out->admin, "%s", PQgetvalue(res, 0, 2));
     snprintf(out->nonce, sizeof out->nonce, "%s", PQgetvalue(res, 0, 7));
+    snprintf(out->session_hash, sizeof out->session_hash, "%s", PQgetvalue(res, 0, 8));
+    snprintf(out->provider_tenant, sizeof out->provider_tenant, "%s", PQgetvalue(res, 0, 9));
     const char *hex = PQgetvalue(res, 0, 3);
     size_t hl = strlen(hex);
     sealed = malloc(hl / 2 + 1);

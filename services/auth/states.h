@@ -32,17 +32,27 @@ struct state_new {
     char nonce[64];            /* OpenID Connect nonce (the consent's id_token must carry it) */
 };
 
-/* Issue a state for (tenant, provider, admin) valid for ttl_s seconds, with a fresh PKCE
+/* What binds a state to the signed-in admin who started it. */
+struct state_binding {
+    const char *admin;           /* the actor: "person:<email>" */
+    const char *session_hash;    /* admin_sessions.id_hash of the starting session */
+    const char *provider_tenant; /* Microsoft: the session's directory (tid); else NULL */
+};
+
+/* Issue a state for (tenant, provider, binding) valid for ttl_s seconds, with a fresh PKCE
  * verifier stored sealed and a fresh nonce. 0 or -1 with a message. */
 int states_create(PGconn *pg, const struct grants *g, const char *tenant, const char *provider,
-                  const char *admin, const char *redirect_uri, long ttl_s, struct state_new *out,
-                  char *err, size_t errlen) __attribute__((warn_unused_result));
+                  const struct state_binding *b, const char *redirect_uri, long ttl_s,
+                  struct state_new *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 struct state_info {
     char tenant[80];
     char admin[320];
     char verifier[VERIFIER_LEN_MAX]; /* PKCE verifier (wipe after use) */
     char nonce[64];                  /* "" for a state issued before nonces existed */
+    char session_hash[65];           /* "" for a state issued before sessions were bound */
+    char provider_tenant[160];       /* Microsoft: the directory the consent must be for */
 };
 
 /* Consume a state for provider atomically: it is marked used whatever comes next, so a

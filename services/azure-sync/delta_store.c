@@ -55,8 +55,10 @@ int delta_store_load(struct delta_store *ds, const char *tenant, char **link, in
     *link = NULL;
     *last_full_s = 0;
     PGresult *res = exec(ds,
-                         "SELECT delta_link, extract(epoch FROM last_full_at)::bigint "
-                         "FROM azure_delta_state WHERE tenant_id = $1",
+                         "SELECT d.delta_link, extract(epoch FROM d.last_full_at)::bigint "
+                         "FROM azure_delta_state d JOIN connections c ON c.tenant_id = "
+                         "d.tenant_id AND c.provider = 'azure' WHERE d.tenant_id = $1 AND "
+                         "lower(d.directory_id) = lower(c.provider_tenant)",
                          1, params);
     if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
         goto out;
@@ -76,18 +78,20 @@ out:
     return rc;
 }
 
-int delta_store_save(struct delta_store *ds, const char *tenant, const char *link, int full,
-                     char *err, size_t errlen)
+int delta_store_save(struct delta_store *ds, const char *tenant, const char *directory,
+                     const char *link, int full, char *err, size_t errlen)
 {
-    const char *params[] = {tenant, link, full ? "t" : "f"};
+    const char *params[] = {tenant, link, full ? "t" : "f",
+                            directory && *directory ? directory : NULL};
     PGresult *res = exec(ds,
-                         "INSERT INTO azure_delta_state (tenant_id, delta_link, last_full_at) "
-                         "VALUES ($1, $2, CASE WHEN $3::boolean THEN now() ELSE 'epoch' END) "
-                         "ON CONFLICT (tenant_id) DO UPDATE SET "
+                         "INSERT INTO azure_delta_state (tenant_id, delta_link, last_full_at, "
+                         "directory_id) VALUES ($1, $2, CASE WHEN $3::boolean THEN now() ELSE "
+                         "'epoch' END, $4) ON CONFLICT (tenant_id) DO UPDATE SET "
                          "delta_link = EXCLUDED.delta_link, updated_at = now(), "
+                         "directory_id = EXCLUDED.directory_id, "
                          "last_full_at = CASE WHEN $3::boolean THEN now() "
                          "ELSE azure_delta_state.last_full_at END",
-                         3, params);
+                         4, params);
     int rc = pgx_ok(res, PGRES_COMMAND_OK, err, errlen) ? 0 : -1;
     PQclear(res);
     return rc;

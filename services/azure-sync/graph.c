@@ -395,7 +395,7 @@ void graph_completed(struct fetch_run *run, void *ctx)
     /* A preview applies nothing, so it must not move the tenant's delta position. */
     if (!g->store || !link || fetch_run_preview(run))
         return;
-    if (delta_store_save(g->store, fetch_run_tenant(run), link,
+    if (delta_store_save(g->store, fetch_run_tenant(run), fetch_run_provider_tenant(run), link,
                          fetch_run_kind(run) == PANEL__V1__RUN_KIND__RUN_KIND_FULL, err,
                          sizeof err))
         log_warn_t(fetch_run_tenant(run), fetch_run_id(run),

@@ -1,18 +1,21 @@
-// The admin page against the whole suite on the emulator (issue 9): authorize Google through
-// the emulator's consent page and see the first sync's People; request an immediate sync and
-// see the run appear; check an Asset out and in; then (after the test revoked the grant at the
-// emulator) request a sync and see the page say "revoked". Run by
-// tests/e2e/test_browser_suite.py; FIXTURE (JSON) gives the URLs, names and the signed-in
-// admin's session cookie (TODO(issue #17, sign-in): sign in through auth's /signin/google and
-// the emulator's sign-in page instead, once that flow is in this tree). Exits non-zero on a
-// failed step or on any console error; screenshots go to SHOTS.
+// The admin page against the whole suite on the emulator (issues 9, 17): sign in with Google
+// through auth's /signin and the emulator's account picker; authorize Google through the
+// emulator's consent page and see the first sync's People; request an immediate sync and see
+// the run appear; check an Asset out and in; sign out; sign in with Microsoft and connect
+// Microsoft (its admin consent page). Phase "viewer": a viewer signs in and can change
+// nothing (no change controls; a change sent with the viewer's cookie and CSRF token is
+// 403). Phase "held": review a held run's removals and approve it. Phase "cart": scan 30
+// Chromebooks into the cart and check them out to one Person. Phase "revoked" (after the test revoked the grant at the emulator): request a sync
+// and see the page say "revoked". Run by tests/e2e/test_browser_suite.py; FIXTURE (JSON)
+// gives the URLs and names. Exits non-zero on a failed step or on any unexpected console
+// error; screenshots go to SHOTS.
 import {chromium} from "playwright-core";
 import fs from "node:fs";
 import path from "node:path";
 
 const fx = JSON.parse(process.env.FIXTURE);
 const shots = process.env.SHOTS;
-const phase = process.env.PHASE; // "connect", "held", "cart" or "revoked"
+const phase = process.env.PHASE; // "connect", "viewer", "held", "cart" or "revoked"
 fs.mkdirSync(shots, {recursive: true});
 const errors = [];
 const browser = await chromium.launch({
@@ -20,22 +23,61 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]});
 let failed = false;
+let page = null;
+// Refusals the steps provoke on purpose: the sign-in screen's "who am I?" before signing in,
+// and the viewer's change.
+let viewerChange = false;
+const expected = (status, url) =>
+  (status === 401 && url.endsWith("/v1/session")) ||
+  (viewerChange && status === 403 && url.endsWith("/v1/sync"));
 try {
   const context = await browser.newContext({viewport: {width: 1280, height: 900}});
-  await context.addCookies([{name: "panel_session", value: fx.session, url: fx.url}]);
-  const page = await context.newPage();
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  page = await context.newPage();
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    const st = /status of (\d+)/.exec(m.text());
+    if (st && expected(Number(st[1]), (m.location() && m.location().url) || "")) return;
+    errors.push(m.text());
+  });
   page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("response", (r) => { if (r.status() >= 400) errors.push(`HTTP ${r.status()} ${r.url()}`); });
+  page.on("response", (r) => {
+    if (r.status() >= 400 && !expected(r.status(), r.url())) errors.push(`HTTP ${r.status()} ${r.url()}`);
+  });
   page.setDefaultTimeout(20000);
   const shot = (name) => page.screenshot({path: path.join(shots, name + ".png"), fullPage: true});
   const step = (name) => console.log("step: " + name);
 
-  step("signed in as the district admin");
-  await page.goto(fx.url + "/");
-  await page.locator("#whoami").filter({hasText: fx.admin}).waitFor();
+  // What a person does: "Sign in with ..." on the page, pick the account on the provider's
+  // (the emulator's) account picker, land back on the page signed in.
+  const signIn = async (provider, email, role) => {
+    await page.goto(fx.url + "/?tenant=" + encodeURIComponent(fx.tenant));
+    const button = page.locator("#signin-" + provider);
+    await button.waitFor();
+    await Promise.all([page.waitForURL(/\/(o\/oauth2\/v2\/auth|organizations\/oauth2\/v2\.0\/authorize)/),
+                       button.click()]);
+    const home = (u) => u.href.startsWith(fx.url + "/");
+    for (let i = 0; i < 4 && !home(new URL(page.url())); i++) {
+      await shot(`suite-signin-${provider}-${role}-${i}`);
+      const account = page.getByRole("link", {name: email, exact: true});
+      if (await account.count()) { // the provider's account picker
+        const picker = page.url();
+        await Promise.all([page.waitForURL((u) => u.href !== picker), account.click()]);
+        continue;
+      }
+      if (await page.getByText(email, {exact: true}).count() === 0) {
+        // The emulator picked its district's default account: "use another account".
+        await page.goto(page.url() + "&" + new URLSearchParams({login_hint: email}));
+        continue;
+      }
+      await Promise.all([page.waitForURL(home), page.getByRole("button", {name: "Allow"}).click()]);
+    }
+    await page.locator("#whoami").filter({hasText: `${email} (${role})`}).waitFor();
+  };
 
   if (phase === "connect") {
+    step("sign in with Google as the district admin");
+    await signIn("google", fx.admin, "admin");
+
     step("authorize Google: read-only confirmation, the emulator's consent page, back");
     await page.locator("#conn-google-authorize").click();
     await page.getByRole("dialog").getByText("read-only access").waitFor();
@@ -82,7 +124,46 @@ try {
     await page.getByRole("button", {name: "Check in"}).click();
     await page.locator("#asset .history li").filter({hasText: "(good)"}).waitFor();
     await shot("suite-07-checked-in");
+
+    step("sign out");
+    await page.locator("#signout").click();
+    await page.locator("#signin-microsoft").waitFor();
+    await shot("suite-08-signed-out");
+
+    step("sign in with Microsoft and connect Microsoft (its directory is the admin's own)");
+    await signIn("microsoft", fx.admin, "admin");
+    await page.locator("#conn-azure-authorize").click();
+    await Promise.all([page.waitForURL(/\/v2\.0\/adminconsent/),
+                       page.getByRole("button", {name: "Continue to consent"}).click()]);
+    await shot("suite-09-microsoft-consent");
+    await Promise.all([page.waitForURL(/#cloud-sync/), page.locator("#allow").click()]);
+    await page.locator("#conn-azure-status").filter({hasText: "Connected"}).waitFor();
+    await shot("suite-10-microsoft-connected");
+  } else if (phase === "viewer") {
+    step("a viewer signs in and can change nothing");
+    await signIn("google", fx.viewer, "viewer");
+    await page.locator("#viewer-note").waitFor();
+    await page.locator("#conn-google-status").waitFor();
+    await page.locator("#conn-azure-status").waitFor();
+    const controls = await page.locator("#connections button").count();
+    if (controls !== 0) throw new Error(`the viewer sees ${controls} change control(s)`);
+    await shot("suite-11-viewer");
+    viewerChange = true;
+    const refused = await page.evaluate(async () => {
+      const s = await (await fetch("/v1/session", {credentials: "same-origin"})).json();
+      const r = await fetch("/v1/sync", {
+        method: "POST", credentials: "same-origin",
+        headers: {"Content-Type": "application/json", "X-CSRF-Token": s.csrf_token},
+        body: JSON.stringify({provider: "google"})});
+      return {status: r.status, body: await r.json()};
+    });
+    viewerChange = false;
+    if (refused.status !== 403 || refused.body.error.code !== "forbidden")
+      throw new Error("the viewer's change was not refused: " + JSON.stringify(refused));
+    console.log("viewer change refused: " + refused.status + " " + refused.body.error.code);
   } else if (phase === "revoked") {
+    step("sign in with Google as the district admin");
+    await signIn("google", fx.admin, "admin");
     step("after revocation at Google, a requested sync shows the connection revoked");
     await page.locator("#conn-google-sync").click();
     // The grant is checked with Google when the run asks for a token; reload until the
@@ -94,24 +175,28 @@ try {
       seen = await page.locator("#conn-google-status").filter({hasText: "Revoked"}).count() > 0;
     }
     if (!seen) throw new Error("the page never showed Google as revoked");
-    await shot("suite-08-revoked");
+    await shot("suite-12-revoked");
   }
 
   if (phase === "held") {
     // The test removed a few Google users at the emulator with a low deletion threshold and
     // the next sync was held by the merger: review what it would remove, then approve.
     page.on("dialog", (d) => d.accept());
+    step("sign in with Google as the district admin");
+    await signIn("google", fx.admin, "admin");
     step("a held run: review the People it would remove, approve");
     await page.locator(`tr[data-run="${fx.held_run}"]`).getByRole("button", {name: /^Review held google run/}).click();
     for (const name of fx.removed_names)
       await page.locator('#removals tr[data-kind="person"]').filter({hasText: name}).waitFor();
     await page.locator("#removals-title").filter({hasText: `removes ${fx.removed_names.length} People`}).waitFor();
-    await shot("suite-09-held-run");
+    await shot("suite-13-held-run");
     await page.getByRole("button", {name: /^Approve held google run/}).click();
     await page.locator("#status").filter({hasText: "Run approved"}).waitFor();
   }
 
   if (phase === "cart") {
+    step("sign in with Google as the district admin");
+    await signIn("google", fx.admin, "admin");
     step("cart: scan 30 synced Chromebooks by serial, check them out to one Person");
     await page.getByRole("tab", {name: "Cart"}).click();
     const scan = page.getByLabel("Scan or type an asset tag or serial, then Enter");
@@ -128,11 +213,11 @@ try {
     await page.getByLabel("Person", {exact: true}).selectOption(await option.getAttribute("value"));
     await page.locator("#cart-submit").filter({hasText: `Check out ${n} Assets`}).click();
     await page.locator("#status").filter({hasText: `${n} Assets checked out to ${fx.person_name}`}).waitFor();
-    await shot("suite-10-cart");
+    await shot("suite-14-cart");
   }
 } catch (e) {
   failed = true;
-  console.error("FAILED: " + e.message);
+  console.error("FAILED: " + e.message + (page ? " (at " + page.url() + ")" : ""));
 } finally {
   await browser.close();
 }

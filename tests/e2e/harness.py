@@ -54,11 +54,12 @@ def admin_account(tenant, email, role="admin", allow_google=True, allow_microsof
 
 
 def new_session(tenant, email, role="admin", provider="google", account_id=None,
-                expires_in_s=12 * 3600, idle_s=0):
+                expires_in_s=12 * 3600, idle_s=0, provider_tenant=None):
     """A signed-in session made the way auth's sign-in makes one (lib/session): a random
     32-byte id as base64url (the cookie panel_session), stored only as its SHA-256 hex in
     admin_sessions, for an admin_accounts row (created with role unless account_id is given).
-    idle_s backdates last_seen_at; expires_in_s may be negative (already expired).
+    idle_s backdates last_seen_at; expires_in_s may be negative (already expired);
+    provider_tenant is the verified Microsoft tid (or Google hd) of the sign-in.
     Returns (session_id, account_id)."""
     import base64
     import hashlib
@@ -67,11 +68,11 @@ def new_session(tenant, email, role="admin", provider="google", account_id=None,
     sid = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
     id_hash = hashlib.sha256(sid.encode()).hexdigest()
     psql("INSERT INTO admin_sessions (id_hash, tenant_id, account_id, provider, subject, email, "
-         "last_seen_at, expires_at) VALUES (:'h', :'t', :'a', :'p', :'s', :'e', "
+         "last_seen_at, expires_at, provider_tenant) VALUES (:'h', :'t', :'a', :'p', :'s', :'e', "
          "now() - make_interval(secs => :'idle'::int), "
-         "now() + make_interval(secs => :'exp'::int))",
+         "now() + make_interval(secs => :'exp'::int), nullif(:'pt', ''))",
          h=id_hash, t=tenant, a=account_id, p=provider, s="sub-" + id_hash[:16], e=email.lower(),
-         idle=str(idle_s), exp=str(expires_in_s))
+         idle=str(idle_s), exp=str(expires_in_s), pt=provider_tenant or "")
     return sid, account_id
 
 

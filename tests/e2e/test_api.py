@@ -1198,12 +1198,28 @@ class ApiTest(unittest.TestCase):
         self.assertIsNotNone(g["next_sync_at"])
 
         actor = "apikey:" + key[3:].split(".")[0]
-        out = self.ok("POST", "/v1/connections/google/authorize", key=key)
-        self.assertIn("login_hint=&", out["consent_url"] + "&")  # a key has no mailbox to hint
-        self.assertEqual(Stub.calls[-1][1:], (f"/internal/tenants/{t}/google/authorize",
-                                              {"actor": actor}))
-        out = self.ok("POST", "/v1/connections/microsoft/authorize", {}, key=key)
-        self.assertIn("/microsoft", out["consent_url"])
+        # A consent is given in a browser by a signed-in admin: an API key cannot start one,
+        # and auth is not asked.
+        calls = len(Stub.calls)
+        for provider in ("google", "microsoft"):
+            out = self.err("POST", f"/v1/connections/{provider}/authorize", 403,
+                           "session_required", key=key)
+            self.assertIn("signed in", out["error"]["message"])
+        self.assertEqual(len(Stub.calls), calls)
+        # A session starts it; auth gets the person and the session's stored hash, which the
+        # consent's state is bound to.
+        import hashlib
+        sid, _ = harness.new_session(t, "boss@d.example")
+        cookie = {"Cookie": "panel_session=" + sid, "X-CSRF-Token": harness.session_csrf(sid)}
+        for provider in ("google", "microsoft"):
+            st, _, out = http("POST", self.api.url + f"/v1/connections/{provider}/authorize", {},
+                              headers=cookie)
+            self.assertEqual(st, 200, out)
+            self.assertIn(f"/{provider}", out["consent_url"])
+            self.assertEqual(Stub.calls[-1][1:], (
+                f"/internal/tenants/{t}/{provider}/authorize",
+                {"actor": "person:boss@d.example",
+                 "session_hash": hashlib.sha256(sid.encode()).hexdigest()}))
         # The consenting admin is whoever is authenticated, never a body field.
         self.err("POST", "/v1/connections/google/authorize", 400, "unknown_field",
                  {"admin": "boss@d.example"}, key=key)

@@ -14,7 +14,8 @@ import time
 import unittest
 import urllib.parse
 
-from harness import Process, consume, free_port, http, new_tenant, psql, require_env, wait_until
+from harness import (Process, consume, free_port, http, new_session, new_tenant, psql,
+                     require_env, wait_until)
 
 GOOGLE_SCOPES = [
     "https://www.googleapis.com/auth/admin.directory.user.readonly",
@@ -36,12 +37,13 @@ GOOGLE_SECRET = "panel-google-secret"
 MS_SECRET = "panel-ms-secret"
 
 
-def get_no_follow(url):
-    """GET without following redirects: (status, Location, body)."""
+def get_no_follow(url, cookie=None):
+    """GET without following redirects, with the given panel_session cookie if any:
+    (status, Location, body)."""
     u = urllib.parse.urlsplit(url)
     conn = httpclient.HTTPConnection(u.hostname, u.port, timeout=30)
     path = u.path + ("?" + u.query if u.query else "")
-    conn.request("GET", path)
+    conn.request("GET", path, headers={"Cookie": "panel_session=" + cookie} if cookie else {})
     r = conn.getresponse()
     body = r.read()
     loc = r.getheader("Location")
@@ -112,10 +114,33 @@ class AuthFixture:
         auth = auth or self.auth
         return http(method, auth.url + path, body, headers=headers)
 
-    def start_consent(self, tenant, district, provider="google", auth=None):
+    def signed_in(self, tenant, email, provider="google", provider_tenant=None):
+        """A live session of tenant for email, as auth's sign-in makes it (the account is
+        made on first use): (session id = the browser's panel_session cookie, its hash)."""
+        import hashlib
+        rows = psql("SELECT account_id FROM admin_accounts WHERE tenant_id = :'t' AND "
+                    "email = :'e' AND removed_at IS NULL", t=tenant, e=email.lower())
+        sid, _ = new_session(tenant, email, provider=provider, provider_tenant=provider_tenant,
+                             account_id=rows[0][0] if rows else None)
+        return sid, hashlib.sha256(sid.encode()).hexdigest()
+
+    def start_consent(self, tenant, district, provider="google", auth=None, session=None):
+        """Start a consent as the district's admin signed in (with Microsoft, in the
+        district's directory, for a Microsoft consent); the browser that started it (its
+        session cookie) is remembered for the callback. session: (id, hash) to use."""
+        if session is None:
+            ms = provider == "microsoft"
+            session = self.signed_in(tenant, district["admin_email"],
+                                     "microsoft" if ms else "google",
+                                     district.get("azure_tenant_id") if ms else None)
         status, _, body = self.internal("POST", f"/internal/tenants/{tenant}/{provider}/authorize",
-                                        {"actor": "person:" + district["admin_email"]}, auth=auth)
+                                        {"actor": "person:" + district["admin_email"],
+                                         "session_hash": session[1]}, auth=auth)
         self.assertEqual(status, 200, body)
+        state = urllib.parse.parse_qs(urllib.parse.urlsplit(body["consent_url"]).query)["state"][0]
+        if not hasattr(self, "browsers"):
+            self.browsers = {}
+        self.browsers[state] = session[0]
         return body["consent_url"]
 
     def consent(self, consent_url, district, decision="allow", drop_scope=None):
@@ -128,9 +153,13 @@ class AuthFixture:
         self.assertTrue(location, "the consent did not redirect")
         return location
 
-    def callback(self, url):
-        status, location, body = get_no_follow(url)
-        return status, location, body
+    def callback(self, url, cookie=None):
+        """The provider's redirect arriving in a browser: by default the one that started the
+        consent (its session cookie); cookie="" for a browser without one."""
+        if cookie is None:
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+            cookie = getattr(self, "browsers", {}).get(q.get("state", [""])[0])
+        return get_no_follow(url, cookie)
 
     def connect_google(self, tenant, district, auth=None):
         cb = self.consent(self.start_consent(tenant, district, "google", auth), district)

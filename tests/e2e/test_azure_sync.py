@@ -35,7 +35,16 @@ class AzureSync(unittest.TestCase):
         tenant = new_tenant("az")
         azure_admin_consent(self.emu, district)
         self.auth.azure[tenant] = district["azure_tenant_id"]
+        self.attach(tenant, district["azure_tenant_id"])
         return tenant, district
+
+    @staticmethod
+    def attach(tenant, directory):
+        """The tenant's connection to the directory, as auth stores a Microsoft consent (a
+        delta link is only followed while the tenant is connected to its directory)."""
+        psql("INSERT INTO connections (tenant_id, provider, status, provider_tenant) VALUES "
+             "(:'t', 'azure', 'connected', :'d') ON CONFLICT (tenant_id, provider) DO UPDATE "
+             "SET provider_tenant = EXCLUDED.provider_tenant", t=tenant, d=directory)
 
     def users(self, district):
         return control(self.emu, "GET",
@@ -121,6 +130,29 @@ class AzureSync(unittest.TestCase):
         people = {p["source_id"] for p in payloads(events, "person_observed", "person")}
         self.assertEqual(people, {u["id"] for u in self.users(district)})
         # The new link works: the next run is a delta round again.
+        self.assert_complete(self.sync(tenant), "RUN_KIND_DELTA")
+
+    def test_delta_link_of_another_directory_is_never_followed(self):
+        """The delta position belongs to the directory: after the tenant's consent moves to
+        another directory the next run is a full one of the new directory, and the link of
+        the old one is not followed (issue 17)."""
+        tenant, old = self.connect(12)
+        self.assert_complete(self.sync(tenant), "RUN_KIND_FULL")
+        self.assert_complete(self.sync(tenant), "RUN_KIND_DELTA")
+        stored = psql("SELECT directory_id FROM azure_delta_state WHERE tenant_id = :'t'",
+                      t=tenant)
+        self.assertEqual(stored, [[old["azure_tenant_id"]]])
+        new = new_district(self.emu, people=1, azure_people=7)
+        azure_admin_consent(self.emu, new)
+        self.auth.azure[tenant] = new["azure_tenant_id"]
+        self.attach(tenant, new["azure_tenant_id"])
+        events = self.sync(tenant)
+        self.assertEqual(events[0]["run_started"]["kind"], "RUN_KIND_FULL")
+        self.assert_complete(events, "RUN_KIND_FULL")
+        self.assertEqual({p["source_id"] for p in payloads(events, "person_observed", "person")},
+                         {u["id"] for u in self.users(new)})
+        self.assertEqual(psql("SELECT directory_id FROM azure_delta_state WHERE tenant_id = "
+                              ":'t'", t=tenant), [[new["azure_tenant_id"]]])
         self.assert_complete(self.sync(tenant), "RUN_KIND_DELTA")
 
     def test_force_full_ignores_the_delta_link(self):

@@ -1,9 +1,11 @@
-"""Issue 9's evidence: the admin page in headless Chromium against the whole suite running on
-the emulator (auth, fetchers, merger, api; real PostgreSQL and Kafka): authorize Google through
-the emulator's consent page, see the first sync's People, request an immediate sync, check an
-Asset out and in; (issue 20) review a held run and approve it (the merger removes what it
-listed), scan a 30-device cart and check it out; and after a revocation at the emulator see
-the page say revoked.
+"""Issues 9 and 17: the admin page in headless Chromium against the whole suite running on
+the emulator (auth, fetchers, merger, api; real PostgreSQL and Kafka): sign in with Google
+through auth's /signin and the emulator's account picker, authorize Google through the
+emulator's consent page, see the first sync's People, request an immediate sync, check an
+Asset out and in, sign out, sign in with Microsoft and connect Microsoft; a viewer signs in
+and can change nothing; (issue 20) a held run reviewed and approved (the merger removes what
+it listed) and a 30-device cart scanned and checked out; after a revocation at the emulator
+the page says revoked.
 Screenshots: tests/screenshots/ (gitignored). Any console error fails the test."""
 import argparse
 import json
@@ -14,7 +16,7 @@ import tempfile
 import unittest
 import uuid
 
-from harness import ROOT, http, new_session, psql, require_env, session_csrf, wait_until
+from harness import ROOT, http, psql, require_env, wait_until
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import demo  # noqa: E402
@@ -42,12 +44,17 @@ class AdminPageOnTheWholeSuite(unittest.TestCase):
         try:
             cls.d.infra()
             cls.d.services()
-            # TODO(issue #17, sign-in): replace this inserted session with the real sign-in
-            # flow once auth's /signin/google and its callback (with the emulator's OpenID
-            # Connect) are in this tree: the page clicks "Sign in with Google", signs in as
-            # the district admin on the emulator's sign-in page and comes back signed in.
-            cls.admin = f"admin@{cls.district}.k12.example"
-            cls.session, _ = new_session(cls.tenant, cls.admin, "admin")
+            # The district's first admin (panelctl admin-add), who signs in in the browser;
+            # and a viewer, a person of the district's Workspace the emulator knows.
+            cls.admin = cls.d.first_admin()
+            cls.viewer = f"viewer@{cls.district}.k12.example"
+            status, _, body = http("POST", f"{cls.d.emu_admin}/control/districts/"
+                                   f"{cls.district}/admins", {"email": cls.viewer})
+            if status != 201:
+                raise RuntimeError(f"the emulator did not add the viewer: {status} {body}")
+            subprocess.run([os.path.join(demo.BIN, "panelctl"), "admin-add", cls.tenant,
+                            cls.viewer, "viewer", "--google-only"], cwd=ROOT, env=cls.d.env,
+                           check=True, capture_output=True, text=True)
         except BaseException:
             cls.d.stop_all()
             raise
@@ -63,7 +70,7 @@ class AdminPageOnTheWholeSuite(unittest.TestCase):
                            capture_output=True, text=True, timeout=600)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
-    def test_authorize_sync_checkout_then_revoked(self):
+    def test_signin_authorize_sync_checkout_viewer_then_revoked(self):
         emu = self.d.emu_admin
         _, _, users = http("GET", f"{emu}/control/districts/{self.district}/google/users")
         _, _, devices = http("GET", f"{emu}/control/districts/{self.district}/google/devices")
@@ -76,7 +83,8 @@ class AdminPageOnTheWholeSuite(unittest.TestCase):
                     and sum(v["primaryEmail"].split("@")[0].find(
                         u["primaryEmail"].split("@")[0]) >= 0 for v in users["items"]) == 1)
         fixture = {
-            "url": self.d.api_url.rstrip("/"), "session": self.session, "admin": self.admin,
+            "url": self.d.api_url.rstrip("/"), "tenant": self.tenant, "admin": self.admin,
+            "viewer": self.viewer,
             "person_query": user["primaryEmail"].split("@")[0],
             "person_name": user["name"]["fullName"],
             "serial": devices["items"][0]["serialNumber"],
@@ -86,9 +94,13 @@ class AdminPageOnTheWholeSuite(unittest.TestCase):
                            "AND source = 'google' ORDER BY requested_at;", t=self.tenant)
         self.assertGreaterEqual(len(google_runs), 2, "first sync and the immediate sync")
         self.assertEqual(google_runs[0][0], "completed")
+        # Microsoft's first sync adds its 20 people who are not in Google (60, 40 shared).
+        wait_until(lambda: psql("SELECT 1 FROM sync_runs WHERE tenant_id = :'t' AND source = "
+                                "'azure' AND status = 'completed';", t=self.tenant),
+                   timeout=180, what="the first Microsoft sync")
         people = int(psql("SELECT count(*) FROM people WHERE tenant_id = :'t';",
                           t=self.tenant)[0][0])
-        self.assertEqual(people, 120)
+        self.assertEqual(people, 140)
         # Who did it is the signed-in person, recorded by auth and the api.
         actor = "person:" + self.admin
         self.assertEqual(psql("SELECT authorized_by FROM connections WHERE tenant_id = :'t' "
@@ -97,6 +109,20 @@ class AdminPageOnTheWholeSuite(unittest.TestCase):
                                     "AND source = 'google';", t=self.tenant))
         self.assertEqual(psql("SELECT DISTINCT checked_out_by FROM checkouts WHERE "
                               "tenant_id = :'t';", t=self.tenant), [[actor]])
+        # Microsoft was connected by the admin signed in with Microsoft, for the directory of
+        # that sign-in; the Google session was ended by signing out.
+        self.assertEqual(psql("SELECT authorized_by, provider_tenant = (SELECT provider_tenant "
+                              "FROM admin_sessions WHERE tenant_id = :'t' AND provider = "
+                              "'microsoft') FROM connections WHERE tenant_id = :'t' AND "
+                              "provider = 'azure';", t=self.tenant), [[actor, "t"]])
+        self.assertEqual(psql("SELECT provider, ended_at IS NOT NULL FROM admin_sessions WHERE "
+                              "tenant_id = :'t' ORDER BY created_at;", t=self.tenant),
+                         [["google", "t"], ["microsoft", "f"]])
+
+        self.browser("viewer", fixture)
+        self.assertEqual(psql("SELECT count(*) FROM sync_runs WHERE tenant_id = :'t' AND "
+                              "requested_by = :'v';", t=self.tenant, v="person:" + self.viewer),
+                         [["0"]], "the viewer changed nothing")
 
         # A held run on the whole suite: with a low threshold, three Google-only users
         # removed at the emulator hold the next sync; the page lists them and approves; the
@@ -115,8 +141,7 @@ class AdminPageOnTheWholeSuite(unittest.TestCase):
                                      t=self.tenant)}
         st, _, _ = http("POST", f"{self.d.api_url.rstrip('/')}/v1/sync",
                         body={"provider": "google"},
-                        headers={"Cookie": "panel_session=" + self.session,
-                                 "X-CSRF-Token": session_csrf(self.session)})
+                        headers={"Authorization": "Bearer " + self.d.api_key()})
         self.assertEqual(st, 202)
         held = wait_until(lambda: [r[0] for r in psql(
             "SELECT run_id FROM sync_runs WHERE tenant_id = :'t' AND status = 'held'",

@@ -235,12 +235,16 @@ class LeastPrivilege(unittest.TestCase):
         expect = {"/": "api", "/index.html": "api", "/app.js": "api", "/app.css": "api",
                   "/favicon.svg": "api", "/v1/people": "api", "/v1": "api",
                   "/v1/sync/runs/x/approve": "api",
-                  "/oauth/google/callback": "auth", "/oauth/microsoft/callback": "auth"}
+                  "/oauth/google/callback": "auth", "/oauth/microsoft/callback": "auth",
+                  # the admin sign-in, on the page's host (its cookie binds the consents)
+                  "/signin/google": "auth", "/signin/microsoft": "auth",
+                  "/signin/google/callback": "auth", "/signin/microsoft/callback": "auth"}
         for path, svc in expect.items():
             self.assertEqual(ingress_backend(rules, path), svc, path)
         for path in ("/metrics", "/healthz", "/readyz", "/internal/token",
                      "/internal/tenants/t/google/authorize", "/oauth", "/oauth/other",
-                     "/v1x", "/index.html/../metrics", "/www/index.html"):
+                     "/v1x", "/index.html/../metrics", "/www/index.html", "/signin",
+                     "/signin/other"):
             self.assertIsNone(ingress_backend(rules, path), path)
         self.assertEqual({r["backend"]["service"]["name"] for r in rules}, {"api", "auth"})
         # The admin page's files are each listed (a new file needs its own line).

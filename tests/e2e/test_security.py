@@ -24,6 +24,22 @@ def secret_values():
         suite.AUTH_KEY_HEX, suite.GOOGLE_CLIENT_SECRET, suite.MS_CLIENT_SECRET]
 
 
+MS_DIRECTORY = "3f2a9c1e-8d7b-4c6a-9e5f-1a2b3c4d5e6f"
+
+
+def signed_in(tenant, email, provider="google"):
+    """A live session of the tenant's admin (signed in with Microsoft, in MS_DIRECTORY, for a
+    Microsoft consent): (session id, its stored hash)."""
+    import hashlib
+    ms = provider == "microsoft"
+    rows = harness.psql("SELECT account_id FROM admin_accounts WHERE tenant_id = :'t' AND "
+                        "email = :'e' AND removed_at IS NULL", t=tenant, e=email)
+    sid, _ = harness.new_session(tenant, email, provider="microsoft" if ms else "google",
+                                 provider_tenant=MS_DIRECTORY if ms else None,
+                                 account_id=rows[0][0] if rows else None)
+    return sid, hashlib.sha256(sid.encode()).hexdigest()
+
+
 def consent_params(url):
     return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
 
@@ -109,16 +125,24 @@ class OAuthStateTest(unittest.TestCase):
         cls.auth.stop()
 
     def authorize(self, tenant, provider="google"):
+        session = signed_in(tenant, "admin@sec.k12.example", provider)
         status, _, body = harness.http(
             "POST", self.auth.url + f"/internal/tenants/{tenant}/{provider}/authorize",
-            {"actor": "person:admin@sec.k12.example"}, headers=suite.service_header())
+            {"actor": "person:admin@sec.k12.example", "session_hash": session[1]},
+            headers=suite.service_header())
         self.assertEqual(status, 200, body)
-        return body["consent_url"], consent_params(body["consent_url"])
+        params = consent_params(body["consent_url"])
+        self.browsers = getattr(self, "browsers", {})
+        self.browsers[params["state"]] = session[0]
+        return body["consent_url"], params
 
     def callback(self, provider, **params):
+        """In the browser that started the consent (its session cookie), if any."""
         path = "/oauth/google/callback" if provider == "google" else "/oauth/microsoft/callback"
+        sid = getattr(self, "browsers", {}).get(params.get("state"))
         return suite.no_redirect_http("GET", self.auth.url + path + "?" +
-                                      urllib.parse.urlencode(params))
+                                      urllib.parse.urlencode(params),
+                                      headers={"Cookie": "panel_session=" + sid} if sid else None)
 
     def test_consent_url_uses_pkce_and_a_fresh_state(self):
         tenant = harness.new_tenant("sec")
@@ -149,7 +173,7 @@ class OAuthStateTest(unittest.TestCase):
         status, _, _ = self.callback("google", state=pm["state"], code="c")
         self.assertEqual(status, 400)
         status, _, _ = self.callback("microsoft", state=state, admin_consent="True",
-                                     tenant="3f2a9c1e-8d7b-4c6a-9e5f-1a2b3c4d5e6f")
+                                     tenant=MS_DIRECTORY)
         self.assertEqual(status, 400)
         # First use goes on to the provider (unreachable here: the flow ends in an error
         # redirect); the second use of the same state is refused.
@@ -250,16 +274,17 @@ class SecretsAndLeaksTest(unittest.TestCase):
         try:
             hdr = suite.service_header()
             for provider in ("google", "microsoft"):
+                sid, sh = signed_in(tenant, "admin@leak.k12.example", provider)
                 st, _, body = harness.http(
                     "POST", auth.url + f"/internal/tenants/{tenant}/{provider}/authorize",
-                    {"actor": "person:admin@leak.k12.example"}, headers=hdr)
+                    {"actor": "person:admin@leak.k12.example", "session_hash": sh}, headers=hdr)
                 answers.append(repr(body))
                 self.assertEqual(st, 200)
                 state = consent_params(body["consent_url"])["state"]
                 path = "google/callback" if provider == "google" else "microsoft/callback"
                 st, h, body = suite.no_redirect_http(
                     "GET", auth.url + f"/oauth/{path}?state={state}&code=c&admin_consent=True"
-                    "&tenant=3f2a9c1e-8d7b-4c6a-9e5f-1a2b3c4d5e6f")
+                    f"&tenant={MS_DIRECTORY}", headers={"Cookie": "panel_session=" + sid})
                 answers.append(repr(body) + repr(dict(h)))
             for path, body in ((f"/internal/tenants/{tenant}/connections", None),
                                ("/internal/token", {"tenant_id": tenant, "provider": "google"}),

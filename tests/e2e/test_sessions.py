@@ -4,6 +4,7 @@ replies per caller, sign-out and the admin accounts routes.
 
 Sessions are inserted the way auth's sign-in creates them (harness.new_session); auth's and the
 merger's internal routes are test_api's stub, which records what the api sent."""
+import hashlib
 import threading
 import unittest
 import uuid
@@ -255,7 +256,9 @@ class SessionTest(unittest.TestCase):
         self.assertEqual(psql("SELECT decided_by FROM sync_runs WHERE run_id = :'r'", r=run),
                          [[actor]])
         auth_call = [c for c in Stub.calls if c[1].endswith("/google/authorize")][-1]
-        self.assertEqual(auth_call[2], {"actor": actor})
+        # the person, and the session the consent is bound to (its stored hash, never the id)
+        self.assertEqual(auth_call[2], {"actor": actor,
+                                        "session_hash": hashlib.sha256(sid.encode()).hexdigest()})
         # The old body field naming someone else is refused, not recorded.
         before = len(Stub.calls)
         for method, path, body in (

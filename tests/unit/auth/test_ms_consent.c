@@ -52,13 +52,23 @@ static void test_consent_url(void **state)
                          "http://127.0.0.1:8081/oauth/microsoft/callback"};
     struct buf b;
     buf_init(&b, 8192);
-    assert_int_equal(ms_consent_url(&b, &cfg, "ST", "admin@x.k12.example"), 0);
-    assert_true(strncmp(b.data, "http://127.0.0.1:8090/organizations/v2.0/adminconsent?", 54) == 0);
+    const char *tid = "3f2504e0-4f89-11d3-9a0c-0305e82c3301";
+    assert_int_equal(ms_consent_url(&b, &cfg, tid, "ST", "admin@x.k12.example"), 0);
+    /* for the signed-in admin's own directory, never "organizations" or "common" */
+    assert_string_equal(b.data, "http://127.0.0.1:8090/3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+                                "/v2.0/adminconsent?client_id=panel-ms-client&scope=https%3A%2F%2F"
+                                "graph.microsoft.com%2F.default&redirect_uri=http%3A%2F%2F127.0.0"
+                                ".1%3A8081%2Foauth%2Fmicrosoft%2Fcallback&state=ST&login_hint="
+                                "admin%40x.k12.example");
     assert_non_null(strstr(b.data, "client_id=panel-ms-client"));
     assert_non_null(strstr(b.data, "scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"));
     assert_non_null(strstr(b.data, "state=ST"));
     assert_non_null(strstr(b.data, "login_hint=admin%40x.k12.example"));
     assert_null(strstr(b.data, "panel-ms-secret"));
+    /* a directory that could change the URL's path is refused */
+    buf_reset(&b);
+    assert_int_equal(ms_consent_url(&b, &cfg, "../common", "ST", NULL), -1);
+    assert_int_equal(ms_consent_url(&b, &cfg, NULL, "ST", NULL), -1);
     buf_free(&b);
 }
 
