@@ -47,9 +47,11 @@ if [ "$CHECK" = 1 ]; then
     if [ "$jars_ok" = 0 ]; then
         log "missing Kafka $(kafka_version) jars in $(kafka_home)/libs"; rc=1
     fi
-    if [ ! -x "$PANEL_CACHE/venv/bin/kubernetes-validate" ]; then
-        log "missing kubernetes-validate in $PANEL_CACHE/venv"; rc=1
-    fi
+    for tool in kubernetes-validate openapi-spec-validator; do
+        if [ ! -x "$PANEL_CACHE/venv/bin/$tool" ]; then
+            log "missing $tool in $PANEL_CACHE/venv"; rc=1
+        fi
+    done
     if [ ! -d "$PANEL_ROOT/tests/browser/node_modules/playwright-core" ]; then
         log "missing playwright-core in tests/browser/node_modules"; rc=1
     fi
@@ -118,14 +120,18 @@ if [ "$jars_ok" = 0 ]; then
     fi
 fi
 
-# ---- Python tools for the deployment tests (offline Kubernetes schema validation) -----
+# ---- Python tools for the tests, in one venv: offline Kubernetes schema validation
+# (deployment tests) and the OpenAPI validator (contract tests) -----------------------
 VENV=$PANEL_CACHE/venv
-if [ ! -x "$VENV/bin/kubernetes-validate" ]; then
-    log "installing kubernetes-validate into $VENV"
-    python3 -m venv "$VENV" >&2 || die "python3 -m venv failed (package python3-venv)"
-    "$VENV/bin/pip" install -q kubernetes-validate==1.37.0 >&2 ||
-        die "pip could not install kubernetes-validate"
-fi
+[ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV" >&2 ||
+    die "python3 -m venv failed (package python3-venv)"
+venv_tool() { # venv_tool <command> <pinned requirement>
+    [ -x "$VENV/bin/$1" ] && return 0
+    log "installing $2 into $VENV"
+    "$VENV/bin/pip" install -q "$2" >&2 || die "pip could not install $2"
+}
+venv_tool kubernetes-validate kubernetes-validate==1.37.0
+venv_tool openapi-spec-validator openapi-spec-validator==0.9.0
 
 # ---- Browser tests: playwright-core drives Debian's chromium ---------------------------
 if ! have node || ! have npm; then
