@@ -1,7 +1,10 @@
 #include "httpd.h"
+#include "crypto.h"
 #include "json.h"
 #include "log.h"
 
+#include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,5 +210,27 @@ int httpd_param(const char *query, const char *name, char *out, size_t outlen)
         return 1;
     if (n < 0)
         return -1;
+    return 0;
+}
+
+int httpd_request_id(const char *incoming, char *out)
+{
+    size_t n = incoming ? strlen(incoming) : 0;
+    bool ok = n > 0 && n <= HTTPD_REQUEST_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isgraph((unsigned char)incoming[i]) && incoming[i] != '"' && incoming[i] != '\\';
+    if (ok) {
+        memcpy(out, incoming, n + 1);
+        return 1;
+    }
+    unsigned char raw[16];
+    if (crypto_random(raw, sizeof raw) != 0) {
+        /* No randomness: still unique enough within this process to match logs. */
+        static unsigned long counter;
+        snprintf(out, HTTPD_REQUEST_ID_MAX + 1, "local-%lx-%lx", (unsigned long)time(NULL),
+                 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+        return 0;
+    }
+    crypto_hex(raw, sizeof raw, out);
     return 0;
 }

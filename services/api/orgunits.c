@@ -93,7 +93,7 @@ static void list(struct api_req *r)
 void orgunits_handle(struct api_req *r)
 {
     if (strcmp(r->method, "GET") != 0) {
-        rest_method_not_allowed(r);
+        rest_method_not_allowed(r, "GET");
         return;
     }
     if (r->nsegs == 1) {
