@@ -34,6 +34,33 @@ static int civet_log(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* civetweb's own refusals (a malformed request line or header, a method it does not know)
+ * never reach a route: answer them in the JSON error shape with a request id, like every
+ * reply, instead of civetweb's text page. */
+static int civet_http_error(struct mg_connection *conn, int status, const char *errmsg)
+{
+    char id[HTTPD_REQUEST_ID_MAX + 1], extra[128];
+    /* The request's own X-Request-Id may be the malformed part: always make one. */
+    httpd_request_id(NULL, id);
+    snprintf(extra, sizeof extra, "%s: %s\r\nConnection: close\r\n", HTTPD_REQUEST_HEADER, id);
+    const char *code = status == 400   ? "bad_request"
+                       : status == 404 ? "not_found"
+                       : status == 405 ? "method_not_allowed"
+                       : status == 413 ? "body_too_large"
+                       : status >= 500 ? "internal"
+                                       : "http_error";
+    json_t *body =
+        json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message",
+                  errmsg && *errmsg ? errmsg : "the request was refused", "request_id", id);
+    char *text = body ? json_dump_compact(body) : NULL;
+    static const char fallback[] = "{\"error\":{\"code\":\"http_error\",\"message\":\"refused\"}}";
+    httpd_reply(conn, status, "application/json", text ? text : fallback,
+                text ? strlen(text) : sizeof fallback - 1, extra);
+    free(text);
+    json_decref(body);
+    return 0;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -84,6 +111,7 @@ struct httpd *httpd_new(const struct httpd_opts *opts, char *err, size_t errlen)
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = civet_log;
+    cb.http_error = civet_http_error;
     mg_init_library(0);
     h->ctx = mg_start(&cb, h, options);
     if (!h->ctx) {

@@ -47,7 +47,7 @@ if [ "$CHECK" = 1 ]; then
     if [ "$jars_ok" = 0 ]; then
         log "missing Kafka $(kafka_version) jars in $(kafka_home)/libs"; rc=1
     fi
-    for tool in kubernetes-validate openapi-spec-validator; do
+    for tool in kubernetes-validate openapi-spec-validator st; do
         if [ ! -x "$PANEL_CACHE/venv/bin/$tool" ]; then
             log "missing $tool in $PANEL_CACHE/venv"; rc=1
         fi
@@ -121,7 +121,7 @@ if [ "$jars_ok" = 0 ]; then
 fi
 
 # ---- Python tools for the tests, in one venv: offline Kubernetes schema validation
-# (deployment tests) and the OpenAPI validator (contract tests) -----------------------
+# (deployment tests), the OpenAPI validator and Schemathesis (contract tests) ----------
 VENV=$PANEL_CACHE/venv
 [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV" >&2 ||
     die "python3 -m venv failed (package python3-venv)"
@@ -132,6 +132,7 @@ venv_tool() { # venv_tool <command> <pinned requirement>
 }
 venv_tool kubernetes-validate kubernetes-validate==1.37.0
 venv_tool openapi-spec-validator openapi-spec-validator==0.9.0
+venv_tool st schemathesis==4.32.5
 
 # ---- Browser tests: playwright-core drives Debian's chromium ---------------------------
 if ! have node || ! have npm; then
