@@ -16,7 +16,8 @@ set -eu
 PACKAGES="gcc make pkg-config librdkafka-dev libcurl4-openssl-dev libprotobuf-c-dev
 protobuf-c-compiler protobuf-compiler libpq-dev postgresql postgresql-contrib
 libcivetweb-dev libcmocka-dev libssl-dev libjansson-dev libcjose-dev default-jdk-headless maven
-kcat clang libclang-rt-14-dev clang-format wrk python3 python3-venv curl docker-compose chromium"
+kcat clang libclang-rt-14-dev clang-format wrk python3 python3-venv curl docker-compose chromium
+python3-confluent-kafka python3-protobuf"
 
 CHECK=0
 case ${1:-} in
@@ -54,6 +55,9 @@ if [ "$CHECK" = 1 ]; then
     done
     if [ ! -d "$PANEL_ROOT/tests/browser/node_modules/playwright-core" ]; then
         log "missing playwright-core in tests/browser/node_modules"; rc=1
+    fi
+    if [ ! -x "$PANEL_ROOT/tests/proto/node_modules/.bin/buf" ]; then
+        log "missing buf in tests/proto/node_modules"; rc=1
     fi
     [ "$rc" = 0 ] && log "all dependencies present"
     exit "$rc"
@@ -144,6 +148,13 @@ if [ ! -d "$PANEL_ROOT/tests/browser/node_modules/playwright-core" ]; then
     log "installing playwright-core for the browser tests (npm ci)"
     (cd "$PANEL_ROOT/tests/browser" && npm ci --no-audit --no-fund >&2) ||
         die "npm ci failed in tests/browser"
+fi
+
+# ---- buf (lints proto/ in the contract tests), pinned in tests/proto/package.json ------
+if [ ! -x "$PANEL_ROOT/tests/proto/node_modules/.bin/buf" ]; then
+    log "installing buf for the contract tests (npm ci)"
+    (cd "$PANEL_ROOT/tests/proto" && npm ci --no-audit --no-fund >&2) ||
+        die "npm ci failed in tests/proto"
 fi
 
 log "all dependencies present"

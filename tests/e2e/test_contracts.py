@@ -2,6 +2,7 @@
 by a real validator, not by reading lines), and it declares what the api really answers."""
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -120,6 +121,50 @@ class OpenApiDocument(unittest.TestCase):
         self.assertIn("Allow", comp["responses"]["MethodNotAllowed"]["headers"])
         self.assertEqual(comp["securitySchemes"]["session"],
                          dict(comp["securitySchemes"]["session"], type="apiKey", **{"in": "cookie"}))
+
+
+BUF = os.path.join(ROOT, "tests", "proto", "node_modules", ".bin", "buf")
+PROTO = os.path.join(ROOT, "proto")
+
+
+class EventSchema(unittest.TestCase):
+    """proto/panel/v1/events.proto: buf lint (STANDARD rules, proto/buf.yaml) is clean, and
+    every language's generated code lands in its own package, not in panel.v1.Events."""
+
+    def test_buf_lint_is_clean(self):
+        p = subprocess.run([BUF, "lint", PROTO], capture_output=True, text=True, cwd=ROOT)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    def test_buf_lint_refuses_a_bad_addition(self):
+        """The lint bites: an enum without an UNSPECIFIED zero and unprefixed values."""
+        with tempfile.TemporaryDirectory() as d:
+            copy = os.path.join(d, "proto")
+            shutil.copytree(PROTO, copy)
+            with open(os.path.join(copy, "panel", "v1", "events.proto"), "a") as f:
+                f.write("\nenum Color {\n  RED = 0;\n}\n")
+            p = subprocess.run([BUF, "lint", copy], capture_output=True, text=True, cwd=d)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('"RED" should be suffixed with "_UNSPECIFIED"', p.stdout)
+        self.assertIn('"RED" should be prefixed with "COLOR_"', p.stdout)
+
+    def test_generated_code_lands_in_each_languages_package(self):
+        with open(os.path.join(PROTO, "panel", "v1", "events.proto")) as f:
+            text = f.read()
+        for option in ('java_package = "k12panel.panel.v1"', "java_multiple_files = true",
+                       'go_package = "k12panel/gen/go/panel/v1;panelv1"',
+                       'csharp_namespace = "K12Panel.Panel.V1"',
+                       'ruby_package = "K12Panel::Panel::V1"'):
+            self.assertIn(f"option {option};", text)
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["protoc", "-I" + PROTO, "--java_out=" + d, "--python_out=" + d,
+                            os.path.join(PROTO, "panel", "v1", "events.proto")], check=True)
+            java = os.path.join(d, "k12panel", "panel", "v1")
+            # One file per message (java_multiple_files), in the declared package.
+            for cls in ("Envelope", "PersonChanged", "AssetChanged", "EventsProto"):
+                self.assertTrue(os.path.exists(os.path.join(java, cls + ".java")), cls)
+            with open(os.path.join(java, "Envelope.java")) as f:
+                self.assertIn("package k12panel.panel.v1;", f.read())
+            self.assertTrue(os.path.exists(os.path.join(d, "panel", "v1", "events_pb2.py")))
 
 
 class ApiConformance(unittest.TestCase):
