@@ -59,6 +59,10 @@ if [ "$CHECK" = 1 ]; then
     if [ ! -x "$PANEL_ROOT/tests/proto/node_modules/.bin/buf" ]; then
         log "missing buf in tests/proto/node_modules"; rc=1
     fi
+    if ! mvn -B -q -o -f "$PANEL_ROOT/examples/subscriber-java/pom.xml" dependency:resolve \
+            >/dev/null 2>&1; then
+        log "missing the Java subscriber example's jars in Maven's local repository"; rc=1
+    fi
     [ "$rc" = 0 ] && log "all dependencies present"
     exit "$rc"
 fi
@@ -122,6 +126,15 @@ if [ "$jars_ok" = 0 ]; then
         pom_sum > "$KH/.stamp"
         log "Kafka jars ready ($(ls "$KH/libs" | wc -l | tr -d ' ') jars)"
     fi
+fi
+
+# ---- The Java subscriber example's jars (protobuf-java, kafka-clients) in Maven's local
+# repository, so that its build (examples/subscriber-java/build.sh) works offline ---------
+JAVA_EXAMPLE_POM=$PANEL_ROOT/examples/subscriber-java/pom.xml
+if ! mvn -B -q -o -f "$JAVA_EXAMPLE_POM" dependency:resolve >/dev/null 2>&1; then
+    log "fetching the Java subscriber example's dependencies with Maven"
+    mvn -B -q -Dstyle.color=never -f "$JAVA_EXAMPLE_POM" dependency:resolve >&2 ||
+        die "Maven could not fetch the dependencies of $JAVA_EXAMPLE_POM"
 fi
 
 # ---- Python tools for the tests, in one venv: offline Kubernetes schema validation

@@ -180,6 +180,19 @@ class Subscribers(unittest.TestCase):
             seen = [(m.group(2), m.group(4)) for m in reader.lines]
         self.assertEqual(len(seen), len(set(seen)))
 
+    def test_java_example(self):
+        out = os.path.join(harness.ROOT, ".run", "test", "subscriber-java")
+        shutil.rmtree(out, ignore_errors=True)
+        p = subprocess.run(["sh", os.path.join(harness.ROOT, "examples", "subscriber-java",
+                                               "build.sh"), out],
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        reader = self.run_example(["java", "-cp", os.path.join(out, "classes") + os.pathsep +
+                                   os.path.join(out, "lib", "*"), "k12panel.examples.Subscriber"])
+        with reader.lock:
+            seen = [(m.group(2), m.group(4)) for m in reader.lines]
+        self.assertEqual(len(seen), len(set(seen)))
+
 
 if __name__ == "__main__":
     unittest.main()
