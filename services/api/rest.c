@@ -24,10 +24,10 @@ static const struct db_stmt st_idem_claim = {
     "INSERT INTO idempotency_keys (tenant_id, caller, idem_key, request_hash, status, "
     "response) VALUES ($1, $2, $3, $4, 0, '') ON CONFLICT DO NOTHING"};
 static const struct db_stmt st_idem_get = {
-    "idem_get", "SELECT request_hash, status, response FROM idempotency_keys "
+    "idem_get", "SELECT request_hash, status, response, headers FROM idempotency_keys "
                 "WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3"};
 static const struct db_stmt st_idem_put = {
-    "idem_put", "UPDATE idempotency_keys SET status = $4::int, response = $5 "
+    "idem_put", "UPDATE idempotency_keys SET status = $4::int, response = $5, headers = $6 "
                 "WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3"};
 static const struct db_stmt st_idem_drop = {
     "idem_drop", "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND caller = $2 "
@@ -367,6 +367,7 @@ static int idem_claim(struct api_req *r, const char *key, char hash[65])
     } else {
         long st = strtol(PQgetvalue(res, 0, 1), NULL, 10);
         rest_reply_text(r, (int)st, PQgetvalue(res, 0, 2));
+        snprintf(r->headers, sizeof r->headers, "%s", PQgetvalue(res, 0, 3));
         rc = 1;
     }
 out:
@@ -375,16 +376,19 @@ out:
     return rc;
 }
 
-/* Store the reply for replays, or release the claim after a server-side failure so that a
- * retry can run. */
+/* Store the reply (status, body, its own header lines) for replays, or release the claim so
+ * that a retry runs afresh: after a server-side failure, and after a failed precondition
+ * (412, 428), which depends on If-Match, a header the request hash does not cover. */
 static void idem_finish(struct api_req *r, const char *key)
 {
     char status[16];
     snprintf(status, sizeof status, "%d", r->status);
-    const char *p[5] = {r->principal.tenant, r->principal.actor, key, status,
-                        r->out.data ? r->out.data : ""};
-    PGresult *res = r->status < 500 ? db_exec(r->api->db, r->db, &st_idem_put, 5, p)
-                                    : db_exec(r->api->db, r->db, &st_idem_drop, 3, p);
+    const char *p[6] = {
+        r->principal.tenant, r->principal.actor, key, status, r->out.data ? r->out.data : "",
+        r->headers};
+    bool keep = r->status < 500 && r->status != 412 && r->status != 428;
+    PGresult *res = keep ? db_exec(r->api->db, r->db, &st_idem_put, 6, p)
+                         : db_exec(r->api->db, r->db, &st_idem_drop, 3, p);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         log_warn_t(r->principal.tenant, NULL, "cannot store idempotency key: %s",
                    PQresultErrorMessage(res));

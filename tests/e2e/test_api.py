@@ -977,9 +977,22 @@ class ApiTest(unittest.TestCase):
                 headers={"If-Match": f'"999", {hdrs["ETag"]}'})
         self.ok("PATCH", f"/v1/assets/{aid}", {"notes": "star"}, key=key,
                 headers={"If-Match": "*"})
-        # The retire action honours it too.
+        # The retire action honours it too. A 412 is not stored for its Idempotency-Key (the
+        # precondition is a header the key's request hash does not cover): the retry with the
+        # current ETag runs, and its replay repeats the reply's ETag.
+        idem = {"Idempotency-Key": "retire-" + aid}
         self.err("POST", f"/v1/assets/{aid}/retire", 412, "precondition_failed", key=key,
-                 headers={"If-Match": etag})
+                 headers=dict(idem, **{"If-Match": etag}))
+        cur = self.call("GET", f"/v1/assets/{aid}", key=key)[1]["ETag"]
+        st, hdrs, retired = self.call("POST", f"/v1/assets/{aid}/retire", key=key,
+                                      headers=dict(idem, **{"If-Match": cur}))
+        self.assertEqual((st, retired["lifecycle"]), (200, "retired"), retired)
+        self.assertEqual(hdrs.get("ETag"), f'"{retired["version"]}"')
+        st, again, body = self.call("POST", f"/v1/assets/{aid}/retire", key=key,
+                                    headers=dict(idem, **{"If-Match": cur}))
+        self.assertEqual((st, again.get("Idempotent-Replayed"), again.get("ETag")),
+                         (200, "true", hdrs["ETag"]))
+        self.assertEqual(body, retired)
         # Without If-Match the change goes through unless the gateway asks for it (428).
         self.ok("PATCH", f"/v1/assets/{aid}", {"notes": "no precondition"}, key=key)
         pid = person(t, "Etag Kid")

@@ -198,6 +198,10 @@ class ApiConformance(unittest.TestCase):
         cls.api.stop()
         cls.stub.shutdown()
 
+    def setUp(self):
+        self.workdir = tempfile.mkdtemp(prefix="schemathesis-")
+        self.addCleanup(shutil.rmtree, self.workdir, True)
+
     def schemathesis(self, key, name, spec=SPEC, extra=(), expect_ok=True):
         report = os.path.join(harness.LOG_DIR, f"schemathesis-{name}.xml")
         t0 = time.monotonic()
@@ -215,7 +219,9 @@ class ApiConformance(unittest.TestCase):
              str(self.ST_MAX_EXAMPLES), "--seed", "22", "--workers", "2",
              "--request-timeout", "20", "--suppress-health-check", "all",
              "--report", "junit", "--report-junit-path", report, "--no-color", *extra],
-            capture_output=True, text=True, timeout=1800, cwd=ROOT,
+            # Its own cache (earlier failures it replays first) goes into a fresh directory:
+            # each run starts from the same seed and nothing lands in the work tree.
+            capture_output=True, text=True, timeout=1800, cwd=self.workdir,
             env=dict(os.environ, SCHEMATHESIS_TELEMETRY="false", NO_COLOR="1"))
         with open(os.path.join(harness.LOG_DIR, f"schemathesis-{name}.log"), "w") as f:
             f.write(p.stdout + p.stderr)
