@@ -98,6 +98,8 @@ class OpenApiDocument(unittest.TestCase):
                         want |= {"404"}
                     self.assertLessEqual(want, codes)
                     params = [resolve(x) for x in op.get("parameters", [])]
+                    if method != "get":  # a change made with the session cookie needs it
+                        self.assertIn("X-CSRF-Token", [x["name"] for x in params])
                     if any(x["name"] == "Idempotency-Key" for x in params):
                         self.assertIn("409", codes)
                     if any(x["name"] == "If-Match" for x in params):
