@@ -1,7 +1,10 @@
 #include "httpd.h"
+#include "crypto.h"
 #include "json.h"
 #include "log.h"
 
+#include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,33 @@ static int civet_log(const struct mg_connection *conn, const char *message)
     (void)conn;
     log_warn("civetweb: %s", message);
     return 1;
+}
+
+/* civetweb's own refusals (a malformed request line or header, a method it does not know)
+ * never reach a route: answer them in the JSON error shape with a request id, like every
+ * reply, instead of civetweb's text page. */
+static int civet_http_error(struct mg_connection *conn, int status, const char *errmsg)
+{
+    char id[HTTPD_REQUEST_ID_MAX + 1], extra[128];
+    /* The request's own X-Request-Id may be the malformed part: always make one. */
+    httpd_request_id(NULL, id);
+    snprintf(extra, sizeof extra, "%s: %s\r\nConnection: close\r\n", HTTPD_REQUEST_HEADER, id);
+    const char *code = status == 400   ? "bad_request"
+                       : status == 404 ? "not_found"
+                       : status == 405 ? "method_not_allowed"
+                       : status == 413 ? "body_too_large"
+                       : status >= 500 ? "internal"
+                                       : "http_error";
+    json_t *body =
+        json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message",
+                  errmsg && *errmsg ? errmsg : "the request was refused", "request_id", id);
+    char *text = body ? json_dump_compact(body) : NULL;
+    static const char fallback[] = "{\"error\":{\"code\":\"http_error\",\"message\":\"refused\"}}";
+    httpd_reply(conn, status, "application/json", text ? text : fallback,
+                text ? strlen(text) : sizeof fallback - 1, extra);
+    free(text);
+    json_decref(body);
+    return 0;
 }
 
 static double now_s(void)
@@ -93,6 +123,7 @@ struct httpd *httpd_new(const struct httpd_opts *opts, char *err, size_t errlen)
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = civet_log;
+    cb.http_error = civet_http_error;
     mg_init_library(0);
     h->ctx = mg_start(&cb, h, options);
     if (!h->ctx) {
@@ -219,5 +250,27 @@ int httpd_param(const char *query, const char *name, char *out, size_t outlen)
         return 1;
     if (n < 0)
         return -1;
+    return 0;
+}
+
+int httpd_request_id(const char *incoming, char *out)
+{
+    size_t n = incoming ? strlen(incoming) : 0;
+    bool ok = n > 0 && n <= HTTPD_REQUEST_ID_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = isgraph((unsigned char)incoming[i]) && incoming[i] != '"' && incoming[i] != '\\';
+    if (ok) {
+        memcpy(out, incoming, n + 1);
+        return 1;
+    }
+    unsigned char raw[16];
+    if (crypto_random(raw, sizeof raw) != 0) {
+        /* No randomness: still unique enough within this process to match logs. */
+        static unsigned long counter;
+        snprintf(out, HTTPD_REQUEST_ID_MAX + 1, "local-%lx-%lx", (unsigned long)time(NULL),
+                 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+        return 0;
+    }
+    crypto_hex(raw, sizeof raw, out);
     return 0;
 }

@@ -45,4 +45,13 @@ int httpd_read_body(struct mg_connection *conn, struct buf *out, size_t max)
 int httpd_param(const char *query, const char *name, char *out, size_t outlen)
     __attribute__((warn_unused_result));
 
+/* Request ids: the X-Request-Id a reply and the logs carry, so that what a client quotes can be
+ * found. HTTPD_REQUEST_ID_MAX characters at most, without the NUL. */
+#define HTTPD_REQUEST_HEADER "X-Request-Id"
+#define HTTPD_REQUEST_ID_MAX 64
+/* Into out (HTTPD_REQUEST_ID_MAX + 1 bytes): incoming (the request's header, may be NULL) when
+ * it is 1 to HTTPD_REQUEST_ID_MAX printable ASCII characters other than space, '"' and '\\',
+ * else a new random id of 32 hex characters. Returns 1 when incoming was kept, 0 when made. */
+int httpd_request_id(const char *incoming, char *out);
+
 #endif

@@ -17,7 +17,7 @@ PACKAGES="gcc make pkg-config librdkafka-dev libcurl4-openssl-dev libprotobuf-c-
 protobuf-c-compiler protobuf-compiler libpq-dev postgresql postgresql-contrib
 libcivetweb-dev libcmocka-dev libssl-dev libjansson-dev libcjose-dev default-jdk-headless maven
 kcat clang libclang-rt-14-dev clang-format wrk python3 python3-venv curl docker-compose chromium
-prometheus"
+prometheus python3-confluent-kafka python3-protobuf"
 
 CHECK=0
 case ${1:-} in
@@ -48,11 +48,20 @@ if [ "$CHECK" = 1 ]; then
     if [ "$jars_ok" = 0 ]; then
         log "missing Kafka $(kafka_version) jars in $(kafka_home)/libs"; rc=1
     fi
-    if [ ! -x "$PANEL_CACHE/venv/bin/kubernetes-validate" ]; then
-        log "missing kubernetes-validate in $PANEL_CACHE/venv"; rc=1
-    fi
+    for tool in kubernetes-validate openapi-spec-validator st; do
+        if [ ! -x "$PANEL_CACHE/venv/bin/$tool" ]; then
+            log "missing $tool in $PANEL_CACHE/venv"; rc=1
+        fi
+    done
     if [ ! -d "$PANEL_ROOT/tests/browser/node_modules/playwright-core" ]; then
         log "missing playwright-core in tests/browser/node_modules"; rc=1
+    fi
+    if [ ! -x "$PANEL_ROOT/tests/proto/node_modules/.bin/buf" ]; then
+        log "missing buf in tests/proto/node_modules"; rc=1
+    fi
+    if ! mvn -B -q -o -f "$PANEL_ROOT/examples/subscriber-java/pom.xml" dependency:resolve \
+            >/dev/null 2>&1; then
+        log "missing the Java subscriber example's jars in Maven's local repository"; rc=1
     fi
     [ "$rc" = 0 ] && log "all dependencies present"
     exit "$rc"
@@ -119,14 +128,28 @@ if [ "$jars_ok" = 0 ]; then
     fi
 fi
 
-# ---- Python tools for the deployment tests (offline Kubernetes schema validation) -----
-VENV=$PANEL_CACHE/venv
-if [ ! -x "$VENV/bin/kubernetes-validate" ]; then
-    log "installing kubernetes-validate into $VENV"
-    python3 -m venv "$VENV" >&2 || die "python3 -m venv failed (package python3-venv)"
-    "$VENV/bin/pip" install -q kubernetes-validate==1.37.0 >&2 ||
-        die "pip could not install kubernetes-validate"
+# ---- The Java subscriber example's jars (protobuf-java, kafka-clients) in Maven's local
+# repository, so that its build (examples/subscriber-java/build.sh) works offline ---------
+JAVA_EXAMPLE_POM=$PANEL_ROOT/examples/subscriber-java/pom.xml
+if ! mvn -B -q -o -f "$JAVA_EXAMPLE_POM" dependency:resolve >/dev/null 2>&1; then
+    log "fetching the Java subscriber example's dependencies with Maven"
+    mvn -B -q -Dstyle.color=never -f "$JAVA_EXAMPLE_POM" dependency:resolve >&2 ||
+        die "Maven could not fetch the dependencies of $JAVA_EXAMPLE_POM"
 fi
+
+# ---- Python tools for the tests, in one venv: offline Kubernetes schema validation
+# (deployment tests), the OpenAPI validator and Schemathesis (contract tests) ----------
+VENV=$PANEL_CACHE/venv
+[ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV" >&2 ||
+    die "python3 -m venv failed (package python3-venv)"
+venv_tool() { # venv_tool <command> <pinned requirement>
+    [ -x "$VENV/bin/$1" ] && return 0
+    log "installing $2 into $VENV"
+    "$VENV/bin/pip" install -q "$2" >&2 || die "pip could not install $2"
+}
+venv_tool kubernetes-validate kubernetes-validate==1.37.0
+venv_tool openapi-spec-validator openapi-spec-validator==0.9.0
+venv_tool st schemathesis==4.32.5
 
 # ---- Browser tests: playwright-core drives Debian's chromium ---------------------------
 if ! have node || ! have npm; then
@@ -138,6 +161,13 @@ if [ ! -d "$PANEL_ROOT/tests/browser/node_modules/playwright-core" ]; then
     log "installing playwright-core for the browser tests (npm ci)"
     (cd "$PANEL_ROOT/tests/browser" && npm ci --no-audit --no-fund >&2) ||
         die "npm ci failed in tests/browser"
+fi
+
+# ---- buf (lints proto/ in the contract tests), pinned in tests/proto/package.json ------
+if [ ! -x "$PANEL_ROOT/tests/proto/node_modules/.bin/buf" ]; then
+    log "installing buf for the contract tests (npm ci)"
+    (cd "$PANEL_ROOT/tests/proto" && npm ci --no-audit --no-fund >&2) ||
+        die "npm ci failed in tests/proto"
 fi
 
 log "all dependencies present"

@@ -141,9 +141,9 @@ out:
 void accounts_session_handle(struct api_req *r)
 {
     if (r->nsegs == 1) {
-        strcmp(r->method, "GET") == 0 ? get_session(r) : rest_method_not_allowed(r);
+        strcmp(r->method, "GET") == 0 ? get_session(r) : rest_method_not_allowed(r, "GET");
     } else if (r->nsegs == 2 && strcmp(r->segs[1], "signout") == 0) {
-        strcmp(r->method, "POST") == 0 ? sign_out(r) : rest_method_not_allowed(r);
+        strcmp(r->method, "POST") == 0 ? sign_out(r) : rest_method_not_allowed(r, "POST");
     } else {
         rest_not_found(r);
     }
@@ -322,13 +322,13 @@ void accounts_admins_handle(struct api_req *r)
         } else if (strcmp(m, "POST") == 0) {
             add_account(r);
         } else {
-            rest_method_not_allowed(r);
+            rest_method_not_allowed(r, "GET, POST");
         }
     } else if (r->nsegs == 2 && params_is_uuid(r->segs[1])) {
         if (strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0)
             change_account(r, r->segs[1], strcmp(m, "DELETE") == 0);
         else
-            rest_method_not_allowed(r);
+            rest_method_not_allowed(r, "PATCH, DELETE");
     } else {
         rest_not_found(r);
     }

@@ -64,7 +64,7 @@ static const struct db_stmt st_claim = {
 void alerts_handle(struct api_req *r)
 {
     if (strcmp(r->method, "GET") != 0) {
-        rest_method_not_allowed(r);
+        rest_method_not_allowed(r, "GET");
         return;
     }
     if (r->nsegs != 1) {

@@ -59,7 +59,8 @@ static const struct db_stmt st_list = {
     " ORDER BY a.asset_id LIMIT $14::int"};
 
 static const struct db_stmt st_get = {"assets_get",
-                                      "SELECT api_asset_json(a)::text FROM assets a "
+                                      "SELECT api_asset_json(a)::text, a.version::text "
+                                      "FROM assets a "
                                       "WHERE a.tenant_id = $1 AND a.asset_id = $2::uuid"};
 
 static const struct db_stmt st_by_serial = {
@@ -70,14 +71,15 @@ static const struct db_stmt st_by_serial = {
 /* The shown tag (Panel's, else Google's annotatedAssetId); when Google repeats a tag on
  * several devices, a Panel tag wins, then the oldest asset. */
 static const struct db_stmt st_by_tag = {
-    "assets_by_tag", "SELECT api_asset_json(a)::text FROM assets a WHERE a.tenant_id = $1"
+    "assets_by_tag", "SELECT api_asset_json(a)::text, a.version::text FROM assets a"
+                     " WHERE a.tenant_id = $1"
                      " AND coalesce(a.asset_tag, a.google_asset_tag) = $2"
                      " ORDER BY a.asset_tag IS NULL, a.created_at, a.asset_id LIMIT 1"};
 
 static const struct db_stmt st_lock = {
     "assets_lock",
     "SELECT a.manual, a.lifecycle, EXISTS (SELECT 1 FROM checkouts c WHERE c.tenant_id = "
-    "a.tenant_id AND c.asset_id = a.asset_id AND c.checked_in_at IS NULL) "
+    "a.tenant_id AND c.asset_id = a.asset_id AND c.checked_in_at IS NULL), a.version::text "
     "FROM assets a WHERE a.tenant_id = $1 AND a.asset_id = $2::uuid FOR UPDATE"};
 
 static const struct db_stmt st_create = {
@@ -279,7 +281,7 @@ static void get_one(struct api_req *r, const struct db_stmt *st, const char *arg
             rest_error(r, 500, "internal", "out of memory");
         buf_free(&b);
     } else {
-        rest_reply_row(r, res, status);
+        rest_reply_versioned_row(r, res, status);
     }
     PQclear(res);
 }
@@ -368,7 +370,8 @@ out:
     json_decref(body);
 }
 
-/* Lock the asset row; 0 with its state, or -1 with the reply filled (404). */
+/* Lock the asset row; 0 with its state, or -1 with the reply filled (404, or 412/428 when
+ * If-Match does not name the version locked: rest_check_if_match). */
 static int lock_asset(struct api_req *r, const char *id, bool *manual, char *lifecycle,
                       size_t lclen, bool *checked_out)
 {
@@ -384,8 +387,9 @@ static int lock_asset(struct api_req *r, const char *id, bool *manual, char *lif
     *manual = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     snprintf(lifecycle, lclen, "%s", PQgetvalue(res, 0, 1));
     *checked_out = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+    int rc = rest_check_if_match(r, PQgetvalue(res, 0, 3));
     PQclear(res);
-    return 0;
+    return rc;
 }
 
 /* PATCH /v1/assets/{id}; retire is the same with lifecycle=retired. */
@@ -534,13 +538,13 @@ void assets_handle(struct api_req *r)
         else if (post)
             create(r);
         else
-            rest_method_not_allowed(r);
+            rest_method_not_allowed(r, "GET, POST");
         return;
     }
     if (r->nsegs == 3 &&
         (strcmp(r->segs[1], "by-serial") == 0 || strcmp(r->segs[1], "by-tag") == 0)) {
         if (!get)
-            rest_method_not_allowed(r);
+            rest_method_not_allowed(r, "GET");
         else if (!rest_check_query(r, NULL))
             get_one(r, r->segs[1][3] == 's' ? &st_by_serial : &st_by_tag, r->segs[2], 200);
         return;
@@ -557,7 +561,7 @@ void assets_handle(struct api_req *r)
         } else if (strcmp(m, "PATCH") == 0) {
             update(r, id, false);
         } else {
-            rest_method_not_allowed(r);
+            rest_method_not_allowed(r, "GET, PATCH");
         }
         return;
     }
@@ -567,15 +571,15 @@ void assets_handle(struct api_req *r)
     }
     const char *action = r->segs[2];
     if (strcmp(action, "checkouts") == 0)
-        get ? checkouts_list_for(r, "asset", id) : rest_method_not_allowed(r);
+        get ? checkouts_list_for(r, "asset", id) : rest_method_not_allowed(r, "GET");
     else if (strcmp(action, "checkout") == 0 || strcmp(action, "checkin") == 0)
-        post ? checkouts_asset_action(r) : rest_method_not_allowed(r);
+        post ? checkouts_asset_action(r) : rest_method_not_allowed(r, "POST");
     else if (strcmp(action, "retire") == 0)
-        post ? update(r, id, true) : rest_method_not_allowed(r);
+        post ? update(r, id, true) : rest_method_not_allowed(r, "POST");
     else if (strcmp(action, "audit") == 0)
-        post ? audit(r, id) : rest_method_not_allowed(r);
+        post ? audit(r, id) : rest_method_not_allowed(r, "POST");
     else if (strcmp(action, "audits") == 0)
-        get ? list_audits(r, id) : rest_method_not_allowed(r);
+        get ? list_audits(r, id) : rest_method_not_allowed(r, "GET");
     else
         rest_not_found(r);
 }

@@ -432,9 +432,9 @@ void checkouts_handle(struct api_req *r)
     bool get = strcmp(r->method, "GET") == 0, post = strcmp(r->method, "POST") == 0;
     bool checkouts = strcmp(r->segs[0], "checkouts") == 0;
     if (r->nsegs == 1 && checkouts)
-        get ? list(r, NULL, NULL) : rest_method_not_allowed(r);
+        get ? list(r, NULL, NULL) : rest_method_not_allowed(r, "GET");
     else if (r->nsegs == 2 && strcmp(r->segs[1], "bulk") == 0)
-        post ? bulk(r, checkouts) : rest_method_not_allowed(r);
+        post ? bulk(r, checkouts) : rest_method_not_allowed(r, "POST");
     else
         rest_not_found(r);
 }

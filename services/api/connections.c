@@ -76,7 +76,7 @@ void connections_handle(struct api_req *r)
 {
     if (r->nsegs == 1) {
         if (strcmp(r->method, "GET") != 0) {
-            rest_method_not_allowed(r);
+            rest_method_not_allowed(r, "GET");
             return;
         }
         if (rest_check_query(r, NULL))
@@ -103,7 +103,7 @@ void connections_handle(struct api_req *r)
         return;
     }
     if (strcmp(r->method, "POST") != 0) {
-        rest_method_not_allowed(r);
+        rest_method_not_allowed(r, "POST");
         return;
     }
     action(r, provider, r->segs[2]);

@@ -1,6 +1,7 @@
 /* exports: see exports.h. */
 #include "exports.h"
 
+#include "httpd.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -159,8 +160,8 @@ static void export_one(struct api_req *r, const struct export_kind *k)
               "HTTP/1.1 200 OK\r\nContent-Type: text/csv; charset=utf-8\r\n"
               "Content-Disposition: attachment; filename=\"%s-%s\"\r\n"
               "Transfer-Encoding: chunked\r\nCache-Control: no-store\r\n"
-              "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n",
-              r->principal.tenant, k->file);
+              "X-Content-Type-Options: nosniff\r\nConnection: close\r\n%s: %s\r\n\r\n",
+              r->principal.tenant, k->file, HTTPD_REQUEST_HEADER, r->request_id);
     r->status = 200;
     r->replied = true;
     if (stream_rows(r, r->principal.tenant) == 0)
@@ -180,7 +181,7 @@ out:
 void exports_handle(struct api_req *r)
 {
     if (strcmp(r->method, "GET") != 0) {
-        rest_method_not_allowed(r);
+        rest_method_not_allowed(r, "GET");
         return;
     }
     if (r->nsegs == 2)

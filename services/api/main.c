@@ -39,6 +39,7 @@ struct api_config {
     long long session_idle_minutes;
     long long alerts_seconds;
     bool cookie_secure;
+    bool require_if_match;
 };
 
 static const struct cfg_option options[] = {
@@ -76,6 +77,10 @@ static const struct cfg_option options[] = {
      "looked for and published on panel.sync.events"},
     {"PANEL_COOKIE_SECURE", CFG_BOOL, "true", 0, 0, offsetof(struct api_config, cookie_secure),
      "Mark the cookies the api sets Secure (false only for plain-http development)"},
+    {"PANEL_API_REQUIRE_IF_MATCH", CFG_BOOL, "false", 0, 0,
+     offsetof(struct api_config, require_if_match),
+     "Refuse a PATCH or DELETE of a versioned resource without If-Match (428): no silent "
+     "last-write-wins"},
 };
 
 static const struct svc_spec spec = {
@@ -160,7 +165,8 @@ int main(int argc, char **argv)
                       .service_secret = cfg.service_secret,
                       .upstream_timeout_ms = (long)cfg.upstream_timeout_ms,
                       .session_idle_minutes = (long)cfg.session_idle_minutes,
-                      .cookie_secure = cfg.cookie_secure};
+                      .cookie_secure = cfg.cookie_secure,
+                      .require_if_match = cfg.require_if_match};
     static const struct {
         const char *uri, *name;
         rest_fn fn;
@@ -176,6 +182,8 @@ int main(int argc, char **argv)
         {"/v1/admins", "/v1/admins", accounts_admins_handle},
         {"/v1/exports", "/v1/exports", exports_handle},
         {"/v1/alerts", "/v1/alerts", alerts_handle},
+        /* Last: any other /v1 path is a 404 in the api's error shape (with its request id). */
+        {"/v1", "/v1 (no route)", rest_not_found},
     };
     static struct rest_route all[sizeof table / sizeof table[0]];
     struct httpd *h = svc_httpd(svc);

@@ -109,7 +109,7 @@ int orgunits_subtree_param(const char *query, const char *name, char *out, size_
 void orgunits_handle(struct api_req *r)
 {
     if (strcmp(r->method, "GET") != 0) {
-        rest_method_not_allowed(r);
+        rest_method_not_allowed(r, "GET");
         return;
     }
     if (r->nsegs == 1) {

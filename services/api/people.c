@@ -65,7 +65,7 @@ static const struct db_stmt st_get = {
     "   'fields', s.fields, 'suspended_in_source', s.suspended_in_source,"
     "   'removed_at', s.removed_at, 'updated_at', s.updated_at) ORDER BY s.source), '[]')"
     "   FROM person_sources s WHERE s.tenant_id = p.tenant_id"
-    "   AND s.person_id = p.person_id)))::text"
+    "   AND s.person_id = p.person_id)))::text, p.version::text"
     " FROM people p WHERE p.tenant_id = $1 AND p.person_id = $2::uuid"};
 
 int people_like_pattern(const char *s, char *out, size_t outlen)
@@ -146,7 +146,7 @@ static void get(struct api_req *r, const char *id)
     PGresult *res = rest_exec(r, &st_get, 2, p);
     if (!res)
         return;
-    rest_reply_row(r, res, 200);
+    rest_reply_versioned_row(r, res, 200);
     PQclear(res);
 }
 
@@ -158,11 +158,11 @@ void people_handle(struct api_req *r)
         return;
     }
     if (r->nsegs == 1)
-        is_get ? list(r) : rest_method_not_allowed(r);
+        is_get ? list(r) : rest_method_not_allowed(r, "GET");
     else if (r->nsegs == 2)
-        is_get ? get(r, r->segs[1]) : rest_method_not_allowed(r);
+        is_get ? get(r, r->segs[1]) : rest_method_not_allowed(r, "GET");
     else if (r->nsegs == 3 && strcmp(r->segs[2], "checkouts") == 0)
-        is_get ? checkouts_list_for(r, "person", r->segs[1]) : rest_method_not_allowed(r);
+        is_get ? checkouts_list_for(r, "person", r->segs[1]) : rest_method_not_allowed(r, "GET");
     else
         rest_not_found(r);
 }

@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define IDEM_KEY_MAX 200
@@ -24,14 +25,24 @@ static const struct db_stmt st_idem_claim = {
     "INSERT INTO idempotency_keys (tenant_id, caller, idem_key, request_hash, status, "
     "response) VALUES ($1, $2, $3, $4, 0, '') ON CONFLICT DO NOTHING"};
 static const struct db_stmt st_idem_get = {
-    "idem_get", "SELECT request_hash, status, response FROM idempotency_keys "
+    "idem_get", "SELECT request_hash, status, response, headers FROM idempotency_keys "
                 "WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3"};
 static const struct db_stmt st_idem_put = {
-    "idem_put", "UPDATE idempotency_keys SET status = $4::int, response = $5 "
+    "idem_put", "UPDATE idempotency_keys SET status = $4::int, response = $5, headers = $6 "
                 "WHERE tenant_id = $1 AND caller = $2 AND idem_key = $3"};
 static const struct db_stmt st_idem_drop = {
     "idem_drop", "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND caller = $2 "
                  "AND idem_key = $3 AND status = 0"};
+
+/* The members every error object has: code, message, request_id (an operator finds the
+ * request in the logs by it). Appended after "{\"error\":{". */
+static int append_error_members(struct api_req *r, const char *code, const char *msg)
+{
+    return buf_appends(&r->out, "\"code\":") || buf_append_json_string(&r->out, code) ||
+           buf_appends(&r->out, ",\"message\":") || buf_append_json_string(&r->out, msg) ||
+           buf_appends(&r->out, ",\"request_id\":") ||
+           buf_append_json_string(&r->out, r->request_id);
+}
 
 void rest_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
 {
@@ -42,10 +53,25 @@ void rest_error(struct api_req *r, int status, const char *code, const char *fmt
     va_end(ap);
     r->status = status;
     buf_reset(&r->out);
-    if (buf_appends(&r->out, "{\"error\":{\"code\":") || buf_append_json_string(&r->out, code) ||
-        buf_appends(&r->out, ",\"message\":") || buf_append_json_string(&r->out, msg) ||
+    if (buf_appends(&r->out, "{\"error\":{") || append_error_members(r, code, msg) ||
         buf_appends(&r->out, "}}"))
         r->status = 500;
+}
+
+void rest_add_header(struct api_req *r, const char *fmt, ...)
+{
+    char line[200];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    size_t used = strlen(r->headers);
+    /* Header lines are the api's own short texts; one that does not fit is a bug, logged. */
+    if (n < 0 || (size_t)n >= sizeof line || used + (size_t)n + 2 >= sizeof r->headers) {
+        log_error("response header dropped (request %s): %.60s", r->request_id, line);
+        return;
+    }
+    snprintf(r->headers + used, sizeof r->headers - used, "%s\r\n", line);
 }
 
 void rest_not_found(struct api_req *r)
@@ -53,9 +79,58 @@ void rest_not_found(struct api_req *r)
     rest_error(r, 404, "not_found", "no such resource");
 }
 
-void rest_method_not_allowed(struct api_req *r)
+void rest_method_not_allowed(struct api_req *r, const char *allow)
 {
-    rest_error(r, 405, "method_not_allowed", "method %s is not allowed here", r->method);
+    rest_error(r, 405, "method_not_allowed", "method %s is not allowed here (allowed: %s)",
+               r->method, allow);
+    rest_add_header(r, "Allow: %s", allow);
+}
+
+/* Does the If-Match field value name the ETag "version"? Strong comparison (RFC 9110 13.1.1):
+ * a weak tag never matches; "*" matches any current version. */
+static bool if_match_names(const char *field, const char *version)
+{
+    char etag[48];
+    snprintf(etag, sizeof etag, "\"%s\"", version);
+    size_t elen = strlen(etag);
+    const char *p = field;
+    for (;;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            return false;
+        const char *end = p;
+        if (*p == '"') {
+            const char *close = strchr(p + 1, '"');
+            end = close ? close + 1 : p + strlen(p);
+        } else {
+            while (*end && *end != ',' && *end != ' ' && *end != '\t')
+                end++;
+        }
+        size_t n = (size_t)(end - p);
+        if ((n == 1 && *p == '*') || (n == elen && memcmp(p, etag, n) == 0))
+            return true;
+        p = end;
+    }
+}
+
+int rest_check_if_match(struct api_req *r, const char *version)
+{
+    const char *field = mg_get_header(r->conn, "If-Match");
+    if (!field) {
+        bool guarded = strcmp(r->method, "PATCH") == 0 || strcmp(r->method, "DELETE") == 0;
+        if (!guarded || !r->api->require_if_match)
+            return 0;
+        rest_error(r, 428, "precondition_required",
+                   "send If-Match with the ETag of the version you read (GET it first)");
+        return -1;
+    }
+    if (if_match_names(field, version))
+        return 0;
+    rest_error(r, 412, "precondition_failed",
+               "the resource changed since you read it (now version %s); GET it again", version);
+    rest_add_header(r, "ETag: \"%s\"", version);
+    return -1;
 }
 
 void rest_reply_text(struct api_req *r, int status, const char *json)
@@ -81,10 +156,10 @@ void rest_db_error(struct api_req *r, PGresult *res)
         log_warn_t(r->principal.tenant, NULL, "query ran past the statement timeout");
         rest_error(r, 503, "unavailable", "the database is busy; try again");
     } else if (PQstatus(r->db) != CONNECTION_OK) {
-        log_error_t(r->principal.tenant, NULL, "database unavailable");
+        log_error_t(r->principal.tenant, NULL, "database unavailable (request %s)", r->request_id);
         rest_error(r, 503, "unavailable", "the database is unavailable; try again");
     } else {
-        log_error_t(r->principal.tenant, NULL, "query failed: %s",
+        log_error_t(r->principal.tenant, NULL, "query failed (request %s): %s", r->request_id,
                     res ? PQresultErrorMessage(res) : "no result");
         rest_error(r, 500, "internal", "internal error");
     }
@@ -197,6 +272,13 @@ void rest_reply_row(struct api_req *r, PGresult *res, int status)
     rest_reply_text(r, status, PQgetvalue(res, 0, 0));
 }
 
+void rest_reply_versioned_row(struct api_req *r, PGresult *res, int status)
+{
+    rest_reply_row(r, res, status);
+    if (r->status == status && PQnfields(res) > 1 && !PQgetisnull(res, 0, 1))
+        rest_add_header(r, "ETag: \"%s\"", PQgetvalue(res, 0, 1));
+}
+
 int rest_page_params(struct api_req *r, const char *scope, int nkeys, long *limit, bool *has_cursor,
                      char keys[][PARAMS_CURSOR_MAX])
 {
@@ -289,6 +371,7 @@ static int idem_claim(struct api_req *r, const char *key, char hash[65])
     } else {
         long st = strtol(PQgetvalue(res, 0, 1), NULL, 10);
         rest_reply_text(r, (int)st, PQgetvalue(res, 0, 2));
+        snprintf(r->headers, sizeof r->headers, "%s", PQgetvalue(res, 0, 3));
         rc = 1;
     }
 out:
@@ -297,16 +380,19 @@ out:
     return rc;
 }
 
-/* Store the reply for replays, or release the claim after a server-side failure so that a
- * retry can run. */
+/* Store the reply (status, body, its own header lines) for replays, or release the claim so
+ * that a retry runs afresh: after a server-side failure, and after a failed precondition
+ * (412, 428), which depends on If-Match, a header the request hash does not cover. */
 static void idem_finish(struct api_req *r, const char *key)
 {
     char status[16];
     snprintf(status, sizeof status, "%d", r->status);
-    const char *p[5] = {r->principal.tenant, r->principal.actor, key, status,
-                        r->out.data ? r->out.data : ""};
-    PGresult *res = r->status < 500 ? db_exec(r->api->db, r->db, &st_idem_put, 5, p)
-                                    : db_exec(r->api->db, r->db, &st_idem_drop, 3, p);
+    const char *p[6] = {
+        r->principal.tenant, r->principal.actor, key, status, r->out.data ? r->out.data : "",
+        r->headers};
+    bool keep = r->status < 500 && r->status != 412 && r->status != 428;
+    PGresult *res = keep ? db_exec(r->api->db, r->db, &st_idem_put, 6, p)
+                         : db_exec(r->api->db, r->db, &st_idem_drop, 3, p);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         log_warn_t(r->principal.tenant, NULL, "cannot store idempotency key: %s",
                    PQresultErrorMessage(res));
@@ -347,8 +433,9 @@ static void reply_unauthenticated(struct api_req *r, const char *message)
         n--;
     r->status = 401;
     buf_reset(&r->out);
-    if (buf_appends(&r->out, "{\"error\":{\"code\":\"unauthenticated\",\"message\":") ||
-        buf_append_json_string(&r->out, message) || buf_appends(&r->out, "},\"signin\":{"))
+    if (buf_appends(&r->out, "{\"error\":{") ||
+        append_error_members(r, "unauthenticated", message) ||
+        buf_appends(&r->out, "},\"signin\":{"))
         goto fail;
     static const char *const providers[] = {"google", "microsoft"};
     for (int i = 0; i < 2; i++) {
@@ -414,6 +501,27 @@ static int authenticate(struct api_req *r, enum credential cred, const char **ex
     return 0;
 }
 
+/* Error bodies not made by rest_error (a bulk refusal, auth's or the merger's answer passed
+ * on, a stored Idempotency-Key reply) get this request's id too, unless they have one. */
+static void ensure_request_id(struct api_req *r)
+{
+    if (r->status < 400 || r->out.len == 0 || !r->out.data)
+        return;
+    json_t *body = json_loadb(r->out.data, r->out.len, 0, NULL);
+    json_t *err = json_is_object(body) ? json_object_get(body, "error") : NULL;
+    if (json_is_object(err) && !json_object_get(err, "request_id") &&
+        json_object_set_new(err, "request_id", json_string(r->request_id)) == 0) {
+        char *text = json_dump_compact(body);
+        if (text) {
+            buf_reset(&r->out);
+            if (buf_appends(&r->out, text))
+                rest_error(r, 500, "internal", "response too large");
+            free(text);
+        }
+    }
+    json_decref(body);
+}
+
 int rest_serve(struct mg_connection *conn, void *cbdata)
 {
     const struct rest_route *route = cbdata;
@@ -429,6 +537,7 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
     r.query = r.ri->query_string;
     buf_init(&r.body, REST_MAX_BODY);
     buf_init(&r.out, 0);
+    httpd_request_id(mg_get_header(conn, HTTPD_REQUEST_HEADER), r.request_id);
 
     /* A session cookie of the wrong shape is refused before any database work. */
     enum credential cred = credential_of(&r);
@@ -487,14 +596,24 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
     if (idem)
         idem_finish(&r, idem);
 send:
+    ensure_request_id(&r);
     db_pool_put(r.api->db, r.db);
+    if (r.status >= 500)
+        log_warn_t(r.principal.tenant[0] ? r.principal.tenant : NULL, NULL,
+                   "%s %s answered %d (request %s)", r.method, r.ri->local_uri, r.status,
+                   r.request_id);
+    else
+        log_debug_t(r.principal.tenant[0] ? r.principal.tenant : NULL, NULL,
+                    "%s %s answered %d (request %s)", r.method, r.ri->local_uri, r.status,
+                    r.request_id);
     if (r.replied) { /* streamed: status line, headers and body are already out */
         buf_free(&r.body);
         buf_free(&r.out);
         return r.status;
     }
-    char headers[sizeof r.headers + 128];
-    snprintf(headers, sizeof headers, "%s%s", extra ? extra : "", r.headers);
+    char headers[sizeof r.headers + 256];
+    snprintf(headers, sizeof headers, "%s%s: %s\r\n%s", extra ? extra : "", HTTPD_REQUEST_HEADER,
+             r.request_id, r.headers);
     int status = httpd_reply(conn, r.status, "application/json", r.out.data ? r.out.data : "",
                              r.out.len, headers);
     buf_free(&r.body);

@@ -8,6 +8,7 @@
 #include "auth_keys.h"
 #include "buf.h"
 #include "db_pool.h"
+#include "httpd.h"
 #include "params.h"
 
 #include <civetweb.h>
@@ -25,18 +26,20 @@ struct api {
     const char *service_secret;
     long upstream_timeout_ms;
     long session_idle_minutes;
-    bool cookie_secure; /* Secure on the cookies the api sets (false: plain-http development) */
+    bool cookie_secure;    /* Secure on the cookies the api sets (false: plain-http development) */
+    bool require_if_match; /* PATCH/DELETE of a versioned resource without If-Match: 428 */
 };
 
 struct api_req {
     struct mg_connection *conn;
     const struct mg_request_info *ri;
     struct api *api;
-    PGconn *db;                         /* borrowed from the pool for this request */
-    struct principal principal;         /* who is asking: tenant scopes every query, actor is
-                                           recorded as who changed what */
-    char session_id[SESSION_TOKEN_MAX]; /* the session cookie when principal is a session */
-    char headers[256];                  /* extra response header lines a handler sets */
+    PGconn *db;                                /* borrowed from the pool for this request */
+    struct principal principal;                /* who is asking: tenant scopes every query, actor is
+                                                  recorded as who changed what */
+    char session_id[SESSION_TOKEN_MAX];        /* the session cookie when principal is a session */
+    char headers[256];                         /* extra response header lines a handler sets */
+    char request_id[HTTPD_REQUEST_ID_MAX + 1]; /* X-Request-Id: in every reply and error body */
     const char *method;
     char path[1024];
     char *segs[REST_MAX_SEGS]; /* path segments after /v1 */
@@ -61,7 +64,15 @@ int rest_serve(struct mg_connection *conn, void *cbdata);
 void rest_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void rest_not_found(struct api_req *r);
-void rest_method_not_allowed(struct api_req *r);
+/* 405 with the Allow header (RFC 9110): allow lists the methods served, e.g. "GET, POST". */
+void rest_method_not_allowed(struct api_req *r, const char *allow);
+/* Add one response header line ("Name: value", without CRLF) to r->headers. */
+void rest_add_header(struct api_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Optimistic concurrency for a resource whose current version the handler holds (locked):
+ * 0 when the request may go on; -1 with 412 precondition_failed when If-Match names no
+ * current ETag, or 428 precondition_required when If-Match is absent on a PATCH or DELETE
+ * and the configuration requires it. The ETag of version v is "\"v\"". */
+int rest_check_if_match(struct api_req *r, const char *version) __attribute__((warn_unused_result));
 /* Map a failed statement to a reply: constraint and data errors are the client's (409/400),
  * everything else is logged and answered 503/500. */
 void rest_db_error(struct api_req *r, PGresult *res);
@@ -84,6 +95,8 @@ PGresult *rest_exec(struct api_req *r, const struct db_stmt *st, int n, const ch
 void rest_reply_page(struct api_req *r, PGresult *res, long limit, const char *scope, int nkeys);
 /* Reply with column 0 of row 0 (a JSON text), or 404 when there is no row. */
 void rest_reply_row(struct api_req *r, PGresult *res, int status);
+/* The same for a versioned resource: column 1 is its version, sent as the ETag header. */
+void rest_reply_versioned_row(struct api_req *r, PGresult *res, int status);
 /* Validate and decode ?limit= and ?cursor= for scope. 0 or -1 (reply filled). has_cursor
  * tells whether a cursor was given; keys are filled then. */
 int rest_page_params(struct api_req *r, const char *scope, int nkeys, long *limit, bool *has_cursor,

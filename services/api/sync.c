@@ -397,7 +397,7 @@ void sync_handle(struct api_req *r)
     bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
     const char *what = r->nsegs > 1 ? r->segs[1] : "";
     if (r->nsegs == 1) {
-        post ? request_sync(r) : rest_method_not_allowed(r);
+        post ? request_sync(r) : rest_method_not_allowed(r, "POST");
     } else if (strcmp(what, "settings") == 0 && r->nsegs == 2) {
         if (get) {
             if (!rest_check_query(r, NULL))
@@ -405,11 +405,11 @@ void sync_handle(struct api_req *r)
         } else if (strcmp(m, "PUT") == 0) {
             put_settings(r);
         } else {
-            rest_method_not_allowed(r);
+            rest_method_not_allowed(r, "GET, PUT");
         }
     } else if (strcmp(what, "runs") == 0) {
         if (r->nsegs == 2) {
-            get ? list_runs(r) : rest_method_not_allowed(r);
+            get ? list_runs(r) : rest_method_not_allowed(r, "GET");
             return;
         }
         const char *run = r->segs[2];
@@ -417,28 +417,28 @@ void sync_handle(struct api_req *r)
             rest_not_found(r);
         } else if (r->nsegs == 3) {
             if (!get)
-                rest_method_not_allowed(r);
+                rest_method_not_allowed(r, "GET");
             else if (!rest_check_query(r, NULL))
                 reply_stmt(r, &st_run, run);
         } else if (strcmp(r->segs[3], "outcomes") == 0) {
-            get ? list_outcomes(r, run) : rest_method_not_allowed(r);
+            get ? list_outcomes(r, run) : rest_method_not_allowed(r, "GET");
         } else if (strcmp(r->segs[3], "approve") == 0 || strcmp(r->segs[3], "reject") == 0) {
-            post ? decide_run(r, run, r->segs[3]) : rest_method_not_allowed(r);
+            post ? decide_run(r, run, r->segs[3]) : rest_method_not_allowed(r, "POST");
         } else {
             rest_not_found(r);
         }
     } else if (strcmp(what, "match-cases") == 0) {
         if (r->nsegs == 2) {
-            get ? list_cases(r) : rest_method_not_allowed(r);
+            get ? list_cases(r) : rest_method_not_allowed(r, "GET");
             return;
         }
         const char *id = r->segs[2];
         if (!params_is_uuid(id) || r->nsegs > 4)
             rest_not_found(r);
         else if (r->nsegs == 3)
-            get ? reply_stmt(r, &st_case, id) : rest_method_not_allowed(r);
+            get ? reply_stmt(r, &st_case, id) : rest_method_not_allowed(r, "GET");
         else if (strcmp(r->segs[3], "resolve") == 0)
-            post ? resolve_case(r, id) : rest_method_not_allowed(r);
+            post ? resolve_case(r, id) : rest_method_not_allowed(r, "POST");
         else
             rest_not_found(r);
     } else {

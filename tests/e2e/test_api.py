@@ -172,12 +172,19 @@ class ApiTest(unittest.TestCase):
 
     def err(self, method, path, status, code=None, body=None, key=None, raw=None,
             headers=None):
-        st, _, out = self.call(method, path, body, key, headers, raw)
+        st, hdrs, out = self.call(method, path, body, key, headers, raw)
         self.assertEqual(st, status, f"{method} {path}: {out}")
         self.assertIsInstance(out, dict, out)
         # A 401 also says where a person signs in.
         self.assertEqual(set(out), {"error", "signin"} if status == 401 else {"error"})
         self.assertIsInstance(out["error"]["message"], str)
+        # Every error names its request, as the X-Request-Id header does.
+        self.assertEqual(out["error"].get("request_id"), hdrs.get("X-Request-Id"), out)
+        self.assertTrue(out["error"]["request_id"])
+        if status == 405:
+            self.assertIn(method, out["error"]["message"])
+            self.assertNotIn(method, hdrs.get("Allow", "").split(", "), hdrs)
+            self.assertTrue(hdrs.get("Allow"), f"405 without Allow: {hdrs}")
         if code:
             self.assertEqual(out["error"]["code"], code, out)
         return out
@@ -1250,6 +1257,111 @@ class ApiTest(unittest.TestCase):
             st, _, out = http("POST", api.url + "/v1/sync", body={},
                               headers={"Authorization": f"Bearer {key}"})
             self.assertEqual((st, out["error"]["code"]), (502, "upstream_error"))
+        finally:
+            api.stop()
+
+    def test_request_id_is_kept_or_made_and_in_every_error(self):
+        st, hdrs, _ = self.call("GET", "/v1/people", headers={"X-Request-Id": "gw-123:abc"})
+        self.assertEqual((st, hdrs.get("X-Request-Id")), (200, "gw-123:abc"))
+        st, hdrs, out = self.call("GET", f"/v1/people/{uuid.uuid4()}",
+                                  headers={"X-Request-Id": "gw-404"})
+        self.assertEqual((st, hdrs.get("X-Request-Id")), (404, "gw-404"))
+        self.assertEqual(out["error"]["request_id"], "gw-404")
+        # Too long or unprintable: replaced by one of ours, never echoed.
+        for bad in ("x" * 65, "a b", "caf\u00e9".encode().decode("latin-1")):
+            st, hdrs, out = self.call("GET", "/v1/nothing", headers={"X-Request-Id": bad})
+            self.assertEqual(st, 404)
+            self.assertRegex(hdrs.get("X-Request-Id", ""), "^[0-9a-f]{32}$")
+            self.assertEqual(out["error"]["request_id"], hdrs["X-Request-Id"])
+        ids = {self.call("GET", "/v1/people")[1]["X-Request-Id"] for _ in range(3)}
+        self.assertEqual(len(ids), 3)
+        # 401s (before authentication) and 413s carry it as well.
+        st, hdrs, out = http("GET", self.api.url + "/v1/people")
+        self.assertEqual(out["error"]["request_id"], hdrs["X-Request-Id"])
+        self.err("POST", "/v1/assets", 413, "body_too_large", raw=b"{" + b" " * (300 * 1024))
+
+    def test_method_not_allowed_says_what_is_allowed(self):
+        aid = str(uuid.uuid4())
+        for method, path, allow in (("DELETE", "/v1/people", "GET"),
+                                    ("PUT", "/v1/assets", "GET, POST"),
+                                    ("DELETE", f"/v1/assets/{aid}", "GET, PATCH"),
+                                    ("GET", "/v1/sync", "POST"),
+                                    ("DELETE", "/v1/sync/settings", "GET, PUT"),
+                                    ("GET", "/v1/checkouts/bulk", "POST")):
+            with self.subTest(route=f"{method} {path}"):
+                st, hdrs, _ = self.call(method, path, body={} if method != "GET" else None)
+                self.assertEqual((st, hdrs.get("Allow")), (405, allow))
+
+    def test_etag_and_if_match_stop_lost_updates(self):
+        t = harness.new_tenant("apietag")
+        key = new_key(t, "admin")
+        aid = asset(t, "SN-ETAG", tag="TAG-ETAG", google=False)
+        st, hdrs, out = self.call("GET", f"/v1/assets/{aid}", key=key)
+        self.assertEqual(st, 200)
+        etag = hdrs.get("ETag")
+        self.assertEqual(etag, f'"{out["version"]}"')
+        self.assertEqual(self.call("GET", "/v1/assets/by-tag/TAG-ETAG", key=key)[1].get("ETag"),
+                         etag)
+        # Two admins read version v; the first change wins, the second is refused (412).
+        st, hdrs, first = self.call("PATCH", f"/v1/assets/{aid}", {"notes": "first"}, key=key,
+                                    headers={"If-Match": etag})
+        self.assertEqual(st, 200, first)
+        self.assertEqual(hdrs.get("ETag"), f'"{first["version"]}"')
+        self.assertEqual(first["version"], out["version"] + 1)
+        e = self.err("PATCH", f"/v1/assets/{aid}", 412, "precondition_failed",
+                     {"notes": "second"}, key=key, headers={"If-Match": etag})
+        self.assertIn(str(first["version"]), e["error"]["message"])
+        self.assertEqual(self.ok("GET", f"/v1/assets/{aid}", key=key)["notes"], "first")
+        # A weak tag never matches (strong comparison); a list or * does.
+        self.err("PATCH", f"/v1/assets/{aid}", 412, "precondition_failed", {"notes": "w"},
+                 key=key, headers={"If-Match": "W/" + hdrs["ETag"]})
+        self.ok("PATCH", f"/v1/assets/{aid}", {"notes": "list"}, key=key,
+                headers={"If-Match": f'"999", {hdrs["ETag"]}'})
+        self.ok("PATCH", f"/v1/assets/{aid}", {"notes": "star"}, key=key,
+                headers={"If-Match": "*"})
+        # The retire action honours it too. A 412 is not stored for its Idempotency-Key (the
+        # precondition is a header the key's request hash does not cover): the retry with the
+        # current ETag runs, and its replay repeats the reply's ETag.
+        idem = {"Idempotency-Key": "retire-" + aid}
+        self.err("POST", f"/v1/assets/{aid}/retire", 412, "precondition_failed", key=key,
+                 headers=dict(idem, **{"If-Match": etag}))
+        cur = self.call("GET", f"/v1/assets/{aid}", key=key)[1]["ETag"]
+        st, hdrs, retired = self.call("POST", f"/v1/assets/{aid}/retire", key=key,
+                                      headers=dict(idem, **{"If-Match": cur}))
+        self.assertEqual((st, retired["lifecycle"]), (200, "retired"), retired)
+        self.assertEqual(hdrs.get("ETag"), f'"{retired["version"]}"')
+        st, again, body = self.call("POST", f"/v1/assets/{aid}/retire", key=key,
+                                    headers=dict(idem, **{"If-Match": cur}))
+        self.assertEqual((st, again.get("Idempotent-Replayed"), again.get("ETag")),
+                         (200, "true", hdrs["ETag"]))
+        self.assertEqual(body, retired)
+        # Without If-Match the change goes through unless the gateway asks for it (428).
+        self.ok("PATCH", f"/v1/assets/{aid}", {"notes": "no precondition"}, key=key)
+        pid = person(t, "Etag Kid")
+        st, hdrs, p = self.call("GET", f"/v1/people/{pid}", key=key)
+        self.assertEqual(hdrs.get("ETag"), f'"{p["version"]}"')
+
+    def test_if_match_required_by_configuration(self):
+        t = harness.new_tenant("apiim")
+        key = new_key(t, "admin")
+        aid = asset(t, "SN-IM", google=False)
+        api = harness.Process("panel-api", env={
+            "PANEL_AUTH_URL": f"http://127.0.0.1:{self.stub.server_address[1]}",
+            "PANEL_MERGER_URL": f"http://127.0.0.1:{self.stub.server_address[1]}",
+            "PANEL_SERVICE_SECRET": SECRET, "PANEL_API_REQUIRE_IF_MATCH": "true"})
+        try:
+            auth = {"Authorization": f"Bearer {key}"}
+            st, _, out = http("PATCH", api.url + f"/v1/assets/{aid}", body={"notes": "x"},
+                              headers=auth)
+            self.assertEqual((st, out["error"]["code"]), (428, "precondition_required"))
+            st, hdrs, a = http("GET", api.url + f"/v1/assets/{aid}", headers=auth)
+            st, _, out = http("PATCH", api.url + f"/v1/assets/{aid}", body={"notes": "x"},
+                              headers=dict(auth, **{"If-Match": hdrs["ETag"]}))
+            self.assertEqual((st, out["notes"]), (200, "x"))
+            # Actions (POST) are not guarded by the requirement.
+            st, _, out = http("POST", api.url + f"/v1/assets/{aid}/audit", body={},
+                              headers=auth)
+            self.assertEqual(st, 200, out)
         finally:
             api.stop()
 

@@ -1,0 +1,48 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "httpd.h"
+
+static void a_clean_incoming_id_is_kept(void **state)
+{
+    (void)state;
+    char out[HTTPD_REQUEST_ID_MAX + 1];
+    assert_int_equal(httpd_request_id("gw-7f3a:42/abc", out), 1);
+    assert_string_equal(out, "gw-7f3a:42/abc");
+    char longest[HTTPD_REQUEST_ID_MAX + 1];
+    memset(longest, 'x', HTTPD_REQUEST_ID_MAX);
+    longest[HTTPD_REQUEST_ID_MAX] = '\0';
+    assert_int_equal(httpd_request_id(longest, out), 1);
+    assert_string_equal(out, longest);
+}
+
+static void a_missing_long_or_unprintable_id_is_replaced(void **state)
+{
+    (void)state;
+    char out[HTTPD_REQUEST_ID_MAX + 1], other[HTTPD_REQUEST_ID_MAX + 1];
+    char too_long[HTTPD_REQUEST_ID_MAX + 2];
+    memset(too_long, 'x', sizeof too_long - 1);
+    too_long[sizeof too_long - 1] = '\0';
+    const char *bad[] = {
+        NULL,          "",     too_long, "a b", "a\r\nSet-Cookie: x", "q\"uote", "back\\slash",
+        "caf\xc3\xa9", "tab\t"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(httpd_request_id(bad[i], out), 0);
+        assert_int_equal(strlen(out), 32);
+        assert_int_equal(strspn(out, "0123456789abcdef"), 32);
+    }
+    assert_int_equal(httpd_request_id(NULL, other), 0);
+    assert_string_not_equal(out, other);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_clean_incoming_id_is_kept),
+        cmocka_unit_test(a_missing_long_or_unprintable_id_is_replaced),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
