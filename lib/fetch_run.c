@@ -76,6 +76,7 @@ void fetch_config_from_env(struct fetch_config *cfg, const struct fetch_env *env
         .max_attempts = (int)env->max_attempts,
         .backoff_base_ms = (long)env->backoff_base_ms,
         .backoff_max_ms = (long)env->backoff_max_ms,
+        .retry_after_max_ms = (long)env->retry_after_max_ms,
         .max_page_bytes = (long)env->max_page_bytes,
     };
 }
@@ -105,6 +106,7 @@ struct fetch_service *fetch_service_new(const struct fetch_config *cfg,
         .max_attempts = cfg->max_attempts,
         .backoff_base_ms = cfg->backoff_base_ms,
         .backoff_max_ms = cfg->backoff_max_ms,
+        .retry_after_max_ms = cfg->retry_after_max_ms,
         .user_agent = "k12-panel-fetcher",
         .cancelled = stop_cb,
         .cancelled_ctx = svc,

@@ -52,7 +52,8 @@ struct fetch_config {
     int max_attempts;     /* per request */
     long backoff_base_ms;
     long backoff_max_ms;
-    long max_page_bytes; /* cap on one response body */
+    long retry_after_max_ms; /* longest Retry-After honoured; a longer one fails the run */
+    long max_page_bytes;     /* cap on one response body */
 };
 
 /* The environment both fetchers read; a service embeds this struct and puts
@@ -67,6 +68,7 @@ struct fetch_env {
     long long max_attempts;
     long long backoff_base_ms;
     long long backoff_max_ms;
+    long long retry_after_max_ms;
     long long max_page_bytes;
 };
 
@@ -89,7 +91,10 @@ struct fetch_env {
     {"PANEL_FETCH_BACKOFF_BASE_MS", CFG_INT, "500", 1, 60000, offsetof(type, m.backoff_base_ms),  \
      "First retry wait; doubles per retry, with jitter"},                                         \
     {"PANEL_FETCH_BACKOFF_MAX_MS", CFG_INT, "30000", 1, 600000, offsetof(type, m.backoff_max_ms), \
-     "Longest retry wait and longest Retry-After honoured (a longer one fails the run)"},         \
+     "Longest retry wait of the fetcher's own backoff"},                                          \
+    {"PANEL_FETCH_RETRY_AFTER_MAX_MS", CFG_INT, "600000", 1000, 3600000,                          \
+     offsetof(type, m.retry_after_max_ms),                                                        \
+     "Longest Retry-After a provider may ask for; a longer one fails the run as throttled"},      \
     {"PANEL_FETCH_MAX_PAGE_BYTES", CFG_INT, "33554432", 65536, 1073741824,                        \
      offsetof(type, m.max_page_bytes), "Cap on one provider response body"}
 /* clang-format on */

@@ -71,6 +71,8 @@ struct http_client *http_client_new(const struct http_client_opts *opts, char *e
         c->opts.backoff_base_ms = 500;
     if (!c->opts.backoff_max_ms)
         c->opts.backoff_max_ms = 30000;
+    if (!c->opts.retry_after_max_ms)
+        c->opts.retry_after_max_ms = 600000;
     c->curl = curl_easy_init();
     if (!c->curl) {
         snprintf(err, errlen, "curl_easy_init failed");
@@ -325,12 +327,12 @@ enum http_result http_client_do(struct http_client *c, const struct http_request
             result = HTTP_RESULT_DEADLINE;
             goto out;
         }
-        if (resp->retry_after_s * 1000.0 > (double)c->opts.backoff_max_ms) {
+        if (resp->retry_after_s * 1000.0 > (double)c->opts.retry_after_max_ms) {
             char msg[512];
             snprintf(msg, sizeof msg,
                      "%s; the server asked to wait %.3g s, longer than the %ld ms "
                      "allowed",
-                     err, resp->retry_after_s, c->opts.backoff_max_ms);
+                     err, resp->retry_after_s, c->opts.retry_after_max_ms);
             snprintf(err, errlen, "%s", msg);
             result = HTTP_RESULT_RETRY_AFTER_TOO_LONG;
             goto out;

@@ -17,7 +17,10 @@ struct http_client_opts {
     size_t max_body;         /* 0 = 32 MiB; larger responses fail with HTTP_RESULT_TOO_LARGE */
     int max_attempts;        /* 0 = 6 (1 try + 5 retries) */
     long backoff_base_ms;    /* 0 = 500; doubles per retry, with jitter */
-    long backoff_max_ms;     /* 0 = 30000; also the longest Retry-After honoured */
+    long backoff_max_ms;     /* 0 = 30000: the longest wait of our own backoff */
+    /* 0 = 600000: the longest Retry-After honoured (providers ask for seconds to minutes);
+     * a longer one fails the attempt with HTTP_RESULT_RETRY_AFTER_TOO_LONG */
+    long retry_after_max_ms;
     const char *user_agent;  /* NULL = "k12-panel" */
     /* Polled while waiting between attempts; non-zero aborts with HTTP_RESULT_STOPPED. */
     int (*cancelled)(void *ctx);
@@ -55,7 +58,7 @@ enum http_result {
     HTTP_RESULT_TOO_LARGE = 2, /* the body exceeded max_body */
     HTTP_RESULT_DEADLINE = 3,  /* the next retry would start after the deadline */
     HTTP_RESULT_STOPPED = 4,   /* cancelled() said stop */
-    /* The server asked (Retry-After) for a longer wait than backoff_max_ms: the attempt
+    /* The server asked (Retry-After) for a longer wait than retry_after_max_ms: the attempt
      * fails now rather than park the thread (a day-long Retry-After would park it a day). */
     HTTP_RESULT_RETRY_AFTER_TOO_LONG = 5,
 };

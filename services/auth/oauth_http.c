@@ -16,6 +16,7 @@ struct http_client *oauth_http_client_new(char *err, size_t errlen)
         .max_attempts = 3,
         .backoff_base_ms = 200,
         .backoff_max_ms = 2000,
+        .retry_after_max_ms = 10000, /* an admin's browser is waiting */
         .user_agent = "k12-panel-auth",
     };
     return http_client_new(&o, err, errlen);

@@ -14,6 +14,7 @@ import unittest
 import uuid
 
 import harness
+import test_azure_sync
 import test_merger as tm
 from fetch_helpers import (AuthStub, azure_admin_consent, control, fetcher_env, new_district,
                            request_sync)
@@ -55,6 +56,9 @@ class AzureWired:
              " WHERE tenant_id = :'t'", t=tenant, c=str(count), p=str(percent))
         azure_admin_consent(self.emu, district)
         self.auth.azure[tenant] = district["azure_tenant_id"]
+        # The tenant's connection, as auth stores a Microsoft consent: a delta link is only
+        # followed while the tenant is connected to its directory.
+        test_azure_sync.AzureSync.attach(tenant, district["azure_tenant_id"])
         return tenant, district
 
     def users(self, district):
