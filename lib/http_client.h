@@ -21,7 +21,7 @@ struct http_client_opts {
     /* 0 = 600000: the longest Retry-After honoured (providers ask for seconds to minutes);
      * a longer one fails the attempt with HTTP_RESULT_RETRY_AFTER_TOO_LONG */
     long retry_after_max_ms;
-    const char *user_agent;  /* NULL = "k12-panel" */
+    const char *user_agent; /* NULL = "k12-panel" */
     /* Polled while waiting between attempts; non-zero aborts with HTTP_RESULT_STOPPED. */
     int (*cancelled)(void *ctx);
     void *cancelled_ctx;
