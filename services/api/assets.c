@@ -6,6 +6,7 @@
 #include "json.h"
 #include "kafka.h"
 #include "orgunits.h"
+#include "outbox.h"
 #include "people.h"
 
 #include <stdio.h>
@@ -134,8 +135,6 @@ static const struct db_stmt st_event_row = {
     "assets_event_row", "SELECT " ASSET_EVENT_JSON_SQL
                         " FROM assets a WHERE a.tenant_id = $1 AND a.asset_id = $2::uuid"};
 
-static const struct db_stmt st_outbox = {"outbox_put", OUTBOX_INSERT_SQL};
-
 int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeKind kind,
                 const char *const *changed)
 {
@@ -160,9 +159,10 @@ int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeK
         rest_error(r, 500, "internal", "cannot build the event");
         goto out;
     }
-    const char *q[1] = {text};
-    ins = rest_exec(r, &st_outbox, 1, q);
+    ins = outbox_put_rows(r->api->db, r->db, text);
     if (ins)
+        rest_db_error(r, ins);
+    else
         rc = 0;
 out:
     PQclear(ins);

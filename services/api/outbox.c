@@ -8,6 +8,17 @@
 
 static const struct db_stmt st_outbox = {"outbox_put", OUTBOX_INSERT_SQL};
 
+PGresult *outbox_put_rows(struct db_pool *db, PGconn *conn, const char *rows_json)
+{
+    const char *p[1] = {rows_json};
+    PGresult *res = db_exec(db, conn, &st_outbox, 1, p);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        res = NULL;
+    }
+    return res;
+}
+
 PGresult *outbox_put(struct db_pool *db, PGconn *conn, const char *topic, const char *key,
                      const Envelope *env, bool *oom)
 {
@@ -17,12 +28,7 @@ PGresult *outbox_put(struct db_pool *db, PGconn *conn, const char *topic, const 
     *oom = !rows || !row || json_array_append(rows, row) || !(text = json_dump_compact(rows));
     if (*oom)
         goto out;
-    const char *p[1] = {text};
-    res = db_exec(db, conn, &st_outbox, 1, p);
-    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-        PQclear(res);
-        res = NULL;
-    }
+    res = outbox_put_rows(db, conn, text);
 out:
     free(text);
     json_decref(row);

@@ -14,5 +14,9 @@
  * NULL with *oom true when memory ran out. */
 PGresult *outbox_put(struct db_pool *db, PGconn *conn, const char *topic, const char *key,
                      const Envelope *env, bool *oom) __attribute__((warn_unused_result));
+/* Queue the rows of rows_json (a JSON array of outbox_row_new objects, lib/asset_event.h) the
+ * same way: NULL on success, else the failed result (caller PQclear-s). */
+PGresult *outbox_put_rows(struct db_pool *db, PGconn *conn, const char *rows_json)
+    __attribute__((warn_unused_result));
 
 #endif
