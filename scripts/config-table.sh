@@ -10,5 +10,7 @@ for svc in api auth google-sync azure-sync merger emulator; do
     printf '\n#### panel-%s\n\n| Variable | Type | Default | Meaning |\n|---|---|---|---|\n' "$svc"
     "$bin" --config-markdown
 done
+printf '\n#### panelctl\n\n| Variable | Type | Default | Meaning |\n|---|---|---|---|\n'
+"$BUILD/bin/panelctl" --config-markdown
 printf '\n#### Every service\n\n| Variable | Type | Default | Meaning |\n|---|---|---|---|\n'
 "$BUILD/bin/panel-api" --config-markdown-common

@@ -40,6 +40,7 @@ struct api_config {
     long long alerts_seconds;
     bool cookie_secure;
     bool require_if_match;
+    bool require_cursor_key;
 };
 
 static const struct cfg_option options[] = {
@@ -60,6 +61,10 @@ static const struct cfg_option options[] = {
     {"PANEL_API_CURSOR_KEY", CFG_SECRET, "", 0, 128, offsetof(struct api_config, cursor_key),
      "Key signing pagination cursors (64 hex or base64 of 32 bytes); empty = random per "
      "process (set it when running several replicas)"},
+    {"PANEL_API_REQUIRE_CURSOR_KEY", CFG_BOOL, "false", 0, 0,
+     offsetof(struct api_config, require_cursor_key),
+     "Refuse to start (exit 2) without PANEL_API_CURSOR_KEY: set it wherever more than one "
+     "replica serves the same clients, so a next page may reach any of them"},
     {"PANEL_API_DB_POOL_SIZE", CFG_INT, "8", 1, 64, offsetof(struct api_config, pool_size),
      "PostgreSQL connections in the pool"},
     {"PANEL_API_UPSTREAM_TIMEOUT_MS", CFG_INT, "10000", 100, 120000,
@@ -143,6 +148,13 @@ int main(int argc, char **argv)
             rc = 2;
             goto out;
         }
+    } else if (cfg.require_cursor_key) {
+        /* Several replicas with their own random keys would reject each other's cursors. */
+        fprintf(stderr, "panel-api: configuration error: PANEL_API_REQUIRE_CURSOR_KEY is set but "
+                        "PANEL_API_CURSOR_KEY (or PANEL_API_CURSOR_KEY_FILE) is empty: replicas "
+                        "need one shared cursor key\n");
+        rc = 2;
+        goto out;
     } else if (crypto_random(key, sizeof key) != 0) {
         log_error("no randomness for the cursor key");
         goto out;

@@ -38,6 +38,75 @@ class Compose(unittest.TestCase):
         self.assertIn("service_healthy", text)
         self.assertGreaterEqual(text.count("healthcheck:"), 8)
 
+    def config(self, *args):
+        p = subprocess.run(["docker-compose", "-f", "docker-compose.yml"] + list(args) +
+                           ["config"], cwd=ROOT, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return compose_services(p.stdout)
+
+    def test_kafka_writes_its_topics_to_its_volume(self):
+        """Topics survive down/up like PostgreSQL's offsets: the log directory is the volume."""
+        kafka = self.config()["kafka"]
+        mounts = kafka["volumes"]
+        self.assertEqual(kafka["environment"].get("KAFKA_LOG_DIRS"), "/var/lib/kafka/data")
+        self.assertIn("/var/lib/kafka/data", mounts)
+
+    def test_emulator_urls_apply_only_with_the_emulator_env_file(self):
+        url_vars = ("PANEL_GOOGLE_AUTH_URL", "PANEL_GOOGLE_TOKEN_URL", "PANEL_GOOGLE_REVOKE_URL",
+                    "PANEL_GOOGLE_API_URL", "PANEL_MS_LOGIN_URL", "PANEL_GOOGLE_ISSUER",
+                    "PANEL_GRAPH_URL")
+        plain = self.config()
+        compose = open(os.path.join(ROOT, "docker-compose.yml")).read()
+        emulator = compose.split("\n  emulator:\n", 1)[1].split("\n\n", 1)[0]
+        self.assertIn('profiles: ["emulator"]', emulator, "the emulator starts only on request")
+        self.assertIn("COMPOSE_PROFILES=emulator",
+                      open(os.path.join(ROOT, "deploy", "compose", "emulator.env")).read())
+        for name, svc in plain.items():
+            if name == "emulator":
+                continue
+            for var in url_vars:
+                with self.subTest(svc=name, var=var):
+                    value = (svc.get("environment") or {}).get(var, "https://")
+                    self.assertTrue(value.startswith("https://"), value)
+        emu = self.config("--env-file", "deploy/compose/emulator.env")
+        self.assertIn("emulator", emu)
+        for name in ("auth", "google-sync", "azure-sync", "migrate"):
+            env = emu[name]["environment"]
+            for var in url_vars:
+                with self.subTest(svc=name, var=var):
+                    self.assertRegex(env[var], r"^http://(emulator|localhost):8090")
+
+
+def compose_services(text):
+    """{service: {"environment": {name: value}, "volumes": [target]}} from `docker-compose
+    config` output (its canonical layout: two-space indentation, long volume syntax)."""
+    out, svc, section = {}, None, None
+    in_services = False
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            in_services = line == "services:"
+            continue
+        if not in_services:
+            continue
+        m = re.match(r"^  (\S+):$", line)
+        if m:
+            svc = out.setdefault(m.group(1), {"environment": {}, "volumes": []})
+            continue
+        m = re.match(r"^    (\w+):", line)
+        if m:
+            section = m.group(1)
+            continue
+        if section == "environment":
+            m = re.match(r"^      (\w+): (.*)$", line)
+            if m:
+                svc["environment"][m.group(1)] = m.group(2).strip("'\"")
+        elif section == "volumes":
+            m = re.match(r"^      (?:- )?\s*target: (\S+)$", line.rstrip()) or \
+                re.match(r"^    - [^:]+:([^:]+)", line)
+            if m:
+                svc["volumes"].append(m.group(1))
+    return out
+
 
 class Kubernetes(unittest.TestCase):
     def resources(self):
@@ -78,6 +147,107 @@ class Kubernetes(unittest.TestCase):
                 self.assertIn("runAsNonRoot: true", text)
         merger = open(os.path.join(K8S, "merger.yaml")).read()
         self.assertRegex(merger, r"replicas: [2-9]")
+
+
+class PodSecurity(unittest.TestCase):
+    """Every pod passes the Pod Security Standard "restricted" (and baseline, which it
+    includes), as the admission controller checks it."""
+
+    def test_every_pod_is_restricted(self):
+        specs = workloads()
+        self.assertIn("panel-migrate", specs)
+        for app, spec in specs.items():
+            for problem in restricted_violations(spec):
+                with self.subTest(app=app):
+                    self.fail(problem)
+
+    def test_the_check_can_fail(self):
+        bad = {"securityContext": {"runAsNonRoot": True},
+               "containers": [{"name": "c", "securityContext": {
+                   "allowPrivilegeEscalation": False}}],
+               "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}
+        problems = "\n".join(restricted_violations(bad))
+        for word in ("seccompProfile", "capabilities", "hostPath"):
+            self.assertIn(word, problems)
+
+
+def restricted_violations(spec):
+    """The rules of the "restricted" Pod Security Standard a pod spec breaks."""
+    out = []
+    pod = spec.get("securityContext") or {}
+    for f in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(f):
+            out.append(f"{f} is set")
+    allowed_volumes = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                       "persistentVolumeClaim", "projected", "secret"}
+    for v in spec.get("volumes") or []:
+        kinds = set(v) - {"name"}
+        if not kinds <= allowed_volumes:
+            out.append(f"volume {v['name']} is {kinds - allowed_volumes} (hostPath and the like "
+                       "are not allowed)")
+    if pod.get("runAsUser") == 0:
+        out.append("the pod runs as user 0")
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        sc = c.get("securityContext") or {}
+        name = c["name"]
+        if sc.get("privileged"):
+            out.append(f"{name} is privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append(f"{name}: allowPrivilegeEscalation must be false")
+        if not sc.get("runAsNonRoot", pod.get("runAsNonRoot")):
+            out.append(f"{name}: runAsNonRoot must be true (pod or container)")
+        if sc.get("runAsUser", pod.get("runAsUser")) == 0:
+            out.append(f"{name} runs as user 0")
+        seccomp = (sc.get("seccompProfile") or pod.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            out.append(f"{name}: seccompProfile must be RuntimeDefault or Localhost")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            out.append(f"{name}: capabilities must drop ALL")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            out.append(f"{name}: only NET_BIND_SERVICE may be added to capabilities")
+        if c.get("ports") and any(p.get("hostPort") for p in c["ports"]):
+            out.append(f"{name} uses a hostPort")
+        if not sc.get("readOnlyRootFilesystem"):
+            out.append(f"{name}: readOnlyRootFilesystem (the services write nothing locally)")
+    return out
+
+
+class Observability(unittest.TestCase):
+    def test_every_service_has_a_startup_probe_on_healthz(self):
+        specs = workloads()
+        for app in ("api", "auth", "google-sync", "azure-sync", "merger"):
+            with self.subTest(app=app):
+                probe = specs[app]["containers"][0]["startupProbe"]
+                self.assertEqual(probe["httpGet"]["path"], "/healthz")
+                self.assertGreaterEqual(probe["periodSeconds"] * probe["failureThreshold"], 30)
+
+    def test_the_api_scales_on_cpu_with_a_shared_cursor_key(self):
+        hpa = manifest("hpa.yaml")[0]
+        self.assertEqual(hpa["kind"], "HorizontalPodAutoscaler")
+        self.assertEqual(hpa["spec"]["scaleTargetRef"]["name"], "api")
+        self.assertGreaterEqual(hpa["spec"]["minReplicas"], 2)
+        self.assertEqual(hpa["spec"]["metrics"][0]["resource"]["name"], "cpu")
+        api = workloads()["api"]["containers"][0]
+        self.assertIn("cpu", api["resources"]["requests"], "CPU utilisation needs a request")
+        env = {e["name"]: e["value"] for e in api["env"]}
+        self.assertEqual(env["PANEL_API_REQUIRE_CURSOR_KEY"], "true")
+        self.assertEqual(env["PANEL_API_CURSOR_KEY_FILE"], "/etc/panel/secrets/cursor-key")
+
+    def test_a_pod_monitor_scrapes_every_service(self):
+        mon_dir = os.path.join(K8S, "monitoring")
+        kust = open(os.path.join(mon_dir, "kustomization.yaml")).read()
+        self.assertIn("podmonitor.yaml", kust)
+        mon = k8s_yaml.load_all(open(os.path.join(mon_dir, "podmonitor.yaml")).read())[0]
+        self.assertEqual(mon["kind"], "PodMonitor")
+        picked = selected(mon["spec"]["selector"], set(workloads()))
+        self.assertEqual(picked, set(SERVICES))
+        self.assertEqual(mon["spec"]["podMetricsEndpoints"][0]["path"], "/metrics")
+        port = mon["spec"]["podMetricsEndpoints"][0]["port"]
+        for app in SERVICES:
+            with self.subTest(app=app):
+                names = [p["name"] for p in workloads()[app]["containers"][0]["ports"]]
+                self.assertIn(port, names)
 
 
 SERVICES = ("api", "auth", "google-sync", "azure-sync", "merger")
@@ -254,7 +424,7 @@ class LeastPrivilege(unittest.TestCase):
 
     def test_each_service_holds_only_its_own_secrets(self):
         secrets = {d["metadata"]["name"]: d["stringData"] for d in manifest("secret.yaml")}
-        want = {"api": {"pg-url", "service-secret"},
+        want = {"api": {"pg-url", "service-secret", "cursor-key"},
                 "auth": {"pg-url", "caller-secrets", "auth-keys", "google-client-id",
                          "google-client-secret", "ms-client-id", "ms-client-secret"},
                 "google-sync": {"service-secret"},

@@ -6,8 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DEFAULT_PG_URL "postgresql://panel@127.0.0.1:5432/panel"
-
 int cmd_admin_add(int argc, char **argv)
 {
     char err[512];
@@ -25,7 +23,7 @@ int cmd_admin_add(int argc, char **argv)
                         "[--google-only|--microsoft-only]\n");
         return 2;
     }
-    PGconn *conn = pgx_connect(panelctl_env("PANEL_PG_URL", DEFAULT_PG_URL), 30, err, sizeof err);
+    PGconn *conn = pgx_connect(panelctl_config()->pg_url, 30, err, sizeof err);
     if (!conn) {
         fprintf(stderr, "panelctl: %s\n", err);
         return 1;

@@ -7,12 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DEFAULT_PG_URL "postgresql://panel@127.0.0.1:5432/panel"
-
 static PGconn *apikey_db(void)
 {
     char err[512];
-    PGconn *conn = pgx_connect(panelctl_env("PANEL_PG_URL", DEFAULT_PG_URL), 30, err, sizeof err);
+    PGconn *conn = pgx_connect(panelctl_config()->pg_url, 30, err, sizeof err);
     if (!conn)
         fprintf(stderr, "panelctl: %s\n", err);
     return conn;

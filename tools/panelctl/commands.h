@@ -23,7 +23,17 @@ int cmd_apikey_revoke(int argc, char **argv);
 int cmd_admin_add(int argc, char **argv);
 int cmd_offsets(int argc, char **argv);
 
-/* Environment helpers: the value, or def when unset or empty. */
-const char *panelctl_env(const char *name, const char *def);
+/* panelctl's configuration: one table like the services' (lib/config.h), so every value
+ * may also come from a file named by <VAR>_FILE (the Kubernetes migration Job mounts its
+ * Secret that way). Loaded once by main before any command runs; owned by main. */
+struct panelctl_config {
+    char *pg_url;
+    char *migrations_dir;
+    char *kafka_brokers;
+    long long kafka_partitions;
+    char *log_level;
+};
+
+const struct panelctl_config *panelctl_config(void);
 
 #endif

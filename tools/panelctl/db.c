@@ -5,13 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DEFAULT_PG_URL "postgresql://panel@127.0.0.1:5432/panel"
-
 static PGconn *connect_db(void)
 {
     char err[512];
-    PGconn *conn =
-        pgx_connect(panelctl_env("PANEL_PG_URL", DEFAULT_PG_URL), (int)30, err, sizeof err);
+    PGconn *conn = pgx_connect(panelctl_config()->pg_url, (int)30, err, sizeof err);
     if (!conn)
         fprintf(stderr, "panelctl: %s\n", err);
     return conn;
@@ -29,7 +26,7 @@ int cmd_migrate(int argc, char **argv)
     PGconn *conn = connect_db();
     if (!conn)
         return 1;
-    const char *dir = panelctl_env("PANEL_MIGRATIONS_DIR", "db/migrations");
+    const char *dir = panelctl_config()->migrations_dir;
     if (pgx_migrate(conn, dir, &applied, err, sizeof err) != 0) {
         fprintf(stderr, "panelctl: %s\n", err);
         goto out;

@@ -11,29 +11,25 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DEFAULT_BROKERS "127.0.0.1:9092"
-#define DECODE_MAX      (KAFKA_MAX_MESSAGE + 1)
+#define DECODE_MAX (KAFKA_MAX_MESSAGE + 1)
 
 int cmd_topics(int argc, char **argv)
 {
     (void)argv;
     char err[512];
-    long long partitions = 0;
+    long long partitions;
     if (argc != 0) {
         fprintf(stderr, "usage: panelctl topics\n");
         return 2;
     }
-    if (cfg_parse_int(panelctl_env("PANEL_KAFKA_PARTITIONS", "4"), 1, 1024, &partitions)) {
-        fprintf(stderr, "panelctl: PANEL_KAFKA_PARTITIONS must be a number from 1 to 1024\n");
-        return 2;
-    }
+    partitions = panelctl_config()->kafka_partitions;
     const struct kafka_topic_spec specs[] = {
         {TOPIC_SYNC_REQUESTS, (int)partitions, NULL}, {TOPIC_AUTH_EVENTS, (int)partitions, NULL},
         {TOPIC_SOURCE_EVENTS, (int)partitions, NULL}, {TOPIC_PEOPLE_EVENTS, (int)partitions, NULL},
         {TOPIC_ASSETS_EVENTS, (int)partitions, NULL}, {TOPIC_ORGUNIT_EVENTS, (int)partitions, NULL},
         {TOPIC_DEAD_LETTER, (int)partitions, NULL},   {TOPIC_SYNC_EVENTS, (int)partitions, NULL},
     };
-    const char *brokers = panelctl_env("PANEL_KAFKA_BROKERS", DEFAULT_BROKERS);
+    const char *brokers = panelctl_config()->kafka_brokers;
     if (kafka_create_topics(brokers, specs, sizeof specs / sizeof specs[0], 15000, err,
                             sizeof err) != 0) {
         fprintf(stderr, "panelctl: %s\n", err);
@@ -135,7 +131,7 @@ int cmd_consume(int argc, char **argv)
     signal(SIGINT, on_int);
     const char *topics[] = {topic, NULL};
     struct kafka_consumer_opts o = {
-        .brokers = panelctl_env("PANEL_KAFKA_BROKERS", DEFAULT_BROKERS),
+        .brokers = panelctl_config()->kafka_brokers,
         .group_id = group,
         .topics = topics,
         .enable_auto_commit = 0,
@@ -194,8 +190,8 @@ int cmd_produce_test(int argc, char **argv)
         fprintf(stderr, "usage: panelctl produce-test TENANT [COUNT]\n");
         return 2;
     }
-    struct kafka_producer *p = kafka_producer_new(
-        panelctl_env("PANEL_KAFKA_BROKERS", DEFAULT_BROKERS), "panelctl", NULL, err, sizeof err);
+    struct kafka_producer *p =
+        kafka_producer_new(panelctl_config()->kafka_brokers, "panelctl", NULL, err, sizeof err);
     if (!p) {
         fprintf(stderr, "panelctl: %s\n", err);
         return 1;
@@ -267,8 +263,7 @@ int cmd_publish(int argc, char **argv)
         fprintf(stderr, "usage: panelctl publish TOPIC KEY [--raw] < envelopes.jsonl\n");
         return 2;
     }
-    p = kafka_producer_new(panelctl_env("PANEL_KAFKA_BROKERS", DEFAULT_BROKERS), "panelctl", NULL,
-                           err, sizeof err);
+    p = kafka_producer_new(panelctl_config()->kafka_brokers, "panelctl", NULL, err, sizeof err);
     if (!p) {
         fprintf(stderr, "panelctl: %s\n", err);
         return 1;

@@ -4,6 +4,7 @@
 #include "kafka.h"
 #include "log.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +36,26 @@ static const struct panelctl_command commands[] = {
      "print the topics' end offsets summed over partitions as one JSON object", cmd_offsets},
 };
 
-const char *panelctl_env(const char *name, const char *def)
+static const struct cfg_option options[] = {
+    {"PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,
+     offsetof(struct panelctl_config, pg_url), "PostgreSQL connection URL"},
+    {"PANEL_MIGRATIONS_DIR", CFG_STRING, "db/migrations", 0, 4096,
+     offsetof(struct panelctl_config, migrations_dir),
+     "Directory of the SQL migrations that migrate applies"},
+    {"PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 4096,
+     offsetof(struct panelctl_config, kafka_brokers), "Kafka bootstrap servers, comma separated"},
+    {"PANEL_KAFKA_PARTITIONS", CFG_INT, "4", 1, 1024,
+     offsetof(struct panelctl_config, kafka_partitions),
+     "Partitions of each topic that topics creates"},
+    {"PANEL_LOG_LEVEL", CFG_STRING, "info", 0, 8, offsetof(struct panelctl_config, log_level),
+     "Minimum log level: debug, info, warn or error"},
+};
+
+static struct panelctl_config config;
+
+const struct panelctl_config *panelctl_config(void)
 {
-    const char *v = getenv(name);
-    return v && *v ? v : def;
+    return &config;
 }
 
 static void usage(FILE *out)
@@ -46,29 +63,37 @@ static void usage(FILE *out)
     fprintf(out, "Usage: panelctl COMMAND [ARGS]\n\nCommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-52s %s\n", commands[i].usage, commands[i].help);
-    fprintf(out, "\nEnvironment: PANEL_PG_URL (default postgresql://panel@127.0.0.1:5432/panel),\n"
-                 "  PANEL_KAFKA_BROKERS (default 127.0.0.1:9092), PANEL_LOG_LEVEL (default "
-                 "info)\n");
+    fprintf(out, "\nSettings (strings may also come from the file named by <NAME>_FILE):\n");
+    cfg_print_table(out, options, CFG_OPTS_COUNT(options));
+    fprintf(out, "\nKafka security (as for the services):\n");
+    cfg_print_table(out, kafka_client_options, kafka_client_noptions);
 }
 
 int main(int argc, char **argv)
 {
+    char err[512];
+    struct kafka_client_config kafka = {0};
+    int rc = 2;
+    if (argc == 2 && strcmp(argv[1], "--config-markdown") == 0) {
+        cfg_print_markdown(stdout, options, CFG_OPTS_COUNT(options));
+        return 0;
+    }
+    if (cfg_load(options, CFG_OPTS_COUNT(options), &config, err, sizeof err) != 0) {
+        fprintf(stderr, "panelctl: configuration error: %s\n", err);
+        goto out;
+    }
     enum log_level level = LOG_INFO;
-    if (log_level_parse(panelctl_env("PANEL_LOG_LEVEL", "info"), &level) != 0) {
+    if (log_level_parse(config.log_level, &level) != 0) {
         fprintf(stderr, "panelctl: PANEL_LOG_LEVEL must be debug, info, warn or error\n");
-        return 2;
+        goto out;
     }
     log_init("panelctl", level);
     /* the services' PANEL_KAFKA_* security settings apply to panelctl's clients too */
-    struct kafka_client_config kafka = {0};
-    char err[512];
     if (cfg_load(kafka_client_options, kafka_client_noptions, &kafka, err, sizeof err) != 0 ||
         kafka_client_configure(&kafka, err, sizeof err) != 0) {
         fprintf(stderr, "panelctl: %s\n", err);
-        cfg_free(kafka_client_options, kafka_client_noptions, &kafka);
-        return 2;
+        goto out;
     }
-    int rc = 2;
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         rc = argc < 2 ? 2 : 0;
@@ -83,6 +108,7 @@ int main(int argc, char **argv)
     usage(stderr);
 out:
     cfg_free(kafka_client_options, kafka_client_noptions, &kafka);
+    cfg_free(options, CFG_OPTS_COUNT(options), &config);
     kafka_client_reset();
     return rc;
 }

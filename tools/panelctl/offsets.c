@@ -55,8 +55,7 @@ int cmd_offsets(int argc, char **argv)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     kafka_conf_use_log(conf);
     if (kafka_conf_apply_client(conf, err, sizeof err) ||
-        rd_kafka_conf_set(conf, "bootstrap.servers",
-                          panelctl_env("PANEL_KAFKA_BROKERS", "127.0.0.1:9092"), err,
+        rd_kafka_conf_set(conf, "bootstrap.servers", panelctl_config()->kafka_brokers, err,
                           sizeof err) != RD_KAFKA_CONF_OK) {
         fprintf(stderr, "panelctl: %s\n", err);
         rd_kafka_conf_destroy(conf);
