@@ -108,8 +108,7 @@ static void *retention_main(void *arg)
 
 struct retention *retention_start(const char *owner, long long lock_key, const char *pg_url,
                                   const struct retention_rule *rules, size_t nrules, int batch,
-                                  int interval_s, struct metrics *metrics, char *err,
-                                  size_t errlen)
+                                  int interval_s, struct metrics *metrics, char *err, size_t errlen)
 {
     struct retention *r = calloc(1, sizeof *r);
     if (!r || !(r->owner = strdup(owner)) || !(r->pg_url = strdup(pg_url)) ||

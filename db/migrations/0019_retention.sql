@@ -26,3 +26,12 @@ RETURNS TABLE (tenant_id text, run_id uuid) LANGUAGE sql STABLE AS $$
                         AND (d.status IN ('completed', 'held', 'approved', 'rejected')
                              OR (d.status = 'failed' AND d.failure_reason = 'forbidden'))))
 $$;
+
+-- Stored Idempotency-Key replies, oldest first (the api deletes them past
+-- PANEL_API_IDEMPOTENCY_TTL_HOURS).
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+
+-- Ended admin sessions and expired OAuth states (auth deletes them; admin_sessions_expiry and
+-- signin_states_expiry exist).
+CREATE INDEX admin_sessions_ended ON admin_sessions (ended_at) WHERE ended_at IS NOT NULL;
+CREATE INDEX oauth_states_expiry ON oauth_states (expires_at);
