@@ -1,6 +1,7 @@
 /* publish: Kafka side of auth. */
 #include "publish.h"
 
+#include "asset_event.h"
 #include "crypto.h"
 #include "log.h"
 #include "pg.h"
@@ -21,9 +22,9 @@ Panel__V1__Source publish_source(const char *provider)
     return PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
 }
 
-int publish_auth_event(struct auth_ctx *c, const char *tenant, const char *provider,
-                       Panel__V1__AuthEventKind kind, const char *const *scopes, size_t nscopes,
-                       const char *message, const char *actor, char *err, size_t errlen)
+int outbox_auth_event(PGconn *pg, const char *tenant, const char *provider,
+                      Panel__V1__AuthEventKind kind, const char *const *scopes, size_t nscopes,
+                      const char *message, const char *actor, char *err, size_t errlen)
 {
     Envelope env;
     Panel__V1__AuthEvent ev = PANEL__V1__AUTH_EVENT__INIT;
@@ -40,14 +41,32 @@ int publish_auth_event(struct auth_ctx *c, const char *tenant, const char *provi
     ev.actor = (char *)actor;
     env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_AUTH_EVENT;
     env.auth_event = &ev;
-    if (events_publish(c->producer, TOPIC_AUTH_EVENTS, tenant, &env, err, errlen))
-        return -1;
-    long failed = kafka_producer_flush(c->producer, PUBLISH_FLUSH_MS);
-    if (failed != 0) {
-        snprintf(err, errlen, "auth event not delivered (%s)", failed < 0 ? "timeout" : "error");
-        return -1;
+    int rc = -1;
+    char *rows_text = NULL;
+    json_t *rows = json_array(), *row = outbox_row_keyed(&env, TOPIC_AUTH_EVENTS, tenant);
+    if (!rows || !row) {
+        json_decref(row);
+        snprintf(err, errlen, "out of memory");
+        goto out;
     }
-    return 0;
+    if (json_array_append_new(rows, row)) { /* takes row, also on failure */
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (!(rows_text = json_dumps(rows, JSON_COMPACT))) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    const char *p[] = {rows_text};
+    PGresult *res = ctx_query(pg, PGRES_COMMAND_OK, OUTBOX_INSERT_SQL, 1, p, err, errlen);
+    if (!res)
+        goto out;
+    PQclear(res);
+    rc = 0;
+out:
+    free(rows_text);
+    json_decref(rows);
+    return rc;
 }
 
 int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const char *provider,
