@@ -166,9 +166,9 @@ long sync_requests_expire(struct auth_ctx *c, PGconn *pg, char *err, size_t errl
     return n;
 }
 
-static int publish_one(struct auth_ctx *c, const char *tenant, const char *run_id,
-                       const char *source, const char *reason, bool preview, const char *by,
-                       char *err, size_t errlen)
+static int publish_one(struct auth_ctx *c, struct kafka_delivery *d, const char *tenant,
+                       const char *run_id, const char *source, const char *reason, bool preview,
+                       const char *by, char *err, size_t errlen)
 {
     Envelope env;
     Panel__V1__SyncRequest req = PANEL__V1__SYNC_REQUEST__INIT;
@@ -183,15 +183,24 @@ static int publish_one(struct auth_ctx *c, const char *tenant, const char *run_i
     req.requested_by = (char *)(by && *by ? by : NULL);
     env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_SYNC_REQUEST;
     env.sync_request = &req;
-    return events_publish(c->producer, TOPIC_SYNC_REQUESTS, tenant, &env, err, errlen);
+    return events_publish_tracked(c->producer, TOPIC_SYNC_REQUESTS, tenant, &env, d, err, errlen);
 }
 
 long publish_pending_requests(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
 {
     long n = -1;
     PGresult *res = NULL, *upd = NULL;
-    if (pgx_exec(pg, "BEGIN", err, errlen))
+    /* This call's own delivery results: another thread's failure on the shared producer
+     * must not keep (or clear) these rows' flags. */
+    struct kafka_delivery *d = kafka_delivery_new();
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
         return -1;
+    }
+    if (pgx_exec(pg, "BEGIN", err, errlen)) {
+        kafka_delivery_release(d);
+        return -1;
+    }
     res = ctx_query(pg, PGRES_TUPLES_OK,
                     "SELECT tenant_id, run_id, source, reason, preview, coalesce(requested_by, '') "
                     "FROM sync_runs WHERE publish_pending "
@@ -202,13 +211,13 @@ long publish_pending_requests(struct auth_ctx *c, PGconn *pg, char *err, size_t 
         goto out;
     int rows = PQntuples(res);
     for (int i = 0; i < rows; i++) {
-        if (publish_one(c, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+        if (publish_one(c, d, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
                         PQgetvalue(res, i, 3), strcmp(PQgetvalue(res, i, 4), "t") == 0,
                         PQgetvalue(res, i, 5), err, errlen))
             goto out;
     }
     if (rows > 0) {
-        long failed = kafka_producer_flush(c->producer, PUBLISH_FLUSH_MS);
+        long failed = kafka_delivery_wait(c->producer, d, PUBLISH_FLUSH_MS);
         if (failed != 0) {
             snprintf(err, errlen, "sync requests not delivered (%s)",
                      failed < 0 ? "timeout" : "error");
@@ -238,5 +247,6 @@ out:
     }
     PQclear(res);
     PQclear(upd);
+    kafka_delivery_release(d);
     return n;
 }
