@@ -11,8 +11,8 @@ static struct kafka_producer *failing_producer(void)
 {
     static const char *const conf[] = {"message.timeout.ms", "500", NULL};
     char err[512];
-    struct kafka_producer *p = kafka_producer_new("127.0.0.1:9", "test-delivery", conf, err,
-                                                  sizeof err);
+    struct kafka_producer *p =
+        kafka_producer_new("127.0.0.1:9", "test-delivery", conf, err, sizeof err);
     assert_non_null(p);
     return p;
 }
