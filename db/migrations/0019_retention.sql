@@ -31,7 +31,6 @@ $$;
 -- PANEL_API_IDEMPOTENCY_TTL_HOURS).
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 
--- Ended admin sessions and expired OAuth states (auth deletes them; admin_sessions_expiry and
--- signin_states_expiry exist).
+-- Ended admin sessions (auth deletes them; admin_sessions_expiry, signin_states_expiry and
+-- oauth_states_expiry exist).
 CREATE INDEX admin_sessions_ended ON admin_sessions (ended_at) WHERE ended_at IS NOT NULL;
-CREATE INDEX oauth_states_expiry ON oauth_states (expires_at);
