@@ -46,8 +46,8 @@ uint8_t *events_pack(const Envelope *env, size_t *len)
     return out;
 }
 
-int events_publish(struct kafka_producer *p, const char *topic, const char *key,
-                   const Envelope *env, char *err, size_t errlen)
+int events_publish_tracked(struct kafka_producer *p, const char *topic, const char *key,
+                           const Envelope *env, struct kafka_delivery *d, char *err, size_t errlen)
 {
     size_t len = 0;
     uint8_t *data = events_pack(env, &len);
@@ -55,9 +55,16 @@ int events_publish(struct kafka_producer *p, const char *topic, const char *key,
         snprintf(err, errlen, "out of memory packing an event");
         return -1;
     }
-    int rc = kafka_produce(p, topic, key, strlen(key), data, len, err, errlen);
+    int rc = d ? kafka_produce_tracked(p, topic, key, strlen(key), data, len, d, err, errlen)
+               : kafka_produce(p, topic, key, strlen(key), data, len, err, errlen);
     free(data);
     return rc;
+}
+
+int events_publish(struct kafka_producer *p, const char *topic, const char *key,
+                   const Envelope *env, char *err, size_t errlen)
+{
+    return events_publish_tracked(p, topic, key, env, NULL, err, errlen);
 }
 
 /* protobuf-c keeps an unknown field whose tag is an overlong encoding of field number 0 and

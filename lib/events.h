@@ -28,6 +28,10 @@ uint8_t *events_pack(const Envelope *env, size_t *len);
 int events_publish(struct kafka_producer *p, const char *topic, const char *key,
                    const Envelope *env, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* The same with its delivery result counted in d (NULL: as events_publish). */
+int events_publish_tracked(struct kafka_producer *p, const char *topic, const char *key,
+                           const Envelope *env, struct kafka_delivery *d, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* Decode and validate untrusted bytes: size cap, known schema version, event id and tenant
  * present, a payload set. Returns an envelope (free with events_free) or NULL + message. */
 Envelope *events_decode(const void *data, size_t len, char *err, size_t errlen);

@@ -93,6 +93,27 @@ struct kafka_producer {
     atomic_long failed;
 };
 
+struct kafka_delivery {
+    atomic_long refs, pending, failed;
+};
+
+struct kafka_delivery *kafka_delivery_new(void)
+{
+    struct kafka_delivery *d = malloc(sizeof *d);
+    if (!d)
+        return NULL;
+    atomic_init(&d->refs, 1);
+    atomic_init(&d->pending, 0);
+    atomic_init(&d->failed, 0);
+    return d;
+}
+
+void kafka_delivery_release(struct kafka_delivery *d)
+{
+    if (d && atomic_fetch_sub(&d->refs, 1) == 1)
+        free(d);
+}
+
 static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     (void)rk;
@@ -360,10 +381,15 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     struct kafka_producer *p = opaque;
+    struct kafka_delivery *d = m->_private; /* the message's opaque: set when tracked */
     if (m->err) {
-        atomic_fetch_add(&p->failed, 1);
+        atomic_fetch_add(d ? &d->failed : &p->failed, 1);
         log_error("kafka delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
                   rd_kafka_err2str(m->err));
+    }
+    if (d) {
+        atomic_fetch_sub(&d->pending, 1);
+        kafka_delivery_release(d);
     }
 }
 
@@ -406,29 +432,62 @@ fail:
     return NULL;
 }
 
-int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
-                  const void *value, size_t len, char *err, size_t errlen)
+static int produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
+                   const void *value, size_t len, struct kafka_delivery *d, char *err,
+                   size_t errlen)
 {
     if (len > KAFKA_MAX_MESSAGE) {
         snprintf(err, errlen, "message of %zu bytes exceeds the %d byte limit", len,
                  KAFKA_MAX_MESSAGE);
         return -1;
     }
+    if (d) { /* the message's reference, dropped by its delivery report */
+        atomic_fetch_add(&d->refs, 1);
+        atomic_fetch_add(&d->pending, 1);
+    }
     for (int attempt = 0; attempt < 600; attempt++) {
-        rd_kafka_resp_err_t e =
-            rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
-                              RD_KAFKA_V_VALUE((void *)value, len),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return 0;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             snprintf(err, errlen, "produce to %s: %s", topic, rd_kafka_err2str(e));
-            return -1;
+            goto fail;
         }
         rd_kafka_poll(p->rk, 100); /* local queue full: wait for deliveries */
     }
     snprintf(err, errlen, "produce to %s: local queue stayed full for 60 s", topic);
+fail:
+    if (d) { /* never queued: no report will come */
+        atomic_fetch_sub(&d->pending, 1);
+        kafka_delivery_release(d);
+    }
     return -1;
+}
+
+int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
+                  const void *value, size_t len, char *err, size_t errlen)
+{
+    return produce(p, topic, key, keylen, value, len, NULL, err, errlen);
+}
+
+int kafka_produce_tracked(struct kafka_producer *p, const char *topic, const void *key,
+                          size_t keylen, const void *value, size_t len, struct kafka_delivery *d,
+                          char *err, size_t errlen)
+{
+    return produce(p, topic, key, keylen, value, len, d, err, errlen);
+}
+
+long kafka_delivery_wait(struct kafka_producer *p, struct kafka_delivery *d, int timeout_ms)
+{
+    for (int waited = 0; atomic_load(&d->pending) > 0; waited += 50) {
+        if (waited >= timeout_ms)
+            return -1;
+        rd_kafka_poll(p->rk, 50);
+    }
+    return atomic_load(&d->failed);
 }
 
 void kafka_producer_poll(struct kafka_producer *p)

@@ -63,6 +63,23 @@ struct kafka_producer *kafka_producer_new(const char *brokers, const char *clien
 int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
                   const void *value, size_t len, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* The delivery results of the messages one caller produced (librdkafka's per-message
+ * delivery reports), so that callers sharing a producer never see each other's failures.
+ * Reference-counted: every tracked message holds a reference until its report arrived, so the
+ * caller may release it even after a timed-out wait. */
+struct kafka_delivery;
+/* A new tracker (the caller's reference), or NULL when out of memory. */
+struct kafka_delivery *kafka_delivery_new(void);
+/* Drop the caller's reference (NULL is allowed). */
+void kafka_delivery_release(struct kafka_delivery *d);
+/* kafka_produce whose delivery result is counted in d. 0, or -1 with a message. */
+int kafka_produce_tracked(struct kafka_producer *p, const char *topic, const void *key,
+                          size_t keylen, const void *value, size_t len, struct kafka_delivery *d,
+                          char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Wait until every message tracked by d was delivered or failed: the number that failed
+ * (0 = all delivered), or -1 when some are still undecided after timeout_ms. */
+long kafka_delivery_wait(struct kafka_producer *p, struct kafka_delivery *d, int timeout_ms)
+    __attribute__((warn_unused_result));
 /* Serve delivery reports without blocking. */
 void kafka_producer_poll(struct kafka_producer *p);
 /* Wait until everything queued is delivered or failed. Returns the number of messages that

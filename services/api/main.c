@@ -17,6 +17,7 @@
 #include "people.h"
 #include "pg.h"
 #include "rest.h"
+#include "retention.h"
 #include "svc.h"
 #include "sync.h"
 #include "www.h"
@@ -38,6 +39,8 @@ struct api_config {
     long long idempotency_ttl_hours;
     long long session_idle_minutes;
     long long alerts_seconds;
+    long long retention_interval_s;
+    long long retention_batch;
     bool cookie_secure;
     bool require_if_match;
     bool require_cursor_key;
@@ -71,7 +74,12 @@ static const struct cfg_option options[] = {
      offsetof(struct api_config, upstream_timeout_ms), "Timeout of one call to auth or the merger"},
     {"PANEL_API_IDEMPOTENCY_TTL_HOURS", CFG_INT, "24", 1, 720,
      offsetof(struct api_config, idempotency_ttl_hours),
-     "How long a stored Idempotency-Key reply is replayed"},
+     "How long a stored Idempotency-Key reply is replayed (older ones are deleted)"},
+    {"PANEL_RETENTION_INTERVAL_S", CFG_INT, "300", 1, 86400,
+     offsetof(struct api_config, retention_interval_s), "pause (s) between retention rounds"},
+    {"PANEL_RETENTION_BATCH", CFG_INT, "1000", 1, 100000,
+     offsetof(struct api_config, retention_batch),
+     "rows deleted per retention statement (each its own short transaction)"},
     {"PANEL_SESSION_IDLE_MINUTES", CFG_INT, "60", 1, 1440,
      offsetof(struct api_config, session_idle_minutes),
      "A signed-in session unused this long ends (the absolute limit is auth's "
@@ -96,9 +104,13 @@ static const struct svc_spec spec = {
     .default_http_port = 8080,
 };
 
-static const struct db_stmt st_expire = {
-    "idem_expire", "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval("
-                   "hours => $1::int)"};
+/* Advisory lock key of the api's retention rounds (one replica prunes at a time). */
+#define RETENTION_LOCK_KEY 7304221LL
+
+/* Stored Idempotency-Key replies past their time-to-live. $1 age (s), $2 limit. */
+static const char *const sql_idempotency =
+    "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys"
+    " WHERE created_at < now() - make_interval(secs => $1::bigint) LIMIT $2::bigint)";
 
 /* The schema is right and the database answers. */
 static bool check_ready(struct db_pool *db)
@@ -114,26 +126,12 @@ static bool check_ready(struct db_pool *db)
     return ok;
 }
 
-static void expire_idempotency(struct db_pool *db, long long hours)
-{
-    char h[24];
-    snprintf(h, sizeof h, "%lld", hours);
-    const char *p[1] = {h};
-    PGconn *conn = db_pool_get(db, 1000);
-    if (!conn)
-        return;
-    PGresult *res = db_exec(db, conn, &st_expire, 1, p);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        log_warn("cannot expire idempotency keys: %s", PQresultErrorMessage(res));
-    PQclear(res);
-    db_pool_put(db, conn);
-}
-
 int main(int argc, char **argv)
 {
     struct api_config cfg = {0};
     struct svc *svc = NULL;
     struct db_pool *db = NULL;
+    struct retention *retention = NULL;
     char err[512];
     int rc = 1;
     unsigned char key[CRYPTO_KEY_LEN];
@@ -211,6 +209,16 @@ int main(int argc, char **argv)
         log_error("cannot register the admin page");
         goto out;
     }
+    const struct retention_rule rules[] = {
+        {"idempotency_keys", sql_idempotency, cfg.idempotency_ttl_hours * 3600},
+    };
+    retention =
+        retention_start("api", RETENTION_LOCK_KEY, cfg.pg_url, rules, 1, (int)cfg.retention_batch,
+                        (int)cfg.retention_interval_s, svc_metrics(svc), err, sizeof err);
+    if (!retention) {
+        log_error("%s", err);
+        goto out;
+    }
     svc_set_ready(svc, true);
     log_info("serving /v1 and the admin page from %s", cfg.www_dir);
     for (long tick = 0; svc_running(svc); tick++) {
@@ -218,8 +226,6 @@ int main(int argc, char **argv)
         if (!svc_running(svc))
             break;
         svc_set_ready(svc, check_ready(db));
-        if (tick % 720 == 0)
-            expire_idempotency(db, cfg.idempotency_ttl_hours);
         /* Ticks are 5 s: every alerts_seconds, rounded to a tick. */
         if ((tick * 5) % cfg.alerts_seconds < 5)
             while (alerts_publish(db) >= 200) /* a full batch: there may be more */
@@ -228,6 +234,7 @@ int main(int argc, char **argv)
     log_info("stopping");
     rc = 0;
 out:
+    retention_stop(retention);
     svc_destroy(svc); /* stops the listener before the pool goes */
     db_pool_destroy(db);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);

@@ -9,6 +9,7 @@
 #include "oidc.h"
 #include "pg.h"
 #include "rekey.h"
+#include "retention.h"
 #include "routes.h"
 #include "scheduler.h"
 #include "signin.h"
@@ -40,6 +41,10 @@ struct auth_config {
     long long session_max_hours;
     bool cookie_secure;
     long long state_ttl_s;
+    long long retention_states_hours;
+    long long retention_sessions_days;
+    long long retention_interval_s;
+    long long retention_batch;
     long long tick_ms;
     long long run_stale_s;
     long long run_start_wait_s;
@@ -98,6 +103,15 @@ static const struct cfg_option options[] = {
         "mark the sign-in and session cookies Secure (false only for plain-http development)"),
     OPT("PANEL_AUTH_STATE_TTL_S", CFG_INT, "600", 10, 3600, state_ttl_s,
         "seconds an OAuth state (a started consent or sign-in) stays valid"),
+    OPT("PANEL_RETENTION_STATES_HOURS", CFG_INT, "24", 1, 8760, retention_states_hours,
+        "sign-in and OAuth states are deleted this many hours after they expired"),
+    OPT("PANEL_RETENTION_SESSIONS_DAYS", CFG_INT, "30", 0, 36500, retention_sessions_days,
+        "admin page sessions are deleted this many days after they ended or expired; 0 keeps "
+        "them"),
+    OPT("PANEL_RETENTION_INTERVAL_S", CFG_INT, "300", 1, 86400, retention_interval_s,
+        "pause (s) between retention rounds"),
+    OPT("PANEL_RETENTION_BATCH", CFG_INT, "1000", 1, 100000, retention_batch,
+        "rows deleted per retention statement (each its own short transaction)"),
     OPT("PANEL_AUTH_SCHEDULER_TICK_MS", CFG_INT, "10000", 100, 600000, tick_ms,
         "how often the scheduler looks for due syncs and pending revokes"),
     OPT("PANEL_AUTH_RUN_STALE_S", CFG_INT, "7200", 60, 604800, run_stale_s,
@@ -182,6 +196,36 @@ out:
     return rc;
 }
 
+/* Advisory lock key of auth's retention rounds (one replica prunes at a time). */
+#define RETENTION_LOCK_KEY 7304220LL
+
+/* $1 age (s), $2 limit. A state is single-use and short-lived: past its expiry it only
+ * waits to be deleted (used ones too). */
+static const char *const sql_signin_states =
+    "DELETE FROM signin_states WHERE ctid IN (SELECT ctid FROM signin_states"
+    " WHERE expires_at < now() - make_interval(secs => $1::bigint) LIMIT $2::bigint)";
+static const char *const sql_oauth_states =
+    "DELETE FROM oauth_states WHERE ctid IN (SELECT ctid FROM oauth_states"
+    " WHERE expires_at < now() - make_interval(secs => $1::bigint) LIMIT $2::bigint)";
+static const char *const sql_admin_sessions =
+    "DELETE FROM admin_sessions WHERE ctid IN (SELECT ctid FROM admin_sessions"
+    " WHERE expires_at < now() - make_interval(secs => $1::bigint) UNION ALL"
+    " SELECT ctid FROM admin_sessions"
+    " WHERE ended_at < now() - make_interval(secs => $1::bigint) LIMIT $2::bigint)";
+
+static struct retention *start_retention(const struct auth_config *cfg, struct metrics *m,
+                                         char *err, size_t errlen)
+{
+    const struct retention_rule rules[] = {
+        {"signin_states", sql_signin_states, cfg->retention_states_hours * 3600},
+        {"oauth_states", sql_oauth_states, cfg->retention_states_hours * 3600},
+        {"admin_sessions", sql_admin_sessions, cfg->retention_sessions_days * 86400},
+    };
+    return retention_start("auth", RETENTION_LOCK_KEY, cfg->pg_url, rules,
+                           sizeof rules / sizeof rules[0], (int)cfg->retention_batch,
+                           (int)cfg->retention_interval_s, m, err, errlen);
+}
+
 int main(int argc, char **argv)
 {
     struct auth_config cfg = {0};
@@ -190,6 +234,7 @@ int main(int argc, char **argv)
     struct callers *callers = NULL;
     struct kafka_producer *producer = NULL;
     struct scheduler *sched = NULL;
+    struct retention *retention = NULL;
     struct signin *signin = NULL;
     struct oidc_provider *google_oidc = NULL;
     struct auth_ctx ctx = {0};
@@ -276,6 +321,10 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
+    if (!(retention = start_retention(&cfg, svc_metrics(svc), err, sizeof err))) {
+        log_error("%s", err);
+        goto out;
+    }
     log_info("ready (active key '%s', scheduler %s)", grants_active_id(grants),
              cfg.scheduler ? "on" : "off");
     svc_set_ready(svc, true);
@@ -286,6 +335,7 @@ int main(int argc, char **argv)
 out:
     svc_set_ready(svc, false);
     scheduler_stop(sched);
+    retention_stop(retention);
     /* Stop the listener (and its worker threads) before freeing what handlers use. */
     svc_destroy(svc);
     signin_destroy(signin);

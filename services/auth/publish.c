@@ -1,6 +1,7 @@
 /* publish: Kafka side of auth. */
 #include "publish.h"
 
+#include "asset_event.h"
 #include "crypto.h"
 #include "log.h"
 #include "pg.h"
@@ -21,9 +22,9 @@ Panel__V1__Source publish_source(const char *provider)
     return PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
 }
 
-int publish_auth_event(struct auth_ctx *c, const char *tenant, const char *provider,
-                       Panel__V1__AuthEventKind kind, const char *const *scopes, size_t nscopes,
-                       const char *message, const char *actor, char *err, size_t errlen)
+int outbox_auth_event(PGconn *pg, const char *tenant, const char *provider,
+                      Panel__V1__AuthEventKind kind, const char *const *scopes, size_t nscopes,
+                      const char *message, const char *actor, char *err, size_t errlen)
 {
     Envelope env;
     Panel__V1__AuthEvent ev = PANEL__V1__AUTH_EVENT__INIT;
@@ -40,14 +41,32 @@ int publish_auth_event(struct auth_ctx *c, const char *tenant, const char *provi
     ev.actor = (char *)actor;
     env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_AUTH_EVENT;
     env.auth_event = &ev;
-    if (events_publish(c->producer, TOPIC_AUTH_EVENTS, tenant, &env, err, errlen))
-        return -1;
-    long failed = kafka_producer_flush(c->producer, PUBLISH_FLUSH_MS);
-    if (failed != 0) {
-        snprintf(err, errlen, "auth event not delivered (%s)", failed < 0 ? "timeout" : "error");
-        return -1;
+    int rc = -1;
+    char *rows_text = NULL;
+    json_t *rows = json_array(), *row = outbox_row_keyed(&env, TOPIC_AUTH_EVENTS, tenant);
+    if (!rows || !row) {
+        json_decref(row);
+        snprintf(err, errlen, "out of memory");
+        goto out;
     }
-    return 0;
+    if (json_array_append_new(rows, row)) { /* takes row, also on failure */
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (!(rows_text = json_dumps(rows, JSON_COMPACT))) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    const char *p[] = {rows_text};
+    PGresult *res = ctx_query(pg, PGRES_COMMAND_OK, OUTBOX_INSERT_SQL, 1, p, err, errlen);
+    if (!res)
+        goto out;
+    PQclear(res);
+    rc = 0;
+out:
+    free(rows_text);
+    json_decref(rows);
+    return rc;
 }
 
 int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const char *provider,
@@ -147,9 +166,9 @@ long sync_requests_expire(struct auth_ctx *c, PGconn *pg, char *err, size_t errl
     return n;
 }
 
-static int publish_one(struct auth_ctx *c, const char *tenant, const char *run_id,
-                       const char *source, const char *reason, bool preview, const char *by,
-                       char *err, size_t errlen)
+static int publish_one(struct auth_ctx *c, struct kafka_delivery *d, const char *tenant,
+                       const char *run_id, const char *source, const char *reason, bool preview,
+                       const char *by, char *err, size_t errlen)
 {
     Envelope env;
     Panel__V1__SyncRequest req = PANEL__V1__SYNC_REQUEST__INIT;
@@ -164,15 +183,24 @@ static int publish_one(struct auth_ctx *c, const char *tenant, const char *run_i
     req.requested_by = (char *)(by && *by ? by : NULL);
     env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_SYNC_REQUEST;
     env.sync_request = &req;
-    return events_publish(c->producer, TOPIC_SYNC_REQUESTS, tenant, &env, err, errlen);
+    return events_publish_tracked(c->producer, TOPIC_SYNC_REQUESTS, tenant, &env, d, err, errlen);
 }
 
 long publish_pending_requests(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
 {
     long n = -1;
     PGresult *res = NULL, *upd = NULL;
-    if (pgx_exec(pg, "BEGIN", err, errlen))
+    /* This call's own delivery results: another thread's failure on the shared producer
+     * must not keep (or clear) these rows' flags. */
+    struct kafka_delivery *d = kafka_delivery_new();
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
         return -1;
+    }
+    if (pgx_exec(pg, "BEGIN", err, errlen)) {
+        kafka_delivery_release(d);
+        return -1;
+    }
     res = ctx_query(pg, PGRES_TUPLES_OK,
                     "SELECT tenant_id, run_id, source, reason, preview, coalesce(requested_by, '') "
                     "FROM sync_runs WHERE publish_pending "
@@ -183,13 +211,13 @@ long publish_pending_requests(struct auth_ctx *c, PGconn *pg, char *err, size_t 
         goto out;
     int rows = PQntuples(res);
     for (int i = 0; i < rows; i++) {
-        if (publish_one(c, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+        if (publish_one(c, d, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
                         PQgetvalue(res, i, 3), strcmp(PQgetvalue(res, i, 4), "t") == 0,
                         PQgetvalue(res, i, 5), err, errlen))
             goto out;
     }
     if (rows > 0) {
-        long failed = kafka_producer_flush(c->producer, PUBLISH_FLUSH_MS);
+        long failed = kafka_delivery_wait(c->producer, d, PUBLISH_FLUSH_MS);
         if (failed != 0) {
             snprintf(err, errlen, "sync requests not delivered (%s)",
                      failed < 0 ? "timeout" : "error");
@@ -219,5 +247,6 @@ out:
     }
     PQclear(res);
     PQclear(upd);
+    kafka_delivery_release(d);
     return n;
 }

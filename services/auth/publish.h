@@ -1,4 +1,4 @@
-/* publish: auth events on panel.auth.events and sync requests on panel.sync.requests.
+/* publish: auth events (through the outbox) and sync requests on panel.sync.requests.
  * A sync request is first a sync_runs row (status 'requested', publish_pending) written in a
  * transaction; publish_pending_requests then sends every pending row and clears the flag, so
  * a crash in between re-sends the same run id instead of losing or doubling the run. */
@@ -15,11 +15,14 @@
 /* "google" / "azure" -> the Source enum (UNSPECIFIED for anything else). */
 Panel__V1__Source publish_source(const char *provider);
 
-/* Publish an AuthEvent (scopes may be NULL; message and actor may be NULL) and wait for its
- * delivery. 0 or -1 with a message. */
-int publish_auth_event(struct auth_ctx *c, const char *tenant, const char *provider,
-                       Panel__V1__AuthEventKind kind, const char *const *scopes, size_t nscopes,
-                       const char *message, const char *actor, char *err, size_t errlen)
+/* Inside the caller's transaction (the one that changes the connection): write an AuthEvent
+ * (scopes may be NULL; message and actor may be NULL) to the outbox, for panel.auth.events
+ * keyed by the district. The merger's outbox relay publishes it once the transaction commits,
+ * also when Kafka was away at that moment (docs/auth.md "AuthEvents"). 0 or -1 with a
+ * message. */
+int outbox_auth_event(PGconn *pg, const char *tenant, const char *provider,
+                      Panel__V1__AuthEventKind kind, const char *const *scopes, size_t nscopes,
+                      const char *message, const char *actor, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /* Inside the caller's transaction: unless a run of (tenant, provider) is already in flight

@@ -336,25 +336,24 @@ static int session_refused(struct mg_connection *conn, PGconn *pg, const char *p
     return 0;
 }
 
-/* After a connection was stored inside the open transaction: request the first sync when
- * this is the first authorization, commit, publish. */
+/* After a connection was stored inside the open transaction: request the first sync and
+ * write the AUTHORIZED event when this is the first authorization, commit, publish. */
 static int finish_authorized(struct auth_ctx *c, PGconn *pg, const char *tenant,
                              const char *provider, const char *admin, bool first,
                              const char *const *scopes, size_t nscopes, char *err, size_t errlen)
 {
     char run_id[37];
     bool coalesced = false;
-    if (first && sync_request_add(c, pg, tenant, provider, "authorized", false, admin, run_id,
-                                  &coalesced, err, errlen))
+    if (first && (sync_request_add(c, pg, tenant, provider, "authorized", false, admin, run_id,
+                                   &coalesced, err, errlen) ||
+                  outbox_auth_event(pg, tenant, provider,
+                                    PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_AUTHORIZED, scopes,
+                                    nscopes, NULL, admin, err, errlen)))
         return -1;
     if (pgx_exec(pg, "COMMIT", err, errlen))
         return -1;
     if (first) {
         char perr[256];
-        if (publish_auth_event(c, tenant, provider,
-                               PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_AUTHORIZED, scopes,
-                               nscopes, NULL, admin, perr, sizeof perr))
-            log_error_t(tenant, NULL, "authorized event not published: %s", perr);
         if (publish_pending_requests(c, pg, perr, sizeof perr) < 0)
             log_error_t(tenant, NULL,
                         "first sync request not published yet (the scheduler retries): %s", perr);
@@ -441,17 +440,17 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
         goto out;
     }
     if (nmissing) {
-        char perr[256], msg[512];
-        if (pgx_exec(pg, "COMMIT", err, sizeof err)) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "consent did not grant %s", missing[0]);
+        if (outbox_auth_event(pg, si.tenant, "google",
+                              PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_SCOPE_MISSING, missing,
+                              nmissing, msg, si.admin, err, sizeof err) ||
+            pgx_exec(pg, "COMMIT", err, sizeof err)) {
             rollback(pg);
+            log_error_t(si.tenant, NULL, "storing the google grant failed: %s", err);
             status = redirect_admin(conn, c, "google", "error", "the grant could not be stored");
             goto out;
         }
-        snprintf(msg, sizeof msg, "consent did not grant %s", missing[0]);
-        if (publish_auth_event(c, si.tenant, "google",
-                               PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_SCOPE_MISSING, missing,
-                               nmissing, msg, si.admin, perr, sizeof perr))
-            log_error_t(si.tenant, NULL, "scope_missing event not published: %s", perr);
         log_warn_t(si.tenant, NULL, "google consent is missing %zu scope(s)", nmissing);
         status = redirect_admin(conn, c, "google", "error", msg);
         goto out;
@@ -567,15 +566,19 @@ static int revoked_now(struct mg_connection *conn, struct auth_ctx *c, PGconn *p
 {
     char err[256];
     bool changed = false;
-    if (conn_mark_revoked(pg, tenant, provider, message, &changed, err, sizeof err) != CONN_OK)
+    (void)c;
+    /* the status change and its REVOKED event commit together */
+    if (pgx_exec(pg, "BEGIN", err, sizeof err) ||
+        conn_mark_revoked(pg, tenant, provider, message, &changed, err, sizeof err) != CONN_OK ||
+        (changed && outbox_auth_event(pg, tenant, provider,
+                                      PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_REVOKED, NULL, 0,
+                                      message, NULL, err, sizeof err)) ||
+        pgx_exec(pg, "COMMIT", err, sizeof err)) {
+        rollback(pg);
         return reply_db(conn, tenant, err);
-    if (changed) {
-        log_warn_t(tenant, NULL, "%s grant revoked at the provider: %s", provider, message);
-        if (publish_auth_event(c, tenant, provider,
-                               PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_REVOKED, NULL, 0,
-                               message, NULL, err, sizeof err))
-            log_error_t(tenant, NULL, "revoked event not published: %s", err);
     }
+    if (changed)
+        log_warn_t(tenant, NULL, "%s grant revoked at the provider: %s", provider, message);
     return reply_err(conn, 409, "revoked", "the authorization was revoked at the provider");
 }
 
@@ -721,10 +724,28 @@ static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, co
         status = reply_db(conn, tenant, err);
         goto out;
     }
+    /* The connection's change and its DEAUTHORIZED event commit together; the remote revoke
+     * (an HTTP call) comes after the commit. */
+    if (pgx_exec(pg, "BEGIN", err, sizeof err)) {
+        status = reply_db(conn, tenant, err);
+        goto out;
+    }
     enum conn_result cr =
         conn_deauthorize(pg, c->grants, tenant, provider, admin, &token, err, sizeof err);
     if (cr == CONN_NOT_FOUND) {
+        rollback(pg);
         status = reply_err(conn, 404, "not_connected", "the tenant has not connected this cloud");
+        goto out;
+    }
+    char oerr[512];
+    if (outbox_auth_event(pg, tenant, provider,
+                          PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_DEAUTHORIZED, NULL, 0, NULL,
+                          admin, oerr, sizeof oerr) ||
+        pgx_exec(pg, "COMMIT", oerr, sizeof oerr)) {
+        rollback(pg);
+        grants_free_secret(token);
+        token = NULL;
+        status = reply_db(conn, tenant, oerr);
         goto out;
     }
     if (cr != CONN_OK) {
@@ -746,10 +767,6 @@ static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, co
     } else if (cr != CONN_OK) {
         remote = "pending";
     }
-    if (publish_auth_event(c, tenant, provider,
-                           PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_DEAUTHORIZED, NULL, 0, NULL,
-                           admin, err, sizeof err))
-        log_error_t(tenant, NULL, "deauthorized event not published: %s", err);
     log_info_t(tenant, NULL, "%s de-authorized by %s (remote revoke %s)", provider, admin, remote);
     out = json_pack("{s:s, s:s}", "status", "deauthorized", "remote_revoke", remote);
     if (out && strcmp(provider, "azure") == 0)

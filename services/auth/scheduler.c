@@ -218,8 +218,6 @@ long scheduler_tick(struct auth_ctx *c, char *err, size_t errlen)
     if (publish_pending_requests(c, pg, err, errlen) < 0)
         return -1;
     retry_revokes(c, pg);
-    states_purge(pg);
-    signin_purge(pg);
     return fired;
 }
 

@@ -28,8 +28,9 @@ enum sched_action sched_decide(int64_t now, const struct pause_window *w, size_t
 struct scheduler;
 /* Start the background thread ticking every tick_ms. NULL with a message. */
 struct scheduler *scheduler_start(struct auth_ctx *c, long tick_ms, char *err, size_t errlen);
-/* One pass: fire due schedules, publish pending requests, retry pending revokes, purge old
- * states. Returns the number of sync requests written, or -1 with a message. */
+/* One pass: fire due schedules, publish pending requests, retry pending revokes
+ * (old states: lib/retention, started by main.c). Returns the number of sync requests written, or
+ * -1 with a message. */
 long scheduler_tick(struct auth_ctx *c, char *err, size_t errlen);
 /* Stop and join the thread. */
 void scheduler_stop(struct scheduler *s);

@@ -68,11 +68,6 @@ void signin_destroy(struct signin *s)
     free(s);
 }
 
-void signin_purge(PGconn *pg)
-{
-    PQclear(PQexec(pg, "DELETE FROM signin_states WHERE expires_at < now() - interval '1 day'"));
-}
-
 static const char *client_id(const struct signin *s, enum provider p)
 {
     return p == P_GOOGLE ? s->cfg.google_client_id : s->cfg.ms_client_id;

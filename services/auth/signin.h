@@ -36,7 +36,5 @@ struct signin *signin_new(const struct signin_cfg *cfg, struct auth_ctx *c, char
 void signin_destroy(struct signin *s);
 /* Register the /signin routes on h (s borrowed). 0 or -1. */
 int signin_routes(struct httpd *h, struct signin *s) __attribute__((warn_unused_result));
-/* Delete sign-in states that expired more than a day ago. */
-void signin_purge(PGconn *pg);
 
 #endif

@@ -182,8 +182,3 @@ out:
     PQclear(res);
     return r;
 }
-
-void states_purge(PGconn *pg)
-{
-    PQclear(PQexec(pg, "DELETE FROM oauth_states WHERE expires_at < now() - interval '1 day'"));
-}

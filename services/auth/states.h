@@ -60,7 +60,5 @@ struct state_info {
 enum state_result states_consume(PGconn *pg, const struct grants *g, const char *provider,
                                  const char *state, struct state_info *out, char *err,
                                  size_t errlen);
-/* Delete states that expired more than a day ago. */
-void states_purge(PGconn *pg);
 
 #endif

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "pg.h"
+#include "retention.h"
 #include "routes.h"
 #include "svc.h"
 
@@ -22,6 +23,11 @@ struct merger_config {
     long long batch_ms;
     long long outbox_batch;
     long long outbox_idle_ms;
+    long long retention_outbox_sent_hours;
+    long long retention_runs_days;
+    long long retention_run_leftovers_hours;
+    long long retention_interval_s;
+    long long retention_batch;
 };
 
 static const struct cfg_option options[] = {
@@ -43,7 +49,75 @@ static const struct cfg_option options[] = {
      offsetof(struct merger_config, outbox_batch), "outbox rows published per relay round"},
     {"PANEL_MERGER_OUTBOX_IDLE_MS", CFG_INT, "200", 10, 60000,
      offsetof(struct merger_config, outbox_idle_ms), "relay pause (ms) when the outbox is empty"},
+    {"PANEL_RETENTION_OUTBOX_SENT_HOURS", CFG_INT, "168", 0, 876000,
+     offsetof(struct merger_config, retention_outbox_sent_hours),
+     "published outbox rows are deleted this many hours after publication; 0 keeps them"},
+    {"PANEL_RETENTION_RUNS_DAYS", CFG_INT, "90", 0, 36500,
+     offsetof(struct merger_config, retention_runs_days),
+     "ended sync runs and their outcomes are deleted this many days after they ended (never a "
+     "held run, nor the newest run of a district and source); 0 keeps them"},
+    {"PANEL_RETENTION_RUN_LEFTOVERS_HOURS", CFG_INT, "24", 0, 876000,
+     offsetof(struct merger_config, retention_run_leftovers_hours),
+     "run_seen and run_reported_removals rows of runs ended this many hours ago are deleted; "
+     "0 keeps them"},
+    {"PANEL_RETENTION_INTERVAL_S", CFG_INT, "300", 1, 86400,
+     offsetof(struct merger_config, retention_interval_s), "pause (s) between retention rounds"},
+    {"PANEL_RETENTION_BATCH", CFG_INT, "1000", 1, 100000,
+     offsetof(struct merger_config, retention_batch),
+     "rows deleted per retention statement (each its own short transaction)"},
 };
+
+/* Advisory lock key of the merger's retention rounds (one replica prunes at a time). */
+#define RETENTION_LOCK_KEY 7304219LL
+
+/* Leftovers and outcomes before their runs: a run goes only once nothing refers to it, so
+ * that each statement deletes a bounded number of rows (no cascade). $1 age (s), $2 limit. */
+static const char *const sql_outbox =
+    "DELETE FROM outbox WHERE ctid IN (SELECT ctid FROM outbox WHERE sent_at IS NOT NULL"
+    " AND sent_at < now() - make_interval(secs => $1::bigint) ORDER BY sent_at LIMIT $2::bigint)";
+#define ENDED_RUN_SQL(alias)                                                                       \
+    "(SELECT 1 FROM sync_runs s WHERE s.tenant_id = " alias ".tenant_id AND s.run_id = " alias     \
+    ".run_id AND s.status NOT IN ('requested', 'running', 'held')"                                 \
+    " AND coalesce(s.finished_at, s.requested_at) < now() - make_interval(secs => $1::bigint))"
+static const char *const sql_run_seen =
+    "DELETE FROM run_seen WHERE ctid IN (SELECT x.ctid FROM run_seen x WHERE EXISTS " ENDED_RUN_SQL(
+        "x") " LIMIT $2::bigint)";
+static const char *const sql_run_reported_removals =
+    "DELETE FROM run_reported_removals WHERE ctid IN (SELECT x.ctid FROM run_reported_removals x"
+    " WHERE EXISTS " ENDED_RUN_SQL("x") " LIMIT $2::bigint)";
+static const char *const sql_run_outcomes =
+    "DELETE FROM run_outcomes WHERE ctid IN (SELECT o.ctid FROM run_outcomes o"
+    " JOIN retention_prunable_runs($1::bigint) p USING (tenant_id, run_id) LIMIT $2::bigint)";
+static const char *const sql_sync_runs =
+    "DELETE FROM sync_runs WHERE ctid IN (SELECT s.ctid FROM sync_runs s"
+    " JOIN retention_prunable_runs($1::bigint) p USING (tenant_id, run_id)"
+    " WHERE NOT EXISTS (SELECT 1 FROM run_outcomes o"
+    "                   WHERE o.tenant_id = s.tenant_id AND o.run_id = s.run_id)"
+    " AND NOT EXISTS (SELECT 1 FROM run_seen x"
+    "                 WHERE x.tenant_id = s.tenant_id AND x.run_id = s.run_id)"
+    " AND NOT EXISTS (SELECT 1 FROM run_reported_removals x"
+    "                 WHERE x.tenant_id = s.tenant_id AND x.run_id = s.run_id)"
+    " LIMIT $2::bigint)";
+
+static struct retention *start_retention(const struct merger_config *cfg, struct metrics *m,
+                                         char *err, size_t errlen)
+{
+    long long runs_s = cfg->retention_runs_days * 86400;
+    long long leftovers_s = cfg->retention_run_leftovers_hours * 3600;
+    /* a run with leftovers is never deleted: its leftovers go no later than the run would */
+    if (runs_s > 0 && (leftovers_s <= 0 || leftovers_s > runs_s))
+        leftovers_s = runs_s;
+    const struct retention_rule rules[] = {
+        {"outbox", sql_outbox, cfg->retention_outbox_sent_hours * 3600},
+        {"run_seen", sql_run_seen, leftovers_s},
+        {"run_reported_removals", sql_run_reported_removals, leftovers_s},
+        {"run_outcomes", sql_run_outcomes, runs_s},
+        {"sync_runs", sql_sync_runs, runs_s},
+    };
+    return retention_start("merger", RETENTION_LOCK_KEY, cfg->pg_url, rules,
+                           sizeof rules / sizeof rules[0], (int)cfg->retention_batch,
+                           (int)cfg->retention_interval_s, m, err, errlen);
+}
 
 static const struct svc_spec spec = {
     .name = "merger",
@@ -85,6 +159,7 @@ int main(int argc, char **argv)
     struct merger_config cfg = {0};
     struct svc *svc = NULL;
     struct outbox_relay *relay = NULL;
+    struct retention *retention = NULL;
     struct callers *callers = NULL;
     char err[1024];
     int status = 1;
@@ -120,6 +195,11 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
+    retention = start_retention(&cfg, svc_metrics(svc), err, sizeof err);
+    if (!retention) {
+        log_error("%s", err);
+        goto out;
+    }
     struct consumer_opts co = {
         .brokers = cfg.kafka_brokers,
         .pg_url = cfg.pg_url,
@@ -139,6 +219,7 @@ int main(int argc, char **argv)
 out:
     log_info("stopping");
     svc_set_ready(svc, false);
+    retention_stop(retention);
     outbox_relay_stop(relay);
     svc_destroy(svc);
     callers_destroy(callers);

@@ -20,8 +20,11 @@
 #define RECONCILE_ROUNDS     4
 #define RECONCILE_TIMEOUT_MS 60000
 
+/* Every topic an outbox row may name: the merger's and the api's events, and auth's
+ * AuthEvents (written by auth in the transaction of the connection's change). */
 static const char *const public_topics[] = {TOPIC_PEOPLE_EVENTS, TOPIC_ASSETS_EVENTS,
-                                            TOPIC_ORGUNIT_EVENTS, TOPIC_SYNC_EVENTS};
+                                            TOPIC_ORGUNIT_EVENTS, TOPIC_SYNC_EVENTS,
+                                            TOPIC_AUTH_EVENTS};
 
 struct outbox_relay {
     char *pg_url, *brokers;

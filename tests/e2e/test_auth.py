@@ -14,6 +14,7 @@ import time
 import unittest
 import urllib.parse
 
+import suite
 from harness import (Process, consume, free_port, http, new_session, new_tenant, psql,
                      require_env, wait_until)
 
@@ -217,9 +218,12 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         require_env()
         cls.emu = start_emulator()
         cls.auth = start_auth(cls.emu)
+        # AuthEvents go through the outbox: the merger's relay publishes them
+        cls.merger = suite.start_merger()
 
     @classmethod
     def tearDownClass(cls):
+        cls.merger.stop()
         cls.auth.stop()
         cls.emu.stop()
 
@@ -599,6 +603,50 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         logs = self.auth.log_text()
         for secret in handed_out + [GOOGLE_SECRET, MS_SECRET, AUTH_KEY, "1//"] + SERVICE_SECRETS:
             self.assertNotIn(secret, logs)
+
+
+class AuthEventsWhileKafkaIsDown(AuthFixture, unittest.TestCase):
+    """AuthEvents are written to the outbox in the transaction of the connection's change:
+    a revocation detected while Kafka is down is published once Kafka is back, exactly once."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_env()
+        cls.emu = start_emulator()
+        cls.auth = start_auth(cls.emu)
+        cls.merger = suite.start_merger()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.merger.stop()
+        cls.auth.stop()
+        cls.emu.stop()
+
+    def test_revoked_event_published_after_kafka_returns(self):
+        import faults
+        tenant, district = new_tenant("auth"), self.new_district()
+        self.connect_google(tenant, district)
+        self.events("panel.auth.events", tenant, 1)
+        status, _, body = http("POST", self.emu.admin_url +
+                               f"/control/districts/{district['id']}/google/revoke", {})
+        self.assertIn(status, (200, 204), body)
+        faults.infra("stop", "kafka")
+        try:
+            status, _, body = self.token(tenant, "google")
+            self.assertEqual(status, 409, body)
+            self.assertEqual(body["error"]["code"], "revoked")
+            waiting = psql("SELECT event_id FROM outbox WHERE tenant_id = :'t'"
+                           " AND topic = 'panel.auth.events' AND sent_at IS NULL", t=tenant)
+            self.assertEqual(len(waiting), 1, "the REVOKED event waits in the outbox")
+        finally:
+            faults.infra("start", "kafka")
+        evs = self.events("panel.auth.events", tenant, 2)
+        faults.wait_outbox_drained(tenant)
+        evs = self.events("panel.auth.events", tenant)
+        self.assertEqual([e["auth_event"]["kind"] for e in evs],
+                         ["AUTH_EVENT_KIND_AUTHORIZED", "AUTH_EVENT_KIND_REVOKED"])
+        self.assertEqual(evs[1]["event_id"], waiting[0][0])
+        self.assertEqual(len({e["event_id"] for e in evs}), 2)
 
 
 class KeyRotation(AuthFixture, unittest.TestCase):

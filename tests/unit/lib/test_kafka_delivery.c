@@ -1,0 +1,62 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "kafka.h"
+
+/* A producer whose messages fail fast: nothing listens on the discard port. */
+static struct kafka_producer *failing_producer(void)
+{
+    static const char *const conf[] = {"message.timeout.ms", "500", NULL};
+    char err[512];
+    struct kafka_producer *p =
+        kafka_producer_new("127.0.0.1:9", "test-delivery", conf, err, sizeof err);
+    assert_non_null(p);
+    return p;
+}
+
+/* Two callers sharing one producer see only their own messages' results. */
+static void each_caller_sees_only_its_own_failures(void **state)
+{
+    (void)state;
+    char err[256];
+    struct kafka_producer *p = failing_producer();
+    struct kafka_delivery *mine = kafka_delivery_new(), *theirs = kafka_delivery_new();
+    assert_non_null(mine);
+    assert_non_null(theirs);
+    assert_int_equal(kafka_produce_tracked(p, "t", "k", 1, "v", 1, mine, err, sizeof err), 0);
+    assert_int_equal(kafka_produce_tracked(p, "t", "k", 1, "w", 1, mine, err, sizeof err), 0);
+    assert_int_equal(kafka_produce(p, "t", "k", 1, "x", 1, err, sizeof err), 0);
+    assert_int_equal(kafka_delivery_wait(p, mine, 30000), 2);
+    assert_int_equal(kafka_delivery_wait(p, theirs, 30000), 0);
+    /* the untracked message is counted where it always was */
+    assert_int_equal(kafka_producer_flush(p, 30000), 1);
+    kafka_delivery_release(mine);
+    kafka_delivery_release(theirs);
+    kafka_producer_destroy(p);
+}
+
+/* Released before the report arrives: the message's own reference keeps it alive. */
+static void release_before_the_report_is_safe(void **state)
+{
+    (void)state;
+    char err[256];
+    struct kafka_producer *p = failing_producer();
+    struct kafka_delivery *d = kafka_delivery_new();
+    assert_int_equal(kafka_produce_tracked(p, "t", "k", 1, "v", 1, d, err, sizeof err), 0);
+    assert_int_equal(kafka_delivery_wait(p, d, 0), -1); /* not decided yet */
+    kafka_delivery_release(d);
+    assert_int_equal(kafka_producer_flush(p, 30000), 0);
+    kafka_producer_destroy(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(each_caller_sees_only_its_own_failures),
+        cmocka_unit_test(release_before_the_report_is_safe),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
