@@ -472,16 +472,25 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
            "WITH u AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, s text,"
            "  id text, e text, alt text[])),"
            " k AS (SELECT i, t, s, id, e FROM u"
-           "  UNION SELECT u.i, u.t, u.s, u.id, a FROM u, unnest(u.alt) AS a)"
-           " SELECT k.i, coalesce(json_agg(DISTINCT p.person_id)"
-           " FILTER (WHERE p.person_id IS NOT NULL), '[]'),"
+           "  UNION SELECT u.i, u.t, u.s, u.id, a FROM u, unnest(u.alt) AS a),"
+           /* a live Person whose shown address is one of the row's, or one whose other cloud's
+            * row knows the address (an alias, a proxy address): either order of arrival
+            * finds the same Person (index person_sources_addresses) */
+           " m AS (SELECT k.i, p.person_id FROM k JOIN people p ON p.tenant_id = k.t"
+           "  AND p.email_norm = k.e AND p.removed_at IS NULL"
+           "  UNION SELECT k.i, p.person_id FROM k JOIN person_sources ps"
+           "  ON ps.tenant_id = k.t AND ps.source <> k.s AND ps.removed_at IS NULL"
+           "  AND person_source_addresses(ps.fields) @> ARRAY[k.e]"
+           "  JOIN people p ON p.tenant_id = ps.tenant_id AND p.person_id = ps.person_id"
+           "  AND p.removed_at IS NULL)"
+           " SELECT u.i, coalesce(json_agg(DISTINCT m.person_id)"
+           " FILTER (WHERE m.person_id IS NOT NULL), '[]'),"
            /* candidates that already have another live account of the same cloud */
-           " coalesce(json_agg(DISTINCT p.person_id) FILTER (WHERE EXISTS (SELECT 1"
-           "  FROM person_sources o WHERE o.tenant_id = k.t AND o.person_id = p.person_id"
-           "  AND o.source = k.s AND o.source_id <> k.id AND o.removed_at IS NULL)), '[]')"
-           " FROM k LEFT JOIN people p ON p.tenant_id = k.t AND p.email_norm = k.e"
-           " AND p.removed_at IS NULL"
-           " GROUP BY k.i ORDER BY k.i",
+           " coalesce(json_agg(DISTINCT m.person_id) FILTER (WHERE EXISTS (SELECT 1"
+           "  FROM person_sources o WHERE o.tenant_id = u.t AND o.person_id = m.person_id"
+           "  AND o.source = u.s AND o.source_id <> u.id AND o.removed_at IS NULL)), '[]')"
+           " FROM u LEFT JOIN m ON m.i = u.i"
+           " GROUP BY u.i, u.t, u.s, u.id ORDER BY u.i",
            slim, PGRES_TUPLES_OK);
     if (!r)
         goto out;

@@ -193,6 +193,36 @@ class MergerTest(unittest.TestCase):
         bob = a["bob.smith@district.org"]
         self.assertEqual(bob["fields"]["email_normalized"], "bob.smith@district.org")
 
+    def test_person_joined_through_a_proxy_address_is_one_whatever_the_order(self):
+        """Entra keeps a Google address only as an smtp: proxy address (its mail is elsewhere):
+        the two rows are one Person whichever cloud is applied first (the merge is a function,
+        not an order; with Azure first, Google's address used to find no Person)."""
+        for azure_first in (False, True):
+            t = relaxed_tenant()
+
+            def google_obs(r):
+                return [person(t, "google", r, "g-pat", "pat.proxy@district.org",
+                               display_name="Pat Proxy")]
+
+            def azure_obs(r):
+                return [person(t, "azure", r, "a-pat", "Pat.Proxy@ms.district.org",
+                               mail="Pat.Proxy@ms.district.org", display_name="Patricia Proxy",
+                               proxy_addresses={"values": ["SMTP:Pat.Proxy@ms.district.org",
+                                                           "smtp:pat.proxy@district.org"]})]
+
+            g_run, g_evs = full_run(t, "google", google_obs)
+            a_run, a_evs = full_run(t, "azure", azure_obs)
+            order = [(a_run, a_evs), (g_run, g_evs)] if azure_first else \
+                [(g_run, g_evs), (a_run, a_evs)]
+            for run_id, evs in order:
+                publish(t, evs)
+                wait_run(t, run_id)
+            ps = [p for p in people(t).values() if not p["removed"]]
+            self.assertEqual(len(ps), 1, (azure_first, ps))
+            self.assertEqual(sorted(ps[0]["sources"].split(",")), ["azure", "google"],
+                             azure_first)
+            self.assertEqual(ps[0]["display_name"], "Patricia Proxy", azure_first)
+
     # ------------------------------------------------------------ removal
 
     def test_removal_from_one_cloud_keeps_person_from_both_removes(self):
