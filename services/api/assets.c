@@ -6,6 +6,7 @@
 #include "json.h"
 #include "kafka.h"
 #include "orgunits.h"
+#include "outbox.h"
 #include "people.h"
 
 #include <stdio.h>
@@ -136,8 +137,6 @@ static const struct db_stmt st_event_row = {
     "assets_event_row", "SELECT " ASSET_EVENT_JSON_SQL
                         " FROM assets a WHERE a.tenant_id = $1 AND a.asset_id = $2::uuid"};
 
-static const struct db_stmt st_outbox = {"outbox_put", OUTBOX_INSERT_SQL};
-
 int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeKind kind,
                 const char *const *changed)
 {
@@ -163,7 +162,7 @@ int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeK
         goto out;
     }
     const char *q[1] = {text};
-    ins = rest_exec(r, &st_outbox, 1, q);
+    ins = rest_exec(r, &outbox_insert_stmt, 1, q);
     if (ins)
         rc = 0;
 out:

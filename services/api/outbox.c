@@ -6,7 +6,7 @@
 
 #include <stdlib.h>
 
-static const struct db_stmt st_outbox = {"outbox_put", OUTBOX_INSERT_SQL};
+const struct db_stmt outbox_insert_stmt = {"outbox_put", OUTBOX_INSERT_SQL};
 
 PGresult *outbox_put(struct db_pool *db, PGconn *conn, const char *topic, const char *key,
                      const Envelope *env, bool *oom)
@@ -18,7 +18,7 @@ PGresult *outbox_put(struct db_pool *db, PGconn *conn, const char *topic, const 
     if (*oom)
         goto out;
     const char *p[1] = {text};
-    res = db_exec(db, conn, &st_outbox, 1, p);
+    res = db_exec(db, conn, &outbox_insert_stmt, 1, p);
     if (PQresultStatus(res) == PGRES_COMMAND_OK) {
         PQclear(res);
         res = NULL;

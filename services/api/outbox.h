@@ -8,6 +8,11 @@
 
 #include <stdbool.h>
 
+/* The one prepared statement inserting outbox rows (OUTBOX_INSERT_SQL, one JSON array of
+ * rows as $1). The pool knows a prepared statement by its struct, so every writer uses this
+ * one: a second struct with the same name would be prepared again ("already exists"). */
+extern const struct db_stmt outbox_insert_stmt;
+
 /* Queue env for topic with key, on conn inside the caller's transaction, in the one outbox
  * encoding of lib/asset_event.h (the row's tenant and event id are the envelope's). Returns
  * NULL with *oom false on success; the failed result (caller PQclear-s) on a database error;
