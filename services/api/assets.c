@@ -87,9 +87,10 @@ static const struct db_stmt st_create = {
     "assets_create",
     "INSERT INTO assets (tenant_id, asset_tag, serial_number, model, lifecycle, "
     " lifecycle_changed_by, lifecycle_changed_at, org_unit_path, device, manual, in_google, "
-    " next_audit_due) VALUES ($1, $2, $3, $4, coalesce($5, 'in_storage'), $6, now(), $7, "
+    " next_audit_due, panel_notes) VALUES ($1, $2, $3, $4, coalesce($5, 'in_storage'), $6, now(), "
+    " $7, "
     " CASE WHEN $8::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('notes', $8::text) "
-    " END, true, false, $9::date) RETURNING asset_id::text"};
+    " END, true, false, $9::date, $10) RETURNING asset_id::text"};
 
 static const struct db_stmt st_update = {
     "assets_update",
@@ -106,6 +107,7 @@ static const struct db_stmt st_update = {
     "   THEN now() ELSE lifecycle_changed_at END,"
     " lifecycle = coalesce($13, lifecycle),"
     " next_audit_due = CASE WHEN $15::boolean THEN $16::date ELSE next_audit_due END,"
+    " panel_notes = CASE WHEN $17::boolean THEN $18 ELSE panel_notes END,"
     " version = version + 1, updated_at = now()"
     " WHERE tenant_id = $1 AND asset_id = $2::uuid"};
 
@@ -288,8 +290,8 @@ static void get_one(struct api_req *r, const struct db_stmt *st, const char *arg
 
 /* Fields an admin sets on an Asset; validated into text parameters. */
 struct asset_fields {
-    int tag, serial, model, ou, notes, lifecycle, audit; /* rest_field_* results */
-    const char *v_tag, *v_serial, *v_model, *v_ou, *v_notes, *v_lifecycle, *v_audit;
+    int tag, serial, model, ou, notes, lifecycle, audit, panel_notes; /* rest_field_* results */
+    const char *v_tag, *v_serial, *v_model, *v_ou, *v_notes, *v_lifecycle, *v_audit, *v_panel_notes;
 };
 
 static int read_fields(struct api_req *r, json_t *body, struct asset_fields *f)
@@ -300,7 +302,8 @@ static int read_fields(struct api_req *r, json_t *body, struct asset_fields *f)
         (f->ou = rest_field_str(r, body, "org_unit_path", 1024, &f->v_ou)) < 0 ||
         (f->notes = rest_field_str(r, body, "notes", 2000, &f->v_notes)) < 0 ||
         (f->lifecycle = rest_field_str(r, body, "lifecycle", 32, &f->v_lifecycle)) < 0 ||
-        (f->audit = rest_field_time(r, body, "next_audit_due", false, &f->v_audit)) < 0)
+        (f->audit = rest_field_time(r, body, "next_audit_due", false, &f->v_audit)) < 0 ||
+        (f->panel_notes = rest_field_str(r, body, "panel_notes", 2000, &f->v_panel_notes)) < 0)
         return -1;
     if (f->lifecycle == 0 && asset_lifecycle_from_text(f->v_lifecycle) == 0) {
         rest_error(r, 422, "invalid_lifecycle",
@@ -322,9 +325,9 @@ static int read_fields(struct api_req *r, json_t *body, struct asset_fields *f)
     return 0;
 }
 
-static const char *const field_names[] = {
-    "asset_tag", "serial_number", "model",          "org_unit_path",
-    "notes",     "lifecycle",     "next_audit_due", NULL};
+static const char *const field_names[] = {"asset_tag",      "serial_number", "model",
+                                          "org_unit_path",  "notes",         "lifecycle",
+                                          "next_audit_due", "panel_notes",   NULL};
 
 static void create(struct api_req *r)
 {
@@ -347,16 +350,17 @@ static void create(struct api_req *r)
     }
     if (rest_tx(r, "BEGIN"))
         goto out;
-    const char *p[9] = {r->principal.tenant,
-                        f.tag == 0 ? f.v_tag : NULL,
-                        f.serial == 0 ? f.v_serial : NULL,
-                        f.model == 0 ? f.v_model : NULL,
-                        f.lifecycle == 0 ? f.v_lifecycle : NULL,
-                        r->principal.actor,
-                        f.ou == 0 ? f.v_ou : NULL,
-                        f.notes == 0 ? f.v_notes : NULL,
-                        f.audit == 0 ? f.v_audit : NULL};
-    res = rest_exec(r, &st_create, 9, p);
+    const char *p[10] = {r->principal.tenant,
+                         f.tag == 0 ? f.v_tag : NULL,
+                         f.serial == 0 ? f.v_serial : NULL,
+                         f.model == 0 ? f.v_model : NULL,
+                         f.lifecycle == 0 ? f.v_lifecycle : NULL,
+                         r->principal.actor,
+                         f.ou == 0 ? f.v_ou : NULL,
+                         f.notes == 0 ? f.v_notes : NULL,
+                         f.audit == 0 ? f.v_audit : NULL,
+                         f.panel_notes == 0 ? f.v_panel_notes : NULL};
+    res = rest_exec(r, &st_create, 10, p);
     if (!res)
         goto out;
     snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 0));
@@ -400,7 +404,7 @@ static void update(struct api_req *r, const char *id, bool retire)
     PGresult *res = NULL;
     bool manual, out_now;
     char lifecycle[32];
-    const char *changed[8];
+    const char *changed[9];
     int nchanged = 0;
     if (rest_require_admin(r) ||
         !(body = rest_json_body(r, retire ? (const char *const[]){NULL} : field_names, retire)) ||
@@ -428,7 +432,7 @@ static void update(struct api_req *r, const char *id, bool retire)
         rest_error(r, 409, "already_retired", "the asset is already retired");
         goto out;
     }
-    const char *p[16] = {r->principal.tenant,
+    const char *p[18] = {r->principal.tenant,
                          id,
                          f.tag != 1 ? "true" : "false",
                          f.tag == 0 ? f.v_tag : NULL,
@@ -443,12 +447,14 @@ static void update(struct api_req *r, const char *id, bool retire)
                          f.lifecycle == 0 ? f.v_lifecycle : NULL,
                          r->principal.actor,
                          f.audit != 1 ? "true" : "false",
-                         f.audit == 0 ? f.v_audit : NULL};
-    res = rest_exec(r, &st_update, 16, p);
+                         f.audit == 0 ? f.v_audit : NULL,
+                         f.panel_notes != 1 ? "true" : "false",
+                         f.panel_notes == 0 ? f.v_panel_notes : NULL};
+    res = rest_exec(r, &st_update, 18, p);
     if (!res)
         goto out;
-    int results[] = {f.tag, f.serial, f.model, f.ou, f.notes, f.lifecycle, f.audit};
-    for (int i = 0; i < 7; i++)
+    int results[] = {f.tag, f.serial, f.model, f.ou, f.notes, f.lifecycle, f.audit, f.panel_notes};
+    for (int i = 0; i < 8; i++)
         if (results[i] != 1)
             changed[nchanged++] = field_names[i];
     changed[nchanged] = NULL;

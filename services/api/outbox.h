@@ -8,6 +8,9 @@
 
 #include <stdbool.h>
 
+/* Every outbox row the api writes goes through these two (one prepared statement: the pool
+ * knows a statement by its struct, and a second struct with the same name would be prepared
+ * again, "already exists"). */
 /* Queue env for topic with key, on conn inside the caller's transaction, in the one outbox
  * encoding of lib/asset_event.h (the row's tenant and event id are the envelope's). Returns
  * NULL with *oom false on success; the failed result (caller PQclear-s) on a database error;

@@ -72,6 +72,13 @@ try {
   if (await page.locator('#asset tr[data-field="annotated_location"]').count())
     throw new Error("an empty field is shown");
   await page.locator("#asset-recent-users li").filter({hasText: fx.recent_user}).waitFor();
+  // The coordinator's own notes and Google's, each under its own label.
+  await summary.locator("dt").filter({hasText: /^Notes \(Panel\)$/}).waitFor();
+  await summary.locator("dd").filter({hasText: /^charger missing$/}).waitFor();
+  await page.locator('#asset tr[data-field="notes"]').filter({hasText: "Notes from Google"})
+    .filter({hasText: "2024 refresh"}).waitFor();
+  if (await page.getByLabel("Notes (Panel)").inputValue() !== "charger missing")
+    throw new Error("the Panel notes are not in the edit form");
   await shot("11-asset", "asset");
 
   step("edit the tag and the status, record an audit");

@@ -5,7 +5,10 @@
 // Microsoft (its admin consent page). Phase "viewer": a viewer signs in and can change
 // nothing (no change controls; a change sent with the viewer's cookie and CSRF token is
 // 403). Phase "held": review a held run's removals and approve it. Phase "cart": scan 30
-// Chromebooks into the cart and check them out to one Person. Phase "revoked" (after the test revoked the grant at the emulator): request a sync
+// Chromebooks into the cart and check them out to one Person. Phase "match-notes-csv":
+// resolve the match case the merger opened (choose the Person), write a Chromebook's Panel
+// notes, download every Person and every Asset as CSV into fx.download_dir (the test parses
+// them). Phase "revoked" (after the test revoked the grant at the emulator): request a sync
 // and see the page say "revoked". Run by tests/e2e/test_browser_suite.py; FIXTURE (JSON)
 // gives the URLs and names. Exits non-zero on a failed step or on any unexpected console
 // error; screenshots go to SHOTS.
@@ -15,7 +18,7 @@ import path from "node:path";
 
 const fx = JSON.parse(process.env.FIXTURE);
 const shots = process.env.SHOTS;
-const phase = process.env.PHASE; // "connect", "viewer", "held", "cart" or "revoked"
+const phase = process.env.PHASE; // "connect", "viewer", "held", "cart", "match-notes-csv" or "revoked"
 fs.mkdirSync(shots, {recursive: true});
 const errors = [];
 const browser = await chromium.launch({
@@ -31,7 +34,7 @@ const expected = (status, url) =>
   (status === 401 && url.endsWith("/v1/session")) ||
   (viewerChange && status === 403 && url.endsWith("/v1/sync"));
 try {
-  const context = await browser.newContext({viewport: {width: 1280, height: 900}});
+  const context = await browser.newContext({viewport: {width: 1280, height: 900}, acceptDownloads: true});
   page = await context.newPage();
   page.on("console", (m) => {
     if (m.type() !== "error") return;
@@ -205,7 +208,8 @@ try {
       await scan.press("Enter");
     }
     const n = fx.cart_serials.length;
-    await page.locator("#cart-count").filter({hasText: `${n} in the cart, ${n} ready to check out`}).waitFor();
+    // 30 look-ups one after the other (scan order): more than the default wait on a busy machine.
+    await page.locator("#cart-count").filter({hasText: `${n} in the cart, ${n} ready to check out`}).waitFor({timeout: 90000});
     await page.getByLabel("Find the Person (name or email)").fill(fx.person_query);
     await page.getByLabel("Find the Person (name or email)").press("Enter");
     const option = page.locator("#cart-person option").filter({hasText: fx.person_name});
@@ -215,9 +219,48 @@ try {
     await page.locator("#status").filter({hasText: `${n} Assets checked out to ${fx.person_name}`}).waitFor();
     await shot("suite-14-cart");
   }
+  if (phase === "match-notes-csv") {
+    step("sign in with Google as the district admin");
+    await signIn("google", fx.admin, "admin");
+    step("a match case the merger opened: choose who it is, resolve");
+    await page.getByRole("tab", {name: "Cloud Sync"}).click();
+    const kase = page.locator(`tr[data-case="${fx.match_case}"]`);
+    await kase.filter({hasText: fx.case_email}).waitFor();
+    const escaped = fx.pick_email.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    await kase.getByLabel(new RegExp(`<${escaped}>`)).check();
+    await shot("suite-15-match-case");
+    await kase.getByRole("button", {name: /^Resolve/}).click();
+    await page.locator("#status").filter({hasText: "Match case of"}).waitFor();
+    await kase.waitFor({state: "detached"});
+
+    step("a Chromebook's own notes in Panel (Google's notes stay Google's)");
+    await page.getByRole("tab", {name: "Assets"}).click();
+    await page.getByLabel("Serial, tag, MAC or user").fill(fx.serial);
+    await page.getByLabel("Serial, tag, MAC or user").press("Enter");
+    await page.getByRole("button", {name: "Show asset " + fx.serial}).click();
+    await page.getByLabel("Notes (Panel)").fill(fx.panel_notes);
+    await page.getByRole("button", {name: "Save changes"}).click();
+    await page.locator("#status").filter({hasText: "Asset saved."}).waitFor();
+    await page.locator("#asset dd").filter({hasText: fx.panel_notes}).waitFor();
+    await shot("suite-16-panel-notes");
+
+    step("download every Asset and every Person as CSV");
+    for (const [tab, link, file] of [["Assets", "Download every Asset (CSV)", "assets.csv"],
+                                     ["People", "Download every Person (CSV)", "people.csv"]]) {
+      await page.getByRole("tab", {name: tab}).click();
+      const [download] = await Promise.all([page.waitForEvent("download"),
+                                            page.getByRole("link", {name: link}).click()]);
+      if (!download.suggestedFilename().endsWith(file)) throw new Error("download named " + download.suggestedFilename());
+      await download.saveAs(path.join(fx.download_dir, file));
+    }
+  }
 } catch (e) {
   failed = true;
   console.error("FAILED: " + e.message + (page ? " (at " + page.url() + ")" : ""));
+  if (page) {
+    await page.screenshot({path: path.join(shots, `suite-failed-${phase}.png`), fullPage: true}).catch(() => {});
+    console.error("page text: " + (await page.locator("main").innerText().catch(() => "")).slice(0, 3000));
+  }
 } finally {
   await browser.close();
 }

@@ -896,6 +896,44 @@ class ApiTest(unittest.TestCase):
         versions = [e["asset_changed"]["asset"]["version"] for e in events]
         self.assertEqual(versions, sorted(versions))
 
+    def test_panel_notes_on_a_chromebook(self):
+        """A coordinator's own notes on a Chromebook: editable (Google's notes stay read-only),
+        in the Asset JSON next to Google's, in the AssetChanged event and in the CSV export."""
+        t = harness.new_tenant("apinotes")
+        key = new_key(t, "admin")
+        dev = asset(t, "SN-NOTES-1")
+        before = self.ok("GET", f"/v1/assets/{dev}", key=key)
+        self.assertEqual((before["notes"], before["panel_notes"]), ("from google", None))
+        edited = self.ok("PATCH", f"/v1/assets/{dev}", {"panel_notes": "cracked hinge, cart 4"},
+                         key=key)
+        self.assertEqual((edited["notes"], edited["panel_notes"]),
+                         ("from google", "cracked hinge, cart 4"))
+        self.assertEqual(edited["version"], before["version"] + 1)
+        self.assertEqual(psql("SELECT panel_notes, device ->> 'notes' FROM assets "
+                              "WHERE asset_id = :'a'", a=dev), [["cracked hinge, cart 4",
+                                                                 "from google"]])
+        self.err("PATCH", f"/v1/assets/{dev}", 422, "read_only_field", {"notes": "x"}, key=key)
+        self.err("PATCH", f"/v1/assets/{dev}", 400, "invalid_field",
+                 {"panel_notes": "x" * 2001}, key=key)
+        self.err("PATCH", f"/v1/assets/{dev}", 400, "invalid_field", {"panel_notes": 7},
+                 key=key)
+        ev = self.outbox(t, dev)[-1]["asset_changed"]
+        self.assertEqual(ev["kind"], "ASSET_CHANGE_KIND_UPDATED")
+        self.assertEqual(ev["changed_fields"], ["panel_notes"])
+        self.assertEqual(ev["asset"]["panel_notes"], "cracked hinge, cart 4")
+        self.assertEqual(ev["asset"]["version"], edited["version"])
+        _, rows = self.export("assets.csv", key)
+        row = dict(zip(rows[0], rows[1]))
+        self.assertEqual((row["notes"], row["panel_notes"]),
+                         ("from google", "cracked hinge, cart 4"))
+        # null clears it; a hand-added Asset has both its own notes and Panel notes
+        self.assertIsNone(self.ok("PATCH", f"/v1/assets/{dev}", {"panel_notes": None},
+                                  key=key)["panel_notes"])
+        self.assertNotIn("panel_notes", self.outbox(t, dev)[-1]["asset_changed"]["asset"])
+        m = self.ok("POST", "/v1/assets", {"serial_number": "MAN-NOTES", "notes": "room 12",
+                                           "panel_notes": "spare"}, 201, key=key)
+        self.assertEqual((m["notes"], m["panel_notes"]), ("room 12", "spare"))
+
     def test_bulk_checkout_is_all_or_nothing(self):
         t = harness.new_tenant("apibk")
         key = new_key(t, "admin")

@@ -198,7 +198,8 @@ class AdminPageTest(unittest.TestCase):
         psql("UPDATE assets SET device = '{\"mac_address\": \"e8b1fc0011aa\", "
              "\"os_version\": \"126.0.6478.132\", \"annotated_location\": \"\", "
              "\"recent_users\": [{\"type\": \"USER_TYPE_MANAGED\", "
-             "\"email\": \"rita.recent@district.example\"}]}' WHERE asset_id = :'a'",
+             "\"email\": \"rita.recent@district.example\"}], \"notes\": \"2024 refresh\"}', "
+             "panel_notes = 'charger missing' WHERE asset_id = :'a'",
              a=grade5)
         staff = asset(t, "ST-" + tag, ou="/Staff")
         retire = asset(t, "RT-" + tag)

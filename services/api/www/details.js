@@ -22,7 +22,7 @@ const ASSET_FIELDS = [
   ["serial_number", "Serial number"], ["model", "Model"], ["status", "Google status"],
   ["org_unit_path", "Org unit"], ["annotated_asset_id", "Asset ID in Google"],
   ["annotated_user", "Assigned user in Google"], ["annotated_location", "Location in Google"],
-  ["notes", "Notes in Google"], ["mac_address", "Wi-Fi MAC address", "mac"],
+  ["notes", "Notes from Google"], ["mac_address", "Wi-Fi MAC address", "mac"],
   ["ethernet_mac_address", "Ethernet MAC address", "mac"], ["os_version", "ChromeOS version"],
   ["platform_version", "Platform version"], ["firmware_version", "Firmware version"],
   ["boot_mode", "Boot mode"], ["last_sync", "Last seen by Google", "time"],

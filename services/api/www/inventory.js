@@ -41,6 +41,7 @@ async function showAsset(id) {
   row("Last audit", a.audited_at ? `${when(a.audited_at)} by ${a.audited_by}` : "Never audited");
   row("Next audit due", a.next_audit_due ? day(a.next_audit_due) + (a.audit_overdue ? " (overdue)" : "") : null);
   if (a.manual) row("Notes", a.notes);
+  row("Notes (Panel)", a.panel_notes);
   box.append(dl);
   if (c && users.length && c.person_email && users[0].email.toLowerCase() !== c.person_email.toLowerCase()) {
     box.append(el("p", {class: "note", id: "asset-swapped",
@@ -73,8 +74,8 @@ async function showAsset(id) {
   box.focus();
 }
 
-// Edit the admin-owned fields: asset tag, lifecycle, and the notes of a hand-added Asset
-// (a Chromebook's notes are Google's and shown under "From Google").
+// Edit the admin-owned fields: asset tag, lifecycle, Panel's own notes (every Asset) and the
+// notes of a hand-added Asset (a Chromebook's notes are Google's, shown under "From Google").
 function assetEditForm(a) {
   const form = el("form", {class: "inline", id: "asset-edit", "aria-label": "Edit asset"});
   const select = el("select", {id: "ae-lifecycle"});
@@ -89,6 +90,8 @@ function assetEditForm(a) {
     form.append(el("label", {for: "ae-notes", text: "Notes"}),
                 el("input", {id: "ae-notes", type: "text", maxlength: 2000, value: a.notes || ""}));
   }
+  form.append(el("label", {for: "ae-panel-notes", text: "Notes (Panel)"}),
+              el("input", {id: "ae-panel-notes", type: "text", maxlength: 2000, value: a.panel_notes || ""}));
   form.append(el("button", {type: "submit", id: "ae-save", text: "Save changes"}));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -100,6 +103,8 @@ function assetEditForm(a) {
       const notes = $("ae-notes").value.trim();
       if (notes !== (a.notes || "")) body.notes = notes || null;
     }
+    const panelNotes = $("ae-panel-notes").value.trim();
+    if (panelNotes !== (a.panel_notes || "")) body.panel_notes = panelNotes || null;
     if (!Object.keys(body).length) {
       say("Nothing changed.");
       return;
