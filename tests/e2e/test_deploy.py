@@ -228,6 +228,10 @@ class Observability(unittest.TestCase):
         self.assertEqual(hpa["spec"]["scaleTargetRef"]["name"], "api")
         self.assertGreaterEqual(hpa["spec"]["minReplicas"], 2)
         self.assertEqual(hpa["spec"]["metrics"][0]["resource"]["name"], "cpu")
+        # The autoscaler owns the api's replica count: a fixed `replicas` in the Deployment
+        # would put it back to that number on every apply.
+        api = [d for d in manifest("api.yaml") if d["kind"] == "Deployment"][0]
+        self.assertNotIn("replicas", api["spec"])
         api = workloads()["api"]["containers"][0]
         self.assertIn("cpu", api["resources"]["requests"], "CPU utilisation needs a request")
         env = {e["name"]: e["value"] for e in api["env"]}
