@@ -389,6 +389,25 @@ class ApiTest(unittest.TestCase):
             self.assertEqual([p["display_name"] for p in out["items"]], [f"Person {n}"], q)
         self.assertEqual(self.ok("GET", "/v1/people?q=other20@d.example", key=key)["items"], [],
                          "otherMails are never an address of the Person")
+        # The same searches, and a substring of names, on an api whose statement timeout is
+        # tight (PANEL_PG_STATEMENT_TIMEOUT_MS, docs/operations.md): every one answers 200
+        # with its People; a search past the timeout would answer 503.
+        tight = harness.Process("panel-api", env=dict(
+            {k: self.api.env[k] for k in ("PANEL_AUTH_URL", "PANEL_MERGER_URL",
+                                          "PANEL_SERVICE_SECRET")},
+            PANEL_PG_STATEMENT_TIMEOUT_MS="1000"))
+        try:
+            for q, names in (("u1770@d.example", ["Person 1770"]),
+                             ("ALIAS99@d.example", ["Person 99"]),
+                             ("person 19999", ["Person 19999"] +
+                              [f"Person {n}" for n in range(199990, 200000)])):
+                st, _, out = http("GET", tight.url + "/v1/people?limit=50&q=" +
+                                  urllib.parse.quote(q),
+                                  headers={"Authorization": f"Bearer {key}"}, timeout=30)
+                self.assertEqual(st, 200, (q, out))
+                self.assertEqual([p["display_name"] for p in out["items"]], names, q)
+        finally:
+            tight.stop()
 
     def test_org_unit_subtree_filters_and_device_search(self):
         """org_unit is a subtree filter on People and Assets (/Students includes
