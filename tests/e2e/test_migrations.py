@@ -61,6 +61,45 @@ class MigrationsTest(unittest.TestCase):
         third = self.migrate()
         self.assertIn("0 migrations applied now", third.stdout, third.stderr)
 
+    def sql(self, text):
+        p = subprocess.run(["psql", self.url, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                            "-c", text], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return [line.split("|") for line in p.stdout.splitlines() if line]
+
+    def test_a_directory_connected_to_two_districts_does_not_stop_the_upgrade(self):
+        """Before 0016 one Entra directory could be connected to two districts. The upgrade
+        must not fail on that (0016's unique index would), and neither district may keep
+        reading the directory: both connections are stopped with a message for the admins,
+        a district with its own directory keeps its connection."""
+        real = os.path.join(ROOT, "db", "migrations")
+        files = sorted(f for f in os.listdir(real) if f.endswith(".sql"))
+        for f in files:
+            if int(f[:4]) < 16:
+                shutil.copy(os.path.join(real, f), self.dir)
+        self.migrate()
+        self.sql("INSERT INTO tenants (tenant_id, display_name) VALUES ('da', 'A'), "
+                 "('db', 'B'), ('dc', 'C')")
+        self.sql("INSERT INTO connections (tenant_id, provider, status, provider_tenant, "
+                 "grant_sealed, grant_key_id) VALUES "
+                 "('da', 'azure', 'connected', 'AAAA-dir', '\\x01', 'k1'), "
+                 "('db', 'azure', 'connected', 'aaaa-DIR', '\\x02', 'k1'), "
+                 "('dc', 'azure', 'connected', 'cccc-dir', '\\x03', 'k1')")
+        for f in files:
+            if int(f[:4]) >= 16:
+                shutil.copy(os.path.join(real, f), self.dir)
+        out = self.migrate()
+        self.assertIn(16, self.recorded(), out.stdout + out.stderr)
+        self.assertEqual(self.recorded()[-1], int(files[-1][:4]), out.stdout + out.stderr)
+        rows = {r[0]: r[1:] for r in self.sql(
+            "SELECT tenant_id, status, coalesce(provider_tenant, ''), "
+            "(grant_sealed IS NULL)::text, coalesce(status_message, '') FROM connections "
+            "WHERE provider = 'azure'")}
+        for t in ("da", "db"):
+            self.assertEqual(rows[t][:3], ["revoked", "", "true"], t)
+            self.assertIn("more than one district", rows[t][3])
+        self.assertEqual(rows["dc"][:3], ["connected", "cccc-dir", "false"])
+
 
 if __name__ == "__main__":
     unittest.main()
