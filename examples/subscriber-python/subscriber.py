@@ -48,6 +48,27 @@ def short(enum, value, prefix):
     return name[len(prefix):] if name.startswith(prefix) else name
 
 
+def quoted(text):
+    """A text value between double quotes, so that one event is always one line: backslash
+    and quote escaped, control characters as \\n, \\r, \\t or \\u00XX (as the other
+    examples print)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7f:
+            out.append("\\u%04x" % ord(ch))
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def changed(names):
     return ",".join(names) if names else "-"
 
@@ -85,7 +106,7 @@ class Copy:
                 return None
             kind = short(events_pb2.ChangeKind, pc.kind, "CHANGE_KIND_")
             return (f"person {p.person_id} {kind} v{p.version} tenant={env.tenant_id} "
-                    f"email={p.fields.email_normalized} name=\"{p.fields.display_name}\" "
+                    f"email={p.fields.email_normalized} name={quoted(p.fields.display_name)} "
                     f"changed={changed(pc.changed_fields)}")
         if which == "asset_changed":
             ac = env.asset_changed
@@ -94,7 +115,7 @@ class Copy:
                 return None
             kind = short(events_pb2.AssetChangeKind, ac.kind, "ASSET_CHANGE_KIND_")
             return (f"asset {a.asset_id} {kind} v{a.version} tenant={env.tenant_id} "
-                    f"serial={a.device.serial_number} model=\"{a.device.model}\" "
+                    f"serial={a.device.serial_number} model={quoted(a.device.model)} "
                     f"in_google={'true' if a.in_google else 'false'} "
                     f"changed={changed(ac.changed_fields)}")
         return None  # another payload: not for this subscriber

@@ -53,6 +53,28 @@ static const char *enum_short(const ProtobufCEnumDescriptor *d, int v, const cha
     return strncmp(ev->name, prefix, n) == 0 ? ev->name + n : ev->name;
 }
 
+/* A text value between double quotes, so that one event is always one line: backslash and
+ * quote escaped, control characters as \n, \r, \t or \u00XX (as the other examples print). */
+static void print_quoted(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *c = (const unsigned char *)(s ? s : ""); *c; c++) {
+        if (*c == '"' || *c == '\\')
+            printf("\\%c", *c);
+        else if (*c == '\n')
+            fputs("\\n", stdout);
+        else if (*c == '\r')
+            fputs("\\r", stdout);
+        else if (*c == '\t')
+            fputs("\\t", stdout);
+        else if (*c < 0x20 || *c == 0x7f)
+            printf("\\u%04x", *c);
+        else
+            putchar(*c);
+    }
+    putchar('"');
+}
+
 static void print_changed(char **names, size_t n)
 {
     printf(" changed=");
@@ -67,12 +89,11 @@ static void print_person(const Envelope *env)
     const Panel__V1__PersonChanged *pc = env->person_changed;
     const Panel__V1__MergedPerson *p = pc->person;
     const Panel__V1__Person *f = p ? p->fields : NULL;
-    printf("person %s %s v%lld tenant=%s email=%s name=\"%s\"",
-           p && p->person_id ? p->person_id : "?",
+    printf("person %s %s v%lld tenant=%s email=%s name=", p && p->person_id ? p->person_id : "?",
            enum_short(&panel__v1__change_kind__descriptor, pc->kind, "CHANGE_KIND_"),
            p ? (long long)p->version : 0LL, env->tenant_id,
-           f && f->email_normalized ? f->email_normalized : "",
-           f && f->display_name ? f->display_name : "");
+           f && f->email_normalized ? f->email_normalized : "");
+    print_quoted(f ? f->display_name : NULL);
     print_changed(pc->changed_fields, pc->n_changed_fields);
     printf("\n");
 }
@@ -82,12 +103,12 @@ static void print_asset(const Envelope *env)
     const Panel__V1__AssetChanged *ac = env->asset_changed;
     const Panel__V1__Asset *a = ac->asset;
     const Panel__V1__Device *d = a ? a->device : NULL;
-    printf("asset %s %s v%lld tenant=%s serial=%s model=\"%s\" in_google=%s",
-           a && a->asset_id ? a->asset_id : "?",
+    printf("asset %s %s v%lld tenant=%s serial=%s model=", a && a->asset_id ? a->asset_id : "?",
            enum_short(&panel__v1__asset_change_kind__descriptor, ac->kind, "ASSET_CHANGE_KIND_"),
            a ? (long long)a->version : 0LL, env->tenant_id,
-           d && d->serial_number ? d->serial_number : "", d && d->model ? d->model : "",
-           a && a->in_google ? "true" : "false");
+           d && d->serial_number ? d->serial_number : "");
+    print_quoted(d ? d->model : NULL);
+    printf(" in_google=%s", a && a->in_google ? "true" : "false");
     print_changed(ac->changed_fields, ac->n_changed_fields);
     printf("\n");
 }

@@ -18,6 +18,26 @@ import harness
 import suite
 
 LINE = re.compile(r'^(person|asset) (\S+) (\S+) v(\d+) tenant=(\S+) (.*) changed=(\S+)$')
+HOSTILE_NAME = 'Line one\nLine "two"\\ \tend'
+# What the examples print for it: between quotes, backslash and quote escaped, \n \r \t and
+# \u00XX for control characters (docs/events.md).
+HOSTILE_PRINTED = '"Line one\\nLine \\"two\\"\\\\ \\tend"'
+
+
+def quoted(text):
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch in "\n\r\t":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7f:
+            out.append("\\u%04x" % ord(ch))
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 DEBIAN_PYTHON = "/usr/bin/python3"  # python3-confluent-kafka and python3-protobuf live there
 
 
@@ -93,6 +113,12 @@ class Subscribers(unittest.TestCase):
             suite.wait_run(cls.tenant, google[0]["run_id"], ("completed",), timeout=240)
             # Azure changes half of them (their values win): UPDATED, version 2.
             azure = suite.run_events(cls.tenant, "azure", range(750, 1600))
+            # One name with a line break, a quote, a backslash and a tab: each example must
+            # still print that Person on one line, escaped as docs/events.md says.
+            for e in azure:
+                if "person_observed" in e and e["person_observed"]["person"]["source_id"] \
+                        .endswith("1599"):
+                    e["person_observed"]["person"]["display_name"] = HOSTILE_NAME
             suite.publish(cls.tenant, azure)
             suite.wait_run(cls.tenant, azure[0]["run_id"], ("completed",), timeout=240)
             # An admin action through the api: CHECKED_OUT, the Asset's next version.
@@ -120,10 +146,10 @@ class Subscribers(unittest.TestCase):
         state = {}
         for p in api_items(cls.api, cls.key, "/v1/people?status=all"):
             state[("person", p["person_id"])] = (
-                p["version"], f'email={p["email"]} name="{p["display_name"]}"')
+                p["version"], f'email={p["email"]} name={quoted(p["display_name"])}')
         for a in api_items(cls.api, cls.key, "/v1/assets"):
             state[("asset", a["asset_id"])] = (
-                a["version"], f'serial={a["serial_number"] or ""} model="{a["model"] or ""}" '
+                a["version"], f'serial={a["serial_number"] or ""} model={quoted(a["model"] or "")} '
                               f'in_google={"true" if a["in_google"] else "false"}')
         return state
 
@@ -134,6 +160,9 @@ class Subscribers(unittest.TestCase):
         self.assertEqual(sum(1 for k in self.expected if k[0] == "asset"), 300)
         self.assertTrue(any(v[0] >= 2 for k, v in self.expected.items() if k[0] == "person"))
         self.assertTrue(any(v[0] >= 2 for k, v in self.expected.items() if k[0] == "asset"))
+        self.assertEqual(quoted(HOSTILE_NAME), HOSTILE_PRINTED)
+        self.assertEqual(sum(1 for v in self.expected.values()
+                             if v[1].endswith("name=" + HOSTILE_PRINTED)), 1)
 
     def run_example(self, argv, env=None, cwd=None):
         """Run an example in a new group until it has printed the api's state (or time out)."""

@@ -65,6 +65,30 @@ public final class Subscriber {
         return name.startsWith(prefix) ? name.substring(prefix.length()) : name;
     }
 
+    /**
+     * A text value between double quotes, so that one event is always one line: backslash and
+     * quote escaped, control characters as \\n, \\r, \\t or \\u00XX (as the other examples print).
+     */
+    static String quoted(String text) {
+        StringBuilder out = new StringBuilder("\"");
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (c == '"' || c == '\\')
+                out.append('\\').append(c);
+            else if (c == '\n')
+                out.append("\\n");
+            else if (c == '\r')
+                out.append("\\r");
+            else if (c == '\t')
+                out.append("\\t");
+            else if (c < 0x20 || c == 0x7f)
+                out.append(String.format("\\u%04x", (int) c));
+            else
+                out.append(c);
+        }
+        return out.append('"').toString();
+    }
+
     private static String changed(List<String> names) {
         return names.isEmpty() ? "-" : String.join(",", names);
     }
@@ -79,19 +103,19 @@ public final class Subscriber {
             MergedPerson p = pc.getPerson();
             if (!isNewer("person:" + p.getPersonId(), p.getVersion()))
                 return null;
-            return String.format("person %s %s v%d tenant=%s email=%s name=\"%s\" changed=%s",
+            return String.format("person %s %s v%d tenant=%s email=%s name=%s changed=%s",
                     p.getPersonId(), shortName(pc.getKind(), "CHANGE_KIND_"), p.getVersion(),
                     env.getTenantId(), p.getFields().getEmailNormalized(),
-                    p.getFields().getDisplayName(), changed(pc.getChangedFieldsList()));
+                    quoted(p.getFields().getDisplayName()), changed(pc.getChangedFieldsList()));
         }
         case ASSET_CHANGED: {
             AssetChanged ac = env.getAssetChanged();
             Asset a = ac.getAsset();
             if (!isNewer("asset:" + a.getAssetId(), a.getVersion()))
                 return null;
-            return String.format("asset %s %s v%d tenant=%s serial=%s model=\"%s\" in_google=%s changed=%s",
+            return String.format("asset %s %s v%d tenant=%s serial=%s model=%s in_google=%s changed=%s",
                     a.getAssetId(), shortName(ac.getKind(), "ASSET_CHANGE_KIND_"), a.getVersion(),
-                    env.getTenantId(), a.getDevice().getSerialNumber(), a.getDevice().getModel(),
+                    env.getTenantId(), a.getDevice().getSerialNumber(), quoted(a.getDevice().getModel()),
                     a.getInGoogle() ? "true" : "false", changed(ac.getChangedFieldsList()));
         }
         default:
