@@ -19,7 +19,8 @@ export PANEL_RUN_DIR
 : "${PANEL_CACHE:=${HOME:-/root}/.cache/k12panel}"
 export PANEL_CACHE
 
-PANEL_KAFKA_POM=$PANEL_ROOT/deploy/kafka/pom.xml
+# The broker's jars: deploy/kafka/pom.xml; tests/kafka-3.9/pom.xml for the SCRAM test only.
+PANEL_KAFKA_POM=${PANEL_KAFKA_POM:-$PANEL_ROOT/deploy/kafka/pom.xml}
 
 _prog=$(basename -- "$0")
 

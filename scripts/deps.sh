@@ -39,6 +39,7 @@ have dpkg-query || die "dpkg-query not found: this script supports Debian/Ubuntu
 missing=$(missing_packages)
 jars_ok=1
 kafka_jars_ok || jars_ok=0
+(PANEL_KAFKA_POM=$PANEL_ROOT/tests/kafka-3.9/pom.xml; kafka_jars_ok) || jars_ok=0
 
 if [ "$CHECK" = 1 ]; then
     rc=0
@@ -46,7 +47,7 @@ if [ "$CHECK" = 1 ]; then
         log "missing Debian packages: $missing"; rc=1
     fi
     if [ "$jars_ok" = 0 ]; then
-        log "missing Kafka $(kafka_version) jars in $(kafka_home)/libs"; rc=1
+        log "missing Kafka jars in $PANEL_CACHE (deploy/kafka/pom.xml, tests/kafka-3.9/pom.xml)"; rc=1
     fi
     for tool in kubernetes-validate openapi-spec-validator st; do
         if [ ! -x "$PANEL_CACHE/venv/bin/$tool" ]; then
@@ -99,8 +100,10 @@ case $jv in
 esac
 
 # ---- Kafka jars ------------------------------------------------------------
-KH=$(kafka_home)
-if [ "$jars_ok" = 0 ]; then
+# The product's broker (deploy/kafka/pom.xml) and Kafka 3.9 for the SCRAM test
+# (tests/kafka-3.9/pom.xml; see there why).
+fetch_kafka_jars() {
+    kafka_jars_ok && return 0
     have mvn || die "mvn not found (package maven)"
     mkdir -p "$PANEL_CACHE"
     # Several work trees may run this at once: one fetch at a time.
@@ -108,6 +111,7 @@ if [ "$jars_ok" = 0 ]; then
         exec 9>"$PANEL_CACHE/.lock"
         flock 9
     fi
+    KH=$(kafka_home)
     if ! kafka_jars_ok; then
         log "fetching Apache Kafka $(kafka_version) jars with Maven into $KH/libs"
         tmp=$KH/libs.tmp.$$
@@ -126,7 +130,11 @@ if [ "$jars_ok" = 0 ]; then
         pom_sum > "$KH/.stamp"
         log "Kafka jars ready ($(ls "$KH/libs" | wc -l | tr -d ' ') jars)"
     fi
-fi
+    exec 9>&-
+}
+(PANEL_KAFKA_POM=$PANEL_ROOT/tests/kafka-3.9/pom.xml; fetch_kafka_jars) || exit 1
+fetch_kafka_jars
+KH=$(kafka_home)
 
 # ---- The Java subscriber example's jars (protobuf-java, kafka-clients) in Maven's local
 # repository, so that its build (examples/subscriber-java/build.sh) works offline ---------

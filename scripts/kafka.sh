@@ -25,7 +25,8 @@
 # (PANEL_KAFKA_* lines; the password stays in tls/panel.password) and the jars'
 # tools' to admin.properties. The services use PLAIN over TLS here: Debian's
 # librdkafka 2.0 computes a SCRAM proof that Kafka 4 rejects (fixed in
-# librdkafka 2.6.1), see docs/operations.md.
+# librdkafka 2.6.1), see docs/operations.md; SCRAM is tested against Kafka 3.9,
+# started by this script with PANEL_KAFKA_POM=tests/kafka-3.9/pom.xml.
 set -eu
 . "$(dirname -- "$0")/common.sh"
 

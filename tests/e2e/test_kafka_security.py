@@ -2,7 +2,9 @@
 a self-signed CA, a broker certificate for 127.0.0.1 and users with random passwords, on free
 ports): the merger consumes source events published by panelctl and publishes its public
 events there, with the PANEL_KAFKA_* settings of docs/operations.md; a client without
-credentials, or with a wrong password, is refused and writes nothing."""
+credentials, or with a wrong password, is refused and writes nothing. The same flow with
+SCRAM-SHA-512 runs against Kafka 3.9 (tests/kafka-3.9/pom.xml): Debian's librdkafka 2.0 cannot
+log in with SCRAM to Kafka 4 (fixed in librdkafka 2.6.1), docs/operations.md."""
 import json
 import os
 import shutil
@@ -16,14 +18,22 @@ from test_merger import SECRET, full_run, person, wait_run
 ROOT = harness.ROOT
 
 
-class KafkaSecurity(unittest.TestCase):
+class SecureBroker:
+    """A broker that requires SASL_SSL, a merger on it, and the events-flow test; the
+    TestCase classes below choose the broker's jars and the SASL mechanism."""
+    POM = None  # deploy/kafka/pom.xml, the product's broker
+    MECHANISM = None  # client.env's (PLAIN)
+
     @classmethod
     def setUpClass(cls):
         harness.require_env()
-        cls.run_dir = os.path.join(ROOT, ".run", "test", f"kafka-secure-{os.getpid()}")
+        cls.run_dir = os.path.join(ROOT, ".run", "test",
+                                   f"kafka-secure-{cls.__name__}-{os.getpid()}")
         shutil.rmtree(cls.run_dir, ignore_errors=True)
         cls.script_env = dict(os.environ, PANEL_RUN_DIR=cls.run_dir, PANEL_KAFKA_SECURE="1")
         cls.script_env.pop("PANEL_KAFKA_PORT", None)
+        if cls.POM:
+            cls.script_env["PANEL_KAFKA_POM"] = os.path.join(ROOT, cls.POM)
         p = subprocess.run(["sh", "scripts/kafka.sh", "start"], cwd=ROOT, env=cls.script_env,
                            capture_output=True, text=True, timeout=300)
         if p.returncode != 0:
@@ -38,6 +48,8 @@ class KafkaSecurity(unittest.TestCase):
         # The settings the services are given: SASL over TLS, the password from a file.
         assert cls.secure["PANEL_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", cls.secure
         assert "PANEL_KAFKA_SASL_PASSWORD_FILE" in cls.secure, cls.secure
+        if cls.MECHANISM:
+            cls.secure["PANEL_KAFKA_SASL_MECHANISM"] = cls.MECHANISM
         cls.panelctl(cls.secure, "topics", check=True)
         # A group of its own: the merger keeps its offsets in PostgreSQL, and those of the
         # suite's main broker mean nothing on this new one.
@@ -95,6 +107,11 @@ class KafkaSecurity(unittest.TestCase):
         self.assertEqual(out[0]["event"]["person_changed"]["person"]["fields"]["display_name"],
                          "Ada Lovelace")
 
+
+
+class KafkaSecurity(SecureBroker, unittest.TestCase):
+    """Kafka 4 (the product's broker), PLAIN over TLS."""
+
     def test_a_client_without_credentials_or_with_a_wrong_password_is_refused(self):
         tenant = harness.new_tenant("ksecx")
         run_id, evs = full_run(tenant, "google", lambda r: [
@@ -140,6 +157,34 @@ class KafkaSecurity(unittest.TestCase):
                                "socket.keepalive.enable=true, reconnect.backoff.max.ms=5000"),
                           "topics", timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
+
+
+class ScramOnKafka39(SecureBroker, unittest.TestCase):
+    """SCRAM-SHA-512 over TLS, on Kafka 3.9: the events flow, and a wrong password is refused
+    by the SCRAM exchange."""
+    POM = "tests/kafka-3.9/pom.xml"
+    MECHANISM = "SCRAM-SHA-512"
+
+    def test_the_broker_is_kafka_3_9_and_the_login_is_scram(self):
+        self.assertEqual(self.secure["PANEL_KAFKA_SASL_MECHANISM"], "SCRAM-SHA-512")
+        p = subprocess.run(["sh", "scripts/kafka.sh", "status"], cwd=ROOT, env=self.script_env,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(os.path.join(self.run_dir, "kafka", "logs", "server.log")) as f:
+            self.assertIn("Kafka version: 3.9.1", f.read())
+
+    def test_a_wrong_scram_password_is_refused(self):
+        tenant = harness.new_tenant("kscram")
+        run_id, evs = full_run(tenant, "google", lambda r: [
+            person(tenant, "google", r, "g-1", "mallory@d.example", display_name="Mallory")])
+        wrong = dict(self.secure)
+        del wrong["PANEL_KAFKA_SASL_PASSWORD_FILE"]
+        wrong["PANEL_KAFKA_SASL_PASSWORD"] = "not-the-password"
+        p = self.publish(wrong, tenant, evs)
+        self.assertNotEqual(p.returncode, 0, p.stderr)
+        self.assertIn("invalid credentials", p.stderr)
+        self.assertEqual(harness.psql("SELECT count(*) FROM sync_runs WHERE tenant_id = :'t'",
+                                      t=tenant), [["0"]])
 
 
 if __name__ == "__main__":
