@@ -18,7 +18,9 @@ let failed = false;
 try {
   // A browser context per person; session is the panel_session cookie or null.
   const open = async (session, expect401) => {
-    const context = await browser.newContext({viewport: {width: 1280, height: 900}});
+    // A browser far from the district (America/Chicago in the fixture): times the page reads
+    // or takes must be the district's, never the browser's own zone.
+    const context = await browser.newContext({viewport: {width: 1280, height: 900}, timezoneId: "Asia/Tokyo"});
     if (session) await context.addCookies([{name: "panel_session", value: session, url: fx.url}]);
     const p = await context.newPage();
     // A signed-out page's GET /v1/session is answered 401 on purpose.
@@ -113,6 +115,12 @@ try {
   await page.getByLabel("Pause 1 ends").fill("2031-01-05T08:00");
   await page.getByRole("button", {name: "Save settings"}).click();
   await page.locator("#status").filter({hasText: "Sync settings saved"}).waitFor();
+  // Read back after the save: the same wall times, in the district's zone.
+  for (const [label, want] of [["Pause 1 starts", "2030-12-20T08:00"], ["Pause 1 ends", "2031-01-05T08:00"]]) {
+    const got = await page.getByLabel(label).inputValue();
+    if (got !== want) throw new Error(`${label} reads ${got} after saving ${want}`);
+  }
+  await page.locator("#pw-zone").filter({hasText: "America/Chicago"}).waitFor();
   await shot("02b-cloud-sync-settings");
   if (fx.doc_shots) await page.screenshot({path: fx.doc_shots + "/cloud-sync.png", fullPage: true});
 

@@ -69,6 +69,12 @@ class Stub(BaseHTTPRequestHandler):
             if body.get("sync_interval_seconds") == 301:
                 return self.reply(422, {"error": {"code": "invalid_interval",
                                                   "message": "interval too long"}})
+            if "pause_windows" in body:  # auth owns the schedule: it replaces the windows
+                psql("DELETE FROM pause_windows WHERE tenant_id = :'t'", t=tenant)
+                for w in body["pause_windows"]:
+                    psql("INSERT INTO pause_windows (tenant_id, starts_at, ends_at, reason) "
+                         "VALUES (:'t', :'s', :'e', :'r')", t=tenant, s=w["starts_at"],
+                         e=w["ends_at"], r=w.get("reason", ""))
             return self.reply(200, {"status": "ok"})
         if rest[0] == "runs" and rest[-1] in ("approve", "reject"):
             st = psql("SELECT status FROM sync_runs WHERE tenant_id = :'t' AND run_id = :'r'",

@@ -51,8 +51,8 @@ class AdminPageTest(unittest.TestCase):
 
     def test_cloud_sync_people_and_checkout_in_the_browser(self):
         t = harness.new_tenant("apiui")
-        psql("UPDATE tenants SET display_name = 'Springfield Public Schools' "
-             "WHERE tenant_id = :'t'", t=t)
+        psql("UPDATE tenants SET display_name = 'Springfield Public Schools', "
+             "time_zone = 'America/Chicago' WHERE tenant_id = :'t'", t=t)
         email = f"jane.{uuid.uuid4().hex[:6]}@district.example"
         session, _ = new_session(t, email, "admin")
         viewer, _ = new_session(t, f"vic.{uuid.uuid4().hex[:6]}@district.example", "viewer")
@@ -154,6 +154,10 @@ class AdminPageTest(unittest.TestCase):
         puts = [c[2] for c in Stub.calls[calls:] if c[0] == "PUT"]
         self.assertEqual(len(puts), 1)
         self.assertEqual([w["reason"] for w in puts[0]["pause_windows"]], ["winter break"])
+        # Typed as 08:00 in the district's zone (Chicago, UTC-6 in winter) by a browser set to
+        # Tokyo: the instants sent are 14:00 UTC.
+        self.assertEqual([(w["starts_at"], w["ends_at"]) for w in puts[0]["pause_windows"]],
+                         [("2030-12-20T14:00:00.000Z", "2031-01-05T14:00:00.000Z")])
         # The invited person was added, promoted and removed by the signed-in admin.
         self.assertEqual(psql("SELECT role, created_by, removed_by FROM admin_accounts "
                               "WHERE tenant_id = :'t' AND email = :'e'", t=t,

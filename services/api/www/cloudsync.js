@@ -173,21 +173,13 @@ function resolveCase(m, name, who) {
 
 // ---------------------------------------------------------------- settings
 
-function toLocalInput(ts) {
-  // datetime-local wants the browser's local wall time; the district's zone is shown beside.
-  const d = new Date(ts);
-  if (isNaN(d)) return "";
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
-
 function windowRow(w) {
   const tr = el("tr", {class: "pause-window"});
   const i = $("pause-windows").children.length + 1;
   tr.append(el("td", {}, el("label", {class: "sr", for: `pw-start-${i}`, text: `Pause ${i} starts`}),
-                      el("input", {type: "datetime-local", id: `pw-start-${i}`, class: "pw-start", value: w.starts_at ? toLocalInput(w.starts_at) : ""})),
+                      el("input", {type: "datetime-local", id: `pw-start-${i}`, class: "pw-start", value: zoneInputValue(w.starts_at)})),
             el("td", {}, el("label", {class: "sr", for: `pw-end-${i}`, text: `Pause ${i} ends`}),
-                      el("input", {type: "datetime-local", id: `pw-end-${i}`, class: "pw-end", value: w.ends_at ? toLocalInput(w.ends_at) : ""})),
+                      el("input", {type: "datetime-local", id: `pw-end-${i}`, class: "pw-end", value: zoneInputValue(w.ends_at)})),
             el("td", {}, el("label", {class: "sr", for: `pw-reason-${i}`, text: `Pause ${i} reason`}),
                       el("input", {type: "text", id: `pw-reason-${i}`, class: "pw-reason", maxlength: 500, value: w.reason || ""})),
             el("td", {}, el("button", {type: "button", text: "Remove", "aria-label": `Remove pause ${i}`, onclick: () => tr.remove()})));
@@ -199,6 +191,7 @@ async function loadSettings() {
   $("set-interval").value = Math.round(s.sync_interval_seconds / 60);
   $("set-count").value = s.delete_threshold_count;
   $("set-percent").value = s.delete_threshold_percent;
+  $("pw-zone").textContent = districtZone();
   const body = $("pause-windows");
   body.replaceChildren();
   for (const w of s.pause_windows) body.append(windowRow(w));
@@ -225,7 +218,8 @@ async function saveSettings() {
   const percent = Number($("set-percent").value);
   const windows = Array.from($("pause-windows").children).map((tr) => {
     const s = tr.querySelector(".pw-start").value, e = tr.querySelector(".pw-end").value;
-    const w = {starts_at: s ? new Date(s).toISOString() : "", ends_at: e ? new Date(e).toISOString() : ""};
+    // Typed in the district's time zone (shown in the table's header), not the browser's.
+    const w = {starts_at: instantFromZoneInput(s), ends_at: instantFromZoneInput(e)};
     const why = tr.querySelector(".pw-reason").value.trim();
     if (why) w.reason = why;
     return w;

@@ -50,6 +50,30 @@ function when(ts) {
   }
 }
 
+// The district's wall time of an instant, as a datetime-local input holds it
+// ("2030-12-20T08:00"); "" for no or a bad timestamp.
+function zoneInputValue(ts) {
+  const d = new Date(ts);
+  if (!ts || isNaN(d)) return "";
+  const f = new Intl.DateTimeFormat("en-CA", {timeZone: districtZone(), hourCycle: "h23", year: "numeric",
+                                              month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit"});
+  const p = Object.fromEntries(f.formatToParts(d).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}`;
+}
+
+// The instant (ISO 8601, UTC) of a wall time typed in the district's time zone, whatever the
+// browser's own zone is; "" for an empty or unreadable value.
+function instantFromZoneInput(v) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})$/.exec(v || "");
+  if (!m) return "";
+  const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+  // The zone's offset at an instant: its wall time read as if it were UTC, minus the instant.
+  const offset = (t) => Date.parse(zoneInputValue(new Date(t).toISOString()) + ":00Z") - t;
+  let t = wall - offset(wall);
+  t = wall - offset(t); // once more, for a wall time on the other side of a DST change
+  return new Date(t).toISOString();
+}
+
 // A calendar date (YYYY-MM-DD) is a day, not an instant: never shifted by a time zone.
 function day(s) {
   if (!s) return "—";
