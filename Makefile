@@ -30,6 +30,8 @@ endif
 PROTO := proto/panel/v1/events.proto
 GEN_C := $(BUILD)/gen/panel/v1/events.pb-c.c
 GEN_H := $(BUILD)/gen/panel/v1/events.pb-c.h
+# Short names for the enum values (PB_RUN_KIND_FULL), included instead of GEN_H.
+PB_SHORT_H := $(BUILD)/gen/panel/v1/pb_short_names.h
 LIB_SRCS := $(wildcard lib/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/events.pb-c.o
 LIBPANEL := $(BUILD)/libpanel.a
@@ -89,29 +91,32 @@ $(GEN_C): $(PROTO)
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -Iproto $(PROTO)
 
+$(PB_SHORT_H): $(GEN_H) scripts/pb-short-names.sh
+	sh scripts/pb-short-names.sh $(GEN_H) $@
+
 $(BUILD)/obj/gen/events.pb-c.o: $(GEN_C) | $(STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
 
-$(BUILD)/obj/%.o: %.c | $(GEN_H) $(SCHEMA_H) $(STAMP)
+$(BUILD)/obj/%.o: %.c | $(GEN_H) $(PB_SHORT_H) $(SCHEMA_H) $(STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(LIBPANEL): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/tests/unit/lib/%: tests/unit/lib/%.c $(TEST_HELPER_OBJS) $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
+$(BUILD)/tests/unit/lib/%: tests/unit/lib/%.c $(TEST_HELPER_OBJS) $(LIBPANEL) | $(GEN_H) $(PB_SHORT_H) $(SCHEMA_H)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/common $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
 # The directory of module M: services/M, M (emulator) or tools/M.
 moddir = $(firstword $(wildcard services/$(1) $(1) tools/$(1)))
 .SECONDEXPANSION:
-$(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(BUILD)/mod-$$(firstword $$(subst /, ,$$*)).a $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(BUILD)/mod-$$(firstword $$(subst /, ,$$*)).a $(LIBPANEL) | $(GEN_H) $(PB_SHORT_H) $(SCHEMA_H)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/common -I$(call moddir,$(firstword $(subst /, ,$*))) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-$(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_HELPER_OBJS) $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
+$(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_HELPER_OBJS) $(LIBPANEL) | $(GEN_H) $(PB_SHORT_H) $(SCHEMA_H)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/common $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 

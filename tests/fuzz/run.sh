@@ -17,7 +17,7 @@ FUZZ_BUILD=${FUZZ_BUILD:-build/fuzz}
 export FUZZ_BUILD
 
 # The generated protobuf code and schema version header come from the main build.
-make -s build/gen/panel/v1/events.pb-c.c build/gen/panel_schema_version.h >/dev/null || exit 1
+make -s build/gen/panel/v1/events.pb-c.c build/gen/panel/v1/pb_short_names.h build/gen/panel_schema_version.h >/dev/null || exit 1
 make -s -j2 -f tests/fuzz/fuzz.mk FUZZ_BUILD="$FUZZ_BUILD" all >"$FUZZ_BUILD.log" 2>&1 || {
     cat "$FUZZ_BUILD.log"; echo "fuzz: build failed"; exit 1; }
 targets=${*:-$(make -s -f tests/fuzz/fuzz.mk targets)}
