@@ -111,9 +111,9 @@ int people_like_pattern(const char *s, char *out, size_t outlen)
 
 static void list(struct api_req *r)
 {
-    static const char *const allowed[] = {"q",      "org_unit",        "source", "status",
-                                          "has_checkouts", "graduation_year", "limit",  "cursor",
-                                          NULL};
+    static const char *const allowed[] = {"q",      "org_unit",      "source",
+                                          "status", "has_checkouts", "graduation_year",
+                                          "limit",  "cursor",        NULL};
     static const char *const sources[] = {"google", "azure", NULL};
     static const char *const statuses[] = {"active",  "suspended", "archived",
                                            "removed", "all",       NULL};
