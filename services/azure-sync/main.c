@@ -60,6 +60,12 @@ int main(int argc, char **argv)
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
     }
+    g.graduation_year_attribute = cfg.graduation_year_attribute;
+    if (graph_prepare(&g, err, sizeof err)) {
+        log_error("cannot start: %s", err);
+        status = 2;
+        goto out;
+    }
     store = delta_store_new(cfg.pg_url, err, sizeof err);
     if (!store) {
         log_error("cannot start: %s", err);
@@ -70,12 +76,6 @@ int main(int argc, char **argv)
     g.page_size = (long)cfg.page_size;
     g.full_every_hours = (long)cfg.full_every_hours;
     g.store = store;
-    g.graduation_year_attribute = cfg.graduation_year_attribute;
-    if (graph_prepare(&g, err, sizeof err)) {
-        log_error("cannot start: %s", err);
-        status = 2;
-        goto out;
-    }
     struct fetch_source_ops ops = {
         .classify = graph_classify,
         .failure = graph_failure,

@@ -6,6 +6,8 @@ PersonChanged event; a Graph null clears it; a value that is not a year is left 
 configuration unset, no value reaches the product. Real Kafka and PostgreSQL; only auth's token
 endpoint is a stand-in (fetch_helpers.AuthStub)."""
 import json
+import os
+import subprocess
 import unittest
 
 import harness
@@ -230,6 +232,24 @@ class GraduationYearNotConfigured(Wired, unittest.TestCase):
         rows = psql("SELECT count(*) FROM person_sources WHERE tenant_id = :'t'"
                     " AND fields ? 'graduation_year'", t=tenant)
         self.assertEqual(rows[0][0], "0", "no source row has a value")
+
+
+class GraduationYearBadConfiguration(unittest.TestCase):
+    def test_a_malformed_name_stops_the_fetcher_naming_the_variable(self):
+        require_env()
+        for prog, var, value in (
+                ("panel-google-sync", "PANEL_GOOGLE_GRADUATION_YEAR_FIELD", "GraduationYear"),
+                ("panel-google-sync", "PANEL_GOOGLE_GRADUATION_YEAR_FIELD", "S.F&projection=full"),
+                ("panel-azure-sync", "PANEL_AZURE_GRADUATION_YEAR_ATTRIBUTE", "graduationYear"),
+                ("panel-azure-sync", "PANEL_AZURE_GRADUATION_YEAR_ATTRIBUTE",
+                 ATTRIBUTE + ",displayName")):
+            with self.subTest(prog=prog, value=value):
+                env = dict(os.environ, PANEL_SERVICE_SECRET="a-valid-service-secret-for-the-test",
+                           PANEL_HTTP_PORT="0", **{var: value})
+                p = subprocess.run([harness.binary(prog)], capture_output=True, text=True,
+                                   env=env, timeout=30)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(var, p.stderr)
 
 
 if __name__ == "__main__":
