@@ -211,6 +211,48 @@ class GraduationYearConfigured(Wired, unittest.TestCase):
         self.assertNotIn("graduation_year", fields)
 
 
+    def test_the_emulator_returns_custom_fields_only_when_asked(self):
+        """Google: customSchemas only with projection=custom (the customFieldMask schemas) or
+        full; Graph: a directory extension only when $select names it, and only when set."""
+        tenant, district, pairs = self.connect()
+        (g, a), (_, a_unset) = pairs[:2]
+        self.set_google(district, g, 2030)
+        self.set_azure(district, a, 2031)
+
+        def get(url, provider):
+            tok = self.auth.token(tenant, provider)[1]["access_token"]
+            return http("GET", self.emu.url + url, None, {"Authorization": "Bearer " + tok})
+
+        def google_user(query):
+            status, _, body = get("/admin/directory/v1/users?customer=my_customer&maxResults=500"
+                                  + query, "google")
+            self.assertEqual(status, 200, body)
+            return next(u for u in body["users"] if u["id"] == g["id"])
+        self.assertNotIn("customSchemas", google_user(""))
+        self.assertNotIn("customSchemas", google_user("&projection=basic"))
+        self.assertNotIn("customSchemas", google_user("&projection=custom&customFieldMask=Other"))
+        want = {"StudentInfo": {"GraduationYear": 2030}}
+        self.assertEqual(google_user("&projection=custom&customFieldMask=StudentInfo")
+                         ["customSchemas"], want)
+        self.assertEqual(google_user("&projection=full")["customSchemas"], want)
+        status, _, one = get(f"/admin/directory/v1/users/{g['id']}?projection=full", "google")
+        self.assertEqual((status, one.get("customSchemas")), (200, want))
+        status, _, one = get(f"/admin/directory/v1/users/{g['id']}", "google")
+        self.assertEqual(status, 200)
+        self.assertNotIn("customSchemas", one)
+
+        def graph_users(select):
+            status, _, body = get("/v1.0/users?$top=999&$select=" + select, "azure")
+            self.assertEqual(status, 200, body)
+            return {u["id"]: u for u in body["value"]}
+        self.assertNotIn(ATTRIBUTE, graph_users("id,displayName")[a["id"]])
+        users = graph_users("id,displayName," + ATTRIBUTE)
+        self.assertEqual(users[a["id"]][ATTRIBUTE], 2031)
+        self.assertNotIn(ATTRIBUTE, users[a_unset["id"]], "an unset extension is left out")
+        status, _, body = get("/v1.0/users?$select=id,extension_nothex_graduationYear", "azure")
+        self.assertEqual(status, 400, body)
+
+
 class GraduationYearNotConfigured(Wired, unittest.TestCase):
     fetch_env = {}
     keys = {}
