@@ -1577,7 +1577,11 @@ int district_patch(struct district *d, enum dcoll c, const char *id, json_t *pat
                 goto out;
             }
         }
-        json_object_set(o, key, val);
+        /* Graph: setting a directory extension to null removes it from the user. */
+        if (c == DC_AUSERS && json_is_null(val) && !strncmp(key, "extension_", 10))
+            json_object_del(o, key);
+        else
+            json_object_set(o, key, val);
     }
     if (c == DC_OUS &&
         (json_object_get(patch, "name") || json_object_get(patch, "parentOrgUnitPath"))) {

@@ -178,6 +178,71 @@ static int append_token(struct emu *e, struct buf *page, char kind, struct distr
     return buf_appendf(page, ",\"nextPageToken\":\"%s\"", tok);
 }
 
+/* ---- users: projection ---- */
+
+/* Which custom schemas a users request asks for: projection=basic (the default) none,
+ * custom those named in customFieldMask, full all. */
+struct user_projection {
+    enum { PROJ_BASIC, PROJ_CUSTOM, PROJ_FULL } kind;
+    char mask[512]; /* ",Schema1,Schema2," */
+};
+
+/* Read projection and customFieldMask. 0, or -1 after an error reply. */
+static int user_projection(struct mg_connection *conn, struct reply *r, struct user_projection *p)
+{
+    char v[480];
+    p->kind = PROJ_BASIC;
+    p->mask[0] = '\0';
+    if (emu_param(conn, "projection", v, sizeof v)) {
+        if (!strcasecmp(v, "full"))
+            p->kind = PROJ_FULL;
+        else if (!strcasecmp(v, "custom"))
+            p->kind = PROJ_CUSTOM;
+        else if (strcasecmp(v, "basic")) {
+            reply_google_error(r, 400, "invalid", "Invalid Input: projection");
+            return -1;
+        }
+    }
+    if (emu_param(conn, "customFieldMask", v, sizeof v))
+        snprintf(p->mask, sizeof p->mask, ",%s,", v);
+    return 0;
+}
+
+/* Append a stored user as the projection shows it: customSchemas only with custom (the
+ * schemas named in the mask) or full. Users without custom schemas are copied as stored. */
+static int append_projected_user(struct buf *page, const char *json,
+                                 const struct user_projection *p)
+{
+    if (!strstr(json, "\"customSchemas\""))
+        return buf_appends(page, json);
+    json_t *o = json_loads(json, 0, NULL);
+    json_t *cs = json_object_get(o, "customSchemas");
+    int rc = -1;
+    if (!o)
+        return -1;
+    if (p->kind == PROJ_BASIC || !json_is_object(cs)) {
+        json_object_del(o, "customSchemas");
+    } else if (p->kind == PROJ_CUSTOM) {
+        const char *name;
+        json_t *v, *tmp;
+        json_object_foreach_safe(cs, tmp, name, v)
+        {
+            char probe[160];
+            snprintf(probe, sizeof probe, ",%s,", name);
+            if (!strstr(p->mask, probe))
+                json_object_del(cs, name);
+        }
+        if (json_object_size(cs) == 0)
+            json_object_del(o, "customSchemas");
+    }
+    char *text = json_dumps(o, JSON_COMPACT);
+    if (text)
+        rc = buf_appends(page, text);
+    free(text);
+    json_decref(o);
+    return rc;
+}
+
 /* ---- users.list ---- */
 
 static void users_list(struct mg_connection *conn, struct emu *e, struct reply *r)
@@ -231,11 +296,9 @@ static void users_list(struct mg_connection *conn, struct emu *e, struct reply *
             return;
         }
     }
-    if (emu_param(conn, "projection", v, sizeof v) && strcasecmp(v, "basic") &&
-        strcasecmp(v, "full") && strcasecmp(v, "custom")) {
-        reply_google_error(r, 400, "invalid", "Invalid Input: projection");
+    struct user_projection proj;
+    if (user_projection(conn, r, &proj))
         return;
-    }
     show_deleted = emu_param(conn, "showDeleted", v, sizeof v) && !strcmp(v, "true");
     if (page_start(e, conn, r, 'u', d, &pos))
         return;
@@ -261,7 +324,7 @@ static void users_list(struct mg_connection *conn, struct emu *e, struct reply *
         if (got == max)
             break;
         B(buf_appends(&page, got ? "," : ",\"users\":["));
-        B(buf_appends(&page, it->json));
+        B(append_projected_user(&page, it->json, &proj));
         got++;
     }
     if (got)
@@ -523,14 +586,18 @@ static void users_get(struct mg_connection *conn, struct emu *e, struct reply *r
     struct district *d = authorize(conn, e, r, GSCOPE_USER | GSCOPE_USER_RW);
     const char *key = current.user_key;
     json_t *o = NULL;
-    if (!d)
+    struct user_projection proj;
+    if (!d || user_projection(conn, r, &proj))
         return;
     district_lock(d);
     long i = district_find(d, DC_GUSERS, key);
     if (i >= 0) {
         const struct ditem *it = district_item(d, DC_GUSERS, (size_t)i);
-        if (!(it->flags & DITEM_DELETED))
-            o = json_loads(it->json, 0, NULL);
+        struct buf one;
+        buf_init(&one, 0);
+        if (!(it->flags & DITEM_DELETED) && !append_projected_user(&one, it->json, &proj))
+            o = json_loads(one.data, 0, NULL);
+        buf_free(&one);
     }
     district_unlock(d);
     struct signin_person p;

@@ -4,6 +4,7 @@
 #include "ms_oauth.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,74 @@ static const char *props[] = {
 /* The default set Graph returns without $select. */
 #define DEFAULT_MASK (0x3FFULL | (1ULL << 10))
 
+/* Directory extensions (extension_<app id without dashes>_<name>): Graph returns one only when
+ * $select names it, and omits it when unset. A selection mask (carried in skip and delta
+ * tokens) names them by slot: bit EXT_BIT0 + slot. Slots are given out as clients name
+ * extensions and never change, so a token stays valid. */
+#define EXT_BIT0     40
+#define EXT_MAX      16
+#define EXT_NAME_MAX 128
+static pthread_mutex_t ext_mu = PTHREAD_MUTEX_INITIALIZER;
+static char ext_names[EXT_MAX][EXT_NAME_MAX];
+static size_t ext_count;
+
+static bool is_extension_name(const char *s, size_t n)
+{
+    static const char prefix[] = "extension_";
+    size_t p = sizeof prefix - 1;
+    if (n >= EXT_NAME_MAX || n < p + 34 || strncasecmp(s, prefix, p) || s[p + 32] != '_')
+        return false;
+    for (size_t i = p; i < p + 32; i++)
+        if (!strchr("0123456789abcdefABCDEF", s[i]))
+            return false;
+    for (size_t i = p + 33; i < n; i++)
+        if (!(s[i] == '_' || (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+              (s[i] >= 'A' && s[i] <= 'Z')))
+            return false;
+    return true;
+}
+
+/* The slot of extension name s[0..n) (case-insensitive, as Graph), given out on first use;
+ * -1 when every slot is taken. */
+static int ext_slot(const char *s, size_t n)
+{
+    int slot = -1;
+    pthread_mutex_lock(&ext_mu);
+    for (size_t i = 0; i < ext_count && slot < 0; i++)
+        if (strlen(ext_names[i]) == n && !strncasecmp(ext_names[i], s, n))
+            slot = (int)i;
+    if (slot < 0 && ext_count < EXT_MAX) {
+        memcpy(ext_names[ext_count], s, n);
+        ext_names[ext_count][n] = '\0';
+        slot = (int)ext_count++;
+    }
+    pthread_mutex_unlock(&ext_mu);
+    return slot;
+}
+
+/* The slot of a stored member name when mask selects it, else -1. */
+static int ext_selected(uint64_t mask, const char *k, size_t kl)
+{
+    int slot = -1;
+    if (kl < 10 || strncmp(k, "extension_", 10))
+        return -1;
+    pthread_mutex_lock(&ext_mu);
+    for (size_t i = 0; i < ext_count && slot < 0; i++)
+        if ((mask & (1ULL << (EXT_BIT0 + i))) && strlen(ext_names[i]) == kl &&
+            !strncasecmp(ext_names[i], k, kl))
+            slot = (int)i;
+    pthread_mutex_unlock(&ext_mu);
+    return slot;
+}
+
+/* Name of slot i into out (a copy: the table may grow meanwhile). */
+static void ext_name(size_t i, char out[EXT_NAME_MAX])
+{
+    pthread_mutex_lock(&ext_mu);
+    snprintf(out, EXT_NAME_MAX, "%s", i < ext_count ? ext_names[i] : "");
+    pthread_mutex_unlock(&ext_mu);
+}
+
 static int parse_select(const char *sel, uint64_t *mask, char *bad, size_t badlen)
 {
     uint64_t m = 1; /* id always */
@@ -73,11 +142,12 @@ static int parse_select(const char *sel, uint64_t *mask, char *bad, size_t badle
             for (i = 0; i < NPROPS; i++)
                 if (strlen(props[i]) == n && !strncasecmp(props[i], p, n))
                     break;
-            if (i == NPROPS) {
+            int slot = -1;
+            if (i == NPROPS && (!is_extension_name(p, n) || (slot = ext_slot(p, n)) < 0)) {
                 snprintf(bad, badlen, "%.*s", (int)(n > 100 ? 100 : n), p);
                 return -1;
             }
-            m |= 1ULL << i;
+            m |= slot >= 0 ? 1ULL << (EXT_BIT0 + slot) : 1ULL << i;
         }
         p = e;
     }
@@ -94,7 +164,25 @@ static int select_text(uint64_t mask, struct buf *b)
                 return -1;
             first = 0;
         }
+    for (size_t i = 0; i < EXT_MAX; i++)
+        if (mask & (1ULL << (EXT_BIT0 + i))) {
+            char name[EXT_NAME_MAX];
+            ext_name(i, name);
+            if (buf_appendf(b, "%s%s", first ? "" : ",", name))
+                return -1;
+            first = 0;
+        }
     return 0;
+}
+
+/* Whether a minimal entry's changed properties (",a,b,") name member k[0..kl). */
+static bool changed_prop(const char *only, const char *k, size_t kl)
+{
+    char probe[EXT_NAME_MAX + 2];
+    if (kl >= EXT_NAME_MAX)
+        return false;
+    snprintf(probe, sizeof probe, ",%.*s,", (int)kl, k);
+    return strstr(only, probe) != NULL;
 }
 
 /* Scan one value of compact JSON starting at p; returns the first byte after it or NULL. */
@@ -154,6 +242,20 @@ static int append_user(struct buf *b, const char *json, uint64_t mask, const cha
         if (!ve)
             return -1;
         size_t kl = (size_t)(ke - k);
+        int slot = ext_selected(mask, k, kl);
+        if (slot >= 0) {
+            /* an unset extension is omitted (a stored null too); in a minimal entry only a
+             * changed one is sent */
+            bool want = strncmp(v, "null", 4) != 0 && (!only || changed_prop(only, k, kl));
+            if (want) {
+                if ((!first && buf_appends(b, ",")) || buf_append(b, k - 1, (size_t)(ve - (k - 1))))
+                    return -1;
+                first = false;
+                seen |= 1ULL << (EXT_BIT0 + slot);
+            }
+            p = ve;
+            continue;
+        }
         for (size_t i = 0; i < NPROPS; i++) {
             if (strlen(props[i]) != kl || memcmp(props[i], k, kl))
                 continue;
@@ -183,6 +285,18 @@ static int append_user(struct buf *b, const char *json, uint64_t mask, const cha
                 continue;
         }
         if (buf_appendf(b, "%s\"%s\":null", first ? "" : ",", props[i]))
+            return -1;
+        first = false;
+    }
+    for (size_t i = 0; only && i < EXT_MAX; i++) {
+        /* a selected extension changed to unset: null in a minimal entry, as Graph */
+        char name[EXT_NAME_MAX];
+        if (!(mask & (1ULL << (EXT_BIT0 + i))) || (seen & (1ULL << (EXT_BIT0 + i))))
+            continue;
+        ext_name(i, name);
+        if (!changed_prop(only, name, strlen(name)))
+            continue;
+        if (buf_appendf(b, "%s\"%s\":null", first ? "" : ",", name))
             return -1;
         first = false;
     }
@@ -598,6 +712,12 @@ static void delta(struct mg_connection *conn, struct emu *e, struct reply *r)
                     snprintf(probe, sizeof probe, ",%s,", props[p]);
                     if ((mask & (1ULL << p)) && strstr(c->props, probe))
                         any = true;
+                }
+                for (size_t x = 0; x < EXT_MAX && !any; x++) {
+                    char name[EXT_NAME_MAX];
+                    ext_name(x, name);
+                    any = (mask & (1ULL << (EXT_BIT0 + x))) &&
+                          changed_prop(c->props, name, strlen(name));
                 }
                 if (!any)
                     continue;

@@ -45,22 +45,18 @@ char *fmap_normalize_email(const char *email)
     return out;
 }
 
-/* The member named by path ("a" or "a.b"); NULL when absent. */
+/* The member named by path ("a", "a.b", "a.b.c"); NULL when absent. */
 static json_t *lookup(const json_t *obj, const char *path)
 {
-    const char *dot = strchr(path, '.');
-    if (!dot)
-        return json_object_get(obj, path);
-    char head[64];
-    size_t n = (size_t)(dot - path);
-    if (n >= sizeof head)
-        return NULL;
-    memcpy(head, path, n);
-    head[n] = '\0';
-    json_t *inner = json_object_get(obj, head);
-    if (!json_is_object(inner))
-        return NULL;
-    return json_object_get(inner, dot + 1);
+    const char *dot;
+    while ((dot = strchr(path, '.'))) {
+        size_t n = (size_t)(dot - path);
+        obj = json_object_getn(obj, path, n);
+        if (!json_is_object(obj))
+            return NULL;
+        path = dot + 1;
+    }
+    return json_object_get(obj, path);
 }
 
 static void *field_ptr(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd)
@@ -201,6 +197,34 @@ static int map_recent_users(ProtobufCMessage *m, const ProtobufCFieldDescriptor 
     return 0;
 }
 
+/* A year as FMAP_YEAR reads it: true with *year set, false for anything else (a real number,
+ * a sign, spaces, other text, out of range). */
+static bool parse_year(const json_t *v, int32_t *year)
+{
+    json_int_t x = 0;
+    if (json_is_array(v)) /* Google's multi-valued custom field: [{"value": ...}, ...] */
+        v = json_object_get(json_array_get(v, 0), "value");
+    if (json_is_integer(v)) {
+        x = json_integer_value(v);
+    } else if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+        if (n == 0 || n > 9)
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] < '0' || s[i] > '9')
+                return false;
+            x = x * 10 + (s[i] - '0');
+        }
+    } else {
+        return false;
+    }
+    if (x < FMAP_YEAR_MIN || x > FMAP_YEAR_MAX)
+        return false;
+    *year = (int32_t)x;
+    return true;
+}
+
 static int map_field(ProtobufCMessage *m, const struct fmap_field *f,
                      const ProtobufCFieldDescriptor *fd, const json_t *v, struct fmap_stats *stats)
 {
@@ -265,6 +289,14 @@ static int map_field(ProtobufCMessage *m, const struct fmap_field *f,
         if (!json_is_array(v))
             return 1;
         return map_recent_users(m, fd, v, f->arg, stats);
+    case FMAP_YEAR: {
+        int32_t year;
+        if (!parse_year(v, &year))
+            return 1;
+        *(int32_t *)field_ptr(m, fd) = year;
+        set_has(m, fd);
+        return 0;
+    }
     }
     return 1;
 }
@@ -276,6 +308,43 @@ static int record_cleared(ProtobufCMessage *m, const char *proto)
     if (!cf)
         return 0;
     return append_str(m, cf, proto, FMAP_MAX_NAME, NULL);
+}
+
+/* Map every field of one table whose member obj has. 0, or -1 with reason set. */
+static int map_fields(ProtobufCMessage *m, const struct fmap_spec *spec,
+                      const struct fmap_field *fields, size_t n, const json_t *obj,
+                      struct fmap_stats *stats, char *reason, size_t reasonlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct fmap_field *f = &fields[i];
+        if (!f->json)
+            continue; /* a configured field the district did not name */
+        const ProtobufCFieldDescriptor *fd =
+            protobuf_c_message_descriptor_get_field_by_name(spec->desc, f->proto);
+        if (!fd) {
+            snprintf(reason, reasonlen, "mapping table names unknown field %s", f->proto);
+            return -1;
+        }
+        json_t *v = lookup(obj, f->json);
+        if (!v)
+            continue;
+        if (json_is_null(v)) {
+            if (spec->nulls_clear && record_cleared(m, f->proto)) {
+                snprintf(reason, reasonlen, "out of memory");
+                return -1;
+            }
+            continue;
+        }
+        int rc = map_field(m, f, fd, v, stats);
+        if (rc < 0) {
+            snprintf(reason, reasonlen, "out of memory");
+            return -1;
+        }
+        /* rc > 0: a value of the wrong type is left out rather than coerced. */
+        if (rc > 0 && stats)
+            stats->ignored++;
+    }
+    return 0;
 }
 
 ProtobufCMessage *fmap_map(const struct fmap_spec *spec, const json_t *obj, int flags,
@@ -307,33 +376,9 @@ ProtobufCMessage *fmap_map(const struct fmap_spec *spec, const json_t *obj, int 
         snprintf(reason, reasonlen, "cannot set %s", spec->id_proto);
         goto fail;
     }
-    for (size_t i = 0; i < spec->nfields; i++) {
-        const struct fmap_field *f = &spec->fields[i];
-        const ProtobufCFieldDescriptor *fd =
-            protobuf_c_message_descriptor_get_field_by_name(spec->desc, f->proto);
-        if (!fd) {
-            snprintf(reason, reasonlen, "mapping table names unknown field %s", f->proto);
-            goto fail;
-        }
-        json_t *v = lookup(obj, f->json);
-        if (!v)
-            continue;
-        if (json_is_null(v)) {
-            if (spec->nulls_clear && record_cleared(m, f->proto)) {
-                snprintf(reason, reasonlen, "out of memory");
-                goto fail;
-            }
-            continue;
-        }
-        int rc = map_field(m, f, fd, v, stats);
-        if (rc < 0) {
-            snprintf(reason, reasonlen, "out of memory");
-            goto fail;
-        }
-        /* rc > 0: a value of the wrong type is left out rather than coerced. */
-        if (rc > 0 && stats)
-            stats->ignored++;
-    }
+    if (map_fields(m, spec, spec->fields, spec->nfields, obj, stats, reason, reasonlen) ||
+        map_fields(m, spec, spec->configured, spec->nconfigured, obj, stats, reason, reasonlen))
+        goto fail;
     if (spec->email_from) {
         const char *email = NULL;
         for (size_t i = 0; spec->email_from[i] && !email; i++) {

@@ -30,10 +30,16 @@ enum fmap_type {
     FMAP_EXTERNAL_ID,  /* Google externalIds[]: value of the first entry whose type is arg */
     FMAP_RECENT_USERS, /* Google recentUsers[]{type,email} -> repeated RecentUser; also sets
                           the bool field named by arg when the member was present */
+    FMAP_YEAR,         /* a year FMAP_YEAR_MIN..FMAP_YEAR_MAX as a JSON integer or a string of
+                          decimal digits (or Google's multi-valued [{"value":...}], the first)
+                          -> int32 field; anything else is left out and counted as ignored */
 };
 
+#define FMAP_YEAR_MIN 1900
+#define FMAP_YEAR_MAX 2200
+
 struct fmap_field {
-    const char *json; /* member name; "a.b" reads member b of object a */
+    const char *json; /* member name; "a.b.c" reads member c of object b of object a */
     enum fmap_type type;
     const char *proto; /* field name in the message, as in the .proto */
     size_t max;        /* strings: truncation limit in bytes (0 = FMAP_MAX_TEXT) */
@@ -49,6 +55,11 @@ struct fmap_spec {
     const char *const *email_from; /* NULL-terminated members tried in order for `email`
                                       (Person only), or NULL */
     bool nulls_clear;              /* a JSON null is recorded in `cleared_fields` (Azure) */
+    /* Fields whose member the district names in configuration (a Google custom schema field,
+     * an Entra extension attribute), mapped like `fields`; an entry whose json is NULL is not
+     * configured and skipped. Borrowed. */
+    const struct fmap_field *configured;
+    size_t nconfigured;
 };
 
 /* Mapping options per call. */

@@ -2,6 +2,7 @@
 #include "people.h"
 
 #include "checkouts.h"
+#include "fetch_map.h"
 #include "orgunits.h"
 
 #include <ctype.h>
@@ -33,7 +34,29 @@ static const struct db_stmt st_list = {
     "   WHERE c.tenant_id = p.tenant_id AND c.person_id = p.person_id"
     "   AND c.checked_in_at IS NULL))"
     " AND ($7::text IS NULL OR (lower(p.display_name), p.person_id) > ($7, $8::uuid))"
+    " AND ($11::text IS NULL OR p.fields ->> 'graduation_year' = $11)"
     " ORDER BY lower(p.display_name), p.person_id LIMIT $9::int"};
+
+/* graduation_year=YYYY: 0 and the year's digits in out, 1 when absent, -1 with msg. */
+static int graduation_year_param(const char *query, char *out, size_t outlen, char *msg,
+                                 size_t msglen)
+{
+    int rc = params_str(query, "graduation_year", out, outlen, msg, msglen);
+    if (rc != 0)
+        return rc;
+    long year = 0;
+    bool digits = strlen(out) == 4;
+    for (size_t i = 0; digits && out[i]; i++) {
+        digits = isdigit((unsigned char)out[i]);
+        year = year * 10 + (out[i] - '0');
+    }
+    if (!digits || year < FMAP_YEAR_MIN || year > FMAP_YEAR_MAX) {
+        snprintf(msg, msglen, "graduation_year must be a year from %d to %d", FMAP_YEAR_MIN,
+                 FMAP_YEAR_MAX);
+        return -1;
+    }
+    return 0;
+}
 
 /* q as an address in the merge key's form (trimmed, ASCII lower-case) when it looks like one. */
 static const char *address_of(const char *q, char *out, size_t outlen)
@@ -88,18 +111,19 @@ int people_like_pattern(const char *s, char *out, size_t outlen)
 
 static void list(struct api_req *r)
 {
-    static const char *const allowed[] = {"q",     "org_unit", "source", "status", "has_checkouts",
-                                          "limit", "cursor",   NULL};
+    static const char *const allowed[] = {"q",      "org_unit",      "source",
+                                          "status", "has_checkouts", "graduation_year",
+                                          "limit",  "cursor",        NULL};
     static const char *const sources[] = {"google", "azure", NULL};
     static const char *const statuses[] = {"active",  "suspended", "archived",
                                            "removed", "all",       NULL};
     char msg[256], q[PARAMS_MAX_VALUE + 1], like[PARAMS_MAX_VALUE * 2 + 4];
     char address[PARAMS_MAX_VALUE + 1];
-    char ou[PARAMS_MAX_VALUE + 1], source[16], status[16], lim[24];
+    char ou[PARAMS_MAX_VALUE + 1], source[16], status[16], lim[24], year[PARAMS_MAX_VALUE + 1];
     char keys[2][PARAMS_CURSOR_MAX];
     bool has_cursor = false, hc = false;
     long limit;
-    int rq, rou, rs, rst, rhc;
+    int rq, rou, rs, rst, rhc, ry;
     if (rest_check_query(r, allowed) || rest_page_params(r, "people", 2, &limit, &has_cursor, keys))
         return;
     if ((rq = params_str(r->query, "q", q, sizeof q, msg, sizeof msg)) < 0 ||
@@ -108,7 +132,8 @@ static void list(struct api_req *r)
             0 ||
         (rst = params_enum(r->query, "status", statuses, status, sizeof status, msg, sizeof msg)) <
             0 ||
-        (rhc = params_bool(r->query, "has_checkouts", &hc, msg, sizeof msg)) < 0) {
+        (rhc = params_bool(r->query, "has_checkouts", &hc, msg, sizeof msg)) < 0 ||
+        (ry = graduation_year_param(r->query, year, sizeof year, msg, sizeof msg)) < 0) {
         rest_error(r, 400, "invalid_parameter", "%s", msg);
         return;
     }
@@ -117,7 +142,7 @@ static void list(struct api_req *r)
         return;
     }
     snprintf(lim, sizeof lim, "%ld", limit + 1);
-    const char *p[10] = {r->principal.tenant,
+    const char *p[11] = {r->principal.tenant,
                          rq == 0 ? like : NULL,
                          rou == 0 ? ou : NULL,
                          rs == 0 ? source : NULL,
@@ -126,12 +151,13 @@ static void list(struct api_req *r)
                          has_cursor ? keys[0] : NULL,
                          has_cursor ? keys[1] : NULL,
                          lim,
-                         rq == 0 ? address_of(q, address, sizeof address) : NULL};
+                         rq == 0 ? address_of(q, address, sizeof address) : NULL,
+                         ry == 0 ? year : NULL};
     if (has_cursor && !params_is_uuid(keys[1])) {
         rest_error(r, 400, "invalid_cursor", "cursor is not valid");
         return;
     }
-    PGresult *res = rest_exec(r, &st_list, 10, p);
+    PGresult *res = rest_exec(r, &st_list, 11, p);
     if (!res)
         return;
     rest_reply_page(r, res, limit, "people", 2);

@@ -46,6 +46,53 @@ const struct fmap_spec graph_user_spec = {
     .nulls_clear = true,
 };
 
+/* Fields read from a directory extension the district names (the json member is the
+ * configured extension_<appId>_<name>, which Graph returns only when $select names it). */
+static const struct fmap_field user_configured[] = {
+    {NULL, FMAP_YEAR, "graduation_year", 0, NULL}, /* PANEL_AZURE_GRADUATION_YEAR_ATTRIBUTE */
+};
+
+/* extension_<32 hex digits: the app id without dashes>_<name>, the name as Entra allows it
+ * (letters, digits, '_'). */
+static bool extension_name_ok(const char *s)
+{
+    static const char prefix[] = "extension_";
+    size_t n = strlen(s), p = sizeof prefix - 1;
+    if (n > 120 || strncmp(s, prefix, p) != 0 || n < p + 32 + 2 || s[p + 32] != '_')
+        return false;
+    for (size_t i = p; i < p + 32; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return false;
+    for (size_t i = p + 33; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+int graph_prepare(struct graph *g, char *err, size_t errlen)
+{
+    const char *a = g->graduation_year_attribute;
+    g->user_spec = graph_user_spec;
+    memcpy(g->user_configured, user_configured, sizeof g->user_configured);
+    g->user_spec.configured = g->user_configured;
+    g->user_spec.nconfigured = sizeof g->user_configured / sizeof g->user_configured[0];
+    snprintf(g->select, sizeof g->select, "%s", GRAPH_SELECT);
+    if (!a || !*a)
+        return 0;
+    if (!extension_name_ok(a)) {
+        snprintf(err, errlen,
+                 "PANEL_AZURE_GRADUATION_YEAR_ATTRIBUTE must be a directory extension "
+                 "extension_<app id without dashes>_<name>, not \"%.80s\"",
+                 a);
+        return -1;
+    }
+    g->user_configured[0].json = a;
+    snprintf(g->select, sizeof g->select, "%s,%s", GRAPH_SELECT, a);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ errors */
 
 json_t *graph_error(const struct buf *body, const char **code, const char **message)
@@ -140,7 +187,8 @@ static const char *mode_name(enum mode m)
     return m == MODE_FULL ? "users" : m == MODE_BASELINE ? "delta-baseline" : "delta";
 }
 
-static int publish_value(struct fetch_run *run, enum mode mode, const json_t *value)
+static int publish_value(struct fetch_run *run, const struct fmap_spec *spec, enum mode mode,
+                         const json_t *value)
 {
     size_t i;
     json_t *obj;
@@ -167,9 +215,8 @@ static int publish_value(struct fetch_run *run, enum mode mode, const json_t *va
             continue; /* a full listing never deletes by report */
         char why[256];
         struct fmap_stats st = {0};
-        ProtobufCMessage *m =
-            fmap_map(&graph_user_spec, obj, mode == MODE_DELTA ? FMAP_PARTIAL : FMAP_FULL, &st, why,
-                     sizeof why);
+        ProtobufCMessage *m = fmap_map(spec, obj, mode == MODE_DELTA ? FMAP_PARTIAL : FMAP_FULL,
+                                       &st, why, sizeof why);
         if (!m) {
             fetch_run_skip(run, mode_name(mode), why);
             continue;
@@ -249,7 +296,7 @@ static int follow(struct fetch_run *run, struct graph *g, const char *first, enu
                            "%s page without a \"value\" list", mode_name(mode));
             goto out;
         }
-        if (mode != MODE_BASELINE && publish_value(run, mode, value))
+        if (mode != MODE_BASELINE && publish_value(run, &g->user_spec, mode, value))
             goto out;
         const char *next = json_str(page, "@odata.nextLink");
         const char *delta = json_str(page, "@odata.deltaLink");
@@ -324,7 +371,7 @@ static int full_run(struct fetch_run *run, struct graph *g)
     buf_init(&url, 4096);
     /* The delta baseline is taken first: a change made while /users is being listed then
      * shows up again in the next delta round instead of being lost. */
-    if (buf_appendf(&url, "%s/v1.0/users/delta?$select=%s", g->graph_url, GRAPH_SELECT)) {
+    if (buf_appendf(&url, "%s/v1.0/users/delta?$select=%s", g->graph_url, g->select)) {
         fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
                        "URL too long");
         goto out;
@@ -332,7 +379,7 @@ static int full_run(struct fetch_run *run, struct graph *g)
     if (follow(run, g, url.data, MODE_BASELINE, &link))
         goto out;
     buf_reset(&url);
-    if (buf_appendf(&url, "%s/v1.0/users?$select=%s&$top=%ld", g->graph_url, GRAPH_SELECT,
+    if (buf_appendf(&url, "%s/v1.0/users?$select=%s&$top=%ld", g->graph_url, g->select,
                     g->page_size)) {
         fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
                        "URL too long");

@@ -17,11 +17,24 @@ struct graph {
     long page_size;            /* $top of /users (<= 999) */
     long full_every_hours;     /* a delta run older than this since the last full becomes full */
     struct delta_store *store; /* borrowed; NULL = no durable delta links (every run full) */
+    /* Directory extension holding a student's graduation year
+     * (extension_<appId without dashes>_<name>), or NULL / "" (not read, not selected).
+     * Borrowed. */
+    const char *graduation_year_attribute;
+    /* Filled by graph_prepare(): the users listing as configured. */
+    struct fmap_field user_configured[1];
+    struct fmap_spec user_spec;
+    char select[1024];
     /* per run */
     char *stored_link;
 };
 
 extern const struct fmap_spec graph_user_spec;
+
+/* Check the configured extension attribute and build the users listing from it (the mapping
+ * table plus the configured attribute, which is added to $select only when configured).
+ * 0, or -1 with err filled. */
+int graph_prepare(struct graph *g, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* error.code and error.message of a Graph error body (borrowed from the returned parsed
  * body, which the caller json_decref()s; "" when absent). */

@@ -17,6 +17,7 @@ struct azure_sync_config {
     char *graph_url;
     long long page_size;
     long long full_every_hours;
+    char *graduation_year_attribute;
 };
 
 static const struct cfg_option options[] = {
@@ -31,6 +32,10 @@ static const struct cfg_option options[] = {
     {"PANEL_AZURE_FULL_EVERY_HOURS", CFG_INT, "24", 0, 8760,
      offsetof(struct azure_sync_config, full_every_hours),
      "A run becomes a full run when the last full one is older than this (0 = never forced)"},
+    {"PANEL_AZURE_GRADUATION_YEAR_ATTRIBUTE", CFG_STRING, "", 0, 120,
+     offsetof(struct azure_sync_config, graduation_year_attribute),
+     "Directory extension holding a student's graduation year, "
+     "extension_<app id without dashes>_<name> (unset: not read)"},
 };
 
 static const struct svc_spec spec = {
@@ -54,6 +59,12 @@ int main(int argc, char **argv)
     if (r != SVC_RUN) {
         cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
         return r == SVC_EXIT_OK ? 0 : 2;
+    }
+    g.graduation_year_attribute = cfg.graduation_year_attribute;
+    if (graph_prepare(&g, err, sizeof err)) {
+        log_error("cannot start: %s", err);
+        status = 2;
+        goto out;
     }
     store = delta_store_new(cfg.pg_url, err, sizeof err);
     if (!store) {

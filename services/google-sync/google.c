@@ -37,6 +37,12 @@ const struct fmap_spec google_user_spec = {
     .nulls_clear = false,
 };
 
+/* Fields read from a custom schema field the district names (json is set at start to
+ * "customSchemas.<Schema>.<Field>"; user resource: customSchemas{Schema{Field: value}}). */
+static const struct fmap_field user_configured[] = {
+    {NULL, FMAP_YEAR, "graduation_year", 0, NULL}, /* PANEL_GOOGLE_GRADUATION_YEAR_FIELD */
+};
+
 static const struct fmap_field orgunit_fields[] = {
     {"orgUnitPath", FMAP_STR, "path", FMAP_MAX_TEXT, NULL},
     {"name", FMAP_STR, "name", FMAP_MAX_NAME, NULL},
@@ -309,16 +315,59 @@ static const struct listing orgunits = {
 };
 
 /* fields= keeps the pages small; it must name nextPageToken or paging silently stops. */
+#define USERS_FIELDS                                                                               \
+    "fields=nextPageToken,users(id,primaryEmail,name,orgUnitPath,suspended,suspensionReason,"      \
+    "archived,isAdmin,externalIds,aliases,creationTime,lastLoginTime,thumbnailPhotoUrl"
 static const struct listing users = {
     .name = "users",
     .path = "/admin/directory/v1/users",
-    .query = "customer=my_customer&projection=basic&fields=nextPageToken,users(id,primaryEmail,"
-             "name,orgUnitPath,suspended,suspensionReason,archived,isAdmin,externalIds,aliases,"
-             "creationTime,lastLoginTime,thumbnailPhotoUrl)",
+    .query = "customer=my_customer&projection=basic&" USERS_FIELDS ")",
     .items = "users",
     .spec = &google_user_spec,
     .paged = true,
 };
+
+/* A custom schema or field name as Google allows them (letters, digits, '_', '-'). */
+static bool schema_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+int google_opts_prepare(struct google_opts *g, char *err, size_t errlen)
+{
+    const char *f = g->graduation_year_field;
+    g->user_spec = google_user_spec;
+    memcpy(g->user_configured, user_configured, sizeof g->user_configured);
+    g->user_spec.configured = g->user_configured;
+    g->user_spec.nconfigured = sizeof g->user_configured / sizeof g->user_configured[0];
+    snprintf(g->users_query, sizeof g->users_query, "%s", users.query);
+    if (!f || !*f)
+        return 0;
+    const char *dot = strchr(f, '.');
+    if (!dot || !schema_name_ok(f, (size_t)(dot - f)) ||
+        !schema_name_ok(dot + 1, strlen(dot + 1))) {
+        snprintf(err, errlen,
+                 "PANEL_GOOGLE_GRADUATION_YEAR_FIELD must be <Schema>.<Field> (letters, digits, "
+                 "'_', '-'; at most 64 each), not \"%.80s\"",
+                 f);
+        return -1;
+    }
+    snprintf(g->graduation_year_json, sizeof g->graduation_year_json, "customSchemas.%s", f);
+    g->user_configured[0].json = g->graduation_year_json;
+    /* Custom fields come only with projection=custom (the schemas named in customFieldMask)
+     * or full, and only when fields= names customSchemas. */
+    snprintf(g->users_query, sizeof g->users_query,
+             "customer=my_customer&projection=custom&customFieldMask=%.*s&" USERS_FIELDS
+             ",customSchemas)",
+             (int)(dot - f), f);
+    return 0;
+}
 
 /* FULL projection for recentUsers; never orderBy=lastSync (pages come back incomplete). */
 static const struct listing devices = {
@@ -334,8 +383,12 @@ static const struct listing devices = {
 int google_run(struct fetch_run *run, void *ctx)
 {
     const struct google_opts *g = ctx;
+    /* The users listing as configured (google_opts_prepare). */
+    struct listing configured_users = users;
+    configured_users.query = g->users_query;
+    configured_users.spec = &g->user_spec;
     fetch_run_set_kind(run, PANEL__V1__RUN_KIND__RUN_KIND_FULL);
-    if (list(run, g, &orgunits, 0) || list(run, g, &users, g->users_page) ||
+    if (list(run, g, &orgunits, 0) || list(run, g, &configured_users, g->users_page) ||
         list(run, g, &devices, g->devices_page))
         return -1;
     return 0;

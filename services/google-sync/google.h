@@ -13,7 +13,21 @@ struct google_opts {
     long devices_page;     /* maxResults of chromeosdevices.list */
     int same_page_retries; /* devices' transient 400 "Invalid Input" retried this often */
     int listing_restarts;  /* an expired page token restarts a listing at most this often */
+    /* "Schema.Field" of the custom schema field holding a student's graduation year, or
+     * NULL / "" (not read, not requested). Borrowed. */
+    const char *graduation_year_field;
+    /* Filled by google_opts_prepare(): the users listing as configured. */
+    struct fmap_field user_configured[1];
+    struct fmap_spec user_spec;
+    char graduation_year_json[160];
+    char users_query[1024];
 };
+
+/* Check the configured custom schema field and build the users listing from it (the
+ * mapping table plus the configured field; projection=custom&customFieldMask=<Schema> and
+ * customSchemas in fields= only when a field is configured). 0, or -1 with err filled. */
+int google_opts_prepare(struct google_opts *g, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 extern const struct fmap_spec google_user_spec;
 extern const struct fmap_spec google_orgunit_spec;

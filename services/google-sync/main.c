@@ -16,6 +16,7 @@ struct google_sync_config {
     long long devices_page;
     long long same_page_retries;
     long long listing_restarts;
+    char *graduation_year_field;
 };
 
 static const struct cfg_option options[] = {
@@ -32,6 +33,10 @@ static const struct cfg_option options[] = {
     {"PANEL_GOOGLE_LISTING_RESTARTS", CFG_INT, "3", 0, 100,
      offsetof(struct google_sync_config, listing_restarts),
      "Restarts of a listing whose page token expired before the run fails"},
+    {"PANEL_GOOGLE_GRADUATION_YEAR_FIELD", CFG_STRING, "", 0, 129,
+     offsetof(struct google_sync_config, graduation_year_field),
+     "Custom schema field holding a student's graduation year, as Schema.Field (unset: not "
+     "read)"},
 };
 
 static const struct svc_spec spec = {
@@ -59,7 +64,14 @@ int main(int argc, char **argv)
         .devices_page = (long)cfg.devices_page,
         .same_page_retries = (int)cfg.same_page_retries,
         .listing_restarts = (int)cfg.listing_restarts,
+        .graduation_year_field = cfg.graduation_year_field,
     };
+    char err[512];
+    if (google_opts_prepare(&g, err, sizeof err)) {
+        log_error("cannot start: %s", err);
+        status = 2;
+        goto out;
+    }
     struct fetch_source_ops ops = {
         .classify = google_classify,
         .failure = google_failure,
@@ -67,7 +79,6 @@ int main(int argc, char **argv)
         .ctx = &g,
     };
     struct fetch_config fc;
-    char err[512];
     fetch_config_from_env(&fc, &cfg.fetch, "google", PANEL__V1__SOURCE__SOURCE_GOOGLE);
     fs = fetch_service_new(&fc, &ops, svc, err, sizeof err);
     if (!fs) {

@@ -1780,6 +1780,9 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
                 continue;
             }
             json_t *f = person_fields(p, has_email ? norm : NULL);
+            if (merge_person_drop_invalid(f) > 0)
+                log_warn_t(t, run, "%s person %s: a value out of range was left out", src,
+                           p->source_id);
             json_t *cl = json_array();
             for (size_t k = 0; k < p->n_cleared_fields; k++)
                 json_array_append_new(cl, json_string(p->cleared_fields[k]));

@@ -1,5 +1,7 @@
 #include "merge.h"
 
+#include "fetch_map.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,16 @@ out:
     if (rc)
         merge_person_clear(out);
     return rc;
+}
+
+int merge_person_drop_invalid(json_t *fields)
+{
+    json_t *year = json_object_get(fields, "graduation_year");
+    if (!year || (json_is_integer(year) && json_integer_value(year) >= FMAP_YEAR_MIN &&
+                  json_integer_value(year) <= FMAP_YEAR_MAX))
+        return 0;
+    json_object_del(fields, "graduation_year");
+    return 1;
 }
 
 static int cmp_str(const void *a, const void *b)

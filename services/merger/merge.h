@@ -24,6 +24,12 @@ int merge_person_compute(const json_t *google, const json_t *azure, struct merge
     __attribute__((warn_unused_result));
 void merge_person_clear(struct merge_person *p);
 
+/* Leave out of a cloud's fields (object, updated in place) the values the product does not
+ * accept, whoever published them: a graduation_year that is not an integer from FMAP_YEAR_MIN
+ * to FMAP_YEAR_MAX (the fetchers already refuse those; a stray producer may not). Returns how
+ * many were left out. */
+int merge_person_drop_invalid(json_t *fields);
+
 /* Names of the top-level fields whose values differ between old and new (either may be
  * NULL = empty), sorted. New reference (an array), or NULL when out of memory. */
 json_t *merge_changed_fields(const json_t *old_fields, const json_t *new_fields);

@@ -165,6 +165,69 @@ static void errors_are_classified(void **state)
     buf_free(&bad);
 }
 
+#define EXTENSION "tests/reference/azure/users_page_extension.json"
+#define GRAD_ATTR "extension_0a1b2c3d4e5f40718293a4b5c6d7e8f9_graduationYear"
+
+/* PANEL_AZURE_GRADUATION_YEAR_ATTRIBUTE: the extension is added to $select only when
+ * configured, and must be a directory extension's name. */
+static void graduation_year_attribute_is_selected_only_when_configured(void **state)
+{
+    (void)state;
+    char err[256];
+    struct graph g = {.graph_url = "http://x"};
+    assert_int_equal(graph_prepare(&g, err, sizeof err), 0);
+    assert_null(strstr(g.select, "extension_"));
+    assert_null(g.user_spec.configured[0].json);
+    g.graduation_year_attribute = GRAD_ATTR;
+    assert_int_equal(graph_prepare(&g, err, sizeof err), 0);
+    assert_non_null(strstr(g.select, ",createdDateTime," GRAD_ATTR));
+    assert_string_equal(g.user_spec.configured[0].json, GRAD_ATTR);
+    static const char *const bad[] = {"graduationYear",
+                                      "extension_0a1b2c3d4e5f40718293a4b5c6d7e8f9_",
+                                      "extension_0a1b2c3d_graduationYear",
+                                      "extension_0a1b2c3d4e5f40718293a4b5c6d7e8fg_graduationYear",
+                                      "extension_0a1b2c3d4e5f40718293a4b5c6d7e8f9_grad,displayName",
+                                      "extension_0a1b2c3d4e5f40718293a4b5c6d7e8f9_grad&$filter=x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        g.graduation_year_attribute = bad[i];
+        assert_int_equal(graph_prepare(&g, err, sizeof err), -1);
+        assert_non_null(strstr(err, "PANEL_AZURE_GRADUATION_YEAR_ATTRIBUTE"));
+    }
+}
+
+/* An Integer extension (a number) or a String one holding digits; null clears (Graph's
+ * cleared value); out of range or not a year is left out and counted; absent is nothing. */
+static void graduation_year_maps_from_the_extension(void **state)
+{
+    (void)state;
+    char why[256], err[256];
+    struct graph g = {.graduation_year_attribute = GRAD_ATTR};
+    assert_int_equal(graph_prepare(&g, err, sizeof err), 0);
+    json_t *page = load(EXTENSION);
+    static const struct {
+        int year; /* 0: absent */
+        bool cleared;
+        unsigned ignored;
+    } want[] = {{2030, false, 0}, {2032, false, 0}, {0, true, 0},
+                {0, false, 1},    {0, false, 1},    {0, false, 0}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        for (int flags = FMAP_FULL; flags <= FMAP_PARTIAL; flags++) {
+            struct fmap_stats st = {0};
+            Panel__V1__Person *p = (Panel__V1__Person *)fmap_map(
+                &g.user_spec, json_array_get(json_object_get(page, "value"), i), flags, &st, why,
+                sizeof why);
+            assert_non_null(p);
+            assert_int_equal(p->has_graduation_year, want[i].year != 0);
+            if (want[i].year)
+                assert_int_equal(p->graduation_year, want[i].year);
+            assert_int_equal(cleared(p, "graduation_year"), want[i].cleared);
+            assert_int_equal(st.ignored, want[i].ignored);
+            protobuf_c_message_free_unpacked(&p->base, NULL);
+        }
+    }
+    json_decref(page);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -172,6 +235,8 @@ int main(void)
         cmocka_unit_test(null_mail_falls_back_to_upn_and_is_cleared),
         cmocka_unit_test(delta_objects_carry_only_what_was_sent),
         cmocka_unit_test(errors_are_classified),
+        cmocka_unit_test(graduation_year_attribute_is_selected_only_when_configured),
+        cmocka_unit_test(graduation_year_maps_from_the_extension),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

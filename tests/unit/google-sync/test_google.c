@@ -205,6 +205,70 @@ static void errors_are_classified(void **state)
     buf_free(&backend);
 }
 
+#define CUSTOM "tests/reference/google/users_page_custom_schemas.json"
+
+/* PANEL_GOOGLE_GRADUATION_YEAR_FIELD=Schema.Field: users are listed with projection=custom
+ * and customFieldMask=Schema and customSchemas in fields=; unset, none of that is asked. */
+static void graduation_year_field_is_requested_only_when_configured(void **state)
+{
+    (void)state;
+    char err[256];
+    struct google_opts g = {.api_url = "http://x"};
+    assert_int_equal(google_opts_prepare(&g, err, sizeof err), 0);
+    assert_non_null(strstr(g.users_query, "projection=basic"));
+    assert_null(strstr(g.users_query, "customSchemas"));
+    assert_null(strstr(g.users_query, "customFieldMask"));
+    assert_null(g.user_spec.configured[0].json);
+
+    g.graduation_year_field = "StudentInfo.GraduationYear";
+    assert_int_equal(google_opts_prepare(&g, err, sizeof err), 0);
+    assert_non_null(strstr(g.users_query, "projection=custom&customFieldMask=StudentInfo&"));
+    assert_non_null(strstr(g.users_query, "fields=nextPageToken,users("));
+    assert_non_null(strstr(g.users_query, ",customSchemas)"));
+    assert_string_equal(g.user_spec.configured[0].json, "customSchemas.StudentInfo.GraduationYear");
+
+    static const char *const bad[] = {"StudentInfo",  ".Year", "Student.",
+                                      "A.B.C",        "a b.c", "x&projection=full.y",
+                                      "Schema.Field#"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        g.graduation_year_field = bad[i];
+        assert_int_equal(google_opts_prepare(&g, err, sizeof err), -1);
+        assert_non_null(strstr(err, "PANEL_GOOGLE_GRADUATION_YEAR_FIELD"));
+    }
+}
+
+/* The custom field's value: a number, a string of digits or a multi-valued field's first
+ * value; text, a two-digit year, a real number are left out (counted); other schemas and
+ * users without the field give nothing. */
+static void graduation_year_maps_from_the_custom_schema(void **state)
+{
+    (void)state;
+    char why[256], err[256];
+    struct google_opts g = {.graduation_year_field = "StudentInfo.GraduationYear"};
+    assert_int_equal(google_opts_prepare(&g, err, sizeof err), 0);
+    static const struct {
+        int year; /* 0: absent */
+        unsigned ignored;
+    } want[] = {{2029, 0}, {2031, 0}, {2030, 0}, {0, 1}, {0, 1}, {0, 0}, {0, 1}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        struct fmap_stats st = {0};
+        Panel__V1__Person *p =
+            (Panel__V1__Person *)map_nth(&g.user_spec, CUSTOM, "users", i, &st, why);
+        assert_non_null(p);
+        assert_int_equal(p->has_graduation_year, want[i].year != 0);
+        if (want[i].year)
+            assert_int_equal(p->graduation_year, want[i].year);
+        assert_int_equal(st.ignored, want[i].ignored);
+        protobuf_c_message_free_unpacked(&p->base, NULL);
+    }
+    /* not configured: the value is not read even when the page has it */
+    Panel__V1__Person *p =
+        (Panel__V1__Person *)map_nth(&google_user_spec, CUSTOM, "users", 0, NULL, why);
+    assert_non_null(p);
+    assert_false(p->has_graduation_year);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -213,6 +277,8 @@ int main(void)
         cmocka_unit_test(device_fields_map),
         cmocka_unit_test(orgunit_fields_map),
         cmocka_unit_test(errors_are_classified),
+        cmocka_unit_test(graduation_year_field_is_requested_only_when_configured),
+        cmocka_unit_test(graduation_year_maps_from_the_custom_schema),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,6 +129,84 @@ static void partial_objects_only_choose_from_sent_members(void **state)
     protobuf_c_message_free_unpacked(&p->base, NULL);
 }
 
+/* A year from a configured member three levels deep: an integer or a string of digits in
+ * 1900..2200 is kept; anything else is left out and counted, never coerced; null clears. */
+static void configured_year_is_read_strictly(void **state)
+{
+    (void)state;
+    static const struct fmap_field year[] = {
+        {"a.b.c", FMAP_YEAR, "graduation_year", 0, NULL},
+    };
+    struct fmap_spec ys = spec;
+    ys.configured = year;
+    ys.nconfigured = 1;
+    static const struct {
+        const char *value;
+        int year; /* 0: absent */
+    } cases[] = {
+        {"2031", 2031},
+        {"\"2031\"", 2031},
+        {"[{\"value\":\"2030\"}]", 2030},
+        {"1900", 1900},
+        {"2200", 2200},
+        {"1899", 0},
+        {"2201", 0},
+        {"\"-2031\"", 0},
+        {"\" 2031\"", 0},
+        {"\"2031a\"", 0},
+        {"\"\"", 0},
+        {"2031.0", 0},
+        {"true", 0},
+        {"{}", 0},
+        {"\"99999999999999999999\"", 0},
+        {"-9223372036854775807", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char doc[256], why[256];
+        struct fmap_stats st = {0};
+        snprintf(doc, sizeof doc,
+                 "{\"id\":\"u9\",\"mail\":\"u9@x.example\",\"a\":{\"b\":{\"c\":%s}}}",
+                 cases[i].value);
+        json_t *o = json_parse(doc, strlen(doc), NULL, 0);
+        assert_non_null(o);
+        Panel__V1__Person *p = (Panel__V1__Person *)fmap_map(&ys, o, FMAP_FULL, &st, why, 256);
+        json_decref(o);
+        assert_non_null(p);
+        if (cases[i].year) {
+            assert_true(p->has_graduation_year);
+            assert_int_equal(p->graduation_year, cases[i].year);
+            assert_int_equal(st.ignored, 0);
+        } else {
+            assert_false(p->has_graduation_year);
+            assert_int_equal(st.ignored, 1);
+        }
+        protobuf_c_message_free_unpacked(&p->base, NULL);
+    }
+    /* null: cleared (this table's spec records nulls); absent: nothing */
+    char why[256];
+    const char *cleared = "{\"id\":\"u9\",\"mail\":\"u9@x.example\",\"a\":{\"b\":{\"c\":null}}}";
+    json_t *o = json_parse(cleared, strlen(cleared), NULL, 0);
+    assert_non_null(o);
+    Panel__V1__Person *p = (Panel__V1__Person *)fmap_map(&ys, o, FMAP_FULL, NULL, why, 256);
+    json_decref(o);
+    assert_non_null(p);
+    assert_false(p->has_graduation_year);
+    assert_int_equal(p->n_cleared_fields, 1);
+    assert_string_equal(p->cleared_fields[0], "graduation_year");
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+    /* not configured (json NULL): the member is not read */
+    static const struct fmap_field unset[] = {{NULL, FMAP_YEAR, "graduation_year", 0, NULL}};
+    ys.configured = unset;
+    const char *named = "{\"id\":\"u9\",\"mail\":\"u9@x.example\",\"graduation_year\":2030}";
+    o = json_parse(named, strlen(named), NULL, 0);
+    assert_non_null(o);
+    p = (Panel__V1__Person *)fmap_map(&ys, o, FMAP_FULL, NULL, why, 256);
+    json_decref(o);
+    assert_non_null(p);
+    assert_false(p->has_graduation_year);
+    protobuf_c_message_free_unpacked(&p->base, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -135,6 +215,7 @@ int main(void)
         cmocka_unit_test(table_maps_fields_and_records_nulls),
         cmocka_unit_test(objects_without_id_or_email_are_skipped),
         cmocka_unit_test(partial_objects_only_choose_from_sent_members),
+        cmocka_unit_test(configured_year_is_read_strictly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

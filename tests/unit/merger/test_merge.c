@@ -47,6 +47,40 @@ static void azure_wins_field_by_field_google_fills_the_rest(void **state)
     json_decref(a);
 }
 
+/* A graduation year follows the same rule (Azure's wins, else Google's); one that is not a
+ * year 1900..2200, whoever published it, is left out of the cloud's fields. */
+static void graduation_year_azure_wins_and_out_of_range_is_left_out(void **state)
+{
+    (void)state;
+    json_t *g = obj("{\"graduation_year\":2030,\"email_normalized\":\"ada@d.org\"}");
+    json_t *a = obj("{\"graduation_year\":2031,\"email_normalized\":\"ada@d.org\"}");
+    json_t *none = obj("{\"email_normalized\":\"ada@d.org\"}");
+    struct merge_person mp;
+    assert_int_equal(merge_person_compute(g, a, &mp), 0);
+    assert_int_equal(json_integer_value(json_object_get(mp.fields, "graduation_year")), 2031);
+    assert_string_equal(str(mp.provenance, "graduation_year"), "azure");
+    merge_person_clear(&mp);
+    assert_int_equal(merge_person_compute(g, none, &mp), 0);
+    assert_int_equal(json_integer_value(json_object_get(mp.fields, "graduation_year")), 2030);
+    assert_string_equal(str(mp.provenance, "graduation_year"), "google");
+    merge_person_clear(&mp);
+    static const char *const bad[] = {"{\"graduation_year\":99999}", "{\"graduation_year\":1899}",
+                                      "{\"graduation_year\":\"2030\"}",
+                                      "{\"graduation_year\":2030.5}", "{\"graduation_year\":null}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *f = obj(bad[i]);
+        assert_int_equal(merge_person_drop_invalid(f), 1);
+        assert_null(json_object_get(f, "graduation_year"));
+        json_decref(f);
+    }
+    assert_int_equal(merge_person_drop_invalid(g), 0);
+    assert_int_equal(merge_person_drop_invalid(none), 0);
+    assert_int_equal(json_integer_value(json_object_get(g, "graduation_year")), 2030);
+    json_decref(g);
+    json_decref(a);
+    json_decref(none);
+}
+
 static void absent_is_not_empty(void **state)
 {
     (void)state;
@@ -237,6 +271,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(azure_wins_field_by_field_google_fills_the_rest),
+        cmocka_unit_test(graduation_year_azure_wins_and_out_of_range_is_left_out),
         cmocka_unit_test(absent_is_not_empty),
         cmocka_unit_test(same_rows_in_any_key_order_give_the_same_person),
         cmocka_unit_test(one_cloud_only_and_none),
