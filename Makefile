@@ -65,8 +65,6 @@ UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 INTEG_SRCS := $(wildcard tests/integration/test_*.c)
 INTEG_BINS := $(INTEG_SRCS:%.c=$(BUILD)/%)
-TEST_HELPERS := $(wildcard tests/common/*.c)
-TEST_HELPER_OBJS := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: FORCE all build tests deps test test-unit demo migrate infra-up infra-down format \
         format-check lint docs clean bench soak fuzz help
@@ -100,33 +98,43 @@ $(BUILD)/obj/%.o: %.c | $(GEN_H) $(SCHEMA_H) $(STAMP)
 $(LIBPANEL): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/tests/unit/lib/%: tests/unit/lib/%.c $(TEST_HELPER_OBJS) $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
+$(BUILD)/tests/unit/lib/%: tests/unit/lib/%.c $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -Itests/common $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
 # The directory of module M: services/M, M (emulator) or tools/M.
 moddir = $(firstword $(wildcard services/$(1) $(1) tools/$(1)))
 .SECONDEXPANSION:
-$(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(BUILD)/mod-$$(firstword $$(subst /, ,$$*)).a $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/mod-$$(firstword $$(subst /, ,$$*)).a $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -Itests/common -I$(call moddir,$(firstword $(subst /, ,$*))) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CPPFLAGS) -I$(call moddir,$(firstword $(subst /, ,$*))) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-$(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_HELPER_OBJS) $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
+$(BUILD)/tests/integration/%: tests/integration/%.c $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -Itests/common $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+# The installer runs once per machine and work tree: the targets that start servers depend on
+# a stamp written after a successful run, remade only when what the installer reads changes.
+# `make deps` always runs it (say, after the cache in ~/.cache/k12panel was removed).
+DEPS_STAMP := .cache/deps.stamp
+DEPS_INPUTS := scripts/deps.sh scripts/common.sh deploy/kafka/pom.xml \
+               examples/subscriber-java/pom.xml tests/browser/package-lock.json \
+               tests/proto/package-lock.json
+$(DEPS_STAMP): $(DEPS_INPUTS)
+	sh scripts/deps.sh
+	@mkdir -p $(@D) && touch $@
 
 deps:
 	sh scripts/deps.sh
+	@mkdir -p $(dir $(DEPS_STAMP)) && touch $(DEPS_STAMP)
 
-test:
-	sh scripts/deps.sh
+test: $(DEPS_STAMP)
 	python3 tests/run.py
 
 test-unit: build tests
 	python3 tests/run.py --unit-only
 
-demo:
-	sh scripts/deps.sh
+demo: $(DEPS_STAMP)
 	$(MAKE) -j2 build
 	python3 scripts/demo.py
 
@@ -151,16 +159,13 @@ lint:
 	@! git grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strtok|atoi|atol|gets)\s*\(' -- '*.c' '*.h' \
 	  || (echo 'lint: forbidden function (use snprintf, strtol, strtok_r, buf_*)'; exit 1)
 
-bench:
-	sh scripts/deps.sh
+bench: $(DEPS_STAMP)
 	python3 bench/run.py
 
-soak:
-	sh scripts/deps.sh
+soak: $(DEPS_STAMP)
 	python3 tests/soak.py
 
-fuzz:
-	sh scripts/deps.sh
+fuzz: $(DEPS_STAMP)
 	sh tests/fuzz/run.sh
 
 docs: build
