@@ -1,4 +1,5 @@
 #include "google_oauth.h"
+#include "base64.h"
 #include "crypto.h"
 #include "httpd.h"
 #include "log.h"
@@ -657,7 +658,7 @@ static void client_creds(struct mg_connection *conn, const struct buf *body, cha
     const char *h = mg_get_header(conn, "Authorization");
     if (h && !strncasecmp(h, "Basic ", 6)) {
         uint8_t dec[600];
-        long n = crypto_base64_decode(h + 6, dec, sizeof dec - 1);
+        long n = base64_decode(BASE64_STD, h + 6, strlen(h + 6), dec, sizeof dec - 1);
         if (n > 0) {
             dec[n] = '\0';
             char *colon = strchr((char *)dec, ':');

@@ -1,6 +1,7 @@
 /* params: see params.h. */
 #include "params.h"
 
+#include "base64.h"
 #include "crypto.h"
 #include "httpd.h"
 
@@ -337,39 +338,12 @@ int params_cursor_encode(const char *scope, const char *const *keys, int nkeys, 
     }
     unsigned char mac[EVP_MAX_MD_SIZE];
     cursor_mac(scope, payload, n, mac);
-    long a = crypto_base64url(payload, n, out, outlen);
+    long a = base64_encode(BASE64_URL, payload, n, out, outlen);
     if (a < 0 || (size_t)a + 2 >= outlen)
         return -1;
     out[a] = '.';
-    long b = crypto_base64url(mac, CURSOR_MAC_LEN, out + a + 1, outlen - (size_t)a - 1);
+    long b = base64_encode(BASE64_URL, mac, CURSOR_MAC_LEN, out + a + 1, outlen - (size_t)a - 1);
     return b < 0 ? -1 : 0;
-}
-
-static int b64url_decode(const char *in, size_t n, unsigned char *out, size_t outlen, size_t *outn)
-{
-    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    unsigned int acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    if (n % 4 == 1)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        const char *pos = in[i] ? strchr(alpha, in[i]) : NULL;
-        if (!pos)
-            return -1;
-        acc = (acc << 6) | (unsigned int)(pos - alpha);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= outlen)
-                return -1;
-            out[o++] = (unsigned char)((acc >> bits) & 0xFF);
-        }
-    }
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
-        return -1; /* non-canonical trailing bits */
-    *outn = o;
-    return 0;
 }
 
 int params_cursor_decode(const char *scope, const char *cursor, int nkeys,
@@ -377,15 +351,16 @@ int params_cursor_decode(const char *scope, const char *cursor, int nkeys,
 {
     unsigned char payload[PARAMS_CURSOR_MAX], mac[64];
     unsigned char want[EVP_MAX_MD_SIZE];
-    size_t plen = 0, mlen = 0;
+    long plen = -1;
     size_t clen = strlen(cursor);
     const char *dot = strchr(cursor, '.');
     if (clen > PARAMS_CURSOR_MAX || !dot ||
-        b64url_decode(cursor, (size_t)(dot - cursor), payload, sizeof payload - 1, &plen) ||
-        b64url_decode(dot + 1, strlen(dot + 1), mac, sizeof mac, &mlen) || mlen != CURSOR_MAC_LEN)
+        (plen = base64_decode(BASE64_URL, cursor, (size_t)(dot - cursor), payload,
+                              sizeof payload - 1)) < 0 ||
+        base64_decode(BASE64_URL, dot + 1, strlen(dot + 1), mac, sizeof mac) != CURSOR_MAC_LEN)
         goto bad;
     payload[plen] = 0;
-    cursor_mac(scope, (const char *)payload, plen, want);
+    cursor_mac(scope, (const char *)payload, (size_t)plen, want);
     if (CRYPTO_memcmp(want, mac, CURSOR_MAC_LEN) != 0)
         goto bad;
     if (plen < 2 || memcmp(payload, CURSOR_VERSION, 2) != 0)
