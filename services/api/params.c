@@ -4,6 +4,7 @@
 #include "base64.h"
 #include "crypto.h"
 #include "httpd.h"
+#include "ids.h"
 
 #include <openssl/hmac.h>
 #include <openssl/evp.h>
@@ -16,46 +17,6 @@
 #define CURSOR_MAC_LEN 16
 
 static unsigned char cursor_key[32];
-
-bool params_utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        size_t len;
-        unsigned int cp;
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            len = 2;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + len > n)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
-    return true;
-}
 
 /* Percent-decode one query component (with '+' as space) into out. -1 when malformed. */
 static int url_decode(const char *s, size_t n, char *out, size_t outlen, size_t *outn)
@@ -102,7 +63,7 @@ int params_check(const char *query, const char *const *allowed, char *msg, size_
         size_t dn = 0, vn = 0;
         if (len == 0)
             goto next;
-        if (url_decode(p, nlen, name, sizeof name, &dn) != 0 || !params_utf8_valid(name, dn)) {
+        if (url_decode(p, nlen, name, sizeof name, &dn) != 0 || !ids_utf8_valid(name, dn)) {
             snprintf(msg, msglen, "malformed query parameter name");
             return -1;
         }
@@ -128,7 +89,7 @@ int params_check(const char *query, const char *const *allowed, char *msg, size_
                 snprintf(msg, msglen, "query parameter '%.60s' is malformed or too long", name);
                 return -1;
             }
-            if (!params_utf8_valid(value, vn)) {
+            if (!ids_utf8_valid(value, vn)) {
                 snprintf(msg, msglen, "query parameter '%.60s' is not valid UTF-8", name);
                 return -1;
             }
@@ -149,7 +110,7 @@ int params_str(const char *query, const char *name, char *out, size_t outlen, ch
     char tmp[PARAMS_MAX_VALUE + 1];
     size_t cap = outlen < sizeof tmp ? outlen : sizeof tmp;
     int r = httpd_param(query, name, tmp, cap);
-    if (r < 0 || (r == 0 && !params_utf8_valid(tmp, strlen(tmp)))) {
+    if (r < 0 || (r == 0 && !ids_utf8_valid(tmp, strlen(tmp)))) {
         snprintf(msg, msglen, "query parameter '%s' is too long or invalid", name);
         return -1;
     }
@@ -252,21 +213,6 @@ bool params_is_timestamp(const char *s)
         t[6] == 0)
         return two(t + 1) <= 23 && two(t + 4) <= 59;
     return false;
-}
-
-bool params_is_uuid(const char *s)
-{
-    if (strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return false;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return false;
-        }
-    }
-    return true;
 }
 
 int params_date(const char *query, const char *name, char out[11], char *msg, size_t msglen)

@@ -2,6 +2,7 @@
 #include "people.h"
 
 #include "checkouts.h"
+#include "ids.h"
 #include "orgunits.h"
 
 #include <ctype.h>
@@ -127,7 +128,7 @@ static void list(struct api_req *r)
                          has_cursor ? keys[1] : NULL,
                          lim,
                          rq == 0 ? address_of(q, address, sizeof address) : NULL};
-    if (has_cursor && !params_is_uuid(keys[1])) {
+    if (has_cursor && !ids_uuid_valid(keys[1])) {
         rest_error(r, 400, "invalid_cursor", "cursor is not valid");
         return;
     }
@@ -153,7 +154,7 @@ static void get(struct api_req *r, const char *id)
 void people_handle(struct api_req *r)
 {
     bool is_get = strcmp(r->method, "GET") == 0;
-    if (r->nsegs >= 2 && !params_is_uuid(r->segs[1])) {
+    if (r->nsegs >= 2 && !ids_uuid_valid(r->segs[1])) {
         rest_not_found(r);
         return;
     }

@@ -2,6 +2,7 @@
 #include "signin.h"
 
 #include "crypto.h"
+#include "ids.h"
 #include "json.h"
 #include "log.h"
 #include "oauth_http.h"
@@ -167,7 +168,7 @@ static int start(struct mg_connection *conn, struct signin *s, enum provider p)
                                       : "sign-in with Microsoft is not configured");
         goto out;
     }
-    if (qparam(ri, "tenant", tenant, sizeof tenant) || (*tenant && !routes_valid_tenant(tenant))) {
+    if (qparam(ri, "tenant", tenant, sizeof tenant) || (*tenant && !ids_tenant_valid(tenant))) {
         status = httpd_reply_error(conn, 400, "bad_request", "invalid tenant");
         goto out;
     }

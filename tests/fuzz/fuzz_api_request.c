@@ -4,6 +4,7 @@
  * as a search term turned into a LIKE pattern, and as a JSON body. A cursor the api encodes
  * itself must decode to the same values. */
 #include "fuzz_common.h"
+#include "ids.h"
 #include "json.h"
 #include "params.h"
 #include "people.h"
@@ -37,8 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     (void)params_enum(q, "status", choices, out, sizeof out, msg, sizeof msg);
     (void)params_is_timestamp(q);
-    (void)params_is_uuid(q);
-    (void)params_utf8_valid(q, size);
+    (void)ids_uuid_valid(q);
+    (void)ids_utf8_valid(q, size);
 
     /* Any input as a cursor: with one, two or three keys, for two scopes. */
     char vals[PARAMS_CURSOR_KEYS][PARAMS_CURSOR_MAX];

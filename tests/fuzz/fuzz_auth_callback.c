@@ -8,6 +8,7 @@
 #include "fuzz_common.h"
 #include "google_oauth.h"
 #include "httpd.h"
+#include "ids.h"
 #include "json.h"
 #include "ms_consent.h"
 #include "routes.h"
@@ -39,13 +40,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     (void)httpd_param(q, "admin_consent", consent, sizeof consent);
     if (httpd_param(q, "tenant", tenant, sizeof tenant) == 0) {
-        (void)ms_valid_tenant(tenant);
-        (void)routes_valid_tenant(tenant);
+        (void)ids_directory_valid(tenant);
+        (void)ids_tenant_valid(tenant);
     }
     if (httpd_param(q, "admin", admin, sizeof admin) == 0)
-        (void)routes_valid_admin(admin);
-    (void)routes_valid_tenant(q);
-    (void)routes_valid_admin(q);
+        (void)ids_email_valid(admin);
+    (void)ids_tenant_valid(q);
+    (void)ids_email_valid(q);
     static struct callers *callers;
     if (!callers)
         callers = callers_new("FUZZ", "api:service-secret-of-the-api", CALLER_API, NULL, 0);

@@ -1,6 +1,6 @@
 /* Fuzz target: a Microsoft Graph /users or /users/delta page as azure-sync processes it. The
  * first byte picks full or delta mapping and the HTTP status; the rest is the body. The body
- * goes through the error classification (graph_error, graph_classify, graph_failure,
+ * goes through the error classification (graph_error, http_classify_default, graph_failure,
  * graph_delta_expired) and, parsed, every entry of "value" through the mapping table
  * (full or partial, @removed entries as the delta run reads them). */
 #include "fuzz_common.h"
@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     char msg[512];
-    (void)graph_classify(status, &body, NULL);
+    (void)http_classify_default(status, &body, NULL);
     (void)graph_failure(status, &body, msg, sizeof msg);
     (void)graph_delta_expired(status, &body);
     const char *code = NULL, *message = NULL;

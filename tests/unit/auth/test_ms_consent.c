@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "ids.h"
 #include "json.h"
 #include "ms_consent.h"
 
@@ -75,13 +76,13 @@ static void test_consent_url(void **state)
 static void test_valid_tenant(void **state)
 {
     (void)state;
-    assert_true(ms_valid_tenant("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
-    assert_true(ms_valid_tenant("contoso.onmicrosoft.com"));
-    assert_false(ms_valid_tenant(""));
-    assert_false(ms_valid_tenant(NULL));
-    assert_false(ms_valid_tenant("../common"));
-    assert_false(ms_valid_tenant("a/b"));
-    assert_false(ms_valid_tenant("a?b=c"));
+    assert_true(ids_directory_valid("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
+    assert_true(ids_directory_valid("contoso.onmicrosoft.com"));
+    assert_false(ids_directory_valid(""));
+    assert_false(ids_directory_valid(NULL));
+    assert_false(ids_directory_valid("../common"));
+    assert_false(ids_directory_valid("a/b"));
+    assert_false(ids_directory_valid("a?b=c"));
 }
 
 int main(void)

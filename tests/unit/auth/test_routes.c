@@ -5,34 +5,35 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "ids.h"
 #include "routes.h"
 #include "states.h"
 
 static void test_tenant(void **state)
 {
     (void)state;
-    assert_true(routes_valid_tenant("t-abc123"));
-    assert_true(routes_valid_tenant("A.b_c-d"));
-    assert_false(routes_valid_tenant(""));
-    assert_false(routes_valid_tenant("-abc"));
-    assert_false(routes_valid_tenant("a/b"));
-    assert_false(routes_valid_tenant("a b"));
-    assert_false(routes_valid_tenant("a'b"));
-    assert_false(routes_valid_tenant(
+    assert_true(ids_tenant_valid("t-abc123"));
+    assert_true(ids_tenant_valid("A.b_c-d"));
+    assert_false(ids_tenant_valid(""));
+    assert_false(ids_tenant_valid("-abc"));
+    assert_false(ids_tenant_valid("a/b"));
+    assert_false(ids_tenant_valid("a b"));
+    assert_false(ids_tenant_valid("a'b"));
+    assert_false(ids_tenant_valid(
         "a1234567890123456789012345678901234567890123456789012345678901234")); /* 65 */
 }
 
 static void test_admin(void **state)
 {
     (void)state;
-    assert_true(routes_valid_admin("admin@demo.k12.example"));
-    assert_false(routes_valid_admin("admin"));
-    assert_false(routes_valid_admin("@x"));
-    assert_false(routes_valid_admin("a@"));
-    assert_false(routes_valid_admin("a@b@c"));
-    assert_false(routes_valid_admin("a b@c"));
-    assert_false(routes_valid_admin("a\n@c"));
-    assert_false(routes_valid_admin(NULL));
+    assert_true(ids_email_valid("admin@demo.k12.example"));
+    assert_false(ids_email_valid("admin"));
+    assert_false(ids_email_valid("@x"));
+    assert_false(ids_email_valid("a@"));
+    assert_false(ids_email_valid("a@b@c"));
+    assert_false(ids_email_valid("a b@c"));
+    assert_false(ids_email_valid("a\n@c"));
+    assert_false(ids_email_valid(NULL));
     /* Every action names the actor the api authenticated: a person or an api key. */
     assert_true(routes_valid_actor("apikey:Ab3_x"));
     assert_true(routes_valid_actor("person:admin@demo.k12.example"));

@@ -136,10 +136,10 @@ static void errors_are_classified(void **state)
                tok = error_body("token_401"), sync = error_body("sync_state_400"),
                sync2 = error_body("sync_state_lower_400"), resync = error_body("resync_400"),
                bad = error_body("bad_request_400");
-    assert_int_equal(graph_classify(429, &thr, NULL), HTTP_RETRY_THROTTLED);
-    assert_int_equal(graph_classify(503, NULL, NULL), HTTP_RETRY_YES);
-    assert_int_equal(graph_classify(504, NULL, NULL), HTTP_RETRY_YES);
-    assert_int_equal(graph_classify(403, &denied, NULL), HTTP_RETRY_NO);
+    assert_int_equal(http_classify_default(429, &thr, NULL), HTTP_RETRY_THROTTLED);
+    assert_int_equal(http_classify_default(503, NULL, NULL), HTTP_RETRY_YES);
+    assert_int_equal(http_classify_default(504, NULL, NULL), HTTP_RETRY_YES);
+    assert_int_equal(http_classify_default(403, &denied, NULL), HTTP_RETRY_NO);
     assert_int_equal(graph_failure(403, &denied, msg, sizeof msg),
                      PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN);
     assert_non_null(strstr(msg, "Authorization_RequestDenied"));
