@@ -6,9 +6,11 @@
 #include "httpd.h"
 #include "ids.h"
 
+#include <civetweb.h>
 #include <openssl/hmac.h>
 #include <openssl/evp.h>
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,28 +20,21 @@
 
 static unsigned char cursor_key[32];
 
-/* Percent-decode one query component (with '+' as space) into out. -1 when malformed. */
+/* Percent-decode one query component (with '+' as space) into out. -1 when a '%' is not
+ * followed by two hexadecimal digits (civetweb would pass it through as it is) or when out is
+ * too small. */
 static int url_decode(const char *s, size_t n, char *out, size_t outlen, size_t *outn)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
-                !isxdigit((unsigned char)s[i + 2]))
-                return -1;
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            c = (int)strtol(hex, NULL, 16);
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
-        if (o + 1 >= outlen)
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '%' && (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+                            !isxdigit((unsigned char)s[i + 2])))
             return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = 0;
-    *outn = o;
+    if (n > INT_MAX || outlen > INT_MAX)
+        return -1;
+    int got = mg_url_decode(s, (int)n, out, (int)outlen, 1);
+    if (got < 0 || (size_t)got >= outlen)
+        return -1;
+    *outn = (size_t)got;
     return 0;
 }
 

@@ -261,18 +261,6 @@ out:
 
 /* ------------------------------------------------------------------ callbacks */
 
-/* Read a query parameter; "" when absent. -1 when too long or invalid. */
-static int qparam(const struct mg_request_info *ri, const char *name, char *out, size_t n)
-{
-    out[0] = '\0';
-    if (!ri->query_string)
-        return 0;
-    int r = httpd_param(ri->query_string, name, out, n);
-    if (r == 1)
-        out[0] = '\0';
-    return r < 0 ? -1 : 0;
-}
-
 static int state_error(struct mg_connection *conn, enum state_result sr)
 {
     if (sr == STATE_ERROR)
@@ -345,8 +333,10 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
     PGconn *pg = NULL;
     if (strcmp(ri->request_method, "GET") != 0)
         return reply_err(conn, 405, "method_not_allowed", "use GET");
-    if (qparam(ri, "state", state, sizeof state) || qparam(ri, "code", code, sizeof code) ||
-        qparam(ri, "error", error, sizeof error) || qparam(ri, "scope", scope, sizeof scope))
+    if (httpd_query_param(ri, "state", state, sizeof state) ||
+        httpd_query_param(ri, "code", code, sizeof code) ||
+        httpd_query_param(ri, "error", error, sizeof error) ||
+        httpd_query_param(ri, "scope", scope, sizeof scope))
         return reply_err(conn, 400, "invalid_state", "a parameter is too long or invalid");
     pg = ctx_pg(c, err, sizeof err);
     if (!pg)
@@ -452,9 +442,10 @@ static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
     int status;
     if (strcmp(ri->request_method, "GET") != 0)
         return reply_err(conn, 405, "method_not_allowed", "use GET");
-    if (qparam(ri, "state", state, sizeof state) || qparam(ri, "error", error, sizeof error) ||
-        qparam(ri, "admin_consent", consent, sizeof consent) ||
-        qparam(ri, "tenant", tenant_id, sizeof tenant_id))
+    if (httpd_query_param(ri, "state", state, sizeof state) ||
+        httpd_query_param(ri, "error", error, sizeof error) ||
+        httpd_query_param(ri, "admin_consent", consent, sizeof consent) ||
+        httpd_query_param(ri, "tenant", tenant_id, sizeof tenant_id))
         return reply_err(conn, 400, "invalid_state", "a parameter is too long or invalid");
     PGconn *pg = ctx_pg(c, err, sizeof err);
     if (!pg)

@@ -120,17 +120,6 @@ static int refuse(struct mg_connection *conn, struct signin *s, enum provider p,
     return status;
 }
 
-static int qparam(const struct mg_request_info *ri, const char *name, char *out, size_t n)
-{
-    out[0] = '\0';
-    if (!ri->query_string)
-        return 0;
-    int r = httpd_param(ri->query_string, name, out, n);
-    if (r == 1)
-        out[0] = '\0';
-    return r < 0 ? -1 : 0;
-}
-
 /* ------------------------------------------------------------------ start */
 
 static int seal_verifier(const struct grants *g, const char *state_hash, const char *verifier,
@@ -168,7 +157,8 @@ static int start(struct mg_connection *conn, struct signin *s, enum provider p)
                                       : "sign-in with Microsoft is not configured");
         goto out;
     }
-    if (qparam(ri, "tenant", tenant, sizeof tenant) || (*tenant && !ids_tenant_valid(tenant))) {
+    if (httpd_query_param(ri, "tenant", tenant, sizeof tenant) ||
+        (*tenant && !ids_tenant_valid(tenant))) {
         status = httpd_reply_error(conn, 400, "bad_request", "invalid tenant");
         goto out;
     }
@@ -541,8 +531,9 @@ static int callback(struct mg_connection *conn, struct signin *s, enum provider 
     int status;
     PGconn *pg = NULL;
     memset(&st, 0, sizeof st);
-    if (qparam(ri, "state", state, sizeof state) || qparam(ri, "code", code, sizeof code) ||
-        qparam(ri, "error", error, sizeof error) || !session_token_valid(state)) {
+    if (httpd_query_param(ri, "state", state, sizeof state) ||
+        httpd_query_param(ri, "code", code, sizeof code) ||
+        httpd_query_param(ri, "error", error, sizeof error) || !session_token_valid(state)) {
         status = httpd_reply_error(conn, 400, "invalid_state", "missing or malformed state");
         goto out;
     }
