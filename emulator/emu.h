@@ -111,5 +111,8 @@ const char *emu_form(const struct buf *body, const char *name, char *out, size_t
 const char *emu_bearer(struct mg_connection *conn);
 /* "http://host" from the request's Host header. */
 void emu_base_url(struct mg_connection *conn, char *out, size_t n);
+/* A 302 to uri with the query pairs of kv (a NULL-terminated name, value list; a pair whose
+ * value is NULL is left out), as both providers' authorization endpoints answer. */
+int emu_redirect(struct mg_connection *conn, const char *uri, const char *const *kv);
 
 #endif
