@@ -169,10 +169,7 @@ static int append_token(struct emu *e, struct buf *page, char kind, struct distr
 {
     struct page_state st;
     char tok[512];
-    memset(&st, 0, sizeof st);
-    st.kind = kind;
-    snprintf(st.district, sizeof st.district, "%s", district_id(d));
-    st.pos = pos;
+    page_state_init(&st, kind, district_id(d), pos);
     if (page_token_make(e->tokens, &st, tok, sizeof tok))
         return -1;
     return buf_appendf(page, ",\"nextPageToken\":\"%s\"", tok);

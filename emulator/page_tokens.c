@@ -182,6 +182,14 @@ int page_tokens_verify(struct page_tokens *pt, const char *prefix, const char *t
     return diff ? -1 : 0;
 }
 
+void page_state_init(struct page_state *st, char kind, const char *district, uint64_t pos)
+{
+    memset(st, 0, sizeof *st);
+    st->kind = kind;
+    snprintf(st->district, sizeof st->district, "%s", district);
+    st->pos = pos;
+}
+
 int page_token_make(struct page_tokens *pt, const struct page_state *st, char *out, size_t outlen)
 {
     char payload[256];
