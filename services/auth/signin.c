@@ -10,6 +10,7 @@
 #include "pg.h"
 #include "routes.h"
 #include "session.h"
+#include "states.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -240,66 +241,41 @@ static enum consume_result consume(PGconn *pg, struct signin *s, enum provider p
                                    const char *browser, struct started *out, char *err,
                                    size_t errlen)
 {
+    static const enum consume_result of_state[] = {
+        [STATE_OK] = C_OK,       [STATE_MALFORMED] = C_UNKNOWN, [STATE_UNKNOWN] = C_UNKNOWN,
+        [STATE_USED] = C_USED,   [STATE_EXPIRED] = C_EXPIRED,   [STATE_WRONG_PROVIDER] = C_PROVIDER,
+        [STATE_ERROR] = C_ERROR,
+    };
     enum consume_result r = C_ERROR;
     char hash[SESSION_HASH_LEN], browser_hash[SESSION_HASH_LEN], aad[96];
-    char *verifier = NULL;
-    uint8_t *sealed = NULL;
+    PGresult *row = NULL;
     session_token_hash(state, hash);
-    const char *params[] = {hash};
-    PGresult *res = PQexecParams(
-        pg,
-        "WITH old AS (SELECT * FROM signin_states WHERE state_hash = $1 FOR UPDATE) "
-        "UPDATE signin_states s SET used_at = coalesce(s.used_at, now()) FROM old "
-        "WHERE s.state_hash = old.state_hash RETURNING old.provider, coalesce(old.tenant_hint, "
-        "''), old.browser_hash, old.nonce, encode(old.verifier_sealed, 'hex'), "
-        "old.verifier_key_id, old.used_at IS NOT NULL, old.expires_at <= now()",
-        1, NULL, params, NULL, NULL, 0);
-    if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
+    r = of_state[states_take(pg, "signin_states",
+                             "coalesce(old.tenant_hint, ''), old.browser_hash, old.nonce", hash,
+                             provider_names[p], &row, err, errlen)];
+    if (r != C_OK)
         goto out;
-    if (PQntuples(res) != 1) {
-        r = C_UNKNOWN;
-        goto out;
-    }
-    if (!strcmp(PQgetvalue(res, 0, 6), "t")) {
-        r = C_USED;
-        goto out;
-    }
-    if (!strcmp(PQgetvalue(res, 0, 7), "t")) {
-        r = C_EXPIRED;
-        goto out;
-    }
-    if (strcmp(PQgetvalue(res, 0, 0), provider_names[p]) != 0) {
-        r = C_PROVIDER;
-        goto out;
-    }
+    const int c = STATE_COL_EXTRA;
     if (!browser || !session_token_valid(browser)) {
         r = C_BROWSER;
         goto out;
     }
     session_token_hash(browser, browser_hash);
-    if (!crypto_equal(browser_hash, PQgetvalue(res, 0, 2))) {
+    if (!crypto_equal(browser_hash, PQgetvalue(row, 0, c + 1))) {
         r = C_BROWSER;
         goto out;
     }
-    snprintf(out->tenant_hint, sizeof out->tenant_hint, "%s", PQgetvalue(res, 0, 1));
-    snprintf(out->nonce, sizeof out->nonce, "%s", PQgetvalue(res, 0, 3));
-    const char *hex = PQgetvalue(res, 0, 4);
-    size_t hl = strlen(hex);
-    sealed = malloc(hl / 2 + 1);
-    long n = sealed ? crypto_hex_decode(hex, sealed, hl / 2 + 1) : -1;
+    snprintf(out->tenant_hint, sizeof out->tenant_hint, "%s", PQgetvalue(row, 0, c));
+    snprintf(out->nonce, sizeof out->nonce, "%s", PQgetvalue(row, 0, c + 2));
     snprintf(aad, sizeof aad, "signin_state:%s", hash);
-    if (n < 0 ||
-        grants_open(s->ctx->grants, PQgetvalue(res, 0, 5), sealed, (size_t)n, aad, &verifier) ||
-        strlen(verifier) >= sizeof out->verifier) {
-        snprintf(err, errlen, "the sign-in verifier cannot be opened (unknown key?)");
+    if (states_open_verifier(s->ctx->grants, row, aad, out->verifier, sizeof out->verifier, err,
+                             errlen)) {
+        r = C_ERROR;
         goto out;
     }
-    snprintf(out->verifier, sizeof out->verifier, "%s", verifier);
     r = C_OK;
 out:
-    grants_free_secret(verifier);
-    free(sealed);
-    PQclear(res);
+    PQclear(row);
     return r;
 }
 
