@@ -309,12 +309,11 @@ static int exchange(struct signin *s, enum provider p, const char *token_url, co
     *id_token = NULL;
     buf_init(&form, 16384);
     struct http_client *h = ctx_http(s->ctx, herr, sizeof herr);
-    if (!h || buf_appends(&form, "grant_type=authorization_code&code=") ||
-        buf_append_urlencoded(&form, code) || buf_appends(&form, "&code_verifier=") ||
-        buf_append_urlencoded(&form, verifier) || buf_appends(&form, "&redirect_uri=") ||
-        buf_append_urlencoded(&form, s->redirect_uri[p]) || buf_appends(&form, "&client_id=") ||
-        buf_append_urlencoded(&form, client_id(s, p)) || buf_appends(&form, "&client_secret=") ||
-        buf_append_urlencoded(&form, client_secret(s, p))) {
+    if (!h || oauth_param(&form, 1, "grant_type", "authorization_code") ||
+        oauth_param(&form, 0, "code", code) || oauth_param(&form, 0, "code_verifier", verifier) ||
+        oauth_param(&form, 0, "redirect_uri", s->redirect_uri[p]) ||
+        oauth_param(&form, 0, "client_id", client_id(s, p)) ||
+        oauth_param(&form, 0, "client_secret", client_secret(s, p))) {
         snprintf(err, errlen, "cannot build the token request %s", herr);
         goto out;
     }
@@ -334,10 +333,8 @@ static int exchange(struct signin *s, enum provider p, const char *token_url, co
         goto out;
     rc = 0;
 out:
-    json_decref(reply);
-    if (form.data)
-        OPENSSL_cleanse(form.data, form.len); /* it carries the client secret */
-    buf_free(&form);
+    oauth_reply_free(reply);
+    oauth_form_free(&form);
     return rc;
 }
 
