@@ -11,18 +11,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int inited;
-    if (!inited) {
+    if (fuzz_first_call()) {
         static const unsigned char key[32] = "fuzz-cursor-key-0123456789abcdef";
-        log_init("fuzz", LOG_ERROR + 1);
         params_cursor_key(key);
-        inited = 1;
     }
-    char *q = malloc(size + 1);
+    char *q = fuzz_cstr(data, size);
     if (!q)
         return 0;
-    memcpy(q, data, size);
-    q[size] = '\0';
     char msg[256], out[PARAMS_MAX_VALUE], date[11];
     static const char *const allowed[] = {"limit",  "cursor",        "q",      "email",
                                           "status", "updated_since", "source", NULL};

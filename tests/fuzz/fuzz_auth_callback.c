@@ -16,16 +16,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int inited;
-    if (!inited) {
-        log_init("fuzz", LOG_ERROR + 1);
-        inited = 1;
-    }
-    char *q = malloc(size + 1);
+    (void)fuzz_first_call();
+    char *q = fuzz_cstr(data, size);
     if (!q)
         return 0;
-    memcpy(q, data, size);
-    q[size] = '\0';
     char state[STATE_LEN_MAX], code[4096], error[256], scope[4096], consent[16], tenant[160],
         admin[320];
     if (httpd_param(q, "state", state, sizeof state) == 0)
