@@ -65,6 +65,9 @@ UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 INTEG_SRCS := $(wildcard tests/integration/test_*.c)
 INTEG_BINS := $(INTEG_SRCS:%.c=$(BUILD)/%)
+# Helpers shared by the C tests (tests/common/*.c, linked into every test; headers by -Itests/common).
+TEST_HELPERS := $(wildcard tests/common/*.c)
+TEST_HELPER_OBJS := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: FORCE all build tests deps test test-unit demo migrate infra-up infra-down format \
         format-check lint docs clean bench soak fuzz help
@@ -98,20 +101,20 @@ $(BUILD)/obj/%.o: %.c | $(GEN_H) $(SCHEMA_H) $(STAMP)
 $(LIBPANEL): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/tests/unit/lib/%: tests/unit/lib/%.c $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
+$(BUILD)/tests/unit/lib/%: tests/unit/lib/%.c $(TEST_HELPER_OBJS) $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests/common $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
 # The directory of module M: services/M, M (emulator) or tools/M.
 moddir = $(firstword $(wildcard services/$(1) $(1) tools/$(1)))
 .SECONDEXPANSION:
-$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/mod-$$(firstword $$(subst /, ,$$*)).a $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_HELPER_OBJS) $(BUILD)/mod-$$(firstword $$(subst /, ,$$*)).a $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) -I$(call moddir,$(firstword $(subst /, ,$*))) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests/common -I$(call moddir,$(firstword $(subst /, ,$*))) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-$(BUILD)/tests/integration/%: tests/integration/%.c $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
+$(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_HELPER_OBJS) $(LIBPANEL) | $(GEN_H) $(SCHEMA_H)
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests/common $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
 # The installer runs once per machine and work tree: the targets that start servers depend on
 # a stamp written after a successful run, remade only when what the installer reads changes.
