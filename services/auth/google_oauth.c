@@ -156,46 +156,41 @@ out:
     return r;
 }
 
+/* A token-endpoint call: the grant's NULL-terminated name/value pairs, then the client's
+ * credentials. The form, which carries secrets, is wiped. */
+static enum google_result token_request(struct http_client *c, const struct google_cfg *cfg,
+                                        const char *const *grant, struct google_tokens *out)
+{
+    enum google_result r = GOOGLE_REJECTED;
+    struct buf form;
+    int fail = 0;
+    buf_init(&form, 16384);
+    for (size_t i = 0; grant[i] && !fail; i += 2)
+        fail = oauth_param(&form, i == 0, grant[i], grant[i + 1]);
+    if (fail || oauth_param(&form, 0, "client_id", cfg->client_id) ||
+        oauth_param(&form, 0, "client_secret", cfg->client_secret))
+        snprintf(out->message, sizeof out->message, "request too large");
+    else
+        r = token_call(c, cfg->token_url, &form, out);
+    oauth_form_free(&form);
+    return r;
+}
+
 enum google_result google_exchange_code(struct http_client *c, const struct google_cfg *cfg,
                                         const char *code, const char *verifier,
                                         struct google_tokens *out)
 {
-    enum google_result r = GOOGLE_UNAVAILABLE;
-    struct buf form;
-    buf_init(&form, 16384);
-    if (oauth_param(&form, 1, "grant_type", "authorization_code") ||
-        oauth_param(&form, 0, "code", code) || oauth_param(&form, 0, "code_verifier", verifier) ||
-        oauth_param(&form, 0, "redirect_uri", cfg->redirect_uri) ||
-        oauth_param(&form, 0, "client_id", cfg->client_id) ||
-        oauth_param(&form, 0, "client_secret", cfg->client_secret)) {
-        snprintf(out->message, sizeof out->message, "request too large");
-        r = GOOGLE_REJECTED;
-        goto out;
-    }
-    r = token_call(c, cfg->token_url, &form, out);
-out:
-    oauth_form_free(&form);
-    return r;
+    const char *grant[] = {"grant_type",   "authorization_code", "code",
+                           code,           "code_verifier",      verifier,
+                           "redirect_uri", cfg->redirect_uri,    NULL};
+    return token_request(c, cfg, grant, out);
 }
 
 enum google_result google_refresh(struct http_client *c, const struct google_cfg *cfg,
                                   const char *refresh_token, struct google_tokens *out)
 {
-    enum google_result r = GOOGLE_UNAVAILABLE;
-    struct buf form;
-    buf_init(&form, 16384);
-    if (oauth_param(&form, 1, "grant_type", "refresh_token") ||
-        oauth_param(&form, 0, "refresh_token", refresh_token) ||
-        oauth_param(&form, 0, "client_id", cfg->client_id) ||
-        oauth_param(&form, 0, "client_secret", cfg->client_secret)) {
-        snprintf(out->message, sizeof out->message, "request too large");
-        r = GOOGLE_REJECTED;
-        goto out;
-    }
-    r = token_call(c, cfg->token_url, &form, out);
-out:
-    oauth_form_free(&form);
-    return r;
+    const char *grant[] = {"grant_type", "refresh_token", "refresh_token", refresh_token, NULL};
+    return token_request(c, cfg, grant, out);
 }
 
 enum google_result google_revoke(struct http_client *c, const struct google_cfg *cfg,

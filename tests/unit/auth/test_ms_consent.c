@@ -5,7 +5,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "ids.h"
 #include "json.h"
 #include "ms_consent.h"
 
@@ -73,24 +72,11 @@ static void test_consent_url(void **state)
     buf_free(&b);
 }
 
-static void test_valid_tenant(void **state)
-{
-    (void)state;
-    assert_true(ids_directory_valid("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
-    assert_true(ids_directory_valid("contoso.onmicrosoft.com"));
-    assert_false(ids_directory_valid(""));
-    assert_false(ids_directory_valid(NULL));
-    assert_false(ids_directory_valid("../common"));
-    assert_false(ids_directory_valid("a/b"));
-    assert_false(ids_directory_valid("a?b=c"));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_consent_url),
-        cmocka_unit_test(test_valid_tenant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

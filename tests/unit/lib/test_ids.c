@@ -20,6 +20,7 @@ static void tenant_ids(void **state)
     assert_false(ids_tenant_valid("a b"));
     assert_false(ids_tenant_valid("a/b"));
     assert_false(ids_tenant_valid("a%2f"));
+    assert_false(ids_tenant_valid("a'b"));
     assert_false(ids_tenant_valid("\xc3\xa9t\xc3\xa9"));
     memset(longest, 'a', IDS_TENANT_MAX);
     longest[IDS_TENANT_MAX] = '\0';
@@ -38,6 +39,7 @@ static void directory_ids(void **state)
     assert_false(ids_directory_valid(NULL));
     assert_false(ids_directory_valid(""));
     assert_false(ids_directory_valid(".."));
+    assert_false(ids_directory_valid("../common"));
     assert_false(ids_directory_valid("a..b"));
     assert_false(ids_directory_valid("-a"));
     assert_false(ids_directory_valid("a/b"));
