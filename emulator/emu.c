@@ -548,3 +548,10 @@ oom:
     buf_free(&b);
     return httpd_reply(conn, 500, "text/plain", "out of memory", 13, NULL);
 }
+
+int emu_redirect_error(struct mg_connection *conn, const char *uri, const char *error,
+                       const char *description, const char *state)
+{
+    const char *kv[] = {"error", error, "error_description", description, "state", state, NULL};
+    return emu_redirect(conn, uri, kv);
+}

@@ -114,5 +114,9 @@ void emu_base_url(struct mg_connection *conn, char *out, size_t n);
 /* A 302 to uri with the query pairs of kv (a NULL-terminated name, value list; a pair whose
  * value is NULL is left out), as both providers' authorization endpoints answer. */
 int emu_redirect(struct mg_connection *conn, const char *uri, const char *const *kv);
+/* The redirect of an authorization endpoint's refusal: error, then error_description and
+ * state when not NULL (Google sends no description). */
+int emu_redirect_error(struct mg_connection *conn, const char *uri, const char *error,
+                       const char *description, const char *state);
 
 #endif

@@ -357,9 +357,8 @@ static int finish(struct mg_connection *conn, struct emu *e, const struct auth_r
                   bool allow, unsigned granted)
 {
     if (!allow) {
-        const char *kv[] = {"error", "access_denied", "state", req->state[0] ? req->state : NULL,
-                            NULL};
-        return emu_redirect(conn, req->redirect_uri, kv);
+        return emu_redirect_error(conn, req->redirect_uri, "access_denied", NULL,
+                                  req->state[0] ? req->state : NULL);
     }
     struct auth_request r = *req;
     char code[128], scope[SCOPE_MAX];
@@ -483,9 +482,8 @@ static int authorize(struct mg_connection *conn, struct emu *e)
         snprintf(req.state, sizeof req.state, "%s", state);
     if (!emu_param(conn, "response_type", response_type, sizeof response_type) ||
         strcmp(response_type, "code")) {
-        const char *kv[] = {"error", "unsupported_response_type", "state",
-                            req.state[0] ? req.state : NULL, NULL};
-        return emu_redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(conn, redirect_uri, "unsupported_response_type", NULL,
+                                  req.state[0] ? req.state : NULL);
     }
     if (!emu_param(conn, "scope", scope, sizeof scope) || !*scope)
         return html_page(conn, 400, "Error 400: invalid_request",

@@ -184,15 +184,10 @@ static int adminconsent(struct mg_connection *conn, struct emu *e, const char *t
     if (!client_and_redirect_ok(conn, e, redirect_uri, sizeof redirect_uri, &rc))
         return rc;
     if (v2 && (!emu_param(conn, "scope", scope, sizeof scope) || !*scope)) {
-        const char *kv[] = {"error",
-                            "invalid_request",
-                            "error_description",
-                            "AADSTS900144: The request body must contain the following "
-                            "parameter: 'scope'.",
-                            "state",
-                            st,
-                            NULL};
-        return emu_redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(conn, redirect_uri, "invalid_request",
+                                  "AADSTS900144: The request body must contain the following "
+                                  "parameter: 'scope'.",
+                                  st);
     }
     struct district *d = consent_granted(conn, e, tenant, redirect_uri, st, true, &rc);
     if (!d)
@@ -233,25 +228,15 @@ static int authorize(struct mg_connection *conn, struct emu *e, const char *tena
     if (!client_and_redirect_ok(conn, e, redirect_uri, sizeof redirect_uri, &rc))
         return rc;
     if (!emu_param(conn, "response_type", rtype, sizeof rtype) || strcmp(rtype, "code")) {
-        const char *kv[] = {"error",
-                            "unsupported_response_type",
-                            "error_description",
-                            "AADSTS700054: response_type is not supported for the application.",
-                            "state",
-                            st,
-                            NULL};
-        return emu_redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(
+            conn, redirect_uri, "unsupported_response_type",
+            "AADSTS700054: response_type is not supported for the application.", st);
     }
     if (!emu_param(conn, "scope", scope, sizeof scope) || !*scope) {
-        const char *kv[] = {"error",
-                            "invalid_request",
-                            "error_description",
-                            "AADSTS900144: The request body must contain the following "
-                            "parameter: 'scope'.",
-                            "state",
-                            st,
-                            NULL};
-        return emu_redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(conn, redirect_uri, "invalid_request",
+                                  "AADSTS900144: The request body must contain the following "
+                                  "parameter: 'scope'.",
+                                  st);
     }
     /* a sign-in: OpenID Connect scopes only, no Graph permission asked */
     if (strstr(scope, "openid") && !strstr(scope, "graph.microsoft.com"))
@@ -259,14 +244,9 @@ static int authorize(struct mg_connection *conn, struct emu *e, const char *tena
     bool has_challenge = emu_param(conn, "code_challenge", challenge, sizeof challenge) != NULL;
     if (has_challenge && emu_param(conn, "code_challenge_method", method, sizeof method) &&
         strcmp(method, "S256")) {
-        const char *kv[] = {"error",
-                            "invalid_request",
-                            "error_description",
-                            "AADSTS501491: Invalid size of Code_Challenge parameter or method.",
-                            "state",
-                            st,
-                            NULL};
-        return emu_redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(
+            conn, redirect_uri, "invalid_request",
+            "AADSTS501491: Invalid size of Code_Challenge parameter or method.", st);
     }
     /* an administrator's consent in the interactive flow counts for the tenant */
     struct district *d = consent_granted(conn, e, tenant, redirect_uri, st, false, &rc);
@@ -297,14 +277,9 @@ static int signin_authorize(struct mg_connection *conn, struct emu *e, const cha
     bool has_challenge = emu_param(conn, "code_challenge", challenge, sizeof challenge) != NULL;
     if (!has_challenge || !emu_param(conn, "code_challenge_method", method, sizeof method) ||
         strcmp(method, "S256")) {
-        const char *kv[] = {"error",
-                            "invalid_request",
-                            "error_description",
-                            "AADSTS501491: Invalid size of Code_Challenge parameter or method.",
-                            "state",
-                            st,
-                            NULL};
-        return emu_redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(
+            conn, redirect_uri, "invalid_request",
+            "AADSTS501491: Invalid size of Code_Challenge parameter or method.", st);
     }
     if (!emu_param(conn, "nonce", nonce, sizeof nonce))
         nonce[0] = '\0';
@@ -340,14 +315,8 @@ static int signin_authorize(struct mg_connection *conn, struct emu *e, const cha
         return html(conn, 400, "50020",
                     "The user account does not exist in the tenant of the request.");
     if (strcmp(dec, "allow") && strcmp(dec, "auto") && strcmp(dec, "page")) {
-        const char *kv[] = {"error",
-                            "access_denied",
-                            "error_description",
-                            "AADSTS65004: User declined to consent to access the app.",
-                            "state",
-                            st,
-                            NULL};
-        return emu_redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(conn, redirect_uri, "access_denied",
+                                  "AADSTS65004: User declined to consent to access the app.", st);
     }
     char payload[1400], code[2200], rh[17], session[37];
     hash16(redirect_uri, rh);
