@@ -195,6 +195,14 @@ void reply_free(struct reply *r)
     buf_free(&r->body);
 }
 
+void reply_take_body(struct reply *r, int status, struct buf *body)
+{
+    r->status = status;
+    buf_free(&r->body);
+    r->body = *body;
+    buf_init(body, 0);
+}
+
 void reply_header(struct reply *r, const char *name, const char *value)
 {
     size_t used = strlen(r->headers);

@@ -87,6 +87,8 @@ struct reply {
 };
 void reply_init(struct reply *r);
 void reply_free(struct reply *r);
+/* The reply's body becomes *body (taken: *body is left empty), with status. */
+void reply_take_body(struct reply *r, int status, struct buf *body);
 void reply_header(struct reply *r, const char *name, const char *value);
 /* Google's {"error":{"code","message","errors":[{"message","domain","reason"}],"status"}}. */
 void reply_google_error(struct reply *r, int status, const char *reason, const char *message);

@@ -139,10 +139,7 @@ static void page_done(struct mg_connection *conn, struct reply *r, struct buf *p
         json_decref(sel);
         return;
     }
-    r->status = 200;
-    buf_free(&r->body);
-    r->body = *page;
-    buf_init(page, 0);
+    reply_take_body(r, 200, page);
 }
 
 static int page_start(struct emu *e, struct mg_connection *conn, struct reply *r, char kind,

@@ -398,10 +398,7 @@ static void users(struct mg_connection *conn, struct emu *e, struct reply *r)
     if (values.len)
         B(buf_append(&page, values.data, values.len));
     B(buf_appends(&page, "]}"));
-    r->status = 200;
-    buf_free(&r->body);
-    r->body = page;
-    buf_init(&page, 0);
+    reply_take_body(r, 200, &page);
     goto out;
 oom:
     if (locked)
@@ -619,10 +616,7 @@ static void delta(struct mg_connection *conn, struct emu *e, struct reply *r)
 done:
     if (minimal)
         reply_header(r, "Preference-Applied", "return=minimal");
-    r->status = 200;
-    buf_free(&r->body);
-    r->body = page;
-    buf_init(&page, 0);
+    reply_take_body(r, 200, &page);
     goto out;
 oom:
     if (locked)
