@@ -330,13 +330,22 @@ static int signin_authorize(struct mg_connection *conn, struct emu *e, const cha
     return emu_redirect(conn, redirect_uri, kv);
 }
 
-/* The checks every authorization code passes at the token endpoint, after its own: the same
- * redirect_uri as at /authorize (rh is its hash16), the PKCE verifier of the challenge ("-" when
- * none was sent), and a first redemption. False after the error reply in r. */
-static bool code_redeemable(struct emu *e, const struct buf *body, const char *code, const char *rh,
-                            const char *challenge, struct reply *r)
+/* The checks every authorization code passes at the token endpoint: it names its district
+ * (district_ok) and has not expired (exp, Unix seconds), the same redirect_uri as at
+ * /authorize (rh is its hash16), the PKCE verifier of the challenge ("-" when none was sent),
+ * and a first redemption. False after the error reply in r. */
+static bool code_redeemable(struct emu *e, const struct buf *body, const char *code,
+                            bool district_ok, long long exp, const char *rh, const char *challenge,
+                            struct reply *r)
 {
     char redirect_uri[1024], verifier[256], mine[17], computed[64];
+    if (!district_ok || exp < (long long)time(NULL)) {
+        reply_aad_error(r, 400, "invalid_grant", 70008,
+                        "The provided authorization code or refresh token has expired due to "
+                        "inactivity. Send a new interactive authorization request for this user "
+                        "and resource.");
+        return false;
+    }
     if (!emu_form(body, "redirect_uri", redirect_uri, sizeof redirect_uri))
         redirect_uri[0] = '\0';
     hash16(redirect_uri, mine);
@@ -390,14 +399,7 @@ static void signin_code_grant(struct mg_connection *conn, struct emu *e, const s
         return;
     }
     struct district *d = emu_district(e, id);
-    if (!d || exp < (long long)time(NULL)) {
-        reply_aad_error(r, 400, "invalid_grant", 70008,
-                        "The provided authorization code or refresh token has expired due to "
-                        "inactivity. Send a new interactive authorization request for this user "
-                        "and resource.");
-        return;
-    }
-    if (!code_redeemable(e, body, code, rh, challenge, r))
+    if (!code_redeemable(e, body, code, d != NULL, exp, rh, challenge, r))
         return;
     struct signin_person p;
     emu_signin_person(d, email, &p);
@@ -469,14 +471,7 @@ static void code_grant(struct emu *e, const struct buf *body, struct district *d
                         "Invalid request. Request is malformed or invalid.");
         return;
     }
-    if (strcmp(id, district_id(d)) || exp < (long long)time(NULL)) {
-        reply_aad_error(r, 400, "invalid_grant", 70008,
-                        "The provided authorization code or refresh token has expired due to "
-                        "inactivity. Send a new interactive authorization request for this user "
-                        "and resource.");
-        return;
-    }
-    if (!code_redeemable(e, body, code, rh, challenge, r))
+    if (!code_redeemable(e, body, code, !strcmp(id, district_id(d)), exp, rh, challenge, r))
         return;
     district_lock(d);
     struct district_auth a = *district_auth(d);
