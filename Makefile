@@ -67,6 +67,7 @@ UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%)
 INTEG_SRCS := $(wildcard tests/integration/test_*.c)
 INTEG_BINS := $(INTEG_SRCS:%.c=$(BUILD)/%)
+# Helpers shared by the C tests (tests/common/*.c, linked into every test; headers by -Itests/common).
 TEST_HELPERS := $(wildcard tests/common/*.c)
 TEST_HELPER_OBJS := $(TEST_HELPERS:%.c=$(BUILD)/obj/%.o)
 
@@ -120,18 +121,28 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(TEST_HELPER_OBJS) $(LIBPAN
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Itests/common $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
+# The installer runs once per machine and work tree: the targets that start servers depend on
+# a stamp written after a successful run, remade only when what the installer reads changes.
+# `make deps` always runs it (say, after the cache in ~/.cache/k12panel was removed).
+DEPS_STAMP := .cache/deps.stamp
+DEPS_INPUTS := scripts/deps.sh scripts/common.sh deploy/kafka/pom.xml \
+               examples/subscriber-java/pom.xml tests/browser/package-lock.json \
+               tests/proto/package-lock.json
+$(DEPS_STAMP): $(DEPS_INPUTS)
+	sh scripts/deps.sh
+	@mkdir -p $(@D) && touch $@
+
 deps:
 	sh scripts/deps.sh
+	@mkdir -p $(dir $(DEPS_STAMP)) && touch $(DEPS_STAMP)
 
-test:
-	sh scripts/deps.sh
+test: $(DEPS_STAMP)
 	python3 tests/run.py
 
 test-unit: build tests
 	python3 tests/run.py --unit-only
 
-demo:
-	sh scripts/deps.sh
+demo: $(DEPS_STAMP)
 	$(MAKE) -j2 build
 	python3 scripts/demo.py
 
@@ -156,16 +167,13 @@ lint:
 	@! git grep -nE '\b(strcpy|strcat|sprintf|vsprintf|strtok|atoi|atol|gets)\s*\(' -- '*.c' '*.h' \
 	  || (echo 'lint: forbidden function (use snprintf, strtol, strtok_r, buf_*)'; exit 1)
 
-bench:
-	sh scripts/deps.sh
+bench: $(DEPS_STAMP)
 	python3 bench/run.py
 
-soak:
-	sh scripts/deps.sh
+soak: $(DEPS_STAMP)
 	python3 tests/soak.py
 
-fuzz:
-	sh scripts/deps.sh
+fuzz: $(DEPS_STAMP)
 	sh tests/fuzz/run.sh
 
 docs: build

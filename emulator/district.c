@@ -1,6 +1,7 @@
 #include "district.h"
 #include "buf.h"
 #include "config.h"
+#include "base64.h"
 #include "crypto.h"
 #include "json.h"
 
@@ -118,7 +119,7 @@ static void fmt_etag(const char *id, uint64_t n, char out[40])
     char b64[48];
     snprintf(seedtxt, sizeof seedtxt, "%.60s/%" PRIu64, id, n);
     crypto_sha256(seedtxt, strlen(seedtxt), h);
-    if (crypto_base64url(h, 18, b64, sizeof b64) < 0)
+    if (base64_encode(BASE64_URL, h, 18, b64, sizeof b64) < 0)
         b64[0] = '\0';
     snprintf(out, 40, "\"%s\"", b64);
 }
@@ -792,7 +793,7 @@ static int gen_azure_user(struct district *d, const struct gen_person *p, int sh
         uint8_t raw[16];
         memcpy(raw, &a, 8);
         memcpy(raw + 8, &c, 8);
-        if (crypto_base64(raw, sizeof raw, imm, sizeof imm) < 0)
+        if (base64_encode(BASE64_STD, raw, sizeof raw, imm, sizeof imm) < 0)
             goto oom;
         B(buf_append_json_string(&b, imm));
     } else {

@@ -2,6 +2,7 @@
 #include "crypto.h"
 #include "json.h"
 #include "google_oauth.h"
+#include "httpd.h"
 #include "signin.h"
 #include "log.h"
 
@@ -192,6 +193,14 @@ void reply_init(struct reply *r)
 void reply_free(struct reply *r)
 {
     buf_free(&r->body);
+}
+
+void reply_take_body(struct reply *r, int status, struct buf *body)
+{
+    r->status = status;
+    buf_free(&r->body);
+    r->body = *body;
+    buf_init(body, 0);
 }
 
 void reply_header(struct reply *r, const char *name, const char *value)
@@ -520,4 +529,37 @@ void emu_base_url(struct mg_connection *conn, char *out, size_t n)
         snprintf(out, n, "http://%s", safe);
     else
         snprintf(out, n, "http://127.0.0.1:%d", ri->server_port);
+}
+
+int emu_redirect(struct mg_connection *conn, const char *uri, const char *const *kv)
+{
+    struct buf b;
+    int rc;
+    buf_init(&b, 8192);
+    if (buf_appends(&b, "Location: ") || buf_appends(&b, uri))
+        goto oom;
+    char sep = strchr(uri, '?') ? '&' : '?';
+    for (size_t i = 0; kv[i]; i += 2) {
+        if (!kv[i + 1])
+            continue;
+        if (buf_append(&b, &sep, 1) || buf_appends(&b, kv[i]) || buf_appends(&b, "=") ||
+            buf_append_urlencoded(&b, kv[i + 1]))
+            goto oom;
+        sep = '&';
+    }
+    if (buf_appends(&b, "\r\n"))
+        goto oom;
+    rc = httpd_reply(conn, 302, "text/html; charset=utf-8", "", 0, b.data);
+    buf_free(&b);
+    return rc;
+oom:
+    buf_free(&b);
+    return httpd_reply(conn, 500, "text/plain", "out of memory", 13, NULL);
+}
+
+int emu_redirect_error(struct mg_connection *conn, const char *uri, const char *error,
+                       const char *description, const char *state)
+{
+    const char *kv[] = {"error", error, "error_description", description, "state", state, NULL};
+    return emu_redirect(conn, uri, kv);
 }

@@ -87,6 +87,8 @@ struct reply {
 };
 void reply_init(struct reply *r);
 void reply_free(struct reply *r);
+/* The reply's body becomes *body (taken: *body is left empty), with status. */
+void reply_take_body(struct reply *r, int status, struct buf *body);
 void reply_header(struct reply *r, const char *name, const char *value);
 /* Google's {"error":{"code","message","errors":[{"message","domain","reason"}],"status"}}. */
 void reply_google_error(struct reply *r, int status, const char *reason, const char *message);
@@ -111,5 +113,12 @@ const char *emu_form(const struct buf *body, const char *name, char *out, size_t
 const char *emu_bearer(struct mg_connection *conn);
 /* "http://host" from the request's Host header. */
 void emu_base_url(struct mg_connection *conn, char *out, size_t n);
+/* A 302 to uri with the query pairs of kv (a NULL-terminated name, value list; a pair whose
+ * value is NULL is left out), as both providers' authorization endpoints answer. */
+int emu_redirect(struct mg_connection *conn, const char *uri, const char *const *kv);
+/* The redirect of an authorization endpoint's refusal: error, then error_description and
+ * state when not NULL (Google sends no description). */
+int emu_redirect_error(struct mg_connection *conn, const char *uri, const char *error,
+                       const char *description, const char *state);
 
 #endif

@@ -139,10 +139,7 @@ static void page_done(struct mg_connection *conn, struct reply *r, struct buf *p
         json_decref(sel);
         return;
     }
-    r->status = 200;
-    buf_free(&r->body);
-    r->body = *page;
-    buf_init(page, 0);
+    reply_take_body(r, 200, page);
 }
 
 static int page_start(struct emu *e, struct mg_connection *conn, struct reply *r, char kind,
@@ -169,10 +166,7 @@ static int append_token(struct emu *e, struct buf *page, char kind, struct distr
 {
     struct page_state st;
     char tok[512];
-    memset(&st, 0, sizeof st);
-    st.kind = kind;
-    snprintf(st.district, sizeof st.district, "%s", district_id(d));
-    st.pos = pos;
+    page_state_init(&st, kind, district_id(d), pos);
     if (page_token_make(e->tokens, &st, tok, sizeof tok))
         return -1;
     return buf_appendf(page, ",\"nextPageToken\":\"%s\"", tok);

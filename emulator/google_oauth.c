@@ -1,4 +1,5 @@
 #include "google_oauth.h"
+#include "base64.h"
 #include "crypto.h"
 #include "httpd.h"
 #include "log.h"
@@ -194,33 +195,6 @@ static int html_page(struct mg_connection *conn, int status, const char *title, 
     return rc;
 }
 
-/* 302 to redirect_uri with the given query pairs (NULL-terminated name/value list). */
-static int redirect(struct mg_connection *conn, const char *uri, const char *const *kv)
-{
-    struct buf b;
-    int rc;
-    buf_init(&b, 8192);
-    if (buf_appends(&b, "Location: ") || buf_appends(&b, uri))
-        goto oom;
-    char sep = strchr(uri, '?') ? '&' : '?';
-    for (size_t i = 0; kv[i]; i += 2) {
-        if (!kv[i + 1])
-            continue;
-        if (buf_append(&b, &sep, 1) || buf_appends(&b, kv[i]) || buf_appends(&b, "=") ||
-            buf_append_urlencoded(&b, kv[i + 1]))
-            goto oom;
-        sep = '&';
-    }
-    if (buf_appends(&b, "\r\n"))
-        goto oom;
-    rc = httpd_reply(conn, 302, "text/html; charset=UTF-8", "", 0, b.data);
-    buf_free(&b);
-    return rc;
-oom:
-    buf_free(&b);
-    return httpd_reply(conn, 500, "text/plain", "out of memory", 13, NULL);
-}
-
 static void html_escape(struct buf *b, const char *s, int *fail)
 {
     for (; *s; s++) {
@@ -383,9 +357,8 @@ static int finish(struct mg_connection *conn, struct emu *e, const struct auth_r
                   bool allow, unsigned granted)
 {
     if (!allow) {
-        const char *kv[] = {"error", "access_denied", "state", req->state[0] ? req->state : NULL,
-                            NULL};
-        return redirect(conn, req->redirect_uri, kv);
+        return emu_redirect_error(conn, req->redirect_uri, "access_denied", NULL,
+                                  req->state[0] ? req->state : NULL);
     }
     struct auth_request r = *req;
     char code[128], scope[SCOPE_MAX];
@@ -399,7 +372,7 @@ static int finish(struct mg_connection *conn, struct emu *e, const struct auth_r
                         "authuser", "0",
                         "prompt",   "consent",
                         NULL};
-    return redirect(conn, r.redirect_uri, kv);
+    return emu_redirect(conn, r.redirect_uri, kv);
 }
 
 static int consent_page(struct mg_connection *conn, struct emu *e, const struct auth_request *req)
@@ -509,9 +482,8 @@ static int authorize(struct mg_connection *conn, struct emu *e)
         snprintf(req.state, sizeof req.state, "%s", state);
     if (!emu_param(conn, "response_type", response_type, sizeof response_type) ||
         strcmp(response_type, "code")) {
-        const char *kv[] = {"error", "unsupported_response_type", "state",
-                            req.state[0] ? req.state : NULL, NULL};
-        return redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(conn, redirect_uri, "unsupported_response_type", NULL,
+                                  req.state[0] ? req.state : NULL);
     }
     if (!emu_param(conn, "scope", scope, sizeof scope) || !*scope)
         return html_page(conn, 400, "Error 400: invalid_request",
@@ -657,7 +629,7 @@ static void client_creds(struct mg_connection *conn, const struct buf *body, cha
     const char *h = mg_get_header(conn, "Authorization");
     if (h && !strncasecmp(h, "Basic ", 6)) {
         uint8_t dec[600];
-        long n = crypto_base64_decode(h + 6, dec, sizeof dec - 1);
+        long n = base64_decode(BASE64_STD, h + 6, strlen(h + 6), dec, sizeof dec - 1);
         if (n > 0) {
             dec[n] = '\0';
             char *colon = strchr((char *)dec, ':');

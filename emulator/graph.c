@@ -495,10 +495,7 @@ static void users(struct mg_connection *conn, struct emu *e, struct reply *r)
     if (i < n) {
         struct page_state st;
         char tok[512];
-        memset(&st, 0, sizeof st);
-        st.kind = 'g';
-        snprintf(st.district, sizeof st.district, "%s", district_id(d));
-        st.pos = i;
+        page_state_init(&st, 'g', district_id(d), i);
         B(page_token_make(e->tokens, &st, tok, sizeof tok));
         if (emu_param(conn, "$top", top, sizeof top))
             B(add_param(&q, "$top", top));
@@ -515,10 +512,7 @@ static void users(struct mg_connection *conn, struct emu *e, struct reply *r)
     if (values.len)
         B(buf_append(&page, values.data, values.len));
     B(buf_appends(&page, "]}"));
-    r->status = 200;
-    buf_free(&r->body);
-    r->body = page;
-    buf_init(&page, 0);
+    reply_take_body(r, 200, &page);
     goto out;
 oom:
     if (locked)
@@ -572,10 +566,7 @@ static int delta_token_link(struct emu *e, struct buf *page, const char *base, c
 {
     struct page_state st;
     char tok[512];
-    memset(&st, 0, sizeof st);
-    st.kind = kind;
-    snprintf(st.district, sizeof st.district, "%s", district_id(d));
-    st.pos = pos;
+    page_state_init(&st, kind, district_id(d), pos);
     st.vfrom = vfrom;
     st.vto = vto;
     st.aux = mask;
@@ -745,10 +736,7 @@ static void delta(struct mg_connection *conn, struct emu *e, struct reply *r)
 done:
     if (minimal)
         reply_header(r, "Preference-Applied", "return=minimal");
-    r->status = 200;
-    buf_free(&r->body);
-    r->body = page;
-    buf_init(&page, 0);
+    reply_take_body(r, 200, &page);
     goto out;
 oom:
     if (locked)

@@ -33,32 +33,6 @@ static int html(struct mg_connection *conn, int status, const char *code, const 
     return rc;
 }
 
-static int redirect(struct mg_connection *conn, const char *uri, const char *const *kv)
-{
-    struct buf b;
-    int rc;
-    buf_init(&b, 8192);
-    if (buf_appends(&b, "Location: ") || buf_appends(&b, uri))
-        goto oom;
-    char sep = strchr(uri, '?') ? '&' : '?';
-    for (size_t i = 0; kv[i]; i += 2) {
-        if (!kv[i + 1])
-            continue;
-        if (buf_append(&b, &sep, 1) || buf_appends(&b, kv[i]) || buf_appends(&b, "=") ||
-            buf_append_urlencoded(&b, kv[i + 1]))
-            goto oom;
-        sep = '&';
-    }
-    if (buf_appends(&b, "\r\n"))
-        goto oom;
-    rc = httpd_reply(conn, 302, "text/html; charset=utf-8", "", 0, b.data);
-    buf_free(&b);
-    return rc;
-oom:
-    buf_free(&b);
-    return httpd_reply(conn, 500, "text/plain", "out of memory", 13, NULL);
-}
-
 /* The district a /{tenant}/ segment names: a tenant id or domain, or common/organizations
  * resolved through login_hint (or the only district). */
 static struct district *tenant_district(struct emu *e, const char *tenant, const char *hint)
@@ -127,48 +101,57 @@ static int consent_form(struct mg_connection *conn, const char *path)
     return rc;
 }
 
-static int adminconsent(struct mg_connection *conn, struct emu *e, const char *tenant, bool v2)
+/* The checks both browser endpoints start with: the client is this application and
+ * redirect_uri (read into redirect_uri) an http(s) URL. False after an error page in *rc. */
+static bool client_and_redirect_ok(struct mg_connection *conn, struct emu *e, char *redirect_uri,
+                                   size_t n, int *rc)
 {
-    char client_id[256], redirect_uri[1024], state[1024], hint[320], decision[16], scope[512];
-    const char *st = emu_param(conn, "state", state, sizeof state);
-    atomic_fetch_add(&e->requests[R_MS_CONSENT], 1);
+    char client_id[256];
     if (!emu_param(conn, "client_id", client_id, sizeof client_id) ||
         strcmp(client_id, e->cfg->ms_client_id)) {
-        return html(conn, 400, "700016",
-                    "Application with the given identifier was not found in the directory.");
+        *rc = html(conn, 400, "700016",
+                   "Application with the given identifier was not found in the directory.");
+        return false;
     }
-    if (!emu_param(conn, "redirect_uri", redirect_uri, sizeof redirect_uri) ||
-        (strncmp(redirect_uri, "http://", 7) && strncmp(redirect_uri, "https://", 8)))
-        return html(conn, 400, "50011",
-                    "The redirect URI specified in the request does not match the redirect URIs "
-                    "configured for the application.");
-    if (v2 && (!emu_param(conn, "scope", scope, sizeof scope) || !*scope)) {
-        const char *kv[] = {"error",
-                            "invalid_request",
-                            "error_description",
-                            "AADSTS900144: The request body must contain the following "
-                            "parameter: 'scope'.",
-                            "state",
-                            st,
-                            NULL};
-        return redirect(conn, redirect_uri, kv);
+    if (!emu_param(conn, "redirect_uri", redirect_uri, n) ||
+        (strncmp(redirect_uri, "http://", 7) && strncmp(redirect_uri, "https://", 8))) {
+        *rc = html(conn, 400, "50011",
+                   "The redirect URI specified in the request does not match the redirect URIs "
+                   "configured for the application.");
+        return false;
     }
+    return true;
+}
+
+/* An administrator's consent, as /adminconsent and the authorization code flow ask for it: the
+ * directory (the path's tenant, else the login_hint's), then the decision (emulator_decision,
+ * else the configured one): the consent page, a refusal (access_denied, with admin_consent=False
+ * on /adminconsent), or a grant recorded for the whole tenant. Returns the district when
+ * granted; otherwise NULL with the reply sent in *rc. */
+static struct district *consent_granted(struct mg_connection *conn, struct emu *e,
+                                        const char *tenant, const char *redirect_uri,
+                                        const char *st, bool admin_consent, int *rc)
+{
+    char hint[320], decision[16];
     const char *h = emu_param(conn, "login_hint", hint, sizeof hint);
     struct district *d = tenant_district(e, tenant, h);
     if (!d && h && *h)
         d = emu_district_for_hint(e, h);
-    if (!d)
-        return html(conn, 400, "90002",
-                    "Tenant not found. Check to make sure you have the correct tenant ID and are "
-                    "signing into the correct cloud.");
+    if (!d) {
+        *rc = html(conn, 400, "90002",
+                   "Tenant not found. Check to make sure you have the correct tenant ID and are "
+                   "signing into the correct cloud.");
+        return NULL;
+    }
     const char *dec = emu_param(conn, "emulator_decision", decision, sizeof decision);
     if (!dec)
         dec = e->cfg->consent;
     if (!strcmp(dec, "page")) {
-        const struct mg_request_info *ri = mg_get_request_info(conn);
-        return consent_form(conn, ri->local_uri);
+        *rc = consent_form(conn, mg_get_request_info(conn)->local_uri);
+        return NULL;
     }
     if (strcmp(dec, "allow") && strcmp(dec, "auto")) {
+        /* the pair after "state" ends the list on the authorization code flow */
         const char *kv[] = {"error",
                             "access_denied",
                             "error_subcode",
@@ -177,10 +160,11 @@ static int adminconsent(struct mg_connection *conn, struct emu *e, const char *t
                             "AADSTS65004: User declined to consent to access the app.",
                             "state",
                             st,
-                            "admin_consent",
+                            admin_consent ? "admin_consent" : NULL,
                             "False",
                             NULL};
-        return redirect(conn, redirect_uri, kv);
+        *rc = emu_redirect(conn, redirect_uri, kv);
+        return NULL;
     }
     district_lock(d);
     struct district_auth *a = district_auth(d);
@@ -188,6 +172,26 @@ static int adminconsent(struct mg_connection *conn, struct emu *e, const char *t
     a->azure_ever_consented = true;
     a->azure_permission = true;
     district_unlock(d);
+    return d;
+}
+
+static int adminconsent(struct mg_connection *conn, struct emu *e, const char *tenant, bool v2)
+{
+    char redirect_uri[1024], state[1024], scope[512];
+    int rc;
+    const char *st = emu_param(conn, "state", state, sizeof state);
+    atomic_fetch_add(&e->requests[R_MS_CONSENT], 1);
+    if (!client_and_redirect_ok(conn, e, redirect_uri, sizeof redirect_uri, &rc))
+        return rc;
+    if (v2 && (!emu_param(conn, "scope", scope, sizeof scope) || !*scope)) {
+        return emu_redirect_error(conn, redirect_uri, "invalid_request",
+                                  "AADSTS900144: The request body must contain the following "
+                                  "parameter: 'scope'.",
+                                  st);
+    }
+    struct district *d = consent_granted(conn, e, tenant, redirect_uri, st, true, &rc);
+    if (!d)
+        return rc;
     const char *kv[] = {"admin_consent",
                         "True",
                         "tenant",
@@ -198,7 +202,7 @@ static int adminconsent(struct mg_connection *conn, struct emu *e, const char *t
                         v2 ? "https://graph.microsoft.com/User.Read.All " GRAPH_DEFAULT_SCOPE
                            : NULL,
                         NULL};
-    return redirect(conn, redirect_uri, kv);
+    return emu_redirect(conn, redirect_uri, kv);
 }
 
 #define MS_CODE_PREFIX    "M.C."
@@ -217,39 +221,22 @@ static int signin_authorize(struct mg_connection *conn, struct emu *e, const cha
 /* GET /{tenant}/oauth2/v2.0/authorize: the authorization code flow (delegated). */
 static int authorize(struct mg_connection *conn, struct emu *e, const char *tenant)
 {
-    char client_id[256], redirect_uri[1024], state[1024], hint[320], decision[16], scope[1024],
-        rtype[32], challenge[128], method[16];
+    char redirect_uri[1024], state[1024], scope[1024], rtype[32], challenge[128], method[16];
+    int rc;
     const char *st = emu_param(conn, "state", state, sizeof state);
     atomic_fetch_add(&e->requests[R_MS_CONSENT], 1);
-    if (!emu_param(conn, "client_id", client_id, sizeof client_id) ||
-        strcmp(client_id, e->cfg->ms_client_id))
-        return html(conn, 400, "700016",
-                    "Application with the given identifier was not found in the directory.");
-    if (!emu_param(conn, "redirect_uri", redirect_uri, sizeof redirect_uri) ||
-        (strncmp(redirect_uri, "http://", 7) && strncmp(redirect_uri, "https://", 8)))
-        return html(conn, 400, "50011",
-                    "The redirect URI specified in the request does not match the redirect URIs "
-                    "configured for the application.");
+    if (!client_and_redirect_ok(conn, e, redirect_uri, sizeof redirect_uri, &rc))
+        return rc;
     if (!emu_param(conn, "response_type", rtype, sizeof rtype) || strcmp(rtype, "code")) {
-        const char *kv[] = {"error",
-                            "unsupported_response_type",
-                            "error_description",
-                            "AADSTS700054: response_type is not supported for the application.",
-                            "state",
-                            st,
-                            NULL};
-        return redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(
+            conn, redirect_uri, "unsupported_response_type",
+            "AADSTS700054: response_type is not supported for the application.", st);
     }
     if (!emu_param(conn, "scope", scope, sizeof scope) || !*scope) {
-        const char *kv[] = {"error",
-                            "invalid_request",
-                            "error_description",
-                            "AADSTS900144: The request body must contain the following "
-                            "parameter: 'scope'.",
-                            "state",
-                            st,
-                            NULL};
-        return redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(conn, redirect_uri, "invalid_request",
+                                  "AADSTS900144: The request body must contain the following "
+                                  "parameter: 'scope'.",
+                                  st);
     }
     /* a sign-in: OpenID Connect scopes only, no Graph permission asked */
     if (strstr(scope, "openid") && !strstr(scope, "graph.microsoft.com"))
@@ -257,49 +244,14 @@ static int authorize(struct mg_connection *conn, struct emu *e, const char *tena
     bool has_challenge = emu_param(conn, "code_challenge", challenge, sizeof challenge) != NULL;
     if (has_challenge && emu_param(conn, "code_challenge_method", method, sizeof method) &&
         strcmp(method, "S256")) {
-        const char *kv[] = {"error",
-                            "invalid_request",
-                            "error_description",
-                            "AADSTS501491: Invalid size of Code_Challenge parameter or method.",
-                            "state",
-                            st,
-                            NULL};
-        return redirect(conn, redirect_uri, kv);
-    }
-    const char *h = emu_param(conn, "login_hint", hint, sizeof hint);
-    struct district *d = tenant_district(e, tenant, h);
-    if (!d && h && *h)
-        d = emu_district_for_hint(e, h);
-    if (!d)
-        return html(conn, 400, "90002",
-                    "Tenant not found. Check to make sure you have the correct tenant ID and are "
-                    "signing into the correct cloud.");
-    const char *dec = emu_param(conn, "emulator_decision", decision, sizeof decision);
-    if (!dec)
-        dec = e->cfg->consent;
-    if (!strcmp(dec, "page")) {
-        const struct mg_request_info *ri = mg_get_request_info(conn);
-        return consent_form(conn, ri->local_uri);
-    }
-    if (strcmp(dec, "allow") && strcmp(dec, "auto")) {
-        const char *kv[] = {"error",
-                            "access_denied",
-                            "error_subcode",
-                            "cancel",
-                            "error_description",
-                            "AADSTS65004: User declined to consent to access the app.",
-                            "state",
-                            st,
-                            NULL};
-        return redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(
+            conn, redirect_uri, "invalid_request",
+            "AADSTS501491: Invalid size of Code_Challenge parameter or method.", st);
     }
     /* an administrator's consent in the interactive flow counts for the tenant */
-    district_lock(d);
-    struct district_auth *a = district_auth(d);
-    a->azure_consented = true;
-    a->azure_ever_consented = true;
-    a->azure_permission = true;
-    district_unlock(d);
+    struct district *d = consent_granted(conn, e, tenant, redirect_uri, st, false, &rc);
+    if (!d)
+        return rc;
     char payload[400], code[700], rh[17], nonce[24], session[37];
     hash16(redirect_uri, rh);
     if (crypto_token(nonce, sizeof nonce, 12) || crypto_uuid(session))
@@ -310,7 +262,7 @@ static int authorize(struct mg_connection *conn, struct emu *e, const char *tena
     if (page_tokens_sign(e->tokens, MS_CODE_PREFIX, payload, code, sizeof code))
         return html(conn, 500, "90033", "A transient error has occurred.");
     const char *kv[] = {"code", code, "state", st, "session_state", session, NULL};
-    return redirect(conn, redirect_uri, kv);
+    return emu_redirect(conn, redirect_uri, kv);
 }
 
 #define MS_SIGNIN_PREFIX "M.S."
@@ -325,14 +277,9 @@ static int signin_authorize(struct mg_connection *conn, struct emu *e, const cha
     bool has_challenge = emu_param(conn, "code_challenge", challenge, sizeof challenge) != NULL;
     if (!has_challenge || !emu_param(conn, "code_challenge_method", method, sizeof method) ||
         strcmp(method, "S256")) {
-        const char *kv[] = {"error",
-                            "invalid_request",
-                            "error_description",
-                            "AADSTS501491: Invalid size of Code_Challenge parameter or method.",
-                            "state",
-                            st,
-                            NULL};
-        return redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(
+            conn, redirect_uri, "invalid_request",
+            "AADSTS501491: Invalid size of Code_Challenge parameter or method.", st);
     }
     if (!emu_param(conn, "nonce", nonce, sizeof nonce))
         nonce[0] = '\0';
@@ -368,14 +315,8 @@ static int signin_authorize(struct mg_connection *conn, struct emu *e, const cha
         return html(conn, 400, "50020",
                     "The user account does not exist in the tenant of the request.");
     if (strcmp(dec, "allow") && strcmp(dec, "auto") && strcmp(dec, "page")) {
-        const char *kv[] = {"error",
-                            "access_denied",
-                            "error_description",
-                            "AADSTS65004: User declined to consent to access the app.",
-                            "state",
-                            st,
-                            NULL};
-        return redirect(conn, redirect_uri, kv);
+        return emu_redirect_error(conn, redirect_uri, "access_denied",
+                                  "AADSTS65004: User declined to consent to access the app.", st);
     }
     char payload[1400], code[2200], rh[17], session[37];
     hash16(redirect_uri, rh);
@@ -386,7 +327,49 @@ static int signin_authorize(struct mg_connection *conn, struct emu *e, const cha
     if (page_tokens_sign(e->tokens, MS_SIGNIN_PREFIX, payload, code, sizeof code))
         return html(conn, 500, "90033", "A transient error has occurred.");
     const char *kv[] = {"code", code, "state", st, "session_state", session, NULL};
-    return redirect(conn, redirect_uri, kv);
+    return emu_redirect(conn, redirect_uri, kv);
+}
+
+/* The checks every authorization code passes at the token endpoint: it names its district
+ * (district_ok) and has not expired (exp, Unix seconds), the same redirect_uri as at
+ * /authorize (rh is its hash16), the PKCE verifier of the challenge ("-" when none was sent),
+ * and a first redemption. False after the error reply in r. */
+static bool code_redeemable(struct emu *e, const struct buf *body, const char *code,
+                            bool district_ok, long long exp, const char *rh, const char *challenge,
+                            struct reply *r)
+{
+    char redirect_uri[1024], verifier[256], mine[17], computed[64];
+    if (!district_ok || exp < (long long)time(NULL)) {
+        reply_aad_error(r, 400, "invalid_grant", 70008,
+                        "The provided authorization code or refresh token has expired due to "
+                        "inactivity. Send a new interactive authorization request for this user "
+                        "and resource.");
+        return false;
+    }
+    if (!emu_form(body, "redirect_uri", redirect_uri, sizeof redirect_uri))
+        redirect_uri[0] = '\0';
+    hash16(redirect_uri, mine);
+    if (strcmp(mine, rh)) {
+        reply_aad_error(r, 400, "invalid_grant", 50011,
+                        "The redirect URI specified in the request does not match the redirect "
+                        "URI used to obtain the authorization code.");
+        return false;
+    }
+    if (strcmp(challenge, "-") &&
+        (!emu_form(body, "code_verifier", verifier, sizeof verifier) ||
+         crypto_pkce_challenge(verifier, computed) || !crypto_equal(computed, challenge))) {
+        reply_aad_error(r, 400, "invalid_grant", 501481,
+                        "The Code_Verifier does not match the code_challenge supplied in the "
+                        "authorization request.");
+        return false;
+    }
+    if (!page_tokens_once(e->tokens, code)) {
+        reply_aad_error(r, 400, "invalid_grant", 54005,
+                        "OAuth2 Authorization code was already redeemed, please retry with a new "
+                        "valid code or use an existing refresh token.");
+        return false;
+    }
+    return true;
 }
 
 /* POST /{tenant}/oauth2/v2.0/token with a sign-in code: the id_token (and a token for the
@@ -395,8 +378,7 @@ static void signin_code_grant(struct mg_connection *conn, struct emu *e, const s
                               const char *code, struct reply *r)
 {
     char payload[1400], id[DISTRICT_ID_MAX + 1], challenge[128], rh[17], email[320],
-        nonce[256] = "", redirect_uri[1024], verifier[256], mine[17], client_id[256], secret[256],
-        base[512], at[64];
+        nonce[256] = "", client_id[256], secret[256], base[512], at[64];
     long long exp;
     if (page_tokens_verify(e->tokens, MS_SIGNIN_PREFIX, code, payload, sizeof payload) ||
         sscanf(payload, "%48[^|]|%lld|%127[^|]|%16[^|]|%319[^|]|%255[^|]", id, &exp, challenge, rh,
@@ -417,36 +399,8 @@ static void signin_code_grant(struct mg_connection *conn, struct emu *e, const s
         return;
     }
     struct district *d = emu_district(e, id);
-    if (!d || exp < (long long)time(NULL)) {
-        reply_aad_error(r, 400, "invalid_grant", 70008,
-                        "The provided authorization code or refresh token has expired due to "
-                        "inactivity. Send a new interactive authorization request for this user "
-                        "and resource.");
+    if (!code_redeemable(e, body, code, d != NULL, exp, rh, challenge, r))
         return;
-    }
-    if (!emu_form(body, "redirect_uri", redirect_uri, sizeof redirect_uri))
-        redirect_uri[0] = '\0';
-    hash16(redirect_uri, mine);
-    if (strcmp(mine, rh)) {
-        reply_aad_error(r, 400, "invalid_grant", 50011,
-                        "The redirect URI specified in the request does not match the redirect "
-                        "URI used to obtain the authorization code.");
-        return;
-    }
-    char computed[64];
-    if (!emu_form(body, "code_verifier", verifier, sizeof verifier) ||
-        crypto_pkce_challenge(verifier, computed) || !crypto_equal(computed, challenge)) {
-        reply_aad_error(r, 400, "invalid_grant", 501481,
-                        "The Code_Verifier does not match the code_challenge supplied in the "
-                        "authorization request.");
-        return;
-    }
-    if (!page_tokens_once(e->tokens, code)) {
-        reply_aad_error(r, 400, "invalid_grant", 54005,
-                        "OAuth2 Authorization code was already redeemed, please retry with a new "
-                        "valid code or use an existing refresh token.");
-        return;
-    }
     struct signin_person p;
     emu_signin_person(d, email, &p);
     emu_base_url(conn, base, sizeof base);
@@ -506,8 +460,7 @@ static void token_ok_delegated(struct emu *e, struct reply *r, struct district *
 
 static void code_grant(struct emu *e, const struct buf *body, struct district *d, struct reply *r)
 {
-    char code[800], payload[512], id[DISTRICT_ID_MAX + 1], challenge[128], rh[17], nonce[32],
-        redirect_uri[1024], verifier[256], mine[17];
+    char code[800], payload[512], id[DISTRICT_ID_MAX + 1], challenge[128], rh[17], nonce[32];
     long long exp;
     int offline;
     if (!emu_form(body, "code", code, sizeof code) ||
@@ -518,38 +471,8 @@ static void code_grant(struct emu *e, const struct buf *body, struct district *d
                         "Invalid request. Request is malformed or invalid.");
         return;
     }
-    if (strcmp(id, district_id(d)) || exp < (long long)time(NULL)) {
-        reply_aad_error(r, 400, "invalid_grant", 70008,
-                        "The provided authorization code or refresh token has expired due to "
-                        "inactivity. Send a new interactive authorization request for this user "
-                        "and resource.");
+    if (!code_redeemable(e, body, code, !strcmp(id, district_id(d)), exp, rh, challenge, r))
         return;
-    }
-    if (!emu_form(body, "redirect_uri", redirect_uri, sizeof redirect_uri))
-        redirect_uri[0] = '\0';
-    hash16(redirect_uri, mine);
-    if (strcmp(mine, rh)) {
-        reply_aad_error(r, 400, "invalid_grant", 50011,
-                        "The redirect URI specified in the request does not match the redirect "
-                        "URI used to obtain the authorization code.");
-        return;
-    }
-    if (strcmp(challenge, "-")) {
-        char computed[64];
-        if (!emu_form(body, "code_verifier", verifier, sizeof verifier) ||
-            crypto_pkce_challenge(verifier, computed) || !crypto_equal(computed, challenge)) {
-            reply_aad_error(r, 400, "invalid_grant", 501481,
-                            "The Code_Verifier does not match the code_challenge supplied in "
-                            "the authorization request.");
-            return;
-        }
-    }
-    if (!page_tokens_once(e->tokens, code)) {
-        reply_aad_error(r, 400, "invalid_grant", 54005,
-                        "OAuth2 Authorization code was already redeemed, please retry with a "
-                        "new valid code or use an existing refresh token.");
-        return;
-    }
     district_lock(d);
     struct district_auth a = *district_auth(d);
     district_unlock(d);

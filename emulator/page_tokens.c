@@ -1,4 +1,5 @@
 #include "page_tokens.h"
+#include "base64.h"
 #include "crypto.h"
 
 #include <inttypes.h>
@@ -143,10 +144,10 @@ int page_tokens_sign(struct page_tokens *pt, const char *prefix, const char *pay
     size_t n = strlen(payload);
     if (n > 500)
         return -1;
-    if (crypto_base64url(payload, n, enc, sizeof enc) < 0)
+    if (base64_encode(BASE64_URL, payload, n, enc, sizeof enc) < 0)
         return -1;
     mac(pt, prefix, payload, n, m);
-    if (crypto_base64url(m, MAC_BYTES, menc, sizeof menc) < 0)
+    if (base64_encode(BASE64_URL, m, MAC_BYTES, menc, sizeof menc) < 0)
         return -1;
     int w = snprintf(out, outlen, "%s%s.%s", prefix, enc, menc);
     return (w < 0 || (size_t)w >= outlen) ? -1 : 0;
@@ -166,19 +167,27 @@ int page_tokens_verify(struct page_tokens *pt, const char *prefix, const char *t
         return -1;
     memcpy(enc, body, (size_t)(dot - body));
     enc[dot - body] = '\0';
-    long n = crypto_base64_decode(enc, (uint8_t *)payload, payloadlen - 1);
+    long n = base64_decode(BASE64_URL, enc, strlen(enc), (uint8_t *)payload, payloadlen - 1);
     if (n < 0)
         return -1;
     payload[n] = '\0';
     if (memchr(payload, '\0', (size_t)n))
         return -1;
     mac(pt, prefix, payload, (size_t)n, m);
-    if (crypto_base64_decode(dot + 1, got, sizeof got) != MAC_BYTES)
+    if (base64_decode(BASE64_URL, dot + 1, strlen(dot + 1), got, sizeof got) != MAC_BYTES)
         return -1;
     uint8_t diff = 0;
     for (int i = 0; i < MAC_BYTES; i++)
         diff |= (uint8_t)(got[i] ^ m[i]);
     return diff ? -1 : 0;
+}
+
+void page_state_init(struct page_state *st, char kind, const char *district, uint64_t pos)
+{
+    memset(st, 0, sizeof *st);
+    st->kind = kind;
+    snprintf(st->district, sizeof st->district, "%s", district);
+    st->pos = pos;
 }
 
 int page_token_make(struct page_tokens *pt, const struct page_state *st, char *out, size_t outlen)

@@ -25,6 +25,8 @@ enum page_token_result { PAGE_TOKEN_OK = 0, PAGE_TOKEN_INVALID = 1, PAGE_TOKEN_E
 struct page_tokens *page_tokens_new(long ttl_s, long delta_ttl_s);
 void page_tokens_destroy(struct page_tokens *pt);
 
+/* A state at pos of a district's list of this kind, the delta fields zero. */
+void page_state_init(struct page_state *st, char kind, const char *district, uint64_t pos);
 /* Write a token for st into out (at least 256 bytes). 0 or -1. */
 int page_token_make(struct page_tokens *pt, const struct page_state *st, char *out, size_t outlen)
     __attribute__((warn_unused_result));

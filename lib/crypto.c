@@ -1,5 +1,7 @@
 #include "crypto.h"
 
+#include "base64.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -30,7 +32,7 @@ int crypto_token(char *out, size_t outlen, size_t nbytes)
     uint8_t b[64];
     if (nbytes > sizeof b || crypto_random(b, nbytes))
         return -1;
-    return crypto_base64url(b, nbytes, out, outlen) < 0 ? -1 : 0;
+    return base64_encode(BASE64_URL, b, nbytes, out, outlen) < 0 ? -1 : 0;
 }
 
 void crypto_sha256(const void *data, size_t n, uint8_t out[32])
@@ -56,82 +58,20 @@ void crypto_md5_hex(const void *data, size_t n, char out[33])
     crypto_hex(h, 16, out);
 }
 
-static long b64(const void *data, size_t n, char *out, size_t outlen, const char *alpha, bool pad)
-{
-    const uint8_t *p = data;
-    size_t need = pad ? ((n + 2) / 3) * 4 : (n * 4 + 2) / 3;
-    if (outlen < need + 1)
-        return -1;
-    size_t o = 0;
-    size_t i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        out[o++] = alpha[v >> 18 & 63];
-        out[o++] = alpha[v >> 12 & 63];
-        out[o++] = alpha[v >> 6 & 63];
-        out[o++] = alpha[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
-        out[o++] = alpha[v >> 18 & 63];
-        out[o++] = alpha[v >> 12 & 63];
-        if (i + 1 < n)
-            out[o++] = alpha[v >> 6 & 63];
-        else if (pad)
-            out[o++] = '=';
-        if (pad)
-            out[o++] = '=';
-    }
-    out[o] = '\0';
-    return (long)o;
-}
-
+/* The event code's names for base64_* (lib/base64.h); new code calls base64_* itself. */
 long crypto_base64url(const void *data, size_t n, char *out, size_t outlen)
 {
-    return b64(data, n, out, outlen,
-               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", false);
+    return base64_encode(BASE64_URL, data, n, out, outlen);
 }
 
 long crypto_base64(const void *data, size_t n, char *out, size_t outlen)
 {
-    return b64(data, n, out, outlen,
-               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", true);
-}
-
-static int b64val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
+    return base64_encode(BASE64_STD, data, n, out, outlen);
 }
 
 long crypto_base64_decode(const char *in, uint8_t *out, size_t outlen)
 {
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (const char *p = in; *p && *p != '='; p++) {
-        int v = b64val(*p);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= outlen)
-                return -1;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (long)o;
+    return base64_decode(BASE64_ANY, in, strlen(in), out, outlen);
 }
 
 void crypto_hex(const void *data, size_t n, char *out)
@@ -174,7 +114,7 @@ int crypto_pkce_challenge(const char *verifier, char out[44])
 {
     uint8_t h[32];
     SHA256((const unsigned char *)verifier, strlen(verifier), h);
-    return crypto_base64url(h, 32, out, 44) == 43 ? 0 : -1;
+    return base64_encode(BASE64_URL, h, 32, out, 44) == 43 ? 0 : -1;
 }
 
 bool crypto_equal(const char *a, const char *b)
@@ -197,7 +137,7 @@ int crypto_key_parse(const char *text, uint8_t key[CRYPTO_KEY_LEN], char *err, s
     if (strlen(text) == 64)
         n = crypto_hex_decode(text, tmp, sizeof tmp);
     if (n != CRYPTO_KEY_LEN)
-        n = crypto_base64_decode(text, tmp, sizeof tmp);
+        n = base64_decode(BASE64_ANY, text, strlen(text), tmp, sizeof tmp);
     if (n != CRYPTO_KEY_LEN) {
         snprintf(err, errlen, "a key must be 32 bytes, given as 64 hex characters or base64");
         return -1;

@@ -23,9 +23,10 @@ void crypto_sha256_hex(const void *data, size_t n, char out[65]);
 /* MD5 as lower-case hex, for content hashes that must equal PostgreSQL's md5() (not for
  * security); out is "" if the digest is unavailable. */
 void crypto_md5_hex(const void *data, size_t n, char out[33]);
-/* base64url without padding (RFC 4648 §5). Returns bytes written (excluding NUL) or -1. */
+/* Older names of lib/base64.h's functions, kept for the event code (lib/events.c,
+ * lib/asset_event.c) until it moves to base64_*: base64_encode(BASE64_URL), base64_encode(
+ * BASE64_STD) and base64_decode(BASE64_ANY) of a NUL-terminated text. */
 long crypto_base64url(const void *data, size_t n, char *out, size_t outlen);
-/* Standard base64 with padding, and its decoder (accepts both alphabets). */
 long crypto_base64(const void *data, size_t n, char *out, size_t outlen);
 long crypto_base64_decode(const char *in, uint8_t *out, size_t outlen);
 void crypto_hex(const void *data, size_t n, char *out /* 2n+1 */);

@@ -1,5 +1,7 @@
 #include "fetch_map.h"
 
+#include "ids.h"
+
 #include "panel/v1/events.pb-c.h"
 
 #include <stdint.h>
@@ -30,18 +32,10 @@ char *fmap_strndup_utf8(const char *s, size_t max, bool *cut)
 
 char *fmap_normalize_email(const char *email)
 {
-    const char *b = email;
-    while (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n')
-        b++;
-    size_t n = strlen(b);
-    while (n > 0 && (b[n - 1] == ' ' || b[n - 1] == '\t' || b[n - 1] == '\r' || b[n - 1] == '\n'))
-        n--;
-    char *out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (b[i] >= 'A' && b[i] <= 'Z') ? (char)(b[i] - 'A' + 'a') : b[i];
-    out[n] = '\0';
+    size_t cap = strlen(email) + 1;
+    char *out = malloc(cap);
+    if (out && ids_email_normalize(email, out, cap) != 0)
+        out[0] = '\0'; /* only blanks: an empty address, as the mapping tables expect */
     return out;
 }
 

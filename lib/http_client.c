@@ -191,7 +191,7 @@ long http_backoff_ms(const struct http_client_opts *opts, int retry, double retr
     return wait;
 }
 
-static enum http_retry default_classify(long status, const struct buf *body, void *ctx)
+enum http_retry http_classify_default(long status, const struct buf *body, void *ctx)
 {
     (void)body;
     (void)ctx;
@@ -241,7 +241,7 @@ enum http_result http_client_do(struct http_client *c, const struct http_request
     struct curl_slist *hdrs = NULL;
     enum http_result result = HTTP_RESULT_TRANSPORT;
     enum http_retry (*classify)(long, const struct buf *, void *) =
-        req->classify ? req->classify : default_classify;
+        req->classify ? req->classify : http_classify_default;
     size_t max = c->opts.max_body;
     char curl_err[CURL_ERROR_SIZE];
 

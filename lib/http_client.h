@@ -28,6 +28,9 @@ struct http_client_opts {
 };
 
 enum http_retry { HTTP_RETRY_NO = 0, HTTP_RETRY_YES = 1, HTTP_RETRY_THROTTLED = 2 };
+/* The classification of a request without its own: 429 is throttled, 500/502/503/504 are
+ * retried, everything else is final. Microsoft Graph follows exactly this rule. */
+enum http_retry http_classify_default(long status, const struct buf *body, void *ctx);
 
 struct http_request {
     const char *method; /* NULL = GET */

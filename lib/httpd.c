@@ -253,6 +253,15 @@ int httpd_param(const char *query, const char *name, char *out, size_t outlen)
     return 0;
 }
 
+int httpd_query_param(const struct mg_request_info *ri, const char *name, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    int r = httpd_param(ri->query_string, name, out, outlen);
+    if (r == 1)
+        out[0] = '\0';
+    return r < 0 ? -1 : 0;
+}
+
 int httpd_request_id(const char *incoming, char *out)
 {
     size_t n = incoming ? strlen(incoming) : 0;

@@ -44,6 +44,10 @@ int httpd_read_body(struct mg_connection *conn, struct buf *out, size_t max)
 /* Query/form parameter, URL-decoded into out. 0 found; 1 absent; -1 too long or invalid. */
 int httpd_param(const char *query, const char *name, char *out, size_t outlen)
     __attribute__((warn_unused_result));
+/* A parameter of the request's query string, URL-decoded into out; "" when it (or the query)
+ * is absent. 0, or -1 when too long or invalid. */
+int httpd_query_param(const struct mg_request_info *ri, const char *name, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
 
 /* Request ids: the X-Request-Id a reply and the logs carry, so that what a client quotes can be
  * found. HTTPD_REQUEST_ID_MAX characters at most, without the NUL. */

@@ -2,6 +2,7 @@
 #include "oidc.h"
 
 #include "crypto.h"
+#include "ids.h"
 #include "http_client.h"
 #include "json.h"
 
@@ -510,26 +511,13 @@ static enum oidc_err check_audience(const json_t *c, struct oidc_claims *cl, con
     return OIDC_OK;
 }
 
-/* A tenant id that may be put into an issuer URL: a GUID's characters. */
-static bool tenant_id_valid(const char *t)
-{
-    size_t n = strlen(t);
-    if (n == 0 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'z') ||
-              (t[i] >= 'A' && t[i] <= 'Z') || t[i] == '-'))
-            return false;
-    return true;
-}
-
 static enum oidc_err check_issuer(const struct oidc_claims *cl, const char *issuer, char *err,
                                   size_t errlen)
 {
     char want[1024];
     const char *marker = strstr(issuer, OIDC_TENANT_MARKER);
     if (marker) {
-        if (!tenant_id_valid(cl->tid)) {
+        if (!ids_directory_valid(cl->tid)) {
             snprintf(err, errlen, "token has no valid tid claim for a multi-tenant issuer");
             return OIDC_ERR_ISSUER;
         }

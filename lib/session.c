@@ -1,6 +1,7 @@
 /* session: see session.h. */
 #include "session.h"
 
+#include "base64.h"
 #include "crypto.h"
 
 #include <openssl/evp.h>
@@ -17,21 +18,11 @@ int session_new_token(char out[SESSION_TOKEN_MAX])
     return crypto_token(out, SESSION_TOKEN_MAX, TOKEN_BYTES);
 }
 
-static bool base64url_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_';
-}
-
 bool session_token_valid(const char *s)
 {
-    if (!s)
-        return false;
-    size_t n = 0;
-    for (; s[n]; n++)
-        if (n >= TOKEN_CHARS || !base64url_char(s[n]))
-            return false;
-    return n == TOKEN_CHARS;
+    uint8_t raw[TOKEN_BYTES];
+    return s && strlen(s) == TOKEN_CHARS &&
+           base64_decode(BASE64_URL, s, TOKEN_CHARS, raw, sizeof raw) == TOKEN_BYTES;
 }
 
 void session_token_hash(const char *token, char out[SESSION_HASH_LEN])
@@ -46,7 +37,7 @@ int session_csrf_token(const char *session_id, char out[SESSION_TOKEN_MAX])
     if (!HMAC(EVP_sha256(), session_id, (int)strlen(session_id), (const unsigned char *)CSRF_LABEL,
               sizeof CSRF_LABEL - 1, mac, &maclen))
         return -1;
-    return crypto_base64url(mac, maclen, out, SESSION_TOKEN_MAX) < 0 ? -1 : 0;
+    return base64_encode(BASE64_URL, mac, maclen, out, SESSION_TOKEN_MAX) < 0 ? -1 : 0;
 }
 
 bool session_csrf_valid(const char *session_id, const char *token)

@@ -1,6 +1,7 @@
 /* accounts: see accounts.h. */
 #include "accounts.h"
 
+#include "ids.h"
 #include "log.h"
 #include "session.h"
 
@@ -175,30 +176,6 @@ static int read_account_fields(struct api_req *r, json_t *body, const char **rol
     return 0;
 }
 
-/* The stored form of an address: surrounding blanks dropped, ASCII lower-cased, as the
- * sign-in compares it. 0, or -1 when it is not an email address. */
-static int email_normalize(const char *in, char out[AUTH_EMAIL_MAX + 1])
-{
-    while (*in == ' ' || *in == '\t')
-        in++;
-    size_t n = strlen(in);
-    while (n > 0 && (in[n - 1] == ' ' || in[n - 1] == '\t'))
-        n--;
-    if (n == 0 || n > AUTH_EMAIL_MAX)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)in[i]);
-    out[n] = '\0';
-    const char *e = out;
-    const char *at = strchr(e, '@');
-    if (!at || at == e || !at[1] || strchr(at + 1, '@'))
-        return -1;
-    for (; *e; e++)
-        if ((unsigned char)*e <= ' ' || *e == 0x7f || *e == '"' || *e == '\\')
-            return -1;
-    return 0;
-}
-
 static void add_account(struct api_req *r)
 {
     static const char *const allowed[] = {"email", "role", "allow_google", "allow_microsoft", NULL};
@@ -215,7 +192,8 @@ static void add_account(struct api_req *r)
         rest_error(r, 400, "missing_field", "email and role are required");
         goto out;
     }
-    if (email_normalize(email, normalized) != 0) {
+    if (ids_email_normalize(email, normalized, sizeof normalized) != 0 ||
+        !ids_email_valid(normalized)) {
         rest_error(r, 422, "invalid_field", "email must be an email address");
         goto out;
     }
@@ -324,7 +302,7 @@ void accounts_admins_handle(struct api_req *r)
         } else {
             rest_method_not_allowed(r, "GET, POST");
         }
-    } else if (r->nsegs == 2 && params_is_uuid(r->segs[1])) {
+    } else if (r->nsegs == 2 && ids_uuid_valid(r->segs[1])) {
         if (strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0)
             change_account(r, r->segs[1], strcmp(m, "DELETE") == 0);
         else

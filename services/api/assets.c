@@ -3,6 +3,7 @@
 
 #include "asset_event.h"
 #include "checkouts.h"
+#include "ids.h"
 #include "json.h"
 #include "kafka.h"
 #include "orgunits.h"
@@ -238,7 +239,7 @@ static void list(struct api_req *r)
                 mac_like[o++] = *c;
         mac_like[o] = 0;
     }
-    if (has_cursor && !params_is_uuid(keys[0])) {
+    if (has_cursor && !ids_uuid_valid(keys[0])) {
         rest_error(r, 400, "invalid_cursor", "cursor is not valid");
         return;
     }
@@ -512,7 +513,7 @@ static void list_audits(struct api_req *r, const char *id)
     PGresult *res = NULL;
     if (rest_check_query(r, allowed) || rest_page_params(r, "audits", 2, &limit, &has_cursor, keys))
         return;
-    if (has_cursor && !params_is_uuid(keys[1])) {
+    if (has_cursor && !ids_uuid_valid(keys[1])) {
         rest_error(r, 400, "invalid_cursor", "cursor is not valid");
         return;
     }
@@ -555,7 +556,7 @@ void assets_handle(struct api_req *r)
             get_one(r, r->segs[1][3] == 's' ? &st_by_serial : &st_by_tag, r->segs[2], 200);
         return;
     }
-    if (!params_is_uuid(r->segs[1])) {
+    if (!ids_uuid_valid(r->segs[1])) {
         rest_not_found(r);
         return;
     }

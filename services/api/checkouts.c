@@ -5,6 +5,7 @@
 
 #include "asset_event.h"
 #include "assets.h"
+#include "ids.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -80,7 +81,7 @@ static int apply_one(struct api_req *r, struct item *it, bool checkout, bool wri
     const char *pa[2] = {r->principal.tenant, it->asset_id};
     PGresult *res = NULL;
     int rc = -1;
-    if (!params_is_uuid(it->asset_id)) {
+    if (!ids_uuid_valid(it->asset_id)) {
         item_fail(it, 404, "asset_not_found", "no such asset");
         return 1;
     }
@@ -188,7 +189,7 @@ static int read_item(struct api_req *r, json_t *obj, struct item *it, bool check
             rest_error(r, 400, "missing_field", "person_id is required");
             return -1;
         }
-        if (!params_is_uuid(it->person_id)) {
+        if (!ids_uuid_valid(it->person_id)) {
             rest_error(r, 400, "invalid_field", "person_id must be a UUID");
             return -1;
         }
@@ -385,11 +386,11 @@ static void list(struct api_req *r, const char *person, const char *asset)
         rest_error(r, 400, "invalid_parameter", "%s", msg);
         return;
     }
-    if ((rp == 0 && !params_is_uuid(pid)) || (ra == 0 && !params_is_uuid(aid))) {
+    if ((rp == 0 && !ids_uuid_valid(pid)) || (ra == 0 && !ids_uuid_valid(aid))) {
         rest_error(r, 400, "invalid_parameter", "person_id and asset_id must be UUIDs");
         return;
     }
-    if (has_cursor && !params_is_uuid(keys[1])) {
+    if (has_cursor && !ids_uuid_valid(keys[1])) {
         rest_error(r, 400, "invalid_cursor", "cursor is not valid");
         return;
     }

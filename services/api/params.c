@@ -1,12 +1,16 @@
 /* params: see params.h. */
 #include "params.h"
 
+#include "base64.h"
 #include "crypto.h"
 #include "httpd.h"
+#include "ids.h"
 
+#include <civetweb.h>
 #include <openssl/hmac.h>
 #include <openssl/evp.h>
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,68 +20,21 @@
 
 static unsigned char cursor_key[32];
 
-bool params_utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        size_t len;
-        unsigned int cp;
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            len = 2;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (i + len > n)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
-/* Percent-decode one query component (with '+' as space) into out. -1 when malformed. */
+/* Percent-decode one query component (with '+' as space) into out. -1 when a '%' is not
+ * followed by two hexadecimal digits (civetweb would pass it through as it is) or when out is
+ * too small. */
 static int url_decode(const char *s, size_t n, char *out, size_t outlen, size_t *outn)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
-                !isxdigit((unsigned char)s[i + 2]))
-                return -1;
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            c = (int)strtol(hex, NULL, 16);
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
-        if (o + 1 >= outlen)
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '%' && (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+                            !isxdigit((unsigned char)s[i + 2])))
             return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = 0;
-    *outn = o;
+    if (n > INT_MAX || outlen > INT_MAX)
+        return -1;
+    int got = mg_url_decode(s, (int)n, out, (int)outlen, 1);
+    if (got < 0 || (size_t)got >= outlen)
+        return -1;
+    *outn = (size_t)got;
     return 0;
 }
 
@@ -101,7 +58,7 @@ int params_check(const char *query, const char *const *allowed, char *msg, size_
         size_t dn = 0, vn = 0;
         if (len == 0)
             goto next;
-        if (url_decode(p, nlen, name, sizeof name, &dn) != 0 || !params_utf8_valid(name, dn)) {
+        if (url_decode(p, nlen, name, sizeof name, &dn) != 0 || !ids_utf8_valid(name, dn)) {
             snprintf(msg, msglen, "malformed query parameter name");
             return -1;
         }
@@ -127,7 +84,7 @@ int params_check(const char *query, const char *const *allowed, char *msg, size_
                 snprintf(msg, msglen, "query parameter '%.60s' is malformed or too long", name);
                 return -1;
             }
-            if (!params_utf8_valid(value, vn)) {
+            if (!ids_utf8_valid(value, vn)) {
                 snprintf(msg, msglen, "query parameter '%.60s' is not valid UTF-8", name);
                 return -1;
             }
@@ -148,7 +105,7 @@ int params_str(const char *query, const char *name, char *out, size_t outlen, ch
     char tmp[PARAMS_MAX_VALUE + 1];
     size_t cap = outlen < sizeof tmp ? outlen : sizeof tmp;
     int r = httpd_param(query, name, tmp, cap);
-    if (r < 0 || (r == 0 && !params_utf8_valid(tmp, strlen(tmp)))) {
+    if (r < 0 || (r == 0 && !ids_utf8_valid(tmp, strlen(tmp)))) {
         snprintf(msg, msglen, "query parameter '%s' is too long or invalid", name);
         return -1;
     }
@@ -253,21 +210,6 @@ bool params_is_timestamp(const char *s)
     return false;
 }
 
-bool params_is_uuid(const char *s)
-{
-    if (strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return false;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
 int params_date(const char *query, const char *name, char out[11], char *msg, size_t msglen)
 {
     char v[32];
@@ -337,39 +279,12 @@ int params_cursor_encode(const char *scope, const char *const *keys, int nkeys, 
     }
     unsigned char mac[EVP_MAX_MD_SIZE];
     cursor_mac(scope, payload, n, mac);
-    long a = crypto_base64url(payload, n, out, outlen);
+    long a = base64_encode(BASE64_URL, payload, n, out, outlen);
     if (a < 0 || (size_t)a + 2 >= outlen)
         return -1;
     out[a] = '.';
-    long b = crypto_base64url(mac, CURSOR_MAC_LEN, out + a + 1, outlen - (size_t)a - 1);
+    long b = base64_encode(BASE64_URL, mac, CURSOR_MAC_LEN, out + a + 1, outlen - (size_t)a - 1);
     return b < 0 ? -1 : 0;
-}
-
-static int b64url_decode(const char *in, size_t n, unsigned char *out, size_t outlen, size_t *outn)
-{
-    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    unsigned int acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    if (n % 4 == 1)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        const char *pos = in[i] ? strchr(alpha, in[i]) : NULL;
-        if (!pos)
-            return -1;
-        acc = (acc << 6) | (unsigned int)(pos - alpha);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= outlen)
-                return -1;
-            out[o++] = (unsigned char)((acc >> bits) & 0xFF);
-        }
-    }
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
-        return -1; /* non-canonical trailing bits */
-    *outn = o;
-    return 0;
 }
 
 int params_cursor_decode(const char *scope, const char *cursor, int nkeys,
@@ -377,15 +292,16 @@ int params_cursor_decode(const char *scope, const char *cursor, int nkeys,
 {
     unsigned char payload[PARAMS_CURSOR_MAX], mac[64];
     unsigned char want[EVP_MAX_MD_SIZE];
-    size_t plen = 0, mlen = 0;
+    long plen = -1;
     size_t clen = strlen(cursor);
     const char *dot = strchr(cursor, '.');
     if (clen > PARAMS_CURSOR_MAX || !dot ||
-        b64url_decode(cursor, (size_t)(dot - cursor), payload, sizeof payload - 1, &plen) ||
-        b64url_decode(dot + 1, strlen(dot + 1), mac, sizeof mac, &mlen) || mlen != CURSOR_MAC_LEN)
+        (plen = base64_decode(BASE64_URL, cursor, (size_t)(dot - cursor), payload,
+                              sizeof payload - 1)) < 0 ||
+        base64_decode(BASE64_URL, dot + 1, strlen(dot + 1), mac, sizeof mac) != CURSOR_MAC_LEN)
         goto bad;
     payload[plen] = 0;
-    cursor_mac(scope, (const char *)payload, plen, want);
+    cursor_mac(scope, (const char *)payload, (size_t)plen, want);
     if (CRYPTO_memcmp(want, mac, CURSOR_MAC_LEN) != 0)
         goto bad;
     if (plen < 2 || memcmp(payload, CURSOR_VERSION, 2) != 0)

@@ -32,13 +32,10 @@ int params_date(const char *query, const char *name, char out[11], char *msg, si
 int params_enum(const char *query, const char *name, const char *const *choices, char *out,
                 size_t outlen, char *msg, size_t msglen) __attribute__((warn_unused_result));
 
-bool params_utf8_valid(const char *s, size_t n);
 /* A real calendar date in the strict form YYYY-MM-DD. */
 bool params_is_date(const char *s);
 /* An RFC 3339 timestamp: YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm). */
 bool params_is_timestamp(const char *s);
-/* Canonical lower- or upper-case UUID text (36 chars). */
-bool params_is_uuid(const char *s);
 
 /* The process's cursor signing key (32 bytes, copied). Call once before serving. */
 void params_cursor_key(const unsigned char key[32]);

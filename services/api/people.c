@@ -3,6 +3,7 @@
 
 #include "checkouts.h"
 #include "fetch_map.h"
+#include "ids.h"
 #include "orgunits.h"
 
 #include <ctype.h>
@@ -153,7 +154,7 @@ static void list(struct api_req *r)
                          lim,
                          rq == 0 ? address_of(q, address, sizeof address) : NULL,
                          ry == 0 ? year : NULL};
-    if (has_cursor && !params_is_uuid(keys[1])) {
+    if (has_cursor && !ids_uuid_valid(keys[1])) {
         rest_error(r, 400, "invalid_cursor", "cursor is not valid");
         return;
     }
@@ -179,7 +180,7 @@ static void get(struct api_req *r, const char *id)
 void people_handle(struct api_req *r)
 {
     bool is_get = strcmp(r->method, "GET") == 0;
-    if (r->nsegs >= 2 && !params_is_uuid(r->segs[1])) {
+    if (r->nsegs >= 2 && !ids_uuid_valid(r->segs[1])) {
         rest_not_found(r);
         return;
     }

@@ -3,6 +3,7 @@
 
 #include "crypto.h"
 #include "httpd.h"
+#include "ids.h"
 #include "json.h"
 #include "log.h"
 #include "session.h"
@@ -192,7 +193,7 @@ json_t *rest_json_body(struct api_req *r, const char *const *allowed, bool empty
     json_t *v;
     if (r->body.len == 0 && empty_ok)
         return json_object();
-    if (!params_utf8_valid(r->body.data ? r->body.data : "", r->body.len)) {
+    if (!ids_utf8_valid(r->body.data ? r->body.data : "", r->body.len)) {
         rest_error(r, 400, "invalid_json", "the body is not valid UTF-8");
         return NULL;
     }
@@ -304,7 +305,7 @@ static int split_path(struct api_req *r, const char *uri)
     if (strncmp(uri, "/v1/", 4) != 0 || strlen(uri) >= sizeof r->path)
         return -1;
     snprintf(r->path, sizeof r->path, "%s", uri + 4);
-    if (!params_utf8_valid(r->path, strlen(r->path)))
+    if (!ids_utf8_valid(r->path, strlen(r->path)))
         return -1;
     char *p = r->path;
     while (*p) {

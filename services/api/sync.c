@@ -2,6 +2,7 @@
  * schedule settings) and the merger (held runs, match cases), which own those rows. */
 #include "sync.h"
 
+#include "ids.h"
 #include "json.h"
 #include "upstream.h"
 
@@ -164,7 +165,7 @@ static void list_runs(struct api_req *r)
         rest_error(r, 400, "invalid_parameter", "%s", msg);
         return;
     }
-    if (has_cursor && !params_is_uuid(keys[1])) {
+    if (has_cursor && !ids_uuid_valid(keys[1])) {
         rest_error(r, 400, "invalid_cursor", "cursor is not valid");
         return;
     }
@@ -239,7 +240,7 @@ static void list_cases(struct api_req *r)
         rest_error(r, 400, "invalid_parameter", "%s", msg);
         return;
     }
-    if (has_cursor && !params_is_uuid(keys[1])) {
+    if (has_cursor && !ids_uuid_valid(keys[1])) {
         rest_error(r, 400, "invalid_cursor", "cursor is not valid");
         return;
     }
@@ -268,7 +269,7 @@ static void resolve_case(struct api_req *r, const char *case_id)
         rest_error(r, 400, "missing_field", "person_id is required (null makes a new person)");
         goto out;
     }
-    if (rp == 0 && !params_is_uuid(person)) {
+    if (rp == 0 && !ids_uuid_valid(person)) {
         rest_error(r, 400, "invalid_field", "person_id must be a UUID or null");
         goto out;
     }
@@ -413,7 +414,7 @@ void sync_handle(struct api_req *r)
             return;
         }
         const char *run = r->segs[2];
-        if (!params_is_uuid(run) || r->nsegs > 4) {
+        if (!ids_uuid_valid(run) || r->nsegs > 4) {
             rest_not_found(r);
         } else if (r->nsegs == 3) {
             if (!get)
@@ -433,7 +434,7 @@ void sync_handle(struct api_req *r)
             return;
         }
         const char *id = r->segs[2];
-        if (!params_is_uuid(id) || r->nsegs > 4)
+        if (!ids_uuid_valid(id) || r->nsegs > 4)
             rest_not_found(r);
         else if (r->nsegs == 3)
             get ? reply_stmt(r, &st_case, id) : rest_method_not_allowed(r, "GET");

@@ -48,13 +48,6 @@ void google_tokens_clear(struct google_tokens *t)
     t->message[0] = '\0';
 }
 
-static int param(struct buf *b, int first, const char *name, const char *value)
-{
-    if (buf_appendf(b, "%s%s=", first ? "" : "&", name) || buf_append_urlencoded(b, value))
-        return -1;
-    return 0;
-}
-
 int google_consent_url(struct buf *out, const struct google_cfg *cfg, const char *state,
                        const char *nonce, const char *code_challenge, const char *login_hint)
 {
@@ -68,14 +61,17 @@ int google_consent_url(struct buf *out, const struct google_cfg *cfg, const char
         goto out;
     if (buf_appends(out, cfg->auth_url) ||
         buf_appends(out, strchr(cfg->auth_url, '?') ? "&" : "?") ||
-        param(out, 1, "response_type", "code") || param(out, 0, "client_id", cfg->client_id) ||
-        param(out, 0, "redirect_uri", cfg->redirect_uri) || param(out, 0, "scope", scopes.data) ||
-        param(out, 0, "access_type", "offline") || param(out, 0, "prompt", "consent") ||
-        param(out, 0, "include_granted_scopes", "true") || param(out, 0, "state", state) ||
-        param(out, 0, "nonce", nonce) || param(out, 0, "code_challenge", code_challenge) ||
-        param(out, 0, "code_challenge_method", "S256"))
+        oauth_param(out, 1, "response_type", "code") ||
+        oauth_param(out, 0, "client_id", cfg->client_id) ||
+        oauth_param(out, 0, "redirect_uri", cfg->redirect_uri) ||
+        oauth_param(out, 0, "scope", scopes.data) ||
+        oauth_param(out, 0, "access_type", "offline") || oauth_param(out, 0, "prompt", "consent") ||
+        oauth_param(out, 0, "include_granted_scopes", "true") ||
+        oauth_param(out, 0, "state", state) || oauth_param(out, 0, "nonce", nonce) ||
+        oauth_param(out, 0, "code_challenge", code_challenge) ||
+        oauth_param(out, 0, "code_challenge_method", "S256"))
         goto out;
-    if (login_hint && *login_hint && param(out, 0, "login_hint", login_hint))
+    if (login_hint && *login_hint && oauth_param(out, 0, "login_hint", login_hint))
         goto out;
     rc = 0;
 out:
@@ -156,64 +152,45 @@ static enum google_result token_call(struct http_client *c, const char *url, con
         r = GOOGLE_REJECTED;
     }
 out:
-    if (reply) {
-        /* The reply may hold tokens: wipe the strings before freeing. */
-        const char *k;
-        json_t *v;
-        json_object_foreach(reply, k, v) if (json_is_string(v))
-            OPENSSL_cleanse((void *)json_string_value(v), json_string_length(v));
-    }
-    json_decref(reply);
+    oauth_reply_free(reply);
     return r;
 }
 
-static void wipe_buf(struct buf *b)
+/* A token-endpoint call: the grant's NULL-terminated name/value pairs, then the client's
+ * credentials. The form, which carries secrets, is wiped. */
+static enum google_result token_request(struct http_client *c, const struct google_cfg *cfg,
+                                        const char *const *grant, struct google_tokens *out)
 {
-    if (b->data)
-        OPENSSL_cleanse(b->data, b->len);
-    buf_free(b);
+    enum google_result r = GOOGLE_REJECTED;
+    struct buf form;
+    int fail = 0;
+    buf_init(&form, 16384);
+    for (size_t i = 0; grant[i] && !fail; i += 2)
+        fail = oauth_param(&form, i == 0, grant[i], grant[i + 1]);
+    if (fail || oauth_param(&form, 0, "client_id", cfg->client_id) ||
+        oauth_param(&form, 0, "client_secret", cfg->client_secret))
+        snprintf(out->message, sizeof out->message, "request too large");
+    else
+        r = token_call(c, cfg->token_url, &form, out);
+    oauth_form_free(&form);
+    return r;
 }
 
 enum google_result google_exchange_code(struct http_client *c, const struct google_cfg *cfg,
                                         const char *code, const char *verifier,
                                         struct google_tokens *out)
 {
-    enum google_result r = GOOGLE_UNAVAILABLE;
-    struct buf form;
-    buf_init(&form, 16384);
-    if (param(&form, 1, "grant_type", "authorization_code") || param(&form, 0, "code", code) ||
-        param(&form, 0, "code_verifier", verifier) ||
-        param(&form, 0, "redirect_uri", cfg->redirect_uri) ||
-        param(&form, 0, "client_id", cfg->client_id) ||
-        param(&form, 0, "client_secret", cfg->client_secret)) {
-        snprintf(out->message, sizeof out->message, "request too large");
-        r = GOOGLE_REJECTED;
-        goto out;
-    }
-    r = token_call(c, cfg->token_url, &form, out);
-out:
-    wipe_buf(&form);
-    return r;
+    const char *grant[] = {"grant_type",   "authorization_code", "code",
+                           code,           "code_verifier",      verifier,
+                           "redirect_uri", cfg->redirect_uri,    NULL};
+    return token_request(c, cfg, grant, out);
 }
 
 enum google_result google_refresh(struct http_client *c, const struct google_cfg *cfg,
                                   const char *refresh_token, struct google_tokens *out)
 {
-    enum google_result r = GOOGLE_UNAVAILABLE;
-    struct buf form;
-    buf_init(&form, 16384);
-    if (param(&form, 1, "grant_type", "refresh_token") ||
-        param(&form, 0, "refresh_token", refresh_token) ||
-        param(&form, 0, "client_id", cfg->client_id) ||
-        param(&form, 0, "client_secret", cfg->client_secret)) {
-        snprintf(out->message, sizeof out->message, "request too large");
-        r = GOOGLE_REJECTED;
-        goto out;
-    }
-    r = token_call(c, cfg->token_url, &form, out);
-out:
-    wipe_buf(&form);
-    return r;
+    const char *grant[] = {"grant_type", "refresh_token", "refresh_token", refresh_token, NULL};
+    return token_request(c, cfg, grant, out);
 }
 
 enum google_result google_revoke(struct http_client *c, const struct google_cfg *cfg,
@@ -225,7 +202,7 @@ enum google_result google_revoke(struct http_client *c, const struct google_cfg 
     long status = 0;
     char err[256];
     buf_init(&form, 16384);
-    if (param(&form, 1, "token", token)) {
+    if (oauth_param(&form, 1, "token", token)) {
         snprintf(message, msglen, "request too large");
         r = GOOGLE_REJECTED;
         goto out;
@@ -248,6 +225,6 @@ enum google_result google_revoke(struct http_client *c, const struct google_cfg 
     }
 out:
     json_decref(reply);
-    wipe_buf(&form);
+    oauth_form_free(&form);
     return r;
 }

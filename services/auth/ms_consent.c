@@ -1,6 +1,7 @@
 /* ms_consent: admin consent URL, client credentials, AADSTS classification. */
 #include "ms_consent.h"
 
+#include "ids.h"
 #include "json.h"
 #include "oauth_http.h"
 
@@ -70,36 +71,17 @@ enum ms_result ms_classify_error(long status, const json_t *reply)
     return MS_REJECTED;
 }
 
-int ms_valid_tenant(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 128)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.'))
-            return 0;
-    }
-    return 1;
-}
-
-static int param(struct buf *b, int first, const char *name, const char *value)
-{
-    if (buf_appendf(b, "%s%s=", first ? "" : "&", name) || buf_append_urlencoded(b, value))
-        return -1;
-    return 0;
-}
-
 int ms_consent_url(struct buf *out, const struct ms_cfg *cfg, const char *directory,
                    const char *state, const char *login_hint)
 {
-    if (!ms_valid_tenant(directory) ||
+    if (!ids_directory_valid(directory) ||
         buf_appendf(out, "%s/%s/v2.0/adminconsent?", cfg->login_url, directory) ||
-        param(out, 1, "client_id", cfg->client_id) || param(out, 0, "scope", MS_GRAPH_SCOPE) ||
-        param(out, 0, "redirect_uri", cfg->redirect_uri) || param(out, 0, "state", state))
+        oauth_param(out, 1, "client_id", cfg->client_id) ||
+        oauth_param(out, 0, "scope", MS_GRAPH_SCOPE) ||
+        oauth_param(out, 0, "redirect_uri", cfg->redirect_uri) ||
+        oauth_param(out, 0, "state", state))
         return -1;
-    if (login_hint && *login_hint && param(out, 0, "login_hint", login_hint))
+    if (login_hint && *login_hint && oauth_param(out, 0, "login_hint", login_hint))
         return -1;
     return 0;
 }
@@ -115,16 +97,16 @@ enum ms_result ms_client_token(struct http_client *c, const struct ms_cfg *cfg, 
     buf_init(&form, 16384);
     buf_init(&url, 4096);
     ms_token_clear(out);
-    if (!ms_valid_tenant(tenant)) {
+    if (!ids_directory_valid(tenant)) {
         snprintf(out->message, sizeof out->message, "invalid tenant id");
         r = MS_REJECTED;
         goto out;
     }
     if (buf_appendf(&url, "%s/%s/oauth2/v2.0/token", cfg->login_url, tenant) ||
-        param(&form, 1, "grant_type", "client_credentials") ||
-        param(&form, 0, "client_id", cfg->client_id) ||
-        param(&form, 0, "client_secret", cfg->client_secret) ||
-        param(&form, 0, "scope", MS_GRAPH_SCOPE)) {
+        oauth_param(&form, 1, "grant_type", "client_credentials") ||
+        oauth_param(&form, 0, "client_id", cfg->client_id) ||
+        oauth_param(&form, 0, "client_secret", cfg->client_secret) ||
+        oauth_param(&form, 0, "scope", MS_GRAPH_SCOPE)) {
         snprintf(out->message, sizeof out->message, "request too large");
         r = MS_REJECTED;
         goto out;
@@ -155,16 +137,8 @@ enum ms_result ms_client_token(struct http_client *c, const struct ms_cfg *cfg, 
             snprintf(out->message, sizeof out->message, "%s (HTTP %ld)", e ? e : "error", status);
     }
 out:
-    if (reply) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(reply, k, v) if (json_is_string(v))
-            OPENSSL_cleanse((void *)json_string_value(v), json_string_length(v));
-    }
-    json_decref(reply);
-    if (form.data)
-        OPENSSL_cleanse(form.data, form.len);
-    buf_free(&form);
+    oauth_reply_free(reply);
+    oauth_form_free(&form);
     buf_free(&url);
     return r;
 }

@@ -31,9 +31,6 @@ const char *ms_result_str(enum ms_result r);
 
 /* Classify a token-endpoint error reply (status and parsed body, which may be NULL). */
 enum ms_result ms_classify_error(long status, const json_t *reply);
-/* Whether s looks like an Entra tenant id (a GUID) or a verified domain; used to validate
- * the callback's tenant before it goes into a URL. */
-int ms_valid_tenant(const char *s);
 
 struct ms_token {
     char *access_token; /* malloc'd; ms_token_clear wipes it */
@@ -44,7 +41,7 @@ void ms_token_clear(struct ms_token *t);
 
 /* Append the admin consent URL for one directory ({login}/{directory}/v2.0/adminconsent with
  * client_id, scope=.default, redirect_uri, state, and login_hint when not NULL). directory is
- * the signed-in admin's own tid (checked with ms_valid_tenant). 0 or -1. */
+ * the signed-in admin's own tid (checked with ids_directory_valid). 0 or -1. */
 int ms_consent_url(struct buf *out, const struct ms_cfg *cfg, const char *directory,
                    const char *state, const char *login_hint) __attribute__((warn_unused_result));
 /* A client-credentials token for the tenant. */

@@ -3,6 +3,7 @@
 
 #include "json.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 
 #define OAUTH_DEADLINE_MS 20000
@@ -66,4 +67,29 @@ enum oauth_http_result oauth_http_post_form(struct http_client *c, const char *u
 out:
     http_response_free(&resp);
     return rc;
+}
+
+int oauth_param(struct buf *b, int first, const char *name, const char *value)
+{
+    if (buf_appendf(b, "%s%s=", first ? "" : "&", name) || buf_append_urlencoded(b, value))
+        return -1;
+    return 0;
+}
+
+void oauth_form_free(struct buf *form)
+{
+    if (form->data)
+        OPENSSL_cleanse(form->data, form->len);
+    buf_free(form);
+}
+
+void oauth_reply_free(json_t *reply)
+{
+    const char *k;
+    json_t *v;
+    if (!reply)
+        return;
+    json_object_foreach(reply, k, v) if (json_is_string(v))
+        OPENSSL_cleanse((void *)json_string_value(v), json_string_length(v));
+    json_decref(reply);
 }

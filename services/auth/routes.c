@@ -5,6 +5,7 @@
 #include "connections.h"
 #include "consent_session.h"
 #include "crypto.h"
+#include "ids.h"
 #include "json.h"
 #include "log.h"
 #include "pg.h"
@@ -15,30 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BODY_MAX   (16 * 1024)
-#define PARAM_MAX  4096
-#define TENANT_MAX 64
-
-bool routes_valid_tenant(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > TENANT_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '_' && c != '.' && c != '-')))
-            return false;
-    }
-    return true;
-}
+#define BODY_MAX  (16 * 1024)
+#define PARAM_MAX 4096
 
 bool routes_valid_actor(const char *s)
 {
     if (!s)
         return false;
     if (strncmp(s, "person:", 7) == 0)
-        return routes_valid_admin(s + 7);
+        return ids_email_valid(s + 7);
     if (strncmp(s, "apikey:", 7) != 0)
         return false;
     size_t n = strlen(s + 7);
@@ -47,20 +33,6 @@ bool routes_valid_actor(const char *s)
     for (const char *k = s + 7; *k; k++)
         if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
               *k == '-' || *k == '_'))
-            return false;
-    return true;
-}
-
-bool routes_valid_admin(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n < 3 || n > 254)
-        return false;
-    const char *at = strchr(s, '@');
-    if (!at || at == s || !at[1] || strchr(at + 1, '@'))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f || s[i] == '"' || s[i] == '\\')
             return false;
     return true;
 }
@@ -237,7 +209,7 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
      * the browser can edit. */
     const char *directory = NULL;
     if (!google) {
-        if (strcmp(cs.provider, "microsoft") != 0 || !ms_valid_tenant(cs.provider_tenant)) {
+        if (strcmp(cs.provider, "microsoft") != 0 || !ids_directory_valid(cs.provider_tenant)) {
             status = reply_err(conn, 409, "microsoft_signin_required",
                                "sign in with Microsoft first: Panel connects the Microsoft "
                                "directory of the account you sign in with");
@@ -288,18 +260,6 @@ out:
 }
 
 /* ------------------------------------------------------------------ callbacks */
-
-/* Read a query parameter; "" when absent. -1 when too long or invalid. */
-static int qparam(const struct mg_request_info *ri, const char *name, char *out, size_t n)
-{
-    out[0] = '\0';
-    if (!ri->query_string)
-        return 0;
-    int r = httpd_param(ri->query_string, name, out, n);
-    if (r == 1)
-        out[0] = '\0';
-    return r < 0 ? -1 : 0;
-}
 
 static int state_error(struct mg_connection *conn, enum state_result sr)
 {
@@ -373,8 +333,10 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
     PGconn *pg = NULL;
     if (strcmp(ri->request_method, "GET") != 0)
         return reply_err(conn, 405, "method_not_allowed", "use GET");
-    if (qparam(ri, "state", state, sizeof state) || qparam(ri, "code", code, sizeof code) ||
-        qparam(ri, "error", error, sizeof error) || qparam(ri, "scope", scope, sizeof scope))
+    if (httpd_query_param(ri, "state", state, sizeof state) ||
+        httpd_query_param(ri, "code", code, sizeof code) ||
+        httpd_query_param(ri, "error", error, sizeof error) ||
+        httpd_query_param(ri, "scope", scope, sizeof scope))
         return reply_err(conn, 400, "invalid_state", "a parameter is too long or invalid");
     pg = ctx_pg(c, err, sizeof err);
     if (!pg)
@@ -480,9 +442,10 @@ static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
     int status;
     if (strcmp(ri->request_method, "GET") != 0)
         return reply_err(conn, 405, "method_not_allowed", "use GET");
-    if (qparam(ri, "state", state, sizeof state) || qparam(ri, "error", error, sizeof error) ||
-        qparam(ri, "admin_consent", consent, sizeof consent) ||
-        qparam(ri, "tenant", tenant_id, sizeof tenant_id))
+    if (httpd_query_param(ri, "state", state, sizeof state) ||
+        httpd_query_param(ri, "error", error, sizeof error) ||
+        httpd_query_param(ri, "admin_consent", consent, sizeof consent) ||
+        httpd_query_param(ri, "tenant", tenant_id, sizeof tenant_id))
         return reply_err(conn, 400, "invalid_state", "a parameter is too long or invalid");
     PGconn *pg = ctx_pg(c, err, sizeof err);
     if (!pg)
@@ -503,13 +466,14 @@ static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
                                 denied ? "consent was denied at Microsoft" : error);
         goto out;
     }
-    if (strcasecmp(consent, "true") != 0 || !ms_valid_tenant(tenant_id)) {
+    if (strcasecmp(consent, "true") != 0 || !ids_directory_valid(tenant_id)) {
         status = redirect_admin(conn, c, "azure", "error", "Microsoft did not confirm consent");
         goto out;
     }
     /* The returned tenant is only a claim: it must be the directory of the admin's own
      * verified Microsoft sign-in, which the state carries. */
-    if (!ms_valid_tenant(si.provider_tenant) || strcasecmp(tenant_id, si.provider_tenant) != 0) {
+    if (!ids_directory_valid(si.provider_tenant) ||
+        strcasecmp(tenant_id, si.provider_tenant) != 0) {
         log_warn_t(si.tenant, NULL,
                    "microsoft callback refused: it names directory %s, the consent was started "
                    "for %s",
@@ -610,7 +574,7 @@ static int handle_token(struct mg_connection *conn, struct auth_ctx *c, enum cal
     if (!body)
         return 400;
     const char *tenant = NULL, *provider = NULL;
-    if (json_get_str(body, "tenant_id", &tenant) != JSON_GET_OK || !routes_valid_tenant(tenant) ||
+    if (json_get_str(body, "tenant_id", &tenant) != JSON_GET_OK || !ids_tenant_valid(tenant) ||
         json_get_str(body, "provider", &provider) != JSON_GET_OK ||
         !conn_provider_valid(provider)) {
         status = reply_err(conn, 400, "invalid_argument",
@@ -1057,7 +1021,7 @@ static int handle_internal(struct mg_connection *conn, void *cbdata)
     const char *uri = ri->local_uri ? ri->local_uri : "";
     const char *method = ri->request_method;
     const char *authorization = mg_get_header(conn, "Authorization");
-    char tenant[TENANT_MAX + 2] = "", rest[64];
+    char tenant[IDS_TENANT_MAX + 2] = "", rest[64];
     /* Unknown callers learn nothing about the routes: 401 before any 404. */
     enum caller_id who = callers_identify(c->callers, authorization);
     if (who == CALLER_NONE)
@@ -1067,11 +1031,11 @@ static int handle_internal(struct mg_connection *conn, void *cbdata)
     if (tenant_scoped) {
         const char *t = uri + strlen(prefix);
         size_t tl = strcspn(t, "/");
-        if (tl == 0 || tl > TENANT_MAX || !t[tl])
+        if (tl == 0 || tl > IDS_TENANT_MAX || !t[tl])
             return reply_err(conn, 404, "not_found", "no such route");
         memcpy(tenant, t, tl);
         tenant[tl] = '\0';
-        if (!routes_valid_tenant(tenant))
+        if (!ids_tenant_valid(tenant))
             return reply_err(conn, 400, "invalid_tenant", "invalid tenant id");
         if (strlen(t + tl) >= sizeof rest)
             return reply_err(conn, 404, "not_found", "no such route");

@@ -13,9 +13,7 @@
 /* Register the routes on h; c is borrowed and must outlive the server. 0 or -1. */
 int routes_register(struct httpd *h, struct auth_ctx *c) __attribute__((warn_unused_result));
 
-/* Input checks, exposed for the unit tests. */
-bool routes_valid_tenant(const char *s);
-bool routes_valid_admin(const char *s);
+/* Input checks, exposed for the unit tests (tenant ids and addresses: lib/ids.h). */
 /* An actor for audit fields, as the api authenticated it: "person:<email>" (a valid admin
  * email) or "apikey:<key_id>" (1..40 base64url characters). */
 bool routes_valid_actor(const char *s);

@@ -2,6 +2,7 @@
 #include "signin.h"
 
 #include "crypto.h"
+#include "ids.h"
 #include "json.h"
 #include "log.h"
 #include "oauth_http.h"
@@ -9,6 +10,7 @@
 #include "pg.h"
 #include "routes.h"
 #include "session.h"
+#include "states.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -119,17 +121,6 @@ static int refuse(struct mg_connection *conn, struct signin *s, enum provider p,
     return status;
 }
 
-static int qparam(const struct mg_request_info *ri, const char *name, char *out, size_t n)
-{
-    out[0] = '\0';
-    if (!ri->query_string)
-        return 0;
-    int r = httpd_param(ri->query_string, name, out, n);
-    if (r == 1)
-        out[0] = '\0';
-    return r < 0 ? -1 : 0;
-}
-
 /* ------------------------------------------------------------------ start */
 
 static int seal_verifier(const struct grants *g, const char *state_hash, const char *verifier,
@@ -167,7 +158,8 @@ static int start(struct mg_connection *conn, struct signin *s, enum provider p)
                                       : "sign-in with Microsoft is not configured");
         goto out;
     }
-    if (qparam(ri, "tenant", tenant, sizeof tenant) || (*tenant && !routes_valid_tenant(tenant))) {
+    if (httpd_query_param(ri, "tenant", tenant, sizeof tenant) ||
+        (*tenant && !ids_tenant_valid(tenant))) {
         status = httpd_reply_error(conn, 400, "bad_request", "invalid tenant");
         goto out;
     }
@@ -249,66 +241,41 @@ static enum consume_result consume(PGconn *pg, struct signin *s, enum provider p
                                    const char *browser, struct started *out, char *err,
                                    size_t errlen)
 {
+    static const enum consume_result of_state[] = {
+        [STATE_OK] = C_OK,       [STATE_MALFORMED] = C_UNKNOWN, [STATE_UNKNOWN] = C_UNKNOWN,
+        [STATE_USED] = C_USED,   [STATE_EXPIRED] = C_EXPIRED,   [STATE_WRONG_PROVIDER] = C_PROVIDER,
+        [STATE_ERROR] = C_ERROR,
+    };
     enum consume_result r = C_ERROR;
     char hash[SESSION_HASH_LEN], browser_hash[SESSION_HASH_LEN], aad[96];
-    char *verifier = NULL;
-    uint8_t *sealed = NULL;
+    PGresult *row = NULL;
     session_token_hash(state, hash);
-    const char *params[] = {hash};
-    PGresult *res = PQexecParams(
-        pg,
-        "WITH old AS (SELECT * FROM signin_states WHERE state_hash = $1 FOR UPDATE) "
-        "UPDATE signin_states s SET used_at = coalesce(s.used_at, now()) FROM old "
-        "WHERE s.state_hash = old.state_hash RETURNING old.provider, coalesce(old.tenant_hint, "
-        "''), old.browser_hash, old.nonce, encode(old.verifier_sealed, 'hex'), "
-        "old.verifier_key_id, old.used_at IS NOT NULL, old.expires_at <= now()",
-        1, NULL, params, NULL, NULL, 0);
-    if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
+    r = of_state[states_take(pg, "signin_states",
+                             "coalesce(old.tenant_hint, ''), old.browser_hash, old.nonce", hash,
+                             provider_names[p], &row, err, errlen)];
+    if (r != C_OK)
         goto out;
-    if (PQntuples(res) != 1) {
-        r = C_UNKNOWN;
-        goto out;
-    }
-    if (!strcmp(PQgetvalue(res, 0, 6), "t")) {
-        r = C_USED;
-        goto out;
-    }
-    if (!strcmp(PQgetvalue(res, 0, 7), "t")) {
-        r = C_EXPIRED;
-        goto out;
-    }
-    if (strcmp(PQgetvalue(res, 0, 0), provider_names[p]) != 0) {
-        r = C_PROVIDER;
-        goto out;
-    }
+    const int c = STATE_COL_EXTRA;
     if (!browser || !session_token_valid(browser)) {
         r = C_BROWSER;
         goto out;
     }
     session_token_hash(browser, browser_hash);
-    if (!crypto_equal(browser_hash, PQgetvalue(res, 0, 2))) {
+    if (!crypto_equal(browser_hash, PQgetvalue(row, 0, c + 1))) {
         r = C_BROWSER;
         goto out;
     }
-    snprintf(out->tenant_hint, sizeof out->tenant_hint, "%s", PQgetvalue(res, 0, 1));
-    snprintf(out->nonce, sizeof out->nonce, "%s", PQgetvalue(res, 0, 3));
-    const char *hex = PQgetvalue(res, 0, 4);
-    size_t hl = strlen(hex);
-    sealed = malloc(hl / 2 + 1);
-    long n = sealed ? crypto_hex_decode(hex, sealed, hl / 2 + 1) : -1;
+    snprintf(out->tenant_hint, sizeof out->tenant_hint, "%s", PQgetvalue(row, 0, c));
+    snprintf(out->nonce, sizeof out->nonce, "%s", PQgetvalue(row, 0, c + 2));
     snprintf(aad, sizeof aad, "signin_state:%s", hash);
-    if (n < 0 ||
-        grants_open(s->ctx->grants, PQgetvalue(res, 0, 5), sealed, (size_t)n, aad, &verifier) ||
-        strlen(verifier) >= sizeof out->verifier) {
-        snprintf(err, errlen, "the sign-in verifier cannot be opened (unknown key?)");
+    if (states_open_verifier(s->ctx->grants, row, aad, out->verifier, sizeof out->verifier, err,
+                             errlen)) {
+        r = C_ERROR;
         goto out;
     }
-    snprintf(out->verifier, sizeof out->verifier, "%s", verifier);
     r = C_OK;
 out:
-    grants_free_secret(verifier);
-    free(sealed);
-    PQclear(res);
+    PQclear(row);
     return r;
 }
 
@@ -342,12 +309,11 @@ static int exchange(struct signin *s, enum provider p, const char *token_url, co
     *id_token = NULL;
     buf_init(&form, 16384);
     struct http_client *h = ctx_http(s->ctx, herr, sizeof herr);
-    if (!h || buf_appends(&form, "grant_type=authorization_code&code=") ||
-        buf_append_urlencoded(&form, code) || buf_appends(&form, "&code_verifier=") ||
-        buf_append_urlencoded(&form, verifier) || buf_appends(&form, "&redirect_uri=") ||
-        buf_append_urlencoded(&form, s->redirect_uri[p]) || buf_appends(&form, "&client_id=") ||
-        buf_append_urlencoded(&form, client_id(s, p)) || buf_appends(&form, "&client_secret=") ||
-        buf_append_urlencoded(&form, client_secret(s, p))) {
+    if (!h || oauth_param(&form, 1, "grant_type", "authorization_code") ||
+        oauth_param(&form, 0, "code", code) || oauth_param(&form, 0, "code_verifier", verifier) ||
+        oauth_param(&form, 0, "redirect_uri", s->redirect_uri[p]) ||
+        oauth_param(&form, 0, "client_id", client_id(s, p)) ||
+        oauth_param(&form, 0, "client_secret", client_secret(s, p))) {
         snprintf(err, errlen, "cannot build the token request %s", herr);
         goto out;
     }
@@ -367,10 +333,8 @@ static int exchange(struct signin *s, enum provider p, const char *token_url, co
         goto out;
     rc = 0;
 out:
-    json_decref(reply);
-    if (form.data)
-        OPENSSL_cleanse(form.data, form.len); /* it carries the client secret */
-    buf_free(&form);
+    oauth_reply_free(reply);
+    oauth_form_free(&form);
     return rc;
 }
 
@@ -540,8 +504,9 @@ static int callback(struct mg_connection *conn, struct signin *s, enum provider 
     int status;
     PGconn *pg = NULL;
     memset(&st, 0, sizeof st);
-    if (qparam(ri, "state", state, sizeof state) || qparam(ri, "code", code, sizeof code) ||
-        qparam(ri, "error", error, sizeof error) || !session_token_valid(state)) {
+    if (httpd_query_param(ri, "state", state, sizeof state) ||
+        httpd_query_param(ri, "code", code, sizeof code) ||
+        httpd_query_param(ri, "error", error, sizeof error) || !session_token_valid(state)) {
         status = httpd_reply_error(conn, 400, "invalid_state", "missing or malformed state");
         goto out;
     }

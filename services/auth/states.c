@@ -1,6 +1,7 @@
 /* states: OAuth state issue and single-use consumption. */
 #include "states.h"
 
+#include "base64.h"
 #include "crypto.h"
 #include "pg.h"
 
@@ -36,15 +37,9 @@ const char *state_result_str(enum state_result r)
 
 int states_well_formed(const char *s)
 {
-    if (!s || strlen(s) != STATE_CHARS)
-        return 0;
-    for (const char *p = s; *p; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
-            return 0;
-    }
-    return 1;
+    uint8_t raw[STATE_CHARS];
+    return s && strlen(s) == STATE_CHARS &&
+           base64_decode(BASE64_URL, s, STATE_CHARS, raw, sizeof raw) >= 0;
 }
 
 static void aad_for(char *aad, size_t n, const char *hash)
@@ -111,74 +106,99 @@ out:
     return rc;
 }
 
+enum state_result states_take(PGconn *pg, const char *table, const char *columns, const char *hash,
+                              const char *provider, PGresult **row, char *err, size_t errlen)
+{
+    enum state_result r = STATE_ERROR;
+    char sql[1024];
+    PGresult *res = NULL;
+    *row = NULL;
+    int n = snprintf(sql, sizeof sql,
+                     "WITH old AS (SELECT * FROM %s WHERE state_hash = $1 FOR UPDATE) "
+                     "UPDATE %s s SET used_at = coalesce(s.used_at, now()) FROM old "
+                     "WHERE s.state_hash = old.state_hash RETURNING "
+                     "encode(old.verifier_sealed, 'hex'), old.verifier_key_id, %s, "
+                     "old.provider, old.used_at IS NOT NULL, old.expires_at <= now()",
+                     table, table, columns);
+    if (n < 0 || (size_t)n >= sizeof sql) {
+        snprintf(err, errlen, "state statement too long");
+        return STATE_ERROR;
+    }
+    const char *params[] = {hash};
+    res = PQexecParams(pg, sql, 1, NULL, params, NULL, NULL, 0);
+    if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
+        goto out;
+    int last = PQnfields(res) - 1;
+    if (PQntuples(res) != 1)
+        r = STATE_UNKNOWN;
+    else if (strcmp(PQgetvalue(res, 0, last - 1), "t") == 0)
+        r = STATE_USED;
+    else if (strcmp(PQgetvalue(res, 0, last), "t") == 0)
+        r = STATE_EXPIRED;
+    else if (strcmp(PQgetvalue(res, 0, last - 2), provider) != 0)
+        r = STATE_WRONG_PROVIDER;
+    else
+        r = STATE_OK;
+    if (r != STATE_OK)
+        snprintf(err, errlen, "%s", state_result_str(r));
+out:
+    if (r == STATE_OK)
+        *row = res;
+    else
+        PQclear(res);
+    return r;
+}
+
+int states_open_verifier(const struct grants *g, const PGresult *row, const char *aad, char *out,
+                         size_t outlen, char *err, size_t errlen)
+{
+    int rc = -1;
+    char *verifier = NULL;
+    const char *hex = PQgetvalue(row, 0, 0);
+    size_t hl = strlen(hex);
+    uint8_t *sealed = malloc(hl / 2 + 1);
+    long n = sealed ? crypto_hex_decode(hex, sealed, hl / 2 + 1) : -1;
+    if (n < 0 || grants_open(g, PQgetvalue(row, 0, 1), sealed, (size_t)n, aad, &verifier) ||
+        strlen(verifier) >= outlen) {
+        snprintf(err, errlen, "the state's verifier cannot be opened (unknown key?)");
+        goto out;
+    }
+    snprintf(out, outlen, "%s", verifier);
+    rc = 0;
+out:
+    grants_free_secret(verifier);
+    free(sealed);
+    return rc;
+}
+
 enum state_result states_consume(PGconn *pg, const struct grants *g, const char *provider,
                                  const char *state, struct state_info *out, char *err,
                                  size_t errlen)
 {
-    enum state_result r = STATE_ERROR;
     char hash[65], aad[96];
-    PGresult *res = NULL;
-    char *verifier = NULL;
-    uint8_t *sealed = NULL;
+    PGresult *row = NULL;
     memset(out, 0, sizeof *out);
     if (!states_well_formed(state)) {
         snprintf(err, errlen, "%s", state_result_str(STATE_MALFORMED));
         return STATE_MALFORMED;
     }
     crypto_sha256_hex(state, strlen(state), hash);
-    /* Mark used first, whatever the outcome, so that a state is never accepted twice even
-     * when two callbacks race. The old values tell us why it is not acceptable. */
-    const char *params[] = {hash};
-    res = PQexecParams(pg,
-                       "WITH old AS (SELECT * FROM oauth_states WHERE state_hash = $1 FOR UPDATE) "
-                       "UPDATE oauth_states s SET used_at = coalesce(s.used_at, now()) FROM old "
-                       "WHERE s.state_hash = old.state_hash RETURNING old.tenant_id, old.provider, "
-                       "old.admin, encode(old.verifier_sealed, 'hex'), old.verifier_key_id, "
-                       "old.used_at IS NOT NULL, old.expires_at <= now(), coalesce(old.nonce, ''), "
-                       "coalesce(old.session_hash, ''), coalesce(old.provider_tenant, '')",
-                       1, NULL, params, NULL, NULL, 0);
-    if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
-        goto out;
-    if (PQntuples(res) != 1) {
-        r = STATE_UNKNOWN;
-        goto done;
-    }
-    if (strcmp(PQgetvalue(res, 0, 5), "t") == 0) {
-        r = STATE_USED;
-        goto done;
-    }
-    if (strcmp(PQgetvalue(res, 0, 6), "t") == 0) {
-        r = STATE_EXPIRED;
-        goto done;
-    }
-    if (strcmp(PQgetvalue(res, 0, 1), provider) != 0) {
-        r = STATE_WRONG_PROVIDER;
-        goto done;
-    }
-    snprintf(out->tenant, sizeof out->tenant, "%s", PQgetvalue(res, 0, 0));
-    snprintf(out->admin, sizeof out->admin, "%s", PQgetvalue(res, 0, 2));
-    snprintf(out->nonce, sizeof out->nonce, "%s", PQgetvalue(res, 0, 7));
-    snprintf(out->session_hash, sizeof out->session_hash, "%s", PQgetvalue(res, 0, 8));
-    snprintf(out->provider_tenant, sizeof out->provider_tenant, "%s", PQgetvalue(res, 0, 9));
-    const char *hex = PQgetvalue(res, 0, 3);
-    size_t hl = strlen(hex);
-    sealed = malloc(hl / 2 + 1);
-    long n = sealed ? crypto_hex_decode(hex, sealed, hl / 2 + 1) : -1;
-    aad_for(aad, sizeof aad, hash);
-    if (n < 0 || grants_open(g, PQgetvalue(res, 0, 4), sealed, (size_t)n, aad, &verifier) ||
-        strlen(verifier) >= sizeof out->verifier) {
-        snprintf(err, errlen, "the state's verifier cannot be opened (unknown key?)");
-        r = STATE_ERROR;
-        goto out;
-    }
-    snprintf(out->verifier, sizeof out->verifier, "%s", verifier);
-    r = STATE_OK;
-done:
+    enum state_result r = states_take(pg, "oauth_states",
+                                      "old.tenant_id, old.admin, coalesce(old.nonce, ''), "
+                                      "coalesce(old.session_hash, ''), "
+                                      "coalesce(old.provider_tenant, '')",
+                                      hash, provider, &row, err, errlen);
     if (r != STATE_OK)
-        snprintf(err, errlen, "%s", state_result_str(r));
-out:
-    grants_free_secret(verifier);
-    free(sealed);
-    PQclear(res);
+        return r;
+    const int c = STATE_COL_EXTRA;
+    snprintf(out->tenant, sizeof out->tenant, "%s", PQgetvalue(row, 0, c));
+    snprintf(out->admin, sizeof out->admin, "%s", PQgetvalue(row, 0, c + 1));
+    snprintf(out->nonce, sizeof out->nonce, "%s", PQgetvalue(row, 0, c + 2));
+    snprintf(out->session_hash, sizeof out->session_hash, "%s", PQgetvalue(row, 0, c + 3));
+    snprintf(out->provider_tenant, sizeof out->provider_tenant, "%s", PQgetvalue(row, 0, c + 4));
+    aad_for(aad, sizeof aad, hash);
+    if (states_open_verifier(g, row, aad, out->verifier, sizeof out->verifier, err, errlen))
+        r = STATE_ERROR;
+    PQclear(row);
     return r;
 }

@@ -55,6 +55,22 @@ struct state_info {
     char provider_tenant[160];       /* Microsoft: the directory the consent must be for */
 };
 
+/* What every single-use state table (oauth_states for consents, signin_states for sign-ins)
+ * shares. states_take consumes the row of table whose state_hash is hash: it is marked used
+ * whatever comes next, so a state is never accepted twice even when two callbacks race, and
+ * judged by its old values (unknown, used, expired, another provider's). On STATE_OK *row
+ * (caller PQclear()s) holds the old row: the verifier's columns, then `columns` (a select list
+ * over old.*) from STATE_COL_EXTRA on; otherwise *row is NULL. err gets the reason. */
+#define STATE_COL_EXTRA 2
+enum state_result states_take(PGconn *pg, const char *table, const char *columns, const char *hash,
+                              const char *provider, PGresult **row, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* The PKCE verifier a taken row carries, sealed under the key ring with aad, into out. 0, or
+ * -1 with a message when it cannot be opened (an unknown key, a wrong aad, too long). */
+int states_open_verifier(const struct grants *g, const PGresult *row, const char *aad, char *out,
+                         size_t outlen, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 /* Consume a state for provider atomically: it is marked used whatever comes next, so a
  * second use is STATE_USED. */
 enum state_result states_consume(PGconn *pg, const struct grants *g, const char *provider,

@@ -118,17 +118,6 @@ json_t *graph_error(const struct buf *body, const char **code, const char **mess
     return root;
 }
 
-enum http_retry graph_classify(long status, const struct buf *body, void *ctx)
-{
-    (void)body;
-    (void)ctx;
-    if (status == 429)
-        return HTTP_RETRY_THROTTLED;
-    if (status == 500 || status == 502 || status == 503 || status == 504)
-        return HTTP_RETRY_YES;
-    return HTTP_RETRY_NO;
-}
-
 fetch_reason graph_failure(long status, const struct buf *body, char *msg, size_t msglen)
 {
     const char *code, *message;

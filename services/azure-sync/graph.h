@@ -39,8 +39,6 @@ int graph_prepare(struct graph *g, char *err, size_t errlen) __attribute__((warn
 /* error.code and error.message of a Graph error body (borrowed from the returned parsed
  * body, which the caller json_decref()s; "" when absent). */
 json_t *graph_error(const struct buf *body, const char **code, const char **message);
-/* 429 throttles; 500/502/503/504 retry (Retry-After honoured by the client). */
-enum http_retry graph_classify(long status, const struct buf *body, void *ctx);
 fetch_reason graph_failure(long status, const struct buf *body, char *msg, size_t msglen);
 /* True when a delta request says its token is no longer usable (400 syncStateNotFound in any
  * case, 410 Gone, resyncRequired): drop it and run a full sync. */

@@ -77,7 +77,7 @@ int main(int argc, char **argv)
     g.full_every_hours = (long)cfg.full_every_hours;
     g.store = store;
     struct fetch_source_ops ops = {
-        .classify = graph_classify,
+        .classify = http_classify_default,
         .failure = graph_failure,
         .plan = graph_plan,
         .run = graph_run,

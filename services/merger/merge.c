@@ -1,6 +1,7 @@
 #include "merge.h"
 
 #include "fetch_map.h"
+#include "ids.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -152,17 +153,5 @@ bool merge_run_incomplete(long reported, long received, long skipped, long inval
 
 int merge_email_normalize(const char *in, char *out, size_t outlen)
 {
-    if (!in || outlen == 0)
-        return -1;
-    while (*in && isspace((unsigned char)*in))
-        in++;
-    size_t n = strlen(in);
-    while (n > 0 && isspace((unsigned char)in[n - 1]))
-        n--;
-    if (n == 0 || n >= outlen)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)tolower((unsigned char)in[i]);
-    out[n] = '\0';
-    return 0;
+    return ids_email_normalize(in, out, outlen);
 }

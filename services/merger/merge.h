@@ -51,7 +51,7 @@ int merge_delta_combine(json_t *fields, json_t *cleared, const json_t *later_fie
  * observation events than RunCompleted says were published. */
 bool merge_run_incomplete(long reported, long received, long skipped, long invalid);
 
-/* Trim ASCII white space and lower-case into out. 0, or -1 when empty or too long. */
+/* ids_email_normalize under the name apply.c calls (kept until apply.c calls lib/ids). */
 int merge_email_normalize(const char *in, char *out, size_t outlen)
     __attribute__((warn_unused_result));
 

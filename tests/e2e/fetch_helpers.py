@@ -12,10 +12,11 @@ import secrets
 import subprocess
 import threading
 import urllib.parse
+import unittest
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import Process, binary, consume, free_port, http, wait_until
+from harness import Process, binary, consume, free_port, http, require_env, wait_until
 
 SERVICE_SECRET = "fetch-test-secret"
 GOOGLE_CLIENT = ("panel-google-client", "panel-google-secret")
@@ -191,6 +192,40 @@ def fetcher_env(auth, **extra):
            "PANEL_FETCH_RUN_BUDGET_S": "60"}
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+class FetcherTestCase(unittest.TestCase):
+    """One fetcher (FETCHER, a binary name) against the emulator, with auth's token endpoint
+    stubbed (AuthStub), started once per class; fetcher_settings(emu) gives its own
+    environment. Every test starts without emulator faults."""
+    FETCHER = None
+
+    @classmethod
+    def fetcher_settings(cls, emu):
+        return {}
+
+    @classmethod
+    def setUpClass(cls):
+        require_env()
+        cls.emu = start_emulator()
+        try:
+            cls.auth = AuthStub(cls.emu)
+            cls.svc = Process(cls.FETCHER,
+                              env=fetcher_env(cls.auth, **cls.fetcher_settings(cls.emu)))
+        except BaseException:
+            if getattr(cls, "auth", None):
+                cls.auth.stop()
+            cls.emu.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.svc.stop()
+        cls.auth.stop()
+        cls.emu.stop()
+
+    def tearDown(self):
+        clear_faults(self.emu)
 
 
 def request_sync(tenant, source, force_full=False, run_id=None):

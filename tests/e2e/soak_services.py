@@ -3,17 +3,15 @@ syncs on the emulator, wired as `make demo` wires it (scripts/demo.py), then res
 After the kills a clean sync must leave the directory exactly as the uninterrupted first
 sync left it, with no public event beyond the first sync's (the district did not change,
 so any further event would be a duplicate)."""
-import argparse
 import os
 import random
 import sys
-import tempfile
 import time
 import unittest
-import uuid
 
 import harness
 import suite
+import whole_suite
 
 sys.path.insert(0, os.path.join(harness.ROOT, "scripts"))
 import demo  # noqa: E402
@@ -24,31 +22,15 @@ RESULT = {}
 SERVICES = ["google-sync", "azure-sync", "merger", "auth", "api"]
 
 
-class ServiceKillSoak(unittest.TestCase):
+class ServiceKillSoak(whole_suite.SuiteTestCase):
+    SUITE = dict(name="soak", people=PEOPLE, azure_people=PEOPLE * 2 // 3, shared=PEOPLE // 2,
+                 devices=PEOPLE // 6, ous=40, timeout=900,
+                 env={"PANEL_AUTH_RUN_STALE_S": "60"})  # runs orphaned by a killed fetcher end
+
     @classmethod
     def setUpClass(cls):
-        harness.require_env()
-        suffix = uuid.uuid4().hex[:8]
-
-        class SoakDemo(demo.Demo):
-            tenant = f"soak-{suffix}"
-            district = f"soak{suffix}"
-
-        cls.run_dir = tempfile.mkdtemp(prefix="panel-soak-", dir=os.path.join(harness.ROOT, ".run"))
-        args = argparse.Namespace(run_dir=cls.run_dir, people=PEOPLE,
-                                  azure_people=PEOPLE * 2 // 3, shared=PEOPLE // 2,
-                                  devices=PEOPLE // 6, ous=40, timeout=900,
-                                  exit_after_sync=True, reuse_infra=True)
-        cls.d = SoakDemo(args)
-        cls.d.env["PANEL_AUTH_RUN_STALE_S"] = "60"  # runs orphaned by a killed fetcher end
-        cls.tenant, cls.district = SoakDemo.tenant, SoakDemo.district
+        super().setUpClass()
         try:
-            cls.d.infra()
-            cls.d.services()
-            cls.d.api_key()
-            cls.d.connect("google")
-            cls.d.connect("microsoft")
-            cls.d.wait_first_sync()
             harness.wait_until(lambda: harness.psql(
                 "SELECT count(*) FROM outbox WHERE tenant_id = :'t' AND sent_at IS NULL",
                 t=cls.tenant)[0][0] == "0", timeout=300, what="the outbox to drain")
@@ -56,10 +38,6 @@ class ServiceKillSoak(unittest.TestCase):
             cls.d.stop_all()
             raise
         cls.hdr = cls.d.service_secrets.header("api")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.d.stop_all()
 
     def extra(self, name):
         if name != "auth":

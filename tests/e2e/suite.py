@@ -4,6 +4,7 @@ publish them with panelctl, read a tenant's directory state as a canonical dump,
 texts for secrets. The browser-side HTTP (redirects not followed) is scripts/demo.py's."""
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -19,6 +20,21 @@ SERVICE_SECRET = SECRETS.values["api"]  # the api's: what admin actions carry
 AUTH_KEY_HEX = secrets.token_hex(32)
 GOOGLE_CLIENT_SECRET = "gcs-" + secrets.token_hex(12)
 MS_CLIENT_SECRET = "mcs-" + secrets.token_hex(12)
+
+
+def retention_pruned(proc, table):
+    """retention_pruned_rows_total{table=...} of a started service, or None before its first
+    round."""
+    _, _, body = harness.http("GET", proc.url + "/metrics", timeout=5)
+    text = body.decode() if isinstance(body, bytes) else body
+    m = re.search(r'^retention_pruned_rows_total\{table="' + re.escape(table) +
+                  r'"\} ([0-9.e+]+)$', text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def count(sql, **params):
+    """The number a one-value SELECT count(*) ... returns."""
+    return int(harness.psql(sql, **params)[0][0])
 
 
 def no_redirect_http(method, url, body=None, headers=None):

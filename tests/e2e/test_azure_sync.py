@@ -3,32 +3,19 @@ PostgreSQL (delta links in azure_delta_state); only auth's token endpoint is a s
 (fetch_helpers.AuthStub) that gets client-credentials tokens from the emulator."""
 import unittest
 
-from fetch_helpers import (AuthStub, add_fault, azure_admin_consent, azure_person, clear_faults, control,
-                           fetcher_env, new_district, payloads, request_sync, run_events,
-                           start_emulator)
-from harness import Process, new_tenant, psql, require_env
+from fetch_helpers import (FetcherTestCase, add_fault, azure_admin_consent, azure_person, control,
+                           new_district, payloads, request_sync, run_events)
+from harness import new_tenant, psql
 
 AZURE = "SOURCE_AZURE"
 
 
-class AzureSync(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        require_env()
-        cls.emu = start_emulator()
-        cls.auth = AuthStub(cls.emu)
-        cls.svc = Process("panel-azure-sync", env=fetcher_env(
-            cls.auth, PANEL_GRAPH_URL=cls.emu.url, PANEL_AZURE_PAGE_SIZE=60,
-            PANEL_FETCH_RUN_BUDGET_S=30))
+class AzureSync(FetcherTestCase):
+    FETCHER = "panel-azure-sync"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.svc.stop()
-        cls.auth.stop()
-        cls.emu.stop()
-
-    def tearDown(self):
-        clear_faults(self.emu)
+    def fetcher_settings(cls, emu):
+        return dict(PANEL_GRAPH_URL=emu.url, PANEL_AZURE_PAGE_SIZE=60, PANEL_FETCH_RUN_BUDGET_S=30)
 
     def connect(self, azure_people):
         district = new_district(self.emu, people=1, azure_people=azure_people)

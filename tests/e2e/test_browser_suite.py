@@ -7,7 +7,6 @@ and can change nothing; (issue 20) a held run reviewed and approved (the merger 
 it listed) and a 30-device cart scanned and checked out; after a revocation at the emulator
 the page says revoked.
 Screenshots: tests/screenshots/ (gitignored). Any console error fails the test."""
-import argparse
 import csv
 import json
 import os
@@ -17,7 +16,8 @@ import tempfile
 import unittest
 import uuid
 
-from harness import ROOT, http, psql, require_env, wait_until
+from harness import ROOT, http, psql, wait_until
+from whole_suite import SuiteTestCase
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import demo  # noqa: E402
@@ -25,44 +25,24 @@ import demo  # noqa: E402
 SHOTS = os.path.join(ROOT, "tests", "screenshots")
 
 
-class AdminPageOnTheWholeSuite(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        require_env()
-        suffix = uuid.uuid4().hex[:8]
-
-        class BrowserDemo(demo.Demo):
-            tenant = f"browser-{suffix}"
-            district = f"browser{suffix}"
-            consent = "page"
-
-        cls.run_dir = tempfile.mkdtemp(prefix="panel-browser-", dir=os.path.join(ROOT, ".run"))
-        args = argparse.Namespace(run_dir=cls.run_dir, people=120, azure_people=60, shared=40,
-                                  devices=48, ous=8, timeout=180, exit_after_sync=True,
-                                  reuse_infra=True)
-        cls.d = BrowserDemo(args)
-        cls.tenant, cls.district = BrowserDemo.tenant, BrowserDemo.district
-        try:
-            cls.d.infra()
-            cls.d.services()
-            # The district's first admin (panelctl admin-add), who signs in in the browser;
-            # and a viewer, a person of the district's Workspace the emulator knows.
-            cls.admin = cls.d.first_admin()
-            cls.viewer = f"viewer@{cls.district}.k12.example"
-            status, _, body = http("POST", f"{cls.d.emu_admin}/control/districts/"
-                                   f"{cls.district}/admins", {"email": cls.viewer})
-            if status != 201:
-                raise RuntimeError(f"the emulator did not add the viewer: {status} {body}")
-            subprocess.run([os.path.join(demo.BIN, "panelctl"), "admin-add", cls.tenant,
-                            cls.viewer, "viewer", "--google-only"], cwd=ROOT, env=cls.d.env,
-                           check=True, capture_output=True, text=True)
-        except BaseException:
-            cls.d.stop_all()
-            raise
+class AdminPageOnTheWholeSuite(SuiteTestCase):
+    # Nothing connected: the admin connects both clouds in the browser, on the consent pages.
+    SUITE = dict(name="browser", people=120, azure_people=60, shared=40, devices=48, ous=8,
+                 timeout=180, consent="page", connect=False)
 
     @classmethod
-    def tearDownClass(cls):
-        cls.d.stop_all()
+    def prepare_suite(cls, d):
+        """The district's first admin (panelctl admin-add), who signs in in the browser; and a
+        viewer, a person of the district's Workspace the emulator knows."""
+        cls.admin = d.first_admin()
+        cls.viewer = f"viewer@{d.district}.k12.example"
+        status, _, body = http("POST", f"{d.emu_admin}/control/districts/{d.district}/admins",
+                               {"email": cls.viewer})
+        if status != 201:
+            raise RuntimeError(f"the emulator did not add the viewer: {status} {body}")
+        subprocess.run([os.path.join(demo.BIN, "panelctl"), "admin-add", d.tenant, cls.viewer,
+                        "viewer", "--google-only"], cwd=ROOT, env=d.env, check=True,
+                       capture_output=True, text=True)
 
     def browser(self, phase, fixture):
         p = subprocess.run(["node", "suite_page.mjs"], cwd=os.path.join(ROOT, "tests", "browser"),

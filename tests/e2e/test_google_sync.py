@@ -3,34 +3,22 @@ PostgreSQL; only auth's token endpoint is a stand-in (fetch_helpers.AuthStub) th
 tokens from the emulator."""
 import unittest
 
-from fetch_helpers import (AuthStub, add_fault, clear_faults, control, fetcher_env,
-                           google_device, google_orgunit, google_person,
-                           google_refresh_token, new_district, payloads, request_sync,
-                           run_events, start_emulator)
-from harness import Process, new_tenant, require_env, wait_until
+from fetch_helpers import (FetcherTestCase, add_fault, control, google_device, google_orgunit,
+                           google_person, google_refresh_token, new_district, payloads,
+                           request_sync, run_events)
+from harness import new_tenant, wait_until
 
 GOOGLE = "SOURCE_GOOGLE"
 
 
-class GoogleSync(unittest.TestCase):
+class GoogleSync(FetcherTestCase):
+    FETCHER = "panel-google-sync"
+
     @classmethod
-    def setUpClass(cls):
-        require_env()
-        cls.emu = start_emulator()
-        cls.auth = AuthStub(cls.emu)
+    def fetcher_settings(cls, emu):
         # Small pages so that a small district spans many pages.
-        cls.svc = Process("panel-google-sync", env=fetcher_env(
-            cls.auth, PANEL_GOOGLE_API_URL=cls.emu.url, PANEL_GOOGLE_USERS_PAGE_SIZE=40,
-            PANEL_GOOGLE_DEVICES_PAGE_SIZE=25, PANEL_FETCH_RUN_BUDGET_S=30))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.svc.stop()
-        cls.auth.stop()
-        cls.emu.stop()
-
-    def tearDown(self):
-        clear_faults(self.emu)
+        return dict(PANEL_GOOGLE_API_URL=emu.url, PANEL_GOOGLE_USERS_PAGE_SIZE=40,
+                    PANEL_GOOGLE_DEVICES_PAGE_SIZE=25, PANEL_FETCH_RUN_BUDGET_S=30)
 
     def connect(self, **counts):
         district = new_district(self.emu, **counts)

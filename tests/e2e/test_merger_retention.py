@@ -4,7 +4,6 @@ goes on publishing: never an unsent outbox row, a row that is too young, a held 
 newest run of a district and source, nor the run the connection views read for missing
 permissions. retention_pruned_rows_total{table=...} counts what went."""
 import collections
-import re
 import unittest
 import uuid
 
@@ -22,18 +21,6 @@ RETENTION_ENV = {
 }
 OFF_ENV = {"PANEL_RETENTION_OUTBOX_SENT_HOURS": "0", "PANEL_RETENTION_RUNS_DAYS": "0",
            "PANEL_RETENTION_RUN_LEFTOVERS_HOURS": "0"}
-
-
-def pruned(proc, table):
-    _, _, body = harness.http("GET", proc.url + "/metrics", timeout=5)
-    text = body.decode() if isinstance(body, bytes) else body
-    m = re.search(r'^retention_pruned_rows_total\{table="' + re.escape(table) +
-                  r'"\} ([0-9.e+]+)$', text, re.M)
-    return float(m.group(1)) if m else None
-
-
-def count(sql, **params):
-    return int(harness.psql(sql, **params)[0][0])
 
 
 def add_run(tenant, source, status, age, failure=None, outcomes=0, held=0, seen=0, reported=0):
@@ -79,7 +66,7 @@ class MergerRetentionTest(unittest.TestCase):
             faults.wait_outbox_drained(tenant)
         finally:
             m.stop()
-        first_rows = count("SELECT count(*) FROM outbox WHERE tenant_id = :'t'", t=tenant)
+        first_rows = suite.count("SELECT count(*) FROM outbox WHERE tenant_id = :'t'", t=tenant)
         self.assertGreater(first_rows, 20)
         # Published long ago, plus 3000 more such rows so that pruning takes many batches.
         harness.psql("UPDATE outbox SET created_at = now() - :'a'::interval,"
@@ -90,7 +77,7 @@ class MergerRetentionTest(unittest.TestCase):
             " sent_at) SELECT o.tenant_id, gen_random_uuid(), o.topic, o.msg_key, o.payload,"
             " o.created_at, o.sent_at FROM outbox o, generate_series(1, 3000 / :n + 1) g"
             " WHERE o.tenant_id = :'t' LIMIT 3000", t=tenant, n=first_rows)
-        old_sent = count("SELECT count(*) FROM outbox WHERE tenant_id = :'t'", t=tenant)
+        old_sent = suite.count("SELECT count(*) FROM outbox WHERE tenant_id = :'t'", t=tenant)
         # Written long ago but never published: published now, and kept.
         unsent = harness.psql(
             "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload, created_at)"
@@ -103,7 +90,7 @@ class MergerRetentionTest(unittest.TestCase):
             " sent_at) SELECT tenant_id, gen_random_uuid(), topic, msg_key, payload,"
             " now() - interval '10 days', now() - interval '10 days' FROM outbox"
             " WHERE tenant_id = :'t' LIMIT 1 RETURNING event_id", t=tenant, a=OLD)[0][0]
-        self.assertEqual(count("SELECT count(*) FROM outbox WHERE sent_at < now() -"
+        self.assertEqual(suite.count("SELECT count(*) FROM outbox WHERE sent_at < now() -"
                                " interval '300 days'"), old_sent,
                          "only this test's rows are past the retention")
 
@@ -126,9 +113,9 @@ class MergerRetentionTest(unittest.TestCase):
         suite.publish(tenant, second)  # waiting when the merger starts: applied while pruning
         m = suite.start_merger(RETENTION_ENV)
         try:
-            harness.wait_until(lambda: count(
+            harness.wait_until(lambda: suite.count(
                 "SELECT count(*) FROM outbox WHERE sent_at < now() - interval '300 days'") == 0
-                and count("SELECT count(*) FROM sync_runs WHERE run_id IN (:'a', :'b')",
+                and suite.count("SELECT count(*) FROM sync_runs WHERE run_id IN (:'a', :'b')",
                           a=gone["completed"], b=gone["failed"]) == 0,
                 timeout=120, what="the old rows to be pruned")
             suite.wait_run(tenant, second[0]["run_id"], ("completed",))
@@ -138,8 +125,9 @@ class MergerRetentionTest(unittest.TestCase):
             suite.publish(tenant, third)
             suite.wait_run(tenant, third[0]["run_id"], ("completed",))
             faults.wait_outbox_drained(tenant)
-            counts = {t: pruned(m, t) for t in ("outbox", "run_outcomes", "sync_runs",
-                                                "run_seen", "run_reported_removals")}
+            counts = {t: suite.retention_pruned(m, t)
+                      for t in ("outbox", "run_outcomes", "sync_runs", "run_seen",
+                                "run_reported_removals")}
         finally:
             m.stop()
 
@@ -149,7 +137,7 @@ class MergerRetentionTest(unittest.TestCase):
             "SELECT event_id FROM outbox WHERE tenant_id = :'t'", t=tenant)}
         self.assertIn(unsent, rows)
         self.assertIn(young, rows)
-        self.assertEqual(count("SELECT count(*) FROM outbox WHERE tenant_id = :'t'"
+        self.assertEqual(suite.count("SELECT count(*) FROM outbox WHERE tenant_id = :'t'"
                                " AND sent_at IS NULL", t=tenant), 0)
         # every event of the runs applied during and after pruning reached the topics once
         on_topics = collections.Counter(e[3] for e in suite.public_events(tenant))
@@ -161,17 +149,17 @@ class MergerRetentionTest(unittest.TestCase):
         self.assertGreaterEqual(len(recent), 40)
         self.assertTrue(recent <= set(on_topics), "events missing from the topics")
         for name, run in kept.items():
-            self.assertEqual(count("SELECT count(*) FROM sync_runs WHERE run_id = :'r'", r=run),
-                             1, f"the {name} run was deleted")
-        self.assertEqual(count("SELECT count(*) FROM run_outcomes WHERE run_id = :'r'",
+            self.assertEqual(suite.count("SELECT count(*) FROM sync_runs WHERE run_id = :'r'",
+                                         r=run), 1, f"the {name} run was deleted")
+        self.assertEqual(suite.count("SELECT count(*) FROM run_outcomes WHERE run_id = :'r'",
                                r=kept["held"]), 2)
-        self.assertEqual(count("SELECT count(*) FROM run_outcomes WHERE run_id = :'r'",
+        self.assertEqual(suite.count("SELECT count(*) FROM run_outcomes WHERE run_id = :'r'",
                                r=kept["newest decider"]), 2)
-        self.assertEqual(count("SELECT count(*) FROM run_seen WHERE run_id = :'r'",
+        self.assertEqual(suite.count("SELECT count(*) FROM run_seen WHERE run_id = :'r'",
                                r=kept["newest"]), 0, "the leftovers of a kept ended run stay")
         for run in gone.values():
             for table in ("run_outcomes", "run_seen", "run_reported_removals"):
-                self.assertEqual(count(f"SELECT count(*) FROM {table} WHERE run_id = :'r'",
+                self.assertEqual(suite.count(f"SELECT count(*) FROM {table} WHERE run_id = :'r'",
                                        r=run), 0)
 
 

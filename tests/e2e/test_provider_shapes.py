@@ -8,58 +8,27 @@ The objects are added to the district through the emulator's control API in the 
 shapes, read from tests/reference/google/users_statuses.json, chromeosdevice_statuses.json and
 tests/reference/microsoft/user_proxy_addresses.json, before the first sync; one Google change
 round then moves devices between statuses."""
-import argparse
 import json
 import os
-import sys
-import tempfile
 import time
 import unittest
 import urllib.parse
-import uuid
 
-from harness import ROOT, consume, http, psql, require_env, wait_until
-
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-import demo  # noqa: E402  (scripts/demo.py: the same wiring as `make demo`)
+from harness import ROOT, consume, http, psql, wait_until
+from whole_suite import SuiteTestCase
 
 REF = os.path.join(ROOT, "tests", "reference")
 
 
-class ProviderShapes(unittest.TestCase):
+class ProviderShapes(SuiteTestCase):
+    SUITE = dict(name="shapes", people=40, azure_people=30, shared=20, devices=6, ous=4)
+
     @classmethod
-    def setUpClass(cls):
-        require_env()
-        suffix = uuid.uuid4().hex[:8]
-
-        class ShapesDemo(demo.Demo):
-            tenant = f"shapes-{suffix}"
-            district = f"shapes{suffix}"
-
-        cls.run_dir = tempfile.mkdtemp(prefix="panel-shapes-", dir=os.path.join(ROOT, ".run"))
-        args = argparse.Namespace(run_dir=cls.run_dir, people=40, azure_people=30, shared=20,
-                                  devices=6, ous=4, timeout=240, exit_after_sync=True,
-                                  reuse_infra=True)
-        cls.d = ShapesDemo(args)
-        cls.tenant = ShapesDemo.tenant
-        cls.district = ShapesDemo.district
+    def prepare_suite(cls, d):
+        """The reference shapes are in the emulator before the first sync reads them."""
+        cls.d, cls.district = d, d.district
         cls.domain = f"{cls.district}.k12.example"
-        try:
-            cls.d.infra()
-            cls.d.services()
-            cls.key = cls.d.api_key()
-            cls.seed_shapes()
-            cls.d.connect("google")
-            cls.d.connect("microsoft")
-            cls.d.wait_first_sync()
-        except BaseException:
-            cls.d.stop_all()
-            raise
-        cls.api = cls.d.api_url.rstrip("/")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.d.stop_all()
+        cls.seed_shapes()
 
     # ------------------------------------------------------------------ helpers
     @classmethod
@@ -84,13 +53,6 @@ class ProviderShapes(unittest.TestCase):
         cls.device_ids = {}
         for name, body in load("google/chromeosdevice_statuses.json")["devices"].items():
             cls.device_ids[name] = cls.emu("POST", "google/devices", body)["deviceId"]
-
-    def call(self, method, path, body=None, expect=None):
-        status, _, data = http(method, self.api + path, body,
-                               {"Authorization": "Bearer " + self.key})
-        if expect is not None:
-            self.assertEqual(status, expect, data)
-        return status, data
 
     def asset(self, name):
         rows = psql("SELECT asset_id FROM assets WHERE tenant_id = :'t' AND device_id = :'d';",

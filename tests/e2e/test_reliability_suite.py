@@ -4,19 +4,17 @@ binary from the sanitizer build (build/asan): a first full sync, then emulator f
 tokens, the Google grant revoked mid-run). Every run completes or fails cleanly, nothing is
 deleted by a broken run, every service stays up. At the end: no secret or token in any log,
 event, API answer or the database, and every service exits on SIGTERM with zero leaks."""
-import argparse
 import glob
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
-import uuid
 
 import harness
 import suite
+import whole_suite
 
 sys.path.insert(0, os.path.join(harness.ROOT, "scripts"))
 import demo  # noqa: E402
@@ -26,38 +24,22 @@ PEOPLE, AZURE, SHARED, DEVICES, OUS = 300, 200, 120, 60, 8
 RESULT = {}  # for tests/soak.py's table
 
 
-class FaultySuiteTest(unittest.TestCase):
+class FaultySuiteTest(whole_suite.SuiteTestCase):
+    SUITE = dict(name="rel", people=PEOPLE, azure_people=AZURE, shared=SHARED, devices=DEVICES,
+                 ous=OUS, timeout=300,
+                 env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23"})
+
     @classmethod
     def setUpClass(cls):
-        harness.require_env()
         if not os.path.exists(os.path.join(ASAN_BIN, "panel-merger")):
             raise RuntimeError("build/asan is missing: make BUILD=build/asan "
                                "SAN=address,undefined all")
-        suffix = uuid.uuid4().hex[:8]
-
-        class FaultDemo(demo.Demo):
-            tenant = f"rel-{suffix}"
-            district = f"rel{suffix}"
-
-        cls.run_dir = tempfile.mkdtemp(prefix="panel-rel-", dir=os.path.join(harness.ROOT, ".run"))
-        args = argparse.Namespace(run_dir=cls.run_dir, people=PEOPLE, azure_people=AZURE,
-                                  shared=SHARED, devices=DEVICES, ous=OUS, timeout=300,
-                                  exit_after_sync=True, reuse_infra=True)
         cls.old_bin = demo.BIN
         demo.BIN = ASAN_BIN  # every service and the emulator from the sanitizer build
         os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        cls.d = FaultDemo(args)
-        cls.d.env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:exitcode=23"
-        cls.tenant, cls.district = FaultDemo.tenant, FaultDemo.district
         try:
-            cls.d.infra()
-            cls.d.services()
-            cls.key = cls.d.api_key()
-            cls.d.connect("google")
-            cls.d.connect("microsoft")
-            cls.d.wait_first_sync()
+            super().setUpClass()
         except BaseException:
-            cls.d.stop_all()
             demo.BIN = cls.old_bin
             raise
         cls.auth = cls.d.env["PANEL_AUTH_URL"]
@@ -66,7 +48,7 @@ class FaultySuiteTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.d.stop_all()
+        super().tearDownClass()
         demo.BIN = cls.old_bin
 
     # ------------------------------------------------------------ helpers

@@ -2,7 +2,6 @@
 Idempotency-Key replies past PANEL_API_IDEMPOTENCY_TTL_HOURS: in batches, counted in
 retention_pruned_rows_total{table=...}; young rows stay. (The merger's tables:
 test_merger_retention.py.)"""
-import re
 import unittest
 
 import harness
@@ -10,18 +9,6 @@ import suite
 
 OLD = "400 days"
 COMMON = {"PANEL_RETENTION_INTERVAL_S": "1", "PANEL_RETENTION_BATCH": "7"}
-
-
-def pruned(proc, table):
-    _, _, body = harness.http("GET", proc.url + "/metrics", timeout=5)
-    text = body.decode() if isinstance(body, bytes) else body
-    m = re.search(r'^retention_pruned_rows_total\{table="' + re.escape(table) +
-                  r'"\} ([0-9.e+]+)$', text, re.M)
-    return float(m.group(1)) if m else None
-
-
-def count(sql, **params):
-    return int(harness.psql(sql, **params)[0][0])
 
 
 def states(tenant, label, n, expired_ago):
@@ -66,19 +53,19 @@ class RetentionTest(unittest.TestCase):
         auth = suite.start_auth(dict(COMMON, PANEL_RETENTION_STATES_HOURS="8760",
                                      PANEL_RETENTION_SESSIONS_DAYS="30"))
         try:
-            harness.wait_until(lambda: count(
+            harness.wait_until(lambda: suite.count(
                 "SELECT count(*) FROM admin_sessions WHERE tenant_id = :'t'", t=tenant) == 4
-                and count("SELECT count(*) FROM oauth_states WHERE tenant_id = :'t'",
+                and suite.count("SELECT count(*) FROM oauth_states WHERE tenant_id = :'t'",
                           t=tenant) == 3, timeout=60, what="old sessions and states to go")
-            counts = {t: pruned(auth, t) for t in ("signin_states", "oauth_states",
-                                                   "admin_sessions")}
+            counts = {t: suite.retention_pruned(auth, t)
+                      for t in ("signin_states", "oauth_states", "admin_sessions")}
         finally:
             auth.stop()
         self.assertEqual(counts, {"signin_states": 20, "oauth_states": 20,
                                   "admin_sessions": 17})
-        self.assertEqual(count("SELECT count(*) FROM signin_states WHERE state_hash LIKE"
+        self.assertEqual(suite.count("SELECT count(*) FROM signin_states WHERE state_hash LIKE"
                                " 'young%' || :'t'", t=tenant), 3)
-        self.assertEqual(count("SELECT count(*) FROM signin_states WHERE state_hash LIKE"
+        self.assertEqual(suite.count("SELECT count(*) FROM signin_states WHERE state_hash LIKE"
                                " 'old%' || :'t'", t=tenant), 0)
         self.assertEqual(sorted(r[0] for r in harness.psql(
             "SELECT id_hash FROM admin_sessions WHERE tenant_id = :'t'", t=tenant)),
@@ -96,10 +83,10 @@ class RetentionTest(unittest.TestCase):
             " now() - interval '29 days' FROM generate_series(1, 4) g", t=tenant)
         api = suite.start_api(extra=dict(COMMON, PANEL_API_IDEMPOTENCY_TTL_HOURS="720"))
         try:
-            harness.wait_until(lambda: count(
+            harness.wait_until(lambda: suite.count(
                 "SELECT count(*) FROM idempotency_keys WHERE tenant_id = :'t'", t=tenant) == 4,
                 timeout=60, what="old idempotency replies to go")
-            n = pruned(api, "idempotency_keys")
+            n = suite.retention_pruned(api, "idempotency_keys")
         finally:
             api.stop()
         self.assertEqual(n, 30)

@@ -389,10 +389,16 @@ class SessionTest(unittest.TestCase):
                      ["admin-add", "no-such-" + uuid.uuid4().hex[:6], "a@b.example", "admin"]):
             p = subprocess.run([harness.binary("panelctl")] + args, capture_output=True)
             self.assertEqual(p.returncode, 1, p.stderr)
+        # An address the api's account routes refuse is refused here too (lib/ids), so every
+        # stored account can be listed, changed and signed in with.
         for args in (["admin-add", t, "x@y.example", "boss"], ["admin-add", t, "nomail", "admin"],
-                     ["admin-add", t, "x@y.example", "admin", "--both"]):
+                     ["admin-add", t, "x@y.example", "admin", "--both"],
+                     ["admin-add", t, "two words@y.example", "admin"],
+                     ["admin-add", t, 'q"uote@y.example', "admin"]):
             p = subprocess.run([harness.binary("panelctl")] + args, capture_output=True)
             self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(psql("SELECT email FROM admin_accounts WHERE tenant_id = :'t' "
+                              "ORDER BY 1", t=t), [["head@district.example"]])
 
 
 if __name__ == "__main__":

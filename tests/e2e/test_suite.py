@@ -3,16 +3,15 @@ azure-sync, merger and api with the real PostgreSQL and Kafka. What a district a
 on: authorizing both clouds imports everyone once with Azure's values winning, the API shows
 it with provenance, an immediate sync runs, checkouts publish events, and a revocation at
 Google stops syncing without deleting anything."""
-import argparse
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import uuid
 
-from harness import ROOT, consume, http, psql, require_env, wait_until
+from harness import ROOT, consume, http, psql, wait_until
+from whole_suite import SuiteTestCase
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import demo  # noqa: E402  (scripts/demo.py: the same wiring as `make demo`)
@@ -20,45 +19,9 @@ import demo  # noqa: E402  (scripts/demo.py: the same wiring as `make demo`)
 PEOPLE, AZURE, SHARED, DEVICES, OUS = 400, 250, 150, 60, 12
 
 
-class WholeSuite(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        require_env()
-        suffix = uuid.uuid4().hex[:8]
-
-        class SuiteDemo(demo.Demo):
-            tenant = f"suite-{suffix}"
-            district = f"suite{suffix}"
-
-        cls.run_dir = tempfile.mkdtemp(prefix="panel-suite-", dir=os.path.join(ROOT, ".run"))
-        args = argparse.Namespace(run_dir=cls.run_dir, people=PEOPLE, azure_people=AZURE,
-                                  shared=SHARED, devices=DEVICES, ous=OUS, timeout=240,
-                                  exit_after_sync=True, reuse_infra=True)
-        cls.d = SuiteDemo(args)
-        cls.tenant = SuiteDemo.tenant
-        cls.district = SuiteDemo.district
-        try:
-            cls.d.infra()
-            cls.d.services()
-            cls.key = cls.d.api_key()
-            cls.d.connect("google")
-            cls.d.connect("microsoft")
-            cls.d.wait_first_sync()
-        except BaseException:
-            cls.d.stop_all()
-            raise
-        cls.api = cls.d.api_url.rstrip("/")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.d.stop_all()
-
-    def call(self, method, path, body=None, expect=None):
-        status, headers, data = http(method, self.api + path, body,
-                                     {"Authorization": "Bearer " + self.key})
-        if expect is not None:
-            self.assertEqual(status, expect, data)
-        return status, data
+class WholeSuite(SuiteTestCase):
+    SUITE = dict(name="suite", people=PEOPLE, azure_people=AZURE, shared=SHARED,
+                 devices=DEVICES, ous=OUS)
 
     def emulator(self, method, path, body=None):
         return http(method, self.d.emu_admin + path, body)

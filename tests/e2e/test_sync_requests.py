@@ -8,66 +8,23 @@ and Kafka), as `make demo` wires it:
 - Google's 403 `forbidden` on the devices listing: the connection says which permission is
   missing and what to do, no device is removed, the people and org unit changes apply;
 - Graph's 403 `Authorization_RequestDenied`: the same for Microsoft."""
-import argparse
-import os
-import sys
-import tempfile
 import unittest
-import uuid
 
-from harness import ROOT, http, psql, require_env, wait_until
-
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
-import demo  # noqa: E402  (scripts/demo.py: the same wiring as `make demo`)
+from harness import http, psql, wait_until
+from whole_suite import SuiteTestCase
 
 START_TIMEOUT_S = 15
 DEVICE_SCOPE = "https://www.googleapis.com/auth/admin.directory.device.chromeos.readonly"
 ENDED = ("completed", "failed", "held", "expired")
 
 
-class SyncRequests(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        require_env()
-        suffix = uuid.uuid4().hex[:8]
-
-        class ReqDemo(demo.Demo):
-            tenant = f"req-{suffix}"
-            district = f"req{suffix}"
-
-        cls.run_dir = tempfile.mkdtemp(prefix="panel-req-", dir=os.path.join(ROOT, ".run"))
-        args = argparse.Namespace(run_dir=cls.run_dir, people=60, azure_people=30, shared=10,
-                                  devices=12, ous=5, timeout=240, exit_after_sync=True,
-                                  reuse_infra=True)
-        cls.d = ReqDemo(args)
-        cls.d.env["PANEL_AUTH_RUN_START_TIMEOUT_S"] = str(START_TIMEOUT_S)
-        cls.d.env["PANEL_AUTH_SCHEDULER_TICK_MS"] = "500"
-        cls.tenant, cls.district = ReqDemo.tenant, ReqDemo.district
-        try:
-            cls.d.infra()
-            cls.d.services()
-            cls.key = cls.d.api_key()
-            cls.d.connect("google")
-            cls.d.connect("microsoft")
-            cls.d.wait_first_sync()
-        except BaseException:
-            cls.d.stop_all()
-            raise
-        cls.api = cls.d.api_url.rstrip("/")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.d.stop_all()
+class SyncRequests(SuiteTestCase):
+    SUITE = dict(name="req", people=60, azure_people=30, shared=10, devices=12, ous=5,
+                 env={"PANEL_AUTH_RUN_START_TIMEOUT_S": str(START_TIMEOUT_S),
+                      "PANEL_AUTH_SCHEDULER_TICK_MS": "500"})
 
     def tearDown(self):
         self.emulator("DELETE", "/control/faults")
-
-    def call(self, method, path, body=None, expect=None):
-        status, _, data = http(method, self.api + path, body,
-                               {"Authorization": "Bearer " + self.key})
-        if expect is not None:
-            self.assertEqual(status, expect, data)
-        return status, data
 
     def emulator(self, method, path, body=None):
         status, _, data = http(method, self.d.emu_admin + path, body)

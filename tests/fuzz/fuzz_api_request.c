@@ -4,24 +4,20 @@
  * as a search term turned into a LIKE pattern, and as a JSON body. A cursor the api encodes
  * itself must decode to the same values. */
 #include "fuzz_common.h"
+#include "ids.h"
 #include "json.h"
 #include "params.h"
 #include "people.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int inited;
-    if (!inited) {
+    if (fuzz_first_call()) {
         static const unsigned char key[32] = "fuzz-cursor-key-0123456789abcdef";
-        log_init("fuzz", LOG_ERROR + 1);
         params_cursor_key(key);
-        inited = 1;
     }
-    char *q = malloc(size + 1);
+    char *q = fuzz_cstr(data, size);
     if (!q)
         return 0;
-    memcpy(q, data, size);
-    q[size] = '\0';
     char msg[256], out[PARAMS_MAX_VALUE], date[11];
     static const char *const allowed[] = {"limit",  "cursor",        "q",      "email",
                                           "status", "updated_since", "source", NULL};
@@ -37,8 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     (void)params_enum(q, "status", choices, out, sizeof out, msg, sizeof msg);
     (void)params_is_timestamp(q);
-    (void)params_is_uuid(q);
-    (void)params_utf8_valid(q, size);
+    (void)ids_uuid_valid(q);
+    (void)ids_utf8_valid(q, size);
 
     /* Any input as a cursor: with one, two or three keys, for two scopes. */
     char vals[PARAMS_CURSOR_KEYS][PARAMS_CURSOR_MAX];

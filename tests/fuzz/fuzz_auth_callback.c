@@ -8,6 +8,7 @@
 #include "fuzz_common.h"
 #include "google_oauth.h"
 #include "httpd.h"
+#include "ids.h"
 #include "json.h"
 #include "ms_consent.h"
 #include "routes.h"
@@ -15,16 +16,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int inited;
-    if (!inited) {
-        log_init("fuzz", LOG_ERROR + 1);
-        inited = 1;
-    }
-    char *q = malloc(size + 1);
+    (void)fuzz_first_call();
+    char *q = fuzz_cstr(data, size);
     if (!q)
         return 0;
-    memcpy(q, data, size);
-    q[size] = '\0';
     char state[STATE_LEN_MAX], code[4096], error[256], scope[4096], consent[16], tenant[160],
         admin[320];
     if (httpd_param(q, "state", state, sizeof state) == 0)
@@ -39,13 +34,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     (void)httpd_param(q, "admin_consent", consent, sizeof consent);
     if (httpd_param(q, "tenant", tenant, sizeof tenant) == 0) {
-        (void)ms_valid_tenant(tenant);
-        (void)routes_valid_tenant(tenant);
+        (void)ids_directory_valid(tenant);
+        (void)ids_tenant_valid(tenant);
     }
     if (httpd_param(q, "admin", admin, sizeof admin) == 0)
-        (void)routes_valid_admin(admin);
-    (void)routes_valid_tenant(q);
-    (void)routes_valid_admin(q);
+        (void)ids_email_valid(admin);
+    (void)ids_tenant_valid(q);
+    (void)ids_email_valid(q);
     static struct callers *callers;
     if (!callers)
         callers = callers_new("FUZZ", "api:service-secret-of-the-api", CALLER_API, NULL, 0);

@@ -12,6 +12,36 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* True on a target's first call only, when the logs are also quieted (the fuzzer judges by
+ * crashes, not messages): the place for a target's one-time setup. */
+static inline int fuzz_first_call(void)
+{
+    static int inited;
+    if (inited)
+        return 0;
+    log_init("fuzz", LOG_ERROR + 1);
+    inited = 1;
+    return 1;
+}
+
+/* The input as a NUL-terminated string for the caller to free; NULL when out of memory. */
+static inline char *fuzz_cstr(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1);
+    if (s) {
+        memcpy(s, data, size);
+        s[size] = '\0';
+    }
+    return s;
+}
+
+/* One of the statuses a provider's list answers with, picked by an input byte. */
+static inline long fuzz_status(unsigned pick)
+{
+    static const long statuses[] = {200, 400, 401, 403, 404, 410, 429, 500, 503};
+    return statuses[pick % (sizeof statuses / sizeof statuses[0])];
+}
+
 /* A buf holding a copy of data (NUL-terminated, as the HTTP client leaves a body). */
 static inline int fuzz_buf(struct buf *b, const uint8_t *data, size_t size)
 {

@@ -6,11 +6,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int inited;
-    if (!inited) {
-        log_init("fuzz", LOG_ERROR + 1);
-        inited = 1;
-    }
+    (void)fuzz_first_call();
     char err[512];
     Envelope *env = events_decode(data, size, err, sizeof err);
     if (!env)

@@ -7,15 +7,9 @@
 #include "google.h"
 #include "json.h"
 
-static const long statuses[] = {200, 400, 401, 403, 404, 410, 429, 500, 503};
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int inited;
-    if (!inited) {
-        log_init("fuzz", LOG_ERROR + 1);
-        inited = 1;
-    }
+    (void)fuzz_first_call();
     if (size < 1)
         return 0;
     static const struct {
@@ -27,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {&google_device_spec, "chromeosdevices"},
     };
     unsigned sel = data[0] % 3;
-    long status = statuses[(data[0] / 3) % (sizeof statuses / sizeof statuses[0])];
+    long status = fuzz_status(data[0] / 3u);
     struct buf body;
     if (fuzz_buf(&body, data + 1, size - 1)) {
         buf_free(&body);

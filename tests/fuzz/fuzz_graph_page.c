@@ -1,32 +1,26 @@
 /* Fuzz target: a Microsoft Graph /users or /users/delta page as azure-sync processes it. The
  * first byte picks full or delta mapping and the HTTP status; the rest is the body. The body
- * goes through the error classification (graph_error, graph_classify, graph_failure,
+ * goes through the error classification (graph_error, http_classify_default, graph_failure,
  * graph_delta_expired) and, parsed, every entry of "value" through the mapping table
  * (full or partial, @removed entries as the delta run reads them). */
 #include "fuzz_common.h"
 #include "graph.h"
 #include "json.h"
 
-static const long statuses[] = {200, 400, 401, 403, 404, 410, 429, 500, 503};
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int inited;
-    if (!inited) {
-        log_init("fuzz", LOG_ERROR + 1);
-        inited = 1;
-    }
+    (void)fuzz_first_call();
     if (size < 1)
         return 0;
     int delta = data[0] & 1;
-    long status = statuses[(data[0] >> 1) % (sizeof statuses / sizeof statuses[0])];
+    long status = fuzz_status(data[0] >> 1);
     struct buf body;
     if (fuzz_buf(&body, data + 1, size - 1)) {
         buf_free(&body);
         return 0;
     }
     char msg[512];
-    (void)graph_classify(status, &body, NULL);
+    (void)http_classify_default(status, &body, NULL);
     (void)graph_failure(status, &body, msg, sizeof msg);
     (void)graph_delta_expired(status, &body);
     const char *code = NULL, *message = NULL;

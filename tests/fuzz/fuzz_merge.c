@@ -16,11 +16,7 @@ static void check_email(const json_t *v)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int inited;
-    if (!inited) {
-        log_init("fuzz", LOG_ERROR + 1);
-        inited = 1;
-    }
+    (void)fuzz_first_call();
     json_t *root = json_parse((const char *)data, size, NULL, 0);
     if (!json_is_array(root)) {
         json_decref(root);

@@ -1,6 +1,7 @@
 /* panelctl admin-add: a district's first Panel admin (later ones are invited from the admin
  * page). The account signs in with Google or Microsoft; nothing secret is created here. */
 #include "commands.h"
+#include "ids.h"
 #include "pg.h"
 
 #include <stdio.h>
@@ -16,11 +17,20 @@ int cmd_admin_add(int argc, char **argv)
         microsoft = "false";
     else if (argc == 4 && strcmp(argv[3], "--microsoft-only") == 0)
         google = "false";
+    char email[IDS_EMAIL_MAX + 1];
     if ((argc != 3 && !(argc == 4 && (*google == 'f' || *microsoft == 'f'))) ||
-        (strcmp(argv[2], "admin") != 0 && strcmp(argv[2], "viewer") != 0) ||
-        !strchr(argv[1], '@')) {
+        (strcmp(argv[2], "admin") != 0 && strcmp(argv[2], "viewer") != 0)) {
         fprintf(stderr, "usage: panelctl admin-add TENANT EMAIL admin|viewer "
                         "[--google-only|--microsoft-only]\n");
+        return 2;
+    }
+    /* The same rules as the api's account routes, so that every stored address can sign in. */
+    if (!ids_tenant_valid(argv[0])) {
+        fprintf(stderr, "panelctl: '%s' is not a tenant id\n", argv[0]);
+        return 2;
+    }
+    if (ids_email_normalize(argv[1], email, sizeof email) != 0 || !ids_email_valid(email)) {
+        fprintf(stderr, "panelctl: '%s' is not an e-mail address\n", argv[1]);
         return 2;
     }
     PGconn *conn = pgx_connect(panelctl_config()->pg_url, 30, err, sizeof err);
@@ -28,7 +38,7 @@ int cmd_admin_add(int argc, char **argv)
         fprintf(stderr, "panelctl: %s\n", err);
         return 1;
     }
-    const char *params[5] = {argv[0], argv[1], argv[2], google, microsoft};
+    const char *params[5] = {argv[0], email, argv[2], google, microsoft};
     res = PQexecParams(conn,
                        "INSERT INTO admin_accounts (tenant_id, email, role, allow_google, "
                        "allow_microsoft, created_by) SELECT tenant_id, lower(btrim($2)), $3, "
@@ -46,15 +56,14 @@ int cmd_admin_add(int argc, char **argv)
         res = PQexecParams(conn, "SELECT 1 FROM tenants WHERE tenant_id = $1", 1, NULL, p1, NULL,
                            NULL, 0);
         if (pgx_ok(res, PGRES_TUPLES_OK, err, sizeof err) && PQntuples(res) == 1)
-            fprintf(stderr, "panelctl: %s is already an admin account of %s\n", argv[1], argv[0]);
+            fprintf(stderr, "panelctl: %s is already an admin account of %s\n", email, argv[0]);
         else
             fprintf(stderr, "panelctl: no tenant '%s' (create it with panelctl tenant-add)\n",
                     argv[0]);
         goto out;
     }
     printf("%s\n", PQgetvalue(res, 0, 0));
-    fprintf(stderr, "%s (%s) may now sign in to %s's admin page with %s\n", argv[1], argv[2],
-            argv[0],
+    fprintf(stderr, "%s (%s) may now sign in to %s's admin page with %s\n", email, argv[2], argv[0],
             *google == 'f'      ? "Microsoft"
             : *microsoft == 'f' ? "Google"
                                 : "Google or Microsoft");

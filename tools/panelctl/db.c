@@ -1,5 +1,6 @@
 /* panelctl commands that talk to PostgreSQL. */
 #include "commands.h"
+#include "ids.h"
 #include "pg.h"
 
 #include <stdio.h>
@@ -67,6 +68,13 @@ int cmd_tenant_add(int argc, char **argv)
     int rc = 1;
     if (argc < 1 || argc > 2) {
         fprintf(stderr, "usage: panelctl tenant-add TENANT [DISPLAY NAME]\n");
+        return 2;
+    }
+    if (!ids_tenant_valid(argv[0])) {
+        fprintf(stderr,
+                "panelctl: '%s' is not a tenant id (1 to %d of A-Z a-z 0-9 _ . -, "
+                "starting with a letter or digit)\n",
+                argv[0], IDS_TENANT_MAX);
         return 2;
     }
     PGconn *conn = connect_db();

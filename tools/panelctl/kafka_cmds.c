@@ -182,6 +182,21 @@ usage:
     return 2;
 }
 
+/* The end of every publishing command: wait for the deliveries, release the producer and
+ * report. The command's exit status: rc, or 1 when a delivery failed. */
+static int publish_finish(struct kafka_producer *p, int rc, long long published)
+{
+    long failed = kafka_producer_flush(p, 30000);
+    if (failed != 0) {
+        fprintf(stderr, "panelctl: %ld deliveries failed or timed out\n", failed);
+        rc = 1;
+    }
+    kafka_producer_destroy(p);
+    if (rc == 0)
+        printf("published %lld event(s)\n", published);
+    return rc;
+}
+
 int cmd_produce_test(int argc, char **argv)
 {
     char err[512], id[EVENTS_ID_LEN], run[EVENTS_ID_LEN];
@@ -215,15 +230,7 @@ int cmd_produce_test(int argc, char **argv)
             rc = 1;
         }
     }
-    long failed = kafka_producer_flush(p, 30000);
-    if (failed != 0) {
-        fprintf(stderr, "panelctl: %ld deliveries failed or timed out\n", failed);
-        rc = 1;
-    }
-    kafka_producer_destroy(p);
-    if (rc == 0)
-        printf("published %lld event(s)\n", count);
-    return rc;
+    return publish_finish(p, rc, count);
 }
 
 /* Fill the header fields a test or an operator may leave out. */
@@ -305,13 +312,5 @@ int cmd_publish(int argc, char **argv)
         n++;
     }
     free(line);
-    long failed = kafka_producer_flush(p, 30000);
-    if (failed != 0) {
-        fprintf(stderr, "panelctl: %ld deliveries failed or timed out\n", failed);
-        rc = 1;
-    }
-    kafka_producer_destroy(p);
-    if (rc == 0)
-        printf("published %lld event(s)\n", n);
-    return rc;
+    return publish_finish(p, rc, n);
 }

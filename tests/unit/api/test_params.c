@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "auth_keys.h"
+#include "ids.h"
 #include "params.h"
 #include "people.h"
 #include "www.h"
@@ -119,16 +120,16 @@ static void test_dates_and_timestamps(void **state)
 static void test_uuid_and_utf8(void **state)
 {
     (void)state;
-    assert_true(params_is_uuid("0f8fad5b-d9cb-469f-a165-70867728950e"));
-    assert_true(params_is_uuid("0F8FAD5B-D9CB-469F-A165-70867728950E"));
-    assert_false(params_is_uuid("0f8fad5b-d9cb-469f-a165-70867728950"));
-    assert_false(params_is_uuid("0f8fad5bd9cb-469f-a165-70867728950e0"));
-    assert_false(params_is_uuid("0f8fad5b-d9cb-469f-a165-70867728950g"));
-    assert_false(params_is_uuid("../../etc/passwd"));
-    assert_true(params_utf8_valid("h\xc3\xa9llo \xf0\x9f\x98\x80", 11));
-    assert_false(params_utf8_valid("\xc3", 1));
-    assert_false(params_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-    assert_false(params_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
+    assert_true(ids_uuid_valid("0f8fad5b-d9cb-469f-a165-70867728950e"));
+    assert_true(ids_uuid_valid("0F8FAD5B-D9CB-469F-A165-70867728950E"));
+    assert_false(ids_uuid_valid("0f8fad5b-d9cb-469f-a165-70867728950"));
+    assert_false(ids_uuid_valid("0f8fad5bd9cb-469f-a165-70867728950e0"));
+    assert_false(ids_uuid_valid("0f8fad5b-d9cb-469f-a165-70867728950g"));
+    assert_false(ids_uuid_valid("../../etc/passwd"));
+    assert_true(ids_utf8_valid("h\xc3\xa9llo \xf0\x9f\x98\x80", 11));
+    assert_false(ids_utf8_valid("\xc3", 1));
+    assert_false(ids_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    assert_false(ids_utf8_valid("\xe0\x80\xaf", 3));     /* overlong */
 }
 
 static void test_cursor_round_trip(void **state)

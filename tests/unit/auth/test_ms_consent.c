@@ -72,24 +72,11 @@ static void test_consent_url(void **state)
     buf_free(&b);
 }
 
-static void test_valid_tenant(void **state)
-{
-    (void)state;
-    assert_true(ms_valid_tenant("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
-    assert_true(ms_valid_tenant("contoso.onmicrosoft.com"));
-    assert_false(ms_valid_tenant(""));
-    assert_false(ms_valid_tenant(NULL));
-    assert_false(ms_valid_tenant("../common"));
-    assert_false(ms_valid_tenant("a/b"));
-    assert_false(ms_valid_tenant("a?b=c"));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_consent_url),
-        cmocka_unit_test(test_valid_tenant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

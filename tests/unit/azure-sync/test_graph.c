@@ -11,23 +11,11 @@
 #include "graph.h"
 #include "json.h"
 #include "panel/v1/events.pb-c.h"
-
-static json_t *load(const char *path)
-{
-    json_error_t e;
-    json_t *v = json_load_file(path, 0, &e);
-    if (!v)
-        fail_msg("%s: %s", path, e.text);
-    return v;
-}
+#include "reference.h"
 
 static Panel__V1__Person *map_nth(const char *file, size_t i, int flags, char *why)
 {
-    json_t *page = load(file);
-    ProtobufCMessage *m = fmap_map(
-        &graph_user_spec, json_array_get(json_object_get(page, "value"), i), flags, NULL, why, 256);
-    json_decref(page);
-    return (Panel__V1__Person *)m;
+    return (Panel__V1__Person *)ref_map_nth(&graph_user_spec, file, "value", i, flags, NULL, why);
 }
 
 static bool cleared(const Panel__V1__Person *p, const char *field)
@@ -38,8 +26,9 @@ static bool cleared(const Panel__V1__Person *p, const char *field)
     return false;
 }
 
-#define USERS "tests/reference/azure/users_page.json"
-#define DELTA "tests/reference/azure/delta_page.json"
+#define USERS  "tests/reference/azure/users_page.json"
+#define DELTA  "tests/reference/azure/delta_page.json"
+#define ERRORS "tests/reference/azure/errors.json"
 
 static void full_user_maps(void **state)
 {
@@ -116,30 +105,18 @@ static void delta_objects_carry_only_what_was_sent(void **state)
     protobuf_c_message_free_unpacked(&p->base, NULL);
 }
 
-static struct buf error_body(const char *name)
-{
-    json_t *all = load("tests/reference/azure/errors.json");
-    char *text = json_dumps(json_object_get(all, name), JSON_COMPACT);
-    struct buf b;
-    buf_init(&b, 0);
-    assert_int_equal(buf_appends(&b, text), 0);
-    free(text);
-    json_decref(all);
-    return b;
-}
-
 static void errors_are_classified(void **state)
 {
     (void)state;
     char msg[256];
-    struct buf thr = error_body("throttled_429"), denied = error_body("denied_403"),
-               tok = error_body("token_401"), sync = error_body("sync_state_400"),
-               sync2 = error_body("sync_state_lower_400"), resync = error_body("resync_400"),
-               bad = error_body("bad_request_400");
-    assert_int_equal(graph_classify(429, &thr, NULL), HTTP_RETRY_THROTTLED);
-    assert_int_equal(graph_classify(503, NULL, NULL), HTTP_RETRY_YES);
-    assert_int_equal(graph_classify(504, NULL, NULL), HTTP_RETRY_YES);
-    assert_int_equal(graph_classify(403, &denied, NULL), HTTP_RETRY_NO);
+    struct buf thr = ref_body(ERRORS, "throttled_429"), denied = ref_body(ERRORS, "denied_403"),
+               tok = ref_body(ERRORS, "token_401"), sync = ref_body(ERRORS, "sync_state_400"),
+               sync2 = ref_body(ERRORS, "sync_state_lower_400"),
+               resync = ref_body(ERRORS, "resync_400"), bad = ref_body(ERRORS, "bad_request_400");
+    assert_int_equal(http_classify_default(429, &thr, NULL), HTTP_RETRY_THROTTLED);
+    assert_int_equal(http_classify_default(503, NULL, NULL), HTTP_RETRY_YES);
+    assert_int_equal(http_classify_default(504, NULL, NULL), HTTP_RETRY_YES);
+    assert_int_equal(http_classify_default(403, &denied, NULL), HTTP_RETRY_NO);
     assert_int_equal(graph_failure(403, &denied, msg, sizeof msg),
                      PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN);
     assert_non_null(strstr(msg, "Authorization_RequestDenied"));

@@ -10,27 +10,16 @@
 #include "google.h"
 #include "json.h"
 #include "panel/v1/events.pb-c.h"
-
-static json_t *load(const char *path)
-{
-    json_error_t e;
-    json_t *v = json_load_file(path, 0, &e);
-    if (!v)
-        fail_msg("%s: %s", path, e.text);
-    return v;
-}
+#include "reference.h"
 
 static ProtobufCMessage *map_nth(const struct fmap_spec *spec, const char *file, const char *key,
                                  size_t i, struct fmap_stats *st, char *why)
 {
-    json_t *page = load(file);
-    ProtobufCMessage *m =
-        fmap_map(spec, json_array_get(json_object_get(page, key), i), FMAP_FULL, st, why, 256);
-    json_decref(page);
-    return m;
+    return ref_map_nth(spec, file, key, i, FMAP_FULL, st, why);
 }
 
-#define USERS "tests/reference/google/users_page.json"
+#define USERS  "tests/reference/google/users_page.json"
+#define ERRORS "tests/reference/google/errors.json"
 
 static void user_fields_map(void **state)
 {
@@ -153,25 +142,14 @@ static void orgunit_fields_map(void **state)
     protobuf_c_message_free_unpacked(&o->base, NULL);
 }
 
-static struct buf error_body(const char *name)
-{
-    json_t *all = load("tests/reference/google/errors.json");
-    char *text = json_dumps(json_object_get(all, name), JSON_COMPACT);
-    struct buf b;
-    buf_init(&b, 0);
-    assert_int_equal(buf_appends(&b, text), 0);
-    free(text);
-    json_decref(all);
-    return b;
-}
-
 static void errors_are_classified(void **state)
 {
     (void)state;
     char msg[256];
-    struct buf rate = error_body("rate_403"), quota = error_body("quota_403"),
-               forbidden = error_body("forbidden_403"), auth = error_body("auth_401"),
-               invalid = error_body("invalid_input_400"), backend = error_body("backend_500");
+    struct buf rate = ref_body(ERRORS, "rate_403"), quota = ref_body(ERRORS, "quota_403"),
+               forbidden = ref_body(ERRORS, "forbidden_403"), auth = ref_body(ERRORS, "auth_401"),
+               invalid = ref_body(ERRORS, "invalid_input_400"),
+               backend = ref_body(ERRORS, "backend_500");
     assert_int_equal(google_classify(429, &rate, NULL), HTTP_RETRY_THROTTLED);
     assert_int_equal(google_classify(403, &rate, NULL), HTTP_RETRY_THROTTLED);
     assert_int_equal(google_classify(403, &quota, NULL), HTTP_RETRY_THROTTLED);

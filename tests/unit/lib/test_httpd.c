@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "httpd.h"
@@ -38,11 +39,30 @@ static void a_missing_long_or_unprintable_id_is_replaced(void **state)
     assert_string_not_equal(out, other);
 }
 
+static void query_parameters_are_decoded_and_bounded(void **state)
+{
+    (void)state;
+    struct mg_request_info ri;
+    char out[8];
+    memset(&ri, 0, sizeof ri);
+    snprintf(out, sizeof out, "junk");
+    assert_int_equal(httpd_query_param(&ri, "state", out, sizeof out), 0);
+    assert_string_equal(out, ""); /* no query at all */
+    ri.query_string = "state=a%2Fb+c&code=x";
+    assert_int_equal(httpd_query_param(&ri, "state", out, sizeof out), 0);
+    assert_string_equal(out, "a/b c");
+    assert_int_equal(httpd_query_param(&ri, "error", out, sizeof out), 0);
+    assert_string_equal(out, ""); /* absent */
+    ri.query_string = "state=12345678";
+    assert_int_equal(httpd_query_param(&ri, "state", out, sizeof out), -1); /* too long */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_clean_incoming_id_is_kept),
         cmocka_unit_test(a_missing_long_or_unprintable_id_is_replaced),
+        cmocka_unit_test(query_parameters_are_decoded_and_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "base64.h"
 #include "crypto.h"
 #include "oidc.h"
 
@@ -34,7 +35,7 @@ struct fixture {
 
 static void b64url(const void *data, size_t n, char *out, size_t outlen)
 {
-    assert_true(crypto_base64url(data, n, out, outlen) >= 0);
+    assert_true(base64_encode(BASE64_URL, data, n, out, outlen) >= 0);
 }
 
 static void jwk_of(EVP_PKEY *k, const char *kid, char *out, size_t outlen, char *n_out,
