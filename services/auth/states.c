@@ -2,12 +2,28 @@
 #include "states.h"
 
 #include "crypto.h"
+#include "db.h"
 #include "pg.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Every SQL text of this module (lib/db prepares each by its name). */
+static const struct db_stmt st_create = {
+    "states_create", "INSERT INTO oauth_states (state_hash, tenant_id, provider, admin, "
+                     "verifier_sealed, verifier_key_id, redirect_uri, expires_at, nonce, "
+                     "session_hash, provider_tenant) "
+                     "VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6, $7, "
+                     "now() + make_interval(secs => $8::int), $9, $10, $11)"};
+static const struct db_stmt st_consume = {
+    "states_consume", "WITH old AS (SELECT * FROM oauth_states WHERE state_hash = $1 FOR UPDATE) "
+                      "UPDATE oauth_states s SET used_at = coalesce(s.used_at, now()) FROM old "
+                      "WHERE s.state_hash = old.state_hash RETURNING old.tenant_id, old.provider, "
+                      "old.admin, encode(old.verifier_sealed, 'hex'), old.verifier_key_id, "
+                      "old.used_at IS NOT NULL, old.expires_at <= now(), coalesce(old.nonce, ''), "
+                      "coalesce(old.session_hash, ''), coalesce(old.provider_tenant, '')"};
 
 /* 32 bytes of entropy in base64url without padding. */
 #define STATE_BYTES 32
@@ -52,9 +68,9 @@ static void aad_for(char *aad, size_t n, const char *hash)
     snprintf(aad, n, "oauth_state:%s", hash);
 }
 
-int states_create(PGconn *pg, const struct grants *g, const char *tenant, const char *provider,
-                  const struct state_binding *b, const char *redirect_uri, long ttl_s,
-                  struct state_new *out, char *err, size_t errlen)
+int states_create(struct db_conn *db, const struct grants *g, const char *tenant,
+                  const char *provider, const struct state_binding *b, const char *redirect_uri,
+                  long ttl_s, struct state_new *out, char *err, size_t errlen)
 {
     int rc = -1;
     char verifier[VERIFIER_LEN_MAX] = "", hash[65], aad[96], ttl[32];
@@ -93,13 +109,7 @@ int states_create(PGconn *pg, const struct grants *g, const char *tenant, const 
                             out->nonce,
                             b->session_hash,
                             b->provider_tenant};
-    res = PQexecParams(pg,
-                       "INSERT INTO oauth_states (state_hash, tenant_id, provider, admin, "
-                       "verifier_sealed, verifier_key_id, redirect_uri, expires_at, nonce, "
-                       "session_hash, provider_tenant) "
-                       "VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6, $7, "
-                       "now() + make_interval(secs => $8::int), $9, $10, $11)",
-                       11, NULL, params, NULL, NULL, 0);
+    res = db_exec(db, &st_create, 11, params);
     if (!pgx_ok(res, PGRES_COMMAND_OK, err, errlen))
         goto out;
     rc = 0;
@@ -111,7 +121,7 @@ out:
     return rc;
 }
 
-enum state_result states_consume(PGconn *pg, const struct grants *g, const char *provider,
+enum state_result states_consume(struct db_conn *db, const struct grants *g, const char *provider,
                                  const char *state, struct state_info *out, char *err,
                                  size_t errlen)
 {
@@ -129,14 +139,7 @@ enum state_result states_consume(PGconn *pg, const struct grants *g, const char 
     /* Mark used first, whatever the outcome, so that a state is never accepted twice even
      * when two callbacks race. The old values tell us why it is not acceptable. */
     const char *params[] = {hash};
-    res = PQexecParams(pg,
-                       "WITH old AS (SELECT * FROM oauth_states WHERE state_hash = $1 FOR UPDATE) "
-                       "UPDATE oauth_states s SET used_at = coalesce(s.used_at, now()) FROM old "
-                       "WHERE s.state_hash = old.state_hash RETURNING old.tenant_id, old.provider, "
-                       "old.admin, encode(old.verifier_sealed, 'hex'), old.verifier_key_id, "
-                       "old.used_at IS NOT NULL, old.expires_at <= now(), coalesce(old.nonce, ''), "
-                       "coalesce(old.session_hash, ''), coalesce(old.provider_tenant, '')",
-                       1, NULL, params, NULL, NULL, 0);
+    res = db_exec(db, &st_consume, 1, params);
     if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
         goto out;
     if (PQntuples(res) != 1) {

@@ -6,7 +6,7 @@
 
 #include "grants.h"
 
-#include <libpq-fe.h>
+#include "db.h"
 #include <stddef.h>
 
 #define STATE_LEN_MAX    128
@@ -41,9 +41,9 @@ struct state_binding {
 
 /* Issue a state for (tenant, provider, binding) valid for ttl_s seconds, with a fresh PKCE
  * verifier stored sealed and a fresh nonce. 0 or -1 with a message. */
-int states_create(PGconn *pg, const struct grants *g, const char *tenant, const char *provider,
-                  const struct state_binding *b, const char *redirect_uri, long ttl_s,
-                  struct state_new *out, char *err, size_t errlen)
+int states_create(struct db_conn *db, const struct grants *g, const char *tenant,
+                  const char *provider, const struct state_binding *b, const char *redirect_uri,
+                  long ttl_s, struct state_new *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 struct state_info {
@@ -57,7 +57,7 @@ struct state_info {
 
 /* Consume a state for provider atomically: it is marked used whatever comes next, so a
  * second use is STATE_USED. */
-enum state_result states_consume(PGconn *pg, const struct grants *g, const char *provider,
+enum state_result states_consume(struct db_conn *db, const struct grants *g, const char *provider,
                                  const char *state, struct state_info *out, char *err,
                                  size_t errlen);
 
