@@ -115,7 +115,7 @@ static long long num(PGresult *res, int i, int c)
 
 /* One happening (row i of res) claimed and queued in its own transaction. 1 published, 0
  * another replica had it, -1 database error. */
-static int publish_one(struct db_pool *db, PGconn *conn, PGresult *res, int i)
+static int publish_one(struct db_conn *db, PGresult *res, int i)
 {
     const char *k = col(res, i, 0), *tenant = col(res, i, 1), *subject = col(res, i, 2),
                *cloud = col(res, i, 3), *run = col(res, i, 4);
@@ -161,12 +161,12 @@ static int publish_one(struct db_pool *db, PGconn *conn, PGresult *res, int i)
     al.message = msg;
     env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_SYNC_ALERT;
     env.sync_alert = &al;
-    r = PQexec(conn, "BEGIN");
+    r = PQexec(db_pg(db), "BEGIN");
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         goto out;
     PQclear(r);
     const char *p[4] = {tenant, k, subject, id};
-    r = db_exec(db, conn, &st_claim, 4, p);
+    r = db_exec(db, &st_claim, 4, p);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         goto out;
     if (strcmp(PQcmdTuples(r), "1") != 0) {
@@ -175,9 +175,9 @@ static int publish_one(struct db_pool *db, PGconn *conn, PGresult *res, int i)
     }
     PQclear(r);
     /* Key: the district, so a district's alerts keep their order. */
-    if ((r = outbox_put(db, conn, TOPIC_SYNC_EVENTS, tenant, &env, &oom)) || oom)
+    if ((r = outbox_put(db, TOPIC_SYNC_EVENTS, tenant, &env, &oom)) || oom)
         goto out;
-    r = PQexec(conn, "COMMIT");
+    r = PQexec(db_pg(db), "COMMIT");
     if (PQresultStatus(r) == PGRES_COMMAND_OK)
         rc = 1;
 out:
@@ -187,25 +187,26 @@ out:
                    : r ? PQresultErrorMessage(r)
                        : "no event");
     PQclear(r);
-    if (PQtransactionStatus(conn) != PQTRANS_IDLE)
-        PQclear(PQexec(conn, "ROLLBACK"));
+    if (PQtransactionStatus(db_pg(db)) != PQTRANS_IDLE)
+        PQclear(PQexec(db_pg(db), "ROLLBACK"));
     return rc;
 }
 
-int alerts_publish(struct db_pool *db)
+int alerts_publish(struct db_pool *pool)
 {
     int published = 0;
-    PGconn *conn = db_pool_get(db, 1000);
-    if (!conn)
-        return 0; /* every connection busy serving: next time */
-    PGresult *res = db_exec(db, conn, &st_new, 0, NULL);
+    char err[256];
+    struct db_conn *db = NULL;
+    if (db_get(pool, 1000, &db, err, sizeof err) != DB_OK)
+        return 0; /* every connection busy serving, or the database away: next time */
+    PGresult *res = db_exec(db, &st_new, 0, NULL);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         log_warn("cannot look for new alerts: %s", PQresultErrorMessage(res));
         published = -1;
         goto out;
     }
     for (int i = 0; i < PQntuples(res); i++) {
-        int rc = publish_one(db, conn, res, i);
+        int rc = publish_one(db, res, i);
         if (rc < 0) {
             published = -1;
             break;
@@ -214,6 +215,6 @@ int alerts_publish(struct db_pool *db)
     }
 out:
     PQclear(res);
-    db_pool_put(db, conn);
+    db_put(db);
     return published;
 }

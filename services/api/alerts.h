@@ -6,12 +6,12 @@
 #ifndef API_ALERTS_H
 #define API_ALERTS_H
 
-#include "db_pool.h"
+#include "db.h"
 #include "rest.h"
 
 void alerts_handle(struct api_req *r);
 /* Publish the happenings not yet published, at most a batch; returns how many, or -1 on a
  * database error (logged; the next call retries). */
-int alerts_publish(struct db_pool *db);
+int alerts_publish(struct db_pool *pool);
 
 #endif

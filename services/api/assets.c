@@ -162,7 +162,7 @@ int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeK
         rest_error(r, 500, "internal", "cannot build the event");
         goto out;
     }
-    ins = outbox_put_rows(r->api->db, r->db, text);
+    ins = outbox_put_rows(r->db, text);
     if (ins)
         rest_db_error(r, ins);
     else

@@ -55,15 +55,14 @@ int auth_keys_parse(const char *header, char *key_id, size_t idlen, char *secret
     return 0;
 }
 
-enum auth_result auth_keys_check(struct db_pool *pool, PGconn *conn, const char *header,
-                                 struct principal *out)
+enum auth_result auth_keys_check(struct db_conn *db, const char *header, struct principal *out)
 {
     char key_id[AUTH_KEY_ID_MAX + 1], secret[128], hash[65];
     enum auth_result rc = AUTH_INVALID;
     if (auth_keys_parse(header, key_id, sizeof key_id, secret, sizeof secret) != 0)
         return AUTH_MISSING;
     const char *params[1] = {key_id};
-    PGresult *res = db_exec(pool, conn, &st_key, 1, params);
+    PGresult *res = db_exec(db, &st_key, 1, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = AUTH_ERROR;
         goto out;
@@ -83,8 +82,8 @@ out:
     return rc;
 }
 
-enum auth_result auth_session_check(struct db_pool *pool, PGconn *conn, const char *session_id,
-                                    long idle_minutes, struct principal *out)
+enum auth_result auth_session_check(struct db_conn *db, const char *session_id, long idle_minutes,
+                                    struct principal *out)
 {
     char hash[SESSION_HASH_LEN], idle[24];
     enum auth_result rc = AUTH_INVALID;
@@ -93,7 +92,7 @@ enum auth_result auth_session_check(struct db_pool *pool, PGconn *conn, const ch
     session_token_hash(session_id, hash);
     snprintf(idle, sizeof idle, "%ld", idle_minutes);
     const char *params[2] = {hash, idle};
-    PGresult *res = db_exec(pool, conn, &st_session, 2, params);
+    PGresult *res = db_exec(db, &st_session, 2, params);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = AUTH_ERROR;
         goto out;

@@ -5,7 +5,7 @@
 #ifndef API_AUTH_KEYS_H
 #define API_AUTH_KEYS_H
 
-#include "db_pool.h"
+#include "db.h"
 #include "session.h"
 
 #include <stdbool.h>
@@ -46,11 +46,10 @@ struct principal {
 int auth_keys_parse(const char *header, char *key_id, size_t idlen, char *secret, size_t secretlen)
     __attribute__((warn_unused_result));
 /* Check the header against api_keys; fills out on AUTH_OK. */
-enum auth_result auth_keys_check(struct db_pool *pool, PGconn *conn, const char *header,
-                                 struct principal *out);
+enum auth_result auth_keys_check(struct db_conn *db, const char *header, struct principal *out);
 /* Check a session id (the panel_session cookie, already checked with session_token_valid):
  * not ended, not past its absolute expiry, used within idle_minutes, its account not removed.
  * Refreshes last_seen_at at most once a minute. Fills out on AUTH_OK. */
-enum auth_result auth_session_check(struct db_pool *pool, PGconn *conn, const char *session_id,
-                                    long idle_minutes, struct principal *out);
+enum auth_result auth_session_check(struct db_conn *db, const char *session_id, long idle_minutes,
+                                    struct principal *out);
 #endif

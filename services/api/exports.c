@@ -97,7 +97,7 @@ static int stream_rows(struct api_req *r, const char *tenant)
     char *row = NULL;
     int n, rc = -1;
     buf_init(&chunk, 2 * EXPORTS_CHUNK + 1024 * 1024); /* one chunk and a row */
-    while ((n = PQgetCopyData(r->db, &row, 0)) > 0) {
+    while ((n = PQgetCopyData(db_pg(r->db), &row, 0)) > 0) {
         int bad = buf_append(&chunk, row, (size_t)n);
         PQfreemem(row);
         if (bad)
@@ -105,14 +105,14 @@ static int stream_rows(struct api_req *r, const char *tenant)
         if (chunk.len >= EXPORTS_CHUNK) {
             if (mg_send_chunk(r->conn, chunk.data, (unsigned int)chunk.len) < 0) {
                 log_info_t(tenant, NULL, "export: the client went away");
-                copy_abandon(r->db);
+                copy_abandon(db_pg(r->db));
                 goto out;
             }
             buf_reset(&chunk);
         }
     }
     if (n == -2) {
-        log_warn_t(tenant, NULL, "export: COPY failed: %s", PQerrorMessage(r->db));
+        log_warn_t(tenant, NULL, "export: COPY failed: %s", PQerrorMessage(db_pg(r->db)));
         goto out;
     }
     if (chunk.len && mg_send_chunk(r->conn, chunk.data, (unsigned int)chunk.len) < 0)
@@ -136,8 +136,8 @@ static void export_one(struct api_req *r, const struct export_kind *k)
     if (!(res = rest_exec(r, &st_zone, 1, p)))
         goto out;
     const char *zone = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "UTC";
-    tenant_lit = PQescapeLiteral(r->db, r->principal.tenant, strlen(r->principal.tenant));
-    zone_lit = PQescapeLiteral(r->db, zone, strlen(zone));
+    tenant_lit = PQescapeLiteral(db_pg(r->db), r->principal.tenant, strlen(r->principal.tenant));
+    zone_lit = PQescapeLiteral(db_pg(r->db), zone, strlen(zone));
     if (!tenant_lit || !zone_lit || buf_appends(&sql, "COPY (") ||
         buf_appendf(&sql, k->query, tenant_lit) ||
         buf_appends(&sql, ") TO STDOUT WITH (FORMAT csv, HEADER)") ||
@@ -149,7 +149,7 @@ static void export_one(struct api_req *r, const struct export_kind *k)
     if (rest_tx(r, "BEGIN READ ONLY") || rest_tx(r, set.data))
         goto out;
     PQclear(res);
-    res = PQexec(r->db, sql.data);
+    res = PQexec(db_pg(r->db), sql.data);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
         rest_db_error(r, res);
         goto out;
@@ -169,7 +169,7 @@ static void export_one(struct api_req *r, const struct export_kind *k)
         mg_send_chunk(r->conn, "", 0);
     /* The COPY's own result; rest_serve rolls back the read-only transaction. */
     PQclear(res);
-    while ((res = PQgetResult(r->db)) != NULL)
+    while ((res = PQgetResult(db_pg(r->db))) != NULL)
         PQclear(res);
 out:
     PQclear(res);

@@ -9,7 +9,7 @@
 #include "config.h"
 #include "connections.h"
 #include "crypto.h"
-#include "db_pool.h"
+#include "db.h"
 #include "exports.h"
 #include "log.h"
 #include "orgunits.h"
@@ -113,16 +113,21 @@ static const char *const sql_idempotency =
     " WHERE created_at < now() - make_interval(secs => $1::bigint) LIMIT $2::bigint)";
 
 /* The schema is right and the database answers. */
-static bool check_ready(struct db_pool *db)
+static bool check_ready(struct db_pool *pool)
 {
     char err[512];
-    PGconn *conn = db_pool_get(db, 1000);
-    if (!conn)
+    struct db_conn *db = NULL;
+    enum db_result got = db_get(pool, 1000, &db, err, sizeof err);
+    if (got == DB_BUSY)
         return true; /* every connection busy serving: the database is there */
-    bool ok = pgx_check_schema(conn, err, sizeof err) == 0;
+    if (got != DB_OK) {
+        log_warn("not ready: %s", err);
+        return false;
+    }
+    bool ok = pgx_check_schema(db_pg(db), err, sizeof err) == 0;
     if (!ok)
         log_warn("not ready: %s", err);
-    db_pool_put(db, conn);
+    db_put(db);
     return ok;
 }
 

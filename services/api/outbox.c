@@ -8,10 +8,10 @@
 
 static const struct db_stmt st_outbox = {"outbox_put", OUTBOX_INSERT_SQL};
 
-PGresult *outbox_put_rows(struct db_pool *db, PGconn *conn, const char *rows_json)
+PGresult *outbox_put_rows(struct db_conn *db, const char *rows_json)
 {
     const char *p[1] = {rows_json};
-    PGresult *res = db_exec(db, conn, &st_outbox, 1, p);
+    PGresult *res = db_exec(db, &st_outbox, 1, p);
     if (PQresultStatus(res) == PGRES_COMMAND_OK) {
         PQclear(res);
         res = NULL;
@@ -19,8 +19,8 @@ PGresult *outbox_put_rows(struct db_pool *db, PGconn *conn, const char *rows_jso
     return res;
 }
 
-PGresult *outbox_put(struct db_pool *db, PGconn *conn, const char *topic, const char *key,
-                     const Envelope *env, bool *oom)
+PGresult *outbox_put(struct db_conn *db, const char *topic, const char *key, const Envelope *env,
+                     bool *oom)
 {
     PGresult *res = NULL;
     char *text = NULL;
@@ -28,7 +28,7 @@ PGresult *outbox_put(struct db_pool *db, PGconn *conn, const char *topic, const 
     *oom = !rows || !row || json_array_append(rows, row) || !(text = json_dump_compact(rows));
     if (*oom)
         goto out;
-    res = outbox_put_rows(db, conn, text);
+    res = outbox_put_rows(db, text);
 out:
     free(text);
     json_decref(row);

@@ -156,7 +156,7 @@ void rest_db_error(struct api_req *r, PGresult *res)
     } else if (pgx_is_timeout(res)) {
         log_warn_t(r->principal.tenant, NULL, "query ran past the statement timeout");
         rest_error(r, 503, "unavailable", "the database is busy; try again");
-    } else if (PQstatus(r->db) != CONNECTION_OK) {
+    } else if (PQstatus(db_pg(r->db)) != CONNECTION_OK) {
         log_error_t(r->principal.tenant, NULL, "database unavailable (request %s)", r->request_id);
         rest_error(r, 503, "unavailable", "the database is unavailable; try again");
     } else {
@@ -224,7 +224,7 @@ json_t *rest_json_body(struct api_req *r, const char *const *allowed, bool empty
 
 PGresult *rest_exec(struct api_req *r, const struct db_stmt *st, int n, const char *const *p)
 {
-    PGresult *res = db_exec(r->api->db, r->db, st, n, p);
+    PGresult *res = db_exec(r->db, st, n, p);
     ExecStatusType s = PQresultStatus(res);
     if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
         return res;
@@ -392,8 +392,7 @@ static void idem_finish(struct api_req *r, const char *key)
         r->principal.tenant, r->principal.actor, key, status, r->out.data ? r->out.data : "",
         r->headers};
     bool keep = r->status < 500 && r->status != 412 && r->status != 428;
-    PGresult *res = keep ? db_exec(r->api->db, r->db, &st_idem_put, 6, p)
-                         : db_exec(r->api->db, r->db, &st_idem_drop, 3, p);
+    PGresult *res = keep ? db_exec(r->db, &st_idem_put, 6, p) : db_exec(r->db, &st_idem_drop, 3, p);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         log_warn_t(r->principal.tenant, NULL, "cannot store idempotency key: %s",
                    PQresultErrorMessage(res));
@@ -464,11 +463,9 @@ static int authenticate(struct api_req *r, enum credential cred, const char **ex
 {
     enum auth_result a;
     if (cred == CRED_KEY)
-        a = auth_keys_check(r->api->db, r->db, mg_get_header(r->conn, "Authorization"),
-                            &r->principal);
+        a = auth_keys_check(r->db, mg_get_header(r->conn, "Authorization"), &r->principal);
     else if (cred == CRED_SESSION)
-        a = auth_session_check(r->api->db, r->db, r->session_id, r->api->session_idle_minutes,
-                               &r->principal);
+        a = auth_session_check(r->db, r->session_id, r->api->session_idle_minutes, &r->principal);
     else
         a = AUTH_MISSING;
     switch (a) {
@@ -546,9 +543,13 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
         reply_unauthenticated(&r, "the session cookie is not valid; sign in again");
         goto send;
     }
-    r.db = db_pool_get(r.api->db, 5000);
-    if (!r.db) {
-        rest_error(&r, 503, "unavailable", "the server is busy; try again");
+    char db_err[256];
+    enum db_result got = db_get(r.api->db, REST_DB_WAIT_MS, &r.db, db_err, sizeof db_err);
+    if (got != DB_OK) {
+        log_warn("%s %s: %s", r.method, r.ri->local_uri, db_err);
+        rest_error(&r, 503, "unavailable",
+                   got == DB_BUSY ? "the server is busy; try again"
+                                  : "the database is unavailable; try again");
         goto send;
     }
     if (authenticate(&r, cred, &extra) != 0)
@@ -588,8 +589,8 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
     route->fn(&r);
     /* A handler that failed inside its transaction leaves it open: end it here so nothing
      * half-done is committed and the idempotency row below is written on its own. */
-    if (PQtransactionStatus(r.db) != PQTRANS_IDLE) {
-        PGresult *rb = PQexec(r.db, "ROLLBACK");
+    if (PQtransactionStatus(db_pg(r.db)) != PQTRANS_IDLE) {
+        PGresult *rb = PQexec(db_pg(r.db), "ROLLBACK");
         PQclear(rb);
     }
     if (r.status == 0)
@@ -598,7 +599,7 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
         idem_finish(&r, idem);
 send:
     ensure_request_id(&r);
-    db_pool_put(r.api->db, r.db);
+    db_put(r.db);
     if (r.status >= 500)
         log_warn_t(r.principal.tenant[0] ? r.principal.tenant : NULL, NULL,
                    "%s %s answered %d (request %s)", r.method, r.ri->local_uri, r.status,
@@ -624,7 +625,7 @@ send:
 
 int rest_tx(struct api_req *r, const char *sql)
 {
-    PGresult *res = PQexec(r->db, sql);
+    PGresult *res = PQexec(db_pg(r->db), sql);
     int rc = 0;
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         rest_db_error(r, res);

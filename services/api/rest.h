@@ -7,7 +7,7 @@
 
 #include "auth_keys.h"
 #include "buf.h"
-#include "db_pool.h"
+#include "db.h"
 #include "httpd.h"
 #include "params.h"
 
@@ -15,8 +15,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#define REST_MAX_SEGS 8
-#define REST_MAX_BODY (256 * 1024) /* larger bodies get 413 */
+#define REST_MAX_SEGS   8
+#define REST_MAX_BODY   (256 * 1024) /* larger bodies get 413 */
+#define REST_DB_WAIT_MS 5000         /* no pooled connection free within this: 503 */
 
 struct api {
     struct db_pool *db;
@@ -34,7 +35,7 @@ struct api_req {
     struct mg_connection *conn;
     const struct mg_request_info *ri;
     struct api *api;
-    PGconn *db;                                /* borrowed from the pool for this request */
+    struct db_conn *db;                        /* borrowed from the pool for this request */
     struct principal principal;                /* who is asking: tenant scopes every query, actor is
                                                   recorded as who changed what */
     char session_id[SESSION_TOKEN_MAX];        /* the session cookie when principal is a session */

@@ -2,6 +2,7 @@
 #include "connections.h"
 
 #include "crypto.h"
+#include "db.h"
 #include "json.h"
 #include "ms_consent.h"
 #include "pg.h"
@@ -10,27 +11,93 @@
 #include <stdlib.h>
 #include <string.h>
 
-static PGresult *q(PGconn *pg, ExecStatusType want, const char *sql, int n,
-                   const char *const *params, char *err, size_t errlen)
-{
-    PGresult *res = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-    if (!pgx_ok(res, want, err, errlen)) {
-        PQclear(res);
-        return NULL;
-    }
-    return res;
-}
+/* Every SQL text of this module (lib/db prepares each by its name). */
+static const struct db_stmt st_tenant_exists = {"conn_tenant_exists",
+                                                "SELECT 1 FROM tenants WHERE tenant_id = $1"};
+static const struct db_stmt st_touch = {
+    "conn_touch", "INSERT INTO connections (tenant_id, provider) VALUES ($1, $2) "
+                  "ON CONFLICT (tenant_id, provider) DO UPDATE SET updated_at = now() "
+                  "RETURNING (SELECT status FROM connections WHERE tenant_id = $1 AND "
+                  "provider = $2)"};
+static const struct db_stmt st_store_google = {
+    "conn_store_google",
+    "UPDATE connections c SET status = $2, granted_scopes = $3::text[], "
+    "missing_scopes = $4::text[], grant_sealed = decode($5, 'hex'), grant_key_id = $6, "
+    "authorized_by = $7, authorized_at = now(), revoked_at = NULL, status_message = $8, "
+    "next_sync_at = CASE WHEN $2 = 'connected' THEN now() + make_interval(secs => "
+    "coalesce(c.sync_interval_seconds, t.sync_interval_seconds)) END, "
+    "updated_at = now() FROM tenants t "
+    "WHERE c.tenant_id = $1 AND c.provider = 'google' AND t.tenant_id = c.tenant_id"};
+static const struct db_stmt st_store_azure = {
+    "conn_store_azure",
+    "UPDATE connections c SET status = 'connected', provider_tenant = $3, "
+    "granted_scopes = ARRAY['" MS_PERMISSION "'], missing_scopes = '{}', "
+    "grant_sealed = NULL, grant_key_id = NULL, authorized_by = $2, authorized_at = now(), "
+    "revoked_at = NULL, status_message = NULL, "
+    "next_sync_at = now() + make_interval(secs => coalesce(c.sync_interval_seconds, "
+    "t.sync_interval_seconds)), updated_at = now() FROM tenants t "
+    "WHERE c.tenant_id = $1 AND c.provider = 'azure' AND t.tenant_id = c.tenant_id"};
+static const struct db_stmt st_load = {
+    "conn_load", "SELECT status, coalesce(provider_tenant, ''), encode(grant_sealed, 'hex'), "
+                 "coalesce(grant_key_id, ''), grant_sealed IS NULL FROM connections "
+                 "WHERE tenant_id = $1 AND provider = $2"};
+static const struct db_stmt st_mark_revoked = {
+    "conn_mark_revoked", "UPDATE connections SET status = 'revoked', revoked_at = now(), "
+                         "status_message = $3, grant_sealed = NULL, grant_key_id = NULL, "
+                         "next_sync_at = NULL, updated_at = now() "
+                         "WHERE tenant_id = $1 AND provider = $2 AND status = 'connected'"};
+static const struct db_stmt st_deauthorize = {
+    "conn_deauthorize",
+    "WITH old AS (SELECT tenant_id, provider, coalesce(grant_sealed, revoke_sealed) AS s, "
+    "  CASE WHEN grant_sealed IS NOT NULL THEN grant_key_id ELSE revoke_key_id END AS k "
+    "  FROM connections WHERE tenant_id = $1 AND provider = $2 FOR UPDATE) "
+    "UPDATE connections c SET status = 'deauthorized', grant_sealed = NULL, "
+    "grant_key_id = NULL, revoke_sealed = CASE WHEN c.provider = 'google' THEN old.s END, "
+    "revoke_key_id = CASE WHEN c.provider = 'google' THEN old.k END, "
+    "remote_revoke_pending = (c.provider = 'google' AND old.s IS NOT NULL), "
+    "provider_tenant = CASE WHEN c.provider = 'azure' THEN NULL ELSE c.provider_tenant END, "
+    "next_sync_at = NULL, status_message = 'de-authorized by ' || $3, updated_at = now() "
+    "FROM old WHERE c.tenant_id = old.tenant_id AND c.provider = old.provider "
+    "RETURNING encode(old.s, 'hex'), coalesce(old.k, ''), old.s IS NULL"};
+static const struct db_stmt st_delta_forget = {
+    "conn_delta_forget", "DELETE FROM azure_delta_state WHERE tenant_id = $1"};
+static const struct db_stmt st_revoke_done = {
+    "conn_revoke_done", "UPDATE connections SET revoke_sealed = NULL, revoke_key_id = NULL, "
+                        "remote_revoke_pending = false, updated_at = now() "
+                        "WHERE tenant_id = $1 AND provider = $2"};
+static const struct db_stmt st_list = {
+    "conn_list",
+    "SELECT json_build_object('connections', coalesce(json_agg(to_jsonb(x) - 'ord' ORDER BY "
+    "x.ord), '[]')) "
+    "FROM (SELECT (pr.p = 'azure')::int AS ord, pr.p AS provider, "
+    "  connection_shown_status(coalesce(c.status, 'never'), mp.missing) AS status, "
+    "  coalesce(c.granted_scopes, '{}') AS granted_scopes, "
+    "  coalesce(c.missing_scopes, '{}') AS missing_scopes, "
+    "  mp.missing AS missing_permissions, c.authorized_at, "
+    "  c.authorized_by, c.revoked_at, c.status_message, c.next_sync_at, "
+    "  coalesce(c.remote_revoke_pending, false) AS remote_revoke_pending, "
+    "  EXISTS (SELECT 1 FROM pause_windows w WHERE w.tenant_id = $1 "
+    "          AND now() >= w.starts_at AND now() < w.ends_at) AS paused, "
+    "  (SELECT json_build_object('run_id', r.run_id, 'status', r.status, 'reason', r.reason, "
+    "          'preview', r.preview, 'requested_at', r.requested_at, "
+    "          'started_at', r.started_at, 'finished_at', r.finished_at, "
+    "          'failure_reason', r.failure_reason, 'message', r.message, "
+    "          'forbidden_listings', r.forbidden_listings) "
+    "     FROM sync_runs r WHERE r.tenant_id = $1 AND r.source = pr.p "
+    "     ORDER BY r.requested_at DESC LIMIT 1) AS last_run "
+    "  FROM (VALUES ('google'), ('azure')) pr(p) "
+    "  LEFT JOIN connections c ON c.tenant_id = $1 AND c.provider = pr.p "
+    "  CROSS JOIN LATERAL (SELECT connection_missing_permissions($1, pr.p) AS missing) mp) x"};
 
 bool conn_provider_valid(const char *provider)
 {
     return provider && (strcmp(provider, "google") == 0 || strcmp(provider, "azure") == 0);
 }
 
-int conn_tenant_exists(PGconn *pg, const char *tenant, char *err, size_t errlen)
+int conn_tenant_exists(struct db_conn *db, const char *tenant, char *err, size_t errlen)
 {
     const char *p[] = {tenant};
-    PGresult *res =
-        q(pg, PGRES_TUPLES_OK, "SELECT 1 FROM tenants WHERE tenant_id = $1", 1, p, err, errlen);
+    PGresult *res = db_query(db, PGRES_TUPLES_OK, &st_tenant_exists, 1, p, err, errlen);
     if (!res)
         return -1;
     int n = PQntuples(res);
@@ -63,16 +130,11 @@ static int text_array(char *out, size_t n, const char *const *items, size_t coun
     return (w < 0 || (size_t)w >= n - used) ? -1 : 0;
 }
 
-static enum conn_result was_connected(PGconn *pg, const char *tenant, const char *provider,
+static enum conn_result was_connected(struct db_conn *db, const char *tenant, const char *provider,
                                       bool *first, char *err, size_t errlen)
 {
     const char *p[] = {tenant, provider};
-    PGresult *res = q(pg, PGRES_TUPLES_OK,
-                      "INSERT INTO connections (tenant_id, provider) VALUES ($1, $2) "
-                      "ON CONFLICT (tenant_id, provider) DO UPDATE SET updated_at = now() "
-                      "RETURNING (SELECT status FROM connections WHERE tenant_id = $1 AND "
-                      "provider = $2)",
-                      2, p, err, errlen);
+    PGresult *res = db_query(db, PGRES_TUPLES_OK, &st_touch, 2, p, err, errlen);
     if (!res)
         return CONN_ERROR;
     *first = PQgetisnull(res, 0, 0) || strcmp(PQgetvalue(res, 0, 0), "connected") != 0;
@@ -80,7 +142,7 @@ static enum conn_result was_connected(PGconn *pg, const char *tenant, const char
     return CONN_OK;
 }
 
-enum conn_result conn_store_google(PGconn *pg, const struct grants *g, const char *tenant,
+enum conn_result conn_store_google(struct db_conn *db, const struct grants *g, const char *tenant,
                                    const char *admin, const char *refresh_token,
                                    const char *granted_scopes, const char *const *missing,
                                    size_t nmissing, bool *first, char *err, size_t errlen)
@@ -107,7 +169,7 @@ enum conn_result conn_store_google(PGconn *pg, const struct grants *g, const cha
         snprintf(err, errlen, "granted scopes cannot be stored");
         goto out;
     }
-    if (was_connected(pg, tenant, "google", first, err, errlen) != CONN_OK)
+    if (was_connected(db, tenant, "google", first, err, errlen) != CONN_OK)
         goto out;
     grant_aad(aad, sizeof aad, tenant, "google");
     if (grants_seal(g, refresh_token, strlen(refresh_token), aad, &sealed, &sealed_len) ||
@@ -126,15 +188,7 @@ enum conn_result conn_store_google(PGconn *pg, const struct grants *g, const cha
                        hex,         grants_active_id(g),
                        admin,       nmissing ? msg : NULL};
     /* A scope-missing grant is kept sealed (so de-authorize can revoke it) but never used. */
-    res = q(pg, PGRES_COMMAND_OK,
-            "UPDATE connections c SET status = $2, granted_scopes = $3::text[], "
-            "missing_scopes = $4::text[], grant_sealed = decode($5, 'hex'), grant_key_id = $6, "
-            "authorized_by = $7, authorized_at = now(), revoked_at = NULL, status_message = $8, "
-            "next_sync_at = CASE WHEN $2 = 'connected' THEN now() + make_interval(secs => "
-            "coalesce(c.sync_interval_seconds, t.sync_interval_seconds)) END, "
-            "updated_at = now() FROM tenants t "
-            "WHERE c.tenant_id = $1 AND c.provider = 'google' AND t.tenant_id = c.tenant_id",
-            8, p, err, errlen);
+    res = db_query(db, PGRES_COMMAND_OK, &st_store_google, 8, p, err, errlen);
     if (!res)
         goto out;
     if (nmissing)
@@ -147,23 +201,14 @@ out:
     return r;
 }
 
-enum conn_result conn_store_azure(PGconn *pg, const char *tenant, const char *admin,
+enum conn_result conn_store_azure(struct db_conn *db, const char *tenant, const char *admin,
                                   const char *provider_tenant, bool *first, char *err,
                                   size_t errlen)
 {
-    if (was_connected(pg, tenant, "azure", first, err, errlen) != CONN_OK)
+    if (was_connected(db, tenant, "azure", first, err, errlen) != CONN_OK)
         return CONN_ERROR;
     const char *p[] = {tenant, admin, provider_tenant};
-    PGresult *res = PQexecParams(
-        pg,
-        "UPDATE connections c SET status = 'connected', provider_tenant = $3, "
-        "granted_scopes = ARRAY['" MS_PERMISSION "'], missing_scopes = '{}', "
-        "grant_sealed = NULL, grant_key_id = NULL, authorized_by = $2, authorized_at = now(), "
-        "revoked_at = NULL, status_message = NULL, "
-        "next_sync_at = now() + make_interval(secs => coalesce(c.sync_interval_seconds, "
-        "t.sync_interval_seconds)), updated_at = now() FROM tenants t "
-        "WHERE c.tenant_id = $1 AND c.provider = 'azure' AND t.tenant_id = c.tenant_id",
-        3, NULL, p, NULL, NULL, 0);
+    PGresult *res = db_exec(db, &st_store_azure, 3, p);
     enum conn_result r = CONN_OK;
     if (!pgx_ok(res, PGRES_COMMAND_OK, err, errlen)) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -194,17 +239,13 @@ static enum conn_result open_sealed(const struct grants *g, const char *tenant,
     return r;
 }
 
-enum conn_result conn_load(PGconn *pg, const struct grants *g, const char *tenant,
+enum conn_result conn_load(struct db_conn *db, const struct grants *g, const char *tenant,
                            const char *provider, struct conn_grant *out, char *err, size_t errlen)
 {
     enum conn_result r = CONN_ERROR;
     const char *p[] = {tenant, provider};
     memset(out, 0, sizeof *out);
-    PGresult *res = q(pg, PGRES_TUPLES_OK,
-                      "SELECT status, coalesce(provider_tenant, ''), encode(grant_sealed, 'hex'), "
-                      "coalesce(grant_key_id, ''), grant_sealed IS NULL FROM connections "
-                      "WHERE tenant_id = $1 AND provider = $2",
-                      2, p, err, errlen);
+    PGresult *res = db_query(db, PGRES_TUPLES_OK, &st_load, 2, p, err, errlen);
     if (!res)
         return CONN_ERROR;
     if (PQntuples(res) != 1) {
@@ -224,16 +265,11 @@ out:
     return r;
 }
 
-enum conn_result conn_mark_revoked(PGconn *pg, const char *tenant, const char *provider,
+enum conn_result conn_mark_revoked(struct db_conn *db, const char *tenant, const char *provider,
                                    const char *message, bool *changed, char *err, size_t errlen)
 {
     const char *p[] = {tenant, provider, message};
-    PGresult *res = q(pg, PGRES_COMMAND_OK,
-                      "UPDATE connections SET status = 'revoked', revoked_at = now(), "
-                      "status_message = $3, grant_sealed = NULL, grant_key_id = NULL, "
-                      "next_sync_at = NULL, updated_at = now() "
-                      "WHERE tenant_id = $1 AND provider = $2 AND status = 'connected'",
-                      3, p, err, errlen);
+    PGresult *res = db_query(db, PGRES_COMMAND_OK, &st_mark_revoked, 3, p, err, errlen);
     if (!res)
         return CONN_ERROR;
     *changed = strcmp(PQcmdTuples(res), "1") == 0;
@@ -241,7 +277,7 @@ enum conn_result conn_mark_revoked(PGconn *pg, const char *tenant, const char *p
     return CONN_OK;
 }
 
-enum conn_result conn_deauthorize(PGconn *pg, const struct grants *g, const char *tenant,
+enum conn_result conn_deauthorize(struct db_conn *db, const struct grants *g, const char *tenant,
                                   const char *provider, const char *admin, char **revoke_token,
                                   char *err, size_t errlen)
 {
@@ -249,20 +285,7 @@ enum conn_result conn_deauthorize(PGconn *pg, const struct grants *g, const char
     const char *p[] = {tenant, provider, admin};
     *revoke_token = NULL;
     /* The grant to revoke is the current one, or one kept from an earlier failed revoke. */
-    PGresult *res =
-        q(pg, PGRES_TUPLES_OK,
-          "WITH old AS (SELECT tenant_id, provider, coalesce(grant_sealed, revoke_sealed) AS s, "
-          "  CASE WHEN grant_sealed IS NOT NULL THEN grant_key_id ELSE revoke_key_id END AS k "
-          "  FROM connections WHERE tenant_id = $1 AND provider = $2 FOR UPDATE) "
-          "UPDATE connections c SET status = 'deauthorized', grant_sealed = NULL, "
-          "grant_key_id = NULL, revoke_sealed = CASE WHEN c.provider = 'google' THEN old.s END, "
-          "revoke_key_id = CASE WHEN c.provider = 'google' THEN old.k END, "
-          "remote_revoke_pending = (c.provider = 'google' AND old.s IS NOT NULL), "
-          "provider_tenant = CASE WHEN c.provider = 'azure' THEN NULL ELSE c.provider_tenant END, "
-          "next_sync_at = NULL, status_message = 'de-authorized by ' || $3, updated_at = now() "
-          "FROM old WHERE c.tenant_id = old.tenant_id AND c.provider = old.provider "
-          "RETURNING encode(old.s, 'hex'), coalesce(old.k, ''), old.s IS NULL",
-          3, p, err, errlen);
+    PGresult *res = db_query(db, PGRES_TUPLES_OK, &st_deauthorize, 3, p, err, errlen);
     if (!res)
         return CONN_ERROR;
     if (PQntuples(res) != 1) {
@@ -271,8 +294,7 @@ enum conn_result conn_deauthorize(PGconn *pg, const struct grants *g, const char
     }
     if (strcmp(provider, "azure") == 0) {
         /* the delta position belongs to the forgotten directory */
-        PGresult *d = q(pg, PGRES_COMMAND_OK, "DELETE FROM azure_delta_state WHERE tenant_id = $1",
-                        1, p, err, errlen);
+        PGresult *d = db_query(db, PGRES_COMMAND_OK, &st_delta_forget, 1, p, err, errlen);
         if (!d)
             goto out;
         PQclear(d);
@@ -288,49 +310,23 @@ out:
     return r;
 }
 
-int conn_revoke_done(PGconn *pg, const char *tenant, const char *provider, char *err, size_t errlen)
+int conn_revoke_done(struct db_conn *db, const char *tenant, const char *provider, char *err,
+                     size_t errlen)
 {
     const char *p[] = {tenant, provider};
-    PGresult *res = q(pg, PGRES_COMMAND_OK,
-                      "UPDATE connections SET revoke_sealed = NULL, revoke_key_id = NULL, "
-                      "remote_revoke_pending = false, updated_at = now() "
-                      "WHERE tenant_id = $1 AND provider = $2",
-                      2, p, err, errlen);
+    PGresult *res = db_query(db, PGRES_COMMAND_OK, &st_revoke_done, 2, p, err, errlen);
     if (!res)
         return -1;
     PQclear(res);
     return 0;
 }
 
-json_t *conn_list_json(PGconn *pg, const char *tenant, char *err, size_t errlen)
+json_t *conn_list_json(struct db_conn *db, const char *tenant, char *err, size_t errlen)
 {
     const char *p[] = {tenant};
     json_t *out = NULL;
     /* PostgreSQL builds the JSON; both providers are listed (status 'never' when absent). */
-    PGresult *res =
-        q(pg, PGRES_TUPLES_OK,
-          "SELECT json_build_object('connections', coalesce(json_agg(to_jsonb(x) - 'ord' ORDER BY "
-          "x.ord), '[]')) "
-          "FROM (SELECT (pr.p = 'azure')::int AS ord, pr.p AS provider, "
-          "  connection_shown_status(coalesce(c.status, 'never'), mp.missing) AS status, "
-          "  coalesce(c.granted_scopes, '{}') AS granted_scopes, "
-          "  coalesce(c.missing_scopes, '{}') AS missing_scopes, "
-          "  mp.missing AS missing_permissions, c.authorized_at, "
-          "  c.authorized_by, c.revoked_at, c.status_message, c.next_sync_at, "
-          "  coalesce(c.remote_revoke_pending, false) AS remote_revoke_pending, "
-          "  EXISTS (SELECT 1 FROM pause_windows w WHERE w.tenant_id = $1 "
-          "          AND now() >= w.starts_at AND now() < w.ends_at) AS paused, "
-          "  (SELECT json_build_object('run_id', r.run_id, 'status', r.status, 'reason', r.reason, "
-          "          'preview', r.preview, 'requested_at', r.requested_at, "
-          "          'started_at', r.started_at, 'finished_at', r.finished_at, "
-          "          'failure_reason', r.failure_reason, 'message', r.message, "
-          "          'forbidden_listings', r.forbidden_listings) "
-          "     FROM sync_runs r WHERE r.tenant_id = $1 AND r.source = pr.p "
-          "     ORDER BY r.requested_at DESC LIMIT 1) AS last_run "
-          "  FROM (VALUES ('google'), ('azure')) pr(p) "
-          "  LEFT JOIN connections c ON c.tenant_id = $1 AND c.provider = pr.p "
-          "  CROSS JOIN LATERAL (SELECT connection_missing_permissions($1, pr.p) AS missing) mp) x",
-          1, p, err, errlen);
+    PGresult *res = db_query(db, PGRES_TUPLES_OK, &st_list, 1, p, err, errlen);
     if (!res)
         return NULL;
     out = json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err, errlen);

@@ -9,6 +9,13 @@
 #include <string.h>
 #include <strings.h>
 
+/* Every SQL text of this module (lib/db prepares each by its name). */
+static const struct db_stmt st_bind = {"consent_identity_bind",
+                                       "UPDATE connections SET provider_tenant = $2 "
+                                       "WHERE tenant_id = $1 AND provider = 'google' AND "
+                                       "(provider_tenant IS NULL OR provider_tenant = $2) "
+                                       "RETURNING 1"};
+
 #define DIRECTORY_REPLY_MAX (256 * 1024)
 
 /* A customer id as Google writes them (C0abc123): letters and digits. */
@@ -126,18 +133,13 @@ enum consent_id_result consent_identity_check(const struct consent_id_cfg *cfg,
     return read_customer(cfg, h, cl.email, access_token, customer_id, msg, msglen);
 }
 
-enum consent_id_result consent_identity_bind(PGconn *pg, const char *tenant,
+enum consent_id_result consent_identity_bind(struct db_conn *db, const char *tenant,
                                              const char *customer_id, char *msg, size_t msglen)
 {
     enum consent_id_result r = CONSENT_ID_UNAVAILABLE;
     const char *p[] = {tenant, customer_id};
     /* the tenant's own earlier Workspace, if any, must be this one */
-    PGresult *res = PQexecParams(pg,
-                                 "UPDATE connections SET provider_tenant = $2 "
-                                 "WHERE tenant_id = $1 AND provider = 'google' AND "
-                                 "(provider_tenant IS NULL OR provider_tenant = $2) "
-                                 "RETURNING 1",
-                                 2, NULL, p, NULL, NULL, 0);
+    PGresult *res = db_exec(db, &st_bind, 2, p);
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         if (PQntuples(res) == 1) {
             r = CONSENT_ID_OK;

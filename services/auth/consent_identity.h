@@ -9,7 +9,7 @@
 #include "http_client.h"
 #include "oidc.h"
 
-#include <libpq-fe.h>
+#include "db.h"
 #include <stddef.h>
 
 #define CONSENT_CUSTOMER_MAX 64
@@ -40,7 +40,7 @@ enum consent_id_result consent_identity_check(const struct consent_id_cfg *cfg,
 /* Inside the open transaction that stored the grant: bind the tenant's Google connection to
  * customer_id. Refused when the tenant is bound to another Workspace or the Workspace to
  * another tenant (the transaction must then be rolled back). */
-enum consent_id_result consent_identity_bind(PGconn *pg, const char *tenant,
+enum consent_id_result consent_identity_bind(struct db_conn *db, const char *tenant,
                                              const char *customer_id, char *msg, size_t msglen)
     __attribute__((warn_unused_result));
 

@@ -7,6 +7,15 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Every SQL text of this module (lib/db prepares each by its name). */
+static const struct db_stmt st_load = {
+    "consent_session_load", "SELECT s.provider, coalesce(s.provider_tenant, ''), s.email "
+                            "FROM admin_sessions s JOIN admin_accounts a "
+                            "ON a.account_id = s.account_id "
+                            "WHERE s.id_hash = $1 AND s.tenant_id = $2 AND "
+                            "s.ended_at IS NULL AND s.expires_at > now() AND "
+                            "a.removed_at IS NULL"};
+
 bool consent_session_hash_valid(const char *s)
 {
     if (!s || strlen(s) != SESSION_HASH_LEN - 1)
@@ -17,7 +26,7 @@ bool consent_session_hash_valid(const char *s)
     return true;
 }
 
-enum consent_session_result consent_session_load(PGconn *pg, const char *tenant,
+enum consent_session_result consent_session_load(struct db_conn *db, const char *tenant,
                                                  const char *session_hash,
                                                  struct consent_session *out, char *err,
                                                  size_t errlen)
@@ -26,14 +35,7 @@ enum consent_session_result consent_session_load(PGconn *pg, const char *tenant,
     if (!consent_session_hash_valid(session_hash))
         return CONSENT_SESSION_NONE;
     const char *p[] = {session_hash, tenant};
-    PGresult *res = PQexecParams(pg,
-                                 "SELECT s.provider, coalesce(s.provider_tenant, ''), s.email "
-                                 "FROM admin_sessions s JOIN admin_accounts a "
-                                 "ON a.account_id = s.account_id "
-                                 "WHERE s.id_hash = $1 AND s.tenant_id = $2 AND "
-                                 "s.ended_at IS NULL AND s.expires_at > now() AND "
-                                 "a.removed_at IS NULL",
-                                 2, NULL, p, NULL, NULL, 0);
+    PGresult *res = db_exec(db, &st_load, 2, p);
     enum consent_session_result r = CONSENT_SESSION_ERROR;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "%s", PQresultErrorMessage(res));

@@ -6,7 +6,7 @@
 #ifndef AUTH_CONSENT_SESSION_H
 #define AUTH_CONSENT_SESSION_H
 
-#include <libpq-fe.h>
+#include "db.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -27,7 +27,7 @@ bool consent_session_hash_valid(const char *s);
 
 /* The live session (not ended, not expired, its account not removed) of tenant with
  * id_hash = session_hash. */
-enum consent_session_result consent_session_load(PGconn *pg, const char *tenant,
+enum consent_session_result consent_session_load(struct db_conn *db, const char *tenant,
                                                  const char *session_hash,
                                                  struct consent_session *out, char *err,
                                                  size_t errlen);

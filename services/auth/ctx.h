@@ -1,23 +1,23 @@
-/* ctx: what every part of auth shares — configuration, the keyring, the Kafka producer —
- * plus the per-thread resources that are not thread-safe (a PostgreSQL connection and an
- * HTTP client per civetweb worker or background thread). */
+/* ctx: what every part of auth shares — configuration, the keyring, the Kafka producer, the
+ * database pool — plus the per-thread resource that is not thread-safe (an HTTP client per
+ * civetweb worker or background thread). */
 #ifndef AUTH_CTX_H
 #define AUTH_CTX_H
 
 #include "callers.h"
 #include "consent_identity.h"
+#include "db.h"
 #include "google_oauth.h"
 #include "grants.h"
 #include "http_client.h"
 #include "kafka.h"
 #include "ms_consent.h"
 
-#include <libpq-fe.h>
 #include <pthread.h>
 #include <stddef.h>
 
 struct auth_ctx {
-    const char *pg_url;
+    struct db_pool *db; /* borrowed */
     /* Borrowed: who may call the internal routes. */
     const struct callers *callers;
     const char *admin_url;   /* where the browser lands after a callback */
@@ -30,24 +30,21 @@ struct auth_ctx {
     struct google_cfg google;
     struct consent_id_cfg google_identity; /* who consents, for which Workspace */
     struct ms_cfg ms;
-    pthread_key_t pg_key;
     pthread_key_t http_key;
 };
 
-/* Create the thread keys. 0 or -1. */
+/* How long a request waits for a pooled connection before it is answered 503. */
+#define AUTH_DB_WAIT_MS 5000
+
+/* Create the thread key. 0 or -1. */
 int ctx_init(struct auth_ctx *c) __attribute__((warn_unused_result));
-/* This thread's PostgreSQL connection (connected or reset on demand; closed when the thread
- * exits). NULL with a message when the database is unreachable. Borrowed. */
-PGconn *ctx_pg(struct auth_ctx *c, char *err, size_t errlen);
+/* Borrow a connection of the pool, waiting up to AUTH_DB_WAIT_MS; give it back with db_put.
+ * NULL with a message when none became free or the database is unreachable. */
+struct db_conn *ctx_db(struct auth_ctx *c, char *err, size_t errlen);
 /* This thread's HTTP client for provider calls. Borrowed; NULL on failure. */
 struct http_client *ctx_http(struct auth_ctx *c, char *err, size_t errlen);
 /* Release this thread's resources now (for threads that are not civetweb's). */
 void ctx_thread_done(struct auth_ctx *c);
 void ctx_fini(struct auth_ctx *c);
-
-/* Run a statement with text parameters; the result (caller PQclear-s) or NULL with a
- * message when it did not have the wanted status (then nothing to clear). */
-PGresult *ctx_query(PGconn *pg, ExecStatusType want, const char *sql, int nparams,
-                    const char *const *params, char *err, size_t errlen);
 
 #endif

@@ -38,6 +38,7 @@ struct auth_config {
     char *ms_client_secret;
     char *google_issuer;
     char *google_api_url;
+    long long db_pool_size;
     long long session_max_hours;
     bool cookie_secure;
     long long state_ttl_s;
@@ -97,6 +98,10 @@ static const struct cfg_option options[] = {
     OPT("PANEL_GOOGLE_API_URL", CFG_STRING, "https://admin.googleapis.com", 0, 1024, google_api_url,
         "Google Admin SDK base URL: a consent reads the consenting admin's own Directory record "
         "(customerId)"),
+    OPT("PANEL_AUTH_DB_POOL_SIZE", CFG_INT, "16", 1, 128, db_pool_size,
+        "PostgreSQL connections in the pool; a request holds one for its whole length (a token "
+        "request also during its call to the provider) and waits up to 5 s for a free one (then "
+        "503)"),
     OPT("PANEL_SESSION_MAX_HOURS", CFG_INT, "12", 1, 720, session_max_hours,
         "absolute lifetime of an admin page session, in hours"),
     OPT("PANEL_COOKIE_SECURE", CFG_BOOL, "true", 0, 0, cookie_secure,
@@ -138,7 +143,6 @@ static void ctx_from_config(struct auth_ctx *c, const struct auth_config *cfg)
 {
     snprintf(google_redirect, sizeof google_redirect, "%s/oauth/google/callback", cfg->public_url);
     snprintf(ms_redirect, sizeof ms_redirect, "%s/oauth/microsoft/callback", cfg->public_url);
-    c->pg_url = cfg->pg_url;
     c->admin_url = cfg->admin_url;
     c->state_ttl_s = (long)cfg->state_ttl_s;
     c->run_stale_s = (long)cfg->run_stale_s;
@@ -156,7 +160,8 @@ static int run_rekey(int argc, char **argv)
     const char *tenant = NULL;
     struct auth_config cfg = {0};
     struct grants *g = NULL;
-    PGconn *pg = NULL;
+    struct db_pool *pool = NULL;
+    struct db_conn *db = NULL;
     struct rekey_stats st;
     char err[512];
     int rc = 2;
@@ -175,12 +180,13 @@ static int run_rekey(int argc, char **argv)
         fprintf(stderr, "panel-auth rekey: %s\n", err);
         goto out;
     }
-    if (!(pg = pgx_connect(cfg.pg_url, 30, err, sizeof err)) ||
-        pgx_check_schema(pg, err, sizeof err)) {
+    if (!(pool = db_pool_new(cfg.pg_url, 1, 30, err, sizeof err)) ||
+        db_get(pool, 0, &db, err, sizeof err) != DB_OK ||
+        pgx_check_schema(db_pg(db), err, sizeof err)) {
         fprintf(stderr, "panel-auth rekey: %s\n", err);
         goto out;
     }
-    if (rekey_run(pg, g, tenant, &st, err, sizeof err)) {
+    if (rekey_run(db, g, tenant, &st, err, sizeof err)) {
         fprintf(stderr, "panel-auth rekey: %s\n", err);
         rc = 1;
         goto out;
@@ -189,8 +195,8 @@ static int run_rekey(int argc, char **argv)
            grants_active_id(g), st.failed);
     rc = st.failed ? 1 : 0;
 out:
-    if (pg)
-        PQfinish(pg);
+    db_put(db);
+    db_pool_destroy(pool);
     grants_destroy(g);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
     return rc;
@@ -239,7 +245,8 @@ int main(int argc, char **argv)
     struct oidc_provider *google_oidc = NULL;
     struct auth_ctx ctx = {0};
     bool ctx_ok = false;
-    PGconn *pg = NULL;
+    struct db_pool *pool = NULL;
+    struct db_conn *db = NULL;
     char err[512];
     int rc = 1;
     if (argc >= 2 && strcmp(argv[1], "rekey") == 0)
@@ -267,13 +274,14 @@ int main(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    if (!(pg = pgx_connect(cfg.pg_url, 60, err, sizeof err)) ||
-        pgx_check_schema(pg, err, sizeof err)) {
+    if (!(pool = db_pool_new(cfg.pg_url, (int)cfg.db_pool_size, 60, err, sizeof err)) ||
+        db_get(pool, AUTH_DB_WAIT_MS, &db, err, sizeof err) != DB_OK ||
+        pgx_check_schema(db_pg(db), err, sizeof err)) {
         log_error("%s", err);
         goto out;
     }
-    PQfinish(pg);
-    pg = NULL;
+    db_put(db);
+    db = NULL;
     if (!(producer = kafka_producer_new(cfg.kafka_brokers, "panel-auth", NULL, err, sizeof err))) {
         log_error("kafka: %s", err);
         goto out;
@@ -284,6 +292,7 @@ int main(int argc, char **argv)
     }
     ctx_ok = true;
     ctx_from_config(&ctx, &cfg);
+    ctx.db = pool;
     ctx.callers = callers;
     ctx.grants = grants;
     ctx.producer = producer;
@@ -342,8 +351,8 @@ out:
     oidc_provider_destroy(google_oidc);
     if (ctx_ok)
         ctx_fini(&ctx);
-    if (pg)
-        PQfinish(pg);
+    db_put(db);
+    db_pool_destroy(pool); /* after the listener and the scheduler: nothing borrows any more */
     kafka_producer_destroy(producer);
     grants_destroy(grants);
     callers_destroy(callers);

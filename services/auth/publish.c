@@ -3,6 +3,7 @@
 
 #include "asset_event.h"
 #include "crypto.h"
+#include "db.h"
 #include "log.h"
 #include "pg.h"
 
@@ -10,8 +11,53 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PUBLISH_BATCH "100"
+
+/* Every SQL text of this module (lib/db prepares each by its name). */
+static const struct db_stmt st_outbox_put = {"outbox_put", OUTBOX_INSERT_SQL};
+static const struct db_stmt st_tenant_lock = {"publish_tenant_lock",
+                                              "SELECT pg_advisory_xact_lock(hashtext($1))"};
+static const struct db_stmt st_run_in_flight = {
+    "publish_run_in_flight", "SELECT run_id FROM sync_runs WHERE tenant_id = $1 AND source = $2 "
+                             "AND preview = $4::boolean "
+                             "AND ((status = 'requested' "
+                             "      AND requested_at > now() - make_interval(secs => $5::int)) "
+                             "  OR (status = 'running' AND coalesce(started_at, requested_at) "
+                             "      > now() - make_interval(secs => $3::int))) "
+                             "ORDER BY requested_at DESC LIMIT 1"};
+static const struct db_stmt st_run_request = {
+    "publish_run_request",
+    "INSERT INTO sync_runs (tenant_id, run_id, source, kind, preview, reason, "
+    "status, publish_pending, requested_by) "
+    "VALUES ($1, $2::uuid, $3, 'full', $4::boolean, $5, 'requested', true, $6)"};
+static const struct db_stmt st_conn_requested = {
+    "publish_conn_requested",
+    "UPDATE connections SET last_requested_at = now(), updated_at = now() "
+    "WHERE tenant_id = $1 AND provider = $2"};
+static const struct db_stmt st_runs_expire = {
+    "publish_runs_expire",
+    "UPDATE sync_runs SET status = 'expired', finished_at = now(), publish_pending = false, "
+    "failure_reason = CASE WHEN status = 'requested' THEN 'not_started' "
+    "  ELSE 'not_finished' END, "
+    "message = CASE WHEN status = 'requested' "
+    "  THEN 'no fetcher started this run within ' || $1 || ' s of the request' "
+    "  ELSE 'the end of this run did not arrive within ' || $2 || ' s of its start' END "
+    "  || '; a new request starts a new run' "
+    "WHERE (status = 'requested' AND requested_at < now() - make_interval(secs => $1::int)) "
+    "   OR (status = 'running' "
+    "       AND coalesce(started_at, requested_at) < now() - make_interval(secs => $2::int)) "
+    "RETURNING tenant_id, run_id, source, failure_reason"};
+static const struct db_stmt st_pending_claim = {
+    "publish_pending_claim",
+    "SELECT tenant_id, run_id, source, reason, preview, coalesce(requested_by, '') "
+    "FROM sync_runs WHERE publish_pending "
+    "ORDER BY requested_at, (source = 'azure'), run_id "
+    "LIMIT " PUBLISH_BATCH " FOR UPDATE SKIP LOCKED"};
+static const struct db_stmt st_pending_done = {"publish_pending_done",
+                                               "UPDATE sync_runs SET publish_pending = false "
+                                               "WHERE tenant_id = $1 AND run_id = $2::uuid"};
+
 #define PUBLISH_FLUSH_MS 10000
-#define PUBLISH_BATCH    "100"
 
 Panel__V1__Source publish_source(const char *provider)
 {
@@ -22,7 +68,7 @@ Panel__V1__Source publish_source(const char *provider)
     return PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
 }
 
-int outbox_auth_event(PGconn *pg, const char *tenant, const char *provider,
+int outbox_auth_event(struct db_conn *db, const char *tenant, const char *provider,
                       Panel__V1__AuthEventKind kind, const char *const *scopes, size_t nscopes,
                       const char *message, const char *actor, char *err, size_t errlen)
 {
@@ -58,7 +104,7 @@ int outbox_auth_event(PGconn *pg, const char *tenant, const char *provider,
         goto out;
     }
     const char *p[] = {rows_text};
-    PGresult *res = ctx_query(pg, PGRES_COMMAND_OK, OUTBOX_INSERT_SQL, 1, p, err, errlen);
+    PGresult *res = db_query(db, PGRES_COMMAND_OK, &st_outbox_put, 1, p, err, errlen);
     if (!res)
         goto out;
     PQclear(res);
@@ -69,9 +115,10 @@ out:
     return rc;
 }
 
-int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const char *provider,
-                     const char *reason, bool preview, const char *requested_by, char run_id[37],
-                     bool *coalesced, char *err, size_t errlen)
+int sync_request_add(struct auth_ctx *c, struct db_conn *db, const char *tenant,
+                     const char *provider, const char *reason, bool preview,
+                     const char *requested_by, char run_id[37], bool *coalesced, char *err,
+                     size_t errlen)
 {
     int rc = -1;
     PGresult *res = NULL;
@@ -80,8 +127,7 @@ int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const c
     snprintf(start_timeout, sizeof start_timeout, "%ld", c->run_start_wait_s);
     snprintf(lock, sizeof lock, "sync:%s/%s", tenant, provider);
     const char *lp[] = {lock};
-    res = ctx_query(pg, PGRES_TUPLES_OK, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, lp, err,
-                    errlen);
+    res = db_query(db, PGRES_TUPLES_OK, &st_tenant_lock, 1, lp, err, errlen);
     if (!res)
         goto out;
     PQclear(res);
@@ -89,15 +135,7 @@ int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const c
     /* Only a run that can still be waited for absorbs the request (the same limits as
      * sync_requests_expire, so this holds even in a replica without the scheduler). */
     const char *fp[] = {tenant, provider, stale, preview ? "t" : "f", start_timeout};
-    res = ctx_query(pg, PGRES_TUPLES_OK,
-                    "SELECT run_id FROM sync_runs WHERE tenant_id = $1 AND source = $2 "
-                    "AND preview = $4::boolean "
-                    "AND ((status = 'requested' "
-                    "      AND requested_at > now() - make_interval(secs => $5::int)) "
-                    "  OR (status = 'running' AND coalesce(started_at, requested_at) "
-                    "      > now() - make_interval(secs => $3::int))) "
-                    "ORDER BY requested_at DESC LIMIT 1",
-                    5, fp, err, errlen);
+    res = db_query(db, PGRES_TUPLES_OK, &st_run_in_flight, 5, fp, err, errlen);
     if (!res)
         goto out;
     if (PQntuples(res) == 1) {
@@ -113,19 +151,12 @@ int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const c
         goto out;
     }
     const char *ip[] = {tenant, run_id, provider, preview ? "t" : "f", reason, requested_by};
-    res = ctx_query(pg, PGRES_COMMAND_OK,
-                    "INSERT INTO sync_runs (tenant_id, run_id, source, kind, preview, reason, "
-                    "status, publish_pending, requested_by) "
-                    "VALUES ($1, $2::uuid, $3, 'full', $4::boolean, $5, 'requested', true, $6)",
-                    6, ip, err, errlen);
+    res = db_query(db, PGRES_COMMAND_OK, &st_run_request, 6, ip, err, errlen);
     if (!res)
         goto out;
     const char *up[] = {tenant, provider};
     PQclear(res);
-    res = ctx_query(pg, PGRES_COMMAND_OK,
-                    "UPDATE connections SET last_requested_at = now(), updated_at = now() "
-                    "WHERE tenant_id = $1 AND provider = $2",
-                    2, up, err, errlen);
+    res = db_query(db, PGRES_COMMAND_OK, &st_conn_requested, 2, up, err, errlen);
     if (!res)
         goto out;
     *coalesced = false;
@@ -135,26 +166,13 @@ out:
     return rc;
 }
 
-long sync_requests_expire(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
+long sync_requests_expire(struct auth_ctx *c, struct db_conn *db, char *err, size_t errlen)
 {
     char stale[32], start_timeout[32];
     snprintf(stale, sizeof stale, "%ld", c->run_stale_s);
     snprintf(start_timeout, sizeof start_timeout, "%ld", c->run_start_wait_s);
     const char *p[] = {start_timeout, stale};
-    PGresult *res = ctx_query(
-        pg, PGRES_TUPLES_OK,
-        "UPDATE sync_runs SET status = 'expired', finished_at = now(), publish_pending = false, "
-        "failure_reason = CASE WHEN status = 'requested' THEN 'not_started' "
-        "  ELSE 'not_finished' END, "
-        "message = CASE WHEN status = 'requested' "
-        "  THEN 'no fetcher started this run within ' || $1 || ' s of the request' "
-        "  ELSE 'the end of this run did not arrive within ' || $2 || ' s of its start' END "
-        "  || '; a new request starts a new run' "
-        "WHERE (status = 'requested' AND requested_at < now() - make_interval(secs => $1::int)) "
-        "   OR (status = 'running' "
-        "       AND coalesce(started_at, requested_at) < now() - make_interval(secs => $2::int)) "
-        "RETURNING tenant_id, run_id, source, failure_reason",
-        2, p, err, errlen);
+    PGresult *res = db_query(db, PGRES_TUPLES_OK, &st_runs_expire, 2, p, err, errlen);
     if (!res)
         return -1;
     long n = PQntuples(res);
@@ -186,7 +204,7 @@ static int publish_one(struct auth_ctx *c, struct kafka_delivery *d, const char 
     return events_publish_tracked(c->producer, TOPIC_SYNC_REQUESTS, tenant, &env, d, err, errlen);
 }
 
-long publish_pending_requests(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
+long publish_pending_requests(struct auth_ctx *c, struct db_conn *db, char *err, size_t errlen)
 {
     long n = -1;
     PGresult *res = NULL, *upd = NULL;
@@ -197,16 +215,11 @@ long publish_pending_requests(struct auth_ctx *c, PGconn *pg, char *err, size_t 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (pgx_exec(pg, "BEGIN", err, errlen)) {
+    if (pgx_exec(db_pg(db), "BEGIN", err, errlen)) {
         kafka_delivery_release(d);
         return -1;
     }
-    res = ctx_query(pg, PGRES_TUPLES_OK,
-                    "SELECT tenant_id, run_id, source, reason, preview, coalesce(requested_by, '') "
-                    "FROM sync_runs WHERE publish_pending "
-                    "ORDER BY requested_at, (source = 'azure'), run_id "
-                    "LIMIT " PUBLISH_BATCH " FOR UPDATE SKIP LOCKED",
-                    0, NULL, err, errlen);
+    res = db_query(db, PGRES_TUPLES_OK, &st_pending_claim, 0, NULL, err, errlen);
     if (!res)
         goto out;
     int rows = PQntuples(res);
@@ -226,10 +239,7 @@ long publish_pending_requests(struct auth_ctx *c, PGconn *pg, char *err, size_t 
     }
     for (int i = 0; i < rows; i++) {
         const char *p[] = {PQgetvalue(res, i, 0), PQgetvalue(res, i, 1)};
-        upd = ctx_query(pg, PGRES_COMMAND_OK,
-                        "UPDATE sync_runs SET publish_pending = false "
-                        "WHERE tenant_id = $1 AND run_id = $2::uuid",
-                        2, p, err, errlen);
+        upd = db_query(db, PGRES_COMMAND_OK, &st_pending_done, 2, p, err, errlen);
         if (!upd)
             goto out;
         PQclear(upd);
@@ -238,12 +248,12 @@ long publish_pending_requests(struct auth_ctx *c, PGconn *pg, char *err, size_t 
                    "sync request published (source=%s reason=%s)", PQgetvalue(res, i, 2),
                    PQgetvalue(res, i, 3));
     }
-    if (pgx_exec(pg, "COMMIT", err, errlen))
+    if (pgx_exec(db_pg(db), "COMMIT", err, errlen))
         goto out;
     n = rows;
 out:
     if (n < 0) {
-        PQclear(PQexec(pg, "ROLLBACK"));
+        PQclear(PQexec(db_pg(db), "ROLLBACK"));
     }
     PQclear(res);
     PQclear(upd);

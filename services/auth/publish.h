@@ -8,7 +8,7 @@
 #include "ctx.h"
 #include "events.h"
 
-#include <libpq-fe.h>
+#include "db.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -20,7 +20,7 @@ Panel__V1__Source publish_source(const char *provider);
  * keyed by the district. The merger's outbox relay publishes it once the transaction commits,
  * also when Kafka was away at that moment (docs/auth.md "AuthEvents"). 0 or -1 with a
  * message. */
-int outbox_auth_event(PGconn *pg, const char *tenant, const char *provider,
+int outbox_auth_event(struct db_conn *db, const char *tenant, const char *provider,
                       Panel__V1__AuthEventKind kind, const char *const *scopes, size_t nscopes,
                       const char *message, const char *actor, char *err, size_t errlen)
     __attribute__((warn_unused_result));
@@ -31,19 +31,20 @@ int outbox_auth_event(PGconn *pg, const char *tenant, const char *provider,
  * published. run_id gets the new or the in-flight run id; *coalesced says which. Takes a
  * transaction-scoped advisory lock on (tenant, provider) so that replicas do not race.
  * 0 or -1 with a message. */
-int sync_request_add(struct auth_ctx *c, PGconn *pg, const char *tenant, const char *provider,
-                     const char *reason, bool preview, const char *requested_by, char run_id[37],
-                     bool *coalesced, char *err, size_t errlen) __attribute__((warn_unused_result));
+int sync_request_add(struct auth_ctx *c, struct db_conn *db, const char *tenant,
+                     const char *provider, const char *reason, bool preview,
+                     const char *requested_by, char run_id[37], bool *coalesced, char *err,
+                     size_t errlen) __attribute__((warn_unused_result));
 
 /* Expire the runs that cannot be waited for any longer: requested ones no fetcher started
  * within c->run_start_wait_s (failure_reason 'not_started'; an unpublished one is not
  * published any more) and running ones whose end did not arrive within c->run_stale_s of
  * their start ('not_finished'). Each gets status 'expired', finished_at and a message, so it
  * stops absorbing new requests and the admin sees why. Returns how many, or -1. */
-long sync_requests_expire(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen);
+long sync_requests_expire(struct auth_ctx *c, struct db_conn *db, char *err, size_t errlen);
 
 /* Publish every pending sync request (oldest first, Google before Azure), each row claimed
  * with FOR UPDATE SKIP LOCKED. Returns the number published, or -1 with a message. */
-long publish_pending_requests(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen);
+long publish_pending_requests(struct auth_ctx *c, struct db_conn *db, char *err, size_t errlen);
 
 #endif

@@ -2,6 +2,7 @@
 #include "rekey.h"
 
 #include "crypto.h"
+#include "db.h"
 #include "log.h"
 #include "pg.h"
 
@@ -14,42 +15,51 @@
  * $4 new key id, $5 old key id. */
 struct sealed_col {
     const char *what;
-    const char *list;
-    const char *lock;
-    const char *update;
+    struct db_stmt list;
+    struct db_stmt lock;
+    struct db_stmt update;
 };
 
 static const struct sealed_col cols[] = {
     {"grant",
-     "SELECT tenant_id, provider FROM connections WHERE grant_sealed IS NOT NULL "
-     "AND grant_key_id IS DISTINCT FROM $1 AND ($2 = '' OR tenant_id = $2)",
-     "SELECT encode(grant_sealed, 'hex'), grant_key_id, 'grant:' || tenant_id || '/' || provider "
-     "FROM connections WHERE tenant_id = $1 AND provider = $2 AND grant_sealed IS NOT NULL "
-     "FOR UPDATE",
-     "UPDATE connections SET grant_sealed = decode($3, 'hex'), grant_key_id = $4 "
-     "WHERE tenant_id = $1 AND provider = $2 AND grant_key_id = $5"},
+     {"rekey_grant_list",
+      "SELECT tenant_id, provider FROM connections WHERE grant_sealed IS NOT NULL "
+      "AND grant_key_id IS DISTINCT FROM $1 AND ($2 = '' OR tenant_id = $2)"},
+     {"rekey_grant_lock",
+      "SELECT encode(grant_sealed, 'hex'), grant_key_id, 'grant:' || tenant_id || '/' || provider "
+      "FROM connections WHERE tenant_id = $1 AND provider = $2 AND grant_sealed IS NOT NULL "
+      "FOR UPDATE"},
+     {"rekey_grant_update",
+      "UPDATE connections SET grant_sealed = decode($3, 'hex'), grant_key_id = $4 "
+      "WHERE tenant_id = $1 AND provider = $2 AND grant_key_id = $5"}},
     {"grant kept for a pending revoke",
-     "SELECT tenant_id, provider FROM connections WHERE revoke_sealed IS NOT NULL "
-     "AND revoke_key_id IS DISTINCT FROM $1 AND ($2 = '' OR tenant_id = $2)",
-     "SELECT encode(revoke_sealed, 'hex'), revoke_key_id, 'grant:' || tenant_id || '/' || "
-     "provider FROM connections WHERE tenant_id = $1 AND provider = $2 "
-     "AND revoke_sealed IS NOT NULL FOR UPDATE",
-     "UPDATE connections SET revoke_sealed = decode($3, 'hex'), revoke_key_id = $4 "
-     "WHERE tenant_id = $1 AND provider = $2 AND revoke_key_id = $5"},
+     {"rekey_revoke_list",
+      "SELECT tenant_id, provider FROM connections WHERE revoke_sealed IS NOT NULL "
+      "AND revoke_key_id IS DISTINCT FROM $1 AND ($2 = '' OR tenant_id = $2)"},
+     {"rekey_revoke_lock",
+      "SELECT encode(revoke_sealed, 'hex'), revoke_key_id, 'grant:' || tenant_id || '/' || "
+      "provider FROM connections WHERE tenant_id = $1 AND provider = $2 "
+      "AND revoke_sealed IS NOT NULL FOR UPDATE"},
+     {"rekey_revoke_update",
+      "UPDATE connections SET revoke_sealed = decode($3, 'hex'), revoke_key_id = $4 "
+      "WHERE tenant_id = $1 AND provider = $2 AND revoke_key_id = $5"}},
     {"PKCE verifier",
-     "SELECT state_hash, '' FROM oauth_states WHERE verifier_sealed IS NOT NULL "
-     "AND verifier_key_id IS DISTINCT FROM $1 AND used_at IS NULL AND expires_at > now() "
-     "AND ($2 = '' OR tenant_id = $2)",
-     "SELECT encode(verifier_sealed, 'hex'), verifier_key_id, 'oauth_state:' || state_hash "
-     "FROM oauth_states WHERE state_hash = $1 AND $2 = '' AND verifier_sealed IS NOT NULL "
-     "FOR UPDATE",
-     "UPDATE oauth_states SET verifier_sealed = decode($3, 'hex'), verifier_key_id = $4 "
-     "WHERE state_hash = $1 AND $2 = '' AND verifier_key_id = $5"},
+     {"rekey_verifier_list",
+      "SELECT state_hash, '' FROM oauth_states WHERE verifier_sealed IS NOT NULL "
+      "AND verifier_key_id IS DISTINCT FROM $1 AND used_at IS NULL AND expires_at > now() "
+      "AND ($2 = '' OR tenant_id = $2)"},
+     {"rekey_verifier_lock",
+      "SELECT encode(verifier_sealed, 'hex'), verifier_key_id, 'oauth_state:' || state_hash "
+      "FROM oauth_states WHERE state_hash = $1 AND $2 = '' AND verifier_sealed IS NOT NULL "
+      "FOR UPDATE"},
+     {"rekey_verifier_update",
+      "UPDATE oauth_states SET verifier_sealed = decode($3, 'hex'), verifier_key_id = $4 "
+      "WHERE state_hash = $1 AND $2 = '' AND verifier_key_id = $5"}},
 };
 
 /* Re-seal one row in its own transaction. 1 done, 0 gone meanwhile, -1 database error,
  * -2 the value cannot be opened. */
-static int reseal_one(PGconn *pg, const struct grants *g, const struct sealed_col *col,
+static int reseal_one(struct db_conn *db, const struct grants *g, const struct sealed_col *col,
                       const char *id1, const char *id2, char *err, size_t errlen)
 {
     int rc = -1;
@@ -58,10 +68,10 @@ static int reseal_one(PGconn *pg, const struct grants *g, const struct sealed_co
     uint8_t *sealed = NULL, *resealed = NULL;
     size_t resealed_len = 0;
     const char *active = grants_active_id(g);
-    if (pgx_exec(pg, "BEGIN", err, errlen))
+    if (pgx_exec(db_pg(db), "BEGIN", err, errlen))
         return -1;
     const char *lp[] = {id1, id2};
-    res = PQexecParams(pg, col->lock, 2, NULL, lp, NULL, NULL, 0);
+    res = db_exec(db, &col->lock, 2, lp);
     if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
         goto out;
     if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 1), active) == 0) {
@@ -85,15 +95,15 @@ static int reseal_one(PGconn *pg, const struct grants *g, const struct sealed_co
     }
     crypto_hex(resealed, resealed_len, hex);
     const char *up[] = {id1, id2, hex, active, kid};
-    upd = PQexecParams(pg, col->update, 5, NULL, up, NULL, NULL, 0);
+    upd = db_exec(db, &col->update, 5, up);
     if (!pgx_ok(upd, PGRES_COMMAND_OK, err, errlen))
         goto out;
-    if (pgx_exec(pg, "COMMIT", err, errlen))
+    if (pgx_exec(db_pg(db), "COMMIT", err, errlen))
         goto out;
     rc = 1;
 out:
     if (rc != 1)
-        PQclear(PQexec(pg, "ROLLBACK"));
+        PQclear(PQexec(db_pg(db), "ROLLBACK"));
     grants_free_secret(plain);
     free(sealed);
     free(resealed);
@@ -103,20 +113,20 @@ out:
     return rc;
 }
 
-int rekey_run(PGconn *pg, const struct grants *g, const char *tenant, struct rekey_stats *stats,
-              char *err, size_t errlen)
+int rekey_run(struct db_conn *db, const struct grants *g, const char *tenant,
+              struct rekey_stats *stats, char *err, size_t errlen)
 {
     memset(stats, 0, sizeof *stats);
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
         const char *p[] = {grants_active_id(g), tenant ? tenant : ""};
-        PGresult *ids = PQexecParams(pg, cols[i].list, 2, NULL, p, NULL, NULL, 0);
+        PGresult *ids = db_exec(db, &cols[i].list, 2, p);
         if (!pgx_ok(ids, PGRES_TUPLES_OK, err, errlen)) {
             PQclear(ids);
             return -1;
         }
         for (int r = 0; r < PQntuples(ids); r++) {
             char rerr[256];
-            int o = reseal_one(pg, g, &cols[i], PQgetvalue(ids, r, 0), PQgetvalue(ids, r, 1), rerr,
+            int o = reseal_one(db, g, &cols[i], PQgetvalue(ids, r, 0), PQgetvalue(ids, r, 1), rerr,
                                sizeof rerr);
             if (o == 1) {
                 stats->resealed++;

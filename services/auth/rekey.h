@@ -6,7 +6,7 @@
 
 #include "grants.h"
 
-#include <libpq-fe.h>
+#include "db.h"
 #include <stddef.h>
 
 struct rekey_stats {
@@ -17,7 +17,8 @@ struct rekey_stats {
 /* Re-seal every value (or only tenant's when tenant is not NULL). Values that cannot be
  * opened are logged, counted in failed and skipped. 0, or -1 with a message on a database
  * error. */
-int rekey_run(PGconn *pg, const struct grants *g, const char *tenant, struct rekey_stats *stats,
-              char *err, size_t errlen) __attribute__((warn_unused_result));
+int rekey_run(struct db_conn *db, const struct grants *g, const char *tenant,
+              struct rekey_stats *stats, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif

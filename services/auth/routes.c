@@ -5,6 +5,7 @@
 #include "connections.h"
 #include "consent_session.h"
 #include "crypto.h"
+#include "db.h"
 #include "ids.h"
 #include "json.h"
 #include "log.h"
@@ -15,6 +16,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Every SQL text of this module (lib/db prepares each by its name). */
+static const struct db_stmt st_directory_taken = {
+    "routes_directory_taken", "SELECT 1 FROM connections WHERE provider = 'azure' AND "
+                              "lower(provider_tenant) = lower($2) AND tenant_id <> $1"};
+static const struct db_stmt st_conn_pending = {
+    "routes_conn_pending", "INSERT INTO connections (tenant_id, provider, status) VALUES ($1, $2, "
+                           "'pending') ON CONFLICT (tenant_id, provider) DO UPDATE SET status = "
+                           "'pending', updated_at = now() WHERE connections.status = 'never'"};
+static const struct db_stmt st_conn_connected = {
+    "routes_conn_connected", "SELECT 1 FROM connections WHERE tenant_id = $1 AND "
+                             "provider = $2 AND status = 'connected' FOR SHARE"};
+static const struct db_stmt st_interval_set = {
+    "routes_interval_set",
+    "WITH t AS (UPDATE tenants SET sync_interval_seconds = $2::int "
+    "WHERE tenant_id = $1 RETURNING tenant_id) "
+    "UPDATE connections c SET next_sync_at = least(c.next_sync_at, "
+    "coalesce(c.last_requested_at, now()) + make_interval(secs => $2::int)), "
+    "updated_at = now() FROM t WHERE c.tenant_id = t.tenant_id "
+    "AND c.status = 'connected' AND c.sync_interval_seconds IS NULL"};
+static const struct db_stmt st_windows_clear = {"routes_windows_clear",
+                                                "DELETE FROM pause_windows WHERE tenant_id = $1"};
+static const struct db_stmt st_window_add = {
+    "routes_window_add", "INSERT INTO pause_windows (tenant_id, starts_at, ends_at, reason) "
+                         "VALUES ($1, $2::timestamptz, $3::timestamptz, $4)"};
+static const struct db_stmt st_settings = {
+    "routes_settings",
+    "SELECT json_build_object('sync_interval_seconds', t.sync_interval_seconds, "
+    "'pause_windows', coalesce((SELECT json_agg(json_build_object('starts_at', "
+    "w.starts_at, 'ends_at', w.ends_at, 'reason', w.reason) ORDER BY w.starts_at) "
+    "FROM pause_windows w WHERE w.tenant_id = t.tenant_id), '[]')) "
+    "FROM tenants t WHERE t.tenant_id = $1"};
 
 #define BODY_MAX  (16 * 1024)
 #define PARAM_MAX 4096
@@ -50,10 +83,10 @@ static int reply_db(struct mg_connection *conn, const char *tenant, const char *
     return reply_err(conn, 503, "unavailable", "the database is unavailable");
 }
 
-static void rollback(PGconn *pg)
+static void rollback(struct db_conn *db)
 {
-    if (pg && PQtransactionStatus(pg) != PQTRANS_IDLE)
-        PQclear(PQexec(pg, "ROLLBACK"));
+    if (db && PQtransactionStatus(db_pg(db)) != PQTRANS_IDLE)
+        PQclear(PQexec(db_pg(db), "ROLLBACK"));
 }
 
 /* Redirect the browser to the admin page with the flow's outcome. */
@@ -119,10 +152,10 @@ static const char *body_actor(struct mg_connection *conn, const json_t *body)
     return actor;
 }
 
-static int tenant_check(struct mg_connection *conn, PGconn *pg, const char *tenant)
+static int tenant_check(struct mg_connection *conn, struct db_conn *db, const char *tenant)
 {
     char err[256];
-    int e = conn_tenant_exists(pg, tenant, err, sizeof err);
+    int e = conn_tenant_exists(db, tenant, err, sizeof err);
     if (e < 0)
         return reply_db(conn, tenant, err);
     if (e == 0)
@@ -133,14 +166,11 @@ static int tenant_check(struct mg_connection *conn, PGconn *pg, const char *tena
 /* ------------------------------------------------------------------ authorize */
 
 /* Whether another district holds the Microsoft directory: 1 yes, 0 no, -1 database error. */
-static int directory_taken(PGconn *pg, const char *tenant, const char *directory, char *err,
+static int directory_taken(struct db_conn *db, const char *tenant, const char *directory, char *err,
                            size_t errlen)
 {
     const char *p[] = {tenant, directory};
-    PGresult *res = ctx_query(pg, PGRES_TUPLES_OK,
-                              "SELECT 1 FROM connections WHERE provider = 'azure' AND "
-                              "lower(provider_tenant) = lower($2) AND tenant_id <> $1",
-                              2, p, err, errlen);
+    PGresult *res = db_query(db, PGRES_TUPLES_OK, &st_directory_taken, 2, p, err, errlen);
     if (!res)
         return -1;
     int taken = PQntuples(res) > 0;
@@ -153,6 +183,7 @@ static int directory_taken(PGconn *pg, const char *tenant, const char *directory
 static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, const char *tenant,
                             const char *provider)
 {
+    struct db_conn *db = NULL;
     int status;
     char err[256];
     struct buf url;
@@ -179,15 +210,15 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
                            "is required");
         goto out;
     }
-    PGconn *pg = ctx_pg(c, err, sizeof err);
-    if (!pg) {
+    db = ctx_db(c, err, sizeof err);
+    if (!db) {
         status = reply_db(conn, tenant, err);
         goto out;
     }
-    if ((status = tenant_check(conn, pg, tenant)))
+    if ((status = tenant_check(conn, db, tenant)))
         goto out;
     enum consent_session_result sr =
-        consent_session_load(pg, tenant, session_hash, &cs, err, sizeof err);
+        consent_session_load(db, tenant, session_hash, &cs, err, sizeof err);
     if (sr == CONSENT_SESSION_ERROR) {
         status = reply_db(conn, tenant, err);
         goto out;
@@ -216,7 +247,7 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
             goto out;
         }
         directory = cs.provider_tenant;
-        int t = directory_taken(pg, tenant, directory, err, sizeof err);
+        int t = directory_taken(db, tenant, directory, err, sizeof err);
         if (t < 0) {
             status = reply_db(conn, tenant, err);
             goto out;
@@ -230,17 +261,13 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
     }
     const char *redirect = google ? c->google.redirect_uri : c->ms.redirect_uri;
     struct state_binding b = {admin, session_hash, directory};
-    if (states_create(pg, c->grants, tenant, provider, &b, redirect, c->state_ttl_s, &st, err,
+    if (states_create(db, c->grants, tenant, provider, &b, redirect, c->state_ttl_s, &st, err,
                       sizeof err)) {
         status = reply_db(conn, tenant, err);
         goto out;
     }
     const char *p[] = {tenant, provider};
-    PQclear(ctx_query(pg, PGRES_COMMAND_OK,
-                      "INSERT INTO connections (tenant_id, provider, status) VALUES ($1, $2, "
-                      "'pending') ON CONFLICT (tenant_id, provider) DO UPDATE SET status = "
-                      "'pending', updated_at = now() WHERE connections.status = 'never'",
-                      2, p, err, sizeof err));
+    PQclear(db_query(db, PGRES_COMMAND_OK, &st_conn_pending, 2, p, err, sizeof err));
     /* The signed-in person is the likely cloud admin: offered as the login hint. */
     const char *hint = admin + 7;
     int u = google ? google_consent_url(&url, &c->google, st.state, st.nonce, st.challenge, hint)
@@ -253,6 +280,7 @@ static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, cons
     out = json_pack("{s:s}", "consent_url", url.data);
     status = httpd_reply_json(conn, 200, out);
 out:
+    db_put(db);
     json_decref(body);
     json_decref(out);
     buf_free(&url);
@@ -270,7 +298,7 @@ static int state_error(struct mg_connection *conn, enum state_result sr)
 
 /* The callback must come from the browser of the live session that started the consent.
  * Replies (400 invalid_state, nothing stored) and returns non-zero when it does not. */
-static int session_refused(struct mg_connection *conn, PGconn *pg, const char *provider,
+static int session_refused(struct mg_connection *conn, struct db_conn *db, const char *provider,
                            const struct state_info *si)
 {
     char err[256];
@@ -284,7 +312,7 @@ static int session_refused(struct mg_connection *conn, PGconn *pg, const char *p
                          "session; sign in and start it again from the admin page");
     }
     enum consent_session_result r =
-        consent_session_load(pg, si->tenant, si->session_hash, &cs, err, sizeof err);
+        consent_session_load(db, si->tenant, si->session_hash, &cs, err, sizeof err);
     if (r == CONSENT_SESSION_ERROR)
         return reply_db(conn, si->tenant, err);
     if (r != CONSENT_SESSION_OK) {
@@ -298,23 +326,23 @@ static int session_refused(struct mg_connection *conn, PGconn *pg, const char *p
 
 /* After a connection was stored inside the open transaction: request the first sync and
  * write the AUTHORIZED event when this is the first authorization, commit, publish. */
-static int finish_authorized(struct auth_ctx *c, PGconn *pg, const char *tenant,
+static int finish_authorized(struct auth_ctx *c, struct db_conn *db, const char *tenant,
                              const char *provider, const char *admin, bool first,
                              const char *const *scopes, size_t nscopes, char *err, size_t errlen)
 {
     char run_id[37];
     bool coalesced = false;
-    if (first && (sync_request_add(c, pg, tenant, provider, "authorized", false, admin, run_id,
+    if (first && (sync_request_add(c, db, tenant, provider, "authorized", false, admin, run_id,
                                    &coalesced, err, errlen) ||
-                  outbox_auth_event(pg, tenant, provider,
+                  outbox_auth_event(db, tenant, provider,
                                     PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_AUTHORIZED, scopes,
                                     nscopes, NULL, admin, err, errlen)))
         return -1;
-    if (pgx_exec(pg, "COMMIT", err, errlen))
+    if (pgx_exec(db_pg(db), "COMMIT", err, errlen))
         return -1;
     if (first) {
         char perr[256];
-        if (publish_pending_requests(c, pg, perr, sizeof perr) < 0)
+        if (publish_pending_requests(c, db, perr, sizeof perr) < 0)
             log_error_t(tenant, NULL,
                         "first sync request not published yet (the scheduler retries): %s", perr);
     }
@@ -330,7 +358,7 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
     struct state_info si;
     struct google_tokens tok = {0};
     int status;
-    PGconn *pg = NULL;
+    struct db_conn *db = NULL;
     if (strcmp(ri->request_method, "GET") != 0)
         return reply_err(conn, 405, "method_not_allowed", "use GET");
     if (httpd_query_param(ri, "state", state, sizeof state) ||
@@ -338,16 +366,16 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
         httpd_query_param(ri, "error", error, sizeof error) ||
         httpd_query_param(ri, "scope", scope, sizeof scope))
         return reply_err(conn, 400, "invalid_state", "a parameter is too long or invalid");
-    pg = ctx_pg(c, err, sizeof err);
-    if (!pg)
+    db = ctx_db(c, err, sizeof err);
+    if (!db)
         return reply_db(conn, NULL, err);
-    enum state_result sr = states_consume(pg, c->grants, "google", state, &si, err, sizeof err);
+    enum state_result sr = states_consume(db, c->grants, "google", state, &si, err, sizeof err);
     if (sr != STATE_OK) {
         log_warn("google callback refused: %s", state_result_str(sr));
         status = state_error(conn, sr);
         goto out;
     }
-    if ((status = session_refused(conn, pg, "google", &si)))
+    if ((status = session_refused(conn, db, "google", &si)))
         goto out;
     if (*error) {
         bool denied = strcmp(error, "access_denied") == 0;
@@ -386,17 +414,17 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
     const char *missing[GOOGLE_NSCOPES];
     size_t nmissing = google_missing_scopes(tok.scope ? tok.scope : scope, missing);
     bool first = false;
-    if (pgx_exec(pg, "BEGIN", err, sizeof err) ||
-        conn_store_google(pg, c->grants, si.tenant, si.admin, tok.refresh_token,
+    if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err) ||
+        conn_store_google(db, c->grants, si.tenant, si.admin, tok.refresh_token,
                           tok.scope ? tok.scope : scope, missing, nmissing, &first, err,
                           sizeof err) != CONN_OK) {
-        rollback(pg);
+        rollback(db);
         log_error_t(si.tenant, NULL, "storing the google grant failed: %s", err);
         status = redirect_admin(conn, c, "google", "error", "the grant could not be stored");
         goto out;
     }
-    if (consent_identity_bind(pg, si.tenant, customer, why, sizeof why) != CONSENT_ID_OK) {
-        rollback(pg);
+    if (consent_identity_bind(db, si.tenant, customer, why, sizeof why) != CONSENT_ID_OK) {
+        rollback(db);
         log_warn_t(si.tenant, NULL, "google consent refused: %s", why);
         status = redirect_admin(conn, c, "google", "error", why);
         goto out;
@@ -404,11 +432,11 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
     if (nmissing) {
         char msg[512];
         snprintf(msg, sizeof msg, "consent did not grant %s", missing[0]);
-        if (outbox_auth_event(pg, si.tenant, "google",
+        if (outbox_auth_event(db, si.tenant, "google",
                               PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_SCOPE_MISSING, missing,
                               nmissing, msg, si.admin, err, sizeof err) ||
-            pgx_exec(pg, "COMMIT", err, sizeof err)) {
-            rollback(pg);
+            pgx_exec(db_pg(db), "COMMIT", err, sizeof err)) {
+            rollback(db);
             log_error_t(si.tenant, NULL, "storing the google grant failed: %s", err);
             status = redirect_admin(conn, c, "google", "error", "the grant could not be stored");
             goto out;
@@ -417,15 +445,16 @@ static int handle_google_callback(struct mg_connection *conn, void *cbdata)
         status = redirect_admin(conn, c, "google", "error", msg);
         goto out;
     }
-    if (finish_authorized(c, pg, si.tenant, "google", si.admin, first, google_scopes,
+    if (finish_authorized(c, db, si.tenant, "google", si.admin, first, google_scopes,
                           GOOGLE_NSCOPES, err, sizeof err)) {
-        rollback(pg);
+        rollback(db);
         log_error_t(si.tenant, NULL, "finishing the google authorization failed: %s", err);
         status = redirect_admin(conn, c, "google", "error", "the grant could not be stored");
         goto out;
     }
     status = redirect_admin(conn, c, "google", "connected", NULL);
 out:
+    db_put(db);
     google_tokens_clear(&tok);
     memset(&si, 0, sizeof si);
     memset(code, 0, sizeof code);
@@ -434,6 +463,7 @@ out:
 
 static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
 {
+    struct db_conn *db = NULL;
     struct auth_ctx *c = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
     char state[STATE_LEN_MAX], error[256], consent[16], tenant_id[160], err[512];
@@ -447,17 +477,17 @@ static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
         httpd_query_param(ri, "admin_consent", consent, sizeof consent) ||
         httpd_query_param(ri, "tenant", tenant_id, sizeof tenant_id))
         return reply_err(conn, 400, "invalid_state", "a parameter is too long or invalid");
-    PGconn *pg = ctx_pg(c, err, sizeof err);
-    if (!pg)
+    db = ctx_db(c, err, sizeof err);
+    if (!db)
         return reply_db(conn, NULL, err);
     /* Never trust the returned tenant before the state is checked. */
-    enum state_result sr = states_consume(pg, c->grants, "azure", state, &si, err, sizeof err);
+    enum state_result sr = states_consume(db, c->grants, "azure", state, &si, err, sizeof err);
     if (sr != STATE_OK) {
         log_warn("microsoft callback refused: %s", state_result_str(sr));
         status = state_error(conn, sr);
         goto out;
     }
-    if ((status = session_refused(conn, pg, "microsoft", &si)))
+    if ((status = session_refused(conn, db, "microsoft", &si)))
         goto out;
     if (*error) {
         bool denied = strcmp(error, "access_denied") == 0 || strcmp(error, "consent_required") == 0;
@@ -495,14 +525,14 @@ static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
     }
     bool first = false;
     static const char *const scopes[] = {MS_PERMISSION};
-    if (pgx_exec(pg, "BEGIN", err, sizeof err)) {
+    if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err)) {
         status = redirect_admin(conn, c, "azure", "error", "the consent could not be stored");
         goto out;
     }
     enum conn_result cr =
-        conn_store_azure(pg, si.tenant, si.admin, si.provider_tenant, &first, err, sizeof err);
+        conn_store_azure(db, si.tenant, si.admin, si.provider_tenant, &first, err, sizeof err);
     if (cr == CONN_TAKEN) {
-        rollback(pg);
+        rollback(db);
         log_warn_t(si.tenant, NULL, "microsoft consent refused: directory %s has another district",
                    si.provider_tenant);
         status = redirect_admin(conn, c, "azure", "error",
@@ -511,34 +541,35 @@ static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
         goto out;
     }
     if (cr != CONN_OK ||
-        finish_authorized(c, pg, si.tenant, "azure", si.admin, first, scopes, 1, err, sizeof err)) {
-        rollback(pg);
+        finish_authorized(c, db, si.tenant, "azure", si.admin, first, scopes, 1, err, sizeof err)) {
+        rollback(db);
         log_error_t(si.tenant, NULL, "storing the microsoft consent failed: %s", err);
         status = redirect_admin(conn, c, "azure", "error", "the consent could not be stored");
         goto out;
     }
     status = redirect_admin(conn, c, "azure", "connected", NULL);
 out:
+    db_put(db);
     ms_token_clear(&tok);
     return status;
 }
 
 /* ------------------------------------------------------------------ token */
 
-static int revoked_now(struct mg_connection *conn, struct auth_ctx *c, PGconn *pg,
+static int revoked_now(struct mg_connection *conn, struct auth_ctx *c, struct db_conn *db,
                        const char *tenant, const char *provider, const char *message)
 {
     char err[256];
     bool changed = false;
     (void)c;
     /* the status change and its REVOKED event commit together */
-    if (pgx_exec(pg, "BEGIN", err, sizeof err) ||
-        conn_mark_revoked(pg, tenant, provider, message, &changed, err, sizeof err) != CONN_OK ||
-        (changed && outbox_auth_event(pg, tenant, provider,
+    if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err) ||
+        conn_mark_revoked(db, tenant, provider, message, &changed, err, sizeof err) != CONN_OK ||
+        (changed && outbox_auth_event(db, tenant, provider,
                                       PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_REVOKED, NULL, 0,
                                       message, NULL, err, sizeof err)) ||
-        pgx_exec(pg, "COMMIT", err, sizeof err)) {
-        rollback(pg);
+        pgx_exec(db_pg(db), "COMMIT", err, sizeof err)) {
+        rollback(db);
         return reply_db(conn, tenant, err);
     }
     if (changed)
@@ -565,6 +596,7 @@ static bool token_provider_allowed(enum caller_id who, const char *provider)
 
 static int handle_token(struct mg_connection *conn, struct auth_ctx *c, enum caller_id who)
 {
+    struct db_conn *db = NULL;
     char err[512];
     int status;
     struct conn_grant cg = {0};
@@ -585,12 +617,12 @@ static int handle_token(struct mg_connection *conn, struct auth_ctx *c, enum cal
         status = callers_reply_refused(conn, CALLERS_FORBIDDEN, who);
         goto out;
     }
-    PGconn *pg = ctx_pg(c, err, sizeof err);
-    if (!pg) {
+    db = ctx_db(c, err, sizeof err);
+    if (!db) {
         status = reply_db(conn, tenant, err);
         goto out;
     }
-    enum conn_result cr = conn_load(pg, c->grants, tenant, provider, &cg, err, sizeof err);
+    enum conn_result cr = conn_load(db, c->grants, tenant, provider, &cg, err, sizeof err);
     if (cr == CONN_NOT_FOUND) {
         status = reply_err(conn, 404, "not_connected", "the tenant has not connected this cloud");
         goto out;
@@ -616,7 +648,7 @@ static int handle_token(struct mg_connection *conn, struct auth_ctx *c, enum cal
         }
         enum google_result gr = google_refresh(h, &c->google, cg.secret, &gt);
         if (gr == GOOGLE_INVALID_GRANT) {
-            status = revoked_now(conn, c, pg, tenant, provider, gt.message);
+            status = revoked_now(conn, c, db, tenant, provider, gt.message);
             goto out;
         }
         if (gr != GOOGLE_OK) {
@@ -631,7 +663,7 @@ static int handle_token(struct mg_connection *conn, struct auth_ctx *c, enum cal
     } else {
         enum ms_result mr = ms_client_token(h, &c->ms, cg.provider_tenant, &mt);
         if (mr == MS_REVOKED) {
-            status = revoked_now(conn, c, pg, tenant, provider, mt.message);
+            status = revoked_now(conn, c, db, tenant, provider, mt.message);
             goto out;
         }
         if (mr != MS_OK) {
@@ -659,6 +691,7 @@ static int handle_token(struct mg_connection *conn, struct auth_ctx *c, enum cal
     }
     status = httpd_reply_json(conn, 200, out);
 out:
+    db_put(db);
     grants_free_secret(cg.secret);
     google_tokens_clear(&gt);
     ms_token_clear(&mt);
@@ -672,6 +705,7 @@ out:
 static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, const char *tenant,
                               const char *provider)
 {
+    struct db_conn *db = NULL;
     char err[512], msg[256] = "";
     char *token = NULL;
     int status;
@@ -683,30 +717,30 @@ static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, co
         status = 400;
         goto out;
     }
-    PGconn *pg = ctx_pg(c, err, sizeof err);
-    if (!pg) {
+    db = ctx_db(c, err, sizeof err);
+    if (!db) {
         status = reply_db(conn, tenant, err);
         goto out;
     }
     /* The connection's change and its DEAUTHORIZED event commit together; the remote revoke
      * (an HTTP call) comes after the commit. */
-    if (pgx_exec(pg, "BEGIN", err, sizeof err)) {
+    if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err)) {
         status = reply_db(conn, tenant, err);
         goto out;
     }
     enum conn_result cr =
-        conn_deauthorize(pg, c->grants, tenant, provider, admin, &token, err, sizeof err);
+        conn_deauthorize(db, c->grants, tenant, provider, admin, &token, err, sizeof err);
     if (cr == CONN_NOT_FOUND) {
-        rollback(pg);
+        rollback(db);
         status = reply_err(conn, 404, "not_connected", "the tenant has not connected this cloud");
         goto out;
     }
     char oerr[512];
-    if (outbox_auth_event(pg, tenant, provider,
+    if (outbox_auth_event(db, tenant, provider,
                           PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_DEAUTHORIZED, NULL, 0, NULL,
                           admin, oerr, sizeof oerr) ||
-        pgx_exec(pg, "COMMIT", oerr, sizeof oerr)) {
-        rollback(pg);
+        pgx_exec(db_pg(db), "COMMIT", oerr, sizeof oerr)) {
+        rollback(db);
         grants_free_secret(token);
         token = NULL;
         status = reply_db(conn, tenant, oerr);
@@ -722,7 +756,7 @@ static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, co
         enum google_result gr =
             h ? google_revoke(h, &c->google, token, msg, sizeof msg) : GOOGLE_UNAVAILABLE;
         if (gr == GOOGLE_OK) {
-            if (conn_revoke_done(pg, tenant, provider, err, sizeof err))
+            if (conn_revoke_done(db, tenant, provider, err, sizeof err))
                 log_error_t(tenant, NULL, "de-authorize: %s", err);
         } else {
             remote = "pending";
@@ -740,6 +774,7 @@ static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, co
                                         "Entra admin center under Enterprise applications."));
     status = httpd_reply_json(conn, 200, out);
 out:
+    db_put(db);
     grants_free_secret(token);
     json_decref(out);
     json_decref(body);
@@ -752,21 +787,23 @@ static int handle_connections(struct mg_connection *conn, struct auth_ctx *c, co
 {
     char err[512];
     int status;
-    PGconn *pg = ctx_pg(c, err, sizeof err);
-    if (!pg)
+    json_t *out = NULL;
+    struct db_conn *db = ctx_db(c, err, sizeof err);
+    if (!db)
         return reply_db(conn, tenant, err);
-    if ((status = tenant_check(conn, pg, tenant)))
-        return status;
-    json_t *out = conn_list_json(pg, tenant, err, sizeof err);
-    if (!out)
-        return reply_db(conn, tenant, err);
-    status = httpd_reply_json(conn, 200, out);
+    if ((status = tenant_check(conn, db, tenant)))
+        goto out;
+    out = conn_list_json(db, tenant, err, sizeof err);
+    status = out ? httpd_reply_json(conn, 200, out) : reply_db(conn, tenant, err);
+out:
+    db_put(db);
     json_decref(out);
     return status;
 }
 
 static int handle_sync(struct mg_connection *conn, struct auth_ctx *c, const char *tenant)
 {
+    struct db_conn *db = NULL;
     char err[512];
     int status;
     json_t *out = NULL, *reqs = NULL, *body = read_json(conn, true);
@@ -791,15 +828,15 @@ static int handle_sync(struct mg_connection *conn, struct auth_ctx *c, const cha
         status = 400;
         goto out;
     }
-    PGconn *pg = ctx_pg(c, err, sizeof err);
-    if (!pg) {
+    db = ctx_db(c, err, sizeof err);
+    if (!db) {
         status = reply_db(conn, tenant, err);
         goto out;
     }
-    if ((status = tenant_check(conn, pg, tenant)))
+    if ((status = tenant_check(conn, db, tenant)))
         goto out;
     reqs = json_array();
-    if (pgx_exec(pg, "BEGIN", err, sizeof err)) {
+    if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err)) {
         status = reply_db(conn, tenant, err);
         goto out;
     }
@@ -809,12 +846,9 @@ static int handle_sync(struct mg_connection *conn, struct auth_ctx *c, const cha
         if (provider && strcmp(provider, which[i]) != 0)
             continue;
         const char *p[] = {tenant, which[i]};
-        PGresult *res = ctx_query(pg, PGRES_TUPLES_OK,
-                                  "SELECT 1 FROM connections WHERE tenant_id = $1 AND "
-                                  "provider = $2 AND status = 'connected' FOR SHARE",
-                                  2, p, err, sizeof err);
+        PGresult *res = db_query(db, PGRES_TUPLES_OK, &st_conn_connected, 2, p, err, sizeof err);
         if (!res) {
-            rollback(pg);
+            rollback(db);
             status = reply_db(conn, tenant, err);
             goto out;
         }
@@ -824,9 +858,9 @@ static int handle_sync(struct mg_connection *conn, struct auth_ctx *c, const cha
             continue;
         char run_id[37];
         bool coalesced = false;
-        if (sync_request_add(c, pg, tenant, which[i], preview ? "preview" : "manual", preview,
+        if (sync_request_add(c, db, tenant, which[i], preview ? "preview" : "manual", preview,
                              admin, run_id, &coalesced, err, sizeof err)) {
-            rollback(pg);
+            rollback(db);
             status = reply_db(conn, tenant, err);
             goto out;
         }
@@ -835,22 +869,23 @@ static int handle_sync(struct mg_connection *conn, struct auth_ctx *c, const cha
         asked++;
     }
     if (asked == 0) {
-        rollback(pg);
+        rollback(db);
         status = reply_err(conn, 409, "not_connected",
                            provider ? "this cloud is not connected" : "no cloud is connected");
         goto out;
     }
-    if (pgx_exec(pg, "COMMIT", err, sizeof err)) {
-        rollback(pg);
+    if (pgx_exec(db_pg(db), "COMMIT", err, sizeof err)) {
+        rollback(db);
         status = reply_db(conn, tenant, err);
         goto out;
     }
-    if (publish_pending_requests(c, pg, err, sizeof err) < 0)
+    if (publish_pending_requests(c, db, err, sizeof err) < 0)
         log_error_t(tenant, NULL, "sync request not published yet (the scheduler retries): %s",
                     err);
     out = json_pack("{s:O}", "requests", reqs);
     status = httpd_reply_json(conn, 202, out);
 out:
+    db_put(db);
     json_decref(reqs);
     json_decref(out);
     json_decref(body);
@@ -859,6 +894,7 @@ out:
 
 static int handle_settings(struct mg_connection *conn, struct auth_ctx *c, const char *tenant)
 {
+    struct db_conn *db = NULL;
     char err[512];
     int status;
     PGresult *res = NULL;
@@ -900,14 +936,14 @@ static int handle_settings(struct mg_connection *conn, struct auth_ctx *c, const
             goto out;
         }
     }
-    PGconn *pg = ctx_pg(c, err, sizeof err);
-    if (!pg) {
+    db = ctx_db(c, err, sizeof err);
+    if (!db) {
         status = reply_db(conn, tenant, err);
         goto out;
     }
-    if ((status = tenant_check(conn, pg, tenant)))
+    if ((status = tenant_check(conn, db, tenant)))
         goto out;
-    if (pgx_exec(pg, "BEGIN", err, sizeof err)) {
+    if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err)) {
         status = reply_db(conn, tenant, err);
         goto out;
     }
@@ -915,14 +951,7 @@ static int handle_settings(struct mg_connection *conn, struct auth_ctx *c, const
         char iv[32];
         snprintf(iv, sizeof iv, "%lld", (long long)interval);
         const char *p[] = {tenant, iv};
-        res = ctx_query(pg, PGRES_COMMAND_OK,
-                        "WITH t AS (UPDATE tenants SET sync_interval_seconds = $2::int "
-                        "WHERE tenant_id = $1 RETURNING tenant_id) "
-                        "UPDATE connections c SET next_sync_at = least(c.next_sync_at, "
-                        "coalesce(c.last_requested_at, now()) + make_interval(secs => $2::int)), "
-                        "updated_at = now() FROM t WHERE c.tenant_id = t.tenant_id "
-                        "AND c.status = 'connected' AND c.sync_interval_seconds IS NULL",
-                        2, p, err, sizeof err);
+        res = db_query(db, PGRES_COMMAND_OK, &st_interval_set, 2, p, err, sizeof err);
         if (!res)
             goto dberr;
         PQclear(res);
@@ -930,8 +959,7 @@ static int handle_settings(struct mg_connection *conn, struct auth_ctx *c, const
     }
     if (json_is_array(windows)) {
         const char *p[] = {tenant};
-        res = ctx_query(pg, PGRES_COMMAND_OK, "DELETE FROM pause_windows WHERE tenant_id = $1", 1,
-                        p, err, sizeof err);
+        res = db_query(db, PGRES_COMMAND_OK, &st_windows_clear, 1, p, err, sizeof err);
         if (!res)
             goto dberr;
         PQclear(res);
@@ -941,12 +969,9 @@ static int handle_settings(struct mg_connection *conn, struct auth_ctx *c, const
             const char *r = json_str(w, "reason");
             const char *wp[] = {tenant, json_str(w, "starts_at"), json_str(w, "ends_at"),
                                 r ? r : ""};
-            res = PQexecParams(pg,
-                               "INSERT INTO pause_windows (tenant_id, starts_at, ends_at, reason) "
-                               "VALUES ($1, $2::timestamptz, $3::timestamptz, $4)",
-                               4, NULL, wp, NULL, NULL, 0);
+            res = db_exec(db, &st_window_add, 4, wp);
             if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-                rollback(pg);
+                rollback(db);
                 status = reply_err(conn, 400, "invalid_argument",
                                    "a pause window has an invalid time or ends before it starts");
                 goto out;
@@ -956,25 +981,20 @@ static int handle_settings(struct mg_connection *conn, struct auth_ctx *c, const
         }
     }
     const char *p[] = {tenant};
-    res = ctx_query(pg, PGRES_TUPLES_OK,
-                    "SELECT json_build_object('sync_interval_seconds', t.sync_interval_seconds, "
-                    "'pause_windows', coalesce((SELECT json_agg(json_build_object('starts_at', "
-                    "w.starts_at, 'ends_at', w.ends_at, 'reason', w.reason) ORDER BY w.starts_at) "
-                    "FROM pause_windows w WHERE w.tenant_id = t.tenant_id), '[]')) "
-                    "FROM tenants t WHERE t.tenant_id = $1",
-                    1, p, err, sizeof err);
+    res = db_query(db, PGRES_TUPLES_OK, &st_settings, 1, p, err, sizeof err);
     if (!res || PQntuples(res) != 1)
         goto dberr;
     out = json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err, sizeof err);
-    if (!out || pgx_exec(pg, "COMMIT", err, sizeof err))
+    if (!out || pgx_exec(db_pg(db), "COMMIT", err, sizeof err))
         goto dberr;
     log_info_t(tenant, NULL, "sync settings changed by %s", actor);
     status = httpd_reply_json(conn, 200, out);
     goto out;
 dberr:
-    rollback(pg);
+    rollback(db);
     status = reply_db(conn, tenant, err);
 out:
+    db_put(db);
     PQclear(res);
     json_decref(out);
     json_decref(body);

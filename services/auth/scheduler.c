@@ -3,6 +3,7 @@
 
 #include "connections.h"
 #include "crypto.h"
+#include "db.h"
 #include "log.h"
 #include "pg.h"
 #include "publish.h"
@@ -17,6 +18,36 @@
 #include <time.h>
 
 #define SCHEDULER_BATCH "50"
+
+/* Every SQL text of this module (lib/db prepares each by its name). */
+static const struct db_stmt st_windows = {
+    "scheduler_windows", "SELECT extract(epoch FROM starts_at)::bigint, "
+                         "extract(epoch FROM ends_at)::bigint FROM pause_windows "
+                         "WHERE tenant_id = $1 AND ends_at > now() ORDER BY starts_at LIMIT "
+                         "64"};
+static const struct db_stmt st_due_claim = {
+    "scheduler_due_claim",
+    "SELECT c.tenant_id, c.provider, extract(epoch FROM c.next_sync_at)::bigint, "
+    "coalesce(c.sync_interval_seconds, t.sync_interval_seconds), "
+    "extract(epoch FROM now())::bigint "
+    "FROM connections c JOIN tenants t ON t.tenant_id = c.tenant_id "
+    "WHERE c.status = 'connected' AND c.next_sync_at <= now() "
+    "ORDER BY c.next_sync_at, c.tenant_id, (c.provider = 'azure') "
+    "LIMIT " SCHEDULER_BATCH " FOR UPDATE OF c SKIP LOCKED"};
+static const struct db_stmt st_due_next = {
+    "scheduler_due_next", "UPDATE connections SET next_sync_at = to_timestamp($3::bigint), "
+                          "updated_at = now() WHERE tenant_id = $1 AND provider = $2"};
+static const struct db_stmt st_revoke_claim = {
+    "scheduler_revoke_claim", "SELECT tenant_id FROM connections WHERE remote_revoke_pending "
+                              "AND provider = 'google' AND revoke_sealed IS NOT NULL "
+                              "AND updated_at < now() - interval '5 seconds' "
+                              "ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED"};
+static const struct db_stmt st_revoke_grant = {
+    "scheduler_revoke_grant", "SELECT encode(revoke_sealed, 'hex'), revoke_key_id FROM connections "
+                              "WHERE tenant_id = $1 AND provider = 'google'"};
+static const struct db_stmt st_revoke_later = {"scheduler_revoke_later",
+                                               "UPDATE connections SET updated_at = now() "
+                                               "WHERE tenant_id = $1 AND provider = 'google'"};
 
 bool sched_paused(int64_t now, const struct pause_window *w, size_t n)
 {
@@ -49,16 +80,11 @@ struct scheduler {
 };
 
 /* Load the tenant's pause windows (as epoch seconds). */
-static int load_windows(PGconn *pg, const char *tenant, struct pause_window *w, size_t max,
+static int load_windows(struct db_conn *db, const char *tenant, struct pause_window *w, size_t max,
                         size_t *n, char *err, size_t errlen)
 {
     const char *p[] = {tenant};
-    PGresult *res = ctx_query(pg, PGRES_TUPLES_OK,
-                              "SELECT extract(epoch FROM starts_at)::bigint, "
-                              "extract(epoch FROM ends_at)::bigint FROM pause_windows "
-                              "WHERE tenant_id = $1 AND ends_at > now() ORDER BY starts_at LIMIT "
-                              "64",
-                              1, p, err, errlen);
+    PGresult *res = db_query(db, PGRES_TUPLES_OK, &st_windows, 1, p, err, errlen);
     if (!res)
         return -1;
     *n = 0;
@@ -71,21 +97,13 @@ static int load_windows(PGconn *pg, const char *tenant, struct pause_window *w, 
     return 0;
 }
 
-static long fire_due(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
+static long fire_due(struct auth_ctx *c, struct db_conn *db, char *err, size_t errlen)
 {
     long fired = -1, written = 0;
     PGresult *res = NULL, *upd = NULL;
-    if (pgx_exec(pg, "BEGIN", err, errlen))
+    if (pgx_exec(db_pg(db), "BEGIN", err, errlen))
         return -1;
-    res = ctx_query(pg, PGRES_TUPLES_OK,
-                    "SELECT c.tenant_id, c.provider, extract(epoch FROM c.next_sync_at)::bigint, "
-                    "coalesce(c.sync_interval_seconds, t.sync_interval_seconds), "
-                    "extract(epoch FROM now())::bigint "
-                    "FROM connections c JOIN tenants t ON t.tenant_id = c.tenant_id "
-                    "WHERE c.status = 'connected' AND c.next_sync_at <= now() "
-                    "ORDER BY c.next_sync_at, c.tenant_id, (c.provider = 'azure') "
-                    "LIMIT " SCHEDULER_BATCH " FOR UPDATE OF c SKIP LOCKED",
-                    0, NULL, err, errlen);
+    res = db_query(db, PGRES_TUPLES_OK, &st_due_claim, 0, NULL, err, errlen);
     if (!res)
         goto out;
     for (int i = 0; i < PQntuples(res); i++) {
@@ -95,14 +113,14 @@ static long fire_due(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
         int64_t now = strtoll(PQgetvalue(res, i, 4), NULL, 10);
         struct pause_window w[64];
         size_t nw = 0;
-        if (load_windows(pg, tenant, w, 64, &nw, err, errlen))
+        if (load_windows(db, tenant, w, 64, &nw, err, errlen))
             goto out;
         if (sched_decide(now, w, nw) == SCHED_PAUSED) {
             log_info_t(tenant, NULL, "scheduled %s sync skipped: inside a pause window", provider);
         } else {
             char run_id[37];
             bool coalesced = false;
-            if (sync_request_add(c, pg, tenant, provider, "scheduled", false, "scheduler", run_id,
+            if (sync_request_add(c, db, tenant, provider, "scheduled", false, "scheduler", run_id,
                                  &coalesced, err, errlen))
                 goto out;
             if (coalesced)
@@ -114,21 +132,18 @@ static long fire_due(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
         char next[32];
         snprintf(next, sizeof next, "%" PRId64, sched_next(now, due, interval));
         const char *p[] = {tenant, provider, next};
-        upd = ctx_query(pg, PGRES_COMMAND_OK,
-                        "UPDATE connections SET next_sync_at = to_timestamp($3::bigint), "
-                        "updated_at = now() WHERE tenant_id = $1 AND provider = $2",
-                        3, p, err, errlen);
+        upd = db_query(db, PGRES_COMMAND_OK, &st_due_next, 3, p, err, errlen);
         if (!upd)
             goto out;
         PQclear(upd);
         upd = NULL;
     }
-    if (pgx_exec(pg, "COMMIT", err, errlen))
+    if (pgx_exec(db_pg(db), "COMMIT", err, errlen))
         goto out;
     fired = written;
 out:
     if (fired < 0) {
-        PQclear(PQexec(pg, "ROLLBACK"));
+        PQclear(PQexec(db_pg(db), "ROLLBACK"));
     }
     PQclear(res);
     PQclear(upd);
@@ -136,30 +151,22 @@ out:
 }
 
 /* Retry remote revokes that failed (Google was unreachable), one claimed row at a time. */
-static void retry_revokes(struct auth_ctx *c, PGconn *pg)
+static void retry_revokes(struct auth_ctx *c, struct db_conn *db)
 {
     char err[256];
     for (int round = 0; round < 10; round++) {
         PGresult *res = NULL;
         char *token = NULL, tenant[80] = "";
         int done = 1;
-        if (pgx_exec(pg, "BEGIN", err, sizeof err))
+        if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err))
             return;
-        res = ctx_query(pg, PGRES_TUPLES_OK,
-                        "SELECT tenant_id FROM connections WHERE remote_revoke_pending "
-                        "AND provider = 'google' AND revoke_sealed IS NOT NULL "
-                        "AND updated_at < now() - interval '5 seconds' "
-                        "ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-                        0, NULL, err, sizeof err);
+        res = db_query(db, PGRES_TUPLES_OK, &st_revoke_claim, 0, NULL, err, sizeof err);
         if (!res || PQntuples(res) == 0)
             goto next;
         snprintf(tenant, sizeof tenant, "%s", PQgetvalue(res, 0, 0));
         PQclear(res);
         const char *p[] = {tenant};
-        res = ctx_query(pg, PGRES_TUPLES_OK,
-                        "SELECT encode(revoke_sealed, 'hex'), revoke_key_id FROM connections "
-                        "WHERE tenant_id = $1 AND provider = 'google'",
-                        1, p, err, sizeof err);
+        res = db_query(db, PGRES_TUPLES_OK, &st_revoke_grant, 1, p, err, sizeof err);
         if (!res || PQntuples(res) != 1)
             goto next;
         {
@@ -184,13 +191,11 @@ static void retry_revokes(struct auth_ctx *c, PGconn *pg)
             enum google_result gr =
                 h ? google_revoke(h, &c->google, token, msg, sizeof msg) : GOOGLE_UNAVAILABLE;
             if (gr == GOOGLE_OK) {
-                if (conn_revoke_done(pg, tenant, "google", err, sizeof err) == 0)
+                if (conn_revoke_done(db, tenant, "google", err, sizeof err) == 0)
                     log_info_t(tenant, NULL, "pending remote revoke at Google done");
             } else {
-                PGresult *u = ctx_query(pg, PGRES_COMMAND_OK,
-                                        "UPDATE connections SET updated_at = now() "
-                                        "WHERE tenant_id = $1 AND provider = 'google'",
-                                        1, p, err, sizeof err);
+                PGresult *u =
+                    db_query(db, PGRES_COMMAND_OK, &st_revoke_later, 1, p, err, sizeof err);
                 PQclear(u);
                 log_warn_t(tenant, NULL, "remote revoke at Google still failing: %s", msg);
             }
@@ -199,25 +204,30 @@ static void retry_revokes(struct auth_ctx *c, PGconn *pg)
     next:
         PQclear(res);
         grants_free_secret(token);
-        if (pgx_exec(pg, "COMMIT", err, sizeof err) || done)
+        if (pgx_exec(db_pg(db), "COMMIT", err, sizeof err) || done)
             return;
     }
 }
 
 long scheduler_tick(struct auth_ctx *c, char *err, size_t errlen)
 {
-    PGconn *pg = ctx_pg(c, err, errlen);
-    if (!pg)
+    long fired = -1;
+    struct db_conn *db = ctx_db(c, err, errlen);
+    if (!db)
         return -1;
     /* Stuck runs first, so that a due schedule is not absorbed by one. */
-    if (sync_requests_expire(c, pg, err, errlen) < 0)
-        return -1;
-    long fired = fire_due(c, pg, err, errlen);
+    if (sync_requests_expire(c, db, err, errlen) < 0)
+        goto out;
+    fired = fire_due(c, db, err, errlen);
     if (fired < 0)
-        return -1;
-    if (publish_pending_requests(c, pg, err, errlen) < 0)
-        return -1;
-    retry_revokes(c, pg);
+        goto out;
+    if (publish_pending_requests(c, db, err, errlen) < 0) {
+        fired = -1;
+        goto out;
+    }
+    retry_revokes(c, db);
+out:
+    db_put(db);
     return fired;
 }
 

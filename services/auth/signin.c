@@ -2,6 +2,7 @@
 #include "signin.h"
 
 #include "crypto.h"
+#include "db.h"
 #include "ids.h"
 #include "json.h"
 #include "log.h"
@@ -16,6 +17,42 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Every SQL text of this module (lib/db prepares each by its name). */
+static const struct db_stmt st_state_new = {
+    "signin_state_new", "INSERT INTO signin_states (state_hash, provider, tenant_hint, "
+                        "browser_hash, nonce, verifier_sealed, verifier_key_id, expires_at) "
+                        "VALUES ($1, $2, $3, $4, $5, decode($6, 'hex'), $7, "
+                        "now() + make_interval(secs => $8::int))"};
+static const struct db_stmt st_state_consume = {
+    "signin_state_consume",
+    STATES_TAKE_SQL("signin_states", "coalesce(old.tenant_hint, ''), old.browser_hash, old.nonce")};
+static const struct db_stmt st_account_google = {
+    "signin_account_google", "SELECT account_id, tenant_id FROM admin_accounts "
+                             "WHERE removed_at IS NULL AND allow_google "
+                             "AND ($3 = '' OR tenant_id = $3) "
+                             "AND (google_sub = $1 OR (google_sub IS NULL AND email = $2)) "
+                             "ORDER BY tenant_id, (google_sub IS NOT NULL) DESC FOR UPDATE"};
+static const struct db_stmt st_account_microsoft = {
+    "signin_account_microsoft", "SELECT account_id, tenant_id FROM admin_accounts "
+                                "WHERE removed_at IS NULL AND allow_microsoft "
+                                "AND ($4 = '' OR tenant_id = $4) "
+                                "AND ((microsoft_tid = $1 AND microsoft_oid = $2) "
+                                "OR (microsoft_oid IS NULL AND email = $3)) "
+                                "ORDER BY tenant_id, (microsoft_oid IS NOT NULL) DESC FOR UPDATE"};
+static const struct db_stmt st_bind_google = {
+    "signin_bind_google", "UPDATE admin_accounts SET google_sub = coalesce(google_sub, $2), "
+                          "last_signin_at = now() WHERE account_id = $1"};
+static const struct db_stmt st_bind_microsoft = {
+    "signin_bind_microsoft", "UPDATE admin_accounts SET microsoft_tid = CASE WHEN microsoft_oid IS "
+                             "NULL THEN $2 ELSE microsoft_tid END, microsoft_oid = "
+                             "coalesce(microsoft_oid, $3), last_signin_at = now() "
+                             "WHERE account_id = $1"};
+static const struct db_stmt st_session_new = {
+    "signin_session_new",
+    "INSERT INTO admin_sessions (id_hash, tenant_id, account_id, provider, "
+    "subject, email, provider_tenant, expires_at) VALUES ($1, $2, $3, $4, $5, "
+    "$6, $7, now() + make_interval(hours => $8::int))"};
 
 #define CODE_MAX     4096 /* an authorization code from the provider */
 #define VERIFIER_MAX 128
@@ -151,6 +188,7 @@ static int start(struct mg_connection *conn, struct signin *s, enum provider p)
     struct buf loc;
     int status;
     PGresult *res = NULL;
+    struct db_conn *db = NULL;
     buf_init(&loc, 16384);
     if (!*client_id(s, p)) {
         status = refuse(conn, s, p, "provider_disabled",
@@ -180,8 +218,8 @@ static int start(struct mg_connection *conn, struct signin *s, enum provider p)
         status = httpd_reply_error(conn, 500, "internal", "sealing failed");
         goto out;
     }
-    PGconn *pg = ctx_pg(s->ctx, err, sizeof err);
-    if (!pg) {
+    db = ctx_db(s->ctx, err, sizeof err);
+    if (!db) {
         log_error("database: %s", err);
         status = httpd_reply_error(conn, 503, "unavailable", "the database is unavailable");
         goto out;
@@ -190,12 +228,7 @@ static int start(struct mg_connection *conn, struct signin *s, enum provider p)
     const char *params[] = {
         state_hash, provider_names[p], *tenant ? tenant : NULL,          browser_hash,
         nonce,      sealed_hex,        grants_active_id(s->ctx->grants), ttl};
-    res = PQexecParams(pg,
-                       "INSERT INTO signin_states (state_hash, provider, tenant_hint, "
-                       "browser_hash, nonce, verifier_sealed, verifier_key_id, expires_at) "
-                       "VALUES ($1, $2, $3, $4, $5, decode($6, 'hex'), $7, "
-                       "now() + make_interval(secs => $8::int))",
-                       8, NULL, params, NULL, NULL, 0);
+    res = db_exec(db, &st_state_new, 8, params);
     if (!pgx_ok(res, PGRES_COMMAND_OK, err, sizeof err)) {
         log_error("database: %s", err);
         status = httpd_reply_error(conn, 503, "unavailable", "the database is unavailable");
@@ -218,6 +251,7 @@ static int start(struct mg_connection *conn, struct signin *s, enum provider p)
     }
     status = redirect(conn, loc.data, cookie);
 out:
+    db_put(db);
     OPENSSL_cleanse(verifier, sizeof verifier);
     PQclear(res);
     free(sealed_hex);
@@ -237,9 +271,9 @@ enum consume_result { C_OK, C_UNKNOWN, C_USED, C_EXPIRED, C_PROVIDER, C_BROWSER,
 
 /* Consume the state (marked used whatever happens next, so it is never accepted twice even
  * when two callbacks race) and check it belongs to this provider and this browser. */
-static enum consume_result consume(PGconn *pg, struct signin *s, enum provider p, const char *state,
-                                   const char *browser, struct started *out, char *err,
-                                   size_t errlen)
+static enum consume_result consume(struct db_conn *db, struct signin *s, enum provider p,
+                                   const char *state, const char *browser, struct started *out,
+                                   char *err, size_t errlen)
 {
     static const enum consume_result of_state[] = {
         [STATE_OK] = C_OK,       [STATE_MALFORMED] = C_UNKNOWN, [STATE_UNKNOWN] = C_UNKNOWN,
@@ -250,9 +284,7 @@ static enum consume_result consume(PGconn *pg, struct signin *s, enum provider p
     char hash[SESSION_HASH_LEN], browser_hash[SESSION_HASH_LEN], aad[96];
     PGresult *row = NULL;
     session_token_hash(state, hash);
-    r = of_state[states_take(pg, "signin_states",
-                             "coalesce(old.tenant_hint, ''), old.browser_hash, old.nonce", hash,
-                             provider_names[p], &row, err, errlen)];
+    r = of_state[states_take(db, &st_state_consume, hash, provider_names[p], &row, err, errlen)];
     if (r != C_OK)
         goto out;
     const int c = STATE_COL_EXTRA;
@@ -384,31 +416,19 @@ enum match_result { M_OK, M_NONE, M_SEVERAL, M_ERROR };
 /* The account this identity signs in to, inside the open transaction (rows locked): the
  * provider's immutable id first, else the address of an account not yet bound; with a
  * tenant hint only that tenant counts; several tenants are refused, never guessed. */
-static enum match_result match_account(PGconn *pg, enum provider p, const struct identity *id,
-                                       const char *tenant_hint, char account[37], char tenant[128],
-                                       char *tenants, size_t tenantslen, char *err, size_t errlen)
+static enum match_result match_account(struct db_conn *db, enum provider p,
+                                       const struct identity *id, const char *tenant_hint,
+                                       char account[37], char tenant[128], char *tenants,
+                                       size_t tenantslen, char *err, size_t errlen)
 {
     enum match_result r = M_ERROR;
     PGresult *res;
     if (p == P_GOOGLE) {
         const char *params[] = {id->subject, id->email, tenant_hint};
-        res = PQexecParams(pg,
-                           "SELECT account_id, tenant_id FROM admin_accounts "
-                           "WHERE removed_at IS NULL AND allow_google "
-                           "AND ($3 = '' OR tenant_id = $3) "
-                           "AND (google_sub = $1 OR (google_sub IS NULL AND email = $2)) "
-                           "ORDER BY tenant_id, (google_sub IS NOT NULL) DESC FOR UPDATE",
-                           3, NULL, params, NULL, NULL, 0);
+        res = db_exec(db, &st_account_google, 3, params);
     } else {
         const char *params[] = {id->ms_tid, id->subject, id->email, tenant_hint};
-        res = PQexecParams(pg,
-                           "SELECT account_id, tenant_id FROM admin_accounts "
-                           "WHERE removed_at IS NULL AND allow_microsoft "
-                           "AND ($4 = '' OR tenant_id = $4) "
-                           "AND ((microsoft_tid = $1 AND microsoft_oid = $2) "
-                           "OR (microsoft_oid IS NULL AND email = $3)) "
-                           "ORDER BY tenant_id, (microsoft_oid IS NOT NULL) DESC FOR UPDATE",
-                           4, NULL, params, NULL, NULL, 0);
+        res = db_exec(db, &st_account_microsoft, 4, params);
     }
     if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
         goto out;
@@ -434,26 +454,18 @@ out:
 }
 
 /* Bind the provider id (first sign-in), note the sign-in, create the session. */
-static int create_session(PGconn *pg, struct signin *s, enum provider p, const struct identity *id,
-                          const char *account, const char *tenant,
+static int create_session(struct db_conn *db, struct signin *s, enum provider p,
+                          const struct identity *id, const char *account, const char *tenant,
                           char session_id[SESSION_TOKEN_MAX], char *err, size_t errlen)
 {
     char hash[SESSION_HASH_LEN], hours[32];
     PGresult *res;
     if (p == P_GOOGLE) {
         const char *params[] = {account, id->subject};
-        res = PQexecParams(pg,
-                           "UPDATE admin_accounts SET google_sub = coalesce(google_sub, $2), "
-                           "last_signin_at = now() WHERE account_id = $1",
-                           2, NULL, params, NULL, NULL, 0);
+        res = db_exec(db, &st_bind_google, 2, params);
     } else {
         const char *params[] = {account, id->ms_tid, id->subject};
-        res = PQexecParams(pg,
-                           "UPDATE admin_accounts SET microsoft_tid = CASE WHEN microsoft_oid IS "
-                           "NULL THEN $2 ELSE microsoft_tid END, microsoft_oid = "
-                           "coalesce(microsoft_oid, $3), last_signin_at = now() "
-                           "WHERE account_id = $1",
-                           3, NULL, params, NULL, NULL, 0);
+        res = db_exec(db, &st_bind_microsoft, 3, params);
     }
     if (!pgx_ok(res, PGRES_COMMAND_OK, err, errlen)) {
         PQclear(res);
@@ -474,20 +486,16 @@ static int create_session(PGconn *pg, struct signin *s, enum provider p, const s
                             id->email,
                             id->provider_tenant[0] ? id->provider_tenant : NULL,
                             hours};
-    res = PQexecParams(pg,
-                       "INSERT INTO admin_sessions (id_hash, tenant_id, account_id, provider, "
-                       "subject, email, provider_tenant, expires_at) VALUES ($1, $2, $3, $4, $5, "
-                       "$6, $7, now() + make_interval(hours => $8::int))",
-                       8, NULL, params, NULL, NULL, 0);
+    res = db_exec(db, &st_session_new, 8, params);
     int rc = pgx_ok(res, PGRES_COMMAND_OK, err, errlen) ? 0 : -1;
     PQclear(res);
     return rc;
 }
 
-static void rollback(PGconn *pg)
+static void rollback(struct db_conn *db)
 {
-    if (pg && PQtransactionStatus(pg) != PQTRANS_IDLE)
-        PQclear(PQexec(pg, "ROLLBACK"));
+    if (db && PQtransactionStatus(db_pg(db)) != PQTRANS_IDLE)
+        PQclear(PQexec(db_pg(db), "ROLLBACK"));
 }
 
 static int callback(struct mg_connection *conn, struct signin *s, enum provider p)
@@ -502,7 +510,7 @@ static int callback(struct mg_connection *conn, struct signin *s, enum provider 
     struct identity id;
     char *id_token = NULL;
     int status;
-    PGconn *pg = NULL;
+    struct db_conn *db = NULL;
     memset(&st, 0, sizeof st);
     if (httpd_query_param(ri, "state", state, sizeof state) ||
         httpd_query_param(ri, "code", code, sizeof code) ||
@@ -514,13 +522,13 @@ static int callback(struct mg_connection *conn, struct signin *s, enum provider 
     int cr = cookie_header
                  ? session_cookie_get(cookie_header, SESSION_SIGNIN_COOKIE, browser, sizeof browser)
                  : 1;
-    if (!(pg = ctx_pg(s->ctx, err, sizeof err))) {
+    if (!(db = ctx_db(s->ctx, err, sizeof err))) {
         log_error("database: %s", err);
         status = httpd_reply_error(conn, 503, "unavailable", "the database is unavailable");
         goto out;
     }
     enum consume_result c =
-        consume(pg, s, p, state, cr == 0 ? browser : NULL, &st, err, sizeof err);
+        consume(db, s, p, state, cr == 0 ? browser : NULL, &st, err, sizeof err);
     if (c == C_ERROR) {
         log_error("sign-in state: %s", err);
         status = httpd_reply_error(conn, 503, "unavailable", "the sign-in could not be checked");
@@ -569,14 +577,14 @@ static int callback(struct mg_connection *conn, struct signin *s, enum provider 
         status = refuse(conn, s, p, "invalid_identity", bad);
         goto out;
     }
-    if (pgx_exec(pg, "BEGIN", err, sizeof err)) {
+    if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err)) {
         status = httpd_reply_error(conn, 503, "unavailable", "the database is unavailable");
         goto out;
     }
-    enum match_result m = match_account(pg, p, &id, st.tenant_hint, account, tenant, tenants,
+    enum match_result m = match_account(db, p, &id, st.tenant_hint, account, tenant, tenants,
                                         sizeof tenants, err, sizeof err);
     if (m == M_NONE || m == M_SEVERAL) {
-        rollback(pg);
+        rollback(db);
         if (m == M_NONE && st.tenant_hint[0])
             snprintf(msg, sizeof msg, "%s is not a Panel admin of district %s", id.email,
                      st.tenant_hint);
@@ -592,9 +600,9 @@ static int callback(struct mg_connection *conn, struct signin *s, enum provider 
         status = refuse(conn, s, p, m == M_NONE ? "not_admin" : "choose_district", msg);
         goto out;
     }
-    if (m != M_OK || create_session(pg, s, p, &id, account, tenant, session_id, err, sizeof err) ||
-        pgx_exec(pg, "COMMIT", err, sizeof err)) {
-        rollback(pg);
+    if (m != M_OK || create_session(db, s, p, &id, account, tenant, session_id, err, sizeof err) ||
+        pgx_exec(db_pg(db), "COMMIT", err, sizeof err)) {
+        rollback(db);
         log_error("%s sign-in: storing the session failed: %s", provider_names[p], err);
         status = refuse(conn, s, p, "internal", "the session could not be stored; try again");
         goto out;
@@ -609,6 +617,7 @@ static int callback(struct mg_connection *conn, struct signin *s, enum provider 
     snprintf(cookies, sizeof cookies, "%s%s", c1, c2);
     status = redirect(conn, s->cfg.admin_url, cookies);
 out:
+    db_put(db);
     OPENSSL_cleanse(&st, sizeof st);
     OPENSSL_cleanse(session_id, sizeof session_id);
     OPENSSL_cleanse(code, sizeof code);

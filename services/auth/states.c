@@ -3,12 +3,26 @@
 
 #include "base64.h"
 #include "crypto.h"
+#include "db.h"
 #include "pg.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Every SQL text of this module (lib/db prepares each by its name). */
+static const struct db_stmt st_create = {
+    "states_create", "INSERT INTO oauth_states (state_hash, tenant_id, provider, admin, "
+                     "verifier_sealed, verifier_key_id, redirect_uri, expires_at, nonce, "
+                     "session_hash, provider_tenant) "
+                     "VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6, $7, "
+                     "now() + make_interval(secs => $8::int), $9, $10, $11)"};
+static const struct db_stmt st_consume = {
+    "states_consume",
+    STATES_TAKE_SQL("oauth_states", "old.tenant_id, old.admin, coalesce(old.nonce, ''), "
+                                    "coalesce(old.session_hash, ''), "
+                                    "coalesce(old.provider_tenant, '')")};
 
 /* 32 bytes of entropy in base64url without padding. */
 #define STATE_BYTES 32
@@ -47,9 +61,9 @@ static void aad_for(char *aad, size_t n, const char *hash)
     snprintf(aad, n, "oauth_state:%s", hash);
 }
 
-int states_create(PGconn *pg, const struct grants *g, const char *tenant, const char *provider,
-                  const struct state_binding *b, const char *redirect_uri, long ttl_s,
-                  struct state_new *out, char *err, size_t errlen)
+int states_create(struct db_conn *db, const struct grants *g, const char *tenant,
+                  const char *provider, const struct state_binding *b, const char *redirect_uri,
+                  long ttl_s, struct state_new *out, char *err, size_t errlen)
 {
     int rc = -1;
     char verifier[VERIFIER_LEN_MAX] = "", hash[65], aad[96], ttl[32];
@@ -88,13 +102,7 @@ int states_create(PGconn *pg, const struct grants *g, const char *tenant, const 
                             out->nonce,
                             b->session_hash,
                             b->provider_tenant};
-    res = PQexecParams(pg,
-                       "INSERT INTO oauth_states (state_hash, tenant_id, provider, admin, "
-                       "verifier_sealed, verifier_key_id, redirect_uri, expires_at, nonce, "
-                       "session_hash, provider_tenant) "
-                       "VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6, $7, "
-                       "now() + make_interval(secs => $8::int), $9, $10, $11)",
-                       11, NULL, params, NULL, NULL, 0);
+    res = db_exec(db, &st_create, 11, params);
     if (!pgx_ok(res, PGRES_COMMAND_OK, err, errlen))
         goto out;
     rc = 0;
@@ -106,26 +114,14 @@ out:
     return rc;
 }
 
-enum state_result states_take(PGconn *pg, const char *table, const char *columns, const char *hash,
+enum state_result states_take(struct db_conn *db, const struct db_stmt *take, const char *hash,
                               const char *provider, PGresult **row, char *err, size_t errlen)
 {
     enum state_result r = STATE_ERROR;
-    char sql[1024];
     PGresult *res = NULL;
     *row = NULL;
-    int n = snprintf(sql, sizeof sql,
-                     "WITH old AS (SELECT * FROM %s WHERE state_hash = $1 FOR UPDATE) "
-                     "UPDATE %s s SET used_at = coalesce(s.used_at, now()) FROM old "
-                     "WHERE s.state_hash = old.state_hash RETURNING "
-                     "encode(old.verifier_sealed, 'hex'), old.verifier_key_id, %s, "
-                     "old.provider, old.used_at IS NOT NULL, old.expires_at <= now()",
-                     table, table, columns);
-    if (n < 0 || (size_t)n >= sizeof sql) {
-        snprintf(err, errlen, "state statement too long");
-        return STATE_ERROR;
-    }
     const char *params[] = {hash};
-    res = PQexecParams(pg, sql, 1, NULL, params, NULL, NULL, 0);
+    res = db_exec(db, take, 1, params);
     if (!pgx_ok(res, PGRES_TUPLES_OK, err, errlen))
         goto out;
     int last = PQnfields(res) - 1;
@@ -171,7 +167,7 @@ out:
     return rc;
 }
 
-enum state_result states_consume(PGconn *pg, const struct grants *g, const char *provider,
+enum state_result states_consume(struct db_conn *db, const struct grants *g, const char *provider,
                                  const char *state, struct state_info *out, char *err,
                                  size_t errlen)
 {
@@ -183,11 +179,7 @@ enum state_result states_consume(PGconn *pg, const struct grants *g, const char 
         return STATE_MALFORMED;
     }
     crypto_sha256_hex(state, strlen(state), hash);
-    enum state_result r = states_take(pg, "oauth_states",
-                                      "old.tenant_id, old.admin, coalesce(old.nonce, ''), "
-                                      "coalesce(old.session_hash, ''), "
-                                      "coalesce(old.provider_tenant, '')",
-                                      hash, provider, &row, err, errlen);
+    enum state_result r = states_take(db, &st_consume, hash, provider, &row, err, errlen);
     if (r != STATE_OK)
         return r;
     const int c = STATE_COL_EXTRA;

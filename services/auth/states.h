@@ -6,7 +6,7 @@
 
 #include "grants.h"
 
-#include <libpq-fe.h>
+#include "db.h"
 #include <stddef.h>
 
 #define STATE_LEN_MAX    128
@@ -41,9 +41,9 @@ struct state_binding {
 
 /* Issue a state for (tenant, provider, binding) valid for ttl_s seconds, with a fresh PKCE
  * verifier stored sealed and a fresh nonce. 0 or -1 with a message. */
-int states_create(PGconn *pg, const struct grants *g, const char *tenant, const char *provider,
-                  const struct state_binding *b, const char *redirect_uri, long ttl_s,
-                  struct state_new *out, char *err, size_t errlen)
+int states_create(struct db_conn *db, const struct grants *g, const char *tenant,
+                  const char *provider, const struct state_binding *b, const char *redirect_uri,
+                  long ttl_s, struct state_new *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 struct state_info {
@@ -56,13 +56,21 @@ struct state_info {
 };
 
 /* What every single-use state table (oauth_states for consents, signin_states for sign-ins)
- * shares. states_take consumes the row of table whose state_hash is hash: it is marked used
+ * shares. states_take runs take (a STATES_TAKE_SQL statement of the table) to consume the row
+ * whose state_hash is hash: it is marked used
  * whatever comes next, so a state is never accepted twice even when two callbacks race, and
  * judged by its old values (unknown, used, expired, another provider's). On STATE_OK *row
- * (caller PQclear()s) holds the old row: the verifier's columns, then `columns` (a select list
- * over old.*) from STATE_COL_EXTRA on; otherwise *row is NULL. err gets the reason. */
+ * (caller PQclear()s) holds the old row: the verifier's columns, then the statement's own
+ * columns from STATE_COL_EXTRA on; otherwise *row is NULL. err gets the reason. */
 #define STATE_COL_EXTRA 2
-enum state_result states_take(PGconn *pg, const char *table, const char *columns, const char *hash,
+/* The statement states_take runs on a table, with a select list over old.* (literals). */
+#define STATES_TAKE_SQL(table, columns)                                                            \
+    "WITH old AS (SELECT * FROM " table " WHERE state_hash = $1 FOR UPDATE) "                      \
+    "UPDATE " table " s SET used_at = coalesce(s.used_at, now()) FROM old "                        \
+    "WHERE s.state_hash = old.state_hash RETURNING encode(old.verifier_sealed, 'hex'), "           \
+    "old.verifier_key_id, " columns ", old.provider, old.used_at IS NOT NULL, "                    \
+    "old.expires_at <= now()"
+enum state_result states_take(struct db_conn *db, const struct db_stmt *take, const char *hash,
                               const char *provider, PGresult **row, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* The PKCE verifier a taken row carries, sealed under the key ring with aad, into out. 0, or
@@ -73,7 +81,7 @@ int states_open_verifier(const struct grants *g, const PGresult *row, const char
 
 /* Consume a state for provider atomically: it is marked used whatever comes next, so a
  * second use is STATE_USED. */
-enum state_result states_consume(PGconn *pg, const struct grants *g, const char *provider,
+enum state_result states_consume(struct db_conn *db, const struct grants *g, const char *provider,
                                  const char *state, struct state_info *out, char *err,
                                  size_t errlen);
 

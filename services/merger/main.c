@@ -28,6 +28,7 @@ struct merger_config {
     long long retention_run_leftovers_hours;
     long long retention_interval_s;
     long long retention_batch;
+    long long db_pool_size;
 };
 
 static const struct cfg_option options[] = {
@@ -39,6 +40,9 @@ static const struct cfg_option options[] = {
      offsetof(struct merger_config, caller_secrets),
      "secrets of the services that call /internal: 'api:SECRET' (twice while rotating; "
      "docs/security.md); empty: every internal call is refused"},
+    {"PANEL_MERGER_DB_POOL_SIZE", CFG_INT, "2", 1, 16, offsetof(struct merger_config, db_pool_size),
+     "PostgreSQL connections of the internal routes (approve, reject, resolve); a request waits "
+     "up to 5 s for a free one (then 503). The consumer and the outbox relay have their own"},
     {"PANEL_MERGER_GROUP", CFG_STRING, "panel-merger", 0, 255,
      offsetof(struct merger_config, group), "consumer group on panel.source.events"},
     {"PANEL_MERGER_BATCH_MAX", CFG_INT, "2000", 1, 100000,
@@ -161,6 +165,8 @@ int main(int argc, char **argv)
     struct outbox_relay *relay = NULL;
     struct retention *retention = NULL;
     struct callers *callers = NULL;
+    struct db_pool *pool = NULL;
+    struct db_conn *db = NULL;
     char err[1024];
     int status = 1;
     enum svc_start_result r = svc_start(&svc, &spec, argc, argv, &cfg);
@@ -176,15 +182,15 @@ int main(int argc, char **argv)
         goto out;
     }
     describe_metrics(svc_metrics(svc));
-    PGconn *pg = pgx_connect(cfg.pg_url, 30, err, sizeof err);
-    if (!pg || pgx_check_schema(pg, err, sizeof err)) {
+    if (!(pool = db_pool_new(cfg.pg_url, (int)cfg.db_pool_size, 30, err, sizeof err)) ||
+        db_get(pool, ROUTES_DB_WAIT_MS, &db, err, sizeof err) != DB_OK ||
+        pgx_check_schema(db_pg(db), err, sizeof err)) {
         log_error("%s", err);
-        if (pg)
-            PQfinish(pg);
         goto out;
     }
-    PQfinish(pg);
-    struct routes_ctx rctx = {.pg_url = cfg.pg_url, .callers = callers};
+    db_put(db);
+    db = NULL;
+    struct routes_ctx rctx = {.db = pool, .callers = callers};
     if (routes_register(svc_httpd(svc), &rctx)) {
         log_error("cannot register routes");
         goto out;
@@ -221,7 +227,9 @@ out:
     svc_set_ready(svc, false);
     retention_stop(retention);
     outbox_relay_stop(relay);
-    svc_destroy(svc);
+    svc_destroy(svc); /* stops the listener before the pool goes */
+    db_put(db);
+    db_pool_destroy(pool);
     callers_destroy(callers);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
     return status;

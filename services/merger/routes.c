@@ -1,9 +1,9 @@
 #include "routes.h"
 #include "apply.h"
 #include "callers.h"
+#include "db.h"
 #include "json.h"
 #include "log.h"
-#include "pg.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -40,7 +40,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
     char tenant[80], run[40], action[16], err[512];
     struct buf body;
     json_t *req = NULL;
-    PGconn *pg = NULL;
+    struct db_conn *db = NULL;
     int status;
     buf_init(&body, ROUTES_MAX_BODY);
     /* Unknown callers learn nothing about the routes: 401 before any 404. */
@@ -87,15 +87,15 @@ static int handle(struct mg_connection *conn, void *cbdata)
         status = httpd_reply_error(conn, 400, "bad_request", "admin is required");
         goto out;
     }
-    pg = pgx_connect(ctx->pg_url, 5, err, sizeof err);
-    if (!pg) {
+    if (db_get(ctx->db, ROUTES_DB_WAIT_MS, &db, err, sizeof err) != DB_OK) {
+        log_warn("%s: %s", ri->local_uri, err);
         status = httpd_reply_error(conn, 503, "unavailable", "database unavailable");
         goto out;
     }
     if (is_case) {
         char resolved[40] = "";
-        enum apply_decide_result d = apply_resolve_case(pg, tenant, run, person_id, admin, resolved,
-                                                        sizeof resolved, err, sizeof err);
+        enum apply_decide_result d = apply_resolve_case(db_pg(db), tenant, run, person_id, admin,
+                                                        resolved, sizeof resolved, err, sizeof err);
         if (d == DECIDE_NOT_FOUND)
             status = httpd_reply_error(conn, 404, "not_found", "no such match case or person");
         else if (d == DECIDE_NOT_HELD)
@@ -116,8 +116,8 @@ static int handle(struct mg_connection *conn, void *cbdata)
     }
     long removed = 0;
     enum apply_decide_result d = apply_decide(
-        pg, tenant, run, admin, strcmp(action, "approve") == 0 ? APPLY_APPROVE : APPLY_REJECT,
-        &removed, err, sizeof err);
+        db_pg(db), tenant, run, admin,
+        strcmp(action, "approve") == 0 ? APPLY_APPROVE : APPLY_REJECT, &removed, err, sizeof err);
     if (d == DECIDE_NOT_FOUND)
         status = httpd_reply_error(conn, 404, "not_found", "no such run");
     else if (d == DECIDE_NOT_HELD)
@@ -134,8 +134,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
         json_decref(out);
     }
 out:
-    if (pg)
-        PQfinish(pg);
+    db_put(db);
     json_decref(req);
     buf_free(&body);
     return status;

@@ -5,12 +5,16 @@
 #define MERGER_ROUTES_H
 
 #include "callers.h"
+#include "db.h"
 #include "httpd.h"
 
 struct routes_ctx {
-    const char *pg_url;            /* borrowed */
+    struct db_pool *db;            /* borrowed; a request holds one connection */
     const struct callers *callers; /* borrowed; who may call the internal routes */
 };
+
+/* How long a request waits for a pooled connection before it is answered 503. */
+#define ROUTES_DB_WAIT_MS 5000
 
 /* Register /internal/tenants/ on h. 0 or -1. */
 int routes_register(struct httpd *h, struct routes_ctx *ctx) __attribute__((warn_unused_result));

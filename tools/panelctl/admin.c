@@ -7,6 +7,15 @@
 #include <stdio.h>
 #include <string.h>
 
+static const struct db_stmt st_add = {
+    "panelctl_admin_add", "INSERT INTO admin_accounts (tenant_id, email, role, allow_google, "
+                          "allow_microsoft, created_by) SELECT tenant_id, lower(btrim($2)), $3, "
+                          "$4::boolean, $5::boolean, 'panelctl' FROM tenants WHERE tenant_id = $1 "
+                          "ON CONFLICT (tenant_id, email) WHERE removed_at IS NULL DO NOTHING "
+                          "RETURNING account_id"};
+static const struct db_stmt st_tenant = {"panelctl_tenant_exists",
+                                         "SELECT 1 FROM tenants WHERE tenant_id = $1"};
+
 int cmd_admin_add(int argc, char **argv)
 {
     char err[512];
@@ -33,19 +42,11 @@ int cmd_admin_add(int argc, char **argv)
         fprintf(stderr, "panelctl: '%s' is not an e-mail address\n", argv[1]);
         return 2;
     }
-    PGconn *conn = pgx_connect(panelctl_config()->pg_url, 30, err, sizeof err);
-    if (!conn) {
-        fprintf(stderr, "panelctl: %s\n", err);
+    struct panelctl_db d;
+    if (panelctl_db_open(&d))
         return 1;
-    }
     const char *params[5] = {argv[0], email, argv[2], google, microsoft};
-    res = PQexecParams(conn,
-                       "INSERT INTO admin_accounts (tenant_id, email, role, allow_google, "
-                       "allow_microsoft, created_by) SELECT tenant_id, lower(btrim($2)), $3, "
-                       "$4::boolean, $5::boolean, 'panelctl' FROM tenants WHERE tenant_id = $1 "
-                       "ON CONFLICT (tenant_id, email) WHERE removed_at IS NULL DO NOTHING "
-                       "RETURNING account_id",
-                       5, NULL, params, NULL, NULL, 0);
+    res = db_exec(d.conn, &st_add, 5, params);
     if (!pgx_ok(res, PGRES_TUPLES_OK, err, sizeof err)) {
         fprintf(stderr, "panelctl: %s\n", err);
         goto out;
@@ -53,8 +54,7 @@ int cmd_admin_add(int argc, char **argv)
     if (PQntuples(res) != 1) {
         PQclear(res);
         const char *p1[1] = {argv[0]};
-        res = PQexecParams(conn, "SELECT 1 FROM tenants WHERE tenant_id = $1", 1, NULL, p1, NULL,
-                           NULL, 0);
+        res = db_exec(d.conn, &st_tenant, 1, p1);
         if (pgx_ok(res, PGRES_TUPLES_OK, err, sizeof err) && PQntuples(res) == 1)
             fprintf(stderr, "panelctl: %s is already an admin account of %s\n", email, argv[0]);
         else
@@ -70,6 +70,6 @@ int cmd_admin_add(int argc, char **argv)
     rc = 0;
 out:
     PQclear(res);
-    PQfinish(conn);
+    panelctl_db_close(&d);
     return rc;
 }

@@ -7,14 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 
-static PGconn *apikey_db(void)
-{
-    char err[512];
-    PGconn *conn = pgx_connect(panelctl_config()->pg_url, 30, err, sizeof err);
-    if (!conn)
-        fprintf(stderr, "panelctl: %s\n", err);
-    return conn;
-}
+static const struct db_stmt st_create = {
+    "panelctl_apikey_create", "INSERT INTO api_keys (key_id, tenant_id, role, secret_hash, label) "
+                              "SELECT $1, tenant_id, $3, $4, $5 FROM tenants WHERE tenant_id = $2"};
+static const struct db_stmt st_revoke = {
+    "panelctl_apikey_revoke",
+    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE key_id = $1"};
 
 int cmd_apikey_create(int argc, char **argv)
 {
@@ -32,14 +30,11 @@ int cmd_apikey_create(int argc, char **argv)
         return 1;
     }
     crypto_sha256_hex(secret, strlen(secret), hash);
-    PGconn *conn = apikey_db();
-    if (!conn)
+    struct panelctl_db d;
+    if (panelctl_db_open(&d))
         return 1;
     const char *params[5] = {key_id, argv[0], argv[1], hash, argc > 2 ? argv[2] : ""};
-    res = PQexecParams(conn,
-                       "INSERT INTO api_keys (key_id, tenant_id, role, secret_hash, label) "
-                       "SELECT $1, tenant_id, $3, $4, $5 FROM tenants WHERE tenant_id = $2",
-                       5, NULL, params, NULL, NULL, 0);
+    res = db_exec(d.conn, &st_create, 5, params);
     if (!pgx_ok(res, PGRES_COMMAND_OK, err, sizeof err)) {
         fprintf(stderr, "panelctl: %s\n", err);
         goto out;
@@ -54,7 +49,7 @@ int cmd_apikey_create(int argc, char **argv)
     rc = 0;
 out:
     PQclear(res);
-    PQfinish(conn);
+    panelctl_db_close(&d);
     return rc;
 }
 
@@ -67,14 +62,11 @@ int cmd_apikey_revoke(int argc, char **argv)
         return 2;
     }
     const char *id = strncmp(argv[0], "pk_", 3) == 0 ? argv[0] + 3 : argv[0];
-    PGconn *conn = apikey_db();
-    if (!conn)
+    struct panelctl_db d;
+    if (panelctl_db_open(&d))
         return 1;
     const char *params[1] = {id};
-    PGresult *res = PQexecParams(conn,
-                                 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
-                                 "WHERE key_id = $1",
-                                 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = db_exec(d.conn, &st_revoke, 1, params);
     if (!pgx_ok(res, PGRES_COMMAND_OK, err, sizeof err)) {
         fprintf(stderr, "panelctl: %s\n", err);
         goto out;
@@ -87,6 +79,6 @@ int cmd_apikey_revoke(int argc, char **argv)
     rc = 0;
 out:
     PQclear(res);
-    PQfinish(conn);
+    panelctl_db_close(&d);
     return rc;
 }

@@ -3,6 +3,8 @@
 #ifndef PANELCTL_COMMANDS_H
 #define PANELCTL_COMMANDS_H
 
+#include "db.h"
+
 struct panelctl_command {
     const char *name;
     const char *usage;
@@ -35,5 +37,14 @@ struct panelctl_config {
 };
 
 const struct panelctl_config *panelctl_config(void);
+
+/* The commands that read or write rows do it through lib/db: a pool of one connection. */
+struct panelctl_db {
+    struct db_pool *pool;
+    struct db_conn *conn;
+};
+/* Connect (waiting up to 30 s for the server). 0, or -1 after printing why. */
+int panelctl_db_open(struct panelctl_db *d) __attribute__((warn_unused_result));
+void panelctl_db_close(struct panelctl_db *d);
 
 #endif

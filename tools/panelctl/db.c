@@ -6,6 +6,31 @@
 #include <stdio.h>
 #include <string.h>
 
+static const struct db_stmt st_tenant_add = {
+    "panelctl_tenant_add", "INSERT INTO tenants(tenant_id, display_name) VALUES ($1, $2) "
+                           "ON CONFLICT (tenant_id) DO NOTHING"};
+
+int panelctl_db_open(struct panelctl_db *d)
+{
+    char err[512];
+    d->conn = NULL;
+    d->pool = db_pool_new(panelctl_config()->pg_url, 1, 30, err, sizeof err);
+    if (!d->pool || db_get(d->pool, 0, &d->conn, err, sizeof err) != DB_OK) {
+        fprintf(stderr, "panelctl: %s\n", err);
+        panelctl_db_close(d);
+        return -1;
+    }
+    return 0;
+}
+
+void panelctl_db_close(struct panelctl_db *d)
+{
+    db_put(d->conn);
+    db_pool_destroy(d->pool);
+    d->conn = NULL;
+    d->pool = NULL;
+}
+
 static PGconn *connect_db(void)
 {
     char err[512];
@@ -77,14 +102,11 @@ int cmd_tenant_add(int argc, char **argv)
                 argv[0], IDS_TENANT_MAX);
         return 2;
     }
-    PGconn *conn = connect_db();
-    if (!conn)
+    struct panelctl_db d;
+    if (panelctl_db_open(&d))
         return 1;
     const char *params[2] = {argv[0], argc > 1 ? argv[1] : argv[0]};
-    PGresult *res = PQexecParams(conn,
-                                 "INSERT INTO tenants(tenant_id, display_name) VALUES ($1, $2) "
-                                 "ON CONFLICT (tenant_id) DO NOTHING",
-                                 2, NULL, params, NULL, NULL, 0);
+    PGresult *res = db_exec(d.conn, &st_tenant_add, 2, params);
     if (!pgx_ok(res, PGRES_COMMAND_OK, err, sizeof err)) {
         fprintf(stderr, "panelctl: %s\n", err);
         goto out;
@@ -93,6 +115,6 @@ int cmd_tenant_add(int argc, char **argv)
     rc = 0;
 out:
     PQclear(res);
-    PQfinish(conn);
+    panelctl_db_close(&d);
     return rc;
 }

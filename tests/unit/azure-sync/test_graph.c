@@ -180,7 +180,7 @@ static void graduation_year_maps_from_the_extension(void **state)
     char why[256], err[256];
     struct graph g = {.graduation_year_attribute = GRAD_ATTR};
     assert_int_equal(graph_prepare(&g, err, sizeof err), 0);
-    json_t *page = load(EXTENSION);
+    json_t *page = ref_load(EXTENSION);
     static const struct {
         int year; /* 0: absent */
         bool cleared;
