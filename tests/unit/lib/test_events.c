@@ -154,6 +154,26 @@ static void json_value_equals_parsed_text(void **state)
     assert_null(events_to_json_value(&counts.base));
 }
 
+/* The names come from the .proto's descriptor, and read back as events_source_str writes. */
+static void source_names_read_back_through_the_descriptor(void **state)
+{
+    (void)state;
+    const Panel__V1__Source all[] = {PANEL__V1__SOURCE__SOURCE_GOOGLE,
+                                     PANEL__V1__SOURCE__SOURCE_AZURE,
+                                     PANEL__V1__SOURCE__SOURCE_PANEL};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        assert_int_equal(events_source_from_str(events_source_str(all[i])), all[i]);
+    assert_int_equal(events_source_from_str("google"), PANEL__V1__SOURCE__SOURCE_GOOGLE);
+    assert_int_equal(events_source_from_str("azure"), PANEL__V1__SOURCE__SOURCE_AZURE);
+    const char *unknown[] = {NULL,          "",
+                             "GOOGLE",      "Google",
+                             "unspecified", "SOURCE_GOOGLE",
+                             "google ",     "aws",
+                             "google\x01",  "a_very_long_name_past_the_buffer_x"};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
+        assert_int_equal(events_source_from_str(unknown[i]), PANEL__V1__SOURCE__SOURCE_UNSPECIFIED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +182,7 @@ int main(void)
         cmocka_unit_test(decode_rejects_field_number_zero),
         cmocka_unit_test(json_roundtrip),
         cmocka_unit_test(json_value_equals_parsed_text),
+        cmocka_unit_test(source_names_read_back_through_the_descriptor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
