@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Select the JSON of the Asset a (an assets row alias) as asset_event_row takes it. */
+/* Select the JSON of the Asset a (an assets row alias) as asset_event_add takes it. */
 #define ASSET_EVENT_JSON_SQL "asset_event_json(a)::text"
 
 /* "in_storage", "deployed", ... (case-insensitive) to the enum; UNSPECIFIED when unknown. */
