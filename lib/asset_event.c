@@ -1,7 +1,6 @@
 /* asset_event: see asset_event.h. */
 #include "asset_event.h"
 
-#include "crypto.h"
 #include "kafka.h"
 
 #include <stdio.h>
@@ -112,48 +111,16 @@ const char *asset_auto_update_expiry(const Panel__V1__Device *d, char out[11])
     return NULL;
 }
 
-json_t *outbox_row_keyed(const Envelope *env, const char *topic, const char *key)
+int asset_event_add(struct outbox_batch *batch, const char *tenant, const char *run_id,
+                    const json_t *asset, Panel__V1__AssetChangeKind kind, const json_t *changed,
+                    char *err, size_t errlen)
 {
-    size_t len = 0, b64len;
-    uint8_t *data = events_pack(env, &len);
-    char *b64 = NULL;
-    json_t *row = NULL;
-    if (!data)
-        goto out;
-    b64len = (len + 2) / 3 * 4 + 1;
-    b64 = malloc(b64len);
-    if (!b64 || crypto_base64(data, len, b64, b64len) < 0)
-        goto out;
-    row = json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", env->tenant_id, "e", env->event_id, "topic",
-                    topic, "k", key, "p", b64);
-out:
-    free(data);
-    free(b64);
-    return row;
-}
-
-json_t *outbox_row_new(const Envelope *env, const char *topic, const char *entity_id)
-{
-    size_t klen = strlen(env->tenant_id) + strlen(entity_id) + 2;
-    char *key = malloc(klen);
-    json_t *row = NULL;
-    if (key) {
-        snprintf(key, klen, "%s/%s", env->tenant_id, entity_id);
-        row = outbox_row_keyed(env, topic, key);
-    }
-    free(key);
-    return row;
-}
-
-json_t *asset_event_row(const char *tenant, const char *run_id, const json_t *asset,
-                        Panel__V1__AssetChangeKind kind, const json_t *changed, char *err,
-                        size_t errlen)
-{
+    int rc = -1;
     char id[EVENTS_ID_LEN], perr[256];
     Envelope env;
     Panel__V1__AssetChanged ac = PANEL__V1__ASSET_CHANGED__INIT;
     ProtobufCMessage *msg = NULL;
-    json_t *copy = json_deep_copy(asset), *row = NULL;
+    json_t *copy = json_deep_copy(asset);
     size_t nch = json_array_size(changed);
     char **ch = calloc(nch ? nch : 1, sizeof *ch);
     if (!copy || !ch || !json_is_object(copy)) {
@@ -195,13 +162,11 @@ json_t *asset_event_row(const char *tenant, const char *run_id, const json_t *as
         snprintf(err, errlen, "building AssetChanged: no asset_id");
         goto out;
     }
-    row = outbox_row_new(&env, TOPIC_ASSETS_EVENTS, asset_id);
-    if (!row)
-        snprintf(err, errlen, "building AssetChanged: out of memory");
+    rc = outbox_batch_add_entity(batch, &env, TOPIC_ASSETS_EVENTS, asset_id, err, errlen);
 out:
     if (msg)
         protobuf_c_message_free_unpacked(msg, NULL);
     json_decref(copy);
     free(ch);
-    return row;
+    return rc;
 }

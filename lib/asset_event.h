@@ -1,24 +1,18 @@
-/* asset_event: the one builder of the public AssetChanged event, the one outbox row that every
- * writer of a public event stores (merger and api), and the mappings of an Asset's lifecycle:
+/* asset_event: the one builder of the public AssetChanged event (merger and api queue it in
+ * the one outbox writer, lib/outbox.h), and the mappings of an Asset's lifecycle:
  * its text in PostgreSQL <-> the event enum (names from the .proto's enum descriptor, so there
  * is one table), and Google's device status -> lifecycle (docs/sources.md has the table). */
 #ifndef PANEL_ASSET_EVENT_H
 #define PANEL_ASSET_EVENT_H
 
 #include "events.h"
+#include "outbox.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Insert the outbox rows of $1, a JSON array of outbox_row_new objects, in array order. */
-#define OUTBOX_INSERT_SQL                                                                          \
-    "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload)"                            \
-    " SELECT v.t, v.e, v.topic, v.k, decode(v.p, 'base64')"                                        \
-    " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (t text, e uuid, topic text,"               \
-    " k text, p text)) WITH ORDINALITY AS v(t, e, topic, k, p, n) ORDER BY v.n"
-
-/* Select the JSON of the Asset a (an assets row alias) as asset_event_row takes it. */
+/* Select the JSON of the Asset a (an assets row alias) as asset_event_add takes it. */
 #define ASSET_EVENT_JSON_SQL "asset_event_json(a)::text"
 
 /* "in_storage", "deployed", ... (case-insensitive) to the enum; UNSPECIFIED when unknown. */
@@ -40,19 +34,12 @@ bool asset_status_blocks_checkout(const char *google_status);
  * Returns out, or NULL when the device gives neither (out is then ""). */
 const char *asset_auto_update_expiry(const Panel__V1__Device *d, char out[11]);
 
-/* The outbox row of env for topic, keyed "<env tenant>/<entity_id>": a new JSON object
- * {"t","e","topic","k","p"} (p = the packed envelope in base64) for OUTBOX_INSERT_SQL.
- * Caller owns it; NULL when out of memory. */
-json_t *outbox_row_new(const Envelope *env, const char *topic, const char *entity_id);
-/* The same with the whole message key given (e.g. the district alone, for a topic ordered per
- * district). Caller owns it; NULL when out of memory. */
-json_t *outbox_row_keyed(const Envelope *env, const char *topic, const char *key);
-
-/* The outbox row of one AssetChanged: asset is the object asset_event_json() gives (borrowed;
- * "lifecycle" as its text), kind and changed (JSON array of field names, borrowed, may be
- * NULL) say what happened; run_id may be NULL. Caller owns the row; NULL with a message. */
-json_t *asset_event_row(const char *tenant, const char *run_id, const json_t *asset,
-                        Panel__V1__AssetChangeKind kind, const json_t *changed, char *err,
-                        size_t errlen);
+/* Build one AssetChanged and queue it in batch (lib/outbox.h) for panel.assets.events, keyed
+ * "<tenant>/<asset_id>": asset is the object asset_event_json() gives (borrowed; "lifecycle"
+ * as its text), kind and changed (JSON array of field names, borrowed, may be NULL) say what
+ * happened; run_id may be NULL. 0, or -1 with a message. */
+int asset_event_add(struct outbox_batch *batch, const char *tenant, const char *run_id,
+                    const json_t *asset, Panel__V1__AssetChangeKind kind, const json_t *changed,
+                    char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

@@ -156,6 +156,24 @@ const char *events_source_str(Panel__V1__Source s)
     }
 }
 
+Panel__V1__Source events_source_from_str(const char *s)
+{
+    static const char prefix[] = "SOURCE_";
+    char name[48];
+    size_t n = sizeof prefix - 1;
+    memcpy(name, prefix, n);
+    for (; s && *s; s++) {
+        if (n + 1 >= sizeof name || !((*s >= 'a' && *s <= 'z') || *s == '_'))
+            return PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
+        name[n++] = (char)(*s == '_' ? '_' : *s - 'a' + 'A');
+    }
+    name[n] = '\0';
+    const ProtobufCEnumValue *v =
+        s ? protobuf_c_enum_descriptor_get_value_by_name(&panel__v1__source__descriptor, name)
+          : NULL;
+    return v ? (Panel__V1__Source)v->value : PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
+}
+
 static int scalar_to_json(const ProtobufCFieldDescriptor *f, const void *p, struct buf *out)
 {
     switch (f->type) {

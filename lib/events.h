@@ -54,5 +54,8 @@ ProtobufCMessage *events_from_json(const ProtobufCMessageDescriptor *d, const ch
 ProtobufCMessage *events_from_json_value(const ProtobufCMessageDescriptor *d, const json_t *obj,
                                          char *err, size_t errlen);
 const char *events_source_str(Panel__V1__Source s); /* "google", "azure", "panel", "unspecified" */
+/* The inverse, through the .proto's enum descriptor: "google", "azure", "panel" (lower case,
+ * as events_source_str writes them) to the enum; UNSPECIFIED for anything else or NULL. */
+Panel__V1__Source events_source_from_str(const char *s);
 
 #endif

@@ -124,7 +124,7 @@ static int publish_one(struct db_conn *db, PGresult *res, int i)
     char id[EVENTS_ID_LEN], msg[400];
     PGresult *r = NULL;
     int rc = -1;
-    bool oom = false;
+    char err[256] = "";
     if (events_envelope_init(&env, id, tenant, PANEL__V1__SOURCE__SOURCE_PANEL, run))
         return -1;
     al.has_kind = 1;
@@ -175,7 +175,7 @@ static int publish_one(struct db_conn *db, PGresult *res, int i)
     }
     PQclear(r);
     /* Key: the district, so a district's alerts keep their order. */
-    if ((r = outbox_put(db, TOPIC_SYNC_EVENTS, tenant, &env, &oom)) || oom)
+    if (outbox_write(db_pg(db), &env, TOPIC_SYNC_EVENTS, tenant, &r, err, sizeof err))
         goto out;
     r = PQexec(db_pg(db), "COMMIT");
     if (PQresultStatus(r) == PGRES_COMMAND_OK)
@@ -183,9 +183,9 @@ static int publish_one(struct db_conn *db, PGresult *res, int i)
 out:
     if (rc < 0)
         log_warn_t(tenant, run, "cannot publish the %s alert: %s", k,
-                   oom ? "out of memory"
-                   : r ? PQresultErrorMessage(r)
-                       : "no event");
+                   r      ? PQresultErrorMessage(r)
+                   : *err ? err
+                          : "no event");
     PQclear(r);
     if (PQtransactionStatus(db_pg(db)) != PQTRANS_IDLE)
         PQclear(PQexec(db_pg(db), "ROLLBACK"));

@@ -7,16 +7,27 @@
 #include "json.h"
 #include "kafka.h"
 #include "orgunits.h"
-#include "outbox.h"
 #include "people.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The values ?status= takes (the lifecycle texts of lib/asset_event.h). */
-static const char *const lifecycles[] = {"in_storage",  "deployed", "in_repair",
-                                         "lost_stolen", "retired",  NULL};
+/* ?status=: a lifecycle exactly as asset_lifecycle_text writes it (the .proto's enum names,
+ * lib/asset_event.h; no second table here). params_str's result, or -1 with a message. */
+static int status_param(const char *query, char *out, size_t outlen, char *msg, size_t msglen)
+{
+    char canonical[32];
+    int r = params_str(query, "status", out, outlen, msg, msglen);
+    if (r != 0)
+        return r;
+    asset_lifecycle_text(asset_lifecycle_from_text(out), canonical, sizeof canonical);
+    if (strcmp(canonical, out) != 0) {
+        snprintf(msg, msglen, "status has an unknown value");
+        return -1;
+    }
+    return 0;
+}
 
 /* q matches serial, tag, model, MAC (typed with or without ':' or '-': $17), the annotated
  * user, a recent user's email and the Person it is checked out to. */
@@ -143,8 +154,8 @@ int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeK
 {
     char err[256];
     int rc = -1;
-    json_t *asset = NULL, *ch = json_array(), *rows = json_array(), *row = NULL;
-    char *text = NULL;
+    json_t *asset = NULL, *ch = json_array();
+    struct outbox_batch *batch = outbox_batch_new();
     const char *p[2] = {r->principal.tenant, asset_id};
     PGresult *res = rest_exec(r, &st_event_row, 2, p), *ins = NULL;
     if (!res)
@@ -156,25 +167,21 @@ int assets_emit(struct api_req *r, const char *asset_id, Panel__V1__AssetChangeK
     for (size_t i = 0; ch && changed && changed[i]; i++)
         json_array_append_new(ch, json_string(changed[i]));
     asset = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    row = asset && ch ? asset_event_row(r->principal.tenant, NULL, asset, kind, ch, err, sizeof err)
-                      : NULL;
-    if (!row || !rows || json_array_append(rows, row) || !(text = json_dump_compact(rows))) {
+    if (!asset || !ch || !batch ||
+        asset_event_add(batch, r->principal.tenant, NULL, asset, kind, ch, err, sizeof err)) {
         rest_error(r, 500, "internal", "cannot build the event");
         goto out;
     }
-    ins = outbox_put_rows(r->db, text);
-    if (ins)
+    if (outbox_batch_write(batch, db_pg(r->db), &ins, err, sizeof err))
         rest_db_error(r, ins);
     else
         rc = 0;
 out:
     PQclear(ins);
     PQclear(res);
-    free(text);
+    outbox_batch_free(batch);
     json_decref(asset);
     json_decref(ch);
-    json_decref(row);
-    json_decref(rows);
     return rc;
 }
 
@@ -211,8 +218,7 @@ static void list(struct api_req *r)
     if ((rs = params_str(r->query, "serial", serial, sizeof serial, msg, sizeof msg)) < 0 ||
         (rt = params_str(r->query, "asset_tag", tag, sizeof tag, msg, sizeof msg)) < 0 ||
         (rm = params_str(r->query, "model", model, sizeof model, msg, sizeof msg)) < 0 ||
-        (rst = params_enum(r->query, "status", lifecycles, status, sizeof status, msg,
-                           sizeof msg)) < 0 ||
+        (rst = status_param(r->query, status, sizeof status, msg, sizeof msg)) < 0 ||
         (rou = orgunits_subtree_param(r->query, "org_unit", ou, sizeof ou, msg, sizeof msg)) < 0 ||
         (rgs = params_str(r->query, "google_status", gstatus, sizeof gstatus, msg, sizeof msg)) <
             0 ||

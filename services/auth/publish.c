@@ -1,10 +1,10 @@
 /* publish: Kafka side of auth. */
 #include "publish.h"
 
-#include "asset_event.h"
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
+#include "outbox.h"
 #include "pg.h"
 
 #include <stdio.h>
@@ -14,7 +14,6 @@
 #define PUBLISH_BATCH "100"
 
 /* Every SQL text of this module (lib/db prepares each by its name). */
-static const struct db_stmt st_outbox_put = {"outbox_put", OUTBOX_INSERT_SQL};
 static const struct db_stmt st_tenant_lock = {"publish_tenant_lock",
                                               "SELECT pg_advisory_xact_lock(hashtext($1))"};
 static const struct db_stmt st_run_in_flight = {
@@ -61,11 +60,9 @@ static const struct db_stmt st_pending_done = {"publish_pending_done",
 
 Panel__V1__Source publish_source(const char *provider)
 {
-    if (provider && strcmp(provider, "google") == 0)
-        return PANEL__V1__SOURCE__SOURCE_GOOGLE;
-    if (provider && strcmp(provider, "azure") == 0)
-        return PANEL__V1__SOURCE__SOURCE_AZURE;
-    return PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
+    Panel__V1__Source s = events_source_from_str(provider);
+    /* a provider is a cloud: "panel" is the Panel's own events, never a connection's */
+    return s == PANEL__V1__SOURCE__SOURCE_PANEL ? PANEL__V1__SOURCE__SOURCE_UNSPECIFIED : s;
 }
 
 int outbox_auth_event(struct db_conn *db, const char *tenant, const char *provider,
@@ -87,32 +84,8 @@ int outbox_auth_event(struct db_conn *db, const char *tenant, const char *provid
     ev.actor = (char *)actor;
     env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_AUTH_EVENT;
     env.auth_event = &ev;
-    int rc = -1;
-    char *rows_text = NULL;
-    json_t *rows = json_array(), *row = outbox_row_keyed(&env, TOPIC_AUTH_EVENTS, tenant);
-    if (!rows || !row) {
-        json_decref(row);
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    if (json_array_append_new(rows, row)) { /* takes row, also on failure */
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    if (!(rows_text = json_dumps(rows, JSON_COMPACT))) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    const char *p[] = {rows_text};
-    PGresult *res = db_query(db, PGRES_COMMAND_OK, &st_outbox_put, 1, p, err, errlen);
-    if (!res)
-        goto out;
-    PQclear(res);
-    rc = 0;
-out:
-    free(rows_text);
-    json_decref(rows);
-    return rc;
+    /* keyed by the district: a district's AuthEvents keep their order */
+    return outbox_write(db_pg(db), &env, TOPIC_AUTH_EVENTS, tenant, NULL, err, errlen);
 }
 
 int sync_request_add(struct auth_ctx *c, struct db_conn *db, const char *tenant,

@@ -176,6 +176,23 @@ static const char *mode_name(enum mode m)
     return m == MODE_FULL ? "users" : m == MODE_BASELINE ? "delta-baseline" : "delta";
 }
 
+enum graph_entry graph_entry_kind(const json_t *obj, const char **id,
+                                  Panel__V1__RemovalReason *reason)
+{
+    json_t *removed = json_object_get(obj, "@removed");
+    if (!removed)
+        return GRAPH_ENTRY_OBJECT;
+    const char *oid = json_str(obj, "id");
+    if (!oid || !*oid || strlen(oid) > FMAP_MAX_ID)
+        return GRAPH_ENTRY_REMOVAL_UNUSABLE;
+    const char *why = json_str(removed, "reason");
+    *id = oid;
+    *reason = why && strcmp(why, "deleted") == 0
+                  ? PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_DELETED
+                  : PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED;
+    return GRAPH_ENTRY_REMOVED;
+}
+
 static int publish_value(struct fetch_run *run, const struct fmap_spec *spec, enum mode mode,
                          const json_t *value)
 {
@@ -183,25 +200,21 @@ static int publish_value(struct fetch_run *run, const struct fmap_spec *spec, en
     json_t *obj;
     json_array_foreach(value, i, obj)
     {
-        json_t *removed = json_object_get(obj, "@removed");
-        if (removed && mode == MODE_DELTA) {
-            const char *id = json_str(obj, "id");
-            if (!id || !*id || strlen(id) > FMAP_MAX_ID) {
-                fetch_run_skip(run, mode_name(mode), "@removed entry without a usable id");
-                continue;
-            }
-            const char *why = json_str(removed, "reason");
-            Panel__V1__RemovalReason reason =
-                why && strcmp(why, "deleted") == 0
-                    ? PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_DELETED
-                    : PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED;
+        const char *id = NULL;
+        Panel__V1__RemovalReason reason = PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_UNSPECIFIED;
+        enum graph_entry kind = graph_entry_kind(obj, &id, &reason);
+        if (kind != GRAPH_ENTRY_OBJECT && mode != MODE_DELTA)
+            continue; /* a full listing never deletes by report */
+        if (kind == GRAPH_ENTRY_REMOVAL_UNUSABLE) {
+            fetch_run_skip(run, mode_name(mode), "@removed entry without a usable id");
+            continue;
+        }
+        if (kind == GRAPH_ENTRY_REMOVED) {
             if (fetch_run_publish_removed(run, PANEL__V1__OBJECT_KIND__OBJECT_KIND_PERSON, id,
                                           reason))
                 return -1;
             continue;
         }
-        if (removed)
-            continue; /* a full listing never deletes by report */
         char why[256];
         struct fmap_stats st = {0};
         ProtobufCMessage *m = fmap_map(spec, obj, mode == MODE_DELTA ? FMAP_PARTIAL : FMAP_FULL,

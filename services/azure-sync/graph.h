@@ -47,6 +47,17 @@ bool graph_delta_expired(long status, const struct buf *body);
 /* True for 400 Directory_ExpiredPageToken: a /users listing starts over. */
 bool graph_page_token_expired(long status, const struct buf *body);
 
+/* One entry of a page's "value" array, as a delta round reads it. */
+enum graph_entry {
+    GRAPH_ENTRY_OBJECT,           /* no @removed: a user to map */
+    GRAPH_ENTRY_REMOVED,          /* @removed with a usable id: an ObjectRemoved */
+    GRAPH_ENTRY_REMOVAL_UNUSABLE, /* @removed without an id (or one past FMAP_MAX_ID): skipped */
+};
+/* Classify obj; for GRAPH_ENTRY_REMOVED, *id (borrowed from obj) and *reason (DELETED for
+ * @removed.reason "deleted", else CHANGED: Graph's "changed" is a soft delete) are set. */
+enum graph_entry graph_entry_kind(const json_t *obj, const char **id,
+                                  Panel__V1__RemovalReason *reason);
+
 /* fetch_source_ops callbacks; ctx is a struct graph. */
 Panel__V1__RunKind graph_plan(struct fetch_run *run, void *ctx);
 int graph_run(struct fetch_run *run, void *ctx);

@@ -5,6 +5,7 @@
 #include "json.h"
 #include "log.h"
 #include "merge.h"
+#include "outbox.h"
 #include "pg.h"
 
 #include <ctype.h>
@@ -29,8 +30,8 @@ struct actx {
     PGconn *pg;
     char *err;
     size_t errlen;
-    json_t *outbox;   /* rows waiting for one INSERT */
-    json_t *outcomes; /* run_outcomes rows waiting for one INSERT */
+    struct outbox_batch *outbox; /* public events waiting for the outbox writer */
+    json_t *outcomes;            /* run_outcomes rows waiting for one INSERT */
     struct run_counts runs[MAX_RUNS];
     size_t nruns;
     long rows_changed;
@@ -46,11 +47,11 @@ static struct actx *actx_new(PGconn *pg, char *err, size_t errlen)
     c->pg = pg;
     c->err = err;
     c->errlen = errlen;
-    c->outbox = json_array();
+    c->outbox = outbox_batch_new();
     c->outcomes = json_array();
     buf_init(&c->dump, JSON_DUMP_MAX_BYTES);
     if (!c->outbox || !c->outcomes) {
-        json_decref(c->outbox);
+        outbox_batch_free(c->outbox);
         json_decref(c->outcomes);
         free(c);
         return NULL;
@@ -62,7 +63,7 @@ static void actx_free(struct actx *c)
 {
     if (!c)
         return;
-    json_decref(c->outbox);
+    outbox_batch_free(c->outbox);
     json_decref(c->outcomes);
     buf_free(&c->dump);
     free(c);
@@ -188,22 +189,14 @@ static int flush_counts(struct actx *c)
 
 static int outbox_add(struct actx *c, Envelope *env, const char *topic, const char *entity_id)
 {
-    json_t *row = outbox_row_new(env, topic, entity_id);
-    if (!row || json_array_append_new(c->outbox, row)) {
-        snprintf(c->err, c->errlen, "out of memory building an outbox row");
-        return -1;
-    }
-    return 0;
+    return outbox_batch_add_entity(c->outbox, env, topic, entity_id, c->err, c->errlen);
 }
 
 static int flush_outbox(struct actx *c)
 {
-    if (json_array_size(c->outbox) == 0)
-        return 0;
-    PGresult *r = qj(c, OUTBOX_INSERT_SQL, c->outbox, PGRES_COMMAND_OK);
-    PQclear(r);
-    json_array_clear(c->outbox);
-    return r ? 0 : -1;
+    int rc = outbox_batch_write(c->outbox, c->pg, NULL, c->err, c->errlen);
+    outbox_batch_clear(c->outbox); /* on failure the transaction is rolled back */
+    return rc;
 }
 
 static void outcome_add(struct actx *c, const char *tenant, const char *run, const char *kind,
@@ -236,13 +229,6 @@ static int flush_outcomes(struct actx *c)
 
 /* ---------------------------------------------------------------- People */
 
-static Panel__V1__Source source_enum(const char *s)
-{
-    return strcmp(s, "google") == 0  ? PANEL__V1__SOURCE__SOURCE_GOOGLE
-           : strcmp(s, "azure") == 0 ? PANEL__V1__SOURCE__SOURCE_AZURE
-                                     : PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
-}
-
 static int person_event(struct actx *c, const char *tenant, const char *run, const char *person_id,
                         const struct merge_person *mp, int64_t version, Panel__V1__ChangeKind kind,
                         const json_t *changed)
@@ -274,12 +260,12 @@ static int person_event(struct actx *c, const char *tenant, const char *run, con
         panel__v1__field_source__init(&fs[i]);
         fs[i].field = (char *)key;
         fs[i].has_source = 1;
-        fs[i].source = source_enum(json_string_value(v));
+        fs[i].source = events_source_from_str(json_string_value(v));
         fsp[i] = &fs[i];
         i++;
     }
     for (i = 0; i < nsrc; i++)
-        srcs[i] = source_enum(json_string_value(json_array_get(mp->sources, i)));
+        srcs[i] = events_source_from_str(json_string_value(json_array_get(mp->sources, i)));
     for (i = 0; i < nch; i++)
         ch[i] = (char *)json_string_value(json_array_get(changed, i));
     m.person_id = (char *)person_id;
@@ -911,11 +897,11 @@ static int asset_event(struct actx *c, const char *tenant, const char *run, cons
                        Panel__V1__AssetChangeKind kind, const json_t *changed)
 {
     json_t *asset = asset_json ? json_loads(asset_json, 0, NULL) : NULL;
-    json_t *row =
-        asset ? asset_event_row(tenant, run, asset, kind, changed, c->err, c->errlen) : NULL;
-    int rc = row && json_array_append_new(c->outbox, row) == 0 ? 0 : -1;
-    if (rc && !*c->err)
-        snprintf(c->err, c->errlen, "building AssetChanged: out of memory");
+    int rc = asset
+                 ? asset_event_add(c->outbox, tenant, run, asset, kind, changed, c->err, c->errlen)
+                 : -1;
+    if (rc && !asset)
+        snprintf(c->err, c->errlen, "building AssetChanged: the asset's JSON does not read");
     json_decref(asset);
     return rc;
 }
@@ -2036,7 +2022,7 @@ static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t fr
             apply_observations(c, msgs, from, to, true, previews) ||
             pgx_exec(c->pg, "ROLLBACK TO SAVEPOINT preview", c->err, c->errlen))
             goto out;
-        json_array_clear(c->outbox);
+        outbox_batch_clear(c->outbox);
         if (preview_seen(c, msgs, from, to, previews))
             goto out;
     }

@@ -1,11 +1,11 @@
 /* panel-merger: applies source events to PostgreSQL exactly once and publishes public
  * change events. Wires config, the consumer (consumer.c -> apply.c), the outbox relay
- * (outbox.c) and the internal routes (routes.c). */
+ * (relay.c) and the internal routes (routes.c). */
 #include "callers.h"
 #include "config.h"
 #include "consumer.h"
 #include "log.h"
-#include "outbox.h"
+#include "relay.h"
 #include "pg.h"
 #include "retention.h"
 #include "routes.h"

@@ -22,7 +22,7 @@ class FuzzQuickTest(unittest.TestCase):
         expected = subprocess.run(["make", "-s", "-f", "tests/fuzz/fuzz.mk", "targets"],
                                   cwd=ROOT, text=True, capture_output=True).stdout.split()
         for t in ("google_page", "graph_page", "envelope", "merge", "auth_callback",
-                  "api_request"):
+                  "api_request", "events_json", "jsonb_text"):
             self.assertIn(t, expected)
         self.assertEqual(sorted(results), sorted(expected), out[-4000:])
         for target, (execs, status) in results.items():

@@ -2,7 +2,7 @@
  * first byte picks full or delta mapping and the HTTP status; the rest is the body. The body
  * goes through the error classification (graph_error, http_classify_default, graph_failure,
  * graph_delta_expired) and, parsed, every entry of "value" through the mapping table
- * (full or partial, @removed entries as the delta run reads them). */
+ * (full or partial), @removed entries through the fetcher's own graph_entry_kind. */
 #include "fuzz_common.h"
 #include "graph.h"
 #include "json.h"
@@ -36,12 +36,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *obj;
         json_array_foreach(value, i, obj)
         {
-            json_t *removed = json_object_get(obj, "@removed");
-            if (removed) {
-                (void)json_str(obj, "id");
-                (void)json_str(removed, "reason");
+            /* the fetcher's own reading of @removed (graph_entry_kind, as publish_value) */
+            const char *id = NULL;
+            Panel__V1__RemovalReason reason = PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_UNSPECIFIED;
+            enum graph_entry kind = graph_entry_kind(obj, &id, &reason);
+            if ((kind == GRAPH_ENTRY_OBJECT) != !json_object_get(obj, "@removed"))
+                abort();
+            if (kind == GRAPH_ENTRY_REMOVED &&
+                (!id || !*id || strlen(id) > FMAP_MAX_ID ||
+                 (reason != PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_DELETED &&
+                  reason != PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED)))
+                abort(); /* an ObjectRemoved needs a usable id and a known reason */
+            if (kind != GRAPH_ENTRY_OBJECT)
                 continue;
-            }
             char why[256];
             struct fmap_stats st = {0};
             fuzz_consume_message(fmap_map(&graph_user_spec, obj, delta ? FMAP_PARTIAL : FMAP_FULL,

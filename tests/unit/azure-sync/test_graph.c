@@ -205,6 +205,50 @@ static void graduation_year_maps_from_the_extension(void **state)
     json_decref(page);
 }
 
+/* @removed entries as Graph sends them in a delta round (reason "deleted" or "changed"). */
+static void removed_entries_are_read_once(void **state)
+{
+    (void)state;
+    char longid[FMAP_MAX_ID + 2];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    static const struct {
+        const char *json;
+        enum graph_entry kind;
+        Panel__V1__RemovalReason reason;
+    } cases[] = {
+        {"{\"id\":\"u-1\",\"displayName\":\"A\"}", GRAPH_ENTRY_OBJECT, 0},
+        {"{\"id\":\"u-1\",\"@removed\":{\"reason\":\"deleted\"}}", GRAPH_ENTRY_REMOVED,
+         PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_DELETED},
+        {"{\"id\":\"u-1\",\"@removed\":{\"reason\":\"changed\"}}", GRAPH_ENTRY_REMOVED,
+         PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED},
+        {"{\"id\":\"u-1\",\"@removed\":{}}", GRAPH_ENTRY_REMOVED,
+         PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED},
+        {"{\"id\":\"u-1\",\"@removed\":null}", GRAPH_ENTRY_REMOVED,
+         PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED},
+        {"{\"@removed\":{\"reason\":\"deleted\"}}", GRAPH_ENTRY_REMOVAL_UNUSABLE, 0},
+        {"{\"id\":\"\",\"@removed\":{\"reason\":\"deleted\"}}", GRAPH_ENTRY_REMOVAL_UNUSABLE, 0},
+        {"{\"id\":7,\"@removed\":{\"reason\":\"deleted\"}}", GRAPH_ENTRY_REMOVAL_UNUSABLE, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *obj = json_loads(cases[i].json, 0, NULL);
+        const char *id = NULL;
+        Panel__V1__RemovalReason reason = PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_UNSPECIFIED;
+        assert_non_null(obj);
+        assert_int_equal(graph_entry_kind(obj, &id, &reason), cases[i].kind);
+        if (cases[i].kind == GRAPH_ENTRY_REMOVED) {
+            assert_string_equal(id, "u-1");
+            assert_int_equal(reason, cases[i].reason);
+        }
+        json_decref(obj);
+    }
+    json_t *obj = json_pack("{s:s,s:{s:s}}", "id", longid, "@removed", "reason", "deleted");
+    const char *id = NULL;
+    Panel__V1__RemovalReason reason = 0;
+    assert_int_equal(graph_entry_kind(obj, &id, &reason), GRAPH_ENTRY_REMOVAL_UNUSABLE);
+    json_decref(obj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -214,6 +258,7 @@ int main(void)
         cmocka_unit_test(errors_are_classified),
         cmocka_unit_test(graduation_year_attribute_is_selected_only_when_configured),
         cmocka_unit_test(graduation_year_maps_from_the_extension),
+        cmocka_unit_test(removed_entries_are_read_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,17 +75,14 @@ static void auto_update_expiry_falls_back_to_the_deprecated_ms(void **state)
     assert_null(asset_auto_update_expiry(NULL, out));
 }
 
-static Envelope *decode_row(json_t *row)
+/* The one row batch holds, decoded (it must be the only one). */
+static Envelope *decode_only_row(struct outbox_batch *b)
 {
-    const char *b64 = json_string_value(json_object_get(row, "p"));
-    size_t cap = strlen(b64), len;
-    uint8_t *raw = malloc(cap);
     char err[200];
-    long n = crypto_base64_decode(b64, raw, cap);
-    assert_true(n > 0);
-    len = (size_t)n;
-    Envelope *env = events_decode(raw, len, err, sizeof err);
-    free(raw);
+    assert_int_equal(outbox_batch_count(b), 1);
+    const struct outbox_row *row = outbox_batch_row(b, 0);
+    Envelope *env = events_decode(row->payload, row->payload_len, err, sizeof err);
+    assert_non_null(env);
     return env;
 }
 
@@ -103,17 +100,19 @@ static void asset_event_carries_the_whole_asset_and_its_checkout(void **state)
         "\"checked_out_at_ms\":1700000000000,\"note\":\"cart 3\"}}",
         0, NULL);
     json_t *changed = json_pack("[s,s]", "status", "lifecycle");
-    json_t *row = asset_event_row("district-1", NULL, asset,
-                                  PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED, changed,
-                                  err, sizeof err);
+    struct outbox_batch *b = outbox_batch_new();
+    assert_non_null(b);
+    assert_int_equal(asset_event_add(b, "district-1", NULL, asset,
+                                     PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED,
+                                     changed, err, sizeof err),
+                     0);
+    const struct outbox_row *row = outbox_batch_row(b, 0);
     assert_non_null(row);
-    assert_string_equal(json_string_value(json_object_get(row, "t")), "district-1");
-    assert_string_equal(json_string_value(json_object_get(row, "topic")), "panel.assets.events");
-    assert_string_equal(json_string_value(json_object_get(row, "k")),
-                        "district-1/8d6e3c4a-1b2c-4d5e-8f90-0123456789ab");
-    Envelope *env = decode_row(row);
-    assert_non_null(env);
-    assert_string_equal(env->event_id, json_string_value(json_object_get(row, "e")));
+    assert_string_equal(row->tenant, "district-1");
+    assert_string_equal(row->topic, "panel.assets.events");
+    assert_string_equal(row->key, "district-1/8d6e3c4a-1b2c-4d5e-8f90-0123456789ab");
+    Envelope *env = decode_only_row(b);
+    assert_string_equal(env->event_id, row->event_id);
     assert_int_equal(env->source, PANEL__V1__SOURCE__SOURCE_PANEL);
     assert_int_equal(env->payload_case, PANEL__V1__ENVELOPE__PAYLOAD_ASSET_CHANGED);
     const Panel__V1__AssetChanged *ac = env->asset_changed;
@@ -131,28 +130,31 @@ static void asset_event_carries_the_whole_asset_and_its_checkout(void **state)
     assert_int_equal(ac->asset->current_checkout->checked_out_at_ms, 1700000000000LL);
     assert_false(ac->asset->current_checkout->has_due_at_ms);
     events_free(env);
-    json_decref(row);
+    outbox_batch_clear(b);
 
     /* checked in: no current_checkout; an unknown lifecycle text is left out, not guessed */
     json_object_del(asset, "current_checkout");
     json_object_set_new(asset, "lifecycle", json_string("misplaced"));
-    row = asset_event_row("district-1", "5b0b8c1e-0000-4000-8000-000000000001", asset,
-                          PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_CHECKED_IN, NULL, err,
-                          sizeof err);
-    assert_non_null(row);
-    env = decode_row(row);
+    assert_int_equal(asset_event_add(b, "district-1", "5b0b8c1e-0000-4000-8000-000000000001", asset,
+                                     PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_CHECKED_IN,
+                                     NULL, err, sizeof err),
+                     0);
+    env = decode_only_row(b);
     assert_null(env->asset_changed->asset->current_checkout);
     assert_false(env->asset_changed->asset->has_lifecycle);
     assert_string_equal(env->run_id, "5b0b8c1e-0000-4000-8000-000000000001");
     events_free(env);
-    json_decref(row);
+    outbox_batch_clear(b);
 
     /* a field the .proto does not have is refused with a message */
     json_object_set_new(asset, "colour", json_string("red"));
-    assert_null(asset_event_row("district-1", NULL, asset,
-                                PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED, NULL, err,
-                                sizeof err));
+    assert_int_equal(asset_event_add(b, "district-1", NULL, asset,
+                                     PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED, NULL,
+                                     err, sizeof err),
+                     -1);
     assert_non_null(strstr(err, "AssetChanged"));
+    assert_int_equal(outbox_batch_count(b), 0);
+    outbox_batch_free(b);
     json_decref(asset);
     json_decref(changed);
 }

@@ -131,6 +131,31 @@ static void json_value_equals_parsed_text(void **state)
         "{\"tenant_id\":\"t1\",\"source\":\"SOURCE_GOOGLE\",\"run_id\":\"r\","
         "\"run_completed\":{\"kind\":\"RUN_KIND_FULL\",\"counts\":{\"people\":0,"
         "\"pages\":9223372036854775807}}}",
+        /* the public events: repeated messages and repeated enums, nested Person fields */
+        "{\"tenant_id\":\"t1\",\"source\":\"SOURCE_PANEL\",\"person_changed\":{\"kind\":"
+        "\"CHANGE_KIND_RESTORED\",\"person\":{\"person_id\":\"p-1\",\"fields\":{\"email\":"
+        "\"\\u00e9@x.example\",\"given_name\":\"\\ud83d\\ude00\"},\"provenance\":[{\"field\":"
+        "\"email\",\"source\":\"SOURCE_AZURE\"},{\"field\":\"given_name\",\"source\":"
+        "\"SOURCE_GOOGLE\"},{}],\"sources\":[\"SOURCE_GOOGLE\",\"SOURCE_AZURE\"],"
+        "\"removed\":false,\"version\":0},\"changed_fields\":[\"email\",\"\"]}}",
+        "{\"tenant_id\":\"t1\",\"source\":\"SOURCE_PANEL\",\"run_id\":\"\",\"asset_changed\":{"
+        "\"kind\":\"ASSET_CHANGE_KIND_CHECKED_OUT\",\"asset\":{\"asset_id\":\"a-1\","
+        "\"lifecycle\":\"ASSET_LIFECYCLE_LOST_STOLEN\",\"in_google\":true,\"manual\":false,"
+        "\"version\":-9223372036854775808,\"current_checkout\":{\"checkout_id\":\"c\","
+        "\"due_at_ms\":0,\"note\":\"tab\\there\\u0001\"},\"device\":{\"recent_users\":[]}},"
+        "\"changed_fields\":[]}}",
+        "{\"tenant_id\":\"t1\",\"source\":\"SOURCE_GOOGLE\",\"auth_event\":{\"kind\":"
+        "\"AUTH_EVENT_KIND_SCOPE_MISSING\",\"granted_scopes\":[\"a\",\"a\",\"\"],"
+        "\"message\":\"line1\\nline2 \\\"quoted\\\" \\\\\",\"actor\":\"\"}}",
+        "{\"tenant_id\":\"t1\",\"sync_alert\":{\"kind\":\"SYNC_ALERT_KIND_CHECKOUT_OVERDUE\","
+        "\"pending_removals\":1,\"due_at_ms\":-1,\"cloud\":\"azure\"}}",
+        "{\"tenant_id\":\"t1\",\"source\":\"SOURCE_AZURE\",\"object_removed\":{\"kind\":"
+        "\"OBJECT_KIND_PERSON\",\"source_id\":\"u-1\",\"reason\":\"REMOVAL_REASON_DELETED\"}}",
+        "{\"tenant_id\":\"t1\",\"org_unit_changed\":{\"kind\":\"CHANGE_KIND_CREATED\","
+        "\"org_unit\":{\"org_unit_id\":\"id:1\",\"path\":\"/\\u00c9cole/\\u2028\"}}}",
+        /* an enum by number: one the .proto does not name is carried as a number */
+        "{\"tenant_id\":\"t1\",\"source\":7,\"auth_event\":{\"kind\":2}}",
+        "{}",
     };
     for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         ProtobufCMessage *m = events_from_json(&panel__v1__envelope__descriptor, docs[i],
@@ -154,6 +179,26 @@ static void json_value_equals_parsed_text(void **state)
     assert_null(events_to_json_value(&counts.base));
 }
 
+/* The names come from the .proto's descriptor, and read back as events_source_str writes. */
+static void source_names_read_back_through_the_descriptor(void **state)
+{
+    (void)state;
+    const Panel__V1__Source all[] = {PANEL__V1__SOURCE__SOURCE_GOOGLE,
+                                     PANEL__V1__SOURCE__SOURCE_AZURE,
+                                     PANEL__V1__SOURCE__SOURCE_PANEL};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        assert_int_equal(events_source_from_str(events_source_str(all[i])), all[i]);
+    assert_int_equal(events_source_from_str("google"), PANEL__V1__SOURCE__SOURCE_GOOGLE);
+    assert_int_equal(events_source_from_str("azure"), PANEL__V1__SOURCE__SOURCE_AZURE);
+    const char *unknown[] = {NULL,          "",
+                             "GOOGLE",      "Google",
+                             "unspecified", "SOURCE_GOOGLE",
+                             "google ",     "aws",
+                             "google\x01",  "a_very_long_name_past_the_buffer_x"};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
+        assert_int_equal(events_source_from_str(unknown[i]), PANEL__V1__SOURCE__SOURCE_UNSPECIFIED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +207,7 @@ int main(void)
         cmocka_unit_test(decode_rejects_field_number_zero),
         cmocka_unit_test(json_roundtrip),
         cmocka_unit_test(json_value_equals_parsed_text),
+        cmocka_unit_test(source_names_read_back_through_the_descriptor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -158,6 +158,48 @@ static void dump_jsonb_text_matches_postgresql(void **state)
     buf_free(&b);
 }
 
+/* More documents, each with the text PostgreSQL 15 printed for value::jsonb::text through
+ * libpq (tests/integration/test_jsonb_text.c compares thousands more with the live server):
+ * every short escape and the \u00xx ones (0x7f printed as is, "\/" as "/"), keys of one
+ * length in byte order (multi-byte keys after ASCII ones of equal byte length), the integers
+ * at both ends, nesting and empty containers, non-BMP and non-characters, scalars. */
+static void dump_jsonb_text_matches_postgresql_on_more_documents(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *pg;
+    } docs[] = {
+        {"\"\\b\\f\\n\\r\\t\\u0001\\u0007\\u000b\\u000e\\u001f\\u007f \\\" \\\\ \\/ /\"",
+         "\"\\b\\f\\n\\r\\t\\u0001\\u0007\\u000b\\u000e\\u001f\x7f \\\" \\\\ / /\""},
+        {"{\"\\u00e9\":1,\"ab\":2,\"\\u00e9\\u00e9\":3,\"abcd\":4,\"\\ud83d\\ude00\":5,\"z\":6,"
+         "\"\":7,\"Z\":8,\"a b\":9,\"\\n\":10,\"\\u0001\":11}",
+         "{\"\": 7, \"\\u0001\": 11, \"\\n\": 10, \"Z\": 8, \"z\": 6, \"ab\": 2, \"\xc3\xa9\": 1, "
+         "\"a b\": 9, \"abcd\": 4, \"\xc3\xa9\xc3\xa9\": 3, \"\xf0\x9f\x98\x80\": 5}"},
+        {"[0,-1,1,9223372036854775807,-9223372036854775808,1000000000000000000,-42]",
+         "[0, -1, 1, 9223372036854775807, -9223372036854775808, 1000000000000000000, -42]"},
+        {"{\"nested\":{\"b\":{\"bb\":1,\"a\":2},\"a\":[{\"y\":1,\"x\":2}]},\"e\":[{},[],\"\",0,"
+         "false,null]}",
+         "{\"e\": [{}, [], \"\", 0, false, null], \"nested\": {\"a\": [{\"x\": 2, \"y\": 1}], "
+         "\"b\": {\"a\": 2, \"bb\": 1}}}"},
+        {"[\"\\u00e9\",\"\\ud83d\\ude00\",\"\\u2028\\u2029\",\"\\ufeff\",\"\\u0085\\u00a0\","
+         "\"\\uffff\",\"\\udbff\\udfff\"]",
+         "[\"\xc3\xa9\", \"\xf0\x9f\x98\x80\", \"\xe2\x80\xa8\xe2\x80\xa9\", \"\xef\xbb\xbf\", "
+         "\"\xc2\x85\xc2\xa0\", \"\xef\xbf\xbf\", \"\xf4\x8f\xbf\xbf\"]"},
+        {"null", "null"},
+        {"\"plain\"", "\"plain\""},
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        json_t *v = json_loads(docs[i].in, JSON_DECODE_ANY, NULL);
+        assert_non_null(v);
+        struct buf b;
+        buf_init(&b, 0);
+        assert_int_equal(json_dump_jsonb_text(v, &b), 0);
+        assert_string_equal(b.data, docs[i].pg);
+        buf_free(&b);
+        json_decref(v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +209,7 @@ int main(void)
         cmocka_unit_test(dump_compact_refuses_absurd_nesting),
         cmocka_unit_test(dump_compact_into_appends_and_fails_cleanly),
         cmocka_unit_test(dump_jsonb_text_matches_postgresql),
+        cmocka_unit_test(dump_jsonb_text_matches_postgresql_on_more_documents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

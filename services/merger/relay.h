@@ -1,8 +1,8 @@
-/* outbox: the relay that publishes unsent outbox rows, in outbox_id order, with the
+/* relay: the outbox relay that publishes unsent outbox rows, in outbox_id order, with the
  * idempotent producer and then marks them sent. Safe with several replicas: one relay at a
  * time holds a transaction-scoped advisory lock, so per-entity order is kept. */
-#ifndef MERGER_OUTBOX_H
-#define MERGER_OUTBOX_H
+#ifndef MERGER_RELAY_H
+#define MERGER_RELAY_H
 
 #include "kafka.h"
 #include "metrics.h"

@@ -1,4 +1,4 @@
-#include "outbox.h"
+#include "relay.h"
 #include "log.h"
 #include "pg.h"
 
