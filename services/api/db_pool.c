@@ -6,6 +6,7 @@
 #include "pg.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -77,10 +78,26 @@ static struct db_slot *slot_of(struct db_pool *p, PGconn *conn)
     return NULL;
 }
 
+/* Whether PostgreSQL closed conn while it sat in the pool (a restart, a failover, an idle
+ * timeout): libpq learns it only when a statement fails, which would cost the request that
+ * happens to get the connection a 503 after the database is back. Reads what is pending. */
+static bool conn_lost(PGconn *conn)
+{
+    if (PQstatus(conn) != CONNECTION_OK)
+        return true;
+    struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+    if (pfd.fd < 0)
+        return true;
+    if (poll(&pfd, 1, 0) <= 0)
+        return false; /* nothing to read: as alive as it can be told without a round trip */
+    return !PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK;
+}
+
 PGconn *db_pool_get(struct db_pool *p, long wait_ms)
 {
     struct timespec until;
     PGconn *conn = NULL;
+    struct db_slot *slot = NULL;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += wait_ms / 1000;
     until.tv_nsec += (wait_ms % 1000) * 1000000L;
@@ -93,7 +110,8 @@ PGconn *db_pool_get(struct db_pool *p, long wait_ms)
         for (int i = 0; i < p->size; i++) {
             if (!p->slots[i].busy) {
                 p->slots[i].busy = true;
-                conn = p->slots[i].conn;
+                slot = &p->slots[i];
+                conn = slot->conn;
                 goto out;
             }
         }
@@ -102,6 +120,11 @@ PGconn *db_pool_get(struct db_pool *p, long wait_ms)
     }
 out:
     pthread_mutex_unlock(&p->mu);
+    if (conn && conn_lost(conn)) { /* the slot is ours: reconnect outside the lock */
+        log_warn("database connection lost; reconnecting");
+        PQreset(conn);
+        slot->nprepared = 0;
+    }
     return conn;
 }
 
