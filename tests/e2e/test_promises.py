@@ -25,15 +25,8 @@ from test_azure_delta import AzureWired
 from test_emulator import check_ref
 
 
-def outbox_drained(tenant):
-    """Wait until every outbox row of the tenant was published (events are read after)."""
-    wait_until(lambda: psql("SELECT count(*) FROM outbox WHERE tenant_id = :'t'"
-                            " AND sent_at IS NULL", t=tenant) == [["0"]],
-               timeout=60, what=f"the outbox of {tenant} to drain")
-
-
 def public_events(topic, tenant, entity_id, payload):
-    outbox_drained(tenant)
+    tm.outbox_drained(tenant)
     return [m["event"][payload] for m in harness.consume(topic, timeout_ms=2000,
                                                           key_prefix=f"{tenant}/{entity_id}")]
 

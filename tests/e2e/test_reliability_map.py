@@ -1,5 +1,6 @@
 """docs/reliability.md's "Promise → test" list stays in step with the tests: every named test
-exists in the named file, and every promise names at least one test."""
+exists in the named file (tests/e2e/*.py, or tests/unit/**.c when named unit/...), and every
+promise names at least one test."""
 import ast
 import os
 import re
@@ -18,6 +19,9 @@ def promise_lines():
 
 
 def defined_tests(path):
+    if path.endswith(".c"):  # a cmocka test: a static void function
+        return set(re.findall(r"^static void (\w+)\(void \*\*state\)",
+                              open(path, encoding="utf-8").read(), re.M))
     tree = ast.parse(open(path, encoding="utf-8").read(), path)
     return {n.name for n in ast.walk(tree)
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -32,10 +36,10 @@ class ReliabilityMap(unittest.TestCase):
         for line in lines:
             promise, sep, tests = line[2:].partition(" → ")
             self.assertTrue(sep and promise.strip(), f"'promise → tests': {line}")
-            refs = re.findall(r"`([\w./]+\.py)::(\w+)`", tests)
+            refs = re.findall(r"`([\w./-]+\.(?:py|c))::(\w+)`", tests)
             self.assertTrue(refs, f"no test named for: {promise}")
             for f, name in refs:
-                path = os.path.join(ROOT, "tests", "e2e", f)
+                path = os.path.join(ROOT, "tests", f if f.startswith("unit/") else "e2e/" + f)
                 self.assertTrue(os.path.isfile(path), f"{f} (for: {promise})")
                 if path not in names:
                     names[path] = defined_tests(path)
