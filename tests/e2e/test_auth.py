@@ -945,6 +945,11 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         return float(psql("SELECT extract(epoch FROM next_sync_at - now()) FROM connections "
                           "WHERE tenant_id = :'t' AND provider = :'p'", t=tenant, p=provider)[0][0])
 
+    def counter(self, replica, name):
+        _, _, text = http("GET", replica.url + "/metrics")
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
+                   if line.startswith(name + " ") or line.startswith(name + "{"))
+
     def test_due_schedule_fires_once_google_before_azure(self):
         tenant, district = new_tenant("auth"), self.new_district()
         self.connect_google(tenant, district)
@@ -955,7 +960,12 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         wait_until(lambda: len(self.runs(tenant, "scheduled")) >= 2 and
                    self.next_sync_in(tenant, "azure") > 0, timeout=30,
                    what="the scheduled runs")
-        time.sleep(2)  # several more ticks of both replicas
+        # Both replicas then pass over the schedules several more times (observed, not slept):
+        # a second firing would have happened by then; exactly one run per schedule below.
+        passes = [self.counter(r, "auth_scheduler_passes_total") for r in self.replicas]
+        wait_until(lambda: all(self.counter(r, "auth_scheduler_passes_total") >= p + 3
+                               for r, p in zip(self.replicas, passes)),
+                   timeout=30, what="three more passes of each replica")
         sched = self.runs(tenant, "scheduled")
         self.assertEqual(sorted(r["source"] for r in sched), ["azure", "google"])
         reqs = [e for e in self.events("panel.sync.requests", tenant)
@@ -964,9 +974,9 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         self.assertEqual(sorted(e["run_id"] for e in reqs), sorted(r["run_id"] for r in sched))
         # The next run is one interval (default 4 h) later.
         self.assertGreater(self.next_sync_in(tenant, "google"), 4 * 3600 - 120)
-        # Both replicas worked (or at least ran): each is alive and ready.
         for r in self.replicas:
             self.assertIsNone(r.proc.poll())
+            self.assertEqual(self.counter(r, 'auth_scheduler_passes_total{result="failed"}'), 0)
 
     def test_request_written_before_a_crash_is_published_once_after_restart(self):
         tenant, district = new_tenant("auth"), self.new_district()
