@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
 import unittest
 import urllib.parse
 
@@ -950,6 +949,13 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
                    if line.startswith(name + " ") or line.startswith(name + "{"))
 
+    def more_passes(self, n):
+        """Wait until every replica's scheduler made n more passes."""
+        passes = [self.counter(r, "auth_scheduler_passes_total") for r in self.replicas]
+        wait_until(lambda: all(self.counter(r, "auth_scheduler_passes_total") >= p + n
+                               for r, p in zip(self.replicas, passes)),
+                   timeout=30, what=f"{n} more passes of each replica")
+
     def test_due_schedule_fires_once_google_before_azure(self):
         tenant, district = new_tenant("auth"), self.new_district()
         self.connect_google(tenant, district)
@@ -962,10 +968,7 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
                    what="the scheduled runs")
         # Both replicas then pass over the schedules several more times (observed, not slept):
         # a second firing would have happened by then; exactly one run per schedule below.
-        passes = [self.counter(r, "auth_scheduler_passes_total") for r in self.replicas]
-        wait_until(lambda: all(self.counter(r, "auth_scheduler_passes_total") >= p + 3
-                               for r, p in zip(self.replicas, passes)),
-                   timeout=30, what="three more passes of each replica")
+        self.more_passes(3)
         sched = self.runs(tenant, "scheduled")
         self.assertEqual(sorted(r["source"] for r in sched), ["azure", "google"])
         reqs = [e for e in self.events("panel.sync.requests", tenant)
@@ -991,7 +994,7 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         wait_until(lambda: psql("SELECT NOT publish_pending FROM sync_runs WHERE tenant_id = :'t' "
                                 "AND run_id = :'r'", t=tenant, r=run_id)[0][0] == "t",
                    timeout=30, what="the surviving replicas to publish the pending request")
-        time.sleep(1)
+        self.more_passes(2)  # the other replica too had its chance to publish it again
         reqs = [e for e in self.events("panel.sync.requests", tenant) if e["run_id"] == run_id]
         self.assertEqual(len(reqs), 1, "published once, with the run id that was written")
         self.assertEqual(reqs[0]["sync_request"]["reason"], "scheduled")
