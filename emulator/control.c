@@ -315,15 +315,31 @@ static int districts_handler(struct mg_connection *conn, void *ctx)
         district_unlock(d);
         return send_json(conn, 200, json_pack("{s:b}", "repeat_changes", repeats));
     }
-    if (nseg == 5 && !strcmp(segs[1], "azure") && !strcmp(segs[2], "users") &&
-        !strcmp(segs[4], "restore")) {
+    if (nseg == 3 && !strcmp(segs[1], "google") && !strcmp(segs[2], "orgunits-order") &&
+        !strcmp(m, "POST")) {
+        int status = 0;
+        bool children_first;
+        json_t *body = read_json(conn, &status);
+        if (!body)
+            return status;
+        enum json_get g = json_get_bool(body, "children_first", &children_first);
+        json_decref(body);
+        if (g != JSON_GET_OK)
+            return reply_err(conn, 400, "bad_request", "\"children_first\" must be a boolean");
+        district_lock(d);
+        district_set_ous_children_first(d, children_first);
+        district_unlock(d);
+        return send_json(conn, 200, json_pack("{s:b}", "children_first", children_first));
+    }
+    if (nseg == 5 && (!strcmp(segs[1], "azure") || !strcmp(segs[1], "google")) &&
+        !strcmp(segs[2], "users") && !strcmp(segs[4], "restore")) {
         if (strcmp(m, "POST"))
             return reply_err(conn, 405, "method_not_allowed", "POST");
         district_lock(d);
-        int rc = district_restore(d, DC_AUSERS, segs[3]);
+        int rc = district_restore(d, !strcmp(segs[1], "azure") ? DC_AUSERS : DC_GUSERS, segs[3]);
         district_unlock(d);
         if (rc == -2)
-            return reply_err(conn, 404, "not_found", "no soft-deleted user with this id");
+            return reply_err(conn, 404, "not_found", "no deleted user with this id");
         if (rc)
             return reply_err(conn, 500, "internal", "out of memory");
         return send_json(conn, 200, json_pack("{s:s}", "status", "restored"));

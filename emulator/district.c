@@ -46,7 +46,8 @@ struct district {
     struct change *changes;
     size_t nchanges, capchanges;
     uint64_t azure_version;
-    bool delta_repeats; /* district_set_delta_repeats */
+    bool delta_repeats;      /* district_set_delta_repeats */
+    bool ous_children_first; /* district_set_ous_children_first */
     struct district_auth auth;
     uint64_t rng;
 };
@@ -1682,20 +1683,40 @@ int district_delete(struct district *d, enum dcoll c, const char *id, bool perma
 int district_restore(struct district *d, enum dcoll c, const char *id)
 {
     long i = district_find(d, c, id);
-    if (c != DC_AUSERS || i < 0)
+    if ((c != DC_AUSERS && c != DC_GUSERS) || i < 0)
         return -2;
     struct ditem *it = &d->coll[c].items[i];
     if ((it->flags & DITEM_GONE) || !(it->flags & DITEM_DELETED))
         return -2;
+    if (c == DC_GUSERS) { /* users.undelete: the same id, no deletionTime */
+        json_t *o = item_parse(it);
+        if (!o)
+            return -1;
+        json_object_del(o, "deletionTime");
+        int r = item_set(it, c, o);
+        json_decref(o);
+        if (r)
+            return -1;
+    }
     it->flags &= ~(unsigned)DITEM_DELETED;
     d->coll[c].live++;
     d->coll[c].generation++;
-    return log_change(d, (size_t)i, DCHANGE_RESTORED, NULL);
+    return c == DC_AUSERS ? log_change(d, (size_t)i, DCHANGE_RESTORED, NULL) : 0;
 }
 
 void district_set_delta_repeats(struct district *d, bool repeats)
 {
     d->delta_repeats = repeats;
+}
+
+void district_set_ous_children_first(struct district *d, bool children_first)
+{
+    d->ous_children_first = children_first;
+}
+
+bool district_ous_children_first(const struct district *d)
+{
+    return d->ous_children_first;
 }
 
 uint64_t district_azure_version(const struct district *d)

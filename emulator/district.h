@@ -89,8 +89,9 @@ int district_patch(struct district *d, enum dcoll c, const char *id, json_t *pat
 int district_delete(struct district *d, enum dcoll c, const char *id, bool permanent)
     __attribute__((warn_unused_result));
 
-/* Restore a soft-deleted Azure user (Graph's deletedItems restore): it is listed again, and
- * the next delta round carries it whole. 0, -2 not found or not soft-deleted, -1 memory. */
+/* Restore a soft-deleted Azure user (Graph's deletedItems restore: listed again, and whole in
+ * the next delta round) or a deleted Google user (users.undelete: the same id, listed again
+ * without deletionTime). 0, -2 not found or not deleted, -1 memory. */
 int district_restore(struct district *d, enum dcoll c, const char *id)
     __attribute__((warn_unused_result));
 
@@ -112,6 +113,10 @@ struct dchange_sum {
  * own entry (two PATCHes between rounds: two entries); off (the default), one net entry per
  * user. */
 void district_set_delta_repeats(struct district *d, bool repeats);
+/* orgunits.list promises no order: with children_first on, the OUs are listed in the reverse
+ * of their creation order, so every child OU comes before its parent. */
+void district_set_ous_children_first(struct district *d, bool children_first);
+bool district_ous_children_first(const struct district *d);
 /* The changes with from < version <= to: one net entry per user in first-change order, or
  * one per change with repeats on. Caller frees *out. Returns the count, or -1 (out of
  * memory). */

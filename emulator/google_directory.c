@@ -393,8 +393,9 @@ static void orgunits_list(struct mg_connection *conn, struct emu *e, struct repl
         B(buf_appends(&page, p->json));
         got = 1;
     }
-    for (size_t i = 0; i < n; i++) {
-        const struct ditem *it = district_item(d, DC_OUS, i);
+    bool reverse = district_ous_children_first(d);
+    for (size_t k = 0; k < n; k++) {
+        const struct ditem *it = district_item(d, DC_OUS, reverse ? n - 1 - k : k);
         if (it->flags & DITEM_GONE)
             continue;
         int match;

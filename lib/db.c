@@ -7,6 +7,7 @@
 #include "pg.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -158,6 +159,22 @@ int db_pool_size(const struct db_pool *p)
     return p->size;
 }
 
+/* Whether PostgreSQL closed pg while it sat in the pool (a restart, a failover, an idle
+ * timeout): libpq learns it only when a statement fails, which would cost the request that
+ * happens to borrow the connection a 503 after the database is back. Reads what is pending,
+ * without a round trip. */
+static bool conn_lost(PGconn *pg)
+{
+    if (PQstatus(pg) != CONNECTION_OK)
+        return true;
+    struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+    if (pfd.fd < 0)
+        return true;
+    if (poll(&pfd, 1, 0) <= 0)
+        return false; /* nothing to read: as alive as it can be told without a round trip */
+    return !PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK;
+}
+
 enum db_result db_get(struct db_pool *p, long wait_ms, struct db_conn **out, char *err,
                       size_t errlen)
 {
@@ -186,6 +203,12 @@ enum db_result db_get(struct db_pool *p, long wait_ms, struct db_conn **out, cha
     if (!c) {
         snprintf(err, errlen, "no database connection became free within %ld ms", wait_ms);
         return DB_BUSY;
+    }
+    if (c->pg && conn_lost(c->pg)) { /* the connection is ours: open it again below */
+        log_warn("database connection lost while idle; opening it again");
+        PQfinish(c->pg);
+        c->pg = NULL;
+        set_clear(&c->prepared);
     }
     if (!c->pg) { /* broke earlier: one attempt, the caller answers "try again" */
         c->pg = pgx_connect(p->url, 0, err, errlen);

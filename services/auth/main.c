@@ -326,7 +326,8 @@ int main(int argc, char **argv)
         log_error("cannot register routes");
         goto out;
     }
-    if (cfg.scheduler && !(sched = scheduler_start(&ctx, (long)cfg.tick_ms, err, sizeof err))) {
+    if (cfg.scheduler &&
+        !(sched = scheduler_start(&ctx, (long)cfg.tick_ms, svc_metrics(svc), err, sizeof err))) {
         log_error("%s", err);
         goto out;
     }

@@ -5,6 +5,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "pg.h"
 #include "publish.h"
 #include "signin.h"
@@ -74,6 +75,7 @@ enum sched_action sched_decide(int64_t now, const struct pause_window *w, size_t
 
 struct scheduler {
     struct auth_ctx *ctx;
+    struct metrics *metrics; /* borrowed; NULL: none */
     long tick_ms;
     pthread_t thread;
     atomic_int stop;
@@ -236,8 +238,16 @@ static void *run(void *arg)
     struct scheduler *s = arg;
     char err[512];
     while (!atomic_load(&s->stop)) {
-        if (scheduler_tick(s->ctx, err, sizeof err) < 0)
+        long fired = scheduler_tick(s->ctx, err, sizeof err);
+        if (fired < 0)
             log_warn("scheduler pass failed: %s", err);
+        if (s->metrics) {
+            metrics_counter_add(s->metrics, "auth_scheduler_passes_total",
+                                fired < 0 ? "result=\"failed\"" : "result=\"ok\"", 1);
+            if (fired > 0)
+                metrics_counter_add(s->metrics, "auth_scheduled_requests_total", NULL,
+                                    (double)fired);
+        }
         for (long waited = 0; waited < s->tick_ms && !atomic_load(&s->stop); waited += 100) {
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
@@ -247,7 +257,8 @@ static void *run(void *arg)
     return NULL;
 }
 
-struct scheduler *scheduler_start(struct auth_ctx *c, long tick_ms, char *err, size_t errlen)
+struct scheduler *scheduler_start(struct auth_ctx *c, long tick_ms, struct metrics *m, char *err,
+                                  size_t errlen)
 {
     struct scheduler *s = calloc(1, sizeof *s);
     if (!s) {
@@ -255,7 +266,15 @@ struct scheduler *scheduler_start(struct auth_ctx *c, long tick_ms, char *err, s
         return NULL;
     }
     s->ctx = c;
+    s->metrics = m;
     s->tick_ms = tick_ms;
+    if (m) {
+        metrics_describe(m, "auth_scheduler_passes_total", "counter",
+                         "Scheduler passes of this replica, by result");
+        metrics_describe(m, "auth_scheduled_requests_total", "counter",
+                         "Scheduled sync requests this replica wrote (each due schedule fires "
+                         "on one replica)");
+    }
     atomic_init(&s->stop, 0);
     if (pthread_create(&s->thread, NULL, run, s)) {
         snprintf(err, errlen, "cannot start the scheduler thread");

@@ -26,8 +26,11 @@ enum sched_action { SCHED_REQUEST = 0, SCHED_PAUSED = 1 };
 enum sched_action sched_decide(int64_t now, const struct pause_window *w, size_t n);
 
 struct scheduler;
-/* Start the background thread ticking every tick_ms. NULL with a message. */
-struct scheduler *scheduler_start(struct auth_ctx *c, long tick_ms, char *err, size_t errlen);
+struct metrics;
+/* Start the background thread ticking every tick_ms; m (borrowed, may be NULL) gets
+ * auth_scheduler_passes_total{result} and auth_scheduled_requests_total. NULL with a message. */
+struct scheduler *scheduler_start(struct auth_ctx *c, long tick_ms, struct metrics *m, char *err,
+                                  size_t errlen);
 /* One pass: fire due schedules, publish pending requests, retry pending revokes
  * (old states: lib/retention, started by main.c). Returns the number of sync requests written, or
  * -1 with a message. */

@@ -102,6 +102,40 @@ def compare(base, other):
                       + max(0, len(ids_b) - len(set(ids_b)))}
 
 
+def absolute_problems(tenant, google, azure, devices=0, ous=0, domain=SOAK_DOMAIN):
+    """What the tenant must hold after the runs of suite.run_events (Google's people
+    `google`, Azure's `azure`, all complete), whatever an uninterrupted run gave: a bug
+    present in both runs shows here."""
+    want_people = sorted([f"user.{i}@{domain}", f"Bob {i}" if i in azure else f"Robert {i}", "t"]
+                         for i in set(google) | set(azure))
+    want = {
+        "people": want_people,
+        "person_sources": sorted([["azure", str(len(azure)), "t"], ["google", str(len(google)),
+                                                                    "t"]]),
+        "org_units": [[f"id:ou{i:04d}", f"/Students/G{i}"] for i in range(ous)],
+        "assets": [[f"dev-{i:05d}", f"SN{i:07d}", "t"] for i in range(devices)],
+    }
+    got = {
+        "people": sorted(harness.psql(
+            "SELECT email_norm, display_name, (removed_at IS NULL) FROM people"
+            " WHERE tenant_id = :'t'", t=tenant)),
+        "person_sources": sorted(harness.psql(
+            "SELECT source, count(*), bool_and(removed_at IS NULL) FROM person_sources"
+            " WHERE tenant_id = :'t' GROUP BY 1", t=tenant)),
+        "org_units": harness.psql("SELECT org_unit_id, path FROM org_units WHERE tenant_id = :'t'"
+                                  " AND removed_at IS NULL ORDER BY 1", t=tenant),
+        "assets": harness.psql("SELECT device_id, serial_number, in_google FROM assets"
+                               " WHERE tenant_id = :'t' ORDER BY 1", t=tenant),
+    }
+    if not google:
+        want["person_sources"] = [r for r in want["person_sources"] if r[0] != "google"]
+    if not azure:
+        want["person_sources"] = [r for r in want["person_sources"] if r[0] != "azure"]
+    return [f"{k}: {len(got[k])} rows, {sum(r not in want[k] for r in got[k])} not expected, "
+            f"{sum(r not in got[k] for r in want[k])} missing"
+            for k in want if got[k] != want[k]]
+
+
 def large_sync(tenant, people, devices, ous):
     return [suite.run_events(tenant, "google", range(people), devices=devices, ous=ous,
                              domain=SOAK_DOMAIN),
@@ -139,6 +173,8 @@ def merger_kills(kills, people=3000, devices=500, ous=20, seed=None, base=None):
     finally:
         m.stop()
     problems, stats = compare(base, tenant)
+    problems += absolute_problems(tenant, range(people), range(people // 2, people + people // 4),
+                                  devices, ous)
     return dict(stats, kills=done, restarts=restarts, alive=alive, problems=problems,
                 base=base, tenant=tenant)
 
@@ -173,6 +209,8 @@ def infra_restart(which, people=2000, devices=300, ous=10, pause=5.0, base=None)
     finally:
         m.stop()
     problems, stats = compare(base, tenant)
+    problems += absolute_problems(tenant, range(people), range(people // 2, people + people // 4),
+                                  devices, ous)
     return dict(stats, restarts=1, alive=alive, problems=problems, base=base, tenant=tenant)
 
 
@@ -240,4 +278,5 @@ def sigterm_mid_batch(people=4000, grace=20.0):
     finally:
         m.stop()
     problems, stats = compare(base, tenant)
+    problems += absolute_problems(tenant, range(people), range(0))
     return dict(stats, exit_code=code, seconds=took, problems=problems)

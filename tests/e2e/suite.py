@@ -172,7 +172,7 @@ CANONICAL_SQL = {
                       "FROM person_sources WHERE tenant_id = :'t' ORDER BY 1, 2",
     "org_units": "SELECT org_unit_id, path, (removed_at IS NULL) FROM org_units "
                  "WHERE tenant_id = :'t' ORDER BY 1",
-    "assets": "SELECT device_id, serial_number, google_status FROM assets "
+    "assets": "SELECT device_id, serial_number, google_status, in_google FROM assets "
               "WHERE tenant_id = :'t' ORDER BY 1",
 }
 

@@ -10,7 +10,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
 import unittest
 import urllib.parse
 
@@ -945,6 +944,18 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         return float(psql("SELECT extract(epoch FROM next_sync_at - now()) FROM connections "
                           "WHERE tenant_id = :'t' AND provider = :'p'", t=tenant, p=provider)[0][0])
 
+    def counter(self, replica, name):
+        _, _, text = http("GET", replica.url + "/metrics")
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
+                   if line.startswith(name + " ") or line.startswith(name + "{"))
+
+    def more_passes(self, n):
+        """Wait until every replica's scheduler made n more passes."""
+        passes = [self.counter(r, "auth_scheduler_passes_total") for r in self.replicas]
+        wait_until(lambda: all(self.counter(r, "auth_scheduler_passes_total") >= p + n
+                               for r, p in zip(self.replicas, passes)),
+                   timeout=30, what=f"{n} more passes of each replica")
+
     def test_due_schedule_fires_once_google_before_azure(self):
         tenant, district = new_tenant("auth"), self.new_district()
         self.connect_google(tenant, district)
@@ -955,7 +966,9 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         wait_until(lambda: len(self.runs(tenant, "scheduled")) >= 2 and
                    self.next_sync_in(tenant, "azure") > 0, timeout=30,
                    what="the scheduled runs")
-        time.sleep(2)  # several more ticks of both replicas
+        # Both replicas then pass over the schedules several more times (observed, not slept):
+        # a second firing would have happened by then; exactly one run per schedule below.
+        self.more_passes(3)
         sched = self.runs(tenant, "scheduled")
         self.assertEqual(sorted(r["source"] for r in sched), ["azure", "google"])
         reqs = [e for e in self.events("panel.sync.requests", tenant)
@@ -964,9 +977,9 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         self.assertEqual(sorted(e["run_id"] for e in reqs), sorted(r["run_id"] for r in sched))
         # The next run is one interval (default 4 h) later.
         self.assertGreater(self.next_sync_in(tenant, "google"), 4 * 3600 - 120)
-        # Both replicas worked (or at least ran): each is alive and ready.
         for r in self.replicas:
             self.assertIsNone(r.proc.poll())
+            self.assertEqual(self.counter(r, 'auth_scheduler_passes_total{result="failed"}'), 0)
 
     def test_request_written_before_a_crash_is_published_once_after_restart(self):
         tenant, district = new_tenant("auth"), self.new_district()
@@ -981,7 +994,7 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         wait_until(lambda: psql("SELECT NOT publish_pending FROM sync_runs WHERE tenant_id = :'t' "
                                 "AND run_id = :'r'", t=tenant, r=run_id)[0][0] == "t",
                    timeout=30, what="the surviving replicas to publish the pending request")
-        time.sleep(1)
+        self.more_passes(2)  # the other replica too had its chance to publish it again
         reqs = [e for e in self.events("panel.sync.requests", tenant) if e["run_id"] == run_id]
         self.assertEqual(len(reqs), 1, "published once, with the run id that was written")
         self.assertEqual(reqs[0]["sync_request"]["reason"], "scheduled")

@@ -97,6 +97,7 @@ class AzureWired:
         return rows[0][0], json.loads(rows[0][1]), rows[0][2] == "t", rows[0][3] == "t"
 
     def person_events(self, tenant, person_id):
+        tm.outbox_drained(tenant)
         evs = harness.consume("panel.people.events", key_prefix=f"{tenant}/{person_id}",
                               timeout_ms=3000)
         return [e["event"]["person_changed"] for e in evs]

@@ -98,6 +98,29 @@ int cmd_decode(int argc, char **argv)
     return rc;
 }
 
+/* "headers":{name:value,...}, of a message that has any (the dead-letter topic's say why). */
+static int append_headers(struct buf *out, rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const char *name;
+    const void *value;
+    size_t size;
+    int rc = 0;
+    if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    rc |= buf_appends(out, "\"headers\":{");
+    for (size_t i = 0;
+         rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+         i++) {
+        char *v = strndup(value ? (const char *)value : "", value ? size : 0);
+        rc |= (i ? buf_appends(out, ",") : 0) || buf_append_json_string(out, name) ||
+              buf_appends(out, ":") || !v || buf_append_json_string(out, v);
+        free(v);
+    }
+    rc |= buf_appends(out, "},");
+    return rc;
+}
+
 static volatile sig_atomic_t consume_stop;
 static void on_int(int sig)
 {
@@ -164,6 +187,7 @@ int cmd_consume(int argc, char **argv)
         prc |= !key || buf_append_json_string(&prefix, key);
         prc |= buf_appends(&prefix, ",");
         free(key);
+        prc |= append_headers(&prefix, m);
         if (prc == 0)
             rc |= print_envelope(m->payload, m->len, prefix.data);
         buf_free(&prefix);

@@ -1,4 +1,5 @@
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
@@ -33,11 +34,40 @@ static void backoff_grows_with_jitter_and_honours_retry_after(void **state)
     }
 }
 
+/* Jitter that never varies would let every fetcher of a throttled tenant retry in step: the
+ * waits of one retry number spread over their range, both halves of it. */
+static void backoff_jitter_varies(void **state)
+{
+    (void)state;
+    struct http_client_opts o = {.backoff_base_ms = 1000, .backoff_max_ms = 60000};
+    long lo = 1000000, hi = -1, low_half = 0, high_half = 0;
+    bool seen[101] = {false};
+    int distinct = 0;
+    for (int i = 0; i < 400; i++) {
+        long w = http_backoff_ms(&o, 2, -1); /* 2000 ms: 1000..2000 */
+        assert_in_range(w, 1000, 2000);
+        lo = w < lo ? w : lo;
+        hi = w > hi ? w : hi;
+        low_half += w < 1500;
+        high_half += w >= 1500;
+        if (!seen[(w - 1000) / 10]) {
+            seen[(w - 1000) / 10] = true;
+            distinct++;
+        }
+    }
+    assert_true(hi - lo >= 800); /* spread over most of the range */
+    assert_true(low_half >= 100 && high_half >= 100);
+    assert_true(distinct >= 50); /* of 101 buckets of 10 ms */
+    /* a Retry-After above the jittered wait is the wait, exactly */
+    assert_int_equal(http_backoff_ms(&o, 1, 7.25), 7250);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(retry_after_forms),
         cmocka_unit_test(backoff_grows_with_jitter_and_honours_retry_after),
+        cmocka_unit_test(backoff_jitter_varies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
