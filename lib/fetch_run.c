@@ -591,12 +591,15 @@ static void fail_forbidden(struct fetch_run *r)
                    names, r->forbidden_msg);
 }
 
-json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *resp,
-                             const char *listing)
+/* page: the parsed body, NULL when it is not JSON (err says why). Any thread. */
+static json_t *parse_body(const struct http_response *resp, char *err, size_t errlen)
 {
-    char err[256];
-    json_t *page =
-        json_parse(resp->body.data ? resp->body.data : "", resp->body.len, err, sizeof err);
+    return json_parse(resp->body.data ? resp->body.data : "", resp->body.len, err, errlen);
+}
+
+/* The run's side of a parse: fail the run unless page (taken) is a JSON object. */
+static json_t *page_or_fail(struct fetch_run *r, json_t *page, const char *err, const char *listing)
+{
     if (!page) {
         fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
                        "page %llu of %s is not valid JSON: %s",
@@ -612,6 +615,13 @@ json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *re
     return page;
 }
 
+json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *resp,
+                             const char *listing)
+{
+    char err[256];
+    return page_or_fail(r, parse_body(resp, err, sizeof err), err, listing);
+}
+
 /* ------------------------------------------------------------------ paging */
 
 /* One page request, run on the prefetch thread. */
@@ -622,6 +632,8 @@ struct page_job {
     struct http_response resp;
     struct run_failure failure;
     int rc;
+    json_t *page; /* a 2xx body parsed on the prefetch thread too (owned until taken) */
+    char parse_err[256];
 };
 
 static void page_job_run(void *job, void *ctx)
@@ -629,7 +641,11 @@ static void page_job_run(void *job, void *ctx)
     struct page_job *j = job;
     (void)ctx;
     j->failure = (struct run_failure){0};
+    j->page = NULL;
+    j->parse_err[0] = '\0';
     j->rc = run_get(j->run, j->url.data, j->headers, &j->resp, &j->failure);
+    if (j->rc == 0 && j->resp.status >= 200 && j->resp.status <= 299)
+        j->page = parse_body(&j->resp, j->parse_err, sizeof j->parse_err);
 }
 
 static int page_request(struct fetch_run *r, struct prefetch *pf, struct page_job *job)
@@ -670,6 +686,10 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
             goto out;
         }
         enum fetch_page_action act = l->check ? l->check(&job.resp, &st, l->ctx) : FETCH_PAGE_USE;
+        if (act != FETCH_PAGE_USE) {
+            json_decref(job.page); /* a page asked for again, or not wanted */
+            job.page = NULL;
+        }
         if (act == FETCH_PAGE_END) {
             rc = 1;
             goto out;
@@ -703,7 +723,8 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
             goto out;
         }
         st.retries = 0;
-        page = fetch_run_parse_page(r, &job.resp, l->name);
+        page = page_or_fail(r, job.page, job.parse_err, l->name);
+        job.page = NULL;
         if (!page)
             goto out;
         /* The next request goes out before this page is published. */
@@ -747,6 +768,7 @@ out:
     }
     prefetch_destroy(pf);
     json_decref(page);
+    json_decref(job.page);
     buf_free(&job.url);
     http_response_free(&job.resp);
     return rc;

@@ -141,9 +141,9 @@ int fetch_run_set_delta_link(struct fetch_run *r, const char *link)
 int fetch_run_get(struct fetch_run *r, const char *url, const char *const *headers,
                   struct http_response *resp) __attribute__((warn_unused_result));
 /* ---- one listing, page after page (both providers' paging) ----
- * The next page is downloaded (on a second thread) while the current one is published:
- * after a page is parsed its cursor is taken and the next request started, then the page's
- * objects are published. At most one page is ahead, so memory holds two pages at most.
+ * The next page is downloaded and parsed (on a second thread) while the current one is
+ * published: once a page is taken its cursor is read and the next request started, then the
+ * page's objects are published. At most one page is ahead, so memory holds two pages at most.
  * Pages are published in order; after a failure nothing more is requested and a request in
  * flight is abandoned. */
 
