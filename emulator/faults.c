@@ -14,6 +14,7 @@ struct rule {
     struct fault f;
     double rate;    /* 0..1 when by rate */
     long remaining; /* > 0 when by count; -1 = by rate */
+    long after;     /* requests of the route let through before the rule applies */
 };
 
 struct faults {
@@ -75,7 +76,7 @@ int faults_add(struct faults *f, const json_t *rule, uint64_t *id, char *err, si
 {
     struct rule r;
     const char *route = NULL, *kind = NULL, *reason = NULL;
-    int64_t count = 0, status = 0, delay = 0;
+    int64_t count = 0, status = 0, delay = 0, after = 0;
     memset(&r, 0, sizeof r);
     if (!json_is_object(rule) || json_get_str(rule, "route", &route) != JSON_GET_OK ||
         !faults_route_known(route)) {
@@ -127,6 +128,16 @@ int faults_add(struct faults *f, const json_t *rule, uint64_t *id, char *err, si
             snprintf(err, errlen, "\"retry_after\" must be a number of seconds");
             return -1;
         }
+    enum json_get ag = json_get_int(rule, "after", &after);
+    if (ag != JSON_GET_OK && ag != JSON_GET_ABSENT) {
+        snprintf(err, errlen, "\"after\" must be an integer");
+        return -1;
+    }
+    if (after < 0 || after > 1000000000) {
+        snprintf(err, errlen, "\"after\" must be 0..1000000000");
+        return -1;
+    }
+    r.after = (long)after;
     if (json_get_str(rule, "reason", &reason) == JSON_GET_OK)
         snprintf(r.f.reason, sizeof r.f.reason, "%s", reason);
     if (json_get_int(rule, "delay_ms", &delay) == JSON_GET_OK) {
@@ -176,6 +187,10 @@ bool faults_pick(struct faults *f, const char *route, struct fault *out)
         struct rule *r = &f->rules[i];
         if (strcmp(r->route, "*") && strcmp(r->route, route))
             continue;
+        if (r->after > 0) {
+            r->after--; /* e.g. a fault on a listing's third page: after = 2 */
+            continue;
+        }
         if (r->remaining > 0) {
             r->remaining--;
             fired = true;

@@ -5,8 +5,10 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "prefetch.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,13 @@ struct fetch_service {
     char label[64]; /* source="google" */
     struct recent_run recent[RECENT_RUNS];
     size_t recent_next;
+    atomic_bool abandon; /* the page in flight is no longer wanted (the run failed) */
+};
+
+struct run_failure {
+    bool failed;
+    fetch_reason reason;
+    char message[512];
 };
 
 struct fetch_run {
@@ -86,6 +95,13 @@ static int stop_cb(void *ctx)
     return !svc_running(ctx);
 }
 
+/* Provider requests also stop when the run abandoned the page being prefetched. */
+static int api_stop_cb(void *ctx)
+{
+    struct fetch_service *fs = ctx;
+    return !svc_running(fs->svc) || atomic_load(&fs->abandon);
+}
+
 struct fetch_service *fetch_service_new(const struct fetch_config *cfg,
                                         const struct fetch_source_ops *ops, struct svc *svc,
                                         char *err, size_t errlen)
@@ -108,8 +124,8 @@ struct fetch_service *fetch_service_new(const struct fetch_config *cfg,
         .backoff_max_ms = cfg->backoff_max_ms,
         .retry_after_max_ms = cfg->retry_after_max_ms,
         .user_agent = "k12-panel-fetcher",
-        .cancelled = stop_cb,
-        .cancelled_ctx = svc,
+        .cancelled = api_stop_cb,
+        .cancelled_ctx = fs,
     };
     struct http_client_opts auth_opts = {
         .timeout_ms = 30000,
@@ -260,6 +276,31 @@ int fetch_run_fail(struct fetch_run *r, fetch_reason reason, const char *fmt, ..
     return -1;
 }
 
+/* A failure noted away from the run (the prefetch thread), applied when the page is taken. */
+static int failure_set(struct run_failure *f, fetch_reason reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int failure_set(struct run_failure *f, fetch_reason reason, const char *fmt, ...)
+{
+    if (f->failed)
+        return -1;
+    f->failed = true;
+    f->reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int fetch_run_fail_with(struct fetch_run *r, const struct run_failure *f)
+{
+    if (!f->failed)
+        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                              "a request failed without a reason");
+    return fetch_run_fail(r, f->reason, "%s", f->message);
+}
+
 static void label2(char *out, size_t n, const struct fetch_service *fs, const char *k,
                    const char *v)
 {
@@ -324,8 +365,8 @@ static fetch_reason token_error_reason(long status, const json_t *body, char *ms
     return PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL;
 }
 
-/* Ask auth for a fresh access token for the run's tenant. 0 or -1 (run failed). */
-static int get_token(struct fetch_run *r)
+/* Ask auth for a fresh access token for the run's tenant. 0 or -1 (the failure in f). */
+static int get_token(struct fetch_run *r, struct run_failure *f)
 {
     struct fetch_service *fs = r->fs;
     struct buf url, body, authz;
@@ -342,8 +383,8 @@ static int get_token(struct fetch_run *r)
         buf_appends(&body, ",\"provider\":") || buf_append_json_string(&body, fs->cfg->provider) ||
         buf_appends(&body, "}") ||
         buf_appendf(&authz, "Authorization: Bearer %s", fs->cfg->service_secret)) {
-        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                       "token request too large");
+        failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                    "token request too large");
         goto out;
     }
     const char *hdrs[] = {authz.data, "Content-Type: application/json", NULL};
@@ -355,26 +396,26 @@ static int get_token(struct fetch_run *r)
                                .deadline_ms = r->deadline_ms};
     enum http_result hr = http_client_do(fs->auth, &req, &resp, err, sizeof err);
     if (hr == HTTP_RESULT_STOPPED) {
-        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_SHUTDOWN,
-                       "stopped while asking auth for a token");
+        failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_SHUTDOWN,
+                    "stopped while asking auth for a token");
         goto out;
     }
     if (hr != HTTP_RESULT_OK) {
-        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                       "auth's token endpoint: %s", err);
+        failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                    "auth's token endpoint: %s", err);
         goto out;
     }
     reply = json_parse(resp.body.data ? resp.body.data : "", resp.body.len, err, sizeof err);
     if (resp.status != 200) {
         char msg[256];
         fetch_reason reason = token_error_reason(resp.status, reply, msg, sizeof msg);
-        fetch_run_fail(r, reason, "no access token: %s", msg);
+        failure_set(f, reason, "no access token: %s", msg);
         goto out;
     }
     const char *tok = json_str(reply, "access_token");
     if (!tok || !*tok || strlen(tok) >= sizeof r->token) {
-        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                       "auth's token reply has no usable access_token");
+        failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                    "auth's token reply has no usable access_token");
         goto out;
     }
     snprintf(r->token, sizeof r->token, "%s", tok);
@@ -400,8 +441,10 @@ static enum http_retry classify_wrap(long status, const struct buf *body, void *
     return fs->ops->classify(status, body, fs->ops->ctx);
 }
 
-int fetch_run_get(struct fetch_run *r, const char *url, const char *const *headers,
-                  struct http_response *resp)
+/* fetch_run_get() without touching the run's failure: the prefetch thread runs it while the
+ * run's thread publishes, and the failure counts only once the page is taken. */
+static int run_get(struct fetch_run *r, const char *url, const char *const *headers,
+                   struct http_response *resp, struct run_failure *f)
 {
     struct fetch_service *fs = r->fs;
     char err[1024];
@@ -413,8 +456,8 @@ int fetch_run_get(struct fetch_run *r, const char *url, const char *const *heade
         size_t n = 0;
         buf_reset(&authz);
         if (buf_appendf(&authz, "Authorization: Bearer %s", r->token)) {
-            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                           "authorization header too large");
+            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                        "authorization header too large");
             goto out;
         }
         hdrs[n++] = authz.data;
@@ -422,8 +465,8 @@ int fetch_run_get(struct fetch_run *r, const char *url, const char *const *heade
             hdrs[n++] = headers[i];
         hdrs[n] = NULL;
         if (http_now_ms() >= r->deadline_ms) {
-            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
-                           "the run's budget of %ld s is exhausted", fs->cfg->run_budget_s);
+            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
+                        "the run's budget of %ld s is exhausted", fs->cfg->run_budget_s);
             goto out;
         }
         struct http_request req = {.url = url,
@@ -442,32 +485,30 @@ int fetch_run_get(struct fetch_run *r, const char *url, const char *const *heade
         case HTTP_RESULT_OK:
             break;
         case HTTP_RESULT_DEADLINE:
-            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
-                           "the run's budget of %ld s is exhausted%s: %s", fs->cfg->run_budget_s,
-                           resp->throttled ? " while throttled" : "", err);
+            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
+                        "the run's budget of %ld s is exhausted%s: %s", fs->cfg->run_budget_s,
+                        resp->throttled ? " while throttled" : "", err);
             goto out;
         case HTTP_RESULT_TOO_LARGE:
-            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED, "%s",
-                           err);
+            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED, "%s", err);
             goto out;
         case HTTP_RESULT_RETRY_AFTER_TOO_LONG:
-            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED, "%s",
-                           err);
+            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED, "%s", err);
             goto out;
         case HTTP_RESULT_STOPPED:
-            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_SHUTDOWN,
-                           "the fetcher is stopping");
+            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_SHUTDOWN,
+                        "the fetcher is stopping");
             goto out;
         case HTTP_RESULT_TRANSPORT:
         default:
-            fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR,
-                           "%s", err);
+            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR, "%s",
+                        err);
             goto out;
         }
         if (resp->status == 401 && refreshed == 0) {
             /* The access token expired during the run: one new token, one more try. */
             log_info_t(r->tenant, r->run_id, "access token rejected; asking auth for a new one");
-            if (get_token(r))
+            if (get_token(r, f))
                 goto out;
             continue;
         }
@@ -477,6 +518,16 @@ int fetch_run_get(struct fetch_run *r, const char *url, const char *const *heade
 out:
     buf_free(&authz);
     return rc;
+}
+
+int fetch_run_get(struct fetch_run *r, const char *url, const char *const *headers,
+                  struct http_response *resp)
+{
+    struct run_failure f = {0};
+    int rc = run_get(r, url, headers, resp, &f);
+    if (rc)
+        return fetch_run_fail_with(r, &f);
+    return 0;
 }
 
 int fetch_run_fail_response(struct fetch_run *r, const struct http_response *resp)
@@ -540,12 +591,15 @@ static void fail_forbidden(struct fetch_run *r)
                    names, r->forbidden_msg);
 }
 
-json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *resp,
-                             const char *listing)
+/* page: the parsed body, NULL when it is not JSON (err says why). Any thread. */
+static json_t *parse_body(const struct http_response *resp, char *err, size_t errlen)
 {
-    char err[256];
-    json_t *page =
-        json_parse(resp->body.data ? resp->body.data : "", resp->body.len, err, sizeof err);
+    return json_parse(resp->body.data ? resp->body.data : "", resp->body.len, err, errlen);
+}
+
+/* The run's side of a parse: fail the run unless page (taken) is a JSON object. */
+static json_t *page_or_fail(struct fetch_run *r, json_t *page, const char *err, const char *listing)
+{
     if (!page) {
         fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
                        "page %llu of %s is not valid JSON: %s",
@@ -559,6 +613,165 @@ json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *re
         return NULL;
     }
     return page;
+}
+
+json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *resp,
+                             const char *listing)
+{
+    char err[256];
+    return page_or_fail(r, parse_body(resp, err, sizeof err), err, listing);
+}
+
+/* ------------------------------------------------------------------ paging */
+
+/* One page request, run on the prefetch thread. */
+struct page_job {
+    struct fetch_run *run;
+    const char *const *headers;
+    struct buf url;
+    struct http_response resp;
+    struct run_failure failure;
+    int rc;
+    json_t *page; /* a 2xx body parsed on the prefetch thread too (owned until taken) */
+    char parse_err[256];
+};
+
+static void page_job_run(void *job, void *ctx)
+{
+    struct page_job *j = job;
+    (void)ctx;
+    j->failure = (struct run_failure){0};
+    j->page = NULL;
+    j->parse_err[0] = '\0';
+    j->rc = run_get(j->run, j->url.data, j->headers, &j->resp, &j->failure);
+    if (j->rc == 0 && j->resp.status >= 200 && j->resp.status <= 299)
+        j->page = parse_body(&j->resp, j->parse_err, sizeof j->parse_err);
+}
+
+static int page_request(struct fetch_run *r, struct prefetch *pf, struct page_job *job)
+{
+    if (prefetch_start(pf, job))
+        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                              "cannot start a page request");
+    return 0;
+}
+
+int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
+{
+    struct page_job job = {.run = r, .headers = l->headers};
+    struct prefetch *pf = NULL;
+    json_t *page = NULL;
+    struct fetch_page_state st = {.first_page = true};
+    char err[256];
+    int rc = -1;
+    buf_init(&job.url, 16384);
+    http_response_init(&job.resp);
+    atomic_store(&r->fs->abandon, false);
+    pf = prefetch_new(page_job_run, NULL, err, sizeof err);
+    if (!pf) {
+        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL, "%s", err);
+        goto out;
+    }
+    if (buf_appends(&job.url, l->first_url)) {
+        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                       "%s: URL too long", l->name);
+        goto out;
+    }
+    if (page_request(r, pf, &job))
+        goto out;
+    for (;;) {
+        (void)prefetch_wait(pf);
+        if (job.rc) {
+            fetch_run_fail_with(r, &job.failure);
+            goto out;
+        }
+        enum fetch_page_action act = l->check ? l->check(&job.resp, &st, l->ctx) : FETCH_PAGE_USE;
+        if (act != FETCH_PAGE_USE) {
+            json_decref(job.page); /* a page asked for again, or not wanted */
+            job.page = NULL;
+        }
+        if (act == FETCH_PAGE_END) {
+            rc = 1;
+            goto out;
+        }
+        if (act == FETCH_PAGE_RETRY) {
+            st.retries++;
+            log_info_t(r->tenant, r->run_id, "%s: page answered HTTP %ld; asking again (%d)",
+                       l->name, job.resp.status, st.retries);
+            if (fetch_run_backoff(r, st.retries) || page_request(r, pf, &job))
+                goto out;
+            continue;
+        }
+        if (act == FETCH_PAGE_RESTART) {
+            /* The listing starts over: objects already published are published again (the
+             * merge is idempotent). */
+            st.restarts++;
+            st.retries = 0;
+            st.first_page = true;
+            log_warn_t(r->tenant, r->run_id, "%s: page token expired; restarting the listing (%d)",
+                       l->name, st.restarts);
+            buf_reset(&job.url);
+            if (buf_appends(&job.url, l->first_url) || page_request(r, pf, &job))
+                goto out;
+            continue;
+        }
+        if (job.resp.status < 200 || job.resp.status > 299) {
+            /* A refused listing (403) leaves the others to be read. */
+            if (fetch_run_listing_failed(r, l->refused_name ? l->refused_name : l->name,
+                                         &job.resp) > 0)
+                rc = 0;
+            goto out;
+        }
+        st.retries = 0;
+        page = page_or_fail(r, job.page, job.parse_err, l->name);
+        job.page = NULL;
+        if (!page)
+            goto out;
+        /* The next request goes out before this page is published. */
+        const char *cursor = l->next(page, l->ctx);
+        bool more = cursor && *cursor, bad_url = false;
+        fetch_reason why = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL;
+        char msg[512] = "";
+        if (more) {
+            buf_reset(&job.url);
+            if (l->next_url(cursor, &job.url, &why, msg, sizeof msg, l->ctx)) {
+                bad_url = true;
+                more = false;
+            } else {
+                st.first_page = false;
+                if (page_request(r, pf, &job))
+                    goto out;
+            }
+        }
+        if (l->publish(r, page, l->ctx))
+            goto out;
+        fetch_run_page_done(r, l->name);
+        if (bad_url) {
+            fetch_run_fail(r, why, "%s", msg);
+            goto out;
+        }
+        if (!more) {
+            if (l->last && l->last(r, page, l->ctx))
+                goto out;
+            break;
+        }
+        json_decref(page);
+        page = NULL;
+    }
+    rc = 0;
+out:
+    if (pf && prefetch_busy(pf)) {
+        /* The run failed while the next page was on its way: it is not wanted. */
+        atomic_store(&r->fs->abandon, true);
+        (void)prefetch_wait(pf);
+        atomic_store(&r->fs->abandon, false);
+    }
+    prefetch_destroy(pf);
+    json_decref(page);
+    json_decref(job.page);
+    buf_free(&job.url);
+    http_response_free(&job.resp);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ publishing */
@@ -739,6 +952,14 @@ static void recent_note(struct fetch_service *fs, const char *tenant, const char
     snprintf(rr->run_id, sizeof rr->run_id, "%s", run_id);
 }
 
+static int first_token(struct fetch_run *r)
+{
+    struct run_failure f = {0};
+    if (get_token(r, &f))
+        return fetch_run_fail_with(r, &f);
+    return 0;
+}
+
 static void run_one(struct fetch_service *fs, const Envelope *req)
 {
     struct fetch_run *r = calloc(1, sizeof *r);
@@ -763,7 +984,7 @@ static void run_one(struct fetch_service *fs, const Envelope *req)
     log_info_t(r->tenant, r->run_id, "run started (%s, reason %s)",
                r->kind == PANEL__V1__RUN_KIND__RUN_KIND_DELTA ? "delta" : "full",
                r->request_reason ? r->request_reason : "-");
-    int ok = publish_started(r) == 0 && get_token(r) == 0 && fs->ops->run(r, fs->ops->ctx) == 0 &&
+    int ok = publish_started(r) == 0 && first_token(r) == 0 && fs->ops->run(r, fs->ops->ctx) == 0 &&
              flush(r) == 0;
     if (!r->failed && r->nforbidden > 0)
         fail_forbidden(r);

@@ -140,6 +140,55 @@ int fetch_run_set_delta_link(struct fetch_run *r, const char *link)
  * (reason recorded: budget, transport, revoked, shutdown). */
 int fetch_run_get(struct fetch_run *r, const char *url, const char *const *headers,
                   struct http_response *resp) __attribute__((warn_unused_result));
+/* ---- one listing, page after page (both providers' paging) ----
+ * The next page is downloaded and parsed (on a second thread) while the current one is
+ * published: once a page is taken its cursor is read and the next request started, then the
+ * page's objects are published. At most one page is ahead, so memory holds two pages at most.
+ * Pages are published in order; after a failure nothing more is requested and a request in
+ * flight is abandoned. */
+
+/* What fetch_run_pages() does with a response (fetch_listing.check). */
+enum fetch_page_action {
+    FETCH_PAGE_USE = 0, /* a page (2xx) or a final answer (non-2xx: the listing fails) */
+    FETCH_PAGE_RETRY,   /* ask for the same page again after a backoff */
+    FETCH_PAGE_RESTART, /* the page token expired: the listing starts over from its first page */
+    FETCH_PAGE_END,     /* stop the listing without using the answer: fetch_run_pages() = 1 */
+};
+
+/* Where a listing stands when check() is asked. */
+struct fetch_page_state {
+    bool first_page; /* the request carried no cursor */
+    int retries;     /* FETCH_PAGE_RETRY answers for this page so far */
+    int restarts;    /* FETCH_PAGE_RESTART answers for this listing so far */
+};
+
+/* A listing as the provider describes it. Strings are borrowed for the call. */
+struct fetch_listing {
+    const char *name;         /* pages metric label, logs and failure messages */
+    const char *refused_name; /* the listing a refusal (403) names; NULL = name */
+    const char *first_url;
+    const char *const *headers; /* extra headers of every request (NULL-terminated), or NULL */
+    /* Optional: classify a response before it is used (NULL: always FETCH_PAGE_USE). */
+    enum fetch_page_action (*check)(const struct http_response *resp,
+                                    const struct fetch_page_state *st, void *ctx);
+    /* The next page's cursor (borrowed from page), NULL or "" on the last page. */
+    const char *(*next)(const json_t *page, void *ctx);
+    /* The next page's URL from its cursor into url (reset by the caller). On -1, why and msg
+     * say why: the run fails with them after the current page is published. */
+    int (*next_url)(const char *cursor, struct buf *url, fetch_reason *why, char *msg,
+                    size_t msglen, void *ctx);
+    /* Publish one page's objects. 0 or -1 (run failed). */
+    int (*publish)(struct fetch_run *run, const json_t *page, void *ctx);
+    /* Optional: after the last page was published (Graph keeps its deltaLink). 0 or -1. */
+    int (*last)(struct fetch_run *run, const json_t *page, void *ctx);
+    void *ctx; /* borrowed */
+};
+
+/* Read a listing from first_url to its last page. 0: done, or refused with the run going on
+ * (fetch_run_listing_failed); 1: check() said FETCH_PAGE_END; -1: the run failed. */
+int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
+    __attribute__((warn_unused_result));
+
 /* Listing names as one line ("orgunits, devices") in out (always terminated when outlen > 0).
  * Only whole names: false when they did not all fit (then "..." ends the line if room). */
 bool fetch_listings_join(const char *const *names, size_t n, char *out, size_t outlen);

@@ -166,14 +166,13 @@ bool graph_page_token_expired(long status, const struct buf *body)
 #define GRAPH_LISTING_RESTARTS 3
 
 enum mode {
-    MODE_FULL,     /* /users: publish every user */
-    MODE_BASELINE, /* /users/delta from scratch: only the deltaLink is wanted */
-    MODE_DELTA,    /* /users/delta from a stored link: publish changes and removals */
+    MODE_FULL,  /* /users/delta from scratch: every user, whole, and a deltaLink at the end */
+    MODE_DELTA, /* /users/delta from a stored link: publish changes and removals */
 };
 
 static const char *mode_name(enum mode m)
 {
-    return m == MODE_FULL ? "users" : m == MODE_BASELINE ? "delta-baseline" : "delta";
+    return m == MODE_FULL ? "users" : "delta";
 }
 
 enum graph_entry graph_entry_kind(const json_t *obj, const char **id,
@@ -192,6 +191,13 @@ enum graph_entry graph_entry_kind(const json_t *obj, const char **id,
                   : PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED;
     return GRAPH_ENTRY_REMOVED;
 }
+
+/* One listing of one run: what the paging callbacks need. */
+struct listing_run {
+    struct graph *g;
+    enum mode mode;
+    char *delta_link; /* the last page's @odata.deltaLink (owned) */
+};
 
 static int publish_value(struct fetch_run *run, const struct fmap_spec *spec, enum mode mode,
                          const json_t *value)
@@ -232,110 +238,113 @@ static int publish_value(struct fetch_run *run, const struct fmap_spec *spec, en
     return 0;
 }
 
-/* Follow a listing from url to its last page. 0 done (*delta_link set for delta modes);
- * 1 the delta token expired (MODE_DELTA only); -1 the run failed. */
+/* Links are followed verbatim, but the token is only ever sent to Graph. */
+static bool inside_graph(const struct graph *g, const char *url)
+{
+    size_t base = strlen(g->graph_url);
+    return strncmp(url, g->graph_url, base) == 0 && (url[base] == '/' || url[base] == '\0');
+}
+
+static enum fetch_page_action check_page(const struct http_response *resp,
+                                         const struct fetch_page_state *st, void *ctx)
+{
+    const struct listing_run *lr = ctx;
+    if (lr->mode == MODE_DELTA)
+        return graph_delta_expired(resp->status, &resp->body) ? FETCH_PAGE_END : FETCH_PAGE_USE;
+    /* A listing from scratch whose skiptoken expired (Directory_ExpiredPageToken, or the
+     * delta answers for an expired token) starts over: the merge is idempotent. */
+    if (!st->first_page && st->restarts < GRAPH_LISTING_RESTARTS &&
+        (graph_page_token_expired(resp->status, &resp->body) ||
+         graph_delta_expired(resp->status, &resp->body)))
+        return FETCH_PAGE_RESTART;
+    return FETCH_PAGE_USE;
+}
+
+static const char *next_link(const json_t *page, void *ctx)
+{
+    (void)ctx;
+    return json_str(page, "@odata.nextLink");
+}
+
+static int next_url(const char *link, struct buf *url, fetch_reason *why, char *msg, size_t msglen,
+                    void *ctx)
+{
+    const struct listing_run *lr = ctx;
+    if (!inside_graph(lr->g, link)) {
+        *why = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED;
+        snprintf(msg, msglen, "%s: a link points outside %s", mode_name(lr->mode),
+                 lr->g->graph_url);
+        return -1;
+    }
+    if (buf_appends(url, link)) {
+        *why = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED;
+        snprintf(msg, msglen, "%s: a link is too long", mode_name(lr->mode));
+        return -1;
+    }
+    return 0;
+}
+
+static int publish_page(struct fetch_run *run, const json_t *page, void *ctx)
+{
+    const struct listing_run *lr = ctx;
+    json_t *value = json_object_get(page, "value");
+    if (!json_is_array(value))
+        return fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
+                              "%s page without a \"value\" list", mode_name(lr->mode));
+    return publish_value(run, &lr->g->user_spec, lr->mode, value);
+}
+
+static int last_page(struct fetch_run *run, const json_t *page, void *ctx)
+{
+    struct listing_run *lr = ctx;
+    const char *delta = json_str(page, "@odata.deltaLink");
+    if (!delta || !*delta)
+        return fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
+                              "%s: last page has neither nextLink nor deltaLink",
+                              mode_name(lr->mode));
+    free(lr->delta_link);
+    lr->delta_link = strdup(delta);
+    if (!lr->delta_link)
+        return fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                              "out of memory");
+    return 0;
+}
+
+/* Follow a /users/delta round from url to its deltaLink. 0 done (*delta_link set); 1 the
+ * delta token expired (MODE_DELTA only); -1 the run failed. */
 static int follow(struct fetch_run *run, struct graph *g, const char *first, enum mode mode,
                   char **delta_link)
 {
-    struct http_response resp;
-    json_t *page = NULL;
-    char *url = strdup(first);
-    int rc = -1, restarts = 0;
-    size_t base = strlen(g->graph_url);
+    struct listing_run lr = {.g = g, .mode = mode};
     /* One Prefer header: later rounds carry only changed properties, pages as large as
-     * /users pages (Graph reads both preferences from a comma-separated list). */
+     * PANEL_AZURE_PAGE_SIZE (Graph reads both preferences from a comma-separated list). */
     char prefer[96];
     snprintf(prefer, sizeof prefer, "Prefer: return=minimal, odata.maxpagesize=%ld", g->page_size);
-    const char *const minimal[] = {prefer, NULL};
+    const char *const headers[] = {prefer, NULL};
     *delta_link = NULL;
-    http_response_init(&resp);
-    if (!url) {
-        fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                       "out of memory");
-        goto out;
+    if (!inside_graph(g, first))
+        return fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
+                              "%s: a link points outside %s", mode_name(mode), g->graph_url);
+    struct fetch_listing fl = {
+        .name = mode_name(mode),
+        .refused_name = "users", /* /users/delta needs User.Read.All like /users */
+        .first_url = first,
+        .headers = headers,
+        .check = check_page,
+        .next = next_link,
+        .next_url = next_url,
+        .publish = publish_page,
+        .last = last_page,
+        .ctx = &lr,
+    };
+    int rc = fetch_run_pages(run, &fl);
+    if (rc == 0 && lr.delta_link) {
+        *delta_link = lr.delta_link;
+        lr.delta_link = NULL;
+    } else if (rc == 0) {
+        rc = -1; /* refused: the run ends with RunFailed(FORBIDDEN) and no link */
     }
-    for (;;) {
-        /* Links are followed verbatim, but the token is only ever sent to Graph. */
-        if (strncmp(url, g->graph_url, base) != 0 || (url[base] != '/' && url[base] != '\0')) {
-            fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
-                           "%s: a link points outside %s", mode_name(mode), g->graph_url);
-            goto out;
-        }
-        if (fetch_run_get(run, url, mode == MODE_FULL ? NULL : minimal, &resp))
-            goto out;
-        if (mode == MODE_DELTA && graph_delta_expired(resp.status, &resp.body)) {
-            rc = 1;
-            goto out;
-        }
-        if (mode == MODE_FULL && restarts < GRAPH_LISTING_RESTARTS &&
-            graph_page_token_expired(resp.status, &resp.body)) {
-            /* The skiptoken expired: the listing starts over (the merge is idempotent). */
-            restarts++;
-            log_warn_t(fetch_run_tenant(run), fetch_run_id(run),
-                       "users: page token expired; restarting the listing (%d)", restarts);
-            free(url);
-            url = strdup(first);
-            if (!url) {
-                fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                               "out of memory");
-                goto out;
-            }
-            continue;
-        }
-        if (resp.status < 200 || resp.status > 299) {
-            /* 403 Authorization_RequestDenied: /users and /users/delta need User.Read.All. */
-            if (fetch_run_listing_failed(run, "users", &resp) > 0)
-                log_info_t(fetch_run_tenant(run), fetch_run_id(run),
-                           "users refused: the run ends without it");
-            goto out;
-        }
-        page = fetch_run_parse_page(run, &resp, mode_name(mode));
-        if (!page)
-            goto out;
-        json_t *value = json_object_get(page, "value");
-        if (!json_is_array(value)) {
-            fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
-                           "%s page without a \"value\" list", mode_name(mode));
-            goto out;
-        }
-        if (mode != MODE_BASELINE && publish_value(run, &g->user_spec, mode, value))
-            goto out;
-        const char *next = json_str(page, "@odata.nextLink");
-        const char *delta = json_str(page, "@odata.deltaLink");
-        fetch_run_page_done(run, mode_name(mode));
-        free(url);
-        url = NULL;
-        if (next && *next) {
-            url = strdup(next);
-            if (!url) {
-                fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                               "out of memory");
-                goto out;
-            }
-            json_decref(page);
-            page = NULL;
-            continue;
-        }
-        if (mode != MODE_FULL) {
-            if (!delta || !*delta) {
-                fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
-                               "%s: last page has neither nextLink nor deltaLink", mode_name(mode));
-                goto out;
-            }
-            *delta_link = strdup(delta);
-            if (!*delta_link) {
-                fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                               "out of memory");
-                goto out;
-            }
-        }
-        break;
-    }
-    rc = 0;
-out:
-    json_decref(page);
-    free(url);
-    http_response_free(&resp);
+    free(lr.delta_link);
     return rc;
 }
 
@@ -365,30 +374,21 @@ Panel__V1__RunKind graph_plan(struct fetch_run *run, void *ctx)
     return PANEL__V1__RUN_KIND__RUN_KIND_DELTA;
 }
 
+/* A full run is one delta round from scratch: Graph lists every user whole and ends with the
+ * deltaLink of the state the round started from, so a change made while the round is being
+ * listed shows up again in the next round, and the tenant is downloaded once. */
 static int full_run(struct fetch_run *run, struct graph *g)
 {
     struct buf url;
     char *link = NULL;
     int rc = -1;
     buf_init(&url, 4096);
-    /* The delta baseline is taken first: a change made while /users is being listed then
-     * shows up again in the next delta round instead of being lost. */
     if (buf_appendf(&url, "%s/v1.0/users/delta?$select=%s", g->graph_url, g->select)) {
         fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
                        "URL too long");
         goto out;
     }
-    if (follow(run, g, url.data, MODE_BASELINE, &link))
-        goto out;
-    buf_reset(&url);
-    if (buf_appendf(&url, "%s/v1.0/users?$select=%s&$top=%ld", g->graph_url, g->select,
-                    g->page_size)) {
-        fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                       "URL too long");
-        goto out;
-    }
-    char *unused = NULL;
-    if (follow(run, g, url.data, MODE_FULL, &unused))
+    if (follow(run, g, url.data, MODE_FULL, &link))
         goto out;
     fetch_run_set_kind(run, PANEL__V1__RUN_KIND__RUN_KIND_FULL);
     if (fetch_run_set_delta_link(run, link)) {

@@ -1,7 +1,8 @@
-/* graph: what is specific to Microsoft Graph — /v1.0/users full listings with $select and
- * $top, /v1.0/users/delta rounds from a stored delta link (Prefer: return=minimal, only sent
- * properties present, nulls as cleared fields, @removed as ObjectRemoved), the fallback to a
- * full run when the delta token expired, error classification and the mapping table. */
+/* graph: what is specific to Microsoft Graph — full runs as one /v1.0/users/delta round from
+ * scratch (every user, whole, ending with a deltaLink), delta rounds from a stored delta link
+ * (Prefer: return=minimal, only sent properties present, nulls as cleared fields, @removed as
+ * ObjectRemoved), the fallback to a full run when the delta token expired, error
+ * classification and the mapping table. */
 #ifndef AZURE_SYNC_GRAPH_H
 #define AZURE_SYNC_GRAPH_H
 
@@ -14,7 +15,7 @@
 
 struct graph {
     const char *graph_url;     /* e.g. https://graph.microsoft.com (no trailing slash) */
-    long page_size;            /* $top of /users (<= 999) */
+    long page_size;            /* Prefer: odata.maxpagesize of /users/delta pages (<= 999) */
     long full_every_hours;     /* a delta run older than this since the last full becomes full */
     struct delta_store *store; /* borrowed; NULL = no durable delta links (every run full) */
     /* Directory extension holding a student's graduation year
@@ -44,7 +45,7 @@ fetch_reason graph_failure(long status, const struct buf *body, char *msg, size_
  * case, 410 Gone, resyncRequired): drop it and run a full sync. */
 bool graph_delta_expired(long status, const struct buf *body);
 
-/* True for 400 Directory_ExpiredPageToken: a /users listing starts over. */
+/* True for 400 Directory_ExpiredPageToken: a full run's listing starts over. */
 bool graph_page_token_expired(long status, const struct buf *body);
 
 /* One entry of a page's "value" array, as a delta round reads it. */

@@ -28,7 +28,7 @@ static const struct cfg_option options[] = {
     {"PANEL_GRAPH_URL", CFG_STRING, "https://graph.microsoft.com", 0, 1024,
      offsetof(struct azure_sync_config, graph_url), "Base URL of Microsoft Graph"},
     {"PANEL_AZURE_PAGE_SIZE", CFG_INT, "999", 1, 999, offsetof(struct azure_sync_config, page_size),
-     "$top of a full /v1.0/users listing"},
+     "Page size of /v1.0/users/delta (Prefer: odata.maxpagesize)"},
     {"PANEL_AZURE_FULL_EVERY_HOURS", CFG_INT, "24", 0, 8760,
      offsetof(struct azure_sync_config, full_every_hours),
      "A run becomes a full run when the last full one is older than this (0 = never forced)"},

@@ -184,10 +184,16 @@ struct listing {
     bool same_page_retry; /* devices: 400 "Invalid Input" is transient */
 };
 
-static int build_url(struct buf *url, const struct google_opts *g, const struct listing *l,
-                     long page_size, const char *page_token)
+/* One listing of one run: what the paging callbacks need. */
+struct listing_run {
+    const struct google_opts *g;
+    const struct listing *l;
+    long page_size;
+};
+
+static int page_url(const struct google_opts *g, const struct listing *l, long page_size,
+                    const char *page_token, struct buf *url)
 {
-    buf_reset(url);
     if (buf_appendf(url, "%s%s?%s", g->api_url, l->path, l->query))
         return -1;
     if (l->paged && page_size > 0 && buf_appendf(url, "&maxResults=%ld", page_size))
@@ -197,9 +203,42 @@ static int build_url(struct buf *url, const struct google_opts *g, const struct 
     return 0;
 }
 
-/* Publish every object of one page. 0 or -1 (run failed). */
-static int publish_items(struct fetch_run *run, const struct listing *l, const json_t *page)
+static enum fetch_page_action check_page(const struct http_response *resp,
+                                         const struct fetch_page_state *st, void *ctx)
 {
+    const struct listing_run *lr = ctx;
+    if (resp->status != 400)
+        return FETCH_PAGE_USE;
+    if (lr->l->same_page_retry && st->retries < lr->g->same_page_retries &&
+        google_invalid_input(resp->status, &resp->body))
+        return FETCH_PAGE_RETRY; /* devices' transient 400 "Invalid Input" */
+    if (!st->first_page && st->restarts < lr->g->listing_restarts)
+        return FETCH_PAGE_RESTART; /* a 400 to a page token: it expired */
+    return FETCH_PAGE_USE;
+}
+
+static const char *next_token(const json_t *page, void *ctx)
+{
+    const struct listing_run *lr = ctx;
+    return lr->l->paged ? json_str(page, "nextPageToken") : NULL;
+}
+
+static int next_url(const char *token, struct buf *url, fetch_reason *why, char *msg, size_t msglen,
+                    void *ctx)
+{
+    const struct listing_run *lr = ctx;
+    if (page_url(lr->g, lr->l, lr->page_size, token, url)) {
+        *why = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED;
+        snprintf(msg, msglen, "%s: page token too long", lr->l->name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Publish every object of one page. 0 or -1 (run failed). */
+static int publish_items(struct fetch_run *run, const json_t *page, void *ctx)
+{
+    const struct listing *l = ((const struct listing_run *)ctx)->l;
     json_t *items = json_object_get(page, l->items);
     if (!items)
         return 0; /* Google omits an empty list */
@@ -229,79 +268,27 @@ static int publish_items(struct fetch_run *run, const struct listing *l, const j
 static int list(struct fetch_run *run, const struct google_opts *g, const struct listing *l,
                 long page_size)
 {
-    struct buf url;
-    struct http_response resp;
-    json_t *page = NULL;
-    char *token = NULL;
-    int rc = -1, restarts = 0, same_page = 0;
-    buf_init(&url, 16384);
-    http_response_init(&resp);
-    for (;;) {
-        if (build_url(&url, g, l, page_size, token)) {
-            fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
-                           "%s: page token too long", l->name);
-            goto out;
-        }
-        if (fetch_run_get(run, url.data, NULL, &resp))
-            goto out;
-        if (resp.status == 400 && l->same_page_retry && same_page < g->same_page_retries &&
-            google_invalid_input(resp.status, &resp.body)) {
-            same_page++;
-            log_info_t(fetch_run_tenant(run), fetch_run_id(run),
-                       "%s page answered 400 Invalid Input; retrying the same page", l->name);
-            if (fetch_run_backoff(run, same_page))
-                goto out;
-            continue;
-        }
-        if (resp.status == 400 && token) {
-            if (restarts < g->listing_restarts) {
-                /* An expired page token: the listing starts over (objects already published
-                 * are published again; the merge is idempotent). */
-                restarts++;
-                same_page = 0;
-                free(token);
-                token = NULL;
-                log_warn_t(fetch_run_tenant(run), fetch_run_id(run),
-                           "%s: page token rejected; restarting the listing (%d)", l->name,
-                           restarts);
-                continue;
-            }
-        }
-        if (resp.status < 200 || resp.status > 299) {
-            /* A refused listing (403 forbidden) leaves the others to be read. */
-            if (fetch_run_listing_failed(run, l->name, &resp) > 0)
-                rc = 0;
-            goto out;
-        }
-        same_page = 0;
-        page = fetch_run_parse_page(run, &resp, l->name);
-        if (!page)
-            goto out;
-        if (publish_items(run, l, page))
-            goto out;
-        const char *next = l->paged ? json_str(page, "nextPageToken") : NULL;
-        free(token);
-        token = NULL;
-        if (next && *next) {
-            token = strdup(next);
-            if (!token) {
-                fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                               "out of memory");
-                goto out;
-            }
-        }
-        json_decref(page);
-        page = NULL;
-        fetch_run_page_done(run, l->name);
-        if (!token)
-            break;
+    struct listing_run lr = {.g = g, .l = l, .page_size = page_size};
+    struct buf first;
+    int rc = -1;
+    buf_init(&first, 4096);
+    if (page_url(g, l, page_size, NULL, &first)) {
+        fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+                       "%s: URL too long", l->name);
+        goto out;
     }
-    rc = 0;
+    struct fetch_listing fl = {
+        .name = l->name,
+        .first_url = first.data,
+        .check = check_page,
+        .next = next_token,
+        .next_url = next_url,
+        .publish = publish_items,
+        .ctx = &lr,
+    };
+    rc = fetch_run_pages(run, &fl) == 0 ? 0 : -1;
 out:
-    json_decref(page);
-    free(token);
-    buf_free(&url);
-    http_response_free(&resp);
+    buf_free(&first);
     return rc;
 }
 

@@ -71,6 +71,29 @@ class AzureSync(FetcherTestCase):
                       t=tenant)
         self.assertEqual(stored, [[link]])
 
+    def test_full_run_downloads_the_tenant_once(self):
+        """A full run is one /users/delta round from scratch: every user is downloaded once
+        (no /users listing besides it), and its deltaLink is the next round's start."""
+        tenant, district = self.connect(150)
+        control(self.emu, "POST", "/control/reset-stats")
+        events = self.sync(tenant, force_full=True)
+        self.assert_complete(events, "RUN_KIND_FULL")
+        stats = control(self.emu, "GET", "/control/stats")["requests"]
+        self.assertEqual((stats.get("graph.users", 0), stats.get("graph.delta", 0)), (0, 3))
+        self.assertEqual(events[-1]["run_completed"]["counts"]["pages"], 3)  # 150 in pages of 60
+        self.assertEqual(len(payloads(events, "person_observed")), 150)
+        # the link it ends with carries the next round: a change shows up as a delta
+        user = next(u for u in self.users(district) if u["accountEnabled"])
+        control(self.emu, "PATCH", f"/control/districts/{district['id']}/azure/users/{user['id']}",
+                {"jobTitle": "Principal"})
+        control(self.emu, "POST", "/control/reset-stats")
+        delta = self.sync(tenant)
+        self.assert_complete(delta, "RUN_KIND_DELTA")
+        self.assertEqual([p["source_id"] for p in payloads(delta, "person_observed", "person")],
+                         [user["id"]])
+        stats = control(self.emu, "GET", "/control/stats")["requests"]
+        self.assertEqual((stats.get("graph.users", 0), stats.get("graph.delta", 0)), (0, 1))
+
     def test_delta_round_carries_exactly_the_changes(self):
         tenant, district = self.connect(40)
         self.assert_complete(self.sync(tenant), "RUN_KIND_FULL")
@@ -151,12 +174,13 @@ class AzureSync(FetcherTestCase):
 
     def test_throttling_storms_complete(self):
         tenant, district = self.connect(200)
-        add_fault(self.emu, route="graph.users", kind="status", status=429, rate=0.3,
+        # a full run reads /users/delta only (one download of the tenant)
+        add_fault(self.emu, route="graph.delta", kind="status", status=429, rate=0.3,
                   retry_after="0.25")
-        add_fault(self.emu, route="graph.users", kind="status", status=504, count=2)
+        add_fault(self.emu, route="graph.delta", kind="status", status=504, count=2)
         add_fault(self.emu, route="graph.delta", kind="status", status=503, rate=0.3,
                   retry_after="0.1")
-        add_fault(self.emu, route="graph.users", kind="truncate", count=1)
+        add_fault(self.emu, route="graph.delta", kind="truncate", count=1)
         events = self.sync(tenant)
         self.assert_complete(events, "RUN_KIND_FULL")
         people = {p["source_id"] for p in payloads(events, "person_observed", "person")}

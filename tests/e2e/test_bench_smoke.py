@@ -13,6 +13,7 @@ import unittest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SECTIONS = ["first_sync", "no_change", "small_change", "apply_vs_copy", "fetchers", "api",
             "scaling"]
+GOALS = 6  # issue 19: first sync, no-change resync, apply vs COPY, replicas, a million, default
 
 
 class BenchSmoke(unittest.TestCase):
@@ -27,7 +28,8 @@ class BenchSmoke(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stdout[-3000:] + p.stderr[-3000:])
             with open(out) as f:
                 res = json.load(f)
-        self.assertEqual(sorted(res["results"]), sorted(SECTIONS))
+        self.assertEqual(sorted(res["results"]), sorted(SECTIONS + ["million"]))
+        self.assertTrue(res["results"]["million"]["status"].startswith("not run"))
         for name in SECTIONS:
             status = res["results"][name]["status"]
             self.assertEqual(status, "ok", f"{name}: {res['results'][name]}")
@@ -49,6 +51,20 @@ class BenchSmoke(unittest.TestCase):
             self.assertGreater(r["api"]["list_100"]["pgbench_tps"], 0)
         self.assertEqual(len(r["scaling"]["points"]), 3)
         self.assertIn("| benchmark", res["table"])
+        # Every goal of issue 19 is printed with a verdict; what this run measured has a figure.
+        goals = res["goals"]
+        verdicts = [g["verdict"] for g in goals[:GOALS]]
+        self.assertEqual(len(verdicts), GOALS, goals)
+        for g in goals[:3]:
+            self.assertIn(g["verdict"], ("met", "missed"), g)
+            self.assertTrue(g["figure"], g)
+        # replicas on one district: measured once the merger can spread one district
+        self.assertTrue(verdicts[3] in ("met", "missed") or verdicts[3].startswith("not measured"),
+                        goals[3])
+        self.assertTrue(verdicts[4].startswith("not run"), goals[4])
+        self.assertTrue(verdicts[5].startswith("not measured"), goals[5])
+        self.assertTrue(any(g["goal"].startswith("google-sync vs a download-only client")
+                            and g["ratio"] for g in goals), goals)
 
 
 if __name__ == "__main__":

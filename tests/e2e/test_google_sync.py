@@ -119,6 +119,27 @@ class GoogleSync(FetcherTestCase):
         self.assertEqual(people, {u["id"] for u in self.listing(district, "users")})
         self.assertIn("restarting the listing", self.svc.log_text())
 
+    def test_prefetching_keeps_page_order_and_stops_at_a_failed_page(self):
+        """The next page is downloaded while the current one is published: the events still
+        come page after page in the listing's order, and once a page fails nothing more is
+        asked for (no further users page, no devices listing)."""
+        tenant, district = self.connect(people=170, devices=30, ous=4)  # users: 5 pages of 40
+        add_fault(self.emu, route="google.users", kind="malformed", count=1, after=2)
+        control(self.emu, "POST", "/control/reset-stats")
+        events = run_events(tenant, request_sync(tenant, GOOGLE))
+        self.assert_failed(events, "RUN_FAILURE_REASON_MALFORMED")
+        self.assertIn("of users is not valid JSON", events[-1]["run_failed"]["message"])
+        users = self.listing(district, "users")
+        published = [p["source_id"] for p in payloads(events, "person_observed", "person")]
+        self.assertEqual(published, [u["id"] for u in users[:80]])  # pages 1 and 2, in order
+        self.assertFalse(payloads(events, "device_observed"))
+        # org units first, then users: the listings keep their order too
+        kinds = [k for e in events for k in ("org_unit_observed", "person_observed") if k in e]
+        self.assertEqual(kinds, sorted(kinds, key=lambda k: k != "org_unit_observed"))
+        self.assertEqual(events[-1]["run_failed"]["counts"]["pages"], 3)  # org units + 2
+        stats = control(self.emu, "GET", "/control/stats")["requests"]
+        self.assertEqual((stats.get("google.users", 0), stats.get("google.devices", 0)), (3, 0))
+
     def test_exhausted_budget_fails_the_run(self):
         tenant, _ = self.connect(people=50, devices=10, ous=3)
         # Every users page is throttled and asks for a wait longer than the 30 s budget.

@@ -62,6 +62,25 @@ static void test_count_and_route(void **state)
     faults_destroy(f);
 }
 
+static void test_after_lets_the_first_requests_through(void **state)
+{
+    (void)state;
+    struct faults *f = faults_new();
+    struct fault out;
+    assert_int_equal(
+        add(f, "{\"route\":\"google.users\",\"kind\":\"malformed\",\"count\":1,\"after\":2}"), 0);
+    assert_false(faults_pick(f, "google.devices", &out)); /* another route does not count */
+    assert_false(faults_pick(f, "google.users", &out));   /* page 1 */
+    assert_false(faults_pick(f, "google.users", &out));   /* page 2 */
+    assert_true(faults_pick(f, "google.users", &out));    /* page 3 */
+    assert_int_equal(out.kind, FAULT_MALFORMED);
+    assert_false(faults_pick(f, "google.users", &out)); /* used up */
+    assert_int_equal(add(f, "{\"route\":\"*\",\"kind\":\"reset\",\"count\":1,\"after\":-1}"), -1);
+    assert_int_equal(add(f, "{\"route\":\"*\",\"kind\":\"reset\",\"count\":1,\"after\":\"2\"}"),
+                     -1);
+    faults_destroy(f);
+}
+
 static void test_rate_and_star(void **state)
 {
     (void)state;
@@ -92,6 +111,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_count_and_route),
+        cmocka_unit_test(test_after_lets_the_first_requests_through),
         cmocka_unit_test(test_rate_and_star),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
