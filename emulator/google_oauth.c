@@ -726,13 +726,18 @@ static void grant_code(struct emu *e, struct mg_connection *conn, const struct b
         return;
     }
     uint64_t epoch = district_epoch(d);
-    /* One grant per (district, user, client): a new consent updates it. The refresh token
-     * comes with the first consent, or again when the user was asked (prompt=consent). */
+    /* As Google keeps them: each refresh token is a grant of its own, with the scopes it was
+     * issued with, and the user's earlier refresh tokens for the app stay valid when a new
+     * one is issued (on the first offline consent, or when the user was asked again:
+     * prompt=consent). An authorization that issues no refresh token (a sign-in with online
+     * access, a consent without prompt) answers an access token of its own scopes and leaves
+     * the refresh tokens' scopes as they were, but include_granted_scopes (incremental
+     * authorization) adds its scopes to the newest one. Revoking any token of the app removes
+     * the user's whole grant to it (revoke below). */
     struct grant out;
-    bool with_refresh = false;
     pthread_mutex_lock(&g->mu);
     struct grant *gr = NULL;
-    for (size_t i = 0; i < g->ngrants; i++) {
+    for (size_t i = g->ngrants; i-- > 0;) { /* the newest grant of (district, user, client) */
         struct grant *x = &g->grants[i];
         if (!x->revoked && x->epoch == epoch && !strcmp(x->district, c.req.district) &&
             !strcmp(x->user, c.req.user) && !strcmp(x->client_id, c.req.client_id)) {
@@ -740,7 +745,9 @@ static void grant_code(struct emu *e, struct mg_connection *conn, const struct b
             break;
         }
     }
-    if (!gr) {
+    unsigned scopes = c.req.scopes | (gr && c.req.include_granted ? gr->scopes : 0);
+    bool with_refresh = c.req.offline && (!gr || c.req.prompt_consent || !gr->refresh[0]);
+    if (!gr || (with_refresh && gr->refresh[0])) {
         if (g->ngrants % 1024 == 0 && g->ngrants) {
             struct grant *ng = realloc(g->grants, (g->ngrants + 1024) * sizeof *ng);
             if (!ng || g->ngrants >= MAX_GRANTS) {
@@ -759,21 +766,18 @@ static void grant_code(struct emu *e, struct mg_connection *conn, const struct b
         snprintf(gr->user, sizeof gr->user, "%s", c.req.user);
         snprintf(gr->client_id, sizeof gr->client_id, "%s", c.req.client_id);
         gr->epoch = epoch;
-        with_refresh = true;
-        gr->scopes = c.req.scopes;
-    } else {
-        gr->scopes = c.req.include_granted ? (gr->scopes | c.req.scopes) : c.req.scopes;
-        with_refresh = c.req.prompt_consent || !gr->refresh[0];
+        gr->scopes = scopes;
+    } else if (with_refresh || !gr->refresh[0] || c.req.include_granted) {
+        gr->scopes = with_refresh || !gr->refresh[0] ? scopes : (gr->scopes | c.req.scopes);
     }
     gr->admin = c.req.admin;
-    if (!c.req.offline)
-        with_refresh = false; /* online access: never a refresh token */
     if (with_refresh) {
         char rnd[64];
         if (crypto_token(rnd, sizeof rnd, 32) == 0)
             snprintf(gr->refresh, sizeof gr->refresh, "1//0g%s", rnd);
     }
     out = *gr;
+    out.scopes = scopes; /* this authorization's access token */
     pthread_mutex_unlock(&g->mu);
     char *id_token = NULL;
     if (c.req.scopes & GSCOPE_OPENID) {
@@ -886,7 +890,13 @@ static void revoke(struct mg_connection *conn, struct emu *e, struct reply *r)
     struct grant *gr =
         is_access ? grant_by_id(e->google, c.grant) : grant_by_refresh(e->google, tok);
     if (gr && !gr->revoked) {
-        gr->revoked = true;
+        /* The user's grant to the app goes: every refresh token of (district, user, client). */
+        for (size_t i = 0; i < e->google->ngrants; i++) {
+            struct grant *x = &e->google->grants[i];
+            if (!strcmp(x->district, gr->district) && !strcmp(x->user, gr->user) &&
+                !strcmp(x->client_id, gr->client_id))
+                x->revoked = true;
+        }
         done = true;
     }
     pthread_mutex_unlock(&e->google->mu);

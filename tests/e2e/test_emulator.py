@@ -365,6 +365,52 @@ class GoogleOAuthTest(unittest.TestCase):
                                 ref["access_token"])
         self.assertEqual(s, 200)
 
+    def refresh(self, rt):
+        return request("POST", f"{self.emu.url}/token", {
+            "grant_type": "refresh_token", "refresh_token": rt, "client_id": GCLIENT,
+            "client_secret": GSECRET})
+
+    def test_a_sign_in_or_a_second_consent_leaves_the_first_refresh_token_whole(self):
+        """Google keeps a grant per refresh token: an admin who signs in with Google (openid
+        email profile, online, no include_granted_scopes) does not shrink what the sync's
+        refresh token may do, and a second consent's refresh token leaves the first valid;
+        revoking either removes the app's access, both tokens."""
+        hint = "admin@beta.k12.example"
+        consent = self.emu.google_tokens(hint, extra={"prompt": "consent"})
+        verifier, challenge = pkce_pair()
+        q = {"client_id": GCLIENT, "redirect_uri": REDIRECT, "response_type": "code",
+             "scope": "openid email profile", "state": "s1", "nonce": "n-1",
+             "code_challenge": challenge, "code_challenge_method": "S256",
+             "prompt": "select_account", "login_hint": hint, "emulator_decision": "allow"}
+        s, h, _ = request("GET", f"{self.emu.url}/o/oauth2/v2/auth?" + urllib.parse.urlencode(q))
+        self.assertEqual(s, 302)
+        code = urllib.parse.parse_qs(urllib.parse.urlsplit(h["location"]).query)["code"][0]
+        s, _, signin = request("POST", f"{self.emu.url}/token", {
+            "grant_type": "authorization_code", "code": code, "client_id": GCLIENT,
+            "client_secret": GSECRET, "redirect_uri": REDIRECT, "code_verifier": verifier})
+        self.assertEqual(s, 200, signin)
+        self.assertNotIn("refresh_token", signin)
+        self.assertNotIn(S_USER, signin["scope"].split())  # the sign-in's own scopes only
+        s, _, ref = self.refresh(consent["refresh_token"])
+        self.assertEqual(s, 200, ref)
+        self.assertEqual(sorted(ref["scope"].split()), sorted(ALL_SCOPES.split()))
+        s, _, b = self.emu.gget("/admin/directory/v1/users?customer=my_customer&maxResults=1",
+                                ref["access_token"])
+        self.assertEqual(s, 200, b)
+        second = self.emu.google_tokens(hint, scope=S_USER,
+                                        extra={"prompt": "consent",
+                                               "include_granted_scopes": "false"})
+        self.assertNotEqual(second["refresh_token"], consent["refresh_token"])
+        self.assertEqual(second["scope"].split(), [S_USER])
+        s, _, ref = self.refresh(consent["refresh_token"])
+        self.assertEqual(s, 200, ref)
+        self.assertEqual(sorted(ref["scope"].split()), sorted(ALL_SCOPES.split()))
+        s, _, _ = request("POST", f"{self.emu.url}/revoke", {"token": second["refresh_token"]})
+        self.assertEqual(s, 200)
+        for rt in (consent["refresh_token"], second["refresh_token"]):
+            s, _, b = self.refresh(rt)
+            self.assertEqual((s, b["error"]), (400, "invalid_grant"))
+
     def test_refresh_token_only_on_first_consent(self):
         hint = "admin@beta.k12.example"
         first = self.emu.google_tokens(hint)
