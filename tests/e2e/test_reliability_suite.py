@@ -21,7 +21,8 @@ import suite
 sys.path.insert(0, os.path.join(harness.ROOT, "scripts"))
 import demo  # noqa: E402
 
-ASAN_BIN = os.path.join(harness.ROOT, "build", "asan", "bin")
+# The sanitizer build tests/run.py just made (the plain one under --no-asan).
+ASAN_BIN = os.path.join(harness.SAN_BUILD or harness.BUILD, "bin")
 PEOPLE, AZURE, SHARED, DEVICES, OUS = 300, 200, 120, 60, 8
 RESULT = {}  # for tests/soak.py's table
 
@@ -31,8 +32,7 @@ class FaultySuiteTest(unittest.TestCase):
     def setUpClass(cls):
         harness.require_env()
         if not os.path.exists(os.path.join(ASAN_BIN, "panel-merger")):
-            raise RuntimeError("build/asan is missing: make BUILD=build/asan "
-                               "SAN=address,undefined all")
+            raise RuntimeError(f"{ASAN_BIN} is missing: run the tests through tests/run.py")
         suffix = uuid.uuid4().hex[:8]
 
         class FaultDemo(demo.Demo):
