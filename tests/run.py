@@ -136,6 +136,9 @@ class CountingResult(unittest.TextTestResult):
             except AssertionError:
                 self.addFailure(test, sys.exc_info())
 
+    durations = {}  # test id -> seconds since the previous test ended (class set-ups included)
+    last_end = time.time()
+
     def startTest(self, test):
         super().startTest(test)
         self.check_reports(test, "written before this test started (an earlier test's "
@@ -143,6 +146,9 @@ class CountingResult(unittest.TextTestResult):
 
     def stopTest(self, test):
         self.check_reports(test, "written during this test")
+        now = time.time()
+        CountingResult.durations[test.id()] = now - CountingResult.last_end
+        CountingResult.last_end = now
         super().stopTest(test)
 
 
@@ -164,13 +170,21 @@ def run_e2e(tally, env, pattern):
     # it, so that a -k run reports the broken module instead of "0 passed, 0 failed".
     tests = [t for t in flatten(suite)
              if selected(t.id(), pattern) or t.id().startswith("unittest.loader._FailedTest")]
+    t0 = CountingResult.last_end = time.time()
     result = unittest.TextTestRunner(verbosity=2, resultclass=CountingResult,
                                      stream=sys.stdout).run(unittest.TestSuite(tests))
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    # A test that failed and also left a sanitizer report is one failed test.
+    failed = (len({t.id() for t, _ in result.failures + result.errors})
+              + len(result.unexpectedSuccesses))
     skipped = len(result.skipped)
     passed = result.testsRun - failed - skipped
-    for t, _ in result.failures + result.errors:
-        tally.failures.append("e2e:" + t.id())
+    for tid in dict.fromkeys(t.id() for t, _ in result.failures + result.errors):
+        tally.failures.append("e2e:" + tid)
+    # The time budget of `make test` (docs/reliability.md) is kept by looking at these.
+    slowest = sorted(CountingResult.durations.items(), key=lambda kv: -kv[1])[:15]
+    print(f"e2e: {time.time() - t0:.0f} s; slowest (with their class's set-up):")
+    for name, secs in slowest:
+        print(f"  {secs:7.1f} s  {name}")
     # Reports of processes that ended after the last test (its class's teardown).
     for path, text in harness.sanitizer_reports():
         print(f"FAILED sanitizer report after the last test: {path}\n{text[-8000:]}")

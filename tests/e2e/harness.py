@@ -39,10 +39,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def binary(name):
+def binary(name, plain=False):
     """The program to run: from the sanitizer build when tests/run.py built it and name is one
-    of PANEL_SAN_PROGRAMS (unless a test pointed BUILD elsewhere), else from BUILD."""
-    if SAN_BUILD and name in SAN_PROGRAMS and BUILD == os.environ.get("PANEL_BUILD", BUILD):
+    of PANEL_SAN_PROGRAMS (unless a test pointed BUILD elsewhere or asks for the plain build:
+    a measurement of memory or time the sanitizer distorts), else from BUILD."""
+    if (SAN_BUILD and not plain and name in SAN_PROGRAMS
+            and BUILD == os.environ.get("PANEL_BUILD", BUILD)):
         return os.path.join(SAN_BUILD, "bin", name)
     return os.path.join(BUILD, "bin", name)
 
@@ -127,9 +129,10 @@ class Process:
     """A project binary running in the background with its stderr in a log file."""
 
     def __init__(self, name, env=None, args=(), port=None, ready_path="/readyz",
-                 ready_timeout=30):
+                 ready_timeout=30, plain=False):
         os.makedirs(LOG_DIR, exist_ok=True)
         self.name = name
+        self.plain = plain  # the plain build even in a sanitized run (see binary())
         self.port = port or free_port()
         self.env = dict(os.environ)
         self.env["PANEL_HTTP_PORT"] = str(self.port)
@@ -145,7 +148,7 @@ class Process:
 
     def start(self, ready_path="/readyz", ready_timeout=30):
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([binary(self.name)] + self.args, env=self.env,
+        self.proc = subprocess.Popen([binary(self.name, self.plain)] + self.args, env=self.env,
                                      stdout=log, stderr=log, cwd=ROOT)
         log.close()
         if ready_path:
