@@ -33,8 +33,10 @@ CMOCKA_SKIPPED = re.compile(r"\[  SKIPPED \] (\d+) test")
 SAN_BUILD = os.path.join(ROOT, "build", "asan")
 SAN_REPORTS = os.path.join(RUN_DIR, "san")
 # The programs the end-to-end tests run from the sanitizer build (docs/reliability.md says
-# why these: the time budget of `make test` on a 2-core machine).
-SAN_PROGRAMS = ("panel-auth", "panel-merger", "panel-api")
+# why these: the time budget of `make test` on a 2-core machine). PANEL_SAN_PROGRAMS in the
+# environment replaces the list (e.g. to add the fetchers and the emulator).
+SAN_PROGRAMS = tuple(os.environ.get("PANEL_SAN_PROGRAMS", "").split()) or (
+    "panel-auth", "panel-merger", "panel-api")
 
 
 class Tally:
@@ -185,6 +187,13 @@ def run_e2e(tally, env, pattern):
     print(f"e2e: {time.time() - t0:.0f} s; slowest (with their class's set-up):")
     for name, secs in slowest:
         print(f"  {secs:7.1f} s  {name}")
+    # A process no test stopped would escape LeakSanitizer: stop it now. Being left running
+    # is not itself a failure (the run ends anyway); its report is.
+    for name, problem, bad in harness.stop_leftovers():
+        print(f"{'FAILED' if bad else 'e2e:'} {name}: {problem}")
+        if bad:
+            tally.failures.append(f"e2e:{name} stopped after the last test")
+            failed += 1
     # Reports of processes that ended after the last test (its class's teardown).
     for path, text in harness.sanitizer_reports():
         print(f"FAILED sanitizer report after the last test: {path}\n{text[-8000:]}")

@@ -23,6 +23,7 @@ SAN_BUILD = os.environ.get("PANEL_SAN_BUILD", "")
 SAN_PROGRAMS = set(os.environ.get("PANEL_SAN_PROGRAMS", "").split())
 SAN_REPORTS = os.environ.get("PANEL_SAN_REPORTS", "")
 _claimed_reports = set()
+_processes = []  # every Process started, so that tests/run.py can stop those left running
 
 
 def require_env():
@@ -140,6 +141,7 @@ class Process:
         self.log_path = os.path.join(LOG_DIR, f"{name}-{self.port}.log")
         self.args = list(args)
         self.proc = None
+        _processes.append(self)
         self.start(ready_path, ready_timeout)
 
     @property
@@ -204,6 +206,20 @@ class Process:
             self.proc.wait()
         if self.proc:
             assert_no_sanitizer_report(self.name, self.proc.pid)
+
+
+def stop_leftovers():
+    """Stop (SIGTERM) every Process a test left running, so that LeakSanitizer checks it too;
+    returns [(name, what, failed)]: failed when it wrote a report or did not stop."""
+    problems = []
+    for p in _processes:
+        if p.proc and p.proc.poll() is None:
+            try:
+                p.stop()
+                problems.append((p.name, "left running by its test (stopped at the end)", False))
+            except (AssertionError, RuntimeError) as e:
+                problems.append((p.name, str(e), True))
+    return problems
 
 
 def http(method, url, body=None, headers=None, timeout=30):
