@@ -25,9 +25,20 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "build", "bin")
+PLAIN_BIN = BIN
 TENANT = "demo"
 DISTRICT = "demo"
 ADMIN = f"admin@{DISTRICT}.k12.example"
+
+
+def service_binary(name):
+    """panel-<name>: from the sanitizer build when the tests ask for it (tests/run.py sets
+    PANEL_SAN_BUILD and PANEL_SAN_PROGRAMS) and no caller chose another BIN, else from BIN."""
+    prog = "panel-" + name
+    san = os.environ.get("PANEL_SAN_BUILD")
+    if BIN == PLAIN_BIN and san and prog in os.environ.get("PANEL_SAN_PROGRAMS", "").split():
+        return os.path.join(san, "bin", prog)
+    return os.path.join(BIN, prog)
 
 
 def say(msg):
@@ -159,7 +170,7 @@ class Demo:
             env.update(self.service_secrets.env(name))
         env.update(extra)
         log = open(os.path.join(self.run_dir, "logs", f"{name}.log"), "ab")
-        p = subprocess.Popen([os.path.join(BIN, "panel-" + name)], cwd=ROOT, env=env,
+        p = subprocess.Popen([service_binary(name)], cwd=ROOT, env=env,
                              stdout=log, stderr=log, start_new_session=True)
         log.close()
         self.procs.append((name, p))

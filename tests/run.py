@@ -6,9 +6,16 @@ project-local PostgreSQL and Kafka (scripts/infra.sh, under .run/test), apply mi
 create topics, run the C integration tests (tests/integration) and the end-to-end tests
 (tests/e2e, Python unittest), then stop everything it started.
 
+The end-to-end tests start the programs of SAN_PROGRAMS from the sanitizer build just made
+(build/asan); each of those processes writes its ASan/UBSan/LSan report (a leak at exit
+included) to .run/test/san/report.<pid>, and a report fails the test during which it appeared.
+--no-asan builds no sanitizer build and runs every program from build/ (an older build/asan
+is never used).
+
   python3 tests/run.py                 everything
   python3 tests/run.py --unit-only     builds + unit tests only
   python3 tests/run.py -k merger       only tests whose name contains "merger" (-k repeats)
+  python3 tests/run.py --no-asan       no sanitizer build: quicker, checks less
 """
 import argparse
 import os
@@ -23,6 +30,13 @@ RUN_DIR = os.path.join(ROOT, ".run", "test")
 CMOCKA_PASSED = re.compile(r"\[  PASSED  \] (\d+) test")
 CMOCKA_FAILED = re.compile(r"\[  FAILED  \] (\d+) test")
 CMOCKA_SKIPPED = re.compile(r"\[  SKIPPED \] (\d+) test")
+SAN_BUILD = os.path.join(ROOT, "build", "asan")
+SAN_REPORTS = os.path.join(RUN_DIR, "san")
+# The programs the end-to-end tests run from the sanitizer build (docs/reliability.md says
+# why these: the time budget of `make test` on a 2-core machine). PANEL_SAN_PROGRAMS in the
+# environment replaces the list (e.g. to add the fetchers and the emulator).
+SAN_PROGRAMS = tuple(os.environ.get("PANEL_SAN_PROGRAMS", "").split()) or (
+    "panel-auth", "panel-merger", "panel-api")
 
 
 class Tally:
@@ -109,12 +123,41 @@ def stop_infra():
 
 
 class CountingResult(unittest.TextTestResult):
-    pass
+    """A sanitizer report that appears while a test runs fails that test; one that appears
+    between tests (a class's teardown stopping its services) fails the next test, named as
+    such, so that no report goes unnoticed."""
+
+    def check_reports(self, test, when):
+        import harness
+        reports = harness.sanitizer_reports()
+        if reports:
+            msg = f"sanitizer report(s) {when}:\n" + "\n".join(
+                f"{path}:\n{text[-8000:]}" for path, text in reports)
+            try:
+                raise AssertionError(msg)
+            except AssertionError:
+                self.addFailure(test, sys.exc_info())
+
+    durations = {}  # test id -> seconds since the previous test ended (class set-ups included)
+    last_end = time.time()
+
+    def startTest(self, test):
+        super().startTest(test)
+        self.check_reports(test, "written before this test started (an earlier test's "
+                           "class or module teardown)")
+
+    def stopTest(self, test):
+        self.check_reports(test, "written during this test")
+        now = time.time()
+        CountingResult.durations[test.id()] = now - CountingResult.last_end
+        CountingResult.last_end = now
+        super().stopTest(test)
 
 
 def run_e2e(tally, env, pattern):
     sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
     os.environ.update(env)
+    import harness
     loader = unittest.TestLoader()
     suite = loader.discover(os.path.join(ROOT, "tests", "e2e"), pattern="test_*.py",
                             top_level_dir=os.path.join(ROOT, "tests", "e2e"))
@@ -129,13 +172,37 @@ def run_e2e(tally, env, pattern):
     # it, so that a -k run reports the broken module instead of "0 passed, 0 failed".
     tests = [t for t in flatten(suite)
              if selected(t.id(), pattern) or t.id().startswith("unittest.loader._FailedTest")]
+    t0 = CountingResult.last_end = time.time()
     result = unittest.TextTestRunner(verbosity=2, resultclass=CountingResult,
                                      stream=sys.stdout).run(unittest.TestSuite(tests))
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    # A test that failed and also left a sanitizer report is one failed test.
+    failed = (len({t.id() for t, _ in result.failures + result.errors})
+              + len(result.unexpectedSuccesses))
     skipped = len(result.skipped)
-    passed = result.testsRun - failed - skipped
-    for t, _ in result.failures + result.errors:
-        tally.failures.append("e2e:" + t.id())
+    # A class or module fixture's error (setUpClass, tearDownClass: a leak found when the
+    # class's services stop) is a failure of no test that ran: it does not lower "passed".
+    failed_tests = len({t.id() for t, _ in result.failures + result.errors
+                        if isinstance(t, unittest.TestCase)})
+    passed = result.testsRun - failed_tests - len(result.unexpectedSuccesses) - skipped
+    for tid in dict.fromkeys(t.id() for t, _ in result.failures + result.errors):
+        tally.failures.append("e2e:" + tid)
+    # The time budget of `make test` (docs/reliability.md) is kept by looking at these.
+    slowest = sorted(CountingResult.durations.items(), key=lambda kv: -kv[1])[:15]
+    print(f"e2e: {time.time() - t0:.0f} s; slowest (with their class's set-up):")
+    for name, secs in slowest:
+        print(f"  {secs:7.1f} s  {name}")
+    # A process no test stopped would escape LeakSanitizer: stop it now. Being left running
+    # is not itself a failure (the run ends anyway); its report is.
+    for name, problem, bad in harness.stop_leftovers():
+        print(f"{'FAILED' if bad else 'e2e:'} {name}: {problem}")
+        if bad:
+            tally.failures.append(f"e2e:{name} stopped after the last test")
+            failed += 1
+    # Reports of processes that ended after the last test (its class's teardown).
+    for path, text in harness.sanitizer_reports():
+        print(f"FAILED sanitizer report after the last test: {path}\n{text[-8000:]}")
+        tally.failures.append("e2e:sanitizer report " + path)
+        failed += 1
     tally.passed += passed
     tally.failed += failed
     tally.skipped += skipped
@@ -151,6 +218,23 @@ def lock_run_dir():
     except OSError:
         sys.exit("tests/run.py: another test run is using " + RUN_DIR + " (wait for it to end)")
     return f
+
+
+def sanitizer_env():
+    """What the end-to-end tests need to run SAN_PROGRAMS sanitized: halt on the first error,
+    leaks checked at exit, every report in SAN_REPORTS/report.<pid> (not mixed into the
+    service's log, and found again by pid)."""
+    import shutil
+    shutil.rmtree(SAN_REPORTS, ignore_errors=True)
+    os.makedirs(SAN_REPORTS)
+    log = "log_path=" + os.path.join(SAN_REPORTS, "report")
+    return {
+        "PANEL_SAN_BUILD": SAN_BUILD,
+        "PANEL_SAN_PROGRAMS": " ".join(SAN_PROGRAMS),
+        "PANEL_SAN_REPORTS": SAN_REPORTS,
+        "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0:" + log,
+        "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:" + log,
+    }
 
 
 def main():
@@ -185,6 +269,8 @@ def main():
         try:
             env = start_infra()
             env.setdefault("ASAN_OPTIONS", base_env["ASAN_OPTIONS"])
+            if not args.no_asan:
+                env.update(sanitizer_env())
             for b in binaries("build", "integration"):
                 if selected(b, args.pattern):
                     run_cmocka(b, tally, env, "integration")

@@ -1,7 +1,11 @@
 """Shared helpers for the end-to-end tests: start the project's binaries on free ports, talk
 HTTP, query PostgreSQL with psql, read topics with panelctl. Standard library only.
 
-The environment comes from tests/run.py: PANEL_PG_URL, PANEL_KAFKA_BROKERS, PANEL_BUILD."""
+The environment comes from tests/run.py: PANEL_PG_URL, PANEL_KAFKA_BROKERS, PANEL_BUILD, and
+for the sanitizer build PANEL_SAN_BUILD (build/asan, just built), PANEL_SAN_PROGRAMS (which
+programs run from it) and PANEL_SAN_REPORTS (the directory their ASan/UBSan/LSan reports go
+to, one file per process: report.<pid>). A report fails the test (see sanitizer_reports)."""
+import glob
 import json
 import os
 import signal
@@ -15,6 +19,11 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("PANEL_BUILD", os.path.join(ROOT, "build"))
 LOG_DIR = os.path.join(ROOT, ".run", "test", "logs")
+SAN_BUILD = os.environ.get("PANEL_SAN_BUILD", "")
+SAN_PROGRAMS = set(os.environ.get("PANEL_SAN_PROGRAMS", "").split())
+SAN_REPORTS = os.environ.get("PANEL_SAN_REPORTS", "")
+_claimed_reports = set()
+_processes = []  # every Process started, so that tests/run.py can stop those left running
 
 
 def require_env():
@@ -31,8 +40,39 @@ def free_port():
         return s.getsockname()[1]
 
 
-def binary(name):
+def binary(name, plain=False):
+    """The program to run: from the sanitizer build when tests/run.py built it and name is one
+    of PANEL_SAN_PROGRAMS (unless a test pointed BUILD elsewhere or asks for the plain build:
+    a measurement of memory or time the sanitizer distorts), else from BUILD."""
+    if (SAN_BUILD and not plain and name in SAN_PROGRAMS
+            and BUILD == os.environ.get("PANEL_BUILD", BUILD)):
+        return os.path.join(SAN_BUILD, "bin", name)
     return os.path.join(BUILD, "bin", name)
+
+
+def sanitizer_reports(pid=None):
+    """Sanitizer reports (path, text) not yet returned, of one process or of any; each is
+    returned once, so that one report fails exactly one test."""
+    if not SAN_REPORTS:
+        return []
+    found = []
+    pattern = f"report.{pid}" if pid is not None else "report.*"
+    for path in sorted(glob.glob(os.path.join(SAN_REPORTS, pattern))):
+        if path in _claimed_reports:
+            continue
+        _claimed_reports.add(path)
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+        if text.strip():
+            found.append((path, text))
+    return found
+
+
+def assert_no_sanitizer_report(name, pid):
+    reports = sanitizer_reports(pid)
+    if reports:
+        raise AssertionError(f"{name} (pid {pid}) wrote a sanitizer report:\n" + "\n".join(
+            f"{path}:\n{text[-8000:]}" for path, text in reports))
 
 
 def new_tenant(prefix="t"):
@@ -90,9 +130,10 @@ class Process:
     """A project binary running in the background with its stderr in a log file."""
 
     def __init__(self, name, env=None, args=(), port=None, ready_path="/readyz",
-                 ready_timeout=30):
+                 ready_timeout=30, plain=False):
         os.makedirs(LOG_DIR, exist_ok=True)
         self.name = name
+        self.plain = plain  # the plain build even in a sanitized run (see binary())
         self.port = port or free_port()
         self.env = dict(os.environ)
         self.env["PANEL_HTTP_PORT"] = str(self.port)
@@ -100,6 +141,7 @@ class Process:
         self.log_path = os.path.join(LOG_DIR, f"{name}-{self.port}.log")
         self.args = list(args)
         self.proc = None
+        _processes.append(self)
         self.start(ready_path, ready_timeout)
 
     @property
@@ -108,7 +150,7 @@ class Process:
 
     def start(self, ready_path="/readyz", ready_timeout=30):
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([binary(self.name)] + self.args, env=self.env,
+        self.proc = subprocess.Popen([binary(self.name, self.plain)] + self.args, env=self.env,
                                      stdout=log, stderr=log, cwd=ROOT)
         log.close()
         if ready_path:
@@ -141,21 +183,43 @@ class Process:
             return f.read().decode("utf-8", "replace")
 
     def stop(self, timeout=20):
-        """SIGTERM, then wait; returns the exit code (SIGKILL after timeout)."""
+        """SIGTERM, then wait; returns the exit code (SIGKILL after timeout). Raises
+        AssertionError when the process wrote a sanitizer report (a leak found at exit, or an
+        error that ended it earlier)."""
         if not self.proc or self.proc.poll() is not None:
+            if self.proc:
+                assert_no_sanitizer_report(self.name, self.proc.pid)
             return self.proc.returncode if self.proc else None
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
             raise RuntimeError(f"{self.name} did not stop within {timeout}s of SIGTERM")
+        assert_no_sanitizer_report(self.name, self.proc.pid)
+        return code
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        if self.proc:
+            assert_no_sanitizer_report(self.name, self.proc.pid)
+
+
+def stop_leftovers():
+    """Stop (SIGTERM) every Process a test left running, so that LeakSanitizer checks it too;
+    returns [(name, what, failed)]: failed when it wrote a report or did not stop."""
+    problems = []
+    for p in _processes:
+        if p.proc and p.proc.poll() is None:
+            try:
+                p.stop()
+                problems.append((p.name, "left running by its test (stopped at the end)", False))
+            except (AssertionError, RuntimeError) as e:
+                problems.append((p.name, str(e), True))
+    return problems
 
 
 def http(method, url, body=None, headers=None, timeout=30):

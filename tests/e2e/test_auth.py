@@ -13,6 +13,7 @@ import subprocess
 import unittest
 import urllib.parse
 
+import harness
 import suite
 from harness import (Process, consume, free_port, http, new_session, new_tenant, psql,
                      require_env, wait_until)
@@ -661,8 +662,7 @@ class KeyRotation(AuthFixture, unittest.TestCase):
             env = dict(os.environ, **auth_env(self.emu.url))
             env["PANEL_AUTH_KEYS"] = f"k1:{AUTH_KEY},k2:{new_key}"
             env["PANEL_AUTH_ACTIVE_KEY_ID"] = "k2"
-            p = subprocess.run([os.path.join(os.environ.get("PANEL_BUILD", "build"), "bin",
-                                             "panel-auth"), "rekey", "--tenant", tenant],
+            p = subprocess.run([harness.binary("panel-auth"), "rekey", "--tenant", tenant],
                                env=env, capture_output=True, text=True, timeout=120)
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             self.assertIn("under key 'k2'", p.stdout)
@@ -859,7 +859,7 @@ class CallerSecretsConfiguration(unittest.TestCase):
 
     def run_service(self, name, extra):
         env = dict(os.environ, PANEL_HTTP_PORT=str(free_port()), **extra)
-        return subprocess.run([os.path.join(os.environ.get("PANEL_BUILD", "build"), "bin", name)],
+        return subprocess.run([harness.binary(name)],
                               env=env, capture_output=True, text=True, timeout=30)
 
     def test_bad_caller_secrets_exit_2(self):

@@ -343,6 +343,43 @@ class MergerTest(unittest.TestCase):
                             "email_norm = 'z2@d.org'", t=t)
         self.assertEqual(rows, [["t"]])
 
+    def test_one_object_twice_in_a_delta_round_is_combined(self):
+        """Graph may list an object twice in one delta round (docs/merger.md): the merger
+        combines the observations (later values win, a later clear removes, a field set again
+        is no longer cleared), applies them as one change, and leaks nothing doing it (an own
+        merger, stopped at the end: under the sanitizer build a leak report fails the test)."""
+        merger = start_merger()
+        try:
+            t = relaxed_tenant()
+            r1, evs = full_run(t, "azure", lambda r: [
+                person(t, "azure", r, "a0", "z0@d.org", display_name="Zoe Old", job_title="Old",
+                       department="Math", office_location="B1")])
+            publish(t, evs)
+            wait_run(t, r1)
+            before = people(t)["z0@d.org"]
+            r2 = str(uuid.uuid4())
+            publish(t, [started(t, "azure", r2, kind="RUN_KIND_DELTA"),
+                        person(t, "azure", r2, "a0", "z0@d.org", job_title="Teacher",
+                               cleared_fields=["department", "office_location"]),
+                        # the second listing carries no address (a delta sends what changed)
+                        env_of(t, "azure", r2, person_observed={"person": {
+                            "source_id": "a0", "display_name": "Zoe New",
+                            "office_location": "C2", "cleared_fields": ["job_title"],
+                            "proxy_addresses": {"values": ["SMTP:z0@d.org",
+                                                           "smtp:zoe.new@d.org"]}}}),
+                        completed(t, "azure", r2, kind="RUN_KIND_DELTA")])
+            row = wait_run(t, r2)
+            after = people(t)["z0@d.org"]
+            self.assertEqual(after["person_id"], before["person_id"])
+            self.assertEqual(after["display_name"], "Zoe New")
+            self.assertNotIn("job_title", after["fields"])       # cleared by the later one
+            self.assertNotIn("department", after["fields"])      # cleared by the earlier one
+            self.assertEqual(after["fields"].get("office_location"), "C2")  # set again
+            self.assertEqual(after["version"], before["version"] + 1, "one change, one version")
+            self.assertEqual(row["updated"], 1, row)
+        finally:
+            merger.stop()
+
     # ------------------------------------------------------------ threshold
 
     def test_threshold_holds_then_approve_and_reject(self):

@@ -19,7 +19,8 @@ import whole_suite
 sys.path.insert(0, os.path.join(harness.ROOT, "scripts"))
 import demo  # noqa: E402
 
-ASAN_BIN = os.path.join(harness.ROOT, "build", "asan", "bin")
+# The sanitizer build tests/run.py just made (the plain one under --no-asan).
+ASAN_BIN = os.path.join(harness.SAN_BUILD or harness.BUILD, "bin")
 PEOPLE, AZURE, SHARED, DEVICES, OUS = 300, 200, 120, 60, 8
 RESULT = {}  # for tests/soak.py's table
 
@@ -32,14 +33,13 @@ class FaultySuiteTest(whole_suite.SuiteTestCase):
     @classmethod
     def setUpClass(cls):
         if not os.path.exists(os.path.join(ASAN_BIN, "panel-merger")):
-            raise RuntimeError("build/asan is missing: make BUILD=build/asan "
-                               "SAN=address,undefined all")
+            raise RuntimeError(f"{ASAN_BIN} is missing: run the tests through tests/run.py")
         cls.old_bin = demo.BIN
         demo.BIN = ASAN_BIN  # every service and the emulator from the sanitizer build
         os.environ.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         try:
             super().setUpClass()
-        except BaseException:
+        except BaseException:  # whole_suite.start stopped what it started
             demo.BIN = cls.old_bin
             raise
         cls.auth = cls.d.env["PANEL_AUTH_URL"]

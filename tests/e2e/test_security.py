@@ -16,7 +16,8 @@ import urllib.parse
 import harness
 import suite
 
-ASAN_BUILD = os.path.join(harness.ROOT, "build", "asan")
+# The sanitizer build tests/run.py just made (the plain one under --no-asan).
+ASAN_BUILD = harness.SAN_BUILD or harness.BUILD
 
 
 def secret_values():
@@ -264,7 +265,7 @@ class SecretsAndLeaksTest(unittest.TestCase):
     def test_no_secret_anywhere_and_no_leaks(self):
         harness.require_env()
         self.assertTrue(os.path.exists(os.path.join(ASAN_BUILD, "bin", "panel-auth")),
-                        "build/asan is missing: make BUILD=build/asan SAN=address,undefined")
+                        f"{ASAN_BUILD} is missing: run the tests through tests/run.py")
         env = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23",
                "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
         auth = suite.start_auth(dict(env), build=ASAN_BUILD)

@@ -115,13 +115,36 @@ class WholeSuite(SuiteTestCase):
         self.assertLess(kinds.index("ASSET_CHANGE_KIND_CHECKED_OUT"),
                         kinds.index("ASSET_CHANGE_KIND_CHECKED_IN"))
 
-    # Runs last (alphabetical order): it leaves Google revoked.
-    def test_z_revocation_at_google_stops_syncing_and_deletes_nothing(self):
+    def latest_google_run(self):
+        rows = psql("SELECT run_id, status FROM sync_runs WHERE tenant_id = :'t' AND "
+                    "source = 'google' ORDER BY requested_at DESC LIMIT 1", t=self.tenant)
+        return rows[0] if rows else None
+
+    def reconnect_google(self, revoked_run_id, people_before):
+        """Undo the revocation, as an admin would (sign in, Authorize, Allow), and wait for
+        the sync that starts, so that the tests running after this one find Google connected
+        and the directory as the first sync left it, whatever their order."""
+        self.d.connect("google")
+        wait_until(lambda: (lambda r: r and r[0] != revoked_run_id and
+                            r[1] in ("completed", "held"))(self.latest_google_run()),
+                   timeout=240, what="the sync after Google was connected again")
+        _, conns = self.call("GET", "/v1/connections", expect=200)
+        google = next(c for c in conns["connections"] if c["provider"] == "google")
+        self.assertEqual(google["status"], "connected")
+        self.assertEqual(self.latest_google_run()[1], "completed")
+        after = psql("SELECT count(*) FROM people WHERE tenant_id = :'t' "
+                     "AND removed_at IS NULL;", t=self.tenant)[0][0]
+        self.assertEqual(after, people_before)
+
+    # Leaves Google connected again when it ends (reconnect_google), so test order is free.
+    def test_revocation_at_google_stops_syncing_and_deletes_nothing(self):
         before = psql("SELECT count(*) FROM people WHERE tenant_id = :'t' "
                       "AND removed_at IS NULL;", t=self.tenant)[0][0]
         status, _, body = self.emulator("POST",
                                         f"/control/districts/{self.district}/google/revoke")
         self.assertIn(status, (200, 204), body)
+        run_id = None
+        self.addCleanup(lambda: self.reconnect_google(run_id, before))
         status, body = self.call("POST", "/v1/sync", {"provider": "google"}, expect=202)
         run_id = body["requests"][0]["run_id"]
 
