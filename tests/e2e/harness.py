@@ -271,6 +271,15 @@ def consume(topic, count=None, timeout_ms=5000, key_prefix=None):
     return out
 
 
+
+def wait_outbox_drained(tenant, timeout=120):
+    """Until every outbox row of tenant is published, so that what a test reads from a topic
+    is everything the rows it asserts on made (never a read racing the relay)."""
+    wait_until(lambda: psql("SELECT count(*) FROM outbox WHERE tenant_id = :'t' AND "
+                            "sent_at IS NULL", t=tenant)[0][0] == "0",
+               timeout=timeout, what=f"the outbox of {tenant} to be published")
+
+
 def wait_until(predicate, timeout=30, interval=0.2, what="condition"):
     deadline = time.time() + timeout
     last = None

@@ -14,7 +14,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import ROOT, consume, http, psql, wait_until
+from harness import ROOT, consume, http, psql, wait_outbox_drained, wait_until
 from whole_suite import SuiteTestCase
 
 REF = os.path.join(ROOT, "tests", "reference")
@@ -226,6 +226,7 @@ class ProviderShapes(SuiteTestCase):
         versions = [e["event"]["asset_changed"]["asset"]["version"] for e in evs]
         self.assertEqual(versions, sorted(versions))
         # the lifecycle change of the admin's device is announced with the status change
+        wait_outbox_drained(self.tenant)
         evs = consume("panel.assets.events", key_prefix=f"{self.tenant}/{a['asset_id']}",
                       timeout_ms=3000)
         last = evs[-1]["event"]["asset_changed"]

@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from harness import ROOT, consume, http, psql, wait_until
+from harness import ROOT, consume, http, psql, wait_outbox_drained, wait_until
 from whole_suite import SuiteTestCase
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -68,10 +68,16 @@ class WholeSuite(SuiteTestCase):
         self.assertEqual(sorted(person["sources"]), ["azure", "google"])
 
     def test_public_people_events_carry_the_merged_person(self):
+        wait_outbox_drained(self.tenant)
         events = consume("panel.people.events", key_prefix=self.tenant + "/", timeout_ms=4000)
         self.assertGreaterEqual(len(events), PEOPLE + AZURE - SHARED)
         ids = [e["event"]["event_id"] for e in events]
         self.assertEqual(len(ids), len(set(ids)), "each public event once")
+        # Every Person of the district was announced, and only the district's People.
+        people = {r[0] for r in psql("SELECT person_id::text FROM people WHERE tenant_id = :'t'",
+                                     t=self.tenant)}
+        announced = {e["event"]["person_changed"]["person"]["person_id"] for e in events}
+        self.assertEqual(announced, people)
         one = events[0]["event"]["person_changed"]
         self.assertIn("person", one)
         self.assertTrue(one["person"]["person_id"])
