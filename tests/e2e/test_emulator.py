@@ -238,6 +238,22 @@ class Emulator:
         assert s == 200, b
         return b
 
+    def google_signin(self, hint, nonce="nonce-g-1"):
+        """A Google sign-in as auth makes it: openid email profile, online, PKCE, a nonce."""
+        verifier, challenge = pkce_pair()
+        q = {"client_id": GCLIENT, "redirect_uri": REDIRECT, "response_type": "code",
+             "scope": "openid email profile", "state": "s1", "nonce": nonce,
+             "code_challenge": challenge, "code_challenge_method": "S256",
+             "prompt": "select_account", "login_hint": hint, "emulator_decision": "allow"}
+        s, h, _ = request("GET", f"{self.url}/o/oauth2/v2/auth?" + urllib.parse.urlencode(q))
+        assert s == 302, s
+        code = urllib.parse.parse_qs(urllib.parse.urlsplit(h["location"]).query)["code"][0]
+        s, _, b = request("POST", f"{self.url}/token", {
+            "grant_type": "authorization_code", "code": code, "client_id": GCLIENT,
+            "client_secret": GSECRET, "redirect_uri": REDIRECT, "code_verifier": verifier})
+        assert s == 200, b
+        return b
+
     def gget(self, path, token):
         return request("GET", self.url + path, headers={"Authorization": "Bearer " + token})
 
@@ -377,18 +393,7 @@ class GoogleOAuthTest(unittest.TestCase):
         revoking either removes the app's access, both tokens."""
         hint = "admin@beta.k12.example"
         consent = self.emu.google_tokens(hint, extra={"prompt": "consent"})
-        verifier, challenge = pkce_pair()
-        q = {"client_id": GCLIENT, "redirect_uri": REDIRECT, "response_type": "code",
-             "scope": "openid email profile", "state": "s1", "nonce": "n-1",
-             "code_challenge": challenge, "code_challenge_method": "S256",
-             "prompt": "select_account", "login_hint": hint, "emulator_decision": "allow"}
-        s, h, _ = request("GET", f"{self.emu.url}/o/oauth2/v2/auth?" + urllib.parse.urlencode(q))
-        self.assertEqual(s, 302)
-        code = urllib.parse.parse_qs(urllib.parse.urlsplit(h["location"]).query)["code"][0]
-        s, _, signin = request("POST", f"{self.emu.url}/token", {
-            "grant_type": "authorization_code", "code": code, "client_id": GCLIENT,
-            "client_secret": GSECRET, "redirect_uri": REDIRECT, "code_verifier": verifier})
-        self.assertEqual(s, 200, signin)
+        signin = self.emu.google_signin(hint)
         self.assertNotIn("refresh_token", signin)
         self.assertNotIn(S_USER, signin["scope"].split())  # the sign-in's own scopes only
         s, _, ref = self.refresh(consent["refresh_token"])
@@ -1314,18 +1319,7 @@ class SigninTest(unittest.TestCase):
         return b
 
     def google_signin(self, hint, nonce="nonce-g-1"):
-        verifier, challenge = pkce_pair()
-        q = {"client_id": GCLIENT, "redirect_uri": REDIRECT, "response_type": "code",
-             "scope": "openid email profile", "state": "s1", "nonce": nonce,
-             "code_challenge": challenge, "code_challenge_method": "S256",
-             "prompt": "select_account", "login_hint": hint, "emulator_decision": "allow"}
-        s, h, _ = request("GET", f"{self.emu.url}/o/oauth2/v2/auth?" + urllib.parse.urlencode(q))
-        self.assertEqual(s, 302)
-        code = urllib.parse.parse_qs(urllib.parse.urlsplit(h["location"]).query)["code"][0]
-        s, _, b = request("POST", f"{self.emu.url}/token", {
-            "grant_type": "authorization_code", "code": code, "client_id": GCLIENT,
-            "client_secret": GSECRET, "redirect_uri": REDIRECT, "code_verifier": verifier})
-        self.assertEqual(s, 200, b)
+        b = self.emu.google_signin(hint, nonce)
         check_ref(self, b, "google", "token_response")
         return b
 

@@ -87,6 +87,25 @@ class SecureBroker:
         p = self.panelctl(self.secure, "consume", topic, "--timeout-ms", "3000", check=True)
         return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
 
+    def refused_run(self, prefix, email):
+        """A new tenant and one full run of one Person, for a publisher to be refused."""
+        tenant = harness.new_tenant(prefix)
+        _, evs = full_run(tenant, "google", lambda r: [
+            person(tenant, "google", r, "g-1", email, display_name=email.split("@")[0])])
+        return tenant, evs
+
+    def publish_with_a_wrong_password(self, tenant, evs):
+        wrong = dict(self.secure)
+        del wrong["PANEL_KAFKA_SASL_PASSWORD_FILE"]
+        wrong["PANEL_KAFKA_SASL_PASSWORD"] = "not-the-password"
+        p = self.publish(wrong, tenant, evs)
+        self.assertNotEqual(p.returncode, 0, p.stderr)
+        return p
+
+    def assert_nothing_arrived(self, tenant):
+        self.assertEqual(harness.psql("SELECT count(*) FROM sync_runs WHERE tenant_id = :'t'",
+                                      t=tenant), [["0"]])
+
     def test_events_flow_through_a_sasl_ssl_broker(self):
         tenant = harness.new_tenant("ksec")
         email = f"ada.{uuid.uuid4().hex[:6]}@d.example"
@@ -113,21 +132,12 @@ class KafkaSecurity(SecureBroker, unittest.TestCase):
     """Kafka 4 (the product's broker), PLAIN over TLS."""
 
     def test_a_client_without_credentials_or_with_a_wrong_password_is_refused(self):
-        tenant = harness.new_tenant("ksecx")
-        run_id, evs = full_run(tenant, "google", lambda r: [
-            person(tenant, "google", r, "g-1", "eve@d.example", display_name="Eve")])
-        plaintext = {"PANEL_KAFKA_BROKERS": self.brokers}
-        p = self.publish(plaintext, tenant, evs)
+        tenant, evs = self.refused_run("ksecx", "eve@d.example")
+        p = self.publish({"PANEL_KAFKA_BROKERS": self.brokers}, tenant, evs)
         self.assertNotEqual(p.returncode, 0, p.stderr)
-        wrong = dict(self.secure)
-        del wrong["PANEL_KAFKA_SASL_PASSWORD_FILE"]
-        wrong["PANEL_KAFKA_SASL_PASSWORD"] = "not-the-password"
-        p = self.publish(wrong, tenant, evs)
-        self.assertNotEqual(p.returncode, 0, p.stderr)
+        p = self.publish_with_a_wrong_password(tenant, evs)
         self.assertIn("Invalid username or password", p.stderr)
-        # Nothing arrived: no run row, no event with the tenant's key.
-        self.assertEqual(harness.psql("SELECT count(*) FROM sync_runs WHERE tenant_id = :'t'",
-                                      t=tenant), [["0"]])
+        self.assert_nothing_arrived(tenant)
         self.assertEqual([m for m in self.consume("panel.source.events")
                           if m["key"] == tenant], [])
         self.assertNotIn("eve@d.example", json.dumps(self.consume("panel.source.events")))
@@ -174,18 +184,10 @@ class ScramOnKafka39(SecureBroker, unittest.TestCase):
             self.assertIn("Kafka version: 3.9.1", f.read())
 
     def test_a_wrong_scram_password_is_refused(self):
-        tenant = harness.new_tenant("kscram")
-        run_id, evs = full_run(tenant, "google", lambda r: [
-            person(tenant, "google", r, "g-1", "mallory@d.example", display_name="Mallory")])
-        wrong = dict(self.secure)
-        del wrong["PANEL_KAFKA_SASL_PASSWORD_FILE"]
-        wrong["PANEL_KAFKA_SASL_PASSWORD"] = "not-the-password"
-        p = self.publish(wrong, tenant, evs)
-        self.assertNotEqual(p.returncode, 0, p.stderr)
+        tenant, evs = self.refused_run("kscram", "mallory@d.example")
+        p = self.publish_with_a_wrong_password(tenant, evs)
         self.assertIn("invalid credentials", p.stderr)
-        self.assertEqual(harness.psql("SELECT count(*) FROM sync_runs WHERE tenant_id = :'t'",
-                                      t=tenant), [["0"]])
-
+        self.assert_nothing_arrived(tenant)
 
 if __name__ == "__main__":
     unittest.main()
