@@ -69,12 +69,22 @@ class Stub(BaseHTTPRequestHandler):
             if body.get("sync_interval_seconds") == 301:
                 return self.reply(422, {"error": {"code": "invalid_interval",
                                                   "message": "interval too long"}})
-            if "pause_windows" in body:  # auth owns the schedule: it replaces the windows
-                psql("DELETE FROM pause_windows WHERE tenant_id = :'t'", t=tenant)
-                for w in body["pause_windows"]:
-                    psql("INSERT INTO pause_windows (tenant_id, starts_at, ends_at, reason) "
-                         "VALUES (:'t', :'s', :'e', :'r')", t=tenant, s=w["starts_at"],
-                         e=w["ends_at"], r=w.get("reason", ""))
+            if isinstance(body.get("pause_windows"), list):
+                # auth owns the schedule: it replaces the windows, all or none, and answers
+                # 400 when PostgreSQL refuses one (a window that ends before it starts)
+                values = [(w.get("starts_at"), w.get("ends_at"), w.get("reason") or "")
+                          for w in body["pause_windows"] if isinstance(w, dict)]
+                try:
+                    psql("BEGIN; DELETE FROM pause_windows WHERE tenant_id = :'t'; " +
+                         "".join(f"INSERT INTO pause_windows (tenant_id, starts_at, ends_at, "
+                                 f"reason) VALUES (:'t', :'s{i}', :'e{i}', :'r{i}'); "
+                                 for i in range(len(values))) + "COMMIT",
+                         t=tenant, **{f"{k}{i}": v for i, w in enumerate(values)
+                                      for k, v in zip("ser", w)})
+                except (RuntimeError, ValueError):  # ValueError: a NUL psql cannot take
+                    return self.reply(400, {"error": {"code": "invalid_argument", "message":
+                                                      "a pause window has an invalid time or "
+                                                      "ends before it starts"}})
             return self.reply(200, {"status": "ok"})
         if rest[0] == "runs" and rest[-1] in ("approve", "reject"):
             st = psql("SELECT status FROM sync_runs WHERE tenant_id = :'t' AND run_id = :'r'",
