@@ -459,15 +459,22 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
            "  id text, e text, alt text[])),"
            " k AS (SELECT i, t, s, id, e FROM u"
            "  UNION SELECT u.i, u.t, u.s, u.id, a FROM u, unnest(u.alt) AS a),"
+           /* live source rows that know any of the batch's addresses: one probe of index
+            * person_sources_addresses with all of them, each row's addresses computed once
+            * (a per-key probe inside the join evaluated the function per row and key) */
+           " c AS MATERIALIZED (SELECT ps.tenant_id, ps.source, ps.person_id, a.a"
+           "  FROM person_sources ps, unnest(person_source_addresses(ps.fields)) AS a(a)"
+           "  WHERE ps.removed_at IS NULL AND person_source_addresses(ps.fields) &&"
+           "  (SELECT coalesce(array_agg(DISTINCT k.e) FILTER (WHERE k.e IS NOT NULL), '{}')"
+           "  FROM k)),"
            /* a live Person whose shown address is one of the row's, or one whose other cloud's
             * row knows the address (an alias, a proxy address): either order of arrival
-            * finds the same Person (index person_sources_addresses) */
+            * finds the same Person */
            " m AS (SELECT k.i, p.person_id FROM k JOIN people p ON p.tenant_id = k.t"
            "  AND p.email_norm = k.e AND p.removed_at IS NULL"
-           "  UNION SELECT k.i, p.person_id FROM k JOIN person_sources ps"
-           "  ON ps.tenant_id = k.t AND ps.source <> k.s AND ps.removed_at IS NULL"
-           "  AND person_source_addresses(ps.fields) @> ARRAY[k.e]"
-           "  JOIN people p ON p.tenant_id = ps.tenant_id AND p.person_id = ps.person_id"
+           "  UNION SELECT k.i, p.person_id FROM c JOIN k ON k.t = c.tenant_id"
+           "  AND k.e = c.a AND k.s <> c.source"
+           "  JOIN people p ON p.tenant_id = c.tenant_id AND p.person_id = c.person_id"
            "  AND p.removed_at IS NULL)"
            " SELECT u.i, coalesce(json_agg(DISTINCT m.person_id)"
            " FILTER (WHERE m.person_id IS NOT NULL), '[]'),"

@@ -233,6 +233,42 @@ class MergerTest(unittest.TestCase):
                              azure_first)
             self.assertEqual(ps[0]["display_name"], "Patricia Proxy", azure_first)
 
+    def test_proxy_address_search_is_per_batch_not_per_row_of_the_tenant(self):
+        """A Google run meeting a large Entra tenant whose rows know the Google addresses only
+        as smtp: proxy addresses: every Google row joins its Person, and the run is not
+        quadratic in (batch x source rows of the tenant): the candidate search probes the
+        address index once per batch (with one probe per key and row, a 2,000-event batch
+        over 20,000 rows ran for many minutes)."""
+        t = relaxed_tenant()
+        harness.psql(
+            "INSERT INTO people (tenant_id, email_norm, display_name, sources) "
+            "SELECT :'t', 'm' || n || '@ms.d.org', 'Entra ' || n, '{azure}' "
+            "FROM generate_series(1, 20000) n", t=t)
+        harness.psql(
+            "INSERT INTO person_sources (tenant_id, source, source_id, person_id, email_norm, "
+            "fields, content_hash) SELECT p.tenant_id, 'azure', 'a' || p.n, p.person_id, "
+            "p.email_norm, jsonb_build_object('email_normalized', p.email_norm, 'mail', "
+            "p.email_norm, 'proxy_addresses', jsonb_build_object('values', jsonb_build_array("
+            "'SMTP:' || p.email_norm, 'smtp:u' || p.n || '@d.org'))), 'h' "
+            "FROM (SELECT tenant_id, person_id, email_norm, substr(email_norm, 2, "
+            "position('@' in email_norm) - 2) AS n FROM people WHERE tenant_id = :'t') p", t=t)
+        harness.psql("ANALYZE people; ANALYZE person_sources")
+        n = 1000
+        g_run, evs = full_run(t, "google", lambda r: [
+            person(t, "google", r, f"g{i}", f"U{i}@d.org", display_name=f"Google {i}")
+            for i in range(1, n + 1)])
+        publish(t, evs)
+        self.assertEqual(wait_run(t, g_run, timeout=90)["match_cases"], 0)
+        joined = harness.psql(
+            "SELECT count(*), count(DISTINCT g.person_id) FROM person_sources g "
+            "JOIN person_sources a ON a.tenant_id = g.tenant_id AND a.person_id = g.person_id "
+            "AND a.source = 'azure' AND a.source_id = 'a' || substr(g.source_id, 2) "
+            "WHERE g.tenant_id = :'t' AND g.source = 'google'", t=t)
+        self.assertEqual(joined, [[str(n), str(n)]])
+        self.assertEqual(harness.psql("SELECT count(*) FROM people WHERE tenant_id = :'t' "
+                                      "AND removed_at IS NULL", t=t), [["20000"]],
+                         "no new Person: each Google row found its Entra Person")
+
     # ------------------------------------------------------------ removal
 
     def test_removal_from_one_cloud_keeps_person_from_both_removes(self):
