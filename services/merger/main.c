@@ -161,6 +161,7 @@ int main(int argc, char **argv)
     struct outbox_relay *relay = NULL;
     struct retention *retention = NULL;
     struct callers *callers = NULL;
+    struct routes_ctx rctx = {0};
     char err[1024];
     int status = 1;
     enum svc_start_result r = svc_start(&svc, &spec, argc, argv, &cfg);
@@ -184,7 +185,8 @@ int main(int argc, char **argv)
         goto out;
     }
     PQfinish(pg);
-    struct routes_ctx rctx = {.pg_url = cfg.pg_url, .callers = callers};
+    rctx.pg_url = cfg.pg_url;
+    rctx.callers = callers;
     if (routes_register(svc_httpd(svc), &rctx)) {
         log_error("cannot register routes");
         goto out;
@@ -221,7 +223,8 @@ out:
     svc_set_ready(svc, false);
     retention_stop(retention);
     outbox_relay_stop(relay);
-    svc_destroy(svc);
+    svc_destroy(svc); /* stops the listener before its routes go */
+    routes_free(&rctx);
     callers_destroy(callers);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
     return status;
