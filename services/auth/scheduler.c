@@ -73,7 +73,7 @@ static int load_windows(PGconn *pg, const char *tenant, struct pause_window *w, 
 
 static long fire_due(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
 {
-    long fired = -1, written = 0;
+    long fired = -1, written = 0, coalesced_n = 0, paused_n = 0;
     PGresult *res = NULL, *upd = NULL;
     if (pgx_exec(pg, "BEGIN", err, errlen))
         return -1;
@@ -99,17 +99,20 @@ static long fire_due(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
             goto out;
         if (sched_decide(now, w, nw) == SCHED_PAUSED) {
             log_info_t(tenant, NULL, "scheduled %s sync skipped: inside a pause window", provider);
+            paused_n++;
         } else {
             char run_id[37];
             bool coalesced = false;
             if (sync_request_add(c, pg, tenant, provider, "scheduled", false, "scheduler", run_id,
                                  &coalesced, err, errlen))
                 goto out;
-            if (coalesced)
+            if (coalesced) {
                 log_info_t(tenant, run_id, "scheduled %s sync coalesced with the run in flight",
                            provider);
-            else
+                coalesced_n++;
+            } else {
                 written++;
+            }
         }
         char next[32];
         snprintf(next, sizeof next, "%" PRId64, sched_next(now, due, interval));
@@ -126,6 +129,13 @@ static long fire_due(struct auth_ctx *c, PGconn *pg, char *err, size_t errlen)
     if (pgx_exec(pg, "COMMIT", err, errlen))
         goto out;
     fired = written;
+    /* Counted once committed: a rolled-back round requested nothing. */
+    metrics_counter_add(c->metrics, "auth_scheduled_requests_total", "result=\"requested\"",
+                        (double)written);
+    metrics_counter_add(c->metrics, "auth_scheduled_requests_total", "result=\"coalesced\"",
+                        (double)coalesced_n);
+    metrics_counter_add(c->metrics, "auth_scheduled_requests_total", "result=\"paused\"",
+                        (double)paused_n);
 out:
     if (fired < 0) {
         PQclear(PQexec(pg, "ROLLBACK"));
