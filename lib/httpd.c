@@ -98,10 +98,16 @@ static int route_dispatch(struct mg_connection *conn, void *cbdata)
         snprintf(labels, sizeof labels, "route=\"%s\"", req.label);
         metrics_observe(r->h->metrics, "http_request_duration_seconds", labels, seconds);
     }
-    /* The access log: the route pattern, never the path or query (ids, codes, states). */
+    /* The access log: the route pattern, never the path or query (ids, codes, states); its
+     * values have no spaces, so the line splits into name=value pairs. */
+    char route[96];
+    snprintf(route, sizeof route, "%s", req.label);
+    for (char *p = route; *p; p++)
+        if (*p == ' ')
+            *p = '_';
     enum log_level level = status >= 500 ? LOG_WARN : r->quiet ? LOG_DEBUG : LOG_INFO;
     LOG_AT(level, NULL, NULL, "access method=%s route=%s status=%d duration_ms=%.3f caller=%s",
-           method, req.label, status, seconds * 1000.0, req.caller);
+           method, route, status, seconds * 1000.0, req.caller);
     log_set_request(NULL);
     mg_set_user_connection_data(conn, NULL);
     return status;

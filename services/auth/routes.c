@@ -1123,8 +1123,8 @@ int routes_register(struct httpd *h, struct auth_ctx *c, struct router **interna
         log_error("routes: %s", err);
         return -1;
     }
-    if (router_mount(*callbacks, h, "/oauth", "/oauth (no route)") ||
-        router_mount(*internal, h, "/internal", "/internal (no route)"))
+    if (router_mount(*callbacks, h, "/oauth", "/oauth/*") ||
+        router_mount(*internal, h, "/internal", "/internal/*"))
         return -1;
     return 0;
 }

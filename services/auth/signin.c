@@ -695,5 +695,5 @@ int signin_routes(struct httpd *h, struct signin *s)
         log_error("signin routes: %s", err);
         return -1;
     }
-    return router_mount(s->router, h, "/signin", "/signin (no route)");
+    return router_mount(s->router, h, "/signin", "/signin/*");
 }

@@ -159,7 +159,7 @@ int routes_register(struct httpd *h, struct routes_ctx *ctx)
         log_error("routes: %s", err);
         return -1;
     }
-    return router_mount(ctx->router, h, "/internal/tenants/", "/internal/tenants/ (no route)");
+    return router_mount(ctx->router, h, "/internal/tenants/", "/internal/tenants/*");
 }
 
 void routes_free(struct routes_ctx *ctx)
