@@ -150,6 +150,9 @@ class AuthRequestCore(RequestCoreCase, unittest.TestCase):
             self.assertEqual(body["error"]["code"], "not_connected")
         text, after = count()
         self.assertEqual(after - before, 2)
+        # The whole exposition, auth's own families included, passes promtool.
+        import test_operations
+        test_operations.promtool_check(self, "panel-auth", text)
         # A family is rendered once it has a series (a revocation may never have happened).
         self.assertIn("# TYPE auth_token_requests_total counter", text)
         self.assertIn("# HELP auth_token_requests_total Access-token requests", text)
