@@ -72,6 +72,17 @@ class Stub(BaseHTTPRequestHandler):
                 return self.reply(422, {"error": {"code": "invalid_interval",
                                                   "message": "interval too long"}})
             if "pause_windows" in body:  # auth owns the schedule: it replaces the windows
+                for w in body["pause_windows"]:  # as auth: an empty or backward window is 400
+                    try:
+                        ok = psql("SELECT :'s'::timestamptz < :'e'::timestamptz",
+                                  s=w["starts_at"], e=w["ends_at"])[0][0] == "t"
+                    except RuntimeError:
+                        ok = False
+                    if not ok:
+                        return self.reply(400, {"error": {
+                            "code": "invalid_argument",
+                            "message": "a pause window has an invalid time or ends before it "
+                                       "starts"}})
                 psql("DELETE FROM pause_windows WHERE tenant_id = :'t'", t=tenant)
                 for w in body["pause_windows"]:
                     psql("INSERT INTO pause_windows (tenant_id, starts_at, ends_at, reason) "
