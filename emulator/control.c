@@ -2,6 +2,7 @@
 #include "google_oauth.h"
 #include "json.h"
 #include "log.h"
+#include "router.h"
 #include "signin.h"
 
 #include <stdio.h>
@@ -15,26 +16,19 @@ static int reply_err(struct mg_connection *conn, int status, const char *code, c
     return httpd_reply_error(conn, status, code, msg);
 }
 
-/* Read a JSON object body; on failure a reply was sent and *status holds it. */
-static json_t *read_json(struct mg_connection *conn, int *status)
+/* Parse the body the router read (within CONTROL_BODY_MAX) as a JSON object; on failure a
+ * reply was sent and *status holds it. */
+static json_t *read_json(struct router_req *q, int *status)
 {
-    struct buf b;
     char err[160];
-    json_t *v = NULL;
-    buf_init(&b, CONTROL_BODY_MAX);
-    int rc = httpd_read_body(conn, &b, CONTROL_BODY_MAX);
-    if (rc == -1) {
-        *status = reply_err(conn, 413, "too_large", "body too large");
-    } else if (rc) {
-        *status = reply_err(conn, 400, "bad_request", "cannot read body");
-    } else if (!(v = json_parse(b.data, b.len, err, sizeof err))) {
-        *status = reply_err(conn, 400, "bad_json", err);
+    json_t *v = json_parse(q->body.data ? q->body.data : "", q->body.len, err, sizeof err);
+    if (!v) {
+        *status = reply_err(q->conn, 400, "bad_json", err);
     } else if (!json_is_object(v)) {
         json_decref(v);
         v = NULL;
-        *status = reply_err(conn, 400, "bad_json", "body must be a JSON object");
+        *status = reply_err(q->conn, 400, "bad_json", "body must be a JSON object");
     }
-    buf_free(&b);
     return v;
 }
 
@@ -96,9 +90,10 @@ static int dump(struct mg_connection *conn, struct district *d, enum dcoll c)
     return rc;
 }
 
-static int mutate(struct mg_connection *conn, struct district *d, enum dcoll c, const char *id,
-                  const char *method)
+static int mutate(struct router_req *q, struct district *d, enum dcoll c, const char *id)
 {
+    struct mg_connection *conn = q->conn;
+    const char *method = q->method;
     char err[256];
     json_t *out = NULL;
     int status = 0, rc;
@@ -120,7 +115,7 @@ static int mutate(struct mg_connection *conn, struct district *d, enum dcoll c, 
         return reply_err(conn, 405, "method_not_allowed",
                          "use POST on the collection, PATCH or "
                          "DELETE on an object");
-    json_t *body = read_json(conn, &status);
+    json_t *body = read_json(q, &status);
     if (!body)
         return status;
     district_lock(d);
@@ -137,12 +132,14 @@ static int mutate(struct mg_connection *conn, struct district *d, enum dcoll c, 
     return send_json(conn, post ? 201 : 200, out);
 }
 
-static int create_district(struct mg_connection *conn, struct emu *e)
+static int create_district(struct router_req *q)
 {
+    struct mg_connection *conn = q->conn;
+    struct emu *e = q->ctx;
     struct district_spec spec;
     char err[256];
     int status = 0;
-    json_t *body = read_json(conn, &status);
+    json_t *body = read_json(q, &status);
     if (!body)
         return status;
     int bad = district_spec_from_json(body, &spec, err, sizeof err);
@@ -167,16 +164,28 @@ static int create_district(struct mg_connection *conn, struct emu *e)
 
 /* GET|POST /control/districts/{id}/admins {"email","google":bool,"microsoft":bool}: people
  * who may sign in with the district's Google and Microsoft accounts. */
-static int admins(struct mg_connection *conn, struct emu *e, struct district *d, const char *m)
+static struct district *path_district(struct router_req *q);
+
+static int admins_get(struct router_req *q)
 {
-    if (!strcmp(m, "GET"))
-        return send_json(conn, 200, json_pack("{s:o}", "admins", emu_signin_list(e, d)));
-    if (strcmp(m, "POST"))
-        return reply_err(conn, 405, "method_not_allowed", "GET or POST");
+    struct emu *e = q->ctx;
+    struct district *d = path_district(q);
+    if (!d)
+        return 404;
+    return send_json(q->conn, 200, json_pack("{s:o}", "admins", emu_signin_list(e, d)));
+}
+
+static int admins_post(struct router_req *q)
+{
+    struct mg_connection *conn = q->conn;
+    struct emu *e = q->ctx;
+    struct district *d = path_district(q);
+    if (!d)
+        return 404;
     int status = 0;
     bool google = true, microsoft = true;
     const char *email = NULL;
-    json_t *body = read_json(conn, &status);
+    json_t *body = read_json(q, &status);
     if (!body)
         return status;
     if (json_get_str(body, "email", &email) != JSON_GET_OK ||
@@ -196,236 +205,311 @@ static int admins(struct mg_connection *conn, struct emu *e, struct district *d,
     return send_json(conn, 201, json_pack("{s:o}", "admins", emu_signin_list(e, d)));
 }
 
-/* POST /control/oidc/rotate: a new signing key (the old one stays published);
- * POST /control/oidc/mode {"mode":"normal|unknown_key|expired|other_audience"}. */
-static int oidc_handler(struct mg_connection *conn, void *ctx)
+/* POST /control/oidc/rotate: a new signing key (the old one stays published). */
+static int oidc_rotate(struct router_req *q)
 {
-    struct emu *e = ctx;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    if (strcmp(ri->request_method, "POST"))
-        return reply_err(conn, 405, "method_not_allowed", "POST");
-    if (!strcmp(ri->local_uri, "/control/oidc/rotate")) {
-        if (emu_signin_rotate(e))
-            return reply_err(conn, 500, "internal", "key generation failed");
-        return send_json(conn, 200, json_pack("{s:s}", "status", "rotated"));
-    }
-    if (!strcmp(ri->local_uri, "/control/oidc/mode")) {
-        int status = 0;
-        enum signin_mode mode;
-        json_t *body = read_json(conn, &status);
-        if (!body)
-            return status;
-        int bad = signin_mode_parse(json_str(body, "mode"), &mode);
-        json_decref(body);
-        if (bad)
-            return reply_err(conn, 400, "bad_request",
-                             "mode must be normal, unknown_key, expired or other_audience");
-        emu_signin_set_mode(e, mode);
-        return send_json(conn, 200, json_pack("{s:s}", "status", "ok"));
-    }
-    return reply_err(conn, 404, "not_found", "no such resource");
+    if (emu_signin_rotate(q->ctx))
+        return reply_err(q->conn, 500, "internal", "key generation failed");
+    return send_json(q->conn, 200, json_pack("{s:s}", "status", "rotated"));
 }
 
-static int districts_handler(struct mg_connection *conn, void *ctx)
+/* POST /control/oidc/mode {"mode":"normal|unknown_key|expired|other_audience"}. */
+static int oidc_mode(struct router_req *q)
 {
-    struct emu *e = ctx;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    const char *m = ri->request_method;
-    char path[1024];
-    snprintf(path, sizeof path, "%s", ri->local_uri);
-    const char *rest = path + strlen("/control/districts");
-    if (!*rest || !strcmp(rest, "/")) {
-        if (!strcmp(m, "POST"))
-            return create_district(conn, e);
-        if (!strcmp(m, "GET")) {
-            json_t *arr = json_array();
-            for (size_t i = 0; i < emu_district_count(e); i++)
-                json_array_append_new(arr, district_info(emu_district_at(e, i), true));
-            return send_json(conn, 200, json_pack("{s:o}", "districts", arr));
-        }
-        return reply_err(conn, 405, "method_not_allowed", "GET or POST");
-    }
-    /* /{id}[/{provider}/{what}[/{objid}]] */
-    char *segs[6] = {0};
-    int nseg = 0;
-    char *save = NULL;
-    for (char *t = strtok_r(path + strlen("/control/districts/"), "/", &save); t && nseg < 6;
-         t = strtok_r(NULL, "/", &save))
-        segs[nseg++] = t;
-    struct district *d = nseg ? emu_district(e, segs[0]) : NULL;
+    int status = 0;
+    enum signin_mode mode;
+    json_t *body = read_json(q, &status);
+    if (!body)
+        return status;
+    int bad = signin_mode_parse(json_str(body, "mode"), &mode);
+    json_decref(body);
+    if (bad)
+        return reply_err(q->conn, 400, "bad_request",
+                         "mode must be normal, unknown_key, expired or other_audience");
+    emu_signin_set_mode(q->ctx, mode);
+    return send_json(q->conn, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static int districts_list(struct router_req *q)
+{
+    struct emu *e = q->ctx;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < emu_district_count(e); i++)
+        json_array_append_new(arr, district_info(emu_district_at(e, i), true));
+    return send_json(q->conn, 200, json_pack("{s:o}", "districts", arr));
+}
+
+/* The {district} of the path; NULL after a 404 reply when there is none such. */
+static struct district *path_district(struct router_req *q)
+{
+    struct district *d = emu_district(q->ctx, router_param(q, "district"));
     if (!d)
-        return reply_err(conn, 404, "not_found", "no such district");
-    if (nseg == 1) {
-        if (strcmp(m, "GET"))
-            return reply_err(conn, 405, "method_not_allowed", "GET");
-        return send_json(conn, 200, district_info(d, true));
-    }
-    if (nseg == 2 && !strcmp(segs[1], "admins"))
-        return admins(conn, e, d, m);
-    if (nseg == 3 && !strcmp(segs[1], "google") && !strcmp(segs[2], "revoke") &&
-        !strcmp(m, "POST")) {
-        google_oauth_revoke_district(e, d);
-        log_info("district %s: every Google grant revoked", district_id(d));
-        return send_json(conn, 200, json_pack("{s:s}", "status", "revoked"));
-    }
-    if (nseg == 3 && !strcmp(segs[1], "azure") && !strcmp(m, "POST") &&
-        (!strcmp(segs[2], "revoke") || !strcmp(segs[2], "consent"))) {
-        bool grant = !strcmp(segs[2], "consent");
-        district_lock(d);
-        struct district_auth *a = district_auth(d);
-        a->azure_consented = grant;
-        if (grant) {
-            a->azure_ever_consented = true;
-            a->azure_permission = true;
-        } else {
-            a->azure_epoch++;
-        }
-        district_unlock(d);
-        log_info("district %s: Azure consent %s", district_id(d), grant ? "granted" : "removed");
-        return send_json(conn, 200, json_pack("{s:s}", "status", grant ? "consented" : "revoked"));
-    }
-    if (nseg == 3 && !strcmp(segs[1], "azure") && !strcmp(segs[2], "permission") &&
-        !strcmp(m, "POST")) {
-        int status = 0;
-        bool granted;
-        json_t *body = read_json(conn, &status);
-        if (!body)
-            return status;
-        enum json_get g = json_get_bool(body, "granted", &granted);
-        json_decref(body);
-        if (g != JSON_GET_OK)
-            return reply_err(conn, 400, "bad_request", "\"granted\" must be a boolean");
-        district_lock(d);
-        district_auth(d)->azure_permission = granted;
-        district_unlock(d);
-        return send_json(conn, 200, json_pack("{s:b}", "granted", granted));
-    }
-    if (nseg == 3 && !strcmp(segs[1], "azure") && !strcmp(segs[2], "delta") && !strcmp(m, "POST")) {
-        int status = 0;
-        bool repeats;
-        json_t *body = read_json(conn, &status);
-        if (!body)
-            return status;
-        enum json_get g = json_get_bool(body, "repeat_changes", &repeats);
-        json_decref(body);
-        if (g != JSON_GET_OK)
-            return reply_err(conn, 400, "bad_request", "\"repeat_changes\" must be a boolean");
-        district_lock(d);
-        district_set_delta_repeats(d, repeats);
-        district_unlock(d);
-        return send_json(conn, 200, json_pack("{s:b}", "repeat_changes", repeats));
-    }
-    if (nseg == 3 && !strcmp(segs[1], "google") && !strcmp(segs[2], "orgunits-order") &&
-        !strcmp(m, "POST")) {
-        int status = 0;
-        bool children_first;
-        json_t *body = read_json(conn, &status);
-        if (!body)
-            return status;
-        enum json_get g = json_get_bool(body, "children_first", &children_first);
-        json_decref(body);
-        if (g != JSON_GET_OK)
-            return reply_err(conn, 400, "bad_request", "\"children_first\" must be a boolean");
-        district_lock(d);
-        district_set_ous_children_first(d, children_first);
-        district_unlock(d);
-        return send_json(conn, 200, json_pack("{s:b}", "children_first", children_first));
-    }
-    if (nseg == 5 && (!strcmp(segs[1], "azure") || !strcmp(segs[1], "google")) &&
-        !strcmp(segs[2], "users") && !strcmp(segs[4], "restore")) {
-        if (strcmp(m, "POST"))
-            return reply_err(conn, 405, "method_not_allowed", "POST");
-        district_lock(d);
-        int rc = district_restore(d, !strcmp(segs[1], "azure") ? DC_AUSERS : DC_GUSERS, segs[3]);
-        district_unlock(d);
-        if (rc == -2)
-            return reply_err(conn, 404, "not_found", "no deleted user with this id");
-        if (rc)
-            return reply_err(conn, 500, "internal", "out of memory");
-        return send_json(conn, 200, json_pack("{s:s}", "status", "restored"));
-    }
-    if (nseg < 3 || nseg > 4)
-        return reply_err(conn, 404, "not_found", "no such resource");
-    enum dcoll c;
-    if (!strcmp(segs[1], "google") && !strcmp(segs[2], "users"))
-        c = DC_GUSERS;
-    else if (!strcmp(segs[1], "google") && !strcmp(segs[2], "orgunits"))
-        c = DC_OUS;
-    else if (!strcmp(segs[1], "google") && !strcmp(segs[2], "devices"))
-        c = DC_DEVICES;
-    else if (!strcmp(segs[1], "azure") && !strcmp(segs[2], "users"))
-        c = DC_AUSERS;
-    else
-        return reply_err(conn, 404, "not_found", "no such collection");
-    if (nseg == 3 && !strcmp(m, "GET"))
-        return dump(conn, d, c);
-    return mutate(conn, d, c, nseg == 4 ? segs[3] : NULL, m);
+        reply_err(q->conn, 404, "not_found", "no such district");
+    return d;
 }
 
-static int faults_handler(struct mg_connection *conn, void *ctx)
+static int district_get(struct router_req *q)
 {
-    struct emu *e = ctx;
-    const char *m = mg_get_request_info(conn)->request_method;
-    if (!strcmp(m, "DELETE")) {
-        faults_clear(e->faults);
-        return httpd_reply(conn, 204, "application/json", "", 0, NULL);
+    struct district *d = path_district(q);
+    return d ? send_json(q->conn, 200, district_info(d, true)) : 404;
+}
+
+static int google_revoke(struct router_req *q)
+{
+    struct district *d = path_district(q);
+    if (!d)
+        return 404;
+    google_oauth_revoke_district(q->ctx, d);
+    log_info("district %s: every Google grant revoked", district_id(d));
+    return send_json(q->conn, 200, json_pack("{s:s}", "status", "revoked"));
+}
+
+static int azure_consent_set(struct router_req *q, bool grant)
+{
+    struct district *d = path_district(q);
+    if (!d)
+        return 404;
+    district_lock(d);
+    struct district_auth *a = district_auth(d);
+    a->azure_consented = grant;
+    if (grant) {
+        a->azure_ever_consented = true;
+        a->azure_permission = true;
+    } else {
+        a->azure_epoch++;
     }
-    if (strcmp(m, "POST"))
-        return reply_err(conn, 405, "method_not_allowed", "POST or DELETE");
+    district_unlock(d);
+    log_info("district %s: Azure consent %s", district_id(d), grant ? "granted" : "removed");
+    return send_json(q->conn, 200, json_pack("{s:s}", "status", grant ? "consented" : "revoked"));
+}
+
+static int azure_consent(struct router_req *q)
+{
+    return azure_consent_set(q, true);
+}
+
+static int azure_revoke(struct router_req *q)
+{
+    return azure_consent_set(q, false);
+}
+
+/* The boolean member name of the body; 0, or the status of the error reply sent. */
+static int body_bool(struct router_req *q, const char *name, bool *out)
+{
+    int status = 0;
+    json_t *body = read_json(q, &status);
+    if (!body)
+        return status;
+    enum json_get g = json_get_bool(body, name, out);
+    json_decref(body);
+    if (g != JSON_GET_OK)
+        return httpd_reply_errorf(q->conn, 400, "bad_request", "\"%s\" must be a boolean", name);
+    return 0;
+}
+
+static int azure_permission(struct router_req *q)
+{
+    struct district *d = path_district(q);
+    bool granted;
+    int status;
+    if (!d)
+        return 404;
+    if ((status = body_bool(q, "granted", &granted)))
+        return status;
+    district_lock(d);
+    district_auth(d)->azure_permission = granted;
+    district_unlock(d);
+    return send_json(q->conn, 200, json_pack("{s:b}", "granted", granted));
+}
+
+static int azure_delta(struct router_req *q)
+{
+    struct district *d = path_district(q);
+    bool repeats;
+    int status;
+    if (!d)
+        return 404;
+    if ((status = body_bool(q, "repeat_changes", &repeats)))
+        return status;
+    district_lock(d);
+    district_set_delta_repeats(d, repeats);
+    district_unlock(d);
+    return send_json(q->conn, 200, json_pack("{s:b}", "repeat_changes", repeats));
+}
+
+static int google_orgunits_order(struct router_req *q)
+{
+    struct district *d = path_district(q);
+    bool children_first;
+    int status;
+    if (!d)
+        return 404;
+    if ((status = body_bool(q, "children_first", &children_first)))
+        return status;
+    district_lock(d);
+    district_set_ous_children_first(d, children_first);
+    district_unlock(d);
+    return send_json(q->conn, 200, json_pack("{s:b}", "children_first", children_first));
+}
+
+/* POST .../{azure|google}/users/{id}/restore: a deleted user of that directory back. */
+static int users_restore(struct router_req *q, enum dcoll c)
+{
+    struct district *d = path_district(q);
+    if (!d)
+        return 404;
+    district_lock(d);
+    int rc = district_restore(d, c, router_param(q, "id"));
+    district_unlock(d);
+    if (rc == -2)
+        return reply_err(q->conn, 404, "not_found", "no deleted user with this id");
+    if (rc)
+        return reply_err(q->conn, 500, "internal", "out of memory");
+    return send_json(q->conn, 200, json_pack("{s:s}", "status", "restored"));
+}
+
+static int azure_restore(struct router_req *q)
+{
+    return users_restore(q, DC_AUSERS);
+}
+
+static int google_restore(struct router_req *q)
+{
+    return users_restore(q, DC_GUSERS);
+}
+
+/* The district and collection of /control/districts/{district}/{cloud}/{collection}[/{id}];
+ * 0, or the status of the 404 sent. */
+static int path_collection(struct router_req *q, struct district **d, enum dcoll *c)
+{
+    static const struct {
+        const char *cloud, *collection;
+        enum dcoll c;
+    } collections[] = {{"google", "users", DC_GUSERS},
+                       {"google", "orgunits", DC_OUS},
+                       {"google", "devices", DC_DEVICES},
+                       {"azure", "users", DC_AUSERS}};
+    if (!(*d = path_district(q)))
+        return 404;
+    for (size_t i = 0; i < sizeof collections / sizeof collections[0]; i++) {
+        if (!strcmp(router_param(q, "cloud"), collections[i].cloud) &&
+            !strcmp(router_param(q, "collection"), collections[i].collection)) {
+            *c = collections[i].c;
+            return 0;
+        }
+    }
+    return reply_err(q->conn, 404, "not_found", "no such collection");
+}
+
+static int collection_get(struct router_req *q)
+{
+    struct district *d;
+    enum dcoll c;
+    int status = path_collection(q, &d, &c);
+    return status ? status : dump(q->conn, d, c);
+}
+
+static int collection_change(struct router_req *q)
+{
+    struct district *d;
+    enum dcoll c;
+    int status = path_collection(q, &d, &c);
+    return status ? status : mutate(q, d, c, router_param(q, "id"));
+}
+
+static int faults_delete(struct router_req *q)
+{
+    struct emu *e = q->ctx;
+    faults_clear(e->faults);
+    return httpd_reply(q->conn, 204, "application/json", "", 0, NULL);
+}
+
+static int faults_post(struct router_req *q)
+{
+    struct emu *e = q->ctx;
     int status = 0;
     char err[256];
     uint64_t id;
-    json_t *body = read_json(conn, &status);
+    json_t *body = read_json(q, &status);
     if (!body)
         return status;
     int rc = faults_add(e->faults, body, &id, err, sizeof err);
     json_decref(body);
     if (rc)
-        return reply_err(conn, 400, "bad_request", err);
-    return send_json(conn, 201, json_pack("{s:I}", "id", (json_int_t)id));
+        return reply_err(q->conn, 400, "bad_request", err);
+    return send_json(q->conn, 201, json_pack("{s:I}", "id", (json_int_t)id));
 }
 
-static int expire_handler(struct mg_connection *conn, void *ctx)
+static int expire_tokens(struct router_req *q)
 {
-    struct emu *e = ctx;
-    if (strcmp(mg_get_request_info(conn)->request_method, "POST"))
-        return reply_err(conn, 405, "method_not_allowed", "POST");
+    struct emu *e = q->ctx;
     page_tokens_expire_all(e->tokens);
     log_info("every page, skip and delta token expired");
-    return send_json(conn, 200, json_pack("{s:s}", "status", "expired"));
+    return send_json(q->conn, 200, json_pack("{s:s}", "status", "expired"));
 }
 
-static int stats_handler(struct mg_connection *conn, void *ctx)
+static int stats_get(struct router_req *q)
 {
-    struct emu *e = ctx;
+    struct emu *e = q->ctx;
     json_t *req = json_object();
     for (int r = 0; r < R_COUNT; r++)
         json_object_set_new(req, emu_route_name((enum emu_route)r),
                             json_integer((json_int_t)atomic_load(&e->requests[r])));
-    return send_json(conn, 200,
+    return send_json(q->conn, 200,
                      json_pack("{s:o,s:I}", "requests", req, "faults_injected",
                                (json_int_t)faults_injected(e->faults)));
 }
 
-static int reset_stats_handler(struct mg_connection *conn, void *ctx)
+static int stats_reset(struct router_req *q)
 {
-    struct emu *e = ctx;
-    if (strcmp(mg_get_request_info(conn)->request_method, "POST"))
-        return reply_err(conn, 405, "method_not_allowed", "POST");
+    struct emu *e = q->ctx;
     for (int r = 0; r < R_COUNT; r++)
         atomic_store(&e->requests[r], 0);
     faults_reset_stats(e->faults);
-    return send_json(conn, 200, json_pack("{s:s}", "status", "reset"));
+    return send_json(q->conn, 200, json_pack("{s:s}", "status", "reset"));
 }
 
-int control_routes(struct httpd *h, struct emu *e)
+#define DISTRICT "/control/districts/{district}"
+#define BODY     CONTROL_BODY_MAX
+
+/* The control API: one table (docs/emulator.md lists the same routes). */
+static const struct router_route control_table[] = {
+    {"GET", "/control/districts", districts_list, 0, 0},
+    {"POST", "/control/districts", create_district, 0, BODY},
+    {"GET", "/control/districts/", districts_list, 0, 0},
+    {"POST", "/control/districts/", create_district, 0, BODY},
+    {"GET", DISTRICT, district_get, 0, 0},
+    {"GET", DISTRICT "/admins", admins_get, 0, 0},
+    {"POST", DISTRICT "/admins", admins_post, 0, BODY},
+    {"POST", DISTRICT "/google/revoke", google_revoke, 0, 0},
+    {"POST", DISTRICT "/azure/revoke", azure_revoke, 0, 0},
+    {"POST", DISTRICT "/azure/consent", azure_consent, 0, 0},
+    {"POST", DISTRICT "/azure/permission", azure_permission, 0, BODY},
+    {"POST", DISTRICT "/azure/delta", azure_delta, 0, BODY},
+    {"POST", DISTRICT "/azure/users/{id}/restore", azure_restore, 0, 0},
+    {"POST", DISTRICT "/google/users/{id}/restore", google_restore, 0, 0},
+    {"POST", DISTRICT "/google/orgunits-order", google_orgunits_order, 0, BODY},
+    {"GET", DISTRICT "/{cloud}/{collection}", collection_get, 0, 0},
+    {"POST", DISTRICT "/{cloud}/{collection}", collection_change, 0, BODY},
+    {"PATCH", DISTRICT "/{cloud}/{collection}/{id}", collection_change, 0, BODY},
+    {"DELETE", DISTRICT "/{cloud}/{collection}/{id}", collection_change, 0, 0},
+    {"POST", "/control/faults", faults_post, 0, BODY},
+    {"DELETE", "/control/faults", faults_delete, 0, 0},
+    {"POST", "/control/oidc/rotate", oidc_rotate, 0, 0},
+    {"POST", "/control/oidc/mode", oidc_mode, 0, BODY},
+    {"POST", "/control/expire-page-tokens", expire_tokens, 0, 0},
+    {"GET", "/control/stats", stats_get, 0, 0},
+    {"POST", "/control/reset-stats", stats_reset, 0, 0},
+};
+
+int control_routes(struct httpd *h, struct emu *e, struct router **out)
 {
-    if (httpd_route(h, "/control/districts", "control.districts", districts_handler, e) ||
-        httpd_route(h, "/control/faults", "control.faults", faults_handler, e) ||
-        httpd_route(h, "/control/oidc", "control.oidc", oidc_handler, e) ||
-        httpd_route(h, "/control/expire-page-tokens", "control.expire", expire_handler, e) ||
-        httpd_route(h, "/control/stats", "control.stats", stats_handler, e) ||
-        httpd_route(h, "/control/reset-stats", "control.reset_stats", reset_stats_handler, e))
+    char err[256];
+    *out = router_new(control_table, sizeof control_table / sizeof control_table[0], NULL, e, err,
+                      sizeof err);
+    if (!*out) {
+        log_error("control routes: %s", err);
         return -1;
-    return 0;
+    }
+    return router_mount(*out, h, "/control", "/control/*");
 }

@@ -5,8 +5,11 @@
 
 #include "emu.h"
 #include "httpd.h"
+#include "router.h"
 
-/* Register the /control routes on h (ctx = e, borrowed). 0 or -1. */
-int control_routes(struct httpd *h, struct emu *e) __attribute__((warn_unused_result));
+/* Register the /control routes on h (a lib/router.h table; e borrowed). *out gets the router
+ * (caller frees it with router_destroy after h stopped, also on failure). 0 or -1. */
+int control_routes(struct httpd *h, struct emu *e, struct router **out)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -95,6 +95,7 @@ int main(int argc, char **argv)
     struct svc *svc = NULL;
     struct emu *e = NULL;
     struct httpd *admin = NULL;
+    struct router *control = NULL;
     char err[512];
     int rc = 1;
     memset(&cfg, 0, sizeof cfg);
@@ -124,7 +125,7 @@ int main(int argc, char **argv)
         log_error("control listener: %s", err);
         goto out;
     }
-    if (control_routes(admin, e)) {
+    if (control_routes(admin, e, &control)) {
         log_error("cannot register the control routes");
         goto out;
     }
@@ -138,6 +139,7 @@ int main(int argc, char **argv)
 out:
     svc_set_ready(svc, false);
     httpd_destroy(admin);
+    router_destroy(control);
     svc_destroy(svc);
     emu_destroy(e);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);

@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,15 @@ struct httpd_route {
     char name[96];
     mg_request_handler handler;
     void *ctx;
+    bool quiet; /* a probe: its access-log line is at debug level */
+};
+
+/* What httpd knows of the request being served; civetweb's per-connection user data points
+ * to it while the route's handler runs. */
+struct httpd_request {
+    char id[HTTPD_REQUEST_ID_MAX + 1];
+    char caller[64];
+    const char *label; /* the route pattern or name, for metrics and the access log */
 };
 
 struct httpd {
@@ -71,18 +81,66 @@ static double now_s(void)
 static int route_dispatch(struct mg_connection *conn, void *cbdata)
 {
     struct httpd_route *r = cbdata;
+    struct httpd_request req = {.caller = "-", .label = r->name};
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *method = ri && ri->request_method ? ri->request_method : "?";
     double t0 = now_s();
+    httpd_request_id(mg_get_header(conn, HTTPD_REQUEST_HEADER), req.id);
+    mg_set_user_connection_data(conn, &req);
+    log_set_request(req.id);
     int status = r->handler(conn, r->ctx);
+    double seconds = now_s() - t0;
     if (r->h->metrics && status > 0) {
-        char labels[160];
-        const struct mg_request_info *ri = mg_get_request_info(conn);
-        snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",code=\"%d\"", r->name,
-                 ri && ri->request_method ? ri->request_method : "?", status);
+        char labels[300];
+        snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",code=\"%d\"", req.label, method,
+                 status);
         metrics_counter_add(r->h->metrics, "http_requests_total", labels, 1);
-        snprintf(labels, sizeof labels, "route=\"%s\"", r->name);
-        metrics_observe(r->h->metrics, "http_request_duration_seconds", labels, now_s() - t0);
+        snprintf(labels, sizeof labels, "route=\"%s\"", req.label);
+        metrics_observe(r->h->metrics, "http_request_duration_seconds", labels, seconds);
     }
+    /* The access log: the route pattern, never the path or query (ids, codes, states); its
+     * values have no spaces, so the line splits into name=value pairs. */
+    char route[96];
+    snprintf(route, sizeof route, "%s", req.label);
+    for (char *p = route; *p; p++)
+        if (*p == ' ')
+            *p = '_';
+    enum log_level level = status >= 500 ? LOG_WARN : r->quiet ? LOG_DEBUG : LOG_INFO;
+    LOG_AT(level, NULL, NULL, "access method=%s route=%s status=%d duration_ms=%.3f caller=%s",
+           method, route, status, seconds * 1000.0, req.caller);
+    log_set_request(NULL);
+    mg_set_user_connection_data(conn, NULL);
     return status;
+}
+
+static struct httpd_request *current(const struct mg_connection *conn)
+{
+    return conn ? mg_get_user_connection_data(conn) : NULL;
+}
+
+const char *httpd_current_request_id(const struct mg_connection *conn)
+{
+    struct httpd_request *req = current(conn);
+    return req ? req->id : NULL;
+}
+
+void httpd_set_caller(const struct mg_connection *conn, const char *who)
+{
+    struct httpd_request *req = current(conn);
+    if (!req || !who || !*who)
+        return;
+    /* Printable ASCII without spaces only: the access line stays one parseable line. */
+    size_t i = 0;
+    for (; who[i] && i < sizeof req->caller - 1; i++)
+        req->caller[i] = isgraph((unsigned char)who[i]) && who[i] != '"' ? who[i] : '?';
+    req->caller[i] = '\0';
+}
+
+void httpd_set_route_label(const struct mg_connection *conn, const char *pattern)
+{
+    struct httpd_request *req = current(conn);
+    if (req && pattern)
+        req->label = pattern;
 }
 
 struct httpd *httpd_new(const struct httpd_opts *opts, char *err, size_t errlen)
@@ -137,8 +195,8 @@ struct httpd *httpd_new(const struct httpd_opts *opts, char *err, size_t errlen)
     return h;
 }
 
-int httpd_route(struct httpd *h, const char *uri, const char *name, mg_request_handler handler,
-                void *ctx)
+static int add_route(struct httpd *h, const char *uri, const char *name, mg_request_handler handler,
+                     void *ctx, bool quiet)
 {
     if (h->nroutes >= HTTPD_MAX_ROUTES)
         return -1;
@@ -147,8 +205,21 @@ int httpd_route(struct httpd *h, const char *uri, const char *name, mg_request_h
     snprintf(r->name, sizeof r->name, "%s", name ? name : uri);
     r->handler = handler;
     r->ctx = ctx;
+    r->quiet = quiet;
     mg_set_request_handler(h->ctx, uri, route_dispatch, r);
     return 0;
+}
+
+int httpd_route(struct httpd *h, const char *uri, const char *name, mg_request_handler handler,
+                void *ctx)
+{
+    return add_route(h, uri, name, handler, ctx, false);
+}
+
+int httpd_route_quiet(struct httpd *h, const char *uri, const char *name,
+                      mg_request_handler handler, void *ctx)
+{
+    return add_route(h, uri, name, handler, ctx, true);
 }
 
 long httpd_port(const struct httpd *h)
@@ -175,13 +246,17 @@ int httpd_reply(struct mg_connection *conn, int status, const char *content_type
                 size_t len, const char *extra_headers)
 {
     struct buf b;
+    char id_header[HTTPD_REQUEST_ID_MAX + 32] = "";
+    const char *id = httpd_current_request_id(conn);
+    if (id)
+        snprintf(id_header, sizeof id_header, "%s: %s\r\n", HTTPD_REQUEST_HEADER, id);
     /* Headers and body in one write: two small writes on a keep-alive connection meet Nagle's
      * algorithm and the client's delayed ACK (about 40 ms per response). */
     buf_init(&b, len + 4096);
     if (buf_appendf(&b,
                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
-                    status, status_text(status), content_type, len,
+                    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s\r\n",
+                    status, status_text(status), content_type, len, id_header,
                     extra_headers ? extra_headers : "") == 0 &&
         buf_append(&b, body, len) == 0) {
         mg_write(conn, b.data, b.len);
@@ -189,8 +264,8 @@ int httpd_reply(struct mg_connection *conn, int status, const char *content_type
         /* Out of memory for the copy: send in two writes rather than not at all. */
         mg_printf(conn,
                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                  "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
-                  status, status_text(status), content_type, len,
+                  "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s\r\n",
+                  status, status_text(status), content_type, len, id_header,
                   extra_headers ? extra_headers : "");
         if (len)
             mg_write(conn, body, len);
@@ -211,12 +286,50 @@ int httpd_reply_json(struct mg_connection *conn, int status, const json_t *body)
     return rc;
 }
 
+int httpd_append_error_members(struct buf *out, const char *code, const char *message,
+                               const char *request_id)
+{
+    if (buf_appends(out, "\"code\":") || buf_append_json_string(out, code) ||
+        buf_appends(out, ",\"message\":") || buf_append_json_string(out, message))
+        return -1;
+    if (request_id &&
+        (buf_appends(out, ",\"request_id\":") || buf_append_json_string(out, request_id)))
+        return -1;
+    return 0;
+}
+
 int httpd_reply_error(struct mg_connection *conn, int status, const char *code, const char *message)
 {
-    json_t *body = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message);
-    int rc = httpd_reply_json(conn, status, body);
-    json_decref(body);
+    return httpd_reply_error_headers(conn, status, NULL, code, message);
+}
+
+int httpd_reply_error_headers(struct mg_connection *conn, int status, const char *extra_headers,
+                              const char *code, const char *message)
+{
+    struct buf b;
+    int rc;
+    buf_init(&b, 8192);
+    if (buf_appends(&b, "{\"error\":{") ||
+        httpd_append_error_members(&b, code, message, httpd_current_request_id(conn)) ||
+        buf_appends(&b, "}}"))
+        rc = httpd_reply(conn, 500, "application/json",
+                         "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}", 58,
+                         NULL);
+    else
+        rc = httpd_reply(conn, status, "application/json", b.data, b.len, extra_headers);
+    buf_free(&b);
     return rc;
+}
+
+int httpd_reply_errorf(struct mg_connection *conn, int status, const char *code, const char *fmt,
+                       ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return httpd_reply_error(conn, status, code, msg);
 }
 
 int httpd_read_body(struct mg_connection *conn, struct buf *out, size_t max)

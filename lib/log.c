@@ -11,6 +11,8 @@
 static char log_service[64] = "panel";
 static enum log_level log_min = LOG_INFO;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+/* civetweb serves one request per worker thread at a time: the thread is the request. */
+static _Thread_local const char *log_request_id;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -71,6 +73,10 @@ void log_vwrite(enum log_level level, const char *tenant, const char *run, const
         rc |= buf_appends(&line, ",\"run\":");
         rc |= buf_append_json_string(&line, run);
     }
+    if (log_request_id) {
+        rc |= buf_appends(&line, ",\"request_id\":");
+        rc |= buf_append_json_string(&line, log_request_id);
+    }
     rc |= buf_appends(&line, ",\"msg\":");
     rc |= buf_append_json_string(&line, msg.data ? msg.data : "");
     rc |= buf_appends(&line, "}\n");
@@ -96,4 +102,9 @@ void log_write(enum log_level level, const char *tenant, const char *run, const 
     va_start(ap, fmt);
     log_vwrite(level, tenant, run, fmt, ap);
     va_end(ap);
+}
+
+void log_set_request(const char *request_id)
+{
+    log_request_id = request_id;
 }

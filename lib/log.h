@@ -19,6 +19,9 @@ void log_write(enum log_level level, const char *tenant, const char *run, const 
     __attribute__((format(printf, 4, 5)));
 void log_vwrite(enum log_level level, const char *tenant, const char *run, const char *fmt,
                 va_list ap);
+/* The request id this thread is serving (borrowed; NULL when none): every line written by the
+ * thread meanwhile carries it as "request_id". httpd sets it around each request. */
+void log_set_request(const char *request_id);
 
 #define LOG_AT(lvl, tenant, run, ...)                                                              \
     do {                                                                                           \

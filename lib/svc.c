@@ -213,9 +213,9 @@ enum svc_start_result svc_start(struct svc **out, const struct svc_spec *spec, i
         snprintf(err, sizeof err, "PANEL_HTTP_PORT: %.480s", msg);
         goto usage;
     }
-    if (httpd_route(s->httpd, "/healthz", "/healthz", handle_healthz, s) ||
-        httpd_route(s->httpd, "/readyz", "/readyz", handle_readyz, s) ||
-        httpd_route(s->httpd, "/metrics", "/metrics", handle_metrics, s)) {
+    if (httpd_route_quiet(s->httpd, "/healthz", "/healthz", handle_healthz, s) ||
+        httpd_route_quiet(s->httpd, "/readyz", "/readyz", handle_readyz, s) ||
+        httpd_route_quiet(s->httpd, "/metrics", "/metrics", handle_metrics, s)) {
         snprintf(err, sizeof err, "cannot register routes");
         goto usage;
     }

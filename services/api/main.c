@@ -198,7 +198,7 @@ int main(int argc, char **argv)
         {"/v1/exports", "/v1/exports", exports_handle},
         {"/v1/alerts", "/v1/alerts", alerts_handle},
         /* Last: any other /v1 path is a 404 in the api's error shape (with its request id). */
-        {"/v1", "/v1 (no route)", rest_not_found},
+        {"/v1", "/v1/*", rest_not_found},
     };
     static struct rest_route all[sizeof table / sizeof table[0]];
     struct httpd *h = svc_httpd(svc);

@@ -39,10 +39,7 @@ static const struct db_stmt st_idem_drop = {
  * request in the logs by it). Appended after "{\"error\":{". */
 static int append_error_members(struct api_req *r, const char *code, const char *msg)
 {
-    return buf_appends(&r->out, "\"code\":") || buf_append_json_string(&r->out, code) ||
-           buf_appends(&r->out, ",\"message\":") || buf_append_json_string(&r->out, msg) ||
-           buf_appends(&r->out, ",\"request_id\":") ||
-           buf_append_json_string(&r->out, r->request_id);
+    return httpd_append_error_members(&r->out, code, msg, r->request_id);
 }
 
 void rest_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
@@ -535,7 +532,12 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
     r.query = r.ri->query_string;
     buf_init(&r.body, REST_MAX_BODY);
     buf_init(&r.out, 0);
-    httpd_request_id(mg_get_header(conn, HTTPD_REQUEST_HEADER), r.request_id);
+    /* httpd made or accepted the request id; it sends it with the reply and logs it. */
+    const char *id = httpd_current_request_id(conn);
+    if (id)
+        snprintf(r.request_id, sizeof r.request_id, "%s", id);
+    else
+        httpd_request_id(mg_get_header(conn, HTTPD_REQUEST_HEADER), r.request_id);
 
     /* A session cookie of the wrong shape is refused before any database work. */
     enum credential cred = credential_of(&r);
@@ -554,6 +556,7 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
     }
     if (authenticate(&r, cred, &extra) != 0)
         goto send;
+    httpd_set_caller(conn, r.principal.actor);
     if (split_path(&r, r.ri->local_uri) != 0) {
         rest_not_found(&r);
         goto send;
@@ -600,22 +603,17 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
 send:
     ensure_request_id(&r);
     db_put(r.db);
+    /* httpd writes the access-log line (route, status, duration, request id, caller). */
     if (r.status >= 500)
-        log_warn_t(r.principal.tenant[0] ? r.principal.tenant : NULL, NULL,
-                   "%s %s answered %d (request %s)", r.method, r.ri->local_uri, r.status,
-                   r.request_id);
-    else
-        log_debug_t(r.principal.tenant[0] ? r.principal.tenant : NULL, NULL,
-                    "%s %s answered %d (request %s)", r.method, r.ri->local_uri, r.status,
-                    r.request_id);
+        log_warn_t(r.principal.tenant[0] ? r.principal.tenant : NULL, NULL, "%s %s answered %d",
+                   r.method, r.ri->local_uri, r.status);
     if (r.replied) { /* streamed: status line, headers and body are already out */
         buf_free(&r.body);
         buf_free(&r.out);
         return r.status;
     }
     char headers[sizeof r.headers + 256];
-    snprintf(headers, sizeof headers, "%s%s: %s\r\n%s", extra ? extra : "", HTTPD_REQUEST_HEADER,
-             r.request_id, r.headers);
+    snprintf(headers, sizeof headers, "%s%s", extra ? extra : "", r.headers);
     int status = httpd_reply(conn, r.status, "application/json", r.out.data ? r.out.data : "",
                              r.out.len, headers);
     buf_free(&r.body);

@@ -31,8 +31,11 @@ int upstream_call(struct api_req *r, const char *base, const char *method, const
     }
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", r->api->service_secret);
     snprintf(url, sizeof url, "%s%s", base, path);
-    const char *headers[] = {auth, "Content-Type: application/json", "Accept: application/json",
-                             NULL};
+    /* The same request id in auth's and the merger's logs as in the api's. */
+    char request_id[HTTPD_REQUEST_ID_MAX + 32];
+    snprintf(request_id, sizeof request_id, "%s: %s", HTTPD_REQUEST_HEADER, r->request_id);
+    const char *headers[] = {auth, request_id, "Content-Type: application/json",
+                             "Accept: application/json", NULL};
     if (body)
         text = json_dump_compact(body);
     struct http_request req = {.method = method,

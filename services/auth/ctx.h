@@ -11,6 +11,7 @@
 #include "grants.h"
 #include "http_client.h"
 #include "kafka.h"
+#include "metrics.h"
 #include "ms_consent.h"
 
 #include <pthread.h>
@@ -27,6 +28,7 @@ struct auth_ctx {
     long default_interval_s; /* used when the tenant row has none */
     struct grants *grants;   /* borrowed */
     struct kafka_producer *producer; /* borrowed; thread-safe */
+    struct metrics *metrics;         /* borrowed; thread-safe; may be NULL (docs/auth.md) */
     struct google_cfg google;
     struct consent_id_cfg google_identity; /* who consents, for which Workspace */
     struct ms_cfg ms;

@@ -139,6 +139,22 @@ static const struct svc_spec spec = {
 
 static char google_redirect[1100], ms_redirect[1100];
 
+/* auth's own metrics (docs/auth.md, Metrics): described once, so that every family has its
+ * HELP and TYPE lines even before its first series. */
+static void describe_metrics(struct metrics *m)
+{
+    metrics_describe(m, "auth_token_requests_total", "counter",
+                     "Access-token requests of the fetchers, by provider and result (ok, invalid, "
+                     "refused, not_connected, not_usable, provider_error, error)");
+    metrics_describe(m, "auth_revocations_total", "counter",
+                     "Grants found revoked at the provider (the connection became revoked), by "
+                     "provider");
+    metrics_describe(m, "auth_scheduled_requests_total", "counter",
+                     "Scheduled sync requests of this replica's scheduler, by result (requested, "
+                     "coalesced with the run in flight, paused by a pause window); each due "
+                     "schedule fires on one replica");
+}
+
 static void ctx_from_config(struct auth_ctx *c, const struct auth_config *cfg)
 {
     snprintf(google_redirect, sizeof google_redirect, "%s/oauth/google/callback", cfg->public_url);
@@ -242,6 +258,7 @@ int main(int argc, char **argv)
     struct scheduler *sched = NULL;
     struct retention *retention = NULL;
     struct signin *signin = NULL;
+    struct router *internal_routes = NULL, *callback_routes = NULL;
     struct oidc_provider *google_oidc = NULL;
     struct auth_ctx ctx = {0};
     bool ctx_ok = false;
@@ -296,6 +313,8 @@ int main(int argc, char **argv)
     ctx.callers = callers;
     ctx.grants = grants;
     ctx.producer = producer;
+    ctx.metrics = svc_metrics(svc);
+    describe_metrics(ctx.metrics);
     struct signin_cfg scfg = {
         .public_url = cfg.public_url,
         .admin_url = cfg.admin_url,
@@ -322,7 +341,8 @@ int main(int argc, char **argv)
         log_error("sign-in: %s", err);
         goto out;
     }
-    if (routes_register(svc_httpd(svc), &ctx) || signin_routes(svc_httpd(svc), signin)) {
+    if (routes_register(svc_httpd(svc), &ctx, &internal_routes, &callback_routes) ||
+        signin_routes(svc_httpd(svc), signin)) {
         log_error("cannot register routes");
         goto out;
     }
@@ -348,6 +368,8 @@ out:
     retention_stop(retention);
     /* Stop the listener (and its worker threads) before freeing what handlers use. */
     svc_destroy(svc);
+    router_destroy(internal_routes);
+    router_destroy(callback_routes);
     signin_destroy(signin);
     oidc_provider_destroy(google_oidc);
     if (ctx_ok)

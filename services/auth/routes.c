@@ -11,6 +11,7 @@
 #include "log.h"
 #include "pg.h"
 #include "publish.h"
+#include "router.h"
 #include "states.h"
 
 #include <stdio.h>
@@ -108,35 +109,32 @@ static int redirect_admin(struct mg_connection *conn, struct auth_ctx *c, const 
     return status;
 }
 
-/* Parse the request body as a JSON object. Replies and returns NULL on failure. */
-static json_t *read_json(struct mg_connection *conn, bool required)
+/* Parse the body the router read (within BODY_MAX) as a JSON object. Replies and returns
+ * NULL on failure. */
+static json_t *read_json(struct router_req *q, bool required)
 {
-    struct buf body;
-    json_t *j = NULL;
     char err[160];
-    buf_init(&body, BODY_MAX);
-    int r = httpd_read_body(conn, &body, BODY_MAX);
-    if (r == -1) {
-        reply_err(conn, 413, "too_large", "the request body is too large");
-        goto out;
-    }
-    if (r != 0) {
-        reply_err(conn, 400, "bad_request", "the request body could not be read");
-        goto out;
-    }
-    if (body.len == 0 && !required) {
-        j = json_object();
-        goto out;
-    }
-    j = json_parse(body.data ? body.data : "", body.len, err, sizeof err);
+    if (q->body.len == 0 && !required)
+        return json_object();
+    json_t *j = json_parse(q->body.data ? q->body.data : "", q->body.len, err, sizeof err);
     if (!j || !json_is_object(j)) {
         json_decref(j);
-        j = NULL;
-        reply_err(conn, 400, "invalid_json", "the body must be a JSON object");
+        reply_err(q->conn, 400, "invalid_json", "the body must be a JSON object");
+        return NULL;
     }
-out:
-    buf_free(&body);
     return j;
+}
+
+/* The {tenant} of the path; NULL after a 400 invalid_tenant reply when it is not a tenant
+ * id. */
+static const char *path_tenant(struct router_req *q)
+{
+    const char *tenant = router_param(q, "tenant");
+    if (!ids_tenant_valid(tenant)) {
+        reply_err(q->conn, 400, "invalid_tenant", "invalid tenant id");
+        return NULL;
+    }
+    return tenant;
 }
 
 /* The "actor" member: required; who acts, as the api authenticated them ("person:<email>" or
@@ -180,19 +178,25 @@ static int directory_taken(struct db_conn *db, const char *tenant, const char *d
 
 /* A consent is started by a signed-in admin (never an API key) and bound to that session;
  * a Microsoft consent is for the directory of the session's own Microsoft sign-in. */
-static int handle_authorize(struct mg_connection *conn, struct auth_ctx *c, const char *tenant,
-                            const char *provider)
+static int handle_authorize(struct router_req *q, const char *provider)
 {
     struct db_conn *db = NULL;
+    struct mg_connection *conn = q->conn;
+    struct auth_ctx *c = q->ctx;
+    const char *tenant = path_tenant(q);
     int status;
     char err[256];
     struct buf url;
     struct state_new st;
     struct consent_session cs;
-    json_t *body = read_json(conn, true), *out = NULL;
-    buf_init(&url, 8192);
-    if (!body)
+    if (!tenant)
         return 400;
+    json_t *body = read_json(q, true), *out = NULL;
+    buf_init(&url, 8192);
+    if (!body) {
+        buf_free(&url);
+        return 400;
+    }
     const char *admin = body_actor(conn, body), *session_hash = NULL;
     if (!admin) {
         status = 400;
@@ -350,17 +354,16 @@ static int finish_authorized(struct auth_ctx *c, struct db_conn *db, const char 
     return 0;
 }
 
-static int handle_google_callback(struct mg_connection *conn, void *cbdata)
+static int handle_google_callback(struct router_req *q)
 {
-    struct auth_ctx *c = cbdata;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct mg_connection *conn = q->conn;
+    struct auth_ctx *c = q->ctx;
+    const struct mg_request_info *ri = q->ri;
     char state[STATE_LEN_MAX], code[PARAM_MAX], error[256], scope[PARAM_MAX], err[512];
     struct state_info si;
     struct google_tokens tok = {0};
     int status;
     struct db_conn *db = NULL;
-    if (strcmp(ri->request_method, "GET") != 0)
-        return reply_err(conn, 405, "method_not_allowed", "use GET");
     if (httpd_query_param(ri, "state", state, sizeof state) ||
         httpd_query_param(ri, "code", code, sizeof code) ||
         httpd_query_param(ri, "error", error, sizeof error) ||
@@ -461,17 +464,16 @@ out:
     return status;
 }
 
-static int handle_ms_callback(struct mg_connection *conn, void *cbdata)
+static int handle_ms_callback(struct router_req *q)
 {
     struct db_conn *db = NULL;
-    struct auth_ctx *c = cbdata;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct mg_connection *conn = q->conn;
+    struct auth_ctx *c = q->ctx;
+    const struct mg_request_info *ri = q->ri;
     char state[STATE_LEN_MAX], error[256], consent[16], tenant_id[160], err[512];
     struct state_info si;
     struct ms_token tok = {0};
     int status;
-    if (strcmp(ri->request_method, "GET") != 0)
-        return reply_err(conn, 405, "method_not_allowed", "use GET");
     if (httpd_query_param(ri, "state", state, sizeof state) ||
         httpd_query_param(ri, "error", error, sizeof error) ||
         httpd_query_param(ri, "admin_consent", consent, sizeof consent) ||
@@ -559,9 +561,8 @@ out:
 static int revoked_now(struct mg_connection *conn, struct auth_ctx *c, struct db_conn *db,
                        const char *tenant, const char *provider, const char *message)
 {
-    char err[256];
+    char err[256], labels[64];
     bool changed = false;
-    (void)c;
     /* the status change and its REVOKED event commit together */
     if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err) ||
         conn_mark_revoked(db, tenant, provider, message, &changed, err, sizeof err) != CONN_OK ||
@@ -572,8 +573,11 @@ static int revoked_now(struct mg_connection *conn, struct auth_ctx *c, struct db
         rollback(db);
         return reply_db(conn, tenant, err);
     }
-    if (changed)
+    if (changed) {
         log_warn_t(tenant, NULL, "%s grant revoked at the provider: %s", provider, message);
+        snprintf(labels, sizeof labels, "provider=\"%s\"", provider);
+        metrics_counter_add(c->metrics, "auth_revocations_total", labels, 1);
+    }
     return reply_err(conn, 409, "revoked", "the authorization was revoked at the provider");
 }
 
@@ -587,6 +591,23 @@ static int status_reply(struct mg_connection *conn, const char *status)
     return reply_err(conn, 404, "not_connected", "the tenant has not connected this cloud");
 }
 
+/* auth_token_requests_total: the result follows from the status answered. */
+static void count_token_request(struct auth_ctx *c, const char *provider, int status)
+{
+    char labels[96];
+    const char *result = status == 200   ? "ok"
+                         : status == 400 ? "invalid"
+                         : status == 403 ? "refused"
+                         : status == 404 ? "not_connected"
+                         : status == 409 ? "not_usable"
+                         : status == 502 ? "provider_error"
+                                         : "error";
+    /* Only the two provider names become label values: the body is untrusted. */
+    snprintf(labels, sizeof labels, "provider=\"%s\",result=\"%s\"",
+             provider && conn_provider_valid(provider) ? provider : "none", result);
+    metrics_counter_add(c->metrics, "auth_token_requests_total", labels, 1);
+}
+
 /* A fetcher obtains its own cloud's access tokens only. */
 static bool token_provider_allowed(enum caller_id who, const char *provider)
 {
@@ -594,18 +615,23 @@ static bool token_provider_allowed(enum caller_id who, const char *provider)
            (who == CALLER_AZURE_SYNC && strcmp(provider, "azure") == 0);
 }
 
-static int handle_token(struct mg_connection *conn, struct auth_ctx *c, enum caller_id who)
+static int handle_token(struct router_req *q)
 {
     struct db_conn *db = NULL;
+    struct mg_connection *conn = q->conn;
+    struct auth_ctx *c = q->ctx;
+    enum caller_id who = q->caller;
     char err[512];
     int status;
     struct conn_grant cg = {0};
     struct google_tokens gt = {0};
     struct ms_token mt = {0};
-    json_t *out = NULL, *body = read_json(conn, true);
-    if (!body)
-        return 400;
+    json_t *out = NULL, *body = read_json(q, true);
     const char *tenant = NULL, *provider = NULL;
+    if (!body) {
+        count_token_request(c, NULL, 400);
+        return 400;
+    }
     if (json_get_str(body, "tenant_id", &tenant) != JSON_GET_OK || !ids_tenant_valid(tenant) ||
         json_get_str(body, "provider", &provider) != JSON_GET_OK ||
         !conn_provider_valid(provider)) {
@@ -691,6 +717,7 @@ static int handle_token(struct mg_connection *conn, struct auth_ctx *c, enum cal
     }
     status = httpd_reply_json(conn, 200, out);
 out:
+    count_token_request(c, provider, status);
     db_put(db);
     grants_free_secret(cg.secret);
     google_tokens_clear(&gt);
@@ -702,14 +729,18 @@ out:
 
 /* ------------------------------------------------------------------ deauthorize */
 
-static int handle_deauthorize(struct mg_connection *conn, struct auth_ctx *c, const char *tenant,
-                              const char *provider)
+static int handle_deauthorize(struct router_req *q, const char *provider)
 {
     struct db_conn *db = NULL;
+    struct mg_connection *conn = q->conn;
+    struct auth_ctx *c = q->ctx;
+    const char *tenant = path_tenant(q);
     char err[512], msg[256] = "";
     char *token = NULL;
     int status;
-    json_t *out = NULL, *body = read_json(conn, true);
+    if (!tenant)
+        return 400;
+    json_t *out = NULL, *body = read_json(q, true);
     if (!body)
         return 400;
     const char *admin = body_actor(conn, body);
@@ -783,11 +814,16 @@ out:
 
 /* ------------------------------------------------------------------ connections, sync, settings */
 
-static int handle_connections(struct mg_connection *conn, struct auth_ctx *c, const char *tenant)
+static int handle_connections(struct router_req *q)
 {
+    struct mg_connection *conn = q->conn;
+    struct auth_ctx *c = q->ctx;
+    const char *tenant = path_tenant(q);
     char err[512];
     int status;
     json_t *out = NULL;
+    if (!tenant)
+        return 400;
     struct db_conn *db = ctx_db(c, err, sizeof err);
     if (!db)
         return reply_db(conn, tenant, err);
@@ -801,12 +837,17 @@ out:
     return status;
 }
 
-static int handle_sync(struct mg_connection *conn, struct auth_ctx *c, const char *tenant)
+static int handle_sync(struct router_req *q)
 {
     struct db_conn *db = NULL;
+    struct mg_connection *conn = q->conn;
+    struct auth_ctx *c = q->ctx;
+    const char *tenant = path_tenant(q);
     char err[512];
     int status;
-    json_t *out = NULL, *reqs = NULL, *body = read_json(conn, true);
+    if (!tenant)
+        return 400;
+    json_t *out = NULL, *reqs = NULL, *body = read_json(q, true);
     if (!body)
         return 400;
     const char *provider = NULL, *admin = NULL;
@@ -892,13 +933,18 @@ out:
     return status;
 }
 
-static int handle_settings(struct mg_connection *conn, struct auth_ctx *c, const char *tenant)
+static int handle_settings(struct router_req *q)
 {
     struct db_conn *db = NULL;
+    struct mg_connection *conn = q->conn;
+    struct auth_ctx *c = q->ctx;
+    const char *tenant = path_tenant(q);
     char err[512];
     int status;
     PGresult *res = NULL;
-    json_t *out = NULL, *body = read_json(conn, true);
+    if (!tenant)
+        return 400;
+    json_t *out = NULL, *body = read_json(q, true);
     if (!body)
         return 400;
     int64_t interval = 0;
@@ -1003,106 +1049,66 @@ out:
 
 /* ------------------------------------------------------------------ dispatch */
 
-/* Who may call each internal route: the one table (docs/security.md shows the same). Paths
- * of tenant routes are what follows /internal/tenants/{tenant}. */
-enum internal_action {
-    ACT_TOKEN,
-    ACT_AUTHORIZE,
-    ACT_DEAUTHORIZE,
-    ACT_CONNECTIONS,
-    ACT_SYNC,
-    ACT_SETTINGS
-};
-
-static const struct internal_route {
-    const char *method;
-    const char *path;
-    bool tenant_scoped;
-    enum internal_action action;
-    const char *provider;
-    unsigned callers;
-} internal_routes[] = {
-    /* Provider access tokens: the fetchers only (each for its own cloud, handle_token). */
-    {"POST", "/internal/token", false, ACT_TOKEN, NULL, CALLER_GOOGLE_SYNC | CALLER_AZURE_SYNC},
-    /* Admin actions, on behalf of an API key: the api only. */
-    {"POST", "/google/authorize", true, ACT_AUTHORIZE, "google", CALLER_API},
-    {"POST", "/microsoft/authorize", true, ACT_AUTHORIZE, "azure", CALLER_API},
-    {"POST", "/google/deauthorize", true, ACT_DEAUTHORIZE, "google", CALLER_API},
-    {"POST", "/microsoft/deauthorize", true, ACT_DEAUTHORIZE, "azure", CALLER_API},
-    {"GET", "/connections", true, ACT_CONNECTIONS, NULL, CALLER_API},
-    {"POST", "/sync", true, ACT_SYNC, NULL, CALLER_API},
-    {"PUT", "/settings", true, ACT_SETTINGS, NULL, CALLER_API},
-};
-
-static int handle_internal(struct mg_connection *conn, void *cbdata)
+static int handle_google_authorize(struct router_req *q)
 {
-    struct auth_ctx *c = cbdata;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    const char *uri = ri->local_uri ? ri->local_uri : "";
-    const char *method = ri->request_method;
-    const char *authorization = mg_get_header(conn, "Authorization");
-    char tenant[IDS_TENANT_MAX + 2] = "", rest[64];
-    /* Unknown callers learn nothing about the routes: 401 before any 404. */
-    enum caller_id who = callers_identify(c->callers, authorization);
-    if (who == CALLER_NONE)
-        return callers_reply_refused(conn, CALLERS_UNKNOWN, who);
-    const char *prefix = "/internal/tenants/";
-    bool tenant_scoped = strncmp(uri, prefix, strlen(prefix)) == 0;
-    if (tenant_scoped) {
-        const char *t = uri + strlen(prefix);
-        size_t tl = strcspn(t, "/");
-        if (tl == 0 || tl > IDS_TENANT_MAX || !t[tl])
-            return reply_err(conn, 404, "not_found", "no such route");
-        memcpy(tenant, t, tl);
-        tenant[tl] = '\0';
-        if (!ids_tenant_valid(tenant))
-            return reply_err(conn, 400, "invalid_tenant", "invalid tenant id");
-        if (strlen(t + tl) >= sizeof rest)
-            return reply_err(conn, 404, "not_found", "no such route");
-        snprintf(rest, sizeof rest, "%s", t + tl);
-    } else {
-        if (strlen(uri) >= sizeof rest)
-            return reply_err(conn, 404, "not_found", "no such route");
-        snprintf(rest, sizeof rest, "%s", uri);
-    }
-    const struct internal_route *route = NULL;
-    bool path_known = false;
-    for (size_t i = 0; i < sizeof internal_routes / sizeof internal_routes[0]; i++) {
-        const struct internal_route *r = &internal_routes[i];
-        if (r->tenant_scoped != tenant_scoped || strcmp(r->path, rest) != 0)
-            continue;
-        path_known = true;
-        if (strcmp(r->method, method) == 0)
-            route = r;
-    }
-    if (!route)
-        return path_known && !tenant_scoped
-                   ? reply_err(conn, 405, "method_not_allowed", "use POST")
-                   : reply_err(conn, 404, "not_found", "no such route or method");
-    if (!(route->callers & (unsigned)who))
-        return callers_reply_refused(conn, CALLERS_FORBIDDEN, who);
-    switch (route->action) {
-    case ACT_TOKEN:
-        return handle_token(conn, c, who);
-    case ACT_AUTHORIZE:
-        return handle_authorize(conn, c, tenant, route->provider);
-    case ACT_DEAUTHORIZE:
-        return handle_deauthorize(conn, c, tenant, route->provider);
-    case ACT_CONNECTIONS:
-        return handle_connections(conn, c, tenant);
-    case ACT_SYNC:
-        return handle_sync(conn, c, tenant);
-    case ACT_SETTINGS:
-        return handle_settings(conn, c, tenant);
-    }
-    return reply_err(conn, 404, "not_found", "no such route");
+    return handle_authorize(q, "google");
 }
 
-int routes_register(struct httpd *h, struct auth_ctx *c)
+static int handle_ms_authorize(struct router_req *q)
 {
-    if (httpd_route(h, "/oauth/google/callback", "google_callback", handle_google_callback, c) ||
-        httpd_route(h, "/oauth/microsoft/callback", "microsoft_callback", handle_ms_callback, c) ||
-        httpd_route(h, "/internal", "internal", handle_internal, c))
+    return handle_authorize(q, "azure");
+}
+
+static int handle_google_deauthorize(struct router_req *q)
+{
+    return handle_deauthorize(q, "google");
+}
+
+static int handle_ms_deauthorize(struct router_req *q)
+{
+    return handle_deauthorize(q, "azure");
+}
+
+/* Who may call each internal route: the one table (docs/security.md shows the same). */
+static const struct router_route internal_routes[] = {
+    /* Provider access tokens: the fetchers only (each for its own cloud, handle_token). */
+    {"POST", "/internal/token", handle_token, CALLER_GOOGLE_SYNC | CALLER_AZURE_SYNC, BODY_MAX},
+    /* Admin actions, on behalf of an admin or an API key: the api only. */
+    {"POST", "/internal/tenants/{tenant}/google/authorize", handle_google_authorize, CALLER_API,
+     BODY_MAX},
+    {"POST", "/internal/tenants/{tenant}/microsoft/authorize", handle_ms_authorize, CALLER_API,
+     BODY_MAX},
+    {"POST", "/internal/tenants/{tenant}/google/deauthorize", handle_google_deauthorize, CALLER_API,
+     BODY_MAX},
+    {"POST", "/internal/tenants/{tenant}/microsoft/deauthorize", handle_ms_deauthorize, CALLER_API,
+     BODY_MAX},
+    {"GET", "/internal/tenants/{tenant}/connections", handle_connections, CALLER_API, 0},
+    {"POST", "/internal/tenants/{tenant}/sync", handle_sync, CALLER_API, BODY_MAX},
+    {"PUT", "/internal/tenants/{tenant}/settings", handle_settings, CALLER_API, BODY_MAX},
+};
+
+/* The providers' redirects after a consent: public (the state proves the flow). */
+static const struct router_route callback_routes[] = {
+    {"GET", "/oauth/google/callback", handle_google_callback, 0, 0},
+    {"GET", "/oauth/microsoft/callback", handle_ms_callback, 0, 0},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+int routes_register(struct httpd *h, struct auth_ctx *c, struct router **internal,
+                    struct router **callbacks)
+{
+    char err[256];
+    *internal = router_new(internal_routes, COUNT(internal_routes), c->callers, c, err, sizeof err);
+    *callbacks = *internal
+                     ? router_new(callback_routes, COUNT(callback_routes), NULL, c, err, sizeof err)
+                     : NULL;
+    if (!*internal || !*callbacks) {
+        log_error("routes: %s", err);
+        return -1;
+    }
+    if (router_mount(*callbacks, h, "/oauth", "/oauth/*") ||
+        router_mount(*internal, h, "/internal", "/internal/*"))
         return -1;
     return 0;
 }

@@ -101,7 +101,7 @@ static int load_windows(struct db_conn *db, const char *tenant, struct pause_win
 
 static long fire_due(struct auth_ctx *c, struct db_conn *db, char *err, size_t errlen)
 {
-    long fired = -1, written = 0;
+    long fired = -1, written = 0, coalesced_n = 0, paused_n = 0;
     PGresult *res = NULL, *upd = NULL;
     if (pgx_exec(db_pg(db), "BEGIN", err, errlen))
         return -1;
@@ -119,17 +119,20 @@ static long fire_due(struct auth_ctx *c, struct db_conn *db, char *err, size_t e
             goto out;
         if (sched_decide(now, w, nw) == SCHED_PAUSED) {
             log_info_t(tenant, NULL, "scheduled %s sync skipped: inside a pause window", provider);
+            paused_n++;
         } else {
             char run_id[37];
             bool coalesced = false;
             if (sync_request_add(c, db, tenant, provider, "scheduled", false, "scheduler", run_id,
                                  &coalesced, err, errlen))
                 goto out;
-            if (coalesced)
+            if (coalesced) {
                 log_info_t(tenant, run_id, "scheduled %s sync coalesced with the run in flight",
                            provider);
-            else
+                coalesced_n++;
+            } else {
                 written++;
+            }
         }
         char next[32];
         snprintf(next, sizeof next, "%" PRId64, sched_next(now, due, interval));
@@ -143,6 +146,13 @@ static long fire_due(struct auth_ctx *c, struct db_conn *db, char *err, size_t e
     if (pgx_exec(db_pg(db), "COMMIT", err, errlen))
         goto out;
     fired = written;
+    /* Counted once committed: a rolled-back round requested nothing. */
+    metrics_counter_add(c->metrics, "auth_scheduled_requests_total", "result=\"requested\"",
+                        (double)written);
+    metrics_counter_add(c->metrics, "auth_scheduled_requests_total", "result=\"coalesced\"",
+                        (double)coalesced_n);
+    metrics_counter_add(c->metrics, "auth_scheduled_requests_total", "result=\"paused\"",
+                        (double)paused_n);
 out:
     if (fired < 0) {
         PQclear(PQexec(db_pg(db), "ROLLBACK"));
@@ -241,13 +251,11 @@ static void *run(void *arg)
         long fired = scheduler_tick(s->ctx, err, sizeof err);
         if (fired < 0)
             log_warn("scheduler pass failed: %s", err);
-        if (s->metrics) {
+        /* The requests a pass wrote are auth_scheduled_requests_total{result="requested"},
+         * counted by fire_due once committed. */
+        if (s->metrics)
             metrics_counter_add(s->metrics, "auth_scheduler_passes_total",
                                 fired < 0 ? "result=\"failed\"" : "result=\"ok\"", 1);
-            if (fired > 0)
-                metrics_counter_add(s->metrics, "auth_scheduled_requests_total", NULL,
-                                    (double)fired);
-        }
         for (long waited = 0; waited < s->tick_ms && !atomic_load(&s->stop); waited += 100) {
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
@@ -268,13 +276,9 @@ struct scheduler *scheduler_start(struct auth_ctx *c, long tick_ms, struct metri
     s->ctx = c;
     s->metrics = m;
     s->tick_ms = tick_ms;
-    if (m) {
+    if (m)
         metrics_describe(m, "auth_scheduler_passes_total", "counter",
                          "Scheduler passes of this replica, by result");
-        metrics_describe(m, "auth_scheduled_requests_total", "counter",
-                         "Scheduled sync requests this replica wrote (each due schedule fires "
-                         "on one replica)");
-    }
     atomic_init(&s->stop, 0);
     if (pthread_create(&s->thread, NULL, run, s)) {
         snprintf(err, errlen, "cannot start the scheduler thread");

@@ -28,7 +28,8 @@ enum sched_action sched_decide(int64_t now, const struct pause_window *w, size_t
 struct scheduler;
 struct metrics;
 /* Start the background thread ticking every tick_ms; m (borrowed, may be NULL) gets
- * auth_scheduler_passes_total{result} and auth_scheduled_requests_total. NULL with a message. */
+ * auth_scheduler_passes_total{result} (auth_scheduled_requests_total{result} is counted on the
+ * auth_ctx's metrics). NULL with a message. */
 struct scheduler *scheduler_start(struct auth_ctx *c, long tick_ms, struct metrics *m, char *err,
                                   size_t errlen);
 /* One pass: fire due schedules, publish pending requests, retry pending revokes

@@ -1,6 +1,8 @@
 /* signin: the admin sign-in with OpenID Connect (see signin.h). */
 #include "signin.h"
 
+#include "router.h"
+
 #include "crypto.h"
 #include "db.h"
 #include "ids.h"
@@ -9,6 +11,7 @@
 #include "oauth_http.h"
 #include "oidc.h"
 #include "pg.h"
+#include "router.h"
 #include "routes.h"
 #include "session.h"
 #include "states.h"
@@ -66,6 +69,7 @@ struct signin {
     struct auth_ctx *ctx;
     struct oidc_provider *oidc[2];
     char redirect_uri[2][1100];
+    struct router *router; /* the /signin routes, once registered */
 };
 
 struct signin *signin_new(const struct signin_cfg *cfg, struct auth_ctx *c, char *err,
@@ -104,6 +108,7 @@ void signin_destroy(struct signin *s)
         return;
     oidc_provider_destroy(s->oidc[P_GOOGLE]);
     oidc_provider_destroy(s->oidc[P_MICROSOFT]);
+    router_destroy(s->router);
     free(s);
 }
 
@@ -627,26 +632,42 @@ out:
 
 /* ------------------------------------------------------------------ routes */
 
-static int handle_signin(struct mg_connection *conn, void *cbdata)
+static int google_start(struct router_req *q)
 {
-    struct signin *s = cbdata;
-    const struct mg_request_info *ri = mg_get_request_info(conn);
-    const char *path = ri->local_uri;
-    if (strcmp(ri->request_method, "GET") != 0)
-        return httpd_reply_error(conn, 405, "method_not_allowed", "use GET");
-    for (int p = 0; p < 2; p++) {
-        char base[32], cb[48];
-        snprintf(base, sizeof base, "/signin/%s", provider_names[p]);
-        snprintf(cb, sizeof cb, "/signin/%s/callback", provider_names[p]);
-        if (!strcmp(path, base))
-            return start(conn, s, (enum provider)p);
-        if (!strcmp(path, cb))
-            return callback(conn, s, (enum provider)p);
-    }
-    return httpd_reply_error(conn, 404, "not_found", "no such route");
+    return start(q->conn, q->ctx, P_GOOGLE);
 }
+
+static int google_callback(struct router_req *q)
+{
+    return callback(q->conn, q->ctx, P_GOOGLE);
+}
+
+static int microsoft_start(struct router_req *q)
+{
+    return start(q->conn, q->ctx, P_MICROSOFT);
+}
+
+static int microsoft_callback(struct router_req *q)
+{
+    return callback(q->conn, q->ctx, P_MICROSOFT);
+}
+
+/* Public: a browser follows these links (the states and cookies prove the flow). */
+static const struct router_route signin_table[] = {
+    {"GET", "/signin/google", google_start, 0, 0},
+    {"GET", "/signin/google/callback", google_callback, 0, 0},
+    {"GET", "/signin/microsoft", microsoft_start, 0, 0},
+    {"GET", "/signin/microsoft/callback", microsoft_callback, 0, 0},
+};
 
 int signin_routes(struct httpd *h, struct signin *s)
 {
-    return httpd_route(h, "/signin", "signin", handle_signin, s);
+    char err[256];
+    s->router = router_new(signin_table, sizeof signin_table / sizeof signin_table[0], NULL, s, err,
+                           sizeof err);
+    if (!s->router) {
+        log_error("signin routes: %s", err);
+        return -1;
+    }
+    return router_mount(s->router, h, "/signin", "/signin/*");
 }

@@ -167,6 +167,7 @@ int main(int argc, char **argv)
     struct callers *callers = NULL;
     struct db_pool *pool = NULL;
     struct db_conn *db = NULL;
+    struct routes_ctx rctx = {0};
     char err[1024];
     int status = 1;
     enum svc_start_result r = svc_start(&svc, &spec, argc, argv, &cfg);
@@ -190,7 +191,8 @@ int main(int argc, char **argv)
     }
     db_put(db);
     db = NULL;
-    struct routes_ctx rctx = {.db = pool, .callers = callers};
+    rctx.db = pool;
+    rctx.callers = callers;
     if (routes_register(svc_httpd(svc), &rctx)) {
         log_error("cannot register routes");
         goto out;
@@ -227,7 +229,8 @@ out:
     svc_set_ready(svc, false);
     retention_stop(retention);
     outbox_relay_stop(relay);
-    svc_destroy(svc); /* stops the listener before the pool goes */
+    svc_destroy(svc); /* stops the listener before its routes and the pool go */
+    routes_free(&rctx);
     db_put(db);
     db_pool_destroy(pool);
     callers_destroy(callers);

@@ -22,6 +22,7 @@ SECRET = "test-service-secret-0123456789"
 class Stub(BaseHTTPRequestHandler):
     """auth + merger internal routes, as agreed in docs/contracts.md."""
     calls = []
+    request_ids = []  # the X-Request-Id of every call, as the api passed it on
     consent_url = None  # when set, every authorize answers this URL (browser tests)
 
     def log_message(self, *args):
@@ -39,6 +40,7 @@ class Stub(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(n) or b"null") if n else None
         Stub.calls.append((method, self.path, body))
+        Stub.request_ids.append(self.headers.get("X-Request-Id"))
         if self.headers.get("Authorization") != f"Bearer {SECRET}":
             return self.reply(401, {"error": {"code": "unauthenticated", "message": "no"}})
         parts = self.path.strip("/").split("/")
@@ -1357,6 +1359,13 @@ class ApiTest(unittest.TestCase):
         st, hdrs, out = http("GET", self.api.url + "/v1/people")
         self.assertEqual(out["error"]["request_id"], hdrs["X-Request-Id"])
         self.err("POST", "/v1/assets", 413, "body_too_large", raw=b"{" + b" " * (300 * 1024))
+        # The api passes its request id on to auth and the merger, kept or made.
+        for sent in ("gw-upstream-1", None):
+            before = len(Stub.request_ids)
+            st, hdrs, out = self.call("POST", "/v1/sync", {"provider": "google"},
+                                      headers={"X-Request-Id": sent} if sent else None)
+            self.assertIn(st, (202, 409), out)
+            self.assertEqual(Stub.request_ids[before:], [sent or hdrs["X-Request-Id"]])
 
     def test_method_not_allowed_says_what_is_allowed(self):
         aid = str(uuid.uuid4())
