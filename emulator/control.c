@@ -21,7 +21,7 @@ static int reply_err(struct mg_connection *conn, int status, const char *code, c
 static json_t *read_json(struct router_req *q, int *status)
 {
     char err[160];
-    json_t *v = json_parse(q->body.data ? q->body.data : "", q->body.len, err, sizeof err);
+    json_t *v = pjson_parse(q->body.data ? q->body.data : "", q->body.len, err, sizeof err);
     if (!v) {
         *status = reply_err(q->conn, 400, "bad_json", err);
     } else if (!json_is_object(v)) {
@@ -188,9 +188,9 @@ static int admins_post(struct router_req *q)
     json_t *body = read_json(q, &status);
     if (!body)
         return status;
-    if (json_get_str(body, "email", &email) != JSON_GET_OK ||
-        json_get_bool(body, "google", &google) == JSON_GET_WRONG_TYPE ||
-        json_get_bool(body, "microsoft", &microsoft) == JSON_GET_WRONG_TYPE) {
+    if (pjson_get_str(body, "email", &email) != PJSON_OK ||
+        pjson_get_bool(body, "google", &google) == PJSON_WRONG_TYPE ||
+        pjson_get_bool(body, "microsoft", &microsoft) == PJSON_WRONG_TYPE) {
         json_decref(body);
         return reply_err(conn, 400, "bad_request",
                          "\"email\" (string), \"google\" and \"microsoft\" (booleans) expected");
@@ -221,7 +221,7 @@ static int oidc_mode(struct router_req *q)
     json_t *body = read_json(q, &status);
     if (!body)
         return status;
-    int bad = signin_mode_parse(json_str(body, "mode"), &mode);
+    int bad = signin_mode_parse(pjson_str(body, "mode"), &mode);
     json_decref(body);
     if (bad)
         return reply_err(q->conn, 400, "bad_request",
@@ -300,9 +300,9 @@ static int body_bool(struct router_req *q, const char *name, bool *out)
     json_t *body = read_json(q, &status);
     if (!body)
         return status;
-    enum json_get g = json_get_bool(body, name, out);
+    enum pjson_get g = pjson_get_bool(body, name, out);
     json_decref(body);
-    if (g != JSON_GET_OK)
+    if (g != PJSON_OK)
         return httpd_reply_errorf(q->conn, 400, "bad_request", "\"%s\" must be a boolean", name);
     return 0;
 }

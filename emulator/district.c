@@ -161,36 +161,36 @@ static char *sdup(const char *s)
 /* Refresh an item's keys and serialized form from its JSON object. */
 static int item_set(struct ditem *it, enum dcoll c, const json_t *obj)
 {
-    char *json = json_dump_compact(obj);
+    char *json = pjson_dump_compact(obj);
     if (!json)
         return -1;
     const char *id = NULL, *key = NULL, *ou = NULL, *fam = NULL, *giv = NULL;
     const json_t *name = json_object_get(obj, "name");
     switch (c) {
     case DC_GUSERS:
-        id = json_str(obj, "id");
-        key = json_str(obj, "primaryEmail");
-        ou = json_str(obj, "orgUnitPath");
-        fam = json_str(name, "familyName");
-        giv = json_str(name, "givenName");
+        id = pjson_str(obj, "id");
+        key = pjson_str(obj, "primaryEmail");
+        ou = pjson_str(obj, "orgUnitPath");
+        fam = pjson_str(name, "familyName");
+        giv = pjson_str(name, "givenName");
         break;
     case DC_OUS:
-        id = json_str(obj, "orgUnitId");
-        key = json_str(obj, "orgUnitPath");
-        ou = json_str(obj, "parentOrgUnitPath");
+        id = pjson_str(obj, "orgUnitId");
+        key = pjson_str(obj, "orgUnitPath");
+        ou = pjson_str(obj, "parentOrgUnitPath");
         break;
     case DC_DEVICES:
-        id = json_str(obj, "deviceId");
-        key = json_str(obj, "serialNumber");
-        ou = json_str(obj, "orgUnitPath");
-        fam = json_str(obj, "status");
-        giv = json_str(obj, "annotatedUser");
+        id = pjson_str(obj, "deviceId");
+        key = pjson_str(obj, "serialNumber");
+        ou = pjson_str(obj, "orgUnitPath");
+        fam = pjson_str(obj, "status");
+        giv = pjson_str(obj, "annotatedUser");
         break;
     default:
-        id = json_str(obj, "id");
-        key = json_str(obj, "userPrincipalName");
-        fam = json_str(obj, "displayName");
-        giv = json_str(obj, "mail");
+        id = pjson_str(obj, "id");
+        key = pjson_str(obj, "userPrincipalName");
+        fam = pjson_str(obj, "displayName");
+        giv = pjson_str(obj, "mail");
         break;
     }
     struct ditem n = {.json = json,
@@ -366,7 +366,7 @@ int district_spec_from_json(const json_t *obj, struct district_spec *out, char *
     static const char *keys[] = {"people",  "azure_people", "shared", "proxy_joined",
                                  "devices", "ous",          "seed"};
     spec_defaults(&s);
-    if (!json_is_object(obj) || json_get_str(obj, "id", &id) != JSON_GET_OK) {
+    if (!json_is_object(obj) || pjson_get_str(obj, "id", &id) != PJSON_OK) {
         snprintf(err, errlen, "body must be an object with a string \"id\"");
         return -1;
     }
@@ -377,10 +377,10 @@ int district_spec_from_json(const json_t *obj, struct district_spec *out, char *
     snprintf(s.id, sizeof s.id, "%s", id);
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         int64_t v;
-        enum json_get g = json_get_int(obj, keys[i], &v);
-        if (g == JSON_GET_ABSENT)
+        enum pjson_get g = pjson_get_int(obj, keys[i], &v);
+        if (g == PJSON_ABSENT)
             continue;
-        if (g != JSON_GET_OK || v < 0 || set_key(&s, keys[i], v)) {
+        if (g != PJSON_OK || v < 0 || set_key(&s, keys[i], v)) {
             snprintf(err, errlen, "\"%s\" must be a non-negative integer", keys[i]);
             return -1;
         }
@@ -1269,7 +1269,7 @@ static int complete_new(struct district *d, enum dcoll c, json_t *o, char *err, 
     char id[40], t[32];
     now_str(t);
     if (c == DC_GUSERS) {
-        const char *email = json_str(o, "primaryEmail");
+        const char *email = pjson_str(o, "primaryEmail");
         if (!email || !strchr(email, '@'))
             return bad(err, errlen, "primaryEmail (an address) is required");
         char *lc = strdup(email);
@@ -1282,7 +1282,7 @@ static int complete_new(struct district *d, enum dcoll c, json_t *o, char *err, 
             return -3;
         }
         set_str(o, "primaryEmail", lc);
-        if (!json_str(o, "id")) {
+        if (!pjson_str(o, "id")) {
             snprintf(id, sizeof id, "1%020" PRIu64,
                      (uint64_t)(splitmix(&d->rng) % 10000000000000000000ULL));
             set_str(o, "id", id);
@@ -1292,14 +1292,14 @@ static int complete_new(struct district *d, enum dcoll c, json_t *o, char *err, 
             name = json_object();
             json_object_set_new(o, "name", name);
         }
-        if (!json_str(name, "givenName"))
+        if (!pjson_str(name, "givenName"))
             set_str(name, "givenName", "New");
-        if (!json_str(name, "familyName"))
+        if (!pjson_str(name, "familyName"))
             set_str(name, "familyName", "User");
-        if (!json_str(name, "fullName")) {
+        if (!pjson_str(name, "fullName")) {
             char full[256];
-            snprintf(full, sizeof full, "%s %s", json_str(name, "givenName"),
-                     json_str(name, "familyName"));
+            snprintf(full, sizeof full, "%s %s", pjson_str(name, "givenName"),
+                     pjson_str(name, "familyName"));
             set_str(name, "fullName", full);
         }
         json_t *fixed = json_pack("{s:s}", "kind", "admin#directory#user");
@@ -1323,11 +1323,11 @@ static int complete_new(struct district *d, enum dcoll c, json_t *o, char *err, 
         set_default(o, "orgUnitPath", json_string("/"));
         set_default(o, "isMailboxSetup", json_true());
         set_default(o, "includeInGlobalAddressList", json_true());
-        new_etag(o, json_str(o, "id"));
+        new_etag(o, pjson_str(o, "id"));
         free(lc);
     } else if (c == DC_OUS) {
-        const char *name = json_str(o, "name");
-        const char *parent = json_str(o, "parentOrgUnitPath");
+        const char *name = pjson_str(o, "name");
+        const char *parent = pjson_str(o, "parentOrgUnitPath");
         char *path = NULL;
         const char *parent_id = d->root_ou_id;
         if (!name || !*name || strchr(name, '/'))
@@ -1354,7 +1354,7 @@ static int complete_new(struct district *d, enum dcoll c, json_t *o, char *err, 
                  (uint64_t)(splitmix(&d->rng) & 0xffffffffffffULL));
         json_t *n = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "kind", "admin#directory#orgUnit",
                               "name", name, "description",
-                              json_str(o, "description") ? json_str(o, "description") : "",
+                              pjson_str(o, "description") ? pjson_str(o, "description") : "",
                               "orgUnitPath", path, "orgUnitId", id, "parentOrgUnitPath", parent,
                               "parentOrgUnitId", parent_id);
         free(path);
@@ -1366,14 +1366,14 @@ static int complete_new(struct district *d, enum dcoll c, json_t *o, char *err, 
         json_decref(n);
         new_etag(o, id);
     } else if (c == DC_DEVICES) {
-        const char *serial = json_str(o, "serialNumber");
+        const char *serial = pjson_str(o, "serialNumber");
         if (!serial || !*serial)
             return bad(err, errlen, "serialNumber is required");
-        if (!json_str(o, "deviceId")) {
+        if (!pjson_str(o, "deviceId")) {
             fmt_guid(splitmix(&d->rng), splitmix(&d->rng), id);
             set_str(o, "deviceId", id);
         }
-        if (district_find(d, DC_DEVICES, json_str(o, "deviceId")) >= 0) {
+        if (district_find(d, DC_DEVICES, pjson_str(o, "deviceId")) >= 0) {
             snprintf(err, errlen, "Entity already exists.");
             return -3;
         }
@@ -1386,9 +1386,9 @@ static int complete_new(struct district *d, enum dcoll c, json_t *o, char *err, 
         set_default(o, "orgUnitPath", json_string("/"));
         set_default(o, "lastEnrollmentTime", json_string(t));
         set_default(o, "model", json_string("HP Chromebook 11 G9 EE"));
-        new_etag(o, json_str(o, "deviceId"));
+        new_etag(o, pjson_str(o, "deviceId"));
     } else {
-        const char *upn = json_str(o, "userPrincipalName");
+        const char *upn = pjson_str(o, "userPrincipalName");
         if (!upn || !strchr(upn, '@'))
             return bad(err, errlen, "userPrincipalName is required");
         if (live_find_key(d, DC_AUSERS, upn) >= 0) {
@@ -1397,7 +1397,7 @@ static int complete_new(struct district *d, enum dcoll c, json_t *o, char *err, 
                      "userPrincipalName already exists.");
             return -3;
         }
-        if (!json_str(o, "id")) {
+        if (!pjson_str(o, "id")) {
             fmt_guid(splitmix(&d->rng), splitmix(&d->rng), id);
             set_str(o, "id", id);
         }
@@ -1461,7 +1461,7 @@ static json_t *item_parse(const struct ditem *it)
 /* Replace the prefix old of an OU path held in obj[key] by new. */
 static int repath(json_t *obj, const char *key, const char *old, const char *new)
 {
-    const char *p = json_str(obj, key);
+    const char *p = pjson_str(obj, key);
     size_t n = strlen(old);
     if (!p || strncasecmp(p, old, n) || (p[n] != '\0' && p[n] != '/'))
         return 0;
@@ -1567,8 +1567,8 @@ int district_patch(struct district *d, enum dcoll c, const char *id, json_t *pat
             if (!json_object_get(val, "fullName")) {
                 char full[256];
                 snprintf(full, sizeof full, "%s %s",
-                         json_str(name, "givenName") ? json_str(name, "givenName") : "",
-                         json_str(name, "familyName") ? json_str(name, "familyName") : "");
+                         pjson_str(name, "givenName") ? pjson_str(name, "givenName") : "",
+                         pjson_str(name, "familyName") ? pjson_str(name, "familyName") : "");
                 set_str(name, "fullName", full);
             }
             continue;
@@ -1587,8 +1587,8 @@ int district_patch(struct district *d, enum dcoll c, const char *id, json_t *pat
     }
     if (c == DC_OUS &&
         (json_object_get(patch, "name") || json_object_get(patch, "parentOrgUnitPath"))) {
-        const char *name = json_str(o, "name");
-        const char *parent = json_str(o, "parentOrgUnitPath");
+        const char *name = pjson_str(o, "name");
+        const char *parent = pjson_str(o, "parentOrgUnitPath");
         if (!name || !parent || strchr(name, '/')) {
             rc = bad(err, errlen, "name and parentOrgUnitPath must be strings");
             goto out;

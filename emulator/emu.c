@@ -211,7 +211,7 @@ void reply_header(struct reply *r, const char *name, const char *value)
 
 void reply_json(struct reply *r, int status, const json_t *body)
 {
-    char *s = json_dump_compact(body);
+    char *s = pjson_dump_compact(body);
     buf_reset(&r->body);
     r->status = status;
     r->ctype = "application/json; charset=UTF-8";

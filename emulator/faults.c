@@ -78,7 +78,7 @@ int faults_add(struct faults *f, const json_t *rule, uint64_t *id, char *err, si
     const char *route = NULL, *kind = NULL, *reason = NULL;
     int64_t count = 0, status = 0, delay = 0, after = 0;
     memset(&r, 0, sizeof r);
-    if (!json_is_object(rule) || json_get_str(rule, "route", &route) != JSON_GET_OK ||
+    if (!json_is_object(rule) || pjson_get_str(rule, "route", &route) != PJSON_OK ||
         !faults_route_known(route)) {
         snprintf(err, errlen,
                  "\"route\" must be one of google.token, google.users, "
@@ -86,7 +86,7 @@ int faults_add(struct faults *f, const json_t *rule, uint64_t *id, char *err, si
                  "graph.delta or \"*\"");
         return -1;
     }
-    if (json_get_str(rule, "kind", &kind) != JSON_GET_OK || parse_kind(kind, &r.f.kind)) {
+    if (pjson_get_str(rule, "kind", &kind) != PJSON_OK || parse_kind(kind, &r.f.kind)) {
         snprintf(err, errlen,
                  "\"kind\" must be status, slow, truncate, malformed, reset or "
                  "invalid_input");
@@ -94,7 +94,7 @@ int faults_add(struct faults *f, const json_t *rule, uint64_t *id, char *err, si
     }
     snprintf(r.route, sizeof r.route, "%s", route);
     json_t *rate = json_object_get(rule, "rate");
-    enum json_get cg = json_get_int(rule, "count", &count);
+    enum pjson_get cg = pjson_get_int(rule, "count", &count);
     if (rate && json_is_number(rate)) {
         r.rate = json_number_value(rate);
         r.remaining = -1;
@@ -102,19 +102,19 @@ int faults_add(struct faults *f, const json_t *rule, uint64_t *id, char *err, si
             snprintf(err, errlen, "\"rate\" must be between 0 and 1");
             return -1;
         }
-    } else if (cg == JSON_GET_OK && count > 0 && count < 1000000000) {
+    } else if (cg == PJSON_OK && count > 0 && count < 1000000000) {
         r.remaining = (long)count;
     } else {
         snprintf(err, errlen, "give \"rate\" (0..1) or \"count\" (a positive integer)");
         return -1;
     }
-    enum json_get sg = json_get_int(rule, "status", &status);
-    if (sg == JSON_GET_OK && (status < 100 || status > 599)) {
+    enum pjson_get sg = pjson_get_int(rule, "status", &status);
+    if (sg == PJSON_OK && (status < 100 || status > 599)) {
         snprintf(err, errlen, "\"status\" must be an HTTP status");
         return -1;
     }
-    r.f.status = sg == JSON_GET_OK ? (int)status : (r.f.kind == FAULT_INVALID_INPUT ? 400 : 503);
-    if (r.f.kind == FAULT_STATUS && sg != JSON_GET_OK) {
+    r.f.status = sg == PJSON_OK ? (int)status : (r.f.kind == FAULT_INVALID_INPUT ? 400 : 503);
+    if (r.f.kind == FAULT_STATUS && sg != PJSON_OK) {
         snprintf(err, errlen, "kind \"status\" needs \"status\"");
         return -1;
     }
@@ -128,8 +128,8 @@ int faults_add(struct faults *f, const json_t *rule, uint64_t *id, char *err, si
             snprintf(err, errlen, "\"retry_after\" must be a number of seconds");
             return -1;
         }
-    enum json_get ag = json_get_int(rule, "after", &after);
-    if (ag != JSON_GET_OK && ag != JSON_GET_ABSENT) {
+    enum pjson_get ag = pjson_get_int(rule, "after", &after);
+    if (ag != PJSON_OK && ag != PJSON_ABSENT) {
         snprintf(err, errlen, "\"after\" must be an integer");
         return -1;
     }
@@ -138,9 +138,9 @@ int faults_add(struct faults *f, const json_t *rule, uint64_t *id, char *err, si
         return -1;
     }
     r.after = (long)after;
-    if (json_get_str(rule, "reason", &reason) == JSON_GET_OK)
+    if (pjson_get_str(rule, "reason", &reason) == PJSON_OK)
         snprintf(r.f.reason, sizeof r.f.reason, "%s", reason);
-    if (json_get_int(rule, "delay_ms", &delay) == JSON_GET_OK) {
+    if (pjson_get_int(rule, "delay_ms", &delay) == PJSON_OK) {
         if (delay < 0 || delay > 600000) {
             snprintf(err, errlen, "\"delay_ms\" must be 0..600000");
             return -1;

@@ -488,7 +488,7 @@ static int append_device(struct buf *page, const struct ditem *it, bool basic)
     json_object_del(o, "activeTimeRanges");
     json_object_del(o, "cpuStatusReports");
     json_object_del(o, "diskVolumeReports");
-    char *s = json_dump_compact(o);
+    char *s = pjson_dump_compact(o);
     json_decref(o);
     if (!s)
         return -1;

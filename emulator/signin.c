@@ -258,7 +258,7 @@ static char *sign_claims(struct emu *e, json_t *claims)
         json_object_set_new(claims, "aud", json_string("another-app.emulator.example"));
         json_object_set_new(claims, "azp", json_string("another-app.emulator.example"));
     }
-    payload = json_dump_compact(claims);
+    payload = pjson_dump_compact(claims);
     hdr = cjose_header_new(&cerr);
     const char *kid = cjose_jwk_get_kid(key, &cerr);
     if (!payload || !hdr || !kid ||

@@ -16,12 +16,12 @@ Panel__V1__AssetLifecycle asset_lifecycle_from_text(const char *text)
     const ProtobufCEnumDescriptor *d = &panel__v1__asset_lifecycle__descriptor;
     size_t plen = strlen(LIFECYCLE_PREFIX);
     if (!text || !*text)
-        return PANEL__V1__ASSET_LIFECYCLE__ASSET_LIFECYCLE_UNSPECIFIED;
+        return PB_ASSET_LIFECYCLE_UNSPECIFIED;
     for (unsigned i = 0; i < d->n_values; i++)
         if (d->values[i].value != 0 && strncmp(d->values[i].name, LIFECYCLE_PREFIX, plen) == 0 &&
             strcasecmp(d->values[i].name + plen, text) == 0)
             return (Panel__V1__AssetLifecycle)d->values[i].value;
-    return PANEL__V1__ASSET_LIFECYCLE__ASSET_LIFECYCLE_UNSPECIFIED;
+    return PB_ASSET_LIFECYCLE_UNSPECIFIED;
 }
 
 const char *asset_lifecycle_text(Panel__V1__AssetLifecycle lifecycle, char *out, size_t outlen)
@@ -146,7 +146,7 @@ int asset_event_add(struct outbox_batch *batch, const char *tenant, const char *
     }
     for (size_t k = 0; k < nch; k++)
         ch[k] = (char *)json_string_value(json_array_get(changed, k));
-    if (events_envelope_init(&env, id, tenant, PANEL__V1__SOURCE__SOURCE_PANEL, run_id)) {
+    if (events_envelope_init(&env, id, tenant, PB_SOURCE_PANEL, run_id)) {
         snprintf(err, errlen, "building AssetChanged: no event id");
         goto out;
     }
@@ -155,7 +155,7 @@ int asset_event_add(struct outbox_batch *batch, const char *tenant, const char *
     ac.asset = (Panel__V1__Asset *)msg;
     ac.n_changed_fields = nch;
     ac.changed_fields = ch;
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_ASSET_CHANGED;
+    env.payload_case = PB_PAYLOAD_ASSET_CHANGED;
     env.asset_changed = &ac;
     const char *asset_id = ac.asset->asset_id;
     if (!asset_id) {

@@ -126,7 +126,7 @@ Envelope *events_decode(const void *data, size_t len, char *err, size_t errlen)
         problem = "event_id missing or not a UUID";
     else if (!env->tenant_id || !*env->tenant_id || strlen(env->tenant_id) > 128)
         problem = "tenant_id missing or longer than 128";
-    else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD__NOT_SET)
+    else if (env->payload_case == PB_PAYLOAD__NOT_SET)
         problem = "no payload";
     if (problem) {
         snprintf(err, errlen, "invalid envelope: %s", problem);
@@ -145,11 +145,11 @@ void events_free(Envelope *env)
 const char *events_source_str(Panel__V1__Source s)
 {
     switch (s) {
-    case PANEL__V1__SOURCE__SOURCE_GOOGLE:
+    case PB_SOURCE_GOOGLE:
         return "google";
-    case PANEL__V1__SOURCE__SOURCE_AZURE:
+    case PB_SOURCE_AZURE:
         return "azure";
-    case PANEL__V1__SOURCE__SOURCE_PANEL:
+    case PB_SOURCE_PANEL:
         return "panel";
     default:
         return "unspecified";
@@ -164,14 +164,14 @@ Panel__V1__Source events_source_from_str(const char *s)
     memcpy(name, prefix, n);
     for (; s && *s; s++) {
         if (n + 1 >= sizeof name || !((*s >= 'a' && *s <= 'z') || *s == '_'))
-            return PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
+            return PB_SOURCE_UNSPECIFIED;
         name[n++] = (char)(*s == '_' ? '_' : *s - 'a' + 'A');
     }
     name[n] = '\0';
     const ProtobufCEnumValue *v =
         s ? protobuf_c_enum_descriptor_get_value_by_name(&panel__v1__source__descriptor, name)
           : NULL;
-    return v ? (Panel__V1__Source)v->value : PANEL__V1__SOURCE__SOURCE_UNSPECIFIED;
+    return v ? (Panel__V1__Source)v->value : PB_SOURCE_UNSPECIFIED;
 }
 
 static int scalar_to_json(const ProtobufCFieldDescriptor *f, const void *p, struct buf *out)

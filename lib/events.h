@@ -4,7 +4,7 @@
 
 #include "buf.h"
 #include "kafka.h"
-#include "panel/v1/events.pb-c.h"
+#include "panel/v1/pb_short_names.h"
 
 #include <jansson.h>
 #include <stddef.h>

@@ -2,7 +2,7 @@
 
 #include "ids.h"
 
-#include "panel/v1/events.pb-c.h"
+#include "panel/v1/pb_short_names.h"
 
 #include <stdint.h>
 #include <stdio.h>

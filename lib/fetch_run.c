@@ -243,7 +243,7 @@ int fetch_run_restart_as(struct fetch_run *r, Panel__V1__RunKind kind)
 {
     r->kind = kind;
     if (publish_started(r))
-        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL,
                               "cannot publish the run's new start");
     return 0;
 }
@@ -296,7 +296,7 @@ static int failure_set(struct run_failure *f, fetch_reason reason, const char *f
 static int fetch_run_fail_with(struct fetch_run *r, const struct run_failure *f)
 {
     if (!f->failed)
-        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL,
                               "a request failed without a reason");
     return fetch_run_fail(r, f->reason, "%s", f->message);
 }
@@ -339,12 +339,11 @@ int fetch_run_backoff(struct fetch_run *r, int retry)
 {
     long wait = http_backoff_ms(&r->fs->api_opts, retry, -1);
     if (http_now_ms() + wait > r->deadline_ms)
-        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
                               "the run's budget of %ld s is exhausted", r->fs->cfg->run_budget_s);
     svc_sleep_ms(r->fs->svc, wait);
     if (!svc_running(r->fs->svc))
-        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_SHUTDOWN,
-                              "the fetcher is stopping");
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_SHUTDOWN, "the fetcher is stopping");
     return 0;
 }
 
@@ -352,17 +351,17 @@ int fetch_run_backoff(struct fetch_run *r, int retry)
 
 static fetch_reason token_error_reason(long status, const json_t *body, char *msg, size_t n)
 {
-    const char *code = json_str(json_object_get(body, "error"), "code");
+    const char *code = pjson_str(json_object_get(body, "error"), "code");
     snprintf(msg, n, "auth answered %ld%s%s", status, code ? ": " : "", code ? code : "");
     if (status == 404)
-        return PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_NOT_CONNECTED;
+        return PB_RUN_FAILURE_REASON_NOT_CONNECTED;
     if (status == 409 && code && strcmp(code, "revoked") == 0)
-        return PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_REVOKED;
+        return PB_RUN_FAILURE_REASON_REVOKED;
     if (status == 409)
-        return PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN;
+        return PB_RUN_FAILURE_REASON_FORBIDDEN;
     if (status == 502)
-        return PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR;
-    return PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL;
+        return PB_RUN_FAILURE_REASON_PROVIDER_ERROR;
+    return PB_RUN_FAILURE_REASON_INTERNAL;
 }
 
 /* Ask auth for a fresh access token for the run's tenant. 0 or -1 (the failure in f). */
@@ -383,8 +382,7 @@ static int get_token(struct fetch_run *r, struct run_failure *f)
         buf_appends(&body, ",\"provider\":") || buf_append_json_string(&body, fs->cfg->provider) ||
         buf_appends(&body, "}") ||
         buf_appendf(&authz, "Authorization: Bearer %s", fs->cfg->service_secret)) {
-        failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                    "token request too large");
+        failure_set(f, PB_RUN_FAILURE_REASON_INTERNAL, "token request too large");
         goto out;
     }
     const char *hdrs[] = {authz.data, "Content-Type: application/json", NULL};
@@ -396,30 +394,28 @@ static int get_token(struct fetch_run *r, struct run_failure *f)
                                .deadline_ms = r->deadline_ms};
     enum http_result hr = http_client_do(fs->auth, &req, &resp, err, sizeof err);
     if (hr == HTTP_RESULT_STOPPED) {
-        failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_SHUTDOWN,
-                    "stopped while asking auth for a token");
+        failure_set(f, PB_RUN_FAILURE_REASON_SHUTDOWN, "stopped while asking auth for a token");
         goto out;
     }
     if (hr != HTTP_RESULT_OK) {
-        failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                    "auth's token endpoint: %s", err);
+        failure_set(f, PB_RUN_FAILURE_REASON_INTERNAL, "auth's token endpoint: %s", err);
         goto out;
     }
-    reply = json_parse(resp.body.data ? resp.body.data : "", resp.body.len, err, sizeof err);
+    reply = pjson_parse(resp.body.data ? resp.body.data : "", resp.body.len, err, sizeof err);
     if (resp.status != 200) {
         char msg[256];
         fetch_reason reason = token_error_reason(resp.status, reply, msg, sizeof msg);
         failure_set(f, reason, "no access token: %s", msg);
         goto out;
     }
-    const char *tok = json_str(reply, "access_token");
+    const char *tok = pjson_str(reply, "access_token");
     if (!tok || !*tok || strlen(tok) >= sizeof r->token) {
-        failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+        failure_set(f, PB_RUN_FAILURE_REASON_INTERNAL,
                     "auth's token reply has no usable access_token");
         goto out;
     }
     snprintf(r->token, sizeof r->token, "%s", tok);
-    const char *pt = json_str(reply, "provider_tenant");
+    const char *pt = pjson_str(reply, "provider_tenant");
     snprintf(r->provider_tenant, sizeof r->provider_tenant, "%s", pt ? pt : "");
     rc = 0;
 out:
@@ -456,8 +452,7 @@ static int run_get(struct fetch_run *r, const char *url, const char *const *head
         size_t n = 0;
         buf_reset(&authz);
         if (buf_appendf(&authz, "Authorization: Bearer %s", r->token)) {
-            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                        "authorization header too large");
+            failure_set(f, PB_RUN_FAILURE_REASON_INTERNAL, "authorization header too large");
             goto out;
         }
         hdrs[n++] = authz.data;
@@ -465,7 +460,7 @@ static int run_get(struct fetch_run *r, const char *url, const char *const *head
             hdrs[n++] = headers[i];
         hdrs[n] = NULL;
         if (http_now_ms() >= r->deadline_ms) {
-            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
+            failure_set(f, PB_RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
                         "the run's budget of %ld s is exhausted", fs->cfg->run_budget_s);
             goto out;
         }
@@ -485,24 +480,22 @@ static int run_get(struct fetch_run *r, const char *url, const char *const *head
         case HTTP_RESULT_OK:
             break;
         case HTTP_RESULT_DEADLINE:
-            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
+            failure_set(f, PB_RUN_FAILURE_REASON_BUDGET_EXHAUSTED,
                         "the run's budget of %ld s is exhausted%s: %s", fs->cfg->run_budget_s,
                         resp->throttled ? " while throttled" : "", err);
             goto out;
         case HTTP_RESULT_TOO_LARGE:
-            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED, "%s", err);
+            failure_set(f, PB_RUN_FAILURE_REASON_MALFORMED, "%s", err);
             goto out;
         case HTTP_RESULT_RETRY_AFTER_TOO_LONG:
-            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED, "%s", err);
+            failure_set(f, PB_RUN_FAILURE_REASON_THROTTLED, "%s", err);
             goto out;
         case HTTP_RESULT_STOPPED:
-            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_SHUTDOWN,
-                        "the fetcher is stopping");
+            failure_set(f, PB_RUN_FAILURE_REASON_SHUTDOWN, "the fetcher is stopping");
             goto out;
         case HTTP_RESULT_TRANSPORT:
         default:
-            failure_set(f, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR, "%s",
-                        err);
+            failure_set(f, PB_RUN_FAILURE_REASON_PROVIDER_ERROR, "%s", err);
             goto out;
         }
         if (resp->status == 401 && refreshed == 0) {
@@ -542,14 +535,13 @@ int fetch_run_listing_failed(struct fetch_run *r, const char *listing,
 {
     char msg[400] = "";
     fetch_reason reason = r->fs->ops->failure(resp->status, &resp->body, msg, sizeof msg);
-    if (reason != PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN)
+    if (reason != PB_RUN_FAILURE_REASON_FORBIDDEN)
         return fetch_run_fail(r, reason, "HTTP %ld: %s", resp->status, msg);
     if (r->nforbidden == MAX_FORBIDDEN)
         return fetch_run_fail(r, reason, "%s: HTTP %ld: %s", listing, resp->status, msg);
     char *name = strdup(listing);
     if (!name)
-        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                              "out of memory");
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "out of memory");
     r->forbidden[r->nforbidden++] = name;
     if (!r->forbidden_msg[0])
         snprintf(r->forbidden_msg, sizeof r->forbidden_msg, "HTTP %ld: %s", resp->status, msg);
@@ -586,7 +578,7 @@ static void fail_forbidden(struct fetch_run *r)
     char names[256];
     (void)fetch_listings_join((const char *const *)r->forbidden, r->nforbidden, names,
                               sizeof names);
-    fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN,
+    fetch_run_fail(r, PB_RUN_FAILURE_REASON_FORBIDDEN,
                    "the provider refused the listing of %s (%s); the other listings were read",
                    names, r->forbidden_msg);
 }
@@ -594,22 +586,21 @@ static void fail_forbidden(struct fetch_run *r)
 /* page: the parsed body, NULL when it is not JSON (err says why). Any thread. */
 static json_t *parse_body(const struct http_response *resp, char *err, size_t errlen)
 {
-    return json_parse(resp->body.data ? resp->body.data : "", resp->body.len, err, errlen);
+    return pjson_parse(resp->body.data ? resp->body.data : "", resp->body.len, err, errlen);
 }
 
 /* The run's side of a parse: fail the run unless page (taken) is a JSON object. */
 static json_t *page_or_fail(struct fetch_run *r, json_t *page, const char *err, const char *listing)
 {
     if (!page) {
-        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
-                       "page %llu of %s is not valid JSON: %s",
+        fetch_run_fail(r, PB_RUN_FAILURE_REASON_MALFORMED, "page %llu of %s is not valid JSON: %s",
                        (unsigned long long)r->counts.pages + 1, listing, err);
         return NULL;
     }
     if (!json_is_object(page)) {
         json_decref(page);
-        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
-                       "page of %s is not a JSON object", listing);
+        fetch_run_fail(r, PB_RUN_FAILURE_REASON_MALFORMED, "page of %s is not a JSON object",
+                       listing);
         return NULL;
     }
     return page;
@@ -651,8 +642,7 @@ static void page_job_run(void *job, void *ctx)
 static int page_request(struct fetch_run *r, struct prefetch *pf, struct page_job *job)
 {
     if (prefetch_start(pf, job))
-        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                              "cannot start a page request");
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "cannot start a page request");
     return 0;
 }
 
@@ -669,12 +659,11 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
     atomic_store(&r->fs->abandon, false);
     pf = prefetch_new(page_job_run, NULL, err, sizeof err);
     if (!pf) {
-        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL, "%s", err);
+        fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "%s", err);
         goto out;
     }
     if (buf_appends(&job.url, l->first_url)) {
-        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                       "%s: URL too long", l->name);
+        fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "%s: URL too long", l->name);
         goto out;
     }
     if (page_request(r, pf, &job))
@@ -730,7 +719,7 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
         /* The next request goes out before this page is published. */
         const char *cursor = l->next(page, l->ctx);
         bool more = cursor && *cursor, bad_url = false;
-        fetch_reason why = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL;
+        fetch_reason why = PB_RUN_FAILURE_REASON_INTERNAL;
         char msg[512] = "";
         if (more) {
             buf_reset(&job.url);
@@ -780,16 +769,14 @@ static int publish(struct fetch_run *r, Envelope *env)
 {
     char err[256];
     if (events_publish(r->fs->producer, TOPIC_SOURCE_EVENTS, r->tenant, env, err, sizeof err))
-        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                              "publishing: %s", err);
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "publishing: %s", err);
     return 0;
 }
 
 static int envelope(struct fetch_run *r, Envelope *env, char id[EVENTS_ID_LEN])
 {
     if (events_envelope_init(env, id, r->tenant, r->fs->cfg->source, r->run_id))
-        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                              "cannot create an event id");
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "cannot create an event id");
     return 0;
 }
 
@@ -805,25 +792,25 @@ int fetch_run_publish(struct fetch_run *r, const ProtobufCMessage *msg)
         return -1;
     if (msg->descriptor == &panel__v1__person__descriptor) {
         po.person = (Panel__V1__Person *)msg;
-        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED;
+        env.payload_case = PB_PAYLOAD_PERSON_OBSERVED;
         env.person_observed = &po;
         r->counts.people++;
         kind = "kind=\"person\"";
     } else if (msg->descriptor == &panel__v1__org_unit__descriptor) {
         oo.org_unit = (Panel__V1__OrgUnit *)msg;
-        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED;
+        env.payload_case = PB_PAYLOAD_ORG_UNIT_OBSERVED;
         env.org_unit_observed = &oo;
         r->counts.org_units++;
         kind = "kind=\"org_unit\"";
     } else if (msg->descriptor == &panel__v1__device__descriptor) {
         dobs.device = (Panel__V1__Device *)msg;
-        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED;
+        env.payload_case = PB_PAYLOAD_DEVICE_OBSERVED;
         env.device_observed = &dobs;
         r->counts.devices++;
         kind = "kind=\"device\"";
     } else {
-        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                              "not an observation: %s", msg->descriptor->name);
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "not an observation: %s",
+                              msg->descriptor->name);
     }
     char l[128];
     snprintf(l, sizeof l, "%s,%s", r->fs->label, kind);
@@ -844,7 +831,7 @@ int fetch_run_publish_removed(struct fetch_run *r, Panel__V1__ObjectKind kind, c
     rem.source_id = (char *)id;
     rem.has_reason = 1;
     rem.reason = reason;
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_OBJECT_REMOVED;
+    env.payload_case = PB_PAYLOAD_OBJECT_REMOVED;
     env.object_removed = &rem;
     r->counts.removals++;
     return publish(r, &env);
@@ -868,7 +855,7 @@ static int publish_started(struct fetch_run *r)
     st.has_preview = 1;
     st.preview = r->preview;
     st.reason = (char *)r->request_reason;
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_RUN_STARTED;
+    env.payload_case = PB_PAYLOAD_RUN_STARTED;
     env.run_started = &st;
     return publish(r, &env);
 }
@@ -878,7 +865,7 @@ static int flush(struct fetch_run *r)
 {
     long failed = kafka_producer_flush(r->fs->producer, FLUSH_TIMEOUT_MS);
     if (failed != 0)
-        return fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL,
                               failed < 0 ? "Kafka did not confirm the run's events in time"
                                          : "Kafka lost some of the run's events");
     return 0;
@@ -900,7 +887,7 @@ static int publish_end(struct fetch_run *r)
         done.has_preview = 1;
         done.preview = r->preview;
         done.delta_link = r->delta_link;
-        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED;
+        env.payload_case = PB_PAYLOAD_RUN_COMPLETED;
         env.run_completed = &done;
     } else {
         fail.has_reason = 1;
@@ -909,7 +896,7 @@ static int publish_end(struct fetch_run *r)
         fail.counts = &r->counts;
         fail.n_forbidden_listings = r->nforbidden;
         fail.forbidden_listings = r->forbidden;
-        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_RUN_FAILED;
+        env.payload_case = PB_PAYLOAD_RUN_FAILED;
         env.run_failed = &fail;
     }
     char err[256];
@@ -976,21 +963,20 @@ static void run_one(struct fetch_service *fs, const Envelope *req)
     r->preview = sr->has_preview && sr->preview;
     r->force_full = sr->has_force_full && sr->force_full;
     r->counts = init;
-    r->kind = PANEL__V1__RUN_KIND__RUN_KIND_FULL;
+    r->kind = PB_RUN_KIND_FULL;
     r->start_ms = http_now_ms();
     r->deadline_ms = r->start_ms + fs->cfg->run_budget_s * 1000;
     if (fs->ops->plan)
         r->kind = fs->ops->plan(r, fs->ops->ctx);
     log_info_t(r->tenant, r->run_id, "run started (%s, reason %s)",
-               r->kind == PANEL__V1__RUN_KIND__RUN_KIND_DELTA ? "delta" : "full",
+               r->kind == PB_RUN_KIND_DELTA ? "delta" : "full",
                r->request_reason ? r->request_reason : "-");
     int ok = publish_started(r) == 0 && first_token(r) == 0 && fs->ops->run(r, fs->ops->ctx) == 0 &&
              flush(r) == 0;
     if (!r->failed && r->nforbidden > 0)
         fail_forbidden(r);
     if (!ok && !r->failed)
-        fetch_run_fail(r, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                       "the run stopped without a reason");
+        fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "the run stopped without a reason");
     int end = publish_end(r);
     double secs = (double)(http_now_ms() - r->start_ms) / 1000.0;
     char l[160];
@@ -1033,7 +1019,7 @@ static void handle(struct fetch_service *fs, const rd_kafka_message_t *m)
                  (long long)m->offset, err);
         return;
     }
-    if (env->payload_case != PANEL__V1__ENVELOPE__PAYLOAD_SYNC_REQUEST || !env->has_source ||
+    if (env->payload_case != PB_PAYLOAD_SYNC_REQUEST || !env->has_source ||
         env->source != fs->cfg->source)
         goto out;
     if (!env->run_id || !*env->run_id || strlen(env->run_id) > 64) {

@@ -11,7 +11,7 @@
 
 #include "buf.h"
 #include "http_client.h"
-#include "panel/v1/events.pb-c.h"
+#include "panel/v1/pb_short_names.h"
 #include "svc.h"
 
 #include <jansson.h>

@@ -62,7 +62,7 @@ static int civet_http_error(struct mg_connection *conn, int status, const char *
     json_t *body =
         json_pack("{s:{s:s,s:s,s:s}}", "error", "code", code, "message",
                   errmsg && *errmsg ? errmsg : "the request was refused", "request_id", id);
-    char *text = body ? json_dump_compact(body) : NULL;
+    char *text = body ? pjson_dump_compact(body) : NULL;
     static const char fallback[] = "{\"error\":{\"code\":\"http_error\",\"message\":\"refused\"}}";
     httpd_reply(conn, status, "application/json", text ? text : fallback,
                 text ? strlen(text) : sizeof fallback - 1, extra);
@@ -276,7 +276,7 @@ int httpd_reply(struct mg_connection *conn, int status, const char *content_type
 
 int httpd_reply_json(struct mg_connection *conn, int status, const json_t *body)
 {
-    char *s = json_dump_compact(body);
+    char *s = pjson_dump_compact(body);
     if (!s)
         return httpd_reply(conn, 500, "application/json",
                            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}", 58,

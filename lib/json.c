@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-json_t *json_parse(const char *data, size_t len, char *err, size_t errlen)
+json_t *pjson_parse(const char *data, size_t len, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
@@ -17,73 +17,73 @@ json_t *json_parse(const char *data, size_t len, char *err, size_t errlen)
     return v;
 }
 
-const char *json_str(const json_t *obj, const char *key)
+const char *pjson_str(const json_t *obj, const char *key)
 {
     const char *s = NULL;
-    return json_get_str(obj, key, &s) == JSON_GET_OK ? s : NULL;
+    return pjson_get_str(obj, key, &s) == PJSON_OK ? s : NULL;
 }
 
-static enum json_get member(const json_t *obj, const char *key, json_t **v)
+static enum pjson_get member(const json_t *obj, const char *key, json_t **v)
 {
     if (!json_is_object(obj))
-        return JSON_GET_WRONG_TYPE;
+        return PJSON_WRONG_TYPE;
     *v = json_object_get(obj, key);
     if (!*v)
-        return JSON_GET_ABSENT;
+        return PJSON_ABSENT;
     if (json_is_null(*v))
-        return JSON_GET_NULL;
-    return JSON_GET_OK;
+        return PJSON_NULL;
+    return PJSON_OK;
 }
 
-enum json_get json_get_str(const json_t *obj, const char *key, const char **out)
+enum pjson_get pjson_get_str(const json_t *obj, const char *key, const char **out)
 {
     json_t *v;
-    enum json_get rc = member(obj, key, &v);
-    if (rc != JSON_GET_OK)
+    enum pjson_get rc = member(obj, key, &v);
+    if (rc != PJSON_OK)
         return rc;
     if (!json_is_string(v))
-        return JSON_GET_WRONG_TYPE;
+        return PJSON_WRONG_TYPE;
     *out = json_string_value(v);
-    return JSON_GET_OK;
+    return PJSON_OK;
 }
 
-enum json_get json_get_bool(const json_t *obj, const char *key, bool *out)
+enum pjson_get pjson_get_bool(const json_t *obj, const char *key, bool *out)
 {
     json_t *v;
-    enum json_get rc = member(obj, key, &v);
-    if (rc != JSON_GET_OK)
+    enum pjson_get rc = member(obj, key, &v);
+    if (rc != PJSON_OK)
         return rc;
     if (!json_is_boolean(v))
-        return JSON_GET_WRONG_TYPE;
+        return PJSON_WRONG_TYPE;
     *out = json_is_true(v);
-    return JSON_GET_OK;
+    return PJSON_OK;
 }
 
-enum json_get json_get_int(const json_t *obj, const char *key, int64_t *out)
+enum pjson_get pjson_get_int(const json_t *obj, const char *key, int64_t *out)
 {
     json_t *v;
-    enum json_get rc = member(obj, key, &v);
-    if (rc != JSON_GET_OK)
+    enum pjson_get rc = member(obj, key, &v);
+    if (rc != PJSON_OK)
         return rc;
     if (!json_is_integer(v))
-        return JSON_GET_WRONG_TYPE;
+        return PJSON_WRONG_TYPE;
     *out = (int64_t)json_integer_value(v);
-    return JSON_GET_OK;
+    return PJSON_OK;
 }
 
-enum json_get json_get_int_string(const json_t *obj, const char *key, int64_t *out)
+enum pjson_get pjson_get_int_string(const json_t *obj, const char *key, int64_t *out)
 {
     const char *s;
-    enum json_get rc = json_get_str(obj, key, &s);
-    if (rc != JSON_GET_OK)
+    enum pjson_get rc = pjson_get_str(obj, key, &s);
+    if (rc != PJSON_OK)
         return rc;
     char *end = NULL;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (!*s || errno || *end)
-        return JSON_GET_WRONG_TYPE;
+        return PJSON_WRONG_TYPE;
     *out = (int64_t)v;
-    return JSON_GET_OK;
+    return PJSON_OK;
 }
 
 #define JSON_DUMP_MAX_DEPTH 2048
@@ -154,7 +154,7 @@ static int dump_value(struct buf *b, const json_t *v, int depth)
     return -1;
 }
 
-int json_dump_compact_into(const json_t *v, struct buf *b)
+int pjson_dump_compact_into(const json_t *v, struct buf *b)
 {
     size_t len = b->len;
     if (v && dump_value(b, v, 0) == 0)
@@ -165,11 +165,11 @@ int json_dump_compact_into(const json_t *v, struct buf *b)
     return -1;
 }
 
-char *json_dump_compact(const json_t *v)
+char *pjson_dump_compact(const json_t *v)
 {
     struct buf b;
-    buf_init(&b, JSON_DUMP_MAX_BYTES);
-    if (json_dump_compact_into(v, &b)) {
+    buf_init(&b, PJSON_DUMP_MAX_BYTES);
+    if (pjson_dump_compact_into(v, &b)) {
         buf_free(&b);
         return NULL;
     }
@@ -280,7 +280,7 @@ static int dump_pg_value(struct buf *b, const json_t *v, int depth)
     return -1;
 }
 
-int json_dump_jsonb_text(const json_t *v, struct buf *b)
+int pjson_dump_jsonb_text(const json_t *v, struct buf *b)
 {
     size_t len = b->len;
     if (v && dump_pg_value(b, v, 0) == 0)

@@ -10,31 +10,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum json_get { JSON_GET_OK = 0, JSON_GET_ABSENT = 1, JSON_GET_NULL = 2, JSON_GET_WRONG_TYPE = -1 };
+enum pjson_get { PJSON_OK = 0, PJSON_ABSENT = 1, PJSON_NULL = 2, PJSON_WRONG_TYPE = -1 };
 
 /* Parse a buffer (not NUL-terminated necessarily). Returns a new reference or NULL with a
  * message naming line/column in err. Rejects nesting deeper than jansson's limit. */
-json_t *json_parse(const char *data, size_t len, char *err, size_t errlen);
+json_t *pjson_parse(const char *data, size_t len, char *err, size_t errlen);
 /* Borrowed string member, or NULL when absent, null or not a string. */
-const char *json_str(const json_t *obj, const char *key);
-/* Typed reads: JSON_GET_OK fills *out; otherwise *out is untouched. */
-enum json_get json_get_str(const json_t *obj, const char *key, const char **out);
-enum json_get json_get_bool(const json_t *obj, const char *key, bool *out);
-enum json_get json_get_int(const json_t *obj, const char *key, int64_t *out);
+const char *pjson_str(const json_t *obj, const char *key);
+/* Typed reads: PJSON_OK fills *out; otherwise *out is untouched. */
+enum pjson_get pjson_get_str(const json_t *obj, const char *key, const char **out);
+enum pjson_get pjson_get_bool(const json_t *obj, const char *key, bool *out);
+enum pjson_get pjson_get_int(const json_t *obj, const char *key, int64_t *out);
 /* An int64 carried as a JSON string (Google's habit), e.g. "1700000000000". */
-enum json_get json_get_int_string(const json_t *obj, const char *key, int64_t *out);
+enum pjson_get pjson_get_int_string(const json_t *obj, const char *key, int64_t *out);
 /* Serialize any value compactly, as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) would, only
  * faster; NULL for NaN or infinity, nesting deeper than 2048, over 1 GiB or out of memory.
  * The caller frees the text with free(). */
-char *json_dump_compact(const json_t *v);
+char *pjson_dump_compact(const json_t *v);
 /* The same appended to b (whose own cap also applies), so that one buffer can serve many
- * dumps; 0, or -1 with b as it was. A cap of JSON_DUMP_MAX_BYTES gives the same limit. */
-#define JSON_DUMP_MAX_BYTES ((size_t)1 << 30)
-int json_dump_compact_into(const json_t *v, struct buf *b) __attribute__((warn_unused_result));
+ * dumps; 0, or -1 with b as it was. A cap of PJSON_DUMP_MAX_BYTES gives the same limit. */
+#define PJSON_DUMP_MAX_BYTES ((size_t)1 << 30)
+int pjson_dump_compact_into(const json_t *v, struct buf *b) __attribute__((warn_unused_result));
 /* Append v as PostgreSQL prints it after a cast to jsonb (jsonb::text): object keys shorter
  * first then bytewise, ", " and ": " between items, PostgreSQL's string escapes. So that a hash
  * computed here equals md5(value::jsonb::text) computed in SQL. 0, or -1 with b as it was for a
  * real number (not reproduced), a string holding NUL (jsonb refuses it) or out of memory. */
-int json_dump_jsonb_text(const json_t *v, struct buf *b) __attribute__((warn_unused_result));
+int pjson_dump_jsonb_text(const json_t *v, struct buf *b) __attribute__((warn_unused_result));
 
 #endif

@@ -173,7 +173,7 @@ void oidc_provider_destroy(struct oidc_provider *p)
 static int copy_endpoint(const json_t *doc, const char *key, char *out, size_t outlen, char *err,
                          size_t errlen)
 {
-    const char *v = json_str(doc, key);
+    const char *v = pjson_str(doc, key);
     if (!v || !*v) {
         snprintf(err, errlen, "discovery document has no %s", key);
         return -1;
@@ -203,7 +203,7 @@ enum oidc_err oidc_discovery_parse(const char *doc, size_t len, struct oidc_disc
         rc = OIDC_ERR_TOO_LARGE;
         goto out;
     }
-    j = json_parse(doc, len, perr, sizeof perr);
+    j = pjson_parse(doc, len, perr, sizeof perr);
     if (!j || !json_is_object(j)) {
         snprintf(err, errlen, "discovery document is not a JSON object (%s)", j ? "" : perr);
         goto out;
@@ -268,8 +268,8 @@ enum oidc_err oidc_provider_discovery(struct oidc_provider *p, struct oidc_disco
  * absent or RS256, a kid that fits, and a key cjose can import. */
 static bool usable_key(const json_t *k, const char **kid)
 {
-    const char *kty = json_str(k, "kty"), *use = json_str(k, "use"), *alg = json_str(k, "alg");
-    *kid = json_str(k, "kid");
+    const char *kty = pjson_str(k, "kty"), *use = pjson_str(k, "use"), *alg = pjson_str(k, "alg");
+    *kid = pjson_str(k, "kid");
     if (!kty || strcmp(kty, "RSA") != 0 || !*kid || !**kid || strlen(*kid) >= OIDC_KID_MAX)
         return false;
     if (json_object_get(k, "use") && (!use || strcmp(use, "sig") != 0))
@@ -277,7 +277,7 @@ static bool usable_key(const json_t *k, const char **kid)
     if (json_object_get(k, "alg") && (!alg || strcmp(alg, "RS256") != 0))
         return false;
     /* only the public members are handed to cjose: a JWKS never needs more */
-    return json_str(k, "n") && json_str(k, "e");
+    return pjson_str(k, "n") && pjson_str(k, "e");
 }
 
 enum oidc_err oidc_provider_set_jwks(struct oidc_provider *p, const char *jwks, size_t len,
@@ -294,7 +294,7 @@ enum oidc_err oidc_provider_set_jwks(struct oidc_provider *p, const char *jwks, 
         rc = OIDC_ERR_TOO_LARGE;
         goto out;
     }
-    j = json_parse(jwks, len, perr, sizeof perr);
+    j = pjson_parse(jwks, len, perr, sizeof perr);
     json_t *keys = j && json_is_object(j) ? json_object_get(j, "keys") : NULL;
     if (!keys || !json_is_array(keys)) {
         snprintf(err, errlen, "JWKS is not an object with a keys array");
@@ -314,8 +314,8 @@ enum oidc_err oidc_provider_set_jwks(struct oidc_provider *p, const char *jwks, 
         if (!json_is_object(k) || !usable_key(k, &kid))
             continue;
         json_t *pub = json_pack("{s:s, s:s, s:s, s:s}", "kty", "RSA", "kid", kid, "n",
-                                json_str(k, "n"), "e", json_str(k, "e"));
-        char *text = pub ? json_dump_compact(pub) : NULL;
+                                pjson_str(k, "n"), "e", pjson_str(k, "e"));
+        char *text = pub ? pjson_dump_compact(pub) : NULL;
         json_decref(pub);
         if (!text) {
             rc = OIDC_ERR_INTERNAL;
@@ -421,11 +421,11 @@ static int claim_str(const json_t *c, const char *key, char *out, size_t outlen,
                      size_t errlen)
 {
     const char *v = NULL;
-    enum json_get g = json_get_str(c, key, &v);
+    enum pjson_get g = pjson_get_str(c, key, &v);
     out[0] = '\0';
-    if (g == JSON_GET_ABSENT)
+    if (g == PJSON_ABSENT)
         return 0;
-    if (g != JSON_GET_OK || strlen(v) >= outlen) {
+    if (g != PJSON_OK || strlen(v) >= outlen) {
         snprintf(err, errlen, "claim %s is not a string of at most %zu bytes", key, outlen - 1);
         return -1;
     }
@@ -436,15 +436,15 @@ static int claim_str(const json_t *c, const char *key, char *out, size_t outlen,
 static int claim_time(const json_t *c, const char *key, bool required, int64_t *out, char *err,
                       size_t errlen)
 {
-    enum json_get g = json_get_int(c, key, out);
-    if (g == JSON_GET_OK && *out >= 0)
+    enum pjson_get g = pjson_get_int(c, key, out);
+    if (g == PJSON_OK && *out >= 0)
         return 0;
-    if (g == JSON_GET_ABSENT && !required) {
+    if (g == PJSON_ABSENT && !required) {
         *out = 0;
         return 0;
     }
     snprintf(err, errlen, "claim %s is %s", key,
-             g == JSON_GET_ABSENT ? "missing" : "not a number of seconds");
+             g == PJSON_ABSENT ? "missing" : "not a number of seconds");
     return -1;
 }
 
@@ -625,7 +625,7 @@ enum oidc_err oidc_verify_id_token(struct oidc_provider *p, const char *token,
         rc = OIDC_ERR_MALFORMED;
         goto out;
     }
-    payload = json_parse((const char *)plain, plain_len, perr, sizeof perr); /* plain: borrowed */
+    payload = pjson_parse((const char *)plain, plain_len, perr, sizeof perr); /* plain: borrowed */
     if (!payload || !json_is_object(payload)) {
         snprintf(err, errlen, "token payload is not a JSON object");
         rc = OIDC_ERR_MALFORMED;

@@ -90,12 +90,12 @@ void alerts_handle(struct api_req *r)
 static Panel__V1__SyncAlertKind kind_of(const char *k)
 {
     if (strcmp(k, "run_held") == 0)
-        return PANEL__V1__SYNC_ALERT_KIND__SYNC_ALERT_KIND_RUN_HELD;
+        return PB_SYNC_ALERT_KIND_RUN_HELD;
     if (strcmp(k, "run_failed") == 0)
-        return PANEL__V1__SYNC_ALERT_KIND__SYNC_ALERT_KIND_RUN_FAILED;
+        return PB_SYNC_ALERT_KIND_RUN_FAILED;
     if (strcmp(k, "connection_revoked") == 0)
-        return PANEL__V1__SYNC_ALERT_KIND__SYNC_ALERT_KIND_CONNECTION_REVOKED;
-    return PANEL__V1__SYNC_ALERT_KIND__SYNC_ALERT_KIND_CHECKOUT_OVERDUE;
+        return PB_SYNC_ALERT_KIND_CONNECTION_REVOKED;
+    return PB_SYNC_ALERT_KIND_CHECKOUT_OVERDUE;
 }
 
 static const char *cloud_name(const char *source)
@@ -125,25 +125,25 @@ static int publish_one(struct db_conn *db, PGresult *res, int i)
     PGresult *r = NULL;
     int rc = -1;
     char err[256] = "";
-    if (events_envelope_init(&env, id, tenant, PANEL__V1__SOURCE__SOURCE_PANEL, run))
+    if (events_envelope_init(&env, id, tenant, PB_SOURCE_PANEL, run))
         return -1;
     al.has_kind = 1;
     al.kind = kind_of(k);
     al.cloud = (char *)cloud;
     switch (al.kind) {
-    case PANEL__V1__SYNC_ALERT_KIND__SYNC_ALERT_KIND_RUN_HELD:
+    case PB_SYNC_ALERT_KIND_RUN_HELD:
         al.has_pending_removals = 1;
         al.pending_removals = num(res, i, 5);
         snprintf(msg, sizeof msg, "A %s sync is held: %lld removals wait for an admin's approval.",
                  cloud_name(cloud), (long long)al.pending_removals);
         break;
-    case PANEL__V1__SYNC_ALERT_KIND__SYNC_ALERT_KIND_RUN_FAILED:
+    case PB_SYNC_ALERT_KIND_RUN_FAILED:
         al.failure_reason = (char *)col(res, i, 6);
         snprintf(msg, sizeof msg, "A %s sync failed (%s): nothing was removed. %s",
                  cloud_name(cloud), al.failure_reason ? al.failure_reason : "error",
                  col(res, i, 7) ? col(res, i, 7) : "");
         break;
-    case PANEL__V1__SYNC_ALERT_KIND__SYNC_ALERT_KIND_CONNECTION_REVOKED:
+    case PB_SYNC_ALERT_KIND_CONNECTION_REVOKED:
         snprintf(msg, sizeof msg,
                  "Panel's access to %s was revoked: no sync runs until an admin authorizes "
                  "again; nothing imported was deleted.",
@@ -159,7 +159,7 @@ static int publish_one(struct db_conn *db, PGresult *res, int i)
         break;
     }
     al.message = msg;
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_SYNC_ALERT;
+    env.payload_case = PB_PAYLOAD_SYNC_ALERT;
     env.sync_alert = &al;
     r = PQexec(db_pg(db), "BEGIN");
     if (PQresultStatus(r) != PGRES_COMMAND_OK)

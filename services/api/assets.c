@@ -372,8 +372,7 @@ static void create(struct api_req *r)
         goto out;
     snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 0));
     static const char *const changed[] = {"created", NULL};
-    if (assets_emit(r, id, PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_CREATED, changed) ||
-        rest_tx(r, "COMMIT"))
+    if (assets_emit(r, id, PB_ASSET_CHANGE_KIND_CREATED, changed) || rest_tx(r, "COMMIT"))
         goto out;
     get_one(r, &st_get, id, 201);
 out:
@@ -465,11 +464,11 @@ static void update(struct api_req *r, const char *id, bool retire)
         if (results[i] != 1)
             changed[nchanged++] = field_names[i];
     changed[nchanged] = NULL;
-    Panel__V1__AssetChangeKind kind = PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED;
+    Panel__V1__AssetChangeKind kind = PB_ASSET_CHANGE_KIND_UPDATED;
     if (to_retired)
-        kind = PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_RETIRED;
+        kind = PB_ASSET_CHANGE_KIND_RETIRED;
     else if (f.lifecycle == 0 && strcmp(f.v_lifecycle, lifecycle) != 0)
-        kind = PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_LIFECYCLE;
+        kind = PB_ASSET_CHANGE_KIND_LIFECYCLE;
     if (assets_emit(r, id, kind, changed) || rest_tx(r, "COMMIT"))
         goto out;
     get_one(r, &st_get, id, 200);
@@ -499,8 +498,7 @@ static void audit(struct api_req *r, const char *id)
     res = rest_exec(r, &st_audit, 5, p);
     static const char *const changed[] = {"audited_at", "next_audit_due", NULL};
     if (!res || !(logged = rest_exec(r, &st_audit_log, 4, pl)) ||
-        assets_emit(r, id, PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED, changed) ||
-        rest_tx(r, "COMMIT"))
+        assets_emit(r, id, PB_ASSET_CHANGE_KIND_UPDATED, changed) || rest_tx(r, "COMMIT"))
         goto out;
     get_one(r, &st_get, id, 200);
 out:

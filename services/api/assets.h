@@ -7,7 +7,7 @@
 
 #include "rest.h"
 
-#include "panel/v1/events.pb-c.h"
+#include "panel/v1/pb_short_names.h"
 
 void assets_handle(struct api_req *r);
 /* Inside the caller's transaction: queue an AssetChanged (full asset after the change) on

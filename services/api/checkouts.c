@@ -166,8 +166,7 @@ static int apply_one(struct api_req *r, struct item *it, bool checkout, bool wri
     static const char *const changed[] = {"current_checkout", NULL};
     if (!(res = rest_exec(r, &st_bump, 2, pa)) ||
         assets_emit(r, it->asset_id,
-                    checkout ? PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_CHECKED_OUT
-                             : PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_CHECKED_IN,
+                    checkout ? PB_ASSET_CHANGE_KIND_CHECKED_OUT : PB_ASSET_CHANGE_KIND_CHECKED_IN,
                     changed))
         goto out;
     rc = 0;

@@ -37,7 +37,7 @@ static void reply_tree(struct api_req *r, PGresult *res)
     char err[128];
     for (int i = 0; i < n; i++) {
         json_t *o =
-            json_parse(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), err, sizeof err);
+            pjson_parse(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), err, sizeof err);
         if (!o)
             continue;
         json_object_set_new(o, "children", json_array());
@@ -55,7 +55,7 @@ static void reply_tree(struct api_req *r, PGresult *res)
             json_array_append(roots, o);
     }
     top = json_pack("{sO}", "items", roots);
-    char *text = top ? json_dump_compact(top) : NULL;
+    char *text = top ? pjson_dump_compact(top) : NULL;
     if (text)
         rest_reply_text(r, 200, text);
     else

@@ -194,7 +194,7 @@ json_t *rest_json_body(struct api_req *r, const char *const *allowed, bool empty
         rest_error(r, 400, "invalid_json", "the body is not valid UTF-8");
         return NULL;
     }
-    json_t *j = json_parse(r->body.data ? r->body.data : "", r->body.len, err, sizeof err);
+    json_t *j = pjson_parse(r->body.data ? r->body.data : "", r->body.len, err, sizeof err);
     if (!j) {
         rest_error(r, 400, "invalid_json", "the body is not valid JSON: %s", err);
         return NULL;
@@ -506,7 +506,7 @@ static void ensure_request_id(struct api_req *r)
     json_t *err = json_is_object(body) ? json_object_get(body, "error") : NULL;
     if (json_is_object(err) && !json_object_get(err, "request_id") &&
         json_object_set_new(err, "request_id", json_string(r->request_id)) == 0) {
-        char *text = json_dump_compact(body);
+        char *text = pjson_dump_compact(body);
         if (text) {
             buf_reset(&r->out);
             if (buf_appends(&r->out, text))

@@ -333,10 +333,10 @@ static int check_windows(struct api_req *r, json_t *w)
 static int int_field(struct api_req *r, json_t *body, const char *name, long long min,
                      long long max, int64_t *out)
 {
-    enum json_get g = json_get_int(body, name, out);
-    if (g == JSON_GET_ABSENT)
+    enum pjson_get g = pjson_get_int(body, name, out);
+    if (g == PJSON_ABSENT)
         return 1;
-    if (g != JSON_GET_OK || *out < min || *out > max) {
+    if (g != PJSON_OK || *out < min || *out > max) {
         rest_error(r, 422, "invalid_field", "%s must be an integer from %lld to %lld", name, min,
                    max);
         return -1;

@@ -37,7 +37,7 @@ int upstream_call(struct api_req *r, const char *base, const char *method, const
     const char *headers[] = {auth, request_id, "Content-Type: application/json",
                              "Accept: application/json", NULL};
     if (body)
-        text = json_dump_compact(body);
+        text = pjson_dump_compact(body);
     struct http_request req = {.method = method,
                                .url = url,
                                .headers = headers,
@@ -52,7 +52,7 @@ int upstream_call(struct api_req *r, const char *base, const char *method, const
     }
     *status = resp.status;
     if (resp.body.len > 0)
-        *out = json_parse(resp.body.data, resp.body.len, err, sizeof err);
+        *out = pjson_parse(resp.body.data, resp.body.len, err, sizeof err);
     rc = 0;
 out:
     free(text);
@@ -65,7 +65,7 @@ void upstream_reply(struct api_req *r, long status, json_t *out)
 {
     json_t *e = out ? json_object_get(out, "error") : NULL;
     if (status >= 200 && status < 300) {
-        char *text = out ? json_dump_compact(out) : NULL;
+        char *text = out ? pjson_dump_compact(out) : NULL;
         rest_reply_text(r, (int)status, text ? text : "{}");
         free(text);
     } else if (status >= 400 && status < 500 && status != 401 && json_is_object(e) &&

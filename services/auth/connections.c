@@ -329,7 +329,7 @@ json_t *conn_list_json(struct db_conn *db, const char *tenant, char *err, size_t
     PGresult *res = db_query(db, PGRES_TUPLES_OK, &st_list, 1, p, err, errlen);
     if (!res)
         return NULL;
-    out = json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err, errlen);
+    out = pjson_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err, errlen);
     PQclear(res);
     return out;
 }

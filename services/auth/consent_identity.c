@@ -66,8 +66,8 @@ static enum consent_id_result read_customer(const struct consent_id_cfg *cfg, st
         r = CONSENT_ID_REFUSED;
         goto out;
     }
-    j = json_parse(resp.body.data ? resp.body.data : "", resp.body.len, err, sizeof err);
-    const char *c = j ? json_str(j, "customerId") : NULL;
+    j = pjson_parse(resp.body.data ? resp.body.data : "", resp.body.len, err, sizeof err);
+    const char *c = j ? pjson_str(j, "customerId") : NULL;
     if (!c || !customer_valid(c)) {
         snprintf(msg, msglen, "%s's Directory record names no Workspace customer", email);
         r = CONSENT_ID_REFUSED;

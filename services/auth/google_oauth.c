@@ -103,8 +103,8 @@ size_t google_missing_scopes(const char *granted, const char *missing[GOOGLE_NSC
 
 static void copy_message(struct google_tokens *out, const json_t *reply, long status)
 {
-    const char *e = reply ? json_str(reply, "error") : NULL;
-    const char *d = reply ? json_str(reply, "error_description") : NULL;
+    const char *e = reply ? pjson_str(reply, "error") : NULL;
+    const char *d = reply ? pjson_str(reply, "error_description") : NULL;
     snprintf(out->message, sizeof out->message, "%s%s%s", e ? e : "HTTP error", d ? ": " : "",
              d ? d : "");
     if (!e && !d)
@@ -113,7 +113,7 @@ static void copy_message(struct google_tokens *out, const json_t *reply, long st
 
 static char *dup_str(const json_t *o, const char *key)
 {
-    const char *s = json_str(o, key);
+    const char *s = pjson_str(o, key);
     return s ? strdup(s) : NULL;
 }
 
@@ -130,9 +130,9 @@ static enum google_result token_call(struct http_client *c, const char *url, con
         snprintf(out->message, sizeof out->message, "%s", err);
         goto out;
     }
-    if (status == 200 && reply && json_str(reply, "access_token")) {
+    if (status == 200 && reply && pjson_str(reply, "access_token")) {
         int64_t exp = 3600;
-        (void)json_get_int(reply, "expires_in", &exp);
+        (void)pjson_get_int(reply, "expires_in", &exp);
         out->access_token = dup_str(reply, "access_token");
         out->refresh_token = dup_str(reply, "refresh_token");
         out->scope = dup_str(reply, "scope");
@@ -145,8 +145,8 @@ static enum google_result token_call(struct http_client *c, const char *url, con
     if (status == 200) {
         snprintf(out->message, sizeof out->message, "token reply without access_token");
         r = GOOGLE_UNAVAILABLE;
-    } else if (reply && json_str(reply, "error") &&
-               strcmp(json_str(reply, "error"), "invalid_grant") == 0) {
+    } else if (reply && pjson_str(reply, "error") &&
+               strcmp(pjson_str(reply, "error"), "invalid_grant") == 0) {
         r = GOOGLE_INVALID_GRANT;
     } else {
         r = GOOGLE_REJECTED;
@@ -214,9 +214,9 @@ enum google_result google_revoke(struct http_client *c, const struct google_cfg 
     }
     if (status == 200) {
         r = GOOGLE_OK;
-    } else if (status == 400 && reply && json_str(reply, "error") &&
-               (strcmp(json_str(reply, "error"), "invalid_token") == 0 ||
-                strcmp(json_str(reply, "error"), "invalid_grant") == 0)) {
+    } else if (status == 400 && reply && pjson_str(reply, "error") &&
+               (strcmp(pjson_str(reply, "error"), "invalid_token") == 0 ||
+                strcmp(pjson_str(reply, "error"), "invalid_grant") == 0)) {
         /* Already revoked or expired at Google: nothing left to revoke. */
         r = GOOGLE_OK;
     } else {

@@ -63,7 +63,7 @@ enum ms_result ms_classify_error(long status, const json_t *reply)
             }
         }
     }
-    const char *e = reply ? json_str(reply, "error") : NULL;
+    const char *e = reply ? pjson_str(reply, "error") : NULL;
     if (e && strcmp(e, "invalid_client") == 0)
         return MS_SECRET_INVALID;
     if (e && strcmp(e, "temporarily_unavailable") == 0)
@@ -116,17 +116,17 @@ enum ms_result ms_client_token(struct http_client *c, const struct ms_cfg *cfg, 
         snprintf(out->message, sizeof out->message, "%s", err);
         goto out;
     }
-    if (status == 200 && reply && json_str(reply, "access_token")) {
+    if (status == 200 && reply && pjson_str(reply, "access_token")) {
         int64_t exp = 3599;
-        (void)json_get_int(reply, "expires_in", &exp);
-        out->access_token = strdup(json_str(reply, "access_token"));
+        (void)pjson_get_int(reply, "expires_in", &exp);
+        out->access_token = strdup(pjson_str(reply, "access_token"));
         out->expires_in = exp;
         r = out->access_token ? MS_OK : MS_UNAVAILABLE;
         goto out;
     }
     r = status == 200 ? MS_UNAVAILABLE : ms_classify_error(status, reply);
     {
-        const char *e = reply ? json_str(reply, "error") : NULL;
+        const char *e = reply ? pjson_str(reply, "error") : NULL;
         const json_t *codes = reply ? json_object_get(reply, "error_codes") : NULL;
         long long code0 = json_is_array(codes) && json_is_integer(json_array_get(codes, 0))
                               ? json_integer_value(json_array_get(codes, 0))

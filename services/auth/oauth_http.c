@@ -56,7 +56,7 @@ enum oauth_http_result oauth_http_post_form(struct http_client *c, const char *u
     *status = resp.status;
     if (resp.body.len > 0) {
         char perr[128];
-        json_t *j = json_parse(resp.body.data, resp.body.len, perr, sizeof perr);
+        json_t *j = pjson_parse(resp.body.data, resp.body.len, perr, sizeof perr);
         if (j && !json_is_object(j)) {
             json_decref(j);
             j = NULL;

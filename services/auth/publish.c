@@ -62,7 +62,7 @@ Panel__V1__Source publish_source(const char *provider)
 {
     Panel__V1__Source s = events_source_from_str(provider);
     /* a provider is a cloud: "panel" is the Panel's own events, never a connection's */
-    return s == PANEL__V1__SOURCE__SOURCE_PANEL ? PANEL__V1__SOURCE__SOURCE_UNSPECIFIED : s;
+    return s == PB_SOURCE_PANEL ? PB_SOURCE_UNSPECIFIED : s;
 }
 
 int outbox_auth_event(struct db_conn *db, const char *tenant, const char *provider,
@@ -82,7 +82,7 @@ int outbox_auth_event(struct db_conn *db, const char *tenant, const char *provid
     ev.granted_scopes = (char **)scopes;
     ev.message = (char *)message;
     ev.actor = (char *)actor;
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_AUTH_EVENT;
+    env.payload_case = PB_PAYLOAD_AUTH_EVENT;
     env.auth_event = &ev;
     /* keyed by the district: a district's AuthEvents keep their order */
     return outbox_write(db_pg(db), &env, TOPIC_AUTH_EVENTS, tenant, NULL, err, errlen);
@@ -172,7 +172,7 @@ static int publish_one(struct auth_ctx *c, struct kafka_delivery *d, const char 
     req.has_preview = 1;
     req.preview = preview;
     req.requested_by = (char *)(by && *by ? by : NULL);
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_SYNC_REQUEST;
+    env.payload_case = PB_PAYLOAD_SYNC_REQUEST;
     env.sync_request = &req;
     return events_publish_tracked(c->producer, TOPIC_SYNC_REQUESTS, tenant, &env, d, err, errlen);
 }

@@ -116,7 +116,7 @@ static json_t *read_json(struct router_req *q, bool required)
     char err[160];
     if (q->body.len == 0 && !required)
         return json_object();
-    json_t *j = json_parse(q->body.data ? q->body.data : "", q->body.len, err, sizeof err);
+    json_t *j = pjson_parse(q->body.data ? q->body.data : "", q->body.len, err, sizeof err);
     if (!j || !json_is_object(j)) {
         json_decref(j);
         reply_err(q->conn, 400, "invalid_json", "the body must be a JSON object");
@@ -142,7 +142,7 @@ static const char *path_tenant(struct router_req *q)
 static const char *body_actor(struct mg_connection *conn, const json_t *body)
 {
     const char *actor = NULL;
-    if (json_get_str(body, "actor", &actor) != JSON_GET_OK || !routes_valid_actor(actor)) {
+    if (pjson_get_str(body, "actor", &actor) != PJSON_OK || !routes_valid_actor(actor)) {
         reply_err(conn, 400, "invalid_argument",
                   "\"actor\" must be \"person:<email>\" or \"apikey:<key id>\"");
         return NULL;
@@ -207,7 +207,7 @@ static int handle_authorize(struct router_req *q, const char *provider)
                            "a cloud is connected by a signed-in admin, not with an API key");
         goto out;
     }
-    if (json_get_str(body, "session_hash", &session_hash) != JSON_GET_OK ||
+    if (pjson_get_str(body, "session_hash", &session_hash) != PJSON_OK ||
         !consent_session_hash_valid(session_hash)) {
         status = reply_err(conn, 400, "invalid_argument",
                            "\"session_hash\" (the signed-in session that starts the consent) "
@@ -338,8 +338,7 @@ static int finish_authorized(struct auth_ctx *c, struct db_conn *db, const char 
     bool coalesced = false;
     if (first && (sync_request_add(c, db, tenant, provider, "authorized", false, admin, run_id,
                                    &coalesced, err, errlen) ||
-                  outbox_auth_event(db, tenant, provider,
-                                    PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_AUTHORIZED, scopes,
+                  outbox_auth_event(db, tenant, provider, PB_AUTH_EVENT_KIND_AUTHORIZED, scopes,
                                     nscopes, NULL, admin, err, errlen)))
         return -1;
     if (pgx_exec(db_pg(db), "COMMIT", err, errlen))
@@ -435,8 +434,7 @@ static int handle_google_callback(struct router_req *q)
     if (nmissing) {
         char msg[512];
         snprintf(msg, sizeof msg, "consent did not grant %s", missing[0]);
-        if (outbox_auth_event(db, si.tenant, "google",
-                              PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_SCOPE_MISSING, missing,
+        if (outbox_auth_event(db, si.tenant, "google", PB_AUTH_EVENT_KIND_SCOPE_MISSING, missing,
                               nmissing, msg, si.admin, err, sizeof err) ||
             pgx_exec(db_pg(db), "COMMIT", err, sizeof err)) {
             rollback(db);
@@ -566,8 +564,7 @@ static int revoked_now(struct mg_connection *conn, struct auth_ctx *c, struct db
     /* the status change and its REVOKED event commit together */
     if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err) ||
         conn_mark_revoked(db, tenant, provider, message, &changed, err, sizeof err) != CONN_OK ||
-        (changed && outbox_auth_event(db, tenant, provider,
-                                      PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_REVOKED, NULL, 0,
+        (changed && outbox_auth_event(db, tenant, provider, PB_AUTH_EVENT_KIND_REVOKED, NULL, 0,
                                       message, NULL, err, sizeof err)) ||
         pgx_exec(db_pg(db), "COMMIT", err, sizeof err)) {
         rollback(db);
@@ -632,9 +629,8 @@ static int handle_token(struct router_req *q)
         count_token_request(c, NULL, 400);
         return 400;
     }
-    if (json_get_str(body, "tenant_id", &tenant) != JSON_GET_OK || !ids_tenant_valid(tenant) ||
-        json_get_str(body, "provider", &provider) != JSON_GET_OK ||
-        !conn_provider_valid(provider)) {
+    if (pjson_get_str(body, "tenant_id", &tenant) != PJSON_OK || !ids_tenant_valid(tenant) ||
+        pjson_get_str(body, "provider", &provider) != PJSON_OK || !conn_provider_valid(provider)) {
         status = reply_err(conn, 400, "invalid_argument",
                            "\"tenant_id\" and \"provider\" (google|azure) are required");
         goto out;
@@ -767,8 +763,7 @@ static int handle_deauthorize(struct router_req *q, const char *provider)
         goto out;
     }
     char oerr[512];
-    if (outbox_auth_event(db, tenant, provider,
-                          PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_DEAUTHORIZED, NULL, 0, NULL,
+    if (outbox_auth_event(db, tenant, provider, PB_AUTH_EVENT_KIND_DEAUTHORIZED, NULL, 0, NULL,
                           admin, oerr, sizeof oerr) ||
         pgx_exec(db_pg(db), "COMMIT", oerr, sizeof oerr)) {
         rollback(db);
@@ -852,16 +847,16 @@ static int handle_sync(struct router_req *q)
         return 400;
     const char *provider = NULL, *admin = NULL;
     bool preview = false;
-    enum json_get pg_ = json_get_str(body, "provider", &provider);
-    if ((pg_ == JSON_GET_OK && !conn_provider_valid(provider)) || pg_ == JSON_GET_WRONG_TYPE) {
+    enum pjson_get pg_ = pjson_get_str(body, "provider", &provider);
+    if ((pg_ == PJSON_OK && !conn_provider_valid(provider)) || pg_ == PJSON_WRONG_TYPE) {
         status = reply_err(conn, 400, "invalid_argument",
                            "\"provider\" must be \"google\", \"azure\" or null");
         goto out;
     }
-    if (pg_ != JSON_GET_OK)
+    if (pg_ != PJSON_OK)
         provider = NULL;
-    enum json_get pv = json_get_bool(body, "preview", &preview);
-    if (pv == JSON_GET_WRONG_TYPE) {
+    enum pjson_get pv = pjson_get_bool(body, "preview", &preview);
+    if (pv == PJSON_WRONG_TYPE) {
         status = reply_err(conn, 400, "invalid_argument", "\"preview\" must be a boolean");
         goto out;
     }
@@ -953,8 +948,8 @@ static int handle_settings(struct router_req *q)
         status = 400;
         goto out;
     }
-    enum json_get ig = json_get_int(body, "sync_interval_seconds", &interval);
-    if (ig == JSON_GET_WRONG_TYPE || (ig == JSON_GET_OK && (interval < 300 || interval > 604800))) {
+    enum pjson_get ig = pjson_get_int(body, "sync_interval_seconds", &interval);
+    if (ig == PJSON_WRONG_TYPE || (ig == PJSON_OK && (interval < 300 || interval > 604800))) {
         status = reply_err(conn, 400, "invalid_argument",
                            "\"sync_interval_seconds\" must be an integer from 300 to 604800");
         goto out;
@@ -973,9 +968,9 @@ static int handle_settings(struct router_req *q)
     json_array_foreach(windows, i, w)
     {
         const char *s = NULL, *e = NULL, *r = NULL;
-        if (!json_is_object(w) || json_get_str(w, "starts_at", &s) != JSON_GET_OK ||
-            json_get_str(w, "ends_at", &e) != JSON_GET_OK || strlen(s) > 64 || strlen(e) > 64 ||
-            json_get_str(w, "reason", &r) == JSON_GET_WRONG_TYPE || (r && strlen(r) > 500)) {
+        if (!json_is_object(w) || pjson_get_str(w, "starts_at", &s) != PJSON_OK ||
+            pjson_get_str(w, "ends_at", &e) != PJSON_OK || strlen(s) > 64 || strlen(e) > 64 ||
+            pjson_get_str(w, "reason", &r) == PJSON_WRONG_TYPE || (r && strlen(r) > 500)) {
             status = reply_err(conn, 400, "invalid_argument",
                                "a pause window is {\"starts_at\",\"ends_at\",\"reason\"?} with "
                                "ISO 8601 times");
@@ -993,7 +988,7 @@ static int handle_settings(struct router_req *q)
         status = reply_db(conn, tenant, err);
         goto out;
     }
-    if (ig == JSON_GET_OK) {
+    if (ig == PJSON_OK) {
         char iv[32];
         snprintf(iv, sizeof iv, "%lld", (long long)interval);
         const char *p[] = {tenant, iv};
@@ -1012,8 +1007,8 @@ static int handle_settings(struct router_req *q)
         res = NULL;
         json_array_foreach(windows, i, w)
         {
-            const char *r = json_str(w, "reason");
-            const char *wp[] = {tenant, json_str(w, "starts_at"), json_str(w, "ends_at"),
+            const char *r = pjson_str(w, "reason");
+            const char *wp[] = {tenant, pjson_str(w, "starts_at"), pjson_str(w, "ends_at"),
                                 r ? r : ""};
             res = db_exec(db, &st_window_add, 4, wp);
             if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -1030,7 +1025,7 @@ static int handle_settings(struct router_req *q)
     res = db_query(db, PGRES_TUPLES_OK, &st_settings, 1, p, err, sizeof err);
     if (!res || PQntuples(res) != 1)
         goto dberr;
-    out = json_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err, sizeof err);
+    out = pjson_parse(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err, sizeof err);
     if (!out || pgx_exec(db_pg(db), "COMMIT", err, sizeof err))
         goto dberr;
     log_info_t(tenant, NULL, "sync settings changed by %s", actor);

@@ -359,9 +359,9 @@ static int exchange(struct signin *s, enum provider p, const char *token_url, co
         snprintf(err, errlen, "%s", herr);
         goto out;
     }
-    const char *t = reply ? json_str(reply, "id_token") : NULL;
+    const char *t = reply ? pjson_str(reply, "id_token") : NULL;
     if (status != 200 || !t) {
-        const char *e = reply ? json_str(reply, "error") : NULL;
+        const char *e = reply ? pjson_str(reply, "error") : NULL;
         snprintf(err, errlen, "token endpoint answered HTTP %ld%s%.100s", status,
                  e ? ": " : " without an id_token", e ? e : "");
         goto out;

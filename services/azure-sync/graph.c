@@ -2,7 +2,7 @@
 
 #include "json.h"
 #include "log.h"
-#include "panel/v1/events.pb-c.h"
+#include "panel/v1/pb_short_names.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,18 +101,18 @@ json_t *graph_error(const struct buf *body, const char **code, const char **mess
     *message = "";
     if (!body || !body->data || body->len == 0)
         return NULL;
-    json_t *root = json_parse(body->data, body->len, NULL, 0);
+    json_t *root = pjson_parse(body->data, body->len, NULL, 0);
     json_t *e = json_object_get(root, "error");
     const char *s;
     if (json_is_object(e)) {
-        if ((s = json_str(e, "code")))
+        if ((s = pjson_str(e, "code")))
             *code = s;
-        if ((s = json_str(e, "message")))
+        if ((s = pjson_str(e, "message")))
             *message = s;
     } else {
-        if ((s = json_str(root, "error")))
+        if ((s = pjson_str(root, "error")))
             *code = s;
-        if ((s = json_str(root, "error_description")))
+        if ((s = pjson_str(root, "error_description")))
             *message = s;
     }
     return root;
@@ -122,14 +122,14 @@ fetch_reason graph_failure(long status, const struct buf *body, char *msg, size_
 {
     const char *code, *message;
     json_t *root = graph_error(body, &code, &message);
-    fetch_reason r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR;
+    fetch_reason r = PB_RUN_FAILURE_REASON_PROVIDER_ERROR;
     snprintf(msg, msglen, "%s%s%s", code, *code && *message ? ": " : "", message);
     if (status == 429)
-        r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED;
+        r = PB_RUN_FAILURE_REASON_THROTTLED;
     else if (status == 401)
-        r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_REVOKED;
+        r = PB_RUN_FAILURE_REASON_REVOKED;
     else if (status == 403)
-        r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN;
+        r = PB_RUN_FAILURE_REASON_FORBIDDEN;
     json_decref(root);
     return r;
 }
@@ -181,14 +181,13 @@ enum graph_entry graph_entry_kind(const json_t *obj, const char **id,
     json_t *removed = json_object_get(obj, "@removed");
     if (!removed)
         return GRAPH_ENTRY_OBJECT;
-    const char *oid = json_str(obj, "id");
+    const char *oid = pjson_str(obj, "id");
     if (!oid || !*oid || strlen(oid) > FMAP_MAX_ID)
         return GRAPH_ENTRY_REMOVAL_UNUSABLE;
-    const char *why = json_str(removed, "reason");
+    const char *why = pjson_str(removed, "reason");
     *id = oid;
-    *reason = why && strcmp(why, "deleted") == 0
-                  ? PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_DELETED
-                  : PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED;
+    *reason =
+        why && strcmp(why, "deleted") == 0 ? PB_REMOVAL_REASON_DELETED : PB_REMOVAL_REASON_CHANGED;
     return GRAPH_ENTRY_REMOVED;
 }
 
@@ -207,7 +206,7 @@ static int publish_value(struct fetch_run *run, const struct fmap_spec *spec, en
     json_array_foreach(value, i, obj)
     {
         const char *id = NULL;
-        Panel__V1__RemovalReason reason = PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_UNSPECIFIED;
+        Panel__V1__RemovalReason reason = PB_REMOVAL_REASON_UNSPECIFIED;
         enum graph_entry kind = graph_entry_kind(obj, &id, &reason);
         if (kind != GRAPH_ENTRY_OBJECT && mode != MODE_DELTA)
             continue; /* a full listing never deletes by report */
@@ -216,8 +215,7 @@ static int publish_value(struct fetch_run *run, const struct fmap_spec *spec, en
             continue;
         }
         if (kind == GRAPH_ENTRY_REMOVED) {
-            if (fetch_run_publish_removed(run, PANEL__V1__OBJECT_KIND__OBJECT_KIND_PERSON, id,
-                                          reason))
+            if (fetch_run_publish_removed(run, PB_OBJECT_KIND_PERSON, id, reason))
                 return -1;
             continue;
         }
@@ -263,7 +261,7 @@ static enum fetch_page_action check_page(const struct http_response *resp,
 static const char *next_link(const json_t *page, void *ctx)
 {
     (void)ctx;
-    return json_str(page, "@odata.nextLink");
+    return pjson_str(page, "@odata.nextLink");
 }
 
 static int next_url(const char *link, struct buf *url, fetch_reason *why, char *msg, size_t msglen,
@@ -271,13 +269,13 @@ static int next_url(const char *link, struct buf *url, fetch_reason *why, char *
 {
     const struct listing_run *lr = ctx;
     if (!inside_graph(lr->g, link)) {
-        *why = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED;
+        *why = PB_RUN_FAILURE_REASON_MALFORMED;
         snprintf(msg, msglen, "%s: a link points outside %s", mode_name(lr->mode),
                  lr->g->graph_url);
         return -1;
     }
     if (buf_appends(url, link)) {
-        *why = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED;
+        *why = PB_RUN_FAILURE_REASON_MALFORMED;
         snprintf(msg, msglen, "%s: a link is too long", mode_name(lr->mode));
         return -1;
     }
@@ -289,7 +287,7 @@ static int publish_page(struct fetch_run *run, const json_t *page, void *ctx)
     const struct listing_run *lr = ctx;
     json_t *value = json_object_get(page, "value");
     if (!json_is_array(value))
-        return fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
+        return fetch_run_fail(run, PB_RUN_FAILURE_REASON_MALFORMED,
                               "%s page without a \"value\" list", mode_name(lr->mode));
     return publish_value(run, &lr->g->user_spec, lr->mode, value);
 }
@@ -297,16 +295,15 @@ static int publish_page(struct fetch_run *run, const json_t *page, void *ctx)
 static int last_page(struct fetch_run *run, const json_t *page, void *ctx)
 {
     struct listing_run *lr = ctx;
-    const char *delta = json_str(page, "@odata.deltaLink");
+    const char *delta = pjson_str(page, "@odata.deltaLink");
     if (!delta || !*delta)
-        return fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
+        return fetch_run_fail(run, PB_RUN_FAILURE_REASON_MALFORMED,
                               "%s: last page has neither nextLink nor deltaLink",
                               mode_name(lr->mode));
     free(lr->delta_link);
     lr->delta_link = strdup(delta);
     if (!lr->delta_link)
-        return fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                              "out of memory");
+        return fetch_run_fail(run, PB_RUN_FAILURE_REASON_INTERNAL, "out of memory");
     return 0;
 }
 
@@ -323,8 +320,8 @@ static int follow(struct fetch_run *run, struct graph *g, const char *first, enu
     const char *const headers[] = {prefer, NULL};
     *delta_link = NULL;
     if (!inside_graph(g, first))
-        return fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
-                              "%s: a link points outside %s", mode_name(mode), g->graph_url);
+        return fetch_run_fail(run, PB_RUN_FAILURE_REASON_MALFORMED, "%s: a link points outside %s",
+                              mode_name(mode), g->graph_url);
     struct fetch_listing fl = {
         .name = mode_name(mode),
         .refused_name = "users", /* /users/delta needs User.Read.All like /users */
@@ -358,20 +355,20 @@ Panel__V1__RunKind graph_plan(struct fetch_run *run, void *ctx)
     free(g->stored_link);
     g->stored_link = NULL;
     if (fetch_run_force_full(run) || !g->store)
-        return PANEL__V1__RUN_KIND__RUN_KIND_FULL;
+        return PB_RUN_KIND_FULL;
     int rc = delta_store_load(g->store, fetch_run_tenant(run), &g->stored_link, &last_full, err,
                               sizeof err);
     if (rc < 0)
         log_warn_t(fetch_run_tenant(run), fetch_run_id(run),
                    "cannot read the delta link (%s); running a full sync", err);
     if (rc != 0)
-        return PANEL__V1__RUN_KIND__RUN_KIND_FULL;
+        return PB_RUN_KIND_FULL;
     if (g->full_every_hours > 0 && (int64_t)time(NULL) - last_full >= g->full_every_hours * 3600) {
         log_info_t(fetch_run_tenant(run), fetch_run_id(run),
                    "last full run is older than %ld h; running a full sync", g->full_every_hours);
-        return PANEL__V1__RUN_KIND__RUN_KIND_FULL;
+        return PB_RUN_KIND_FULL;
     }
-    return PANEL__V1__RUN_KIND__RUN_KIND_DELTA;
+    return PB_RUN_KIND_DELTA;
 }
 
 /* A full run is one delta round from scratch: Graph lists every user whole and ends with the
@@ -384,16 +381,14 @@ static int full_run(struct fetch_run *run, struct graph *g)
     int rc = -1;
     buf_init(&url, 4096);
     if (buf_appendf(&url, "%s/v1.0/users/delta?$select=%s", g->graph_url, g->select)) {
-        fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                       "URL too long");
+        fetch_run_fail(run, PB_RUN_FAILURE_REASON_INTERNAL, "URL too long");
         goto out;
     }
     if (follow(run, g, url.data, MODE_FULL, &link))
         goto out;
-    fetch_run_set_kind(run, PANEL__V1__RUN_KIND__RUN_KIND_FULL);
+    fetch_run_set_kind(run, PB_RUN_KIND_FULL);
     if (fetch_run_set_delta_link(run, link)) {
-        fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                       "out of memory");
+        fetch_run_fail(run, PB_RUN_FAILURE_REASON_INTERNAL, "out of memory");
         goto out;
     }
     rc = 0;
@@ -406,7 +401,7 @@ out:
 int graph_run(struct fetch_run *run, void *ctx)
 {
     struct graph *g = ctx;
-    if (fetch_run_kind(run) == PANEL__V1__RUN_KIND__RUN_KIND_DELTA && g->stored_link) {
+    if (fetch_run_kind(run) == PB_RUN_KIND_DELTA && g->stored_link) {
         char *link = NULL;
         int rc = follow(run, g, g->stored_link, MODE_DELTA, &link);
         if (rc < 0)
@@ -415,10 +410,8 @@ int graph_run(struct fetch_run *run, void *ctx)
             int bad = fetch_run_set_delta_link(run, link);
             free(link);
             if (bad)
-                return fetch_run_fail(run,
-                                      PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                                      "out of memory");
-            fetch_run_set_kind(run, PANEL__V1__RUN_KIND__RUN_KIND_DELTA);
+                return fetch_run_fail(run, PB_RUN_FAILURE_REASON_INTERNAL, "out of memory");
+            fetch_run_set_kind(run, PB_RUN_KIND_DELTA);
             return 0;
         }
         char err[256];
@@ -428,7 +421,7 @@ int graph_run(struct fetch_run *run, void *ctx)
             log_warn_t(fetch_run_tenant(run), fetch_run_id(run), "cannot forget the link: %s", err);
         /* From here on it is a full run: the listing that follows is whole objects, and what
          * it does not list is gone (RunStarted again tells the merger before the first one). */
-        if (fetch_run_restart_as(run, PANEL__V1__RUN_KIND__RUN_KIND_FULL))
+        if (fetch_run_restart_as(run, PB_RUN_KIND_FULL))
             return -1;
     }
     return full_run(run, g);
@@ -445,8 +438,7 @@ void graph_completed(struct fetch_run *run, void *ctx)
     if (!g->store || !link || fetch_run_preview(run))
         return;
     if (delta_store_save(g->store, fetch_run_tenant(run), fetch_run_provider_tenant(run), link,
-                         fetch_run_kind(run) == PANEL__V1__RUN_KIND__RUN_KIND_FULL, err,
-                         sizeof err))
+                         fetch_run_kind(run) == PB_RUN_KIND_FULL, err, sizeof err))
         log_warn_t(fetch_run_tenant(run), fetch_run_id(run),
                    "cannot store the delta link (the next run will be a full one): %s", err);
 }

@@ -85,7 +85,7 @@ int main(int argc, char **argv)
         .ctx = &g,
     };
     struct fetch_config fc;
-    fetch_config_from_env(&fc, &cfg.fetch, "azure", PANEL__V1__SOURCE__SOURCE_AZURE);
+    fetch_config_from_env(&fc, &cfg.fetch, "azure", PB_SOURCE_AZURE);
     fs = fetch_service_new(&fc, &ops, svc, err, sizeof err);
     if (!fs) {
         log_error("cannot start: %s", err);

@@ -2,7 +2,7 @@
 
 #include "json.h"
 #include "log.h"
-#include "panel/v1/events.pb-c.h"
+#include "panel/v1/pb_short_names.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,22 +100,22 @@ json_t *google_error(const struct buf *body, const char **reason, const char **m
     *message = "";
     if (!body || !body->data || body->len == 0)
         return NULL;
-    json_t *root = json_parse(body->data, body->len, NULL, 0);
+    json_t *root = pjson_parse(body->data, body->len, NULL, 0);
     json_t *e = json_object_get(root, "error");
     if (!json_is_object(e)) {
         /* OAuth-style errors: {"error":"invalid_grant","error_description":...} */
-        const char *s = json_str(root, "error");
+        const char *s = pjson_str(root, "error");
         if (s)
             *reason = s;
-        s = json_str(root, "error_description");
+        s = pjson_str(root, "error_description");
         if (s)
             *message = s;
         return root;
     }
-    const char *s = json_str(e, "message");
+    const char *s = pjson_str(e, "message");
     if (s)
         *message = s;
-    s = json_str(json_array_get(json_object_get(e, "errors"), 0), "reason");
+    s = pjson_str(json_array_get(json_object_get(e, "errors"), 0), "reason");
     if (s)
         *reason = s;
     return root;
@@ -149,14 +149,14 @@ fetch_reason google_failure(long status, const struct buf *body, char *msg, size
 {
     const char *reason, *message;
     json_t *root = google_error(body, &reason, &message);
-    fetch_reason r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR;
+    fetch_reason r = PB_RUN_FAILURE_REASON_PROVIDER_ERROR;
     snprintf(msg, msglen, "%s%s%s", reason, *reason && *message ? ": " : "", message);
     if (status == 429 || (status == 403 && rate_limit_reason(reason)))
-        r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED;
+        r = PB_RUN_FAILURE_REASON_THROTTLED;
     else if (status == 401 || strcmp(reason, "invalid_grant") == 0)
-        r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_REVOKED;
+        r = PB_RUN_FAILURE_REASON_REVOKED;
     else if (status == 403)
-        r = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN;
+        r = PB_RUN_FAILURE_REASON_FORBIDDEN;
     json_decref(root);
     return r;
 }
@@ -220,7 +220,7 @@ static enum fetch_page_action check_page(const struct http_response *resp,
 static const char *next_token(const json_t *page, void *ctx)
 {
     const struct listing_run *lr = ctx;
-    return lr->l->paged ? json_str(page, "nextPageToken") : NULL;
+    return lr->l->paged ? pjson_str(page, "nextPageToken") : NULL;
 }
 
 static int next_url(const char *token, struct buf *url, fetch_reason *why, char *msg, size_t msglen,
@@ -228,7 +228,7 @@ static int next_url(const char *token, struct buf *url, fetch_reason *why, char 
 {
     const struct listing_run *lr = ctx;
     if (page_url(lr->g, lr->l, lr->page_size, token, url)) {
-        *why = PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED;
+        *why = PB_RUN_FAILURE_REASON_MALFORMED;
         snprintf(msg, msglen, "%s: page token too long", lr->l->name);
         return -1;
     }
@@ -243,8 +243,8 @@ static int publish_items(struct fetch_run *run, const json_t *page, void *ctx)
     if (!items)
         return 0; /* Google omits an empty list */
     if (!json_is_array(items))
-        return fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_MALFORMED,
-                              "%s page: \"%s\" is not a list", l->name, l->items);
+        return fetch_run_fail(run, PB_RUN_FAILURE_REASON_MALFORMED, "%s page: \"%s\" is not a list",
+                              l->name, l->items);
     size_t i;
     json_t *obj;
     json_array_foreach(items, i, obj)
@@ -273,8 +273,7 @@ static int list(struct fetch_run *run, const struct google_opts *g, const struct
     int rc = -1;
     buf_init(&first, 4096);
     if (page_url(g, l, page_size, NULL, &first)) {
-        fetch_run_fail(run, PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_INTERNAL,
-                       "%s: URL too long", l->name);
+        fetch_run_fail(run, PB_RUN_FAILURE_REASON_INTERNAL, "%s: URL too long", l->name);
         goto out;
     }
     struct fetch_listing fl = {
@@ -374,7 +373,7 @@ int google_run(struct fetch_run *run, void *ctx)
     struct listing configured_users = users;
     configured_users.query = g->users_query;
     configured_users.spec = &g->user_spec;
-    fetch_run_set_kind(run, PANEL__V1__RUN_KIND__RUN_KIND_FULL);
+    fetch_run_set_kind(run, PB_RUN_KIND_FULL);
     if (list(run, g, &orgunits, 0) || list(run, g, &configured_users, g->users_page) ||
         list(run, g, &devices, g->devices_page))
         return -1;

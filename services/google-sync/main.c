@@ -79,7 +79,7 @@ int main(int argc, char **argv)
         .ctx = &g,
     };
     struct fetch_config fc;
-    fetch_config_from_env(&fc, &cfg.fetch, "google", PANEL__V1__SOURCE__SOURCE_GOOGLE);
+    fetch_config_from_env(&fc, &cfg.fetch, "google", PB_SOURCE_GOOGLE);
     fs = fetch_service_new(&fc, &ops, svc, err, sizeof err);
     if (!fs) {
         log_error("cannot start: %s", err);

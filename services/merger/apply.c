@@ -49,7 +49,7 @@ static struct actx *actx_new(PGconn *pg, char *err, size_t errlen)
     c->errlen = errlen;
     c->outbox = outbox_batch_new();
     c->outcomes = json_array();
-    buf_init(&c->dump, JSON_DUMP_MAX_BYTES);
+    buf_init(&c->dump, PJSON_DUMP_MAX_BYTES);
     if (!c->outbox || !c->outcomes) {
         outbox_batch_free(c->outbox);
         json_decref(c->outcomes);
@@ -102,7 +102,7 @@ static PGresult *q(struct actx *c, const char *sql, int n, const char *const *pa
 static PGresult *qj(struct actx *c, const char *sql, const json_t *arr, ExecStatusType want)
 {
     buf_reset(&c->dump);
-    if (json_dump_compact_into(arr, &c->dump) || !c->dump.data) {
+    if (pjson_dump_compact_into(arr, &c->dump) || !c->dump.data) {
         snprintf(c->err, c->errlen, "out of memory serialising a batch");
         return NULL;
     }
@@ -250,7 +250,7 @@ static int person_event(struct actx *c, const char *tenant, const char *run, con
         snprintf(c->err, c->errlen, "building PersonChanged: %s", fields ? "out of memory" : perr);
         goto out;
     }
-    if (events_envelope_init(&env, id, tenant, PANEL__V1__SOURCE__SOURCE_PANEL, run))
+    if (events_envelope_init(&env, id, tenant, PB_SOURCE_PANEL, run))
         goto out;
     const char *key;
     json_t *v;
@@ -283,7 +283,7 @@ static int person_event(struct actx *c, const char *tenant, const char *run, con
     pc.person = &m;
     pc.n_changed_fields = nch;
     pc.changed_fields = ch;
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_CHANGED;
+    env.payload_case = PB_PAYLOAD_PERSON_CHANGED;
     env.person_changed = &pc;
     rc = outbox_add(c, &env, TOPIC_PEOPLE_EVENTS, person_id);
 out:
@@ -323,11 +323,10 @@ static int remerge_one(struct actx *c, const char *tenant, const char *pid, cons
                 old_sources && strcmp(pgsrcs, old_sources) == 0;
     int rc = 0;
     if (!same && !(version == 0 && mp.removed)) {
-        Panel__V1__ChangeKind kind = version == 0 ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
-                                     : mp.removed ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_REMOVED
-                                     : was_removed || unsuspended
-                                         ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
-                                         : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
+        Panel__V1__ChangeKind kind = version == 0                 ? PB_CHANGE_KIND_CREATED
+                                     : mp.removed                 ? PB_CHANGE_KIND_REMOVED
+                                     : was_removed || unsuspended ? PB_CHANGE_KIND_RESTORED
+                                                                  : PB_CHANGE_KIND_UPDATED;
         changed = merge_changed_fields(mp.removed ? mp.fields : old, mp.fields);
         if (mp.removed) { /* the shown values stay on the tombstone */
             json_decref(mp.fields);
@@ -698,7 +697,7 @@ static void rows_hash(struct actx *c, json_t *rows)
         if (json_is_true(json_object_get(row, "delta")))
             continue;
         buf_reset(&c->dump);
-        if (json_dump_jsonb_text(json_object_get(row, "f"), &c->dump) || !c->dump.data)
+        if (pjson_dump_jsonb_text(json_object_get(row, "f"), &c->dump) || !c->dump.data)
             continue;
         crypto_md5_hex(c->dump.data, c->dump.len, hex);
         if (hex[0])
@@ -928,7 +927,7 @@ static int orgunit_event(struct actx *c, const char *tenant, const char *run, co
         snprintf(c->err, c->errlen, "building OrgUnitChanged: %s", ou ? "out of memory" : perr);
         goto out;
     }
-    if (events_envelope_init(&env, id, tenant, PANEL__V1__SOURCE__SOURCE_PANEL, run))
+    if (events_envelope_init(&env, id, tenant, PB_SOURCE_PANEL, run))
         goto out;
     for (size_t k = 0; k < nch; k++)
         ch[k] = (char *)json_string_value(json_array_get(changed, k));
@@ -937,7 +936,7 @@ static int orgunit_event(struct actx *c, const char *tenant, const char *run, co
     oc.org_unit = (Panel__V1__OrgUnit *)ou;
     oc.n_changed_fields = nch;
     oc.changed_fields = ch;
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_CHANGED;
+    env.payload_case = PB_PAYLOAD_ORG_UNIT_CHANGED;
     env.org_unit_changed = &oc;
     rc = outbox_add(c, &env, TOPIC_ORGUNIT_EVENTS, ou_id);
 out:
@@ -1048,18 +1047,17 @@ static int devices_apply(struct actx *c, json_t *rows)
          * into DISABLED or DEPROVISIONED overrides an admin's lifecycle (docs/sources.md). */
         bool forced = asset_status_blocks_checkout(status) &&
                       (!old_status || strcmp(old_status, status) != 0);
-        int e =
-            !ch ||
-            json_array_append_new(
-                events, json_pack("{s:s,s:s,s:i,s:O,s:s?}", "t", t, "a", col_str(r, i, 0), "k",
-                                  isnew ? PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_CREATED
-                                        : PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED,
-                                  "ch", ch, "r", run)) ||
-            (!isnew && lc &&
-             json_array_append_new(lifecycles,
-                                   json_pack("{s:s,s:s,s:s,s:b,s:i}", "t", t, "a", col_str(r, i, 0),
-                                             "lc", lc, "forced", forced, "n",
-                                             (int)json_array_size(events) - 1)));
+        int e = !ch ||
+                json_array_append_new(
+                    events,
+                    json_pack("{s:s,s:s,s:i,s:O,s:s?}", "t", t, "a", col_str(r, i, 0), "k",
+                              isnew ? PB_ASSET_CHANGE_KIND_CREATED : PB_ASSET_CHANGE_KIND_UPDATED,
+                              "ch", ch, "r", run)) ||
+                (!isnew && lc &&
+                 json_array_append_new(lifecycles,
+                                       json_pack("{s:s,s:s,s:s,s:b,s:i}", "t", t, "a",
+                                                 col_str(r, i, 0), "lc", lc, "forced", forced, "n",
+                                                 (int)json_array_size(events) - 1)));
         json_decref(od);
         json_decref(ch);
         if (e) {
@@ -1149,10 +1147,9 @@ static int orgunits_apply(struct actx *c, json_t *rows)
         json_t *od = isnew ? NULL : col_json(r, i, 3);
         json_t *f = json_object_get(row, "f");
         json_t *ch = merge_changed_fields(od, f);
-        Panel__V1__ChangeKind kind = isnew ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_CREATED
-                                     : col_bool(r, i, 5)
-                                         ? PANEL__V1__CHANGE_KIND__CHANGE_KIND_RESTORED
-                                         : PANEL__V1__CHANGE_KIND__CHANGE_KIND_UPDATED;
+        Panel__V1__ChangeKind kind = isnew               ? PB_CHANGE_KIND_CREATED
+                                     : col_bool(r, i, 5) ? PB_CHANGE_KIND_RESTORED
+                                                         : PB_CHANGE_KIND_UPDATED;
         int e = !ch || orgunit_event(c, t, run, id, kind, f, ch);
         json_decref(od);
         json_decref(ch);
@@ -1176,7 +1173,7 @@ static int remove_objects(struct actx *c, json_t *list, const char *run, bool su
     PGresult *r = NULL;
     json_t *persons = json_array();
     const char *params[2];
-    char *text = json_dump_compact(list);
+    char *text = pjson_dump_compact(list);
     *removed = 0;
     if (!text)
         goto out;
@@ -1222,7 +1219,7 @@ static int remove_objects(struct actx *c, json_t *list, const char *run, bool su
     for (int i = 0; i < PQntuples(r); i++) {
         json_t *ch = json_pack("[s]", "in_google");
         int e = !ch || asset_event(c, col_str(r, i, 0), run, col_str(r, i, 1),
-                                   PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_LEFT_GOOGLE, ch);
+                                   PB_ASSET_CHANGE_KIND_LEFT_GOOGLE, ch);
         json_decref(ch);
         if (e)
             goto out;
@@ -1243,8 +1240,8 @@ static int remove_objects(struct actx *c, json_t *list, const char *run, bool su
     *removed += PQntuples(r);
     for (int i = 0; i < PQntuples(r); i++) {
         json_t *f = col_json(r, i, 2), *ch = json_array();
-        int e = orgunit_event(c, col_str(r, i, 0), run, col_str(r, i, 1),
-                              PANEL__V1__CHANGE_KIND__CHANGE_KIND_REMOVED, f, ch);
+        int e = orgunit_event(c, col_str(r, i, 0), run, col_str(r, i, 1), PB_CHANGE_KIND_REMOVED, f,
+                              ch);
         json_decref(f);
         json_decref(ch);
         if (e)
@@ -1264,13 +1261,13 @@ out:
 
 static const char *kind_str(Panel__V1__RunKind k)
 {
-    return k == PANEL__V1__RUN_KIND__RUN_KIND_DELTA ? "delta" : "full";
+    return k == PB_RUN_KIND_DELTA ? "delta" : "full";
 }
 
 static int ensure_run(struct actx *c, const Envelope *env, const char *status)
 {
     const char *kind = "full", *reason = "", *preview = "false";
-    if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_RUN_STARTED) {
+    if (env->payload_case == PB_PAYLOAD_RUN_STARTED) {
         kind = kind_str(env->run_started->kind);
         reason = env->run_started->reason ? env->run_started->reason : "";
         preview = env->run_started->preview ? "true" : "false";
@@ -1351,8 +1348,8 @@ static int run_completed(struct actx *c, const Envelope *env)
     const Panel__V1__RunCompleted *rcm = env->run_completed;
     if (rcm->counts && events_to_json(&rcm->counts->base, &b))
         goto out;
-    bool full = rcm->has_kind && rcm->kind != PANEL__V1__RUN_KIND__RUN_KIND_UNSPECIFIED
-                    ? rcm->kind == PANEL__V1__RUN_KIND__RUN_KIND_FULL
+    bool full = rcm->has_kind && rcm->kind != PB_RUN_KIND_UNSPECIFIED
+                    ? rcm->kind == PB_RUN_KIND_FULL
                     : !ri.delta;
     const char *params[3] = {t, src, run};
     if (cmd(c, "UPDATE sync_runs SET kind = $3 WHERE tenant_id = $1 AND run_id = $2", 3,
@@ -1452,7 +1449,7 @@ static int run_completed(struct actx *c, const Envelope *env)
         json_t *report = json_pack("{s:{s:I,s:I,s:I},s:b}", "would_remove", "people",
                                    (json_int_t)n[0], "devices", (json_int_t)n[1], "org_units",
                                    (json_int_t)n[2], "would_hold", held);
-        char *rep = json_dump_compact(report);
+        char *rep = pjson_dump_compact(report);
         json_decref(report);
         const char *params[4] = {t, run, b.data ? b.data : "{}", rep};
         rc = cmd(c,
@@ -1535,7 +1532,7 @@ static int run_failed(struct actx *c, const Envelope *env)
     for (size_t i = 0; forbidden && i < f->n_forbidden_listings && i < FORBIDDEN_LISTINGS_MAX; i++)
         if (strlen(f->forbidden_listings[i]) <= FORBIDDEN_LISTING_MAXLEN)
             json_array_append_new(forbidden, json_string(f->forbidden_listings[i]));
-    char *listings = forbidden ? json_dump_compact(forbidden) : NULL;
+    char *listings = forbidden ? pjson_dump_compact(forbidden) : NULL;
     json_decref(forbidden);
     if (!listings) {
         snprintf(c->err, c->errlen, "out of memory");
@@ -1648,31 +1645,31 @@ int apply_validate(const Envelope *env, char *err, size_t errlen)
         return -1;
     }
     switch (env->payload_case) {
-    case PANEL__V1__ENVELOPE__PAYLOAD_RUN_STARTED:
-    case PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED:
-    case PANEL__V1__ENVELOPE__PAYLOAD_RUN_FAILED:
+    case PB_PAYLOAD_RUN_STARTED:
+    case PB_PAYLOAD_RUN_COMPLETED:
+    case PB_PAYLOAD_RUN_FAILED:
         break;
-    case PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED:
+    case PB_PAYLOAD_PERSON_OBSERVED:
         if (!env->person_observed->person || !text_ok(env->person_observed->person->source_id, 256))
             problem = "PersonObserved without person.source_id";
         break;
-    case PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED:
+    case PB_PAYLOAD_ORG_UNIT_OBSERVED:
         if (!env->org_unit_observed->org_unit ||
             !text_ok(env->org_unit_observed->org_unit->org_unit_id, 256) ||
             !text_ok(env->org_unit_observed->org_unit->path, 4096))
             problem = "OrgUnitObserved without org_unit_id or path";
-        else if (env->source != PANEL__V1__SOURCE__SOURCE_GOOGLE)
+        else if (env->source != PB_SOURCE_GOOGLE)
             problem = "OrgUnitObserved from a source other than google";
         break;
-    case PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED:
+    case PB_PAYLOAD_DEVICE_OBSERVED:
         if (!env->device_observed->device || !text_ok(env->device_observed->device->device_id, 256))
             problem = "DeviceObserved without device.device_id";
-        else if (env->source != PANEL__V1__SOURCE__SOURCE_GOOGLE)
+        else if (env->source != PB_SOURCE_GOOGLE)
             problem = "DeviceObserved from a source other than google";
         break;
-    case PANEL__V1__ENVELOPE__PAYLOAD_OBJECT_REMOVED:
+    case PB_PAYLOAD_OBJECT_REMOVED:
         if (!text_ok(env->object_removed->source_id, 256) ||
-            env->object_removed->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_UNSPECIFIED)
+            env->object_removed->kind == PB_OBJECT_KIND_UNSPECIFIED)
             problem = "ObjectRemoved without kind or source_id";
         break;
     default:
@@ -1682,8 +1679,7 @@ int apply_validate(const Envelope *env, char *err, size_t errlen)
         problem = "tenant_id is not a valid tenant id";
     else if (!problem && !uuid_ok(env->run_id))
         problem = "run_id missing or not a UUID";
-    else if (!problem && env->source != PANEL__V1__SOURCE__SOURCE_GOOGLE &&
-             env->source != PANEL__V1__SOURCE__SOURCE_AZURE)
+    else if (!problem && env->source != PB_SOURCE_GOOGLE && env->source != PB_SOURCE_AZURE)
         problem = "source must be google or azure";
     if (problem) {
         snprintf(err, errlen, "%s", problem);
@@ -1742,14 +1738,14 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
         if (is_preview != preview_group)
             continue;
         const char *t = env->tenant_id, *src = events_source_str(env->source), *run = env->run_id;
-        if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED ||
-            env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED ||
-            env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED) {
+        if (env->payload_case == PB_PAYLOAD_PERSON_OBSERVED ||
+            env->payload_case == PB_PAYLOAD_DEVICE_OBSERVED ||
+            env->payload_case == PB_PAYLOAD_ORG_UNIT_OBSERVED) {
             struct run_counts *rcnt = run_counts_for(c, t, run);
             if (rcnt)
                 rcnt->observed++;
         }
-        if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED) {
+        if (env->payload_case == PB_PAYLOAD_PERSON_OBSERVED) {
             const Panel__V1__Person *p = env->person_observed->person;
             char norm[320];
             const char *email = p->email_normalized ? p->email_normalized : p->email;
@@ -1807,9 +1803,9 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
             json_object_set_new(row, "i", json_integer((json_int_t)json_array_size(people)));
             json_object_set(idx, key, row);
             json_array_append_new(people, row);
-        } else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED ||
-                   env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED) {
-            bool dev = env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED;
+        } else if (env->payload_case == PB_PAYLOAD_DEVICE_OBSERVED ||
+                   env->payload_case == PB_PAYLOAD_ORG_UNIT_OBSERVED) {
+            bool dev = env->payload_case == PB_PAYLOAD_DEVICE_OBSERVED;
             const ProtobufCMessage *m =
                 dev ? &env->device_observed->device->base : &env->org_unit_observed->org_unit->base;
             const char *id = dev ? env->device_observed->device->device_id
@@ -1840,12 +1836,12 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
             json_object_set_new(row, "i", json_integer((json_int_t)json_array_size(arr)));
             json_object_set(idx, key, row);
             json_array_append_new(arr, row);
-        } else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_OBJECT_REMOVED) {
+        } else if (env->payload_case == PB_PAYLOAD_OBJECT_REMOVED) {
             const Panel__V1__ObjectRemoved *o = env->object_removed;
-            const char *k = o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_PERSON   ? "person"
-                            : o->kind == PANEL__V1__OBJECT_KIND__OBJECT_KIND_DEVICE ? "device"
-                                                                                    : "org_unit";
-            bool changed = o->reason == PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED;
+            const char *k = o->kind == PB_OBJECT_KIND_PERSON   ? "person"
+                            : o->kind == PB_OBJECT_KIND_DEVICE ? "device"
+                                                               : "org_unit";
+            bool changed = o->reason == PB_REMOVAL_REASON_CHANGED;
             json_t *rm = json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src, "id",
                                    o->source_id, "r", run);
             if (!rm || json_array_append_new(changed ? suspends : removals, rm))
@@ -1942,11 +1938,11 @@ static int preview_seen(struct actx *c, const struct apply_msg *msgs, size_t fro
         if (!pv || !json_is_true(json_object_get(pv, "preview")))
             continue;
         const char *k = NULL, *id = NULL;
-        if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED)
+        if (env->payload_case == PB_PAYLOAD_PERSON_OBSERVED)
             k = "person", id = env->person_observed->person->source_id;
-        else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED)
+        else if (env->payload_case == PB_PAYLOAD_DEVICE_OBSERVED)
             k = "device", id = env->device_observed->device->device_id;
-        else if (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED)
+        else if (env->payload_case == PB_PAYLOAD_ORG_UNIT_OBSERVED)
             k = "org_unit", id = env->org_unit_observed->org_unit->org_unit_id;
         if (k)
             json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:s}", "t", env->tenant_id, "r",
@@ -1976,22 +1972,18 @@ static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t fr
         const Envelope *env = msgs[i].env, *dead = msgs[i].dead;
         if (!env && dead && dead->tenant_id && tenant_ok(dead->tenant_id) &&
             uuid_ok(dead->run_id) &&
-            (dead->source == PANEL__V1__SOURCE__SOURCE_GOOGLE ||
-             dead->source == PANEL__V1__SOURCE__SOURCE_AZURE)) {
+            (dead->source == PB_SOURCE_GOOGLE || dead->source == PB_SOURCE_AZURE)) {
             /* A dead-lettered observation: its run is incomplete and says which object. */
             const char *k = NULL, *id = NULL;
-            if (dead->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED &&
-                dead->person_observed)
+            if (dead->payload_case == PB_PAYLOAD_PERSON_OBSERVED && dead->person_observed)
                 k = "person", id = dead->person_observed->person
                                        ? dead->person_observed->person->source_id
                                        : NULL;
-            else if (dead->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED &&
-                     dead->device_observed)
+            else if (dead->payload_case == PB_PAYLOAD_DEVICE_OBSERVED && dead->device_observed)
                 k = "device", id = dead->device_observed->device
                                        ? dead->device_observed->device->device_id
                                        : NULL;
-            else if (dead->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_ORG_UNIT_OBSERVED &&
-                     dead->org_unit_observed)
+            else if (dead->payload_case == PB_PAYLOAD_ORG_UNIT_OBSERVED && dead->org_unit_observed)
                 k = "org_unit", id = dead->org_unit_observed->org_unit
                                          ? dead->org_unit_observed->org_unit->org_unit_id
                                          : NULL;
@@ -2043,18 +2035,18 @@ out:
 
 static bool is_control(const Envelope *env)
 {
-    return env && (env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_RUN_STARTED ||
-                   env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED ||
-                   env->payload_case == PANEL__V1__ENVELOPE__PAYLOAD_RUN_FAILED);
+    return env && (env->payload_case == PB_PAYLOAD_RUN_STARTED ||
+                   env->payload_case == PB_PAYLOAD_RUN_COMPLETED ||
+                   env->payload_case == PB_PAYLOAD_RUN_FAILED);
 }
 
 static int apply_control(struct actx *c, const Envelope *env)
 {
     int rc;
     switch (env->payload_case) {
-    case PANEL__V1__ENVELOPE__PAYLOAD_RUN_STARTED:
+    case PB_PAYLOAD_RUN_STARTED:
         return ensure_run(c, env, "running");
-    case PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED:
+    case PB_PAYLOAD_RUN_COMPLETED:
         rc = ensure_run(c, env, NULL) || run_completed(c, env);
         break;
     default:
@@ -2089,7 +2081,7 @@ static int store_offsets(struct actx *c, const char *group, const char *topic,
     const char *key;
     json_t *v;
     json_object_foreach(parts, key, v) json_array_append(arr, v);
-    char *text = json_dump_compact(arr);
+    char *text = pjson_dump_compact(arr);
     const char *params[3] = {group, topic, text};
     /* Fencing: another member that owned a partition meanwhile may have stored further. */
     r = q(c,

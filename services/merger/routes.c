@@ -23,9 +23,9 @@ static int read_decision(struct router_req *q, json_t **req, const char **admin,
     char err[512];
     *admin = *person_id = NULL;
     if (q->body.len > 0) {
-        *req = json_parse(q->body.data, q->body.len, err, sizeof err);
-        if (!*req || json_get_str(*req, "admin", admin) == JSON_GET_WRONG_TYPE ||
-            json_get_str(*req, "person_id", person_id) == JSON_GET_WRONG_TYPE)
+        *req = pjson_parse(q->body.data, q->body.len, err, sizeof err);
+        if (!*req || pjson_get_str(*req, "admin", admin) == PJSON_WRONG_TYPE ||
+            pjson_get_str(*req, "person_id", person_id) == PJSON_WRONG_TYPE)
             return httpd_reply_error(q->conn, 400, "bad_request",
                                      "body must be {\"admin\":\"...\"} (and \"person_id\")");
     }

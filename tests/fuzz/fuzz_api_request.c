@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     char pattern[PARAMS_MAX_VALUE * 2 + 8];
     (void)people_like_pattern(q, pattern, sizeof pattern);
-    json_t *body = json_parse((const char *)data, size, NULL, 0);
+    json_t *body = pjson_parse((const char *)data, size, NULL, 0);
     json_decref(body);
     free(q);
     return 0;

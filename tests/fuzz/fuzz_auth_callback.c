@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)callers_identify(callers, q);
     callers_destroy(callers_new("FUZZ", q, CALLER_API | CALLER_GOOGLE_SYNC, NULL, 0));
     (void)states_well_formed(q);
-    json_t *reply = json_parse((const char *)data, size, NULL, 0);
+    json_t *reply = pjson_parse((const char *)data, size, NULL, 0);
     (void)ms_classify_error(400, reply);
     (void)ms_classify_error(401, reply);
     json_decref(reply);

@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* the header promises "" rather than NULL */
     json_decref(err);
 
-    json_t *page = json_parse(body.data ? body.data : "", body.len, NULL, 0);
+    json_t *page = pjson_parse(body.data ? body.data : "", body.len, NULL, 0);
     json_t *items = page ? json_object_get(page, listings[sel].items) : NULL;
     if (json_is_array(items)) {
         size_t i;
@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fmap_map(listings[sel].spec, obj, FMAP_FULL, &st, why, sizeof why));
         }
     }
-    (void)json_str(page, "nextPageToken");
+    (void)pjson_str(page, "nextPageToken");
     json_decref(page);
     buf_free(&body);
     return 0;

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     json_decref(err);
 
-    json_t *page = json_parse(body.data ? body.data : "", body.len, NULL, 0);
+    json_t *page = pjson_parse(body.data ? body.data : "", body.len, NULL, 0);
     json_t *value = page ? json_object_get(page, "value") : NULL;
     if (json_is_array(value)) {
         size_t i;
@@ -38,14 +38,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         {
             /* the fetcher's own reading of @removed (graph_entry_kind, as publish_value) */
             const char *id = NULL;
-            Panel__V1__RemovalReason reason = PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_UNSPECIFIED;
+            Panel__V1__RemovalReason reason = PB_REMOVAL_REASON_UNSPECIFIED;
             enum graph_entry kind = graph_entry_kind(obj, &id, &reason);
             if ((kind == GRAPH_ENTRY_OBJECT) != !json_object_get(obj, "@removed"))
                 abort();
             if (kind == GRAPH_ENTRY_REMOVED &&
                 (!id || !*id || strlen(id) > FMAP_MAX_ID ||
-                 (reason != PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_DELETED &&
-                  reason != PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED)))
+                 (reason != PB_REMOVAL_REASON_DELETED && reason != PB_REMOVAL_REASON_CHANGED)))
                 abort(); /* an ObjectRemoved needs a usable id and a known reason */
             if (kind != GRAPH_ENTRY_OBJECT)
                 continue;
@@ -55,8 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                           &st, why, sizeof why));
         }
     }
-    (void)json_str(page, "@odata.nextLink");
-    (void)json_str(page, "@odata.deltaLink");
+    (void)pjson_str(page, "@odata.nextLink");
+    (void)pjson_str(page, "@odata.deltaLink");
     json_decref(page);
     buf_free(&body);
     return 0;

@@ -1,4 +1,4 @@
-/* Fuzz target: json_dump_jsonb_text (lib/json.h), which must print a value exactly as
+/* Fuzz target: pjson_dump_jsonb_text (lib/json.h), which must print a value exactly as
  * PostgreSQL's value::jsonb::text does (the merger compares md5 of both). Without a server
  * here, the target checks what that promise implies: it succeeds unless the value holds a
  * real or a NUL (and then leaves the buffer as it was); its text parses back to an equal value;
@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf_init(&again, 0);
     if (buf_appends(&b, "prefix"))
         abort();
-    int rc = json_dump_jsonb_text(v, &b);
+    int rc = pjson_dump_jsonb_text(v, &b);
     if (rc != 0) {
         if (!refused(v))
             abort(); /* only reals and NULs are refused */
@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *back = json_loadb(b.data + 6, b.len - 6, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
         if (!back || !json_equal(v, back) || !keys_in_jsonb_order(back))
             abort();
-        if (json_dump_jsonb_text(back, &again) != 0 || again.len != b.len - 6 ||
+        if (pjson_dump_jsonb_text(back, &again) != 0 || again.len != b.len - 6 ||
             memcmp(again.data, b.data + 6, again.len) != 0)
             abort(); /* the printed form is canonical */
         json_decref(back);

@@ -17,7 +17,7 @@ static void check_email(const json_t *v)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     (void)fuzz_first_call();
-    json_t *root = json_parse((const char *)data, size, NULL, 0);
+    json_t *root = pjson_parse((const char *)data, size, NULL, 0);
     if (!json_is_array(root)) {
         json_decref(root);
         return 0;

@@ -53,10 +53,8 @@ static void envelopes_roundtrip_through_the_broker(void **state)
         dev.device_id = serial;
         dev.serial_number = serial;
         dobs.device = &dev;
-        assert_int_equal(
-            events_envelope_init(&env, ids[i], tenant, PANEL__V1__SOURCE__SOURCE_GOOGLE, "run-1"),
-            0);
-        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED;
+        assert_int_equal(events_envelope_init(&env, ids[i], tenant, PB_SOURCE_GOOGLE, "run-1"), 0);
+        env.payload_case = PB_PAYLOAD_DEVICE_OBSERVED;
         env.device_observed = &dobs;
         assert_int_equal(events_publish(p, topic, tenant, &env, err, sizeof err), 0);
     }

@@ -1,4 +1,4 @@
-/* json_dump_jsonb_text (lib/json.h) against the real PostgreSQL started by tests/run.py
+/* pjson_dump_jsonb_text (lib/json.h) against the real PostgreSQL started by tests/run.py
  * (PANEL_PG_URL): for the seeds of the jsonb_text fuzz target, a list of tricky documents and
  * a few thousand generated values (escapes, control characters, every UTF-8 length, keys that
  * sort by length then bytes, nesting, the integers it accepts), its text must equal the
@@ -56,7 +56,7 @@ static int compare_with_server(const json_t *v, const char *label)
     buf_init(&ours, 0);
     char *sent = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     assert_non_null(sent);
-    int rc = json_dump_jsonb_text(v, &ours);
+    int rc = pjson_dump_jsonb_text(v, &ours);
     const char *p[1] = {sent};
     PGresult *res = PQexecParams(pg, "SELECT $1::jsonb::text", 1, NULL, p, NULL, NULL, 0);
     int compared = 0;

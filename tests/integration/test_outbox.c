@@ -38,13 +38,12 @@ static void close_rolled_back(PGconn *pg)
 static void make_envelope(Envelope *env, Panel__V1__AuthEvent *ev, char id[EVENTS_ID_LEN],
                           const char *tenant, const char *message)
 {
-    assert_int_equal(events_envelope_init(env, id, tenant, PANEL__V1__SOURCE__SOURCE_GOOGLE, NULL),
-                     0);
+    assert_int_equal(events_envelope_init(env, id, tenant, PB_SOURCE_GOOGLE, NULL), 0);
     panel__v1__auth_event__init(ev);
     ev->has_kind = 1;
-    ev->kind = PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_AUTHORIZED;
+    ev->kind = PB_AUTH_EVENT_KIND_AUTHORIZED;
     ev->message = (char *)message;
-    env->payload_case = PANEL__V1__ENVELOPE__PAYLOAD_AUTH_EVENT;
+    env->payload_case = PB_PAYLOAD_AUTH_EVENT;
     env->auth_event = ev;
 }
 

@@ -239,15 +239,14 @@ int cmd_produce_test(int argc, char **argv)
     for (long long i = 0; i < count && rc == 0; i++) {
         Envelope env;
         Panel__V1__RunStarted rs = PANEL__V1__RUN_STARTED__INIT;
-        if (crypto_uuid(run) ||
-            events_envelope_init(&env, id, argv[0], PANEL__V1__SOURCE__SOURCE_GOOGLE, run)) {
+        if (crypto_uuid(run) || events_envelope_init(&env, id, argv[0], PB_SOURCE_GOOGLE, run)) {
             rc = 1;
             break;
         }
         rs.has_kind = 1;
-        rs.kind = PANEL__V1__RUN_KIND__RUN_KIND_FULL;
+        rs.kind = PB_RUN_KIND_FULL;
         rs.reason = "test";
-        env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_RUN_STARTED;
+        env.payload_case = PB_PAYLOAD_RUN_STARTED;
         env.run_started = &rs;
         if (events_publish(p, TOPIC_SOURCE_EVENTS, argv[0], &env, err, sizeof err)) {
             fprintf(stderr, "panelctl: %s\n", err);

@@ -13,7 +13,7 @@
 static enum ms_result classify(long status, const char *body)
 {
     char err[128];
-    json_t *j = body ? json_parse(body, strlen(body), err, sizeof err) : NULL;
+    json_t *j = body ? pjson_parse(body, strlen(body), err, sizeof err) : NULL;
     enum ms_result r = ms_classify_error(status, j);
     json_decref(j);
     return r;

@@ -10,7 +10,7 @@
 
 #include "graph.h"
 #include "json.h"
-#include "panel/v1/events.pb-c.h"
+#include "panel/v1/pb_short_names.h"
 #include "reference.h"
 
 static Panel__V1__Person *map_nth(const char *file, size_t i, int flags, char *why)
@@ -117,15 +117,12 @@ static void errors_are_classified(void **state)
     assert_int_equal(http_classify_default(503, NULL, NULL), HTTP_RETRY_YES);
     assert_int_equal(http_classify_default(504, NULL, NULL), HTTP_RETRY_YES);
     assert_int_equal(http_classify_default(403, &denied, NULL), HTTP_RETRY_NO);
-    assert_int_equal(graph_failure(403, &denied, msg, sizeof msg),
-                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN);
+    assert_int_equal(graph_failure(403, &denied, msg, sizeof msg), PB_RUN_FAILURE_REASON_FORBIDDEN);
     assert_non_null(strstr(msg, "Authorization_RequestDenied"));
-    assert_int_equal(graph_failure(401, &tok, msg, sizeof msg),
-                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_REVOKED);
-    assert_int_equal(graph_failure(429, &thr, msg, sizeof msg),
-                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED);
+    assert_int_equal(graph_failure(401, &tok, msg, sizeof msg), PB_RUN_FAILURE_REASON_REVOKED);
+    assert_int_equal(graph_failure(429, &thr, msg, sizeof msg), PB_RUN_FAILURE_REASON_THROTTLED);
     assert_int_equal(graph_failure(400, &bad, msg, sizeof msg),
-                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR);
+                     PB_RUN_FAILURE_REASON_PROVIDER_ERROR);
     assert_true(graph_delta_expired(400, &sync));
     assert_true(graph_delta_expired(400, &sync2));
     assert_true(graph_delta_expired(400, &resync));
@@ -219,13 +216,11 @@ static void removed_entries_are_read_once(void **state)
     } cases[] = {
         {"{\"id\":\"u-1\",\"displayName\":\"A\"}", GRAPH_ENTRY_OBJECT, 0},
         {"{\"id\":\"u-1\",\"@removed\":{\"reason\":\"deleted\"}}", GRAPH_ENTRY_REMOVED,
-         PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_DELETED},
+         PB_REMOVAL_REASON_DELETED},
         {"{\"id\":\"u-1\",\"@removed\":{\"reason\":\"changed\"}}", GRAPH_ENTRY_REMOVED,
-         PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED},
-        {"{\"id\":\"u-1\",\"@removed\":{}}", GRAPH_ENTRY_REMOVED,
-         PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED},
-        {"{\"id\":\"u-1\",\"@removed\":null}", GRAPH_ENTRY_REMOVED,
-         PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_CHANGED},
+         PB_REMOVAL_REASON_CHANGED},
+        {"{\"id\":\"u-1\",\"@removed\":{}}", GRAPH_ENTRY_REMOVED, PB_REMOVAL_REASON_CHANGED},
+        {"{\"id\":\"u-1\",\"@removed\":null}", GRAPH_ENTRY_REMOVED, PB_REMOVAL_REASON_CHANGED},
         {"{\"@removed\":{\"reason\":\"deleted\"}}", GRAPH_ENTRY_REMOVAL_UNUSABLE, 0},
         {"{\"id\":\"\",\"@removed\":{\"reason\":\"deleted\"}}", GRAPH_ENTRY_REMOVAL_UNUSABLE, 0},
         {"{\"id\":7,\"@removed\":{\"reason\":\"deleted\"}}", GRAPH_ENTRY_REMOVAL_UNUSABLE, 0},
@@ -233,7 +228,7 @@ static void removed_entries_are_read_once(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *obj = json_loads(cases[i].json, 0, NULL);
         const char *id = NULL;
-        Panel__V1__RemovalReason reason = PANEL__V1__REMOVAL_REASON__REMOVAL_REASON_UNSPECIFIED;
+        Panel__V1__RemovalReason reason = PB_REMOVAL_REASON_UNSPECIFIED;
         assert_non_null(obj);
         assert_int_equal(graph_entry_kind(obj, &id, &reason), cases[i].kind);
         if (cases[i].kind == GRAPH_ENTRY_REMOVED) {

@@ -35,7 +35,7 @@ static int fetch_jwks(void *ctx, const char *url, struct buf *out, char *err, si
     (void)err;
     (void)errlen;
     json_t *j = emu_signin_jwks(f->e);
-    char *text = j ? json_dump_compact(j) : NULL;
+    char *text = j ? pjson_dump_compact(j) : NULL;
     json_decref(j);
     buf_reset(out);
     int rc = text ? buf_appends(out, text) : -1;

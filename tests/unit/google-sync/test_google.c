@@ -9,7 +9,7 @@
 
 #include "google.h"
 #include "json.h"
-#include "panel/v1/events.pb-c.h"
+#include "panel/v1/pb_short_names.h"
 #include "reference.h"
 
 static ProtobufCMessage *map_nth(const struct fmap_spec *spec, const char *file, const char *key,
@@ -160,20 +160,18 @@ static void errors_are_classified(void **state)
     assert_true(google_invalid_input(400, &invalid));
     assert_false(google_invalid_input(400, &backend));
     assert_int_equal(google_failure(403, &forbidden, msg, sizeof msg),
-                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_FORBIDDEN);
+                     PB_RUN_FAILURE_REASON_FORBIDDEN);
     assert_non_null(strstr(msg, "Not Authorized"));
-    assert_int_equal(google_failure(403, &rate, msg, sizeof msg),
-                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_THROTTLED);
-    assert_int_equal(google_failure(401, &auth, msg, sizeof msg),
-                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_REVOKED);
+    assert_int_equal(google_failure(403, &rate, msg, sizeof msg), PB_RUN_FAILURE_REASON_THROTTLED);
+    assert_int_equal(google_failure(401, &auth, msg, sizeof msg), PB_RUN_FAILURE_REASON_REVOKED);
     assert_int_equal(google_failure(500, &backend, msg, sizeof msg),
-                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR);
+                     PB_RUN_FAILURE_REASON_PROVIDER_ERROR);
     struct buf junk;
     buf_init(&junk, 0);
     assert_int_equal(buf_appends(&junk, "<html>oops"), 0);
     assert_int_equal(google_classify(403, &junk, NULL), HTTP_RETRY_NO);
     assert_int_equal(google_failure(502, &junk, msg, sizeof msg),
-                     PANEL__V1__RUN_FAILURE_REASON__RUN_FAILURE_REASON_PROVIDER_ERROR);
+                     PB_RUN_FAILURE_REASON_PROVIDER_ERROR);
     buf_free(&junk);
     buf_free(&rate);
     buf_free(&quota);

@@ -19,8 +19,7 @@ static void lifecycle_text_and_enum_come_from_one_table(void **state)
         assert_int_equal(l, i + 1);
         assert_string_equal(asset_lifecycle_text(l, buf, sizeof buf), texts[i]);
     }
-    assert_int_equal(asset_lifecycle_from_text("DEPLOYED"),
-                     PANEL__V1__ASSET_LIFECYCLE__ASSET_LIFECYCLE_DEPLOYED);
+    assert_int_equal(asset_lifecycle_from_text("DEPLOYED"), PB_ASSET_LIFECYCLE_DEPLOYED);
     assert_int_equal(asset_lifecycle_from_text("unspecified"), 0);
     assert_int_equal(asset_lifecycle_from_text("stolen"), 0);
     assert_int_equal(asset_lifecycle_from_text(""), 0);
@@ -102,8 +101,7 @@ static void asset_event_carries_the_whole_asset_and_its_checkout(void **state)
     json_t *changed = json_pack("[s,s]", "status", "lifecycle");
     struct outbox_batch *b = outbox_batch_new();
     assert_non_null(b);
-    assert_int_equal(asset_event_add(b, "district-1", NULL, asset,
-                                     PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED,
+    assert_int_equal(asset_event_add(b, "district-1", NULL, asset, PB_ASSET_CHANGE_KIND_UPDATED,
                                      changed, err, sizeof err),
                      0);
     const struct outbox_row *row = outbox_batch_row(b, 0);
@@ -113,14 +111,14 @@ static void asset_event_carries_the_whole_asset_and_its_checkout(void **state)
     assert_string_equal(row->key, "district-1/8d6e3c4a-1b2c-4d5e-8f90-0123456789ab");
     Envelope *env = decode_only_row(b);
     assert_string_equal(env->event_id, row->event_id);
-    assert_int_equal(env->source, PANEL__V1__SOURCE__SOURCE_PANEL);
-    assert_int_equal(env->payload_case, PANEL__V1__ENVELOPE__PAYLOAD_ASSET_CHANGED);
+    assert_int_equal(env->source, PB_SOURCE_PANEL);
+    assert_int_equal(env->payload_case, PB_PAYLOAD_ASSET_CHANGED);
     const Panel__V1__AssetChanged *ac = env->asset_changed;
-    assert_int_equal(ac->kind, PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED);
+    assert_int_equal(ac->kind, PB_ASSET_CHANGE_KIND_UPDATED);
     assert_int_equal(ac->n_changed_fields, 2);
     assert_string_equal(ac->changed_fields[1], "lifecycle");
     assert_true(ac->asset->has_lifecycle);
-    assert_int_equal(ac->asset->lifecycle, PANEL__V1__ASSET_LIFECYCLE__ASSET_LIFECYCLE_LOST_STOLEN);
+    assert_int_equal(ac->asset->lifecycle, PB_ASSET_LIFECYCLE_LOST_STOLEN);
     assert_int_equal(ac->asset->version, 4);
     assert_string_equal(ac->asset->asset_tag, "A-10001");
     assert_string_equal(ac->asset->device->status, "DISABLED");
@@ -136,8 +134,7 @@ static void asset_event_carries_the_whole_asset_and_its_checkout(void **state)
     json_object_del(asset, "current_checkout");
     json_object_set_new(asset, "lifecycle", json_string("misplaced"));
     assert_int_equal(asset_event_add(b, "district-1", "5b0b8c1e-0000-4000-8000-000000000001", asset,
-                                     PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_CHECKED_IN,
-                                     NULL, err, sizeof err),
+                                     PB_ASSET_CHANGE_KIND_CHECKED_IN, NULL, err, sizeof err),
                      0);
     env = decode_only_row(b);
     assert_null(env->asset_changed->asset->current_checkout);
@@ -148,9 +145,8 @@ static void asset_event_carries_the_whole_asset_and_its_checkout(void **state)
 
     /* a field the .proto does not have is refused with a message */
     json_object_set_new(asset, "colour", json_string("red"));
-    assert_int_equal(asset_event_add(b, "district-1", NULL, asset,
-                                     PANEL__V1__ASSET_CHANGE_KIND__ASSET_CHANGE_KIND_UPDATED, NULL,
-                                     err, sizeof err),
+    assert_int_equal(asset_event_add(b, "district-1", NULL, asset, PB_ASSET_CHANGE_KIND_UPDATED,
+                                     NULL, err, sizeof err),
                      -1);
     assert_non_null(strstr(err, "AssetChanged"));
     assert_int_equal(outbox_batch_count(b), 0);

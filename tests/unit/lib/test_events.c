@@ -21,9 +21,8 @@ static void pack_decode_roundtrip_keeps_presence(void **state)
     p.has_suspended = 1;
     p.suspended = 0;
     po.person = &p;
-    assert_int_equal(
-        events_envelope_init(&env, id, "district-1", PANEL__V1__SOURCE__SOURCE_GOOGLE, "run-1"), 0);
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED;
+    assert_int_equal(events_envelope_init(&env, id, "district-1", PB_SOURCE_GOOGLE, "run-1"), 0);
+    env.payload_case = PB_PAYLOAD_PERSON_OBSERVED;
     env.person_observed = &po;
     size_t len = 0;
     uint8_t *data = events_pack(&env, &len);
@@ -66,9 +65,8 @@ static void decode_rejects_field_number_zero(void **state)
     char id[EVENTS_ID_LEN], err[200];
     Envelope env;
     Panel__V1__RunCompleted rc = PANEL__V1__RUN_COMPLETED__INIT;
-    assert_int_equal(
-        events_envelope_init(&env, id, "district-1", PANEL__V1__SOURCE__SOURCE_GOOGLE, "run-1"), 0);
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED;
+    assert_int_equal(events_envelope_init(&env, id, "district-1", PB_SOURCE_GOOGLE, "run-1"), 0);
+    env.payload_case = PB_PAYLOAD_RUN_COMPLETED;
     env.run_completed = &rc;
     size_t len = 0;
     uint8_t *data = events_pack(&env, &len);
@@ -94,8 +92,8 @@ static void json_roundtrip(void **state)
     Envelope *env = (Envelope *)events_from_json(&panel__v1__envelope__descriptor, doc, strlen(doc),
                                                  err, sizeof err);
     assert_non_null(env);
-    assert_int_equal(env->payload_case, PANEL__V1__ENVELOPE__PAYLOAD_RUN_COMPLETED);
-    assert_int_equal(env->run_completed->kind, PANEL__V1__RUN_KIND__RUN_KIND_DELTA);
+    assert_int_equal(env->payload_case, PB_PAYLOAD_RUN_COMPLETED);
+    assert_int_equal(env->run_completed->kind, PB_RUN_KIND_DELTA);
     assert_int_equal(env->run_completed->counts->people, 3);
     struct buf out;
     buf_init(&out, 0);
@@ -183,20 +181,18 @@ static void json_value_equals_parsed_text(void **state)
 static void source_names_read_back_through_the_descriptor(void **state)
 {
     (void)state;
-    const Panel__V1__Source all[] = {PANEL__V1__SOURCE__SOURCE_GOOGLE,
-                                     PANEL__V1__SOURCE__SOURCE_AZURE,
-                                     PANEL__V1__SOURCE__SOURCE_PANEL};
+    const Panel__V1__Source all[] = {PB_SOURCE_GOOGLE, PB_SOURCE_AZURE, PB_SOURCE_PANEL};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         assert_int_equal(events_source_from_str(events_source_str(all[i])), all[i]);
-    assert_int_equal(events_source_from_str("google"), PANEL__V1__SOURCE__SOURCE_GOOGLE);
-    assert_int_equal(events_source_from_str("azure"), PANEL__V1__SOURCE__SOURCE_AZURE);
+    assert_int_equal(events_source_from_str("google"), PB_SOURCE_GOOGLE);
+    assert_int_equal(events_source_from_str("azure"), PB_SOURCE_AZURE);
     const char *unknown[] = {NULL,          "",
                              "GOOGLE",      "Google",
                              "unspecified", "SOURCE_GOOGLE",
                              "google ",     "aws",
                              "google\x01",  "a_very_long_name_past_the_buffer_x"};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
-        assert_int_equal(events_source_from_str(unknown[i]), PANEL__V1__SOURCE__SOURCE_UNSPECIFIED);
+        assert_int_equal(events_source_from_str(unknown[i]), PB_SOURCE_UNSPECIFIED);
 }
 
 int main(void)

@@ -9,7 +9,7 @@
 
 #include "fetch_map.h"
 #include "json.h"
-#include "panel/v1/events.pb-c.h"
+#include "panel/v1/pb_short_names.h"
 
 static void truncation_never_splits_utf8(void **state)
 {
@@ -64,7 +64,7 @@ static const struct fmap_spec spec = {
 
 static Panel__V1__Person *map(const char *doc, int flags, struct fmap_stats *st, char *why)
 {
-    json_t *o = json_parse(doc, strlen(doc), NULL, 0);
+    json_t *o = pjson_parse(doc, strlen(doc), NULL, 0);
     assert_non_null(o);
     ProtobufCMessage *m = fmap_map(&spec, o, flags, st, why, 256);
     json_decref(o);
@@ -167,7 +167,7 @@ static void configured_year_is_read_strictly(void **state)
         snprintf(doc, sizeof doc,
                  "{\"id\":\"u9\",\"mail\":\"u9@x.example\",\"a\":{\"b\":{\"c\":%s}}}",
                  cases[i].value);
-        json_t *o = json_parse(doc, strlen(doc), NULL, 0);
+        json_t *o = pjson_parse(doc, strlen(doc), NULL, 0);
         assert_non_null(o);
         Panel__V1__Person *p = (Panel__V1__Person *)fmap_map(&ys, o, FMAP_FULL, &st, why, 256);
         json_decref(o);
@@ -185,7 +185,7 @@ static void configured_year_is_read_strictly(void **state)
     /* null: cleared (this table's spec records nulls); absent: nothing */
     char why[256];
     const char *cleared = "{\"id\":\"u9\",\"mail\":\"u9@x.example\",\"a\":{\"b\":{\"c\":null}}}";
-    json_t *o = json_parse(cleared, strlen(cleared), NULL, 0);
+    json_t *o = pjson_parse(cleared, strlen(cleared), NULL, 0);
     assert_non_null(o);
     Panel__V1__Person *p = (Panel__V1__Person *)fmap_map(&ys, o, FMAP_FULL, NULL, why, 256);
     json_decref(o);
@@ -198,7 +198,7 @@ static void configured_year_is_read_strictly(void **state)
     static const struct fmap_field unset[] = {{NULL, FMAP_YEAR, "graduation_year", 0, NULL}};
     ys.configured = unset;
     const char *named = "{\"id\":\"u9\",\"mail\":\"u9@x.example\",\"graduation_year\":2030}";
-    o = json_parse(named, strlen(named), NULL, 0);
+    o = pjson_parse(named, strlen(named), NULL, 0);
     assert_non_null(o);
     p = (Panel__V1__Person *)fmap_map(&ys, o, FMAP_FULL, NULL, why, 256);
     json_decref(o);

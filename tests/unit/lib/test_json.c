@@ -14,26 +14,26 @@ static void absent_null_and_wrong_type_differ(void **state)
     char err[200];
     const char *doc = "{\"s\":\"x\",\"n\":null,\"i\":5,\"b\":true,\"is\":\"1700000000000\","
                       "\"bad\":\"12x\"}";
-    json_t *o = json_parse(doc, strlen(doc), err, sizeof err);
+    json_t *o = pjson_parse(doc, strlen(doc), err, sizeof err);
     assert_non_null(o);
     const char *s = NULL;
     bool b = false;
     int64_t i = 0;
-    assert_int_equal(json_get_str(o, "s", &s), JSON_GET_OK);
+    assert_int_equal(pjson_get_str(o, "s", &s), PJSON_OK);
     assert_string_equal(s, "x");
-    assert_int_equal(json_get_str(o, "missing", &s), JSON_GET_ABSENT);
-    assert_int_equal(json_get_str(o, "n", &s), JSON_GET_NULL);
-    assert_int_equal(json_get_str(o, "i", &s), JSON_GET_WRONG_TYPE);
-    assert_null(json_str(o, "n"));
-    assert_int_equal(json_get_bool(o, "b", &b), JSON_GET_OK);
+    assert_int_equal(pjson_get_str(o, "missing", &s), PJSON_ABSENT);
+    assert_int_equal(pjson_get_str(o, "n", &s), PJSON_NULL);
+    assert_int_equal(pjson_get_str(o, "i", &s), PJSON_WRONG_TYPE);
+    assert_null(pjson_str(o, "n"));
+    assert_int_equal(pjson_get_bool(o, "b", &b), PJSON_OK);
     assert_true(b);
-    assert_int_equal(json_get_bool(o, "s", &b), JSON_GET_WRONG_TYPE);
+    assert_int_equal(pjson_get_bool(o, "s", &b), PJSON_WRONG_TYPE);
     /* A number sent as a string is not silently read as a number, and vice versa. */
-    assert_int_equal(json_get_int(o, "is", &i), JSON_GET_WRONG_TYPE);
-    assert_int_equal(json_get_int_string(o, "is", &i), JSON_GET_OK);
+    assert_int_equal(pjson_get_int(o, "is", &i), PJSON_WRONG_TYPE);
+    assert_int_equal(pjson_get_int_string(o, "is", &i), PJSON_OK);
     assert_true(i == 1700000000000LL);
-    assert_int_equal(json_get_int_string(o, "bad", &i), JSON_GET_WRONG_TYPE);
-    assert_int_equal(json_get_int_string(o, "i", &i), JSON_GET_WRONG_TYPE);
+    assert_int_equal(pjson_get_int_string(o, "bad", &i), PJSON_WRONG_TYPE);
+    assert_int_equal(pjson_get_int_string(o, "i", &i), PJSON_WRONG_TYPE);
     json_decref(o);
 }
 
@@ -41,12 +41,12 @@ static void parse_errors_say_where(void **state)
 {
     (void)state;
     char err[200];
-    assert_null(json_parse("{\"a\":", 5, err, sizeof err));
+    assert_null(pjson_parse("{\"a\":", 5, err, sizeof err));
     assert_non_null(strstr(err, "line 1"));
-    assert_null(json_parse("{\"a\":1,\"a\":2}", 13, err, sizeof err));
+    assert_null(pjson_parse("{\"a\":1,\"a\":2}", 13, err, sizeof err));
 }
 
-/* json_dump_compact writes what json_dumps(JSON_COMPACT) writes, byte for byte. */
+/* pjson_dump_compact writes what json_dumps(JSON_COMPACT) writes, byte for byte. */
 static void dump_compact_matches_jansson(void **state)
 {
     (void)state;
@@ -63,7 +63,7 @@ static void dump_compact_matches_jansson(void **state)
         json_error_t e;
         json_t *v = json_loads(docs[i], JSON_DECODE_ANY, &e);
         assert_non_null(v);
-        char *ours = json_dump_compact(v);
+        char *ours = pjson_dump_compact(v);
         char *theirs = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         assert_non_null(ours);
         assert_string_equal(ours, theirs);
@@ -73,7 +73,7 @@ static void dump_compact_matches_jansson(void **state)
     }
     /* a bare scalar, and a string holding NUL, which reads back whole */
     json_t *v = json_stringn("a\0b", 3);
-    char *text = json_dump_compact(v);
+    char *text = pjson_dump_compact(v);
     assert_string_equal(text, "\"a\\u0000b\"");
     json_t *back = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     assert_true(json_equal(v, back));
@@ -91,8 +91,8 @@ static void dump_compact_refuses_absurd_nesting(void **state)
         json_array_append_new(cur, next);
         cur = next;
     }
-    assert_null(json_dump_compact(top));
-    assert_null(json_dump_compact(NULL));
+    assert_null(pjson_dump_compact(top));
+    assert_null(pjson_dump_compact(NULL));
     json_decref(top);
 }
 
@@ -105,17 +105,17 @@ static void dump_compact_into_appends_and_fails_cleanly(void **state)
     buf_init(&b, 40);
     assert_int_equal(buf_appends(&b, "x="), 0);
     json_t *v = json_pack("{s:i,s:[s,b]}", "a", 1, "b", "q\"", 1);
-    assert_int_equal(json_dump_compact_into(v, &b), 0);
+    assert_int_equal(pjson_dump_compact_into(v, &b), 0);
     assert_string_equal(b.data, "x={\"a\":1,\"b\":[\"q\\\"\",true]}");
     size_t len = b.len;
     json_t *big = json_string("this string does not fit in the 40-byte cap");
-    assert_int_equal(json_dump_compact_into(big, &b), -1);
+    assert_int_equal(pjson_dump_compact_into(big, &b), -1);
     assert_int_equal(b.len, len);
     assert_int_equal(strlen(b.data), len);
-    assert_int_equal(json_dump_compact_into(NULL, &b), -1);
+    assert_int_equal(pjson_dump_compact_into(NULL, &b), -1);
     assert_int_equal(b.len, len);
     buf_reset(&b);
-    assert_int_equal(json_dump_compact_into(v, &b), 0);
+    assert_int_equal(pjson_dump_compact_into(v, &b), 0);
     assert_string_equal(b.data, "{\"a\":1,\"b\":[\"q\\\"\",true]}");
     json_decref(big);
     json_decref(v);
@@ -139,7 +139,7 @@ static void dump_jsonb_text_matches_postgresql(void **state)
     assert_non_null(v);
     struct buf b;
     buf_init(&b, 0);
-    assert_int_equal(json_dump_jsonb_text(v, &b), 0);
+    assert_int_equal(pjson_dump_jsonb_text(v, &b), 0);
     assert_string_equal(b.data, pg);
     /* what the merger hashes: md5 of that text, as md5(fields::text) in SQL */
     char hex[33];
@@ -148,8 +148,8 @@ static void dump_jsonb_text_matches_postgresql(void **state)
     /* reals and NUL are refused, leaving the buffer as it was */
     size_t len = b.len;
     json_t *real = json_pack("{s:f}", "x", 1.5), *nul = json_stringn("a\0b", 3);
-    assert_int_equal(json_dump_jsonb_text(real, &b), -1);
-    assert_int_equal(json_dump_jsonb_text(nul, &b), -1);
+    assert_int_equal(pjson_dump_jsonb_text(real, &b), -1);
+    assert_int_equal(pjson_dump_jsonb_text(nul, &b), -1);
     assert_int_equal(b.len, len);
     assert_string_equal(b.data, pg);
     json_decref(real);
@@ -193,7 +193,7 @@ static void dump_jsonb_text_matches_postgresql_on_more_documents(void **state)
         assert_non_null(v);
         struct buf b;
         buf_init(&b, 0);
-        assert_int_equal(json_dump_jsonb_text(v, &b), 0);
+        assert_int_equal(pjson_dump_jsonb_text(v, &b), 0);
         assert_string_equal(b.data, docs[i].pg);
         buf_free(&b);
         json_decref(v);

@@ -16,11 +16,10 @@ static void batch_queues_the_packed_envelope_with_its_key(void **state)
     char err[200], id[EVENTS_ID_LEN];
     Envelope env;
     Panel__V1__AuthEvent ev = PANEL__V1__AUTH_EVENT__INIT;
-    assert_int_equal(
-        events_envelope_init(&env, id, "district-1", PANEL__V1__SOURCE__SOURCE_AZURE, NULL), 0);
+    assert_int_equal(events_envelope_init(&env, id, "district-1", PB_SOURCE_AZURE, NULL), 0);
     ev.has_kind = 1;
-    ev.kind = PANEL__V1__AUTH_EVENT_KIND__AUTH_EVENT_KIND_REVOKED;
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_AUTH_EVENT;
+    ev.kind = PB_AUTH_EVENT_KIND_REVOKED;
+    env.payload_case = PB_PAYLOAD_AUTH_EVENT;
     env.auth_event = &ev;
     size_t len = 0;
     uint8_t *packed = events_pack(&env, &len);

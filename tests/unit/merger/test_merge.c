@@ -191,8 +191,8 @@ static void validation_sends_schema_breakers_to_the_dead_letter_topic(void **sta
     env.tenant_id = "district-1";
     env.run_id = "11111111-1111-4111-8111-111111111111";
     env.has_source = 1;
-    env.source = PANEL__V1__SOURCE__SOURCE_GOOGLE;
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_OBSERVED;
+    env.source = PB_SOURCE_GOOGLE;
+    env.payload_case = PB_PAYLOAD_PERSON_OBSERVED;
     env.person_observed = &po;
     po.person = &p;
     p.source_id = "g-1";
@@ -207,22 +207,22 @@ static void validation_sends_schema_breakers_to_the_dead_letter_topic(void **sta
     env.run_id = "not-a-uuid";
     assert_int_equal(apply_validate(&env, err, sizeof err), -1);
     env.run_id = "11111111-1111-4111-8111-111111111111";
-    env.source = PANEL__V1__SOURCE__SOURCE_PANEL;
+    env.source = PB_SOURCE_PANEL;
     assert_int_equal(apply_validate(&env, err, sizeof err), -1);
-    env.source = PANEL__V1__SOURCE__SOURCE_AZURE;
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_DEVICE_OBSERVED;
+    env.source = PB_SOURCE_AZURE;
+    env.payload_case = PB_PAYLOAD_DEVICE_OBSERVED;
     env.device_observed = &dob;
     dob.device = &d;
     d.device_id = "dev-1";
     assert_int_equal(apply_validate(&env, err, sizeof err), -1); /* devices come from Google */
-    env.source = PANEL__V1__SOURCE__SOURCE_GOOGLE;
+    env.source = PB_SOURCE_GOOGLE;
     assert_int_equal(apply_validate(&env, err, sizeof err), 0);
     d.model = "\xff\xfe broken";
     assert_int_equal(apply_validate(&env, err, sizeof err), -1); /* not UTF-8 */
     assert_non_null(strstr(err, "UTF-8"));
     d.model = "Chromebook \xc3\xa9";
     assert_int_equal(apply_validate(&env, err, sizeof err), 0);
-    env.payload_case = PANEL__V1__ENVELOPE__PAYLOAD_PERSON_CHANGED; /* a public event */
+    env.payload_case = PB_PAYLOAD_PERSON_CHANGED; /* a public event */
     assert_int_equal(apply_validate(&env, err, sizeof err), -1);
 }
 
