@@ -38,6 +38,8 @@ struct api_config {
     long long upstream_timeout_ms;
     long long idempotency_ttl_hours;
     long long session_idle_minutes;
+    long long rate_per_minute;
+    long long rate_burst;
     long long alerts_seconds;
     long long retention_interval_s;
     long long retention_batch;
@@ -84,6 +86,13 @@ static const struct cfg_option options[] = {
      offsetof(struct api_config, session_idle_minutes),
      "A signed-in session unused this long ends (the absolute limit is auth's "
      "PANEL_SESSION_MAX_HOURS)"},
+    {"PANEL_API_RATE_LIMIT_PER_MINUTE", CFG_INT, "0", 0, 1000000,
+     offsetof(struct api_config, rate_per_minute),
+     "Requests a minute one caller (an API key, a signed-in person) may make to this api "
+     "process on average, beyond which it is answered 429 with Retry-After; 0 = no limit"},
+    {"PANEL_API_RATE_LIMIT_BURST", CFG_INT, "60", 1, 100000,
+     offsetof(struct api_config, rate_burst),
+     "Requests one caller may make at once before PANEL_API_RATE_LIMIT_PER_MINUTE applies"},
     {"PANEL_API_ALERTS_SECONDS", CFG_INT, "60", 5, 3600,
      offsetof(struct api_config, alerts_seconds),
      "How often new alerts (held or failed run, revoked connection, overdue checkout) are "
@@ -136,6 +145,7 @@ int main(int argc, char **argv)
     struct api_config cfg = {0};
     struct svc *svc = NULL;
     struct db_pool *db = NULL;
+    struct ratelimit *rate = NULL;
     struct retention *retention = NULL;
     char err[512];
     int rc = 1;
@@ -173,7 +183,13 @@ int main(int argc, char **argv)
         log_error("refusing to start: the database schema does not match this build");
         goto out;
     }
+    if (cfg.rate_per_minute > 0 &&
+        !(rate = ratelimit_new((long)cfg.rate_per_minute, (long)cfg.rate_burst))) {
+        log_error("out of memory for the rate limit");
+        goto out;
+    }
     struct api api = {.db = db,
+                      .ratelimit = rate,
                       .auth_url = cfg.auth_url,
                       .auth_public_url = cfg.auth_public_url,
                       .merger_url = cfg.merger_url,
@@ -242,6 +258,7 @@ out:
     retention_stop(retention);
     svc_destroy(svc); /* stops the listener before the pool goes */
     db_pool_destroy(db);
+    ratelimit_free(rate);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
     return rc;
 }

@@ -2,6 +2,7 @@
 #include "rest.h"
 
 #include "crypto.h"
+#include "http_client.h"
 #include "httpd.h"
 #include "ids.h"
 #include "json.h"
@@ -557,6 +558,15 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
     if (authenticate(&r, cred, &extra) != 0)
         goto send;
     httpd_set_caller(conn, r.principal.actor);
+    long wait_s = ratelimit_take(r.api->ratelimit, r.principal.actor, http_now_ms());
+    if (wait_s > 0) {
+        rest_add_header(&r, "Retry-After: %ld", wait_s);
+        rest_error(&r, 429, "rate_limited",
+                   "too many requests from %s; retry in %ld s (PANEL_API_RATE_LIMIT_PER_MINUTE)",
+                   r.principal.actor, wait_s);
+        extra = "Connection: close\r\n"; /* the body, if any, is not read */
+        goto send;
+    }
     if (split_path(&r, r.ri->local_uri) != 0) {
         rest_not_found(&r);
         goto send;

@@ -8,6 +8,7 @@
 #include "auth_keys.h"
 #include "buf.h"
 #include "db.h"
+#include "ratelimit.h"
 #include "httpd.h"
 #include "params.h"
 
@@ -21,6 +22,7 @@
 
 struct api {
     struct db_pool *db;
+    struct ratelimit *ratelimit; /* requests per caller; NULL = no limit */
     const char *auth_url;        /* borrowed config */
     const char *auth_public_url; /* where browsers reach auth's /signin routes */
     const char *merger_url;

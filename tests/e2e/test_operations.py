@@ -154,6 +154,49 @@ class StatementTimeout(unittest.TestCase):
             api.stop()
 
 
+class RateLimit(unittest.TestCase):
+    """PANEL_API_RATE_LIMIT_PER_MINUTE: a caller past its burst is answered 429 rate_limited
+    with Retry-After and its request id, before any work; another caller is not affected; a
+    caller whose key fails authentication is not counted."""
+
+    def test_a_caller_past_its_budget_gets_429_with_retry_after(self):
+        require_env()
+        tenant = harness.new_tenant("oprate")
+
+        def key():
+            return subprocess.run([harness.binary("panelctl"), "apikey-create", tenant, "viewer",
+                                   "e2e"], check=True, capture_output=True,
+                                  text=True).stdout.strip()
+        a, b = key(), key()
+        api = Process("panel-api", env={"PANEL_AUTH_URL": "http://127.0.0.1:9",
+                                        "PANEL_MERGER_URL": "http://127.0.0.1:9",
+                                        "PANEL_SERVICE_SECRET": SECRET,
+                                        "PANEL_API_RATE_LIMIT_PER_MINUTE": "2",
+                                        "PANEL_API_RATE_LIMIT_BURST": "3"})
+        try:
+            def get(k, rid=None):
+                headers = {"Authorization": f"Bearer {k}"}
+                if rid:
+                    headers["X-Request-Id"] = rid
+                return http("GET", api.url + "/v1/people?limit=1", headers=headers)
+            for _ in range(3):
+                self.assertEqual(get(a)[0], 200)
+            status, headers, body = get(a, rid="rate-test-1")
+            self.assertEqual(status, 429, body)
+            self.assertEqual(body["error"]["code"], "rate_limited")
+            self.assertEqual(body["error"]["request_id"], "rate-test-1")
+            wait = int({k.lower(): v for k, v in headers.items()}["retry-after"])
+            self.assertTrue(1 <= wait <= 30, wait)  # one token every 30 s
+            # another key of the same district has its own budget
+            self.assertEqual(get(b)[0], 200)
+            # a wrong secret is refused as before (401) and not counted against anyone
+            for _ in range(5):
+                self.assertEqual(get(a.split(".")[0] + ".wrong")[0], 401)
+            self.assertEqual(get(b)[0], 200)
+        finally:
+            api.stop()
+
+
 def hold_lock(table, seconds):
     """A psql session that holds an ACCESS EXCLUSIVE lock on table for `seconds` (or until
     its stdin is closed); returns once the lock is granted."""
