@@ -236,6 +236,16 @@ int metrics_render(struct metrics *m, struct buf *out)
             rc |= render_series(s, out);
         }
     }
+    /* A described family with no series yet still shows its HELP and TYPE, so a scraper (and
+     * whoever reads /metrics) sees what the service counts before the first event happens. */
+    for (const struct family *f = m->families; f; f = f->next) {
+        bool has_series = false;
+        for (const struct series *s = m->head; s && !has_series; s = s->next)
+            has_series = strcmp(s->name, f->name) == 0;
+        if (!has_series)
+            rc |= buf_appendf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name,
+                              f->type);
+    }
     pthread_mutex_unlock(&m->lock);
     return rc ? -1 : 0;
 }

@@ -15,8 +15,9 @@ enum metrics_buckets {
     METRICS_BUCKETS_RUN,     /* 1 s .. 12 h: whole fetch runs */
 };
 
-/* Describe a metric family once (HELP/TYPE lines). type: counter|gauge|histogram. A family
- * never described is rendered with its name as help and the type of its first series. */
+/* Describe a metric family once (HELP/TYPE lines, rendered even before its first series).
+ * type: counter|gauge|histogram. A family never described is rendered with its name as help and
+ * the type of its first series. */
 void metrics_describe(struct metrics *m, const char *name, const char *type, const char *help);
 /* Describe a histogram and choose its buckets; before its first observation. */
 void metrics_describe_histogram(struct metrics *m, const char *name, const char *help,

@@ -56,11 +56,34 @@ static void run_histograms_have_hour_buckets(void **state)
     metrics_destroy(m);
 }
 
+/* A family described at start shows its HELP and TYPE before its first series, once. */
+static void described_family_without_series_is_announced(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_new();
+    struct buf b;
+    buf_init(&b, 1 << 20);
+    metrics_describe(m, "revocations_total", "counter", "Grants found revoked");
+    metrics_describe(m, "reqs_total", "counter", "Requests");
+    metrics_counter_add(m, "reqs_total", NULL, 1);
+    assert_int_equal(metrics_render(m, &b), 0);
+    long help = at(&b, "# HELP revocations_total Grants found revoked\n"
+                       "# TYPE revocations_total counter\n");
+    assert_true(help >= 0);
+    assert_null(strstr(b.data + help + 1, "# HELP revocations_total"));
+    assert_true(at(&b, "# HELP reqs_total Requests\n# TYPE reqs_total counter\nreqs_total 1\n") >=
+                0);
+    assert_null(strstr(strstr(b.data, "reqs_total 1\n") + 1, "# HELP reqs_total"));
+    buf_free(&b);
+    metrics_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(families_are_contiguous_with_help_and_type_first),
         cmocka_unit_test(run_histograms_have_hour_buckets),
+        cmocka_unit_test(described_family_without_series_is_announced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
