@@ -27,6 +27,8 @@ static const struct export_kind kinds[] = {
      " api_csv_text(p.fields ->> 'job_title') AS job_title,"
      " api_csv_text(p.fields ->> 'department') AS department,"
      " api_csv_text(p.fields ->> 'employee_id') AS employee_id,"
+     " CASE WHEN jsonb_typeof(p.fields -> 'graduation_year') = 'number'"
+     "   THEN p.fields ->> 'graduation_year' END AS graduation_year,"
      " p.created_at, p.updated_at, p.removed_at"
      " FROM people p WHERE p.tenant_id = %s ORDER BY lower(p.display_name), p.person_id"},
     {"assets.csv",

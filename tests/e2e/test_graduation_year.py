@@ -5,10 +5,13 @@ Azure's value winning, shown by the api (JSON and ?graduation_year=) and carried
 PersonChanged event; a Graph null clears it; a value that is not a year is left out. With the
 configuration unset, no value reaches the product. Real Kafka and PostgreSQL; only auth's token
 endpoint is a stand-in (fetch_helpers.AuthStub)."""
+import csv
+import io
 import json
 import os
 import subprocess
 import unittest
+import urllib.request
 
 import harness
 import suite
@@ -116,6 +119,15 @@ class Wired:
                                {"Authorization": "Bearer " + key})
         return status, body
 
+    def call_csv(self, tenant, name):
+        """GET /v1/exports/<name>: its rows by person_id, each a dict by column."""
+        key = self.keys.setdefault(tenant, suite.api_key(tenant, "viewer"))
+        req = urllib.request.Request(self.api.url + "/v1/exports/" + name,
+                                     headers={"Authorization": "Bearer " + key})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            rows = list(csv.reader(io.TextIOWrapper(resp, encoding="utf-8", newline="")))
+        return {r[0]: dict(zip(rows[0], r)) for r in rows[1:]}
+
     def last_event(self, tenant, person_id):
         evs = harness.consume("panel.people.events", key_prefix=f"{tenant}/{person_id}",
                               timeout_ms=3000)
@@ -166,6 +178,10 @@ class GraduationYearConfigured(Wired, unittest.TestCase):
         bad_pid = self.person(tenant, g_bad)[0]
         self.assertIsNone(next(p for p in body["items"] if p["person_id"] == bad_pid)
                           ["graduation_year"])
+        # The People CSV carries the year too (empty where the Person has none).
+        export = self.call_csv(tenant, "people.csv")
+        self.assertEqual(export[pid]["graduation_year"], "2031")
+        self.assertEqual(export[bad_pid]["graduation_year"], "")
         for bad in ("31", "20311", "1899", "abcd", "2031.0"):
             status, body = self.call(tenant, "/v1/people?graduation_year=" + bad)
             self.assertEqual(status, 400, bad)
