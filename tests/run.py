@@ -106,7 +106,14 @@ def infra_env():
 
 
 def start_infra():
+    """Fresh servers for every run, as on CI: a run killed before its teardown leaves its
+    servers and their data (an event backlog, a half-applied schema) that would slow or skew
+    the next run in this work tree, so stop them and start from empty data directories."""
+    import shutil
     env = infra_env()
+    sh(["sh", "scripts/infra.sh", "down"], env=env, check=False)
+    for d in ("pg/data", "kafka/data"):
+        shutil.rmtree(os.path.join(RUN_DIR, d), ignore_errors=True)
     sh(["sh", "scripts/infra.sh", "up"], env=env)
     for line in open(os.path.join(RUN_DIR, "env")):
         m = re.match(r"export (\w+)=(.*)", line.strip())
