@@ -99,9 +99,9 @@ static const struct cfg_option options[] = {
         "Google Admin SDK base URL: a consent reads the consenting admin's own Directory record "
         "(customerId)"),
     OPT("PANEL_AUTH_DB_POOL_SIZE", CFG_INT, "16", 1, 128, db_pool_size,
-        "PostgreSQL connections in the pool; a request holds one for its whole length (a token "
-        "request also during its call to the provider) and waits up to 5 s for a free one (then "
-        "503)"),
+        "PostgreSQL connections in the pool; a request holds one while it reads or writes (a "
+        "token request not during its call to the provider) and waits up to 5 s for a free one "
+        "(then 503)"),
     OPT("PANEL_SESSION_MAX_HOURS", CFG_INT, "12", 1, 720, session_max_hours,
         "absolute lifetime of an admin page session, in hours"),
     OPT("PANEL_COOKIE_SECURE", CFG_BOOL, "true", 0, 0, cookie_secure,

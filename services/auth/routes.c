@@ -556,11 +556,16 @@ out:
 
 /* ------------------------------------------------------------------ token */
 
-static int revoked_now(struct mg_connection *conn, struct auth_ctx *c, struct db_conn *db,
-                       const char *tenant, const char *provider, const char *message)
+/* The provider refused the grant: mark the connection revoked. Borrows its own database
+ * connection: the token request gave its back before calling the provider. */
+static int revoked_now(struct mg_connection *conn, struct auth_ctx *c, const char *tenant,
+                       const char *provider, const char *message)
 {
     char err[256], labels[64];
     bool changed = false;
+    struct db_conn *db = ctx_db(c, err, sizeof err);
+    if (!db)
+        return reply_db(conn, tenant, err);
     /* the status change and its REVOKED event commit together */
     if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err) ||
         conn_mark_revoked(db, tenant, provider, message, &changed, err, sizeof err) != CONN_OK ||
@@ -568,8 +573,10 @@ static int revoked_now(struct mg_connection *conn, struct auth_ctx *c, struct db
                                       message, NULL, err, sizeof err)) ||
         pgx_exec(db_pg(db), "COMMIT", err, sizeof err)) {
         rollback(db);
+        db_put(db);
         return reply_db(conn, tenant, err);
     }
+    db_put(db);
     if (changed) {
         log_warn_t(tenant, NULL, "%s grant revoked at the provider: %s", provider, message);
         snprintf(labels, sizeof labels, "provider=\"%s\"", provider);
@@ -658,6 +665,10 @@ static int handle_token(struct router_req *q)
         status = status_reply(conn, cg.status);
         goto out;
     }
+    /* The provider's token endpoint may take seconds: give the connection back first, so a
+     * slow provider cannot use up the pool that every other request needs. */
+    db_put(db);
+    db = NULL;
     struct http_client *h = ctx_http(c, err, sizeof err);
     if (!h) {
         status = reply_err(conn, 500, "internal", "no HTTP client");
@@ -670,7 +681,7 @@ static int handle_token(struct router_req *q)
         }
         enum google_result gr = google_refresh(h, &c->google, cg.secret, &gt);
         if (gr == GOOGLE_INVALID_GRANT) {
-            status = revoked_now(conn, c, db, tenant, provider, gt.message);
+            status = revoked_now(conn, c, tenant, provider, gt.message);
             goto out;
         }
         if (gr != GOOGLE_OK) {
@@ -685,7 +696,7 @@ static int handle_token(struct router_req *q)
     } else {
         enum ms_result mr = ms_client_token(h, &c->ms, cg.provider_tenant, &mt);
         if (mr == MS_REVOKED) {
-            status = revoked_now(conn, c, db, tenant, provider, mt.message);
+            status = revoked_now(conn, c, tenant, provider, mt.message);
             goto out;
         }
         if (mr != MS_OK) {

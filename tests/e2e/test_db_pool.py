@@ -1,5 +1,7 @@
-"""The api's database pool when every connection is taken: a request waits up to 5 s for one,
-then is answered 503 unavailable; the pool serves again once a connection is given back."""
+"""The database pools when every connection is taken: an api request waits up to 5 s for one,
+then is answered 503 unavailable; the pool serves again once a connection is given back. auth
+gives its connection back before calling a provider's token endpoint, so a slow provider does
+not use up its pool."""
 import os
 import subprocess
 import threading
@@ -83,6 +85,55 @@ class DbPoolTest(unittest.TestCase):
         st, _, out = self.call("GET", f"/v1/assets/{asset_id}")
         self.assertEqual(st, 200, out)
         self.assertEqual(out["model"], "Pool Test")
+
+
+class AuthTokenCallHoldsNoConnection(unittest.TestCase):
+    """auth with a pool of one connection: while one token request waits on a slow Google
+    token endpoint, another district's token request is served (it would find the pool empty
+    for as long as the provider takes if the first kept its connection). The slow reply (12 s)
+    stays under auth's 15 s per attempt, so the first request is served too."""
+
+    def test_a_slow_provider_does_not_hold_the_pool(self):
+        import test_auth as ta
+        harness.require_env()
+        emu = ta.start_emulator()
+        env = {"PANEL_AUTH_DB_POOL_SIZE": "1"}
+        port = harness.free_port()
+        env.update(ta.auth_env(emu.url))
+        env["PANEL_AUTH_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+        auth = harness.Process("panel-auth", port=port, env=env)
+        try:
+            fixture = ta.AuthFlows("run")
+            fixture.emu, fixture.auth = emu, auth
+            slow_t, fast_t = harness.new_tenant("poolslow"), harness.new_tenant("poolfast")
+            fixture.connect_google(slow_t, fixture.new_district())
+            fixture.connect_google(fast_t, fixture.new_district())
+
+            def token_requests():
+                _, _, stats = http("GET", emu.admin_url + "/control/stats")
+                return stats["requests"].get("google.token", 0)
+            before = token_requests()
+            st, _, out = http("POST", emu.admin_url + "/control/faults",
+                              {"route": "google.token", "kind": "slow", "delay_ms": 12000,
+                               "count": 1})
+            self.assertEqual(st, 201, out)
+            slow = {}
+            t = threading.Thread(target=lambda: slow.update(
+                reply=fixture.token(slow_t, "google")))
+            t.start()
+            harness.wait_until(lambda: token_requests() > before, timeout=30,
+                               what="the first token request to reach Google")
+            st, _, out = fixture.token(fast_t, "google")
+            self.assertEqual(st, 200, out)
+            self.assertTrue(out["access_token"])
+            self.assertTrue(t.is_alive(), "the slow token request was answered first")
+            t.join(timeout=60)
+            st, _, out = slow["reply"]
+            self.assertEqual(st, 200, out)
+            self.assertTrue(out["access_token"])
+        finally:
+            auth.stop()
+            emu.stop()
 
 
 if __name__ == "__main__":
