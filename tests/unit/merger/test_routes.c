@@ -101,9 +101,9 @@ static void only_the_api_may_call_them(void **state)
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         const char *body = "{\"admin\":\"person:a@d.org\"}";
         assert_int_equal(call(s, "POST", paths[i], NULL, body, code, sizeof code), 401);
-        assert_int_equal(call(s, "POST", paths[i], "not-the-secret-0123456789abcdef", body, code,
-                              sizeof code),
-                         401);
+        assert_int_equal(
+            call(s, "POST", paths[i], "not-the-secret-0123456789abcdef", body, code, sizeof code),
+            401);
         /* a known service that is not the api */
         assert_int_equal(call(s, "POST", paths[i], GOOGLE_SECRET, body, code, sizeof code), 403);
         /* the api, with a method the route does not serve */
@@ -117,22 +117,21 @@ static void a_decision_names_its_admin_in_a_json_body(void **state)
     char code[64], admin[400];
     snprintf(admin, sizeof admin, "{\"admin\":\"%0*d\"}", 330, 0); /* 330 characters */
     static const char *const bad[] = {
-        "",                               /* no body: no admin */
-        "{}",                             /* no admin */
-        "{\"admin\":\"\"}",               /* an empty one */
-        "{\"admin\":7}",                  /* not a string */
-        "{\"admin\":null}",               /* null */
-        "not json",                       /* not JSON */
-        "{\"admin\":\"x\"",               /* cut short */
-        "[\"admin\"]",                    /* not an object */
+        "",                                  /* no body: no admin */
+        "{}",                                /* no admin */
+        "{\"admin\":\"\"}",                  /* an empty one */
+        "{\"admin\":7}",                     /* not a string */
+        "{\"admin\":null}",                  /* null */
+        "not json",                          /* not JSON */
+        "{\"admin\":\"x\"",                  /* cut short */
+        "[\"admin\"]",                       /* not an object */
         "{\"admin\":\"x\",\"person_id\":7}", /* a person_id that is no string */
     };
     const char *paths[] = {"/internal/tenants/district-1/runs/" RUN "/approve",
                            "/internal/tenants/district-1/match-cases/" RUN "/resolve"};
     for (size_t p = 0; p < 2; p++) {
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-            assert_int_equal(call(s, "POST", paths[p], API_SECRET, bad[i], code, sizeof code),
-                             400);
+            assert_int_equal(call(s, "POST", paths[p], API_SECRET, bad[i], code, sizeof code), 400);
             assert_string_equal(code, "bad_request");
         }
         assert_int_equal(call(s, "POST", paths[p], API_SECRET, admin, code, sizeof code), 400);
@@ -156,12 +155,12 @@ static void ids_past_their_limits_are_no_route(void **state)
     snprintf(path, sizeof path, "/internal/tenants/district-1/match-cases/%s/resolve", id);
     assert_int_equal(call(s, "POST", path, API_SECRET, body, code, sizeof code), 404);
     /* routes it does not have */
-    assert_int_equal(call(s, "POST", "/internal/tenants/district-1/runs/" RUN "/delete",
-                          API_SECRET, body, code, sizeof code),
+    assert_int_equal(call(s, "POST", "/internal/tenants/district-1/runs/" RUN "/delete", API_SECRET,
+                          body, code, sizeof code),
                      404);
-    assert_int_equal(call(s, "POST", "/internal/tenants/district-1/sync", API_SECRET, body, code,
-                          sizeof code),
-                     404);
+    assert_int_equal(
+        call(s, "POST", "/internal/tenants/district-1/sync", API_SECRET, body, code, sizeof code),
+        404);
 }
 
 static void a_body_past_the_limit_is_refused_unread(void **state)
@@ -185,11 +184,9 @@ int main(void)
     log_init("test_routes", LOG_WARN); /* the access log of every refusal is not the point */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(only_the_api_may_call_them, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_decision_names_its_admin_in_a_json_body, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(a_decision_names_its_admin_in_a_json_body, setup, teardown),
         cmocka_unit_test_setup_teardown(ids_past_their_limits_are_no_route, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_body_past_the_limit_is_refused_unread, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(a_body_past_the_limit_is_refused_unread, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
