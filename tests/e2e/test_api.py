@@ -98,14 +98,17 @@ class Stub(BaseHTTPRequestHandler):
                  "WHERE tenant_id = :'t' AND run_id = :'r'",
                  s="approved" if rest[-1] == "approve" else "rejected", a=body["admin"],
                  t=tenant, r=rest[1])
-            return self.reply(200, {"status": "approved" if rest[-1] == "approve"
+            # the merger's answer (services/merger/routes.c): the run, its status, removals
+            return self.reply(200, {"run_id": rest[1], "removed": 0,
+                                    "status": "approved" if rest[-1] == "approve"
                                     else "rejected"})
         if rest[0] == "match-cases" and rest[-1] == "resolve":
             # as the merger does: the case is closed by the actor
             psql("UPDATE match_cases SET status = 'resolved', resolved_by = :'a', "
                  "resolved_at = now() WHERE tenant_id = :'t' AND case_id = :'c'",
                  a=body["admin"], t=tenant, c=rest[1])
-            return self.reply(200, {"status": "resolved", "person_id": body["person_id"]})
+            return self.reply(200, {"case_id": rest[1], "status": "resolved",
+                                    "person_id": body["person_id"] or str(uuid.uuid4())})
         return self.reply(404, {"error": {"code": "not_found", "message": "no route"}})
 
     def do_GET(self):
