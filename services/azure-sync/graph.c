@@ -237,7 +237,7 @@ static int publish_value(struct fetch_run *run, const struct fmap_spec *spec, en
 }
 
 /* Links are followed verbatim, but the token is only ever sent to Graph. */
-static bool inside_graph(const struct graph *g, const char *url)
+bool graph_link_inside(const struct graph *g, const char *url)
 {
     size_t base = strlen(g->graph_url);
     return strncmp(url, g->graph_url, base) == 0 && (url[base] == '/' || url[base] == '\0');
@@ -268,7 +268,7 @@ static int next_url(const char *link, struct buf *url, fetch_reason *why, char *
                     void *ctx)
 {
     const struct listing_run *lr = ctx;
-    if (!inside_graph(lr->g, link)) {
+    if (!graph_link_inside(lr->g, link)) {
         *why = PB_RUN_FAILURE_REASON_MALFORMED;
         snprintf(msg, msglen, "%s: a link points outside %s", mode_name(lr->mode),
                  lr->g->graph_url);
@@ -319,7 +319,7 @@ static int follow(struct fetch_run *run, struct graph *g, const char *first, enu
     snprintf(prefer, sizeof prefer, "Prefer: return=minimal, odata.maxpagesize=%ld", g->page_size);
     const char *const headers[] = {prefer, NULL};
     *delta_link = NULL;
-    if (!inside_graph(g, first))
+    if (!graph_link_inside(g, first))
         return fetch_run_fail(run, PB_RUN_FAILURE_REASON_MALFORMED, "%s: a link points outside %s",
                               mode_name(mode), g->graph_url);
     struct fetch_listing fl = {

@@ -48,6 +48,10 @@ bool graph_delta_expired(long status, const struct buf *body);
 /* True for 400 Directory_ExpiredPageToken: a full run's listing starts over. */
 bool graph_page_token_expired(long status, const struct buf *body);
 
+/* True when url is under g->graph_url (the same scheme, host and port, then a '/' or
+ * nothing): the only links a round follows, since each request carries the access token. */
+bool graph_link_inside(const struct graph *g, const char *url);
+
 /* One entry of a page's "value" array, as a delta round reads it. */
 enum graph_entry {
     GRAPH_ENTRY_OBJECT,           /* no @removed: a user to map */

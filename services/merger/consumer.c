@@ -2,6 +2,7 @@
 #include "apply.h"
 #include "dlq.h"
 #include "events.h"
+#include "intake.h"
 #include "kafka.h"
 #include "log.h"
 #include "pg.h"
@@ -12,11 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* A batch failing this often is split into single events; a single event failing this often
- * while the database answers is dead-lettered. */
-#define CONSUMER_ISOLATE_AFTER 3
-#define CONSUMER_DEAD_AFTER    5
 
 struct cctx {
     const struct consumer_opts *o;
@@ -174,17 +170,16 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
     if (!rk)
         goto out;
     struct table_stats stats = {0};
-    int fails = 0;      /* consecutive failures of the batch at the head of the partitions */
-    size_t isolate = 0; /* events still to take one at a time after a failing batch */
+    struct intake_failures failures = {0};
     while (o->running(o->arg)) {
         int64_t first_at = 0;
-        size_t limit = isolate ? 1 : cap;
+        size_t limit = intake_batch_limit(&failures, cap);
         c.revoked = false;
         while (n < limit && o->running(o->arg)) {
-            int64_t left = first_at ? o->batch_ms - (now_ms() - first_at) : 200;
-            if (first_at && left <= 0)
+            int wait_ms = intake_poll_wait_ms(first_at, first_at ? now_ms() : 0, o->batch_ms);
+            if (wait_ms < 0)
                 break;
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, (int)(left > 200 ? 200 : left));
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, wait_ms);
             if (!m)
                 continue;
             if (m->err) {
@@ -196,12 +191,10 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
             if (!first_at)
                 first_at = now_ms();
             char *why = reasons[n];
-            why[0] = '\0';
-            Envelope *env = events_decode(m->payload, m->len, why, sizeof reasons[n]);
-            dead[n] = false;
-            if (env && apply_validate(env, why, sizeof reasons[n]))
-                dead[n] = true; /* kept so that its run learns it is incomplete */
-            if (!env || dead[n]) {
+            Envelope *env = NULL;
+            enum intake_verdict v = intake_check(m->payload, m->len, &env, why, sizeof reasons[n]);
+            dead[n] = v == INTAKE_INVALID; /* kept so that its run learns it is incomplete */
+            if (v != INTAKE_APPLY) {
                 char e2[256];
                 log_warn("dead-lettering %s[%d]@%lld: %s", rd_kafka_topic_name(m->rkt),
                          (int)m->partition, (long long)m->offset, why);
@@ -245,8 +238,7 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
             apply_batch(c.pg, o->group, TOPIC_SOURCE_EVENTS, am, n, &st, aerr, sizeof aerr);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if (ar == APPLY_OK) {
-            fails = 0;
-            isolate = isolate > n ? isolate - n : 0;
+            intake_applied(&failures, n);
             metrics_counter_add(o->metrics, "merger_events_applied_total", NULL, (double)n);
             metrics_counter_add(o->metrics, "merger_batches_total", "result=\"ok\"", 1);
             metrics_observe(o->metrics, "merger_batch_seconds", NULL,
@@ -262,8 +254,6 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
             metrics_counter_add(o->metrics, "merger_batches_total",
                                 ar == APPLY_FENCED ? "result=\"fenced\"" : "result=\"error\"", 1);
             log_warn("batch of %zu events not applied (%s): %s", n, apply_result_str(ar), aerr);
-            /* Only failures while the database answers count towards isolating and
-             * dead-lettering: an outage must never make a valid event look poisonous. */
             bool db_up = PQstatus(c.pg) == CONNECTION_OK && db_healthy(c.pg);
             /* A batch that ran into the statement timeout met a slow or locked database, not a
              * poisonous event: it does not count either. */
@@ -275,17 +265,14 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
                 PQreset(c.pg);
             else if (timed_out)
                 log_warn("the batch ran into the %ld ms statement timeout; retrying it", limit_ms);
-            else
-                fails += ar == APPLY_ERROR;
-            if (ar == APPLY_ERROR && db_up && n > 1 && fails >= CONSUMER_ISOLATE_AFTER) {
+            enum intake_next next = intake_failed(&failures, ar, db_up, timed_out, n);
+            if (next == INTAKE_ISOLATE) {
                 /* Find the event that fails: take the batch's events one at a time. */
                 log_warn("isolating the next %zu events one by one", n);
-                isolate = n;
-                fails = 0;
-            } else if (ar == APPLY_ERROR && db_up && n == 1 && fails >= CONSUMER_DEAD_AFTER) {
+            } else if (next == INTAKE_DEAD_LETTER) {
                 /* The database is fine and this one event keeps failing: it is poison. */
                 char reason[1200], e2[256];
-                snprintf(reason, sizeof reason, "apply failed %d times: %s", fails, aerr);
+                snprintf(reason, sizeof reason, "apply failed %d times: %s", failures.fails, aerr);
                 if (dlq_send(dlq, msgs[0]->key, msgs[0]->key_len, msgs[0]->payload, msgs[0]->len,
                              msgs[0]->partition, msgs[0]->offset, reason, e2, sizeof e2) == 0 &&
                     kafka_producer_flush(dlq, 30000) == 0) {
@@ -297,8 +284,7 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
                         metrics_counter_add(o->metrics, "merger_dead_letters_total", NULL, 1);
                         log_error("dead-lettered %s[%d]@%lld: %s", TOPIC_SOURCE_EVENTS,
                                   (int)msgs[0]->partition, (long long)msgs[0]->offset, reason);
-                        fails = 0;
-                        isolate = isolate > 1 ? isolate - 1 : 0;
+                        intake_dead_lettered(&failures);
                         free_batch(msgs, envs, &n);
                         continue;
                     }

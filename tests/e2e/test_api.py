@@ -5,6 +5,7 @@ internal routes (docs/contracts.md sections 2 and 4) are served by a small stub 
 records what it was asked; everything else is real."""
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -98,14 +99,17 @@ class Stub(BaseHTTPRequestHandler):
                  "WHERE tenant_id = :'t' AND run_id = :'r'",
                  s="approved" if rest[-1] == "approve" else "rejected", a=body["admin"],
                  t=tenant, r=rest[1])
-            return self.reply(200, {"status": "approved" if rest[-1] == "approve"
+            # the merger's answer (services/merger/routes.c): the run, its status, removals
+            return self.reply(200, {"run_id": rest[1], "removed": 0,
+                                    "status": "approved" if rest[-1] == "approve"
                                     else "rejected"})
         if rest[0] == "match-cases" and rest[-1] == "resolve":
             # as the merger does: the case is closed by the actor
             psql("UPDATE match_cases SET status = 'resolved', resolved_by = :'a', "
                  "resolved_at = now() WHERE tenant_id = :'t' AND case_id = :'c'",
                  a=body["admin"], t=tenant, c=rest[1])
-            return self.reply(200, {"status": "resolved", "person_id": body["person_id"]})
+            return self.reply(200, {"case_id": rest[1], "status": "resolved",
+                                    "person_id": body["person_id"] or str(uuid.uuid4())})
         return self.reply(404, {"error": {"code": "not_found", "message": "no route"}})
 
     def do_GET(self):
@@ -1489,12 +1493,25 @@ class ApiTest(unittest.TestCase):
     def test_health_metrics_and_admin_page(self):
         self.assertEqual(http("GET", self.api.url + "/healthz")[0], 200)
         self.assertEqual(http("GET", self.api.url + "/readyz")[0], 200)
+        def people_requests():
+            """GET /v1/people answered 200, and timed, as counted (values, not names)."""
+            st, _, body = http("GET", self.api.url + "/metrics")
+            self.assertEqual(st, 200)
+            text = body.decode() if isinstance(body, bytes) else str(body)
+
+            def value(pattern):
+                return sum(float(v) for v in re.findall("^" + pattern + r" (\S+)$", text, re.M))
+            return text, (value(r'http_requests_total\{route="/v1/people",method="GET",'
+                                r'code="200"\}'),
+                          value(r'http_request_duration_seconds_count\{route="/v1/people"\}'))
         self.ok("GET", "/v1/people")
-        st, _, body = http("GET", self.api.url + "/metrics")
-        self.assertEqual(st, 200)
-        text = body.decode() if isinstance(body, bytes) else str(body)
-        self.assertIn('route="/v1/people"', text)
-        self.assertIn("http_request_duration_seconds", text)
+        text, before = people_requests()
+        self.assertIn("# TYPE http_request_duration_seconds histogram", text)
+        self.assertGreaterEqual(min(before), 1, text[-3000:])
+        self.ok("GET", "/v1/people")
+        self.ok("GET", "/v1/people")
+        after = people_requests()[1]
+        self.assertEqual((after[0] - before[0], after[1] - before[1]), (2, 2))
         st, hdrs, page = http("GET", self.api.url + "/")
         self.assertEqual(st, 200)
         self.assertIn("text/html", hdrs.get("Content-Type", ""))

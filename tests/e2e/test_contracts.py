@@ -125,6 +125,66 @@ class OpenApiDocument(unittest.TestCase):
         self.assertEqual(comp["securitySchemes"]["session"],
                          dict(comp["securitySchemes"]["session"], type="apiKey", **{"in": "cookie"}))
 
+    def test_every_reply_object_requires_the_fields_the_api_always_sends(self):
+        """A reply schema that lists properties without `required` lets a contract test pass
+        when a field clients rely on is missing (issue 24). Every object a 2xx or error reply
+        can contain names its fields in `required` (nullable ones stay required); a field
+        left out says in its description when it is sent ("session only", "format=tree
+        only", "run_failed only")."""
+        spec = load_spec()
+        seen, problems = set(), []
+
+        def walk(node, where):
+            if isinstance(node, list):
+                for i, x in enumerate(node):
+                    walk(x, f"{where}[{i}]")
+                return
+            if not isinstance(node, dict):
+                return
+            if "$ref" in node:
+                name = node["$ref"]
+                if name not in seen:
+                    seen.add(name)
+                    target = spec
+                    for part in name.split("/")[1:]:
+                        target = target[part]
+                    walk(target, name)
+                return
+            props = node.get("properties")
+            if isinstance(props, dict) and props:
+                required = node.get("required", [])
+                self.assertLessEqual(set(required), set(props), where)
+                for name, prop in props.items():
+                    if name not in required and " only" not in prop.get("description", ""):
+                        problems.append(f"{where}.{name}")
+            for key in ("properties", "items", "allOf", "oneOf", "anyOf",
+                        "additionalProperties"):
+                sub = node.get(key)
+                if isinstance(sub, dict) and key == "properties":
+                    for name, x in sub.items():
+                        walk(x, f"{where}.{name}")
+                elif sub is not None:
+                    walk(sub, where)
+        replies = 0
+        for path, ops in spec["paths"].items():
+            for method, op in ops.items():
+                if method == "parameters":
+                    continue
+                for code, resp in op["responses"].items():
+                    resp = resp if "$ref" not in resp else \
+                        spec["components"]["responses"][resp["$ref"].split("/")[-1]]
+                    schema = resp.get("content", {}).get("application/json", {}).get("schema")
+                    if schema is not None:
+                        replies += 1
+                        walk(schema, f"{method.upper()} {path} {code}")
+        self.assertGreater(replies, 100)
+        self.assertEqual(problems, [], "reply fields neither required nor saying when sent")
+        # the rule bites: the schemas clients read most carry their fields
+        comp = spec["components"]["schemas"]
+        self.assertIn("in_google", comp["Asset"]["required"])
+        self.assertIn("email", comp["Person"]["required"])
+        self.assertIn("next_cursor", comp["PersonPage"]["required"])
+
 
 BUF = os.path.join(ROOT, "tests", "proto", "node_modules", ".bin", "buf")
 PROTO = os.path.join(ROOT, "proto")
@@ -259,6 +319,26 @@ class ApiConformance(unittest.TestCase):
                                        expect_ok=False)
         self.assertIn("Undocumented status code", out)
         self.assertRegex(out, r"Received: 404\s+Documented: 200, 400, 401, 405, 429, 503")
+
+    def test_the_run_fails_on_a_reply_missing_a_required_field(self):
+        """`required` is checked, not decoration: with time_zone (which the api sends to a
+        signed-in person only) required of every GET /v1/session reply, the API key's reply
+        is reported as missing it."""
+        with open(SPEC) as f:
+            text = f.read()
+        start = text.index("    Session:\n")
+        line = "      required: [kind, tenant_id, role, actor]\n"
+        at = text.index(line, start)
+        with tempfile.TemporaryDirectory() as d:
+            broken = os.path.join(d, "openapi.yaml")
+            with open(broken, "w") as f:
+                f.write(text[:at] + line.replace("actor]", "actor, time_zone]") +
+                        text[at + len(line):])
+            _, out = self.schemathesis(self.admin, "missing-field", spec=broken,
+                                       extra=("--include-operation-id", "getSession"),
+                                       expect_ok=False)
+        self.assertIn("Response violates schema", out)
+        self.assertIn('"time_zone" is a required property', out)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import urllib.parse
 
 import harness
 import suite
+from test_promises import dead_letters_total
 
 # The sanitizer build tests/run.py just made (the plain one under --no-asan).
 ASAN_BUILD = harness.SAN_BUILD or harness.BUILD
@@ -302,7 +303,9 @@ class SecretsAndLeaksTest(unittest.TestCase):
             bad = [{"tenant_id": tenant, "source": "SOURCE_GOOGLE", "run_id": "nope",
                     "person_observed": {"person": {"email": "x@y"}}}]
             suite.publish(tenant, bad)  # dead-lettered: the DLQ path runs too
-            time.sleep(2)
+            # before the stop: the DLQ path has run (its counter moved), not merely had time to
+            harness.wait_until(lambda: dead_letters_total(merger) >= 1, timeout=60,
+                               what="the dead letter counted")
         finally:
             codes = {p.name: stop_code(p) for p in (auth, merger)}
         for p in (auth, merger):

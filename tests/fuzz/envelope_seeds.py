@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the envelope fuzz target's seeds (binary panel.v1.Envelope messages) into
-corpus/envelope/. The messages are written out by hand below, field number by field number
+"""Writes the envelope and consumer fuzz targets' seeds (binary panel.v1.Envelope messages)
+into corpus/envelope/ and corpus/consumer/. The messages are written out by hand below, field number by field number
 (proto/panel/v1/events.proto), with a minimal protobuf wire encoder, so the seeds need no
 build. Run it again after changing the list."""
 import os
@@ -56,9 +56,14 @@ SEEDS = {
     "future_schema": lfield(1, "x") + lfield(2, "t") + vfield(6, 99) + lfield(12, b""),
 }
 
+# The consumer target (fuzz_consumer.c) reads a 13-byte prefix first: a byte of flags, the
+# message's partition (4 bytes) and offset (8 bytes), little-endian; then the message's value.
+CONSUMER_PREFIX = bytes([0]) + (3).to_bytes(4, "little") + (123456789).to_bytes(8, "little")
+
 if __name__ == "__main__":
-    d = os.path.join(HERE, "corpus", "envelope")
-    os.makedirs(d, exist_ok=True)
-    for name, data in SEEDS.items():
-        with open(os.path.join(d, name), "wb") as f:
-            f.write(data)
+    for target, prefix in (("envelope", b""), ("consumer", CONSUMER_PREFIX)):
+        d = os.path.join(HERE, "corpus", target)
+        os.makedirs(d, exist_ok=True)
+        for name, data in SEEDS.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(prefix + data)

@@ -21,12 +21,13 @@ mods = $(call obj,$(filter-out services/$(1)/main.c,$(wildcard services/$(1)/*.c
 google_page_SVC := google-sync
 graph_page_SVC := azure-sync
 envelope_SVC := merger
+consumer_SVC := merger
 merge_SVC := merger
 auth_callback_SVC := auth
 # (events_json and jsonb_text exercise lib only; the merger is the service they serve)
 events_json_SVC := merger
 jsonb_text_SVC := merger
-TARGETS := google_page graph_page envelope merge auth_callback events_json jsonb_text
+TARGETS := google_page graph_page envelope consumer merge auth_callback events_json jsonb_text
 ifneq ($(wildcard services/api/*.c),)
 ifneq ($(wildcard tests/fuzz/fuzz_api_request.c),)
 api_request_SVC := api

@@ -244,6 +244,44 @@ static void removed_entries_are_read_once(void **state)
     json_decref(obj);
 }
 
+/* Each Graph request carries the access token, so a round follows a nextLink or deltaLink
+ * only under PANEL_GRAPH_URL: a look-alike host, a user-info prefix or another port is a
+ * malformed page, never a request (docs/security.md). */
+static void links_outside_the_graph_url_are_never_followed(void **state)
+{
+    (void)state;
+    struct graph g = {.graph_url = "https://graph.microsoft.com"};
+    static const char *const inside[] = {
+        "https://graph.microsoft.com/v1.0/users/delta?$skiptoken=abc",
+        "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x%2Fy",
+        "https://graph.microsoft.com/",
+        "https://graph.microsoft.com",
+    };
+    static const char *const outside[] = {
+        "https://graph.microsoft.com.evil.example/v1.0/users/delta",
+        "https://graph.microsoft.com@evil.example/v1.0/users/delta",
+        "https://graph.microsoft.com:8443/v1.0/users/delta",
+        "https://graph.microsoft.comevil/v1.0",
+        "http://graph.microsoft.com/v1.0/users/delta",
+        "HTTPS://GRAPH.MICROSOFT.COM.EVIL/v1.0",
+        "https://evil.example/https://graph.microsoft.com/v1.0",
+        "//graph.microsoft.com/v1.0/users/delta",
+        "/v1.0/users/delta",
+        "https://graph.microsoft.co",
+        "",
+    };
+    for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++)
+        assert_true(graph_link_inside(&g, inside[i]));
+    for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++)
+        assert_false(graph_link_inside(&g, outside[i]));
+    /* the emulator's base URL has a port and a path prefix: the same rule */
+    g.graph_url = "http://127.0.0.1:8090/graph";
+    assert_true(graph_link_inside(&g, "http://127.0.0.1:8090/graph/v1.0/users/delta"));
+    assert_false(graph_link_inside(&g, "http://127.0.0.1:8090/graphx/v1.0/users/delta"));
+    assert_false(graph_link_inside(&g, "http://127.0.0.1:80901/graph/v1.0"));
+    assert_false(graph_link_inside(&g, "http://127.0.0.1:8091/graph/v1.0/users/delta"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +292,7 @@ int main(void)
         cmocka_unit_test(graduation_year_attribute_is_selected_only_when_configured),
         cmocka_unit_test(graduation_year_maps_from_the_extension),
         cmocka_unit_test(removed_entries_are_read_once),
+        cmocka_unit_test(links_outside_the_graph_url_are_never_followed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
