@@ -172,6 +172,46 @@ static int append_token(struct emu *e, struct buf *page, char kind, struct distr
     return buf_appendf(page, ",\"nextPageToken\":\"%s\"", tok);
 }
 
+/* ---- the three lists' pages (the district locked while a page is built) ---- */
+
+/* The start of a list page: {"kind":"<kind>","etag":"..." — 0 or -1. */
+static int list_head(struct buf *page, struct district *d, enum dcoll c, const char *kind)
+{
+    char etag[64];
+    list_etag(d, c, etag);
+    return buf_appendf(page, "{\"kind\":\"%s\",\"etag\":", kind) ||
+           buf_append_json_string(page, etag);
+}
+
+/* Before an item: "," or, before the first one (got 0), the opening of the items member
+ * (Google omits an empty list). 0 or -1. */
+static int list_item(struct buf *page, long got, const char *items)
+{
+    return got ? buf_appends(page, ",") : buf_appendf(page, ",\"%s\":[", items);
+}
+
+/* Memory ran out while a page was built: unlock and answer 500. */
+static void list_failed(struct reply *r, struct district *d)
+{
+    district_unlock(d);
+    reply_google_error(r, 500, "backendError", "Backend Error");
+}
+
+/* Close a page of got items and reply with it, unlocking d: the next page's token when items
+ * remain (token kind set and next < n), then "}". */
+static void list_reply(struct mg_connection *conn, struct emu *e, struct reply *r,
+                       struct district *d, struct buf *page, long got, char token, size_t next,
+                       size_t n)
+{
+    if ((got && buf_appends(page, "]")) ||
+        (token && next < n && append_token(e, page, token, d, next)) || buf_appends(page, "}")) {
+        list_failed(r, d);
+        return;
+    }
+    district_unlock(d);
+    page_done(conn, r, page);
+}
+
 /* ---- users: projection ---- */
 
 /* Which custom schemas a users request asks for: projection=basic (the default) none,
@@ -241,7 +281,7 @@ static int append_projected_user(struct buf *page, const char *json,
 
 static void users_list(struct mg_connection *conn, struct emu *e, struct reply *r)
 {
-    char v[320], etag[64];
+    char v[320];
     struct buf page;
     size_t *idx = NULL;
     long max;
@@ -300,13 +340,9 @@ static void users_list(struct mg_connection *conn, struct emu *e, struct reply *
     district_lock(d);
     size_t n = district_count(d, DC_GUSERS);
     idx = order_users(d, order);
-    if (!idx) {
-        district_unlock(d);
+    if (!idx)
         goto oom;
-    }
-    list_etag(d, DC_GUSERS, etag);
-    B(buf_appends(&page, "{\"kind\":\"admin#directory#users\",\"etag\":"));
-    B(buf_append_json_string(&page, etag));
+    B(list_head(&page, d, DC_GUSERS, "admin#directory#users"));
     long got = 0;
     size_t i = (size_t)pos;
     for (; i < n; i++) {
@@ -317,21 +353,14 @@ static void users_list(struct mg_connection *conn, struct emu *e, struct reply *
             continue;
         if (got == max)
             break;
-        B(buf_appends(&page, got ? "," : ",\"users\":["));
+        B(list_item(&page, got, "users"));
         B(append_projected_user(&page, it->json, &proj));
         got++;
     }
-    if (got)
-        B(buf_appends(&page, "]"));
-    if (i < n)
-        B(append_token(e, &page, 'u', d, i));
-    district_unlock(d);
-    B(buf_appends(&page, "}"));
-    page_done(conn, r, &page);
+    list_reply(conn, e, r, d, &page, got, 'u', i, n);
     goto out;
 oom:
-    district_unlock(d);
-    reply_google_error(r, 500, "backendError", "Backend Error");
+    list_failed(r, d);
 out:
     free(idx);
     buf_free(&page);
@@ -342,7 +371,7 @@ out:
 static void orgunits_list(struct mg_connection *conn, struct emu *e, struct reply *r,
                           const char *customer)
 {
-    char type[32], parent[1024], etag[64];
+    char type[32], parent[1024];
     struct buf page;
     buf_init(&page, 0);
     struct district *d = authorize(conn, e, r, GSCOPE_ORGUNIT | GSCOPE_ORGUNIT_RW);
@@ -384,12 +413,10 @@ static void orgunits_list(struct mg_connection *conn, struct emu *e, struct repl
     }
     const char *ppath = p ? p->key : "/";
     size_t plen = strlen(ppath);
-    list_etag(d, DC_OUS, etag);
-    B(buf_appends(&page, "{\"kind\":\"admin#directory#orgUnits\",\"etag\":"));
-    B(buf_append_json_string(&page, etag));
-    int got = 0;
+    B(list_head(&page, d, DC_OUS, "admin#directory#orgUnits"));
+    long got = 0;
     if (incl && p) {
-        B(buf_appends(&page, ",\"organizationUnits\":["));
+        B(list_item(&page, got, "organizationUnits"));
         B(buf_appends(&page, p->json));
         got = 1;
     }
@@ -406,21 +433,16 @@ static void orgunits_list(struct mg_connection *conn, struct emu *e, struct repl
             match = it->ou && !strcasecmp(it->ou, ppath);
         if (!match)
             continue;
-        B(buf_appends(&page, got ? "," : ",\"organizationUnits\":["));
+        B(list_item(&page, got, "organizationUnits"));
         B(buf_appends(&page, it->json));
         got++;
     }
-    if (got)
-        B(buf_appends(&page, "]"));
-    district_unlock(d);
-    B(buf_appends(&page, "}"));
-    page_done(conn, r, &page);
-    buf_free(&page);
-    return;
+    list_reply(conn, e, r, d, &page, got, 0, 0, 0);
+    goto out;
 oom:
-    district_unlock(d);
+    list_failed(r, d);
+out:
     buf_free(&page);
-    reply_google_error(r, 500, "backendError", "Backend Error");
 }
 
 /* ---- chromeosdevices.list ---- */
@@ -500,7 +522,7 @@ static int append_device(struct buf *page, const struct ditem *it, bool basic)
 static void devices_list(struct mg_connection *conn, struct emu *e, struct reply *r,
                          const char *customer)
 {
-    char v[512], ou[1024], etag[64];
+    char v[512], ou[1024];
     struct buf page;
     struct device_query dq;
     long max;
@@ -533,9 +555,7 @@ static void devices_list(struct mg_connection *conn, struct emu *e, struct reply
         return;
     district_lock(d);
     size_t n = district_count(d, DC_DEVICES);
-    list_etag(d, DC_DEVICES, etag);
-    B(buf_appends(&page, "{\"kind\":\"admin#directory#chromeosdevices\",\"etag\":"));
-    B(buf_append_json_string(&page, etag));
+    B(list_head(&page, d, DC_DEVICES, "admin#directory#chromeosdevices"));
     long got = 0;
     size_t i = (size_t)pos;
     for (; i < n; i++) {
@@ -544,23 +564,16 @@ static void devices_list(struct mg_connection *conn, struct emu *e, struct reply
             continue;
         if (got == max)
             break;
-        B(buf_appends(&page, got ? "," : ",\"chromeosdevices\":["));
+        B(list_item(&page, got, "chromeosdevices"));
         B(append_device(&page, it, basic));
         got++;
     }
-    if (got)
-        B(buf_appends(&page, "]"));
-    if (i < n)
-        B(append_token(e, &page, 'd', d, i));
-    district_unlock(d);
-    B(buf_appends(&page, "}"));
-    page_done(conn, r, &page);
-    buf_free(&page);
-    return;
+    list_reply(conn, e, r, d, &page, got, 'd', i, n);
+    goto out;
 oom:
-    district_unlock(d);
+    list_failed(r, d);
+out:
     buf_free(&page);
-    reply_google_error(r, 500, "backendError", "Backend Error");
 }
 
 /* ---- dispatch ---- */

@@ -410,11 +410,34 @@ static int context(struct buf *page, const char *base, uint64_t mask, bool selec
     return buf_appends(page, "\"");
 }
 
+/* $select into sel and *mask: 1 when given, 0 when not, -1 after answering 400 for a property
+ * Graph does not know (its own words). */
+static int select_param(struct mg_connection *conn, struct reply *r, char *sel, size_t sellen,
+                        uint64_t *mask)
+{
+    char bad[128], msg[256];
+    if (!emu_param(conn, "$select", sel, sellen))
+        return 0;
+    if (!parse_select(sel, mask, bad, sizeof bad))
+        return 1;
+    snprintf(msg, sizeof msg,
+             "Could not find a property named '%s' on type 'microsoft.graph.user'.", bad);
+    reply_graph_error(r, 400, "Request_BadRequest", msg);
+    return -1;
+}
+
+/* The end of a page: its "value" list (the users already written to values), "}". 0 or -1. */
+static int end_page(struct buf *page, const struct buf *values)
+{
+    return buf_appends(page, ",\"value\":[") ||
+           (values->len && buf_append(page, values->data, values->len)) || buf_appends(page, "]}");
+}
+
 /* ---- /v1.0/users ---- */
 
 static void users(struct mg_connection *conn, struct emu *e, struct reply *r)
 {
-    char sel[2048], top[32], filt[512], skip[512], base[300], bad[128];
+    char sel[2048], top[32], filt[512], skip[512], base[300];
     struct buf page, values, q;
     struct filter f;
     uint64_t mask = DEFAULT_MASK, pos = 0;
@@ -426,16 +449,10 @@ static void users(struct mg_connection *conn, struct emu *e, struct reply *r)
     struct district *d = check(conn, e, r);
     if (!d)
         goto out;
-    bool has_sel = emu_param(conn, "$select", sel, sizeof sel) != NULL;
-    if (has_sel && parse_select(sel, &mask, bad, sizeof bad)) {
-        char msg[256];
-        snprintf(msg, sizeof msg,
-                 "Could not find a property named '%s' on type "
-                 "'microsoft.graph.user'.",
-                 bad);
-        reply_graph_error(r, 400, "Request_BadRequest", msg);
+    int selected = select_param(conn, r, sel, sizeof sel, &mask);
+    if (selected < 0)
         goto out;
-    }
+    bool has_sel = selected > 0;
     if (emu_param(conn, "$top", top, sizeof top)) {
         char *end;
         ntop = strtol(top, &end, 10);
@@ -508,10 +525,7 @@ static void users(struct mg_connection *conn, struct emu *e, struct reply *r)
         B(append_link(&page, base, "/v1.0/users", q.data));
         B(buf_appends(&page, "\""));
     }
-    B(buf_appends(&page, ",\"value\":["));
-    if (values.len)
-        B(buf_append(&page, values.data, values.len));
-    B(buf_appends(&page, "]}"));
+    B(end_page(&page, &values));
     reply_take_body(r, 200, &page);
     goto out;
 oom:
@@ -635,18 +649,10 @@ static void delta(struct mg_connection *conn, struct emu *e, struct reply *r)
             st.kind = 'c';
         }
     } else {
-        if (emu_param(conn, "$select", sel, sizeof sel)) {
-            has_sel = true;
-            if (parse_select(sel, &mask, bad, sizeof bad)) {
-                char msg[256];
-                snprintf(msg, sizeof msg,
-                         "Could not find a property named '%s' on type "
-                         "'microsoft.graph.user'.",
-                         bad);
-                reply_graph_error(r, 400, "Request_BadRequest", msg);
-                goto out;
-            }
-        }
+        int selected = select_param(conn, r, sel, sizeof sel, &mask);
+        if (selected < 0)
+            goto out;
+        has_sel = selected > 0;
         district_lock(d);
         st.vto = district_azure_version(d);
         district_unlock(d);
@@ -729,10 +735,7 @@ static void delta(struct mg_connection *conn, struct emu *e, struct reply *r)
         B(delta_token_link(e, &page, base, 's', d, next, st.vfrom, st.vto, mask));
     else
         B(delta_token_link(e, &page, base, 'D', d, 0, st.vto, st.vto, mask));
-    B(buf_appends(&page, ",\"value\":["));
-    if (values.len)
-        B(buf_append(&page, values.data, values.len));
-    B(buf_appends(&page, "]}"));
+    B(end_page(&page, &values));
 done:
     if (minimal)
         reply_header(r, "Preference-Applied", "return=minimal");

@@ -408,3 +408,12 @@ fail:
         protobuf_c_message_free_unpacked(m, NULL);
     return NULL;
 }
+
+void fmap_spec_configure(struct fmap_spec *out, const struct fmap_spec *base,
+                         struct fmap_field *fields, const struct fmap_field *configured, size_t n)
+{
+    *out = *base;
+    memcpy(fields, configured, n * sizeof *fields);
+    out->configured = fields;
+    out->nconfigured = n;
+}

@@ -80,6 +80,12 @@ struct fmap_stats {
 ProtobufCMessage *fmap_map(const struct fmap_spec *spec, const json_t *obj, int flags,
                            struct fmap_stats *stats, char *reason, size_t reasonlen);
 
+/* A provider's spec with its configured fields: *out is *base, with the n entries of
+ * configured copied into fields (the caller's storage, n long, which out borrows) so that
+ * each entry's json can be set from the district's configuration. */
+void fmap_spec_configure(struct fmap_spec *out, const struct fmap_spec *base,
+                         struct fmap_field *fields, const struct fmap_field *configured, size_t n);
+
 /* Trim ASCII white space and lower-case ASCII letters of email into a new string (caller
  * frees); NULL when out of memory. */
 char *fmap_normalize_email(const char *email);

@@ -1,6 +1,7 @@
 #include "fetch_run.h"
 
 #include "events.h"
+#include "fetch_map.h"
 #include "json.h"
 #include "kafka.h"
 #include "log.h"
@@ -62,9 +63,7 @@ struct fetch_run {
     int64_t deadline_ms;
     char token[TOKEN_MAX];
     char provider_tenant[128];
-    bool failed;
-    fetch_reason reason;
-    char message[512];
+    struct run_failure failure;     /* the first failure of the run (RunFailed) */
     char *forbidden[MAX_FORBIDDEN]; /* listings the provider refused (RunFailed) */
     size_t nforbidden;
     char forbidden_msg[512]; /* the provider's words for the first refusal */
@@ -263,15 +262,22 @@ bool fetch_run_running(const struct fetch_run *r)
     return svc_running(r->fs->svc);
 }
 
+/* Record a failure unless one is already there (the first one wins). Returns -1. */
+static int failure_vset(struct run_failure *f, fetch_reason reason, const char *fmt, va_list ap)
+{
+    if (f->failed)
+        return -1;
+    f->failed = true;
+    f->reason = reason;
+    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    return -1;
+}
+
 int fetch_run_fail(struct fetch_run *r, fetch_reason reason, const char *fmt, ...)
 {
-    if (r->failed)
-        return -1;
-    r->failed = true;
-    r->reason = reason;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    failure_vset(&r->failure, reason, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -282,13 +288,9 @@ static int failure_set(struct run_failure *f, fetch_reason reason, const char *f
 
 static int failure_set(struct run_failure *f, fetch_reason reason, const char *fmt, ...)
 {
-    if (f->failed)
-        return -1;
-    f->failed = true;
-    f->reason = reason;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    failure_vset(f, reason, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -818,6 +820,22 @@ int fetch_run_publish(struct fetch_run *r, const ProtobufCMessage *msg)
     return publish(r, &env);
 }
 
+int fetch_run_map_publish(struct fetch_run *r, const struct fmap_spec *spec, const json_t *obj,
+                          int flags, const char *listing)
+{
+    char why[256];
+    struct fmap_stats st = {0};
+    ProtobufCMessage *m = fmap_map(spec, obj, flags, &st, why, sizeof why);
+    if (!m) {
+        fetch_run_skip(r, listing, why);
+        return 0;
+    }
+    fetch_run_note_truncated(r, st.truncated, st.ignored);
+    int rc = fetch_run_publish(r, m);
+    protobuf_c_message_free_unpacked(m, NULL);
+    return rc;
+}
+
 int fetch_run_publish_removed(struct fetch_run *r, Panel__V1__ObjectKind kind, const char *id,
                               Panel__V1__RemovalReason reason)
 {
@@ -880,7 +898,7 @@ static int publish_end(struct fetch_run *r)
     if (events_envelope_init(&env, id, r->tenant, r->fs->cfg->source, r->run_id))
         return -1;
     set_counts(&r->counts);
-    if (!r->failed) {
+    if (!r->failure.failed) {
         done.has_kind = 1;
         done.kind = r->kind;
         done.counts = &r->counts;
@@ -891,8 +909,8 @@ static int publish_end(struct fetch_run *r)
         env.run_completed = &done;
     } else {
         fail.has_reason = 1;
-        fail.reason = r->reason;
-        fail.message = r->message;
+        fail.reason = r->failure.reason;
+        fail.message = r->failure.message;
         fail.counts = &r->counts;
         fail.n_forbidden_listings = r->nforbidden;
         fail.forbidden_listings = r->forbidden;
@@ -973,17 +991,18 @@ static void run_one(struct fetch_service *fs, const Envelope *req)
                r->request_reason ? r->request_reason : "-");
     int ok = publish_started(r) == 0 && first_token(r) == 0 && fs->ops->run(r, fs->ops->ctx) == 0 &&
              flush(r) == 0;
-    if (!r->failed && r->nforbidden > 0)
+    if (!r->failure.failed && r->nforbidden > 0)
         fail_forbidden(r);
-    if (!ok && !r->failed)
+    if (!ok && !r->failure.failed)
         fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "the run stopped without a reason");
     int end = publish_end(r);
     double secs = (double)(http_now_ms() - r->start_ms) / 1000.0;
     char l[160];
-    snprintf(l, sizeof l, "%s,result=\"%s\"", fs->label, r->failed ? "failed" : "completed");
+    snprintf(l, sizeof l, "%s,result=\"%s\"", fs->label,
+             r->failure.failed ? "failed" : "completed");
     metrics_counter_add(fs->metrics, "panel_fetch_runs_total", l, 1);
     metrics_observe(fs->metrics, "panel_fetch_run_duration_seconds", fs->label, secs);
-    if (!r->failed) {
+    if (!r->failure.failed) {
         log_info_t(r->tenant, r->run_id,
                    "run completed in %.1f s: %llu people, %llu org units, %llu devices, "
                    "%llu removals, %llu skipped, %llu pages",
@@ -1000,7 +1019,7 @@ static void run_one(struct fetch_service *fs, const Envelope *req)
         }
     } else {
         log_warn_t(r->tenant, r->run_id, "run failed after %.1f s (%s): %s", secs,
-                   reason_str(r->reason), r->message);
+                   reason_str(r->failure.reason), r->failure.message);
     }
     recent_note(fs, r->tenant, r->run_id);
     for (size_t i = 0; i < r->nforbidden; i++)
@@ -1048,6 +1067,62 @@ void fetch_service_serve(struct fetch_service *fs, struct svc *svc)
     while (svc_running(svc))
         (void)fetch_service_poll(fs, 500);
     log_info("stopping");
+}
+
+int fetch_service_main(struct svc *svc, const struct fetch_env *env, const char *provider,
+                       Panel__V1__Source source, const struct fetch_source_ops *ops)
+{
+    struct fetch_config fc;
+    char err[512];
+    fetch_config_from_env(&fc, env, provider, source);
+    struct fetch_service *fs = fetch_service_new(&fc, ops, svc, err, sizeof err);
+    if (!fs) {
+        log_error("cannot start: %s", err);
+        return 1;
+    }
+    fetch_service_serve(fs, svc);
+    fetch_service_destroy(fs);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ error bodies */
+
+json_t *fetch_error_parse(const struct buf *body, const json_t **error, const char **code,
+                          const char **message)
+{
+    *error = NULL;
+    *code = "";
+    *message = "";
+    if (!body || !body->data || body->len == 0)
+        return NULL;
+    json_t *root = pjson_parse(body->data, body->len, NULL, 0);
+    json_t *e = json_object_get(root, "error");
+    if (json_is_object(e)) {
+        *error = e;
+        return root;
+    }
+    const char *s;
+    if ((s = pjson_str(root, "error")))
+        *code = s;
+    if ((s = pjson_str(root, "error_description")))
+        *message = s;
+    return root;
+}
+
+void fetch_error_text(char *msg, size_t msglen, const char *code, const char *message)
+{
+    snprintf(msg, msglen, "%s%s%s", code, *code && *message ? ": " : "", message);
+}
+
+fetch_reason fetch_failure_reason(long status, bool throttled, bool revoked)
+{
+    if (status == 429 || throttled)
+        return PB_RUN_FAILURE_REASON_THROTTLED;
+    if (status == 401 || revoked)
+        return PB_RUN_FAILURE_REASON_REVOKED;
+    if (status == 403)
+        return PB_RUN_FAILURE_REASON_FORBIDDEN;
+    return PB_RUN_FAILURE_REASON_PROVIDER_ERROR;
 }
 
 int fetch_service_poll(struct fetch_service *fs, int timeout_ms)

@@ -20,6 +20,7 @@
 
 struct fetch_service;
 struct fetch_run;
+struct fmap_spec;
 
 typedef Panel__V1__RunFailureReason fetch_reason;
 
@@ -114,6 +115,23 @@ int fetch_service_poll(struct fetch_service *fs, int timeout_ms);
 /* Mark the service ready and serve sync requests until SIGTERM/SIGINT. */
 void fetch_service_serve(struct fetch_service *fs, struct svc *svc);
 void fetch_service_destroy(struct fetch_service *fs);
+/* A fetcher's main() after its own set-up: the service from env (borrowed), serving until
+ * SIGTERM/SIGINT, then destroyed. 0, or 1 after logging why it could not start. */
+int fetch_service_main(struct svc *svc, const struct fetch_env *env, const char *provider,
+                       Panel__V1__Source source, const struct fetch_source_ops *ops);
+
+/* ---- a provider's error bodies, both providers' shape of them ---- */
+/* Parse an error body (NULL when empty or not JSON; caller json_decref()s). An OAuth-style
+ * body {"error":"invalid_grant","error_description":...} sets *code and *message; otherwise
+ * they are "" and *error is the "error" object for the provider to read (borrowed from the
+ * result), or NULL. */
+json_t *fetch_error_parse(const struct buf *body, const json_t **error, const char **code,
+                          const char **message);
+/* "code: message" (either part alone when the other is empty) into msg. */
+void fetch_error_text(char *msg, size_t msglen, const char *code, const char *message);
+/* Why a final error ends the run: 429 or throttled: THROTTLED; 401 or revoked: REVOKED;
+ * 403: FORBIDDEN; anything else PROVIDER_ERROR. */
+fetch_reason fetch_failure_reason(long status, bool throttled, bool revoked);
 
 /* ---- for the provider during a run (all strings borrowed, valid during the run) ---- */
 const char *fetch_run_tenant(const struct fetch_run *r);
@@ -211,6 +229,10 @@ int fetch_run_fail(struct fetch_run *r, fetch_reason reason, const char *fmt, ..
  * failed). */
 int fetch_run_publish(struct fetch_run *r, const ProtobufCMessage *msg)
     __attribute__((warn_unused_result));
+/* Map one provider object by spec (flags as fmap_map()) and publish it; an object that
+ * cannot be mapped is skipped (fetch_run_skip() under listing). 0 or -1 (run failed). */
+int fetch_run_map_publish(struct fetch_run *r, const struct fmap_spec *spec, const json_t *obj,
+                          int flags, const char *listing) __attribute__((warn_unused_result));
 /* Publish an ObjectRemoved. 0 or -1. */
 int fetch_run_publish_removed(struct fetch_run *r, Panel__V1__ObjectKind kind, const char *id,
                               Panel__V1__RemovalReason reason) __attribute__((warn_unused_result));

@@ -35,40 +35,41 @@ static enum pjson_get member(const json_t *obj, const char *key, json_t **v)
     return PJSON_OK;
 }
 
+/* member(), and PJSON_WRONG_TYPE when the value is none of the JSON types in mask (bits
+ * 1u << json_type). */
+static enum pjson_get member_of(const json_t *obj, const char *key, unsigned mask, json_t **v)
+{
+    enum pjson_get rc = member(obj, key, v);
+    if (rc == PJSON_OK && !(mask & (1u << json_typeof(*v))))
+        return PJSON_WRONG_TYPE;
+    return rc;
+}
+
 enum pjson_get pjson_get_str(const json_t *obj, const char *key, const char **out)
 {
     json_t *v;
-    enum pjson_get rc = member(obj, key, &v);
-    if (rc != PJSON_OK)
-        return rc;
-    if (!json_is_string(v))
-        return PJSON_WRONG_TYPE;
-    *out = json_string_value(v);
-    return PJSON_OK;
+    enum pjson_get rc = member_of(obj, key, 1u << JSON_STRING, &v);
+    if (rc == PJSON_OK)
+        *out = json_string_value(v);
+    return rc;
 }
 
 enum pjson_get pjson_get_bool(const json_t *obj, const char *key, bool *out)
 {
     json_t *v;
-    enum pjson_get rc = member(obj, key, &v);
-    if (rc != PJSON_OK)
-        return rc;
-    if (!json_is_boolean(v))
-        return PJSON_WRONG_TYPE;
-    *out = json_is_true(v);
-    return PJSON_OK;
+    enum pjson_get rc = member_of(obj, key, 1u << JSON_TRUE | 1u << JSON_FALSE, &v);
+    if (rc == PJSON_OK)
+        *out = json_is_true(v);
+    return rc;
 }
 
 enum pjson_get pjson_get_int(const json_t *obj, const char *key, int64_t *out)
 {
     json_t *v;
-    enum pjson_get rc = member(obj, key, &v);
-    if (rc != PJSON_OK)
-        return rc;
-    if (!json_is_integer(v))
-        return PJSON_WRONG_TYPE;
-    *out = (int64_t)json_integer_value(v);
-    return PJSON_OK;
+    enum pjson_get rc = member_of(obj, key, 1u << JSON_INTEGER, &v);
+    if (rc == PJSON_OK)
+        *out = (int64_t)json_integer_value(v);
+    return rc;
 }
 
 enum pjson_get pjson_get_int_string(const json_t *obj, const char *key, int64_t *out)
@@ -88,95 +89,7 @@ enum pjson_get pjson_get_int_string(const json_t *obj, const char *key, int64_t 
 
 #define JSON_DUMP_MAX_DEPTH 2048
 
-/* Our values are trees built in this process, so this writer skips jansson's cycle detection
- * (a hash table of the containers on the path, keyed by their formatted addresses), which made
- * json_dumps most of the merger's CPU. Same output as json_dumps(JSON_COMPACT): members in
- * insertion order, UTF-8 as is, reals as "%.17g" with a ".0" when they would read back as
- * integers and a bare exponent. */
-static int dump_value(struct buf *b, const json_t *v, int depth)
-{
-    char num[64];
-    if (depth > JSON_DUMP_MAX_DEPTH)
-        return -1;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        const char *key;
-        json_t *member;
-        bool first = true;
-        if (buf_append(b, "{", 1))
-            return -1;
-        json_object_foreach((json_t *)v, key, member)
-        {
-            if ((!first && buf_append(b, ",", 1)) || buf_append_json_string(b, key) ||
-                buf_append(b, ":", 1) || dump_value(b, member, depth + 1))
-                return -1;
-            first = false;
-        }
-        return buf_append(b, "}", 1);
-    }
-    case JSON_ARRAY:
-        if (buf_append(b, "[", 1))
-            return -1;
-        for (size_t i = 0; i < json_array_size(v); i++)
-            if ((i && buf_append(b, ",", 1)) || dump_value(b, json_array_get(v, i), depth + 1))
-                return -1;
-        return buf_append(b, "]", 1);
-    case JSON_STRING:
-        return buf_append_json_stringn(b, json_string_value(v), json_string_length(v));
-    case JSON_INTEGER:
-        return buf_appendf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    case JSON_REAL: {
-        double d = json_real_value(v);
-        if (!isfinite(d))
-            return -1;
-        int n = snprintf(num, sizeof num, "%.17g", d);
-        if (n < 0 || (size_t)n >= sizeof num)
-            return -1;
-        char *exp = strchr(num, 'e');
-        if (!exp && !strchr(num, '.') && (size_t)n + 3 <= sizeof num)
-            memcpy(num + n, ".0", 3);
-        if (exp) { /* jansson's exponent: no '+', no leading zeros ("1e300", "3e-7") */
-            char *digits = exp + 1 + (exp[1] == '-');
-            char *from = exp[1] == '+' ? exp + 2 : digits;
-            while (*from == '0' && from[1])
-                from++;
-            memmove(digits, from, strlen(from) + 1);
-        }
-        return buf_appends(b, num);
-    }
-    case JSON_TRUE:
-        return buf_append(b, "true", 4);
-    case JSON_FALSE:
-        return buf_append(b, "false", 5);
-    case JSON_NULL:
-        return buf_append(b, "null", 4);
-    }
-    return -1;
-}
-
-int pjson_dump_compact_into(const json_t *v, struct buf *b)
-{
-    size_t len = b->len;
-    if (v && dump_value(b, v, 0) == 0)
-        return 0;
-    b->len = len; /* as it was: a failed dump appends nothing */
-    if (b->data)
-        b->data[len] = '\0';
-    return -1;
-}
-
-char *pjson_dump_compact(const json_t *v)
-{
-    struct buf b;
-    buf_init(&b, PJSON_DUMP_MAX_BYTES);
-    if (pjson_dump_compact_into(v, &b)) {
-        buf_free(&b);
-        return NULL;
-    }
-    return buf_take(&b);
-}
-
-/* ---------------------------------------------------------------- PostgreSQL's jsonb text */
+/* ------------------------------------------ writing: compact text, PostgreSQL's jsonb text */
 
 /* A string as PostgreSQL's escape_json writes it: the short escapes for \b \f \n \r \t " and
  * \\, \u00xx (lower-case hex) for the other control characters, everything else as is. */
@@ -228,65 +141,163 @@ static int pg_key_cmp(const void *a, const void *b)
     return memcmp(x->key, y->key, x->len);
 }
 
-static int dump_pg_value(struct buf *b, const json_t *v, int depth)
+/* The two text forms of a value: jansson's compact text (pjson_dump_compact) and PostgreSQL's
+ * jsonb text (pjson_dump_jsonb_text). */
+struct dump_form {
+    const char *comma; /* between items */
+    size_t comma_len;
+    const char *colon; /* after a key */
+    size_t colon_len;
+    bool jsonb; /* PostgreSQL's string escapes, keys in jsonb's order, reals refused (numeric's
+                   text is not reproduced) */
+};
+
+static int dump(struct buf *b, const json_t *v, const struct dump_form *form, int depth);
+
+static int dump_string(const struct dump_form *form, struct buf *b, const char *s, size_t n)
+{
+    return form->jsonb ? append_pg_string(b, s, n) : buf_append_json_stringn(b, s, n);
+}
+
+/* Members in insertion order. */
+static int dump_members(struct buf *b, const json_t *v, const struct dump_form *form, int depth)
+{
+    const char *key;
+    json_t *member;
+    bool first = true;
+    json_object_foreach((json_t *)v, key, member)
+    {
+        if ((!first && buf_append(b, form->comma, form->comma_len)) ||
+            dump_string(form, b, key, strlen(key)) || buf_append(b, form->colon, form->colon_len) ||
+            dump(b, member, form, depth + 1))
+            return -1;
+        first = false;
+    }
+    return 0;
+}
+
+/* Members in jsonb's order. */
+static int dump_members_sorted(struct buf *b, const json_t *v, const struct dump_form *form,
+                               int depth)
+{
+    size_t n = json_object_size(v), i = 0;
+    struct pg_key *keys = malloc((n ? n : 1) * sizeof *keys);
+    const char *key;
+    json_t *member;
+    int rc = 0;
+    if (!keys)
+        return -1;
+    json_object_foreach((json_t *)v, key, member)
+    {
+        keys[i].key = key;
+        keys[i].len = strlen(key);
+        keys[i].value = member;
+        i++;
+    }
+    qsort(keys, n, sizeof *keys, pg_key_cmp);
+    for (i = 0; i < n && rc == 0; i++)
+        rc = (i && buf_append(b, form->comma, form->comma_len)) ||
+             dump_string(form, b, keys[i].key, keys[i].len) ||
+             buf_append(b, form->colon, form->colon_len) || dump(b, keys[i].value, form, depth + 1);
+    free(keys);
+    return rc ? -1 : 0;
+}
+
+/* Reals as "%.17g" with a ".0" when they would read back as integers and jansson's exponent
+ * (no '+', no leading zeros: "1e300", "3e-7"). */
+static int dump_real(struct buf *b, double d)
+{
+    char num[64];
+    if (!isfinite(d))
+        return -1;
+    int n = snprintf(num, sizeof num, "%.17g", d);
+    if (n < 0 || (size_t)n >= sizeof num)
+        return -1;
+    char *exp = strchr(num, 'e');
+    if (!exp && !strchr(num, '.') && (size_t)n + 3 <= sizeof num)
+        memcpy(num + n, ".0", 3);
+    if (exp) {
+        char *digits = exp + 1 + (exp[1] == '-');
+        char *from = exp[1] == '+' ? exp + 2 : digits;
+        while (*from == '0' && from[1])
+            from++;
+        memmove(digits, from, strlen(from) + 1);
+    }
+    return buf_appends(b, num);
+}
+
+static int dump(struct buf *b, const json_t *v, const struct dump_form *form, int depth)
 {
     if (depth > JSON_DUMP_MAX_DEPTH)
         return -1;
     switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        size_t n = json_object_size(v), i = 0;
-        struct pg_key *keys = malloc((n ? n : 1) * sizeof *keys);
-        const char *key;
-        json_t *member;
-        int rc = keys ? buf_append(b, "{", 1) : -1;
-        if (rc) {
-            free(keys);
+    case JSON_OBJECT:
+        if (buf_append(b, "{", 1) || (form->jsonb ? dump_members_sorted(b, v, form, depth)
+                                                  : dump_members(b, v, form, depth)))
             return -1;
-        }
-        json_object_foreach((json_t *)v, key, member)
-        {
-            keys[i].key = key;
-            keys[i].len = strlen(key);
-            keys[i].value = member;
-            i++;
-        }
-        qsort(keys, n, sizeof *keys, pg_key_cmp);
-        for (i = 0; i < n && rc == 0; i++)
-            rc = (i && buf_append(b, ", ", 2)) || append_pg_string(b, keys[i].key, keys[i].len) ||
-                 buf_append(b, ": ", 2) || dump_pg_value(b, keys[i].value, depth + 1);
-        free(keys);
-        return rc ? -1 : buf_append(b, "}", 1);
-    }
+        return buf_append(b, "}", 1);
     case JSON_ARRAY:
         if (buf_append(b, "[", 1))
             return -1;
         for (size_t i = 0; i < json_array_size(v); i++)
-            if ((i && buf_append(b, ", ", 2)) || dump_pg_value(b, json_array_get(v, i), depth + 1))
+            if ((i && buf_append(b, form->comma, form->comma_len)) ||
+                dump(b, json_array_get(v, i), form, depth + 1))
                 return -1;
         return buf_append(b, "]", 1);
     case JSON_STRING:
-        return append_pg_string(b, json_string_value(v), json_string_length(v));
+        return dump_string(form, b, json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
         return buf_appendf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_REAL:
+        return form->jsonb ? -1 : dump_real(b, json_real_value(v));
     case JSON_TRUE:
         return buf_append(b, "true", 4);
     case JSON_FALSE:
         return buf_append(b, "false", 5);
     case JSON_NULL:
         return buf_append(b, "null", 4);
-    case JSON_REAL: /* numeric's own text form is not reproduced here */
-        return -1;
     }
     return -1;
 }
 
-int pjson_dump_jsonb_text(const json_t *v, struct buf *b)
+/* Our values are trees built in this process, so this writer skips jansson's cycle detection
+ * (a hash table of the containers on the path, keyed by their formatted addresses), which made
+ * json_dumps most of the merger's CPU. Same output as json_dumps(JSON_COMPACT): members in
+ * insertion order, UTF-8 as is, reals as dump_real() writes them. */
+static const struct dump_form compact_form = {",", 1, ":", 1, false};
+/* As PostgreSQL prints a jsonb value (", ", ": ", keys shorter first then bytewise, its string
+ * escapes). */
+static const struct dump_form jsonb_form = {", ", 2, ": ", 2, true};
+
+/* Append v in form; a failed dump appends nothing (b is as it was). 0 or -1. */
+static int dump_into(struct buf *b, const json_t *v, const struct dump_form *form)
 {
     size_t len = b->len;
-    if (v && dump_pg_value(b, v, 0) == 0)
+    if (v && dump(b, v, form, 0) == 0)
         return 0;
     b->len = len;
     if (b->data)
         b->data[len] = '\0';
     return -1;
+}
+
+int pjson_dump_compact_into(const json_t *v, struct buf *b)
+{
+    return dump_into(b, v, &compact_form);
+}
+
+char *pjson_dump_compact(const json_t *v)
+{
+    struct buf b;
+    buf_init(&b, PJSON_DUMP_MAX_BYTES);
+    if (pjson_dump_compact_into(v, &b)) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_take(&b);
+}
+
+int pjson_dump_jsonb_text(const json_t *v, struct buf *b)
+{
+    return dump_into(b, v, &jsonb_form);
 }

@@ -98,3 +98,20 @@ alive() {
     st=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null || true)
     [ "$st" != Z ] && [ "$st" != X ]
 }
+
+# server_command RESULT CMD: the commands every local server script (pg.sh, kafka.sh) has:
+# start, stop, status, and RESULT (the script's function that prints where the server is,
+# e.g. url or brokers). The script defines start, stop, running, port and RESULT. Runs CMD
+# and exits when it is one of them; returns when it is not, for the script's own commands.
+server_command() {
+    case $2 in
+        start) start; exit ;;
+        stop) stop; exit ;;
+        status)
+            if running; then "$1"; exit 0; else log "not running"; exit 1; fi ;;
+    esac
+    [ "$2" = "$1" ] || return 0
+    [ -n "$(port)" ] || die "no port recorded yet: run '$0 start'"
+    "$1"
+    exit
+}

@@ -330,12 +330,8 @@ have kcat || die "kcat not found (run scripts/deps.sh)"
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
+server_command brokers "$cmd"
 case $cmd in
-    start) start ;;
-    stop) stop ;;
-    status)
-        if running; then brokers; exit 0; else log "not running"; exit 1; fi ;;
-    brokers) [ -n "$(port)" ] || die "no port recorded yet: run '$0 start'"; brokers ;;
     topics)
         running || die "not running: run '$0 start' first"
         if [ "$SECURE" = 1 ]; then set -- --command-config "$KD/admin.properties" "$@"; fi

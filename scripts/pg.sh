@@ -196,12 +196,8 @@ stop() {
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
+server_command url "$cmd"
 case $cmd in
-    start) start ;;
-    stop) stop ;;
-    status)
-        if running; then url; exit 0; else log "not running"; exit 1; fi ;;
-    url) [ -n "$(port)" ] || die "no port recorded yet: run '$0 start'"; url ;;
     psql)
         running || die "not running: run '$0 start' first"
         exec psql -h 127.0.0.1 -p "$(port)" -U panel -d panel "$@" ;;

@@ -33,6 +33,7 @@ CREATE INDEX person_sources_addresses ON person_sources USING gin (person_source
 -- A Person's status: removed, then suspended (Google suspended, or Azure accountEnabled
 -- false; Azure's value wins when both clouds have the Person), then archived (Google only),
 -- else active. docs/sources.md has the table.
+-- api_person_json repeats its body from 0005 on purpose: SQL redefines a function whole.
 CREATE OR REPLACE FUNCTION api_person_json(p people) RETURNS json LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
         'person_id', p.person_id, 'email', p.email_norm, 'display_name', p.display_name,
@@ -48,6 +49,7 @@ $$;
 
 -- asset_tag is the tag shown (Panel's, else Google's); panel_asset_tag and google_asset_tag
 -- are the two values; checkout_blocked says why a checkout would be refused.
+-- api_asset_json repeats its body from 0005 on purpose: SQL redefines a function whole.
 CREATE OR REPLACE FUNCTION api_asset_json(a assets) RETURNS json LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
         'asset_id', a.asset_id, 'asset_tag', coalesce(a.asset_tag, a.google_asset_tag),

@@ -26,6 +26,7 @@ ALTER TABLE tenants ADD COLUMN time_zone text NOT NULL DEFAULT 'UTC';
 
 -- A checkout names its Person's email ("checked out to X, last used by Y" compares it with
 -- Google's recent users) and its Asset's tag, serial and model (a Person's history).
+-- api_checkout_json repeats its body from 0005 on purpose: SQL redefines a function whole.
 CREATE OR REPLACE FUNCTION api_checkout_json(c checkouts) RETURNS json LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
         'checkout_id', c.checkout_id, 'asset_id', c.asset_id, 'person_id', c.person_id,

@@ -5,6 +5,7 @@
 ALTER TABLE assets ADD COLUMN panel_notes text
     CONSTRAINT assets_panel_notes_length CHECK (char_length(panel_notes) <= 2000);
 
+-- api_asset_json repeats its body from 0007 on purpose: SQL redefines a function whole.
 CREATE OR REPLACE FUNCTION api_asset_json(a assets) RETURNS json LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
         'asset_id', a.asset_id, 'asset_tag', coalesce(a.asset_tag, a.google_asset_tag),
@@ -27,6 +28,7 @@ CREATE OR REPLACE FUNCTION api_asset_json(a assets) RETURNS json LANGUAGE sql ST
                                AND c.checked_in_at IS NULL))
 $$;
 
+-- asset_event_json repeats its body from 0007 on purpose: SQL redefines a function whole.
 CREATE OR REPLACE FUNCTION asset_event_json(a assets) RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_strip_nulls(jsonb_build_object(
         'asset_id', a.asset_id, 'asset_tag', coalesce(a.asset_tag, a.google_asset_tag),

@@ -2,6 +2,7 @@
 -- field and an Entra directory extension the district names in configuration; docs/sources.md).
 -- The merged value lives in people.fields like every other shown field (Azure's value wins);
 -- this adds it to the People JSON of the API and indexes the `graduation_year` filter.
+-- api_person_json repeats its body from 0007 on purpose: SQL redefines a function whole.
 CREATE OR REPLACE FUNCTION api_person_json(p people) RETURNS json LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
         'person_id', p.person_id, 'email', p.email_norm, 'display_name', p.display_name,

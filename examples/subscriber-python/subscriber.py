@@ -73,6 +73,11 @@ def changed(names):
     return ",".join(names) if names else "-"
 
 
+def head(what, key, kind, version, tenant):
+    """The start of every line: "<what> <id> <kind> v<version> tenant=<tenant>"."""
+    return f"{what} {key} {kind} v{version} tenant={tenant}"
+
+
 class Copy:
     """The subscriber's copy of the public entities: the newest version of each, by key."""
 
@@ -105,7 +110,7 @@ class Copy:
             if not self.is_newer("person:" + p.person_id, p.version):
                 return None
             kind = short(events_pb2.ChangeKind, pc.kind, "CHANGE_KIND_")
-            return (f"person {p.person_id} {kind} v{p.version} tenant={env.tenant_id} "
+            return (f"{head('person', p.person_id, kind, p.version, env.tenant_id)} "
                     f"email={p.fields.email_normalized} name={quoted(p.fields.display_name)} "
                     f"changed={changed(pc.changed_fields)}")
         if which == "asset_changed":
@@ -114,7 +119,7 @@ class Copy:
             if not self.is_newer("asset:" + a.asset_id, a.version):
                 return None
             kind = short(events_pb2.AssetChangeKind, ac.kind, "ASSET_CHANGE_KIND_")
-            return (f"asset {a.asset_id} {kind} v{a.version} tenant={env.tenant_id} "
+            return (f"{head('asset', a.asset_id, kind, a.version, env.tenant_id)} "
                     f"serial={a.device.serial_number} model={quoted(a.device.model)} "
                     f"in_google={'true' if a.in_google else 'false'} "
                     f"changed={changed(ac.changed_fields)}")

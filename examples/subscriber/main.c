@@ -84,15 +84,24 @@ static void print_changed(char **names, size_t n)
         printf("-");
 }
 
+/* The start of every line: "<what> <id> <kind> v<version> tenant=<tenant> <key>=<value>". */
+static void print_head(const char *what, const char *id, const char *kind, long long version,
+                       const char *tenant, const char *key, const char *value)
+{
+    printf("%s %s %s v%lld tenant=%s %s=%s", what, id ? id : "?", kind, version, tenant, key,
+           value ? value : "");
+}
+
 static void print_person(const Envelope *env)
 {
     const Panel__V1__PersonChanged *pc = env->person_changed;
     const Panel__V1__MergedPerson *p = pc->person;
     const Panel__V1__Person *f = p ? p->fields : NULL;
-    printf("person %s %s v%lld tenant=%s email=%s name=", p && p->person_id ? p->person_id : "?",
-           enum_short(&panel__v1__change_kind__descriptor, pc->kind, "CHANGE_KIND_"),
-           p ? (long long)p->version : 0LL, env->tenant_id,
-           f && f->email_normalized ? f->email_normalized : "");
+    print_head("person", p ? p->person_id : NULL,
+               enum_short(&panel__v1__change_kind__descriptor, pc->kind, "CHANGE_KIND_"),
+               p ? (long long)p->version : 0LL, env->tenant_id, "email",
+               f ? f->email_normalized : NULL);
+    printf(" name=");
     print_quoted(f ? f->display_name : NULL);
     print_changed(pc->changed_fields, pc->n_changed_fields);
     printf("\n");
@@ -103,10 +112,11 @@ static void print_asset(const Envelope *env)
     const Panel__V1__AssetChanged *ac = env->asset_changed;
     const Panel__V1__Asset *a = ac->asset;
     const Panel__V1__Device *d = a ? a->device : NULL;
-    printf("asset %s %s v%lld tenant=%s serial=%s model=", a && a->asset_id ? a->asset_id : "?",
-           enum_short(&panel__v1__asset_change_kind__descriptor, ac->kind, "ASSET_CHANGE_KIND_"),
-           a ? (long long)a->version : 0LL, env->tenant_id,
-           d && d->serial_number ? d->serial_number : "");
+    print_head(
+        "asset", a ? a->asset_id : NULL,
+        enum_short(&panel__v1__asset_change_kind__descriptor, ac->kind, "ASSET_CHANGE_KIND_"),
+        a ? (long long)a->version : 0LL, env->tenant_id, "serial", d ? d->serial_number : NULL);
+    printf(" model=");
     print_quoted(d ? d->model : NULL);
     printf(" in_google=%s", a && a->in_google ? "true" : "false");
     print_changed(ac->changed_fields, ac->n_changed_fields);

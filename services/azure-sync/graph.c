@@ -74,10 +74,8 @@ static bool extension_name_ok(const char *s)
 int graph_prepare(struct graph *g, char *err, size_t errlen)
 {
     const char *a = g->graduation_year_attribute;
-    g->user_spec = graph_user_spec;
-    memcpy(g->user_configured, user_configured, sizeof g->user_configured);
-    g->user_spec.configured = g->user_configured;
-    g->user_spec.nconfigured = sizeof g->user_configured / sizeof g->user_configured[0];
+    fmap_spec_configure(&g->user_spec, &graph_user_spec, g->user_configured, user_configured,
+                        sizeof user_configured / sizeof user_configured[0]);
     snprintf(g->select, sizeof g->select, "%s", GRAPH_SELECT);
     if (!a || !*a)
         return 0;
@@ -97,24 +95,13 @@ int graph_prepare(struct graph *g, char *err, size_t errlen)
 
 json_t *graph_error(const struct buf *body, const char **code, const char **message)
 {
-    *code = "";
-    *message = "";
-    if (!body || !body->data || body->len == 0)
-        return NULL;
-    json_t *root = pjson_parse(body->data, body->len, NULL, 0);
-    json_t *e = json_object_get(root, "error");
+    const json_t *e;
+    json_t *root = fetch_error_parse(body, &e, code, message);
     const char *s;
-    if (json_is_object(e)) {
-        if ((s = pjson_str(e, "code")))
-            *code = s;
-        if ((s = pjson_str(e, "message")))
-            *message = s;
-    } else {
-        if ((s = pjson_str(root, "error")))
-            *code = s;
-        if ((s = pjson_str(root, "error_description")))
-            *message = s;
-    }
+    if ((s = pjson_str(e, "code")))
+        *code = s;
+    if ((s = pjson_str(e, "message")))
+        *message = s;
     return root;
 }
 
@@ -122,16 +109,9 @@ fetch_reason graph_failure(long status, const struct buf *body, char *msg, size_
 {
     const char *code, *message;
     json_t *root = graph_error(body, &code, &message);
-    fetch_reason r = PB_RUN_FAILURE_REASON_PROVIDER_ERROR;
-    snprintf(msg, msglen, "%s%s%s", code, *code && *message ? ": " : "", message);
-    if (status == 429)
-        r = PB_RUN_FAILURE_REASON_THROTTLED;
-    else if (status == 401)
-        r = PB_RUN_FAILURE_REASON_REVOKED;
-    else if (status == 403)
-        r = PB_RUN_FAILURE_REASON_FORBIDDEN;
+    fetch_error_text(msg, msglen, code, message);
     json_decref(root);
-    return r;
+    return fetch_failure_reason(status, false, false);
 }
 
 bool graph_delta_expired(long status, const struct buf *body)
@@ -191,6 +171,14 @@ enum graph_entry graph_entry_kind(const json_t *obj, const char **id,
     return GRAPH_ENTRY_REMOVED;
 }
 
+enum graph_entry graph_entry_read(const json_t *obj, bool delta, const char **id,
+                                  Panel__V1__RemovalReason *reason, int *flags)
+{
+    enum graph_entry kind = graph_entry_kind(obj, id, reason);
+    *flags = delta ? FMAP_PARTIAL : FMAP_FULL;
+    return kind != GRAPH_ENTRY_OBJECT && !delta ? GRAPH_ENTRY_IGNORED : kind;
+}
+
 /* One listing of one run: what the paging callbacks need. */
 struct listing_run {
     struct graph *g;
@@ -207,31 +195,22 @@ static int publish_value(struct fetch_run *run, const struct fmap_spec *spec, en
     {
         const char *id = NULL;
         Panel__V1__RemovalReason reason = PB_REMOVAL_REASON_UNSPECIFIED;
-        enum graph_entry kind = graph_entry_kind(obj, &id, &reason);
-        if (kind != GRAPH_ENTRY_OBJECT && mode != MODE_DELTA)
-            continue; /* a full listing never deletes by report */
-        if (kind == GRAPH_ENTRY_REMOVAL_UNUSABLE) {
+        int flags;
+        switch (graph_entry_read(obj, mode == MODE_DELTA, &id, &reason, &flags)) {
+        case GRAPH_ENTRY_IGNORED:
+            continue;
+        case GRAPH_ENTRY_REMOVAL_UNUSABLE:
             fetch_run_skip(run, mode_name(mode), "@removed entry without a usable id");
             continue;
-        }
-        if (kind == GRAPH_ENTRY_REMOVED) {
+        case GRAPH_ENTRY_REMOVED:
             if (fetch_run_publish_removed(run, PB_OBJECT_KIND_PERSON, id, reason))
                 return -1;
             continue;
-        }
-        char why[256];
-        struct fmap_stats st = {0};
-        ProtobufCMessage *m = fmap_map(spec, obj, mode == MODE_DELTA ? FMAP_PARTIAL : FMAP_FULL,
-                                       &st, why, sizeof why);
-        if (!m) {
-            fetch_run_skip(run, mode_name(mode), why);
+        case GRAPH_ENTRY_OBJECT:
+            if (fetch_run_map_publish(run, spec, obj, flags, mode_name(mode)))
+                return -1;
             continue;
         }
-        fetch_run_note_truncated(run, st.truncated, st.ignored);
-        int rc = fetch_run_publish(run, m);
-        protobuf_c_message_free_unpacked(m, NULL);
-        if (rc)
-            return -1;
     }
     return 0;
 }

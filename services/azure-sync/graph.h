@@ -57,11 +57,17 @@ enum graph_entry {
     GRAPH_ENTRY_OBJECT,           /* no @removed: a user to map */
     GRAPH_ENTRY_REMOVED,          /* @removed with a usable id: an ObjectRemoved */
     GRAPH_ENTRY_REMOVAL_UNUSABLE, /* @removed without an id (or one past FMAP_MAX_ID): skipped */
+    GRAPH_ENTRY_IGNORED,          /* @removed in a full listing (graph_entry_read) */
 };
 /* Classify obj; for GRAPH_ENTRY_REMOVED, *id (borrowed from obj) and *reason (DELETED for
  * @removed.reason "deleted", else CHANGED: Graph's "changed" is a soft delete) are set. */
 enum graph_entry graph_entry_kind(const json_t *obj, const char **id,
                                   Panel__V1__RemovalReason *reason);
+/* How a listing reads one entry: as graph_entry_kind(), except that a full listing (delta
+ * false) never deletes by report, so every @removed entry of it is GRAPH_ENTRY_IGNORED.
+ * *flags gets fmap_map()'s flags for an object (FMAP_PARTIAL in a delta round). */
+enum graph_entry graph_entry_read(const json_t *obj, bool delta, const char **id,
+                                  Panel__V1__RemovalReason *reason, int *flags);
 
 /* fetch_source_ops callbacks; ctx is a struct graph. */
 Panel__V1__RunKind graph_plan(struct fetch_run *run, void *ctx);

@@ -50,7 +50,6 @@ int main(int argc, char **argv)
 {
     struct azure_sync_config cfg = {0};
     struct svc *svc = NULL;
-    struct fetch_service *fs = NULL;
     struct delta_store *store = NULL;
     struct graph g = {0};
     int status = 0;
@@ -84,17 +83,8 @@ int main(int argc, char **argv)
         .completed = graph_completed,
         .ctx = &g,
     };
-    struct fetch_config fc;
-    fetch_config_from_env(&fc, &cfg.fetch, "azure", PB_SOURCE_AZURE);
-    fs = fetch_service_new(&fc, &ops, svc, err, sizeof err);
-    if (!fs) {
-        log_error("cannot start: %s", err);
-        status = 1;
-        goto out;
-    }
-    fetch_service_serve(fs, svc);
+    status = fetch_service_main(svc, &cfg.fetch, "azure", PB_SOURCE_AZURE, &ops);
 out:
-    fetch_service_destroy(fs);
     free(g.stored_link);
     delta_store_destroy(store);
     svc_destroy(svc);

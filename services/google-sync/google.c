@@ -96,27 +96,12 @@ const struct fmap_spec google_device_spec = {
 
 json_t *google_error(const struct buf *body, const char **reason, const char **message)
 {
-    *reason = "";
-    *message = "";
-    if (!body || !body->data || body->len == 0)
-        return NULL;
-    json_t *root = pjson_parse(body->data, body->len, NULL, 0);
-    json_t *e = json_object_get(root, "error");
-    if (!json_is_object(e)) {
-        /* OAuth-style errors: {"error":"invalid_grant","error_description":...} */
-        const char *s = pjson_str(root, "error");
-        if (s)
-            *reason = s;
-        s = pjson_str(root, "error_description");
-        if (s)
-            *message = s;
-        return root;
-    }
-    const char *s = pjson_str(e, "message");
-    if (s)
+    const json_t *e;
+    json_t *root = fetch_error_parse(body, &e, reason, message);
+    const char *s;
+    if ((s = pjson_str(e, "message")))
         *message = s;
-    s = pjson_str(json_array_get(json_object_get(e, "errors"), 0), "reason");
-    if (s)
+    if ((s = pjson_str(json_array_get(json_object_get(e, "errors"), 0), "reason")))
         *reason = s;
     return root;
 }
@@ -149,14 +134,9 @@ fetch_reason google_failure(long status, const struct buf *body, char *msg, size
 {
     const char *reason, *message;
     json_t *root = google_error(body, &reason, &message);
-    fetch_reason r = PB_RUN_FAILURE_REASON_PROVIDER_ERROR;
-    snprintf(msg, msglen, "%s%s%s", reason, *reason && *message ? ": " : "", message);
-    if (status == 429 || (status == 403 && rate_limit_reason(reason)))
-        r = PB_RUN_FAILURE_REASON_THROTTLED;
-    else if (status == 401 || strcmp(reason, "invalid_grant") == 0)
-        r = PB_RUN_FAILURE_REASON_REVOKED;
-    else if (status == 403)
-        r = PB_RUN_FAILURE_REASON_FORBIDDEN;
+    fetch_error_text(msg, msglen, reason, message);
+    fetch_reason r = fetch_failure_reason(status, status == 403 && rate_limit_reason(reason),
+                                          strcmp(reason, "invalid_grant") == 0);
     json_decref(root);
     return r;
 }
@@ -249,17 +229,7 @@ static int publish_items(struct fetch_run *run, const json_t *page, void *ctx)
     json_t *obj;
     json_array_foreach(items, i, obj)
     {
-        char reason[256];
-        struct fmap_stats st = {0};
-        ProtobufCMessage *m = fmap_map(l->spec, obj, FMAP_FULL, &st, reason, sizeof reason);
-        if (!m) {
-            fetch_run_skip(run, l->name, reason);
-            continue;
-        }
-        fetch_run_note_truncated(run, st.truncated, st.ignored);
-        int rc = fetch_run_publish(run, m);
-        protobuf_c_message_free_unpacked(m, NULL);
-        if (rc)
+        if (fetch_run_map_publish(run, l->spec, obj, FMAP_FULL, l->name))
             return -1;
     }
     return 0;
@@ -328,10 +298,8 @@ static bool schema_name_ok(const char *s, size_t n)
 int google_opts_prepare(struct google_opts *g, char *err, size_t errlen)
 {
     const char *f = g->graduation_year_field;
-    g->user_spec = google_user_spec;
-    memcpy(g->user_configured, user_configured, sizeof g->user_configured);
-    g->user_spec.configured = g->user_configured;
-    g->user_spec.nconfigured = sizeof g->user_configured / sizeof g->user_configured[0];
+    fmap_spec_configure(&g->user_spec, &google_user_spec, g->user_configured, user_configured,
+                        sizeof user_configured / sizeof user_configured[0]);
     snprintf(g->users_query, sizeof g->users_query, "%s", users.query);
     if (!f || !*f)
         return 0;

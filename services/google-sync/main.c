@@ -51,7 +51,6 @@ int main(int argc, char **argv)
 {
     struct google_sync_config cfg = {0};
     struct svc *svc = NULL;
-    struct fetch_service *fs = NULL;
     int status = 0;
     enum svc_start_result r = svc_start(&svc, &spec, argc, argv, &cfg);
     if (r != SVC_RUN) {
@@ -78,17 +77,8 @@ int main(int argc, char **argv)
         .run = google_run,
         .ctx = &g,
     };
-    struct fetch_config fc;
-    fetch_config_from_env(&fc, &cfg.fetch, "google", PB_SOURCE_GOOGLE);
-    fs = fetch_service_new(&fc, &ops, svc, err, sizeof err);
-    if (!fs) {
-        log_error("cannot start: %s", err);
-        status = 1;
-        goto out;
-    }
-    fetch_service_serve(fs, svc);
+    status = fetch_service_main(svc, &cfg.fetch, "google", PB_SOURCE_GOOGLE, &ops);
 out:
-    fetch_service_destroy(fs);
     svc_destroy(svc);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);
     return status;

@@ -2,7 +2,7 @@
  * first byte picks full or delta mapping and the HTTP status; the rest is the body. The body
  * goes through the error classification (graph_error, http_classify_default, graph_failure,
  * graph_delta_expired) and, parsed, every entry of "value" through the mapping table
- * (full or partial), @removed entries through the fetcher's own graph_entry_kind. */
+ * (full or partial), as the fetcher's own graph_entry_read() reads each entry. */
 #include "fuzz_common.h"
 #include "graph.h"
 #include "json.h"
@@ -36,12 +36,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_t *obj;
         json_array_foreach(value, i, obj)
         {
-            /* the fetcher's own reading of @removed (graph_entry_kind, as publish_value) */
+            /* the fetcher's own reading of an entry (graph_entry_read, as publish_value) */
             const char *id = NULL;
             Panel__V1__RemovalReason reason = PB_REMOVAL_REASON_UNSPECIFIED;
-            enum graph_entry kind = graph_entry_kind(obj, &id, &reason);
+            int flags = -1;
+            enum graph_entry kind = graph_entry_read(obj, delta, &id, &reason, &flags);
             if ((kind == GRAPH_ENTRY_OBJECT) != !json_object_get(obj, "@removed"))
                 abort();
+            if (kind != GRAPH_ENTRY_OBJECT && kind != GRAPH_ENTRY_IGNORED && !delta)
+                abort(); /* a full listing never deletes by report */
             if (kind == GRAPH_ENTRY_REMOVED &&
                 (!id || !*id || strlen(id) > FMAP_MAX_ID ||
                  (reason != PB_REMOVAL_REASON_DELETED && reason != PB_REMOVAL_REASON_CHANGED)))
@@ -50,8 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 continue;
             char why[256];
             struct fmap_stats st = {0};
-            fuzz_consume_message(fmap_map(&graph_user_spec, obj, delta ? FMAP_PARTIAL : FMAP_FULL,
-                                          &st, why, sizeof why));
+            fuzz_consume_message(fmap_map(&graph_user_spec, obj, flags, &st, why, sizeof why));
         }
     }
     (void)pjson_str(page, "@odata.nextLink");

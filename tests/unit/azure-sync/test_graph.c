@@ -282,9 +282,36 @@ static void links_outside_the_graph_url_are_never_followed(void **state)
     assert_false(graph_link_inside(&g, "http://127.0.0.1:8091/graph/v1.0/users/delta"));
 }
 
+/* A full listing ignores every @removed entry; a delta round reads objects partially. */
+static void entries_as_a_listing_reads_them(void **state)
+{
+    (void)state;
+    json_t *user = json_loads("{\"id\":\"u-1\",\"displayName\":\"A\"}", 0, NULL);
+    json_t *gone = json_loads("{\"id\":\"u-2\",\"@removed\":{\"reason\":\"deleted\"}}", 0, NULL);
+    json_t *bad = json_loads("{\"@removed\":{\"reason\":\"deleted\"}}", 0, NULL);
+    const char *id = NULL;
+    Panel__V1__RemovalReason reason = PB_REMOVAL_REASON_UNSPECIFIED;
+    int flags = -1;
+    assert_int_equal(graph_entry_read(user, false, &id, &reason, &flags), GRAPH_ENTRY_OBJECT);
+    assert_int_equal(flags, FMAP_FULL);
+    assert_int_equal(graph_entry_read(user, true, &id, &reason, &flags), GRAPH_ENTRY_OBJECT);
+    assert_int_equal(flags, FMAP_PARTIAL);
+    assert_int_equal(graph_entry_read(gone, false, &id, &reason, &flags), GRAPH_ENTRY_IGNORED);
+    assert_int_equal(graph_entry_read(bad, false, &id, &reason, &flags), GRAPH_ENTRY_IGNORED);
+    assert_int_equal(graph_entry_read(bad, true, &id, &reason, &flags),
+                     GRAPH_ENTRY_REMOVAL_UNUSABLE);
+    assert_int_equal(graph_entry_read(gone, true, &id, &reason, &flags), GRAPH_ENTRY_REMOVED);
+    assert_string_equal(id, "u-2");
+    assert_int_equal(reason, PB_REMOVAL_REASON_DELETED);
+    json_decref(user);
+    json_decref(gone);
+    json_decref(bad);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(entries_as_a_listing_reads_them),
         cmocka_unit_test(full_user_maps),
         cmocka_unit_test(null_mail_falls_back_to_upn_and_is_cleared),
         cmocka_unit_test(delta_objects_carry_only_what_was_sent),

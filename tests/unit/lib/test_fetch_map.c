@@ -207,9 +207,30 @@ static void configured_year_is_read_strictly(void **state)
     protobuf_c_message_free_unpacked(&p->base, NULL);
 }
 
+/* A configured field is the provider's own copy: naming its member leaves the table alone. */
+static void configured_fields_are_the_callers_copy(void **state)
+{
+    (void)state;
+    static const struct fmap_field table[] = {
+        {NULL, FMAP_YEAR, "graduation_year", 0, NULL},
+    };
+    struct fmap_field mine[1];
+    struct fmap_spec configured;
+    fmap_spec_configure(&configured, &spec, mine, table, 1);
+    assert_ptr_equal(configured.fields, spec.fields);
+    assert_int_equal(configured.nfields, spec.nfields);
+    assert_string_equal(configured.id_json, spec.id_json);
+    assert_ptr_equal(configured.configured, mine);
+    assert_int_equal(configured.nconfigured, 1);
+    mine[0].json = "extension_x";
+    assert_null(table[0].json);
+    assert_string_equal(configured.configured[0].proto, "graduation_year");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(configured_fields_are_the_callers_copy),
         cmocka_unit_test(truncation_never_splits_utf8),
         cmocka_unit_test(emails_are_trimmed_and_lower_cased),
         cmocka_unit_test(table_maps_fields_and_records_nulls),

@@ -35,9 +35,73 @@ static void a_name_that_does_not_fit_is_left_out_whole(void **state)
     assert_false(fetch_listings_join(names, 1, none, 0));
 }
 
+static void set_body(struct buf *b, const char *text)
+{
+    buf_init(b, 0);
+    assert_int_equal(buf_appends(b, text), 0);
+}
+
+/* Both providers' OAuth-style bodies are read here; their own "error" objects are left to
+ * them. */
+static void error_bodies_of_both_shapes(void **state)
+{
+    (void)state;
+    struct buf oauth, object, junk;
+    const json_t *e = NULL;
+    const char *code = NULL, *message = NULL;
+    set_body(&oauth, "{\"error\":\"invalid_grant\",\"error_description\":\"Token revoked\"}");
+    set_body(&object, "{\"error\":{\"code\":\"Authorization_RequestDenied\"}}");
+    set_body(&junk, "<html>");
+    json_t *root = fetch_error_parse(&oauth, &e, &code, &message);
+    assert_non_null(root);
+    assert_null(e);
+    assert_string_equal(code, "invalid_grant");
+    assert_string_equal(message, "Token revoked");
+    json_decref(root);
+    root = fetch_error_parse(&object, &e, &code, &message);
+    assert_true(json_is_object(e));
+    assert_string_equal(code, "");
+    assert_string_equal(message, "");
+    json_decref(root);
+    assert_null(fetch_error_parse(&junk, &e, &code, &message));
+    assert_null(e);
+    assert_string_equal(code, "");
+    assert_null(fetch_error_parse(NULL, &e, &code, &message));
+    buf_free(&oauth);
+    buf_free(&object);
+    buf_free(&junk);
+}
+
+static void error_text_joins_what_is_there(void **state)
+{
+    (void)state;
+    char msg[64];
+    fetch_error_text(msg, sizeof msg, "forbidden", "Not Authorized");
+    assert_string_equal(msg, "forbidden: Not Authorized");
+    fetch_error_text(msg, sizeof msg, "", "Not Authorized");
+    assert_string_equal(msg, "Not Authorized");
+    fetch_error_text(msg, sizeof msg, "forbidden", "");
+    assert_string_equal(msg, "forbidden");
+}
+
+static void failure_reasons_by_status(void **state)
+{
+    (void)state;
+    assert_int_equal(fetch_failure_reason(429, false, false), PB_RUN_FAILURE_REASON_THROTTLED);
+    assert_int_equal(fetch_failure_reason(403, true, true), PB_RUN_FAILURE_REASON_THROTTLED);
+    assert_int_equal(fetch_failure_reason(401, false, false), PB_RUN_FAILURE_REASON_REVOKED);
+    assert_int_equal(fetch_failure_reason(400, false, true), PB_RUN_FAILURE_REASON_REVOKED);
+    assert_int_equal(fetch_failure_reason(403, false, true), PB_RUN_FAILURE_REASON_REVOKED);
+    assert_int_equal(fetch_failure_reason(403, false, false), PB_RUN_FAILURE_REASON_FORBIDDEN);
+    assert_int_equal(fetch_failure_reason(500, false, false), PB_RUN_FAILURE_REASON_PROVIDER_ERROR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(error_bodies_of_both_shapes),
+        cmocka_unit_test(error_text_joins_what_is_there),
+        cmocka_unit_test(failure_reasons_by_status),
         cmocka_unit_test(refused_listings_are_named_in_order),
         cmocka_unit_test(a_name_that_does_not_fit_is_left_out_whole),
     };
