@@ -70,12 +70,7 @@ static void describe_key(struct api_req *r)
     json_t *out = json_pack("{s:s,s:s,s:s,s:s,s:s}", "kind", "apikey", "tenant_id",
                             r->principal.tenant, "key_id", r->principal.key_id, "role",
                             r->principal.admin ? "admin" : "viewer", "actor", r->principal.actor);
-    char *text = out ? json_dumps(out, JSON_COMPACT) : NULL;
-    if (text)
-        rest_reply_text(r, 200, text);
-    else
-        rest_error(r, 500, "internal", "out of memory");
-    free(text);
+    rest_reply_json(r, 200, out);
     json_decref(out);
 }
 
@@ -83,7 +78,6 @@ static void get_session(struct api_req *r)
 {
     char csrf[SESSION_TOKEN_MAX];
     json_t *out = NULL;
-    char *text = NULL;
     PGresult *res = NULL;
     if (rest_check_query(r, NULL))
         goto out;
@@ -106,14 +100,10 @@ static void get_session(struct api_req *r)
                     "csrf_token", csrf, "expires_at", r->principal.expires_at, "idle_timeout_s",
                     (json_int_t)r->api->session_idle_minutes * 60, "time_zone",
                     PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "UTC");
-    if (!out || !(text = json_dumps(out, JSON_COMPACT))) {
-        rest_error(r, 500, "internal", "out of memory");
-        goto out;
-    }
-    rest_reply_text(r, 200, text);
-    snprintf(r->headers, sizeof r->headers, "Cache-Control: no-store\r\n");
+    rest_reply_json(r, 200, out);
+    if (r->status == 200)
+        snprintf(r->headers, sizeof r->headers, "Cache-Control: no-store\r\n");
 out:
-    free(text);
     json_decref(out);
     PQclear(res);
 }

@@ -77,13 +77,7 @@ void alerts_handle(struct api_req *r)
     PGresult *res = rest_exec(r, &st_current, 1, p);
     if (!res)
         return;
-    struct buf b;
-    buf_init(&b, 0);
-    if (buf_appendf(&b, "{\"items\":%s}", PQgetvalue(res, 0, 0)) == 0)
-        rest_reply_text(r, 200, b.data);
-    else
-        rest_error(r, 500, "internal", "out of memory");
-    buf_free(&b);
+    rest_reply_items(r, PQgetvalue(res, 0, 0));
     PQclear(res);
 }
 

@@ -281,17 +281,10 @@ static void get_one(struct api_req *r, const struct db_stmt *st, const char *arg
     PGresult *res = rest_exec(r, st, 2, p);
     if (!res)
         return;
-    if (st == &st_by_serial) {
-        struct buf b;
-        buf_init(&b, 0);
-        if (buf_appendf(&b, "{\"items\":%s}", PQgetvalue(res, 0, 0)) == 0)
-            rest_reply_text(r, 200, b.data);
-        else
-            rest_error(r, 500, "internal", "out of memory");
-        buf_free(&b);
-    } else {
+    if (st == &st_by_serial)
+        rest_reply_items(r, PQgetvalue(res, 0, 0));
+    else
         rest_reply_versioned_row(r, res, status);
-    }
     PQclear(res);
 }
 

@@ -45,9 +45,8 @@ static const struct db_stmt st_status = {
  * session (its stored hash), so that the consent completes in that browser only. */
 static void action(struct api_req *r, const char *provider, const char *what)
 {
-    json_t *body = NULL, *up = NULL, *out = NULL;
+    json_t *body = NULL, *up = NULL;
     char path[256];
-    long status = 0;
     if (rest_require_admin(r) || !(body = rest_json_body(r, (const char *const[]){NULL}, true)))
         goto out;
     bool authorize = strcmp(what, "authorize") == 0;
@@ -63,13 +62,10 @@ static void action(struct api_req *r, const char *provider, const char *what)
                                r->principal.session_hash)
                    : json_pack("{ss}", "actor", r->principal.actor);
     snprintf(path, sizeof path, "/internal/tenants/%s/%s/%s", r->principal.tenant, provider, what);
-    if (!up || upstream_call(r, r->api->auth_url, "POST", path, up, &status, &out))
-        goto out;
-    upstream_reply(r, status, out);
+    upstream_post(r, r->api->auth_url, path, up);
 out:
     json_decref(body);
     json_decref(up);
-    json_decref(out);
 }
 
 void connections_handle(struct api_req *r)

@@ -55,12 +55,7 @@ static void reply_tree(struct api_req *r, PGresult *res)
             json_array_append(roots, o);
     }
     top = json_pack("{sO}", "items", roots);
-    char *text = top ? pjson_dump_compact(top) : NULL;
-    if (text)
-        rest_reply_text(r, 200, text);
-    else
-        rest_error(r, 500, "internal", "out of memory");
-    free(text);
+    rest_reply_json(r, 200, top);
     json_decref(top);
     json_decref(roots);
     json_decref(byid);

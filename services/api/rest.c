@@ -140,6 +140,27 @@ void rest_reply_text(struct api_req *r, int status, const char *json)
         rest_error(r, 500, "internal", "response too large");
 }
 
+void rest_reply_json(struct api_req *r, int status, const json_t *body)
+{
+    char *text = body ? pjson_dump_compact(body) : NULL;
+    if (text)
+        rest_reply_text(r, status, text);
+    else
+        rest_error(r, 500, "internal", "out of memory");
+    free(text);
+}
+
+void rest_reply_items(struct api_req *r, const char *items)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    if (buf_appendf(&b, "{\"items\":%s}", items) == 0)
+        rest_reply_text(r, 200, b.data);
+    else
+        rest_error(r, 500, "internal", "out of memory");
+    buf_free(&b);
+}
+
 void rest_db_error(struct api_req *r, PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;

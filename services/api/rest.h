@@ -81,6 +81,10 @@ int rest_check_if_match(struct api_req *r, const char *version) __attribute__((w
 void rest_db_error(struct api_req *r, PGresult *res);
 /* Reply with a JSON text owned by the caller. */
 void rest_reply_text(struct api_req *r, int status, const char *json);
+/* Reply with body (borrowed) as compact JSON; NULL (a failed json_pack) is a 500. */
+void rest_reply_json(struct api_req *r, int status, const json_t *body);
+/* Reply 200 {"items": items} around a JSON array text (borrowed, e.g. a json_agg). */
+void rest_reply_items(struct api_req *r, const char *items);
 /* 0 when the caller (key or session) has the admin role; otherwise fills a 403 and returns
  * -1. Handlers call it before reading anything else of the request. */
 int rest_require_admin(struct api_req *r) __attribute__((warn_unused_result));

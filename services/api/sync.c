@@ -116,10 +116,9 @@ static int exists(struct api_req *r, const struct db_stmt *st, const char *id)
 static void request_sync(struct api_req *r)
 {
     static const char *const allowed[] = {"provider", "preview", NULL};
-    json_t *body = NULL, *up = NULL, *out = NULL;
+    json_t *body = NULL, *up = NULL;
     const char *provider = NULL;
     bool preview = false;
-    long status = 0;
     char path[160];
     int rp, rv;
     if (rest_require_admin(r) || !(body = rest_json_body(r, allowed, true)) ||
@@ -137,13 +136,10 @@ static void request_sync(struct api_req *r)
     up = json_pack("{s:o,s:b,s:s}", "provider", rp == 0 ? json_string(provider) : json_null(),
                    "preview", preview, "actor", r->principal.actor);
     snprintf(path, sizeof path, "/internal/tenants/%s/sync", r->principal.tenant);
-    if (!up || upstream_call(r, r->api->auth_url, "POST", path, up, &status, &out))
-        goto out;
-    upstream_reply(r, status, out);
+    upstream_post(r, r->api->auth_url, path, up);
 out:
     json_decref(body);
     json_decref(up);
-    json_decref(out);
 }
 
 static void list_runs(struct api_req *r)
@@ -209,22 +205,18 @@ static void list_outcomes(struct api_req *r, const char *run)
 
 static void decide_run(struct api_req *r, const char *run, const char *decision)
 {
-    json_t *body = NULL, *up = NULL, *out = NULL;
+    json_t *body = NULL, *up = NULL;
     char path[256];
-    long status = 0;
     if (rest_require_admin(r) || !(body = rest_json_body(r, (const char *const[]){NULL}, true)) ||
         exists(r, &st_run, run) != 1)
         goto out;
     up = json_pack("{ss}", "admin", r->principal.actor);
     snprintf(path, sizeof path, "/internal/tenants/%s/runs/%s/%s", r->principal.tenant, run,
              decision);
-    if (!up || upstream_call(r, r->api->merger_url, "POST", path, up, &status, &out))
-        goto out;
-    upstream_reply(r, status, out);
+    upstream_post(r, r->api->merger_url, path, up);
 out:
     json_decref(body);
     json_decref(up);
-    json_decref(out);
 }
 
 static void list_cases(struct api_req *r)
@@ -256,10 +248,9 @@ static void list_cases(struct api_req *r)
 static void resolve_case(struct api_req *r, const char *case_id)
 {
     static const char *const allowed[] = {"person_id", NULL};
-    json_t *body = NULL, *up = NULL, *out = NULL;
+    json_t *body = NULL, *up = NULL;
     const char *person = NULL;
     char path[256];
-    long status = 0;
     int rp;
     if (rest_require_admin(r) || !(body = rest_json_body(r, allowed, false)) ||
         (rp = rest_field_str(r, body, "person_id", 64, &person)) < 0 ||
@@ -279,13 +270,10 @@ static void resolve_case(struct api_req *r, const char *case_id)
                    r->principal.actor);
     snprintf(path, sizeof path, "/internal/tenants/%s/match-cases/%s/resolve", r->principal.tenant,
              case_id);
-    if (!up || upstream_call(r, r->api->merger_url, "POST", path, up, &status, &out))
-        goto out;
-    upstream_reply(r, status, out);
+    upstream_post(r, r->api->merger_url, path, up);
 out:
     json_decref(body);
     json_decref(up);
-    json_decref(out);
 }
 
 /* Validate pause windows: an array of {starts_at, ends_at, reason?}. */
