@@ -49,8 +49,7 @@ struct api_config {
 };
 
 static const struct cfg_option options[] = {
-    {"PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,
-     offsetof(struct api_config, pg_url), "PostgreSQL connection URL"},
+    DB_CFG_PG_URL(struct api_config, pg_url),
     {"PANEL_AUTH_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024,
      offsetof(struct api_config, auth_url), "Base URL of the auth service's internal routes"},
     {"PANEL_AUTH_PUBLIC_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024,
@@ -77,11 +76,7 @@ static const struct cfg_option options[] = {
     {"PANEL_API_IDEMPOTENCY_TTL_HOURS", CFG_INT, "24", 1, 720,
      offsetof(struct api_config, idempotency_ttl_hours),
      "How long a stored Idempotency-Key reply is replayed (older ones are deleted)"},
-    {"PANEL_RETENTION_INTERVAL_S", CFG_INT, "300", 1, 86400,
-     offsetof(struct api_config, retention_interval_s), "pause (s) between retention rounds"},
-    {"PANEL_RETENTION_BATCH", CFG_INT, "1000", 1, 100000,
-     offsetof(struct api_config, retention_batch),
-     "rows deleted per retention statement (each its own short transaction)"},
+    RETENTION_CFG_OPTIONS(struct api_config, retention_interval_s, retention_batch),
     {"PANEL_SESSION_IDLE_MINUTES", CFG_INT, "60", 1, 1440,
      offsetof(struct api_config, session_idle_minutes),
      "A signed-in session unused this long ends (the absolute limit is auth's "
