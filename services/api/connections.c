@@ -68,39 +68,39 @@ out:
     json_decref(up);
 }
 
-void connections_handle(struct api_req *r)
+int connections_status(struct router_req *q)
 {
-    if (r->nsegs == 1) {
-        if (strcmp(r->method, "GET") != 0) {
-            rest_method_not_allowed(r, "GET");
-            return;
-        }
-        if (rest_check_query(r, NULL))
-            return;
-        const char *p[1] = {r->principal.tenant};
-        PGresult *res = rest_exec(r, &st_status, 1, p);
-        if (res)
-            rest_reply_row(r, res, 200);
-        PQclear(res);
-        return;
-    }
-    if (r->nsegs != 3 ||
-        (strcmp(r->segs[2], "authorize") != 0 && strcmp(r->segs[2], "deauthorize") != 0)) {
+    struct api_req *r = rest_req(q);
+    if (rest_check_query(r, NULL))
+        return r->status;
+    const char *p[1] = {r->principal.tenant};
+    PGresult *res = rest_exec(r, &st_status, 1, p);
+    if (res)
+        rest_reply_row(r, res, 200);
+    PQclear(res);
+    return r->status;
+}
+
+/* The cloud of /v1/connections/{provider}/...: google, or microsoft (also named azure). */
+static int provider_action(struct router_req *q, const char *what)
+{
+    struct api_req *r = rest_req(q);
+    const char *name = rest_param(r, "provider");
+    if (strcmp(name, "google") == 0)
+        action(r, "google", what);
+    else if (strcmp(name, "microsoft") == 0 || strcmp(name, "azure") == 0)
+        action(r, "microsoft", what);
+    else
         rest_not_found(r);
-        return;
-    }
-    const char *provider = NULL;
-    if (strcmp(r->segs[1], "google") == 0)
-        provider = "google";
-    else if (strcmp(r->segs[1], "microsoft") == 0 || strcmp(r->segs[1], "azure") == 0)
-        provider = "microsoft";
-    if (!provider) {
-        rest_not_found(r);
-        return;
-    }
-    if (strcmp(r->method, "POST") != 0) {
-        rest_method_not_allowed(r, "POST");
-        return;
-    }
-    action(r, provider, r->segs[2]);
+    return r->status;
+}
+
+int connections_authorize(struct router_req *q)
+{
+    return provider_action(q, "authorize");
+}
+
+int connections_deauthorize(struct router_req *q)
+{
+    return provider_action(q, "deauthorize");
 }

@@ -215,6 +215,10 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(out["error"]["code"], "unauthenticated")
         self.err("GET", "/v1/people", 401, key="pk_nope.nope")
         self.err("GET", "/v1/people", 401, key="not-a-key")
+        # Routes are matched only after authentication: an unknown path, or a known one with
+        # another method, tells a caller without a valid key nothing.
+        self.err("GET", "/v1/nothing-here", 401, key="pk_nope.nope")
+        self.err("DELETE", "/v1/people", 401, key="pk_nope.nope")
         key_id, secret = self.key_a[3:].split(".")
         self.err("GET", "/v1/people", 401, key=f"pk_{key_id}.{secret}x")
         doomed = new_key(self.a, "admin")
@@ -1494,6 +1498,13 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(st, 200)
         text = body.decode() if isinstance(body, bytes) else str(body)
         self.assertIn('route="/v1/people"', text)
+        # A route with an id is counted by its pattern, never by the path with the id.
+        unknown = str(uuid.uuid4())
+        self.err("GET", f"/v1/assets/{unknown}", 404, "not_found")
+        text = http("GET", self.api.url + "/metrics")[2]
+        text = text.decode() if isinstance(text, bytes) else str(text)
+        self.assertIn('route="/v1/assets/{id}"', text)
+        self.assertNotIn(unknown, text)
         self.assertIn("http_request_duration_seconds", text)
         st, hdrs, page = http("GET", self.api.url + "/")
         self.assertEqual(st, 200)
