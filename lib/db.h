@@ -60,4 +60,12 @@ PGresult *db_query(struct db_conn *c, ExecStatusType want, const struct db_stmt 
 int db_run(struct db_conn *c, const struct db_stmt *st, int nparams, const char *const *params,
            char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* The option-table row (lib/config.h) of the database every service and panelctl reach:
+ * PANEL_PG_URL, read into member (char *) of the service's config type. */
+#define DB_CFG_PG_URL(type, member)                                                                \
+    {                                                                                              \
+        "PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,            \
+            offsetof(type, member), "PostgreSQL connection URL"                                    \
+    }
+
 #endif

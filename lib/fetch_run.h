@@ -11,6 +11,7 @@
 
 #include "buf.h"
 #include "http_client.h"
+#include "kafka.h"
 #include "panel/v1/pb_short_names.h"
 #include "svc.h"
 
@@ -75,8 +76,7 @@ struct fetch_env {
 
 /* clang-format off */
 #define FETCH_ENV_OPTIONS(type, m, group_default)                                                 \
-    {"PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 1024, offsetof(type, m.brokers),     \
-     "Kafka bootstrap servers (host:port,...)"},                                                  \
+    KAFKA_CFG_BROKERS(type, m.brokers),                                                           \
     {"PANEL_KAFKA_GROUP", CFG_STRING, group_default, 0, 128, offsetof(type, m.group),             \
      "Consumer group on panel.sync.requests"},                                                    \
     {"PANEL_AUTH_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024, offsetof(type, m.auth_url),  \

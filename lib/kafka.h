@@ -124,4 +124,12 @@ int kafka_create_topics(const char *brokers, const struct kafka_topic_spec *spec
 /* Route a client's log lines to log.h (already done by the constructors above). */
 void kafka_conf_use_log(rd_kafka_conf_t *conf);
 
+/* The option-table row (lib/config.h) of the brokers every Kafka client of the services
+ * reaches: PANEL_KAFKA_BROKERS, read into member (char *) of the service's config type. */
+#define KAFKA_CFG_BROKERS(type, member)                                                            \
+    {                                                                                              \
+        "PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 1024, offsetof(type, member),      \
+            "Kafka bootstrap servers (host:port,...)"                                              \
+    }
+
 #endif

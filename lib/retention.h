@@ -35,4 +35,15 @@ struct retention *retention_start(const char *owner, long long lock_key, const c
 /* Stop the thread (after the current batch) and free everything. NULL is allowed. */
 void retention_stop(struct retention *r);
 
+/* The two rows of a service's option table (lib/config.h) that tune its retention thread:
+ * the pause between rounds and the batch size, read into members interval and batch (long
+ * long) of the service's config type. Every service that prunes has them, written once here. */
+/* clang-format off */
+#define RETENTION_CFG_OPTIONS(type, interval, batch)                                              \
+    {"PANEL_RETENTION_INTERVAL_S", CFG_INT, "300", 1, 86400, offsetof(type, interval),            \
+     "pause (s) between retention rounds"},                                                       \
+    {"PANEL_RETENTION_BATCH", CFG_INT, "1000", 1, 100000, offsetof(type, batch),                  \
+     "rows deleted per retention statement (each its own short transaction)"}
+/* clang-format on */
+
 #endif

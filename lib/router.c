@@ -203,6 +203,20 @@ const char *router_param(const struct router_req *q, const char *name)
     }
 }
 
+struct db_conn *router_db(struct router_req *q, struct db_pool *pool, long wait_ms, int *status)
+{
+    struct db_conn *db = NULL;
+    char err[256];
+    enum db_result got = db_get(pool, wait_ms, &db, err, sizeof err);
+    if (got == DB_OK)
+        return db;
+    log_warn("%s %s: %s", q->method, q->pattern ? q->pattern : "", err);
+    *status = httpd_reply_error(q->conn, 503, "unavailable",
+                                got == DB_BUSY ? "the server is busy; try again"
+                                               : "the database is unavailable; try again");
+    return NULL;
+}
+
 /* The core: see the steps in router.h. */
 static int router_serve(struct mg_connection *conn, void *cbdata)
 {

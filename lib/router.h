@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "callers.h"
+#include "db.h"
 #include "httpd.h"
 
 #include <stddef.h>
@@ -87,5 +88,11 @@ enum router_match router_match(const struct router *rt, const char *method, cons
 
 /* The segment a "{name}" of the matched pattern captured, or NULL. */
 const char *router_param(const struct router_req *q, const char *name);
+
+/* Borrow a connection of pool for this request, waiting up to wait_ms: the one way a handler
+ * gets its database. NULL after a 503 unavailable reply (logged with the route), *status
+ * then holding the status sent. Give the connection back with db_put. */
+struct db_conn *router_db(struct router_req *q, struct db_pool *pool, long wait_ms, int *status)
+    __attribute__((warn_unused_result));
 
 #endif

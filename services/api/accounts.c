@@ -70,12 +70,7 @@ static void describe_key(struct api_req *r)
     json_t *out = json_pack("{s:s,s:s,s:s,s:s,s:s}", "kind", "apikey", "tenant_id",
                             r->principal.tenant, "key_id", r->principal.key_id, "role",
                             r->principal.admin ? "admin" : "viewer", "actor", r->principal.actor);
-    char *text = out ? json_dumps(out, JSON_COMPACT) : NULL;
-    if (text)
-        rest_reply_text(r, 200, text);
-    else
-        rest_error(r, 500, "internal", "out of memory");
-    free(text);
+    rest_reply_json(r, 200, out);
     json_decref(out);
 }
 
@@ -83,7 +78,6 @@ static void get_session(struct api_req *r)
 {
     char csrf[SESSION_TOKEN_MAX];
     json_t *out = NULL;
-    char *text = NULL;
     PGresult *res = NULL;
     if (rest_check_query(r, NULL))
         goto out;
@@ -106,14 +100,10 @@ static void get_session(struct api_req *r)
                     "csrf_token", csrf, "expires_at", r->principal.expires_at, "idle_timeout_s",
                     (json_int_t)r->api->session_idle_minutes * 60, "time_zone",
                     PQntuples(res) == 1 ? PQgetvalue(res, 0, 1) : "UTC");
-    if (!out || !(text = json_dumps(out, JSON_COMPACT))) {
-        rest_error(r, 500, "internal", "out of memory");
-        goto out;
-    }
-    rest_reply_text(r, 200, text);
-    snprintf(r->headers, sizeof r->headers, "Cache-Control: no-store\r\n");
+    rest_reply_json(r, 200, out);
+    if (r->status == 200)
+        snprintf(r->headers, sizeof r->headers, "Cache-Control: no-store\r\n");
 out:
-    free(text);
     json_decref(out);
     PQclear(res);
 }
@@ -139,15 +129,18 @@ out:
     PQclear(res);
 }
 
-void accounts_session_handle(struct api_req *r)
+int accounts_session(struct router_req *q)
 {
-    if (r->nsegs == 1) {
-        strcmp(r->method, "GET") == 0 ? get_session(r) : rest_method_not_allowed(r, "GET");
-    } else if (r->nsegs == 2 && strcmp(r->segs[1], "signout") == 0) {
-        strcmp(r->method, "POST") == 0 ? sign_out(r) : rest_method_not_allowed(r, "POST");
-    } else {
-        rest_not_found(r);
-    }
+    struct api_req *r = rest_req(q);
+    get_session(r);
+    return r->status;
+}
+
+int accounts_sign_out(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    sign_out(r);
+    return r->status;
 }
 
 /* Role and provider switches of a POST or PATCH body. 0, or -1 with the reply filled. */
@@ -285,29 +278,31 @@ out:
     PQclear(res);
 }
 
-void accounts_admins_handle(struct api_req *r)
+int accounts_list(struct router_req *q)
 {
-    const char *m = r->method;
-    if (r->nsegs == 1) {
-        if (strcmp(m, "GET") == 0) {
-            if (rest_check_query(r, NULL))
-                return;
-            const char *p[1] = {r->principal.tenant};
-            PGresult *res = rest_exec(r, &st_list, 1, p);
-            if (res)
-                rest_reply_row(r, res, 200);
-            PQclear(res);
-        } else if (strcmp(m, "POST") == 0) {
-            add_account(r);
-        } else {
-            rest_method_not_allowed(r, "GET, POST");
-        }
-    } else if (r->nsegs == 2 && ids_uuid_valid(r->segs[1])) {
-        if (strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0)
-            change_account(r, r->segs[1], strcmp(m, "DELETE") == 0);
-        else
-            rest_method_not_allowed(r, "PATCH, DELETE");
-    } else {
-        rest_not_found(r);
-    }
+    struct api_req *r = rest_req(q);
+    if (rest_check_query(r, NULL))
+        return r->status;
+    const char *p[1] = {r->principal.tenant};
+    PGresult *res = rest_exec(r, &st_list, 1, p);
+    if (res)
+        rest_reply_row(r, res, 200);
+    PQclear(res);
+    return r->status;
+}
+
+int accounts_add(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    add_account(r);
+    return r->status;
+}
+
+int accounts_change(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "id");
+    if (id)
+        change_account(r, id, strcmp(r->method, "DELETE") == 0);
+    return r->status;
 }

@@ -7,7 +7,12 @@
 
 #include "rest.h"
 
-void accounts_session_handle(struct api_req *r);
-void accounts_admins_handle(struct api_req *r);
+/* The routes (main.c's table): GET /v1/session, POST /v1/session/signout; GET and POST
+ * /v1/admins, PATCH and DELETE /v1/admins/{id}. */
+int accounts_session(struct router_req *q);
+int accounts_sign_out(struct router_req *q);
+int accounts_list(struct router_req *q);
+int accounts_add(struct router_req *q);
+int accounts_change(struct router_req *q);
 
 #endif

@@ -61,30 +61,17 @@ static const struct db_stmt st_claim = {
     "alerts_claim", "INSERT INTO sync_alerts (tenant_id, kind, subject, event_id)"
                     " VALUES ($1, $2, $3, $4::uuid) ON CONFLICT DO NOTHING"};
 
-void alerts_handle(struct api_req *r)
+int alerts_list(struct router_req *q)
 {
-    if (strcmp(r->method, "GET") != 0) {
-        rest_method_not_allowed(r, "GET");
-        return;
-    }
-    if (r->nsegs != 1) {
-        rest_not_found(r);
-        return;
-    }
+    struct api_req *r = rest_req(q);
     if (rest_check_query(r, NULL))
-        return;
+        return r->status;
     const char *p[1] = {r->principal.tenant};
     PGresult *res = rest_exec(r, &st_current, 1, p);
-    if (!res)
-        return;
-    struct buf b;
-    buf_init(&b, 0);
-    if (buf_appendf(&b, "{\"items\":%s}", PQgetvalue(res, 0, 0)) == 0)
-        rest_reply_text(r, 200, b.data);
-    else
-        rest_error(r, 500, "internal", "out of memory");
-    buf_free(&b);
+    if (res)
+        rest_reply_items(r, PQgetvalue(res, 0, 0));
     PQclear(res);
+    return r->status;
 }
 
 static Panel__V1__SyncAlertKind kind_of(const char *k)

@@ -9,7 +9,8 @@
 #include "db.h"
 #include "rest.h"
 
-void alerts_handle(struct api_req *r);
+/* The route (main.c's table): GET /v1/alerts. */
+int alerts_list(struct router_req *q);
 /* Publish the happenings not yet published, at most a batch; returns how many, or -1 on a
  * database error (logged; the next call retries). */
 int alerts_publish(struct db_pool *pool);

@@ -281,17 +281,10 @@ static void get_one(struct api_req *r, const struct db_stmt *st, const char *arg
     PGresult *res = rest_exec(r, st, 2, p);
     if (!res)
         return;
-    if (st == &st_by_serial) {
-        struct buf b;
-        buf_init(&b, 0);
-        if (buf_appendf(&b, "{\"items\":%s}", PQgetvalue(res, 0, 0)) == 0)
-            rest_reply_text(r, 200, b.data);
-        else
-            rest_error(r, 500, "internal", "out of memory");
-        buf_free(&b);
-    } else {
+    if (st == &st_by_serial)
+        rest_reply_items(r, PQgetvalue(res, 0, 0));
+    else
         rest_reply_versioned_row(r, res, status);
-    }
     PQclear(res);
 }
 
@@ -539,58 +532,86 @@ out:
     PQclear(res);
 }
 
-void assets_handle(struct api_req *r)
+int assets_list(struct router_req *q)
 {
-    const char *m = r->method;
-    bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
-    if (r->nsegs == 1) {
-        if (get)
-            list(r);
-        else if (post)
-            create(r);
-        else
-            rest_method_not_allowed(r, "GET, POST");
-        return;
-    }
-    if (r->nsegs == 3 &&
-        (strcmp(r->segs[1], "by-serial") == 0 || strcmp(r->segs[1], "by-tag") == 0)) {
-        if (!get)
-            rest_method_not_allowed(r, "GET");
-        else if (!rest_check_query(r, NULL))
-            get_one(r, r->segs[1][3] == 's' ? &st_by_serial : &st_by_tag, r->segs[2], 200);
-        return;
-    }
-    if (!ids_uuid_valid(r->segs[1])) {
-        rest_not_found(r);
-        return;
-    }
-    const char *id = r->segs[1];
-    if (r->nsegs == 2) {
-        if (get) {
-            if (!rest_check_query(r, NULL))
-                get_one(r, &st_get, id, 200);
-        } else if (strcmp(m, "PATCH") == 0) {
-            update(r, id, false);
-        } else {
-            rest_method_not_allowed(r, "GET, PATCH");
-        }
-        return;
-    }
-    if (r->nsegs != 3) {
-        rest_not_found(r);
-        return;
-    }
-    const char *action = r->segs[2];
-    if (strcmp(action, "checkouts") == 0)
-        get ? checkouts_list_for(r, "asset", id) : rest_method_not_allowed(r, "GET");
-    else if (strcmp(action, "checkout") == 0 || strcmp(action, "checkin") == 0)
-        post ? checkouts_asset_action(r) : rest_method_not_allowed(r, "POST");
-    else if (strcmp(action, "retire") == 0)
-        post ? update(r, id, true) : rest_method_not_allowed(r, "POST");
-    else if (strcmp(action, "audit") == 0)
-        post ? audit(r, id) : rest_method_not_allowed(r, "POST");
-    else if (strcmp(action, "audits") == 0)
-        get ? list_audits(r, id) : rest_method_not_allowed(r, "GET");
-    else
-        rest_not_found(r);
+    struct api_req *r = rest_req(q);
+    list(r);
+    return r->status;
+}
+
+int assets_create(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    create(r);
+    return r->status;
+}
+
+int assets_by_serial(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    if (!rest_check_query(r, NULL))
+        get_one(r, &st_by_serial, rest_param(r, "serial"), 200);
+    return r->status;
+}
+
+int assets_by_tag(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    if (!rest_check_query(r, NULL))
+        get_one(r, &st_by_tag, rest_param(r, "tag"), 200);
+    return r->status;
+}
+
+int assets_get(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "id");
+    if (id && !rest_check_query(r, NULL))
+        get_one(r, &st_get, id, 200);
+    return r->status;
+}
+
+int assets_update(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "id");
+    if (id)
+        update(r, id, false);
+    return r->status;
+}
+
+int assets_retire(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "id");
+    if (id)
+        update(r, id, true);
+    return r->status;
+}
+
+int assets_audit(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "id");
+    if (id)
+        audit(r, id);
+    return r->status;
+}
+
+int assets_audits(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "id");
+    if (id)
+        list_audits(r, id);
+    return r->status;
+}
+
+int assets_checkouts(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "id");
+    if (id)
+        checkouts_list_for(r, "asset", id);
+    return r->status;
 }

@@ -9,7 +9,19 @@
 
 #include "panel/v1/pb_short_names.h"
 
-void assets_handle(struct api_req *r);
+/* The routes (main.c's table): GET and POST /v1/assets; GET /v1/assets/by-serial/{serial},
+ * /v1/assets/by-tag/{tag}; GET and PATCH /v1/assets/{id}; POST /v1/assets/{id}/retire,
+ * /v1/assets/{id}/audit; GET /v1/assets/{id}/audits, /v1/assets/{id}/checkouts. */
+int assets_list(struct router_req *q);
+int assets_create(struct router_req *q);
+int assets_by_serial(struct router_req *q);
+int assets_by_tag(struct router_req *q);
+int assets_get(struct router_req *q);
+int assets_update(struct router_req *q);
+int assets_retire(struct router_req *q);
+int assets_audit(struct router_req *q);
+int assets_audits(struct router_req *q);
+int assets_checkouts(struct router_req *q);
 /* Inside the caller's transaction: queue an AssetChanged (full asset after the change) on
  * panel.assets.events with key "<tenant>/<asset id>". changed: NULL-terminated field
  * names. 0, or -1 with the reply filled. */

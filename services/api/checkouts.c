@@ -237,18 +237,18 @@ static void reply_checkouts(struct api_req *r, struct item *items, int n, int st
     buf_free(&ids);
 }
 
-void checkouts_asset_action(struct api_req *r)
+/* POST /v1/assets/{id}/checkout or /checkin of one Asset. */
+static void asset_action(struct api_req *r, const char *asset_id, bool checkout)
 {
     static const char *const co_fields[] = {"person_id", "due_at", "note", NULL};
     static const char *const ci_fields[] = {"condition", "note", NULL};
-    bool checkout = strcmp(r->segs[2], "checkout") == 0;
     struct item it;
     json_t *body = NULL;
     if (rest_require_admin(r) ||
         !(body = rest_json_body(r, checkout ? co_fields : ci_fields, !checkout)) ||
         read_item(r, body, &it, checkout))
         goto out;
-    it.asset_id = r->segs[1];
+    it.asset_id = asset_id;
     if (rest_tx(r, "BEGIN"))
         goto out;
     int rc = apply_one(r, &it, checkout, true);
@@ -427,14 +427,41 @@ void checkouts_list_for(struct api_req *r, const char *kind, const char *id)
     PQclear(res);
 }
 
-void checkouts_handle(struct api_req *r)
+int checkouts_list(struct router_req *q)
 {
-    bool get = strcmp(r->method, "GET") == 0, post = strcmp(r->method, "POST") == 0;
-    bool checkouts = strcmp(r->segs[0], "checkouts") == 0;
-    if (r->nsegs == 1 && checkouts)
-        get ? list(r, NULL, NULL) : rest_method_not_allowed(r, "GET");
-    else if (r->nsegs == 2 && strcmp(r->segs[1], "bulk") == 0)
-        post ? bulk(r, checkouts) : rest_method_not_allowed(r, "POST");
-    else
-        rest_not_found(r);
+    struct api_req *r = rest_req(q);
+    list(r, NULL, NULL);
+    return r->status;
+}
+
+int checkouts_bulk(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    bulk(r, true);
+    return r->status;
+}
+
+int checkins_bulk(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    bulk(r, false);
+    return r->status;
+}
+
+int checkouts_checkout(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "id");
+    if (id)
+        asset_action(r, id, true);
+    return r->status;
+}
+
+int checkouts_checkin(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "id");
+    if (id)
+        asset_action(r, id, false);
+    return r->status;
 }

@@ -6,11 +6,14 @@
 
 #include "rest.h"
 
-/* POST /v1/assets/{id}/checkout and /checkin (segs[1] is the asset id). */
-void checkouts_asset_action(struct api_req *r);
 /* GET .../{id}/checkouts for kind "person" or "asset": 404 when id is not the tenant's. */
 void checkouts_list_for(struct api_req *r, const char *kind, const char *id);
-/* /v1/checkouts, /v1/checkouts/bulk, /v1/checkins/bulk. */
-void checkouts_handle(struct api_req *r);
+/* The routes (main.c's table): GET /v1/checkouts, POST /v1/checkouts/bulk and
+ * /v1/checkins/bulk, POST /v1/assets/{id}/checkout and /v1/assets/{id}/checkin. */
+int checkouts_list(struct router_req *q);
+int checkouts_bulk(struct router_req *q);
+int checkins_bulk(struct router_req *q);
+int checkouts_checkout(struct router_req *q);
+int checkouts_checkin(struct router_req *q);
 
 #endif

@@ -45,9 +45,8 @@ static const struct db_stmt st_status = {
  * session (its stored hash), so that the consent completes in that browser only. */
 static void action(struct api_req *r, const char *provider, const char *what)
 {
-    json_t *body = NULL, *up = NULL, *out = NULL;
+    json_t *body = NULL, *up = NULL;
     char path[256];
-    long status = 0;
     if (rest_require_admin(r) || !(body = rest_json_body(r, (const char *const[]){NULL}, true)))
         goto out;
     bool authorize = strcmp(what, "authorize") == 0;
@@ -63,48 +62,45 @@ static void action(struct api_req *r, const char *provider, const char *what)
                                r->principal.session_hash)
                    : json_pack("{ss}", "actor", r->principal.actor);
     snprintf(path, sizeof path, "/internal/tenants/%s/%s/%s", r->principal.tenant, provider, what);
-    if (!up || upstream_call(r, r->api->auth_url, "POST", path, up, &status, &out))
-        goto out;
-    upstream_reply(r, status, out);
+    upstream_post(r, r->api->auth_url, path, up);
 out:
     json_decref(body);
     json_decref(up);
-    json_decref(out);
 }
 
-void connections_handle(struct api_req *r)
+int connections_status(struct router_req *q)
 {
-    if (r->nsegs == 1) {
-        if (strcmp(r->method, "GET") != 0) {
-            rest_method_not_allowed(r, "GET");
-            return;
-        }
-        if (rest_check_query(r, NULL))
-            return;
-        const char *p[1] = {r->principal.tenant};
-        PGresult *res = rest_exec(r, &st_status, 1, p);
-        if (res)
-            rest_reply_row(r, res, 200);
-        PQclear(res);
-        return;
-    }
-    if (r->nsegs != 3 ||
-        (strcmp(r->segs[2], "authorize") != 0 && strcmp(r->segs[2], "deauthorize") != 0)) {
+    struct api_req *r = rest_req(q);
+    if (rest_check_query(r, NULL))
+        return r->status;
+    const char *p[1] = {r->principal.tenant};
+    PGresult *res = rest_exec(r, &st_status, 1, p);
+    if (res)
+        rest_reply_row(r, res, 200);
+    PQclear(res);
+    return r->status;
+}
+
+/* The cloud of /v1/connections/{provider}/...: google, or microsoft (also named azure). */
+static int provider_action(struct router_req *q, const char *what)
+{
+    struct api_req *r = rest_req(q);
+    const char *name = rest_param(r, "provider");
+    if (strcmp(name, "google") == 0)
+        action(r, "google", what);
+    else if (strcmp(name, "microsoft") == 0 || strcmp(name, "azure") == 0)
+        action(r, "microsoft", what);
+    else
         rest_not_found(r);
-        return;
-    }
-    const char *provider = NULL;
-    if (strcmp(r->segs[1], "google") == 0)
-        provider = "google";
-    else if (strcmp(r->segs[1], "microsoft") == 0 || strcmp(r->segs[1], "azure") == 0)
-        provider = "microsoft";
-    if (!provider) {
-        rest_not_found(r);
-        return;
-    }
-    if (strcmp(r->method, "POST") != 0) {
-        rest_method_not_allowed(r, "POST");
-        return;
-    }
-    action(r, provider, r->segs[2]);
+    return r->status;
+}
+
+int connections_authorize(struct router_req *q)
+{
+    return provider_action(q, "authorize");
+}
+
+int connections_deauthorize(struct router_req *q)
+{
+    return provider_action(q, "deauthorize");
 }

@@ -5,6 +5,10 @@
 
 #include "rest.h"
 
-void connections_handle(struct api_req *r);
+/* The routes (main.c's table): GET /v1/connections, POST
+ * /v1/connections/{provider}/authorize and /deauthorize. */
+int connections_status(struct router_req *q);
+int connections_authorize(struct router_req *q);
+int connections_deauthorize(struct router_req *q);
 
 #endif

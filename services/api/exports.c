@@ -181,17 +181,15 @@ out:
     buf_free(&set);
 }
 
-void exports_handle(struct api_req *r)
+int exports_get(struct router_req *q)
 {
-    if (strcmp(r->method, "GET") != 0) {
-        rest_method_not_allowed(r, "GET");
-        return;
-    }
-    if (r->nsegs == 2)
-        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
-            if (strcmp(r->segs[1], kinds[i].file) == 0) {
-                export_one(r, &kinds[i]);
-                return;
-            }
+    struct api_req *r = rest_req(q);
+    const char *file = rest_param(r, "file");
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(file, kinds[i].file) == 0) {
+            export_one(r, &kinds[i]);
+            return r->status;
+        }
     rest_not_found(r);
+    return r->status;
 }

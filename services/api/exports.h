@@ -11,6 +11,7 @@
 
 #define EXPORTS_CHUNK (64 * 1024)
 
-void exports_handle(struct api_req *r);
+/* The route (main.c's table): GET /v1/exports/{file}. */
+int exports_get(struct router_req *q);
 
 #endif

@@ -1,7 +1,8 @@
 /* panel-api: REST API and admin page for district admins. main() wires the modules: the
- * database pool, the /v1 routes (rest.c dispatches to people, orgunits, assets, checkouts,
- * sync, connections) and the static admin page; its loop keeps /readyz honest and expires
- * old Idempotency-Keys. */
+ * database pool, the /v1 routes (one table on lib/router; rest.c's request core runs each
+ * route's handler in people, orgunits, assets, checkouts, sync, connections, accounts,
+ * exports, alerts) and the static admin page; its loop keeps /readyz honest and expires old
+ * Idempotency-Keys. */
 #include "accounts.h"
 #include "alerts.h"
 #include "assets.h"
@@ -18,6 +19,7 @@
 #include "pg.h"
 #include "rest.h"
 #include "retention.h"
+#include "router.h"
 #include "svc.h"
 #include "sync.h"
 #include "www.h"
@@ -49,8 +51,7 @@ struct api_config {
 };
 
 static const struct cfg_option options[] = {
-    {"PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,
-     offsetof(struct api_config, pg_url), "PostgreSQL connection URL"},
+    DB_CFG_PG_URL(struct api_config, pg_url),
     {"PANEL_AUTH_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024,
      offsetof(struct api_config, auth_url), "Base URL of the auth service's internal routes"},
     {"PANEL_AUTH_PUBLIC_URL", CFG_STRING, "http://127.0.0.1:8081", 0, 1024,
@@ -77,11 +78,7 @@ static const struct cfg_option options[] = {
     {"PANEL_API_IDEMPOTENCY_TTL_HOURS", CFG_INT, "24", 1, 720,
      offsetof(struct api_config, idempotency_ttl_hours),
      "How long a stored Idempotency-Key reply is replayed (older ones are deleted)"},
-    {"PANEL_RETENTION_INTERVAL_S", CFG_INT, "300", 1, 86400,
-     offsetof(struct api_config, retention_interval_s), "pause (s) between retention rounds"},
-    {"PANEL_RETENTION_BATCH", CFG_INT, "1000", 1, 100000,
-     offsetof(struct api_config, retention_batch),
-     "rows deleted per retention statement (each its own short transaction)"},
+    RETENTION_CFG_OPTIONS(struct api_config, retention_interval_s, retention_batch),
     {"PANEL_SESSION_IDLE_MINUTES", CFG_INT, "60", 1, 1440,
      offsetof(struct api_config, session_idle_minutes),
      "A signed-in session unused this long ends (the absolute limit is auth's "
@@ -121,6 +118,55 @@ static const char *const sql_idempotency =
     "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys"
     " WHERE created_at < now() - make_interval(secs => $1::bigint) LIMIT $2::bigint)";
 
+/* Every /v1 route: method, pattern, handler (public: no callers; rest_serve reads the body).
+ * A path no pattern matches is 404, a known path with another method 405 with Allow; both
+ * only after authentication (rest.c). by-serial and by-tag come before {id}: the first
+ * pattern that matches serves. docs/openapi.yaml documents the same routes. */
+static const struct router_route v1_routes[] = {
+    {"GET", "/v1/people", people_list, 0, 0},
+    {"GET", "/v1/people/{id}", people_get, 0, 0},
+    {"GET", "/v1/people/{id}/checkouts", people_checkouts, 0, 0},
+    {"GET", "/v1/org-units", orgunits_list, 0, 0},
+    {"GET", "/v1/org-units/{id}", orgunits_get, 0, 0},
+    {"GET", "/v1/assets", assets_list, 0, 0},
+    {"POST", "/v1/assets", assets_create, 0, 0},
+    {"GET", "/v1/assets/by-serial/{serial}", assets_by_serial, 0, 0},
+    {"GET", "/v1/assets/by-tag/{tag}", assets_by_tag, 0, 0},
+    {"GET", "/v1/assets/{id}", assets_get, 0, 0},
+    {"PATCH", "/v1/assets/{id}", assets_update, 0, 0},
+    {"GET", "/v1/assets/{id}/checkouts", assets_checkouts, 0, 0},
+    {"POST", "/v1/assets/{id}/checkout", checkouts_checkout, 0, 0},
+    {"POST", "/v1/assets/{id}/checkin", checkouts_checkin, 0, 0},
+    {"POST", "/v1/assets/{id}/retire", assets_retire, 0, 0},
+    {"POST", "/v1/assets/{id}/audit", assets_audit, 0, 0},
+    {"GET", "/v1/assets/{id}/audits", assets_audits, 0, 0},
+    {"GET", "/v1/checkouts", checkouts_list, 0, 0},
+    {"POST", "/v1/checkouts/bulk", checkouts_bulk, 0, 0},
+    {"POST", "/v1/checkins/bulk", checkins_bulk, 0, 0},
+    {"POST", "/v1/sync", sync_request, 0, 0},
+    {"GET", "/v1/sync/settings", sync_settings, 0, 0},
+    {"PUT", "/v1/sync/settings", sync_put_settings, 0, 0},
+    {"GET", "/v1/sync/runs", sync_runs, 0, 0},
+    {"GET", "/v1/sync/runs/{run}", sync_run, 0, 0},
+    {"GET", "/v1/sync/runs/{run}/outcomes", sync_run_outcomes, 0, 0},
+    {"POST", "/v1/sync/runs/{run}/approve", sync_run_approve, 0, 0},
+    {"POST", "/v1/sync/runs/{run}/reject", sync_run_reject, 0, 0},
+    {"GET", "/v1/sync/match-cases", sync_cases, 0, 0},
+    {"GET", "/v1/sync/match-cases/{case}", sync_case, 0, 0},
+    {"POST", "/v1/sync/match-cases/{case}/resolve", sync_case_resolve, 0, 0},
+    {"GET", "/v1/connections", connections_status, 0, 0},
+    {"POST", "/v1/connections/{provider}/authorize", connections_authorize, 0, 0},
+    {"POST", "/v1/connections/{provider}/deauthorize", connections_deauthorize, 0, 0},
+    {"GET", "/v1/session", accounts_session, 0, 0},
+    {"POST", "/v1/session/signout", accounts_sign_out, 0, 0},
+    {"GET", "/v1/admins", accounts_list, 0, 0},
+    {"POST", "/v1/admins", accounts_add, 0, 0},
+    {"PATCH", "/v1/admins/{id}", accounts_change, 0, 0},
+    {"DELETE", "/v1/admins/{id}", accounts_change, 0, 0},
+    {"GET", "/v1/exports/{file}", exports_get, 0, 0},
+    {"GET", "/v1/alerts", alerts_list, 0, 0},
+};
+
 /* The schema is right and the database answers. */
 static bool check_ready(struct db_pool *pool)
 {
@@ -147,6 +193,7 @@ int main(int argc, char **argv)
     struct db_pool *db = NULL;
     struct ratelimit *rate = NULL;
     struct retention *retention = NULL;
+    struct router *v1 = NULL;
     char err[512];
     int rc = 1;
     unsigned char key[CRYPTO_KEY_LEN];
@@ -188,7 +235,13 @@ int main(int argc, char **argv)
         log_error("out of memory for the rate limit");
         goto out;
     }
+    v1 = router_new(v1_routes, CFG_OPTS_COUNT(v1_routes), NULL, NULL, err, sizeof err);
+    if (!v1) {
+        log_error("/v1 routes: %s", err);
+        goto out;
+    }
     struct api api = {.db = db,
+                      .router = v1,
                       .ratelimit = rate,
                       .auth_url = cfg.auth_url,
                       .auth_public_url = cfg.auth_public_url,
@@ -198,33 +251,12 @@ int main(int argc, char **argv)
                       .session_idle_minutes = (long)cfg.session_idle_minutes,
                       .cookie_secure = cfg.cookie_secure,
                       .require_if_match = cfg.require_if_match};
-    static const struct {
-        const char *uri, *name;
-        rest_fn fn;
-    } table[] = {
-        {"/v1/people", "/v1/people", people_handle},
-        {"/v1/org-units", "/v1/org-units", orgunits_handle},
-        {"/v1/assets", "/v1/assets", assets_handle},
-        {"/v1/checkouts", "/v1/checkouts", checkouts_handle},
-        {"/v1/checkins", "/v1/checkins", checkouts_handle},
-        {"/v1/sync", "/v1/sync", sync_handle},
-        {"/v1/connections", "/v1/connections", connections_handle},
-        {"/v1/session", "/v1/session", accounts_session_handle},
-        {"/v1/admins", "/v1/admins", accounts_admins_handle},
-        {"/v1/exports", "/v1/exports", exports_handle},
-        {"/v1/alerts", "/v1/alerts", alerts_handle},
-        /* Last: any other /v1 path is a 404 in the api's error shape (with its request id). */
-        {"/v1", "/v1/*", rest_not_found},
-    };
-    static struct rest_route all[sizeof table / sizeof table[0]];
+    /* Every /v1 path goes to the request core; the metrics name a request that matches no
+     * route by this label. */
     struct httpd *h = svc_httpd(svc);
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        all[i].api = &api;
-        all[i].fn = table[i].fn;
-        if (httpd_route(h, table[i].uri, table[i].name, rest_serve, &all[i])) {
-            log_error("cannot register %s", table[i].uri);
-            goto out;
-        }
+    if (httpd_route(h, "/v1", "/v1/*", rest_serve, &api)) {
+        log_error("cannot register /v1");
+        goto out;
     }
     if (httpd_route(h, "/", "/ (admin page)", www_serve, cfg.www_dir)) {
         log_error("cannot register the admin page");
@@ -256,7 +288,8 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     retention_stop(retention);
-    svc_destroy(svc); /* stops the listener before the pool goes */
+    svc_destroy(svc); /* stops the listener before the pool and the routes go */
+    router_destroy(v1);
     db_pool_destroy(db);
     ratelimit_free(rate);
     cfg_free(options, CFG_OPTS_COUNT(options), &cfg);

@@ -55,12 +55,7 @@ static void reply_tree(struct api_req *r, PGresult *res)
             json_array_append(roots, o);
     }
     top = json_pack("{sO}", "items", roots);
-    char *text = top ? pjson_dump_compact(top) : NULL;
-    if (text)
-        rest_reply_text(r, 200, text);
-    else
-        rest_error(r, 500, "internal", "out of memory");
-    free(text);
+    rest_reply_json(r, 200, top);
     json_decref(top);
     json_decref(roots);
     json_decref(byid);
@@ -106,24 +101,22 @@ int orgunits_subtree_param(const char *query, const char *name, char *out, size_
     return n == 1 ? 1 : 0;
 }
 
-void orgunits_handle(struct api_req *r)
+int orgunits_list(struct router_req *q)
 {
-    if (strcmp(r->method, "GET") != 0) {
-        rest_method_not_allowed(r, "GET");
-        return;
-    }
-    if (r->nsegs == 1) {
-        list(r);
-    } else if (r->nsegs == 2) {
-        const char *p[2] = {r->principal.tenant, r->segs[1]};
-        if (rest_check_query(r, NULL))
-            return;
-        PGresult *res = rest_exec(r, &st_get, 2, p);
-        if (!res)
-            return;
+    struct api_req *r = rest_req(q);
+    list(r);
+    return r->status;
+}
+
+int orgunits_get(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *p[2] = {r->principal.tenant, rest_param(r, "id")};
+    if (rest_check_query(r, NULL))
+        return r->status;
+    PGresult *res = rest_exec(r, &st_get, 2, p);
+    if (res)
         rest_reply_row(r, res, 200);
-        PQclear(res);
-    } else {
-        rest_not_found(r);
-    }
+    PQclear(res);
+    return r->status;
 }

@@ -6,7 +6,9 @@
 
 #include "rest.h"
 
-void orgunits_handle(struct api_req *r);
+/* The routes (main.c's table): GET /v1/org-units, /v1/org-units/{id}. */
+int orgunits_list(struct router_req *q);
+int orgunits_get(struct router_req *q);
 
 /* SQL condition "column is in the subtree of text parameter $n" (n a string literal): the
  * path itself or anything under path + '/'. Served by the "C"-collation indexes of

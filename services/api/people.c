@@ -177,19 +177,27 @@ static void get(struct api_req *r, const char *id)
     PQclear(res);
 }
 
-void people_handle(struct api_req *r)
+int people_list(struct router_req *q)
 {
-    bool is_get = strcmp(r->method, "GET") == 0;
-    if (r->nsegs >= 2 && !ids_uuid_valid(r->segs[1])) {
-        rest_not_found(r);
-        return;
-    }
-    if (r->nsegs == 1)
-        is_get ? list(r) : rest_method_not_allowed(r, "GET");
-    else if (r->nsegs == 2)
-        is_get ? get(r, r->segs[1]) : rest_method_not_allowed(r, "GET");
-    else if (r->nsegs == 3 && strcmp(r->segs[2], "checkouts") == 0)
-        is_get ? checkouts_list_for(r, "person", r->segs[1]) : rest_method_not_allowed(r, "GET");
-    else
-        rest_not_found(r);
+    struct api_req *r = rest_req(q);
+    list(r);
+    return r->status;
+}
+
+int people_get(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "id");
+    if (id)
+        get(r, id);
+    return r->status;
+}
+
+int people_checkouts(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "id");
+    if (id)
+        checkouts_list_for(r, "person", id);
+    return r->status;
 }

@@ -6,7 +6,10 @@
 
 #include "rest.h"
 
-void people_handle(struct api_req *r);
+/* The routes (main.c's table): GET /v1/people, /v1/people/{id}, /v1/people/{id}/checkouts. */
+int people_list(struct router_req *q);
+int people_get(struct router_req *q);
+int people_checkouts(struct router_req *q);
 /* Escape s for LIKE (backslash before % _ \) and wrap it in %...%, lower-cased. 0 or -1. */
 int people_like_pattern(const char *s, char *out, size_t outlen)
     __attribute__((warn_unused_result));

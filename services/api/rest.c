@@ -78,7 +78,8 @@ void rest_not_found(struct api_req *r)
     rest_error(r, 404, "not_found", "no such resource");
 }
 
-void rest_method_not_allowed(struct api_req *r, const char *allow)
+/* 405 with the Allow header (RFC 9110): allow lists the methods served, e.g. "GET, POST". */
+static void method_not_allowed(struct api_req *r, const char *allow)
 {
     rest_error(r, 405, "method_not_allowed", "method %s is not allowed here (allowed: %s)",
                r->method, allow);
@@ -138,6 +139,27 @@ void rest_reply_text(struct api_req *r, int status, const char *json)
     r->status = status;
     if (buf_appends(&r->out, json))
         rest_error(r, 500, "internal", "response too large");
+}
+
+void rest_reply_json(struct api_req *r, int status, const json_t *body)
+{
+    char *text = body ? pjson_dump_compact(body) : NULL;
+    if (text)
+        rest_reply_text(r, status, text);
+    else
+        rest_error(r, 500, "internal", "out of memory");
+    free(text);
+}
+
+void rest_reply_items(struct api_req *r, const char *items)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    if (buf_appendf(&b, "{\"items\":%s}", items) == 0)
+        rest_reply_text(r, 200, b.data);
+    else
+        rest_error(r, 500, "internal", "out of memory");
+    buf_free(&b);
 }
 
 void rest_db_error(struct api_req *r, PGresult *res)
@@ -298,27 +320,23 @@ bad:
     return -1;
 }
 
-static int split_path(struct api_req *r, const char *uri)
+struct api_req *rest_req(struct router_req *q)
 {
-    if (strncmp(uri, "/v1/", 4) != 0 || strlen(uri) >= sizeof r->path)
-        return -1;
-    snprintf(r->path, sizeof r->path, "%s", uri + 4);
-    if (!ids_utf8_valid(r->path, strlen(r->path)))
-        return -1;
-    char *p = r->path;
-    while (*p) {
-        char *slash = strchr(p, '/');
-        if (r->nsegs >= REST_MAX_SEGS || slash == p)
-            return -1;
-        r->segs[r->nsegs++] = p;
-        if (!slash)
-            break;
-        *slash = 0;
-        p = slash + 1;
-        if (!*p)
-            return -1; /* trailing slash */
-    }
-    return r->nsegs > 0 ? 0 : -1;
+    return (struct api_req *)(void *)((char *)q - offsetof(struct api_req, route));
+}
+
+const char *rest_param(struct api_req *r, const char *name)
+{
+    return router_param(&r->route, name);
+}
+
+const char *rest_uuid_param(struct api_req *r, const char *name)
+{
+    const char *id = router_param(&r->route, name);
+    if (id && ids_uuid_valid(id))
+        return id;
+    rest_not_found(r);
+    return NULL;
 }
 
 static bool idem_key_ok(const char *k)
@@ -520,15 +538,15 @@ static void ensure_request_id(struct api_req *r)
 
 int rest_serve(struct mg_connection *conn, void *cbdata)
 {
-    const struct rest_route *route = cbdata;
     struct api_req r;
-    char idem_hash[65] = "";
+    const struct router_route *route = NULL;
+    char idem_hash[65] = "", allow[ROUTER_ALLOW_MAX] = "";
     const char *idem = NULL;
     const char *extra = NULL;
     memset(&r, 0, sizeof r);
     r.conn = conn;
     r.ri = mg_get_request_info(conn);
-    r.api = route->api;
+    r.api = cbdata;
     r.method = r.ri->request_method;
     r.query = r.ri->query_string;
     buf_init(&r.body, REST_MAX_BODY);
@@ -567,10 +585,23 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
         extra = "Connection: close\r\n"; /* the body, if any, is not read */
         goto send;
     }
-    if (split_path(&r, r.ri->local_uri) != 0) {
+    /* The route, only now: a caller that is not signed in learns nothing about the paths. */
+    const char *uri = r.ri->local_uri ? r.ri->local_uri : "";
+    r.route.conn = conn;
+    r.route.ri = r.ri;
+    r.route.method = r.method;
+    r.route.query = r.query;
+    r.route.ctx = r.api;
+    r.route.request_id = r.request_id;
+    enum router_match m = ids_utf8_valid(uri, strlen(uri))
+                              ? router_match(r.api->router, r.method, uri, &r.route, &route, allow)
+                              : ROUTER_NO_ROUTE;
+    if (m == ROUTER_NO_ROUTE) {
         rest_not_found(&r);
         goto send;
     }
+    if (m == ROUTER_MATCHED)
+        httpd_set_route_label(conn, route->pattern);
     if (strcmp(r.method, "POST") == 0 || strcmp(r.method, "PUT") == 0 ||
         strcmp(r.method, "PATCH") == 0) {
         int b = httpd_read_body(conn, &r.body, REST_MAX_BODY);
@@ -599,7 +630,11 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
             goto send;
         }
     }
-    route->fn(&r);
+    /* A known path without this method: 405 where its handler would have answered. */
+    if (m == ROUTER_NO_METHOD)
+        method_not_allowed(&r, allow);
+    else
+        route->fn(&r.route);
     /* A handler that failed inside its transaction leaves it open: end it here so nothing
      * half-done is committed and the idempotency row below is written on its own. */
     if (PQtransactionStatus(db_pg(r.db)) != PQTRANS_IDLE) {

@@ -1,7 +1,8 @@
 /* rest: what every /v1 handler shares — authentication, the tenant-scoped database
- * connection of the request, the path split into segments, strict JSON bodies, the one
- * error shape, keyset pages, Idempotency-Key replay. Handlers never write to the connection:
- * they fill r->status and r->out and rest_serve sends it. */
+ * connection of the request, the route (main.c's table on lib/router: 404, and 405 with
+ * Allow), strict JSON bodies, the one error shape, keyset pages, Idempotency-Key replay.
+ * Handlers never write to the connection: they fill r->status and r->out and rest_serve
+ * sends it. */
 #ifndef API_REST_H
 #define API_REST_H
 
@@ -11,17 +12,18 @@
 #include "ratelimit.h"
 #include "httpd.h"
 #include "params.h"
+#include "router.h"
 
 #include <civetweb.h>
 #include <jansson.h>
 #include <stdbool.h>
 
-#define REST_MAX_SEGS   8
 #define REST_MAX_BODY   (256 * 1024) /* larger bodies get 413 */
 #define REST_DB_WAIT_MS 5000         /* no pooled connection free within this: 503 */
 
 struct api {
     struct db_pool *db;
+    struct router *router;       /* the /v1 routes; its handlers take a request's route */
     struct ratelimit *ratelimit; /* requests per caller; NULL = no limit */
     const char *auth_url;        /* borrowed config */
     const char *auth_public_url; /* where browsers reach auth's /signin routes */
@@ -44,31 +46,29 @@ struct api_req {
     char headers[256];                         /* extra response header lines a handler sets */
     char request_id[HTTPD_REQUEST_ID_MAX + 1]; /* X-Request-Id: in every reply and error body */
     const char *method;
-    char path[1024];
-    char *segs[REST_MAX_SEGS]; /* path segments after /v1 */
-    int nsegs;
-    const char *query; /* raw query string or NULL */
-    struct buf body;   /* request body (POST/PUT/PATCH) */
-    int status;        /* response status */
-    struct buf out;    /* response body (JSON) */
-    bool replied;      /* the handler wrote the whole response itself (a stream) */
+    struct router_req route; /* the matched route: its pattern and {name} segments */
+    const char *query;       /* raw query string or NULL */
+    struct buf body;         /* request body (POST/PUT/PATCH) */
+    int status;              /* response status */
+    struct buf out;          /* response body (JSON) */
+    bool replied;            /* the handler wrote the whole response itself (a stream) */
 };
 
-typedef void (*rest_fn)(struct api_req *r);
-
-/* The civetweb handler for one /v1 prefix; cbdata is a struct rest_route. */
-struct rest_route {
-    struct api *api;
-    rest_fn fn;
-};
+/* The civetweb handler of every /v1 path; cbdata is the struct api. The route's handler (a
+ * router_fn) is called with r->route after authentication, the rate limit, the body and the
+ * Idempotency-Key claim; it finds its request with rest_req and returns r->status. */
 int rest_serve(struct mg_connection *conn, void *cbdata);
+/* The request whose route q is (q is borrowed from it). */
+struct api_req *rest_req(struct router_req *q);
+/* The "{name}" segment of the request's route (see router_param). */
+const char *rest_param(struct api_req *r, const char *name);
+/* The same for an id that must be a UUID: NULL after a 404 when it is not one. */
+const char *rest_uuid_param(struct api_req *r, const char *name);
 
 /* Fill the error reply {"error":{"code","message"}}. */
 void rest_error(struct api_req *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void rest_not_found(struct api_req *r);
-/* 405 with the Allow header (RFC 9110): allow lists the methods served, e.g. "GET, POST". */
-void rest_method_not_allowed(struct api_req *r, const char *allow);
 /* Add one response header line ("Name: value", without CRLF) to r->headers. */
 void rest_add_header(struct api_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Optimistic concurrency for a resource whose current version the handler holds (locked):
@@ -81,6 +81,10 @@ int rest_check_if_match(struct api_req *r, const char *version) __attribute__((w
 void rest_db_error(struct api_req *r, PGresult *res);
 /* Reply with a JSON text owned by the caller. */
 void rest_reply_text(struct api_req *r, int status, const char *json);
+/* Reply with body (borrowed) as compact JSON; NULL (a failed json_pack) is a 500. */
+void rest_reply_json(struct api_req *r, int status, const json_t *body);
+/* Reply 200 {"items": items} around a JSON array text (borrowed, e.g. a json_agg). */
+void rest_reply_items(struct api_req *r, const char *items);
 /* 0 when the caller (key or session) has the admin role; otherwise fills a 403 and returns
  * -1. Handlers call it before reading anything else of the request. */
 int rest_require_admin(struct api_req *r) __attribute__((warn_unused_result));

@@ -116,10 +116,9 @@ static int exists(struct api_req *r, const struct db_stmt *st, const char *id)
 static void request_sync(struct api_req *r)
 {
     static const char *const allowed[] = {"provider", "preview", NULL};
-    json_t *body = NULL, *up = NULL, *out = NULL;
+    json_t *body = NULL, *up = NULL;
     const char *provider = NULL;
     bool preview = false;
-    long status = 0;
     char path[160];
     int rp, rv;
     if (rest_require_admin(r) || !(body = rest_json_body(r, allowed, true)) ||
@@ -137,13 +136,10 @@ static void request_sync(struct api_req *r)
     up = json_pack("{s:o,s:b,s:s}", "provider", rp == 0 ? json_string(provider) : json_null(),
                    "preview", preview, "actor", r->principal.actor);
     snprintf(path, sizeof path, "/internal/tenants/%s/sync", r->principal.tenant);
-    if (!up || upstream_call(r, r->api->auth_url, "POST", path, up, &status, &out))
-        goto out;
-    upstream_reply(r, status, out);
+    upstream_post(r, r->api->auth_url, path, up);
 out:
     json_decref(body);
     json_decref(up);
-    json_decref(out);
 }
 
 static void list_runs(struct api_req *r)
@@ -209,22 +205,18 @@ static void list_outcomes(struct api_req *r, const char *run)
 
 static void decide_run(struct api_req *r, const char *run, const char *decision)
 {
-    json_t *body = NULL, *up = NULL, *out = NULL;
+    json_t *body = NULL, *up = NULL;
     char path[256];
-    long status = 0;
     if (rest_require_admin(r) || !(body = rest_json_body(r, (const char *const[]){NULL}, true)) ||
         exists(r, &st_run, run) != 1)
         goto out;
     up = json_pack("{ss}", "admin", r->principal.actor);
     snprintf(path, sizeof path, "/internal/tenants/%s/runs/%s/%s", r->principal.tenant, run,
              decision);
-    if (!up || upstream_call(r, r->api->merger_url, "POST", path, up, &status, &out))
-        goto out;
-    upstream_reply(r, status, out);
+    upstream_post(r, r->api->merger_url, path, up);
 out:
     json_decref(body);
     json_decref(up);
-    json_decref(out);
 }
 
 static void list_cases(struct api_req *r)
@@ -256,10 +248,9 @@ static void list_cases(struct api_req *r)
 static void resolve_case(struct api_req *r, const char *case_id)
 {
     static const char *const allowed[] = {"person_id", NULL};
-    json_t *body = NULL, *up = NULL, *out = NULL;
+    json_t *body = NULL, *up = NULL;
     const char *person = NULL;
     char path[256];
-    long status = 0;
     int rp;
     if (rest_require_admin(r) || !(body = rest_json_body(r, allowed, false)) ||
         (rp = rest_field_str(r, body, "person_id", 64, &person)) < 0 ||
@@ -279,13 +270,10 @@ static void resolve_case(struct api_req *r, const char *case_id)
                    r->principal.actor);
     snprintf(path, sizeof path, "/internal/tenants/%s/match-cases/%s/resolve", r->principal.tenant,
              case_id);
-    if (!up || upstream_call(r, r->api->merger_url, "POST", path, up, &status, &out))
-        goto out;
-    upstream_reply(r, status, out);
+    upstream_post(r, r->api->merger_url, path, up);
 out:
     json_decref(body);
     json_decref(up);
-    json_decref(out);
 }
 
 /* Validate pause windows: an array of {starts_at, ends_at, reason?}. */
@@ -392,57 +380,92 @@ out:
     json_decref(out);
 }
 
-void sync_handle(struct api_req *r)
+int sync_request(struct router_req *q)
 {
-    const char *m = r->method;
-    bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
-    const char *what = r->nsegs > 1 ? r->segs[1] : "";
-    if (r->nsegs == 1) {
-        post ? request_sync(r) : rest_method_not_allowed(r, "POST");
-    } else if (strcmp(what, "settings") == 0 && r->nsegs == 2) {
-        if (get) {
-            if (!rest_check_query(r, NULL))
-                reply_stmt(r, &st_settings, NULL);
-        } else if (strcmp(m, "PUT") == 0) {
-            put_settings(r);
-        } else {
-            rest_method_not_allowed(r, "GET, PUT");
-        }
-    } else if (strcmp(what, "runs") == 0) {
-        if (r->nsegs == 2) {
-            get ? list_runs(r) : rest_method_not_allowed(r, "GET");
-            return;
-        }
-        const char *run = r->segs[2];
-        if (!ids_uuid_valid(run) || r->nsegs > 4) {
-            rest_not_found(r);
-        } else if (r->nsegs == 3) {
-            if (!get)
-                rest_method_not_allowed(r, "GET");
-            else if (!rest_check_query(r, NULL))
-                reply_stmt(r, &st_run, run);
-        } else if (strcmp(r->segs[3], "outcomes") == 0) {
-            get ? list_outcomes(r, run) : rest_method_not_allowed(r, "GET");
-        } else if (strcmp(r->segs[3], "approve") == 0 || strcmp(r->segs[3], "reject") == 0) {
-            post ? decide_run(r, run, r->segs[3]) : rest_method_not_allowed(r, "POST");
-        } else {
-            rest_not_found(r);
-        }
-    } else if (strcmp(what, "match-cases") == 0) {
-        if (r->nsegs == 2) {
-            get ? list_cases(r) : rest_method_not_allowed(r, "GET");
-            return;
-        }
-        const char *id = r->segs[2];
-        if (!ids_uuid_valid(id) || r->nsegs > 4)
-            rest_not_found(r);
-        else if (r->nsegs == 3)
-            get ? reply_stmt(r, &st_case, id) : rest_method_not_allowed(r, "GET");
-        else if (strcmp(r->segs[3], "resolve") == 0)
-            post ? resolve_case(r, id) : rest_method_not_allowed(r, "POST");
-        else
-            rest_not_found(r);
-    } else {
-        rest_not_found(r);
-    }
+    struct api_req *r = rest_req(q);
+    request_sync(r);
+    return r->status;
+}
+
+int sync_settings(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    if (!rest_check_query(r, NULL))
+        reply_stmt(r, &st_settings, NULL);
+    return r->status;
+}
+
+int sync_put_settings(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    put_settings(r);
+    return r->status;
+}
+
+int sync_runs(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    list_runs(r);
+    return r->status;
+}
+
+int sync_run(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *run = rest_uuid_param(r, "run");
+    if (run && !rest_check_query(r, NULL))
+        reply_stmt(r, &st_run, run);
+    return r->status;
+}
+
+int sync_run_outcomes(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "run");
+    if (id)
+        list_outcomes(r, id);
+    return r->status;
+}
+
+int sync_run_approve(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "run");
+    if (id)
+        decide_run(r, id, "approve");
+    return r->status;
+}
+
+int sync_run_reject(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "run");
+    if (id)
+        decide_run(r, id, "reject");
+    return r->status;
+}
+
+int sync_cases(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    list_cases(r);
+    return r->status;
+}
+
+int sync_case(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "case");
+    if (id)
+        reply_stmt(r, &st_case, id);
+    return r->status;
+}
+
+int sync_case_resolve(struct router_req *q)
+{
+    struct api_req *r = rest_req(q);
+    const char *id = rest_uuid_param(r, "case");
+    if (id)
+        resolve_case(r, id);
+    return r->status;
 }

@@ -61,13 +61,27 @@ out:
     return rc;
 }
 
+void upstream_post(struct api_req *r, const char *base, const char *path, json_t *body)
+{
+    long status = 0;
+    json_t *out = NULL;
+    if (!body) {
+        rest_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    if (upstream_call(r, base, "POST", path, body, &status, &out) == 0)
+        upstream_reply(r, status, out);
+    json_decref(out);
+}
+
 void upstream_reply(struct api_req *r, long status, json_t *out)
 {
     json_t *e = out ? json_object_get(out, "error") : NULL;
     if (status >= 200 && status < 300) {
-        char *text = out ? pjson_dump_compact(out) : NULL;
-        rest_reply_text(r, (int)status, text ? text : "{}");
-        free(text);
+        if (out)
+            rest_reply_json(r, (int)status, out);
+        else
+            rest_reply_text(r, (int)status, "{}");
     } else if (status >= 400 && status < 500 && status != 401 && json_is_object(e) &&
                json_is_string(json_object_get(e, "code"))) {
         const char *msg = json_string_value(json_object_get(e, "message"));

@@ -12,5 +12,8 @@ int upstream_call(struct api_req *r, const char *base, const char *method, const
 /* Pass an upstream reply through: 2xx as is (with status), an error body in our shape as is,
  * anything else as 502 upstream_error. */
 void upstream_reply(struct api_req *r, long status, json_t *out);
+/* POST body (borrowed; NULL, a failed json_pack, is answered 500) to base path and pass the
+ * answer through as upstream_reply does: an admin action that auth or the merger performs. */
+void upstream_post(struct api_req *r, const char *base, const char *path, json_t *body);
 
 #endif

@@ -35,12 +35,10 @@ enum consent_session_result consent_session_load(struct db_conn *db, const char 
     if (!consent_session_hash_valid(session_hash))
         return CONSENT_SESSION_NONE;
     const char *p[] = {session_hash, tenant};
-    PGresult *res = db_exec(db, &st_load, 2, p);
+    PGresult *res = db_query(db, PGRES_TUPLES_OK, &st_load, 2, p, err, errlen);
     enum consent_session_result r = CONSENT_SESSION_ERROR;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        snprintf(err, errlen, "%s", PQresultErrorMessage(res));
-        goto out;
-    }
+    if (!res)
+        return CONSENT_SESSION_ERROR;
     if (PQntuples(res) != 1) {
         r = CONSENT_SESSION_NONE;
         goto out;

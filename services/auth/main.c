@@ -58,10 +58,8 @@ struct auth_config {
     }
 
 static const struct cfg_option options[] = {
-    OPT("PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 1024, kafka_brokers,
-        "Kafka bootstrap servers (host:port,...)"),
-    OPT("PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048, pg_url,
-        "PostgreSQL connection URL"),
+    KAFKA_CFG_BROKERS(struct auth_config, kafka_brokers),
+    DB_CFG_PG_URL(struct auth_config, pg_url),
     OPT("PANEL_AUTH_CALLER_SECRETS", CFG_SECRET, "", 0, 4096, caller_secrets,
         "secrets of the services that call /internal: 'api:SECRET,google-sync:SECRET,"
         "azure-sync:SECRET' (a caller twice while rotating; docs/security.md); required"),
@@ -113,10 +111,7 @@ static const struct cfg_option options[] = {
     OPT("PANEL_RETENTION_SESSIONS_DAYS", CFG_INT, "30", 0, 36500, retention_sessions_days,
         "admin page sessions are deleted this many days after they ended or expired; 0 keeps "
         "them"),
-    OPT("PANEL_RETENTION_INTERVAL_S", CFG_INT, "300", 1, 86400, retention_interval_s,
-        "pause (s) between retention rounds"),
-    OPT("PANEL_RETENTION_BATCH", CFG_INT, "1000", 1, 100000, retention_batch,
-        "rows deleted per retention statement (each its own short transaction)"),
+    RETENTION_CFG_OPTIONS(struct auth_config, retention_interval_s, retention_batch),
     OPT("PANEL_AUTH_SCHEDULER_TICK_MS", CFG_INT, "10000", 100, 600000, tick_ms,
         "how often the scheduler looks for due syncs and pending revokes"),
     OPT("PANEL_AUTH_RUN_STALE_S", CFG_INT, "7200", 60, 604800, run_stale_s,

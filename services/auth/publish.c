@@ -65,6 +65,17 @@ Panel__V1__Source publish_source(const char *provider)
     return s == PB_SOURCE_PANEL ? PB_SOURCE_UNSPECIFIED : s;
 }
 
+/* The envelope of every event auth writes: a new id, the tenant, provider as its source, the
+ * run (NULL for none). 0, or -1 with a message. */
+static int envelope_new(Envelope *env, char id[EVENTS_ID_LEN], const char *tenant,
+                        const char *provider, const char *run_id, char *err, size_t errlen)
+{
+    if (events_envelope_init(env, id, tenant, publish_source(provider), run_id) == 0)
+        return 0;
+    snprintf(err, errlen, "no randomness for the event id");
+    return -1;
+}
+
 int outbox_auth_event(struct db_conn *db, const char *tenant, const char *provider,
                       Panel__V1__AuthEventKind kind, const char *const *scopes, size_t nscopes,
                       const char *message, const char *actor, char *err, size_t errlen)
@@ -72,10 +83,8 @@ int outbox_auth_event(struct db_conn *db, const char *tenant, const char *provid
     Envelope env;
     Panel__V1__AuthEvent ev = PANEL__V1__AUTH_EVENT__INIT;
     char id[EVENTS_ID_LEN];
-    if (events_envelope_init(&env, id, tenant, publish_source(provider), NULL)) {
-        snprintf(err, errlen, "no randomness for the event id");
+    if (envelope_new(&env, id, tenant, provider, NULL, err, errlen))
         return -1;
-    }
     ev.has_kind = 1;
     ev.kind = kind;
     ev.n_granted_scopes = nscopes;
@@ -164,10 +173,8 @@ static int publish_one(struct auth_ctx *c, struct kafka_delivery *d, const char 
     Envelope env;
     Panel__V1__SyncRequest req = PANEL__V1__SYNC_REQUEST__INIT;
     char id[EVENTS_ID_LEN];
-    if (events_envelope_init(&env, id, tenant, publish_source(source), run_id)) {
-        snprintf(err, errlen, "no randomness for the event id");
+    if (envelope_new(&env, id, tenant, source, run_id, err, errlen))
         return -1;
-    }
     req.reason = (char *)reason;
     req.has_preview = 1;
     req.preview = preview;

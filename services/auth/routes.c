@@ -161,6 +161,22 @@ static int tenant_check(struct mg_connection *conn, struct db_conn *db, const ch
     return 0;
 }
 
+/* What every admin action starts with: the {tenant} of the path, the JSON body and who acts
+ * (its "actor"). 0 with all three set (caller json_decref-s *body), or the status of the 400
+ * sent (nothing to free then). */
+static int admin_action(struct router_req *q, const char **tenant, json_t **body,
+                        const char **actor)
+{
+    if (!(*tenant = path_tenant(q)) || !(*body = read_json(q, true)))
+        return 400;
+    if (!(*actor = body_actor(q->conn, *body))) {
+        json_decref(*body);
+        *body = NULL;
+        return 400;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ authorize */
 
 /* Whether another district holds the Microsoft directory: 1 yes, 0 no, -1 database error. */
@@ -183,25 +199,16 @@ static int handle_authorize(struct router_req *q, const char *provider)
     struct db_conn *db = NULL;
     struct mg_connection *conn = q->conn;
     struct auth_ctx *c = q->ctx;
-    const char *tenant = path_tenant(q);
+    const char *tenant, *admin, *session_hash = NULL;
     int status;
     char err[256];
     struct buf url;
     struct state_new st;
     struct consent_session cs;
-    if (!tenant)
-        return 400;
-    json_t *body = read_json(q, true), *out = NULL;
+    json_t *body = NULL, *out = NULL;
+    if ((status = admin_action(q, &tenant, &body, &admin)))
+        return status;
     buf_init(&url, 8192);
-    if (!body) {
-        buf_free(&url);
-        return 400;
-    }
-    const char *admin = body_actor(conn, body), *session_hash = NULL;
-    if (!admin) {
-        status = 400;
-        goto out;
-    }
     if (strncmp(admin, "person:", 7) != 0) {
         status = reply_err(conn, 403, "session_required",
                            "a cloud is connected by a signed-in admin, not with an API key");
@@ -214,11 +221,8 @@ static int handle_authorize(struct router_req *q, const char *provider)
                            "is required");
         goto out;
     }
-    db = ctx_db(c, err, sizeof err);
-    if (!db) {
-        status = reply_db(conn, tenant, err);
+    if (!(db = router_db(q, c->db, AUTH_DB_WAIT_MS, &status)))
         goto out;
-    }
     if ((status = tenant_check(conn, db, tenant)))
         goto out;
     enum consent_session_result sr =
@@ -328,6 +332,22 @@ static int session_refused(struct mg_connection *conn, struct db_conn *db, const
     return 0;
 }
 
+/* Every consent callback starts here: consume its state (provider as stored, "google" or
+ * "azure"; label names it in the logs) and check the browser's session. 0 with si filled, or
+ * the status of the refusal sent. */
+static int callback_state(struct mg_connection *conn, struct auth_ctx *c, struct db_conn *db,
+                          const char *provider, const char *label, const char *state,
+                          struct state_info *si)
+{
+    char err[512];
+    enum state_result sr = states_consume(db, c->grants, provider, state, si, err, sizeof err);
+    if (sr != STATE_OK) {
+        log_warn("%s callback refused: %s", label, state_result_str(sr));
+        return state_error(conn, sr);
+    }
+    return session_refused(conn, db, label, si);
+}
+
 /* After a connection was stored inside the open transaction: request the first sync and
  * write the AUTHORIZED event when this is the first authorization, commit, publish. */
 static int finish_authorized(struct auth_ctx *c, struct db_conn *db, const char *tenant,
@@ -368,16 +388,9 @@ static int handle_google_callback(struct router_req *q)
         httpd_query_param(ri, "error", error, sizeof error) ||
         httpd_query_param(ri, "scope", scope, sizeof scope))
         return reply_err(conn, 400, "invalid_state", "a parameter is too long or invalid");
-    db = ctx_db(c, err, sizeof err);
-    if (!db)
-        return reply_db(conn, NULL, err);
-    enum state_result sr = states_consume(db, c->grants, "google", state, &si, err, sizeof err);
-    if (sr != STATE_OK) {
-        log_warn("google callback refused: %s", state_result_str(sr));
-        status = state_error(conn, sr);
-        goto out;
-    }
-    if ((status = session_refused(conn, db, "google", &si)))
+    if (!(db = router_db(q, c->db, AUTH_DB_WAIT_MS, &status)))
+        return status;
+    if ((status = callback_state(conn, c, db, "google", "google", state, &si)))
         goto out;
     if (*error) {
         bool denied = strcmp(error, "access_denied") == 0;
@@ -477,17 +490,10 @@ static int handle_ms_callback(struct router_req *q)
         httpd_query_param(ri, "admin_consent", consent, sizeof consent) ||
         httpd_query_param(ri, "tenant", tenant_id, sizeof tenant_id))
         return reply_err(conn, 400, "invalid_state", "a parameter is too long or invalid");
-    db = ctx_db(c, err, sizeof err);
-    if (!db)
-        return reply_db(conn, NULL, err);
+    if (!(db = router_db(q, c->db, AUTH_DB_WAIT_MS, &status)))
+        return status;
     /* Never trust the returned tenant before the state is checked. */
-    enum state_result sr = states_consume(db, c->grants, "azure", state, &si, err, sizeof err);
-    if (sr != STATE_OK) {
-        log_warn("microsoft callback refused: %s", state_result_str(sr));
-        status = state_error(conn, sr);
-        goto out;
-    }
-    if ((status = session_refused(conn, db, "microsoft", &si)))
+    if ((status = callback_state(conn, c, db, "azure", "microsoft", state, &si)))
         goto out;
     if (*error) {
         bool denied = strcmp(error, "access_denied") == 0 || strcmp(error, "consent_required") == 0;
@@ -646,11 +652,8 @@ static int handle_token(struct router_req *q)
         status = callers_reply_refused(conn, CALLERS_FORBIDDEN, who);
         goto out;
     }
-    db = ctx_db(c, err, sizeof err);
-    if (!db) {
-        status = reply_db(conn, tenant, err);
+    if (!(db = router_db(q, c->db, AUTH_DB_WAIT_MS, &status)))
         goto out;
-    }
     enum conn_result cr = conn_load(db, c->grants, tenant, provider, &cg, err, sizeof err);
     if (cr == CONN_NOT_FOUND) {
         status = reply_err(conn, 404, "not_connected", "the tenant has not connected this cloud");
@@ -741,25 +744,15 @@ static int handle_deauthorize(struct router_req *q, const char *provider)
     struct db_conn *db = NULL;
     struct mg_connection *conn = q->conn;
     struct auth_ctx *c = q->ctx;
-    const char *tenant = path_tenant(q);
+    const char *tenant, *admin;
     char err[512], msg[256] = "";
     char *token = NULL;
     int status;
-    if (!tenant)
-        return 400;
-    json_t *out = NULL, *body = read_json(q, true);
-    if (!body)
-        return 400;
-    const char *admin = body_actor(conn, body);
-    if (!admin) {
-        status = 400;
+    json_t *out = NULL, *body = NULL;
+    if ((status = admin_action(q, &tenant, &body, &admin)))
+        return status;
+    if (!(db = router_db(q, c->db, AUTH_DB_WAIT_MS, &status)))
         goto out;
-    }
-    db = ctx_db(c, err, sizeof err);
-    if (!db) {
-        status = reply_db(conn, tenant, err);
-        goto out;
-    }
     /* The connection's change and its DEAUTHORIZED event commit together; the remote revoke
      * (an HTTP call) comes after the commit. */
     if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err)) {
@@ -830,9 +823,9 @@ static int handle_connections(struct router_req *q)
     json_t *out = NULL;
     if (!tenant)
         return 400;
-    struct db_conn *db = ctx_db(c, err, sizeof err);
+    struct db_conn *db = router_db(q, c->db, AUTH_DB_WAIT_MS, &status);
     if (!db)
-        return reply_db(conn, tenant, err);
+        return status;
     if ((status = tenant_check(conn, db, tenant)))
         goto out;
     out = conn_list_json(db, tenant, err, sizeof err);
@@ -848,15 +841,12 @@ static int handle_sync(struct router_req *q)
     struct db_conn *db = NULL;
     struct mg_connection *conn = q->conn;
     struct auth_ctx *c = q->ctx;
-    const char *tenant = path_tenant(q);
+    const char *tenant, *admin, *provider = NULL;
     char err[512];
     int status;
-    if (!tenant)
-        return 400;
-    json_t *out = NULL, *reqs = NULL, *body = read_json(q, true);
-    if (!body)
-        return 400;
-    const char *provider = NULL, *admin = NULL;
+    json_t *out = NULL, *reqs = NULL, *body = NULL;
+    if ((status = admin_action(q, &tenant, &body, &admin)))
+        return status;
     bool preview = false;
     enum pjson_get pg_ = pjson_get_str(body, "provider", &provider);
     if ((pg_ == PJSON_OK && !conn_provider_valid(provider)) || pg_ == PJSON_WRONG_TYPE) {
@@ -871,15 +861,8 @@ static int handle_sync(struct router_req *q)
         status = reply_err(conn, 400, "invalid_argument", "\"preview\" must be a boolean");
         goto out;
     }
-    if (!(admin = body_actor(conn, body))) {
-        status = 400;
+    if (!(db = router_db(q, c->db, AUTH_DB_WAIT_MS, &status)))
         goto out;
-    }
-    db = ctx_db(c, err, sizeof err);
-    if (!db) {
-        status = reply_db(conn, tenant, err);
-        goto out;
-    }
     if ((status = tenant_check(conn, db, tenant)))
         goto out;
     reqs = json_array();
@@ -944,21 +927,14 @@ static int handle_settings(struct router_req *q)
     struct db_conn *db = NULL;
     struct mg_connection *conn = q->conn;
     struct auth_ctx *c = q->ctx;
-    const char *tenant = path_tenant(q);
+    const char *tenant, *actor;
     char err[512];
     int status;
     PGresult *res = NULL;
-    if (!tenant)
-        return 400;
-    json_t *out = NULL, *body = read_json(q, true);
-    if (!body)
-        return 400;
     int64_t interval = 0;
-    const char *actor = body_actor(conn, body);
-    if (!actor) {
-        status = 400;
-        goto out;
-    }
+    json_t *out = NULL, *body = NULL;
+    if ((status = admin_action(q, &tenant, &body, &actor)))
+        return status;
     enum pjson_get ig = pjson_get_int(body, "sync_interval_seconds", &interval);
     if (ig == PJSON_WRONG_TYPE || (ig == PJSON_OK && (interval < 300 || interval > 604800))) {
         status = reply_err(conn, 400, "invalid_argument",
@@ -988,11 +964,8 @@ static int handle_settings(struct router_req *q)
             goto out;
         }
     }
-    db = ctx_db(c, err, sizeof err);
-    if (!db) {
-        status = reply_db(conn, tenant, err);
+    if (!(db = router_db(q, c->db, AUTH_DB_WAIT_MS, &status)))
         goto out;
-    }
     if ((status = tenant_check(conn, db, tenant)))
         goto out;
     if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err)) {

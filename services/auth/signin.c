@@ -182,8 +182,9 @@ static int seal_verifier(const struct grants *g, const char *state_hash, const c
     return *hex ? 0 : -1;
 }
 
-static int start(struct mg_connection *conn, struct signin *s, enum provider p)
+static int start(struct router_req *q, struct signin *s, enum provider p)
 {
+    struct mg_connection *conn = q->conn;
     const struct mg_request_info *ri = mg_get_request_info(conn);
     char tenant[128], state[SESSION_TOKEN_MAX], nonce[SESSION_TOKEN_MAX],
         browser[SESSION_TOKEN_MAX], verifier[VERIFIER_MAX], challenge[64], state_hash[65],
@@ -223,12 +224,8 @@ static int start(struct mg_connection *conn, struct signin *s, enum provider p)
         status = httpd_reply_error(conn, 500, "internal", "sealing failed");
         goto out;
     }
-    db = ctx_db(s->ctx, err, sizeof err);
-    if (!db) {
-        log_error("database: %s", err);
-        status = httpd_reply_error(conn, 503, "unavailable", "the database is unavailable");
+    if (!(db = router_db(q, s->ctx->db, AUTH_DB_WAIT_MS, &status)))
         goto out;
-    }
     snprintf(ttl, sizeof ttl, "%ld", s->cfg.state_ttl_s);
     const char *params[] = {
         state_hash, provider_names[p], *tenant ? tenant : NULL,          browser_hash,
@@ -503,8 +500,9 @@ static void rollback(struct db_conn *db)
         PQclear(PQexec(db_pg(db), "ROLLBACK"));
 }
 
-static int callback(struct mg_connection *conn, struct signin *s, enum provider p)
+static int callback(struct router_req *q, struct signin *s, enum provider p)
 {
+    struct mg_connection *conn = q->conn;
     const struct mg_request_info *ri = mg_get_request_info(conn);
     char state[SESSION_TOKEN_MAX + 8], code[CODE_MAX], error[256], browser[SESSION_TOKEN_MAX],
         err[512], account[37] = "", tenant[128] = "", tenants[512] = "", msg[1024],
@@ -527,11 +525,8 @@ static int callback(struct mg_connection *conn, struct signin *s, enum provider 
     int cr = cookie_header
                  ? session_cookie_get(cookie_header, SESSION_SIGNIN_COOKIE, browser, sizeof browser)
                  : 1;
-    if (!(db = ctx_db(s->ctx, err, sizeof err))) {
-        log_error("database: %s", err);
-        status = httpd_reply_error(conn, 503, "unavailable", "the database is unavailable");
+    if (!(db = router_db(q, s->ctx->db, AUTH_DB_WAIT_MS, &status)))
         goto out;
-    }
     enum consume_result c =
         consume(db, s, p, state, cr == 0 ? browser : NULL, &st, err, sizeof err);
     if (c == C_ERROR) {
@@ -634,22 +629,22 @@ out:
 
 static int google_start(struct router_req *q)
 {
-    return start(q->conn, q->ctx, P_GOOGLE);
+    return start(q, q->ctx, P_GOOGLE);
 }
 
 static int google_callback(struct router_req *q)
 {
-    return callback(q->conn, q->ctx, P_GOOGLE);
+    return callback(q, q->ctx, P_GOOGLE);
 }
 
 static int microsoft_start(struct router_req *q)
 {
-    return start(q->conn, q->ctx, P_MICROSOFT);
+    return start(q, q->ctx, P_MICROSOFT);
 }
 
 static int microsoft_callback(struct router_req *q)
 {
-    return callback(q->conn, q->ctx, P_MICROSOFT);
+    return callback(q, q->ctx, P_MICROSOFT);
 }
 
 /* Public: a browser follows these links (the states and cookies prove the flow). */

@@ -4,6 +4,8 @@
 #include "callers.h"
 #include "config.h"
 #include "consumer.h"
+#include "db.h"
+#include "kafka.h"
 #include "log.h"
 #include "relay.h"
 #include "pg.h"
@@ -32,10 +34,8 @@ struct merger_config {
 };
 
 static const struct cfg_option options[] = {
-    {"PANEL_KAFKA_BROKERS", CFG_STRING, "127.0.0.1:9092", 0, 1024,
-     offsetof(struct merger_config, kafka_brokers), "Kafka bootstrap servers (host:port,...)"},
-    {"PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,
-     offsetof(struct merger_config, pg_url), "PostgreSQL connection URL"},
+    KAFKA_CFG_BROKERS(struct merger_config, kafka_brokers),
+    DB_CFG_PG_URL(struct merger_config, pg_url),
     {"PANEL_MERGER_CALLER_SECRETS", CFG_SECRET, "", 0, 4096,
      offsetof(struct merger_config, caller_secrets),
      "secrets of the services that call /internal: 'api:SECRET' (twice while rotating; "
@@ -64,11 +64,7 @@ static const struct cfg_option options[] = {
      offsetof(struct merger_config, retention_run_leftovers_hours),
      "run_seen and run_reported_removals rows of runs ended this many hours ago are deleted; "
      "0 keeps them"},
-    {"PANEL_RETENTION_INTERVAL_S", CFG_INT, "300", 1, 86400,
-     offsetof(struct merger_config, retention_interval_s), "pause (s) between retention rounds"},
-    {"PANEL_RETENTION_BATCH", CFG_INT, "1000", 1, 100000,
-     offsetof(struct merger_config, retention_batch),
-     "rows deleted per retention statement (each its own short transaction)"},
+    RETENTION_CFG_OPTIONS(struct merger_config, retention_interval_s, retention_batch),
 };
 
 /* Advisory lock key of the merger's retention rounds (one replica prunes at a time). */

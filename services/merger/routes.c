@@ -56,11 +56,8 @@ static int handle_resolve(struct router_req *q)
     if ((status = path_ids(q, "case", &tenant, &run)) ||
         (status = read_decision(q, &req, &admin, &person_id)))
         goto out;
-    if (db_get(ctx->db, ROUTES_DB_WAIT_MS, &db, err, sizeof err) != DB_OK) {
-        log_warn("%s: %s", q->pattern, err);
-        status = httpd_reply_error(conn, 503, "unavailable", "database unavailable");
+    if (!(db = router_db(q, ctx->db, ROUTES_DB_WAIT_MS, &status)))
         goto out;
-    }
     char resolved[40] = "";
     enum apply_decide_result d = apply_resolve_case(db_pg(db), tenant, run, person_id, admin,
                                                     resolved, sizeof resolved, err, sizeof err);
@@ -99,11 +96,8 @@ static int decide(struct router_req *q, enum apply_decision decision)
     if ((status = path_ids(q, "run", &tenant, &run)) ||
         (status = read_decision(q, &req, &admin, &person_id)))
         goto out;
-    if (db_get(ctx->db, ROUTES_DB_WAIT_MS, &db, err, sizeof err) != DB_OK) {
-        log_warn("%s: %s", q->pattern, err);
-        status = httpd_reply_error(conn, 503, "unavailable", "database unavailable");
+    if (!(db = router_db(q, ctx->db, ROUTES_DB_WAIT_MS, &status)))
         goto out;
-    }
     long removed = 0;
     enum apply_decide_result d =
         apply_decide(db_pg(db), tenant, run, admin, decision, &removed, err, sizeof err);

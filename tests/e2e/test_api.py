@@ -219,6 +219,10 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(out["error"]["code"], "unauthenticated")
         self.err("GET", "/v1/people", 401, key="pk_nope.nope")
         self.err("GET", "/v1/people", 401, key="not-a-key")
+        # Routes are matched only after authentication: an unknown path, or a known one with
+        # another method, tells a caller without a valid key nothing.
+        self.err("GET", "/v1/nothing-here", 401, key="pk_nope.nope")
+        self.err("DELETE", "/v1/people", 401, key="pk_nope.nope")
         key_id, secret = self.key_a[3:].split(".")
         self.err("GET", "/v1/people", 401, key=f"pk_{key_id}.{secret}x")
         doomed = new_key(self.a, "admin")
@@ -1512,6 +1516,13 @@ class ApiTest(unittest.TestCase):
         self.ok("GET", "/v1/people")
         after = people_requests()[1]
         self.assertEqual((after[0] - before[0], after[1] - before[1]), (2, 2))
+        # A route with an id is counted by its pattern, never by the path with the id.
+        unknown = str(uuid.uuid4())
+        self.err("GET", f"/v1/assets/{unknown}", 404, "not_found")
+        text = http("GET", self.api.url + "/metrics")[2]
+        text = text.decode() if isinstance(text, bytes) else str(text)
+        self.assertIn('route="/v1/assets/{id}"', text)
+        self.assertNotIn(unknown, text)
         st, hdrs, page = http("GET", self.api.url + "/")
         self.assertEqual(st, 200)
         self.assertIn("text/html", hdrs.get("Content-Type", ""))

@@ -1,6 +1,7 @@
 /* panelctl: the operator's tool — migrations (also the Kubernetes migration Job), topics,
  * tenants, and decoding events for people and tests. */
 #include "commands.h"
+#include "db.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -37,8 +38,7 @@ static const struct panelctl_command commands[] = {
 };
 
 static const struct cfg_option options[] = {
-    {"PANEL_PG_URL", CFG_SECRET, "postgresql://panel@127.0.0.1:5432/panel", 0, 2048,
-     offsetof(struct panelctl_config, pg_url), "PostgreSQL connection URL"},
+    DB_CFG_PG_URL(struct panelctl_config, pg_url),
     {"PANEL_MIGRATIONS_DIR", CFG_STRING, "db/migrations", 0, 4096,
      offsetof(struct panelctl_config, migrations_dir),
      "Directory of the SQL migrations that migrate applies"},
