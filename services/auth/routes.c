@@ -564,14 +564,17 @@ out:
 
 /* The provider refused the grant: mark the connection revoked. Borrows its own database
  * connection: the token request gave its back before calling the provider. */
-static int revoked_now(struct mg_connection *conn, struct auth_ctx *c, const char *tenant,
-                       const char *provider, const char *message)
+static int revoked_now(struct router_req *q, const char *tenant, const char *provider,
+                       const char *message)
 {
+    struct mg_connection *conn = q->conn;
+    struct auth_ctx *c = q->ctx;
     char err[256], labels[64];
     bool changed = false;
-    struct db_conn *db = ctx_db(c, err, sizeof err);
+    int status;
+    struct db_conn *db = router_db(q, c->db, AUTH_DB_WAIT_MS, &status);
     if (!db)
-        return reply_db(conn, tenant, err);
+        return status;
     /* the status change and its REVOKED event commit together */
     if (pgx_exec(db_pg(db), "BEGIN", err, sizeof err) ||
         conn_mark_revoked(db, tenant, provider, message, &changed, err, sizeof err) != CONN_OK ||
@@ -684,7 +687,7 @@ static int handle_token(struct router_req *q)
         }
         enum google_result gr = google_refresh(h, &c->google, cg.secret, &gt);
         if (gr == GOOGLE_INVALID_GRANT) {
-            status = revoked_now(conn, c, tenant, provider, gt.message);
+            status = revoked_now(q, tenant, provider, gt.message);
             goto out;
         }
         if (gr != GOOGLE_OK) {
@@ -699,7 +702,7 @@ static int handle_token(struct router_req *q)
     } else {
         enum ms_result mr = ms_client_token(h, &c->ms, cg.provider_tenant, &mt);
         if (mr == MS_REVOKED) {
-            status = revoked_now(conn, c, tenant, provider, mt.message);
+            status = revoked_now(q, tenant, provider, mt.message);
             goto out;
         }
         if (mr != MS_OK) {
