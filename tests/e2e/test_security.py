@@ -302,7 +302,10 @@ class SecretsAndLeaksTest(unittest.TestCase):
             bad = [{"tenant_id": tenant, "source": "SOURCE_GOOGLE", "run_id": "nope",
                     "person_observed": {"person": {"email": "x@y"}}}]
             suite.publish(tenant, bad)  # dead-lettered: the DLQ path runs too
-            time.sleep(2)
+            harness.wait_until(lambda: [e for e in harness.consume("panel.source.events.dlq",
+                                                                   timeout_ms=1500)
+                                        if e["key"] == tenant],
+                               timeout=60, what="the bad event on the dead-letter topic")
         finally:
             codes = {p.name: stop_code(p) for p in (auth, merger)}
         for p in (auth, merger):
