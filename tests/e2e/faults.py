@@ -166,17 +166,22 @@ def merger_kills(kills, people=3000, devices=500, ous=20, seed=None, base=None):
             done += 1
             m.start()
             restarts += 1
-        for evs in runs:
-            suite.wait_run(tenant, evs[0]["run_id"], ("completed",), timeout=600)
-        wait_outbox_drained(tenant)
+        suite.wait_applied(tenant, runs, timeout=600)
         alive = m.proc.poll() is None
     finally:
         m.stop()
+    problems, stats = large_sync_problems(base, tenant, people, devices, ous)
+    return dict(stats, kills=done, restarts=restarts, alive=alive, problems=problems,
+                base=base, tenant=tenant)
+
+
+def large_sync_problems(base, tenant, people, devices, ous):
+    """(problems, stats) of tenant after large_sync's two runs: its differences from base (the
+    same runs applied undisturbed) and from what the runs say must be there."""
     problems, stats = compare(base, tenant)
     problems += absolute_problems(tenant, range(people), range(people // 2, people + people // 4),
                                   devices, ous)
-    return dict(stats, kills=done, restarts=restarts, alive=alive, problems=problems,
-                base=base, tenant=tenant)
+    return problems, stats
 
 
 def infra_restart(which, people=2000, devices=300, ous=10, pause=5.0, base=None):
@@ -202,15 +207,11 @@ def infra_restart(which, people=2000, devices=300, ous=10, pause=5.0, base=None)
             suite.publish(tenant, runs[1])
         time.sleep(pause)
         infra("start", which)
-        for evs in runs:
-            suite.wait_run(tenant, evs[0]["run_id"], ("completed",), timeout=600)
-        wait_outbox_drained(tenant)
+        suite.wait_applied(tenant, runs, timeout=600)
         alive = m.proc.poll() is None
     finally:
         m.stop()
-    problems, stats = compare(base, tenant)
-    problems += absolute_problems(tenant, range(people), range(people // 2, people + people // 4),
-                                  devices, ous)
+    problems, stats = large_sync_problems(base, tenant, people, devices, ous)
     return dict(stats, restarts=1, alive=alive, problems=problems, base=base, tenant=tenant)
 
 
@@ -221,9 +222,7 @@ def broken_runs_delete_nothing(people=400):
     m = suite.start_merger()
     try:
         first = suite.run_events(tenant, "google", range(people), devices=20, ous=3)
-        suite.publish(tenant, first)
-        suite.wait_run(tenant, first[0]["run_id"], ("completed",))
-        wait_outbox_drained(tenant)
+        suite.apply_run(tenant, first)
         before = suite.canonical_dump(tenant)
         failed = suite.run_events(tenant, "google", range(people // 2), fail=True)
         suite.publish(tenant, failed)

@@ -37,9 +37,7 @@ class MergerOutboxTest(unittest.TestCase):
         first = suite.run_events(tenant, "google", range(40), devices=5, ous=2)
         m = suite.start_merger()
         try:
-            suite.publish(tenant, first)
-            suite.wait_run(tenant, first[0]["run_id"], ("completed",))
-            faults.wait_outbox_drained(tenant)
+            suite.apply_run(tenant, first)
         finally:
             m.stop()
         published = outbox_event_ids(tenant)
@@ -53,9 +51,7 @@ class MergerOutboxTest(unittest.TestCase):
             reconciled = metric(m, "merger_outbox_reconciled_total")
             # The relay goes on publishing new rows, once each.
             second = suite.run_events(tenant, "azure", range(30, 50))
-            suite.publish(tenant, second)
-            suite.wait_run(tenant, second[0]["run_id"], ("completed",))
-            faults.wait_outbox_drained(tenant)
+            suite.apply_run(tenant, second)
         finally:
             m.stop()
         self.assertGreaterEqual(reconciled, 47)
@@ -70,9 +66,7 @@ class MergerOutboxTest(unittest.TestCase):
         run = suite.run_events(tenant, "google", range(25))
         m = suite.start_merger()
         try:
-            suite.publish(tenant, run)
-            suite.wait_run(tenant, run[0]["run_id"], ("completed",))
-            faults.wait_outbox_drained(tenant)
+            suite.apply_run(tenant, run)
         finally:
             m.stop()
         # A copy of each row under a new outbox id and event id (as if written after the
