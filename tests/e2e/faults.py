@@ -15,6 +15,7 @@ import urllib.parse
 
 import harness
 import suite
+from harness import wait_outbox_drained
 
 SOAK_DOMAIN = "soak.k12.example"
 
@@ -51,16 +52,6 @@ def event_summary(tenant):
     ids = [e[3] for e in delivered]
     keys = collections.Counter((topic, key, kind) for topic, key, kind, _ in evs)
     return counts, ids, keys
-
-
-def wait_outbox_drained(tenant, timeout=120):
-    """Every outbox row of tenant has reached Kafka (the relay marks them published)."""
-    cols = {r[0] for r in harness.psql(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'outbox'")}
-    col = next(c for c in ("sent_at", "published_at") if c in cols)
-    harness.wait_until(lambda: harness.psql(
-        f"SELECT count(*) FROM outbox WHERE tenant_id = :'t' AND {col} IS NULL",
-        t=tenant)[0][0] == "0", timeout=timeout, what="the outbox to drain")
 
 
 def baseline(events_for, merger_env=None):

@@ -632,7 +632,7 @@ class AuthEventsWhileKafkaIsDown(AuthWithRelay, unittest.TestCase):
         finally:
             faults.infra("start", "kafka")
         evs = self.events("panel.auth.events", tenant, 2)
-        faults.wait_outbox_drained(tenant)
+        harness.wait_outbox_drained(tenant)
         evs = self.events("panel.auth.events", tenant)
         self.assertEqual([e["auth_event"]["kind"] for e in evs],
                          ["AUTH_EVENT_KIND_AUTHORIZED", "AUTH_EVENT_KIND_REVOKED"])

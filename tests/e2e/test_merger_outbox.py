@@ -6,7 +6,6 @@ import collections
 import re
 import unittest
 
-import faults
 import harness
 import suite
 
@@ -47,7 +46,7 @@ class MergerOutboxTest(unittest.TestCase):
         harness.psql("UPDATE outbox SET sent_at = NULL WHERE tenant_id = :'t'", t=tenant)
         m = suite.start_merger()
         try:
-            faults.wait_outbox_drained(tenant)
+            harness.wait_outbox_drained(tenant)
             reconciled = metric(m, "merger_outbox_reconciled_total")
             # The relay goes on publishing new rows, once each.
             second = suite.run_events(tenant, "azure", range(30, 50))
@@ -78,7 +77,7 @@ class MergerOutboxTest(unittest.TestCase):
         harness.psql("UPDATE outbox SET sent_at = NULL WHERE tenant_id = :'t'", t=tenant)
         m = suite.start_merger()
         try:
-            faults.wait_outbox_drained(tenant)
+            harness.wait_outbox_drained(tenant)
             reconciled = metric(m, "merger_outbox_reconciled_total")
         finally:
             m.stop()

@@ -7,7 +7,6 @@ import collections
 import unittest
 import uuid
 
-import faults
 import harness
 import suite
 
@@ -117,7 +116,7 @@ class MergerRetentionTest(unittest.TestCase):
                           a=gone["completed"], b=gone["failed"]) == 0,
                 timeout=120, what="the old rows to be pruned")
             suite.wait_run(tenant, second[0]["run_id"], ("completed",))
-            faults.wait_outbox_drained(tenant)
+            harness.wait_outbox_drained(tenant)
             # the relay goes on after pruning too
             third = suite.run_events(tenant, "azure", range(100, 140))
             suite.apply_run(tenant, third)
