@@ -4,18 +4,16 @@
 // to look for and carries the session cookies (set in the browser context, as the sign-in's
 // redirect would). Exits non-zero on a failed step or on any console error; screenshots go
 // to SHOTS.
-import {chromium} from "playwright-core";
 import fs from "node:fs";
 import path from "node:path";
+import {checkIn, checkOut, launch, openAsset, runSteps} from "./helpers.mjs";
 
 const fx = JSON.parse(process.env.FIXTURE);
 const shots = process.env.SHOTS;
 fs.mkdirSync(shots, {recursive: true});
 const errors = [];
-const browser = await chromium.launch({executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-                                       args: ["--no-sandbox"]});
-let failed = false;
-try {
+const browser = await launch();
+await runSteps(browser, errors, async () => {
   // A browser context per person; session is the panel_session cookie or null.
   const open = async (session, expect401) => {
     // A browser far from the district (America/Chicago in the fixture): times the page reads
@@ -150,20 +148,10 @@ try {
 
   step("assets: find by serial, check out with search-as-you-type, check in");
   await page.getByRole("tab", {name: "Assets"}).click();
-  await page.getByLabel("Serial, tag, MAC or user").fill(fx.serial);
-  await page.getByLabel("Serial, tag, MAC or user").press("Enter");
-  await page.getByRole("button", {name: "Show asset " + fx.serial}).click();
-  const combo = page.getByRole("combobox", {name: /Check out to/});
-  await combo.pressSequentially(fx.kid_query, {delay: 30});
-  await page.getByRole("option", {name: new RegExp(fx.kid_name)}).waitFor();
-  await combo.press("ArrowDown");
-  await combo.press("Enter");
-  await page.getByLabel("Due date").fill("2030-06-30");
-  await page.getByRole("button", {name: "Check out", exact: true}).click();
-  await page.locator("#asset-current").filter({hasText: "Checked out to " + fx.kid_name}).waitFor();
+  await openAsset(page, fx.serial);
+  await checkOut(page, fx.kid_query, fx.kid_name, "2030-06-30");
   await shot("05-checked-out");
-  await page.getByLabel("Condition", {exact: true}).fill("good");
-  await page.getByRole("button", {name: "Check in"}).click();
+  await checkIn(page, "good");
   await page.locator("#checkout-form").waitFor();
   await page.locator("#asset .history li").filter({hasText: "(good)"}).waitFor();
   await shot("06-checked-in");
@@ -200,9 +188,7 @@ try {
   if (await viewer.getByRole("button", {name: /^(Approve|Reject) held|^Resolve|^Save settings|^Preview/}).count())
     throw new Error("a viewer sees a change control of Cloud Sync");
   await viewer.getByRole("tab", {name: "Assets"}).click();
-  await viewer.getByLabel("Serial, tag, MAC or user").fill(fx.serial);
-  await viewer.getByLabel("Serial, tag, MAC or user").press("Enter");
-  await viewer.getByRole("button", {name: "Show asset " + fx.serial}).click();
+  await openAsset(viewer, fx.serial);
   await viewer.locator("#asset .history").waitFor();
   if (await viewer.locator("#checkout-form, #checkin-form").count())
     throw new Error("a viewer sees the checkout form");
@@ -217,14 +203,4 @@ try {
   await page.getByRole("button", {name: "Sign out"}).click();
   await page.getByRole("link", {name: "Sign in with Google"}).waitFor();
   if (!(await page.locator("#app").isHidden())) throw new Error("the app still shows");
-} catch (e) {
-  failed = true;
-  console.error("FAILED: " + e.message);
-} finally {
-  await browser.close();
-}
-if (errors.length) {
-  console.error("console errors:\n" + errors.join("\n"));
-  failed = true;
-}
-process.exit(failed ? 1 : 0);
+});

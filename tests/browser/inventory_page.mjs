@@ -7,20 +7,18 @@
 // tests/e2e/test_api_browser.py, which loads the data (FIXTURE) and checks the database
 // afterwards. Exits non-zero on a failed step or any console error; screenshots go to SHOTS
 // (and to DOC_SHOTS, the committed docs/images, when set).
-import {chromium} from "playwright-core";
 import fs from "node:fs";
 import path from "node:path";
+import {launch, openAsset, runSteps, searchAssets} from "./helpers.mjs";
 
 const fx = JSON.parse(process.env.FIXTURE);
 const shots = process.env.SHOTS;
 const docShots = process.env.DOC_SHOTS || "";
 fs.mkdirSync(shots, {recursive: true});
 const errors = [];
-const browser = await chromium.launch({executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-                                       args: ["--no-sandbox"]});
-let failed = false;
+const browser = await launch();
 const step = (name) => console.log("step: " + name);
-try {
+await runSteps(browser, errors, async () => {
   const context = await browser.newContext({viewport: {width: 1280, height: 900}, acceptDownloads: true});
   await context.addCookies([{name: "panel_session", value: fx.session, url: fx.url}]);
   const page = await context.newPage();
@@ -42,8 +40,7 @@ try {
   await page.locator("#assets-ou").waitFor();
   // From the unfiltered first page (many rows) to exactly the one with that MAC.
   await page.locator("#assets tr[data-asset]").nth(1).waitFor();
-  await page.getByLabel("Serial, tag, MAC or user").fill(fx.mac_typed);
-  await page.getByLabel("Serial, tag, MAC or user").press("Enter");
+  await searchAssets(page, fx.mac_typed);
   await page.waitForFunction(() => document.querySelectorAll("#assets tr[data-asset]").length === 1);
   await page.locator(`tr[data-asset="${fx.grade5_asset}"]`).waitFor();
   // /Students: the /Staff Chromebook is not in it, the /Students/Grade 5 one is (each
@@ -96,9 +93,7 @@ try {
   await page.locator("#asset-audits li").filter({hasText: "seen in cart 3"}).filter({hasText: "person:" + fx.email}).waitFor();
 
   step("retire a Chromebook that is not checked out");
-  await page.getByLabel("Serial, tag, MAC or user").fill(fx.retire_serial);
-  await page.getByLabel("Serial, tag, MAC or user").press("Enter");
-  await page.getByRole("button", {name: "Show asset " + fx.retire_serial}).click();
+  await openAsset(page, fx.retire_serial);
   await page.getByRole("button", {name: "Retire"}).click();
   await status("Asset retired");
   await summary.getByText("Retired").waitFor();
@@ -200,14 +195,4 @@ try {
   await page.getByRole("tab", {name: "Cart"}).click();
   await scan.waitFor();
   await shot("16-tablet-cart", "tablet-cart");
-} catch (e) {
-  failed = true;
-  console.error("FAILED: " + e.message);
-} finally {
-  await browser.close();
-}
-if (errors.length) {
-  console.error("console errors:\n" + errors.join("\n"));
-  failed = true;
-}
-process.exit(failed ? 1 : 0);
+});

@@ -12,20 +12,17 @@
 // and see the page say "revoked". Run by tests/e2e/test_browser_suite.py; FIXTURE (JSON)
 // gives the URLs and names. Exits non-zero on a failed step or on any unexpected console
 // error; screenshots go to SHOTS.
-import {chromium} from "playwright-core";
 import fs from "node:fs";
 import path from "node:path";
+import {checkIn, checkOut, launch, openAsset, runSteps} from "./helpers.mjs";
 
 const fx = JSON.parse(process.env.FIXTURE);
 const shots = process.env.SHOTS;
 const phase = process.env.PHASE; // "connect", "viewer", "held", "cart", "match-notes-csv" or "revoked"
 fs.mkdirSync(shots, {recursive: true});
 const errors = [];
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]});
-let failed = false;
+const browser = await launch(["--disable-gpu", "--disable-background-networking",
+                              "--disable-component-update", "--disable-sync", "--no-first-run"]);
 let page = null;
 // Refusals the steps provoke on purpose: the sign-in screen's "who am I?" before signing in,
 // and the viewer's change.
@@ -33,7 +30,7 @@ let viewerChange = false;
 const expected = (status, url) =>
   (status === 401 && url.endsWith("/v1/session")) ||
   (viewerChange && status === 403 && url.endsWith("/v1/sync"));
-try {
+await runSteps(browser, errors, async () => {
   const context = await browser.newContext({viewport: {width: 1280, height: 900}, acceptDownloads: true});
   page = await context.newPage();
   page.on("console", (m) => {
@@ -112,19 +109,10 @@ try {
 
     step("check an Asset out and in");
     await page.getByRole("tab", {name: "Assets"}).click();
-    await page.getByLabel("Serial, tag, MAC or user").fill(fx.serial);
-    await page.getByLabel("Serial, tag, MAC or user").press("Enter");
-    await page.getByRole("button", {name: "Show asset " + fx.serial}).click();
-    const combo = page.getByRole("combobox", {name: /Check out to/});
-    await combo.pressSequentially(fx.person_query, {delay: 30});
-    await page.getByRole("option", {name: new RegExp(fx.person_name)}).waitFor();
-    await combo.press("ArrowDown");
-    await combo.press("Enter");
-    await page.getByRole("button", {name: "Check out", exact: true}).click();
-    await page.locator("#asset-current").filter({hasText: "Checked out to " + fx.person_name}).waitFor();
+    await openAsset(page, fx.serial);
+    await checkOut(page, fx.person_query, fx.person_name);
     await shot("suite-06-checked-out");
-    await page.getByLabel("Condition", {exact: true}).fill("good");
-    await page.getByRole("button", {name: "Check in"}).click();
+    await checkIn(page, "good");
     await page.locator("#asset .history li").filter({hasText: "(good)"}).waitFor();
     await shot("suite-07-checked-in");
 
@@ -235,9 +223,7 @@ try {
 
     step("a Chromebook's own notes in Panel (Google's notes stay Google's)");
     await page.getByRole("tab", {name: "Assets"}).click();
-    await page.getByLabel("Serial, tag, MAC or user").fill(fx.serial);
-    await page.getByLabel("Serial, tag, MAC or user").press("Enter");
-    await page.getByRole("button", {name: "Show asset " + fx.serial}).click();
+    await openAsset(page, fx.serial);
     await page.getByLabel("Notes (Panel)").fill(fx.panel_notes);
     await page.getByRole("button", {name: "Save changes"}).click();
     await page.locator("#status").filter({hasText: "Asset saved."}).waitFor();
@@ -254,18 +240,10 @@ try {
       await download.saveAs(path.join(fx.download_dir, file));
     }
   }
-} catch (e) {
-  failed = true;
+}, async (e) => {
   console.error("FAILED: " + e.message + (page ? " (at " + page.url() + ")" : ""));
   if (page) {
     await page.screenshot({path: path.join(shots, `suite-failed-${phase}.png`), fullPage: true}).catch(() => {});
     console.error("page text: " + (await page.locator("main").innerText().catch(() => "")).slice(0, 3000));
   }
-} finally {
-  await browser.close();
-}
-if (errors.length) {
-  console.error("console errors:\n" + errors.join("\n"));
-  failed = true;
-}
-process.exit(failed ? 1 : 0);
+});

@@ -15,6 +15,7 @@ import urllib.parse
 
 import harness
 import suite
+from harness import wait_outbox_drained
 
 SOAK_DOMAIN = "soak.k12.example"
 
@@ -51,16 +52,6 @@ def event_summary(tenant):
     ids = [e[3] for e in delivered]
     keys = collections.Counter((topic, key, kind) for topic, key, kind, _ in evs)
     return counts, ids, keys
-
-
-def wait_outbox_drained(tenant, timeout=120):
-    """Every outbox row of tenant has reached Kafka (the relay marks them published)."""
-    cols = {r[0] for r in harness.psql(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'outbox'")}
-    col = next(c for c in ("sent_at", "published_at") if c in cols)
-    harness.wait_until(lambda: harness.psql(
-        f"SELECT count(*) FROM outbox WHERE tenant_id = :'t' AND {col} IS NULL",
-        t=tenant)[0][0] == "0", timeout=timeout, what="the outbox to drain")
 
 
 def baseline(events_for, merger_env=None):
@@ -166,17 +157,22 @@ def merger_kills(kills, people=3000, devices=500, ous=20, seed=None, base=None):
             done += 1
             m.start()
             restarts += 1
-        for evs in runs:
-            suite.wait_run(tenant, evs[0]["run_id"], ("completed",), timeout=600)
-        wait_outbox_drained(tenant)
+        suite.wait_applied(tenant, runs, timeout=600)
         alive = m.proc.poll() is None
     finally:
         m.stop()
+    problems, stats = large_sync_problems(base, tenant, people, devices, ous)
+    return dict(stats, kills=done, restarts=restarts, alive=alive, problems=problems,
+                base=base, tenant=tenant)
+
+
+def large_sync_problems(base, tenant, people, devices, ous):
+    """(problems, stats) of tenant after large_sync's two runs: its differences from base (the
+    same runs applied undisturbed) and from what the runs say must be there."""
     problems, stats = compare(base, tenant)
     problems += absolute_problems(tenant, range(people), range(people // 2, people + people // 4),
                                   devices, ous)
-    return dict(stats, kills=done, restarts=restarts, alive=alive, problems=problems,
-                base=base, tenant=tenant)
+    return problems, stats
 
 
 def infra_restart(which, people=2000, devices=300, ous=10, pause=5.0, base=None):
@@ -202,15 +198,11 @@ def infra_restart(which, people=2000, devices=300, ous=10, pause=5.0, base=None)
             suite.publish(tenant, runs[1])
         time.sleep(pause)
         infra("start", which)
-        for evs in runs:
-            suite.wait_run(tenant, evs[0]["run_id"], ("completed",), timeout=600)
-        wait_outbox_drained(tenant)
+        suite.wait_applied(tenant, runs, timeout=600)
         alive = m.proc.poll() is None
     finally:
         m.stop()
-    problems, stats = compare(base, tenant)
-    problems += absolute_problems(tenant, range(people), range(people // 2, people + people // 4),
-                                  devices, ous)
+    problems, stats = large_sync_problems(base, tenant, people, devices, ous)
     return dict(stats, restarts=1, alive=alive, problems=problems, base=base, tenant=tenant)
 
 
@@ -221,9 +213,7 @@ def broken_runs_delete_nothing(people=400):
     m = suite.start_merger()
     try:
         first = suite.run_events(tenant, "google", range(people), devices=20, ous=3)
-        suite.publish(tenant, first)
-        suite.wait_run(tenant, first[0]["run_id"], ("completed",))
-        wait_outbox_drained(tenant)
+        suite.apply_run(tenant, first)
         before = suite.canonical_dump(tenant)
         failed = suite.run_events(tenant, "google", range(people // 2), fail=True)
         suite.publish(tenant, failed)

@@ -25,9 +25,11 @@ GOOGLE_SCOPES = " ".join("https://www.googleapis.com/auth/admin.directory." + s 
                          ("user.readonly", "orgunit.readonly", "device.chromeos.readonly"))
 
 
-def start_emulator():
+def start_emulator(env=None):
+    """A panel-emulator with no district (tests add theirs); env adds to its settings."""
     admin_port = free_port()
-    emu = Process("panel-emulator", env={"PANEL_EMULATOR_ADMIN_PORT": str(admin_port)})
+    emu = Process("panel-emulator", env=dict(env or {},
+                                             PANEL_EMULATOR_ADMIN_PORT=str(admin_port)))
     emu.admin_url = f"http://127.0.0.1:{admin_port}"
     return emu
 
@@ -195,10 +197,14 @@ def fetcher_env(auth, **extra):
 
 
 class FetcherTestCase(unittest.TestCase):
-    """One fetcher (FETCHER, a binary name) against the emulator, with auth's token endpoint
-    stubbed (AuthStub), started once per class; fetcher_settings(emu) gives its own
-    environment. Every test starts without emulator faults."""
+    """One fetcher (FETCHER, a binary name) against the emulator (with EMULATOR_ENV), with
+    auth's token endpoint stubbed (AuthStub), started once per class; fetcher_settings(emu)
+    gives its own environment. WITH_MERGER also starts the merger (test_merger's settings)
+    as cls.merger, for tests that follow the fetcher's events into the database. Every test
+    starts without emulator faults."""
     FETCHER = None
+    EMULATOR_ENV = {}
+    WITH_MERGER = False
 
     @classmethod
     def fetcher_settings(cls, emu):
@@ -207,22 +213,24 @@ class FetcherTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         require_env()
-        cls.emu = start_emulator()
+        cls.emu = start_emulator(cls.EMULATOR_ENV)
+        cls.auth = cls.svc = cls.merger = None
         try:
             cls.auth = AuthStub(cls.emu)
             cls.svc = Process(cls.FETCHER,
                               env=fetcher_env(cls.auth, **cls.fetcher_settings(cls.emu)))
+            if cls.WITH_MERGER:
+                import test_merger
+                cls.merger = test_merger.start_merger()
         except BaseException:
-            if getattr(cls, "auth", None):
-                cls.auth.stop()
-            cls.emu.stop()
+            cls.tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
-        cls.svc.stop()
-        cls.auth.stop()
-        cls.emu.stop()
+        for p in (cls.merger, cls.svc, cls.auth, cls.emu):
+            if p:
+                p.stop()
 
     def tearDown(self):
         clear_faults(self.emu)

@@ -11,10 +11,12 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from http.server import ThreadingHTTPServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("PANEL_BUILD", os.path.join(ROOT, "build"))
@@ -206,6 +208,30 @@ class Process:
             self.proc.wait()
         if self.proc:
             assert_no_sanitizer_report(self.name, self.proc.pid)
+
+
+def serve_stub(handler):
+    """An HTTP stub (a BaseHTTPRequestHandler class) on a free port, served by a daemon
+    thread; the returned ThreadingHTTPServer has .url. Stop it with .shutdown()."""
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def api_with_stub(handler, secret, env=None):
+    """panel-api whose auth and merger are one stub of their internal routes (handler, see
+    serve_stub), both reached with the service secret; env adds to the api's environment.
+    Returns (stub, api): stop the api, then shut the stub down."""
+    stub = serve_stub(handler)
+    try:
+        api = Process("panel-api", env=dict({"PANEL_AUTH_URL": stub.url,
+                                             "PANEL_MERGER_URL": stub.url,
+                                             "PANEL_SERVICE_SECRET": secret}, **(env or {})))
+    except BaseException:
+        stub.shutdown()
+        raise
+    return stub, api
 
 
 def stop_leftovers():

@@ -161,6 +161,35 @@ def wait_run(tenant, run_id, statuses=("completed", "held", "failed"), timeout=1
                               what=f"run {run_id} of {tenant} to end")
 
 
+class ServicePerClass:
+    """A test class mixin: cls.proc is one service, started by START (e.g.
+    staticmethod(start_auth)) once per class and stopped after it."""
+    START = None
+
+    @classmethod
+    def setUpClass(cls):
+        harness.require_env()
+        cls.proc = cls.START()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.stop()
+
+
+def wait_applied(tenant, runs, timeout=120):
+    """Until every run (a list of run_events() lists) is completed and the outbox rows they
+    made are published: what a test then reads is everything they made."""
+    for evs in runs:
+        wait_run(tenant, evs[0]["run_id"], ("completed",), timeout=timeout)
+    harness.wait_outbox_drained(tenant)
+
+
+def apply_run(tenant, events):
+    """Publish one run's events (run_events()) to the running merger and wait_applied."""
+    publish(tenant, events)
+    wait_applied(tenant, [events])
+
+
 # ---------------------------------------------------------------- state
 
 CANONICAL_SQL = {

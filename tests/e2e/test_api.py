@@ -12,7 +12,7 @@ import time
 import unittest
 import urllib.parse
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import harness
 from harness import http, psql
@@ -164,12 +164,7 @@ class ApiTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.require_env()
-        cls.stub = ThreadingHTTPServer(("127.0.0.1", harness.free_port()), Stub)
-        threading.Thread(target=cls.stub.serve_forever, daemon=True).start()
-        stub_url = f"http://127.0.0.1:{cls.stub.server_address[1]}"
-        cls.api = harness.Process("panel-api", env={
-            "PANEL_AUTH_URL": stub_url, "PANEL_MERGER_URL": stub_url,
-            "PANEL_SERVICE_SECRET": SECRET})
+        cls.stub, cls.api = harness.api_with_stub(Stub, SECRET)
         cls.a = harness.new_tenant("apia")
         cls.b = harness.new_tenant("apib")
         cls.key_a = new_key(cls.a, "admin")
@@ -668,15 +663,12 @@ class ApiTest(unittest.TestCase):
         apis = [harness.Process("panel-api", env=env), harness.Process("panel-api", env=env)]
 
         def published(n):
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                rows = psql("SELECT encode(payload, 'hex'), msg_key FROM outbox WHERE "
-                            "tenant_id = :'t' AND topic = 'panel.sync.events' "
-                            "ORDER BY outbox_id", t=t)
-                if len(rows) >= n:
-                    return rows
-                time.sleep(0.2)
-            self.fail(f"{n} alerts were not published: {rows}")
+            def rows():
+                found = psql("SELECT encode(payload, 'hex'), msg_key FROM outbox WHERE "
+                             "tenant_id = :'t' AND topic = 'panel.sync.events' "
+                             "ORDER BY outbox_id", t=t)
+                return found if len(found) >= n else None
+            return harness.wait_until(rows, timeout=60, what=f"{n} alerts in the outbox")
         try:
             rows = published(4)
             # A new happening is published by a later scan; the first four are not again.
@@ -1339,7 +1331,7 @@ class ApiTest(unittest.TestCase):
             api.stop()
         # Auth refusing our secret is our misconfiguration: 502, never passed on as 401.
         api = harness.Process("panel-api", env={
-            "PANEL_AUTH_URL": f"http://127.0.0.1:{self.stub.server_address[1]}",
+            "PANEL_AUTH_URL": self.stub.url,
             "PANEL_SERVICE_SECRET": "wrong-secret-but-long-enough"})
         try:
             st, _, out = http("POST", api.url + "/v1/sync", body={},
@@ -1441,8 +1433,8 @@ class ApiTest(unittest.TestCase):
         key = new_key(t, "admin")
         aid = asset(t, "SN-IM", google=False)
         api = harness.Process("panel-api", env={
-            "PANEL_AUTH_URL": f"http://127.0.0.1:{self.stub.server_address[1]}",
-            "PANEL_MERGER_URL": f"http://127.0.0.1:{self.stub.server_address[1]}",
+            "PANEL_AUTH_URL": self.stub.url,
+            "PANEL_MERGER_URL": self.stub.url,
             "PANEL_SERVICE_SECRET": SECRET, "PANEL_API_REQUIRE_IF_MATCH": "true"})
         try:
             auth = {"Authorization": f"Bearer {key}"}

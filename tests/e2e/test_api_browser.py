@@ -7,10 +7,8 @@ import json
 import os
 import subprocess
 import tempfile
-import threading
 import unittest
 import uuid
-from http.server import ThreadingHTTPServer
 
 import harness
 from harness import new_session, psql
@@ -35,12 +33,8 @@ class AdminPageTest(unittest.TestCase):
     def setUpClass(cls):
         harness.require_env()
         ensure_playwright()
-        cls.stub = ThreadingHTTPServer(("127.0.0.1", harness.free_port()), Stub)
-        threading.Thread(target=cls.stub.serve_forever, daemon=True).start()
-        stub_url = f"http://127.0.0.1:{cls.stub.server_address[1]}"
-        cls.api = harness.Process("panel-api", env={
-            "PANEL_AUTH_URL": stub_url, "PANEL_MERGER_URL": stub_url,
-            "PANEL_SERVICE_SECRET": SECRET, "PANEL_AUTH_PUBLIC_URL": AUTH_PUBLIC,
+        cls.stub, cls.api = harness.api_with_stub(Stub, SECRET, {
+            "PANEL_AUTH_PUBLIC_URL": AUTH_PUBLIC,
             "PANEL_COOKIE_SECURE": "false"})
 
     @classmethod

@@ -212,13 +212,15 @@ class AuthFixture:
                              auth=auth, headers=headers or FETCHER_HDR.get(provider, HDR))
 
 
-class AuthFlows(AuthFixture, unittest.TestCase):
+class AuthWithRelay(AuthFixture):
+    """The emulator, auth and the merger, started once per class: AuthEvents go through the
+    outbox, and the merger's relay publishes them."""
+
     @classmethod
     def setUpClass(cls):
         require_env()
         cls.emu = start_emulator()
         cls.auth = start_auth(cls.emu)
-        # AuthEvents go through the outbox: the merger's relay publishes them
         cls.merger = suite.start_merger()
 
     @classmethod
@@ -227,6 +229,8 @@ class AuthFlows(AuthFixture, unittest.TestCase):
         cls.auth.stop()
         cls.emu.stop()
 
+
+class AuthFlows(AuthWithRelay, unittest.TestCase):
     def test_google_authorize_callback_stores_encrypted_and_requests_first_sync(self):
         tenant, district = new_tenant("auth"), self.new_district()
         url = self.start_consent(tenant, district)
@@ -605,22 +609,9 @@ class AuthFlows(AuthFixture, unittest.TestCase):
             self.assertNotIn(secret, logs)
 
 
-class AuthEventsWhileKafkaIsDown(AuthFixture, unittest.TestCase):
+class AuthEventsWhileKafkaIsDown(AuthWithRelay, unittest.TestCase):
     """AuthEvents are written to the outbox in the transaction of the connection's change:
     a revocation detected while Kafka is down is published once Kafka is back, exactly once."""
-
-    @classmethod
-    def setUpClass(cls):
-        require_env()
-        cls.emu = start_emulator()
-        cls.auth = start_auth(cls.emu)
-        cls.merger = suite.start_merger()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.merger.stop()
-        cls.auth.stop()
-        cls.emu.stop()
 
     def test_revoked_event_published_after_kafka_returns(self):
         import faults
@@ -641,7 +632,7 @@ class AuthEventsWhileKafkaIsDown(AuthFixture, unittest.TestCase):
         finally:
             faults.infra("start", "kafka")
         evs = self.events("panel.auth.events", tenant, 2)
-        faults.wait_outbox_drained(tenant)
+        harness.wait_outbox_drained(tenant)
         evs = self.events("panel.auth.events", tenant)
         self.assertEqual([e["auth_event"]["kind"] for e in evs],
                          ["AUTH_EVENT_KIND_AUTHORIZED", "AUTH_EVENT_KIND_REVOKED"])

@@ -16,36 +16,22 @@ import uuid
 import harness
 import test_azure_sync
 import test_merger as tm
-from fetch_helpers import (AuthStub, azure_admin_consent, control, fetcher_env, new_district,
+from fetch_helpers import (FetcherTestCase, azure_admin_consent, control, new_district,
                            request_sync)
-from harness import Process, free_port, new_tenant, psql, require_env
+from harness import new_tenant, psql
 
 AZURE = "SOURCE_AZURE"
 
 
-class AzureWired:
-    """The emulator (with emu_env), AuthStub, azure-sync and the merger, and helpers."""
-    emu_env = {}
+class AzureWired(FetcherTestCase):
+    """The emulator (with EMULATOR_ENV), AuthStub, azure-sync and the merger, and helpers."""
+    FETCHER = "panel-azure-sync"
+    WITH_MERGER = True
 
     @classmethod
-    def setUpClass(cls):
-        require_env()
-        admin_port = free_port()
-        cls.emu = Process("panel-emulator", env=dict(
-            cls.emu_env, PANEL_EMULATOR_ADMIN_PORT=str(admin_port)))
-        cls.emu.admin_url = f"http://127.0.0.1:{admin_port}"
-        cls.auth = AuthStub(cls.emu)
-        cls.svc = Process("panel-azure-sync", env=fetcher_env(
-            cls.auth, PANEL_GRAPH_URL=cls.emu.url, PANEL_AZURE_PAGE_SIZE=60,
-            PANEL_FETCH_RUN_BUDGET_S=60))
-        cls.merger = tm.start_merger()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.merger.stop()
-        cls.svc.stop()
-        cls.auth.stop()
-        cls.emu.stop()
+    def fetcher_settings(cls, emu):
+        return dict(PANEL_GRAPH_URL=emu.url, PANEL_AZURE_PAGE_SIZE=60,
+                    PANEL_FETCH_RUN_BUDGET_S=60)
 
     # ------------------------------------------------------------------ helpers
     def connect(self, azure_people, threshold=None):
@@ -127,7 +113,7 @@ class AzureWired:
         self.assertEqual(self.sync(tenant)[1]["kind"], "delta")
 
 
-class AzureDeltaThroughTheMerger(AzureWired, unittest.TestCase):
+class AzureDeltaThroughTheMerger(AzureWired):
     # ------------------------------------------------------------------ item 1
     def test_minimal_delta_without_mail_updates_and_clears_the_known_person(self):
         tenant, district = self.connect(30)
@@ -243,9 +229,9 @@ class AzureDeltaThroughTheMerger(AzureWired, unittest.TestCase):
         self.assertTrue(all(self.person(tenant, u["id"])[3] for u in users[1:3]))
 
 
-class FallbackAfterGone(AzureWired, unittest.TestCase):
+class FallbackAfterGone(AzureWired):
     """Graph's other answer to an expired token: 410 Gone with a Location header."""
-    emu_env = {"PANEL_EMULATOR_DELTA_EXPIRED": "gone"}
+    EMULATOR_ENV = {"PANEL_EMULATOR_DELTA_EXPIRED": "gone"}
 
     def test_delta_run_answered_410_gone_is_a_full_run(self):
         self.fallback_is_a_full_run()
@@ -257,7 +243,7 @@ class DeltaEventsAsPublished(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        require_env()
+        harness.require_env()
         cls.merger = tm.start_merger()
 
     @classmethod
@@ -266,9 +252,8 @@ class DeltaEventsAsPublished(unittest.TestCase):
 
     def test_delta_without_email_of_an_unknown_object_is_skipped(self):
         t = tm.relaxed_tenant()
-        r1, evs = tm.full_run(t, "azure", lambda r: [tm.person(t, "azure", r, "a0", "k0@d.org")])
-        tm.publish(t, evs)
-        tm.wait_run(t, r1)
+        r1 = tm.applied_full_run(t, "azure",
+                                 lambda r: [tm.person(t, "azure", r, "a0", "k0@d.org")])
         r2 = str(uuid.uuid4())
         unknown = tm.env_of(t, "azure", r2, person_observed={"person": {
             "source_id": "a-new", "job_title": "Nurse"}})
@@ -284,10 +269,8 @@ class DeltaEventsAsPublished(unittest.TestCase):
 
     def test_run_started_as_delta_and_completed_as_full_is_a_full_run(self):
         t = tm.relaxed_tenant()
-        r1, evs = tm.full_run(t, "azure", lambda r: [
+        r1 = tm.applied_full_run(t, "azure", lambda r: [
             tm.person(t, "azure", r, f"a{i}", f"m{i}@d.org") for i in range(3)])
-        tm.publish(t, evs)
-        tm.wait_run(t, r1)
         r2 = str(uuid.uuid4())
         tm.publish(t, [tm.started(t, "azure", r2, kind="RUN_KIND_DELTA")]
                    + [tm.person(t, "azure", r2, f"a{i}", f"m{i}@d.org") for i in range(2)]
@@ -301,11 +284,9 @@ class DeltaEventsAsPublished(unittest.TestCase):
 
     def test_two_deltas_of_one_object_in_a_round_are_combined(self):
         t = tm.relaxed_tenant()
-        r1, evs = tm.full_run(t, "azure", lambda r: [
+        r1 = tm.applied_full_run(t, "azure", lambda r: [
             tm.person(t, "azure", r, "a0", "two@d.org", department="Art",
                       office_location="A-1")])
-        tm.publish(t, evs)
-        tm.wait_run(t, r1)
         r2 = str(uuid.uuid4())
         first = tm.env_of(t, "azure", r2, person_observed={"person": {
             "source_id": "a0", "email": "two@d.org", "job_title": "Coach",
@@ -324,10 +305,8 @@ class DeltaEventsAsPublished(unittest.TestCase):
 
     def test_failed_delta_run_removes_nothing_it_reported(self):
         t = tm.relaxed_tenant()
-        r1, evs = tm.full_run(t, "azure", lambda r: [
+        r1 = tm.applied_full_run(t, "azure", lambda r: [
             tm.person(t, "azure", r, f"a{i}", f"f{i}@d.org") for i in range(3)])
-        tm.publish(t, evs)
-        tm.wait_run(t, r1)
         r2 = str(uuid.uuid4())
         tm.publish(t, [tm.started(t, "azure", r2, kind="RUN_KIND_DELTA"),
                        tm.env_of(t, "azure", r2, object_removed={
@@ -339,10 +318,8 @@ class DeltaEventsAsPublished(unittest.TestCase):
 
     def test_full_run_with_fewer_observations_than_reported_is_held(self):
         t = tm.relaxed_tenant()
-        r1, evs = tm.full_run(t, "azure", lambda r: [
+        r1 = tm.applied_full_run(t, "azure", lambda r: [
             tm.person(t, "azure", r, f"a{i}", f"c{i}@d.org") for i in range(4)])
-        tm.publish(t, evs)
-        tm.wait_run(t, r1)
         r2 = str(uuid.uuid4())
         tm.publish(t, [tm.started(t, "azure", r2)]
                    + [tm.person(t, "azure", r2, f"a{i}", f"c{i}@d.org") for i in range(3)]

@@ -7,11 +7,9 @@ read as JSON Schema's null type)."""
 import json
 import os
 import subprocess
-import threading
 import unittest
 import urllib.parse
 import uuid
-from http.server import ThreadingHTTPServer
 
 import harness
 from harness import ROOT, psql
@@ -55,12 +53,7 @@ class TemplatedRoutesWithRealRows(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.require_env()
-        cls.stub = ThreadingHTTPServer(("127.0.0.1", harness.free_port()), Stub)
-        threading.Thread(target=cls.stub.serve_forever, daemon=True).start()
-        stub_url = f"http://127.0.0.1:{cls.stub.server_address[1]}"
-        cls.api = harness.Process("panel-api", env={
-            "PANEL_AUTH_URL": stub_url, "PANEL_MERGER_URL": stub_url,
-            "PANEL_SERVICE_SECRET": SECRET})
+        cls.stub, cls.api = harness.api_with_stub(Stub, SECRET)
 
     @classmethod
     def tearDownClass(cls):

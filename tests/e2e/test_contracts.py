@@ -5,10 +5,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
-from http.server import ThreadingHTTPServer
 
 import harness
 from harness import ROOT
@@ -242,12 +240,7 @@ class ApiConformance(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.require_env()
-        cls.stub = ThreadingHTTPServer(("127.0.0.1", harness.free_port()), Stub)
-        threading.Thread(target=cls.stub.serve_forever, daemon=True).start()
-        stub_url = f"http://127.0.0.1:{cls.stub.server_address[1]}"
-        cls.api = harness.Process("panel-api", env={
-            "PANEL_AUTH_URL": stub_url, "PANEL_MERGER_URL": stub_url,
-            "PANEL_SERVICE_SECRET": SECRET})
+        cls.stub, cls.api = harness.api_with_stub(Stub, SECRET)
         cls.tenant = harness.new_tenant("contract")
         cls.admin = new_key(cls.tenant, "admin")
         cls.viewer = new_key(cls.tenant, "viewer")

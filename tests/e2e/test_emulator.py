@@ -282,15 +282,22 @@ DISTRICTS = ("alpha:people=620,azure_people=450,shared=300,devices=260,ous=45,se
              "beta:people=40,azure_people=30,shared=20,devices=15,ous=12,seed=5")
 
 
-class GoogleOAuthTest(unittest.TestCase):
+class EmulatorTestCase(unittest.TestCase):
+    """A test class on its own emulator (cls.emu: SPEC's districts, ENV's settings), started
+    once per class and stopped after it."""
+    SPEC = DISTRICTS
+    ENV = {}
+
     @classmethod
     def setUpClass(cls):
-        cls.emu = Emulator(DISTRICTS)
+        cls.emu = Emulator(cls.SPEC, **cls.ENV)
 
     @classmethod
     def tearDownClass(cls):
         cls.emu.stop()
 
+
+class GoogleOAuthTest(EmulatorTestCase):
     def test_authorize_allow_redirects_with_code_scope_state(self):
         s, h, _ = self.emu.authorize("admin@alpha.k12.example")
         self.assertEqual(s, 302)
@@ -493,15 +500,11 @@ class GoogleOAuthTest(unittest.TestCase):
         self.assertEqual(s, 400)
 
 
-class GoogleDirectoryTest(unittest.TestCase):
+class GoogleDirectoryTest(EmulatorTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.emu = Emulator(DISTRICTS)
+        super().setUpClass()
         cls.tok = cls.emu.google_tokens("admin@alpha.k12.example")["access_token"]
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop()
 
     def list_all(self, path, key, token=None):
         items, pages, pt = [], 0, None
@@ -697,17 +700,10 @@ class GoogleDirectoryTest(unittest.TestCase):
         check_ref(self, b, "google", "error")
 
 
-class ExpiryTest(unittest.TestCase):
+class ExpiryTest(EmulatorTestCase):
     """Short lifetimes: access tokens and codes expire."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator("gamma:people=20,azure_people=10,shared=5,devices=5,ous=10",
-                           PANEL_EMULATOR_TOKEN_TTL_SECONDS=1, PANEL_EMULATOR_CODE_TTL_SECONDS=1)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop()
+    SPEC = "gamma:people=20,azure_people=10,shared=5,devices=5,ous=10"
+    ENV = {"PANEL_EMULATOR_TOKEN_TTL_SECONDS": 1, "PANEL_EMULATOR_CODE_TTL_SECONDS": 1}
 
     def test_expired_tokens_and_codes(self):
         tok = self.emu.google_tokens("admin@gamma.k12.example")
@@ -734,15 +730,7 @@ class ExpiryTest(unittest.TestCase):
         self.assertEqual(s, 200)
 
 
-class MicrosoftTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(DISTRICTS)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop()
-
+class MicrosoftTest(EmulatorTestCase):
     def test_admin_consent_and_token(self):
         d = self.emu.district("beta")
         s, _, b = self.emu.ms_token(d["azure_tenant_id"])
@@ -1065,16 +1053,14 @@ class MicrosoftTest(unittest.TestCase):
             emu.stop()
 
 
-class ControlAndFaultsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator("zeta:people=120,azure_people=80,shared=50,devices=60,ous=20")
-        cls.gtok = cls.emu.google_tokens("admin@zeta.k12.example")["access_token"]
-        cls.mtok = cls.emu.graph_token("zeta")
+class ControlAndFaultsTest(EmulatorTestCase):
+    SPEC = "zeta:people=120,azure_people=80,shared=50,devices=60,ous=20"
 
     @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop()
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.gtok = cls.emu.google_tokens("admin@zeta.k12.example")["access_token"]
+        cls.mtok = cls.emu.graph_token("zeta")
 
     def tearDown(self):
         request("DELETE", f"{self.emu.admin}/control/faults")
@@ -1293,20 +1279,16 @@ def rs256_verify(token, jwks):
     return header, json.loads(b64url_decode(p64)), em == expected
 
 
-class SigninTest(unittest.TestCase):
+class SigninTest(EmulatorTestCase):
     """Google and Microsoft as OpenID Connect providers for the admin sign-in."""
 
     @classmethod
     def setUpClass(cls):
-        cls.emu = Emulator(DISTRICTS)
+        super().setUpClass()
         for did in ("alpha", "beta"):
             s, _, b = jpost(f"{cls.emu.admin}/control/districts/{did}/admins",
                             {"email": f"Jane.Doe@{did}.k12.example"})
             assert s == 201, b
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop()
 
     def tearDown(self):
         s, _, b = jpost(f"{self.emu.admin}/control/oidc/mode", {"mode": "normal"})

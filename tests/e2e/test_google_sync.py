@@ -89,12 +89,18 @@ class GoogleSync(FetcherTestCase):
         stats = control(self.emu, "GET", "/control/stats")
         self.assertGreater(stats["faults_injected"], 0)
 
-    def test_refused_users_listing_fails_the_run_after_reading_the_others(self):
-        tenant, district = self.connect(people=30, devices=7, ous=4)
+    def run_with_users_forbidden(self, count, **district_counts):
+        """A run of a new district whose users listing answers 403 forbidden (count times):
+        (its events, the district), the run failed as forbidden."""
+        tenant, district = self.connect(**district_counts)
         add_fault(self.emu, route="google.users", kind="status", status=403, reason="forbidden",
-                  count=1000)
+                  count=count)
         events = run_events(tenant, request_sync(tenant, GOOGLE))
         self.assert_failed(events, "RUN_FAILURE_REASON_FORBIDDEN")
+        return events, district
+
+    def test_refused_users_listing_fails_the_run_after_reading_the_others(self):
+        events, district = self.run_with_users_forbidden(1000, people=30, devices=7, ous=4)
         failed = events[-1]["run_failed"]
         self.assertEqual(failed["forbidden_listings"], ["users"])
         self.assertIn("Not Authorized to access this resource/api", failed["message"])
@@ -167,11 +173,7 @@ class GoogleSync(FetcherTestCase):
         self.assertTrue(all(r["provider"] == "google" for r in asked))
 
     def test_consent_by_a_non_admin_fails_as_forbidden(self):
-        tenant, _ = self.connect(people=10, devices=3, ous=3)
-        add_fault(self.emu, route="google.users", kind="status", status=403, reason="forbidden",
-                  count=1)
-        events = run_events(tenant, request_sync(tenant, GOOGLE))
-        self.assert_failed(events, "RUN_FAILURE_REASON_FORBIDDEN")
+        self.run_with_users_forbidden(1, people=10, devices=3, ous=3)
 
     def test_malformed_page_fails_the_run(self):
         tenant, _ = self.connect(people=90, devices=5, ous=3)

@@ -91,15 +91,8 @@ class HostileBase(unittest.TestCase):
             self.assert_alive()
 
 
-class AuthHostileInputTest(HostileBase):
-    @classmethod
-    def setUpClass(cls):
-        harness.require_env()
-        cls.proc = suite.start_auth()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proc.stop()
+class AuthHostileInputTest(suite.ServicePerClass, HostileBase):
+    START = staticmethod(suite.start_auth)
 
     def test_callbacks_refuse_bad_parameters(self):
         port = self.proc.port
@@ -172,15 +165,8 @@ class AuthHostileInputTest(HostileBase):
                                       t=tenant), [["0"]])
 
 
-class MergerHostileInputTest(HostileBase):
-    @classmethod
-    def setUpClass(cls):
-        harness.require_env()
-        cls.proc = suite.start_merger()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proc.stop()
+class MergerHostileInputTest(suite.ServicePerClass, HostileBase):
+    START = staticmethod(suite.start_merger)
 
     def test_decision_routes_refuse_bad_input(self):
         hdr = suite.service_header()

@@ -73,6 +73,15 @@ def full_run(tenant, source, observations_fn, end="completed"):
     return run_id, evs
 
 
+def applied_full_run(tenant, source, observations_fn):
+    """A completed full run (see full_run), published and waited for until the merger has
+    applied it: the state a test then changes. Its run id."""
+    run_id, evs = full_run(tenant, source, observations_fn)
+    publish(tenant, evs)
+    wait_run(tenant, run_id)
+    return run_id
+
+
 def run_row(tenant, run_id):
     rows = harness.psql("SELECT status, seen, created, updated, unchanged, removed, "
                         "pending_removals, skipped, match_cases FROM sync_runs "
@@ -291,9 +300,7 @@ class MergerTest(unittest.TestCase):
         self.assertEqual(dana["sources"], "azure")
         self.assertEqual(dana["person_id"], person_id)
         # Azure drops her too: tombstoned, never deleted
-        a2, evs = full_run(t, "azure", lambda r: [])
-        publish(t, evs)
-        wait_run(t, a2)
+        a2 = applied_full_run(t, "azure", lambda r: [])
         dana = people(t)["dana@d.org"]
         self.assertTrue(dana["removed"])
         self.assertEqual(dana["sources"], "")
@@ -302,11 +309,9 @@ class MergerTest(unittest.TestCase):
 
     def test_failed_and_partial_runs_delete_nothing(self):
         t = relaxed_tenant()
-        r1, evs = full_run(t, "google", lambda r: [
+        r1 = applied_full_run(t, "google", lambda r: [
             person(t, "google", r, f"g{i}", f"p{i}@d.org") for i in range(5)]
             + [device(t, r, "dev-1", serial_number="S1")])
-        publish(t, evs)
-        wait_run(t, r1)
         # a failed run that saw only one person
         r2, evs = full_run(t, "google", lambda r: [person(t, "google", r, "g0", "p0@d.org")],
                            end="failed")
@@ -327,10 +332,8 @@ class MergerTest(unittest.TestCase):
 
     def test_run_with_skipped_or_dead_lettered_objects_holds_its_removals(self):
         t = relaxed_tenant()
-        r1, evs = full_run(t, "google", lambda r: [
+        r1 = applied_full_run(t, "google", lambda r: [
             person(t, "google", r, f"g{i}", f"k{i}@d.org") for i in range(5)])
-        publish(t, evs)
-        wait_run(t, r1)
         # g3 is dead-lettered (no source id), g4 is simply not listed: which one is gone?
         r2 = str(uuid.uuid4())
         bad = person(t, "google", r2, "x", "k3@d.org")
@@ -356,10 +359,8 @@ class MergerTest(unittest.TestCase):
 
     def test_delta_run_removes_only_reported_and_changed_suspends(self):
         t = relaxed_tenant()
-        r1, evs = full_run(t, "azure", lambda r: [
+        r1 = applied_full_run(t, "azure", lambda r: [
             person(t, "azure", r, f"a{i}", f"z{i}@d.org") for i in range(3)])
-        publish(t, evs)
-        wait_run(t, r1)
         r2 = str(uuid.uuid4())
         publish(t, [started(t, "azure", r2, kind="RUN_KIND_DELTA"),
                     person(t, "azure", r2, "a0", "z0@d.org", job_title="New"),
@@ -387,11 +388,9 @@ class MergerTest(unittest.TestCase):
         merger = start_merger()
         try:
             t = relaxed_tenant()
-            r1, evs = full_run(t, "azure", lambda r: [
+            r1 = applied_full_run(t, "azure", lambda r: [
                 person(t, "azure", r, "a0", "z0@d.org", display_name="Zoe Old", job_title="Old",
                        department="Math", office_location="B1")])
-            publish(t, evs)
-            wait_run(t, r1)
             before = people(t)["z0@d.org"]
             r2 = str(uuid.uuid4())
             publish(t, [started(t, "azure", r2, kind="RUN_KIND_DELTA"),
@@ -420,10 +419,8 @@ class MergerTest(unittest.TestCase):
 
     def test_threshold_holds_then_approve_and_reject(self):
         t = harness.new_tenant("mg")  # default threshold: > 500 or > 10 %
-        r1, evs = full_run(t, "google", lambda r: [
+        r1 = applied_full_run(t, "google", lambda r: [
             person(t, "google", r, f"g{i}", f"h{i}@d.org") for i in range(20)])
-        publish(t, evs)
-        wait_run(t, r1)
         # half of them vanish: held, creates/updates still apply, deletions wait
         r2, evs = full_run(t, "google", lambda r: [
             person(t, "google", r, f"g{i}", f"h{i}@d.org") for i in range(10)]
@@ -466,11 +463,9 @@ class MergerTest(unittest.TestCase):
 
     def test_rename_keeps_person_and_checkouts(self):
         t = relaxed_tenant()
-        r1, evs = full_run(t, "google", lambda r: [
+        r1 = applied_full_run(t, "google", lambda r: [
             person(t, "google", r, "g-77", "old.name@d.org", display_name="Old Name"),
             device(t, r, "dev-77", serial_number="SER77", model="Chromebook 3")])
-        publish(t, evs)
-        wait_run(t, r1)
         pid = people(t)["old.name@d.org"]["person_id"]
         harness.psql(
             "UPDATE assets SET asset_tag = 'TAG-77', lifecycle = 'in_repair' WHERE "
@@ -478,12 +473,10 @@ class MergerTest(unittest.TestCase):
             "INSERT INTO checkouts (tenant_id, asset_id, person_id, checked_out_by) "
             "SELECT :'t', asset_id, :'p', 'admin' FROM assets WHERE tenant_id = :'t' "
             "AND device_id = 'dev-77'", t=t, p=pid)
-        r2, evs = full_run(t, "google", lambda r: [
+        r2 = applied_full_run(t, "google", lambda r: [
             person(t, "google", r, "g-77", "new.name@d.org", display_name="New Name"),
             device(t, r, "dev-77", serial_number="SER77", model="Chromebook 3",
                    os_version="120")])
-        publish(t, evs)
-        wait_run(t, r2)
         ppl = people(t)
         self.assertEqual(list(ppl), ["new.name@d.org"])
         self.assertEqual(ppl["new.name@d.org"]["person_id"], pid)
@@ -517,9 +510,7 @@ class MergerTest(unittest.TestCase):
                     + [device(t, r, f"dev{i}", serial_number=f"S{i}", status="ACTIVE")
                        for i in range(10)])
 
-        r1, evs = full_run(t, "google", obs)
-        publish(t, evs)
-        wait_run(t, r1)
+        r1 = applied_full_run(t, "google", obs)
         harness.wait_until(lambda: harness.psql(
             "SELECT count(*) FROM outbox WHERE sent_at IS NULL")[0][0] == "0",
             what="outbox drained")
@@ -558,13 +549,11 @@ class MergerTest(unittest.TestCase):
         publish(t, evs)
         row = wait_run(t, r2)
         self.assertEqual((row["seen"], row["unchanged"], row["updated"]), (3, 3, 0))
-        r3, evs = full_run(t, "google", lambda r: [
+        r3 = applied_full_run(t, "google", lambda r: [
             person(t, "google", r, f"g{i}", f"q{i}@d.org", **tricky) for i in range(3)] + [
             device(t, r, "d1", serial_number='S\\"1\t', notes="\u00e9\u0002",
                    auto_update_expiration_ms=-1,
                    recent_users=[{"type": "USER_TYPE_MANAGED", "email": "q0@d.org"}, {}])])
-        publish(t, evs)
-        wait_run(t, r3)
         self.assertEqual(harness.psql(
             "SELECT count(*), count(*) FILTER (WHERE content_hash = md5(fields::text))"
             " FROM person_sources WHERE tenant_id = :'t'", t=t), [["6", "6"]])
@@ -586,9 +575,7 @@ class MergerTest(unittest.TestCase):
         bad = person(t, "google", str(uuid.uuid4()), "x", "x@d.org")
         del bad["person_observed"]["person"]["source_id"]   # violates the schema
         publish(t, [bad])
-        r1, evs = full_run(t, "google", lambda r: [person(t, "google", r, "g1", "ok@d.org")])
-        publish(t, evs)
-        wait_run(t, r1)
+        r1 = applied_full_run(t, "google", lambda r: [person(t, "google", r, "g1", "ok@d.org")])
         self.assertIn("ok@d.org", people(t))
         dlq = [e for e in harness.consume("panel.source.events.dlq", timeout_ms=3000)
                if e["key"] == t]
@@ -617,11 +604,9 @@ class MergerTest(unittest.TestCase):
 
     def test_ambiguous_match_becomes_match_case(self):
         t = relaxed_tenant()
-        r1, evs = full_run(t, "google", lambda r: [
+        r1 = applied_full_run(t, "google", lambda r: [
             person(t, "google", r, "g1", "amy@d.org"),
             person(t, "google", r, "g2", "amy.b@d.org")])
-        publish(t, evs)
-        wait_run(t, r1)
         # Azure's mail points at one Person, its proxy address at another
         r2, evs = full_run(t, "azure", lambda r: [
             person(t, "azure", r, "a1", "amy@d.org",
@@ -686,10 +671,8 @@ class MergerTest(unittest.TestCase):
         # The Person and its first Azure account exist (earlier run); a second Azure account
         # with the same address arrives: a match case naming that Person, nothing dead-lettered.
         t = relaxed_tenant()
-        r1, evs = full_run(t, "azure", lambda r: [
+        r1 = applied_full_run(t, "azure", lambda r: [
             person(t, "azure", r, "a1", "leo.park@d.org", display_name="Leo Park")])
-        publish(t, evs)
-        wait_run(t, r1)
         pid = people(t)["leo.park@d.org"]["person_id"]
         r2, evs = full_run(t, "azure", lambda r: [
             person(t, "azure", r, "a1", "leo.park@d.org", display_name="Leo Park"),
@@ -709,11 +692,9 @@ class MergerTest(unittest.TestCase):
 
     def test_example_subscriber_prints_people_and_asset_changes(self):
         t = relaxed_tenant()
-        r1, evs = full_run(t, "google", lambda r: [
+        r1 = applied_full_run(t, "google", lambda r: [
             person(t, "google", r, "g1", "sub@d.org", display_name="Sub Scriber"),
             device(t, r, "dev-sub", serial_number="SUB-1", model="CB 9")])
-        publish(t, evs)
-        wait_run(t, r1)
         env = dict(os.environ, PANEL_SUBSCRIBER_GROUP="example-" + uuid.uuid4().hex[:8])
         proc = subprocess.Popen([harness.binary("panel-subscriber")], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -6,7 +6,6 @@ import collections
 import re
 import unittest
 
-import faults
 import harness
 import suite
 
@@ -37,9 +36,7 @@ class MergerOutboxTest(unittest.TestCase):
         first = suite.run_events(tenant, "google", range(40), devices=5, ous=2)
         m = suite.start_merger()
         try:
-            suite.publish(tenant, first)
-            suite.wait_run(tenant, first[0]["run_id"], ("completed",))
-            faults.wait_outbox_drained(tenant)
+            suite.apply_run(tenant, first)
         finally:
             m.stop()
         published = outbox_event_ids(tenant)
@@ -49,13 +46,11 @@ class MergerOutboxTest(unittest.TestCase):
         harness.psql("UPDATE outbox SET sent_at = NULL WHERE tenant_id = :'t'", t=tenant)
         m = suite.start_merger()
         try:
-            faults.wait_outbox_drained(tenant)
+            harness.wait_outbox_drained(tenant)
             reconciled = metric(m, "merger_outbox_reconciled_total")
             # The relay goes on publishing new rows, once each.
             second = suite.run_events(tenant, "azure", range(30, 50))
-            suite.publish(tenant, second)
-            suite.wait_run(tenant, second[0]["run_id"], ("completed",))
-            faults.wait_outbox_drained(tenant)
+            suite.apply_run(tenant, second)
         finally:
             m.stop()
         self.assertGreaterEqual(reconciled, 47)
@@ -70,9 +65,7 @@ class MergerOutboxTest(unittest.TestCase):
         run = suite.run_events(tenant, "google", range(25))
         m = suite.start_merger()
         try:
-            suite.publish(tenant, run)
-            suite.wait_run(tenant, run[0]["run_id"], ("completed",))
-            faults.wait_outbox_drained(tenant)
+            suite.apply_run(tenant, run)
         finally:
             m.stop()
         # A copy of each row under a new outbox id and event id (as if written after the
@@ -84,7 +77,7 @@ class MergerOutboxTest(unittest.TestCase):
         harness.psql("UPDATE outbox SET sent_at = NULL WHERE tenant_id = :'t'", t=tenant)
         m = suite.start_merger()
         try:
-            faults.wait_outbox_drained(tenant)
+            harness.wait_outbox_drained(tenant)
             reconciled = metric(m, "merger_outbox_reconciled_total")
         finally:
             m.stop()

@@ -7,7 +7,6 @@ import collections
 import unittest
 import uuid
 
-import faults
 import harness
 import suite
 
@@ -61,9 +60,7 @@ class MergerRetentionTest(unittest.TestCase):
         first = suite.run_events(tenant, "google", range(20), devices=3)
         m = suite.start_merger(OFF_ENV)
         try:
-            suite.publish(tenant, first)
-            suite.wait_run(tenant, first[0]["run_id"], ("completed",))
-            faults.wait_outbox_drained(tenant)
+            suite.apply_run(tenant, first)
         finally:
             m.stop()
         first_rows = suite.count("SELECT count(*) FROM outbox WHERE tenant_id = :'t'", t=tenant)
@@ -119,12 +116,10 @@ class MergerRetentionTest(unittest.TestCase):
                           a=gone["completed"], b=gone["failed"]) == 0,
                 timeout=120, what="the old rows to be pruned")
             suite.wait_run(tenant, second[0]["run_id"], ("completed",))
-            faults.wait_outbox_drained(tenant)
+            harness.wait_outbox_drained(tenant)
             # the relay goes on after pruning too
             third = suite.run_events(tenant, "azure", range(100, 140))
-            suite.publish(tenant, third)
-            suite.wait_run(tenant, third[0]["run_id"], ("completed",))
-            faults.wait_outbox_drained(tenant)
+            suite.apply_run(tenant, third)
             counts = {t: suite.retention_pruned(m, t)
                       for t in ("outbox", "run_outcomes", "sync_runs", "run_seen",
                                 "run_reported_removals")}

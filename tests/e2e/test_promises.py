@@ -18,8 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import harness
 import test_merger as tm
-from fetch_helpers import (AuthStub, control, fetcher_env, google_refresh_token, new_district,
-                           request_sync, run_events)
+from fetch_helpers import (AuthStub, FetcherTestCase, control, fetcher_env, google_refresh_token,
+                           new_district, request_sync, run_events)
 from harness import Process, psql, require_env, wait_until
 from test_azure_delta import AzureWired
 from test_emulator import check_ref
@@ -211,26 +211,14 @@ class PublishedSourceEvents(unittest.TestCase):
         self.assertEqual(dead_letters_total(self.merger) - before, 2)
 
 
-class GoogleThroughTheEmulator(unittest.TestCase):
+class GoogleThroughTheEmulator(FetcherTestCase):
     """google-sync and the merger on the emulator, with what Google may serve."""
+    FETCHER = "panel-google-sync"
+    WITH_MERGER = True
 
     @classmethod
-    def setUpClass(cls):
-        require_env()
-        cls.emu = Process("panel-emulator", env={
-            "PANEL_EMULATOR_ADMIN_PORT": str(harness.free_port())})
-        cls.emu.admin_url = "http://127.0.0.1:" + cls.emu.env["PANEL_EMULATOR_ADMIN_PORT"]
-        cls.auth = AuthStub(cls.emu)
-        cls.svc = Process("panel-google-sync", env=fetcher_env(
-            cls.auth, PANEL_GOOGLE_API_URL=cls.emu.url, PANEL_GOOGLE_USERS_PAGE_SIZE=40))
-        cls.merger = tm.start_merger()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.merger.stop()
-        cls.svc.stop()
-        cls.auth.stop()
-        cls.emu.stop()
+    def fetcher_settings(cls, emu):
+        return dict(PANEL_GOOGLE_API_URL=emu.url, PANEL_GOOGLE_USERS_PAGE_SIZE=40)
 
     def connect(self, **counts):
         district = new_district(self.emu, **counts)
@@ -297,7 +285,7 @@ class GoogleThroughTheEmulator(unittest.TestCase):
                                  ("CHANGE_KIND_RESTORED", 3)])
 
 
-class AzureThroughTheEmulator(AzureWired, unittest.TestCase):
+class AzureThroughTheEmulator(AzureWired):
     def test_full_run_when_the_last_full_one_is_older_than_full_every_hours(self):
         """docs/fetchers.md: PANEL_AZURE_FULL_EVERY_HOURS (default 24) makes a run full."""
         tenant, district = self.connect(10)

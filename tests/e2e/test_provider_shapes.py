@@ -67,13 +67,7 @@ class ProviderShapes(SuiteTestCase):
         return out["items"]
 
     def google_sync(self):
-        _, body = self.call("POST", "/v1/sync", {"provider": "google"}, expect=202)
-        run_id = body["requests"][0]["run_id"]
-
-        def finished():
-            _, run = self.call("GET", f"/v1/sync/runs/{run_id}")
-            return run if run and run.get("status") in ("completed", "failed") else None
-        run = wait_until(finished, timeout=120, what="the Google run to finish")
+        run = self.sync_now("google")
         self.assertEqual(run["status"], "completed", run)
         return run
 

@@ -9,9 +9,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import unittest
 
+import fetch_helpers
 import harness
 import suite
 import whole_suite
@@ -22,13 +22,15 @@ import demo  # noqa: E402
 # The sanitizer build tests/run.py just made (the plain one under --no-asan).
 ASAN_BIN = os.path.join(harness.SAN_BUILD or harness.BUILD, "bin")
 PEOPLE, AZURE, SHARED, DEVICES, OUS = 300, 200, 120, 60, 8
+USERS_PAGE = 50  # Google users per page: PEOPLE take several pages (Google's default is 500)
 RESULT = {}  # for tests/soak.py's table
 
 
 class FaultySuiteTest(whole_suite.SuiteTestCase):
     SUITE = dict(name="rel", people=PEOPLE, azure_people=AZURE, shared=SHARED, devices=DEVICES,
                  ous=OUS, timeout=300,
-                 env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23"})
+                 env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=23",
+                      "PANEL_GOOGLE_USERS_PAGE_SIZE": str(USERS_PAGE)})
 
     @classmethod
     def setUpClass(cls):
@@ -71,6 +73,28 @@ class FaultySuiteTest(whole_suite.SuiteTestCase):
     def wait_end(self, run_id, timeout=300):
         return suite.wait_run(self.tenant, run_id, ("completed", "failed", "held", "revoked"),
                               timeout=timeout)
+
+    def users_pages_asked(self):
+        return self.control("GET", "/control/stats")["requests"].get("google.users", 0)
+
+    def google_listing_restarts(self):
+        with open(os.path.join(self.run_dir, "logs", "google-sync.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace").count("restarting the listing")
+
+    def assert_run_read_every_google_person(self, run_id):
+        """The run observed every user Google lists, and the tenant's Google People are
+        exactly those users, none removed."""
+        users = self.control("GET", f"/control/districts/{self.district}/google/users")["items"]
+        self.assertEqual(len(users), PEOPLE)
+        events = fetch_helpers.run_events(self.tenant, run_id)
+        observed = {p["source_id"] for p in
+                    fetch_helpers.payloads(events, "person_observed", "person")}
+        self.assertEqual(observed, {u["id"] for u in users})
+        emails = {u["primaryEmail"].strip().lower() for u in users}
+        ours = {r[0] for r in harness.psql("SELECT email_norm FROM people WHERE tenant_id = :'t' "
+                                           "AND 'google' = ANY(sources) AND removed_at IS NULL",
+                                           t=self.tenant)}
+        self.assertEqual(ours, emails)
 
     def assert_all_alive(self):
         for name, p in self.d.procs:
@@ -119,13 +143,21 @@ class FaultySuiteTest(whole_suite.SuiteTestCase):
                                  "completed", f"{spec} run {r}")
             self.assert_all_alive()
             self.assert_nothing_lost(before, str(spec))
+        # Slow users pages whose tokens expire once the second page was asked for: the
+        # listing restarts (users pages of USERS_PAGE, so the district's People take several
+        # pages and the listing really holds a page token) and the run still reads everyone.
         self.control("DELETE", "/control/faults")
         self.fault(route="google.users", kind="slow", delay_ms=400, count=1000)
+        restarts = self.google_listing_restarts()
+        users_asked = self.users_pages_asked()
         run = self.sync("google")
-        time.sleep(1.0)
+        harness.wait_until(lambda: self.users_pages_asked() >= users_asked + 2, timeout=60,
+                           what="the second users page of the run")
         self.control("POST", "/control/expire-page-tokens")
         outcomes["expired page tokens"] = self.wait_end(run)
-        self.assertEqual(outcomes["expired page tokens"], "completed", "the listing restarted")
+        self.assertEqual(outcomes["expired page tokens"], "completed")
+        self.assertGreater(self.google_listing_restarts(), restarts, "the listing restarted")
+        self.assert_run_read_every_google_person(run)
         self.assert_nothing_lost(before, "expired page tokens")
         # The tokens the fetchers were handed, to look for them everywhere later.
         tokens = []

@@ -53,15 +53,8 @@ class RequestCoreCase:
         return harness.http(method, self.proc.url + path, body, headers=headers)
 
 
-class AuthRequestCore(RequestCoreCase, unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        harness.require_env()
-        cls.proc = suite.start_auth()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proc.stop()
+class AuthRequestCore(suite.ServicePerClass, RequestCoreCase, unittest.TestCase):
+    START = staticmethod(suite.start_auth)
 
     def test_request_id_is_echoed_or_made_and_logged_with_the_access_line(self):
         tenant = harness.new_tenant("rid")
@@ -161,15 +154,8 @@ class AuthRequestCore(RequestCoreCase, unittest.TestCase):
                 self.assertIn(f"# TYPE {family} counter", text)
 
 
-class MergerRequestCore(RequestCoreCase, unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        harness.require_env()
-        cls.proc = suite.start_merger()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proc.stop()
+class MergerRequestCore(suite.ServicePerClass, RequestCoreCase, unittest.TestCase):
+    START = staticmethod(suite.start_merger)
 
     def test_request_id_in_replies_errors_and_logs(self):
         tenant = harness.new_tenant("rid")

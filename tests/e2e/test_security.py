@@ -306,6 +306,10 @@ class SecretsAndLeaksTest(unittest.TestCase):
             # before the stop: the DLQ path has run (its counter moved), not merely had time to
             harness.wait_until(lambda: dead_letters_total(merger) >= 1, timeout=60,
                                what="the dead letter counted")
+            harness.wait_until(lambda: [e for e in harness.consume("panel.source.events.dlq",
+                                                                   timeout_ms=1500)
+                                        if e["key"] == tenant],
+                               timeout=60, what="the bad event on the dead-letter topic")
         finally:
             codes = {p.name: stop_code(p) for p in (auth, merger)}
         for p in (auth, merger):

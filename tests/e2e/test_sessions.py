@@ -5,10 +5,8 @@ replies per caller, sign-out and the admin accounts routes.
 Sessions are inserted the way auth's sign-in creates them (harness.new_session); auth's and the
 merger's internal routes are test_api's stub, which records what the api sent."""
 import hashlib
-import threading
 import unittest
 import uuid
-from http.server import ThreadingHTTPServer
 
 import harness
 import test_api
@@ -22,12 +20,8 @@ class SessionTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.require_env()
-        cls.stub = ThreadingHTTPServer(("127.0.0.1", harness.free_port()), Stub)
-        threading.Thread(target=cls.stub.serve_forever, daemon=True).start()
-        stub_url = f"http://127.0.0.1:{cls.stub.server_address[1]}"
-        cls.api = harness.Process("panel-api", env={
-            "PANEL_AUTH_URL": stub_url, "PANEL_MERGER_URL": stub_url,
-            "PANEL_SERVICE_SECRET": SECRET, "PANEL_AUTH_PUBLIC_URL": AUTH_PUBLIC + "/",
+        cls.stub, cls.api = harness.api_with_stub(Stub, SECRET, {
+            "PANEL_AUTH_PUBLIC_URL": AUTH_PUBLIC + "/",
             "PANEL_SESSION_IDLE_MINUTES": "30"})
         cls.a = harness.new_tenant("sesa")
         cls.b = harness.new_tenant("sesb")

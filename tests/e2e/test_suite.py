@@ -84,13 +84,7 @@ class WholeSuite(SuiteTestCase):
 
     # ------------------------------------------------------------------ admin actions
     def test_immediate_sync_runs_and_a_no_change_resync_changes_nothing(self):
-        status, body = self.call("POST", "/v1/sync", {"provider": "google"}, expect=202)
-        run_id = body["requests"][0]["run_id"]
-
-        def finished():
-            _, run = self.call("GET", f"/v1/sync/runs/{run_id}")
-            return run if run and run.get("status") in ("completed", "failed") else None
-        run = wait_until(finished, timeout=120, what="the immediate run to finish")
+        run = self.sync_now("google")
         self.assertEqual(run["status"], "completed", run)
         self.assertEqual(run["created"], 0)
         self.assertEqual(run["updated"], 0)
@@ -149,15 +143,9 @@ class WholeSuite(SuiteTestCase):
         status, _, body = self.emulator("POST",
                                         f"/control/districts/{self.district}/google/revoke")
         self.assertIn(status, (200, 204), body)
-        run_id = None
-        self.addCleanup(lambda: self.reconnect_google(run_id, before))
-        status, body = self.call("POST", "/v1/sync", {"provider": "google"}, expect=202)
-        run_id = body["requests"][0]["run_id"]
-
-        def finished():
-            _, run = self.call("GET", f"/v1/sync/runs/{run_id}")
-            return run if run and run.get("status") in ("completed", "failed") else None
-        run = wait_until(finished, timeout=120, what="the run after revocation to end")
+        run = {}  # the run after the revocation: reconnect_google waits for a later one
+        self.addCleanup(lambda: self.reconnect_google(run.get("run_id"), before))
+        run.update(self.sync_now("google"))
         self.assertEqual(run["status"], "failed")
         self.assertEqual(run["failure_reason"], "revoked")
         _, conns = self.call("GET", "/v1/connections", expect=200)

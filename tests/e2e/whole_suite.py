@@ -9,7 +9,7 @@ import tempfile
 import unittest
 import uuid
 
-from harness import ROOT, http, require_env
+from harness import ROOT, http, require_env, wait_until
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import demo  # noqa: E402  (scripts/demo.py: the same wiring as `make demo`)
@@ -80,3 +80,14 @@ class SuiteTestCase(unittest.TestCase):
         if expect is not None:
             self.assertEqual(status, expect, data)
         return status, data
+
+    def sync_now(self, provider="google", timeout=120):
+        """An immediate sync through the api (POST /v1/sync, 202) and its run as
+        GET /v1/sync/runs/{id} shows it once it ended (completed or failed)."""
+        _, body = self.call("POST", "/v1/sync", {"provider": provider}, expect=202)
+        run_id = body["requests"][0]["run_id"]
+
+        def finished():
+            _, run = self.call("GET", f"/v1/sync/runs/{run_id}")
+            return run if run and run.get("status") in ("completed", "failed") else None
+        return wait_until(finished, timeout=timeout, what=f"the {provider} run {run_id} to end")

@@ -45,13 +45,29 @@ static struct fake *fake_new(void)
     return &f;
 }
 
+static struct prefetch *prefetch_on(struct fake *f)
+{
+    char err[128];
+    struct prefetch *p = prefetch_new(fake_run, f, err, sizeof err);
+    assert_non_null(p);
+    return p;
+}
+
+/* Starts job a held at its start: once this returns, a is running and waits for f->go. */
+static struct prefetch *start_held(struct fake *f, struct job *a)
+{
+    struct prefetch *p = prefetch_on(f);
+    f->hold = a->id;
+    assert_int_equal(prefetch_start(p, a), 0);
+    sem_wait(&f->busy); /* the download runs while the owner still works */
+    return p;
+}
+
 static void pages_come_back_in_the_order_they_were_asked_for(void **state)
 {
     (void)state;
     struct fake *f = fake_new();
-    char err[128];
-    struct prefetch *p = prefetch_new(fake_run, f, err, sizeof err);
-    assert_non_null(p);
+    struct prefetch *p = prefetch_on(f);
     struct job jobs[5];
     for (int i = 0; i < 5; i++) {
         jobs[i] = (struct job){.id = i + 1};
@@ -71,12 +87,8 @@ static void at_most_one_page_is_ahead(void **state)
 {
     (void)state;
     struct fake *f = fake_new();
-    char err[128];
-    struct prefetch *p = prefetch_new(fake_run, f, err, sizeof err);
     struct job a = {.id = 1}, b = {.id = 2};
-    f->hold = 1;
-    assert_int_equal(prefetch_start(p, &a), 0);
-    sem_wait(&f->busy); /* the download runs while the owner still works */
+    struct prefetch *p = start_held(f, &a);
     assert_true(prefetch_busy(p));
     assert_int_equal(prefetch_start(p, &b), -1); /* no second page ahead */
     assert_int_equal(f->nran, 0);
@@ -93,12 +105,8 @@ static void cancel_stops_fetching_and_the_page_in_flight_is_taken(void **state)
 {
     (void)state;
     struct fake *f = fake_new();
-    char err[128];
-    struct prefetch *p = prefetch_new(fake_run, f, err, sizeof err);
     struct job a = {.id = 1}, b = {.id = 2};
-    f->hold = 1;
-    assert_int_equal(prefetch_start(p, &a), 0);
-    sem_wait(&f->busy);
+    struct prefetch *p = start_held(f, &a);
     prefetch_cancel(p); /* the run failed while page 1 was on its way */
     assert_true(prefetch_cancelled(p));
     sem_post(&f->go);
@@ -113,8 +121,7 @@ static void destroy_waits_for_a_page_in_flight(void **state)
 {
     (void)state;
     struct fake *f = fake_new();
-    char err[128];
-    struct prefetch *p = prefetch_new(fake_run, f, err, sizeof err);
+    struct prefetch *p = prefetch_on(f);
     struct job a = {.id = 1};
     assert_int_equal(prefetch_start(p, &a), 0);
     prefetch_destroy(p); /* no leak, no use of a after this under the sanitizers */

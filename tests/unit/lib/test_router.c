@@ -55,27 +55,50 @@ static struct router *make(void)
     return rt;
 }
 
-static void patterns_match_segment_by_segment(void **state)
-{
-    (void)state;
-    struct router *rt = make();
+/* A table matched without serving: the router and the outputs of one router_match. */
+struct matching {
+    struct router *rt;
     struct router_req q;
     const struct router_route *r;
     char allow[ROUTER_ALLOW_MAX];
-    memset(&q, 0, sizeof q);
-    assert_int_equal(
-        router_match(rt, "POST", "/internal/tenants/t-1/runs/r9/approve", &q, &r, allow),
-        ROUTER_MATCHED);
-    assert_ptr_equal(r, &routes[3]);
-    assert_string_equal(q.pattern, "/internal/tenants/{tenant}/runs/{run}/approve");
-    assert_int_equal(q.nparams, 2);
-    assert_string_equal(router_param(&q, "tenant"), "t-1");
-    assert_string_equal(router_param(&q, "run"), "r9");
-    assert_null(router_param(&q, "case"));
-    assert_int_equal(router_match(rt, "POST", "/internal/token", &q, &r, allow), ROUTER_MATCHED);
-    assert_int_equal(q.nparams, 0);
+};
+
+static int matching_setup(void **state)
+{
+    struct matching *m = calloc(1, sizeof *m);
+    assert_non_null(m);
+    m->rt = make();
+    *state = m;
+    return 0;
+}
+
+static int matching_teardown(void **state)
+{
+    struct matching *m = *state;
+    router_destroy(m->rt);
+    free(m);
+    return 0;
+}
+
+static enum router_match match(struct matching *m, const char *method, const char *path)
+{
+    return router_match(m->rt, method, path, &m->q, &m->r, m->allow);
+}
+
+static void patterns_match_segment_by_segment(void **state)
+{
+    struct matching *m = *state;
+    assert_int_equal(match(m, "POST", "/internal/tenants/t-1/runs/r9/approve"), ROUTER_MATCHED);
+    assert_ptr_equal(m->r, &routes[3]);
+    assert_string_equal(m->q.pattern, "/internal/tenants/{tenant}/runs/{run}/approve");
+    assert_int_equal(m->q.nparams, 2);
+    assert_string_equal(router_param(&m->q, "tenant"), "t-1");
+    assert_string_equal(router_param(&m->q, "run"), "r9");
+    assert_null(router_param(&m->q, "case"));
+    assert_int_equal(match(m, "POST", "/internal/token"), ROUTER_MATCHED);
+    assert_int_equal(m->q.nparams, 0);
     /* A trailing "/" is a segment of its own, both ways. */
-    assert_int_equal(router_match(rt, "GET", "/internal/x/", &q, &r, allow), ROUTER_MATCHED);
+    assert_int_equal(match(m, "GET", "/internal/x/"), ROUTER_MATCHED);
     const char *misses[] = {"/internal/x",
                             "/internal/token/",
                             "/internal/tenants//connections", /* an empty {tenant} */
@@ -87,32 +110,24 @@ static void patterns_match_segment_by_segment(void **state)
                             "/",
                             "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p"};
     for (size_t i = 0; i < sizeof misses / sizeof misses[0]; i++)
-        assert_int_equal(router_match(rt, "GET", misses[i], &q, &r, allow), ROUTER_NO_ROUTE);
+        assert_int_equal(match(m, "GET", misses[i]), ROUTER_NO_ROUTE);
     char long_path[ROUTER_PATH_MAX + 10];
     memset(long_path, 'a', sizeof long_path - 1);
     long_path[0] = '/';
     long_path[sizeof long_path - 1] = '\0';
-    assert_int_equal(router_match(rt, "GET", long_path, &q, &r, allow), ROUTER_NO_ROUTE);
-    router_destroy(rt);
+    assert_int_equal(match(m, "GET", long_path), ROUTER_NO_ROUTE);
 }
 
 static void a_known_path_with_another_method_lists_the_allowed_ones(void **state)
 {
-    (void)state;
-    struct router *rt = make();
-    struct router_req q;
-    const struct router_route *r;
-    char allow[ROUTER_ALLOW_MAX];
-    memset(&q, 0, sizeof q);
-    assert_int_equal(router_match(rt, "DELETE", "/internal/tenants/t/settings", &q, &r, allow),
-                     ROUTER_NO_METHOD);
-    assert_null(r);
-    assert_string_equal(allow, "PUT, GET");
-    assert_int_equal(router_match(rt, "GET", "/internal/token", &q, &r, allow), ROUTER_NO_METHOD);
-    assert_string_equal(allow, "POST");
+    struct matching *m = *state;
+    assert_int_equal(match(m, "DELETE", "/internal/tenants/t/settings"), ROUTER_NO_METHOD);
+    assert_null(m->r);
+    assert_string_equal(m->allow, "PUT, GET");
+    assert_int_equal(match(m, "GET", "/internal/token"), ROUTER_NO_METHOD);
+    assert_string_equal(m->allow, "POST");
     /* Method names are exact. */
-    assert_int_equal(router_match(rt, "get", "/internal/token", &q, &r, allow), ROUTER_NO_METHOD);
-    router_destroy(rt);
+    assert_int_equal(match(m, "get", "/internal/token"), ROUTER_NO_METHOD);
 }
 
 static void malformed_tables_are_refused(void **state)
@@ -337,8 +352,10 @@ static void request_ids_are_echoed_when_valid_and_made_otherwise(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(patterns_match_segment_by_segment),
-        cmocka_unit_test(a_known_path_with_another_method_lists_the_allowed_ones),
+        cmocka_unit_test_setup_teardown(patterns_match_segment_by_segment, matching_setup,
+                                        matching_teardown),
+        cmocka_unit_test_setup_teardown(a_known_path_with_another_method_lists_the_allowed_ones,
+                                        matching_setup, matching_teardown),
         cmocka_unit_test(malformed_tables_are_refused),
         cmocka_unit_test(the_error_body_has_code_message_and_request_id),
         cmocka_unit_test_setup_teardown(unknown_callers_get_401_before_any_404, serve_setup,
