@@ -2,13 +2,13 @@
 #include "asset_event.h"
 #include "buf.h"
 #include "crypto.h"
+#include "ids.h"
 #include "json.h"
 #include "log.h"
 #include "merge.h"
 #include "outbox.h"
 #include "pg.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -68,10 +68,6 @@ static void actx_free(struct actx *c)
     buf_free(&c->dump);
     free(c);
 }
-
-static bool tenant_ok(const char *t);
-static bool uuid_ok(const char *s);
-static bool utf8_ok(const unsigned char *s);
 
 const char *apply_result_str(enum apply_result r)
 {
@@ -655,11 +651,11 @@ static json_t *person_alt_emails(const Panel__V1__Person *p)
 {
     json_t *alt = json_array();
     char norm[320];
-    if (p->mail && merge_email_normalize(p->mail, norm, sizeof norm) == 0)
+    if (p->mail && ids_email_normalize(p->mail, norm, sizeof norm) == 0)
         json_array_append_new(alt, json_string(norm));
     for (size_t i = 0; p->proxy_addresses && i < p->proxy_addresses->n_values; i++) {
         const char *a = p->proxy_addresses->values[i];
-        if (strncasecmp(a, "smtp:", 5) == 0 && merge_email_normalize(a + 5, norm, sizeof norm) == 0)
+        if (strncasecmp(a, "smtp:", 5) == 0 && ids_email_normalize(a + 5, norm, sizeof norm) == 0)
             json_array_append_new(alt, json_string(norm));
     }
     return alt;
@@ -1561,52 +1557,9 @@ static int run_failed(struct actx *c, const Envelope *env)
 
 /* ---------------------------------------------------------------- validation */
 
-static bool tenant_ok(const char *t)
-{
-    size_t n = strlen(t);
-    if (n == 0 || n > 64 || !isalnum((unsigned char)t[0]))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!isalnum((unsigned char)t[i]) && !strchr("_.-", t[i]))
-            return false;
-    return true;
-}
-
-static bool uuid_ok(const char *s)
-{
-    if (!s || strlen(s) != 36)
-        return false;
-    for (int i = 0; i < 36; i++) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return false;
-        } else if (!isxdigit((unsigned char)s[i]))
-            return false;
-    }
-    return true;
-}
-
 static bool text_ok(const char *s, size_t max)
 {
     return s && *s && strlen(s) <= max;
-}
-
-static bool utf8_ok(const unsigned char *s)
-{
-    while (*s) {
-        int n = *s < 0x80             ? 0
-                : (*s & 0xE0) == 0xC0 ? 1
-                : (*s & 0xF0) == 0xE0 ? 2
-                : (*s & 0xF8) == 0xF0 ? 3
-                                      : -1;
-        if (n < 0 || (n == 1 && *s < 0xC2))
-            return false;
-        s++;
-        for (int i = 0; i < n; i++, s++)
-            if ((*s & 0xC0) != 0x80)
-                return false;
-    }
-    return true;
 }
 
 /* Every string of a decoded message is valid UTF-8 (PostgreSQL refuses anything else). */
@@ -1630,7 +1583,8 @@ static bool strings_ok(const ProtobufCMessage *m)
         for (size_t k = 0; k < n; k++) {
             if (!items[k])
                 continue;
-            if (f->type == PROTOBUF_C_TYPE_STRING ? !utf8_ok(items[k]) : !strings_ok(items[k]))
+            if (f->type == PROTOBUF_C_TYPE_STRING ? !ids_utf8_valid(items[k], strlen(items[k]))
+                                                  : !strings_ok(items[k]))
                 return false;
         }
     }
@@ -1675,9 +1629,9 @@ int apply_validate(const Envelope *env, char *err, size_t errlen)
     default:
         problem = "payload does not belong on panel.source.events";
     }
-    if (!problem && !tenant_ok(env->tenant_id))
+    if (!problem && !ids_tenant_valid(env->tenant_id))
         problem = "tenant_id is not a valid tenant id";
-    else if (!problem && !uuid_ok(env->run_id))
+    else if (!problem && !ids_uuid_valid(env->run_id))
         problem = "run_id missing or not a UUID";
     else if (!problem && env->source != PB_SOURCE_GOOGLE && env->source != PB_SOURCE_AZURE)
         problem = "source must be google or azure";
@@ -1749,7 +1703,7 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
             const Panel__V1__Person *p = env->person_observed->person;
             char norm[320];
             const char *email = p->email_normalized ? p->email_normalized : p->email;
-            bool has_email = merge_email_normalize(email, norm, sizeof norm) == 0;
+            bool has_email = ids_email_normalize(email, norm, sizeof norm) == 0;
             obj_key(key, sizeof key, t, src, p->source_id);
             json_t *rm = json_object_get(rmidx, key);
             if (rm) { /* seen after its removal was reported: it is back */
@@ -1970,8 +1924,7 @@ static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t fr
     /* Runs of this segment: make sure their rows exist, learn preview / delta. */
     for (size_t i = from; i < to; i++) {
         const Envelope *env = msgs[i].env, *dead = msgs[i].dead;
-        if (!env && dead && dead->tenant_id && tenant_ok(dead->tenant_id) &&
-            uuid_ok(dead->run_id) &&
+        if (!env && dead && ids_tenant_valid(dead->tenant_id) && ids_uuid_valid(dead->run_id) &&
             (dead->source == PB_SOURCE_GOOGLE || dead->source == PB_SOURCE_AZURE)) {
             /* A dead-lettered observation: its run is incomplete and says which object. */
             const char *k = NULL, *id = NULL;
@@ -1993,7 +1946,7 @@ static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t fr
                 if (ensure_run(c, dead, NULL))
                     goto out;
                 outcome_add(c, dead->tenant_id, dead->run_id, k, events_source_str(dead->source),
-                            id && utf8_ok((const unsigned char *)idbuf) ? idbuf : NULL, NULL,
+                            id && ids_utf8_valid(idbuf, strlen(idbuf)) ? idbuf : NULL, NULL,
                             "invalid", msgs[i].dead_reason ? msgs[i].dead_reason : "invalid");
                 struct run_counts *rcnt = run_counts_for(c, dead->tenant_id, dead->run_id);
                 if (rcnt) {
@@ -2175,7 +2128,7 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (!tenant_ok(tenant) || !uuid_ok(run_id)) {
+    if (!ids_tenant_valid(tenant) || !ids_uuid_valid(run_id)) {
         res = DECIDE_NOT_FOUND;
         goto out;
     }
@@ -2259,7 +2212,8 @@ enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, cons
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (!tenant_ok(tenant) || !uuid_ok(case_id) || (person_id && !uuid_ok(person_id))) {
+    if (!ids_tenant_valid(tenant) || !ids_uuid_valid(case_id) ||
+        (person_id && !ids_uuid_valid(person_id))) {
         res = DECIDE_NOT_FOUND;
         goto out;
     }

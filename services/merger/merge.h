@@ -1,6 +1,6 @@
 /* merge: the pure parts of the merger — the Person shown from its source rows (Google's
  * row overlaid by every field Azure's row provides), what changed between two versions of an
- * entity, the deletion-threshold decision and e-mail normalisation. No I/O. */
+ * entity, and the deletion-threshold decision. No I/O. */
 #ifndef MERGER_MERGE_H
 #define MERGER_MERGE_H
 
@@ -50,9 +50,5 @@ int merge_delta_combine(json_t *fields, json_t *cleared, const json_t *later_fie
  * skipped objects, observations were dead-lettered (invalid), or the merger received fewer
  * observation events than RunCompleted says were published. */
 bool merge_run_incomplete(long reported, long received, long skipped, long invalid);
-
-/* ids_email_normalize under the name apply.c calls (kept until apply.c calls lib/ids). */
-int merge_email_normalize(const char *in, char *out, size_t outlen)
-    __attribute__((warn_unused_result));
 
 #endif
