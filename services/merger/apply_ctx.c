@@ -1,0 +1,182 @@
+/* apply_ctx: see apply_ctx.h. */
+#include "apply_ctx.h"
+#include "crypto.h"
+#include "json.h"
+#include "pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A context for one transaction; NULL when out of memory. Free with actx_free. */
+struct actx *actx_new(PGconn *pg, char *err, size_t errlen)
+{
+    struct actx *c = calloc(1, sizeof(struct actx));
+    if (!c)
+        return NULL;
+    c->pg = pg;
+    c->err = err;
+    c->errlen = errlen;
+    c->outbox = outbox_batch_new();
+    c->outcomes = json_array();
+    buf_init(&c->dump, PJSON_DUMP_MAX_BYTES);
+    if (!c->outbox || !c->outcomes) {
+        outbox_batch_free(c->outbox);
+        json_decref(c->outcomes);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void actx_free(struct actx *c)
+{
+    if (!c)
+        return;
+    outbox_batch_free(c->outbox);
+    json_decref(c->outcomes);
+    buf_free(&c->dump);
+    free(c);
+}
+
+PGresult *actx_query(struct actx *c, const char *sql, int n, const char *const *params,
+                     ExecStatusType want)
+{
+    PGresult *r = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
+    if (!pgx_ok(r, want, c->err, c->errlen)) {
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Run sql with one JSON parameter; returns the result (tuples or command). */
+PGresult *actx_query_json(struct actx *c, const char *sql, const json_t *arr, ExecStatusType want)
+{
+    buf_reset(&c->dump);
+    if (pjson_dump_compact_into(arr, &c->dump) || !c->dump.data) {
+        snprintf(c->err, c->errlen, "out of memory serialising a batch");
+        return NULL;
+    }
+    const char *params[1] = {c->dump.data};
+    return actx_query(c, sql, 1, params, want);
+}
+
+int actx_cmd(struct actx *c, const char *sql, int n, const char *const *params)
+{
+    PGresult *r = actx_query(c, sql, n, params, PGRES_COMMAND_OK);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+struct run_counts *actx_run_counts(struct actx *c, const char *tenant, const char *run)
+{
+    for (size_t i = 0; i < c->nruns; i++)
+        if (strcmp(c->runs[i].run_id, run) == 0 && strcmp(c->runs[i].tenant, tenant) == 0)
+            return &c->runs[i];
+    if (c->nruns == MAX_RUNS)
+        return NULL;
+    struct run_counts *rc = &c->runs[c->nruns++];
+    memset(rc, 0, sizeof *rc);
+    snprintf(rc->tenant, sizeof rc->tenant, "%s", tenant);
+    snprintf(rc->run_id, sizeof rc->run_id, "%s", run);
+    return rc;
+}
+
+int actx_flush_counts(struct actx *c)
+{
+    int rc = 0;
+    if (c->nruns == 0)
+        return 0;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < c->nruns; i++) {
+        struct run_counts *r = &c->runs[i];
+        json_array_append_new(
+            arr, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "t", r->tenant, "r",
+                           r->run_id, "rm", (json_int_t)r->removed, "seen", (json_int_t)r->seen,
+                           "cr", (json_int_t)r->created, "up", (json_int_t)r->updated, "un",
+                           (json_int_t)r->unchanged, "sk", (json_int_t)r->skipped, "mc",
+                           (json_int_t)r->match_cases, "ob", (json_int_t)r->observed));
+    }
+    PGresult *res =
+        actx_query_json(c,
+                        "UPDATE sync_runs s SET seen = s.seen + v.seen, created = s.created + v.cr,"
+                        " updated = s.updated + v.up, unchanged = s.unchanged + v.un,"
+                        " skipped = s.skipped + v.sk, match_cases = s.match_cases + v.mc,"
+                        " removed = s.removed + v.rm, observed = s.observed + v.ob"
+                        " FROM jsonb_to_recordset($1::jsonb) AS v(t text, r uuid, seen bigint,"
+                        " cr bigint, up bigint, un bigint, sk bigint, mc bigint, rm bigint,"
+                        " ob bigint)"
+                        " WHERE s.tenant_id = v.t AND s.run_id = v.r",
+                        arr, PGRES_COMMAND_OK);
+    rc = res ? 0 : -1;
+    PQclear(res);
+    json_decref(arr);
+    c->nruns = 0;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- outbox and outcomes */
+
+int actx_outbox_add(struct actx *c, Envelope *env, const char *topic, const char *entity_id)
+{
+    return outbox_batch_add_entity(c->outbox, env, topic, entity_id, c->err, c->errlen);
+}
+
+int actx_flush_outbox(struct actx *c)
+{
+    int rc = outbox_batch_write(c->outbox, c->pg, NULL, c->err, c->errlen);
+    outbox_batch_clear(c->outbox); /* on failure the transaction is rolled back */
+    return rc;
+}
+
+void actx_outcome_add(struct actx *c, const char *tenant, const char *run, const char *kind,
+                      const char *source, const char *source_id, const char *email,
+                      const char *outcome, const char *reason)
+{
+    json_array_append_new(c->outcomes,
+                          json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:s}", "t", tenant, "r", run,
+                                    "k", kind, "src", source, "id", source_id, "e", email, "o",
+                                    outcome, "why", reason));
+}
+
+int actx_flush_outcomes(struct actx *c)
+{
+    if (json_array_size(c->outcomes) == 0)
+        return 0;
+    PGresult *r = actx_query_json(
+        c,
+        "INSERT INTO run_outcomes (tenant_id, run_id, object_kind, source, source_id,"
+        " email, outcome, reason)"
+        " SELECT v.t, v.r, v.k, v.src, v.id, v.e, v.o, v.why"
+        " FROM jsonb_to_recordset($1::jsonb) AS v(t text, r uuid, k text, src text,"
+        " id text, e text, o text, why text)"
+        " WHERE EXISTS (SELECT 1 FROM sync_runs s WHERE s.tenant_id = v.t"
+        " AND s.run_id = v.r)",
+        c->outcomes, PGRES_COMMAND_OK);
+    PQclear(r);
+    json_array_clear(c->outcomes);
+    return r ? 0 : -1;
+}
+
+/* Give each full row of rows (people or devices) its content hash "h": md5 of its fields "f"
+ * as PostgreSQL prints them as jsonb, the very value md5(fields::text) gives in SQL, so hashes
+ * stored by either side compare equal, and PostgreSQL need not parse the fields of rows that did
+ * not change. A row whose fields cannot be printed that way (a real number) gets none: SQL hashes
+ * it. */
+void actx_rows_hash(struct actx *c, json_t *rows)
+{
+    char hex[33];
+    for (size_t i = 0; i < json_array_size(rows); i++) {
+        json_t *row = json_array_get(rows, i);
+        json_object_del(row, "h");
+        if (json_is_true(json_object_get(row, "delta")))
+            continue;
+        buf_reset(&c->dump);
+        if (pjson_dump_jsonb_text(json_object_get(row, "f"), &c->dump) || !c->dump.data)
+            continue;
+        crypto_md5_hex(c->dump.data, c->dump.len, hex);
+        if (hex[0])
+            json_object_set_new(row, "h", json_string(hex));
+    }
+}

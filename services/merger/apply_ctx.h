@@ -1,0 +1,101 @@
+/* apply_ctx: what the apply modules share inside one transaction — the connection and the
+ * caller's message buffer, the statement helpers (a statement with text parameters, or with
+ * one JSON array staged through json(b)_to_recordset), and what is buffered until the end of
+ * a segment: the per-run counters (sync_runs), the run_outcomes rows and the outbox rows.
+ * Internal to the merger's apply_*.c; consumers use apply.h. */
+#ifndef MERGER_APPLY_CTX_H
+#define MERGER_APPLY_CTX_H
+
+#include "buf.h"
+#include "events.h"
+#include "outbox.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define MAX_RUNS 256
+
+/* Per-run counters of a segment, flushed into sync_runs. */
+struct run_counts {
+    char tenant[129];
+    char run_id[EVENTS_ID_LEN];
+    long seen, created, updated, unchanged, skipped, match_cases, removed;
+    long observed; /* observation events received (sync_runs.observed) */
+};
+
+/* The context of one transaction. err (errlen bytes) is the caller's: every helper that
+ * fails writes its reason there. */
+struct actx {
+    PGconn *pg;
+    char *err;
+    size_t errlen;
+    struct outbox_batch *outbox; /* public events waiting for the outbox writer */
+    json_t *outcomes;            /* run_outcomes rows waiting for one INSERT */
+    struct run_counts runs[MAX_RUNS];
+    size_t nruns;
+    long rows_changed;
+    struct buf dump; /* the JSON parameter of each statement: one buffer reused (no regrowth) */
+};
+
+/* A context for one transaction on pg (borrowed); NULL when out of memory. */
+struct actx *actx_new(PGconn *pg, char *err, size_t errlen);
+void actx_free(struct actx *c);
+
+/* Run sql with n text parameters; the result (caller PQclear-s it) when its status is want,
+ * else NULL with the server's message in c->err. */
+PGresult *actx_query(struct actx *c, const char *sql, int n, const char *const *params,
+                     ExecStatusType want);
+/* The same with one parameter, the JSON text of arr (borrowed). */
+PGresult *actx_query_json(struct actx *c, const char *sql, const json_t *arr, ExecStatusType want);
+/* A statement that returns no rows: 0 or -1. */
+int actx_cmd(struct actx *c, const char *sql, int n, const char *const *params);
+
+/* The counters of run in tenant (created zeroed on first use); NULL past MAX_RUNS runs. */
+struct run_counts *actx_run_counts(struct actx *c, const char *tenant, const char *run);
+/* Add the counters to sync_runs and forget them. 0 or -1. */
+int actx_flush_counts(struct actx *c);
+
+/* Queue env (borrowed) for topic, keyed "<tenant>/<entity_id>". 0 or -1. */
+int actx_outbox_add(struct actx *c, Envelope *env, const char *topic, const char *entity_id);
+/* Write the queued outbox rows. 0 or -1. */
+int actx_flush_outbox(struct actx *c);
+
+/* Queue a run_outcomes row (source, source_id, email, reason may be NULL). */
+void actx_outcome_add(struct actx *c, const char *tenant, const char *run, const char *kind,
+                      const char *source, const char *source_id, const char *email,
+                      const char *outcome, const char *reason);
+/* Insert the queued run_outcomes rows (of runs that exist). 0 or -1. */
+int actx_flush_outcomes(struct actx *c);
+
+/* Give each full row of rows (objects with the fields as "f"; a row with "delta": true is
+ * left alone) its content hash "h", the md5 PostgreSQL gives md5(fields::text). */
+void actx_rows_hash(struct actx *c, json_t *rows);
+
+/* Column readers: NULL / false / 0 for SQL NULL; col_json is a new reference. */
+static inline const char *col_str(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static inline bool col_bool(PGresult *r, int row, int col)
+{
+    return !PQgetisnull(r, row, col) && PQgetvalue(r, row, col)[0] == 't';
+}
+
+static inline int64_t col_i64(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static inline json_t *col_json(PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return NULL;
+    return json_loads(PQgetvalue(r, row, col), JSON_DECODE_ANY, NULL);
+}
+
+#endif

@@ -1,0 +1,106 @@
+/* apply_removals: see apply_removals.h. */
+#include "apply_removals.h"
+#include "apply_ctx.h"
+#include "apply_devices.h"
+#include "apply_orgunits.h"
+#include "apply_people.h"
+#include "asset_event.h"
+#include "json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Remove the objects in list (array of {"t","k","s","id"}; k person|device|org_unit) and
+ * remerge or announce what changed. suspend: Azure soft delete (person rows only). */
+int removals_apply(struct actx *c, json_t *list, const char *run, bool suspend, long *removed)
+{
+    int rc = -1;
+    PGresult *r = NULL;
+    json_t *persons = json_array();
+    const char *params[2];
+    char *text = pjson_dump_compact(list);
+    *removed = 0;
+    if (!text)
+        goto out;
+    params[0] = text;
+    params[1] = run;
+    r = actx_query(
+        c,
+        suspend ? "UPDATE person_sources ps SET suspended_in_source = true, updated_at = now()"
+                  " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
+                  " WHERE v.k = 'person' AND ps.tenant_id = v.t AND ps.source = v.s"
+                  " AND ps.source_id = v.id AND ps.removed_at IS NULL"
+                  " AND NOT ps.suspended_in_source RETURNING ps.tenant_id, ps.person_id"
+                : "UPDATE person_sources ps SET removed_at = now(), updated_at = now()"
+                  " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
+                  " WHERE v.k = 'person' AND ps.tenant_id = v.t AND ps.source = v.s"
+                  " AND ps.source_id = v.id AND ps.removed_at IS NULL"
+                  " RETURNING ps.tenant_id, ps.person_id",
+        1, params, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    *removed += PQntuples(r);
+    for (int i = 0; i < PQntuples(r); i++)
+        if (col_str(r, i, 1))
+            json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", col_str(r, i, 0), "p",
+                                                     col_str(r, i, 1), "r", run));
+    PQclear(r);
+    r = NULL;
+    if (people_remerge(c, persons))
+        goto out;
+    if (suspend) {
+        rc = 0;
+        goto out;
+    }
+    r = actx_query(
+        c,
+        "UPDATE assets a SET in_google = false, left_google_at = now(),"
+        " version = a.version + 1, updated_at = now()"
+        " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
+        " WHERE v.k = 'device' AND a.tenant_id = v.t AND a.device_id = v.id AND a.in_google"
+        " RETURNING a.tenant_id, " ASSET_EVENT_JSON_SQL,
+        1, params, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    *removed += PQntuples(r);
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *ch = json_pack("[s]", "in_google");
+        int e = !ch || devices_asset_event(c, col_str(r, i, 0), run, col_str(r, i, 1),
+                                           PB_ASSET_CHANGE_KIND_LEFT_GOOGLE, ch);
+        json_decref(ch);
+        if (e)
+            goto out;
+    }
+    PQclear(r);
+    r = actx_query(
+        c,
+        "UPDATE org_units o SET removed_at = now(), version = o.version + 1, updated_at = now()"
+        " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
+        " WHERE v.k = 'org_unit' AND o.tenant_id = v.t AND o.org_unit_id = v.id"
+        " AND o.removed_at IS NULL"
+        " RETURNING o.tenant_id, o.org_unit_id, jsonb_strip_nulls(jsonb_build_object("
+        " 'org_unit_id', o.org_unit_id, 'path', o.path, 'name', nullif(o.name, ''),"
+        " 'description', o.description, 'parent_id', o.parent_id,"
+        " 'parent_path', o.parent_path))",
+        1, params, PGRES_TUPLES_OK);
+    if (!r)
+        goto out;
+    *removed += PQntuples(r);
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *f = col_json(r, i, 2), *ch = json_array();
+        int e = orgunits_event(c, col_str(r, i, 0), run, col_str(r, i, 1), PB_CHANGE_KIND_REMOVED,
+                               f, ch);
+        json_decref(f);
+        json_decref(ch);
+        if (e)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (!text)
+        snprintf(c->err, c->errlen, "out of memory");
+    PQclear(r);
+    free(text);
+    json_decref(persons);
+    return rc;
+}
