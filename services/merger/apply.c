@@ -5,6 +5,7 @@
 #include "apply.h"
 #include "apply_ctx.h"
 #include "apply_devices.h"
+#include "apply_observe.h"
 #include "apply_orgunits.h"
 #include "apply_people.h"
 #include "apply_removals.h"
@@ -19,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 const char *apply_result_str(enum apply_result r)
 {
@@ -34,29 +34,6 @@ const char *apply_result_str(enum apply_result r)
 }
 
 /* ---------------------------------------------------------------- segments */
-
-/* A date "YYYY-MM-DD" or an RFC 3339 time that PostgreSQL will accept; NULL otherwise. */
-static const char *date_or_null(const char *s, bool with_time)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    if (!s)
-        return NULL;
-    const char *end = strptime(s, "%Y-%m-%d", &tm);
-    if (!end)
-        return NULL;
-    if (!with_time)
-        return *end == '\0' && tm.tm_year > 0 && tm.tm_year < 8000 ? s : NULL;
-    if (*end != 'T' || !strptime(end + 1, "%H:%M:%S", &tm))
-        return NULL;
-    struct tm chk = tm;
-    time_t tt = timegm(&chk);
-    struct tm back;
-    gmtime_r(&tt, &back);
-    if (back.tm_mday != tm.tm_mday || tm.tm_year < 0 || tm.tm_year > 8000)
-        return NULL;
-    return s;
-}
 
 /* Key used to keep only the last observation of one object in a segment. */
 static void obj_key(char *out, size_t outlen, const char *t, const char *s, const char *id)
@@ -83,13 +60,9 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
         if (is_preview != preview_group)
             continue;
         const char *t = env->tenant_id, *src = events_source_str(env->source), *run = env->run_id;
-        if (env->payload_case == PB_PAYLOAD_PERSON_OBSERVED ||
-            env->payload_case == PB_PAYLOAD_DEVICE_OBSERVED ||
-            env->payload_case == PB_PAYLOAD_ORG_UNIT_OBSERVED) {
-            struct run_counts *rcnt = actx_run_counts(c, t, run);
-            if (rcnt)
-                rcnt->observed++;
-        }
+        const char *observed_id;
+        if (observe_kind(env, &observed_id))
+            actx_count_observed(c, t, run);
         if (env->payload_case == PB_PAYLOAD_PERSON_OBSERVED) {
             const Panel__V1__Person *p = env->person_observed->person;
             char norm[320];
@@ -106,11 +79,7 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
             if (!has_email && !is_delta) {
                 actx_outcome_add(c, t, run, "person", src, p->source_id, NULL, "skipped",
                                  "no usable e-mail address");
-                struct run_counts *rcnt = actx_run_counts(c, t, run);
-                if (rcnt) {
-                    rcnt->seen++;
-                    rcnt->skipped++;
-                }
+                actx_count_skipped(c, t, run);
                 continue;
             }
             json_t *f = people_fields(p, has_email ? norm : NULL);
@@ -168,7 +137,7 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
                 const char *lc = asset_status_lifecycle(d->status);
                 json_object_set_new(row, "lc", json_string(lc ? lc : "in_storage"));
                 json_object_set_new(row, "ls",
-                                    date_or_null(d->last_sync, true) ? json_string(d->last_sync)
+                                    observe_date(d->last_sync, true) ? json_string(d->last_sync)
                                                                      : json_null());
             }
             obj_key(key, sizeof key, t, dev ? "device" : "org_unit", id);
@@ -206,10 +175,8 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
      * through the deletion threshold (run_completed); a failed run drops them. */
     for (size_t i = 0; i < json_array_size(removals); i++) {
         json_t *o = json_array_get(removals, i);
-        struct run_counts *rcnt = actx_run_counts(c, json_string_value(json_object_get(o, "t")),
-                                                  json_string_value(json_object_get(o, "r")));
-        if (rcnt)
-            rcnt->seen++;
+        actx_count_seen(c, json_string_value(json_object_get(o, "t")),
+                        json_string_value(json_object_get(o, "r")));
     }
     if (json_array_size(removals) > 0) {
         PGresult *r = actx_query_json(
@@ -230,9 +197,7 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
         json_t *o = json_array_get(suspends, i);
         const char *t = json_string_value(json_object_get(o, "t"));
         const char *run = json_string_value(json_object_get(o, "r"));
-        struct run_counts *rcnt = actx_run_counts(c, t, run);
-        if (rcnt)
-            rcnt->seen++;
+        actx_count_seen(c, t, run);
         if (json_is_true(json_object_get(o, "x")))
             continue; /* observed again later in the segment */
         snprintf(key, sizeof key, "%s\x1f%s", t, run);
@@ -282,13 +247,7 @@ static int preview_seen(struct actx *c, const struct apply_msg *msgs, size_t fro
         json_t *pv = env ? json_object_get(previews, env->run_id) : NULL;
         if (!pv || !json_is_true(json_object_get(pv, "preview")))
             continue;
-        const char *k = NULL, *id = NULL;
-        if (env->payload_case == PB_PAYLOAD_PERSON_OBSERVED)
-            k = "person", id = env->person_observed->person->source_id;
-        else if (env->payload_case == PB_PAYLOAD_DEVICE_OBSERVED)
-            k = "device", id = env->device_observed->device->device_id;
-        else if (env->payload_case == PB_PAYLOAD_ORG_UNIT_OBSERVED)
-            k = "org_unit", id = env->org_unit_observed->org_unit->org_unit_id;
+        const char *id, *k = observe_kind(env, &id);
         if (k)
             json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:s}", "t", env->tenant_id, "r",
                                                   env->run_id, "k", k, "id", id));
@@ -319,19 +278,7 @@ static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t fr
         if (!env && dead && ids_tenant_valid(dead->tenant_id) && ids_uuid_valid(dead->run_id) &&
             (dead->source == PB_SOURCE_GOOGLE || dead->source == PB_SOURCE_AZURE)) {
             /* A dead-lettered observation: its run is incomplete and says which object. */
-            const char *k = NULL, *id = NULL;
-            if (dead->payload_case == PB_PAYLOAD_PERSON_OBSERVED && dead->person_observed)
-                k = "person", id = dead->person_observed->person
-                                       ? dead->person_observed->person->source_id
-                                       : NULL;
-            else if (dead->payload_case == PB_PAYLOAD_DEVICE_OBSERVED && dead->device_observed)
-                k = "device", id = dead->device_observed->device
-                                       ? dead->device_observed->device->device_id
-                                       : NULL;
-            else if (dead->payload_case == PB_PAYLOAD_ORG_UNIT_OBSERVED && dead->org_unit_observed)
-                k = "org_unit", id = dead->org_unit_observed->org_unit
-                                         ? dead->org_unit_observed->org_unit->org_unit_id
-                                         : NULL;
+            const char *id, *k = observe_kind(dead, &id);
             if (k) {
                 char idbuf[257];
                 snprintf(idbuf, sizeof idbuf, "%s", id ? id : "");
@@ -341,12 +288,8 @@ static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t fr
                                  events_source_str(dead->source),
                                  id && ids_utf8_valid(idbuf, strlen(idbuf)) ? idbuf : NULL, NULL,
                                  "invalid", msgs[i].dead_reason ? msgs[i].dead_reason : "invalid");
-                struct run_counts *rcnt = actx_run_counts(c, dead->tenant_id, dead->run_id);
-                if (rcnt) {
-                    rcnt->seen++;
-                    rcnt->skipped++;
-                    rcnt->observed++; /* received, though not applied */
-                }
+                actx_count_skipped(c, dead->tenant_id, dead->run_id);
+                actx_count_observed(c, dead->tenant_id, dead->run_id); /* though not applied */
             }
             continue;
         }
@@ -471,7 +414,7 @@ enum apply_result apply_batch(PGconn *pg, const char *group, const char *topic,
         return APPLY_ERROR;
     }
     err[0] = '\0';
-    if (pgx_exec(pg, "BEGIN", err, errlen))
+    if (actx_begin(c))
         goto out;
     /* Offsets first: a fenced batch stops before doing any work. */
     if (store_offsets(c, group, topic, msgs, n, &fenced))
@@ -486,7 +429,7 @@ enum apply_result apply_batch(PGconn *pg, const char *group, const char *topic,
             goto rollback;
         seg = i + 1;
     }
-    if (pgx_exec(pg, "COMMIT", err, errlen))
+    if (actx_commit(c))
         goto out;
     if (stats) {
         stats->events = (long)n;
@@ -494,11 +437,8 @@ enum apply_result apply_batch(PGconn *pg, const char *group, const char *topic,
     }
     res = APPLY_OK;
     goto out;
-rollback : {
-    char e2[256];
-    if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
-        log_warn("rollback failed: %s", e2);
-}
+rollback:
+    actx_rollback(c);
     if (fenced)
         res = APPLY_FENCED;
 out:

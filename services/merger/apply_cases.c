@@ -32,7 +32,7 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
         res = DECIDE_NOT_FOUND;
         goto out;
     }
-    if (pgx_exec(pg, "BEGIN", err, errlen))
+    if (actx_begin(c))
         goto out;
     const char *params[4] = {tenant, run_id, admin, NULL};
     r = actx_query(c,
@@ -82,15 +82,12 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
                        " WHERE tenant_id = $1 AND run_id = $2",
                  4, params))
         goto rollback;
-    if (pgx_exec(pg, "COMMIT", err, errlen))
+    if (actx_commit(c))
         goto out;
     res = DECIDE_OK;
     goto out;
-rollback : {
-    char e2[256];
-    if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
-        log_warn("rollback failed: %s", e2);
-}
+rollback:
+    actx_rollback(c);
 out:
     PQclear(r);
     json_decref(list);
@@ -119,7 +116,7 @@ enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, cons
         res = DECIDE_NOT_FOUND;
         goto out;
     }
-    if (pgx_exec(pg, "BEGIN", err, errlen))
+    if (actx_begin(c))
         goto out;
     const char *params[4] = {tenant, case_id, NULL, admin};
     r = actx_query(c,
@@ -189,8 +186,7 @@ enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, cons
                  " WHERE tenant_id = $1 AND source = $2 AND source_id = $3",
                  4, p3))
         goto rollback;
-    json_array_append_new(
-        persons, json_pack("{s:s,s:s,s:s?}", "t", tenant, "p", newid, "r", *run ? run : NULL));
+    (void)people_queue_remerge(persons, tenant, newid, *run ? run : NULL, false);
     if (people_remerge(c, persons) || actx_flush_outbox(c))
         goto rollback;
     if (actx_cmd(c,
@@ -198,16 +194,13 @@ enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, cons
                  " resolved_by = $4, resolved_at = now() WHERE tenant_id = $1 AND case_id = $2",
                  4, params))
         goto rollback;
-    if (pgx_exec(pg, "COMMIT", err, errlen))
+    if (actx_commit(c))
         goto out;
     snprintf(resolved_person, rplen, "%s", newid);
     res = DECIDE_OK;
     goto out;
-rollback : {
-    char e2[256];
-    if (pgx_exec(pg, "ROLLBACK", e2, sizeof e2))
-        log_warn("rollback failed: %s", e2);
-}
+rollback:
+    actx_rollback(c);
 out:
     PQclear(r);
     json_decref(persons);

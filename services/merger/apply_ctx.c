@@ -2,6 +2,7 @@
 #include "apply_ctx.h"
 #include "crypto.h"
 #include "json.h"
+#include "log.h"
 #include "pg.h"
 
 #include <stdio.h>
@@ -81,6 +82,44 @@ struct run_counts *actx_run_counts(struct actx *c, const char *tenant, const cha
     snprintf(rc->tenant, sizeof rc->tenant, "%s", tenant);
     snprintf(rc->run_id, sizeof rc->run_id, "%s", run);
     return rc;
+}
+
+void actx_count_seen(struct actx *c, const char *tenant, const char *run)
+{
+    struct run_counts *rc = run ? actx_run_counts(c, tenant, run) : NULL;
+    if (rc)
+        rc->seen++;
+}
+
+void actx_count_observed(struct actx *c, const char *tenant, const char *run)
+{
+    struct run_counts *rc = run ? actx_run_counts(c, tenant, run) : NULL;
+    if (rc)
+        rc->observed++;
+}
+
+void actx_count_skipped(struct actx *c, const char *tenant, const char *run)
+{
+    struct run_counts *rc = run ? actx_run_counts(c, tenant, run) : NULL;
+    if (rc) {
+        rc->seen++;
+        rc->skipped++;
+    }
+}
+
+void actx_count_applied(struct actx *c, const char *tenant, const char *run, bool changed,
+                        bool isnew)
+{
+    struct run_counts *rc = run ? actx_run_counts(c, tenant, run) : NULL;
+    if (!rc)
+        return;
+    rc->seen++;
+    if (!changed)
+        rc->unchanged++;
+    else if (isnew)
+        rc->created++;
+    else
+        rc->updated++;
 }
 
 int actx_flush_counts(struct actx *c)
@@ -179,4 +218,21 @@ void actx_rows_hash(struct actx *c, json_t *rows)
         if (hex[0])
             json_object_set_new(row, "h", json_string(hex));
     }
+}
+
+int actx_begin(struct actx *c)
+{
+    return pgx_exec(c->pg, "BEGIN", c->err, c->errlen);
+}
+
+int actx_commit(struct actx *c)
+{
+    return pgx_exec(c->pg, "COMMIT", c->err, c->errlen);
+}
+
+void actx_rollback(struct actx *c)
+{
+    char e2[256]; /* c->err keeps the reason of the rollback */
+    if (pgx_exec(c->pg, "ROLLBACK", e2, sizeof e2))
+        log_warn("rollback failed: %s", e2);
 }

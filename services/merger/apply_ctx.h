@@ -56,6 +56,14 @@ int actx_cmd(struct actx *c, const char *sql, int n, const char *const *params);
 
 /* The counters of run in tenant (created zeroed on first use); NULL past MAX_RUNS runs. */
 struct run_counts *actx_run_counts(struct actx *c, const char *tenant, const char *run);
+/* Count one object of run (nothing when run is NULL or past MAX_RUNS runs): seen; seen and
+ * skipped; seen and one of unchanged / created / updated. */
+void actx_count_seen(struct actx *c, const char *tenant, const char *run);
+/* One observation event received (sync_runs.observed), applied or not. */
+void actx_count_observed(struct actx *c, const char *tenant, const char *run);
+void actx_count_skipped(struct actx *c, const char *tenant, const char *run);
+void actx_count_applied(struct actx *c, const char *tenant, const char *run, bool changed,
+                        bool isnew);
 /* Add the counters to sync_runs and forget them. 0 or -1. */
 int actx_flush_counts(struct actx *c);
 
@@ -75,6 +83,18 @@ int actx_flush_outcomes(struct actx *c);
  * left alone) its content hash "h", the md5 PostgreSQL gives md5(fields::text). */
 void actx_rows_hash(struct actx *c, json_t *rows);
 
+/* The transaction of an admin's decision or a batch: BEGIN; COMMIT; ROLLBACK (a failure to
+ * roll back is logged: the connection is then reset by its owner). 0 or -1. */
+int actx_begin(struct actx *c);
+int actx_commit(struct actx *c);
+void actx_rollback(struct actx *c);
+
+/* The sightings of a run (run_seen) recorded by a statement that changes the objects: a CTE
+ * reading t, r, id from the CTE named from. */
+#define ACTX_RUN_SEEN_CTE(kind, from)                                                              \
+    " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"                   \
+    "  SELECT t, r, '" kind "', id FROM " from " WHERE r IS NOT NULL ON CONFLICT DO NOTHING),"
+
 /* Column readers: NULL / false / 0 for SQL NULL; col_json is a new reference. */
 static inline const char *col_str(PGresult *r, int row, int col)
 {
@@ -89,6 +109,12 @@ static inline bool col_bool(PGresult *r, int row, int col)
 static inline int64_t col_i64(PGresult *r, int row, int col)
 {
     return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* A row number a statement returns (of the JSON array it was given). */
+static inline size_t col_index(PGresult *r, int row, int col)
+{
+    return (size_t)strtol(PQgetvalue(r, row, col), NULL, 10);
 }
 
 static inline json_t *col_json(PGresult *r, int row, int col)

@@ -40,7 +40,7 @@ static int devices_events(struct actx *c, json_t *changed)
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *e = json_array_get(changed, (size_t)strtol(col_str(r, i, 0), NULL, 10) - 1);
+        json_t *e = json_array_get(changed, col_index(r, i, 0) - 1);
         if (devices_asset_event(
                 c, json_string_value(json_object_get(e, "t")),
                 json_string_value(json_object_get(e, "r")), col_str(r, i, 1),
@@ -71,47 +71,42 @@ int devices_apply(struct actx *c, json_t *rows)
         "  f json, h text, r uuid, aue date, ls timestamptz, lc text)),"
         " h AS (SELECT s.*, a.asset_id AS aid, a.content_hash AS oh,"
         "  a.in_google AS og, a.device AS od"
-        "  FROM s LEFT JOIN assets a ON a.tenant_id = s.t AND a.device_id = s.id),"
-        " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
-        "  SELECT t, r, 'device', id FROM h WHERE r IS NOT NULL ON CONFLICT DO NOTHING),"
-        " up AS (INSERT INTO assets AS a (tenant_id, device_id, serial_number, model,"
-        "  google_status, org_unit_id, org_unit_path, device, auto_update_expiry, last_sync,"
-        "  in_google, content_hash, last_seen_run, lifecycle)"
-        /* one jsonb parse per written row (OFFSET 0 keeps the cast from being copied
-         * into each ->> below, and the filter on h runs first) */
-        "  SELECT t, id, j->>'serial_number', j->>'model', j->>'status', j->>'org_unit_id',"
-        "  j->>'org_unit_path', j, aue, ls, true, nh, r, lc"
-        "  FROM h, LATERAL (SELECT h.f::jsonb AS j OFFSET 0) fj"
-        "  WHERE aid IS NULL OR oh IS DISTINCT FROM nh OR NOT og"
-        /* an existing asset's lifecycle is decided below, against the row as it is now */
-        "  ON CONFLICT (tenant_id, device_id) WHERE device_id IS NOT NULL DO UPDATE SET"
-        "  serial_number = EXCLUDED.serial_number, model = EXCLUDED.model,"
-        "  google_status = EXCLUDED.google_status, org_unit_id = EXCLUDED.org_unit_id,"
-        "  org_unit_path = EXCLUDED.org_unit_path, device = EXCLUDED.device,"
-        "  auto_update_expiry = EXCLUDED.auto_update_expiry, last_sync = EXCLUDED.last_sync,"
-        "  in_google = true, left_google_at = NULL, content_hash = EXCLUDED.content_hash,"
-        "  last_seen_run = EXCLUDED.last_seen_run, version = a.version + 1, updated_at = now()"
-        "  RETURNING a.tenant_id, a.device_id, a.asset_id)"
-        " SELECT up.asset_id, h.i, up.asset_id IS NOT NULL, h.aid IS NULL, h.od, h.r"
-        " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.device_id = h.id ORDER BY h.i",
+        "  FROM s LEFT JOIN assets a ON a.tenant_id = s.t AND a.device_id = "
+        "s.id)," ACTX_RUN_SEEN_CTE(
+            "device",
+            "h") " up AS (INSERT INTO assets AS a (tenant_id, device_id, serial_number, model,"
+                 "  google_status, org_unit_id, org_unit_path, device, auto_update_expiry, "
+                 "last_sync,"
+                 "  in_google, content_hash, last_seen_run, lifecycle)"
+                 /* one jsonb parse per written row (OFFSET 0 keeps the cast from being copied
+                  * into each ->> below, and the filter on h runs first) */
+                 "  SELECT t, id, j->>'serial_number', j->>'model', j->>'status', "
+                 "j->>'org_unit_id',"
+                 "  j->>'org_unit_path', j, aue, ls, true, nh, r, lc"
+                 "  FROM h, LATERAL (SELECT h.f::jsonb AS j OFFSET 0) fj"
+                 "  WHERE aid IS NULL OR oh IS DISTINCT FROM nh OR NOT og"
+                 /* an existing asset's lifecycle is decided below, against the row as it is now */
+                 "  ON CONFLICT (tenant_id, device_id) WHERE device_id IS NOT NULL DO UPDATE SET"
+                 "  serial_number = EXCLUDED.serial_number, model = EXCLUDED.model,"
+                 "  google_status = EXCLUDED.google_status, org_unit_id = EXCLUDED.org_unit_id,"
+                 "  org_unit_path = EXCLUDED.org_unit_path, device = EXCLUDED.device,"
+                 "  auto_update_expiry = EXCLUDED.auto_update_expiry, last_sync = "
+                 "EXCLUDED.last_sync,"
+                 "  in_google = true, left_google_at = NULL, content_hash = EXCLUDED.content_hash,"
+                 "  last_seen_run = EXCLUDED.last_seen_run, version = a.version + 1, updated_at = "
+                 "now()"
+                 "  RETURNING a.tenant_id, a.device_id, a.asset_id)"
+                 " SELECT up.asset_id, h.i, up.asset_id IS NOT NULL, h.aid IS NULL, h.od, h.r"
+                 " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.device_id = h.id ORDER BY h.i",
         rows, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *row = json_array_get(rows, (size_t)strtol(col_str(r, i, 1), NULL, 10));
+        json_t *row = json_array_get(rows, col_index(r, i, 1));
         const char *t = json_string_value(json_object_get(row, "t"));
         const char *run = col_str(r, i, 5);
         bool changed = col_bool(r, i, 2), isnew = col_bool(r, i, 3);
-        struct run_counts *rcnt = run ? actx_run_counts(c, t, run) : NULL;
-        if (rcnt) {
-            rcnt->seen++;
-            if (!changed)
-                rcnt->unchanged++;
-            else if (isnew)
-                rcnt->created++;
-            else
-                rcnt->updated++;
-        }
+        actx_count_applied(c, t, run, changed, isnew);
         if (!changed)
             continue;
         c->rows_changed++;
@@ -158,7 +153,7 @@ int devices_apply(struct actx *c, json_t *rows)
         if (!r)
             goto out;
         for (int i = 0; i < PQntuples(r); i++) {
-            json_t *e = json_array_get(events, (size_t)strtol(col_str(r, i, 0), NULL, 10));
+            json_t *e = json_array_get(events, col_index(r, i, 0));
             json_array_append_new(json_object_get(e, "ch"), json_string("lifecycle"));
         }
     }

@@ -52,45 +52,35 @@ int orgunits_apply(struct actx *c, json_t *rows)
         "WITH s AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, t text, id text,"
         "  f jsonb, r uuid)),"
         " h AS (SELECT s.*, md5(s.f::text) AS nh, o.org_unit_id AS oid, o.content_hash AS oh,"
-        "  o.removed_at IS NOT NULL AS was_removed,"
-        "  jsonb_strip_nulls(jsonb_build_object('org_unit_id', o.org_unit_id, 'path', o.path,"
-        "  'name', nullif(o.name, ''), 'description', o.description, 'parent_id', o.parent_id,"
-        "  'parent_path', o.parent_path)) AS od"
-        "  FROM s LEFT JOIN org_units o ON o.tenant_id = s.t AND o.org_unit_id = s.id),"
-        " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
-        "  SELECT t, r, 'org_unit', id FROM h WHERE r IS NOT NULL ON CONFLICT DO NOTHING),"
-        " up AS (INSERT INTO org_units AS o (tenant_id, org_unit_id, path, name, description,"
-        "  parent_id, parent_path, content_hash, last_seen_run)"
-        "  SELECT t, id, f->>'path', coalesce(f->>'name', ''), f->>'description',"
-        "  f->>'parent_id', f->>'parent_path', nh, r FROM h"
-        "  WHERE oid IS NULL OR oh <> nh OR was_removed"
-        "  ON CONFLICT (tenant_id, org_unit_id) DO UPDATE SET path = EXCLUDED.path,"
-        "  name = EXCLUDED.name, description = EXCLUDED.description,"
-        "  parent_id = EXCLUDED.parent_id, parent_path = EXCLUDED.parent_path,"
-        "  content_hash = EXCLUDED.content_hash, last_seen_run = EXCLUDED.last_seen_run,"
-        "  removed_at = NULL, version = o.version + 1, updated_at = now()"
-        "  RETURNING o.tenant_id, o.org_unit_id)"
-        " SELECT h.i, up.org_unit_id IS NOT NULL, h.oid IS NULL, h.od, h.r, h.was_removed"
-        " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.org_unit_id = h.id ORDER BY h.i",
+        "  o.removed_at IS NOT NULL AS was_removed, " ORGUNITS_JSON_SQL " AS od"
+        "  FROM s LEFT JOIN org_units o ON o.tenant_id = s.t AND o.org_unit_id = "
+        "s.id)," ACTX_RUN_SEEN_CTE(
+            "org_unit",
+            "h") " up AS (INSERT INTO org_units AS o (tenant_id, org_unit_id, path, name, "
+                 "description,"
+                 "  parent_id, parent_path, content_hash, last_seen_run)"
+                 "  SELECT t, id, f->>'path', coalesce(f->>'name', ''), f->>'description',"
+                 "  f->>'parent_id', f->>'parent_path', nh, r FROM h"
+                 "  WHERE oid IS NULL OR oh <> nh OR was_removed"
+                 "  ON CONFLICT (tenant_id, org_unit_id) DO UPDATE SET path = EXCLUDED.path,"
+                 "  name = EXCLUDED.name, description = EXCLUDED.description,"
+                 "  parent_id = EXCLUDED.parent_id, parent_path = EXCLUDED.parent_path,"
+                 "  content_hash = EXCLUDED.content_hash, last_seen_run = EXCLUDED.last_seen_run,"
+                 "  removed_at = NULL, version = o.version + 1, updated_at = now()"
+                 "  RETURNING o.tenant_id, o.org_unit_id)"
+                 " SELECT h.i, up.org_unit_id IS NOT NULL, h.oid IS NULL, h.od, h.r, h.was_removed"
+                 " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.org_unit_id = h.id ORDER BY "
+                 "h.i",
         rows, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *row = json_array_get(rows, (size_t)strtol(col_str(r, i, 0), NULL, 10));
+        json_t *row = json_array_get(rows, col_index(r, i, 0));
         const char *t = json_string_value(json_object_get(row, "t"));
         const char *id = json_string_value(json_object_get(row, "id"));
         const char *run = col_str(r, i, 4);
         bool changed = col_bool(r, i, 1), isnew = col_bool(r, i, 2);
-        struct run_counts *rcnt = run ? actx_run_counts(c, t, run) : NULL;
-        if (rcnt) {
-            rcnt->seen++;
-            if (!changed)
-                rcnt->unchanged++;
-            else if (isnew)
-                rcnt->created++;
-            else
-                rcnt->updated++;
-        }
+        actx_count_applied(c, t, run, changed, isnew);
         if (!changed)
             continue;
         c->rows_changed++;

@@ -4,6 +4,12 @@
 
 #include "apply_ctx.h"
 
+/* The fields of the org unit o (an org_units row alias) as its event carries them. */
+#define ORGUNITS_JSON_SQL                                                                          \
+    "jsonb_strip_nulls(jsonb_build_object('org_unit_id', o.org_unit_id, 'path', o.path,"           \
+    " 'name', nullif(o.name, ''), 'description', o.description, 'parent_id', o.parent_id,"         \
+    " 'parent_path', o.parent_path))"
+
 /* Apply the OrgUnitObserved rows of a segment: an array of {"i","t","id","f","r"}. 0 or -1. */
 int orgunits_apply(struct actx *c, json_t *rows);
 

@@ -137,7 +137,14 @@ static int remerge_one(struct actx *c, const char *tenant, const char *pid, cons
     return rc;
 }
 
-/* Recompute the People in persons (array of {"t","p","r"}) from their live source rows;
+int people_queue_remerge(json_t *persons, const char *tenant, const char *pid, const char *run,
+                         bool unsuspended)
+{
+    return json_array_append_new(persons, json_pack("{s:s,s:s,s:s?,s:b}", "t", tenant, "p", pid,
+                                                    "r", run, "u", unsuspended));
+}
+
+/* Recompute the People in persons (people_queue_remerge) from their live source rows;
  * write the ones that changed and their outbox rows. */
 int people_remerge(struct actx *c, json_t *persons)
 {
@@ -270,7 +277,7 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *u = json_array_get(unlinked, (size_t)strtol(col_str(r, i, 0), NULL, 10));
+        json_t *u = json_array_get(unlinked, col_index(r, i, 0));
         json_t *cand = col_json(r, i, 1), *taken = col_json(r, i, 2);
         const char *t = json_string_value(json_object_get(u, "t"));
         const char *e = json_string_value(json_object_get(u, "e"));
@@ -358,8 +365,7 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
                                  : json_loads(merged, 0, NULL);
                 fail = fail || !nf || json_object_set_new(np, s, nf);
             } else {
-                fail = fail || json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", t,
-                                                                        "p", pid, "r", run));
+                fail = fail || people_queue_remerge(persons, t, pid, run, false);
             }
             if (fail) {
                 json_decref(cand);
@@ -527,9 +533,8 @@ int people_apply(struct actx *c, json_t *rows)
         "  AND ps.source_id = s.id),"
         " h AS (SELECT c.*, coalesce(c.h, md5(c.nf::text)) AS nh FROM c),"
         /* seen again after an Azure soft delete: the account was restored */
-        " d AS (SELECT h.*, isnew OR oh <> nh OR was_removed OR susp AS changed FROM h),"
-        " seen AS (INSERT INTO run_seen (tenant_id, run_id, object_kind, source_id)"
-        "  SELECT t, r, 'person', id FROM d WHERE r IS NOT NULL ON CONFLICT DO NOTHING),"
+        " d AS (SELECT h.*, isnew OR oh <> nh OR was_removed OR susp AS changed FROM "
+        "h)," ACTX_RUN_SEEN_CTE("person", "d")
         /* observed again: a removal reported earlier in the run no longer holds, nor does a
          * removal another run holds for an admin's approval */
         " rr AS (DELETE FROM run_reported_removals x USING d WHERE x.tenant_id = d.t"
@@ -551,32 +556,20 @@ int people_apply(struct actx *c, json_t *rows)
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *row = json_array_get(rows, (size_t)strtol(col_str(r, i, 0), NULL, 10));
+        json_t *row = json_array_get(rows, col_index(r, i, 0));
         bool changed = col_bool(r, i, 1), isnew = col_bool(r, i, 2), unsusp = col_bool(r, i, 6);
         const char *pid = col_str(r, i, 3);
         const char *t = json_string_value(json_object_get(row, "t"));
         const char *run = json_string_value(json_object_get(row, "r"));
-        struct run_counts *rcnt = run ? actx_run_counts(c, t, run) : NULL;
         if (isnew && !json_is_string(json_object_get(row, "e"))) {
             /* a delta of an object we never had, without an address to link it by */
             actx_outcome_add(c, t, run, "person", json_string_value(json_object_get(row, "s")),
                              json_string_value(json_object_get(row, "id")), NULL, "skipped",
                              "no usable e-mail address");
-            if (rcnt) {
-                rcnt->seen++;
-                rcnt->skipped++;
-            }
+            actx_count_skipped(c, t, run);
             continue;
         }
-        if (rcnt) {
-            rcnt->seen++;
-            if (!changed)
-                rcnt->unchanged++;
-            else if (isnew)
-                rcnt->created++;
-            else
-                rcnt->updated++;
-        }
+        actx_count_applied(c, t, run, changed, isnew);
         if (!changed)
             continue;
         c->rows_changed++;
@@ -588,8 +581,7 @@ int people_apply(struct actx *c, json_t *rows)
         if (!up || json_array_append_new(ups, up))
             goto oom;
         if (pid) {
-            if (json_array_append_new(persons, json_pack("{s:s,s:s,s:s?,s:b}", "t", t, "p", pid,
-                                                         "r", run, "u", unsusp)))
+            if (people_queue_remerge(persons, t, pid, run, unsusp))
                 goto oom;
         } else {
             json_t *u = json_copy(row); /* shallow: the fields are shared */

@@ -10,7 +10,13 @@
  * "delta","cl","alt"}, one per source row. 0 or -1. */
 int people_apply(struct actx *c, json_t *rows);
 
-/* Recompute the People in persons (array of {"t","p","r"[,"u"]}) from their live source rows;
+/* Add Person pid of tenant to persons, the People people_remerge recomputes; run may be NULL;
+ * unsuspended: one of its rows came back from an Azure soft delete. 0, or -1 when out of
+ * memory. */
+int people_queue_remerge(json_t *persons, const char *tenant, const char *pid, const char *run,
+                         bool unsuspended);
+
+/* Recompute the People in persons (people_queue_remerge) from their live source rows;
  * write the ones that changed and queue their events. 0 or -1. */
 int people_remerge(struct actx *c, json_t *persons);
 

@@ -42,8 +42,7 @@ int removals_apply(struct actx *c, json_t *list, const char *run, bool suspend, 
     *removed += PQntuples(r);
     for (int i = 0; i < PQntuples(r); i++)
         if (col_str(r, i, 1))
-            json_array_append_new(persons, json_pack("{s:s,s:s,s:s?}", "t", col_str(r, i, 0), "p",
-                                                     col_str(r, i, 1), "r", run));
+            (void)people_queue_remerge(persons, col_str(r, i, 0), col_str(r, i, 1), run, false);
     PQclear(r);
     r = NULL;
     if (people_remerge(c, persons))
@@ -78,10 +77,7 @@ int removals_apply(struct actx *c, json_t *list, const char *run, bool suspend, 
         " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
         " WHERE v.k = 'org_unit' AND o.tenant_id = v.t AND o.org_unit_id = v.id"
         " AND o.removed_at IS NULL"
-        " RETURNING o.tenant_id, o.org_unit_id, jsonb_strip_nulls(jsonb_build_object("
-        " 'org_unit_id', o.org_unit_id, 'path', o.path, 'name', nullif(o.name, ''),"
-        " 'description', o.description, 'parent_id', o.parent_id,"
-        " 'parent_path', o.parent_path))",
+        " RETURNING o.tenant_id, o.org_unit_id, " ORGUNITS_JSON_SQL,
         1, params, PGRES_TUPLES_OK);
     if (!r)
         goto out;

@@ -73,6 +73,15 @@ int runs_info(struct actx *c, const char *tenant, const char *run, struct run_in
     return 0;
 }
 
+/* A finished run's sightings and reported removals are of no more use: params are the
+ * tenant and the run. */
+static int runs_forget_sightings(struct actx *c, const char *const params[2])
+{
+    return actx_cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params) ||
+           actx_cmd(c, "DELETE FROM run_reported_removals WHERE tenant_id = $1 AND run_id = $2", 2,
+                    params);
+}
+
 /* RunCompleted: remove (or hold) what a full run did not see, or what a delta run reported
  * deleted. The kind is the one RunCompleted reports (a delta run that fell back to a full
  * listing completes as full), and it is stored as the run's kind. */
@@ -263,9 +272,7 @@ int runs_completed(struct actx *c, const Envelope *env)
     }
     if (rc == 0) {
         const char *params[2] = {t, run};
-        rc = actx_cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params) ||
-             actx_cmd(c, "DELETE FROM run_reported_removals WHERE tenant_id = $1 AND run_id = $2",
-                      2, params);
+        rc = runs_forget_sightings(c, params);
     }
 out:
     PQclear(r);
@@ -308,9 +315,7 @@ int runs_failed(struct actx *c, const Envelope *env)
                       " WHERE tenant_id = $1 AND run_id = $2"
                       " AND status IN ('requested', 'running', 'expired')",
                       5, params) ||
-             actx_cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params) ||
-             actx_cmd(c, "DELETE FROM run_reported_removals WHERE tenant_id = $1 AND run_id = $2",
-                      2, params);
+             runs_forget_sightings(c, params);
     free(listings);
     return rc;
 }
