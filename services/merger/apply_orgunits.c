@@ -14,8 +14,8 @@ int orgunits_event(struct actx *c, const char *tenant, const char *run, const ch
     char id[EVENTS_ID_LEN], perr[256];
     Envelope env;
     Panel__V1__OrgUnitChanged oc = PANEL__V1__ORG_UNIT_CHANGED__INIT;
-    size_t nch = json_array_size(changed);
-    char **ch = calloc(nch ? nch : 1, sizeof *ch);
+    size_t nch;
+    char **ch = events_strings_from_json(changed, &nch);
     ProtobufCMessage *ou =
         events_from_json_value(&panel__v1__org_unit__descriptor, fields, perr, sizeof perr);
     if (!ch || !ou) {
@@ -24,8 +24,6 @@ int orgunits_event(struct actx *c, const char *tenant, const char *run, const ch
     }
     if (events_envelope_init(&env, id, tenant, PB_SOURCE_PANEL, run))
         goto out;
-    for (size_t k = 0; k < nch; k++)
-        ch[k] = (char *)json_string_value(json_array_get(changed, k));
     oc.has_kind = 1;
     oc.kind = kind;
     oc.org_unit = (Panel__V1__OrgUnit *)ou;

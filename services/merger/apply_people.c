@@ -20,11 +20,11 @@ static int person_event(struct actx *c, const char *tenant, const char *run, con
     Panel__V1__PersonChanged pc = PANEL__V1__PERSON_CHANGED__INIT;
     Panel__V1__MergedPerson m = PANEL__V1__MERGED_PERSON__INIT;
     size_t nprov = json_object_size(mp->provenance), nsrc = json_array_size(mp->sources);
-    size_t nch = json_array_size(changed);
+    size_t nch;
     Panel__V1__FieldSource *fs = calloc(nprov ? nprov : 1, sizeof *fs);
     Panel__V1__FieldSource **fsp = calloc(nprov ? nprov : 1, sizeof *fsp);
     Panel__V1__Source *srcs = calloc(nsrc ? nsrc : 1, sizeof *srcs);
-    char **ch = calloc(nch ? nch : 1, sizeof *ch);
+    char **ch = events_strings_from_json(changed, &nch);
     ProtobufCMessage *fields =
         events_from_json_value(&panel__v1__person__descriptor, mp->fields, perr, sizeof perr);
     if (!fs || !fsp || !srcs || !ch || !fields) {
@@ -47,8 +47,6 @@ static int person_event(struct actx *c, const char *tenant, const char *run, con
     }
     for (i = 0; i < nsrc; i++)
         srcs[i] = events_source_from_str(json_string_value(json_array_get(mp->sources, i)));
-    for (i = 0; i < nch; i++)
-        ch[i] = (char *)json_string_value(json_array_get(changed, i));
     m.person_id = (char *)person_id;
     m.fields = (Panel__V1__Person *)fields;
     m.n_provenance = nprov;
