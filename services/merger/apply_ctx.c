@@ -122,32 +122,34 @@ void actx_count_applied(struct actx *c, const char *tenant, const char *run, boo
         rc->updated++;
 }
 
+json_t *run_counts_row(const struct run_counts *r)
+{
+    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "tenant_id", r->tenant, "run_id",
+                     r->run_id, "seen", (json_int_t)r->seen, "created", (json_int_t)r->created,
+                     "updated", (json_int_t)r->updated, "unchanged", (json_int_t)r->unchanged,
+                     "skipped", (json_int_t)r->skipped, "match_cases", (json_int_t)r->match_cases,
+                     "removed", (json_int_t)r->removed, "observed", (json_int_t)r->observed);
+}
+
 int actx_flush_counts(struct actx *c)
 {
     int rc = 0;
     if (c->nruns == 0)
         return 0;
     json_t *arr = json_array();
-    for (size_t i = 0; i < c->nruns; i++) {
-        struct run_counts *r = &c->runs[i];
-        json_array_append_new(
-            arr, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "t", r->tenant, "r",
-                           r->run_id, "rm", (json_int_t)r->removed, "seen", (json_int_t)r->seen,
-                           "cr", (json_int_t)r->created, "up", (json_int_t)r->updated, "un",
-                           (json_int_t)r->unchanged, "sk", (json_int_t)r->skipped, "mc",
-                           (json_int_t)r->match_cases, "ob", (json_int_t)r->observed));
-    }
-    PGresult *res =
-        actx_query_json(c,
-                        "UPDATE sync_runs s SET seen = s.seen + v.seen, created = s.created + v.cr,"
-                        " updated = s.updated + v.up, unchanged = s.unchanged + v.un,"
-                        " skipped = s.skipped + v.sk, match_cases = s.match_cases + v.mc,"
-                        " removed = s.removed + v.rm, observed = s.observed + v.ob"
-                        " FROM jsonb_to_recordset($1::jsonb) AS v(t text, r uuid, seen bigint,"
-                        " cr bigint, up bigint, un bigint, sk bigint, mc bigint, rm bigint,"
-                        " ob bigint)"
-                        " WHERE s.tenant_id = v.t AND s.run_id = v.r",
-                        arr, PGRES_COMMAND_OK);
+    for (size_t i = 0; i < c->nruns; i++) /* the one place a run_counts becomes a row */
+        json_array_append_new(arr, run_counts_row(&c->runs[i]));
+    PGresult *res = actx_query_json(
+        c,
+        "UPDATE sync_runs s SET seen = s.seen + v.seen, created = s.created + v.created,"
+        " updated = s.updated + v.updated, unchanged = s.unchanged + v.unchanged,"
+        " skipped = s.skipped + v.skipped, match_cases = s.match_cases + v.match_cases,"
+        " removed = s.removed + v.removed, observed = s.observed + v.observed"
+        " FROM jsonb_to_recordset($1::jsonb) AS v(tenant_id text, run_id uuid, seen bigint,"
+        " created bigint, updated bigint, unchanged bigint, skipped bigint, match_cases bigint,"
+        " removed bigint, observed bigint)"
+        " WHERE s.tenant_id = v.tenant_id AND s.run_id = v.run_id",
+        arr, PGRES_COMMAND_OK);
     rc = res ? 0 : -1;
     PQclear(res);
     json_decref(arr);
@@ -173,10 +175,22 @@ void actx_outcome_add(struct actx *c, const char *tenant, const char *run, const
                       const char *source, const char *source_id, const char *email,
                       const char *outcome, const char *reason)
 {
-    json_array_append_new(c->outcomes,
-                          json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:s}", "t", tenant, "r", run,
-                                    "k", kind, "src", source, "id", source_id, "e", email, "o",
-                                    outcome, "why", reason));
+    struct run_outcome o = {.tenant_id = tenant,
+                            .run_id = run,
+                            .object_kind = kind,
+                            .source = source,
+                            .source_id = source_id,
+                            .email = email,
+                            .outcome = outcome,
+                            .reason = reason};
+    json_array_append_new(c->outcomes, run_outcome_row(&o));
+}
+
+json_t *run_outcome_row(const struct run_outcome *o)
+{
+    return json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:s,s:s}", "tenant_id", o->tenant_id, "run_id",
+                     o->run_id, "object_kind", o->object_kind, "source", o->source, "source_id",
+                     o->source_id, "email", o->email, "outcome", o->outcome, "reason", o->reason);
 }
 
 int actx_flush_outcomes(struct actx *c)
@@ -187,11 +201,12 @@ int actx_flush_outcomes(struct actx *c)
         c,
         "INSERT INTO run_outcomes (tenant_id, run_id, object_kind, source, source_id,"
         " email, outcome, reason)"
-        " SELECT v.t, v.r, v.k, v.src, v.id, v.e, v.o, v.why"
-        " FROM jsonb_to_recordset($1::jsonb) AS v(t text, r uuid, k text, src text,"
-        " id text, e text, o text, why text)"
-        " WHERE EXISTS (SELECT 1 FROM sync_runs s WHERE s.tenant_id = v.t"
-        " AND s.run_id = v.r)",
+        " SELECT v.tenant_id, v.run_id, v.object_kind, v.source, v.source_id, v.email,"
+        " v.outcome, v.reason"
+        " FROM jsonb_to_recordset($1::jsonb) AS v(tenant_id text, run_id uuid,"
+        " object_kind text, source text, source_id text, email text, outcome text, reason text)"
+        " WHERE EXISTS (SELECT 1 FROM sync_runs s WHERE s.tenant_id = v.tenant_id"
+        " AND s.run_id = v.run_id)",
         c->outcomes, PGRES_COMMAND_OK);
     PQclear(r);
     json_array_clear(c->outcomes);

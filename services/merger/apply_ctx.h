@@ -64,6 +64,9 @@ void actx_count_observed(struct actx *c, const char *tenant, const char *run);
 void actx_count_skipped(struct actx *c, const char *tenant, const char *run);
 void actx_count_applied(struct actx *c, const char *tenant, const char *run, bool changed,
                         bool isnew);
+/* The sync_runs parameter row of r, its columns by name: new reference, NULL when out of
+ * memory. */
+json_t *run_counts_row(const struct run_counts *r);
 /* Add the counters to sync_runs and forget them. 0 or -1. */
 int actx_flush_counts(struct actx *c);
 
@@ -72,7 +75,17 @@ int actx_outbox_add(struct actx *c, Envelope *env, const char *topic, const char
 /* Write the queued outbox rows. 0 or -1. */
 int actx_flush_outbox(struct actx *c);
 
-/* Queue a run_outcomes row (source, source_id, email, reason may be NULL). */
+/* What became of one object of a run (a run_outcomes row); members borrowed. */
+struct run_outcome {
+    const char *tenant_id, *run_id;
+    const char *object_kind;                /* person | device | org_unit */
+    const char *source, *source_id, *email; /* may be NULL */
+    const char *outcome, *reason;
+};
+/* The run_outcomes parameter row of o, its columns by name: new reference, NULL when out of
+ * memory or when a member that may not be NULL is (such a row is not recorded). */
+json_t *run_outcome_row(const struct run_outcome *o);
+/* Queue a run_outcomes row (source, source_id, email may be NULL). */
 void actx_outcome_add(struct actx *c, const char *tenant, const char *run, const char *kind,
                       const char *source, const char *source_id, const char *email,
                       const char *outcome, const char *reason);

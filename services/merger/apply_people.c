@@ -138,8 +138,9 @@ static int remerge_one(struct actx *c, const char *tenant, const char *pid, cons
 int people_queue_remerge(json_t *persons, const char *tenant, const char *pid, const char *run,
                          bool unsuspended)
 {
-    return json_array_append_new(persons, json_pack("{s:s,s:s,s:s?,s:b}", "t", tenant, "p", pid,
-                                                    "r", run, "u", unsuspended));
+    return json_array_append_new(persons,
+                                 json_pack("{s:s,s:s,s:s?,s:b}", "tenant_id", tenant, "person_id",
+                                           pid, "run_id", run, "unsuspended", unsuspended));
 }
 
 /* Recompute the People in persons (people_queue_remerge) from their live source rows;
@@ -156,7 +157,7 @@ int people_remerge(struct actx *c, json_t *persons)
     r = actx_query_json(
         c,
         "SELECT p.tenant_id, p.person_id, p.fields, p.sources::text[] = '{}' AND p.version > 0,"
-        " p.removed_at IS NOT NULL, p.version, x.r,"
+        " p.removed_at IS NOT NULL, p.version, x.run_id,"
         " (SELECT ps.fields || CASE WHEN ps.suspended_in_source THEN '{\"suspended\":true}'"
         "  ELSE '{}' END::jsonb FROM person_sources ps WHERE ps.tenant_id = p.tenant_id"
         "  AND ps.person_id = p.person_id AND ps.source = 'google' AND ps.removed_at IS NULL"
@@ -165,11 +166,13 @@ int people_remerge(struct actx *c, json_t *persons)
         "  ELSE '{}' END::jsonb FROM person_sources ps WHERE ps.tenant_id = p.tenant_id"
         "  AND ps.person_id = p.person_id AND ps.source = 'azure' AND ps.removed_at IS NULL"
         "  ORDER BY ps.source_id LIMIT 1),"
-        " p.sources::text, x.u"
-        " FROM (SELECT t, p, min(r) AS r, bool_or(coalesce(u, false)) AS u"
-        "  FROM jsonb_to_recordset($1::jsonb) AS v(t text, p uuid, r text, u boolean)"
-        "  GROUP BY t, p) x"
-        " JOIN people p ON p.tenant_id = x.t AND p.person_id = x.p"
+        " p.sources::text, x.unsuspended"
+        " FROM (SELECT tenant_id, person_id, min(run_id) AS run_id,"
+        "  bool_or(coalesce(unsuspended, false)) AS unsuspended"
+        "  FROM jsonb_to_recordset($1::jsonb) AS v(tenant_id text, person_id uuid, run_id text,"
+        "  unsuspended boolean)"
+        "  GROUP BY tenant_id, person_id) x"
+        " JOIN people p ON p.tenant_id = x.tenant_id AND p.person_id = x.person_id"
         " ORDER BY p.tenant_id, p.person_id FOR UPDATE OF p",
         persons, PGRES_TUPLES_OK);
     if (!r)

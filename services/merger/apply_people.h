@@ -10,7 +10,8 @@
  * "delta","cl","alt"}, one per source row. 0 or -1. */
 int people_apply(struct actx *c, json_t *rows);
 
-/* Add Person pid of tenant to persons, the People people_remerge recomputes; run may be NULL;
+/* Add Person pid of tenant to persons, the People people_remerge recomputes (a row
+ * {"tenant_id","person_id","run_id","unsuspended"}); run may be NULL;
  * unsuspended: one of its rows came back from an Azure soft delete. 0, or -1 when out of
  * memory. */
 int people_queue_remerge(json_t *persons, const char *tenant, const char *pid, const char *run,

@@ -197,11 +197,53 @@ static void the_remerge_queue_names_tenant_person_and_run(void **state)
     json_t *persons = json_array();
     assert_int_equal(people_queue_remerge(persons, "d1", "p-1", NULL, false), 0);
     assert_int_equal(people_queue_remerge(persons, "d1", "p-2", "r-1", true), 0);
-    json_t *want = obj("[{\"t\":\"d1\",\"p\":\"p-1\",\"r\":null,\"u\":false},"
-                       "{\"t\":\"d1\",\"p\":\"p-2\",\"r\":\"r-1\",\"u\":true}]");
+    json_t *want = obj("[{\"tenant_id\":\"d1\",\"person_id\":\"p-1\",\"run_id\":null,"
+                       "\"unsuspended\":false},"
+                       "{\"tenant_id\":\"d1\",\"person_id\":\"p-2\",\"run_id\":\"r-1\","
+                       "\"unsuspended\":true}]");
     assert_true(json_equal(persons, want));
     json_decref(persons);
     json_decref(want);
+}
+
+/* The rows of the buffered statements name their columns; a row missing a required member
+ * is not recorded (as before: the statement never saw it). */
+static void buffered_rows_name_their_columns(void **state)
+{
+    (void)state;
+    struct run_counts rc = {.tenant = "d1",
+                            .run_id = "11111111-1111-4111-8111-111111111111",
+                            .seen = 7,
+                            .created = 1,
+                            .updated = 2,
+                            .unchanged = 3,
+                            .skipped = 1,
+                            .match_cases = 1,
+                            .removed = 4,
+                            .observed = 6};
+    json_t *row = run_counts_row(&rc);
+    json_t *want = obj("{\"tenant_id\":\"d1\",\"run_id\":\"11111111-1111-4111-8111-111111111111\","
+                       "\"seen\":7,\"created\":1,\"updated\":2,\"unchanged\":3,\"skipped\":1,"
+                       "\"match_cases\":1,\"removed\":4,\"observed\":6}");
+    assert_true(json_equal(row, want));
+    json_decref(row);
+    json_decref(want);
+    struct run_outcome o = {.tenant_id = "d1",
+                            .run_id = "r-1",
+                            .object_kind = "person",
+                            .source = "google",
+                            .source_id = "g-1",
+                            .outcome = "skipped",
+                            .reason = "no usable e-mail address"};
+    row = run_outcome_row(&o);
+    want = obj("{\"tenant_id\":\"d1\",\"run_id\":\"r-1\",\"object_kind\":\"person\","
+               "\"source\":\"google\",\"source_id\":\"g-1\",\"email\":null,"
+               "\"outcome\":\"skipped\",\"reason\":\"no usable e-mail address\"}");
+    assert_true(json_equal(row, want));
+    json_decref(row);
+    json_decref(want);
+    o.reason = NULL;
+    assert_null(run_outcome_row(&o));
 }
 
 static void results_have_names(void **state)
@@ -222,6 +264,7 @@ int main(void)
         cmocka_unit_test(a_person_row_keeps_what_the_cloud_provided),
         cmocka_unit_test(azure_mail_and_smtp_proxies_may_link_a_person),
         cmocka_unit_test(the_remerge_queue_names_tenant_person_and_run),
+        cmocka_unit_test(buffered_rows_name_their_columns),
         cmocka_unit_test(results_have_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
