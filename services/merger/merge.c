@@ -54,6 +54,13 @@ out:
     return rc;
 }
 
+int merge_source_suspended(json_t *fields)
+{
+    if (!fields)
+        return 0;
+    return json_object_set_new(fields, "suspended", json_true());
+}
+
 int merge_person_drop_invalid(json_t *fields)
 {
     json_t *year = json_object_get(fields, "graduation_year");

@@ -24,6 +24,13 @@ int merge_person_compute(const json_t *google, const json_t *azure, struct merge
     __attribute__((warn_unused_result));
 void merge_person_clear(struct merge_person *p);
 
+/* A source row its cloud soft-deleted (Azure's "changed" removal, kept as
+ * person_sources.suspended_in_source) shows its account suspended, whatever its fields say: sets
+ * "suspended" true in that cloud's fields (updated in place) before merge_person_compute, so
+ * that the other cloud's own value still follows the precedence above. NULL (no live row) is
+ * left alone. 0, or -1 when out of memory. */
+int merge_source_suspended(json_t *fields) __attribute__((warn_unused_result));
+
 /* Leave out of a cloud's fields (object, updated in place) the values the product does not
  * accept, whoever published them: a graduation_year that is not an integer from FMAP_YEAR_MIN
  * to FMAP_YEAR_MAX (the fetchers already refuse those; a stray producer may not). Returns how

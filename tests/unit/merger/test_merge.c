@@ -223,6 +223,32 @@ static void validation_sends_schema_breakers_to_the_dead_letter_topic(void **sta
     assert_int_equal(apply_validate(&env, err, sizeof err), -1);
 }
 
+/* A soft-deleted account shows suspended; the other cloud's own value still wins by the
+ * usual precedence (Azure over Google), as when SQL overlaid it. */
+static void a_soft_deleted_row_shows_suspended_under_the_usual_precedence(void **state)
+{
+    (void)state;
+    json_t *g = obj("{\"display_name\":\"Ann\",\"suspended\":false}");
+    json_t *a = obj("{\"display_name\":\"Ann B\"}");
+    struct merge_person mp;
+    assert_int_equal(merge_source_suspended(a), 0); /* Azure soft-deleted the account */
+    assert_int_equal(merge_person_compute(g, a, &mp), 0);
+    assert_true(json_is_true(json_object_get(mp.fields, "suspended")));
+    assert_string_equal(str(mp.provenance, "suspended"), "azure");
+    merge_person_clear(&mp);
+    json_decref(a);
+    /* Google's row soft-deleted, Azure says not suspended: Azure's value wins */
+    a = obj("{\"display_name\":\"Ann B\",\"suspended\":false}");
+    assert_int_equal(merge_source_suspended(g), 0);
+    assert_true(json_is_true(json_object_get(g, "suspended")));
+    assert_int_equal(merge_person_compute(g, a, &mp), 0);
+    assert_true(json_is_false(json_object_get(mp.fields, "suspended")));
+    merge_person_clear(&mp);
+    assert_int_equal(merge_source_suspended(NULL), 0); /* no live row */
+    json_decref(g);
+    json_decref(a);
+}
+
 /* Graph lists one object twice in a round: the two deltas make one (issue 24). */
 static void two_deltas_of_one_object_combine(void **state)
 {
@@ -267,6 +293,7 @@ static void incomplete_full_run_is_one_that_lost_or_skipped_objects(void **state
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_soft_deleted_row_shows_suspended_under_the_usual_precedence),
         cmocka_unit_test(azure_wins_field_by_field_google_fills_the_rest),
         cmocka_unit_test(graduation_year_azure_wins_and_out_of_range_is_left_out),
         cmocka_unit_test(absent_is_not_empty),
