@@ -3,6 +3,7 @@
 #include "crypto.h"
 #include "json.h"
 #include "log.h"
+#include "merge.h"
 #include "pg.h"
 
 #include <stdio.h>
@@ -233,6 +234,35 @@ void actx_rows_hash(struct actx *c, json_t *rows)
         if (hex[0])
             json_object_set_new(row, "h", json_string(hex));
     }
+}
+
+int actx_upsert_row(struct actx *c, PGresult *r, int i, json_t *rows, struct upsert_row *u)
+{
+    memset(u, 0, sizeof *u);
+    u->staged = json_array_get(rows, col_index(r, i, 0));
+    u->tenant = json_string_value(json_object_get(u->staged, "t"));
+    u->run = col_str(r, i, 4);
+    u->isnew = col_bool(r, i, 2);
+    bool changed = col_bool(r, i, 1);
+    actx_count_applied(c, u->tenant, u->run, changed, u->isnew);
+    if (!changed)
+        return 0;
+    c->rows_changed++;
+    u->old_fields = u->isnew ? NULL : col_json(r, i, 3);
+    u->changed = merge_changed_fields(u->old_fields, json_object_get(u->staged, "f"));
+    if (!u->changed) {
+        actx_upsert_row_clear(u);
+        snprintf(c->err, c->errlen, "out of memory comparing fields");
+        return -1;
+    }
+    return 1;
+}
+
+void actx_upsert_row_clear(struct upsert_row *u)
+{
+    json_decref(u->old_fields);
+    json_decref(u->changed);
+    u->old_fields = u->changed = NULL;
 }
 
 int actx_begin(struct actx *c)

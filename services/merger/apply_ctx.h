@@ -96,6 +96,23 @@ int actx_flush_outcomes(struct actx *c);
  * left alone) its content hash "h", the md5 PostgreSQL gives md5(fields::text). */
 void actx_rows_hash(struct actx *c, json_t *rows);
 
+/* One row of the result of a segment's upsert of devices or org units, whose first columns
+ * are: the staged row's index (in rows), changed, new, the stored fields before (JSON), the
+ * run. */
+struct upsert_row {
+    json_t *staged;     /* the staged row, borrowed from rows: "t" tenant, "f" its fields */
+    const char *tenant; /* borrowed from staged */
+    const char *run;    /* borrowed from the result; NULL without a run */
+    bool isnew;
+    json_t *old_fields; /* new reference; NULL for a new object */
+    json_t *changed;    /* the names of the changed fields: a new array */
+};
+/* Read row i of r into u and count it for its run: 1 when the object changed (rows_changed
+ * counted; release u with actx_upsert_row_clear), 0 when it did not (nothing to release), -1
+ * when out of memory. */
+int actx_upsert_row(struct actx *c, PGresult *r, int i, json_t *rows, struct upsert_row *u);
+void actx_upsert_row_clear(struct upsert_row *u);
+
 /* The transaction of an admin's decision or a batch: BEGIN; COMMIT; ROLLBACK (a failure to
  * roll back is logged: the connection is then reset by its owner). 0 or -1. */
 int actx_begin(struct actx *c);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define DEVICES_SEEN_CTE ACTX_RUN_SEEN_CTE("device", "h")
+
 /* Queue the AssetChanged of the asset whose asset_event_json() text is asset_json. */
 int devices_asset_event(struct actx *c, const char *tenant, const char *run, const char *asset_json,
                         Panel__V1__AssetChangeKind kind, const json_t *changed)
@@ -71,48 +73,40 @@ int devices_apply(struct actx *c, json_t *rows)
         "  f json, h text, r uuid, aue date, ls timestamptz, lc text)),"
         " h AS (SELECT s.*, a.asset_id AS aid, a.content_hash AS oh,"
         "  a.in_google AS og, a.device AS od"
-        "  FROM s LEFT JOIN assets a ON a.tenant_id = s.t AND a.device_id = "
-        "s.id)," ACTX_RUN_SEEN_CTE(
-            "device",
-            "h") " up AS (INSERT INTO assets AS a (tenant_id, device_id, serial_number, model,"
-                 "  google_status, org_unit_id, org_unit_path, device, auto_update_expiry, "
-                 "last_sync,"
-                 "  in_google, content_hash, last_seen_run, lifecycle)"
-                 /* one jsonb parse per written row (OFFSET 0 keeps the cast from being copied
-                  * into each ->> below, and the filter on h runs first) */
-                 "  SELECT t, id, j->>'serial_number', j->>'model', j->>'status', "
-                 "j->>'org_unit_id',"
-                 "  j->>'org_unit_path', j, aue, ls, true, nh, r, lc"
-                 "  FROM h, LATERAL (SELECT h.f::jsonb AS j OFFSET 0) fj"
-                 "  WHERE aid IS NULL OR oh IS DISTINCT FROM nh OR NOT og"
-                 /* an existing asset's lifecycle is decided below, against the row as it is now */
-                 "  ON CONFLICT (tenant_id, device_id) WHERE device_id IS NOT NULL DO UPDATE SET"
-                 "  serial_number = EXCLUDED.serial_number, model = EXCLUDED.model,"
-                 "  google_status = EXCLUDED.google_status, org_unit_id = EXCLUDED.org_unit_id,"
-                 "  org_unit_path = EXCLUDED.org_unit_path, device = EXCLUDED.device,"
-                 "  auto_update_expiry = EXCLUDED.auto_update_expiry, last_sync = "
-                 "EXCLUDED.last_sync,"
-                 "  in_google = true, left_google_at = NULL, content_hash = EXCLUDED.content_hash,"
-                 "  last_seen_run = EXCLUDED.last_seen_run, version = a.version + 1, updated_at = "
-                 "now()"
-                 "  RETURNING a.tenant_id, a.device_id, a.asset_id)"
-                 " SELECT up.asset_id, h.i, up.asset_id IS NOT NULL, h.aid IS NULL, h.od, h.r"
-                 " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.device_id = h.id ORDER BY h.i",
+        "  FROM s LEFT JOIN assets a ON a.tenant_id = s.t AND a.device_id = s.id)," DEVICES_SEEN_CTE
+        " up AS (INSERT INTO assets AS a (tenant_id, device_id, serial_number, model,"
+        "  google_status, org_unit_id, org_unit_path, device, auto_update_expiry, last_sync,"
+        "  in_google, content_hash, last_seen_run, lifecycle)"
+        /* one jsonb parse per written row (OFFSET 0 keeps the cast from being copied
+         * into each ->> below, and the filter on h runs first) */
+        "  SELECT t, id, j->>'serial_number', j->>'model', j->>'status', j->>'org_unit_id',"
+        "  j->>'org_unit_path', j, aue, ls, true, nh, r, lc"
+        "  FROM h, LATERAL (SELECT h.f::jsonb AS j OFFSET 0) fj"
+        "  WHERE aid IS NULL OR oh IS DISTINCT FROM nh OR NOT og"
+        /* an existing asset's lifecycle is decided below, against the row as it is now */
+        "  ON CONFLICT (tenant_id, device_id) WHERE device_id IS NOT NULL DO UPDATE SET"
+        "  serial_number = EXCLUDED.serial_number, model = EXCLUDED.model,"
+        "  google_status = EXCLUDED.google_status, org_unit_id = EXCLUDED.org_unit_id,"
+        "  org_unit_path = EXCLUDED.org_unit_path, device = EXCLUDED.device,"
+        "  auto_update_expiry = EXCLUDED.auto_update_expiry, last_sync = EXCLUDED.last_sync,"
+        "  in_google = true, left_google_at = NULL, content_hash = EXCLUDED.content_hash,"
+        "  last_seen_run = EXCLUDED.last_seen_run, version = a.version + 1, updated_at = now()"
+        "  RETURNING a.tenant_id, a.device_id, a.asset_id)"
+        " SELECT h.i, up.asset_id IS NOT NULL, h.aid IS NULL, h.od, h.r, up.asset_id"
+        " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.device_id = h.id ORDER BY h.i",
         rows, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *row = json_array_get(rows, col_index(r, i, 1));
-        const char *t = json_string_value(json_object_get(row, "t"));
-        const char *run = col_str(r, i, 5);
-        bool changed = col_bool(r, i, 2), isnew = col_bool(r, i, 3);
-        actx_count_applied(c, t, run, changed, isnew);
+        struct upsert_row u;
+        int changed = actx_upsert_row(c, r, i, rows, &u);
+        if (changed < 0)
+            goto out;
         if (!changed)
             continue;
-        c->rows_changed++;
-        json_t *od = col_json(r, i, 4);
-        json_t *f = json_object_get(row, "f");
-        json_t *ch = merge_changed_fields(od, f);
+        const char *t = u.tenant, *run = u.run, *asset_id = col_str(r, i, 5);
+        bool isnew = u.isnew;
+        json_t *f = json_object_get(u.staged, "f"), *od = u.old_fields, *ch = u.changed;
         const char *status = json_string_value(json_object_get(f, "status"));
         const char *old_status = json_string_value(json_object_get(od, "status"));
         const char *lc = asset_status_lifecycle(status);
@@ -120,19 +114,17 @@ int devices_apply(struct actx *c, json_t *rows)
          * into DISABLED or DEPROVISIONED overrides an admin's lifecycle (docs/sources.md). */
         bool forced = asset_status_blocks_checkout(status) &&
                       (!old_status || strcmp(old_status, status) != 0);
-        int e = !ch ||
-                json_array_append_new(
-                    events,
-                    json_pack("{s:s,s:s,s:i,s:O,s:s?}", "t", t, "a", col_str(r, i, 0), "k",
-                              isnew ? PB_ASSET_CHANGE_KIND_CREATED : PB_ASSET_CHANGE_KIND_UPDATED,
-                              "ch", ch, "r", run)) ||
-                (!isnew && lc &&
-                 json_array_append_new(lifecycles,
-                                       json_pack("{s:s,s:s,s:s,s:b,s:i}", "t", t, "a",
-                                                 col_str(r, i, 0), "lc", lc, "forced", forced, "n",
-                                                 (int)json_array_size(events) - 1)));
-        json_decref(od);
-        json_decref(ch);
+        int e =
+            json_array_append_new(
+                events,
+                json_pack("{s:s,s:s,s:i,s:O,s:s?}", "t", t, "a", asset_id, "k",
+                          isnew ? PB_ASSET_CHANGE_KIND_CREATED : PB_ASSET_CHANGE_KIND_UPDATED, "ch",
+                          ch, "r", run)) ||
+            (!isnew && lc &&
+             json_array_append_new(lifecycles, json_pack("{s:s,s:s,s:s,s:b,s:i}", "t", t, "a",
+                                                         asset_id, "lc", lc, "forced", forced, "n",
+                                                         (int)json_array_size(events) - 1)));
+        actx_upsert_row_clear(&u);
         if (e) {
             snprintf(c->err, c->errlen, "out of memory applying devices");
             goto out;

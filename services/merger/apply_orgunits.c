@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define ORGUNITS_SEEN_CTE ACTX_RUN_SEEN_CTE("org_unit", "h")
+
 int orgunits_event(struct actx *c, const char *tenant, const char *run, const char *ou_id,
                    Panel__V1__ChangeKind kind, const json_t *fields, const json_t *changed)
 {
@@ -51,46 +53,38 @@ int orgunits_apply(struct actx *c, json_t *rows)
         "  f jsonb, r uuid)),"
         " h AS (SELECT s.*, md5(s.f::text) AS nh, o.org_unit_id AS oid, o.content_hash AS oh,"
         "  o.removed_at IS NOT NULL AS was_removed, " ORGUNITS_JSON_SQL " AS od"
-        "  FROM s LEFT JOIN org_units o ON o.tenant_id = s.t AND o.org_unit_id = "
-        "s.id)," ACTX_RUN_SEEN_CTE(
-            "org_unit",
-            "h") " up AS (INSERT INTO org_units AS o (tenant_id, org_unit_id, path, name, "
-                 "description,"
-                 "  parent_id, parent_path, content_hash, last_seen_run)"
-                 "  SELECT t, id, f->>'path', coalesce(f->>'name', ''), f->>'description',"
-                 "  f->>'parent_id', f->>'parent_path', nh, r FROM h"
-                 "  WHERE oid IS NULL OR oh <> nh OR was_removed"
-                 "  ON CONFLICT (tenant_id, org_unit_id) DO UPDATE SET path = EXCLUDED.path,"
-                 "  name = EXCLUDED.name, description = EXCLUDED.description,"
-                 "  parent_id = EXCLUDED.parent_id, parent_path = EXCLUDED.parent_path,"
-                 "  content_hash = EXCLUDED.content_hash, last_seen_run = EXCLUDED.last_seen_run,"
-                 "  removed_at = NULL, version = o.version + 1, updated_at = now()"
-                 "  RETURNING o.tenant_id, o.org_unit_id)"
-                 " SELECT h.i, up.org_unit_id IS NOT NULL, h.oid IS NULL, h.od, h.r, h.was_removed"
-                 " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.org_unit_id = h.id ORDER BY "
-                 "h.i",
+        "  FROM s LEFT JOIN org_units o ON o.tenant_id = s.t"
+        "  AND o.org_unit_id = s.id)," ORGUNITS_SEEN_CTE
+        " up AS (INSERT INTO org_units AS o (tenant_id, org_unit_id, path, name, description,"
+        "  parent_id, parent_path, content_hash, last_seen_run)"
+        "  SELECT t, id, f->>'path', coalesce(f->>'name', ''), f->>'description',"
+        "  f->>'parent_id', f->>'parent_path', nh, r FROM h"
+        "  WHERE oid IS NULL OR oh <> nh OR was_removed"
+        "  ON CONFLICT (tenant_id, org_unit_id) DO UPDATE SET path = EXCLUDED.path,"
+        "  name = EXCLUDED.name, description = EXCLUDED.description,"
+        "  parent_id = EXCLUDED.parent_id, parent_path = EXCLUDED.parent_path,"
+        "  content_hash = EXCLUDED.content_hash, last_seen_run = EXCLUDED.last_seen_run,"
+        "  removed_at = NULL, version = o.version + 1, updated_at = now()"
+        "  RETURNING o.tenant_id, o.org_unit_id)"
+        " SELECT h.i, up.org_unit_id IS NOT NULL, h.oid IS NULL, h.od, h.r, h.was_removed"
+        " FROM h LEFT JOIN up ON up.tenant_id = h.t AND up.org_unit_id = h.id ORDER BY h.i",
         rows, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *row = json_array_get(rows, col_index(r, i, 0));
-        const char *t = json_string_value(json_object_get(row, "t"));
-        const char *id = json_string_value(json_object_get(row, "id"));
-        const char *run = col_str(r, i, 4);
-        bool changed = col_bool(r, i, 1), isnew = col_bool(r, i, 2);
-        actx_count_applied(c, t, run, changed, isnew);
+        struct upsert_row u;
+        int changed = actx_upsert_row(c, r, i, rows, &u);
+        if (changed < 0)
+            goto out;
         if (!changed)
             continue;
-        c->rows_changed++;
-        json_t *od = isnew ? NULL : col_json(r, i, 3);
-        json_t *f = json_object_get(row, "f");
-        json_t *ch = merge_changed_fields(od, f);
-        Panel__V1__ChangeKind kind = isnew               ? PB_CHANGE_KIND_CREATED
+        Panel__V1__ChangeKind kind = u.isnew             ? PB_CHANGE_KIND_CREATED
                                      : col_bool(r, i, 5) ? PB_CHANGE_KIND_RESTORED
                                                          : PB_CHANGE_KIND_UPDATED;
-        int e = !ch || orgunits_event(c, t, run, id, kind, f, ch);
-        json_decref(od);
-        json_decref(ch);
+        int e =
+            orgunits_event(c, u.tenant, u.run, json_string_value(json_object_get(u.staged, "id")),
+                           kind, json_object_get(u.staged, "f"), u.changed);
+        actx_upsert_row_clear(&u);
         if (e)
             goto out;
     }

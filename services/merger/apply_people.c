@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#define PEOPLE_SEEN_CTE ACTX_RUN_SEEN_CTE("person", "d")
+
 static int person_event(struct actx *c, const char *tenant, const char *run, const char *person_id,
                         const struct merge_person *mp, int64_t version, Panel__V1__ChangeKind kind,
                         const json_t *changed)
@@ -543,8 +545,8 @@ int people_apply(struct actx *c, json_t *rows)
         "  AND ps.source_id = s.id),"
         " h AS (SELECT c.*, coalesce(c.h, md5(c.nf::text)) AS nh FROM c),"
         /* seen again after an Azure soft delete: the account was restored */
-        " d AS (SELECT h.*, isnew OR oh <> nh OR was_removed OR susp AS changed FROM "
-        "h)," ACTX_RUN_SEEN_CTE("person", "d")
+        " d AS (SELECT h.*, isnew OR oh <> nh OR was_removed OR susp AS changed"
+        "  FROM h)," PEOPLE_SEEN_CTE
         /* observed again: a removal reported earlier in the run no longer holds, nor does a
          * removal another run holds for an admin's approval */
         " rr AS (DELETE FROM run_reported_removals x USING d WHERE x.tenant_id = d.t"

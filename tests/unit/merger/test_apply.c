@@ -1,6 +1,7 @@
 /* The apply modules' parts that need no database: which object an observation is about,
  * the dates PostgreSQL accepts, the per-run counters, the content hash of a staged row, the
- * fields and addresses of a Person row, the remerge queue. */
+ * fields and addresses of a Person row, the remerge queue, the reading of an upsert's result
+ * (a PGresult built in memory). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -246,6 +247,72 @@ static void buffered_rows_name_their_columns(void **state)
     assert_null(run_outcome_row(&o));
 }
 
+/* A result as an upsert statement returns it: index, changed, new, old fields, run. */
+static PGresult *upsert_result(const char *const (*rows)[5], int n)
+{
+    PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    PGresAttDesc att[5];
+    static char *names[5] = {"i", "changed", "isnew", "od", "r"};
+    memset(att, 0, sizeof att);
+    for (int k = 0; k < 5; k++) {
+        att[k].name = names[k];
+        att[k].format = 0;
+    }
+    assert_true(PQsetResultAttrs(r, 5, att));
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 5; k++)
+            if (rows[i][k])
+                assert_true(PQsetvalue(r, i, k, (char *)rows[i][k], (int)strlen(rows[i][k])));
+            else
+                assert_true(PQsetvalue(r, i, k, NULL, -1));
+    return r;
+}
+
+/* The shared reading of a device or org unit upsert's result: counts, old fields, changes. */
+static void an_upserted_row_is_counted_and_compared(void **state)
+{
+    (void)state;
+    char err[128];
+    struct actx *c = actx_new(NULL, err, sizeof err);
+    assert_non_null(c);
+    const char *run = "11111111-1111-4111-8111-111111111111";
+    json_t *rows = obj("[{\"t\":\"d1\",\"f\":{\"path\":\"/A\",\"name\":\"A\"}},"
+                       "{\"t\":\"d1\",\"f\":{\"path\":\"/B2\",\"name\":\"B\"}},"
+                       "{\"t\":\"d1\",\"f\":{\"path\":\"/C\"}}]");
+    const char *const res[3][5] = {
+        {"0", "f", "f", "{\"path\":\"/A\",\"name\":\"A\"}", run},
+        {"1", "t", "f", "{\"path\":\"/B\",\"name\":\"B\"}", run},
+        {"2", "t", "t", "{}", NULL},
+    };
+    PGresult *r = upsert_result(res, 3);
+    struct upsert_row u;
+    assert_int_equal(actx_upsert_row(c, r, 0, rows, &u), 0); /* unchanged */
+    assert_int_equal(actx_upsert_row(c, r, 1, rows, &u), 1);
+    assert_string_equal(u.tenant, "d1");
+    assert_string_equal(u.run, run);
+    assert_false(u.isnew);
+    assert_string_equal(json_string_value(json_object_get(u.old_fields, "path")), "/B");
+    json_t *want = obj("[\"path\"]");
+    assert_true(json_equal(u.changed, want));
+    json_decref(want);
+    actx_upsert_row_clear(&u);
+    assert_int_equal(actx_upsert_row(c, r, 2, rows, &u), 1);
+    assert_true(u.isnew);
+    assert_null(u.old_fields); /* a new object had nothing before */
+    assert_null(u.run);
+    assert_ptr_equal(u.staged, json_array_get(rows, 2));
+    actx_upsert_row_clear(&u);
+    assert_int_equal(c->rows_changed, 2);
+    struct run_counts *rc = actx_run_counts(c, "d1", run);
+    assert_int_equal(rc->seen, 2); /* the row without a run is counted nowhere */
+    assert_int_equal(rc->unchanged, 1);
+    assert_int_equal(rc->updated, 1);
+    assert_int_equal(rc->created, 0);
+    PQclear(r);
+    json_decref(rows);
+    actx_free(c);
+}
+
 static void results_have_names(void **state)
 {
     (void)state;
@@ -265,6 +332,7 @@ int main(void)
         cmocka_unit_test(azure_mail_and_smtp_proxies_may_link_a_person),
         cmocka_unit_test(the_remerge_queue_names_tenant_person_and_run),
         cmocka_unit_test(buffered_rows_name_their_columns),
+        cmocka_unit_test(an_upserted_row_is_counted_and_compared),
         cmocka_unit_test(results_have_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
