@@ -71,7 +71,7 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
             obj_key(key, sizeof key, t, src, p->source_id);
             json_t *rm = json_object_get(rmidx, key);
             if (rm) { /* seen after its removal was reported: it is back */
-                json_object_set_new(rm, "x", json_true());
+                json_object_set_new(rm, "observed_again", json_true());
                 json_object_del(rmidx, key);
             }
             /* A delta carries only what changed: without the address it still updates the
@@ -156,15 +156,18 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
                             : o->kind == PB_OBJECT_KIND_DEVICE ? "device"
                                                                : "org_unit";
             bool changed = o->reason == PB_REMOVAL_REASON_CHANGED;
-            json_t *rm = json_pack("{s:s,s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src, "id",
-                                   o->source_id, "r", run);
+            json_t *rm = removals_row(&(struct removal){.tenant_id = t,
+                                                        .object_kind = k,
+                                                        .source = src,
+                                                        .source_id = o->source_id,
+                                                        .run_id = run});
             if (!rm || json_array_append_new(changed ? suspends : removals, rm))
                 goto oom;
             if (strcmp(k, "person") == 0) {
                 obj_key(key, sizeof key, t, src, o->source_id);
                 json_t *old = json_object_get(rmidx, key);
                 if (old) /* the later report is the one that counts */
-                    json_object_set_new(old, "x", json_true());
+                    json_object_set_new(old, "observed_again", json_true());
                 json_object_set(rmidx, key, rm);
             }
         }
@@ -175,16 +178,17 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
      * through the deletion threshold (run_completed); a failed run drops them. */
     for (size_t i = 0; i < json_array_size(removals); i++) {
         json_t *o = json_array_get(removals, i);
-        actx_count_seen(c, json_string_value(json_object_get(o, "t")),
-                        json_string_value(json_object_get(o, "r")));
+        actx_count_seen(c, json_string_value(json_object_get(o, "tenant_id")),
+                        json_string_value(json_object_get(o, "run_id")));
     }
     if (json_array_size(removals) > 0) {
         PGresult *r = actx_query_json(
             c,
             "INSERT INTO run_reported_removals (tenant_id, run_id, object_kind, source,"
-            " source_id) SELECT v.t, v.r, v.k, v.s, v.id"
-            " FROM jsonb_to_recordset($1::jsonb) AS v(t text, r uuid, k text, s text,"
-            " id text, x boolean) WHERE v.x IS NOT TRUE ON CONFLICT DO NOTHING",
+            " source_id) SELECT v.tenant_id, v.run_id, v.object_kind, v.source, v.source_id"
+            " FROM jsonb_to_recordset($1::jsonb) AS v(tenant_id text, run_id uuid,"
+            " object_kind text, source text, source_id text, observed_again boolean)"
+            " WHERE v.observed_again IS NOT TRUE ON CONFLICT DO NOTHING",
             removals, PGRES_COMMAND_OK);
         if (!r)
             goto out;
@@ -195,10 +199,10 @@ static int apply_observations(struct actx *c, const struct apply_msg *msgs, size
     json_t *groups = json_object();
     for (size_t i = 0; i < json_array_size(suspends); i++) {
         json_t *o = json_array_get(suspends, i);
-        const char *t = json_string_value(json_object_get(o, "t"));
-        const char *run = json_string_value(json_object_get(o, "r"));
+        const char *t = json_string_value(json_object_get(o, "tenant_id"));
+        const char *run = json_string_value(json_object_get(o, "run_id"));
         actx_count_seen(c, t, run);
-        if (json_is_true(json_object_get(o, "x")))
+        if (json_is_true(json_object_get(o, "observed_again")))
             continue; /* observed again later in the segment */
         snprintf(key, sizeof key, "%s\x1f%s", t, run);
         json_t *g = json_object_get(groups, key);

@@ -59,9 +59,11 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
         if (!r)
             goto rollback;
         for (int i = 0; i < PQntuples(r); i++)
-            json_array_append_new(list, json_pack("{s:s,s:s,s:s?,s:s}", "t", tenant, "k",
-                                                  col_str(r, i, 0), "s", col_str(r, i, 1), "id",
-                                                  col_str(r, i, 2)));
+            json_array_append_new(list,
+                                  removals_row(&(struct removal){.tenant_id = tenant,
+                                                                 .object_kind = col_str(r, i, 0),
+                                                                 .source = col_str(r, i, 1),
+                                                                 .source_id = col_str(r, i, 2)}));
         PQclear(r);
         r = NULL;
         if (json_array_size(list) > 0 && removals_apply(c, list, run_id, false, removed))

@@ -10,7 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Remove the objects in list (array of {"t","k","s","id"}; k person|device|org_unit) and
+json_t *removals_row(const struct removal *o)
+{
+    return json_pack("{s:s,s:s,s:s?,s:s,s:s?}", "tenant_id", o->tenant_id, "object_kind",
+                     o->object_kind, "source", o->source, "source_id", o->source_id, "run_id",
+                     o->run_id);
+}
+
+/* Remove the objects in list (rows of removals_row) and
  * remerge or announce what changed. suspend: Azure soft delete (person rows only). */
 int removals_apply(struct actx *c, json_t *list, const char *run, bool suspend, long *removed)
 {
@@ -27,14 +34,18 @@ int removals_apply(struct actx *c, json_t *list, const char *run, bool suspend, 
     r = actx_query(
         c,
         suspend ? "UPDATE person_sources ps SET suspended_in_source = true, updated_at = now()"
-                  " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
-                  " WHERE v.k = 'person' AND ps.tenant_id = v.t AND ps.source = v.s"
-                  " AND ps.source_id = v.id AND ps.removed_at IS NULL"
+                  " FROM jsonb_to_recordset($1::jsonb) AS v(tenant_id text, object_kind text, "
+                  "source text, source_id text)"
+                  " WHERE v.object_kind = 'person' AND ps.tenant_id = v.tenant_id"
+                  " AND ps.source = v.source AND ps.source_id = v.source_id"
+                  " AND ps.removed_at IS NULL"
                   " AND NOT ps.suspended_in_source RETURNING ps.tenant_id, ps.person_id"
                 : "UPDATE person_sources ps SET removed_at = now(), updated_at = now()"
-                  " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
-                  " WHERE v.k = 'person' AND ps.tenant_id = v.t AND ps.source = v.s"
-                  " AND ps.source_id = v.id AND ps.removed_at IS NULL"
+                  " FROM jsonb_to_recordset($1::jsonb) AS v(tenant_id text, object_kind text, "
+                  "source text, source_id text)"
+                  " WHERE v.object_kind = 'person' AND ps.tenant_id = v.tenant_id"
+                  " AND ps.source = v.source AND ps.source_id = v.source_id"
+                  " AND ps.removed_at IS NULL"
                   " RETURNING ps.tenant_id, ps.person_id",
         1, params, PGRES_TUPLES_OK);
     if (!r)
@@ -51,14 +62,15 @@ int removals_apply(struct actx *c, json_t *list, const char *run, bool suspend, 
         rc = 0;
         goto out;
     }
-    r = actx_query(
-        c,
-        "UPDATE assets a SET in_google = false, left_google_at = now(),"
-        " version = a.version + 1, updated_at = now()"
-        " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
-        " WHERE v.k = 'device' AND a.tenant_id = v.t AND a.device_id = v.id AND a.in_google"
-        " RETURNING a.tenant_id, " ASSET_EVENT_JSON_SQL,
-        1, params, PGRES_TUPLES_OK);
+    r = actx_query(c,
+                   "UPDATE assets a SET in_google = false, left_google_at = now(),"
+                   " version = a.version + 1, updated_at = now()"
+                   " FROM jsonb_to_recordset($1::jsonb) AS v(tenant_id text, object_kind text, "
+                   "source text, source_id text)"
+                   " WHERE v.object_kind = 'device' AND a.tenant_id = v.tenant_id"
+                   " AND a.device_id = v.source_id AND a.in_google"
+                   " RETURNING a.tenant_id, " ASSET_EVENT_JSON_SQL,
+                   1, params, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     *removed += PQntuples(r);
@@ -74,8 +86,10 @@ int removals_apply(struct actx *c, json_t *list, const char *run, bool suspend, 
     r = actx_query(
         c,
         "UPDATE org_units o SET removed_at = now(), version = o.version + 1, updated_at = now()"
-        " FROM jsonb_to_recordset($1::jsonb) AS v(t text, k text, s text, id text)"
-        " WHERE v.k = 'org_unit' AND o.tenant_id = v.t AND o.org_unit_id = v.id"
+        " FROM jsonb_to_recordset($1::jsonb) AS v(tenant_id text, object_kind text, source text, "
+        "source_id text)"
+        " WHERE v.object_kind = 'org_unit' AND o.tenant_id = v.tenant_id"
+        " AND o.org_unit_id = v.source_id"
         " AND o.removed_at IS NULL"
         " RETURNING o.tenant_id, o.org_unit_id, " ORGUNITS_JSON_SQL,
         1, params, PGRES_TUPLES_OK);

@@ -153,7 +153,9 @@ int runs_completed(struct actx *c, const Envelope *env)
         const char *k = col_str(r, i, 0);
         n[k[0] == 'p' ? 0 : k[0] == 'd' ? 1 : 2]++;
         json_array_append_new(
-            list, json_pack("{s:s,s:s,s:s,s:s}", "t", t, "k", k, "s", src, "id", col_str(r, i, 1)));
+            list,
+            removals_row(&(struct removal){
+                .tenant_id = t, .object_kind = k, .source = src, .source_id = col_str(r, i, 1)}));
     }
     PQclear(r);
     r = NULL;
@@ -227,8 +229,9 @@ int runs_completed(struct actx *c, const Envelope *env)
     } else if (held) {
         for (size_t i = 0; i < json_array_size(list); i++) {
             json_t *o = json_array_get(list, i);
-            actx_outcome_add(c, t, run, json_string_value(json_object_get(o, "k")), src,
-                             json_string_value(json_object_get(o, "id")), NULL, "held_removal",
+            actx_outcome_add(c, t, run, json_string_value(json_object_get(o, "object_kind")), src,
+                             json_string_value(json_object_get(o, "source_id")), NULL,
+                             "held_removal",
                              "deletion threshold exceeded: waiting for an admin's approval");
         }
         char msg[200];

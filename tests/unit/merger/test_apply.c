@@ -12,6 +12,7 @@
 #include "apply_ctx.h"
 #include "apply_observe.h"
 #include "apply_people.h"
+#include "apply_removals.h"
 
 static json_t *obj(const char *text)
 {
@@ -245,6 +246,15 @@ static void buffered_rows_name_their_columns(void **state)
     json_decref(want);
     o.reason = NULL;
     assert_null(run_outcome_row(&o));
+    struct removal rm = {.tenant_id = "d1", .object_kind = "device", .source_id = "dev-1"};
+    row = removals_row(&rm);
+    want = obj("{\"tenant_id\":\"d1\",\"object_kind\":\"device\",\"source\":null,"
+               "\"source_id\":\"dev-1\",\"run_id\":null}");
+    assert_true(json_equal(row, want));
+    json_decref(row);
+    json_decref(want);
+    rm.source_id = NULL;
+    assert_null(removals_row(&rm));
 }
 
 /* A result as an upsert statement returns it: index, changed, new, old fields, run. */
