@@ -121,8 +121,8 @@ int asset_event_add(struct outbox_batch *batch, const char *tenant, const char *
     Panel__V1__AssetChanged ac = PANEL__V1__ASSET_CHANGED__INIT;
     ProtobufCMessage *msg = NULL;
     json_t *copy = json_deep_copy(asset);
-    size_t nch = json_array_size(changed);
-    char **ch = calloc(nch ? nch : 1, sizeof *ch);
+    size_t nch;
+    char **ch = events_strings_from_json(changed, &nch);
     if (!copy || !ch || !json_is_object(copy)) {
         snprintf(err, errlen, "building AssetChanged: %s",
                  copy ? "not an object" : "out of memory");
@@ -144,8 +144,6 @@ int asset_event_add(struct outbox_batch *batch, const char *tenant, const char *
         snprintf(err, errlen, "building AssetChanged: %s", perr);
         goto out;
     }
-    for (size_t k = 0; k < nch; k++)
-        ch[k] = (char *)json_string_value(json_array_get(changed, k));
     if (events_envelope_init(&env, id, tenant, PB_SOURCE_PANEL, run_id)) {
         snprintf(err, errlen, "building AssetChanged: no event id");
         goto out;

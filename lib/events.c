@@ -339,6 +339,16 @@ static json_t *scalar_to_value(const ProtobufCFieldDescriptor *f, const void *p)
     return NULL;
 }
 
+char **events_strings_from_json(const json_t *strings, size_t *n)
+{
+    size_t count = json_array_size(strings);
+    char **out = calloc(count ? count : 1, sizeof *out);
+    *n = out ? count : 0;
+    for (size_t i = 0; out && i < count; i++)
+        out[i] = (char *)json_string_value(json_array_get(strings, i));
+    return out;
+}
+
 json_t *events_to_json_value(const ProtobufCMessage *msg)
 {
     const ProtobufCMessageDescriptor *d = msg->descriptor;

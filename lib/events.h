@@ -53,6 +53,11 @@ ProtobufCMessage *events_from_json(const ProtobufCMessageDescriptor *d, const ch
 /* The same from an already parsed object (borrowed), without a text round trip. */
 ProtobufCMessage *events_from_json_value(const ProtobufCMessageDescriptor *d, const json_t *obj,
                                          char *err, size_t errlen);
+/* The strings of a JSON array (borrowed; NULL = empty) as a repeated string field takes them:
+ * a new array (the caller frees it, not the strings, which stay the array's) of *n borrowed
+ * pointers, one per element (NULL for an element that is not a string). NULL when out of
+ * memory. */
+char **events_strings_from_json(const json_t *strings, size_t *n);
 const char *events_source_str(Panel__V1__Source s); /* "google", "azure", "panel", "unspecified" */
 /* The inverse, through the .proto's enum descriptor: "google", "azure", "panel" (lower case,
  * as events_source_str writes them) to the enum; UNSPECIFIED for anything else or NULL. */

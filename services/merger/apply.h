@@ -36,7 +36,6 @@ const char *apply_result_str(enum apply_result r);
 struct apply_stats {
     long events;
     long rows_changed;
-    long outbox_rows;
 };
 
 /* Apply msgs (in partition order) in one transaction that also stores, for each partition,

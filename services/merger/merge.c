@@ -1,7 +1,6 @@
 #include "merge.h"
 
 #include "fetch_map.h"
-#include "ids.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -53,6 +52,13 @@ out:
     if (rc)
         merge_person_clear(out);
     return rc;
+}
+
+int merge_source_suspended(json_t *fields)
+{
+    if (!fields)
+        return 0;
+    return json_object_set_new(fields, "suspended", json_true());
 }
 
 int merge_person_drop_invalid(json_t *fields)
@@ -149,9 +155,4 @@ int merge_delta_combine(json_t *fields, json_t *cleared, const json_t *later_fie
 bool merge_run_incomplete(long reported, long received, long skipped, long invalid)
 {
     return skipped > 0 || invalid > 0 || received < reported;
-}
-
-int merge_email_normalize(const char *in, char *out, size_t outlen)
-{
-    return ids_email_normalize(in, out, outlen);
 }

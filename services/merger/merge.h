@@ -1,6 +1,6 @@
 /* merge: the pure parts of the merger — the Person shown from its source rows (Google's
  * row overlaid by every field Azure's row provides), what changed between two versions of an
- * entity, the deletion-threshold decision and e-mail normalisation. No I/O. */
+ * entity, and the deletion-threshold decision. No I/O. */
 #ifndef MERGER_MERGE_H
 #define MERGER_MERGE_H
 
@@ -23,6 +23,13 @@ struct merge_person {
 int merge_person_compute(const json_t *google, const json_t *azure, struct merge_person *out)
     __attribute__((warn_unused_result));
 void merge_person_clear(struct merge_person *p);
+
+/* A source row its cloud soft-deleted (Azure's "changed" removal, kept as
+ * person_sources.suspended_in_source) shows its account suspended, whatever its fields say: sets
+ * "suspended" true in that cloud's fields (updated in place) before merge_person_compute, so
+ * that the other cloud's own value still follows the precedence above. NULL (no live row) is
+ * left alone. 0, or -1 when out of memory. */
+int merge_source_suspended(json_t *fields) __attribute__((warn_unused_result));
 
 /* Leave out of a cloud's fields (object, updated in place) the values the product does not
  * accept, whoever published them: a graduation_year that is not an integer from FMAP_YEAR_MIN
@@ -50,9 +57,5 @@ int merge_delta_combine(json_t *fields, json_t *cleared, const json_t *later_fie
  * skipped objects, observations were dead-lettered (invalid), or the merger received fewer
  * observation events than RunCompleted says were published. */
 bool merge_run_incomplete(long reported, long received, long skipped, long invalid);
-
-/* ids_email_normalize under the name apply.c calls (kept until apply.c calls lib/ids). */
-int merge_email_normalize(const char *in, char *out, size_t outlen)
-    __attribute__((warn_unused_result));
 
 #endif

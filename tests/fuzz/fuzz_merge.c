@@ -4,6 +4,7 @@
  * Google-only fields stay, the result does not depend on anything else; plus e-mail
  * normalisation of every string. */
 #include "fuzz_common.h"
+#include "ids.h"
 #include "json.h"
 #include "merge.h"
 
@@ -11,7 +12,7 @@ static void check_email(const json_t *v)
 {
     char out[320];
     if (json_is_string(v))
-        (void)merge_email_normalize(json_string_value(v), out, sizeof out);
+        (void)ids_email_normalize(json_string_value(v), out, sizeof out);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -195,6 +195,26 @@ static void source_names_read_back_through_the_descriptor(void **state)
         assert_int_equal(events_source_from_str(unknown[i]), PB_SOURCE_UNSPECIFIED);
 }
 
+/* The changed_fields of a public event from merge_changed_fields' array. */
+static void a_json_array_becomes_a_repeated_string_field(void **state)
+{
+    (void)state;
+    size_t n = 99;
+    json_t *names = json_pack("[s,s,i]", "display_name", "lifecycle", 3);
+    char **v = events_strings_from_json(names, &n);
+    assert_non_null(v);
+    assert_int_equal(n, 3);
+    assert_string_equal(v[0], "display_name");
+    assert_string_equal(v[1], "lifecycle");
+    assert_null(v[2]);
+    free(v);
+    v = events_strings_from_json(NULL, &n); /* nothing changed */
+    assert_non_null(v);
+    assert_int_equal(n, 0);
+    free(v);
+    json_decref(names);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +224,7 @@ int main(void)
         cmocka_unit_test(json_roundtrip),
         cmocka_unit_test(json_value_equals_parsed_text),
         cmocka_unit_test(source_names_read_back_through_the_descriptor),
+        cmocka_unit_test(a_json_array_becomes_a_repeated_string_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

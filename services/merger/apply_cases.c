@@ -1,0 +1,211 @@
+/* apply_cases: an admin's decisions, each in its own transaction — approve or reject a held
+ * run (apply_decide), resolve an open match case (apply_resolve_case) — through the same
+ * removal and remerge code as a batch (apply.h). */
+#include "apply.h"
+#include "apply_ctx.h"
+#include "apply_people.h"
+#include "apply_removals.h"
+#include "crypto.h"
+#include "ids.h"
+#include "log.h"
+#include "pg.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- approve / reject */
+
+enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char *run_id,
+                                      const char *admin, enum apply_decision d, long *removed,
+                                      char *err, size_t errlen)
+{
+    enum apply_decide_result res = DECIDE_ERROR;
+    struct actx *c = actx_new(pg, err, errlen);
+    PGresult *r = NULL;
+    json_t *list = json_array();
+    *removed = 0;
+    if (!c || !list) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (!ids_tenant_valid(tenant) || !ids_uuid_valid(run_id)) {
+        res = DECIDE_NOT_FOUND;
+        goto out;
+    }
+    if (actx_begin(c))
+        goto out;
+    const char *params[4] = {tenant, run_id, admin, NULL};
+    r = actx_query(c,
+                   "SELECT status FROM sync_runs WHERE tenant_id = $1 AND run_id = $2 FOR UPDATE",
+                   2, params, PGRES_TUPLES_OK);
+    if (!r)
+        goto rollback;
+    if (PQntuples(r) == 0) {
+        res = DECIDE_NOT_FOUND;
+        goto rollback;
+    }
+    if (strcmp(col_str(r, 0, 0), "held") != 0) {
+        res = DECIDE_NOT_HELD;
+        goto rollback;
+    }
+    PQclear(r);
+    r = NULL;
+    if (d == APPLY_APPROVE) {
+        r = actx_query(
+            c,
+            "SELECT object_kind, source, source_id FROM run_outcomes WHERE tenant_id = $1"
+            " AND run_id = $2 AND outcome = 'held_removal' ORDER BY outcome_id",
+            2, params, PGRES_TUPLES_OK);
+        if (!r)
+            goto rollback;
+        for (int i = 0; i < PQntuples(r); i++)
+            json_array_append_new(list,
+                                  removals_row(&(struct removal){.tenant_id = tenant,
+                                                                 .object_kind = col_str(r, i, 0),
+                                                                 .source = col_str(r, i, 1),
+                                                                 .source_id = col_str(r, i, 2)}));
+        PQclear(r);
+        r = NULL;
+        if (json_array_size(list) > 0 && removals_apply(c, list, run_id, false, removed))
+            goto rollback;
+        if (actx_flush_outbox(c))
+            goto rollback;
+    }
+    char nbuf[32];
+    snprintf(nbuf, sizeof nbuf, "%ld", *removed);
+    params[3] = nbuf;
+    if (actx_cmd(c,
+                 d == APPLY_APPROVE
+                     ? "UPDATE sync_runs SET status = 'approved', removed = removed + $4::bigint,"
+                       " pending_removals = 0, decided_by = $3, decided_at = now()"
+                       " WHERE tenant_id = $1 AND run_id = $2"
+                     : "UPDATE sync_runs SET status = 'rejected', pending_removals = 0,"
+                       " decided_by = $3, decided_at = now(), removed = removed + 0 * $4::bigint"
+                       " WHERE tenant_id = $1 AND run_id = $2",
+                 4, params))
+        goto rollback;
+    if (actx_commit(c))
+        goto out;
+    res = DECIDE_OK;
+    goto out;
+rollback:
+    actx_rollback(c);
+out:
+    PQclear(r);
+    json_decref(list);
+    actx_free(c);
+    return res;
+}
+
+/* ---------------------------------------------------------------- match cases */
+
+enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, const char *case_id,
+                                            const char *person_id, const char *admin,
+                                            char *resolved_person, size_t rplen, char *err,
+                                            size_t errlen)
+{
+    enum apply_decide_result res = DECIDE_ERROR;
+    struct actx *c = actx_new(pg, err, errlen);
+    PGresult *r = NULL;
+    json_t *persons = json_array();
+    char newid[EVENTS_ID_LEN], run[EVENTS_ID_LEN] = "";
+    if (!c || !persons) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    if (!ids_tenant_valid(tenant) || !ids_uuid_valid(case_id) ||
+        (person_id && !ids_uuid_valid(person_id))) {
+        res = DECIDE_NOT_FOUND;
+        goto out;
+    }
+    if (actx_begin(c))
+        goto out;
+    const char *params[4] = {tenant, case_id, NULL, admin};
+    r = actx_query(c,
+                   "SELECT m.source, m.source_id, m.status, ps.email_norm, m.run_id"
+                   " FROM match_cases m LEFT JOIN person_sources ps ON ps.tenant_id = m.tenant_id"
+                   " AND ps.source = m.source AND ps.source_id = m.source_id"
+                   " WHERE m.tenant_id = $1 AND m.case_id = $2 FOR UPDATE OF m",
+                   2, params, PGRES_TUPLES_OK);
+    if (!r)
+        goto rollback;
+    if (PQntuples(r) == 0) {
+        res = DECIDE_NOT_FOUND;
+        goto rollback;
+    }
+    if (strcmp(col_str(r, 0, 2), "open") != 0 || !col_str(r, 0, 3)) {
+        res = DECIDE_NOT_HELD;
+        goto rollback;
+    }
+    char source[16], source_id[300], email[400];
+    snprintf(source, sizeof source, "%s", col_str(r, 0, 0));
+    snprintf(source_id, sizeof source_id, "%s", col_str(r, 0, 1));
+    snprintf(email, sizeof email, "%s", col_str(r, 0, 3));
+    if (col_str(r, 0, 4))
+        snprintf(run, sizeof run, "%s", col_str(r, 0, 4));
+    PQclear(r);
+    r = NULL;
+    if (person_id) {
+        const char *p2[2] = {tenant, person_id};
+        r = actx_query(c,
+                       "SELECT 1 FROM people WHERE tenant_id = $1 AND person_id = $2::uuid"
+                       " AND removed_at IS NULL AND version > 0",
+                       2, p2, PGRES_TUPLES_OK);
+        if (!r)
+            goto rollback;
+        if (PQntuples(r) == 0) {
+            res = DECIDE_NOT_FOUND;
+            goto rollback;
+        }
+        PQclear(r);
+        r = NULL;
+        snprintf(newid, sizeof newid, "%s", person_id);
+    } else {
+        const char *p2[3] = {tenant, NULL, email};
+        if (crypto_uuid(newid)) {
+            snprintf(err, errlen, "uuid generation failed");
+            goto rollback;
+        }
+        p2[1] = newid;
+        r = actx_query(c,
+                       "INSERT INTO people (tenant_id, person_id, email_norm, version)"
+                       " SELECT $1, $2::uuid, $3, 0 WHERE NOT EXISTS (SELECT 1 FROM people"
+                       " WHERE tenant_id = $1 AND email_norm = $3 AND removed_at IS NULL)",
+                       3, p2, PGRES_COMMAND_OK);
+        if (!r)
+            goto rollback;
+        if (strcmp(PQcmdTuples(r), "1") != 0) { /* the e-mail is another Person's */
+            res = DECIDE_NOT_HELD;
+            goto rollback;
+        }
+        PQclear(r);
+        r = NULL;
+    }
+    params[2] = newid;
+    const char *p3[4] = {tenant, source, source_id, newid};
+    if (actx_cmd(c,
+                 "UPDATE person_sources SET person_id = $4::uuid, updated_at = now()"
+                 " WHERE tenant_id = $1 AND source = $2 AND source_id = $3",
+                 4, p3))
+        goto rollback;
+    (void)people_queue_remerge(persons, tenant, newid, *run ? run : NULL, false);
+    if (people_remerge(c, persons) || actx_flush_outbox(c))
+        goto rollback;
+    if (actx_cmd(c,
+                 "UPDATE match_cases SET status = 'resolved', resolved_person_id = $3::uuid,"
+                 " resolved_by = $4, resolved_at = now() WHERE tenant_id = $1 AND case_id = $2",
+                 4, params))
+        goto rollback;
+    if (actx_commit(c))
+        goto out;
+    snprintf(resolved_person, rplen, "%s", newid);
+    res = DECIDE_OK;
+    goto out;
+rollback:
+    actx_rollback(c);
+out:
+    PQclear(r);
+    json_decref(persons);
+    actx_free(c);
+    return res;
+}
