@@ -14,7 +14,8 @@ the cloud emulator with the benchmark district and the services (the same wiring
   6 api            wrk (64 connections) vs pgbench running the api's SQL (64 clients)
   7 scaling        10,000 -> 200,000 people (times the scale) and 1 vs 2 merger replicas
   8 million        a 1,000,000-person district (500,000 Chromebooks, 10,000 OUs) synced once:
-                   time, peak RSS per service, database size (only with BENCH_MILLION=1)
+                   time, peak RSS per service, database size, CPU seconds per process and
+                   where the time went (only with BENCH_MILLION=1 or BENCH_ONLY=million)
 
 Then the goals of issue 19, each with its figure, ratio and met / missed (or "not measured",
 "not run" when this run did not measure it).
@@ -25,8 +26,11 @@ to bench/results/latest.json (BENCH_RESULTS overrides the path).
 Environment: BENCH_SCALE (district size factor, default below; 1 = 200,000 Google people,
 150,000 Azure, 120,000 shared, 100,000 Chromebooks, 3,000 OUs), BENCH_RUN_DIR (default
 .run/bench), BENCH_RESULTS, BENCH_API_SECONDS (wrk/pgbench duration, default 10),
-BENCH_ONLY (comma-separated section names to run; the others are reported as skipped),
-BENCH_MILLION=1 (also run section 8).
+BENCH_ONLY (comma-separated section names to run; the others are reported as skipped; naming
+million runs section 8), BENCH_MILLION=1 (also run section 8), BENCH_MILLION_SCALE (size factor
+of section 8's district, default 1), BENCH_MILLION_TIMEOUT (seconds section 8 may take after the
+district is generated, default 5400; past it the section reports what it measured until then),
+BENCH_PG_STATEMENTS=1 (load pg_stat_statements: section 8 reports the costliest statements).
 """
 import http.client
 import json
@@ -279,10 +283,10 @@ class Suite(demo.Demo):
     def db_now(self):
         return float(self.psql("SELECT extract(epoch FROM clock_timestamp())")[0][0])
 
-    def new_district(self, did, sizes, seed):
+    def new_district(self, did, sizes, seed, timeout=600):
         body = dict(sizes, id=did, seed=seed)
         status, _, resp = demo.http("POST", f"{self.emu_admin}/control/districts", body,
-                                    timeout=600)
+                                    timeout=timeout)
         if status != 201:
             raise RuntimeError(f"emulator refused district {did} ({status}): {resp}")
         self.sh([os.path.join(BIN, "panelctl"), "tenant-add", did, did])
@@ -333,6 +337,37 @@ class Sampler(threading.Thread):
         return v1 - v0, max(s[last]["t"] - t_start, self.interval)
 
 
+class CpuTimeline(threading.Thread):
+    """CPU seconds of every process of the suite, and the stage counters, every `interval`
+    seconds: which process works in which phase of a long sync."""
+
+    def __init__(self, suite, interval=10.0):
+        super().__init__(daemon=True)
+        self.suite, self.interval = suite, interval
+        self.rows = []
+        self.stop_evt = threading.Event()
+
+    def run(self):
+        t0 = time.time()
+        while not self.stop_evt.is_set():
+            try:
+                row = {"t": round(time.time() - t0, 1),
+                       "cpu": {k: round(v, 1) for k, v in self.suite.cpu_seconds().items()},
+                       "rss_mib": {n: self.suite.vmhwm_mib(n) for n in ("merger",)}}
+                for n, k in (("google-sync", "panel_fetch_objects_total"),
+                             ("azure-sync", "panel_fetch_objects_total"),
+                             ("merger", "merger_events_applied_total")):
+                    row[n + "_objects"] = self.suite.metrics(n).get(k, 0.0)
+                self.rows.append(row)
+            except Exception:  # a missed sample only coarsens the timeline
+                pass
+            self.stop_evt.wait(self.interval)
+
+    def stop(self):
+        self.stop_evt.set()
+        self.join(30)
+
+
 # ---------------------------------------------------------------------- benchmarks
 class Bench:
     def __init__(self, scale):
@@ -340,6 +375,8 @@ class Bench:
         self.sizes = sized(scale)
         run_dir = os.environ.get("BENCH_RUN_DIR", os.path.join(ROOT, ".run", "bench"))
         args = Namespace(run_dir=run_dir, timeout=1200, **self.sizes)
+        if os.environ.get("BENCH_PG_STATEMENTS") == "1":
+            os.environ["PANEL_PG_PRELOAD"] = "pg_stat_statements"
         self.suite = Suite(args)
         self.results = {s: {"status": "not run"} for s in SECTIONS}
         self.ctx = {}
@@ -351,7 +388,8 @@ class Bench:
         if self.only and name not in self.only:
             self.results[name] = {"status": "skipped (BENCH_ONLY)"}
             return
-        if name == "million" and os.environ.get("BENCH_MILLION") != "1":
+        if name == "million" and os.environ.get("BENCH_MILLION") != "1" and \
+                name not in self.only:
             self.results[name] = {"status": "not run (BENCH_MILLION=1 runs it)"}
             return
         say(f"\n==> [{SECTIONS.index(name) + 1}/{len(SECTIONS)}] {name}")
@@ -359,6 +397,8 @@ class Bench:
         try:
             res = fn()
             res.setdefault("status", "ok")
+            if res["status"] == "error":
+                say(f"    {res.get('error')}")
         except Exception as e:  # one broken benchmark must not hide the others' figures
             traceback.print_exc()
             res = {"status": "error", "error": f"{type(e).__name__}: {e}"}
@@ -845,7 +885,7 @@ class Bench:
         return {"tps": round(tps, 1), "p99_ms": round(p99, 2) if p99 else None}
 
     # -------------------------------------------------------- 7 scaling
-    def sync_tenants(self, tenants, sizes, cpu=None):
+    def sync_tenants(self, tenants, sizes, cpu=None, timeout=None):
         """First sync of new districts; seconds from the first request to the last run
         applied. cpu: a dict that receives the CPU seconds of the merger and PostgreSQL."""
         s = self.suite
@@ -855,7 +895,7 @@ class Bench:
         t0 = s.db_now()
         for t in tenants:
             s.connect_both(t)
-        runs = s.wait_runs(tenants, t0, 2 * len(tenants), self.timeout)
+        runs = s.wait_runs(tenants, t0, 2 * len(tenants), timeout or self.timeout)
         if cpu is not None:
             cpu1 = s.cpu_seconds()
             cpu.update({k: cpu1.get(k, 0.0) - cpu0.get(k, 0.0) for k in ("merger", "postgresql")})
@@ -932,16 +972,134 @@ class Bench:
 
     # -------------------------------------------------------- 8 a million people
     def million(self):
-        """Issue 19: a 1,000,000-person district synced once end to end."""
+        """Issue 19: a 1,000,000-person district synced once end to end, with where its time
+        goes: the fetchers' runs, the publish and apply windows, CPU seconds per process
+        (sampled every 10 s), the merger's batches and, with BENCH_PG_STATEMENTS=1, the
+        PostgreSQL statements that took the most time."""
         s = self.suite
-        sz = dict(MILLION)
-        cpu = {}
-        secs = self.sync_tenants(["million"], sz, cpu)
-        rss = {n: s.vmhwm_mib(n) for n in ("google-sync", "azure-sync", "merger")}
+        sz = sized(float(os.environ.get("BENCH_MILLION_SCALE", "1")), MILLION)
+        timeout = int(os.environ.get("BENCH_MILLION_TIMEOUT", "5400"))
+        tenant = "million"
+        t_gen = time.time()
+        s.new_district(tenant, sz, seed=100, timeout=timeout)
+        gen_s = time.time() - t_gen
+        say(f"    emulator generated the district in {gen_s:.1f} s "
+            f"(emulator RSS {s.vmhwm_mib('emulator')} MiB)")
+        statements = self.pg_statements_reset()
+        before = {n: s.metrics(n) for n in ("google-sync", "azure-sync", "merger")}
+        off0 = s.offsets([SOURCE_TOPIC] + PUBLIC_TOPICS)
+        sampler = Sampler(s)
+        timeline = CpuTimeline(s)
+        sampler.start()
+        timeline.start()
+        cpu0 = s.cpu_seconds()
+        t0 = s.db_now()
+        deadline = time.time() + timeout
+        try:
+            s.connect_both(tenant)
+            fetch = self.fetch_figures(before, timeout)
+            say(f"    fetchers done: {fetch}")
+            runs = s.wait_runs([tenant], t0, 2, max(1, deadline - time.time()))
+            cpu1 = s.cpu_seconds()
+            t_applied = time.time()
+            s.wait_outbox(max(1, deadline - time.time()))
+            t_published = time.time()
+            cpu2 = s.cpu_seconds()
+        except Exception as e:
+            # What was measured until then (a run that cannot finish still says how far it
+            # got, at what cost and where its time went).
+            sampler.stop()
+            timeline.stop()
+            cpu = s.cpu_seconds()
+            return {"status": "error", "error": f"{type(e).__name__}: {e}",
+                    "district": sz, "generate_seconds": round(gen_s, 1),
+                    "seconds_until_stopped": round(s.db_now() - t0, 1),
+                    "progress": {r[0]: int(r[1]) for r in s.psql(
+                        f"SELECT 'people', count(*) FROM people WHERE tenant_id = '{tenant}' "
+                        f"UNION ALL SELECT 'person_sources', count(*) FROM person_sources "
+                        f"WHERE tenant_id = '{tenant}' UNION ALL SELECT 'assets', count(*) "
+                        f"FROM assets WHERE tenant_id = '{tenant}'")},
+                    "peak_rss_mib": {n: s.vmhwm_mib(n) for n in
+                                     ("google-sync", "azure-sync", "merger", "emulator")},
+                    "cpu_seconds": {k: round(v - cpu0.get(k, 0.0), 1)
+                                    for k, v in sorted(cpu.items())},
+                    "cpu_timeline": timeline.rows,
+                    "pg_statements": self.pg_statements_top() if statements else None}
+        finally:
+            sampler.stop()
+            timeline.stop()
+        after = {n: s.metrics(n) for n in ("google-sync", "azure-sync", "merger")}
+        off1 = s.offsets([SOURCE_TOPIC] + PUBLIC_TOPICS)
+        e2e = max(r["finished"] for r in runs) - min(r["requested"] for r in runs)
+        d = lambda n, k: after[n].get(k, 0.0) - before[n].get(k, 0.0)  # noqa: E731
+        pub_n, pub_s = sampler.window("source")
+        app_n, app_s = sampler.window("applied")
+        rss = {n: s.vmhwm_mib(n) for n in ("google-sync", "azure-sync", "merger", "emulator")}
         db = s.psql("SELECT pg_database_size(current_database())")[0][0]
-        return {"district": sz, "seconds": round(secs, 2), "peak_rss_mib": rss,
+        counts = s.psql(
+            f"SELECT (SELECT count(*) FROM people WHERE tenant_id = '{tenant}' AND removed_at "
+            f"IS NULL), (SELECT count(*) FROM assets WHERE tenant_id = '{tenant}'), "
+            f"(SELECT count(*) FROM org_units WHERE tenant_id = '{tenant}' AND removed_at "
+            f"IS NULL)")[0]
+        dup = sum(int(r[0]) for r in s.psql(
+            "SELECT count(*) - count(DISTINCT email_norm) FROM person_sources WHERE "
+            f"tenant_id = '{tenant}' GROUP BY source"))
+        tables = {r[0]: round(int(r[1]) / 1048576.0, 1) for r in s.psql(
+            "SELECT relname, pg_total_relation_size(oid) FROM pg_class WHERE relkind = 'r' AND "
+            "relnamespace = 'public'::regnamespace ORDER BY 2 DESC LIMIT 10")}
+        return {"district": sz, "seconds": round(e2e, 2),
+                "generate_seconds": round(gen_s, 1),
+                "outbox_drained_after_s": round(t_published - t_applied + e2e, 2),
+                "runs": [{k: r[k] for k in ("source", "status", "seen", "created", "updated")}
+                         | {"seconds": round(r["finished"] - r["requested"], 2)} for r in runs],
+                "people": int(counts[0]),
+                "people_expected": sz["people"] + sz["azure_people"] - sz["shared"] - dup,
+                "assets": int(counts[1]), "assets_expected": sz["devices"],
+                "org_units": int(counts[2]),
+                "peak_rss_mib": rss,
                 "database_mib": round(int(db) / 1048576.0, 1),
-                "apply_cpu_s": {k: round(v, 1) for k, v in cpu.items()}}
+                "largest_tables_mib": tables,
+                "stages": {
+                    "fetch_parse": fetch,
+                    "publish": {"events": int(off1[SOURCE_TOPIC] - off0[SOURCE_TOPIC]),
+                                "window_s": round(pub_s or 0, 2),
+                                "events_per_s": rate(pub_n, pub_s)},
+                    "apply": {"events": int(d("merger", "merger_events_applied_total")),
+                              "window_s": round(app_s or 0, 2),
+                              "events_per_s": rate(app_n, app_s),
+                              "batches": int(d("merger", "merger_batches_total")),
+                              "batch_seconds_total":
+                                  round(d("merger", "merger_batch_seconds_sum"), 2)},
+                },
+                "public_events": {t: off1[t] - off0[t] for t in PUBLIC_TOPICS},
+                "cpu_seconds_until_applied": {k: round(v - cpu0.get(k, 0.0), 1)
+                                              for k, v in sorted(cpu1.items())},
+                "cpu_seconds_until_published": {k: round(v - cpu0.get(k, 0.0), 1)
+                                                for k, v in sorted(cpu2.items())},
+                "cpu_timeline": timeline.rows,
+                "pg_statements": self.pg_statements_top() if statements else
+                "not measured (BENCH_PG_STATEMENTS=1 loads pg_stat_statements)"}
+
+    def pg_statements_reset(self):
+        """True when pg_stat_statements is loaded (BENCH_PG_STATEMENTS=1); its counters are
+        then reset so they hold this section's statements only."""
+        if os.environ.get("BENCH_PG_STATEMENTS") != "1":
+            return False
+        s = self.suite
+        s.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        s.psql("SELECT pg_stat_statements_reset()")
+        return True
+
+    def pg_statements_top(self, n=15):
+        rows = self.suite.psql(
+            "SELECT calls, round(total_exec_time::numeric, 0), round(mean_exec_time::numeric, "
+            "3), rows, regexp_replace(left(query, 200), '\\s+', ' ', 'g') FROM "
+            "pg_stat_statements ORDER BY total_exec_time DESC LIMIT " + str(n))
+        total = self.suite.psql("SELECT round(sum(total_exec_time)::numeric, 0), sum(calls) "
+                                "FROM pg_stat_statements")[0]
+        return {"total_exec_ms": float(total[0] or 0), "calls": int(total[1] or 0),
+                "top": [{"calls": int(r[0]), "total_ms": float(r[1]), "mean_ms": float(r[2]),
+                         "rows": int(r[3]), "query": r[4]} for r in rows]}
 
     # -------------------------------------------------------- output
     def describe(self, name, r):
@@ -986,8 +1144,11 @@ class Bench:
                 yield (f"{n}: api {f['api_rps']} req/s p99 {f['api_p99_ms']} ms vs pgbench "
                        f"{f['pgbench_tps']} tps p99 {f['pgbench_p99_ms']} ms: ratio {f['ratio']}")
         elif name == "million":
-            yield (f"{r['seconds']} s; peak RSS MiB {r['peak_rss_mib']}; database "
-                   f"{r['database_mib']} MiB")
+            yield (f"{r['district']['people']} people: {r['seconds']} s (outbox drained after "
+                   f"{r['outbox_drained_after_s']} s); people {r['people']}/"
+                   f"{r['people_expected']}, assets {r['assets']}/{r['assets_expected']}")
+            yield f"peak RSS MiB {r['peak_rss_mib']}; database {r['database_mib']} MiB"
+            yield f"CPU seconds until published: {r['cpu_seconds_until_published']}"
         elif name == "scaling":
             for p in r["points"]:
                 yield (f"{p['people']} people: {p['seconds']} s, {p['seconds_per_1000_objects']} "
@@ -1080,6 +1241,21 @@ class Bench:
                 "1 replica (speedup)", rp["speedup"], "", None)
         else:
             add("7 scaling", sc.get("status"), "", None, "", None)
+        mi = r["million"]
+        if mi.get("status") == "ok":
+            rss = mi["peak_rss_mib"]
+            cpu = mi["cpu_seconds_until_published"]
+            add(f"8 {mi['district']['people']:,} people", f"{mi['seconds']} s, database "
+                f"{mi['database_mib']} MiB", "", None, "", None)
+            add("  peak RSS", " / ".join(f"{rss[n]}" for n in
+                                         ("google-sync", "azure-sync", "merger")) + " MiB",
+                "(google / azure / merger)", None, "<= 64 / 64 / 512 MiB",
+                self.million_rss_met(rss))
+            add("  CPU seconds", ", ".join(f"{n} {cpu.get(n)}" for n in
+                                           ("google-sync", "azure-sync", "merger", "postgresql",
+                                            "kafka", "emulator")), "", None, "", None)
+        elif mi.get("status") == "error":
+            add("8 million", "error", "", None, "", None)
         head = ("benchmark", "figure", "baseline (same run)", "ratio", "target", "")
         w = [max(len(str(x[i])) for x in rows + [head]) for i in range(6)]
         lines = ["| " + " | ".join(str(x[i]).ljust(w[i]) for i in range(6)) + " |"
@@ -1141,12 +1317,18 @@ class Bench:
         m = r["million"]
         if m.get("status") == "ok":
             rss = m["peak_rss_mib"]
-            ok = all(rss[x] is not None and rss[x] <= TARGETS["fetcher_rss_mib"]
-                     for x in ("google-sync", "azure-sync")) and rss["merger"] is not None and \
-                rss["merger"] <= TARGETS["million_merger_rss_mib"]
+            people = m["district"]["people"]
+            size = "" if people == MILLION["people"] else \
+                f" (BENCH_MILLION_SCALE: {people:,} people, the goal is for 1,000,000)"
+            cpu = m["cpu_seconds_until_published"]
             goal("1,000,000-person district synced once",
                  "fetchers <= 64 MiB, merger <= 512 MiB RSS",
-                 f"{m['seconds']} s, RSS {rss}, database {m['database_mib']} MiB", None, ok)
+                 f"{m['seconds']} s; RSS google-sync {rss['google-sync']}, azure-sync "
+                 f"{rss['azure-sync']}, merger {rss['merger']} MiB; database "
+                 f"{m['database_mib']} MiB; CPU s merger {cpu.get('merger')}, postgresql "
+                 f"{cpu.get('postgresql')}, kafka {cpu.get('kafka')}{size}", None,
+                 self.million_rss_met(rss) if not size else None,
+                 "" if not size else "not measured at 1,000,000 (a smaller district ran)")
         else:
             goal("1,000,000-person district synced once",
                  "fetchers <= 64 MiB, merger <= 512 MiB RSS", note=m.get("status"))
@@ -1179,6 +1361,13 @@ class Bench:
                      "(no target)", f"{n['google_sync_objects_per_s']} vs {d} obj/s",
                      ratio(n["google_sync_objects_per_s"], d), None, "figure only")
         return out
+
+    @staticmethod
+    def million_rss_met(rss):
+        fetchers = all(rss.get(x) is not None and rss[x] <= TARGETS["fetcher_rss_mib"]
+                       for x in ("google-sync", "azure-sync"))
+        return fetchers and rss.get("merger") is not None and \
+            rss["merger"] <= TARGETS["million_merger_rss_mib"]
 
     @staticmethod
     def goals_table(goals):

@@ -10,6 +10,7 @@
 # Data lives in $PANEL_RUN_DIR/pg (default: <repo>/.run/pg). It listens on
 # 127.0.0.1 only, on $PANEL_PG_PORT or else a free port remembered in
 # $PANEL_RUN_DIR/pg/port. Trust authentication: a local test server only.
+# $PANEL_PG_PRELOAD (optional): shared_preload_libraries, e.g. pg_stat_statements.
 # Database `panel`, role `panel` (superuser). When run as root the server runs
 # as the `postgres` OS user, since PostgreSQL refuses to run as root.
 set -eu
@@ -120,6 +121,15 @@ log_line_prefix = '%m [%p] %q%u@%d '
 log_lock_waits = on
 timezone = 'UTC'
 EOF
+    # $PANEL_PG_PRELOAD: server libraries to preload, e.g. pg_stat_statements for the
+    # benchmark's per-statement profile (bench/run.py, BENCH_PG_STATEMENTS=1).
+    if [ -n "${PANEL_PG_PRELOAD:-}" ]; then
+        case $PANEL_PG_PRELOAD in
+        *[!a-z0-9_,]*) die "PANEL_PG_PRELOAD: library names only (a-z, 0-9, _ and ,)" ;;
+        esac
+        printf "shared_preload_libraries = '%s'\n" "$PANEL_PG_PRELOAD" |
+            as_owner sh -c 'cat >> "$1"' sh "$DATA/panel.conf"
+    fi
 }
 
 create_db() {

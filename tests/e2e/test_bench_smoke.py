@@ -66,6 +66,44 @@ class BenchSmoke(unittest.TestCase):
         self.assertTrue(any(g["goal"].startswith("google-sync vs a download-only client")
                             and g["ratio"] for g in goals), goals)
 
+    def test_million_section_alone_at_a_tiny_scale(self):
+        """BENCH_ONLY=million runs benchmark 8 alone (the 1,000,000-person district; here
+        BENCH_MILLION_SCALE shrinks it): the district is synced once, complete, with the
+        figures issue 19 asks for and where the time went."""
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "bench.json")
+            env = dict(os.environ, BENCH_SCALE="0.005", BENCH_ONLY="million",
+                       BENCH_MILLION_SCALE="0.002", BENCH_PG_STATEMENTS="1", BENCH_RESULTS=out,
+                       BENCH_RUN_DIR=os.path.join(ROOT, ".run", "bench-smoke"))
+            env.pop("BENCH_MILLION", None)
+            p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "run.py")],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+            self.assertEqual(p.returncode, 0, p.stdout[-3000:] + p.stderr[-3000:])
+            with open(out) as f:
+                res = json.load(f)
+        r = res["results"]
+        for name in SECTIONS:
+            self.assertEqual(r[name]["status"], "skipped (BENCH_ONLY)", name)
+        m = r["million"]
+        self.assertEqual(m["status"], "ok", m)
+        self.assertEqual(m["district"]["people"], 2000)
+        self.assertEqual(m["people"], m["people_expected"])
+        self.assertEqual(m["assets"], m["assets_expected"])
+        self.assertEqual([x["status"] for x in m["runs"]], ["completed", "completed"])
+        for svc in ("google-sync", "azure-sync", "merger"):
+            self.assertGreater(m["peak_rss_mib"][svc], 0)
+        for part in ("merger", "postgresql", "kafka"):
+            self.assertIn(part, m["cpu_seconds_until_published"])
+        self.assertGreater(m["database_mib"], 0)
+        self.assertGreater(m["stages"]["apply"]["events"], 0)
+        self.assertTrue(m["cpu_timeline"], m)
+        self.assertTrue(any(q["query"].startswith("INSERT INTO person_sources")
+                            for q in m["pg_statements"]["top"]), m["pg_statements"])
+        goal = next(g for g in res["goals"] if g["goal"].startswith("1,000,000-person"))
+        self.assertIn("2,000 people", goal["figure"])
+        self.assertTrue(goal["verdict"].startswith("not measured at 1,000,000"), goal)
+        self.assertIn("8 2,000 people", res["table"])
+
 
 if __name__ == "__main__":
     unittest.main()
