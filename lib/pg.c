@@ -83,6 +83,19 @@ PGconn *pgx_connect(const char *url, int timeout_s, char *err, size_t errlen)
     }
 }
 
+int pgx_reset(PGconn *conn, char *err, size_t errlen)
+{
+    PQreset(conn);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot reconnect to PostgreSQL: %s", PQerrorMessage(conn));
+        size_t n = strlen(err);
+        while (n && err[n - 1] == '\n')
+            err[--n] = '\0';
+        return -1;
+    }
+    return set_statement_timeout(conn, err, errlen);
+}
+
 int pgx_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 {
     PGresult *res = PQexec(conn, sql);

@@ -20,6 +20,10 @@ long pgx_statement_timeout_ms(void);
  * set the statement_timeout above. Returns a connection (caller PQfinish-es it) or NULL with
  * a message in err. */
 PGconn *pgx_connect(const char *url, int timeout_s, char *err, size_t errlen);
+/* Reconnect a connection that was lost (PQreset, once) and give it pgx_connect's session
+ * settings again: PQreset alone comes back without them, so a reset connection would run
+ * without a statement_timeout. 0, or -1 with a message (the connection stays bad). */
+int pgx_reset(PGconn *conn, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* 0 when the database's schema version equals PANEL_SCHEMA_VERSION; else -1 and a message
  * telling the operator to run the migrations (or to upgrade the binary). */
 int pgx_check_schema(PGconn *conn, char *err, size_t errlen) __attribute__((warn_unused_result));

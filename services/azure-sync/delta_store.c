@@ -1,5 +1,6 @@
 #include "delta_store.h"
 
+#include "log.h"
 #include "pg.h"
 
 #include <libpq-fe.h>
@@ -40,8 +41,10 @@ static PGresult *exec(struct delta_store *ds, const char *sql, int n, const char
 {
     PGresult *res = PQexecParams(ds->conn, sql, n, NULL, params, NULL, NULL, 0);
     if (PQstatus(ds->conn) == CONNECTION_BAD) {
+        char err[256];
         PQclear(res);
-        PQreset(ds->conn);
+        if (pgx_reset(ds->conn, err, sizeof err) != 0)
+            log_warn("delta links: %s", err);
         res = PQexecParams(ds->conn, sql, n, NULL, params, NULL, NULL, 0);
     }
     return res;

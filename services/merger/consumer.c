@@ -123,19 +123,6 @@ static bool db_healthy(PGconn *pg)
     return ok;
 }
 
-/* The candidate search looks addresses up in person_sources' GIN index, and a GIN search
- * reads the index's whole pending list (entries not yet merged into the tree) against every
- * looked-up address. With the server's default 4 MB limit that list holds tens of thousands of
- * entries during a first sync, and each 2,000-event batch's search took 2.4 s at 60,000 people
- * (0.2 s right after the list was merged). Only the merger writes person_sources, so its own
- * session keeps the list small: each insert merges it into the tree once it passes 64 kB. */
-#define MERGER_SESSION_SQL "SET gin_pending_list_limit = '64kB'"
-
-static int session_setup(PGconn *pg, char *err, size_t errlen)
-{
-    return pgx_exec(pg, MERGER_SESSION_SQL, err, errlen);
-}
-
 static void free_batch(rd_kafka_message_t **msgs, Envelope **envs, size_t *n)
 {
     for (size_t i = 0; i < *n; i++) {
@@ -164,7 +151,7 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
         goto out;
     }
     c.pg = pgx_connect(o->pg_url, 30, err, errlen);
-    if (!c.pg || session_setup(c.pg, err, errlen) != 0)
+    if (!c.pg)
         goto out;
     dlq = kafka_producer_new(o->brokers, "panel-merger-dlq", NULL, err, errlen);
     if (!dlq)
@@ -275,10 +262,9 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
                 (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
             bool timed_out = limit_ms > 0 && took_ms >= limit_ms;
             if (!db_up) {
-                PQreset(c.pg);
-                char serr[256];
-                if (PQstatus(c.pg) == CONNECTION_OK && session_setup(c.pg, serr, sizeof serr) != 0)
-                    log_warn("merger session settings: %s", serr);
+                char rerr[256];
+                if (pgx_reset(c.pg, rerr, sizeof rerr) != 0)
+                    log_warn("%s", rerr);
             } else if (timed_out)
                 log_warn("the batch ran into the %ld ms statement timeout; retrying it", limit_ms);
             enum intake_next next = intake_failed(&failures, ar, db_up, timed_out, n);

@@ -1,13 +1,13 @@
 """End-to-end test of the merger's candidate search at scale: the GIN index of source rows'
 addresses (person_sources_addresses) keeps a small pending list while the merger writes, so a
-batch's search does not read tens of thousands of unmerged entries (issue 19: at 60,000 people
+batch's search does not read tens of thousands of unmerged entries (migration 0021) (issue 19: at 60,000 people
 of a 1,000,000-person first sync each batch's search took 2.4 s, 0.2 s right after a merge)."""
 import unittest
 
 import harness
 import test_merger as m
 
-# The merger's session limit (services/merger/consumer.c): 64 kB = 8 pages of 8 kB, plus the
+# The index's own limit (db/migrations/0021): 64 kB = 8 pages of 8 kB, plus the
 # page being filled when an insert passes the limit and merges the list.
 PENDING_PAGES_MAX = 9
 

@@ -127,6 +127,41 @@ static void migrations_apply_once_on_an_empty_database(void **state)
     PQfinish(admin);
 }
 
+/* A connection lost and reset keeps pgx_connect's statement_timeout (PQreset alone drops the
+ * session's SET, and a reset merger connection then ran with no timeout at all). */
+static void a_reset_connection_keeps_its_statement_timeout(void **state)
+{
+    (void)state;
+    const char *url = env_or_fail("PANEL_PG_URL");
+    char err[1024], sql[96];
+    long before = pgx_statement_timeout_ms();
+    pgx_set_statement_timeout_ms(4321);
+    PGconn *conn = pgx_connect(url, 10, err, sizeof err);
+    PGconn *admin = pgx_connect(url, 10, err, sizeof err);
+    assert_non_null(conn);
+    assert_non_null(admin);
+    PGresult *res = PQexec(conn, "SHOW statement_timeout");
+    assert_true(pgx_ok(res, PGRES_TUPLES_OK, err, sizeof err));
+    assert_string_equal(PQgetvalue(res, 0, 0), "4321ms");
+    PQclear(res);
+
+    /* The server ends the session, as a PostgreSQL restart or an idle-session kill does. */
+    snprintf(sql, sizeof sql, "SELECT pg_terminate_backend(%d)", PQbackendPID(conn));
+    assert_int_equal(pgx_exec(admin, sql, err, sizeof err), 0);
+    res = PQexec(conn, "SELECT 1");
+    PQclear(res);
+    assert_int_equal(PQstatus(conn), CONNECTION_BAD);
+
+    assert_int_equal(pgx_reset(conn, err, sizeof err), 0);
+    res = PQexec(conn, "SHOW statement_timeout");
+    assert_true(pgx_ok(res, PGRES_TUPLES_OK, err, sizeof err));
+    assert_string_equal(PQgetvalue(res, 0, 0), "4321ms");
+    PQclear(res);
+    PQfinish(conn);
+    PQfinish(admin);
+    pgx_set_statement_timeout_ms(before);
+}
+
 /* ------------------------------------------------------------------ HTTP client retries */
 
 struct flaky_server {
@@ -219,6 +254,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(envelopes_roundtrip_through_the_broker),
         cmocka_unit_test(migrations_apply_once_on_an_empty_database),
+        cmocka_unit_test(a_reset_connection_keeps_its_statement_timeout),
         cmocka_unit_test(client_retries_and_honours_retry_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
