@@ -57,6 +57,15 @@ static int set_statement_timeout(PGconn *conn, char *err, size_t errlen)
     return 0;
 }
 
+/* "what: libpq's message" without libpq's trailing newline. */
+static void connection_error(char *err, size_t errlen, const char *what, const PGconn *conn)
+{
+    snprintf(err, errlen, "%s: %s", what, conn ? PQerrorMessage(conn) : "out of memory");
+    size_t n = strlen(err);
+    while (n && err[n - 1] == '\n')
+        err[--n] = '\0';
+}
+
 PGconn *pgx_connect(const char *url, int timeout_s, char *err, size_t errlen)
 {
     time_t deadline = time(NULL) + timeout_s;
@@ -68,11 +77,7 @@ PGconn *pgx_connect(const char *url, int timeout_s, char *err, size_t errlen)
             PQfinish(conn);
             return NULL;
         }
-        snprintf(err, errlen, "cannot connect to PostgreSQL: %s",
-                 conn ? PQerrorMessage(conn) : "out of memory");
-        size_t n = strlen(err);
-        while (n && err[n - 1] == '\n')
-            err[--n] = '\0';
+        connection_error(err, errlen, "cannot connect to PostgreSQL", conn);
         PQfinish(conn);
         if (time(NULL) >= deadline)
             return NULL;
@@ -87,10 +92,7 @@ int pgx_reset(PGconn *conn, char *err, size_t errlen)
 {
     PQreset(conn);
     if (PQstatus(conn) != CONNECTION_OK) {
-        snprintf(err, errlen, "cannot reconnect to PostgreSQL: %s", PQerrorMessage(conn));
-        size_t n = strlen(err);
-        while (n && err[n - 1] == '\n')
-            err[--n] = '\0';
+        connection_error(err, errlen, "cannot reconnect to PostgreSQL", conn);
         return -1;
     }
     return set_statement_timeout(conn, err, errlen);
