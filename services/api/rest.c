@@ -597,7 +597,9 @@ int rest_serve(struct mg_connection *conn, void *cbdata)
                               ? router_match(r.api->router, r.method, uri, &r.route, &route, allow)
                               : ROUTER_NO_ROUTE;
     if (m == ROUTER_NO_ROUTE) {
-        rest_not_found(&r);
+        /* Not "no such resource": a client (and the contract test) can tell a path the api
+         * does not serve from a row that does not exist. */
+        rest_error(&r, 404, "not_found", "no such route");
         goto send;
     }
     if (m == ROUTER_MATCHED)

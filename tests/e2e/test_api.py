@@ -1453,7 +1453,8 @@ class ApiTest(unittest.TestCase):
             api.stop()
 
     def test_openapi_describes_the_routes(self):
-        """Every documented path and method is served (viewers: GETs answer, changes 403)."""
+        """Every documented path and method is served (viewers: GETs answer, changes 403); a
+        templated GET of a row that does not exist is the resource's 404, not the router's."""
         with open(os.path.join(harness.ROOT, "docs", "openapi.yaml")) as f:
             spec = f.read()
         routes, path = [], None
@@ -1481,6 +1482,8 @@ class ApiTest(unittest.TestCase):
                     self.assertIn(st, (200, 404), out)
                     if st == 404:
                         self.assertIn("{", path, "a fixed documented path is not served")
+                        # the row does not exist; the route itself must be served
+                        self.assertEqual(out["error"]["message"], "no such resource", out)
                 else:
                     self.assertEqual(st, 403, out)
 
