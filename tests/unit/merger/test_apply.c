@@ -14,17 +14,7 @@
 #include "apply_people.h"
 #include "apply_removals.h"
 
-static json_t *obj(const char *text)
-{
-    json_t *v = json_loads(text, 0, NULL);
-    assert_non_null(v);
-    return v;
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
+#include "json_fixtures.h"
 
 static void an_observation_names_its_kind_and_source_id(void **state)
 {
