@@ -15,6 +15,33 @@
 
 /* ---------------------------------------------------------------- approve / reject */
 
+/* Start the transaction of a decision whose ids are ids_valid: true when started; false when
+ * not, with *res set to DECIDE_NOT_FOUND when the ids do not read (no such row can exist). */
+static bool decision_begin(struct actx *c, bool ids_valid, enum apply_decide_result *res)
+{
+    if (!ids_valid) {
+        *res = DECIDE_NOT_FOUND;
+        return false;
+    }
+    return actx_begin(c) == 0;
+}
+
+/* Run sql (n text parameters), which reads or locks the row a decision is about: true with *r
+ * holding it (caller PQclear-s it); false when there is none (*res set to DECIDE_NOT_FOUND) or
+ * on a database error (*res left as it is, the reason in c->err). */
+static bool decision_row(struct actx *c, const char *sql, int n, const char *const *params,
+                         PGresult **r, enum apply_decide_result *res)
+{
+    *r = actx_query(c, sql, n, params, PGRES_TUPLES_OK);
+    if (!*r)
+        return false;
+    if (PQntuples(*r) == 0) {
+        *res = DECIDE_NOT_FOUND;
+        return false;
+    }
+    return true;
+}
+
 enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char *run_id,
                                       const char *admin, enum apply_decision d, long *removed,
                                       char *err, size_t errlen)
@@ -28,22 +55,13 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (!ids_tenant_valid(tenant) || !ids_uuid_valid(run_id)) {
-        res = DECIDE_NOT_FOUND;
-        goto out;
-    }
-    if (actx_begin(c))
+    if (!decision_begin(c, ids_tenant_valid(tenant) && ids_uuid_valid(run_id), &res))
         goto out;
     const char *params[4] = {tenant, run_id, admin, NULL};
-    r = actx_query(c,
-                   "SELECT status FROM sync_runs WHERE tenant_id = $1 AND run_id = $2 FOR UPDATE",
-                   2, params, PGRES_TUPLES_OK);
-    if (!r)
+    if (!decision_row(
+            c, "SELECT status FROM sync_runs WHERE tenant_id = $1 AND run_id = $2 FOR UPDATE", 2,
+            params, &r, &res))
         goto rollback;
-    if (PQntuples(r) == 0) {
-        res = DECIDE_NOT_FOUND;
-        goto rollback;
-    }
     if (strcmp(col_str(r, 0, 0), "held") != 0) {
         res = DECIDE_NOT_HELD;
         goto rollback;
@@ -113,26 +131,20 @@ enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, cons
         snprintf(err, errlen, "out of memory");
         goto out;
     }
-    if (!ids_tenant_valid(tenant) || !ids_uuid_valid(case_id) ||
-        (person_id && !ids_uuid_valid(person_id))) {
-        res = DECIDE_NOT_FOUND;
-        goto out;
-    }
-    if (actx_begin(c))
+    if (!decision_begin(c,
+                        ids_tenant_valid(tenant) && ids_uuid_valid(case_id) &&
+                            (!person_id || ids_uuid_valid(person_id)),
+                        &res))
         goto out;
     const char *params[4] = {tenant, case_id, NULL, admin};
-    r = actx_query(c,
-                   "SELECT m.source, m.source_id, m.status, ps.email_norm, m.run_id"
-                   " FROM match_cases m LEFT JOIN person_sources ps ON ps.tenant_id = m.tenant_id"
-                   " AND ps.source = m.source AND ps.source_id = m.source_id"
-                   " WHERE m.tenant_id = $1 AND m.case_id = $2 FOR UPDATE OF m",
-                   2, params, PGRES_TUPLES_OK);
-    if (!r)
+    if (!decision_row(
+            c,
+            "SELECT m.source, m.source_id, m.status, ps.email_norm, m.run_id"
+            " FROM match_cases m LEFT JOIN person_sources ps ON ps.tenant_id = m.tenant_id"
+            " AND ps.source = m.source AND ps.source_id = m.source_id"
+            " WHERE m.tenant_id = $1 AND m.case_id = $2 FOR UPDATE OF m",
+            2, params, &r, &res))
         goto rollback;
-    if (PQntuples(r) == 0) {
-        res = DECIDE_NOT_FOUND;
-        goto rollback;
-    }
     if (strcmp(col_str(r, 0, 2), "open") != 0 || !col_str(r, 0, 3)) {
         res = DECIDE_NOT_HELD;
         goto rollback;
@@ -147,16 +159,11 @@ enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, cons
     r = NULL;
     if (person_id) {
         const char *p2[2] = {tenant, person_id};
-        r = actx_query(c,
-                       "SELECT 1 FROM people WHERE tenant_id = $1 AND person_id = $2::uuid"
-                       " AND removed_at IS NULL AND version > 0",
-                       2, p2, PGRES_TUPLES_OK);
-        if (!r)
+        if (!decision_row(c,
+                          "SELECT 1 FROM people WHERE tenant_id = $1 AND person_id = $2::uuid"
+                          " AND removed_at IS NULL AND version > 0",
+                          2, p2, &r, &res))
             goto rollback;
-        if (PQntuples(r) == 0) {
-            res = DECIDE_NOT_FOUND;
-            goto rollback;
-        }
         PQclear(r);
         r = NULL;
         snprintf(newid, sizeof newid, "%s", person_id);

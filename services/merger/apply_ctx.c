@@ -265,6 +265,24 @@ void actx_upsert_row_clear(struct upsert_row *u)
     u->old_fields = u->changed = NULL;
 }
 
+int actx_upsert_each(struct actx *c, PGresult *r, json_t *rows, actx_upsert_fn on_changed,
+                     void *arg)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct upsert_row u;
+        int changed = actx_upsert_row(c, r, i, rows, &u);
+        if (changed < 0)
+            return -1;
+        if (!changed)
+            continue;
+        int e = on_changed(c, r, i, &u, arg);
+        actx_upsert_row_clear(&u);
+        if (e)
+            return -1;
+    }
+    return 0;
+}
+
 int actx_begin(struct actx *c)
 {
     return pgx_exec(c->pg, "BEGIN", c->err, c->errlen);

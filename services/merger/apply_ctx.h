@@ -112,6 +112,14 @@ struct upsert_row {
  * when out of memory. */
 int actx_upsert_row(struct actx *c, PGresult *r, int i, json_t *rows, struct upsert_row *u);
 void actx_upsert_row_clear(struct upsert_row *u);
+/* Called for each changed row i of an upsert's result r, read into u (borrowed: released
+ * after the call); 0, or -1 to stop (the reason in c->err). */
+typedef int (*actx_upsert_fn)(struct actx *c, PGresult *r, int i, const struct upsert_row *u,
+                              void *arg);
+/* Read each row of r with actx_upsert_row and call on_changed for those whose object changed,
+ * in order. 0, or -1 at the first failure (out of memory, or on_changed's). */
+int actx_upsert_each(struct actx *c, PGresult *r, json_t *rows, actx_upsert_fn on_changed,
+                     void *arg);
 
 /* The transaction of an admin's decision or a batch: BEGIN; COMMIT; ROLLBACK (a failure to
  * roll back is logged: the connection is then reset by its owner). 0 or -1. */

@@ -56,6 +56,42 @@ out:
     return rc;
 }
 
+/* What devices_apply gathers from its upsert: the events to build (see devices_events) and
+ * the lifecycles to set on existing assets. */
+struct device_lists {
+    json_t *events, *lifecycles;
+};
+
+/* Queue the event of one changed device of devices_apply's upsert, and the lifecycle its
+ * Google status gives an existing asset (actx_upsert_fn; arg: struct device_lists). */
+static int device_changed(struct actx *c, PGresult *r, int i, const struct upsert_row *u, void *arg)
+{
+    struct device_lists *l = arg;
+    const char *t = u->tenant, *run = u->run, *asset_id = col_str(r, i, 5);
+    bool isnew = u->isnew;
+    json_t *f = json_object_get(u->staged, "f"), *od = u->old_fields, *ch = u->changed;
+    const char *status = json_string_value(json_object_get(f, "status"));
+    const char *old_status = json_string_value(json_object_get(od, "status"));
+    const char *lc = asset_status_lifecycle(status);
+    /* An existing asset follows Google's status while no admin set its lifecycle; a move
+     * into DISABLED or DEPROVISIONED overrides an admin's lifecycle (docs/sources.md). */
+    bool forced =
+        asset_status_blocks_checkout(status) && (!old_status || strcmp(old_status, status) != 0);
+    int e =
+        json_array_append_new(
+            l->events,
+            json_pack("{s:s,s:s,s:i,s:O,s:s?}", "t", t, "a", asset_id, "k",
+                      isnew ? PB_ASSET_CHANGE_KIND_CREATED : PB_ASSET_CHANGE_KIND_UPDATED, "ch", ch,
+                      "r", run)) ||
+        (!isnew && lc &&
+         json_array_append_new(l->lifecycles, json_pack("{s:s,s:s,s:s,s:b,s:i}", "t", t, "a",
+                                                        asset_id, "lc", lc, "forced", forced, "n",
+                                                        (int)json_array_size(l->events) - 1)));
+    if (e)
+        snprintf(c->err, c->errlen, "out of memory applying devices");
+    return e ? -1 : 0;
+}
+
 int devices_apply(struct actx *c, json_t *rows)
 {
     int rc = -1;
@@ -97,39 +133,9 @@ int devices_apply(struct actx *c, json_t *rows)
         rows, PGRES_TUPLES_OK);
     if (!r)
         goto out;
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct upsert_row u;
-        int changed = actx_upsert_row(c, r, i, rows, &u);
-        if (changed < 0)
-            goto out;
-        if (!changed)
-            continue;
-        const char *t = u.tenant, *run = u.run, *asset_id = col_str(r, i, 5);
-        bool isnew = u.isnew;
-        json_t *f = json_object_get(u.staged, "f"), *od = u.old_fields, *ch = u.changed;
-        const char *status = json_string_value(json_object_get(f, "status"));
-        const char *old_status = json_string_value(json_object_get(od, "status"));
-        const char *lc = asset_status_lifecycle(status);
-        /* An existing asset follows Google's status while no admin set its lifecycle; a move
-         * into DISABLED or DEPROVISIONED overrides an admin's lifecycle (docs/sources.md). */
-        bool forced = asset_status_blocks_checkout(status) &&
-                      (!old_status || strcmp(old_status, status) != 0);
-        int e =
-            json_array_append_new(
-                events,
-                json_pack("{s:s,s:s,s:i,s:O,s:s?}", "t", t, "a", asset_id, "k",
-                          isnew ? PB_ASSET_CHANGE_KIND_CREATED : PB_ASSET_CHANGE_KIND_UPDATED, "ch",
-                          ch, "r", run)) ||
-            (!isnew && lc &&
-             json_array_append_new(lifecycles, json_pack("{s:s,s:s,s:s,s:b,s:i}", "t", t, "a",
-                                                         asset_id, "lc", lc, "forced", forced, "n",
-                                                         (int)json_array_size(events) - 1)));
-        actx_upsert_row_clear(&u);
-        if (e) {
-            snprintf(c->err, c->errlen, "out of memory applying devices");
-            goto out;
-        }
-    }
+    struct device_lists lists = {events, lifecycles};
+    if (actx_upsert_each(c, r, rows, device_changed, &lists))
+        goto out;
     if (json_array_size(lifecycles) > 0) {
         PQclear(r);
         r = actx_query_json(

@@ -41,6 +41,18 @@ out:
     return rc;
 }
 
+/* The OrgUnitChanged of one changed org unit of orgunits_apply's upsert (actx_upsert_fn). */
+static int orgunit_changed(struct actx *c, PGresult *r, int i, const struct upsert_row *u,
+                           void *arg)
+{
+    (void)arg;
+    Panel__V1__ChangeKind kind = u->isnew            ? PB_CHANGE_KIND_CREATED
+                                 : col_bool(r, i, 5) ? PB_CHANGE_KIND_RESTORED
+                                                     : PB_CHANGE_KIND_UPDATED;
+    return orgunits_event(c, u->tenant, u->run, json_string_value(json_object_get(u->staged, "id")),
+                          kind, json_object_get(u->staged, "f"), u->changed);
+}
+
 int orgunits_apply(struct actx *c, json_t *rows)
 {
     int rc = -1;
@@ -71,23 +83,8 @@ int orgunits_apply(struct actx *c, json_t *rows)
         rows, PGRES_TUPLES_OK);
     if (!r)
         goto out;
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct upsert_row u;
-        int changed = actx_upsert_row(c, r, i, rows, &u);
-        if (changed < 0)
-            goto out;
-        if (!changed)
-            continue;
-        Panel__V1__ChangeKind kind = u.isnew             ? PB_CHANGE_KIND_CREATED
-                                     : col_bool(r, i, 5) ? PB_CHANGE_KIND_RESTORED
-                                                         : PB_CHANGE_KIND_UPDATED;
-        int e =
-            orgunits_event(c, u.tenant, u.run, json_string_value(json_object_get(u.staged, "id")),
-                           kind, json_object_get(u.staged, "f"), u.changed);
-        actx_upsert_row_clear(&u);
-        if (e)
-            goto out;
-    }
+    if (actx_upsert_each(c, r, rows, orgunit_changed, NULL))
+        goto out;
     rc = 0;
 out:
     PQclear(r);

@@ -44,82 +44,126 @@ static int path_ids(struct router_req *q, const char *id_name, const char **tena
     return 0;
 }
 
-static int handle_resolve(struct router_req *q)
+/* A decision route's request: the path's tenant and id, the body's admin and person_id
+ * (borrowed from the parsed body). */
+struct decision_req {
+    const char *tenant, *id, *admin, *person_id;
+};
+
+/* What a decision route replies when its apply_* call does not succeed, and the words its
+ * error log starts with. */
+struct decision_replies {
+    const char *log_what;                 /* "<log_what> <id>: <reason>" */
+    const char *not_found;                /* 404 not_found */
+    const char *not_held_code, *not_held; /* 409 */
+    const char *failed;                   /* 500 internal */
+};
+
+/* Calls the apply_* function of a route on pg; on DECIDE_OK, *reply is the 200 body (new
+ * reference) and the success is logged. */
+typedef enum apply_decide_result (*decision_apply_fn)(const struct decision_req *d, PGconn *pg,
+                                                      void *arg, json_t **reply, char *err,
+                                                      size_t errlen);
+
+/* The steps every decision route takes: the path's ids (the id named id_name), the body, a
+ * borrowed database connection, the apply_* call and its reply. The status of the reply. */
+static int decision_route(struct router_req *q, const char *id_name,
+                          const struct decision_replies *replies, decision_apply_fn apply,
+                          void *arg)
 {
     struct routes_ctx *ctx = q->ctx;
     struct mg_connection *conn = q->conn;
-    const char *tenant, *run, *admin, *person_id;
+    struct decision_req d;
     char err[512];
-    json_t *req = NULL;
+    json_t *req = NULL, *reply = NULL;
     struct db_conn *db = NULL;
     int status;
-    if ((status = path_ids(q, "case", &tenant, &run)) ||
-        (status = read_decision(q, &req, &admin, &person_id)))
+    if ((status = path_ids(q, id_name, &d.tenant, &d.id)) ||
+        (status = read_decision(q, &req, &d.admin, &d.person_id)))
         goto out;
     if (!(db = router_db(q, ctx->db, ROUTES_DB_WAIT_MS, &status)))
         goto out;
-    char resolved[40] = "";
-    enum apply_decide_result d = apply_resolve_case(db_pg(db), tenant, run, person_id, admin,
-                                                    resolved, sizeof resolved, err, sizeof err);
-    if (d == DECIDE_NOT_FOUND)
-        status = httpd_reply_error(conn, 404, "not_found", "no such match case or person");
-    else if (d == DECIDE_NOT_HELD)
-        status = httpd_reply_error(conn, 409, "conflict",
-                                   "the case is not open, or its e-mail belongs to another "
-                                   "Person (link it to that Person instead)");
-    else if (d != DECIDE_OK) {
-        log_error("resolve match case %s: %s", run, err);
-        status = httpd_reply_error(conn, 500, "internal", "could not resolve the case");
-    } else {
-        json_t *out =
-            json_pack("{s:s,s:s,s:s}", "case_id", run, "status", "resolved", "person_id", resolved);
-        log_info("match case %s of %s resolved by %s -> %s", run, tenant, admin, resolved);
-        status = httpd_reply_json(conn, 200, out);
-        json_decref(out);
-    }
+    enum apply_decide_result res = apply(&d, db_pg(db), arg, &reply, err, sizeof err);
+    if (res == DECIDE_NOT_FOUND)
+        status = httpd_reply_error(conn, 404, "not_found", replies->not_found);
+    else if (res == DECIDE_NOT_HELD)
+        status = httpd_reply_error(conn, 409, replies->not_held_code, replies->not_held);
+    else if (res != DECIDE_OK) {
+        log_error("%s %s: %s", replies->log_what, d.id, err);
+        status = httpd_reply_error(conn, 500, "internal", replies->failed);
+    } else
+        status = httpd_reply_json(conn, 200, reply);
 out:
     db_put(db);
     json_decref(req);
+    json_decref(reply);
     return status;
+}
+
+static enum apply_decide_result resolve_apply(const struct decision_req *d, PGconn *pg, void *arg,
+                                              json_t **reply, char *err, size_t errlen)
+{
+    (void)arg;
+    char resolved[40] = "";
+    enum apply_decide_result res = apply_resolve_case(pg, d->tenant, d->id, d->person_id, d->admin,
+                                                      resolved, sizeof resolved, err, errlen);
+    if (res == DECIDE_OK) {
+        *reply = json_pack("{s:s,s:s,s:s}", "case_id", d->id, "status", "resolved", "person_id",
+                           resolved);
+        log_info("match case %s of %s resolved by %s -> %s", d->id, d->tenant, d->admin, resolved);
+    }
+    return res;
+}
+
+static int handle_resolve(struct router_req *q)
+{
+    static const struct decision_replies replies = {
+        .log_what = "resolve match case",
+        .not_found = "no such match case or person",
+        .not_held_code = "conflict",
+        .not_held = "the case is not open, or its e-mail belongs to another "
+                    "Person (link it to that Person instead)",
+        .failed = "could not resolve the case",
+    };
+    return decision_route(q, "case", &replies, resolve_apply, NULL);
+}
+
+static enum apply_decide_result decide_apply(const struct decision_req *d, PGconn *pg, void *arg,
+                                             json_t **reply, char *err, size_t errlen)
+{
+    enum apply_decision decision = *(const enum apply_decision *)arg;
+    const char *action = decision == APPLY_APPROVE ? "approve" : "reject";
+    long removed = 0;
+    enum apply_decide_result res =
+        apply_decide(pg, d->tenant, d->id, d->admin, decision, &removed, err, errlen);
+    if (res == DECIDE_OK) {
+        *reply = json_pack("{s:s,s:s,s:I}", "run_id", d->id, "status",
+                           decision == APPLY_APPROVE ? "approved" : "rejected", "removed",
+                           (json_int_t)removed);
+        log_info("run %s of %s %s by %s (%ld removed)", d->id, d->tenant, action, d->admin,
+                 removed);
+    }
+    return res;
 }
 
 static int decide(struct router_req *q, enum apply_decision decision)
 {
-    struct routes_ctx *ctx = q->ctx;
-    struct mg_connection *conn = q->conn;
-    const char *tenant, *run, *admin, *person_id;
-    const char *action = decision == APPLY_APPROVE ? "approve" : "reject";
-    char err[512];
-    json_t *req = NULL;
-    struct db_conn *db = NULL;
-    int status;
-    if ((status = path_ids(q, "run", &tenant, &run)) ||
-        (status = read_decision(q, &req, &admin, &person_id)))
-        goto out;
-    if (!(db = router_db(q, ctx->db, ROUTES_DB_WAIT_MS, &status)))
-        goto out;
-    long removed = 0;
-    enum apply_decide_result d =
-        apply_decide(db_pg(db), tenant, run, admin, decision, &removed, err, sizeof err);
-    if (d == DECIDE_NOT_FOUND)
-        status = httpd_reply_error(conn, 404, "not_found", "no such run");
-    else if (d == DECIDE_NOT_HELD)
-        status = httpd_reply_error(conn, 409, "not_held", "the run is not held");
-    else if (d != DECIDE_OK) {
-        log_error("%s run %s: %s", action, run, err);
-        status = httpd_reply_error(conn, 500, "internal", "could not record the decision");
-    } else {
-        json_t *out = json_pack("{s:s,s:s,s:I}", "run_id", run, "status",
-                                decision == APPLY_APPROVE ? "approved" : "rejected", "removed",
-                                (json_int_t)removed);
-        log_info("run %s of %s %s by %s (%ld removed)", run, tenant, action, admin, removed);
-        status = httpd_reply_json(conn, 200, out);
-        json_decref(out);
-    }
-out:
-    db_put(db);
-    json_decref(req);
-    return status;
+    static const struct decision_replies approve = {
+        .log_what = "approve run",
+        .not_found = "no such run",
+        .not_held_code = "not_held",
+        .not_held = "the run is not held",
+        .failed = "could not record the decision",
+    };
+    static const struct decision_replies reject = {
+        .log_what = "reject run",
+        .not_found = "no such run",
+        .not_held_code = "not_held",
+        .not_held = "the run is not held",
+        .failed = "could not record the decision",
+    };
+    return decision_route(q, "run", decision == APPLY_APPROVE ? &approve : &reject, decide_apply,
+                          &decision);
 }
 
 static int handle_approve(struct router_req *q)

@@ -14,17 +14,7 @@
 #include "apply_people.h"
 #include "apply_removals.h"
 
-static json_t *obj(const char *text)
-{
-    json_t *v = json_loads(text, 0, NULL);
-    assert_non_null(v);
-    return v;
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
+#include "json_fixtures.h"
 
 static void an_observation_names_its_kind_and_source_id(void **state)
 {
@@ -323,6 +313,51 @@ static void an_upserted_row_is_counted_and_compared(void **state)
     actx_free(c);
 }
 
+/* What upsert_each_visit saw: the rows it was called for, and the one to fail at (-1: none). */
+struct visits {
+    int seen[4], n, fail_at;
+};
+
+static int upsert_each_visit(struct actx *c, PGresult *r, int i, const struct upsert_row *u,
+                             void *arg)
+{
+    (void)c;
+    (void)r;
+    struct visits *v = arg;
+    assert_non_null(u->changed); /* a changed row, read */
+    v->seen[v->n++] = i;
+    return i == v->fail_at ? -1 : 0;
+}
+
+/* The loop of the device and org unit upserts: only changed rows, in order; a failure stops. */
+static void upsert_each_calls_back_for_changed_rows_only(void **state)
+{
+    (void)state;
+    char err[128];
+    struct actx *c = actx_new(NULL, err, sizeof err);
+    assert_non_null(c);
+    json_t *rows = obj("[{\"t\":\"d1\",\"f\":{\"a\":1}},{\"t\":\"d1\",\"f\":{\"a\":2}},"
+                       "{\"t\":\"d1\",\"f\":{\"a\":3}}]");
+    const char *const res[3][5] = {
+        {"0", "t", "t", NULL, NULL},
+        {"1", "f", "f", "{\"a\":2}", NULL},
+        {"2", "t", "f", "{\"a\":1}", NULL},
+    };
+    PGresult *r = upsert_result(res, 3);
+    struct visits v = {.fail_at = -1};
+    assert_int_equal(actx_upsert_each(c, r, rows, upsert_each_visit, &v), 0);
+    assert_int_equal(v.n, 2);
+    assert_int_equal(v.seen[0], 0);
+    assert_int_equal(v.seen[1], 2); /* the unchanged row 1 is skipped */
+    assert_int_equal(c->rows_changed, 2);
+    struct visits stop = {.fail_at = 0};
+    assert_int_equal(actx_upsert_each(c, r, rows, upsert_each_visit, &stop), -1);
+    assert_int_equal(stop.n, 1); /* nothing after the failure */
+    PQclear(r);
+    json_decref(rows);
+    actx_free(c);
+}
+
 static void results_have_names(void **state)
 {
     (void)state;
@@ -343,6 +378,7 @@ int main(void)
         cmocka_unit_test(the_remerge_queue_names_tenant_person_and_run),
         cmocka_unit_test(buffered_rows_name_their_columns),
         cmocka_unit_test(an_upserted_row_is_counted_and_compared),
+        cmocka_unit_test(upsert_each_calls_back_for_changed_rows_only),
         cmocka_unit_test(results_have_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,17 +10,7 @@
 #include "apply.h"
 #include "merge.h"
 
-static json_t *obj(const char *text)
-{
-    json_t *v = json_loads(text, 0, NULL);
-    assert_non_null(v);
-    return v;
-}
-
-static const char *str(const json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
+#include "json_fixtures.h"
 
 static void azure_wins_field_by_field_google_fills_the_rest(void **state)
 {
