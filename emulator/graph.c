@@ -435,6 +435,33 @@ static int end_page(struct buf *page, const struct buf *values)
 
 /* ---- /v1.0/users ---- */
 
+/* Append the district's live users from position *pos on that match f (kind 0: every one)
+ * to values, comma-separated after the *got already there, until there are limit; *pos
+ * ends at the first user not taken. The caller holds the district's lock. 0, or -1 out of
+ * memory. */
+static int append_live_users(struct district *d, const struct filter *f, uint64_t mask, long limit,
+                             size_t *pos, long *got, struct buf *values)
+{
+    size_t n = district_count(d, DC_AUSERS), i = *pos;
+    int rc = -1;
+    for (; i < n; i++) {
+        const struct ditem *it = district_item(d, DC_AUSERS, i);
+        if (it->flags & (DITEM_DELETED | DITEM_GONE))
+            continue;
+        if (!filter_match(f, it->json))
+            continue;
+        if (*got == limit)
+            break;
+        if ((*got && buf_appends(values, ",")) || append_user(values, it->json, mask, NULL))
+            goto out;
+        ++*got;
+    }
+    rc = 0;
+out:
+    *pos = i;
+    return rc;
+}
+
 static void users(struct mg_connection *conn, struct emu *e, struct reply *r)
 {
     char sel[2048], top[32], filt[512], skip[512], base[300];
@@ -493,19 +520,7 @@ static void users(struct mg_connection *conn, struct emu *e, struct reply *r)
     size_t n = district_count(d, DC_AUSERS);
     long got = 0;
     size_t i = (size_t)pos;
-    for (; i < n; i++) {
-        const struct ditem *it = district_item(d, DC_AUSERS, i);
-        if (it->flags & (DITEM_DELETED | DITEM_GONE))
-            continue;
-        if (!filter_match(&f, it->json))
-            continue;
-        if (got == ntop)
-            break;
-        if (got)
-            B(buf_appends(&values, ","));
-        B(append_user(&values, it->json, mask, NULL));
-        got++;
-    }
+    B(append_live_users(d, &f, mask, ntop, &i, &got, &values));
     district_unlock(d);
     locked = false;
     B(context(&page, base, mask, has_sel));
@@ -667,19 +682,10 @@ static void delta(struct mg_connection *conn, struct emu *e, struct reply *r)
     bool more = false;
     if (st.vfrom == 0) {
         /* initial round: every current user, full (selected) objects */
-        size_t n = district_count(d, DC_AUSERS), i = (size_t)st.pos;
-        for (; i < n; i++) {
-            const struct ditem *it = district_item(d, DC_AUSERS, i);
-            if (it->flags & (DITEM_DELETED | DITEM_GONE))
-                continue;
-            if (got == size)
-                break;
-            if (got)
-                B(buf_appends(&values, ","));
-            B(append_user(&values, it->json, mask, NULL));
-            got++;
-        }
-        more = i < n;
+        const struct filter every = {0};
+        size_t i = (size_t)st.pos;
+        B(append_live_users(d, &every, mask, size, &i, &got, &values));
+        more = i < district_count(d, DC_AUSERS);
         next = i;
     } else {
         long nc = district_azure_changes(d, st.vfrom, st.vto, &changes);
