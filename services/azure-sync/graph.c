@@ -1,5 +1,6 @@
 #include "graph.h"
 
+#include "ids.h"
 #include "json.h"
 #include "log.h"
 #include "panel/v1/pb_short_names.h"
@@ -58,17 +59,8 @@ static bool extension_name_ok(const char *s)
 {
     static const char prefix[] = "extension_";
     size_t n = strlen(s), p = sizeof prefix - 1;
-    if (n > 120 || strncmp(s, prefix, p) != 0 || n < p + 32 + 2 || s[p + 32] != '_')
-        return false;
-    for (size_t i = p; i < p + 32; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-              (s[i] >= 'A' && s[i] <= 'F')))
-            return false;
-    for (size_t i = p + 33; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return false;
-    return true;
+    return n <= 120 && strncmp(s, prefix, p) == 0 && n >= p + 32 + 2 && s[p + 32] == '_' &&
+           ids_chars_hex(s + p, 32) && ids_chars_alnum(s + p + 33, n - p - 33, "_");
 }
 
 int graph_prepare(struct graph *g, char *err, size_t errlen)

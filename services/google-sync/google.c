@@ -1,5 +1,6 @@
 #include "google.h"
 
+#include "ids.h"
 #include "json.h"
 #include "log.h"
 #include "panel/v1/pb_short_names.h"
@@ -286,13 +287,7 @@ static const struct listing users = {
 /* A custom schema or field name as Google allows them (letters, digits, '_', '-'). */
 static bool schema_name_ok(const char *s, size_t n)
 {
-    if (n == 0 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
-            return false;
-    return true;
+    return n > 0 && n <= 64 && ids_chars_alnum(s, n, "_-");
 }
 
 int google_opts_prepare(struct google_opts *g, char *err, size_t errlen)
