@@ -106,31 +106,32 @@ fetch_reason graph_failure(long status, const struct buf *body, char *msg, size_
     return fetch_failure_reason(status, false, false);
 }
 
+/* ctx: the reply's status. */
+static bool delta_token_gone(const char *code, const char *message, const void *ctx)
+{
+    long status = *(const long *)ctx;
+    return strcasecmp(code, "syncStateNotFound") == 0 || strcasecmp(code, "resyncRequired") == 0 ||
+           (status == 400 &&
+            (strcasestr(message, "syncStateNotFound") || strcasestr(message, "resyncRequired")));
+}
+
 bool graph_delta_expired(long status, const struct buf *body)
 {
     if (status == 410)
         return true;
-    if (status < 400)
-        return false;
-    const char *code, *message;
-    json_t *root = graph_error(body, &code, &message);
-    bool yes =
-        strcasecmp(code, "syncStateNotFound") == 0 || strcasecmp(code, "resyncRequired") == 0 ||
-        (status == 400 &&
-         (strcasestr(message, "syncStateNotFound") || strcasestr(message, "resyncRequired")));
-    json_decref(root);
-    return yes;
+    return status >= 400 && fetch_error_is(body, graph_error, delta_token_gone, &status);
+}
+
+static bool page_token_gone(const char *code, const char *message, const void *ctx)
+{
+    (void)message;
+    (void)ctx;
+    return strcmp(code, "Directory_ExpiredPageToken") == 0;
 }
 
 bool graph_page_token_expired(long status, const struct buf *body)
 {
-    if (status != 400)
-        return false;
-    const char *code, *message;
-    json_t *root = graph_error(body, &code, &message);
-    bool yes = strcmp(code, "Directory_ExpiredPageToken") == 0;
-    json_decref(root);
-    return yes;
+    return status == 400 && fetch_error_is(body, graph_error, page_token_gone, NULL);
 }
 
 /* ------------------------------------------------------------------ paging */
