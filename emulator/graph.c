@@ -435,6 +435,15 @@ static int end_page(struct buf *page, const struct buf *values)
 
 /* ---- /v1.0/users ---- */
 
+/* A handler's out-of-memory end: the district's lock released when it is held (d not NULL),
+ * Graph's 500 generalException. */
+static void reply_out_of_memory(struct reply *r, struct district *locked)
+{
+    if (locked)
+        district_unlock(locked);
+    reply_graph_error(r, 500, "generalException", "Out of memory.");
+}
+
 /* Append the district's live users from position *pos on that match f (kind 0: every one)
  * to values, comma-separated after the *got already there, until there are limit; *pos
  * ends at the first user not taken. The caller holds the district's lock. 0, or -1 out of
@@ -544,9 +553,7 @@ static void users(struct mg_connection *conn, struct emu *e, struct reply *r)
     reply_take_body(r, 200, &page);
     goto out;
 oom:
-    if (locked)
-        district_unlock(d);
-    reply_graph_error(r, 500, "generalException", "Out of memory.");
+    reply_out_of_memory(r, locked ? d : NULL);
 out:
     buf_free(&page);
     buf_free(&values);
@@ -748,9 +755,7 @@ done:
     reply_take_body(r, 200, &page);
     goto out;
 oom:
-    if (locked)
-        district_unlock(d);
-    reply_graph_error(r, 500, "generalException", "Out of memory.");
+    reply_out_of_memory(r, locked ? d : NULL);
 out:
     free(changes);
     buf_free(&page);
