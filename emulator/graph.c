@@ -435,6 +435,42 @@ static int end_page(struct buf *page, const struct buf *values)
 
 /* ---- /v1.0/users ---- */
 
+/* A handler's out-of-memory end: the district's lock released when it is held (d not NULL),
+ * Graph's 500 generalException. */
+static void reply_out_of_memory(struct reply *r, struct district *locked)
+{
+    if (locked)
+        district_unlock(locked);
+    reply_graph_error(r, 500, "generalException", "Out of memory.");
+}
+
+/* Append the district's live users from position *pos on that match f (kind 0: every one)
+ * to values, comma-separated after the *got already there, until there are limit; *pos
+ * ends at the first user not taken. The caller holds the district's lock. 0, or -1 out of
+ * memory. */
+static int append_live_users(struct district *d, const struct filter *f, uint64_t mask, long limit,
+                             size_t *pos, long *got, struct buf *values)
+{
+    size_t n = district_count(d, DC_AUSERS), i = *pos;
+    int rc = -1;
+    for (; i < n; i++) {
+        const struct ditem *it = district_item(d, DC_AUSERS, i);
+        if (it->flags & (DITEM_DELETED | DITEM_GONE))
+            continue;
+        if (!filter_match(f, it->json))
+            continue;
+        if (*got == limit)
+            break;
+        if ((*got && buf_appends(values, ",")) || append_user(values, it->json, mask, NULL))
+            goto out;
+        ++*got;
+    }
+    rc = 0;
+out:
+    *pos = i;
+    return rc;
+}
+
 static void users(struct mg_connection *conn, struct emu *e, struct reply *r)
 {
     char sel[2048], top[32], filt[512], skip[512], base[300];
@@ -493,19 +529,7 @@ static void users(struct mg_connection *conn, struct emu *e, struct reply *r)
     size_t n = district_count(d, DC_AUSERS);
     long got = 0;
     size_t i = (size_t)pos;
-    for (; i < n; i++) {
-        const struct ditem *it = district_item(d, DC_AUSERS, i);
-        if (it->flags & (DITEM_DELETED | DITEM_GONE))
-            continue;
-        if (!filter_match(&f, it->json))
-            continue;
-        if (got == ntop)
-            break;
-        if (got)
-            B(buf_appends(&values, ","));
-        B(append_user(&values, it->json, mask, NULL));
-        got++;
-    }
+    B(append_live_users(d, &f, mask, ntop, &i, &got, &values));
     district_unlock(d);
     locked = false;
     B(context(&page, base, mask, has_sel));
@@ -529,9 +553,7 @@ static void users(struct mg_connection *conn, struct emu *e, struct reply *r)
     reply_take_body(r, 200, &page);
     goto out;
 oom:
-    if (locked)
-        district_unlock(d);
-    reply_graph_error(r, 500, "generalException", "Out of memory.");
+    reply_out_of_memory(r, locked ? d : NULL);
 out:
     buf_free(&page);
     buf_free(&values);
@@ -667,19 +689,10 @@ static void delta(struct mg_connection *conn, struct emu *e, struct reply *r)
     bool more = false;
     if (st.vfrom == 0) {
         /* initial round: every current user, full (selected) objects */
-        size_t n = district_count(d, DC_AUSERS), i = (size_t)st.pos;
-        for (; i < n; i++) {
-            const struct ditem *it = district_item(d, DC_AUSERS, i);
-            if (it->flags & (DITEM_DELETED | DITEM_GONE))
-                continue;
-            if (got == size)
-                break;
-            if (got)
-                B(buf_appends(&values, ","));
-            B(append_user(&values, it->json, mask, NULL));
-            got++;
-        }
-        more = i < n;
+        const struct filter every = {0};
+        size_t i = (size_t)st.pos;
+        B(append_live_users(d, &every, mask, size, &i, &got, &values));
+        more = i < district_count(d, DC_AUSERS);
         next = i;
     } else {
         long nc = district_azure_changes(d, st.vfrom, st.vto, &changes);
@@ -742,9 +755,7 @@ done:
     reply_take_body(r, 200, &page);
     goto out;
 oom:
-    if (locked)
-        district_unlock(d);
-    reply_graph_error(r, 500, "generalException", "Out of memory.");
+    reply_out_of_memory(r, locked ? d : NULL);
 out:
     free(changes);
     buf_free(&page);

@@ -1109,6 +1109,17 @@ json_t *fetch_error_parse(const struct buf *body, const json_t **error, const ch
     return root;
 }
 
+bool fetch_error_is(const struct buf *body, fetch_error_reader read,
+                    bool (*test)(const char *code, const char *message, const void *ctx),
+                    const void *ctx)
+{
+    const char *code, *message;
+    json_t *root = read(body, &code, &message);
+    bool yes = test(code, message, ctx);
+    json_decref(root);
+    return yes;
+}
+
 void fetch_error_text(char *msg, size_t msglen, const char *code, const char *message)
 {
     snprintf(msg, msglen, "%s%s%s", code, *code && *message ? ": " : "", message);

@@ -127,6 +127,15 @@ int fetch_service_main(struct svc *svc, const struct fetch_env *env, const char 
  * result), or NULL. */
 json_t *fetch_error_parse(const struct buf *body, const json_t **error, const char **code,
                           const char **message);
+/* A provider's reader of its error bodies (google_error, graph_error): the parse as
+ * fetch_error_parse's, *code and *message borrowed from the result. */
+typedef json_t *(*fetch_error_reader)(const struct buf *body, const char **code,
+                                      const char **message);
+/* Whether the error in body, as read reads it, is the one test looks for (code and message
+ * are "" when absent; ctx passed through). */
+bool fetch_error_is(const struct buf *body, fetch_error_reader read,
+                    bool (*test)(const char *code, const char *message, const void *ctx),
+                    const void *ctx);
 /* "code: message" (either part alone when the other is empty) into msg. */
 void fetch_error_text(char *msg, size_t msglen, const char *code, const char *message);
 /* Why a final error ends the run: 429 or throttled: THROTTLED; 401 or revoked: REVOKED;

@@ -20,26 +20,33 @@ static bool blank(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+bool ids_chars_alnum(const char *s, size_t n, const char *also)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!alnum(s[i]) && (s[i] == '\0' || !strchr(also, s[i])))
+            return false;
+    return true;
+}
+
+bool ids_chars_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!hexdigit(s[i]))
+            return false;
+    return true;
+}
+
 bool ids_tenant_valid(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > IDS_TENANT_MAX || !alnum(s[0]))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!alnum(s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
-            return false;
-    return true;
+    return n > 0 && n <= IDS_TENANT_MAX && alnum(s[0]) && ids_chars_alnum(s + 1, n - 1, "_.-");
 }
 
 bool ids_directory_valid(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > IDS_DIRECTORY_MAX || !alnum(s[0]) || strstr(s, ".."))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!alnum(s[i]) && s[i] != '.' && s[i] != '-')
-            return false;
-    return true;
+    return n > 0 && n <= IDS_DIRECTORY_MAX && alnum(s[0]) && !strstr(s, "..") &&
+           ids_chars_alnum(s + 1, n - 1, ".-");
 }
 
 bool ids_uuid_valid(const char *s)

@@ -19,6 +19,13 @@ bool ids_tenant_valid(const char *s);
  * domain, 1..128 of A-Z a-z 0-9 . -, starting with a letter or digit, no "..". */
 bool ids_directory_valid(const char *s);
 
+/* Each of the n bytes at s is an ASCII letter, an ASCII digit or one of the characters of also
+ * ("" for none; never NUL). True for n == 0: the caller bounds the length. */
+bool ids_chars_alnum(const char *s, size_t n, const char *also);
+
+/* Each of the n bytes at s is a hexadecimal digit (either case). True for n == 0. */
+bool ids_chars_hex(const char *s, size_t n);
+
 /* A UUID in its 36-character text form, 8-4-4-4-12 hexadecimal digits (either case). */
 bool ids_uuid_valid(const char *s);
 

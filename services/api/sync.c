@@ -427,22 +427,24 @@ int sync_run_outcomes(struct router_req *q)
     return r->status;
 }
 
-int sync_run_approve(struct router_req *q)
+/* The approve and reject routes: one decision on the run named in the path. */
+static int run_decision(struct router_req *q, const char *decision)
 {
     struct api_req *r = rest_req(q);
     const char *id = rest_uuid_param(r, "run");
     if (id)
-        decide_run(r, id, "approve");
+        decide_run(r, id, decision);
     return r->status;
+}
+
+int sync_run_approve(struct router_req *q)
+{
+    return run_decision(q, "approve");
 }
 
 int sync_run_reject(struct router_req *q)
 {
-    struct api_req *r = rest_req(q);
-    const char *id = rest_uuid_param(r, "run");
-    if (id)
-        decide_run(r, id, "reject");
-    return r->status;
+    return run_decision(q, "reject");
 }
 
 int sync_cases(struct router_req *q)

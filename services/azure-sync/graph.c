@@ -1,5 +1,6 @@
 #include "graph.h"
 
+#include "ids.h"
 #include "json.h"
 #include "log.h"
 #include "panel/v1/pb_short_names.h"
@@ -58,17 +59,8 @@ static bool extension_name_ok(const char *s)
 {
     static const char prefix[] = "extension_";
     size_t n = strlen(s), p = sizeof prefix - 1;
-    if (n > 120 || strncmp(s, prefix, p) != 0 || n < p + 32 + 2 || s[p + 32] != '_')
-        return false;
-    for (size_t i = p; i < p + 32; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-              (s[i] >= 'A' && s[i] <= 'F')))
-            return false;
-    for (size_t i = p + 33; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return false;
-    return true;
+    return n <= 120 && strncmp(s, prefix, p) == 0 && n >= p + 32 + 2 && s[p + 32] == '_' &&
+           ids_chars_hex(s + p, 32) && ids_chars_alnum(s + p + 33, n - p - 33, "_");
 }
 
 int graph_prepare(struct graph *g, char *err, size_t errlen)
@@ -114,31 +106,32 @@ fetch_reason graph_failure(long status, const struct buf *body, char *msg, size_
     return fetch_failure_reason(status, false, false);
 }
 
+/* ctx: the reply's status. */
+static bool delta_token_gone(const char *code, const char *message, const void *ctx)
+{
+    long status = *(const long *)ctx;
+    return strcasecmp(code, "syncStateNotFound") == 0 || strcasecmp(code, "resyncRequired") == 0 ||
+           (status == 400 &&
+            (strcasestr(message, "syncStateNotFound") || strcasestr(message, "resyncRequired")));
+}
+
 bool graph_delta_expired(long status, const struct buf *body)
 {
     if (status == 410)
         return true;
-    if (status < 400)
-        return false;
-    const char *code, *message;
-    json_t *root = graph_error(body, &code, &message);
-    bool yes =
-        strcasecmp(code, "syncStateNotFound") == 0 || strcasecmp(code, "resyncRequired") == 0 ||
-        (status == 400 &&
-         (strcasestr(message, "syncStateNotFound") || strcasestr(message, "resyncRequired")));
-    json_decref(root);
-    return yes;
+    return status >= 400 && fetch_error_is(body, graph_error, delta_token_gone, &status);
+}
+
+static bool page_token_gone(const char *code, const char *message, const void *ctx)
+{
+    (void)message;
+    (void)ctx;
+    return strcmp(code, "Directory_ExpiredPageToken") == 0;
 }
 
 bool graph_page_token_expired(long status, const struct buf *body)
 {
-    if (status != 400)
-        return false;
-    const char *code, *message;
-    json_t *root = graph_error(body, &code, &message);
-    bool yes = strcmp(code, "Directory_ExpiredPageToken") == 0;
-    json_decref(root);
-    return yes;
+    return status == 400 && fetch_error_is(body, graph_error, page_token_gone, NULL);
 }
 
 /* ------------------------------------------------------------------ paging */

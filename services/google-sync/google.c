@@ -1,5 +1,6 @@
 #include "google.h"
 
+#include "ids.h"
 #include "json.h"
 #include "log.h"
 #include "panel/v1/pb_short_names.h"
@@ -112,22 +113,30 @@ static bool rate_limit_reason(const char *reason)
            strcmp(reason, "userRateLimitExceeded") == 0 || strcmp(reason, "quotaExceeded") == 0;
 }
 
+static bool rate_limited(const char *reason, const char *message, const void *ctx)
+{
+    (void)message;
+    (void)ctx;
+    return rate_limit_reason(reason);
+}
+
+static bool invalid_input(const char *reason, const char *message, const void *ctx)
+{
+    (void)reason;
+    (void)ctx;
+    return strncmp(message, "Invalid Input", 13) == 0;
+}
+
 enum http_retry google_classify(long status, const struct buf *body, void *ctx)
 {
     (void)ctx;
-    enum http_retry rc = HTTP_RETRY_NO;
     if (status == 429)
         return HTTP_RETRY_THROTTLED;
     if (status == 500 || status == 502 || status == 503 || status == 504)
         return HTTP_RETRY_YES;
-    if (status == 403) {
-        const char *reason, *message;
-        json_t *root = google_error(body, &reason, &message);
-        if (rate_limit_reason(reason))
-            rc = HTTP_RETRY_THROTTLED;
-        json_decref(root);
-    }
-    return rc;
+    if (status == 403 && fetch_error_is(body, google_error, rate_limited, NULL))
+        return HTTP_RETRY_THROTTLED;
+    return HTTP_RETRY_NO;
 }
 
 fetch_reason google_failure(long status, const struct buf *body, char *msg, size_t msglen)
@@ -143,13 +152,7 @@ fetch_reason google_failure(long status, const struct buf *body, char *msg, size
 
 bool google_invalid_input(long status, const struct buf *body)
 {
-    if (status != 400)
-        return false;
-    const char *reason, *message;
-    json_t *root = google_error(body, &reason, &message);
-    bool yes = strncmp(message, "Invalid Input", 13) == 0;
-    json_decref(root);
-    return yes;
+    return status == 400 && fetch_error_is(body, google_error, invalid_input, NULL);
 }
 
 /* ------------------------------------------------------------------ listings */
@@ -286,13 +289,7 @@ static const struct listing users = {
 /* A custom schema or field name as Google allows them (letters, digits, '_', '-'). */
 static bool schema_name_ok(const char *s, size_t n)
 {
-    if (n == 0 || n > 64)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
-            return false;
-    return true;
+    return n > 0 && n <= 64 && ids_chars_alnum(s, n, "_-");
 }
 
 int google_opts_prepare(struct google_opts *g, char *err, size_t errlen)

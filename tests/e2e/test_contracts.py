@@ -295,21 +295,27 @@ class ApiConformance(unittest.TestCase):
     def test_viewer_key_conforms(self):
         self.schemathesis(self.viewer, "viewer")
 
-    def test_the_run_fails_on_an_undocumented_status(self):
-        """The run is evidence only if it can fail: without GET /v1/assets/{asset_id}'s 404 in
-        the document, the 404 the api gives for an unknown id is reported."""
+    def run_on_broken_spec(self, name, operation_id, after, line, replacement):
+        """The admin key's run of one operation against a copy of the document in which the
+        first `line` after `after` reads `replacement`; the run must fail: its output."""
         with open(SPEC) as f:
             text = f.read()
-        start = text.index("      operationId: getAsset\n")
-        line = "        '404': {$ref: '#/components/responses/NotFound'}\n"
-        at = text.index(line, start)
+        at = text.index(line, text.index(after))
         with tempfile.TemporaryDirectory() as d:
             broken = os.path.join(d, "openapi.yaml")
             with open(broken, "w") as f:
-                f.write(text[:at] + text[at + len(line):])
-            _, out = self.schemathesis(self.admin, "undocumented", spec=broken,
-                                       extra=("--include-operation-id", "getAsset"),
+                f.write(text[:at] + replacement + text[at + len(line):])
+            _, out = self.schemathesis(self.admin, name, spec=broken,
+                                       extra=("--include-operation-id", operation_id),
                                        expect_ok=False)
+        return out
+
+    def test_the_run_fails_on_an_undocumented_status(self):
+        """The run is evidence only if it can fail: without GET /v1/assets/{asset_id}'s 404 in
+        the document, the 404 the api gives for an unknown id is reported."""
+        out = self.run_on_broken_spec(
+            "undocumented", "getAsset", "      operationId: getAsset\n",
+            "        '404': {$ref: '#/components/responses/NotFound'}\n", "")
         self.assertIn("Undocumented status code", out)
         self.assertRegex(out, r"Received: 404\s+Documented: 200, 400, 401, 405, 429, 503")
 
@@ -317,19 +323,9 @@ class ApiConformance(unittest.TestCase):
         """`required` is checked, not decoration: with time_zone (which the api sends to a
         signed-in person only) required of every GET /v1/session reply, the API key's reply
         is reported as missing it."""
-        with open(SPEC) as f:
-            text = f.read()
-        start = text.index("    Session:\n")
         line = "      required: [kind, tenant_id, role, actor]\n"
-        at = text.index(line, start)
-        with tempfile.TemporaryDirectory() as d:
-            broken = os.path.join(d, "openapi.yaml")
-            with open(broken, "w") as f:
-                f.write(text[:at] + line.replace("actor]", "actor, time_zone]") +
-                        text[at + len(line):])
-            _, out = self.schemathesis(self.admin, "missing-field", spec=broken,
-                                       extra=("--include-operation-id", "getSession"),
-                                       expect_ok=False)
+        out = self.run_on_broken_spec("missing-field", "getSession", "    Session:\n", line,
+                                      line.replace("actor]", "actor, time_zone]"))
         self.assertIn("Response violates schema", out)
         self.assertIn('"time_zone" is a required property', out)
 

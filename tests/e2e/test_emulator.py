@@ -296,14 +296,17 @@ class EmulatorTestCase(unittest.TestCase):
     def tearDownClass(cls):
         cls.emu.stop()
 
+    def redirected_back(self, status, headers, _body):
+        """A 302 to REDIRECT: the query parameters of its location."""
+        self.assertEqual(status, 302)
+        loc = urllib.parse.urlsplit(headers["location"])
+        self.assertEqual(f"{loc.scheme}://{loc.netloc}{loc.path}", REDIRECT)
+        return urllib.parse.parse_qs(loc.query)
+
 
 class GoogleOAuthTest(EmulatorTestCase):
     def test_authorize_allow_redirects_with_code_scope_state(self):
-        s, h, _ = self.emu.authorize("admin@alpha.k12.example")
-        self.assertEqual(s, 302)
-        loc = urllib.parse.urlsplit(h["location"])
-        self.assertEqual(f"{loc.scheme}://{loc.netloc}{loc.path}", REDIRECT)
-        q = urllib.parse.parse_qs(loc.query)
+        q = self.redirected_back(*self.emu.authorize("admin@alpha.k12.example"))
         self.assertEqual(q["state"], ["st-123"])
         self.assertTrue(q["code"][0])
         self.assertEqual(sorted(q["scope"][0].split()), sorted(ALL_SCOPES.split()))
@@ -742,11 +745,7 @@ class MicrosoftTest(EmulatorTestCase):
         q = urllib.parse.parse_qs(urllib.parse.urlsplit(h["location"]).query)
         self.assertEqual(q["error"], ["access_denied"])
         self.assertEqual(q["state"], ["ms-state"])
-        s, h, _ = self.emu.ms_consent("beta")
-        self.assertEqual(s, 302)
-        loc = urllib.parse.urlsplit(h["location"])
-        self.assertEqual(f"{loc.scheme}://{loc.netloc}{loc.path}", REDIRECT)
-        q = urllib.parse.parse_qs(loc.query)
+        q = self.redirected_back(*self.emu.ms_consent("beta"))
         self.assertEqual(q["admin_consent"], ["True"])
         self.assertEqual(q["tenant"], [d["azure_tenant_id"]])
         self.assertEqual(q["state"], ["ms-state"])

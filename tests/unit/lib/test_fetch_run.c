@@ -96,11 +96,48 @@ static void failure_reasons_by_status(void **state)
     assert_int_equal(fetch_failure_reason(500, false, false), PB_RUN_FAILURE_REASON_PROVIDER_ERROR);
 }
 
+/* A reader as a provider writes one: the common parse, the provider's own members ignored. */
+static json_t *read_oauth_error(const struct buf *body, const char **code, const char **message)
+{
+    const json_t *e;
+    return fetch_error_parse(body, &e, code, message);
+}
+
+static bool code_is(const char *code, const char *message, const void *want)
+{
+    (void)message;
+    return strcmp(code, want) == 0;
+}
+
+static bool message_is_empty(const char *code, const char *message, const void *ctx)
+{
+    (void)code;
+    (void)ctx;
+    return *message == '\0';
+}
+
+static void an_error_is_tested_with_the_providers_reader(void **state)
+{
+    (void)state;
+    struct buf oauth, junk;
+    set_body(&oauth, "{\"error\":\"invalid_grant\",\"error_description\":\"Bad Request\"}");
+    set_body(&junk, "<html>");
+    assert_true(fetch_error_is(&oauth, read_oauth_error, code_is, "invalid_grant"));
+    assert_false(fetch_error_is(&oauth, read_oauth_error, code_is, "invalid_client"));
+    assert_false(fetch_error_is(&oauth, read_oauth_error, message_is_empty, NULL));
+    /* no JSON: the test still runs, on "" and "" */
+    assert_true(fetch_error_is(&junk, read_oauth_error, code_is, ""));
+    assert_true(fetch_error_is(NULL, read_oauth_error, message_is_empty, NULL));
+    buf_free(&oauth);
+    buf_free(&junk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(error_bodies_of_both_shapes),
         cmocka_unit_test(error_text_joins_what_is_there),
+        cmocka_unit_test(an_error_is_tested_with_the_providers_reader),
         cmocka_unit_test(failure_reasons_by_status),
         cmocka_unit_test(refused_listings_are_named_in_order),
         cmocka_unit_test(a_name_that_does_not_fit_is_left_out_whole),

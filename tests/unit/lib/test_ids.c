@@ -30,6 +30,21 @@ static void tenant_ids(void **state)
     assert_false(ids_tenant_valid(longest));
 }
 
+static void letters_digits_and_hex_digits_of_n_bytes(void **state)
+{
+    (void)state;
+    assert_true(ids_chars_alnum("Grade_7-b", 9, "_-"));
+    assert_true(ids_chars_alnum("", 0, ""));
+    assert_true(ids_chars_alnum("ab-", 2, "")); /* only the n bytes are read */
+    assert_false(ids_chars_alnum("Grade_7-b", 9, "_"));
+    assert_false(ids_chars_alnum("a b", 3, "_-"));
+    assert_false(ids_chars_alnum("a\0b", 3, "_-")); /* NUL is in every string's set */
+    assert_false(ids_chars_alnum("\xc3\xa9", 2, "_"));
+    assert_true(ids_chars_hex("09afAF", 6));
+    assert_false(ids_chars_hex("0g", 2));
+    assert_false(ids_chars_hex("a-", 2));
+}
+
 static void directory_ids(void **state)
 {
     (void)state;
@@ -150,6 +165,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tenant_ids),
+        cmocka_unit_test(letters_digits_and_hex_digits_of_n_bytes),
         cmocka_unit_test(directory_ids),
         cmocka_unit_test(uuids),
         cmocka_unit_test(utf8),
