@@ -297,31 +297,45 @@ class Suite(demo.Demo):
         self.connect("microsoft", tenant, admin)
 
 
-class Sampler(threading.Thread):
-    """Samples the stage counters twice a second while a sync runs."""
+class Periodic(threading.Thread):
+    """Calls sample() every `interval` seconds until stop(); a sample that raises is skipped
+    (a missed sample only widens a window or coarsens a timeline)."""
 
-    def __init__(self, suite, interval=0.5):
+    def __init__(self, suite, interval):
         super().__init__(daemon=True)
         self.suite, self.interval = suite, interval
-        self.samples = []
         self.stop_evt = threading.Event()
+
+    def sample(self):
+        raise NotImplementedError
 
     def run(self):
         while not self.stop_evt.is_set():
-            t = time.time()
             try:
-                g = self.suite.metrics("google-sync").get("panel_fetch_objects_total", 0.0)
-                a = self.suite.metrics("azure-sync").get("panel_fetch_objects_total", 0.0)
-                m = self.suite.metrics("merger").get("merger_events_applied_total", 0.0)
-                o = self.suite.offsets([SOURCE_TOPIC])[SOURCE_TOPIC]
-                self.samples.append({"t": t, "google": g, "azure": a, "applied": m, "source": o})
-            except Exception:  # a missed sample only widens the window
+                self.sample()
+            except Exception:
                 pass
             self.stop_evt.wait(self.interval)
 
     def stop(self):
         self.stop_evt.set()
-        self.join(10)
+        self.join(30)
+
+
+class Sampler(Periodic):
+    """Samples the stage counters twice a second while a sync runs."""
+
+    def __init__(self, suite, interval=0.5):
+        super().__init__(suite, interval)
+        self.samples = []
+
+    def sample(self):
+        t = time.time()
+        g = self.suite.metrics("google-sync").get("panel_fetch_objects_total", 0.0)
+        a = self.suite.metrics("azure-sync").get("panel_fetch_objects_total", 0.0)
+        m = self.suite.metrics("merger").get("merger_events_applied_total", 0.0)
+        o = self.suite.offsets([SOURCE_TOPIC])[SOURCE_TOPIC]
+        self.samples.append({"t": t, "google": g, "azure": a, "applied": m, "source": o})
 
     def window(self, key):
         """(delta, seconds from the sample before the first change to the last change)."""
@@ -337,35 +351,24 @@ class Sampler(threading.Thread):
         return v1 - v0, max(s[last]["t"] - t_start, self.interval)
 
 
-class CpuTimeline(threading.Thread):
+class CpuTimeline(Periodic):
     """CPU seconds of every process of the suite, and the stage counters, every `interval`
     seconds: which process works in which phase of a long sync."""
 
     def __init__(self, suite, interval=10.0):
-        super().__init__(daemon=True)
-        self.suite, self.interval = suite, interval
+        super().__init__(suite, interval)
         self.rows = []
-        self.stop_evt = threading.Event()
+        self.t0 = time.time()
 
-    def run(self):
-        t0 = time.time()
-        while not self.stop_evt.is_set():
-            try:
-                row = {"t": round(time.time() - t0, 1),
-                       "cpu": {k: round(v, 1) for k, v in self.suite.cpu_seconds().items()},
-                       "rss_mib": {n: self.suite.vmhwm_mib(n) for n in ("merger",)}}
-                for n, k in (("google-sync", "panel_fetch_objects_total"),
-                             ("azure-sync", "panel_fetch_objects_total"),
-                             ("merger", "merger_events_applied_total")):
-                    row[n + "_objects"] = self.suite.metrics(n).get(k, 0.0)
-                self.rows.append(row)
-            except Exception:  # a missed sample only coarsens the timeline
-                pass
-            self.stop_evt.wait(self.interval)
-
-    def stop(self):
-        self.stop_evt.set()
-        self.join(30)
+    def sample(self):
+        row = {"t": round(time.time() - self.t0, 1),
+               "cpu": {k: round(v, 1) for k, v in self.suite.cpu_seconds().items()},
+               "rss_mib": {n: self.suite.vmhwm_mib(n) for n in ("merger",)}}
+        for n, k in (("google-sync", "panel_fetch_objects_total"),
+                     ("azure-sync", "panel_fetch_objects_total"),
+                     ("merger", "merger_events_applied_total")):
+            row[n + "_objects"] = self.suite.metrics(n).get(k, 0.0)
+        self.rows.append(row)
 
 
 # ---------------------------------------------------------------------- benchmarks
