@@ -46,8 +46,10 @@ uint8_t *events_pack(const Envelope *env, size_t *len)
     return out;
 }
 
-int events_publish_tracked(struct kafka_producer *p, const char *topic, const char *key,
-                           const Envelope *env, struct kafka_delivery *d, char *err, size_t errlen)
+/* Pack env and queue it (partition RD_KAFKA_PARTITION_UA: by key; d may be NULL). */
+static int publish_packed(struct kafka_producer *p, const char *topic, int32_t partition,
+                          const char *key, const Envelope *env, struct kafka_delivery *d, char *err,
+                          size_t errlen)
 {
     size_t len = 0;
     uint8_t *data = events_pack(env, &len);
@@ -55,10 +57,22 @@ int events_publish_tracked(struct kafka_producer *p, const char *topic, const ch
         snprintf(err, errlen, "out of memory packing an event");
         return -1;
     }
-    int rc = d ? kafka_produce_tracked(p, topic, key, strlen(key), data, len, d, err, errlen)
-               : kafka_produce(p, topic, key, strlen(key), data, len, err, errlen);
+    int rc =
+        kafka_produce_partition(p, topic, partition, key, strlen(key), data, len, d, err, errlen);
     free(data);
     return rc;
+}
+
+int events_publish_tracked(struct kafka_producer *p, const char *topic, const char *key,
+                           const Envelope *env, struct kafka_delivery *d, char *err, size_t errlen)
+{
+    return publish_packed(p, topic, RD_KAFKA_PARTITION_UA, key, env, d, err, errlen);
+}
+
+int events_publish_partition(struct kafka_producer *p, const char *topic, int32_t partition,
+                             const char *key, const Envelope *env, char *err, size_t errlen)
+{
+    return publish_packed(p, topic, partition, key, env, NULL, err, errlen);
 }
 
 int events_publish(struct kafka_producer *p, const char *topic, const char *key,

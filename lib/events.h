@@ -32,6 +32,11 @@ int events_publish(struct kafka_producer *p, const char *topic, const char *key,
 int events_publish_tracked(struct kafka_producer *p, const char *topic, const char *key,
                            const Envelope *env, struct kafka_delivery *d, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* events_publish on an explicit partition of topic (kafka_produce_partition; its delivery
+ * counted in the producer's, see kafka_producer_flush). 0 or -1 with a message. */
+int events_publish_partition(struct kafka_producer *p, const char *topic, int32_t partition,
+                             const char *key, const Envelope *env, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* Decode and validate untrusted bytes: size cap, known schema version, event id and tenant
  * present, a payload set. Returns an envelope (free with events_free) or NULL + message. */
 Envelope *events_decode(const void *data, size_t len, char *err, size_t errlen);

@@ -432,10 +432,15 @@ fail:
     return NULL;
 }
 
-static int produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
-                   const void *value, size_t len, struct kafka_delivery *d, char *err,
-                   size_t errlen)
+static int produce(struct kafka_producer *p, const char *topic, int32_t partition, const void *key,
+                   size_t keylen, const void *value, size_t len, struct kafka_delivery *d,
+                   char *err, size_t errlen)
 {
+    if (partition < 0 && partition != RD_KAFKA_PARTITION_UA) {
+        snprintf(err, errlen, "produce to %s: partition %d is not a partition", topic,
+                 (int)partition);
+        return -1;
+    }
     if (len > KAFKA_MAX_MESSAGE) {
         snprintf(err, errlen, "message of %zu bytes exceeds the %d byte limit", len,
                  KAFKA_MAX_MESSAGE);
@@ -447,13 +452,17 @@ static int produce(struct kafka_producer *p, const char *topic, const void *key,
     }
     for (int attempt = 0; attempt < 600; attempt++) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
-            RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_KEY(key, keylen), RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
             return 0;
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            snprintf(err, errlen, "produce to %s: %s", topic, rd_kafka_err2str(e));
+            if (partition == RD_KAFKA_PARTITION_UA)
+                snprintf(err, errlen, "produce to %s: %s", topic, rd_kafka_err2str(e));
+            else
+                snprintf(err, errlen, "produce to %s partition %d: %s", topic, (int)partition,
+                         rd_kafka_err2str(e));
             goto fail;
         }
         rd_kafka_poll(p->rk, 100); /* local queue full: wait for deliveries */
@@ -470,14 +479,21 @@ fail:
 int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
                   const void *value, size_t len, char *err, size_t errlen)
 {
-    return produce(p, topic, key, keylen, value, len, NULL, err, errlen);
+    return produce(p, topic, RD_KAFKA_PARTITION_UA, key, keylen, value, len, NULL, err, errlen);
+}
+
+int kafka_produce_partition(struct kafka_producer *p, const char *topic, int32_t partition,
+                            const void *key, size_t keylen, const void *value, size_t len,
+                            struct kafka_delivery *d, char *err, size_t errlen)
+{
+    return produce(p, topic, partition, key, keylen, value, len, d, err, errlen);
 }
 
 int kafka_produce_tracked(struct kafka_producer *p, const char *topic, const void *key,
                           size_t keylen, const void *value, size_t len, struct kafka_delivery *d,
                           char *err, size_t errlen)
 {
-    return produce(p, topic, key, keylen, value, len, d, err, errlen);
+    return produce(p, topic, RD_KAFKA_PARTITION_UA, key, keylen, value, len, d, err, errlen);
 }
 
 long kafka_delivery_wait(struct kafka_producer *p, struct kafka_delivery *d, int timeout_ms)
@@ -518,6 +534,51 @@ void kafka_producer_destroy(struct kafka_producer *p)
         rd_kafka_destroy(p->rk);
     }
     free(p);
+}
+
+int32_t kafka_topic_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
+                                    size_t errlen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    int32_t n = -1;
+    if (!t) {
+        snprintf(err, errlen, "topic %s: %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
+        goto out;
+    }
+    /* Only this topic's metadata: a producer may not ask for every topic's (ACLs). */
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errlen,
+                 "the partitions of %s: no metadata from the brokers within %d ms (%s)", topic,
+                 timeout_ms, rd_kafka_err2str(e));
+        goto out;
+    }
+    if (md->topic_cnt != 1 || strcmp(md->topics[0].topic, topic) != 0) {
+        snprintf(err, errlen, "the partitions of %s: the brokers' metadata does not name it",
+                 topic);
+        goto out;
+    }
+    if (md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        snprintf(err, errlen, "topic %s does not exist (create it: panelctl topics)", topic);
+        goto out;
+    }
+    if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(err, errlen, "the partitions of %s: %s", topic,
+                 rd_kafka_err2str(md->topics[0].err));
+        goto out;
+    }
+    if (md->topics[0].partition_cnt < 1) {
+        snprintf(err, errlen, "topic %s has no partitions", topic);
+        goto out;
+    }
+    n = md->topics[0].partition_cnt;
+out:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (t)
+        rd_kafka_topic_destroy(t);
+    return n;
 }
 
 static void default_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,

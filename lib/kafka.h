@@ -8,6 +8,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define TOPIC_SYNC_REQUESTS  "panel.sync.requests"
 #define TOPIC_AUTH_EVENTS    "panel.auth.events"
@@ -76,6 +77,17 @@ void kafka_delivery_release(struct kafka_delivery *d);
 int kafka_produce_tracked(struct kafka_producer *p, const char *topic, const void *key,
                           size_t keylen, const void *value, size_t len, struct kafka_delivery *d,
                           char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Queue one message on an explicit partition of topic (0 .. count-1, see
+ * kafka_topic_partition_count; RD_KAFKA_PARTITION_UA: the partitioner picks one by key, as
+ * kafka_produce), its delivery result counted in d (NULL: in the producer's count, see
+ * kafka_producer_flush). The producer is idempotent, so the messages of one partition are
+ * written in the order they were queued. 0, or -1 with a message (also for a negative
+ * partition other than RD_KAFKA_PARTITION_UA; one beyond the topic's fails then or at
+ * delivery). */
+int kafka_produce_partition(struct kafka_producer *p, const char *topic, int32_t partition,
+                            const void *key, size_t keylen, const void *value, size_t len,
+                            struct kafka_delivery *d, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* Wait until every message tracked by d was delivered or failed: the number that failed
  * (0 = all delivered), or -1 when some are still undecided after timeout_ms. */
 long kafka_delivery_wait(struct kafka_producer *p, struct kafka_delivery *d, int timeout_ms)
@@ -109,6 +121,13 @@ struct kafka_consumer_opts {
 rd_kafka_t *kafka_consumer_new(const struct kafka_consumer_opts *opts, char *err, size_t errlen);
 /* Close (leave the group) and destroy. */
 void kafka_consumer_destroy(rd_kafka_t *rk);
+
+/* The number of partitions of topic as the brokers' metadata says (rk: any client, e.g.
+ * kafka_producer_handle; borrowed), asking for that topic alone and waiting up to
+ * timeout_ms. The count (>= 1), or -1 with a message: brokers unreachable within the
+ * timeout, the topic unknown, or another metadata error. */
+int32_t kafka_topic_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, char *err,
+                                    size_t errlen) __attribute__((warn_unused_result));
 
 struct kafka_topic_spec {
     const char *name;

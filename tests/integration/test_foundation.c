@@ -89,6 +89,63 @@ static void envelopes_roundtrip_through_the_broker(void **state)
     assert_int_equal(got, N);
 }
 
+/* The partition count from the brokers' metadata, and events on an explicit partition. */
+static void events_go_to_the_partition_asked_for(void **state)
+{
+    (void)state;
+    const char *brokers = env_or_fail("PANEL_KAFKA_BROKERS");
+    char err[512] = "", topic[64], group[64];
+    snprintf(topic, sizeof topic, "panel.test.partitions.%d", (int)getpid());
+    snprintf(group, sizeof group, "test-partitions-%d", (int)getpid());
+    struct kafka_topic_spec spec = {topic, 3, NULL};
+    assert_int_equal(kafka_create_topics(brokers, &spec, 1, 15000, err, sizeof err), 0);
+    struct kafka_producer *p = kafka_producer_new(brokers, "test", NULL, err, sizeof err);
+    assert_non_null(p);
+    rd_kafka_t *rk = kafka_producer_handle(p);
+    int32_t n = -1;
+    /* a new topic reaches every broker's metadata shortly after it was created */
+    for (time_t deadline = time(NULL) + 30; n != 3 && time(NULL) < deadline;)
+        n = kafka_topic_partition_count(rk, topic, 5000, err, sizeof err);
+    assert_int_equal(n, 3);
+    assert_int_equal(
+        kafka_topic_partition_count(rk, "panel.test.no-such-topic", 5000, err, sizeof err), -1);
+    assert_non_null(strstr(err, "does not exist"));
+    enum { N = 6 };
+    for (int i = 0; i < N; i++) {
+        Envelope env;
+        char id[EVENTS_ID_LEN];
+        Panel__V1__RunStarted st = PANEL__V1__RUN_STARTED__INIT;
+        assert_int_equal(events_envelope_init(&env, id, "tenant-p", PB_SOURCE_GOOGLE, "run-p"), 0);
+        env.payload_case = PB_PAYLOAD_RUN_STARTED;
+        env.run_started = &st;
+        assert_int_equal(
+            events_publish_partition(p, topic, i % 3, "tenant-p", &env, err, sizeof err), 0);
+    }
+    assert_int_equal(kafka_producer_flush(p, 30000), 0);
+    kafka_producer_destroy(p);
+    const char *topics[] = {topic, NULL};
+    struct kafka_consumer_opts o = {.brokers = brokers, .group_id = group, .topics = topics};
+    rd_kafka_t *c = kafka_consumer_new(&o, err, sizeof err);
+    assert_non_null(c);
+    int per_partition[3] = {0}, got = 0;
+    time_t deadline = time(NULL) + 60;
+    while (got < N && time(NULL) < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 1000);
+        if (!m)
+            continue;
+        if (!m->err) {
+            assert_in_range(m->partition, 0, 2);
+            per_partition[m->partition]++; /* the same key on all three: not the partitioner's */
+            got++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    kafka_consumer_destroy(c);
+    assert_int_equal(got, N);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(per_partition[i], 2);
+}
+
 /* ------------------------------------------------------------------ PostgreSQL */
 
 static void migrations_apply_once_on_an_empty_database(void **state)
@@ -253,6 +310,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(envelopes_roundtrip_through_the_broker),
+        cmocka_unit_test(events_go_to_the_partition_asked_for),
         cmocka_unit_test(migrations_apply_once_on_an_empty_database),
         cmocka_unit_test(a_reset_connection_keeps_its_statement_timeout),
         cmocka_unit_test(client_retries_and_honours_retry_after),
