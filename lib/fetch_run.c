@@ -1,5 +1,6 @@
 #include "fetch_run.h"
 
+#include "crypto.h"
 #include "events.h"
 #include "fetch_map.h"
 #include "json.h"
@@ -14,11 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOKEN_MAX        8192
-#define RECENT_RUNS      256 /* tenants whose last run id is remembered */
-#define MAX_EXTRA_HDRS   8
-#define FLUSH_TIMEOUT_MS 30000
-#define MAX_FORBIDDEN    8 /* listings a run can report as refused */
+#define TOKEN_MAX           8192
+#define RECENT_RUNS         256 /* tenants whose last run id is remembered */
+#define MAX_EXTRA_HDRS      8
+#define FLUSH_TIMEOUT_MS    30000
+#define MAX_FORBIDDEN       8 /* listings a run can report as refused */
+#define METADATA_TIMEOUT_MS 10000
 
 /* The last run this process ran to its end for a tenant: the same request delivered again
  * (auth re-publishing after a crash, Kafka redelivering after a lost commit) is not run twice. */
@@ -59,6 +61,7 @@ struct fetch_run {
     Panel__V1__RunKind kind;
     char *delta_link;
     Panel__V1__RunCounts counts;
+    int32_t partitions; /* of panel.source.events, learnt at the start and fixed for the run */
     int64_t start_ms;
     int64_t deadline_ms;
     char token[TOKEN_MAX];
@@ -767,11 +770,81 @@ out:
 
 /* ------------------------------------------------------------------ publishing */
 
-static int publish(struct fetch_run *r, Envelope *env)
+int32_t fetch_partition_of(const char *tenant, const char *source_id, int32_t partitions)
+{
+    if (partitions <= 1)
+        return 0;
+    /* FNV-1a over the bytes of tenant, a 0 byte and source_id, then a 64-bit finaliser
+     * (splitmix64) so that ids differing only in their last characters still spread. */
+    uint64_t h = 14695981039346656037ULL;
+    for (const unsigned char *c = (const unsigned char *)tenant; *c; c++)
+        h = (h ^ *c) * 1099511628211ULL;
+    if (source_id) {
+        h *= 1099511628211ULL; /* the separator byte 0 */
+        for (const unsigned char *c = (const unsigned char *)source_id; *c; c++)
+            h = (h ^ *c) * 1099511628211ULL;
+    }
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return (int32_t)(h % (uint64_t)partitions);
+}
+
+/* Publish one observation of the object source_id (NULL: of the org unit tree) on its
+ * partition, keyed "<tenant>/<source_id>" (the tree: the tenant). */
+static int publish(struct fetch_run *r, Envelope *env, const char *source_id)
 {
     char err[256];
-    if (events_publish(r->fs->producer, TOPIC_SOURCE_EVENTS, r->tenant, env, err, sizeof err))
-        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "publishing: %s", err);
+    struct buf key;
+    int rc = 0;
+    buf_init(&key, 1024);
+    if (source_id ? buf_appendf(&key, "%s/%s", r->tenant, source_id)
+                  : buf_appendf(&key, "%s", r->tenant)) {
+        buf_free(&key);
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "an event key is too long");
+    }
+    int32_t part = fetch_partition_of(r->tenant, source_id, r->partitions);
+    if (events_publish_partition(r->fs->producer, TOPIC_SOURCE_EVENTS, part, key.data, env, err,
+                                 sizeof err))
+        rc = fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "publishing: %s", err);
+    buf_free(&key);
+    return rc;
+}
+
+/* Publish a run control event (RunStarted, RunCompleted, RunFailed) once on every partition,
+ * keyed by the tenant: each partition's consumer sees where the run starts and ends among
+ * the observations it holds. Each copy has its own event id (consumers dedupe by event id,
+ * and every copy must be applied); the copies differ in nothing else. 0, or -1 with a
+ * message. */
+static int publish_control(struct fetch_run *r, Envelope *env, char id[EVENTS_ID_LEN], char *err,
+                           size_t errlen)
+{
+    for (int32_t part = 0; part < r->partitions; part++) {
+        if (part > 0 && crypto_uuid(id)) {
+            snprintf(err, errlen, "cannot create an event id");
+            return -1;
+        }
+        env->event_id = id;
+        if (events_publish_partition(r->fs->producer, TOPIC_SOURCE_EVENTS, part, r->tenant, env,
+                                     err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
+/* How many partitions panel.source.events has; the run fails (nothing published yet) when
+ * the brokers cannot say. */
+static int learn_partitions(struct fetch_run *r)
+{
+    char err[256];
+    int32_t n =
+        kafka_topic_partition_count(kafka_producer_handle(r->fs->producer), TOPIC_SOURCE_EVENTS,
+                                    METADATA_TIMEOUT_MS, err, sizeof err);
+    if (n < 1)
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "%s", err);
+    r->partitions = n;
     return 0;
 }
 
@@ -789,13 +862,14 @@ int fetch_run_publish(struct fetch_run *r, const ProtobufCMessage *msg)
     Panel__V1__PersonObserved po = PANEL__V1__PERSON_OBSERVED__INIT;
     Panel__V1__OrgUnitObserved oo = PANEL__V1__ORG_UNIT_OBSERVED__INIT;
     Panel__V1__DeviceObserved dobs = PANEL__V1__DEVICE_OBSERVED__INIT;
-    const char *kind;
+    const char *kind, *source_id = NULL;
     if (envelope(r, &env, id))
         return -1;
     if (msg->descriptor == &panel__v1__person__descriptor) {
         po.person = (Panel__V1__Person *)msg;
         env.payload_case = PB_PAYLOAD_PERSON_OBSERVED;
         env.person_observed = &po;
+        source_id = po.person->source_id ? po.person->source_id : "";
         r->counts.people++;
         kind = "kind=\"person\"";
     } else if (msg->descriptor == &panel__v1__org_unit__descriptor) {
@@ -808,6 +882,7 @@ int fetch_run_publish(struct fetch_run *r, const ProtobufCMessage *msg)
         dobs.device = (Panel__V1__Device *)msg;
         env.payload_case = PB_PAYLOAD_DEVICE_OBSERVED;
         env.device_observed = &dobs;
+        source_id = dobs.device->device_id ? dobs.device->device_id : "";
         r->counts.devices++;
         kind = "kind=\"device\"";
     } else {
@@ -817,7 +892,7 @@ int fetch_run_publish(struct fetch_run *r, const ProtobufCMessage *msg)
     char l[128];
     snprintf(l, sizeof l, "%s,%s", r->fs->label, kind);
     metrics_counter_add(r->fs->metrics, "panel_fetch_objects_total", l, 1);
-    return publish(r, &env);
+    return publish(r, &env, source_id); /* org units: NULL, the tree stays on one partition */
 }
 
 int fetch_run_map_publish(struct fetch_run *r, const struct fmap_spec *spec, const json_t *obj,
@@ -852,7 +927,7 @@ int fetch_run_publish_removed(struct fetch_run *r, Panel__V1__ObjectKind kind, c
     env.payload_case = PB_PAYLOAD_OBJECT_REMOVED;
     env.object_removed = &rem;
     r->counts.removals++;
-    return publish(r, &env);
+    return publish(r, &env, kind == PB_OBJECT_KIND_ORG_UNIT ? NULL : id);
 }
 
 static void set_counts(Panel__V1__RunCounts *c)
@@ -875,7 +950,10 @@ static int publish_started(struct fetch_run *r)
     st.reason = (char *)r->request_reason;
     env.payload_case = PB_PAYLOAD_RUN_STARTED;
     env.run_started = &st;
-    return publish(r, &env);
+    char err[256];
+    if (publish_control(r, &env, id, err, sizeof err))
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "publishing: %s", err);
+    return 0;
 }
 
 /* Wait for every queued event; a lost one makes the run incomplete. */
@@ -905,6 +983,8 @@ static int publish_end(struct fetch_run *r)
         done.has_preview = 1;
         done.preview = r->preview;
         done.delta_link = r->delta_link;
+        done.has_partition_count = 1;
+        done.partition_count = (uint32_t)r->partitions;
         env.payload_case = PB_PAYLOAD_RUN_COMPLETED;
         env.run_completed = &done;
     } else {
@@ -914,11 +994,14 @@ static int publish_end(struct fetch_run *r)
         fail.counts = &r->counts;
         fail.n_forbidden_listings = r->nforbidden;
         fail.forbidden_listings = r->forbidden;
+        fail.has_partition_count = 1;
+        fail.partition_count = (uint32_t)r->partitions;
         env.payload_case = PB_PAYLOAD_RUN_FAILED;
         env.run_failed = &fail;
     }
     char err[256];
-    if (events_publish(r->fs->producer, TOPIC_SOURCE_EVENTS, r->tenant, &env, err, sizeof err)) {
+    /* After every observation on each partition: the producer keeps each partition's order. */
+    if (publish_control(r, &env, id, err, sizeof err)) {
         log_error_t(r->tenant, r->run_id, "cannot publish the end of the run: %s", err);
         return -1;
     }
@@ -989,13 +1072,15 @@ static void run_one(struct fetch_service *fs, const Envelope *req)
     log_info_t(r->tenant, r->run_id, "run started (%s, reason %s)",
                r->kind == PB_RUN_KIND_DELTA ? "delta" : "full",
                r->request_reason ? r->request_reason : "-");
-    int ok = publish_started(r) == 0 && first_token(r) == 0 && fs->ops->run(r, fs->ops->ctx) == 0 &&
-             flush(r) == 0;
+    /* Without the partition count nothing is published: there is no run to end anywhere. */
+    bool started = learn_partitions(r) == 0;
+    int ok = started && publish_started(r) == 0 && first_token(r) == 0 &&
+             fs->ops->run(r, fs->ops->ctx) == 0 && flush(r) == 0;
     if (!r->failure.failed && r->nforbidden > 0)
         fail_forbidden(r);
     if (!ok && !r->failure.failed)
         fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "the run stopped without a reason");
-    int end = publish_end(r);
+    int end = started ? publish_end(r) : -1;
     double secs = (double)(http_now_ms() - r->start_ms) / 1000.0;
     char l[160];
     snprintf(l, sizeof l, "%s,result=\"%s\"", fs->label,

@@ -1,7 +1,11 @@
 /* fetch_run: what google-sync and azure-sync share. A fetch service consumes
  * panel.sync.requests for its own source (running every request once, in order), and
- * turns each request into one run on panel.source.events (key = tenant): RunStarted, the
- * observations, then exactly one of RunCompleted / RunFailed with the counts. During a run
+ * turns each request into one run on panel.source.events: RunStarted, the observations,
+ * then exactly one of RunCompleted / RunFailed with the counts. The run is spread over the
+ * topic's partitions (counted once at its start): RunStarted and RunCompleted / RunFailed go
+ * to every partition (key = tenant), a person's or device's observations to the partition of
+ * fetch_partition_of(tenant, source id) (key = "<tenant>/<source id>"), the org unit tree's to
+ * the tenant's partition (key = tenant). See docs/events.md. During a run
  * the provider code calls back into this module for authorised GETs (token from auth's
  * POST /internal/token, again after a 401; retries, backoff, Retry-After and the run's time
  * budget), page parsing, publishing and skip accounting. Providers only supply URLs,
@@ -141,6 +145,12 @@ void fetch_error_text(char *msg, size_t msglen, const char *code, const char *me
 /* Why a final error ends the run: 429 or throttled: THROTTLED; 401 or revoked: REVOKED;
  * 403: FORBIDDEN; anything else PROVIDER_ERROR. */
 fetch_reason fetch_failure_reason(long status, bool throttled, bool revoked);
+
+/* The partition of panel.source.events (0 .. partitions-1) that carries the observations of
+ * object source_id of tenant: a stable hash (FNV-1a of tenant, a 0 byte and source_id, then
+ * splitmix64's finaliser) modulo partitions, the same in every run and process. source_id
+ * NULL: the tenant's partition (its org unit tree). partitions <= 1: 0. */
+int32_t fetch_partition_of(const char *tenant, const char *source_id, int32_t partitions);
 
 /* ---- for the provider during a run (all strings borrowed, valid during the run) ---- */
 const char *fetch_run_tenant(const struct fetch_run *r);

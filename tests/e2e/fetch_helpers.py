@@ -235,6 +235,51 @@ class FetcherTestCase(unittest.TestCase):
     def tearDown(self):
         clear_faults(self.emu)
 
+    def assert_spread(self, tenant, messages, partitions=4, starts=1):
+        """One run's layout on panel.source.events (docs/events.md, issue 19): RunStarted
+        (starts times) and one RunCompleted / RunFailed with partition_count on every
+        partition, keyed by the tenant, the first and last of the run there; each person's
+        and device's observations on its object's partition keyed "<tenant>/<source id>",
+        the org unit tree's on the tenant's partition; every copy with its own event id.
+        Returns {(kind, source id): partition} of the people and devices."""
+        ids = [m["event"]["event_id"] for m in messages]
+        self.assertEqual(len(ids), len(set(ids)), "every event, every copy, has its own id")
+        by_part = {}
+        for m in messages:
+            by_part.setdefault(m["partition"], []).append(m)
+        self.assertEqual(sorted(by_part), list(range(partitions)))
+        placed = {}
+        for p, ms in sorted(by_part.items()):
+            evs = [m["event"] for m in ms]
+            self.assertEqual(sum("run_started" in e for e in evs), starts, (p, evs))
+            self.assertEqual(sum(_end(e) is not None for e in evs), 1, (p, evs))
+            self.assertIn("run_started", evs[0], f"partition {p} starts with RunStarted")
+            self.assertIsNotNone(_end(evs[-1]), f"partition {p} ends with the run's end")
+            self.assertEqual(_end(evs[-1]).get("partition_count"), partitions, evs[-1])
+            for m in ms:
+                e = m["event"]
+                if any(k in e for k in CONTROL):
+                    self.assertEqual(m["key"], tenant, e)
+                    continue
+                if "person_observed" in e:
+                    obj = ("person", e["person_observed"]["person"]["source_id"])
+                elif "device_observed" in e:
+                    obj = ("device", e["device_observed"]["device"]["device_id"])
+                elif "object_removed" in e and e["object_removed"]["kind"] != "OBJECT_KIND_ORG_UNIT":
+                    kind = e["object_removed"]["kind"].split("_")[-1].lower()
+                    obj = (kind, e["object_removed"]["source_id"])
+                else:  # the org unit tree
+                    self.assertTrue("org_unit_observed" in e or "object_removed" in e, e)
+                    self.assertEqual(m["key"], tenant, e)
+                    self.assertEqual(p, partition_of(tenant, None, partitions), e)
+                    continue
+                self.assertEqual(m["key"], f"{tenant}/{obj[1]}", e)
+                self.assertEqual(p, partition_of(tenant, obj[1], partitions), e)
+                self.assertEqual(placed.setdefault(obj, p), p, f"{obj} on one partition")
+        used = {m["partition"] for m in messages if not any(k in m["event"] for k in CONTROL)}
+        self.assertGreaterEqual(len(used), 2, "the observations are spread")
+        return placed
+
 
 def request_sync(tenant, source, force_full=False, run_id=None):
     """Publish a SyncRequest as auth would (a new run id unless one is given: auth publishes
@@ -249,15 +294,85 @@ def request_sync(tenant, source, force_full=False, run_id=None):
     return run_id
 
 
-def run_events(tenant, run_id, timeout=90):
-    """Every event of the run, in order, once its RunCompleted or RunFailed arrived."""
-    def done():
-        evs = [m["event"] for m in consume("panel.source.events", timeout_ms=1500)
-               if m["key"] == tenant and m["event"].get("run_id") == run_id]
-        if evs and ("run_completed" in evs[-1] or "run_failed" in evs[-1]):
-            return evs
+CONTROL = ("run_started", "run_completed", "run_failed")
+END = ("run_completed", "run_failed")
+
+
+def partition_of(tenant, source_id, partitions):
+    """docs/events.md's partition of an object's observations (source_id None: the tenant's,
+    the org unit tree's): FNV-1a 64 over tenant, a 0 byte and source_id, then splitmix64's
+    finaliser, modulo the partition count. The same function as lib/fetch_run.c's."""
+    mask = (1 << 64) - 1
+    h = 14695981039346656037
+    data = tenant.encode() + (b"\0" + source_id.encode() if source_id is not None else b"")
+    for c in data:
+        h = ((h ^ c) * 1099511628211) & mask
+    h ^= h >> 30
+    h = (h * 0xbf58476d1ce4e5b9) & mask
+    h ^= h >> 27
+    h = (h * 0x94d049bb133111eb) & mask
+    h ^= h >> 31
+    return h % partitions if partitions > 1 else 0
+
+
+def run_messages(tenant, run_id):
+    """The run's messages on panel.source.events (control events keyed by the tenant, a
+    person's or device's observations by "<tenant>/<source id>"), as consume() gives them,
+    sorted by partition and offset."""
+    ms = [m for m in consume("panel.source.events", timeout_ms=1500)
+          if (m["key"] == tenant or m["key"].startswith(tenant + "/"))
+          and m["event"].get("run_id") == run_id]
+    return sorted(ms, key=lambda m: (m["partition"], m["offset"]))
+
+
+def _end(ev):
+    return next((ev[k] for k in END if k in ev), None)
+
+
+def run_view(messages):
+    """The run as one sequence once every copy of its end arrived (else None): its control
+    events as each partition holds them (the same on every partition, checked), and between
+    two of them the observations that every partition holds between its copies of them
+    (partition by partition, each in its order). Only the order within a partition is kept
+    by Kafka, so this is the order the merger may apply the run in."""
+    by_part = {}
+    for m in messages:
+        by_part.setdefault(m["partition"], []).append(m["event"])
+    ends = [e for evs in by_part.values() for e in evs if _end(e) is not None]
+    if not ends:
         return None
-    return wait_until(done, timeout=timeout, interval=0.5, what=f"the end of run {run_id}")
+    n = _end(ends[0]).get("partition_count", 1)
+    if len(ends) < n:
+        return None
+    def signature(evs):
+        return [(k, e[k].get("kind")) for e in evs for k in CONTROL if k in e]
+    skeleton = [e for e in by_part[min(by_part)] if any(k in e for k in CONTROL)]
+    for p, evs in by_part.items():
+        if signature(evs) != signature(skeleton):
+            raise AssertionError(f"partition {p} holds other run control events: "
+                                 f"{signature(evs)} != {signature(skeleton)}")
+    segments = [[] for _ in skeleton]
+    for p in sorted(by_part):
+        seen = 0
+        for e in by_part[p]:
+            if any(k in e for k in CONTROL):
+                seen += 1
+            elif seen == 0:
+                raise AssertionError(f"partition {p}: an observation before RunStarted: {e}")
+            else:
+                segments[seen - 1].append(e)
+    out = []
+    for control_event, observations in zip(skeleton, segments):
+        out.append(control_event)
+        out.extend(observations)
+    return out
+
+
+def run_events(tenant, run_id, timeout=90):
+    """Every event of the run (run_view: one copy of each control event), once every copy of
+    its RunCompleted or RunFailed arrived."""
+    return wait_until(lambda: run_view(run_messages(tenant, run_id)), timeout=timeout,
+                      interval=0.5, what=f"the end of run {run_id}")
 
 
 def payloads(events, name, inner=None):

@@ -4,7 +4,8 @@ PostgreSQL (delta links in azure_delta_state); only auth's token endpoint is a s
 import unittest
 
 from fetch_helpers import (FetcherTestCase, add_fault, azure_admin_consent, azure_person, control,
-                           new_district, payloads, request_sync, run_events)
+                           new_district, partition_of, payloads, request_sync, run_events,
+                           run_messages)
 from harness import new_tenant, psql
 
 AZURE = "SOURCE_AZURE"
@@ -127,7 +128,10 @@ class AzureSync(FetcherTestCase):
         tenant, district = self.connect(30)
         self.assert_complete(self.sync(tenant), "RUN_KIND_FULL")
         control(self.emu, "POST", "/control/expire-page-tokens")
-        events = self.sync(tenant)
+        run_id = request_sync(tenant, AZURE)
+        events = run_events(tenant, run_id)
+        # both RunStarted on every partition, before the listing there
+        self.assert_spread(tenant, run_messages(tenant, run_id), starts=2)
         self.assertEqual(events[0]["run_started"]["kind"], "RUN_KIND_DELTA")
         self.assert_complete(events, "RUN_KIND_FULL")
         # RunStarted again, as a full run, before the listing: the merger must not take the
@@ -141,6 +145,30 @@ class AzureSync(FetcherTestCase):
         self.assertEqual(people, {u["id"] for u in self.users(district)})
         # The new link works: the next run is a delta round again.
         self.assert_complete(self.sync(tenant), "RUN_KIND_DELTA")
+
+    def test_a_run_is_spread_over_the_partitions_by_object(self):
+        """Issue 19: the run's control events on every partition of panel.source.events, its
+        observations by object; a delta round's change and removal of a user are on the
+        partition the full run put that user on."""
+        tenant, district = self.connect(80)
+        full = request_sync(tenant, AZURE)
+        self.assert_complete(run_events(tenant, full), "RUN_KIND_FULL")
+        placed = self.assert_spread(tenant, run_messages(tenant, full))
+        self.assertEqual({sid for _, sid in placed}, {u["id"] for u in self.users(district)})
+        users = [u["id"] for u in self.users(district) if u["accountEnabled"]]
+        renamed = users[0]
+        gone = next(u for u in users if partition_of(tenant, u, 4) !=
+                    partition_of(tenant, renamed, 4))
+        base = f"/control/districts/{district['id']}/azure/users/"
+        control(self.emu, "PATCH", base + renamed, {"displayName": "Spread Renamed"})
+        control(self.emu, "DELETE", base + gone + "?permanent=true")
+        delta = request_sync(tenant, AZURE)
+        events = run_events(tenant, delta)
+        self.assert_complete(events, "RUN_KIND_DELTA")
+        self.assertEqual(len(payloads(events, "object_removed")), 1)
+        moved = self.assert_spread(tenant, run_messages(tenant, delta))
+        self.assertEqual(moved, {("person", renamed): placed[("person", renamed)],
+                                 ("person", gone): placed[("person", gone)]})
 
     def test_delta_link_of_another_directory_is_never_followed(self):
         """The delta position belongs to the directory: after the tenant's consent moves to

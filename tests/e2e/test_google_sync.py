@@ -5,7 +5,7 @@ import unittest
 
 from fetch_helpers import (FetcherTestCase, add_fault, control, google_device, google_orgunit,
                            google_person, google_refresh_token, new_district, payloads,
-                           request_sync, run_events)
+                           partition_of, request_sync, run_events, run_messages)
 from harness import new_tenant, wait_until
 
 GOOGLE = "SOURCE_GOOGLE"
@@ -132,16 +132,26 @@ class GoogleSync(FetcherTestCase):
         tenant, district = self.connect(people=170, devices=30, ous=4)  # users: 5 pages of 40
         add_fault(self.emu, route="google.users", kind="malformed", count=1, after=2)
         control(self.emu, "POST", "/control/reset-stats")
-        events = run_events(tenant, request_sync(tenant, GOOGLE))
+        run_id = request_sync(tenant, GOOGLE)
+        events = run_events(tenant, run_id)
         self.assert_failed(events, "RUN_FAILURE_REASON_MALFORMED")
         self.assertIn("of users is not valid JSON", events[-1]["run_failed"]["message"])
         users = self.listing(district, "users")
         published = [p["source_id"] for p in payloads(events, "person_observed", "person")]
-        self.assertEqual(published, [u["id"] for u in users[:80]])  # pages 1 and 2, in order
+        first_pages = [u["id"] for u in users[:80]]  # pages 1 and 2
+        self.assertEqual(sorted(published), sorted(first_pages))
         self.assertFalse(payloads(events, "device_observed"))
-        # org units first, then users: the listings keep their order too
-        kinds = [k for e in events for k in ("org_unit_observed", "person_observed") if k in e]
-        self.assertEqual(kinds, sorted(kinds, key=lambda k: k != "org_unit_observed"))
+        # In the listing's order on every partition (Kafka's order is per partition; the
+        # users are spread over the partitions by id), org units first, then users: the
+        # listings keep their order too.
+        messages = run_messages(tenant, run_id)
+        for part in range(4):
+            on = [m["event"] for m in messages if m["partition"] == part]
+            self.assertEqual([e["person_observed"]["person"]["source_id"] for e in on
+                              if "person_observed" in e],
+                             [u for u in first_pages if partition_of(tenant, u, 4) == part])
+            kinds = [k for e in on for k in ("org_unit_observed", "person_observed") if k in e]
+            self.assertEqual(kinds, sorted(kinds, key=lambda k: k != "org_unit_observed"))
         self.assertEqual(events[-1]["run_failed"]["counts"]["pages"], 3)  # org units + 2
         stats = control(self.emu, "GET", "/control/stats")["requests"]
         self.assertEqual((stats.get("google.users", 0), stats.get("google.devices", 0)), (3, 0))
@@ -203,12 +213,27 @@ class GoogleSync(FetcherTestCase):
         # The second request is run after the first: it may be about a change the first run
         # listed before (and auth waits for its run id).
         self.assert_complete(run_events(tenant, second))
-        from harness import consume
-        started = [m for m in consume("panel.source.events", timeout_ms=1500)
-                   if m["key"] == tenant and m["event"].get("run_id") == first
-                   and "run_started" in m["event"]]
-        self.assertEqual(len(started), 1, "the same request delivered again is not run twice")
+        started = [m["partition"] for m in run_messages(tenant, first)
+                   if "run_started" in m["event"]]
+        # RunStarted once on each partition of panel.source.events
+        self.assertEqual(sorted(started), [0, 1, 2, 3],
+                         "the same request delivered again is not run twice")
         self.assertIn("delivered again after its run ended", self.svc.log_text())
+
+    def test_a_run_is_spread_over_the_partitions_by_object(self):
+        """Issue 19: the run's control events on every partition of panel.source.events, its
+        observations by object, each object on the same partition in every run."""
+        tenant, district = self.connect(people=60, devices=20, ous=5)
+        first = request_sync(tenant, GOOGLE)
+        self.assert_complete(run_events(tenant, first))
+        placed = self.assert_spread(tenant, run_messages(tenant, first))
+        self.assertEqual(sum(k == "person" for k, _ in placed), 60)
+        self.assertEqual(sum(k == "device" for k, _ in placed), 20)
+        second = request_sync(tenant, GOOGLE)
+        self.assert_complete(run_events(tenant, second))
+        again = self.assert_spread(tenant, run_messages(tenant, second))
+        self.assertEqual(again, placed, "each object's partition is the same in both runs")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "fetch_run.h"
@@ -33,6 +34,75 @@ static void a_name_that_does_not_fit_is_left_out_whole(void **state)
     assert_false(fetch_listings_join(names, 1, none, sizeof none));
     assert_string_equal(none, "");
     assert_false(fetch_listings_join(names, 1, none, 0));
+}
+
+/* The partition of an object is the same in every run and every process. */
+static void an_objects_partition_is_stable(void **state)
+{
+    (void)state;
+    const char *tenant = "6f1c2a9e-0b7d-4c55-9a43-2e8f5d1b7c60";
+    int32_t p = fetch_partition_of(tenant, "103456789012345678901", 4);
+    assert_in_range(p, 0, 3);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(fetch_partition_of(tenant, "103456789012345678901", 4), p);
+    /* pinned (docs/events.md's hash, also computed by the e2e tests): another build or
+     * machine must pick the same partition for the same object */
+    assert_int_equal(fetch_partition_of(tenant, "u", 1000), 829);
+    assert_int_equal(fetch_partition_of(tenant, "103456789012345678901", 1000), 76);
+    assert_int_equal(fetch_partition_of(tenant, NULL, 1000), 396);
+}
+
+/* 1,000 ids of one district use every partition, none with far more than its share. */
+static void ids_spread_over_every_partition(void **state)
+{
+    (void)state;
+    const char *tenant = "6f1c2a9e-0b7d-4c55-9a43-2e8f5d1b7c60";
+    int counts[4] = {0};
+    char id[64];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof id, "1%020d", 123456789 + i); /* Google-style numeric ids */
+        int32_t p = fetch_partition_of(tenant, id, 4);
+        assert_in_range(p, 0, 3);
+        counts[p]++;
+    }
+    for (int p = 0; p < 4; p++)
+        assert_in_range(counts[p], 200, 300); /* 250 expected */
+    int other[4] = {0};
+    for (int i = 0; i < 1000; i++) { /* Azure-style object ids */
+        snprintf(id, sizeof id, "0000%04x-5c1e-4f6b-9d1a-7b3e8c2f%04x", i, i);
+        other[fetch_partition_of(tenant, id, 4)]++;
+    }
+    for (int p = 0; p < 4; p++)
+        assert_in_range(other[p], 200, 300);
+}
+
+/* The org unit tree stays on the tenant's partition; tenants spread too. */
+static void org_units_are_on_the_tenants_partition(void **state)
+{
+    (void)state;
+    int tenants[4] = {0};
+    char tenant[64];
+    for (int i = 0; i < 400; i++) {
+        snprintf(tenant, sizeof tenant, "tenant-%d", i);
+        int32_t p = fetch_partition_of(tenant, NULL, 4);
+        assert_in_range(p, 0, 3);
+        assert_int_equal(fetch_partition_of(tenant, NULL, 4), p);
+        tenants[p]++;
+    }
+    for (int p = 0; p < 4; p++)
+        assert_in_range(tenants[p], 60, 140); /* 100 expected */
+}
+
+static void one_partition_is_partition_zero(void **state)
+{
+    (void)state;
+    char id[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "user-%d", i);
+        assert_int_equal(fetch_partition_of("t", id, 1), 0);
+        assert_int_equal(fetch_partition_of("t", id, 0), 0);
+    }
+    assert_int_equal(fetch_partition_of("t", NULL, 1), 0);
 }
 
 static void set_body(struct buf *b, const char *text)
@@ -140,6 +210,10 @@ int main(void)
         cmocka_unit_test(an_error_is_tested_with_the_providers_reader),
         cmocka_unit_test(failure_reasons_by_status),
         cmocka_unit_test(refused_listings_are_named_in_order),
+        cmocka_unit_test(an_objects_partition_is_stable),
+        cmocka_unit_test(ids_spread_over_every_partition),
+        cmocka_unit_test(org_units_are_on_the_tenants_partition),
+        cmocka_unit_test(one_partition_is_partition_zero),
         cmocka_unit_test(a_name_that_does_not_fit_is_left_out_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
