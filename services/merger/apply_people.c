@@ -228,6 +228,47 @@ out:
     return rc;
 }
 
+/* The new Person (an entry of people_link's newpeople) that a row of cloud s linking by
+ * address list u's "e" and "alt" meets in this batch: one created for a row of the other
+ * cloud that has one of these addresses (newaddr: "t\x1faddress" -> {"s","have"}). */
+static json_t *new_person_by_address(const json_t *newaddr, const json_t *u, const char *t,
+                                     const char *s)
+{
+    const json_t *alt = json_object_get(u, "alt");
+    for (size_t i = 0; i <= json_array_size(alt); i++) {
+        const json_t *a = i == 0 ? json_object_get(u, "e") : json_array_get(alt, i - 1);
+        char k[700];
+        if (!json_is_string(a))
+            continue;
+        snprintf(k, sizeof k, "%s\x1f%s", t, json_string_value(a));
+        json_t *hit = json_object_get(newaddr, k);
+        if (hit && strcmp(json_string_value(json_object_get(hit, "s")), s) != 0)
+            return json_object_get(hit, "have");
+    }
+    return NULL;
+}
+
+/* Record the addresses of u (cloud s) as leading to the new Person have. -1 when out of
+ * memory. */
+static int new_person_addresses_add(json_t *newaddr, const json_t *u, const char *t, const char *s,
+                                    json_t *have)
+{
+    const json_t *alt = json_object_get(u, "alt");
+    for (size_t i = 0; i <= json_array_size(alt); i++) {
+        const json_t *a = i == 0 ? json_object_get(u, "e") : json_array_get(alt, i - 1);
+        char k[700];
+        if (!json_is_string(a))
+            continue;
+        snprintf(k, sizeof k, "%s\x1f%s", t, json_string_value(a));
+        if (json_object_get(newaddr, k))
+            continue; /* the first row to claim an address keeps it */
+        json_t *v = json_pack("{s:s,s:O}", "s", s, "have", have);
+        if (!v || json_object_set_new(newaddr, k, v))
+            return -1;
+    }
+    return 0;
+}
+
 /* Link changed, unlinked source rows to People: by e-mail (and Azure's other addresses);
  * none -> a new Person; more than one -> an open match case, never a guess. Writes no link:
  * sets "p" (the Person) on each row of unlinked that gets one, appends existing People to
@@ -238,7 +279,7 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
     int rc = -1;
     PGresult *r = NULL, *r2 = NULL;
     json_t *newp = json_object(), *slim = json_array();
-    json_t *cases = json_array(), *claimed = json_object();
+    json_t *cases = json_array(), *claimed = json_object(), *newaddr = json_object();
     if (json_array_size(unlinked) == 0) {
         rc = 0;
         goto out;
@@ -308,10 +349,13 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
             pid = json_string_value(json_array_get(cand, 0));
         } else if (json_array_size(cand) == 0) {
             /* One new Person per tenant and e-mail, so that Google's and Azure's rows arriving
-             * in the same batch meet. */
+             * in the same batch meet, also through an address of the other cloud's row (an
+             * alias, a proxy address), as they would in two batches. */
             char gk[700];
             snprintf(gk, sizeof gk, "%s\x1f%s", t, e);
             json_t *have = json_object_get(newp, gk);
+            if (!have)
+                have = new_person_by_address(newaddr, u, t, s);
             if (have) {
                 pid = json_string_value(json_object_get(have, "p"));
             } else {
@@ -323,7 +367,8 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
                 }
                 have = json_pack("{s:s,s:s,s:s,s:s?}", "t", t, "p", newid, "e", e, "r", run);
                 if (!have || json_object_set_new(newp, gk, have) ||
-                    json_array_append(newpeople, have)) {
+                    json_array_append(newpeople, have) ||
+                    new_person_addresses_add(newaddr, u, t, s, have)) {
                     json_decref(cand);
                     json_decref(taken);
                     snprintf(c->err, c->errlen, "out of memory linking people");
@@ -409,6 +454,7 @@ out:
     json_decref(slim);
     json_decref(cases);
     json_decref(claimed);
+    json_decref(newaddr);
     return rc;
 }
 
