@@ -107,6 +107,9 @@ listen_addresses = '127.0.0.1'
 port = $p
 unix_socket_directories = '$sd'
 max_connections = 200
+# The merger's workers each hold one advisory lock per linking address of a batch's changed
+# People rows (up to ~2 x PANEL_MERGER_BATCH_MAX) until the batch commits (docs/merger.md).
+max_locks_per_transaction = 256
 shared_buffers = 256MB
 work_mem = 16MB
 maintenance_work_mem = 256MB

@@ -28,6 +28,8 @@ const char *apply_result_str(enum apply_result r)
         return "ok";
     case APPLY_FENCED:
         return "fenced";
+    case APPLY_CONFLICT:
+        return "conflict";
     default:
         return "error";
     }
@@ -333,17 +335,18 @@ static bool is_control(const Envelope *env)
                    env->payload_case == PB_PAYLOAD_RUN_FAILED);
 }
 
-static int apply_control(struct actx *c, const Envelope *env)
+static int apply_control(struct actx *c, const struct apply_msg *m)
 {
+    const Envelope *env = m->env;
     int rc;
     switch (env->payload_case) {
     case PB_PAYLOAD_RUN_STARTED:
         return runs_ensure(c, env, "running");
     case PB_PAYLOAD_RUN_COMPLETED:
-        rc = runs_ensure(c, env, NULL) || runs_completed(c, env);
+        rc = runs_ensure(c, env, NULL) || runs_completed(c, env, m->partition);
         break;
     default:
-        rc = runs_ensure(c, env, NULL) || runs_failed(c, env);
+        rc = runs_ensure(c, env, NULL) || runs_failed(c, env, m->partition);
         break;
     }
     if (rc == 0)
@@ -429,7 +432,7 @@ enum apply_result apply_batch(PGconn *pg, const char *group, const char *topic,
             continue;
         if (i > seg && apply_segment(c, msgs, seg, i))
             goto rollback;
-        if (i < n && apply_control(c, msgs[i].env))
+        if (i < n && apply_control(c, &msgs[i]))
             goto rollback;
         seg = i + 1;
     }
@@ -445,6 +448,8 @@ rollback:
     actx_rollback(c);
     if (fenced)
         res = APPLY_FENCED;
+    else if (c->conflict)
+        res = APPLY_CONFLICT;
 out:
     actx_free(c);
     return res;

@@ -27,8 +27,11 @@ struct apply_msg {
 
 enum apply_result {
     APPLY_OK = 0,
-    APPLY_ERROR = -1,  /* rolled back; retry the same messages later */
-    APPLY_FENCED = -2, /* another member already stored later offsets: drop the batch */
+    APPLY_ERROR = -1,    /* rolled back; retry the same messages later */
+    APPLY_FENCED = -2,   /* another member already stored later offsets: drop the batch */
+    APPLY_CONFLICT = -3, /* rolled back on a deadlock or serialization failure with another
+                            member's transaction (members apply one district's partitions at
+                            once): retry at once; it says nothing about the events */
 };
 const char *apply_result_str(enum apply_result r);
 

@@ -46,6 +46,10 @@ PGresult *actx_query(struct actx *c, const char *sql, int n, const char *const *
 {
     PGresult *r = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
     if (!pgx_ok(r, want, c->err, c->errlen)) {
+        const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+        /* 40P01 deadlock_detected, 40001 serialization_failure */
+        if (state && (!strcmp(state, "40P01") || !strcmp(state, "40001")))
+            c->conflict = true;
         PQclear(r);
         return NULL;
     }

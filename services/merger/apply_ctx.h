@@ -38,6 +38,8 @@ struct actx {
     struct run_counts runs[MAX_RUNS];
     size_t nruns;
     long rows_changed;
+    bool conflict;   /* a statement failed on a deadlock or a serialization failure (another
+                        member's concurrent transaction, not the events): the batch is retried */
     struct buf dump; /* the JSON parameter of each statement: one buffer reused (no regrowth) */
 };
 

@@ -1,6 +1,7 @@
 /* apply_people: see apply_people.h. */
 #include "apply_people.h"
 #include "apply_ctx.h"
+#include "buf.h"
 #include "crypto.h"
 #include "ids.h"
 #include "merge.h"
@@ -227,6 +228,47 @@ out:
     return rc;
 }
 
+/* The new Person (an entry of people_link's newpeople) that a row of cloud s linking by
+ * address list u's "e" and "alt" meets in this batch: one created for a row of the other
+ * cloud that has one of these addresses (newaddr: "t\x1faddress" -> {"s","have"}). */
+static json_t *new_person_by_address(const json_t *newaddr, const json_t *u, const char *t,
+                                     const char *s)
+{
+    const json_t *alt = json_object_get(u, "alt");
+    for (size_t i = 0; i <= json_array_size(alt); i++) {
+        const json_t *a = i == 0 ? json_object_get(u, "e") : json_array_get(alt, i - 1);
+        char k[700];
+        if (!json_is_string(a))
+            continue;
+        snprintf(k, sizeof k, "%s\x1f%s", t, json_string_value(a));
+        json_t *hit = json_object_get(newaddr, k);
+        if (hit && strcmp(json_string_value(json_object_get(hit, "s")), s) != 0)
+            return json_object_get(hit, "have");
+    }
+    return NULL;
+}
+
+/* Record the addresses of u (cloud s) as leading to the new Person have. -1 when out of
+ * memory. */
+static int new_person_addresses_add(json_t *newaddr, const json_t *u, const char *t, const char *s,
+                                    json_t *have)
+{
+    const json_t *alt = json_object_get(u, "alt");
+    for (size_t i = 0; i <= json_array_size(alt); i++) {
+        const json_t *a = i == 0 ? json_object_get(u, "e") : json_array_get(alt, i - 1);
+        char k[700];
+        if (!json_is_string(a))
+            continue;
+        snprintf(k, sizeof k, "%s\x1f%s", t, json_string_value(a));
+        if (json_object_get(newaddr, k))
+            continue; /* the first row to claim an address keeps it */
+        json_t *v = json_pack("{s:s,s:O}", "s", s, "have", have);
+        if (!v || json_object_set_new(newaddr, k, v))
+            return -1;
+    }
+    return 0;
+}
+
 /* Link changed, unlinked source rows to People: by e-mail (and Azure's other addresses);
  * none -> a new Person; more than one -> an open match case, never a guess. Writes no link:
  * sets "p" (the Person) on each row of unlinked that gets one, appends existing People to
@@ -237,7 +279,7 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
     int rc = -1;
     PGresult *r = NULL, *r2 = NULL;
     json_t *newp = json_object(), *slim = json_array();
-    json_t *cases = json_array(), *claimed = json_object();
+    json_t *cases = json_array(), *claimed = json_object(), *newaddr = json_object();
     if (json_array_size(unlinked) == 0) {
         rc = 0;
         goto out;
@@ -307,10 +349,13 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
             pid = json_string_value(json_array_get(cand, 0));
         } else if (json_array_size(cand) == 0) {
             /* One new Person per tenant and e-mail, so that Google's and Azure's rows arriving
-             * in the same batch meet. */
+             * in the same batch meet, also through an address of the other cloud's row (an
+             * alias, a proxy address), as they would in two batches. */
             char gk[700];
             snprintf(gk, sizeof gk, "%s\x1f%s", t, e);
             json_t *have = json_object_get(newp, gk);
+            if (!have)
+                have = new_person_by_address(newaddr, u, t, s);
             if (have) {
                 pid = json_string_value(json_object_get(have, "p"));
             } else {
@@ -322,7 +367,8 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
                 }
                 have = json_pack("{s:s,s:s,s:s,s:s?}", "t", t, "p", newid, "e", e, "r", run);
                 if (!have || json_object_set_new(newp, gk, have) ||
-                    json_array_append(newpeople, have)) {
+                    json_array_append(newpeople, have) ||
+                    new_person_addresses_add(newaddr, u, t, s, have)) {
                     json_decref(cand);
                     json_decref(taken);
                     snprintf(c->err, c->errlen, "out of memory linking people");
@@ -408,6 +454,7 @@ out:
     json_decref(slim);
     json_decref(cases);
     json_decref(claimed);
+    json_decref(newaddr);
     return rc;
 }
 
@@ -512,12 +559,78 @@ static json_t *compare_rows(const json_t *rows)
 
 /* Apply PersonObserved rows: rows is an array of {"i","t","s","id","e","f","r","delta","cl",
  * "alt"} deduplicated per source row. */
+/* Sorted, without repeats. */
+static int cmp_key(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Add the lock keys of a row's linking addresses ("e" and "alt") to keys. -1 when out of
+ * memory. */
+static int lock_keys_add(const json_t *row, long long **keys, size_t *n, size_t *cap)
+{
+    const char *t = json_string_value(json_object_get(row, "t"));
+    const json_t *e = json_object_get(row, "e"), *alt = json_object_get(row, "alt");
+    size_t more = 1 + json_array_size(alt);
+    if (!t)
+        return 0;
+    if (*n + more > *cap) {
+        size_t ncap = (*cap ? *cap * 2 : 256) + more;
+        long long *k = realloc(*keys, ncap * sizeof *k);
+        if (!k)
+            return -1;
+        *keys = k;
+        *cap = ncap;
+    }
+    if (json_is_string(e))
+        (*keys)[(*n)++] = merge_address_lock_key(t, json_string_value(e));
+    for (size_t i = 0; i < json_array_size(alt); i++)
+        if (json_is_string(json_array_get(alt, i)))
+            (*keys)[(*n)++] = merge_address_lock_key(t, json_string_value(json_array_get(alt, i)));
+    return 0;
+}
+
+/* Take the advisory locks of keys (sorted here) until the transaction ends. Another member
+ * applying another partition of the district that links one of these addresses waits until
+ * this batch commits, then finds what it created; increasing order means no deadlock among
+ * them. */
+static int lock_addresses(struct actx *c, long long *keys, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(keys, n, sizeof *keys, cmp_key);
+    struct buf b;
+    buf_init(&b, 0);
+    int bad = buf_appends(&b, "{");
+    for (size_t i = 0; i < n && !bad; i++)
+        if (i == 0 || keys[i] != keys[i - 1])
+            bad = buf_appendf(&b, i ? ",%lld" : "%lld", keys[i]);
+    bad = bad || buf_appends(&b, "}");
+    int rc = -1;
+    if (bad) {
+        snprintf(c->err, c->errlen, "out of memory locking addresses");
+    } else {
+        const char *params[1] = {b.data};
+        PGresult *r = actx_query(c,
+                                 "SELECT count(pg_advisory_xact_lock(k))"
+                                 " FROM unnest($1::bigint[]) AS k",
+                                 1, params, PGRES_TUPLES_OK);
+        rc = r ? 0 : -1;
+        PQclear(r);
+    }
+    buf_free(&b);
+    return rc;
+}
+
 int people_apply(struct actx *c, json_t *rows)
 {
     int rc = -1;
     PGresult *r = NULL;
     json_t *unlinked = json_array(), *persons = json_array(), *newpeople = json_array();
     json_t *ups = json_array(), *cmp = NULL;
+    long long *keys = NULL;
+    size_t nkeys = 0, capkeys = 0;
     if (json_array_size(rows) == 0) {
         rc = 0;
         goto out;
@@ -590,7 +703,7 @@ int people_apply(struct actx *c, json_t *rows)
                                json_object_get(row, "s"), "id", json_object_get(row, "id"), "p",
                                pid, "f", delta_fields ? NULL : json_object_get(row, "f"), "ft",
                                delta_fields, "h", col_str(r, i, 5), "r", run);
-        if (!up || json_array_append_new(ups, up))
+        if (!up || json_array_append_new(ups, up) || lock_keys_add(row, &keys, &nkeys, &capkeys))
             goto oom;
         if (pid) {
             if (people_queue_remerge(persons, t, pid, run, unsusp))
@@ -609,6 +722,9 @@ int people_apply(struct actx *c, json_t *rows)
                 json_object_set(u, "e", json_is_string(e) ? e : json_null());
                 json_decref(nf);
             }
+            if (!json_equal(json_object_get(u, "e"), json_object_get(row, "e")) &&
+                lock_keys_add(u, &keys, &nkeys, &capkeys))
+                goto oom;
             json_object_set_new(u, "isnew", json_boolean(isnew));
             json_object_set(u, "up", up); /* people_link's "p" goes into the upsert row */
             json_array_append_new(unlinked, u);
@@ -616,6 +732,10 @@ int people_apply(struct actx *c, json_t *rows)
     }
     PQclear(r);
     r = NULL;
+    /* Before anything is decided from what other transactions committed: the candidates
+     * (people_link) and the remerges below read the rows as the lock holders left them. */
+    if (lock_addresses(c, keys, nkeys))
+        goto out;
     if (people_link(c, unlinked, persons, newpeople))
         goto out;
     for (size_t k = 0; k < json_array_size(unlinked); k++) {
@@ -661,5 +781,6 @@ out:
     json_decref(newpeople);
     json_decref(ups);
     json_decref(cmp);
+    free(keys);
     return rc;
 }

@@ -73,19 +73,55 @@ int runs_info(struct actx *c, const char *tenant, const char *run, struct run_in
     return 0;
 }
 
+int runs_end_barrier(struct actx *c, const Envelope *env, int32_t partition, uint32_t count)
+{
+    if (count <= 1)
+        return 1;
+    char part[16], cnt[16];
+    snprintf(part, sizeof part, "%d", (int)partition);
+    snprintf(cnt, sizeof cnt, "%u", (unsigned)count);
+    const char *params[3] = {env->tenant_id, env->run_id, part};
+    /* The run row's lock orders the members that apply copies of one run's end: the second
+     * one counts after the first has committed (NO KEY: observations' sightings, which only
+     * reference the row, do not wait). */
+    PGresult *r = actx_query(c,
+                             "SELECT 1 FROM sync_runs WHERE tenant_id = $1 AND run_id = $2"
+                             " FOR NO KEY UPDATE",
+                             2, params, PGRES_TUPLES_OK);
+    if (!r)
+        return -1;
+    PQclear(r);
+    if (actx_cmd(c,
+                 "INSERT INTO run_partition_ends (tenant_id, run_id, partition)"
+                 " VALUES ($1, $2, $3::int) ON CONFLICT DO NOTHING",
+                 3, params))
+        return -1;
+    r = actx_query(c,
+                   "SELECT count(*) >= $3::int FROM run_partition_ends WHERE tenant_id = $1"
+                   " AND run_id = $2 AND partition < $3::int",
+                   3, (const char *[]){env->tenant_id, env->run_id, cnt}, PGRES_TUPLES_OK);
+    if (!r)
+        return -1;
+    int passed = col_bool(r, 0, 0) ? 1 : 0;
+    PQclear(r);
+    return passed;
+}
+
 /* A finished run's sightings and reported removals are of no more use: params are the
  * tenant and the run. */
 static int runs_forget_sightings(struct actx *c, const char *const params[2])
 {
     return actx_cmd(c, "DELETE FROM run_seen WHERE tenant_id = $1 AND run_id = $2", 2, params) ||
            actx_cmd(c, "DELETE FROM run_reported_removals WHERE tenant_id = $1 AND run_id = $2", 2,
+                    params) ||
+           actx_cmd(c, "DELETE FROM run_partition_ends WHERE tenant_id = $1 AND run_id = $2", 2,
                     params);
 }
 
 /* RunCompleted: remove (or hold) what a full run did not see, or what a delta run reported
  * deleted. The kind is the one RunCompleted reports (a delta run that fell back to a full
  * listing completes as full), and it is stored as the run's kind. */
-int runs_completed(struct actx *c, const Envelope *env)
+int runs_completed(struct actx *c, const Envelope *env, int32_t partition)
 {
     int rc = -1;
     PGresult *r = NULL;
@@ -105,6 +141,11 @@ int runs_completed(struct actx *c, const Envelope *env)
         goto out;
     }
     const Panel__V1__RunCompleted *rcm = env->run_completed;
+    int passed = runs_end_barrier(c, env, partition, rcm->partition_count);
+    if (passed <= 0) { /* -1: error; 0: other partitions still have observations to apply */
+        rc = passed;
+        goto out;
+    }
     if (rcm->counts && events_to_json(&rcm->counts->base, &b))
         goto out;
     bool full = rcm->has_kind && rcm->kind != PB_RUN_KIND_UNSPECIFIED
@@ -288,9 +329,17 @@ out:
 #define FORBIDDEN_LISTINGS_MAX   8
 #define FORBIDDEN_LISTING_MAXLEN 64
 
-int runs_failed(struct actx *c, const Envelope *env)
+int runs_failed(struct actx *c, const Envelope *env, int32_t partition)
 {
     const Panel__V1__RunFailed *f = env->run_failed;
+    struct run_info ri;
+    if (runs_info(c, env->tenant_id, env->run_id, &ri))
+        return -1;
+    if (!ri.found || !ri.open)
+        return 0; /* already ended: the second end of a run two fetchers ran */
+    int passed = runs_end_barrier(c, env, partition, f->partition_count);
+    if (passed <= 0)
+        return passed;
     const ProtobufCEnumValue *ev =
         protobuf_c_enum_descriptor_get_value(&panel__v1__run_failure_reason__descriptor, f->reason);
     /* The refused listings (a handful of short names from the fetcher; more is not kept). */

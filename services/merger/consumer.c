@@ -9,6 +9,8 @@
 #include "table_stats.h"
 
 #include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,7 +254,10 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
                           stats.changed_total);
         } else {
             metrics_counter_add(o->metrics, "merger_batches_total",
-                                ar == APPLY_FENCED ? "result=\"fenced\"" : "result=\"error\"", 1);
+                                ar == APPLY_FENCED     ? "result=\"fenced\""
+                                : ar == APPLY_CONFLICT ? "result=\"conflict\""
+                                                       : "result=\"error\"",
+                                1);
             log_warn("batch of %zu events not applied (%s): %s", n, apply_result_str(ar), aerr);
             bool db_up = PQstatus(c.pg) == CONNECTION_OK && db_healthy(c.pg);
             /* A batch that ran into the statement timeout met a slow or locked database, not a
@@ -314,5 +319,70 @@ out:
     free(dead);
     free(reasons);
     free(am);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- workers */
+
+struct worker {
+    struct consumer_opts opts; /* the caller's, with running() that also sees a failure */
+    const struct consumer_opts *outer;
+    atomic_bool *failed;
+    pthread_t thread;
+    int rc;
+    char err[1024];
+};
+
+static bool worker_running(void *arg)
+{
+    const struct worker *w = arg;
+    return !atomic_load(w->failed) && w->outer->running(w->outer->arg);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    w->rc = consumer_run(&w->opts, w->err, sizeof w->err);
+    if (w->rc)
+        atomic_store(w->failed, true);
+    return NULL;
+}
+
+int consumer_run_workers(const struct consumer_opts *o, int workers, char *err, size_t errlen)
+{
+    if (workers < 1 || workers > CONSUMER_WORKERS_MAX) {
+        snprintf(err, errlen, "workers must be 1..%d", CONSUMER_WORKERS_MAX);
+        return -1;
+    }
+    if (workers == 1)
+        return consumer_run(o, err, errlen);
+    struct worker *w = calloc((size_t)workers, sizeof *w);
+    atomic_bool failed = false;
+    int started = 0, rc = 0;
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (; started < workers; started++) {
+        w[started].opts = *o;
+        w[started].opts.running = worker_running;
+        w[started].opts.arg = &w[started];
+        w[started].outer = o;
+        w[started].failed = &failed;
+        if (pthread_create(&w[started].thread, NULL, worker_main, &w[started]) != 0) {
+            snprintf(err, errlen, "cannot start consumer worker %d", started + 1);
+            atomic_store(&failed, true);
+            rc = -1;
+            break;
+        }
+    }
+    for (int i = 0; i < started; i++) {
+        pthread_join(w[i].thread, NULL);
+        if (w[i].rc && rc == 0) {
+            snprintf(err, errlen, "worker %d: %s", i + 1, w[i].err);
+            rc = -1;
+        }
+    }
+    free(w);
     return rc;
 }

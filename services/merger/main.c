@@ -31,6 +31,7 @@ struct merger_config {
     long long retention_interval_s;
     long long retention_batch;
     long long db_pool_size;
+    long long workers;
 };
 
 static const struct cfg_option options[] = {
@@ -45,6 +46,11 @@ static const struct cfg_option options[] = {
      "up to 5 s for a free one (then 503). The consumer and the outbox relay have their own"},
     {"PANEL_MERGER_GROUP", CFG_STRING, "panel-merger", 0, 255,
      offsetof(struct merger_config, group), "consumer group on panel.source.events"},
+    {"PANEL_MERGER_WORKERS", CFG_INT, "2", 1, CONSUMER_WORKERS_MAX,
+     offsetof(struct merger_config, workers),
+     "consumer threads, each a member of the group on panel.source.events with its own "
+     "PostgreSQL connection: the partitions of one district are applied at once (about one "
+     "per core; more than the topic's partitions over all replicas wait idle)"},
     {"PANEL_MERGER_BATCH_MAX", CFG_INT, "2000", 1, 100000,
      offsetof(struct merger_config, batch_max), "most events applied in one transaction"},
     {"PANEL_MERGER_BATCH_MS", CFG_INT, "200", 1, 60000, offsetof(struct merger_config, batch_ms),
@@ -139,7 +145,8 @@ static void describe_metrics(struct metrics *m)
 {
     metrics_describe(m, "merger_events_applied_total", "counter",
                      "Source events applied to PostgreSQL");
-    metrics_describe(m, "merger_batches_total", "counter", "Batches by result (ok, fenced, error)");
+    metrics_describe(m, "merger_batches_total", "counter",
+                     "Batches by result (ok, fenced, conflict, error)");
     metrics_describe_histogram(m, "merger_batch_seconds", "Time to apply one batch",
                                METRICS_BUCKETS_REQUEST);
     metrics_describe(m, "merger_dead_letters_total", "counter",
@@ -215,7 +222,7 @@ int main(int argc, char **argv)
         .arg = svc,
     };
     svc_set_ready(svc, true);
-    if (consumer_run(&co, err, sizeof err)) {
+    if (consumer_run_workers(&co, (int)cfg.workers, err, sizeof err)) {
         log_error("%s", err);
         goto out;
     }

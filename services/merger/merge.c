@@ -156,3 +156,16 @@ bool merge_run_incomplete(long reported, long received, long skipped, long inval
 {
     return skipped > 0 || invalid > 0 || received < reported;
 }
+
+long long merge_address_lock_key(const char *tenant, const char *address)
+{
+    unsigned long long h = 1469598103934665603ULL; /* FNV-1a, 64 bits */
+    for (const unsigned char *p = (const unsigned char *)tenant; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    h = (h ^ '\n') * 1099511628211ULL; /* "a" + "bc" and "ab" + "c" differ */
+    for (const unsigned char *p = (const unsigned char *)address; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    long long k;
+    memcpy(&k, &h, sizeof k); /* PostgreSQL's bigint: the same 64 bits, signed */
+    return k;
+}

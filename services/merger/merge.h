@@ -53,6 +53,13 @@ bool merge_threshold_exceeded(long removals, long total, long max_count, int max
 int merge_delta_combine(json_t *fields, json_t *cleared, const json_t *later_fields,
                         const json_t *later_cleared) __attribute__((warn_unused_result));
 
+/* The key of the advisory lock that orders the transactions linking `address` (normalised)
+ * in `tenant`: a 64-bit FNV-1a of both. Members applying one district's partitions at once
+ * take the locks of every address their changed People rows link by, in increasing key order,
+ * before they look for candidates, so two rows of one Person (one per cloud, on two
+ * partitions) never each create a Person. */
+long long merge_address_lock_key(const char *tenant, const char *address);
+
 /* A full run's listing is incomplete, so its removals must wait for an admin: the fetcher
  * skipped objects, observations were dead-lettered (invalid), or the merger received fewer
  * observation events than RunCompleted says were published. */
