@@ -2,6 +2,7 @@
 #include "intake.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 const char *intake_verdict_str(enum intake_verdict v)
 {
@@ -70,4 +71,34 @@ void intake_dead_lettered(struct intake_failures *f)
 {
     f->fails = 0;
     f->isolate = f->isolate > 1 ? f->isolate - 1 : 0;
+}
+
+bool intake_lettered_already(const struct intake_lettered *l, int32_t partition, int64_t offset)
+{
+    return partition >= 0 && (size_t)partition < l->n && offset < l->end[partition];
+}
+
+void intake_lettered_note(struct intake_lettered *l, int32_t partition, int64_t offset)
+{
+    if (partition < 0 || partition > 65535)
+        return;
+    if ((size_t)partition >= l->n) {
+        size_t n = (size_t)partition + 1;
+        int64_t *e = realloc(l->end, n * sizeof *e);
+        if (!e)
+            return;
+        for (size_t i = l->n; i < n; i++)
+            e[i] = 0;
+        l->end = e;
+        l->n = n;
+    }
+    if (offset + 1 > l->end[partition])
+        l->end[partition] = offset + 1;
+}
+
+void intake_lettered_free(struct intake_lettered *l)
+{
+    free(l->end);
+    l->end = NULL;
+    l->n = 0;
 }

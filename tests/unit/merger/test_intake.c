@@ -206,6 +206,26 @@ static void dead_letter_headers_name_the_reason_partition_and_offset(void **stat
     assert_int_equal(h.len[0], 0);
 }
 
+/* A batch read again after a conflict or a revocation meets its dead letters again: each is
+ * sent once (test_promises counts them on the dead-letter topic). */
+static void a_dead_letter_is_sent_once_when_its_batch_is_read_again(void **state)
+{
+    (void)state;
+    struct intake_lettered l = {0};
+    assert_false(intake_lettered_already(&l, 3, 1091));
+    intake_lettered_note(&l, 3, 1091);
+    assert_true(intake_lettered_already(&l, 3, 1091));
+    assert_true(intake_lettered_already(&l, 3, 17)); /* before it: read again, already sent */
+    assert_false(intake_lettered_already(&l, 3, 1092));
+    assert_false(intake_lettered_already(&l, 0, 1091)); /* other partitions are their own */
+    assert_false(intake_lettered_already(&l, -1, 0));
+    intake_lettered_note(&l, 70000, 5); /* beyond the bound: not remembered, not a crash */
+    assert_false(intake_lettered_already(&l, 70000, 5));
+    intake_lettered_note(&l, 3, 10); /* an older one does not move the mark back */
+    assert_true(intake_lettered_already(&l, 3, 1091));
+    intake_lettered_free(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +238,7 @@ int main(void)
         cmocka_unit_test(an_outage_or_a_slow_database_never_makes_an_event_look_poisonous),
         cmocka_unit_test(isolation_ends_after_as_many_events_as_the_batch_had),
         cmocka_unit_test(dead_letter_headers_name_the_reason_partition_and_offset),
+        cmocka_unit_test(a_dead_letter_is_sent_once_when_its_batch_is_read_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
