@@ -5,7 +5,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import time
 import unittest
 import uuid
