@@ -57,7 +57,7 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
     }
     if (!decision_begin(c, ids_tenant_valid(tenant) && ids_uuid_valid(run_id), &res))
         goto out;
-    const char *params[4] = {tenant, run_id, admin, NULL};
+    const char *params[3] = {tenant, run_id, admin};
     if (!decision_row(
             c, "SELECT status FROM sync_runs WHERE tenant_id = $1 AND run_id = $2 FOR UPDATE", 2,
             params, &r, &res))
@@ -88,20 +88,21 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
             goto rollback;
         if (actx_flush_outbox(c))
             goto rollback;
-    }
-    char nbuf[32];
-    snprintf(nbuf, sizeof nbuf, "%ld", *removed);
-    params[3] = nbuf;
-    if (actx_cmd(c,
-                 d == APPLY_APPROVE
-                     ? "UPDATE sync_runs SET status = 'approved', removed = removed + $4::bigint,"
-                       " pending_removals = 0, decided_by = $3, decided_at = now()"
-                       " WHERE tenant_id = $1 AND run_id = $2"
-                     : "UPDATE sync_runs SET status = 'rejected', pending_removals = 0,"
-                       " decided_by = $3, decided_at = now(), removed = removed + 0 * $4::bigint"
-                       " WHERE tenant_id = $1 AND run_id = $2",
-                 4, params))
+        char nbuf[32];
+        snprintf(nbuf, sizeof nbuf, "%ld", *removed);
+        const char *approve_params[4] = {tenant, run_id, admin, nbuf};
+        if (actx_cmd(c,
+                     "UPDATE sync_runs SET status = 'approved', removed = removed + $4::bigint,"
+                     " pending_removals = 0, decided_by = $3, decided_at = now()"
+                     " WHERE tenant_id = $1 AND run_id = $2",
+                     4, approve_params))
+            goto rollback;
+    } else if (actx_cmd(c,
+                        "UPDATE sync_runs SET status = 'rejected', pending_removals = 0,"
+                        " decided_by = $3, decided_at = now() WHERE tenant_id = $1 AND run_id = $2",
+                        3, params)) {
         goto rollback;
+    }
     if (actx_commit(c))
         goto out;
     res = DECIDE_OK;

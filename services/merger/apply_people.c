@@ -159,8 +159,8 @@ int people_remerge(struct actx *c, json_t *persons)
     }
     r = actx_query_json(
         c,
-        "SELECT p.tenant_id, p.person_id, p.fields, p.sources::text[] = '{}' AND p.version > 0,"
-        " p.removed_at IS NOT NULL, p.version, x.run_id, g.fields, a.fields,"
+        "SELECT p.tenant_id, p.person_id, p.fields, p.removed_at IS NOT NULL, p.version,"
+        " x.run_id, g.fields, a.fields,"
         " p.sources::text, x.unsuspended, g.suspended_in_source, a.suspended_in_source"
         " FROM (SELECT tenant_id, person_id, min(run_id) AS run_id,"
         "  bool_or(coalesce(unsuspended, false)) AS unsuspended"
@@ -168,32 +168,34 @@ int people_remerge(struct actx *c, json_t *persons)
         "  unsuspended boolean)"
         "  GROUP BY tenant_id, person_id) x"
         " JOIN people p ON p.tenant_id = x.tenant_id AND p.person_id = x.person_id"
-        /* each cloud's live row; merge.c makes of it what the Person shows */
+        /* each cloud's live row; merge.c makes of it what the Person shows. Two live rows of
+         * one cloud (an admin linked a second account): the smallest source id, bytewise,
+         * whatever the database's collation — the same row in any order of arrival */
         " LEFT JOIN LATERAL (SELECT ps.fields, ps.suspended_in_source FROM person_sources ps"
         "  WHERE ps.tenant_id = p.tenant_id AND ps.person_id = p.person_id"
-        "  AND ps.source = 'google' AND ps.removed_at IS NULL ORDER BY ps.source_id LIMIT 1) g"
-        "  ON true"
+        "  AND ps.source = 'google' AND ps.removed_at IS NULL"
+        "  ORDER BY ps.source_id COLLATE \"C\" LIMIT 1) g ON true"
         " LEFT JOIN LATERAL (SELECT ps.fields, ps.suspended_in_source FROM person_sources ps"
         "  WHERE ps.tenant_id = p.tenant_id AND ps.person_id = p.person_id"
-        "  AND ps.source = 'azure' AND ps.removed_at IS NULL ORDER BY ps.source_id LIMIT 1) a"
-        "  ON true"
+        "  AND ps.source = 'azure' AND ps.removed_at IS NULL"
+        "  ORDER BY ps.source_id COLLATE \"C\" LIMIT 1) a ON true"
         " ORDER BY p.tenant_id, p.person_id FOR UPDATE OF p",
         persons, PGRES_TUPLES_OK);
     if (!r)
         goto out;
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *old = col_json(r, i, 2), *g = col_json(r, i, 7), *a = col_json(r, i, 8);
-        if ((col_bool(r, i, 11) && merge_source_suspended(g)) ||
-            (col_bool(r, i, 12) && merge_source_suspended(a))) {
+        json_t *old = col_json(r, i, 2), *g = col_json(r, i, 6), *a = col_json(r, i, 7);
+        if ((col_bool(r, i, 10) && merge_source_suspended(g)) ||
+            (col_bool(r, i, 11) && merge_source_suspended(a))) {
             snprintf(c->err, c->errlen, "out of memory merging a person");
             json_decref(old);
             json_decref(g);
             json_decref(a);
             goto out;
         }
-        int e = remerge_one(c, col_str(r, i, 0), col_str(r, i, 1), col_str(r, i, 6), old, g, a,
-                            col_bool(r, i, 4), col_bool(r, i, 10), col_i64(r, i, 5),
-                            col_str(r, i, 9), upd);
+        int e = remerge_one(c, col_str(r, i, 0), col_str(r, i, 1), col_str(r, i, 5), old, g, a,
+                            col_bool(r, i, 3), col_bool(r, i, 9), col_i64(r, i, 4),
+                            col_str(r, i, 8), upd);
         json_decref(old);
         json_decref(g);
         json_decref(a);

@@ -421,8 +421,39 @@ static bool drain_producer(struct outbox_relay *r)
     return false;
 }
 
-static void update_gauges(struct outbox_relay *r, PGconn *pg)
+enum outbox_gauge_action outbox_gauge_next(long round_rows, int batch, double now_s,
+                                           double last_count_s)
 {
+    if (round_rows >= 0 && round_rows < batch)
+        return OUTBOX_GAUGE_ZERO;
+    if (last_count_s < 0 || now_s - last_count_s >= OUTBOX_GAUGE_COUNT_INTERVAL_S)
+        return OUTBOX_GAUGE_COUNT;
+    return OUTBOX_GAUGE_KEEP;
+}
+
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* After a round that published round_rows (-1: failed): the backlog gauges, counted only when
+ * the round does not tell (outbox_gauge_next). *last_count_s: when they were last counted. */
+static void update_gauges(struct outbox_relay *r, PGconn *pg, long round_rows, double *last_count_s)
+{
+    double now = monotonic_s();
+    switch (outbox_gauge_next(round_rows, r->batch, now, *last_count_s)) {
+    case OUTBOX_GAUGE_ZERO:
+        metrics_gauge_set(r->metrics, "merger_outbox_unsent", NULL, 0);
+        metrics_gauge_set(r->metrics, "merger_outbox_oldest_unsent_seconds", NULL, 0);
+        return;
+    case OUTBOX_GAUGE_KEEP:
+        return;
+    case OUTBOX_GAUGE_COUNT:
+        break;
+    }
+    *last_count_s = now;
     PGresult *lag = PQexec(pg, "SELECT count(*), coalesce(extract(epoch FROM now() -"
                                " min(created_at)), 0) FROM outbox WHERE sent_at IS NULL");
     if (PQresultStatus(lag) == PGRES_TUPLES_OK && PQntuples(lag) == 1) {
@@ -442,6 +473,7 @@ static void *relay_main(void *arg)
     struct outbox_relay *r = arg;
     PGconn *pg = NULL;
     bool locked = false, need_reconcile = true;
+    double gauges_counted_s = -1; /* never */
     char err[512];
     while (!atomic_load(&r->stop)) {
         if (!pg || PQstatus(pg) != CONNECTION_OK) {
@@ -485,7 +517,7 @@ static void *relay_main(void *arg)
             need_reconcile = false;
         }
         long n = relay_round(r, pg, err, sizeof err);
-        update_gauges(r, pg);
+        update_gauges(r, pg, n, &gauges_counted_s);
         if (n < 0) {
             log_warn("outbox relay: %s", err);
             metrics_counter_add(r->metrics, "merger_outbox_errors_total", NULL, 1);

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import http.client as httpc
 import json
-import os
 import secrets
 import subprocess
 import threading
@@ -16,22 +15,13 @@ import unittest
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import Process, binary, consume, free_port, http, require_env, wait_until
+from harness import Process, binary, consume, http, require_env, start_emulator, wait_until
 
 SERVICE_SECRET = "fetch-test-secret"
 GOOGLE_CLIENT = ("panel-google-client", "panel-google-secret")
 MS_CLIENT = ("panel-ms-client", "panel-ms-secret")
 GOOGLE_SCOPES = " ".join("https://www.googleapis.com/auth/admin.directory." + s for s in
                          ("user.readonly", "orgunit.readonly", "device.chromeos.readonly"))
-
-
-def start_emulator(env=None):
-    """A panel-emulator with no district (tests add theirs); env adds to its settings."""
-    admin_port = free_port()
-    emu = Process("panel-emulator", env=dict(env or {},
-                                             PANEL_EMULATOR_ADMIN_PORT=str(admin_port)))
-    emu.admin_url = f"http://127.0.0.1:{admin_port}"
-    return emu
 
 
 def control(emu, method, path, body=None):
@@ -213,7 +203,7 @@ class FetcherTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         require_env()
-        cls.emu = start_emulator(cls.EMULATOR_ENV)
+        cls.emu = start_emulator(districts="", consent="page", env=cls.EMULATOR_ENV)
         cls.auth = cls.svc = cls.merger = None
         try:
             cls.auth = AuthStub(cls.emu)

@@ -318,16 +318,19 @@ def wait_until(predicate, timeout=30, interval=0.2, what="condition"):
 
 
 def start_emulator(districts="demo:people=50,azure_people=40,shared=30,devices=20,ous=12,seed=1",
-                   consent="auto", env=None):
-    """A panel-emulator on free ports (see docs/emulator.md). The returned Process also has
-    .admin_url (the control listener) and .service_env (the PANEL_GOOGLE_*/PANEL_MS_*/
+                   consent="auto", env=None, port=None, admin_port=None):
+    """A panel-emulator (see docs/emulator.md) on port and admin_port, free ones when None (a
+    restart reuses the old ones); districts="" starts it with none (tests then add theirs), env
+    adds to (and overrides) its settings. The returned Process also has .admin_url and
+    .admin_port (the control listener) and .service_env (the PANEL_GOOGLE_*/PANEL_MS_*/
     PANEL_GRAPH_URL base URLs and app credentials a service needs to use it)."""
-    admin_port = free_port()
+    admin_port = admin_port or free_port()
     e = {"PANEL_EMULATOR_ADMIN_PORT": str(admin_port), "PANEL_EMULATOR_DISTRICTS": districts,
          "PANEL_EMULATOR_CONSENT": consent}
     e.update(env or {})
-    p = Process("panel-emulator", env=e)
+    p = Process("panel-emulator", env=e, port=port)
     p.admin_url = f"http://127.0.0.1:{admin_port}"
+    p.admin_port = admin_port
     p.service_env = {
         "PANEL_GOOGLE_AUTH_URL": p.url + "/o/oauth2/v2/auth",
         "PANEL_GOOGLE_TOKEN_URL": p.url + "/token",

@@ -160,6 +160,50 @@ def asset(tenant, serial, tag=None, google=True, model="Chromebook 314", ou="/St
     return aid
 
 
+def mutating_routes(asset_id, person_id, run_id, case_id):
+    """Every route that changes something, with a body it accepts (for role and tenant checks)."""
+    return [
+        ("POST", "/v1/assets", {"asset_tag": "V-" + uuid.uuid4().hex[:6]}),
+        ("PATCH", f"/v1/assets/{asset_id}", {"lifecycle": "in_repair"}),
+        ("POST", f"/v1/assets/{asset_id}/retire", None),
+        ("POST", f"/v1/assets/{asset_id}/audit", {}),
+        ("POST", f"/v1/assets/{asset_id}/checkout", {"person_id": person_id}),
+        ("POST", f"/v1/assets/{asset_id}/checkin", {}),
+        ("POST", "/v1/checkouts/bulk", {"items": [{"asset_id": asset_id,
+                                                    "person_id": person_id}]}),
+        ("POST", "/v1/checkins/bulk", {"items": [{"asset_id": asset_id}]}),
+        ("POST", "/v1/sync", {"provider": "google"}),
+        ("PUT", "/v1/sync/settings", {"delete_threshold_count": 5}),
+        ("POST", f"/v1/sync/runs/{run_id}/approve", {}),
+        ("POST", f"/v1/sync/runs/{run_id}/reject", {}),
+        ("POST", f"/v1/sync/match-cases/{case_id}/resolve", {"person_id": person_id}),
+        ("POST", "/v1/connections/google/authorize", {}),
+        ("POST", "/v1/connections/microsoft/authorize", {}),
+        ("POST", "/v1/connections/google/deauthorize", {}),
+        ("POST", "/v1/connections/microsoft/deauthorize", {}),
+    ]
+
+
+def fixture_run_and_case(tenant, status="held"):
+    """A run of tenant (held: 600 pending removals) with two outcomes, and an open match case
+    of that run naming a new Person: (run id, case id, that Person's id)."""
+    run = str(uuid.uuid4())
+    psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, seen, removed, "
+         "pending_removals, report) VALUES (:'t', :'r', 'google', :'s', 10, 0, 600, "
+         "'{\"would_remove\": 600}')", t=tenant, r=run, s=status)
+    psql("INSERT INTO run_outcomes (tenant_id, run_id, object_kind, source_id, email, "
+         "outcome, reason) VALUES (:'t', :'r', 'person', 'g9', 'x@d.example', 'skipped', "
+         "'no email'), (:'t', :'r', 'device', 'd9', NULL, 'invalid', 'no serial')",
+         t=tenant, r=run)
+    case = str(uuid.uuid4())
+    cand = person(tenant, "Candidate")
+    psql("INSERT INTO match_cases (tenant_id, case_id, source, source_id, candidates, "
+         "reason, run_id) VALUES (:'t', :'c', 'azure', :'s', ARRAY[:'p']::uuid[], "
+         "'two people share the email', :'r')",
+         t=tenant, c=case, s="az-" + case[:8], p=cand, r=run)
+    return run, case, cand
+
+
 class ApiTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -1083,51 +1127,12 @@ class ApiTest(unittest.TestCase):
 
     # ------------------------------------------------------------------ roles and tenants
 
-    def mutating_routes(self, asset_id, person_id, run_id, case_id):
-        return [
-            ("POST", "/v1/assets", {"asset_tag": "V-" + uuid.uuid4().hex[:6]}),
-            ("PATCH", f"/v1/assets/{asset_id}", {"lifecycle": "in_repair"}),
-            ("POST", f"/v1/assets/{asset_id}/retire", None),
-            ("POST", f"/v1/assets/{asset_id}/audit", {}),
-            ("POST", f"/v1/assets/{asset_id}/checkout", {"person_id": person_id}),
-            ("POST", f"/v1/assets/{asset_id}/checkin", {}),
-            ("POST", "/v1/checkouts/bulk", {"items": [{"asset_id": asset_id,
-                                                        "person_id": person_id}]}),
-            ("POST", "/v1/checkins/bulk", {"items": [{"asset_id": asset_id}]}),
-            ("POST", "/v1/sync", {"provider": "google"}),
-            ("PUT", "/v1/sync/settings", {"delete_threshold_count": 5}),
-            ("POST", f"/v1/sync/runs/{run_id}/approve", {}),
-            ("POST", f"/v1/sync/runs/{run_id}/reject", {}),
-            ("POST", f"/v1/sync/match-cases/{case_id}/resolve", {"person_id": person_id}),
-            ("POST", "/v1/connections/google/authorize", {}),
-            ("POST", "/v1/connections/microsoft/authorize", {}),
-            ("POST", "/v1/connections/google/deauthorize", {}),
-            ("POST", "/v1/connections/microsoft/deauthorize", {}),
-        ]
-
-    def fixture_run_and_case(self, tenant, status="held"):
-        run = str(uuid.uuid4())
-        psql("INSERT INTO sync_runs (tenant_id, run_id, source, status, seen, removed, "
-             "pending_removals, report) VALUES (:'t', :'r', 'google', :'s', 10, 0, 600, "
-             "'{\"would_remove\": 600}')", t=tenant, r=run, s=status)
-        psql("INSERT INTO run_outcomes (tenant_id, run_id, object_kind, source_id, email, "
-             "outcome, reason) VALUES (:'t', :'r', 'person', 'g9', 'x@d.example', 'skipped', "
-             "'no email'), (:'t', :'r', 'device', 'd9', NULL, 'invalid', 'no serial')",
-             t=tenant, r=run)
-        case = str(uuid.uuid4())
-        cand = person(tenant, "Candidate")
-        psql("INSERT INTO match_cases (tenant_id, case_id, source, source_id, candidates, "
-             "reason, run_id) VALUES (:'t', :'c', 'azure', :'s', ARRAY[:'p']::uuid[], "
-             "'two people share the email', :'r')",
-             t=tenant, c=case, s="az-" + case[:8], p=cand, r=run)
-        return run, case, cand
-
     def test_viewer_cannot_change_anything(self):
         dev = asset(self.a, "SN-V1")
         kid = person(self.a, "Kid V")
-        run, case, _ = self.fixture_run_and_case(self.a)
+        run, case, _ = fixture_run_and_case(self.a)
         before = len(Stub.calls)
-        for method, path, body in self.mutating_routes(dev, kid, run, case):
+        for method, path, body in mutating_routes(dev, kid, run, case):
             with self.subTest(route=f"{method} {path}"):
                 self.err(method, path, 403, "forbidden", body, key=self.key_view)
         self.assertEqual(len(Stub.calls), before, "a viewer's request reached auth/merger")
@@ -1142,7 +1147,7 @@ class ApiTest(unittest.TestCase):
         dev = asset(self.a, "SN-ISO", tag="ISO-" + uuid.uuid4().hex[:6])
         kid = person(self.a, "Kid Iso")
         self.ok("POST", f"/v1/assets/{dev}/checkout", {"person_id": kid}, 201)
-        run, case, _ = self.fixture_run_and_case(self.a)
+        run, case, _ = fixture_run_and_case(self.a)
         tag = self.ok("GET", f"/v1/assets/{dev}")["asset_tag"]
         reads = [f"/v1/people/{kid}", f"/v1/people/{kid}/checkouts", f"/v1/assets/{dev}",
                  f"/v1/assets/{dev}/checkouts", f"/v1/assets/by-tag/{tag}",
@@ -1155,7 +1160,7 @@ class ApiTest(unittest.TestCase):
                          [])
         b_kid = person(self.b, "Kid of B")
         calls = len(Stub.calls)
-        writes = [r for r in self.mutating_routes(dev, b_kid, run, case)
+        writes = [r for r in mutating_routes(dev, b_kid, run, case)
                   if (dev in r[1] or run in r[1] or case in r[1])]
         writes += [("POST", "/v1/checkouts/bulk",
                     {"items": [{"asset_id": dev, "person_id": b_kid}]}),
@@ -1184,8 +1189,8 @@ class ApiTest(unittest.TestCase):
     def test_sync_runs_cases_and_settings(self):
         t = harness.new_tenant("apisy")
         key = new_key(t, "admin")
-        run, case, cand = self.fixture_run_and_case(t)
-        done, _, _ = self.fixture_run_and_case(t, status="completed")
+        run, case, cand = fixture_run_and_case(t)
+        done, _, _ = fixture_run_and_case(t, status="completed")
 
         runs = self.ok("GET", "/v1/sync/runs", key=key)["items"]
         self.assertEqual({r["run_id"] for r in runs}, {run, done})

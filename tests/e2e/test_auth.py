@@ -57,13 +57,10 @@ def get_no_follow(url, cookie=None):
 
 
 def start_emulator(cloud_port=None, admin_port=None):
-    admin_port = admin_port or free_port()
-    emu = Process("panel-emulator", port=cloud_port,
-                  env={"PANEL_EMULATOR_ADMIN_PORT": str(admin_port),
-                       "PANEL_EMULATOR_CONSENT": "page"})
-    emu.admin_url = f"http://127.0.0.1:{admin_port}"
-    emu.admin_port = admin_port
-    return emu
+    """harness.start_emulator as auth's tests use it: no district (tests add theirs) and the
+    consent page (tests choose Allow or Deny)."""
+    return harness.start_emulator(districts="", consent="page", port=cloud_port,
+                                  admin_port=admin_port)
 
 
 def auth_env(emu_url, scheduler=False, tick_ms=300):

@@ -3,14 +3,12 @@ issue 3, with bodies checked field by field against tests/reference/{google,micr
 The emulator needs neither PostgreSQL nor Kafka; each test class starts its own emulator on
 free ports."""
 import base64
-import datetime
 import hashlib
 import html.parser
 import http.client
 import json
 import os
 import re
-import socket
 import time
 import unittest
 import urllib.parse

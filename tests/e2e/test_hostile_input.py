@@ -6,7 +6,6 @@ produced it) — never a 5xx — and afterwards the process must be alive and /h
 
 The fetchers' side (malformed, truncated pages from the emulator) is in
 test_reliability_quick.py; the page parsers themselves are fuzzed (tests/fuzz)."""
-import http.client
 import json
 import socket
 import unittest

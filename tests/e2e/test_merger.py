@@ -5,7 +5,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import time
 import unittest
 import uuid
@@ -687,6 +686,58 @@ class MergerTest(unittest.TestCase):
         self.assertEqual(people(t)["leo.park@d.org"]["display_name"], "Leo Park")
         self.assertEqual(harness.psql("SELECT count(*) FROM run_outcomes WHERE tenant_id = :'t' "
                                       "AND outcome = 'invalid'", t=t), [["0"]])
+
+    def test_two_live_accounts_of_one_cloud_show_the_smallest_source_id(self):
+        # An admin linked a second Azure account to a Person (its match case resolved to that
+        # Person): the Person shows the account with the smallest source id (bytewise), not
+        # the one that came first, and a resync that changes nothing changes nothing.
+        t = relaxed_tenant()
+
+        def first(r):
+            return [person(t, "azure", r, "a2", "leo.park@d.org", display_name="Leo Park",
+                           given_name="Leo", department="Second")]
+
+        def both(r):
+            return first(r) + [person(t, "azure", r, "a1", "leo.park@d.org",
+                                      display_name="Leonard Park", given_name="Leonard",
+                                      department="First")]
+
+        applied_full_run(t, "azure", first)
+        pid = people(t)["leo.park@d.org"]["person_id"]
+        r2 = applied_full_run(t, "azure", both)
+        self.assertEqual(run_row(t, r2)["match_cases"], 1)
+        self.assertEqual(people(t)["leo.park@d.org"]["display_name"], "Leo Park")
+        case_id = harness.psql("SELECT case_id FROM match_cases WHERE tenant_id = :'t'",
+                               t=t)[0][0]
+        status, _, body = harness.http(
+            "POST", f"{self.merger.url}/internal/tenants/{t}/match-cases/{case_id}/resolve",
+            {"person_id": pid, "admin": "a@d.org"}, headers={"Authorization": "Bearer " + SECRET})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(harness.psql(
+            "SELECT source_id FROM person_sources WHERE tenant_id = :'t' AND person_id = :'p'"
+            " AND removed_at IS NULL ORDER BY source_id", t=t, p=pid), [["a1"], ["a2"]])
+        leo = people(t)["leo.park@d.org"]
+        self.assertEqual((leo["person_id"], leo["display_name"], leo["given_name"],
+                          leo["fields"].get("department"), leo["sources"], leo["version"]),
+                         (pid, "Leonard Park", "Leonard", "First", "azure", 2))
+        outbox_drained(t)
+        evs = [e["event"]["person_changed"] for e in harness.consume(
+            "panel.people.events", timeout_ms=2000, key_prefix=t + "/")]
+        self.assertEqual([(e["kind"], e["person"]["fields"]["display_name"]) for e in evs],
+                         [("CHANGE_KIND_CREATED", "Leo Park"),
+                          ("CHANGE_KIND_UPDATED", "Leonard Park")])
+        # both accounts observed again, unchanged: no write, no event, the same row shown
+        versions = self._row_versions(t)
+        r3 = applied_full_run(t, "azure", both)
+        self.assertEqual({k: run_row(t, r3)[k] for k in ("seen", "unchanged", "updated",
+                                                           "match_cases", "removed")},
+                         {"seen": 2, "unchanged": 2, "updated": 0, "match_cases": 0,
+                          "removed": 0})
+        self.assertEqual(self._row_versions(t), versions)
+        self.assertEqual(people(t)["leo.park@d.org"], leo)
+        outbox_drained(t)
+        self.assertEqual(len(harness.consume("panel.people.events", timeout_ms=2000,
+                                             key_prefix=t + "/")), 2)
 
     # ------------------------------------------------------------ subscribers
 

@@ -26,6 +26,14 @@ def metric(proc, name):
     return float(m.group(1)) if m else 0.0
 
 
+def metric_or_none(proc, name):
+    """The value of an unlabelled series, or None while the merger does not show it."""
+    _, _, body = harness.http("GET", proc.url + "/metrics", timeout=5)
+    text = body.decode() if isinstance(body, bytes) else body
+    m = re.search(r"^" + re.escape(name) + r" ([-0-9.e+]+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
 class MergerOutboxTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -87,6 +95,34 @@ class MergerOutboxTest(unittest.TestCase):
         ids = event_ids(tenant)
         self.assertEqual(len(ids), 25)
         self.assertEqual(set(ids.values()), {2})
+
+    def test_unsent_gauge_counts_a_stuck_outbox_and_is_0_once_drained(self):
+        # A row Kafka never takes (over the message limit) fails every round: the relay counts
+        # what waits (at most every 10 s). Once it is gone, the first round that finds less than
+        # a full batch drains the outbox and sets both gauges to 0 without counting.
+        tenant = harness.new_tenant("obx")
+        stuck = "DELETE FROM outbox WHERE tenant_id = :'t'"
+        harness.psql("INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload)"
+                     " VALUES (:'t', gen_random_uuid(), 'panel.people.events', :'t' || '/stuck',"
+                     " convert_to(repeat('x', 1024 * 1024 + 1), 'UTF8'))", t=tenant)
+        m = None
+        try:
+            m = suite.start_merger()
+            harness.wait_until(lambda: (metric_or_none(m, "merger_outbox_unsent") or 0) >= 1,
+                               timeout=30, what="the unsent gauge to count the stuck row")
+            self.assertGreater(metric_or_none(m, "merger_outbox_oldest_unsent_seconds"), 0)
+            self.assertGreaterEqual(metric(m, "merger_outbox_errors_total"), 1)
+            harness.psql(stuck, t=tenant)
+            harness.wait_until(lambda: (metric_or_none(m, "merger_outbox_unsent"),
+                                        metric_or_none(m, "merger_outbox_oldest_unsent_seconds"))
+                               == (0.0, 0.0), timeout=30, what="the gauges to reach 0")
+            self.assertEqual(harness.psql("SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
+                             [["0"]])
+        finally:
+            harness.psql(stuck, t=tenant)  # never left to block other tests' relays
+            if m:
+                m.stop()
+
 
 
 if __name__ == "__main__":

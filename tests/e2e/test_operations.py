@@ -12,7 +12,6 @@ import unittest
 import harness
 from fetch_helpers import (AuthStub, add_fault, fetcher_env, google_refresh_token,
                            new_district, request_sync, run_events)
-from fetch_helpers import start_emulator as start_fetch_emulator
 from harness import Process, http, psql, require_env, wait_until
 from test_auth import API_SECRET, start_auth, start_emulator as start_auth_emulator
 
@@ -300,7 +299,7 @@ class Metrics(unittest.TestCase):
                 p.stop()
 
     def test_fetchers_after_a_run(self):
-        emu = start_fetch_emulator()
+        emu = harness.start_emulator(districts="", consent="page")
         stub = AuthStub(emu)
         procs = []
         try:
@@ -335,7 +334,7 @@ class LongRetryAfter(unittest.TestCase):
         """A Retry-After longer than PANEL_FETCH_RETRY_AFTER_MAX_MS is not waited for: the run
         fails as throttled at once instead of parking the worker (for a day, were it 86400)."""
         require_env()
-        emu = start_fetch_emulator()
+        emu = harness.start_emulator(districts="", consent="page")
         stub = AuthStub(emu)
         svc = None
         try:

@@ -10,7 +10,6 @@ tests/reference/microsoft/user_proxy_addresses.json, before the first sync; one 
 round then moves devices between statuses."""
 import json
 import os
-import time
 import unittest
 import urllib.parse
 

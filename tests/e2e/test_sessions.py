@@ -184,8 +184,8 @@ class SessionTest(unittest.TestCase):
         _, admin_account = new_session(t, f"boss.{uuid.uuid4().hex[:6]}@x.example", "admin")
         dev = asset(t, "SN-SV")
         kid = person(t, "Kid SV")
-        run, case, _ = test_api.ApiTest.fixture_run_and_case(None, t)
-        routes = test_api.ApiTest.mutating_routes(None, dev, kid, run, case) + [
+        run, case, _ = test_api.fixture_run_and_case(t)
+        routes = test_api.mutating_routes(dev, kid, run, case) + [
             ("POST", "/v1/admins", {"email": "new@x.example", "role": "admin"}),
             ("PATCH", f"/v1/admins/{admin_account}", {"role": "viewer"}),
             ("DELETE", f"/v1/admins/{admin_account}", None)]
@@ -227,7 +227,7 @@ class SessionTest(unittest.TestCase):
         self.assertEqual(psql("SELECT lifecycle_changed_by FROM assets WHERE asset_id = :'a'",
                               a=made["asset_id"]), [[actor]])
         # Calls to auth and the merger name the person, never a body field.
-        run, case, cand = test_api.ApiTest.fixture_run_and_case(None, t)
+        run, case, cand = test_api.fixture_run_and_case(t)
         checks = [
             ("POST", "/v1/sync", {"provider": "google"}, f"/internal/tenants/{t}/sync", "actor"),
             ("POST", "/v1/connections/google/authorize", None,

@@ -4,7 +4,6 @@ browser's redirects by hand. Every refusal is checked to store nothing: no sessi
 no provider id bound to the account."""
 import hashlib
 import http.client as httpclient
-import re
 import secrets
 import unittest
 import urllib.parse
