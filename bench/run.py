@@ -338,6 +338,19 @@ class Suite(demo.Demo):
     def outbox_pending(self):
         return int(self.psql("SELECT count(*) FROM outbox WHERE sent_at IS NULL")[0][0])
 
+    def wait_autovacuum(self, timeout=120):
+        """Wait until no autovacuum worker runs (the previous syncs' rows get vacuumed and
+        analysed a little later: that work would land in whichever sync is timed next).
+        Seconds waited; past the timeout the caller goes on (a busy database is then part of
+        the figure)."""
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if int(self.psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+                             "'autovacuum worker'")[0][0]) == 0:
+                break
+            time.sleep(0.5)
+        return round(time.time() - t0, 1)
+
     def wait_outbox(self, timeout):
         t0 = time.time()
         while time.time() - t0 < timeout:
@@ -1110,7 +1123,10 @@ class Bench:
                "partition_used_if_share_at_least": self.USED_SHARE}
         for i, (key, workers, label) in enumerate(self.ONE_DISTRICT_SETUPS):
             wait = s.set_mergers(workers)
-            s.wait_outbox(self.timeout)  # the previous sync's publishing is not timed here
+            # The previous sync's publishing and vacuuming are not timed here.
+            s.wait_outbox(self.timeout)
+            vacuum_wait = s.wait_autovacuum()
+            load = round(os.getloadavg()[0], 2)
             off0 = s.applied_offsets()
             m0 = [s.port_metrics(m.port).get("merger_events_applied_total", 0.0)
                   for m in s.mergers]
@@ -1125,9 +1141,12 @@ class Bench:
                         "merger_workers_each": s.workers_setting(workers[0]),
                         "events_by_partition": growth, "partitions_used": used,
                         "events_by_merger": [int(b - a) for a, b in zip(m0, m1)],
-                        "assignment_wait_s": wait}
+                        "assignment_wait_s": wait, "autovacuum_wait_s": vacuum_wait,
+                        # the shared machine's load when the sync started
+                        "load_average_1min": load}
             say(f"    one district x {sz['people']} people, {label}: {secs:.1f} s; events by "
-                f"partition {growth}; by replica {out[key]['events_by_merger']}")
+                f"partition {growth}; by replica {out[key]['events_by_merger']}; load "
+                f"average {load}")
         base = out["one_merger"]["seconds"]
         for key, name in (("two_mergers", "speedup_two_mergers"),
                           ("one_merger_default_workers", "speedup_default_workers")):
