@@ -175,15 +175,19 @@ class Suite(demo.Demo):
             raise RuntimeError(str(e)) from None
         self.mergers.append(Merger(port, self.procs[-1][1], log, log_from, workers))
 
-    def stop_merger(self):
-        m = self.mergers.pop()
-        m.proc.send_signal(signal.SIGTERM)
-        try:
-            m.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            m.proc.kill()
-            m.proc.wait()
-        self.procs = [(n, q) for n, q in self.procs if q is not m.proc]
+    def stop_mergers(self, keep=0):
+        """Stop the replicas after the first `keep`, all at once (each takes a while to leave
+        the group and close its connections)."""
+        gone, self.mergers = self.mergers[keep:], self.mergers[:keep]
+        for m in gone:
+            m.proc.send_signal(signal.SIGTERM)
+        for m in gone:
+            try:
+                m.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                m.proc.kill()
+                m.proc.wait()
+        self.procs = [(n, q) for n, q in self.procs if all(q is not m.proc for m in gone)]
 
     def workers_setting(self, workers):
         """What PANEL_MERGER_WORKERS a merger started with `workers` gets ("default" when
@@ -192,21 +196,22 @@ class Suite(demo.Demo):
             return self.env.get("PANEL_MERGER_WORKERS") or "default"
         return str(workers)
 
-    def set_mergers(self, workers):
+    def set_mergers(self, workers, fresh=False):
         """Run exactly len(workers) merger replicas, replica i with workers[i] (see
-        start_merger): the running ones that already match are kept (a second replica joins
-        the first one's group), the others are stopped and started again. Then waits until
-        the group's assignment has settled; returns the seconds that took (0 when nothing
-        changed: the running replicas' assignment settled before)."""
+        start_merger), started one after the other (a second replica joins the first one's
+        group). Unless fresh, the running ones that already match are kept; fresh restarts
+        them all, so that no replica carries what an earlier sync left in its process (its
+        ANALYZE schedule: table_stats.h). Then waits until the group's assignment has
+        settled; returns the seconds that took (0 when nothing changed: the running
+        replicas' assignment settled before)."""
         keep = 0
-        while keep < min(len(self.mergers), len(workers)) and \
+        while not fresh and keep < min(len(self.mergers), len(workers)) and \
                 self.workers_setting(self.mergers[keep].workers) == \
                 self.workers_setting(workers[keep]):
             keep += 1
         if keep == len(self.mergers) == len(workers):
             return 0.0
-        while len(self.mergers) > keep:
-            self.stop_merger()
+        self.stop_mergers(keep)
         for w in workers[keep:]:
             self.start_merger(w)
         # One consumer per replica: every partition owned and every replica owning some is
@@ -1103,12 +1108,10 @@ class Bench:
                              "source_partitions_used": int(parts)},
                 "replicas_one_district": one}
 
-    # The three ways one district is applied (issue 19): the goal's two replicas, the
-    # baseline, and one replica with the merger's default number of consumer threads (in this
-    # order, so that each step starts or stops as few replicas as it can: the 4-district
-    # benchmark ends with two).
-    ONE_DISTRICT_SETUPS = (("two_mergers", [1, 1], "2 mergers x 1 worker"),
-                           ("one_merger", [1], "1 merger x 1 worker"),
+    # The three ways one district is applied (issue 19): the baseline, the goal's two
+    # replicas, and one replica with the merger's default number of consumer threads.
+    ONE_DISTRICT_SETUPS = (("one_merger", [1], "1 merger x 1 worker"),
+                           ("two_mergers", [1, 1], "2 mergers x 1 worker"),
                            ("one_merger_default_workers", ["default"],
                             "1 merger x default workers"))
     USED_SHARE = 0.05  # a partition "used" by a district carried >= 5% of its events
@@ -1116,9 +1119,9 @@ class Bench:
     def replicas_one_district(self):
         """ONE district (the scaling section's middle size, 25% of the benchmark district)
         synced from scratch three ways, each under a fresh tenant with the same generated
-        content (same seed): 2 mergers with PANEL_MERGER_WORKERS=1 each, 1 merger with 1 (the
-        baseline), 1 merger with the merger's default. Each is timed from the sync request to
-        both runs applied; the growth of the group's stored offsets per partition of the source
+        content (same seed): 1 merger with PANEL_MERGER_WORKERS=1 (the baseline), 2 mergers
+        with 1 each, 1 merger with the merger's default, each time in replicas started
+        afresh. Each is timed from the sync request to both runs applied; the growth of the group's stored offsets per partition of the source
         topic says over how many partitions the district's events went, and each replica's
         merger_events_applied_total how the replicas shared them."""
         s = self.suite
@@ -1129,7 +1132,7 @@ class Bench:
                "source_partitions": nparts, "cpus": cpus,
                "partition_used_if_share_at_least": self.USED_SHARE}
         for i, (key, workers, label) in enumerate(self.ONE_DISTRICT_SETUPS):
-            wait = s.set_mergers(workers)
+            wait = s.set_mergers(workers, fresh=True)
             # The previous sync's publishing and vacuuming are not timed here.
             s.wait_outbox(self.timeout)
             vacuum_wait = s.wait_autovacuum()
@@ -1137,7 +1140,8 @@ class Bench:
             off0 = s.applied_offsets()
             m0 = [s.port_metrics(m.port).get("merger_events_applied_total", 0.0)
                   for m in s.mergers]
-            secs = self.sync_tenants([f"onedistrict{i + 1}"], sz, seed=300)
+            cpu = {}
+            secs = self.sync_tenants([f"onedistrict{i + 1}"], sz, cpu, seed=300)
             off1 = s.applied_offsets()
             m1 = [s.port_metrics(m.port).get("merger_events_applied_total", 0.0)
                   for m in s.mergers]
@@ -1148,12 +1152,16 @@ class Bench:
                         "merger_workers_each": s.workers_setting(workers[0]),
                         "events_by_partition": growth, "partitions_used": used,
                         "events_by_merger": [int(b - a) for a, b in zip(m0, m1)],
+                        # CPU seconds of the mergers + PostgreSQL: the same work each time,
+                        # so a wall time far from the others' with the same CPU is the
+                        # machine's load, not the setup
+                        "apply_cpu_s": round(cpu["merger"] + cpu["postgresql"], 2),
                         "assignment_wait_s": wait, "autovacuum_wait_s": vacuum_wait,
                         # the shared machine's load when the sync started
                         "load_average_1min": load}
             say(f"    one district x {sz['people']} people, {label}: {secs:.1f} s; events by "
-                f"partition {growth}; by replica {out[key]['events_by_merger']}; load "
-                f"average {load}")
+                f"partition {growth}; by replica {out[key]['events_by_merger']}; apply CPU "
+                f"{out[key]['apply_cpu_s']} s; load average {load}")
         base = out["one_merger"]["seconds"]
         for key, name in (("two_mergers", "speedup_two_mergers"),
                           ("one_merger_default_workers", "speedup_default_workers")):

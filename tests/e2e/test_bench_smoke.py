@@ -66,6 +66,7 @@ class BenchSmoke(unittest.TestCase):
             self.assertLessEqual(sum(x["events_by_merger"]),
                                  sum(x["events_by_partition"].values()), one)
             self.assertGreaterEqual(x["partitions_used"], 1, one)
+            self.assertGreater(x["apply_cpu_s"], 0, one)
             for wait in ("assignment_wait_s", "autovacuum_wait_s", "load_average_1min"):
                 self.assertGreaterEqual(x[wait], 0, one)
         self.assertEqual(one["one_merger"]["merger_workers_each"], "1")
