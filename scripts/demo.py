@@ -9,6 +9,9 @@ sync and prints what it imported. Ctrl-C stops everything it started.
   python3 scripts/demo.py                 (what `make demo` runs)
   DEMO_PEOPLE=20000 DEMO_DEVICES=3000 make demo
   python3 scripts/demo.py --exit-after-sync   print the summary, stop everything, exit
+
+The services inherit this environment, so any of their settings can be given on the command
+line, e.g. PANEL_MERGER_WORKERS=4 make demo (unset: the service's own default applies).
 """
 import argparse
 import json
@@ -163,13 +166,22 @@ class Demo:
         return subprocess.run(args, cwd=ROOT, env=self.env, check=True, text=True,
                               capture_output=True, **kw)
 
-    def start(self, name, port, extra):
+    def start(self, name, port, extra, log_name=None):
+        """Start panel-<name> and wait for its /readyz. extra: variables to set, a None value
+        removes one this process's environment would pass on (the service's default then
+        applies). log_name: the log file's stem (default name; a second replica needs its own
+        to tell its lines apart)."""
         env = dict(self.env)
         env["PANEL_HTTP_PORT"] = str(port)
         if self.service_secrets:
             env.update(self.service_secrets.env(name))
-        env.update(extra)
-        log = open(os.path.join(self.run_dir, "logs", f"{name}.log"), "ab")
+        for k, v in extra.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
+        log_path = os.path.join(self.run_dir, "logs", f"{log_name or name}.log")
+        log = open(log_path, "ab")
         p = subprocess.Popen([service_binary(name)], cwd=ROOT, env=env,
                              stdout=log, stderr=log, start_new_session=True)
         log.close()
@@ -179,15 +191,14 @@ class Demo:
         deadline = time.time() + 60
         while time.time() < deadline:
             if p.poll() is not None:
-                raise SystemExit(f"panel-{name} exited ({p.returncode}); see "
-                                 f"{self.run_dir}/logs/{name}.log")
+                raise SystemExit(f"panel-{name} exited ({p.returncode}); see {log_path}")
             try:
                 if http("GET", f"http://127.0.0.1:{port}/readyz", timeout=2)[0] == 200:
                     return
             except OSError:
                 pass
             time.sleep(0.2)
-        raise SystemExit(f"panel-{name} not ready after 60 s; see {self.run_dir}/logs/{name}.log")
+        raise SystemExit(f"panel-{name} not ready after 60 s; see {log_path}")
 
     def stop_all(self):
         for name, p in reversed(self.procs):

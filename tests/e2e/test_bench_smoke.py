@@ -50,6 +50,36 @@ class BenchSmoke(unittest.TestCase):
             self.assertGreater(r["api"]["person_lookup"]["api_rps"], 0)
             self.assertGreater(r["api"]["list_100"]["pgbench_tps"], 0)
         self.assertEqual(len(r["scaling"]["points"]), 3)
+        # Issue 19: two replicas on ONE district, measured three ways from the same content.
+        one = r["scaling"]["replicas_one_district"]
+        self.assertEqual(one["people"], 250, one)  # 25% of the benchmark district
+        for key, mergers in (("one_merger", 1), ("two_mergers", 2),
+                             ("one_merger_default_workers", 1)):
+            x = one[key]
+            self.assertGreater(x["seconds"], 0, one)
+            self.assertEqual(x["mergers"], mergers, one)
+            self.assertEqual(len(x["events_by_merger"]), mergers, one)
+            self.assertEqual(len(x["events_by_partition"]), one["source_partitions"], one)
+            # the replicas' applied events are within what the partitions' stored offsets
+            # grew by (offsets also count the producers' transaction markers)
+            self.assertGreater(sum(x["events_by_merger"]), 0, one)
+            self.assertLessEqual(sum(x["events_by_merger"]),
+                                 sum(x["events_by_partition"].values()), one)
+            self.assertGreaterEqual(x["partitions_used"], 1, one)
+            self.assertGreater(x["apply_cpu_s"], 0, one)
+            for wait in ("assignment_wait_s", "autovacuum_wait_s", "load_average_1min"):
+                self.assertGreaterEqual(x[wait], 0, one)
+        self.assertEqual(one["one_merger"]["merger_workers_each"], "1")
+        self.assertEqual(one["two_mergers"]["merger_workers_each"], "1")
+        self.assertEqual(one["one_merger_default_workers"]["merger_workers_each"], "default")
+        self.assertEqual(one["cpus"], os.cpu_count())
+        self.assertEqual(one["speedup_two_mergers"], round(
+            one["one_merger"]["seconds"] / one["two_mergers"]["seconds"], 3))
+        self.assertGreater(one["speedup_two_mergers_per_core"], 0)
+        self.assertGreater(one["speedup_default_workers"], 0)
+        self.assertEqual(one["partitions_used"], one["two_mergers"]["partitions_used"])
+        self.assertEqual(r["scaling"]["replicas"]["merger_workers_each"], 1)
+        self.assertIn("| 7 replicas, one district", res["table"])
         self.assertIn("| benchmark", res["table"])
         # Every goal of issue 19 is printed with a verdict; what this run measured has a figure.
         goals = res["goals"]
@@ -58,9 +88,13 @@ class BenchSmoke(unittest.TestCase):
         for g in goals[:3]:
             self.assertIn(g["verdict"], ("met", "missed"), g)
             self.assertTrue(g["figure"], g)
-        # replicas on one district: measured once the merger can spread one district
-        self.assertTrue(verdicts[3] in ("met", "missed") or verdicts[3].startswith("not measured"),
-                        goals[3])
+        # replicas on one district: always measured; a district on one partition is missed
+        self.assertIn(verdicts[3], ("met", "missed"), goals[3])
+        self.assertTrue(goals[3]["figure"], goals[3])
+        self.assertEqual(goals[3]["ratio"], one["speedup_two_mergers"])
+        if one["partitions_used"] == 1:
+            self.assertEqual(verdicts[3], "missed", goals[3])
+            self.assertEqual(goals[3]["note"], "the district used 1 partition", goals[3])
         self.assertTrue(verdicts[4].startswith("not run"), goals[4])
         self.assertTrue(verdicts[5].startswith("not measured"), goals[5])
         self.assertTrue(any(g["goal"].startswith("google-sync vs a download-only client")
