@@ -8,6 +8,7 @@
 #include "metrics.h"
 #include "prefetch.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -49,6 +50,12 @@ struct run_failure {
     char message[512];
 };
 
+/* The listings of one run that fetch_run_concurrently() runs at once. */
+struct run_group {
+    atomic_bool failed;   /* one of them failed: the others stop at their next page */
+    atomic_uint failures; /* the order in which they failed (the first one is reported) */
+};
+
 struct fetch_run {
     struct fetch_service *fs;
     const char *tenant;
@@ -67,6 +74,10 @@ struct fetch_run {
     char *forbidden[MAX_FORBIDDEN]; /* listings the provider refused (RunFailed) */
     size_t nforbidden;
     char forbidden_msg[512]; /* the provider's words for the first refusal */
+    struct http_client *api; /* provider requests: the service's, or a concurrent listing's */
+    atomic_bool *abandon;    /* the page being prefetched is no longer wanted */
+    struct run_group *group; /* NULL, or the concurrent listings this one is part of */
+    unsigned failed_as;      /* in a group: 1 + how many listings had failed before this one */
 };
 
 void fetch_config_from_env(struct fetch_config *cfg, const struct fetch_env *env,
@@ -275,10 +286,15 @@ static int failure_vset(struct run_failure *f, fetch_reason reason, const char *
 
 int fetch_run_fail(struct fetch_run *r, fetch_reason reason, const char *fmt, ...)
 {
+    bool first = !r->failure.failed;
     va_list ap;
     va_start(ap, fmt);
     failure_vset(&r->failure, reason, fmt, ap);
     va_end(ap);
+    if (first && r->group) {
+        r->failed_as = atomic_fetch_add(&r->group->failures, 1) + 1;
+        atomic_store(&r->group->failed, true);
+    }
     return -1;
 }
 
@@ -471,7 +487,7 @@ static int run_get(struct fetch_run *r, const char *url, const char *const *head
                                    .deadline_ms = r->deadline_ms,
                                    .classify = classify_wrap,
                                    .classify_ctx = fs};
-        enum http_result hr = http_client_do(fs->api, &req, resp, err, sizeof err);
+        enum http_result hr = http_client_do(r->api, &req, resp, err, sizeof err);
         if (resp->retried_errors)
             metrics_counter_add(fs->metrics, "panel_fetch_retries_total", fs->label,
                                 resp->retried_errors);
@@ -658,7 +674,7 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
     int rc = -1;
     buf_init(&job.url, 16384);
     http_response_init(&job.resp);
-    atomic_store(&r->fs->abandon, false);
+    atomic_store(r->abandon, false);
     pf = prefetch_new(page_job_run, NULL, err, sizeof err);
     if (!pf) {
         fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "%s", err);
@@ -672,6 +688,12 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
         goto out;
     for (;;) {
         (void)prefetch_wait(pf);
+        if (r->group && atomic_load(&r->group->failed)) {
+            /* Another listing of the run failed: this page is not wanted either. */
+            fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL,
+                           "%s: stopped because another listing of the run failed", l->name);
+            goto out;
+        }
         if (job.rc) {
             fetch_run_fail_with(r, &job.failure);
             goto out;
@@ -753,15 +775,152 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
 out:
     if (pf && prefetch_busy(pf)) {
         /* The run failed while the next page was on its way: it is not wanted. */
-        atomic_store(&r->fs->abandon, true);
+        atomic_store(r->abandon, true);
         (void)prefetch_wait(pf);
-        atomic_store(&r->fs->abandon, false);
+        atomic_store(r->abandon, false);
     }
     prefetch_destroy(pf);
     json_decref(page);
     json_decref(job.page);
     buf_free(&job.url);
     http_response_free(&job.resp);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ concurrent listings */
+
+/* One listing of fetch_run_concurrently(): a view of the run of its own. */
+struct run_part {
+    struct fetch_run run;
+    atomic_bool abandon;
+    fetch_run_task task;
+    void *arg;
+    int rc;
+    pthread_t thread;
+    bool started;
+};
+
+/* A part's requests also stop once another part of the run failed. */
+static int part_stop_cb(void *ctx)
+{
+    struct run_part *p = ctx;
+    return !svc_running(p->run.fs->svc) || atomic_load(&p->abandon) ||
+           atomic_load(&p->run.group->failed);
+}
+
+static void *part_main(void *arg)
+{
+    struct run_part *p = arg;
+    p->rc = p->task(&p->run, p->arg);
+    if (p->rc && !p->run.failure.failed)
+        fetch_run_fail(&p->run, PB_RUN_FAILURE_REASON_INTERNAL,
+                       "a listing stopped without a reason");
+    return NULL;
+}
+
+/* The part's view starts as the run's: same tenant, run id, token, deadline; nothing counted. */
+static int part_init(struct run_part *p, struct fetch_run *r, struct run_group *g,
+                     fetch_run_task task, void *arg, char *err, size_t errlen)
+{
+    Panel__V1__RunCounts none = PANEL__V1__RUN_COUNTS__INIT;
+    p->run = *r;
+    p->run.counts = none;
+    p->run.failure = (struct run_failure){0};
+    memset(p->run.forbidden, 0, sizeof p->run.forbidden);
+    p->run.nforbidden = 0;
+    p->run.forbidden_msg[0] = '\0';
+    p->run.delta_link = NULL;
+    p->run.group = g;
+    p->run.failed_as = 0;
+    p->run.abandon = &p->abandon;
+    atomic_init(&p->abandon, false);
+    p->task = task;
+    p->arg = arg;
+    struct http_client_opts o = r->fs->api_opts;
+    o.cancelled = part_stop_cb;
+    o.cancelled_ctx = p;
+    p->run.api = http_client_new(&o, err, errlen);
+    return p->run.api ? 0 : -1;
+}
+
+/* Fold a part's counts and refusals into the run. */
+static void part_fold(struct fetch_run *r, struct run_part *p)
+{
+    Panel__V1__RunCounts *c = &r->counts;
+    const Panel__V1__RunCounts *pc = &p->run.counts;
+    c->people += pc->people;
+    c->org_units += pc->org_units;
+    c->devices += pc->devices;
+    c->removals += pc->removals;
+    c->skipped += pc->skipped;
+    c->pages += pc->pages;
+    for (size_t i = 0; i < p->run.nforbidden; i++) {
+        if (r->nforbidden == MAX_FORBIDDEN) {
+            fetch_run_fail(r, PB_RUN_FAILURE_REASON_FORBIDDEN, "%s: %s", p->run.forbidden[i],
+                           p->run.forbidden_msg);
+            free(p->run.forbidden[i]);
+        } else {
+            r->forbidden[r->nforbidden++] = p->run.forbidden[i];
+        }
+        p->run.forbidden[i] = NULL;
+    }
+    if (!r->forbidden_msg[0] && p->run.forbidden_msg[0])
+        snprintf(r->forbidden_msg, sizeof r->forbidden_msg, "%s", p->run.forbidden_msg);
+}
+
+int fetch_run_concurrently(struct fetch_run *r, fetch_run_task task, void *const *args, size_t n)
+{
+    struct run_group group;
+    struct run_part *parts = NULL;
+    struct run_part *first_failed = NULL;
+    char err[256];
+    int rc = -1;
+    atomic_init(&group.failed, false);
+    atomic_init(&group.failures, 0);
+    if (n == 0 || n > FETCH_RUN_MAX_CONCURRENT)
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL,
+                              "%zu concurrent listings (1 to %d)", n, FETCH_RUN_MAX_CONCURRENT);
+    parts = calloc(n, sizeof *parts);
+    if (!parts)
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (part_init(&parts[i], r, &group, task, args[i], err, sizeof err)) {
+            fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "%s", err);
+            atomic_store(&group.failed, true);
+            break;
+        }
+        if (pthread_create(&parts[i].thread, NULL, part_main, &parts[i])) {
+            fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "cannot start a listing's thread");
+            atomic_store(&group.failed, true);
+            break;
+        }
+        parts[i].started = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct run_part *p = &parts[i];
+        if (p->started)
+            pthread_join(p->thread, NULL);
+        if (p->started)
+            part_fold(r, p);
+        if (p->run.failure.failed &&
+            (!first_failed || p->run.failed_as < first_failed->run.failed_as))
+            first_failed = p;
+    }
+    /* A token a part renewed is the run's token from now on (the run's next requests). */
+    for (size_t i = 0; i < n; i++)
+        if (parts[i].started && strcmp(parts[i].run.token, r->token) != 0)
+            snprintf(r->token, sizeof r->token, "%s", parts[i].run.token);
+    if (first_failed)
+        fetch_run_fail_with(r, &first_failed->run.failure);
+    else if (!r->failure.failed)
+        rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < parts[i].run.nforbidden; k++)
+            free(parts[i].run.forbidden[k]);
+        http_client_destroy(parts[i].run.api);
+        explicit_bzero(parts[i].run.token, sizeof parts[i].run.token);
+    }
+    free(parts);
     return rc;
 }
 
@@ -982,6 +1141,8 @@ static void run_one(struct fetch_service *fs, const Envelope *req)
     r->force_full = sr->has_force_full && sr->force_full;
     r->counts = init;
     r->kind = PB_RUN_KIND_FULL;
+    r->api = fs->api;
+    r->abandon = &fs->abandon;
     r->start_ms = http_now_ms();
     r->deadline_ms = r->start_ms + fs->cfg->run_budget_s * 1000;
     if (fs->ops->plan)

@@ -216,6 +216,25 @@ struct fetch_listing {
 int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
     __attribute__((warn_unused_result));
 
+/* One of the independent listings fetch_run_concurrently() runs at once: 0, or -1 after
+ * fetch_run_fail() on run (the listing's own view of the run). */
+typedef int (*fetch_run_task)(struct fetch_run *run, void *arg);
+
+#define FETCH_RUN_MAX_CONCURRENT 4
+
+/* Run task(view, args[i]) for i < n (1 to FETCH_RUN_MAX_CONCURRENT) at once, each on a thread
+ * of its own with its own connection to the provider, and wait for all: a provider's round
+ * trips then overlap instead of adding up. Each view is the run's (tenant, run id, token,
+ * deadline) with counts, failure and refused listings of its own, added to the run's once
+ * every task has ended, so the run's end is published after all their events. A failing task
+ * stops the others at their next page; the run reports the first failure. A refused listing
+ * (fetch_run_listing_failed) leaves the others going, as in a sequential run. Tasks only use
+ * their view (no fetch_run_set_kind / delta link) and publish with the thread-safe
+ * fetch_run_publish* functions. Memory: each task holds up to two pages (fetch_run_pages).
+ * 0, or -1 with the run failed. */
+int fetch_run_concurrently(struct fetch_run *r, fetch_run_task task, void *const *args, size_t n)
+    __attribute__((warn_unused_result));
+
 /* Listing names as one line ("orgunits, devices") in out (always terminated when outlen > 0).
  * Only whole names: false when they did not all fit (then "..." ends the line if room). */
 bool fetch_listings_join(const char *const *names, size_t n, char *out, size_t outlen);
