@@ -636,14 +636,28 @@ json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *re
 /* One page request, run on the prefetch thread. */
 struct page_job {
     struct fetch_run *run;
-    const char *const *headers;
+    const struct fetch_listing *listing;
     struct buf url;
     struct http_response resp;
     struct run_failure failure;
     int rc;
-    json_t *page; /* a 2xx body parsed on the prefetch thread too (owned until taken) */
+    json_t *page; /* a 2xx body parsed on the prefetch thread (owned until taken) */
     char parse_err[256];
+    bool has_cursor; /* a 2xx body left unparsed: its cursor, read from the raw body, is here */
+    struct buf cursor;
 };
+
+/* The page's cursor read from its raw body (listing's cursor_member): the run's thread can ask
+ * for the next page before it parses this one. False when it is not there for sure. */
+static bool read_raw_cursor(struct page_job *j)
+{
+    const char *member = j->listing->cursor_member, *v;
+    size_t n;
+    buf_reset(&j->cursor);
+    return member && j->resp.body.data &&
+           pjson_scan_member_string(j->resp.body.data, j->resp.body.len, member, &v, &n) && n > 0 &&
+           memchr(v, '\0', n) == NULL && buf_append(&j->cursor, v, n) == 0;
+}
 
 static void page_job_run(void *job, void *ctx)
 {
@@ -652,8 +666,12 @@ static void page_job_run(void *job, void *ctx)
     j->failure = (struct run_failure){0};
     j->page = NULL;
     j->parse_err[0] = '\0';
-    j->rc = run_get(j->run, j->url.data, j->headers, &j->resp, &j->failure);
-    if (j->rc == 0 && j->resp.status >= 200 && j->resp.status <= 299)
+    j->has_cursor = false;
+    j->rc = run_get(j->run, j->url.data, j->listing->headers, &j->resp, &j->failure);
+    if (j->rc != 0 || j->resp.status < 200 || j->resp.status > 299)
+        return;
+    j->has_cursor = read_raw_cursor(j);
+    if (!j->has_cursor) /* the last page, or a cursor only the parser can read */
         j->page = parse_body(&j->resp, j->parse_err, sizeof j->parse_err);
 }
 
@@ -666,25 +684,32 @@ static int page_request(struct fetch_run *r, struct prefetch *pf, struct page_jo
 
 int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
 {
-    struct page_job job = {.run = r, .headers = l->headers};
+    /* Two requests: while one page is parsed and published, the next one is downloaded. */
+    struct page_job jobs[2] = {{.run = r, .listing = l}, {.run = r, .listing = l}};
+    struct page_job *job = &jobs[0], *spare = &jobs[1];
     struct prefetch *pf = NULL;
     json_t *page = NULL;
     struct fetch_page_state st = {.first_page = true};
     char err[256];
     int rc = -1;
-    buf_init(&job.url, 16384);
-    http_response_init(&job.resp);
+    int64_t started_ms = http_now_ms();
+    unsigned long long npages = 0;
+    for (int i = 0; i < 2; i++) {
+        buf_init(&jobs[i].url, 16384);
+        buf_init(&jobs[i].cursor, 16384);
+        http_response_init(&jobs[i].resp);
+    }
     atomic_store(r->abandon, false);
     pf = prefetch_new(page_job_run, NULL, err, sizeof err);
     if (!pf) {
         fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "%s", err);
         goto out;
     }
-    if (buf_appends(&job.url, l->first_url)) {
+    if (buf_appends(&job->url, l->first_url)) {
         fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "%s: URL too long", l->name);
         goto out;
     }
-    if (page_request(r, pf, &job))
+    if (page_request(r, pf, job))
         goto out;
     for (;;) {
         (void)prefetch_wait(pf);
@@ -694,14 +719,14 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
                            "%s: stopped because another listing of the run failed", l->name);
             goto out;
         }
-        if (job.rc) {
-            fetch_run_fail_with(r, &job.failure);
+        if (job->rc) {
+            fetch_run_fail_with(r, &job->failure);
             goto out;
         }
-        enum fetch_page_action act = l->check ? l->check(&job.resp, &st, l->ctx) : FETCH_PAGE_USE;
+        enum fetch_page_action act = l->check ? l->check(&job->resp, &st, l->ctx) : FETCH_PAGE_USE;
         if (act != FETCH_PAGE_USE) {
-            json_decref(job.page); /* a page asked for again, or not wanted */
-            job.page = NULL;
+            json_decref(job->page); /* a page asked for again, or not wanted */
+            job->page = NULL;
         }
         if (act == FETCH_PAGE_END) {
             rc = 1;
@@ -710,8 +735,8 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
         if (act == FETCH_PAGE_RETRY) {
             st.retries++;
             log_info_t(r->tenant, r->run_id, "%s: page answered HTTP %ld; asking again (%d)",
-                       l->name, job.resp.status, st.retries);
-            if (fetch_run_backoff(r, st.retries) || page_request(r, pf, &job))
+                       l->name, job->resp.status, st.retries);
+            if (fetch_run_backoff(r, st.retries) || page_request(r, pf, job))
                 goto out;
             continue;
         }
@@ -723,42 +748,64 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
             st.first_page = true;
             log_warn_t(r->tenant, r->run_id, "%s: page token expired; restarting the listing (%d)",
                        l->name, st.restarts);
-            buf_reset(&job.url);
-            if (buf_appends(&job.url, l->first_url) || page_request(r, pf, &job))
+            buf_reset(&job->url);
+            if (buf_appends(&job->url, l->first_url) || page_request(r, pf, job))
                 goto out;
             continue;
         }
-        if (job.resp.status < 200 || job.resp.status > 299) {
+        if (job->resp.status < 200 || job->resp.status > 299) {
             /* A refused listing (403) leaves the others to be read. */
             if (fetch_run_listing_failed(r, l->refused_name ? l->refused_name : l->name,
-                                         &job.resp) > 0)
+                                         &job->resp) > 0)
                 rc = 0;
             goto out;
         }
         st.retries = 0;
-        page = page_or_fail(r, job.page, job.parse_err, l->name);
-        job.page = NULL;
-        if (!page)
-            goto out;
-        /* The next request goes out before this page is published. */
-        const char *cursor = l->next(page, l->ctx);
-        bool more = cursor && *cursor, bad_url = false;
         fetch_reason why = PB_RUN_FAILURE_REASON_INTERNAL;
         char msg[512] = "";
-        if (more) {
-            buf_reset(&job.url);
-            if (l->next_url(cursor, &job.url, &why, msg, sizeof msg, l->ctx)) {
+        bool early = false;
+        if (job->has_cursor) {
+            /* The cursor was read from the raw page: the next request goes out before this
+             * page is parsed (the parse then checks it is the page's cursor). */
+            buf_reset(&spare->url);
+            if (l->next_url(job->cursor.data, &spare->url, &why, msg, sizeof msg, l->ctx) == 0) {
+                st.first_page = false;
+                if (page_request(r, pf, spare))
+                    goto out;
+                early = true;
+            }
+            job->page = parse_body(&job->resp, job->parse_err, sizeof job->parse_err);
+            buf_free(&job->resp.body); /* parsed: two pages in memory, not three */
+        }
+        page = page_or_fail(r, job->page, job->parse_err, l->name);
+        job->page = NULL;
+        if (!page)
+            goto out;
+        const char *cursor = l->next(page, l->ctx);
+        bool more = cursor && *cursor, bad_url = false;
+        if (early) {
+            if (!more || strcmp(cursor, job->cursor.data) != 0) {
+                fetch_run_fail(r, PB_RUN_FAILURE_REASON_MALFORMED,
+                               "%s: the page's cursor is not the one read before parsing it",
+                               l->name);
+                goto out;
+            }
+        } else if (more) {
+            /* The next request goes out before this page is published. */
+            buf_reset(&job->url);
+            if (l->next_url(cursor, &job->url, &why, msg, sizeof msg, l->ctx)) {
                 bad_url = true;
                 more = false;
             } else {
                 st.first_page = false;
-                if (page_request(r, pf, &job))
+                if (page_request(r, pf, job))
                     goto out;
             }
         }
         if (l->publish(r, page, l->ctx))
             goto out;
         fetch_run_page_done(r, l->name);
+        npages++;
         if (bad_url) {
             fetch_run_fail(r, why, "%s", msg);
             goto out;
@@ -770,8 +817,15 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
         }
         json_decref(page);
         page = NULL;
+        if (early) {
+            struct page_job *t = job;
+            job = spare;
+            spare = t;
+        }
     }
     rc = 0;
+    log_info_t(r->tenant, r->run_id, "%s: %llu pages in %.2f s", l->name, npages,
+               (double)(http_now_ms() - started_ms) / 1000.0);
 out:
     if (pf && prefetch_busy(pf)) {
         /* The run failed while the next page was on its way: it is not wanted. */
@@ -781,9 +835,12 @@ out:
     }
     prefetch_destroy(pf);
     json_decref(page);
-    json_decref(job.page);
-    buf_free(&job.url);
-    http_response_free(&job.resp);
+    for (int i = 0; i < 2; i++) {
+        json_decref(jobs[i].page);
+        buf_free(&jobs[i].url);
+        buf_free(&jobs[i].cursor);
+        http_response_free(&jobs[i].resp);
+    }
     return rc;
 }
 

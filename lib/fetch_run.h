@@ -195,6 +195,10 @@ struct fetch_listing {
     const char *refused_name; /* the listing a refusal (403) names; NULL = name */
     const char *first_url;
     const char *const *headers; /* extra headers of every request (NULL-terminated), or NULL */
+    /* Optional: the top-level member of a page that holds next()'s cursor as a plain string.
+     * It is then read from the raw page and the next page is asked for before this one is
+     * parsed; next() must return the same cursor (otherwise the run fails as malformed). */
+    const char *cursor_member;
     /* Optional: classify a response before it is used (NULL: always FETCH_PAGE_USE). */
     enum fetch_page_action (*check)(const struct http_response *resp,
                                     const struct fetch_page_state *st, void *ctx);

@@ -253,6 +253,7 @@ static int list(struct fetch_run *run, const struct google_opts *g, const struct
         .name = l->name,
         .first_url = first.data,
         .check = check_page,
+        .cursor_member = l->paged ? "nextPageToken" : NULL,
         .next = next_token,
         .next_url = next_url,
         .publish = publish_items,
