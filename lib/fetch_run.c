@@ -9,6 +9,7 @@
 #include "metrics.h"
 #include "prefetch.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -51,6 +52,12 @@ struct run_failure {
     char message[512];
 };
 
+/* The listings of one run that fetch_run_concurrently() runs at once. */
+struct run_group {
+    atomic_bool failed;   /* one of them failed: the others stop at their next page */
+    atomic_uint failures; /* the order in which they failed (the first one is reported) */
+};
+
 struct fetch_run {
     struct fetch_service *fs;
     const char *tenant;
@@ -70,6 +77,10 @@ struct fetch_run {
     char *forbidden[MAX_FORBIDDEN]; /* listings the provider refused (RunFailed) */
     size_t nforbidden;
     char forbidden_msg[512]; /* the provider's words for the first refusal */
+    struct http_client *api; /* provider requests: the service's, or a concurrent listing's */
+    atomic_bool *abandon;    /* the page being prefetched is no longer wanted */
+    struct run_group *group; /* NULL, or the concurrent listings this one is part of */
+    unsigned failed_as;      /* in a group: 1 + how many listings had failed before this one */
 };
 
 void fetch_config_from_env(struct fetch_config *cfg, const struct fetch_env *env,
@@ -278,10 +289,15 @@ static int failure_vset(struct run_failure *f, fetch_reason reason, const char *
 
 int fetch_run_fail(struct fetch_run *r, fetch_reason reason, const char *fmt, ...)
 {
+    bool first = !r->failure.failed;
     va_list ap;
     va_start(ap, fmt);
     failure_vset(&r->failure, reason, fmt, ap);
     va_end(ap);
+    if (first && r->group) {
+        r->failed_as = atomic_fetch_add(&r->group->failures, 1) + 1;
+        atomic_store(&r->group->failed, true);
+    }
     return -1;
 }
 
@@ -474,7 +490,7 @@ static int run_get(struct fetch_run *r, const char *url, const char *const *head
                                    .deadline_ms = r->deadline_ms,
                                    .classify = classify_wrap,
                                    .classify_ctx = fs};
-        enum http_result hr = http_client_do(fs->api, &req, resp, err, sizeof err);
+        enum http_result hr = http_client_do(r->api, &req, resp, err, sizeof err);
         if (resp->retried_errors)
             metrics_counter_add(fs->metrics, "panel_fetch_retries_total", fs->label,
                                 resp->retried_errors);
@@ -623,14 +639,28 @@ json_t *fetch_run_parse_page(struct fetch_run *r, const struct http_response *re
 /* One page request, run on the prefetch thread. */
 struct page_job {
     struct fetch_run *run;
-    const char *const *headers;
+    const struct fetch_listing *listing;
     struct buf url;
     struct http_response resp;
     struct run_failure failure;
     int rc;
-    json_t *page; /* a 2xx body parsed on the prefetch thread too (owned until taken) */
+    json_t *page; /* a 2xx body parsed on the prefetch thread (owned until taken) */
     char parse_err[256];
+    bool has_cursor; /* a 2xx body left unparsed: its cursor, read from the raw body, is here */
+    struct buf cursor;
 };
+
+/* The page's cursor read from its raw body (listing's cursor_member): the run's thread can ask
+ * for the next page before it parses this one. False when it is not there for sure. */
+static bool read_raw_cursor(struct page_job *j)
+{
+    const char *member = j->listing->cursor_member, *v;
+    size_t n;
+    buf_reset(&j->cursor);
+    return member && j->resp.body.data &&
+           pjson_scan_member_string(j->resp.body.data, j->resp.body.len, member, &v, &n) && n > 0 &&
+           memchr(v, '\0', n) == NULL && buf_append(&j->cursor, v, n) == 0;
+}
 
 static void page_job_run(void *job, void *ctx)
 {
@@ -639,8 +669,12 @@ static void page_job_run(void *job, void *ctx)
     j->failure = (struct run_failure){0};
     j->page = NULL;
     j->parse_err[0] = '\0';
-    j->rc = run_get(j->run, j->url.data, j->headers, &j->resp, &j->failure);
-    if (j->rc == 0 && j->resp.status >= 200 && j->resp.status <= 299)
+    j->has_cursor = false;
+    j->rc = run_get(j->run, j->url.data, j->listing->headers, &j->resp, &j->failure);
+    if (j->rc != 0 || j->resp.status < 200 || j->resp.status > 299)
+        return;
+    j->has_cursor = read_raw_cursor(j);
+    if (!j->has_cursor) /* the last page, or a cursor only the parser can read */
         j->page = parse_body(&j->resp, j->parse_err, sizeof j->parse_err);
 }
 
@@ -653,36 +687,49 @@ static int page_request(struct fetch_run *r, struct prefetch *pf, struct page_jo
 
 int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
 {
-    struct page_job job = {.run = r, .headers = l->headers};
+    /* Two requests: while one page is parsed and published, the next one is downloaded. */
+    struct page_job jobs[2] = {{.run = r, .listing = l}, {.run = r, .listing = l}};
+    struct page_job *job = &jobs[0], *spare = &jobs[1];
     struct prefetch *pf = NULL;
     json_t *page = NULL;
     struct fetch_page_state st = {.first_page = true};
     char err[256];
     int rc = -1;
-    buf_init(&job.url, 16384);
-    http_response_init(&job.resp);
-    atomic_store(&r->fs->abandon, false);
+    int64_t started_ms = http_now_ms();
+    unsigned long long npages = 0;
+    for (int i = 0; i < 2; i++) {
+        buf_init(&jobs[i].url, 16384);
+        buf_init(&jobs[i].cursor, 16384);
+        http_response_init(&jobs[i].resp);
+    }
+    atomic_store(r->abandon, false);
     pf = prefetch_new(page_job_run, NULL, err, sizeof err);
     if (!pf) {
         fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "%s", err);
         goto out;
     }
-    if (buf_appends(&job.url, l->first_url)) {
+    if (buf_appends(&job->url, l->first_url)) {
         fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "%s: URL too long", l->name);
         goto out;
     }
-    if (page_request(r, pf, &job))
+    if (page_request(r, pf, job))
         goto out;
     for (;;) {
         (void)prefetch_wait(pf);
-        if (job.rc) {
-            fetch_run_fail_with(r, &job.failure);
+        if (r->group && atomic_load(&r->group->failed)) {
+            /* Another listing of the run failed: this page is not wanted either. */
+            fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL,
+                           "%s: stopped because another listing of the run failed", l->name);
             goto out;
         }
-        enum fetch_page_action act = l->check ? l->check(&job.resp, &st, l->ctx) : FETCH_PAGE_USE;
+        if (job->rc) {
+            fetch_run_fail_with(r, &job->failure);
+            goto out;
+        }
+        enum fetch_page_action act = l->check ? l->check(&job->resp, &st, l->ctx) : FETCH_PAGE_USE;
         if (act != FETCH_PAGE_USE) {
-            json_decref(job.page); /* a page asked for again, or not wanted */
-            job.page = NULL;
+            json_decref(job->page); /* a page asked for again, or not wanted */
+            job->page = NULL;
         }
         if (act == FETCH_PAGE_END) {
             rc = 1;
@@ -691,8 +738,8 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
         if (act == FETCH_PAGE_RETRY) {
             st.retries++;
             log_info_t(r->tenant, r->run_id, "%s: page answered HTTP %ld; asking again (%d)",
-                       l->name, job.resp.status, st.retries);
-            if (fetch_run_backoff(r, st.retries) || page_request(r, pf, &job))
+                       l->name, job->resp.status, st.retries);
+            if (fetch_run_backoff(r, st.retries) || page_request(r, pf, job))
                 goto out;
             continue;
         }
@@ -704,42 +751,64 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
             st.first_page = true;
             log_warn_t(r->tenant, r->run_id, "%s: page token expired; restarting the listing (%d)",
                        l->name, st.restarts);
-            buf_reset(&job.url);
-            if (buf_appends(&job.url, l->first_url) || page_request(r, pf, &job))
+            buf_reset(&job->url);
+            if (buf_appends(&job->url, l->first_url) || page_request(r, pf, job))
                 goto out;
             continue;
         }
-        if (job.resp.status < 200 || job.resp.status > 299) {
+        if (job->resp.status < 200 || job->resp.status > 299) {
             /* A refused listing (403) leaves the others to be read. */
             if (fetch_run_listing_failed(r, l->refused_name ? l->refused_name : l->name,
-                                         &job.resp) > 0)
+                                         &job->resp) > 0)
                 rc = 0;
             goto out;
         }
         st.retries = 0;
-        page = page_or_fail(r, job.page, job.parse_err, l->name);
-        job.page = NULL;
-        if (!page)
-            goto out;
-        /* The next request goes out before this page is published. */
-        const char *cursor = l->next(page, l->ctx);
-        bool more = cursor && *cursor, bad_url = false;
         fetch_reason why = PB_RUN_FAILURE_REASON_INTERNAL;
         char msg[512] = "";
-        if (more) {
-            buf_reset(&job.url);
-            if (l->next_url(cursor, &job.url, &why, msg, sizeof msg, l->ctx)) {
+        bool early = false;
+        if (job->has_cursor) {
+            /* The cursor was read from the raw page: the next request goes out before this
+             * page is parsed (the parse then checks it is the page's cursor). */
+            buf_reset(&spare->url);
+            if (l->next_url(job->cursor.data, &spare->url, &why, msg, sizeof msg, l->ctx) == 0) {
+                st.first_page = false;
+                if (page_request(r, pf, spare))
+                    goto out;
+                early = true;
+            }
+            job->page = parse_body(&job->resp, job->parse_err, sizeof job->parse_err);
+            buf_free(&job->resp.body); /* parsed: two pages in memory, not three */
+        }
+        page = page_or_fail(r, job->page, job->parse_err, l->name);
+        job->page = NULL;
+        if (!page)
+            goto out;
+        const char *cursor = l->next(page, l->ctx);
+        bool more = cursor && *cursor, bad_url = false;
+        if (early) {
+            if (!more || strcmp(cursor, job->cursor.data) != 0) {
+                fetch_run_fail(r, PB_RUN_FAILURE_REASON_MALFORMED,
+                               "%s: the page's cursor is not the one read before parsing it",
+                               l->name);
+                goto out;
+            }
+        } else if (more) {
+            /* The next request goes out before this page is published. */
+            buf_reset(&job->url);
+            if (l->next_url(cursor, &job->url, &why, msg, sizeof msg, l->ctx)) {
                 bad_url = true;
                 more = false;
             } else {
                 st.first_page = false;
-                if (page_request(r, pf, &job))
+                if (page_request(r, pf, job))
                     goto out;
             }
         }
         if (l->publish(r, page, l->ctx))
             goto out;
         fetch_run_page_done(r, l->name);
+        npages++;
         if (bad_url) {
             fetch_run_fail(r, why, "%s", msg);
             goto out;
@@ -751,20 +820,167 @@ int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
         }
         json_decref(page);
         page = NULL;
+        if (early) {
+            struct page_job *t = job;
+            job = spare;
+            spare = t;
+        }
     }
     rc = 0;
+    log_info_t(r->tenant, r->run_id, "%s: %llu pages in %.2f s", l->name, npages,
+               (double)(http_now_ms() - started_ms) / 1000.0);
 out:
     if (pf && prefetch_busy(pf)) {
         /* The run failed while the next page was on its way: it is not wanted. */
-        atomic_store(&r->fs->abandon, true);
+        atomic_store(r->abandon, true);
         (void)prefetch_wait(pf);
-        atomic_store(&r->fs->abandon, false);
+        atomic_store(r->abandon, false);
     }
     prefetch_destroy(pf);
     json_decref(page);
-    json_decref(job.page);
-    buf_free(&job.url);
-    http_response_free(&job.resp);
+    for (int i = 0; i < 2; i++) {
+        json_decref(jobs[i].page);
+        buf_free(&jobs[i].url);
+        buf_free(&jobs[i].cursor);
+        http_response_free(&jobs[i].resp);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ concurrent listings */
+
+/* One listing of fetch_run_concurrently(): a view of the run of its own. */
+struct run_part {
+    struct fetch_run run;
+    atomic_bool abandon;
+    fetch_run_task task;
+    void *arg;
+    int rc;
+    pthread_t thread;
+    bool started;
+};
+
+/* A part's requests also stop once another part of the run failed. */
+static int part_stop_cb(void *ctx)
+{
+    struct run_part *p = ctx;
+    return !svc_running(p->run.fs->svc) || atomic_load(&p->abandon) ||
+           atomic_load(&p->run.group->failed);
+}
+
+static void *part_main(void *arg)
+{
+    struct run_part *p = arg;
+    p->rc = p->task(&p->run, p->arg);
+    if (p->rc && !p->run.failure.failed)
+        fetch_run_fail(&p->run, PB_RUN_FAILURE_REASON_INTERNAL,
+                       "a listing stopped without a reason");
+    return NULL;
+}
+
+/* The part's view starts as the run's: same tenant, run id, token, deadline; nothing counted. */
+static int part_init(struct run_part *p, struct fetch_run *r, struct run_group *g,
+                     fetch_run_task task, void *arg, char *err, size_t errlen)
+{
+    Panel__V1__RunCounts none = PANEL__V1__RUN_COUNTS__INIT;
+    p->run = *r;
+    p->run.counts = none;
+    p->run.failure = (struct run_failure){0};
+    memset(p->run.forbidden, 0, sizeof p->run.forbidden);
+    p->run.nforbidden = 0;
+    p->run.forbidden_msg[0] = '\0';
+    p->run.delta_link = NULL;
+    p->run.group = g;
+    p->run.failed_as = 0;
+    p->run.abandon = &p->abandon;
+    atomic_init(&p->abandon, false);
+    p->task = task;
+    p->arg = arg;
+    struct http_client_opts o = r->fs->api_opts;
+    o.cancelled = part_stop_cb;
+    o.cancelled_ctx = p;
+    p->run.api = http_client_new(&o, err, errlen);
+    return p->run.api ? 0 : -1;
+}
+
+/* Fold a part's counts and refusals into the run. */
+static void part_fold(struct fetch_run *r, struct run_part *p)
+{
+    Panel__V1__RunCounts *c = &r->counts;
+    const Panel__V1__RunCounts *pc = &p->run.counts;
+    c->people += pc->people;
+    c->org_units += pc->org_units;
+    c->devices += pc->devices;
+    c->removals += pc->removals;
+    c->skipped += pc->skipped;
+    c->pages += pc->pages;
+    for (size_t i = 0; i < p->run.nforbidden; i++) {
+        if (r->nforbidden == MAX_FORBIDDEN) {
+            fetch_run_fail(r, PB_RUN_FAILURE_REASON_FORBIDDEN, "%s: %s", p->run.forbidden[i],
+                           p->run.forbidden_msg);
+            free(p->run.forbidden[i]);
+        } else {
+            r->forbidden[r->nforbidden++] = p->run.forbidden[i];
+        }
+        p->run.forbidden[i] = NULL;
+    }
+    if (!r->forbidden_msg[0] && p->run.forbidden_msg[0])
+        snprintf(r->forbidden_msg, sizeof r->forbidden_msg, "%s", p->run.forbidden_msg);
+}
+
+int fetch_run_concurrently(struct fetch_run *r, fetch_run_task task, void *const *args, size_t n)
+{
+    struct run_group group;
+    struct run_part *parts = NULL;
+    struct run_part *first_failed = NULL;
+    char err[256];
+    int rc = -1;
+    atomic_init(&group.failed, false);
+    atomic_init(&group.failures, 0);
+    if (n == 0 || n > FETCH_RUN_MAX_CONCURRENT)
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL,
+                              "%zu concurrent listings (1 to %d)", n, FETCH_RUN_MAX_CONCURRENT);
+    parts = calloc(n, sizeof *parts);
+    if (!parts)
+        return fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (part_init(&parts[i], r, &group, task, args[i], err, sizeof err)) {
+            fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "%s", err);
+            atomic_store(&group.failed, true);
+            break;
+        }
+        if (pthread_create(&parts[i].thread, NULL, part_main, &parts[i])) {
+            fetch_run_fail(r, PB_RUN_FAILURE_REASON_INTERNAL, "cannot start a listing's thread");
+            atomic_store(&group.failed, true);
+            break;
+        }
+        parts[i].started = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct run_part *p = &parts[i];
+        if (p->started)
+            pthread_join(p->thread, NULL);
+        if (p->started)
+            part_fold(r, p);
+        if (p->run.failure.failed &&
+            (!first_failed || p->run.failed_as < first_failed->run.failed_as))
+            first_failed = p;
+    }
+    /* A token a part renewed is the run's token from now on (the run's next requests). */
+    for (size_t i = 0; i < n; i++)
+        if (parts[i].started && strcmp(parts[i].run.token, r->token) != 0)
+            snprintf(r->token, sizeof r->token, "%s", parts[i].run.token);
+    if (first_failed)
+        fetch_run_fail_with(r, &first_failed->run.failure);
+    else if (!r->failure.failed)
+        rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < parts[i].run.nforbidden; k++)
+            free(parts[i].run.forbidden[k]);
+        http_client_destroy(parts[i].run.api);
+        explicit_bzero(parts[i].run.token, sizeof parts[i].run.token);
+    }
+    free(parts);
     return rc;
 }
 
@@ -1065,6 +1281,8 @@ static void run_one(struct fetch_service *fs, const Envelope *req)
     r->force_full = sr->has_force_full && sr->force_full;
     r->counts = init;
     r->kind = PB_RUN_KIND_FULL;
+    r->api = fs->api;
+    r->abandon = &fs->abandon;
     r->start_ms = http_now_ms();
     r->deadline_ms = r->start_ms + fs->cfg->run_budget_s * 1000;
     if (fs->ops->plan)

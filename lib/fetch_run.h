@@ -205,6 +205,10 @@ struct fetch_listing {
     const char *refused_name; /* the listing a refusal (403) names; NULL = name */
     const char *first_url;
     const char *const *headers; /* extra headers of every request (NULL-terminated), or NULL */
+    /* Optional: the top-level member of a page that holds next()'s cursor as a plain string.
+     * It is then read from the raw page and the next page is asked for before this one is
+     * parsed; next() must return the same cursor (otherwise the run fails as malformed). */
+    const char *cursor_member;
     /* Optional: classify a response before it is used (NULL: always FETCH_PAGE_USE). */
     enum fetch_page_action (*check)(const struct http_response *resp,
                                     const struct fetch_page_state *st, void *ctx);
@@ -224,6 +228,25 @@ struct fetch_listing {
 /* Read a listing from first_url to its last page. 0: done, or refused with the run going on
  * (fetch_run_listing_failed); 1: check() said FETCH_PAGE_END; -1: the run failed. */
 int fetch_run_pages(struct fetch_run *r, const struct fetch_listing *l)
+    __attribute__((warn_unused_result));
+
+/* One of the independent listings fetch_run_concurrently() runs at once: 0, or -1 after
+ * fetch_run_fail() on run (the listing's own view of the run). */
+typedef int (*fetch_run_task)(struct fetch_run *run, void *arg);
+
+#define FETCH_RUN_MAX_CONCURRENT 4
+
+/* Run task(view, args[i]) for i < n (1 to FETCH_RUN_MAX_CONCURRENT) at once, each on a thread
+ * of its own with its own connection to the provider, and wait for all: a provider's round
+ * trips then overlap instead of adding up. Each view is the run's (tenant, run id, token,
+ * deadline) with counts, failure and refused listings of its own, added to the run's once
+ * every task has ended, so the run's end is published after all their events. A failing task
+ * stops the others at their next page; the run reports the first failure. A refused listing
+ * (fetch_run_listing_failed) leaves the others going, as in a sequential run. Tasks only use
+ * their view (no fetch_run_set_kind / delta link) and publish with the thread-safe
+ * fetch_run_publish* functions. Memory: each task holds up to two pages (fetch_run_pages).
+ * 0, or -1 with the run failed. */
+int fetch_run_concurrently(struct fetch_run *r, fetch_run_task task, void *const *args, size_t n)
     __attribute__((warn_unused_result));
 
 /* Listing names as one line ("orgunits, devices") in out (always terminated when outlen > 0).

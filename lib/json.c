@@ -17,6 +17,76 @@ json_t *pjson_parse(const char *data, size_t len, char *err, size_t errlen)
     return v;
 }
 
+/* The end of the string starting at data[i] == '"' (the index of its closing quote), or
+ * len when it does not end; *escaped tells whether it holds a backslash. */
+static size_t scan_string_end(const char *data, size_t len, size_t i, bool *escaped)
+{
+    *escaped = false;
+    for (i++; i < len; i++) {
+        if (data[i] == '\\') {
+            *escaped = true;
+            i++;
+        } else if (data[i] == '"') {
+            return i;
+        }
+    }
+    return len;
+}
+
+static size_t scan_space(const char *data, size_t len, size_t i)
+{
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
+        i++;
+    return i;
+}
+
+int pjson_scan_member_string(const char *data, size_t len, const char *name, const char **value,
+                             size_t *value_len)
+{
+    size_t namelen = strlen(name), i = scan_space(data, len, 0);
+    int depth = 1, found = 0;
+    bool want_key = true, escaped;
+    if (i >= len || data[i] != '{')
+        return 0;
+    for (i++; i < len; i++) {
+        char c = data[i];
+        if (c == '"') {
+            size_t end = scan_string_end(data, len, i, &escaped);
+            if (end >= len)
+                return 0;
+            bool key = depth == 1 && want_key;
+            bool match = key && !escaped && end - i - 1 == namelen &&
+                         memcmp(data + i + 1, name, namelen) == 0;
+            i = end;
+            if (key)
+                want_key = false;
+            if (!match)
+                continue;
+            i = scan_space(data, len, i + 1);
+            if (i >= len || data[i] != ':')
+                return 0;
+            i = scan_space(data, len, i + 1);
+            if (found || i >= len || data[i] != '"')
+                return 0; /* twice, or not a string */
+            end = scan_string_end(data, len, i, &escaped);
+            if (end >= len || escaped)
+                return 0;
+            *value = data + i + 1;
+            *value_len = end - i - 1;
+            found = 1;
+            i = end;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0)
+                return found;
+        } else if (c == ',' && depth == 1) {
+            want_key = true;
+        }
+    }
+    return 0; /* the document does not end */
+}
+
 const char *pjson_str(const json_t *obj, const char *key)
 {
     const char *s = NULL;

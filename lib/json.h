@@ -15,6 +15,15 @@ enum pjson_get { PJSON_OK = 0, PJSON_ABSENT = 1, PJSON_NULL = 2, PJSON_WRONG_TYP
 /* Parse a buffer (not NUL-terminated necessarily). Returns a new reference or NULL with a
  * message naming line/column in err. Rejects nesting deeper than jansson's limit. */
 json_t *pjson_parse(const char *data, size_t len, char *err, size_t errlen);
+
+/* Find the string value of the top-level member name of the JSON object in data without
+ * parsing the document (a cursor read before the page is parsed). 1 with *value (borrowed
+ * from data, not terminated) and *value_len when the member is there once, is a string and
+ * neither its name nor its value holds an escape; 0 otherwise (absent, not a string, twice,
+ * escaped, or not an object): the caller then reads the parsed document. It does not
+ * validate the document: pjson_parse() still has to. */
+int pjson_scan_member_string(const char *data, size_t len, const char *name, const char **value,
+                             size_t *value_len);
 /* Borrowed string member, or NULL when absent, null or not a string. */
 const char *pjson_str(const json_t *obj, const char *key);
 /* Typed reads: PJSON_OK fills *out; otherwise *out is untouched. */

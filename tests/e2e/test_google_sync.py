@@ -128,9 +128,12 @@ class GoogleSync(FetcherTestCase):
     def test_prefetching_keeps_page_order_and_stops_at_a_failed_page(self):
         """The next page is downloaded while the current one is published: the events still
         come page after page in the listing's order, and once a page fails nothing more is
-        asked for (no further users page, no devices listing)."""
-        tenant, district = self.connect(people=170, devices=30, ous=4)  # users: 5 pages of 40
+        asked for: no further users page, and the devices listing, read at the same time as
+        the users, stops at its next page instead of being read to its end."""
+        tenant, district = self.connect(people=170, devices=250, ous=4)  # users: 5 pages of 40
         add_fault(self.emu, route="google.users", kind="malformed", count=1, after=2)
+        # devices: 10 pages of 25, slow enough that the users' failure comes first
+        add_fault(self.emu, route="google.devices", kind="slow", rate=1.0, delay_ms=400)
         control(self.emu, "POST", "/control/reset-stats")
         run_id = request_sync(tenant, GOOGLE)
         events = run_events(tenant, run_id)
@@ -140,21 +143,57 @@ class GoogleSync(FetcherTestCase):
         published = [p["source_id"] for p in payloads(events, "person_observed", "person")]
         first_pages = [u["id"] for u in users[:80]]  # pages 1 and 2
         self.assertEqual(sorted(published), sorted(first_pages))
-        self.assertFalse(payloads(events, "device_observed"))
-        # In the listing's order on every partition (Kafka's order is per partition; the
-        # users are spread over the partitions by id), org units first, then users: the
-        # listings keep their order too.
+        devices = [d["deviceId"] for d in self.listing(district, "devices")]
+        devs = [d["device_id"] for d in payloads(events, "device_observed", "device")]
+        self.assertEqual(sorted(devs), sorted(devices[:len(devs)]))  # whole pages
+        self.assertEqual(len(devs) % 25, 0)
+        # In the listing's order on every partition (Kafka's order is per partition; users and
+        # devices are spread over the partitions by id), org units first: the other listings
+        # start once they are published.
         messages = run_messages(tenant, run_id)
         for part in range(4):
             on = [m["event"] for m in messages if m["partition"] == part]
             self.assertEqual([e["person_observed"]["person"]["source_id"] for e in on
                               if "person_observed" in e],
                              [u for u in first_pages if partition_of(tenant, u, 4) == part])
-            kinds = [k for e in on for k in ("org_unit_observed", "person_observed") if k in e]
+            self.assertEqual([e["device_observed"]["device"]["device_id"] for e in on
+                              if "device_observed" in e],
+                             [d for d in devices[:len(devs)]
+                              if partition_of(tenant, d, 4) == part])
+            kinds = [k for e in on for k in ("org_unit_observed", "person_observed",
+                                             "device_observed") if k in e]
             self.assertEqual(kinds, sorted(kinds, key=lambda k: k != "org_unit_observed"))
-        self.assertEqual(events[-1]["run_failed"]["counts"]["pages"], 3)  # org units + 2
+        pages = events[-1]["run_failed"]["counts"]["pages"]
+        self.assertEqual(pages, 3 + len(devs) // 25)  # org units + 2 users pages + devices'
         stats = control(self.emu, "GET", "/control/stats")["requests"]
-        self.assertEqual((stats.get("google.users", 0), stats.get("google.devices", 0)), (3, 0))
+        self.assertEqual(stats.get("google.users", 0), 3)
+        # the devices listing stopped well before its 10th page (at most one page ahead of
+        # what it published, plus the one in flight when the users page failed)
+        self.assertLessEqual(stats.get("google.devices", 0), len(devs) // 25 + 2)
+        self.assertLess(stats.get("google.devices", 0), 10)
+
+    def test_users_and_devices_are_listed_at_once(self):
+        """The users and devices listings are independent: they are read at the same time, so
+        a provider's round trips overlap instead of adding up. Every page takes 500 ms here:
+        read one listing after the other, the 4 users pages and 4 devices pages cannot take
+        less than 4 s; read at once they take about 2 s."""
+        tenant, district = self.connect(people=160, devices=100, ous=3)
+        for route in ("google.users", "google.devices"):
+            add_fault(self.emu, route=route, kind="slow", rate=1.0, delay_ms=500)
+        control(self.emu, "POST", "/control/reset-stats")
+        events = run_events(tenant, request_sync(tenant, GOOGLE))
+        self.assert_complete(events)
+        counts = events[-1]["run_completed"]["counts"]
+        self.assertEqual((counts["people"], counts["devices"], counts["org_units"],
+                          counts["pages"]), (160, 100, 3, 1 + 4 + 4))
+        people = {p["source_id"] for p in payloads(events, "person_observed", "person")}
+        self.assertEqual(people, {u["id"] for u in self.listing(district, "users")})
+        devs = {d["device_id"] for d in payloads(events, "device_observed", "device")}
+        self.assertEqual(devs, {d["deviceId"] for d in self.listing(district, "devices")})
+        stats = control(self.emu, "GET", "/control/stats")["requests"]
+        self.assertEqual((stats.get("google.users", 0), stats.get("google.devices", 0)), (4, 4))
+        took_ms = int(events[-1]["occurred_at_ms"]) - int(events[0]["occurred_at_ms"])
+        self.assertLess(took_ms, 3600, "the listings were not read at the same time")
 
     def test_exhausted_budget_fails_the_run(self):
         tenant, _ = self.connect(people=50, devices=10, ous=3)

@@ -2,10 +2,13 @@
  * the listing (org units, users, devices) and the HTTP status; the rest is the body. The body
  * goes through the error classification (google_error, google_classify, google_failure,
  * google_invalid_input) and, parsed, every entry of the listing's array through the
- * listing's mapping table (fmap_map) and on to protobuf packing and JSON, as the run does. */
+ * listing's mapping table (fmap_map) and on to protobuf packing and JSON, as the run does;
+ * the nextPageToken read from the raw body must be the parsed one. */
 #include "fuzz_common.h"
 #include "google.h"
 #include "json.h"
+
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -50,7 +53,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 fmap_map(listings[sel].spec, obj, FMAP_FULL, &st, why, sizeof why));
         }
     }
-    (void)pjson_str(page, "nextPageToken");
+    /* The cursor read from the raw body (the next request goes out before the parse) is the
+     * parsed page's whenever the body is a valid page. */
+    const char *raw = NULL;
+    size_t raw_len = 0;
+    int found = pjson_scan_member_string(body.data ? body.data : "", body.len, "nextPageToken",
+                                         &raw, &raw_len);
+    const char *token = pjson_str(page, "nextPageToken");
+    if (found && json_is_object(page) &&
+        (!token || strlen(token) != raw_len || memcmp(token, raw, raw_len) != 0))
+        abort();
     json_decref(page);
     buf_free(&body);
     return 0;

@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,53 @@ static void parse_errors_say_where(void **state)
     assert_null(pjson_parse("{\"a\":", 5, err, sizeof err));
     assert_non_null(strstr(err, "line 1"));
     assert_null(pjson_parse("{\"a\":1,\"a\":2}", 13, err, sizeof err));
+}
+
+static int scan(const char *doc, const char *name, char *out, size_t outlen)
+{
+    const char *v = NULL;
+    size_t n = 0;
+    int found = pjson_scan_member_string(doc, strlen(doc), name, &v, &n);
+    if (found)
+        snprintf(out, outlen, "%.*s", (int)n, v);
+    return found;
+}
+
+/* The cursor read from the raw page is the parsed page's, or nothing (then the caller parses). */
+static void scan_member_string_reads_only_the_top_level_member(void **state)
+{
+    (void)state;
+    char v[64];
+    assert_int_equal(scan("{\"users\":[{\"id\":\"1\"}],\"nextPageToken\":\"abc\"}", "nextPageToken",
+                          v, sizeof v),
+                     1);
+    assert_string_equal(v, "abc");
+    assert_int_equal(
+        scan(" {\n \"nextPageToken\" : \"t-1\" , \"users\":[]}", "nextPageToken", v, sizeof v), 1);
+    assert_string_equal(v, "t-1");
+    /* the same name inside an object, an array or a string is not the page's member */
+    assert_int_equal(
+        scan("{\"users\":[{\"nextPageToken\":\"inner\"}]}", "nextPageToken", v, sizeof v), 0);
+    assert_int_equal(scan("{\"a\":{\"nextPageToken\":\"x\"},\"b\":[\"nextPageToken\",\"y\"]}",
+                          "nextPageToken", v, sizeof v),
+                     0);
+    assert_int_equal(scan("{\"a\":\"\\\"nextPageToken\\\":\\\"z\",\"nextPageToken\":\"ok\"}",
+                          "nextPageToken", v, sizeof v),
+                     1);
+    assert_string_equal(v, "ok");
+    /* a value named like the member is not a key */
+    assert_int_equal(scan("{\"k\":\"nextPageToken\",\"n\":1}", "nextPageToken", v, sizeof v), 0);
+    /* unsure: escaped, not a string, twice, truncated, not an object */
+    assert_int_equal(scan("{\"nextPageToken\":\"a\\u0041\"}", "nextPageToken", v, sizeof v), 0);
+    assert_int_equal(scan("{\"next\\u0050ageToken\":\"a\"}", "nextPageToken", v, sizeof v), 0);
+    assert_int_equal(scan("{\"nextPageToken\":null}", "nextPageToken", v, sizeof v), 0);
+    assert_int_equal(
+        scan("{\"nextPageToken\":\"a\",\"nextPageToken\":\"b\"}", "nextPageToken", v, sizeof v), 0);
+    assert_int_equal(scan("{\"nextPageToken\":\"a\"", "nextPageToken", v, sizeof v), 0);
+    assert_int_equal(scan("{\"nextPageToken\":\"a", "nextPageToken", v, sizeof v), 0);
+    assert_int_equal(scan("[{\"nextPageToken\":\"a\"}]", "nextPageToken", v, sizeof v), 0);
+    assert_int_equal(scan("", "nextPageToken", v, sizeof v), 0);
+    assert_int_equal(scan("{\"users\":[]}", "nextPageToken", v, sizeof v), 0);
 }
 
 /* pjson_dump_compact writes what json_dumps(JSON_COMPACT) writes, byte for byte. */
@@ -205,6 +253,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(absent_null_and_wrong_type_differ),
         cmocka_unit_test(parse_errors_say_where),
+        cmocka_unit_test(scan_member_string_reads_only_the_top_level_member),
         cmocka_unit_test(dump_compact_matches_jansson),
         cmocka_unit_test(dump_compact_refuses_absurd_nesting),
         cmocka_unit_test(dump_compact_into_appends_and_fails_cleanly),
