@@ -610,7 +610,13 @@ rd_kafka_t *kafka_consumer_new(const struct kafka_consumer_opts *o, char *err, s
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (kafka_conf_apply_client(conf, err, errlen) ||
+    /* Read-ahead per consumer: librdkafka's default queues up to 64 MiB of fetched messages,
+     * and a merger runs one consumer per worker. A batch is a few MiB at most; 8 MiB keeps
+     * the next batches ready without holding a backlog in memory. PANEL_KAFKA_PROPERTIES may
+     * still change both (applied after). */
+    if (conf_set(conf, "queued.max.messages.kbytes", "8192", err, errlen) ||
+        conf_set(conf, "fetch.max.bytes", "4194304", err, errlen) ||
+        kafka_conf_apply_client(conf, err, errlen) ||
         conf_set(conf, "bootstrap.servers", o->brokers, err, errlen) ||
         conf_set(conf, "group.id", o->group_id, err, errlen) ||
         conf_set(conf, "client.id", o->client_id ? o->client_id : o->group_id, err, errlen) ||

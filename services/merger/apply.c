@@ -415,6 +415,7 @@ enum apply_result apply_batch(PGconn *pg, const char *group, const char *topic,
 {
     enum apply_result res = APPLY_ERROR;
     bool fenced = false;
+    const Envelope **envs = NULL;
     struct actx *c = actx_new(pg, err, errlen);
     if (!c) {
         snprintf(err, errlen, "out of memory");
@@ -425,6 +426,16 @@ enum apply_result apply_batch(PGconn *pg, const char *group, const char *topic,
         goto out;
     /* Offsets first: a fenced batch stops before doing any work. */
     if (store_offsets(c, group, topic, msgs, n, &fenced))
+        goto rollback;
+    /* Then every address lock of the batch, before any row lock (the run row, People). */
+    envs = calloc(n ? n : 1, sizeof *envs);
+    if (!envs) {
+        snprintf(err, errlen, "out of memory");
+        goto rollback;
+    }
+    for (size_t i = 0; i < n; i++)
+        envs[i] = msgs[i].env;
+    if (people_lock_batch(c, envs, n))
         goto rollback;
     size_t seg = 0;
     for (size_t i = 0; i <= n; i++) {
@@ -451,6 +462,7 @@ rollback:
     else if (c->conflict)
         res = APPLY_CONFLICT;
 out:
+    free(envs);
     actx_free(c);
     return res;
 }

@@ -625,6 +625,34 @@ static int lock_addresses(struct actx *c, long long *keys, size_t n)
     return rc;
 }
 
+int people_lock_batch(struct actx *c, const Envelope *const *envs, size_t n)
+{
+    long long *keys = NULL;
+    size_t nkeys = 0, capkeys = 0;
+    int rc = -1;
+    for (size_t i = 0; i < n; i++) {
+        const Envelope *env = envs[i];
+        if (!env || env->payload_case != PB_PAYLOAD_PERSON_OBSERVED)
+            continue;
+        const Panel__V1__Person *p = env->person_observed->person;
+        char norm[320];
+        const char *email = p->email_normalized ? p->email_normalized : p->email;
+        json_t *row = json_pack("{s:s,s:s?,s:o}", "t", env->tenant_id, "e",
+                                ids_email_normalize(email, norm, sizeof norm) == 0 ? norm : NULL,
+                                "alt", people_alt_emails(p));
+        int bad = !row || lock_keys_add(row, &keys, &nkeys, &capkeys);
+        json_decref(row);
+        if (bad) {
+            snprintf(c->err, c->errlen, "out of memory locking addresses");
+            goto out;
+        }
+    }
+    rc = lock_addresses(c, keys, nkeys);
+out:
+    free(keys);
+    return rc;
+}
+
 int people_apply(struct actx *c, json_t *rows)
 {
     int rc = -1;

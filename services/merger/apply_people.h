@@ -10,6 +10,13 @@
  * "delta","cl","alt"}, one per source row. 0 or -1. */
 int people_apply(struct actx *c, json_t *rows);
 
+/* Take, before anything else of a batch, the address locks (see people_apply) of every
+ * PersonObserved among envs[0..n) (NULL entries skipped), all in one increasing order: a
+ * batch with several segments would otherwise take them in two rounds, and two workers could
+ * each wait for the other's. people_apply takes the locks again (held already, no wait), plus
+ * those only the stored rows knew. 0 or -1. */
+int people_lock_batch(struct actx *c, const Envelope *const *envs, size_t n);
+
 /* Add Person pid of tenant to persons, the People people_remerge recomputes (a row
  * {"tenant_id","person_id","run_id","unsuspended"}); run may be NULL;
  * unsuspended: one of its rows came back from an Azure soft delete. 0, or -1 when out of
