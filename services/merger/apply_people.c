@@ -230,40 +230,42 @@ out:
     return rc;
 }
 
+/* The i-th address row u links by ("e", then each of "alt") as the key "t\x1faddress" in k;
+ * false when there is no such address. */
+static bool row_address_key(const json_t *u, const char *t, size_t i, char *k, size_t klen)
+{
+    const json_t *a =
+        i == 0 ? json_object_get(u, "e") : json_array_get(json_object_get(u, "alt"), i - 1);
+    if (!json_is_string(a))
+        return false;
+    snprintf(k, klen, "%s\x1f%s", t, json_string_value(a));
+    return true;
+}
+
 /* The new Person (an entry of people_link's newpeople) that a row of cloud s linking by
  * address list u's "e" and "alt" meets in this batch: one created for a row of the other
  * cloud that has one of these addresses (newaddr: "t\x1faddress" -> {"s","have"}). */
 static json_t *new_person_by_address(const json_t *newaddr, const json_t *u, const char *t,
                                      const char *s)
 {
-    const json_t *alt = json_object_get(u, "alt");
-    for (size_t i = 0; i <= json_array_size(alt); i++) {
-        const json_t *a = i == 0 ? json_object_get(u, "e") : json_array_get(alt, i - 1);
-        char k[700];
-        if (!json_is_string(a))
-            continue;
-        snprintf(k, sizeof k, "%s\x1f%s", t, json_string_value(a));
-        json_t *hit = json_object_get(newaddr, k);
+    char k[700];
+    for (size_t i = 0; i <= json_array_size(json_object_get(u, "alt")); i++) {
+        json_t *hit = row_address_key(u, t, i, k, sizeof k) ? json_object_get(newaddr, k) : NULL;
         if (hit && strcmp(json_string_value(json_object_get(hit, "s")), s) != 0)
             return json_object_get(hit, "have");
     }
     return NULL;
 }
 
-/* Record the addresses of u (cloud s) as leading to the new Person have. -1 when out of
- * memory. */
+/* Record the addresses of u (cloud s) as leading to the new Person have; the first row to
+ * claim an address keeps it. -1 when out of memory. */
 static int new_person_addresses_add(json_t *newaddr, const json_t *u, const char *t, const char *s,
                                     json_t *have)
 {
-    const json_t *alt = json_object_get(u, "alt");
-    for (size_t i = 0; i <= json_array_size(alt); i++) {
-        const json_t *a = i == 0 ? json_object_get(u, "e") : json_array_get(alt, i - 1);
-        char k[700];
-        if (!json_is_string(a))
+    char k[700];
+    for (size_t i = 0; i <= json_array_size(json_object_get(u, "alt")); i++) {
+        if (!row_address_key(u, t, i, k, sizeof k) || json_object_get(newaddr, k))
             continue;
-        snprintf(k, sizeof k, "%s\x1f%s", t, json_string_value(a));
-        if (json_object_get(newaddr, k))
-            continue; /* the first row to claim an address keeps it */
         json_t *v = json_pack("{s:s,s:O}", "s", s, "have", have);
         if (!v || json_object_set_new(newaddr, k, v))
             return -1;
