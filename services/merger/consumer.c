@@ -19,9 +19,29 @@
 struct cctx {
     const struct consumer_opts *o;
     PGconn *pg;
-    bool revoked;                    /* a revocation happened while a batch was being collected */
-    struct intake_lettered lettered; /* what this process sent to the dead-letter topic */
+    bool revoked; /* a revocation happened while a batch was being collected */
 };
+
+/* What this process sent to the dead-letter topic, shared by its workers: a partition that
+ * moves from one worker to another while a batch was being collected is read again by the
+ * other, whose dead letters must not go twice. */
+static pthread_mutex_t lettered_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct intake_lettered lettered_sent;
+
+static bool lettered_already(int32_t partition, int64_t offset)
+{
+    pthread_mutex_lock(&lettered_mu);
+    bool yes = intake_lettered_already(&lettered_sent, partition, offset);
+    pthread_mutex_unlock(&lettered_mu);
+    return yes;
+}
+
+static void lettered_note(int32_t partition, int64_t offset)
+{
+    pthread_mutex_lock(&lettered_mu);
+    intake_lettered_note(&lettered_sent, partition, offset);
+    pthread_mutex_unlock(&lettered_mu);
+}
 
 static int64_t now_ms(void)
 {
@@ -146,11 +166,10 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
     rd_kafka_message_t **msgs = calloc(cap, sizeof *msgs);
     Envelope **envs = calloc(cap, sizeof *envs);
     bool *dead = calloc(cap, sizeof *dead);
-    bool *lettered = calloc(cap, sizeof *lettered); /* sent to the dead-letter topic now */
     char(*reasons)[256] = calloc(cap, sizeof *reasons);
     struct apply_msg *am = calloc(cap, sizeof *am);
     const char *topics[] = {TOPIC_SOURCE_EVENTS, NULL};
-    if (!msgs || !envs || !am || !dead || !lettered || !reasons) {
+    if (!msgs || !envs || !am || !dead || !reasons) {
         snprintf(err, errlen, "out of memory");
         goto out;
     }
@@ -195,20 +214,18 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
             if (!first_at)
                 first_at = now_ms();
             char *why = reasons[n];
-            lettered[n] = false;
             Envelope *env = NULL;
             enum intake_verdict v = intake_check(m->payload, m->len, &env, why, sizeof reasons[n]);
             dead[n] = v == INTAKE_INVALID; /* kept so that its run learns it is incomplete */
-            if (v != INTAKE_APPLY &&
-                !intake_lettered_already(&c.lettered, m->partition, m->offset)) {
+            if (v != INTAKE_APPLY && !lettered_already(m->partition, m->offset)) {
                 char e2[256];
                 log_warn("dead-lettering %s[%d]@%lld: %s", rd_kafka_topic_name(m->rkt),
                          (int)m->partition, (long long)m->offset, why);
                 if (dlq_send(dlq, m->key, m->key_len, m->payload, m->len, m->partition, m->offset,
                              why, e2, sizeof e2))
                     log_error("%s", e2);
-                else
-                    lettered[n] = true; /* remembered once delivered (the flush below) */
+                else /* queued: the producer delivers it (the flush below waits for it) */
+                    lettered_note(m->partition, m->offset);
                 metrics_counter_add(o->metrics, "merger_dead_letters_total", NULL, 1);
             }
             msgs[n] = m;
@@ -226,14 +243,12 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
         if (n == 0)
             continue;
         if (kafka_producer_flush(dlq, 30000) != 0) {
-            log_error("dead letters not delivered: retrying the batch");
+            log_error("dead letters not confirmed yet: retrying the batch (the producer still "
+                      "delivers them)");
             rewind_batch(&c, rk, msgs, n);
             free_batch(msgs, envs, &n);
             continue;
         }
-        for (size_t i = 0; i < n; i++)
-            if (lettered[i])
-                intake_lettered_note(&c.lettered, msgs[i]->partition, msgs[i]->offset);
         for (size_t i = 0; i < n; i++) {
             am[i].partition = msgs[i]->partition;
             am[i].offset = msgs[i]->offset;
@@ -323,11 +338,9 @@ out:
     kafka_producer_destroy(dlq);
     if (c.pg)
         PQfinish(c.pg);
-    intake_lettered_free(&c.lettered);
     free(msgs);
     free(envs);
     free(dead);
-    free(lettered);
     free(reasons);
     free(am);
     return rc;

@@ -63,8 +63,9 @@ enum intake_next intake_failed(struct intake_failures *f, enum apply_result ar, 
 void intake_dead_lettered(struct intake_failures *f);
 
 /* The messages this process sent to the dead-letter topic, per partition (the offset after
- * the last one): a batch read again (a conflict, a failure, a revocation while collecting)
- * meets its dead letters again and must not send them twice. Only this process remembers:
+ * the last one): a batch read again (a conflict, a failure, a revocation while collecting,
+ * by the same worker or another of the process) meets its dead letters again and must not
+ * send them twice. Only this process remembers:
  * after a restart a dead letter may be sent again (the topic is at least once). Start
  * zeroed; release with intake_lettered_free. */
 struct intake_lettered {
@@ -72,8 +73,8 @@ struct intake_lettered {
     size_t n;
 };
 bool intake_lettered_already(const struct intake_lettered *l, int32_t partition, int64_t offset);
-/* The message at partition/offset was delivered to the dead-letter topic. Partitions past
- * 65535 (or memory running out) are not remembered. */
+/* The message at partition/offset was handed to the dead-letter topic's producer (which
+ * delivers it). Partitions past 65535 (or memory running out) are not remembered. */
 void intake_lettered_note(struct intake_lettered *l, int32_t partition, int64_t offset);
 void intake_lettered_free(struct intake_lettered *l);
 
