@@ -66,12 +66,29 @@ static void connection_error(char *err, size_t errlen, const char *what, const P
         err[--n] = '\0';
 }
 
+/* The server's notices and warnings (a COMMIT outside a transaction, a deprecation) go to the
+ * service's structured log at their own level, instead of libpq's default: a bare line on
+ * stderr. */
+static void log_server_notice(void *arg, const PGresult *res)
+{
+    (void)arg;
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *message = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    if (!message)
+        return;
+    if (severity && strcmp(severity, "WARNING") == 0)
+        log_warn("PostgreSQL warning: %s", message);
+    else
+        log_info("PostgreSQL %s: %s", severity ? severity : "notice", message);
+}
+
 PGconn *pgx_connect(const char *url, int timeout_s, char *err, size_t errlen)
 {
     time_t deadline = time(NULL) + timeout_s;
     for (int attempt = 0;; attempt++) {
         PGconn *conn = PQconnectdb(url);
         if (conn && PQstatus(conn) == CONNECTION_OK) {
+            PQsetNoticeReceiver(conn, log_server_notice, NULL);
             if (set_statement_timeout(conn, err, errlen) == 0)
                 return conn;
             PQfinish(conn);

@@ -18,7 +18,7 @@ static const char ANALYZE_SQL[] =
     " ANALYZE people (tenant_id, person_id, email_norm, removed_at),"
     " person_sources (tenant_id, source, source_id, person_id, email_norm, removed_at),"
     " assets (tenant_id, asset_id, device_id, in_google),"
-    " org_units (tenant_id, org_unit_id, removed_at); COMMIT";
+    " org_units (tenant_id, org_unit_id, removed_at)"; /* table_stats_note commits */
 
 int table_stats_note(PGconn *pg, struct table_stats *t, long rows_changed, char *err, size_t errlen)
 {

@@ -529,6 +529,32 @@ class MergerTest(unittest.TestCase):
         self.assertEqual(len(harness.consume("panel.people.events", timeout_ms=2000,
                                              key_prefix=t + "/")), topic_before)
 
+    def test_planner_statistics_are_renewed_in_a_clean_transaction(self):
+        """A first sync of more rows than TABLE_STATS_FIRST makes the merger ANALYZE the
+        directory tables itself (autovacuum is too slow for a first sync), in one transaction
+        that it ends once: no COMMIT sent outside a transaction (PostgreSQL answers it with
+        a WARNING in the merger's log). A fresh merger, alone in the group: the class's has
+        counted the rows of the tests before (it would analyze only at their double)."""
+        self.merger.stop()
+        merger = start_merger()
+        try:
+            t = relaxed_tenant()
+
+            def analyzed():
+                return int(harness.psql("SELECT analyze_count FROM pg_stat_user_tables"
+                                        " WHERE relname = 'person_sources'")[0][0])
+
+            before = analyzed()
+            applied_full_run(t, "google", lambda r: [
+                person(t, "google", r, f"g{i}", f"s{i}@d.org", display_name=f"S {i}")
+                for i in range(1500)])
+            harness.wait_until(lambda: analyzed() > before, timeout=30,
+                               what="the merger's ANALYZE of person_sources")
+        finally:
+            merger.stop()
+            self.merger.start()
+        self.assertNotIn("no transaction in progress", merger.log_text())
+
     def test_content_hash_of_full_rows_equals_the_hash_sql_gives(self):
         """The merger hashes a full row's fields itself (PostgreSQL's jsonb text form, md5)
         and SQL hashes a delta's: the two must agree, or a full run after a delta (and the
