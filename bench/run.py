@@ -602,8 +602,8 @@ class Profile:
     merger_outbox_published_total) and PostgreSQL's statements by execution time
     (pg_stat_statements, reset at start())."""
 
-    def __init__(self, bench, what):
-        self.bench, self.what = bench, what
+    def __init__(self, bench, what, span):
+        self.bench, self.what, self.span = bench, what, span
 
     def start(self):
         s = self.bench.suite
@@ -625,7 +625,8 @@ class Profile:
     def result(self):
         cpu = self.cpu_delta()
         total = sum(cpu.values())
-        return {"what": self.what, "seconds": round(self.seconds, 2), "cpus": os.cpu_count(),
+        return {"what": self.what, "span": self.span, "seconds": round(self.seconds, 2),
+                "cpus": os.cpu_count(),
                 "cpu_seconds": {k: {"seconds": v, "share": ratio(v, total),
                                     "cores": ratio(v, self.seconds)}
                                 for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])},
@@ -671,7 +672,7 @@ def short(text, width):
 
 def profile_lines(p):
     """A profile (Profile.result) as printed lines."""
-    yield (f"{p['seconds']} s from the sync request to the last run applied; "
+    yield (f"{p['seconds']} s {p['span']}; "
            f"{p['cpu_seconds_total']} CPU s of the suite's processes on {p['cpus']} cores "
            f"({p['cores_busy']} cores busy on average)")
     yield "CPU seconds by process:"
@@ -817,7 +818,8 @@ class Bench:
         s = self.suite
         before = {n: s.metrics(n) for n in ("google-sync", "azure-sync", "merger")}
         off0 = s.offsets([SOURCE_TOPIC] + PUBLIC_TOPICS)
-        profile = Profile(self, "first sync")
+        profile = Profile(self, "first sync", "from connecting both clouds (each connection "
+                          "requests its first sync) to the last run applied")
         sampler = Sampler(s)
         sampler.start()
         profile.start()
@@ -943,7 +945,7 @@ class Bench:
     def no_change(self):
         s = self.suite
         before = s.metrics("google-sync")
-        profile = Profile(self, "no-change resync")
+        profile = Profile(self, "no-change resync", "from the sync request to both runs done")
         e2e, runs, upd, events = self.resync(self.suite.tenant, profile)
         after = s.metrics("google-sync")
         g = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in
@@ -1270,7 +1272,10 @@ class Bench:
                            capture_output=True, text=True, timeout=secs + 60)
         if p.returncode:
             raise RuntimeError(f"wrk: {p.stderr}")
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", p.stdout).group(1))
+        m = re.search(r"Requests/sec:\s+([\d.]+)", p.stdout)
+        if not m:
+            raise RuntimeError(f"wrk printed no Requests/sec: {p.stdout[-2000:]}")
+        rps = float(m.group(1))
         m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", p.stdout, re.M)
         p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)] if m else None
         n2 = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", p.stdout)
@@ -1287,7 +1292,10 @@ class Bench:
                            capture_output=True, text=True, timeout=secs + 120, cwd=tmp)
         if p.returncode:
             raise RuntimeError(f"pgbench: {p.stderr[-2000:]}")
-        tps = float(re.search(r"tps = ([\d.]+)", p.stdout).group(1))
+        m = re.search(r"tps = ([\d.]+)", p.stdout)
+        if not m:
+            raise RuntimeError(f"pgbench printed no tps: {p.stdout[-2000:]} {p.stderr[-2000:]}")
+        tps = float(m.group(1))
         lat = []
         for f in os.listdir(logdir):
             for line in open(os.path.join(logdir, f)):
