@@ -21,8 +21,8 @@ free ports, so that it runs beside `make demo` and other benchmarks, then runs:
                    where the time went (only with BENCH_MILLION=1 or BENCH_ONLY=million)
 
 After the first sync and the no-change resync it prints where their time went ("==> where the
-time goes (...)", also in the JSON as the section's "profile"), from the sync request to the
-last run applied: CPU seconds of every process of the suite with its share and cores busy;
+time goes (...)", also in the JSON as the section's "profile"), from connecting both clouds
+(the first sync) or the sync request (the resync) to the last run done: CPU seconds of every process of the suite with its share and cores busy;
 the merger's batches from its /metrics (results, events a batch, batch seconds and their
 quantiles, batches applied at once); PostgreSQL's 12 statements of the most execution time
 (pg_stat_statements, reset just before: calls, total ms, ms per call, share, the text
