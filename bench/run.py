@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """make bench: the performance benchmarks of issue 12, on this machine.
 
-Starts its own PostgreSQL + Kafka (scripts/infra.sh, PANEL_RUN_DIR=.run/bench, wiped first),
-the cloud emulator with the benchmark district and the services (the same wiring as
-`make demo`: scripts/demo.py), then runs:
+Starts its own PostgreSQL + Kafka (scripts/infra.sh, PANEL_RUN_DIR=.run/bench, wiped first;
+.run/bench-2, -3 ... when another benchmark holds .run/bench), the cloud emulator with the
+benchmark district and the services (the same wiring as `make demo`: scripts/demo.py), all on
+free ports, so that it runs beside `make demo` and other benchmarks, then runs:
 
   1 first_sync     sync request -> all rows applied, per-stage rates (fetch+parse, publish, apply)
   2 no_change      resync with nothing changed: row updates and public events (both must be 0)
@@ -19,6 +20,16 @@ the cloud emulator with the benchmark district and the services (the same wiring
                    time, peak RSS per service, database size, CPU seconds per process and
                    where the time went (only with BENCH_MILLION=1 or BENCH_ONLY=million)
 
+After the first sync and the no-change resync it prints where their time went ("==> where the
+time goes (...)", also in the JSON as the section's "profile"), from connecting both clouds
+(the first sync) or the sync request (the resync) to the last run done: CPU seconds of every process of the suite with its share and cores busy;
+the merger's batches from its /metrics (results, events a batch, batch seconds and their
+quantiles, batches applied at once); PostgreSQL's 12 statements of the most execution time
+(pg_stat_statements, reset just before: calls, total ms, ms per call, share, the text
+shortened), the benchmark's own queries apart (it queries as its own role, `bench`). The
+benchmark's PostgreSQL loads pg_stat_statements (shared_preload_libraries through
+scripts/pg.sh's PANEL_PG_PRELOAD: that server only); a server without it is "not available".
+
 Then the goals of issue 19, each with its figure, ratio and met / missed (or "not measured",
 "not run" when this run did not measure it).
 
@@ -27,15 +38,19 @@ to bench/results/latest.json (BENCH_RESULTS overrides the path).
 
 Environment: BENCH_SCALE (district size factor, default below; 1 = 200,000 Google people,
 150,000 Azure, 120,000 shared, 100,000 Chromebooks, 3,000 OUs), BENCH_RUN_DIR (default
-.run/bench), BENCH_RESULTS, BENCH_API_SECONDS (wrk/pgbench duration, default 10),
+.run/bench or the first free .run/bench-N; one that another benchmark holds is an error),
+BENCH_RESULTS, BENCH_API_SECONDS (wrk/pgbench duration, default 10),
 BENCH_ONLY (comma-separated section names to run; the others are reported as skipped; naming
 million runs section 8), BENCH_MILLION=1 (also run section 8), BENCH_MILLION_SCALE (size factor
 of section 8's district, default 1), BENCH_MILLION_TIMEOUT (seconds section 8 may take after the
 district is generated, default 5400; past it the section reports what it measured until then),
-BENCH_PG_STATEMENTS=1 (load pg_stat_statements: section 8 reports the costliest statements).
+BENCH_PG_STATEMENTS=0 (do not load pg_stat_statements: no statements in the profiles nor in
+section 8, which otherwise reports its 15 costliest).
 The services inherit this environment: PANEL_MERGER_WORKERS (unset by default: the merger's
 own default) applies to every merger but the replica benchmarks', which set their own.
 """
+import fcntl
+import glob
 import http.client
 import json
 import os
@@ -103,6 +118,57 @@ def parse_metrics(text):
     return out
 
 
+def parse_metric_series(text):
+    """Prometheus text -> {(name, labels): value}, labels a sorted tuple of (key, value): a
+    histogram's buckets and a counter's results stay apart (parse_metrics sums them)."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line[0] == "#":
+            continue
+        m = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+(\S+)", line)
+        if not m:
+            continue
+        try:
+            v = float(m.group(3))
+        except ValueError:
+            continue
+        labels = tuple(sorted(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"',
+                                         m.group(2) or "")))
+        out[(m.group(1), labels)] = out.get((m.group(1), labels), 0.0) + v
+    return out
+
+
+def histogram_delta(before, after, name):
+    """What histogram `name` observed between two parse_metric_series snapshots: (count, sum,
+    [(upper bound, cumulative count)] in increasing order, +Inf last)."""
+    d = lambda key: after.get(key, 0.0) - before.get(key, 0.0)  # noqa: E731
+    cum = {}
+    for key in after:
+        if key[0] == name + "_bucket":
+            le = dict(key[1]).get("le", "+Inf")
+            bound = float("inf") if le == "+Inf" else float(le)
+            cum[bound] = cum.get(bound, 0.0) + d(key)
+    count = sum(d(k) for k in after if k[0] == name + "_count")
+    total = sum(d(k) for k in after if k[0] == name + "_sum")
+    return count, total, sorted(cum.items())
+
+
+def histogram_quantile(q, buckets):
+    """The q-quantile of cumulative buckets, interpolated inside its bucket as Prometheus'
+    histogram_quantile does (past the last finite bound: that bound). None when empty."""
+    if not buckets or not buckets[-1][1]:
+        return None
+    rank = q * buckets[-1][1]
+    lo, lo_n = 0.0, 0.0
+    for bound, n in buckets:
+        if n >= rank:
+            if bound == float("inf"):
+                return lo
+            return lo + (bound - lo) * ((rank - lo_n) / (n - lo_n) if n > lo_n else 1.0)
+        lo, lo_n = bound, n
+    return lo
+
+
 def rate(n, secs):
     return round(n / secs, 1) if secs and secs > 0 else None
 
@@ -157,7 +223,7 @@ class Suite(demo.Demo):
         replica takes the port the other services know (PANEL_MERGER_URL), later ones their
         own, and each has its own log file so its partition assignment can be read."""
         first = not self.mergers
-        port = self.ports["merger"] if first else demo.pick_port(8085 + len(self.mergers))
+        port = self.ports["merger"] if first else demo.pick_port(0)
         deadline = time.time() + 30
         while first and not demo.port_free(port):
             if time.time() > deadline:
@@ -283,12 +349,24 @@ class Suite(demo.Demo):
         return total
 
     @staticmethod
-    def port_metrics(port):
+    def port_metrics_text(port):
         try:
             status, _, body = demo.http("GET", f"http://127.0.0.1:{port}/metrics", timeout=10)
         except OSError:
-            return {}
-        return parse_metrics(body.decode() if isinstance(body, bytes) else str(body or ""))
+            return ""
+        return body.decode() if isinstance(body, bytes) else str(body or "")
+
+    @classmethod
+    def port_metrics(cls, port):
+        return parse_metrics(cls.port_metrics_text(port))
+
+    def merger_series(self):
+        """The merger replicas' /metrics by series (parse_metric_series), summed over them."""
+        total = {}
+        for m in self.mergers:
+            for k, v in parse_metric_series(self.port_metrics_text(m.port)).items():
+                total[k] = total.get(k, 0.0) + v
+        return total
 
     def offsets(self, topics):
         p = subprocess.run([os.path.join(BIN, "panelctl"), "offsets", *topics], env=self.env,
@@ -316,7 +394,8 @@ class Suite(demo.Demo):
 
     def cpu_seconds(self):
         """CPU time (user+system) so far of each part of the suite this benchmark started:
-        its services, PostgreSQL (postmaster and every backend) and Kafka."""
+        its services, PostgreSQL (postmaster and every backend, with the backends that have
+        ended: the postmaster's reaped children) and Kafka."""
         tck = os.sysconf("SC_CLK_TCK")
         procs = {}
         for d in os.listdir("/proc"):
@@ -328,18 +407,22 @@ class Suite(demo.Demo):
             except OSError:
                 continue
             f = st[st.rindex(")") + 2:].split()
-            procs[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / tck, cmd)
+            # utime + stime, and cutime + cstime (children waited for) apart
+            procs[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / tck,
+                             (int(f[13]) + int(f[14])) / tck, cmd)
         try:
             pm = int(open(os.path.join(self.run_dir, "pg", "data", "postmaster.pid")).readline())
         except (OSError, ValueError):
             pm = -1
         out = {}
         own = {p.pid: n for n, p in self.procs}
-        for pid, (ppid, secs, cmd) in procs.items():
+        for pid, (ppid, secs, reaped, cmd) in procs.items():
             if pid in own:
                 name = own[pid]
             elif pid == pm or ppid == pm:
                 name = "postgresql"
+                # a backend's CPU time stays counted after its connection closed
+                secs += reaped if pid == pm else 0.0
             elif os.path.join(self.run_dir, "kafka") in cmd:
                 name = "kafka"
             else:
@@ -512,16 +595,191 @@ class CpuTimeline(Periodic):
         self.rows.append(row)
 
 
+class Profile:
+    """Where a timed section's time goes, from start() to stop(): CPU seconds of every process
+    of the suite (Suite.cpu_seconds), the merger's batches (its /metrics: merger_batches_total
+    by result, the merger_batch_seconds histogram, merger_events_applied_total,
+    merger_outbox_published_total) and PostgreSQL's statements by execution time
+    (pg_stat_statements, reset at start())."""
+
+    def __init__(self, bench, what, span):
+        self.bench, self.what, self.span = bench, what, span
+
+    def start(self):
+        s = self.bench.suite
+        self.statements = self.bench.pg_statements_reset()
+        self.m0 = s.merger_series()
+        self.cpu0 = s.cpu_seconds()
+        self.t0 = time.time()
+
+    def stop(self):
+        s = self.bench.suite
+        self.seconds = time.time() - self.t0
+        self.cpu1 = s.cpu_seconds()
+        self.m1 = s.merger_series()
+        self.top = self.bench.pg_statements_top() if self.statements else None
+
+    def cpu_delta(self):
+        return {k: round(v - self.cpu0.get(k, 0.0), 1) for k, v in sorted(self.cpu1.items())}
+
+    def result(self):
+        cpu = self.cpu_delta()
+        total = sum(cpu.values())
+        return {"what": self.what, "span": self.span, "seconds": round(self.seconds, 2),
+                "cpus": os.cpu_count(),
+                "cpu_seconds": {k: {"seconds": v, "share": ratio(v, total),
+                                    "cores": ratio(v, self.seconds)}
+                                for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])},
+                "cpu_seconds_total": round(total, 1),
+                "cores_busy": ratio(total, self.seconds),
+                "merger": self.merger_batches(),
+                "pg_statements": self.top if self.top is not None else self.bench.statements}
+
+    def merger_batches(self):
+        a, b = self.m0, self.m1
+        if not any(k[0] == "merger_batch_seconds_count" for k in b):
+            return "not available (the merger's /metrics has no merger_batch_seconds)"
+        results = {}
+        for k, v in b.items():
+            if k[0] == "merger_batches_total":
+                r = dict(k[1]).get("result", "?")
+                results[r] = results.get(r, 0) + int(round(v - a.get(k, 0.0)))
+        d = lambda name: sum(v - a.get(k, 0.0) for k, v in b.items() if k[0] == name)  # noqa
+        count, secs, buckets = histogram_delta(a, b, "merger_batch_seconds")
+        events = d("merger_events_applied_total")
+        per_bucket, prev = {}, 0.0
+        for bound, n in buckets:
+            if n - prev:
+                per_bucket["+Inf" if bound == float("inf") else f"{bound:g}"] = int(n - prev)
+            prev = n
+        q = lambda x: None if not count else round(histogram_quantile(x, buckets), 3)  # noqa
+        return {"batches": results, "events": int(events),
+                "events_per_batch": round(events / count, 1) if count else None,
+                "batch_seconds_total": round(secs, 2),
+                "batch_seconds_mean": round(secs / count, 3) if count else None,
+                "batch_seconds_p50": q(0.5), "batch_seconds_p90": q(0.9),
+                "batch_seconds_p99": q(0.99),
+                "batch_seconds_buckets": per_bucket,
+                # the merger's workers apply batches at the same time: the batch seconds over
+                # the wall seconds is how many were being applied at once, on average
+                "batches_at_once": ratio(secs, self.seconds),
+                "outbox_published": int(d("merger_outbox_published_total"))}
+
+
+def short(text, width):
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def profile_lines(p):
+    """A profile (Profile.result) as printed lines."""
+    yield (f"{p['seconds']} s {p['span']}; "
+           f"{p['cpu_seconds_total']} CPU s of the suite's processes on {p['cpus']} cores "
+           f"({p['cores_busy']} cores busy on average)")
+    yield "CPU seconds by process:"
+    yield f"  {'process':<14} {'CPU s':>7} {'share':>6} {'cores':>6}"
+    for name, c in p["cpu_seconds"].items():
+        share = "" if c["share"] is None else f"{100 * c['share']:.0f}%"
+        cores = "" if c["cores"] is None else f"{c['cores']:.2f}"
+        yield f"  {name:<14} {c['seconds']:>7.1f} {share:>6} {cores:>6}"
+    m = p["merger"]
+    if isinstance(m, str):
+        yield f"merger batches: {m}"
+    else:
+        b = dict(m["batches"])
+        ok = b.pop("ok", 0)
+        other = ", ".join(f"{n} {r}" for r, n in sorted(b.items()) if n) or "no other result"
+        yield (f"merger batches: {ok} applied ({other}), {m['events']} events, "
+               f"{m['events_per_batch']} a batch; {m['batch_seconds_total']} s of batch time, "
+               f"{m['batches_at_once']} batches at once on average; outbox rows published "
+               f"{m['outbox_published']}")
+        if ok:
+            yield (f"  seconds a batch: mean {m['batch_seconds_mean']}, p50 ~"
+                   f"{m['batch_seconds_p50']}, p90 ~{m['batch_seconds_p90']}, p99 ~"
+                   f"{m['batch_seconds_p99']}; by bucket " + ", ".join(
+                       f"<= {k}: {n}" for k, n in m["batch_seconds_buckets"].items()))
+    st = p["pg_statements"]
+    if isinstance(st, str):
+        yield f"PostgreSQL statements: pg_stat_statements {st}"
+        return
+    yield (f"PostgreSQL statements by execution time (pg_stat_statements): the suite's "
+           f"{st['calls']} calls, {st['total_exec_ms'] / 1000:.1f} s (the benchmark's own "
+           f"queries: {st['bench_own_calls']} calls, {st['bench_own_exec_ms'] / 1000:.1f} s)")
+    yield f"  {'calls':>8} {'total ms':>9} {'ms/call':>8} {'share':>6}  statement"
+    for t in st["top"]:
+        share = "" if t["share"] is None else f"{100 * t['share']:.1f}%"
+        mean = "" if t["mean_ms"] is None else f"{t['mean_ms']:.3f}"
+        yield (f"  {t['calls']:>8} {t['total_ms']:>9.0f} {mean:>8} {share:>6}  "
+               f"{short(t['query'], 88)}")
+
+
 # ---------------------------------------------------------------------- benchmarks
+def claim_run_dir():
+    """The run directory this benchmark may wipe, and its lock (held until the process ends).
+    BENCH_RUN_DIR, else .run/bench, else the first of .run/bench-2, -3 ... no other benchmark
+    holds: a second benchmark started meanwhile neither wipes the first one's PostgreSQL and
+    Kafka nor stops its services."""
+    explicit = os.environ.get("BENCH_RUN_DIR")
+    base = os.path.abspath(explicit or os.path.join(ROOT, ".run", "bench"))
+    for d in [base] if explicit else [base] + [f"{base}-{i}" for i in range(2, 10)]:
+        os.makedirs(d, exist_ok=True)
+        lock = open(os.path.join(d, "bench.lock"), "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        return d, lock
+    raise SystemExit(f"{base} is in use by another benchmark" if explicit else
+                     f"{base} and {base}-2 ... -9 are all in use by other benchmarks")
+
+
+def pg_statements_installed():
+    """Whether the PostgreSQL server scripts/pg.sh starts (PANEL_PG_BIN, else the newest
+    /usr/lib/postgresql/*/bin, as pg.sh picks it) has pg_stat_statements: preloading a
+    library that is not there would keep the server from starting."""
+    bindir = os.environ.get("PANEL_PG_BIN")
+    if not bindir:
+        found = sorted((d for d in glob.glob("/usr/lib/postgresql/*/bin")
+                        if os.access(os.path.join(d, "pg_ctl"), os.X_OK)),
+                       key=lambda d: [int(x) if x.isdigit() else 0
+                                      for x in os.path.basename(os.path.dirname(d)).split(".")])
+        bindir = found[-1] if found else None
+    if not bindir:
+        return False
+    libdirs = [os.path.join(os.path.dirname(bindir), "lib")]
+    pg_config = os.path.join(bindir, "pg_config")
+    if os.access(pg_config, os.X_OK):
+        p = subprocess.run([pg_config, "--pkglibdir"], capture_output=True, text=True)
+        libdirs.append(p.stdout.strip())
+    return any(d and os.path.exists(os.path.join(d, "pg_stat_statements.so")) for d in libdirs)
+
+
 class Bench:
     def __init__(self, scale):
         self.scale = scale
         self.sizes = sized(scale)
-        run_dir = os.environ.get("BENCH_RUN_DIR", os.path.join(ROOT, ".run", "bench"))
-        args = Namespace(run_dir=run_dir, timeout=1200, **self.sizes)
-        if os.environ.get("BENCH_PG_STATEMENTS") == "1":
-            os.environ["PANEL_PG_PRELOAD"] = "pg_stat_statements"
+        run_dir, self.run_dir_lock = claim_run_dir()
+        # any_port: free ports for the services and the emulator, never the demo's
+        args = Namespace(run_dir=run_dir, timeout=1200, any_port=True, **self.sizes)
         self.suite = Suite(args)
+        # PostgreSQL and Kafka on free ports too (scripts/pg.sh, kafka.sh), even when this
+        # shell has the demo's environment (eval "$(scripts/infra.sh env)").
+        for k in ("PANEL_PG_PORT", "PANEL_KAFKA_PORT", "PANEL_PG_URL", "PANEL_KAFKA_BROKERS"):
+            self.suite.env.pop(k, None)
+        # pg_stat_statements, for the profiles: loaded in this benchmark's own server only.
+        self.statements = "not available (BENCH_PG_STATEMENTS=0)"
+        if os.environ.get("BENCH_PG_STATEMENTS", "1") != "0":
+            if pg_statements_installed():
+                pre = [x for x in self.suite.env.get("PANEL_PG_PRELOAD", "").split(",") if x]
+                if "pg_stat_statements" not in pre:
+                    pre.append("pg_stat_statements")
+                self.suite.env["PANEL_PG_PRELOAD"] = ",".join(pre)
+                self.statements = "loaded"
+            else:
+                self.statements = ("not available (the PostgreSQL server has no "
+                                   "pg_stat_statements: the postgresql-contrib files)")
         self.results = {s: {"status": "not run"} for s in SECTIONS}
         self.ctx = {}
         only = os.environ.get("BENCH_ONLY", "")
@@ -550,15 +808,21 @@ class Bench:
         self.results[name] = res
         for line in self.describe(name, res):
             say("    " + line)
+        if isinstance(res.get("profile"), dict):
+            say(f"\n==> where the time goes ({res['profile']['what']})")
+            for line in profile_lines(res["profile"]):
+                say("    " + line)
 
     # -------------------------------------------------------- 1 first sync
     def first_sync(self):
         s = self.suite
         before = {n: s.metrics(n) for n in ("google-sync", "azure-sync", "merger")}
         off0 = s.offsets([SOURCE_TOPIC] + PUBLIC_TOPICS)
-        cpu0 = s.cpu_seconds()
+        profile = Profile(self, "first sync", "from connecting both clouds (each connection "
+                          "requests its first sync) to the last run applied")
         sampler = Sampler(s)
         sampler.start()
+        profile.start()
         t0 = s.db_now()
         s.connect_both(s.tenant)  # each connection starts its first sync at once
         # The fetchers' figures are taken when their runs end, so they do not depend on the
@@ -567,7 +831,7 @@ class Bench:
         self.ctx["fetch"] = fetch
         runs = s.wait_runs([s.tenant], t0, 2, self.timeout)
         t_applied = time.time()
-        cpu1 = s.cpu_seconds()
+        profile.stop()
         s.wait_outbox(self.timeout)
         t_published = time.time()
         time.sleep(1.0)
@@ -620,8 +884,8 @@ class Bench:
             "public_events": {t: off1[t] - off0[t] for t in PUBLIC_TOPICS},
             "objects_per_s_end_to_end": rate(sum(f["objects"] for f in fetch.values()), e2e),
         }
-        res["cpu_seconds_until_applied"] = {k: round(v - cpu0.get(k, 0.0), 1)
-                                            for k, v in sorted(cpu1.items())}
+        res["cpu_seconds_until_applied"] = profile.cpu_delta()
+        res["profile"] = profile.result()
         res["tables_after"] = {r[0]: {"live": int(r[1]), "dead": int(r[2]),
                                       "updates": int(r[3]), "hot_updates": int(r[4])}
                                for r in s.psql(
@@ -655,14 +919,20 @@ class Bench:
         return fetch
 
     # -------------------------------------------------------- 2 and 3 resyncs
-    def resync(self, tenant):
+    def resync(self, tenant, profile=None):
+        """A resync of tenant, timed from the request to its runs done; profile (a Profile)
+        covers the same span."""
         s = self.suite
         time.sleep(STATS_FLUSH_S)
         st0 = s.table_stats()
         off0 = s.offsets(PUBLIC_TOPICS)
+        if profile:
+            profile.start()
         t0 = s.db_now()
         ids = s.request_sync(tenant)
         runs = s.wait_runs([tenant], t0, len(ids), self.timeout, run_ids=set(ids))
+        if profile:
+            profile.stop()
         s.wait_outbox(self.timeout)
         e2e = max(r["finished"] for r in runs) - min(r["requested"] for r in runs)
         time.sleep(STATS_FLUSH_S)
@@ -675,7 +945,8 @@ class Bench:
     def no_change(self):
         s = self.suite
         before = s.metrics("google-sync")
-        e2e, runs, upd, events = self.resync(self.suite.tenant)
+        profile = Profile(self, "no-change resync", "from the sync request to both runs done")
+        e2e, runs, upd, events = self.resync(self.suite.tenant, profile)
         after = s.metrics("google-sync")
         g = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in
              ("panel_fetch_objects_total", "panel_fetch_run_duration_seconds_sum")}
@@ -692,7 +963,8 @@ class Bench:
                 # google-sync's full run while the merger has almost nothing to write: the
                 # fetcher's own speed, compared with the download-only client in "fetchers"
                 "google_sync_objects_per_s": rate(g["panel_fetch_objects_total"],
-                                                  g["panel_fetch_run_duration_seconds_sum"])}
+                                                  g["panel_fetch_run_duration_seconds_sum"]),
+                "profile": profile.result()}
 
     def small_change(self):
         s = self.suite
@@ -1000,7 +1272,10 @@ class Bench:
                            capture_output=True, text=True, timeout=secs + 60)
         if p.returncode:
             raise RuntimeError(f"wrk: {p.stderr}")
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", p.stdout).group(1))
+        m = re.search(r"Requests/sec:\s+([\d.]+)", p.stdout)
+        if not m:
+            raise RuntimeError(f"wrk printed no Requests/sec: {p.stdout[-2000:]}")
+        rps = float(m.group(1))
         m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", p.stdout, re.M)
         p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)] if m else None
         n2 = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", p.stdout)
@@ -1017,7 +1292,10 @@ class Bench:
                            capture_output=True, text=True, timeout=secs + 120, cwd=tmp)
         if p.returncode:
             raise RuntimeError(f"pgbench: {p.stderr[-2000:]}")
-        tps = float(re.search(r"tps = ([\d.]+)", p.stdout).group(1))
+        m = re.search(r"tps = ([\d.]+)", p.stdout)
+        if not m:
+            raise RuntimeError(f"pgbench printed no tps: {p.stdout[-2000:]} {p.stderr[-2000:]}")
+        tps = float(m.group(1))
         lat = []
         for f in os.listdir(logdir):
             for line in open(os.path.join(logdir, f)):
@@ -1190,8 +1468,8 @@ class Bench:
     def million(self):
         """Issue 19: a 1,000,000-person district synced once end to end, with where its time
         goes: the fetchers' runs, the publish and apply windows, CPU seconds per process
-        (sampled every 10 s), the merger's batches and, with BENCH_PG_STATEMENTS=1, the
-        PostgreSQL statements that took the most time."""
+        (sampled every 10 s), the merger's batches and, when pg_stat_statements is there, the
+        15 PostgreSQL statements that took the most time."""
         s = self.suite
         sz = sized(float(os.environ.get("BENCH_MILLION_SCALE", "1")), MILLION)
         timeout = int(os.environ.get("BENCH_MILLION_TIMEOUT", "5400"))
@@ -1240,7 +1518,8 @@ class Bench:
                     "cpu_seconds": {k: round(v - cpu0.get(k, 0.0), 1)
                                     for k, v in sorted(cpu.items())},
                     "cpu_timeline": timeline.rows,
-                    "pg_statements": self.pg_statements_top() if statements else None}
+                    "pg_statements": self.pg_statements_top(15) if statements else
+                    self.statements}
         finally:
             sampler.stop()
             timeline.stop()
@@ -1293,29 +1572,61 @@ class Bench:
                 "cpu_seconds_until_published": {k: round(v - cpu0.get(k, 0.0), 1)
                                                 for k, v in sorted(cpu2.items())},
                 "cpu_timeline": timeline.rows,
-                "pg_statements": self.pg_statements_top() if statements else
-                "not measured (BENCH_PG_STATEMENTS=1 loads pg_stat_statements)"}
+                "pg_statements": self.pg_statements_top(15) if statements else
+                self.statements}
+
+    # -------------------------------------------------------- profiles
+    def statements_setup(self):
+        """Once PostgreSQL runs: pg_stat_statements in the benchmark's database, and a role of
+        the benchmark's own for its queries (Suite.psql), so that they are told apart from the
+        suite's. When the server did not load the library, self.statements says why."""
+        if self.statements != "loaded":
+            return
+        s = self.suite
+        try:
+            s.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            s.psql("SELECT count(*) FROM pg_stat_statements")  # fails unless preloaded
+            s.psql("DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bench') "
+                   "THEN CREATE ROLE bench LOGIN SUPERUSER; END IF; END$$")
+        except RuntimeError as e:
+            self.statements = f"not available ({str(e).strip().splitlines()[0]})"
+            return
+        u = urllib.parse.urlsplit(s.env["PANEL_PG_URL"])
+        s.psql_url = urllib.parse.urlunsplit(u._replace(netloc="bench@" +
+                                                         u.netloc.rpartition("@")[2]))
 
     def pg_statements_reset(self):
-        """True when pg_stat_statements is loaded (BENCH_PG_STATEMENTS=1); its counters are
-        then reset so they hold this section's statements only."""
-        if os.environ.get("BENCH_PG_STATEMENTS") != "1":
+        """True when pg_stat_statements is there; its counters are then reset so that they
+        hold the coming timed section's statements only."""
+        if self.statements != "loaded":
             return False
-        s = self.suite
-        s.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        s.psql("SELECT pg_stat_statements_reset()")
+        try:
+            self.suite.psql("SELECT pg_stat_statements_reset()")
+        except RuntimeError as e:
+            self.statements = f"not available ({str(e).strip().splitlines()[0]})"
+            return False
         return True
 
-    def pg_statements_top(self, n=15):
-        rows = self.suite.psql(
-            "SELECT calls, round(total_exec_time::numeric, 0), round(mean_exec_time::numeric, "
-            "3), rows, regexp_replace(left(query, 200), '\\s+', ' ', 'g') FROM "
-            "pg_stat_statements ORDER BY total_exec_time DESC LIMIT " + str(n))
-        total = self.suite.psql("SELECT round(sum(total_exec_time)::numeric, 0), sum(calls) "
-                                "FROM pg_stat_statements")[0]
-        return {"total_exec_ms": float(total[0] or 0), "calls": int(total[1] or 0),
-                "top": [{"calls": int(r[0]), "total_ms": float(r[1]), "mean_ms": float(r[2]),
-                         "rows": int(r[3]), "query": r[4]} for r in rows]}
+    def pg_statements_top(self, n=12):
+        """The suite's n statements of the most execution time since the reset, with their
+        share of the suite's total; the benchmark's own queries (its role) only as a total."""
+        s = self.suite
+        totals = {r[0] == "t": (int(r[1]), float(r[2])) for r in s.psql(
+            "SELECT r.rolname = 'bench', sum(st.calls), sum(st.total_exec_time) FROM "
+            "pg_stat_statements st JOIN pg_roles r ON r.oid = st.userid GROUP BY 1")}
+        calls, total = totals.get(False, (0, 0.0))
+        own_calls, own = totals.get(True, (0, 0.0))
+        rows = s.psql(
+            "SELECT st.calls, st.total_exec_time, st.rows, left(regexp_replace(st.query, "
+            "'\\s+', ' ', 'g'), 300) FROM pg_stat_statements st JOIN pg_roles r ON r.oid = "
+            "st.userid WHERE r.rolname <> 'bench' ORDER BY st.total_exec_time DESC LIMIT "
+            + str(n))
+        return {"total_exec_ms": round(total, 1), "calls": calls,
+                "bench_own_exec_ms": round(own, 1), "bench_own_calls": own_calls,
+                "top": [{"calls": int(r[0]), "total_ms": round(float(r[1]), 1),
+                         "mean_ms": round(float(r[1]) / int(r[0]), 3) if int(r[0]) else None,
+                         "share": ratio(float(r[1]), total), "rows": int(r[2]), "query": r[3]}
+                        for r in rows]}
 
     # -------------------------------------------------------- output
     def describe(self, name, r):
@@ -1652,6 +1963,8 @@ class Bench:
             f"(BENCH_SCALE={self.scale:g})")
         s.fresh()
         s.infra()
+        self.statements_setup()
+        say(f"    PostgreSQL's statement statistics (pg_stat_statements): {self.statements}")
         t_emu = time.time()
         self.start_services()
         say(f"    emulator generated the district and services are ready in "

@@ -235,7 +235,10 @@ class Demo:
         os.unlink(path)
 
     def psql(self, sql):
-        p = subprocess.run(["psql", self.env["PANEL_PG_URL"], "-X", "-q", "-A", "-t", "-F",
+        # psql_url: another role's connection to the same database (bench/run.py's own role,
+        # so that its queries can be told apart from the suite's in pg_stat_statements).
+        url = getattr(self, "psql_url", None) or self.env["PANEL_PG_URL"]
+        p = subprocess.run(["psql", url, "-X", "-q", "-A", "-t", "-F",
                             "\t", "-c", sql], capture_output=True, text=True)
         if p.returncode != 0:
             raise RuntimeError(p.stderr)
@@ -262,8 +265,10 @@ class Demo:
 
     def services(self):
         a = self.args
-        # The tests take any free ports, so they never meet a running demo.
-        any_port = getattr(self.args, "reuse_infra", False)
+        # The tests and the benchmark (args.any_port) take any free ports, so they never meet
+        # a running demo, nor each other.
+        any_port = getattr(self.args, "reuse_infra", False) or getattr(self.args, "any_port",
+                                                                        False)
         self.ports = {name: pick_port(0 if any_port else default) for name, default in
                       (("api", 8080), ("auth", 8081), ("google-sync", 8082),
                        ("azure-sync", 8083), ("merger", 8084), ("emulator", 8090),

@@ -125,7 +125,7 @@ log_lock_waits = on
 timezone = 'UTC'
 EOF
     # $PANEL_PG_PRELOAD: server libraries to preload, e.g. pg_stat_statements for the
-    # benchmark's per-statement profile (bench/run.py, BENCH_PG_STATEMENTS=1).
+    # benchmark's per-statement profiles (bench/run.py sets it for its own server only).
     if [ -n "${PANEL_PG_PRELOAD:-}" ]; then
         case $PANEL_PG_PRELOAD in
         *[!a-z0-9_,]*) die "PANEL_PG_PRELOAD: library names only (a-z, 0-9, _ and ,)" ;;

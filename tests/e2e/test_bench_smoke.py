@@ -39,6 +39,23 @@ class BenchSmoke(unittest.TestCase):
         self.assertEqual(r["first_sync"]["assets"], r["first_sync"]["assets_expected"])
         self.assertGreater(r["first_sync"]["stages"]["apply"]["events"], 0)
         self.assertTrue(r["no_change"]["zero_changes"], r["no_change"])
+        # Where the time goes: CPU seconds by process, the merger's batches and PostgreSQL's
+        # statements, for the first sync and the no-change resync, printed and in the JSON.
+        for name, heading in (("first_sync", "first sync"), ("no_change", "no-change resync")):
+            prof = r[name]["profile"]
+            self.assertIn(f"==> where the time goes ({heading})", p.stdout)
+            for part in ("postgresql", "merger", "kafka"):
+                self.assertIn(part, prof["cpu_seconds"], prof)
+            self.assertGreater(prof["merger"]["batches"].get("ok", 0), 0, prof)
+            self.assertGreater(prof["merger"]["events"], 0, prof)
+            # the bench's PostgreSQL loads pg_stat_statements (the machine has it: deps.sh)
+            self.assertTrue(prof["pg_statements"]["top"], prof)
+        first = r["first_sync"]["profile"]
+        self.assertLessEqual(first["merger"]["events"],
+                             r["first_sync"]["stages"]["apply"]["events"])
+        self.assertTrue(any(q["query"].startswith("INSERT INTO person_sources")
+                            for q in first["pg_statements"]["top"]), first["pg_statements"])
+        self.assertGreater(first["cpu_seconds"]["postgresql"]["seconds"], 0, first)
         self.assertTrue(r["small_change"]["exact"], r["small_change"])
         self.assertGreater(r["apply_vs_copy"]["ratio"], 0)
         for svc in ("google-sync", "azure-sync", "merger"):
