@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Type OIDs of the parameters (pg_type.h is server-side only). */
-#define OID_TEXT  25
-#define OID_BYTEA 17
-#define OID_UUID  2950
-
-#define PARAMS_PER_ROW 5
+/* The rows go as one binary COPY per OUTBOX_ROWS_PER_STATEMENT rows: PostgreSQL reads them in
+ * order (outbox_id, a serial, grows in the order of the batch) and parses no statement text
+ * or JSON per row. */
+#define OUTBOX_COPY_SQL                                                                            \
+    "COPY outbox (tenant_id, event_id, topic, msg_key, payload) FROM STDIN (FORMAT binary)"
+#define OUTBOX_FIELDS 5
 
 struct outbox_batch {
     struct outbox_row *rows;
@@ -113,75 +113,43 @@ out:
     return rc;
 }
 
-/* INSERT of rows [from, from + n) as one statement with binary payloads. */
-static int write_rows(const struct outbox_batch *b, size_t from, size_t n, PGconn *pg,
-                      PGresult **failed, char *err, size_t errlen)
+/* One COPY of rows [from, from + n). */
+static int write_rows(const struct outbox_batch *b, size_t from, size_t n, struct pgx_copy *copy,
+                      PGconn *pg, PGresult **failed, char *err, size_t errlen)
 {
-    int rc = -1;
-    size_t np = n * PARAMS_PER_ROW;
-    struct buf sql;
-    PGresult *res = NULL;
-    Oid *types = calloc(np, sizeof *types);
-    const char **values = calloc(np, sizeof *values);
-    int *lengths = calloc(np, sizeof *lengths), *formats = calloc(np, sizeof *formats);
-    buf_init(&sql, 0);
-    if (!types || !values || !lengths || !formats ||
-        buf_appends(&sql, "INSERT INTO outbox (tenant_id, event_id, topic, msg_key, payload)"
-                          " VALUES "))
-        goto oom;
+    pgx_copy_reset(copy);
     for (size_t i = 0; i < n; i++) {
         const struct outbox_row *row = &b->rows[from + i];
-        size_t p = i * PARAMS_PER_ROW;
-        /* a VALUES list is read in its order, so outbox_id grows in the order of the batch */
-        if (buf_appendf(&sql, "%s($%zu, $%zu, $%zu, $%zu, $%zu)", i ? ", " : "", p + 1, p + 2,
-                        p + 3, p + 4, p + 5))
-            goto oom;
-        const char *text[] = {row->tenant, row->event_id, row->topic, row->key};
-        const Oid oid[] = {OID_TEXT, OID_UUID, OID_TEXT, OID_TEXT};
-        for (size_t k = 0; k < 4; k++) {
-            types[p + k] = oid[k];
-            values[p + k] = text[k];
+        if (pgx_copy_row(copy, OUTBOX_FIELDS) || pgx_copy_text(copy, row->tenant) ||
+            pgx_copy_uuid(copy, row->event_id) || pgx_copy_text(copy, row->topic) ||
+            pgx_copy_text(copy, row->key) || pgx_copy_bytes(copy, row->payload, row->payload_len)) {
+            snprintf(err, errlen, "outbox row of event %s: not a uuid, or out of memory",
+                     row->event_id);
+            return -1;
         }
-        types[p + 4] = OID_BYTEA;
-        values[p + 4] = (const char *)row->payload;
-        lengths[p + 4] = (int)row->payload_len;
-        formats[p + 4] = 1; /* binary: the bytes themselves, no hex or base64 on the way */
     }
-    res = PQexecParams(pg, sql.data, (int)np, types, values, lengths, formats, 0);
-    if (!pgx_ok(res, PGRES_COMMAND_OK, err, errlen)) {
-        if (failed) {
-            *failed = res;
-            res = NULL;
-        }
-        goto out;
-    }
-    rc = 0;
-    goto out;
-oom:
-    snprintf(err, errlen, "out of memory writing the outbox");
-out:
-    PQclear(res);
-    buf_free(&sql);
-    free(types);
-    free(values);
-    free(lengths);
-    free(formats);
-    return rc;
+    return pgx_copy_send(pg, OUTBOX_COPY_SQL, copy, failed, err, errlen);
 }
 
 int outbox_batch_write(struct outbox_batch *b, PGconn *pg, PGresult **failed, char *err,
                        size_t errlen)
 {
+    int rc = -1;
+    struct pgx_copy copy;
     if (failed)
         *failed = NULL;
+    pgx_copy_init(&copy, 0);
     for (size_t from = 0; from < b->n; from += OUTBOX_ROWS_PER_STATEMENT) {
         size_t n =
             b->n - from < OUTBOX_ROWS_PER_STATEMENT ? b->n - from : OUTBOX_ROWS_PER_STATEMENT;
-        if (write_rows(b, from, n, pg, failed, err, errlen))
-            return -1;
+        if (write_rows(b, from, n, &copy, pg, failed, err, errlen))
+            goto out;
     }
     outbox_batch_clear(b);
-    return 0;
+    rc = 0;
+out:
+    pgx_copy_free(&copy);
+    return rc;
 }
 
 int outbox_write(PGconn *pg, const Envelope *env, const char *topic, const char *key,

@@ -1,9 +1,9 @@
 /* outbox: the one writer of outbox rows (transactional outbox, docs/events.md). Every service
  * that makes a public event (merger, api, auth) queues its envelopes in a batch and writes the
  * batch on its own connection inside its own transaction; the merger's relay publishes the
- * rows in outbox_id order once that transaction commits. The packed envelope goes to
- * PostgreSQL as a binary bytea parameter: the bytes the relay publishes are exactly the
- * bytes events_pack made. */
+ * rows in outbox_id order once that transaction commits. The rows go to PostgreSQL as a
+ * binary COPY (lib/pg.h pgx_copy): the packed envelope's bytes as they are, so the bytes the
+ * relay publishes are exactly the bytes events_pack made. */
 #ifndef PANEL_OUTBOX_H
 #define PANEL_OUTBOX_H
 
@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Rows per INSERT: 5 parameters each, far below PostgreSQL's 65535. */
-#define OUTBOX_ROWS_PER_STATEMENT 500
+/* Rows per COPY statement (a merger batch of 2,000 events is one). */
+#define OUTBOX_ROWS_PER_STATEMENT 2000
 
 struct outbox_batch;
 

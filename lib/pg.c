@@ -305,3 +305,183 @@ out:
     free(names);
     return rc;
 }
+
+/* ---------------------------------------------------------------- binary COPY rows */
+
+/* The signature, flags and header extension length that start every binary COPY stream. */
+static const unsigned char copy_header[19] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n',
+                                              0,   0,   0,   0,   0,   0,   0,    0,    0};
+/* PostgreSQL's limit of columns per table. */
+#define COPY_MAX_FIELDS 1664
+/* Bytes sent per PQputCopyData call. */
+#define COPY_CHUNK (256 * 1024)
+
+static int copy_be(struct pgx_copy *c, unsigned long v, int bytes)
+{
+    unsigned char b[4];
+    for (int i = 0; i < bytes; i++)
+        b[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    if (buf_append(&c->data, b, (size_t)bytes)) {
+        c->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+void pgx_copy_init(struct pgx_copy *c, size_t max_bytes)
+{
+    memset(c, 0, sizeof *c);
+    buf_init(&c->data, max_bytes);
+}
+
+void pgx_copy_reset(struct pgx_copy *c)
+{
+    buf_reset(&c->data);
+    c->rows = 0;
+    c->fields_left = 0;
+    c->failed = 0;
+}
+
+void pgx_copy_free(struct pgx_copy *c)
+{
+    buf_free(&c->data);
+    pgx_copy_reset(c);
+}
+
+int pgx_copy_row(struct pgx_copy *c, int nfields)
+{
+    if (c->failed || c->fields_left != 0 || nfields < 1 || nfields > COPY_MAX_FIELDS) {
+        c->failed = 1;
+        return -1;
+    }
+    if (c->data.len == 0 && buf_append(&c->data, copy_header, sizeof copy_header)) {
+        c->failed = 1;
+        return -1;
+    }
+    if (copy_be(c, (unsigned long)nfields, 2))
+        return -1;
+    c->fields_left = nfields;
+    c->rows++;
+    return 0;
+}
+
+int pgx_copy_bytes(struct pgx_copy *c, const void *data, size_t len)
+{
+    if (c->failed || c->fields_left <= 0 || (data && len > 0x7fffffffUL)) {
+        c->failed = 1;
+        return -1;
+    }
+    c->fields_left--;
+    if (!data)
+        return copy_be(c, 0xffffffffUL, 4); /* length -1: NULL */
+    if (copy_be(c, (unsigned long)len, 4))
+        return -1;
+    if (len && buf_append(&c->data, data, len)) {
+        c->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+int pgx_copy_text(struct pgx_copy *c, const char *s)
+{
+    return pgx_copy_bytes(c, s, s ? strlen(s) : 0);
+}
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+int pgx_copy_uuid(struct pgx_copy *c, const char *s)
+{
+    unsigned char u[16];
+    size_t len = s ? strlen(s) : 0;
+    int hyphens = len == 36;
+    if (len != 36 && len != 32) {
+        c->failed = 1;
+        return -1;
+    }
+    for (size_t i = 0, k = 0; i < len; k++) {
+        if (hyphens && (i == 8 || i == 13 || i == 18 || i == 23)) {
+            if (s[i] != '-') {
+                c->failed = 1;
+                return -1;
+            }
+            i++;
+        }
+        int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
+        if (hi < 0 || lo < 0) {
+            c->failed = 1;
+            return -1;
+        }
+        u[k] = (unsigned char)(hi << 4 | lo);
+        i += 2;
+    }
+    return pgx_copy_bytes(c, u, sizeof u);
+}
+
+int pgx_copy_send(PGconn *pg, const char *copy_sql, struct pgx_copy *c, PGresult **failed,
+                  char *err, size_t errlen)
+{
+    int rc = -1;
+    PGresult *res = NULL;
+    size_t body = c->data.len;
+    if (failed)
+        *failed = NULL;
+    if (c->failed || c->fields_left != 0) {
+        snprintf(err, errlen, "COPY rows: a field was refused or a row is incomplete");
+        return -1;
+    }
+    if (c->rows == 0) {
+        pgx_copy_reset(c);
+        return 0;
+    }
+    if (copy_be(c, 0xffffUL, 2)) { /* field count -1: the end of the rows */
+        c->failed = 0;             /* the rows are still whole: a later try may fit */
+        snprintf(err, errlen, "COPY rows: out of memory");
+        return -1;
+    }
+    res = PQexec(pg, copy_sql);
+    if (!pgx_ok(res, PGRES_COPY_IN, err, errlen))
+        goto out;
+    PQclear(res);
+    res = NULL;
+    int sent = 1;
+    for (size_t off = 0; sent == 1 && off < c->data.len; off += COPY_CHUNK) {
+        size_t n = c->data.len - off < COPY_CHUNK ? c->data.len - off : COPY_CHUNK;
+        sent = PQputCopyData(pg, c->data.data + off, (int)n);
+    }
+    if (PQputCopyEnd(pg, sent == 1 ? NULL : "the client could not send the rows") != 1 ||
+        sent != 1) {
+        snprintf(err, errlen, "COPY rows: %s", PQerrorMessage(pg));
+        /* the server's answer, if any, is read below and replaces this message */
+    }
+    res = PQgetResult(pg);
+    int ok = pgx_ok(res, PGRES_COMMAND_OK, err, errlen) && sent == 1;
+    /* a COPY has one result; read to the end so the connection is ready for the next */
+    for (PGresult *more; (more = PQgetResult(pg)) != NULL;)
+        PQclear(more);
+    if (!ok)
+        goto out;
+    pgx_copy_reset(c);
+    rc = 0;
+out:
+    if (rc != 0) {
+        c->data.len = body; /* drop the end marker: the rows stay as they were */
+        if (c->data.data)
+            c->data.data[body] = '\0';
+        if (failed && res) {
+            *failed = res;
+            res = NULL;
+        }
+    }
+    PQclear(res);
+    return rc;
+}

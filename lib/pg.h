@@ -3,6 +3,8 @@
 #ifndef PANEL_PG_H
 #define PANEL_PG_H
 
+#include "buf.h"
+
 #include <libpq-fe.h>
 #include <stddef.h>
 
@@ -43,5 +45,39 @@ int pgx_exec(PGconn *conn, const char *sql, char *err, size_t errlen)
 int pgx_is_timeout(const PGresult *res);
 /* True when the result has the given status; otherwise fills err with the server message. */
 int pgx_ok(PGresult *res, ExecStatusType want, char *err, size_t errlen);
+
+/* Rows for `COPY ... FROM STDIN (FORMAT binary)`, built in memory, then sent at once by
+ * pgx_copy_send: each field goes as its length and its bytes (text as its UTF-8 bytes, bytea
+ * as the bytes themselves, uuid as its 16 bytes), so nothing is escaped and no byte value
+ * (tab, newline, backslash, NUL) can be mistaken for a delimiter. PostgreSQL reads the rows
+ * in order, so a serial column's defaults grow in the order the rows were added. The buffer
+ * is bounded (max_bytes); after any failed append the rows are refused by pgx_copy_send. */
+struct pgx_copy {
+    struct buf data;
+    size_t rows;
+    int fields_left; /* fields the current row still needs */
+    int failed;      /* an append failed: out of memory, past the bound, a bad field */
+};
+/* Start empty, bounded to max_bytes in all (0 = buf's default of 64 MiB). */
+void pgx_copy_init(struct pgx_copy *c, size_t max_bytes);
+/* Drop the rows, keep the memory (the bound stays). */
+void pgx_copy_reset(struct pgx_copy *c);
+void pgx_copy_free(struct pgx_copy *c);
+/* Start a row of nfields (1..1664) fields; the previous row must be complete. 0 or -1. */
+int pgx_copy_row(struct pgx_copy *c, int nfields) __attribute__((warn_unused_result));
+/* The next field of the row: len bytes of data, or SQL NULL when data is NULL. 0 or -1. */
+int pgx_copy_bytes(struct pgx_copy *c, const void *data, size_t len)
+    __attribute__((warn_unused_result));
+/* A text field (NUL-terminated; NULL = SQL NULL). 0 or -1. */
+int pgx_copy_text(struct pgx_copy *c, const char *s) __attribute__((warn_unused_result));
+/* A uuid field from its text: 32 hex digits, upper or lower case, hyphenated 8-4-4-4-12 or
+ * not. 0, or -1 when s is not a uuid. */
+int pgx_copy_uuid(struct pgx_copy *c, const char *s) __attribute__((warn_unused_result));
+/* Run copy_sql (a `COPY t (cols) FROM STDIN (FORMAT binary)`) on pg, in the caller's
+ * transaction, with c's rows, and empty c. 0, or -1 with a message in err; when the database
+ * refused and failed is not NULL, *failed gets its result (caller PQclear-s; its SQLSTATE says
+ * why), else *failed is NULL. On failure c keeps its rows. */
+int pgx_copy_send(PGconn *pg, const char *copy_sql, struct pgx_copy *c, PGresult **failed,
+                  char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

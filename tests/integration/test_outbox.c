@@ -122,6 +122,29 @@ static void rows_keep_their_order_across_statements(void **state)
     close_rolled_back(pg);
 }
 
+/* Text a text-format COPY would have to escape (tab, newline, backslash, "\N", "\.") is
+ * stored as it was given. */
+static void delimiters_in_text_are_stored_as_they_are(void **state)
+{
+    (void)state;
+    char err[512], id[EVENTS_ID_LEN], tenant[64], key[128];
+    PGconn *pg = connect_in_transaction();
+    Envelope env;
+    Panel__V1__AuthEvent ev;
+    snprintf(tenant, sizeof tenant, "outbox-text-%d", (int)getpid());
+    snprintf(key, sizeof key, "%s/a\tb\nc\\d\\N\n\\.\r\x01", tenant);
+    make_envelope(&env, &ev, id, tenant, "text");
+    assert_int_equal(outbox_write(pg, &env, TOPIC_AUTH_EVENTS, key, NULL, err, sizeof err), 0);
+    const char *p[1] = {id};
+    PGresult *res = PQexecParams(pg, "SELECT msg_key FROM outbox WHERE event_id = $1::uuid", 1,
+                                 NULL, p, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(res), 1);
+    assert_string_equal(PQgetvalue(res, 0, 0), key);
+    PQclear(res);
+    close_rolled_back(pg);
+}
+
 static void a_refused_write_returns_the_result_and_keeps_the_rows(void **state)
 {
     (void)state;
@@ -159,6 +182,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stored_payload_is_the_packed_envelope),
         cmocka_unit_test(rows_keep_their_order_across_statements),
+        cmocka_unit_test(delimiters_in_text_are_stored_as_they_are),
         cmocka_unit_test(a_refused_write_returns_the_result_and_keeps_the_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
