@@ -4,6 +4,7 @@
 #include "base64.h"
 #include "crypto.h"
 #include "json.h"
+#include "select_cache.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -50,6 +51,7 @@ struct district {
     bool ous_children_first; /* district_set_ous_children_first */
     struct district_auth auth;
     uint64_t rng;
+    struct select_cache *select[DC_COUNT]; /* district_select_cache, made at first use */
 };
 
 /* ---- small helpers ---- */
@@ -1118,6 +1120,8 @@ void district_destroy(struct district *d)
     for (size_t i = 0; i < d->nchanges; i++)
         free(d->changes[i].props);
     free(d->changes);
+    for (int c = 0; c < DC_COUNT; c++)
+        select_cache_free(d->select[c]);
     pthread_mutex_destroy(&d->mu);
     free(d);
 }
@@ -1174,6 +1178,13 @@ const struct ditem *district_item(const struct district *d, enum dcoll c, size_t
 size_t district_live_count(const struct district *d, enum dcoll c)
 {
     return d->coll[c].live;
+}
+
+struct select_cache *district_select_cache(struct district *d, enum dcoll c)
+{
+    if (!d->select[c])
+        d->select[c] = select_cache_new();
+    return d->select[c];
 }
 
 uint64_t district_generation(const struct district *d, enum dcoll c)

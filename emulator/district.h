@@ -77,6 +77,9 @@ long district_find(struct district *d, enum dcoll c, const char *id);
 size_t district_live_count(const struct district *d, enum dcoll c);
 /* Bumped by every mutation of collection c. */
 uint64_t district_generation(const struct district *d, enum dcoll c);
+/* Collection c's cache of serialized selections (select_cache.h; keyed by the generation
+ * above, so every mutation invalidates it), owned by d; NULL when out of memory. */
+struct select_cache *district_select_cache(struct district *d, enum dcoll c);
 
 /* Mutations (under the lock). obj/patch are borrowed. *out gets a new reference to the
  * resulting wire object. Return 0, -1 bad input (message in err), -2 not found, -3 conflict. */

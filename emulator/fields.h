@@ -11,4 +11,17 @@ int fields_valid(const char *expr);
  * NULL when nothing is selected or memory ran out. */
 json_t *fields_apply(const json_t *v, const char *expr, size_t len);
 
+/* One top-level member of an expression: its name and what it selects below (sub NULL: the
+ * whole value). sub points into the expression. */
+struct fields_member {
+    char name[128];
+    const char *sub;
+    size_t sublen;
+};
+/* The top-level members of expr in order (unusable names skipped as fields_apply skips them),
+ * or -1 when they are not distinct plain names (a '*', a name twice: fields_apply merges
+ * those) or more than max: the caller then filters the whole value with fields_apply. Lets
+ * a page be filtered member by member, its items one at a time. */
+int fields_members(const char *expr, size_t len, struct fields_member *out, int max);
+
 #endif

@@ -5,6 +5,7 @@
 #include "google_oauth.h"
 #include "httpd.h"
 #include "log.h"
+#include "select_cache.h"
 #include "signin.h"
 
 #include <inttypes.h>
@@ -161,13 +162,19 @@ static int page_start(struct emu *e, struct mg_connection *conn, struct reply *r
     return 0;
 }
 
+/* The token of the page that starts at pos: 0 or -1. */
+static int make_token(struct emu *e, char kind, struct district *d, uint64_t pos, char tok[512])
+{
+    struct page_state st;
+    page_state_init(&st, kind, district_id(d), pos);
+    return page_token_make(e->tokens, &st, tok, 512);
+}
+
 static int append_token(struct emu *e, struct buf *page, char kind, struct district *d,
                         uint64_t pos)
 {
-    struct page_state st;
     char tok[512];
-    page_state_init(&st, kind, district_id(d), pos);
-    if (page_token_make(e->tokens, &st, tok, sizeof tok))
+    if (make_token(e, kind, d, pos, tok))
         return -1;
     return buf_appendf(page, ",\"nextPageToken\":\"%s\"", tok);
 }
@@ -277,7 +284,180 @@ static int append_projected_user(struct buf *page, const char *json,
     return rc;
 }
 
+/* ---- users pages with ?fields=: member by member, each user's selection cached ---- */
+
+/* The members of a valid ?fields= expression, when the page can be filtered member by member
+ * (fields_members); NULL otherwise (no fields=, or a '*' or a repeated name: the whole page is
+ * then filtered by page_done, which also answers an invalid expression). */
+struct page_fields {
+    char expr[2048]; /* the members' sub-expressions point into it */
+    struct fields_member m[16];
+    int n;
+    const struct fields_member *items; /* the member naming the items, or NULL */
+};
+
+static const struct page_fields *page_fields_read(struct mg_connection *conn,
+                                                  struct page_fields *pf, const char *items)
+{
+    if (!emu_param(conn, "fields", pf->expr, sizeof pf->expr) || !*pf->expr ||
+        !fields_valid(pf->expr))
+        return NULL;
+    pf->n = fields_members(pf->expr, strlen(pf->expr), pf->m, (int)(sizeof pf->m / sizeof *pf->m));
+    if (pf->n < 0)
+        return NULL;
+    pf->items = NULL;
+    for (int k = 0; k < pf->n; k++)
+        if (!strcmp(pf->m[k].name, items))
+            pf->items = &pf->m[k];
+    return pf;
+}
+
+/* A user as the projection and the items member's sub-expression select it, serialized as
+ * page_done would serialize it within the whole page (caller frees); NULL out of memory. */
+static char *select_user(const char *json, const struct user_projection *p,
+                         const struct fields_member *m)
+{
+    struct buf one, text;
+    char *out = NULL;
+    json_t *o = NULL, *sel = NULL;
+    buf_init(&one, 0);
+    buf_init(&text, PJSON_DUMP_MAX_BYTES);
+    if (append_projected_user(&one, json, p) || !(o = json_loads(one.data, 0, NULL)))
+        goto out;
+    sel = m->sub ? fields_apply(o, m->sub, m->sublen) : json_incref(o);
+    if (!sel)
+        sel = json_object(); /* as fields_apply fills an array's element that selects nothing */
+    if (sel && !pjson_dump_compact_into(sel, &text))
+        out = buf_take(&text);
+out:
+    json_decref(sel);
+    json_decref(o);
+    buf_free(&one);
+    buf_free(&text);
+    return out;
+}
+
+/* The cache's shape of a users page: projection, custom field mask and items sub-expression. */
+static void user_shape(const struct user_projection *p, const struct fields_member *m, char *out,
+                       size_t outlen)
+{
+    snprintf(out, outlen, "%d|%s|%c%.*s", (int)p->kind, p->mask, m->sub ? '(' : '-',
+             m->sub ? (int)m->sublen : 0, m->sub ? m->sub : "");
+}
+
+/* Append user k (item it) as selected: from the district's cache, or selected now and
+ * cached (sc NULL: out of memory for the cache, selected every time). 0 or -1. */
+static int append_selected_user(struct buf *items, struct select_cache *sc, size_t k,
+                                const struct ditem *it, const struct user_projection *p,
+                                const struct fields_member *m)
+{
+    const char *held = sc ? select_cache_get(sc, k) : NULL;
+    if (held)
+        return buf_appends(items, held);
+    char *text = select_user(it->json, p, m);
+    if (!text)
+        return -1;
+    int rc = buf_appends(items, text);
+    if (sc)
+        select_cache_put(sc, k, text);
+    else
+        free(text);
+    return rc;
+}
+
+/* One top-level member of a filtered page: "name":value, after a comma unless first. */
+static int append_member(struct buf *page, bool *first, const char *name, const json_t *value)
+{
+    int rc = buf_appends(page, *first ? "" : ",") || buf_append_json_string(page, name) ||
+             buf_appends(page, ":") || pjson_dump_compact_into(value, page);
+    *first = false;
+    return rc ? -1 : 0;
+}
+
+/* The page of got selected users (items: their texts joined by commas), its members in the
+ * expression's order, as fields_apply would have cut the whole page: kind, etag,
+ * nextPageToken (tok, when the list goes on) and users (when got), the others absent. */
+static int filtered_users_page(struct buf *page, const struct page_fields *pf, const char *etag,
+                               const char *tok, const struct buf *items, long got)
+{
+    bool first = true;
+    int bad = buf_appends(page, "{");
+    for (int k = 0; k < pf->n && !bad; k++) {
+        const char *name = pf->m[k].name, *value = NULL;
+        if (!strcmp(name, "users")) {
+            if (got)
+                bad = buf_appends(page, first ? "\"users\":[" : ",\"users\":[") ||
+                      buf_append(page, items->data, items->len) || buf_appends(page, "]");
+            first = first && !got;
+            continue;
+        }
+        if (!strcmp(name, "kind"))
+            value = "admin#directory#users";
+        else if (!strcmp(name, "etag"))
+            value = etag;
+        else if (!strcmp(name, "nextPageToken"))
+            value = tok;
+        if (!value)
+            continue;
+        json_t *v = json_string(value);
+        bad = !v || append_member(page, &first, name, v);
+        json_decref(v);
+    }
+    return bad || buf_appends(page, "}") ? -1 : 0;
+}
+
 /* ---- users.list ---- */
+
+/* A users page with ?fields= that fields_members can split (pf), under d's lock, which it
+ * releases: the same page as page_done would cut from the whole one, the selected users taken
+ * from the district's cache. */
+static void users_filtered(struct emu *e, struct reply *r, struct district *d,
+                           const struct page_fields *pf, const struct user_projection *p,
+                           const size_t *idx, size_t n, size_t pos, long max, bool desc,
+                           bool show_deleted)
+{
+    struct buf items, page;
+    struct select_cache *sc = NULL;
+    char etag[64], tok[512], shape[2600];
+    buf_init(&items, 0);
+    buf_init(&page, 0);
+    if (pf->items) {
+        user_shape(p, pf->items, shape, sizeof shape);
+        sc = district_select_cache(d, DC_GUSERS);
+        if (sc && select_cache_use(sc, shape, district_generation(d, DC_GUSERS), n))
+            sc = NULL;
+    }
+    long got = 0;
+    size_t i = pos;
+    for (; i < n; i++) {
+        size_t k = idx[desc ? n - 1 - i : i];
+        const struct ditem *it = district_item(d, DC_GUSERS, k);
+        if (it->flags & DITEM_GONE)
+            continue;
+        if (!!(it->flags & DITEM_DELETED) != show_deleted)
+            continue;
+        if (got == max)
+            break;
+        if (pf->items && ((got && buf_appends(&items, ",")) ||
+                          append_selected_user(&items, sc, k, it, p, pf->items)))
+            goto oom;
+        got++;
+    }
+    if (i < n && make_token(e, 'u', d, i, tok))
+        goto oom;
+    list_etag(d, DC_GUSERS, etag);
+    district_unlock(d);
+    if (filtered_users_page(&page, pf, etag, i < n ? tok : NULL, &items, got))
+        reply_google_error(r, 500, "backendError", "Backend Error");
+    else
+        reply_take_body(r, 200, &page);
+    goto out;
+oom:
+    list_failed(r, d);
+out:
+    buf_free(&items);
+    buf_free(&page);
+}
 
 static void users_list(struct mg_connection *conn, struct emu *e, struct reply *r)
 {
@@ -336,12 +516,18 @@ static void users_list(struct mg_connection *conn, struct emu *e, struct reply *
     show_deleted = emu_param(conn, "showDeleted", v, sizeof v) && !strcmp(v, "true");
     if (page_start(e, conn, r, 'u', d, &pos))
         return;
+    struct page_fields pf;
+    const struct page_fields *filtered = page_fields_read(conn, &pf, "users");
 
     district_lock(d);
     size_t n = district_count(d, DC_GUSERS);
     idx = order_users(d, order);
     if (!idx)
         goto oom;
+    if (filtered) {
+        users_filtered(e, r, d, filtered, &proj, idx, n, (size_t)pos, max, desc, show_deleted);
+        goto out;
+    }
     B(list_head(&page, d, DC_GUSERS, "admin#directory#users"));
     long got = 0;
     size_t i = (size_t)pos;

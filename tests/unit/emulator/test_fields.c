@@ -70,12 +70,46 @@ static void test_valid(void **state)
     assert_false(fields_valid("users;drop"));
 }
 
+static void test_members(void **state)
+{
+    (void)state;
+    struct fields_member m[4];
+    const char *e = "nextPageToken, users(id,name/fullName),etag/x,";
+    assert_int_equal(fields_members(e, strlen(e), m, 4), 3);
+    assert_string_equal(m[0].name, "nextPageToken");
+    assert_null(m[0].sub);
+    assert_string_equal(m[1].name, "users");
+    assert_int_equal(m[1].sublen, strlen("id,name/fullName"));
+    assert_memory_equal(m[1].sub, "id,name/fullName", m[1].sublen);
+    assert_string_equal(m[2].name, "etag");
+    assert_memory_equal(m[2].sub, "x", m[2].sublen);
+    /* what fields_apply merges or expands is left to it */
+    e = "users(id),users(name)";
+    assert_int_equal(fields_members(e, strlen(e), m, 4), -1);
+    e = "kind,*";
+    assert_int_equal(fields_members(e, strlen(e), m, 4), -1);
+    e = "a,b,c,d,e";
+    assert_int_equal(fields_members(e, strlen(e), m, 4), -1);
+    /* a member's selection is fields_apply's selection of that member */
+    json_t *v = json_loads(page, 0, NULL);
+    e = "users(id,name/fullName)";
+    assert_int_equal(fields_members(e, strlen(e), m, 4), 1);
+    json_t *one =
+        fields_apply(json_array_get(json_object_get(v, "users"), 0), m[0].sub, m[0].sublen);
+    json_t *all = fields_apply(v, e, strlen(e));
+    assert_true(json_equal(one, json_array_get(json_object_get(all, "users"), 0)));
+    json_decref(one);
+    json_decref(all);
+    json_decref(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nested_selection),
         cmocka_unit_test(test_missing_and_wildcard),
         cmocka_unit_test(test_valid),
+        cmocka_unit_test(test_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
