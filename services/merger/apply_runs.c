@@ -73,7 +73,8 @@ int runs_info(struct actx *c, const char *tenant, const char *run, struct run_in
     return 0;
 }
 
-int runs_end_barrier(struct actx *c, const Envelope *env, int32_t partition, uint32_t count)
+/* The barrier of runs_end_reached for an open run. */
+static int runs_end_barrier(struct actx *c, const Envelope *env, int32_t partition, uint32_t count)
 {
     if (count <= 1)
         return 1;
@@ -107,6 +108,16 @@ int runs_end_barrier(struct actx *c, const Envelope *env, int32_t partition, uin
     return passed;
 }
 
+int runs_end_reached(struct actx *c, const Envelope *env, int32_t partition, uint32_t count,
+                     struct run_info *ri)
+{
+    if (runs_info(c, env->tenant_id, env->run_id, ri))
+        return -1;
+    if (!ri->found || !ri->open)
+        return 0;
+    return runs_end_barrier(c, env, partition, count);
+}
+
 /* A finished run's sightings and reported removals are of no more use: params are the
  * tenant and the run. */
 static int runs_forget_sightings(struct actx *c, const char *const params[2])
@@ -134,15 +145,9 @@ int runs_completed(struct actx *c, const Envelope *env, int32_t partition)
     bool held = false;
     struct buf b;
     buf_init(&b, 64 * 1024);
-    if (runs_info(c, t, run, &ri))
-        goto out;
-    if (!ri.found || !ri.open) { /* unknown or already finished: nothing to do */
-        rc = 0;
-        goto out;
-    }
     const Panel__V1__RunCompleted *rcm = env->run_completed;
-    int passed = runs_end_barrier(c, env, partition, rcm->partition_count);
-    if (passed <= 0) { /* -1: error; 0: other partitions still have observations to apply */
+    int passed = runs_end_reached(c, env, partition, rcm->partition_count, &ri);
+    if (passed <= 0) { /* -1: error; 0: nothing to end yet */
         rc = passed;
         goto out;
     }
@@ -333,11 +338,7 @@ int runs_failed(struct actx *c, const Envelope *env, int32_t partition)
 {
     const Panel__V1__RunFailed *f = env->run_failed;
     struct run_info ri;
-    if (runs_info(c, env->tenant_id, env->run_id, &ri))
-        return -1;
-    if (!ri.found || !ri.open)
-        return 0; /* already ended: the second end of a run two fetchers ran */
-    int passed = runs_end_barrier(c, env, partition, f->partition_count);
+    int passed = runs_end_reached(c, env, partition, f->partition_count, &ri);
     if (passed <= 0)
         return passed;
     const ProtobufCEnumValue *ev =
