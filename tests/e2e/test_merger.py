@@ -563,9 +563,7 @@ class MergerTest(unittest.TestCase):
     # ------------------------------------------------------------ poison messages
 
     def dead_letters_total(self):
-        _, _, text = harness.http("GET", self.merger.url + "/metrics")
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
-                   if line.startswith("merger_dead_letters_total"))
+        return harness.metric_sum(self.merger, "merger_dead_letters_total")
 
     def test_poison_messages_go_to_dead_letter_topic_and_partition_moves_on(self):
         t = relaxed_tenant()
