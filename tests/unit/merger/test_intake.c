@@ -211,19 +211,20 @@ static void dead_letter_headers_name_the_reason_partition_and_offset(void **stat
 static void a_dead_letter_is_sent_once_when_its_batch_is_read_again(void **state)
 {
     (void)state;
-    struct intake_lettered l = {0};
-    assert_false(intake_lettered_already(&l, 3, 1091));
-    intake_lettered_note(&l, 3, 1091);
-    assert_true(intake_lettered_already(&l, 3, 1091));
-    assert_true(intake_lettered_already(&l, 3, 17)); /* before it: read again, already sent */
-    assert_false(intake_lettered_already(&l, 3, 1092));
-    assert_false(intake_lettered_already(&l, 0, 1091)); /* other partitions are their own */
-    assert_false(intake_lettered_already(&l, -1, 0));
-    intake_lettered_note(&l, 70000, 5); /* beyond the bound: not remembered, not a crash */
-    assert_false(intake_lettered_already(&l, 70000, 5));
-    intake_lettered_note(&l, 3, 10); /* an older one does not move the mark back */
-    assert_true(intake_lettered_already(&l, 3, 1091));
-    intake_lettered_free(&l);
+    struct intake_lettered *l = intake_lettered_new();
+    assert_non_null(l);
+    assert_false(intake_lettered_already(l, 3, 1091));
+    intake_lettered_note(l, 3, 1091);
+    assert_true(intake_lettered_already(l, 3, 1091));
+    assert_true(intake_lettered_already(l, 3, 17)); /* before it: read again, already sent */
+    assert_false(intake_lettered_already(l, 3, 1092));
+    assert_false(intake_lettered_already(l, 0, 1091)); /* other partitions are their own */
+    assert_false(intake_lettered_already(l, -1, 0));
+    intake_lettered_note(l, 70000, 5); /* beyond the bound: not remembered, not a crash */
+    assert_false(intake_lettered_already(l, 70000, 5));
+    intake_lettered_note(l, 3, 10); /* an older one does not move the mark back */
+    assert_true(intake_lettered_already(l, 3, 1091));
+    intake_lettered_destroy(l);
 }
 
 int main(void)
