@@ -68,10 +68,18 @@ enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, cons
                                             char *resolved_person, size_t rplen, char *err,
                                             size_t errlen) __attribute__((warn_unused_result));
 
+/* The most partitions a run's end may name (RunCompleted / RunFailed.partition_count). */
+#define APPLY_PARTITION_COUNT_MAX 65535
+/* The partition_count of env's RunCompleted / RunFailed (0: absent, one copy); 0 for any
+ * other event. */
+uint32_t apply_end_partition_count(const Envelope *env);
+
 /* Validate the envelope of a panel.source.events message beyond events_decode: a source
- * event payload, a valid tenant id, run id, a cloud source and the object's key fields.
- * 0, or -1 with the reason in err. */
-int apply_validate(const Envelope *env, char *err, size_t errlen)
+ * event payload, a valid tenant id, run id, a cloud source, the object's key fields, and a
+ * run's end naming at most APPLY_PARTITION_COUNT_MAX partitions and no more than the topic
+ * has (topic_partitions; 0: not known, only the first bound): an end whose barrier could
+ * never pass would leave its run running. 0, or -1 with the reason (fixed text) in err. */
+int apply_validate(const Envelope *env, int32_t topic_partitions, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 #endif

@@ -331,6 +331,25 @@ out:
     return rc;
 }
 
+/* The open run of env fails and deletes nothing: what it saw is forgotten. reason: a
+ * RunFailureReason's name, stored as the short code admins see ("revoked", "throttled", ...),
+ * or such a code itself; listings: a JSON array of the listings the provider refused (what
+ * the connection then says is missing). 0 or -1. */
+static int runs_fail(struct actx *c, const Envelope *env, const char *reason, const char *message,
+                     const char *listings)
+{
+    const char *params[5] = {env->tenant_id, env->run_id, reason, message, listings};
+    return actx_cmd(c,
+                    "UPDATE sync_runs SET status = 'failed', finished_at = now(),"
+                    " failure_reason = lower(regexp_replace($3, '^RUN_FAILURE_REASON_', '')),"
+                    " message = $4,"
+                    " forbidden_listings = ARRAY(SELECT jsonb_array_elements_text($5::jsonb))"
+                    " WHERE tenant_id = $1 AND run_id = $2"
+                    " AND status IN ('requested', 'running', 'expired')",
+                    5, params) ||
+           runs_forget_sightings(c, params);
+}
+
 #define FORBIDDEN_LISTINGS_MAX   8
 #define FORBIDDEN_LISTING_MAXLEN 64
 
@@ -354,21 +373,15 @@ int runs_failed(struct actx *c, const Envelope *env, int32_t partition)
         snprintf(c->err, c->errlen, "out of memory");
         return -1;
     }
-    const char *params[5] = {env->tenant_id, env->run_id,
-                             ev ? ev->name : "RUN_FAILURE_REASON_UNSPECIFIED",
-                             f->message ? f->message : "", listings};
-    /* A failed run deletes nothing: what it saw is forgotten. The reason is stored as the
-     * short code admins see ("revoked", "throttled", ...), with the listings the provider
-     * refused (what the connection then says is missing). */
-    int rc = actx_cmd(c,
-                      "UPDATE sync_runs SET status = 'failed', finished_at = now(),"
-                      " failure_reason = lower(regexp_replace($3, '^RUN_FAILURE_REASON_', '')),"
-                      " message = $4,"
-                      " forbidden_listings = ARRAY(SELECT jsonb_array_elements_text($5::jsonb))"
-                      " WHERE tenant_id = $1 AND run_id = $2"
-                      " AND status IN ('requested', 'running', 'expired')",
-                      5, params) ||
-             runs_forget_sightings(c, params);
+    int rc = runs_fail(c, env, ev ? ev->name : "RUN_FAILURE_REASON_UNSPECIFIED",
+                       f->message ? f->message : "", listings);
     free(listings);
     return rc;
+}
+
+int runs_end_refused(struct actx *c, const Envelope *env, const char *why)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "the run's end was refused (dead-lettered): %s", why);
+    return runs_fail(c, env, "invalid_end", msg, "[]");
 }

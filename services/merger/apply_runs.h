@@ -34,5 +34,9 @@ int runs_completed(struct actx *c, const Envelope *env, int32_t partition);
 /* Apply env's RunFailed (from `partition`, the same barrier): the run fails, what it saw is
  * forgotten. 0 or -1. */
 int runs_failed(struct actx *c, const Envelope *env, int32_t partition);
+/* env, a run's end (RunCompleted / RunFailed), was dead-lettered for why (borrowed): its run,
+ * if still open, fails at once (`invalid_end`, the reason in its message) and deletes
+ * nothing, rather than wait for an end that will never pass the barrier. 0 or -1. */
+int runs_end_refused(struct actx *c, const Envelope *env, const char *why);
 
 #endif

@@ -19,8 +19,24 @@
 struct cctx {
     const struct consumer_opts *o;
     PGconn *pg;
-    bool revoked; /* a revocation happened while a batch was being collected */
+    bool revoked;             /* a revocation happened while a batch was being collected */
+    int32_t topic_partitions; /* of the source topic, as last learned; 0: not known */
 };
+
+/* Learn the source topic's partition count (at start, and when a run's end names more than
+ * known: partitions are only ever added). True when it is now known to be larger. */
+static bool learn_topic_partitions(struct cctx *c, rd_kafka_t *rk)
+{
+    char err[256];
+    int32_t n = kafka_topic_partition_count(rk, TOPIC_SOURCE_EVENTS, 5000, err, sizeof err);
+    if (n < 0) {
+        log_warn("partitions of %s not known: %s", TOPIC_SOURCE_EVENTS, err);
+        return false;
+    }
+    bool grew = n > c->topic_partitions;
+    c->topic_partitions = n;
+    return grew;
+}
 
 static int64_t now_ms(void)
 {
@@ -175,6 +191,7 @@ static int member_run(const struct consumer_opts *o, struct intake_lettered *let
     rk = kafka_consumer_new(&ko, err, errlen);
     if (!rk)
         goto out;
+    learn_topic_partitions(&c, rk);
     struct table_stats stats = {0};
     struct intake_failures failures = {0};
     while (o->running(o->arg)) {
@@ -198,7 +215,13 @@ static int member_run(const struct consumer_opts *o, struct intake_lettered *let
                 first_at = now_ms();
             char *why = reasons[n];
             Envelope *env = NULL;
-            enum intake_verdict v = intake_check(m->payload, m->len, &env, why, sizeof reasons[n]);
+            enum intake_verdict v =
+                intake_check(m->payload, m->len, c.topic_partitions, &env, why, sizeof reasons[n]);
+            if (v == INTAKE_INVALID &&
+                apply_end_partition_count(env) > (uint32_t)c.topic_partitions &&
+                learn_topic_partitions(&c, rk)) /* the topic grew since: judge it again */
+                v = apply_validate(env, c.topic_partitions, why, sizeof reasons[n]) ? INTAKE_INVALID
+                                                                                    : INTAKE_APPLY;
             dead[n] = v == INTAKE_INVALID; /* kept so that its run learns it is incomplete */
             if (v != INTAKE_APPLY && !intake_lettered_already(lettered, m->partition, m->offset)) {
                 char e2[256];

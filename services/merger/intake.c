@@ -18,14 +18,14 @@ const char *intake_verdict_str(enum intake_verdict v)
     return "?";
 }
 
-enum intake_verdict intake_check(const void *value, size_t len, Envelope **env, char *why,
-                                 size_t whylen)
+enum intake_verdict intake_check(const void *value, size_t len, int32_t topic_partitions,
+                                 Envelope **env, char *why, size_t whylen)
 {
     why[0] = '\0';
     *env = events_decode(value, len, why, whylen);
     if (!*env)
         return INTAKE_UNDECODABLE;
-    if (apply_validate(*env, why, whylen))
+    if (apply_validate(*env, topic_partitions, why, whylen))
         return INTAKE_INVALID;
     return INTAKE_APPLY;
 }

@@ -26,11 +26,12 @@ enum intake_verdict {
 };
 const char *intake_verdict_str(enum intake_verdict v);
 
-/* Decode and validate one message's value (untrusted bytes). *env: the decoded Envelope for
- * APPLY and INVALID (caller frees with events_free), else NULL. why: "" for APPLY, else the
- * reason (fixed text, never bytes of the message) for the dead letter's header. */
-enum intake_verdict intake_check(const void *value, size_t len, Envelope **env, char *why,
-                                 size_t whylen);
+/* Decode and validate one message's value (untrusted bytes) of a topic of topic_partitions
+ * partitions (0: not known; apply_validate). *env: the decoded Envelope for APPLY and INVALID
+ * (caller frees with events_free), else NULL. why: "" for APPLY, else the reason (fixed
+ * text, never bytes of the message) for the dead letter's header. */
+enum intake_verdict intake_check(const void *value, size_t len, int32_t topic_partitions,
+                                 Envelope **env, char *why, size_t whylen);
 
 /* How long the next poll may wait: INTAKE_POLL_MS before the batch's first message
  * (first_at_ms 0); then what is left of batch_ms, at most INTAKE_POLL_MS; -1 once the
