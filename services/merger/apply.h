@@ -62,11 +62,14 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
 
 /* Resolve an open match case: link its source row to person_id (a live Person of the
  * tenant), or to a new Person when person_id is NULL; remerge and write the outbox rows.
- * DECIDE_NOT_HELD: the case is not open, or the new Person's e-mail belongs to another. */
+ * DECIDE_NOT_HELD: the case is not open, or the new Person's e-mail belongs to another.
+ * warning (caller's buffer): "" or, when the Person now has two live accounts of the case's
+ * cloud, what that means for what it shows. */
 enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, const char *case_id,
                                             const char *person_id, const char *admin,
-                                            char *resolved_person, size_t rplen, char *err,
-                                            size_t errlen) __attribute__((warn_unused_result));
+                                            char *resolved_person, size_t rplen, char *warning,
+                                            size_t wlen, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* The most partitions a run's end may name (RunCompleted / RunFailed.partition_count). */
 #define APPLY_PARTITION_COUNT_MAX 65535
