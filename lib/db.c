@@ -3,6 +3,7 @@
  * needed. */
 #include "db.h"
 
+#include "hash.h"
 #include "log.h"
 #include "pg.h"
 
@@ -56,10 +57,7 @@ const char *db_result_str(enum db_result r)
 
 static size_t name_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (size_t)h;
+    return (size_t)hash_fnv1a64_str(HASH_FNV1A64_BASIS, s);
 }
 
 /* The slot holding name, or the empty slot where it would go (cap must be > count). */

@@ -3,6 +3,7 @@
 #include "crypto.h"
 #include "events.h"
 #include "fetch_map.h"
+#include "hash.h"
 #include "json.h"
 #include "kafka.h"
 #include "log.h"
@@ -992,14 +993,9 @@ int32_t fetch_partition_of(const char *tenant, const char *source_id, int32_t pa
         return 0;
     /* FNV-1a over the bytes of tenant, a 0 byte and source_id, then a 64-bit finaliser
      * (splitmix64) so that ids differing only in their last characters still spread. */
-    uint64_t h = 14695981039346656037ULL;
-    for (const unsigned char *c = (const unsigned char *)tenant; *c; c++)
-        h = (h ^ *c) * 1099511628211ULL;
-    if (source_id) {
-        h *= 1099511628211ULL; /* the separator byte 0 */
-        for (const unsigned char *c = (const unsigned char *)source_id; *c; c++)
-            h = (h ^ *c) * 1099511628211ULL;
-    }
+    uint64_t h = hash_fnv1a64_str(HASH_FNV1A64_BASIS, tenant);
+    if (source_id)
+        h = hash_fnv1a64_str(hash_fnv1a64_byte(h, 0), source_id);
     h ^= h >> 30;
     h *= 0xbf58476d1ce4e5b9ULL;
     h ^= h >> 27;

@@ -273,6 +273,13 @@ static int preview_seen(struct actx *c, const struct apply_msg *msgs, size_t fro
     return rc;
 }
 
+/* A dead-lettered envelope whose tenant, run and source are valid: its run can learn of it. */
+static bool dead_names_its_run(const Envelope *dead)
+{
+    return dead && ids_tenant_valid(dead->tenant_id) && ids_uuid_valid(dead->run_id) &&
+           (dead->source == PB_SOURCE_GOOGLE || dead->source == PB_SOURCE_AZURE);
+}
+
 static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t from, size_t to)
 {
     int rc = -1;
@@ -281,8 +288,7 @@ static int apply_segment(struct actx *c, const struct apply_msg *msgs, size_t fr
     /* Runs of this segment: make sure their rows exist, learn preview / delta. */
     for (size_t i = from; i < to; i++) {
         const Envelope *env = msgs[i].env, *dead = msgs[i].dead;
-        if (!env && dead && ids_tenant_valid(dead->tenant_id) && ids_uuid_valid(dead->run_id) &&
-            (dead->source == PB_SOURCE_GOOGLE || dead->source == PB_SOURCE_AZURE)) {
+        if (!env && dead_names_its_run(dead)) {
             /* A dead-lettered observation: its run is incomplete and says which object. */
             const char *id, *k = observe_kind(dead, &id);
             if (k) {
@@ -328,17 +334,32 @@ out:
     return rc;
 }
 
-static bool is_control(const Envelope *env)
+/* A run's end that was dead-lettered, of a run it names: its run fails (runs_end_refused). */
+static bool is_refused_end(const struct apply_msg *m)
 {
-    return env && (env->payload_case == PB_PAYLOAD_RUN_STARTED ||
-                   env->payload_case == PB_PAYLOAD_RUN_COMPLETED ||
-                   env->payload_case == PB_PAYLOAD_RUN_FAILED);
+    return !m->env && dead_names_its_run(m->dead) &&
+           (m->dead->payload_case == PB_PAYLOAD_RUN_COMPLETED ||
+            m->dead->payload_case == PB_PAYLOAD_RUN_FAILED);
+}
+
+static bool is_control(const struct apply_msg *m)
+{
+    const Envelope *env = m->env;
+    return (env && (env->payload_case == PB_PAYLOAD_RUN_STARTED ||
+                    env->payload_case == PB_PAYLOAD_RUN_COMPLETED ||
+                    env->payload_case == PB_PAYLOAD_RUN_FAILED)) ||
+           is_refused_end(m);
 }
 
 static int apply_control(struct actx *c, const struct apply_msg *m)
 {
     const Envelope *env = m->env;
     int rc;
+    if (!env) { /* is_refused_end */
+        rc = runs_ensure(c, m->dead, NULL) ||
+             runs_end_refused(c, m->dead, m->dead_reason ? m->dead_reason : "invalid");
+        return rc || actx_flush_outbox(c) || actx_flush_outcomes(c);
+    }
     switch (env->payload_case) {
     case PB_PAYLOAD_RUN_STARTED:
         return runs_ensure(c, env, "running");
@@ -439,7 +460,7 @@ enum apply_result apply_batch(PGconn *pg, const char *group, const char *topic,
         goto rollback;
     size_t seg = 0;
     for (size_t i = 0; i <= n; i++) {
-        if (i < n && !is_control(msgs[i].env))
+        if (i < n && !is_control(&msgs[i]))
             continue;
         if (i > seg && apply_segment(c, msgs, seg, i))
             goto rollback;

@@ -62,16 +62,27 @@ enum apply_decide_result apply_decide(PGconn *pg, const char *tenant, const char
 
 /* Resolve an open match case: link its source row to person_id (a live Person of the
  * tenant), or to a new Person when person_id is NULL; remerge and write the outbox rows.
- * DECIDE_NOT_HELD: the case is not open, or the new Person's e-mail belongs to another. */
+ * DECIDE_NOT_HELD: the case is not open, or the new Person's e-mail belongs to another.
+ * warning (caller's buffer): "" or, when the Person now has two live accounts of the case's
+ * cloud, what that means for what it shows. */
 enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, const char *case_id,
                                             const char *person_id, const char *admin,
-                                            char *resolved_person, size_t rplen, char *err,
-                                            size_t errlen) __attribute__((warn_unused_result));
+                                            char *resolved_person, size_t rplen, char *warning,
+                                            size_t wlen, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The most partitions a run's end may name (RunCompleted / RunFailed.partition_count). */
+#define APPLY_PARTITION_COUNT_MAX 65535
+/* The partition_count of env's RunCompleted / RunFailed (0: absent, one copy); 0 for any
+ * other event. */
+uint32_t apply_end_partition_count(const Envelope *env);
 
 /* Validate the envelope of a panel.source.events message beyond events_decode: a source
- * event payload, a valid tenant id, run id, a cloud source and the object's key fields.
- * 0, or -1 with the reason in err. */
-int apply_validate(const Envelope *env, char *err, size_t errlen)
+ * event payload, a valid tenant id, run id, a cloud source, the object's key fields, and a
+ * run's end naming at most APPLY_PARTITION_COUNT_MAX partitions and no more than the topic
+ * has (topic_partitions; 0: not known, only the first bound): an end whose barrier could
+ * never pass would leave its run running. 0, or -1 with the reason (fixed text) in err. */
+int apply_validate(const Envelope *env, int32_t topic_partitions, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 #endif

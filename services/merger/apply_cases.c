@@ -120,14 +120,15 @@ out:
 
 enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, const char *case_id,
                                             const char *person_id, const char *admin,
-                                            char *resolved_person, size_t rplen, char *err,
-                                            size_t errlen)
+                                            char *resolved_person, size_t rplen, char *warning,
+                                            size_t wlen, char *err, size_t errlen)
 {
     enum apply_decide_result res = DECIDE_ERROR;
     struct actx *c = actx_new(pg, err, errlen);
     PGresult *r = NULL;
     json_t *persons = json_array();
     char newid[EVENTS_ID_LEN], run[EVENTS_ID_LEN] = "";
+    warning[0] = '\0';
     if (!c || !persons) {
         snprintf(err, errlen, "out of memory");
         goto out;
@@ -196,6 +197,22 @@ enum apply_decide_result apply_resolve_case(PGconn *pg, const char *tenant, cons
                  " WHERE tenant_id = $1 AND source = $2 AND source_id = $3",
                  4, p3))
         goto rollback;
+    /* Two live accounts of one cloud are allowed (an admin may know they are one person),
+     * but the Person then shows one of them: say which, so that the change is no surprise. */
+    r = actx_query(c,
+                   "SELECT count(*), min(source_id COLLATE \"C\") FROM person_sources"
+                   " WHERE tenant_id = $1 AND source = $2 AND person_id = $3::uuid"
+                   " AND removed_at IS NULL",
+                   3, (const char *[]){tenant, source, newid}, PGRES_TUPLES_OK);
+    if (!r)
+        goto rollback;
+    if (col_i64(r, 0, 0) > 1)
+        snprintf(warning, wlen,
+                 "the Person now has %lld live %s accounts: it shows the values of the one with "
+                 "the smallest source id (%.256s)",
+                 (long long)col_i64(r, 0, 0), source, col_str(r, 0, 1));
+    PQclear(r);
+    r = NULL;
     (void)people_queue_remerge(persons, tenant, newid, *run ? run : NULL, false);
     if (people_remerge(c, persons) || actx_flush_outbox(c))
         goto rollback;

@@ -73,7 +73,8 @@ int runs_info(struct actx *c, const char *tenant, const char *run, struct run_in
     return 0;
 }
 
-int runs_end_barrier(struct actx *c, const Envelope *env, int32_t partition, uint32_t count)
+/* The barrier of runs_end_reached for an open run. */
+static int runs_end_barrier(struct actx *c, const Envelope *env, int32_t partition, uint32_t count)
 {
     if (count <= 1)
         return 1;
@@ -107,6 +108,16 @@ int runs_end_barrier(struct actx *c, const Envelope *env, int32_t partition, uin
     return passed;
 }
 
+int runs_end_reached(struct actx *c, const Envelope *env, int32_t partition, uint32_t count,
+                     struct run_info *ri)
+{
+    if (runs_info(c, env->tenant_id, env->run_id, ri))
+        return -1;
+    if (!ri->found || !ri->open)
+        return 0;
+    return runs_end_barrier(c, env, partition, count);
+}
+
 /* A finished run's sightings and reported removals are of no more use: params are the
  * tenant and the run. */
 static int runs_forget_sightings(struct actx *c, const char *const params[2])
@@ -134,15 +145,9 @@ int runs_completed(struct actx *c, const Envelope *env, int32_t partition)
     bool held = false;
     struct buf b;
     buf_init(&b, 64 * 1024);
-    if (runs_info(c, t, run, &ri))
-        goto out;
-    if (!ri.found || !ri.open) { /* unknown or already finished: nothing to do */
-        rc = 0;
-        goto out;
-    }
     const Panel__V1__RunCompleted *rcm = env->run_completed;
-    int passed = runs_end_barrier(c, env, partition, rcm->partition_count);
-    if (passed <= 0) { /* -1: error; 0: other partitions still have observations to apply */
+    int passed = runs_end_reached(c, env, partition, rcm->partition_count, &ri);
+    if (passed <= 0) { /* -1: error; 0: nothing to end yet */
         rc = passed;
         goto out;
     }
@@ -326,6 +331,25 @@ out:
     return rc;
 }
 
+/* The open run of env fails and deletes nothing: what it saw is forgotten. reason: a
+ * RunFailureReason's name, stored as the short code admins see ("revoked", "throttled", ...),
+ * or such a code itself; listings: a JSON array of the listings the provider refused (what
+ * the connection then says is missing). 0 or -1. */
+static int runs_fail(struct actx *c, const Envelope *env, const char *reason, const char *message,
+                     const char *listings)
+{
+    const char *params[5] = {env->tenant_id, env->run_id, reason, message, listings};
+    return actx_cmd(c,
+                    "UPDATE sync_runs SET status = 'failed', finished_at = now(),"
+                    " failure_reason = lower(regexp_replace($3, '^RUN_FAILURE_REASON_', '')),"
+                    " message = $4,"
+                    " forbidden_listings = ARRAY(SELECT jsonb_array_elements_text($5::jsonb))"
+                    " WHERE tenant_id = $1 AND run_id = $2"
+                    " AND status IN ('requested', 'running', 'expired')",
+                    5, params) ||
+           runs_forget_sightings(c, params);
+}
+
 #define FORBIDDEN_LISTINGS_MAX   8
 #define FORBIDDEN_LISTING_MAXLEN 64
 
@@ -333,11 +357,7 @@ int runs_failed(struct actx *c, const Envelope *env, int32_t partition)
 {
     const Panel__V1__RunFailed *f = env->run_failed;
     struct run_info ri;
-    if (runs_info(c, env->tenant_id, env->run_id, &ri))
-        return -1;
-    if (!ri.found || !ri.open)
-        return 0; /* already ended: the second end of a run two fetchers ran */
-    int passed = runs_end_barrier(c, env, partition, f->partition_count);
+    int passed = runs_end_reached(c, env, partition, f->partition_count, &ri);
     if (passed <= 0)
         return passed;
     const ProtobufCEnumValue *ev =
@@ -353,21 +373,15 @@ int runs_failed(struct actx *c, const Envelope *env, int32_t partition)
         snprintf(c->err, c->errlen, "out of memory");
         return -1;
     }
-    const char *params[5] = {env->tenant_id, env->run_id,
-                             ev ? ev->name : "RUN_FAILURE_REASON_UNSPECIFIED",
-                             f->message ? f->message : "", listings};
-    /* A failed run deletes nothing: what it saw is forgotten. The reason is stored as the
-     * short code admins see ("revoked", "throttled", ...), with the listings the provider
-     * refused (what the connection then says is missing). */
-    int rc = actx_cmd(c,
-                      "UPDATE sync_runs SET status = 'failed', finished_at = now(),"
-                      " failure_reason = lower(regexp_replace($3, '^RUN_FAILURE_REASON_', '')),"
-                      " message = $4,"
-                      " forbidden_listings = ARRAY(SELECT jsonb_array_elements_text($5::jsonb))"
-                      " WHERE tenant_id = $1 AND run_id = $2"
-                      " AND status IN ('requested', 'running', 'expired')",
-                      5, params) ||
-             runs_forget_sightings(c, params);
+    int rc = runs_fail(c, env, ev ? ev->name : "RUN_FAILURE_REASON_UNSPECIFIED",
+                       f->message ? f->message : "", listings);
     free(listings);
     return rc;
+}
+
+int runs_end_refused(struct actx *c, const Envelope *env, const char *why)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "the run's end was refused (dead-lettered): %s", why);
+    return runs_fail(c, env, "invalid_end", msg, "[]");
 }

@@ -40,7 +40,16 @@ static bool strings_ok(const ProtobufCMessage *m)
     return true;
 }
 
-int apply_validate(const Envelope *env, char *err, size_t errlen)
+uint32_t apply_end_partition_count(const Envelope *env)
+{
+    if (env->payload_case == PB_PAYLOAD_RUN_COMPLETED && env->run_completed)
+        return env->run_completed->partition_count;
+    if (env->payload_case == PB_PAYLOAD_RUN_FAILED && env->run_failed)
+        return env->run_failed->partition_count;
+    return 0;
+}
+
+int apply_validate(const Envelope *env, int32_t topic_partitions, char *err, size_t errlen)
 {
     const char *problem = NULL;
     if (!strings_ok(&env->base)) {
@@ -49,8 +58,14 @@ int apply_validate(const Envelope *env, char *err, size_t errlen)
     }
     switch (env->payload_case) {
     case PB_PAYLOAD_RUN_STARTED:
+        break;
     case PB_PAYLOAD_RUN_COMPLETED:
     case PB_PAYLOAD_RUN_FAILED:
+        if (apply_end_partition_count(env) > APPLY_PARTITION_COUNT_MAX)
+            problem = "partition_count of a run's end above 65535";
+        else if (topic_partitions > 0 &&
+                 apply_end_partition_count(env) > (uint32_t)topic_partitions)
+            problem = "partition_count of a run's end above the topic's partitions";
         break;
     case PB_PAYLOAD_PERSON_OBSERVED:
         if (!env->person_observed->person || !text_ok(env->person_observed->person->source_id, 256))

@@ -19,28 +19,23 @@
 struct cctx {
     const struct consumer_opts *o;
     PGconn *pg;
-    bool revoked; /* a revocation happened while a batch was being collected */
+    bool revoked;             /* a revocation happened while a batch was being collected */
+    int32_t topic_partitions; /* of the source topic, as last learned; 0: not known */
 };
 
-/* What this process sent to the dead-letter topic, shared by its workers: a partition that
- * moves from one worker to another while a batch was being collected is read again by the
- * other, whose dead letters must not go twice. */
-static pthread_mutex_t lettered_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct intake_lettered lettered_sent;
-
-static bool lettered_already(int32_t partition, int64_t offset)
+/* Learn the source topic's partition count (at start, and when a run's end names more than
+ * known: partitions are only ever added). True when it is now known to be larger. */
+static bool learn_topic_partitions(struct cctx *c, rd_kafka_t *rk)
 {
-    pthread_mutex_lock(&lettered_mu);
-    bool yes = intake_lettered_already(&lettered_sent, partition, offset);
-    pthread_mutex_unlock(&lettered_mu);
-    return yes;
-}
-
-static void lettered_note(int32_t partition, int64_t offset)
-{
-    pthread_mutex_lock(&lettered_mu);
-    intake_lettered_note(&lettered_sent, partition, offset);
-    pthread_mutex_unlock(&lettered_mu);
+    char err[256];
+    int32_t n = kafka_topic_partition_count(rk, TOPIC_SOURCE_EVENTS, 5000, err, sizeof err);
+    if (n < 0) {
+        log_warn("partitions of %s not known: %s", TOPIC_SOURCE_EVENTS, err);
+        return false;
+    }
+    bool grew = n > c->topic_partitions;
+    c->topic_partitions = n;
+    return grew;
 }
 
 static int64_t now_ms(void)
@@ -156,7 +151,11 @@ static void free_batch(rd_kafka_message_t **msgs, Envelope **envs, size_t *n)
     *n = 0;
 }
 
-int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
+/* One member of the group. lettered (borrowed): the dead letters this process sent, shared
+ * with the other workers: a partition that moves from one worker to another while a batch
+ * was being collected is read again by the other, whose dead letters must not go twice. */
+static int member_run(const struct consumer_opts *o, struct intake_lettered *lettered, char *err,
+                      size_t errlen)
 {
     int rc = -1;
     struct cctx c = {.o = o};
@@ -192,6 +191,7 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
     rk = kafka_consumer_new(&ko, err, errlen);
     if (!rk)
         goto out;
+    learn_topic_partitions(&c, rk);
     struct table_stats stats = {0};
     struct intake_failures failures = {0};
     while (o->running(o->arg)) {
@@ -215,9 +215,15 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
                 first_at = now_ms();
             char *why = reasons[n];
             Envelope *env = NULL;
-            enum intake_verdict v = intake_check(m->payload, m->len, &env, why, sizeof reasons[n]);
+            enum intake_verdict v =
+                intake_check(m->payload, m->len, c.topic_partitions, &env, why, sizeof reasons[n]);
+            if (v == INTAKE_INVALID &&
+                apply_end_partition_count(env) > (uint32_t)c.topic_partitions &&
+                learn_topic_partitions(&c, rk)) /* the topic grew since: judge it again */
+                v = apply_validate(env, c.topic_partitions, why, sizeof reasons[n]) ? INTAKE_INVALID
+                                                                                    : INTAKE_APPLY;
             dead[n] = v == INTAKE_INVALID; /* kept so that its run learns it is incomplete */
-            if (v != INTAKE_APPLY && !lettered_already(m->partition, m->offset)) {
+            if (v != INTAKE_APPLY && !intake_lettered_already(lettered, m->partition, m->offset)) {
                 char e2[256];
                 log_warn("dead-lettering %s[%d]@%lld: %s", rd_kafka_topic_name(m->rkt),
                          (int)m->partition, (long long)m->offset, why);
@@ -225,7 +231,7 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
                              why, e2, sizeof e2))
                     log_error("%s", e2);
                 else /* queued: the producer delivers it (the flush below waits for it) */
-                    lettered_note(m->partition, m->offset);
+                    intake_lettered_note(lettered, m->partition, m->offset);
                 metrics_counter_add(o->metrics, "merger_dead_letters_total", NULL, 1);
             }
             msgs[n] = m;
@@ -346,11 +352,24 @@ out:
     return rc;
 }
 
+int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
+{
+    struct intake_lettered *lettered = intake_lettered_new();
+    if (!lettered) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = member_run(o, lettered, err, errlen);
+    intake_lettered_destroy(lettered);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- workers */
 
 struct worker {
     struct consumer_opts opts; /* the caller's, with running() that also sees a failure */
     const struct consumer_opts *outer;
+    struct intake_lettered *lettered; /* borrowed: the process's, shared by its workers */
     atomic_bool *failed;
     pthread_t thread;
     int rc;
@@ -366,7 +385,7 @@ static bool worker_running(void *arg)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    w->rc = consumer_run(&w->opts, w->err, sizeof w->err);
+    w->rc = member_run(&w->opts, w->lettered, w->err, sizeof w->err);
     if (w->rc)
         atomic_store(w->failed, true);
     return NULL;
@@ -381,10 +400,13 @@ int consumer_run_workers(const struct consumer_opts *o, int workers, char *err, 
     if (workers == 1)
         return consumer_run(o, err, errlen);
     struct worker *w = calloc((size_t)workers, sizeof *w);
+    struct intake_lettered *lettered = intake_lettered_new();
     atomic_bool failed = false;
     int started = 0, rc = 0;
-    if (!w) {
+    if (!w || !lettered) {
         snprintf(err, errlen, "out of memory");
+        free(w);
+        intake_lettered_destroy(lettered);
         return -1;
     }
     for (; started < workers; started++) {
@@ -392,6 +414,7 @@ int consumer_run_workers(const struct consumer_opts *o, int workers, char *err, 
         w[started].opts.running = worker_running;
         w[started].opts.arg = &w[started];
         w[started].outer = o;
+        w[started].lettered = lettered;
         w[started].failed = &failed;
         if (pthread_create(&w[started].thread, NULL, worker_main, &w[started]) != 0) {
             snprintf(err, errlen, "cannot start consumer worker %d", started + 1);
@@ -408,5 +431,6 @@ int consumer_run_workers(const struct consumer_opts *o, int workers, char *err, 
         }
     }
     free(w);
+    intake_lettered_destroy(lettered); /* every worker has stopped */
     return rc;
 }

@@ -29,8 +29,10 @@ int consumer_run(const struct consumer_opts *o, char *err, size_t errlen)
 /* Run `workers` consumers (1..CONSUMER_WORKERS_MAX) in threads of this process, each its own
  * member of the group with its own PostgreSQL connection, so that the partitions of one
  * district are applied at once (the fetchers spread a run over the partitions; its end is a
- * barrier, apply_runs.h). Returns when all have stopped: 0 when they stopped cleanly, -1
- * (err: the first failure) when one failed, which stops the others too. */
+ * barrier, apply_runs.h). They share one memory of the dead letters sent (intake.h), so a
+ * partition that moves between them is not dead-lettered twice. Returns when all have stopped: 0
+ * when they stopped cleanly, -1 (err: the first failure) when one failed, which stops the others
+ * too. */
 #define CONSUMER_WORKERS_MAX 16
 int consumer_run_workers(const struct consumer_opts *o, int workers, char *err, size_t errlen)
     __attribute__((warn_unused_result));

@@ -1,6 +1,7 @@
 /* intake: see intake.h. */
 #include "intake.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -17,14 +18,14 @@ const char *intake_verdict_str(enum intake_verdict v)
     return "?";
 }
 
-enum intake_verdict intake_check(const void *value, size_t len, Envelope **env, char *why,
-                                 size_t whylen)
+enum intake_verdict intake_check(const void *value, size_t len, int32_t topic_partitions,
+                                 Envelope **env, char *why, size_t whylen)
 {
     why[0] = '\0';
     *env = events_decode(value, len, why, whylen);
     if (!*env)
         return INTAKE_UNDECODABLE;
-    if (apply_validate(*env, why, whylen))
+    if (apply_validate(*env, topic_partitions, why, whylen))
         return INTAKE_INVALID;
     return INTAKE_APPLY;
 }
@@ -73,20 +74,49 @@ void intake_dead_lettered(struct intake_failures *f)
     f->isolate = f->isolate > 1 ? f->isolate - 1 : 0;
 }
 
-bool intake_lettered_already(const struct intake_lettered *l, int32_t partition, int64_t offset)
+struct intake_lettered {
+    pthread_mutex_t mu;
+    int64_t *end; /* indexed by partition */
+    size_t n;
+};
+
+struct intake_lettered *intake_lettered_new(void)
 {
-    return partition >= 0 && (size_t)partition < l->n && offset < l->end[partition];
+    struct intake_lettered *l = calloc(1, sizeof *l);
+    if (l && pthread_mutex_init(&l->mu, NULL) != 0) {
+        free(l);
+        l = NULL;
+    }
+    return l;
+}
+
+void intake_lettered_destroy(struct intake_lettered *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_destroy(&l->mu);
+    free(l->end);
+    free(l);
+}
+
+bool intake_lettered_already(struct intake_lettered *l, int32_t partition, int64_t offset)
+{
+    pthread_mutex_lock(&l->mu);
+    bool yes = partition >= 0 && (size_t)partition < l->n && offset < l->end[partition];
+    pthread_mutex_unlock(&l->mu);
+    return yes;
 }
 
 void intake_lettered_note(struct intake_lettered *l, int32_t partition, int64_t offset)
 {
     if (partition < 0 || partition > 65535)
         return;
+    pthread_mutex_lock(&l->mu);
     if ((size_t)partition >= l->n) {
         size_t n = (size_t)partition + 1;
         int64_t *e = realloc(l->end, n * sizeof *e);
         if (!e)
-            return;
+            goto out;
         for (size_t i = l->n; i < n; i++)
             e[i] = 0;
         l->end = e;
@@ -94,11 +124,6 @@ void intake_lettered_note(struct intake_lettered *l, int32_t partition, int64_t 
     }
     if (offset + 1 > l->end[partition])
         l->end[partition] = offset + 1;
-}
-
-void intake_lettered_free(struct intake_lettered *l)
-{
-    free(l->end);
-    l->end = NULL;
-    l->n = 0;
+out:
+    pthread_mutex_unlock(&l->mu);
 }

@@ -26,11 +26,12 @@ enum intake_verdict {
 };
 const char *intake_verdict_str(enum intake_verdict v);
 
-/* Decode and validate one message's value (untrusted bytes). *env: the decoded Envelope for
- * APPLY and INVALID (caller frees with events_free), else NULL. why: "" for APPLY, else the
- * reason (fixed text, never bytes of the message) for the dead letter's header. */
-enum intake_verdict intake_check(const void *value, size_t len, Envelope **env, char *why,
-                                 size_t whylen);
+/* Decode and validate one message's value (untrusted bytes) of a topic of topic_partitions
+ * partitions (0: not known; apply_validate). *env: the decoded Envelope for APPLY and INVALID
+ * (caller frees with events_free), else NULL. why: "" for APPLY, else the reason (fixed
+ * text, never bytes of the message) for the dead letter's header. */
+enum intake_verdict intake_check(const void *value, size_t len, int32_t topic_partitions,
+                                 Envelope **env, char *why, size_t whylen);
 
 /* How long the next poll may wait: INTAKE_POLL_MS before the batch's first message
  * (first_at_ms 0); then what is left of batch_ms, at most INTAKE_POLL_MS; -1 once the
@@ -65,17 +66,17 @@ void intake_dead_lettered(struct intake_failures *f);
 /* The messages this process sent to the dead-letter topic, per partition (the offset after
  * the last one): a batch read again (a conflict, a failure, a revocation while collecting,
  * by the same worker or another of the process) meets its dead letters again and must not
- * send them twice. Only this process remembers:
- * after a restart a dead letter may be sent again (the topic is at least once). Start
- * zeroed; release with intake_lettered_free. */
-struct intake_lettered {
-    int64_t *end; /* indexed by partition */
-    size_t n;
-};
-bool intake_lettered_already(const struct intake_lettered *l, int32_t partition, int64_t offset);
+ * send them twice. One object is shared by all the workers of a process (it locks itself).
+ * Only this process remembers: after a restart a dead letter may be sent again (the topic is
+ * at least once). */
+struct intake_lettered;
+/* A new, empty memory (NULL when out of memory); the caller owns it and releases it with
+ * intake_lettered_destroy once no worker uses it. */
+struct intake_lettered *intake_lettered_new(void) __attribute__((warn_unused_result));
+void intake_lettered_destroy(struct intake_lettered *l);
+bool intake_lettered_already(struct intake_lettered *l, int32_t partition, int64_t offset);
 /* The message at partition/offset was handed to the dead-letter topic's producer (which
  * delivers it). Partitions past 65535 (or memory running out) are not remembered. */
 void intake_lettered_note(struct intake_lettered *l, int32_t partition, int64_t offset);
-void intake_lettered_free(struct intake_lettered *l);
 
 #endif

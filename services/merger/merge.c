@@ -1,6 +1,7 @@
 #include "merge.h"
 
 #include "fetch_map.h"
+#include "hash.h"
 
 #include <ctype.h>
 #include <stdlib.h>
@@ -159,12 +160,10 @@ bool merge_run_incomplete(long reported, long received, long skipped, long inval
 
 long long merge_address_lock_key(const char *tenant, const char *address)
 {
-    unsigned long long h = 1469598103934665603ULL; /* FNV-1a, 64 bits */
-    for (const unsigned char *p = (const unsigned char *)tenant; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
-    h = (h ^ '\n') * 1099511628211ULL; /* "a" + "bc" and "ab" + "c" differ */
-    for (const unsigned char *p = (const unsigned char *)address; *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
+    /* FNV-1a, 64 bits, from this start value (one digit short of FNV's basis: pinned, the
+     * keys must not change). The newline: "a" + "bc" and "ab" + "c" differ. */
+    uint64_t h = hash_fnv1a64_str(1469598103934665603ULL, tenant);
+    h = hash_fnv1a64_str(hash_fnv1a64_byte(h, '\n'), address);
     long long k;
     memcpy(&k, &h, sizeof k); /* PostgreSQL's bigint: the same 64 bits, signed */
     return k;

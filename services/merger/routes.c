@@ -104,12 +104,15 @@ static enum apply_decide_result resolve_apply(const struct decision_req *d, PGco
                                               json_t **reply, char *err, size_t errlen)
 {
     (void)arg;
-    char resolved[40] = "";
-    enum apply_decide_result res = apply_resolve_case(pg, d->tenant, d->id, d->person_id, d->admin,
-                                                      resolved, sizeof resolved, err, errlen);
+    char resolved[40] = "", warning[400];
+    enum apply_decide_result res =
+        apply_resolve_case(pg, d->tenant, d->id, d->person_id, d->admin, resolved, sizeof resolved,
+                           warning, sizeof warning, err, errlen);
     if (res == DECIDE_OK) {
         *reply = json_pack("{s:s,s:s,s:s}", "case_id", d->id, "status", "resolved", "person_id",
                            resolved);
+        if (*reply && *warning)
+            json_object_set_new(*reply, "warning", json_string(warning));
         log_info("match case %s of %s resolved by %s -> %s", d->id, d->tenant, d->admin, resolved);
     }
     return res;

@@ -272,6 +272,35 @@ def http(method, url, body=None, headers=None, timeout=30):
     return status, rh, raw
 
 
+def metric_series(proc, name):
+    """{labels: value} of every series of the metric name on proc's /metrics (labels: the
+    text between the braces, "" for the unlabelled series). Values as Prometheus writes
+    them: 3, 1.2e-05, -0.5, +Inf, NaN."""
+    _, _, body = http("GET", proc.url + "/metrics", timeout=5)
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    series = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        if head == name:
+            series[""] = float(value)
+        elif head.startswith(name + "{") and head.endswith("}"):
+            series[head[len(name) + 1:-1]] = float(value)
+    return series
+
+
+def metric(proc, name, labels=""):
+    """The value of the series name{labels} (labels "": the unlabelled one) on proc's
+    /metrics, or None while it is not shown."""
+    return metric_series(proc, name).get(labels)
+
+
+def metric_sum(proc, name):
+    """The sum of every series of a counter (0 while none is shown)."""
+    return sum(metric_series(proc, name).values())
+
+
 def psql(sql, **params):
     """Run SQL through psql (variables as :'name'); returns rows as lists of strings."""
     args = ["psql", os.environ["PANEL_PG_URL"], "-X", "-q", "-A", "-t", "-F", "\x1f",

@@ -4,7 +4,6 @@ publish them with panelctl, read a tenant's directory state as a canonical dump,
 texts for secrets. The browser-side HTTP (redirects not followed) is scripts/demo.py's."""
 import json
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -25,11 +24,7 @@ MS_CLIENT_SECRET = "mcs-" + secrets.token_hex(12)
 def retention_pruned(proc, table):
     """retention_pruned_rows_total{table=...} of a started service, or None before its first
     round."""
-    _, _, body = harness.http("GET", proc.url + "/metrics", timeout=5)
-    text = body.decode() if isinstance(body, bytes) else body
-    m = re.search(r'^retention_pruned_rows_total\{table="' + re.escape(table) +
-                  r'"\} ([0-9.e+]+)$', text, re.M)
-    return float(m.group(1)) if m else None
+    return harness.metric(proc, "retention_pruned_rows_total", f'table="{table}"')
 
 
 def count(sql, **params):

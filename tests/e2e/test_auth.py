@@ -933,9 +933,7 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
                           "WHERE tenant_id = :'t' AND provider = :'p'", t=tenant, p=provider)[0][0])
 
     def counter(self, replica, name):
-        _, _, text = http("GET", replica.url + "/metrics")
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
-                   if line.startswith(name + " ") or line.startswith(name + "{"))
+        return harness.metric_sum(replica, name)
 
     def more_passes(self, n):
         """Wait until every replica's scheduler made n more passes."""

@@ -589,9 +589,7 @@ class MergerTest(unittest.TestCase):
     # ------------------------------------------------------------ poison messages
 
     def dead_letters_total(self):
-        _, _, text = harness.http("GET", self.merger.url + "/metrics")
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
-                   if line.startswith("merger_dead_letters_total"))
+        return harness.metric_sum(self.merger, "merger_dead_letters_total")
 
     def test_poison_messages_go_to_dead_letter_topic_and_partition_moves_on(self):
         t = relaxed_tenant()
@@ -657,6 +655,7 @@ class MergerTest(unittest.TestCase):
                                        headers={"Authorization": "Bearer " + SECRET})
         self.assertEqual(status, 200, body)
         self.assertEqual(body["person_id"], amy)
+        self.assertNotIn("warning", body)  # one account of each cloud: nothing to warn of
         self.assertEqual(people(t)["amy@d.org"]["sources"], "google,azure")
         self.assertEqual(harness.psql("SELECT status, resolved_by FROM match_cases WHERE "
                                       "tenant_id = :'t'", t=t), [["resolved", "a@d.org"]])
@@ -739,6 +738,9 @@ class MergerTest(unittest.TestCase):
             "POST", f"{self.merger.url}/internal/tenants/{t}/match-cases/{case_id}/resolve",
             {"person_id": pid, "admin": "a@d.org"}, headers={"Authorization": "Bearer " + SECRET})
         self.assertEqual(status, 200, body)
+        # the admin is told that the Person's shown values now come from the other account
+        self.assertEqual(body["warning"], "the Person now has 2 live azure accounts: it shows "
+                         "the values of the one with the smallest source id (a1)")
         self.assertEqual(harness.psql(
             "SELECT source_id FROM person_sources WHERE tenant_id = :'t' AND person_id = :'p'"
             " AND removed_at IS NULL ORDER BY source_id", t=t, p=pid), [["a1"], ["a2"]])

@@ -3,7 +3,6 @@ PostgreSQL) after Kafka took the messages but before the rows were marked sent: 
 after any failure it reconciles with the tails of the public topics (headers
 x-panel-outbox-id and x-panel-event-id) before publishing again."""
 import collections
-import re
 import unittest
 
 import harness
@@ -17,21 +16,6 @@ def event_ids(tenant):
 def outbox_event_ids(tenant):
     return {r[0] for r in harness.psql(
         "SELECT event_id FROM outbox WHERE tenant_id = :'t'", t=tenant)}
-
-
-def metric(proc, name):
-    _, _, body = harness.http("GET", proc.url + "/metrics", timeout=5)
-    text = body.decode() if isinstance(body, bytes) else body
-    m = re.search(r"^" + re.escape(name) + r"(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M)
-    return float(m.group(1)) if m else 0.0
-
-
-def metric_or_none(proc, name):
-    """The value of an unlabelled series, or None while the merger does not show it."""
-    _, _, body = harness.http("GET", proc.url + "/metrics", timeout=5)
-    text = body.decode() if isinstance(body, bytes) else body
-    m = re.search(r"^" + re.escape(name) + r" ([-0-9.e+]+)$", text, re.M)
-    return float(m.group(1)) if m else None
 
 
 class MergerOutboxTest(unittest.TestCase):
@@ -55,7 +39,7 @@ class MergerOutboxTest(unittest.TestCase):
         m = suite.start_merger()
         try:
             harness.wait_outbox_drained(tenant)
-            reconciled = metric(m, "merger_outbox_reconciled_total")
+            reconciled = harness.metric_sum(m, "merger_outbox_reconciled_total")
             # The relay goes on publishing new rows, once each.
             second = suite.run_events(tenant, "azure", range(30, 50))
             suite.apply_run(tenant, second)
@@ -86,7 +70,7 @@ class MergerOutboxTest(unittest.TestCase):
         m = suite.start_merger()
         try:
             harness.wait_outbox_drained(tenant)
-            reconciled = metric(m, "merger_outbox_reconciled_total")
+            reconciled = harness.metric_sum(m, "merger_outbox_reconciled_total")
         finally:
             m.stop()
         self.assertEqual(reconciled, 25)
@@ -108,13 +92,13 @@ class MergerOutboxTest(unittest.TestCase):
         m = None
         try:
             m = suite.start_merger()
-            harness.wait_until(lambda: (metric_or_none(m, "merger_outbox_unsent") or 0) >= 1,
+            harness.wait_until(lambda: (harness.metric(m, "merger_outbox_unsent") or 0) >= 1,
                                timeout=30, what="the unsent gauge to count the stuck row")
-            self.assertGreater(metric_or_none(m, "merger_outbox_oldest_unsent_seconds"), 0)
-            self.assertGreaterEqual(metric(m, "merger_outbox_errors_total"), 1)
+            self.assertGreater(harness.metric(m, "merger_outbox_oldest_unsent_seconds"), 0)
+            self.assertGreaterEqual(harness.metric_sum(m, "merger_outbox_errors_total"), 1)
             harness.psql(stuck, t=tenant)
-            harness.wait_until(lambda: (metric_or_none(m, "merger_outbox_unsent"),
-                                        metric_or_none(m, "merger_outbox_oldest_unsent_seconds"))
+            harness.wait_until(lambda: (harness.metric(m, "merger_outbox_unsent"),
+                                        harness.metric(m, "merger_outbox_oldest_unsent_seconds"))
                                == (0.0, 0.0), timeout=30, what="the gauges to reach 0")
             self.assertEqual(harness.psql("SELECT count(*) FROM outbox WHERE sent_at IS NULL"),
                              [["0"]])

@@ -8,7 +8,7 @@ import uuid
 import zlib
 
 import harness
-from test_merger import (completed, person, publish, relaxed_tenant, run_row, started,
+from test_merger import (completed, failed, person, publish, relaxed_tenant, run_row, started,
                          start_merger, wait_run)
 
 PARTITIONS = 4
@@ -98,6 +98,41 @@ class MergerPartitionsTest(unittest.TestCase):
         publish(key_on(t, 2), [started(t, "google", r3), completed(t, "google", r3)])
         wait_run(t, r3)  # after the duplicate end on the same partition
         self.assertEqual(run_row(t, r2)["removed"], 1)
+
+    def test_an_end_naming_partitions_the_topic_lacks_is_dead_lettered_and_fails_its_run(self):
+        """An end whose barrier could never pass (a count past 65535, or more partitions than
+        the topic has) is refused with its reason, and its run fails at once without removing
+        anything, instead of staying running until auth expires it."""
+        t = relaxed_tenant()
+        r1 = str(uuid.uuid4())
+        publish(t, [started(t, "google", r1)] +
+                [person(t, "google", r1, f"g{i}", f"p{i}@d.example") for i in range(2)] +
+                [completed(t, "google", r1)])
+        wait_run(t, r1)
+        cases = {}  # run -> the reason its end is refused for
+        for count, end, why in (
+                (70000, completed, "partition_count of a run's end above 65535"),
+                (PARTITIONS + 1, failed,
+                 "partition_count of a run's end above the topic's partitions")):
+            run = str(uuid.uuid4())
+            bad = end(t, "google", run)
+            bad["run_completed" if end is completed else "run_failed"]["partition_count"] = count
+            # seen nobody: had the end passed, the full run would have removed both People
+            publish(t, [started(t, "google", run), bad])
+            cases[run] = why
+        for run, why in cases.items():
+            wait_run(t, run, statuses=("failed",))
+            self.assertEqual(harness.psql(
+                "SELECT failure_reason, message, removed FROM sync_runs"
+                " WHERE tenant_id = :'t' AND run_id = :'r'", t=t, r=run),
+                [["invalid_end", "the run's end was refused (dead-lettered): " + why, "0"]])
+        self.assertEqual([e for e, _ in live_people(t)], ["p0@d.example", "p1@d.example"])
+        dlq = harness.wait_until(
+            lambda: [m for m in harness.consume("panel.source.events.dlq", timeout_ms=2000)
+                     if m["key"] == t] or None, timeout=30, what="the refused ends")
+        self.assertEqual(sorted(m["headers"]["x-panel-dlq-reason"] for m in dlq),
+                         sorted(cases.values()))
+        self.assertEqual(sorted(m["event"]["run_id"] for m in dlq), sorted(cases))
 
     def test_both_clouds_of_one_person_on_other_partitions_make_one_person(self):
         """Google's rows on partitions 0 and 1, Azure's on 2 and 3, applied by two workers at

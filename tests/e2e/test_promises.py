@@ -9,7 +9,6 @@ fields, public events with their kind and version, headers, statuses.
 - AzureThroughTheEmulator: PANEL_AZURE_FULL_EVERY_HOURS, and a Graph link that points outside
   PANEL_GRAPH_URL is never followed (the token would go with it)."""
 import json
-import re
 import threading
 import unittest
 import urllib.parse
@@ -40,10 +39,7 @@ def ou_tree(tenant):
 
 
 def dead_letters_total(merger):
-    _, _, text = harness.http("GET", merger.url + "/metrics")
-    text = text.decode() if isinstance(text, bytes) else str(text)
-    return sum(float(v) for v in re.findall(r"^merger_dead_letters_total(?:\{[^}]*\})? (\S+)$",
-                                            text, re.M))
+    return harness.metric_sum(merger, "merger_dead_letters_total")
 
 
 class PublishedSourceEvents(unittest.TestCase):

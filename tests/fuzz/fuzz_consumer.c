@@ -9,6 +9,8 @@
 #include "intake.h"
 
 #define PREFIX 13
+/* The source topic's partitions, as the consumer would have learned them. */
+#define FUZZ_TOPIC_PARTITIONS 16
 
 static uint64_t le(const uint8_t *p, int n)
 {
@@ -100,7 +102,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Envelope *env = (Envelope *)&env; /* must be overwritten */
     char why[256];
     memset(why, 'x', sizeof why);
-    enum intake_verdict v = intake_check(len ? value : NULL, len, &env, why, sizeof why);
+    enum intake_verdict v =
+        intake_check(len ? value : NULL, len, FUZZ_TOPIC_PARTITIONS, &env, why, sizeof why);
     switch (v) {
     case INTAKE_APPLY:
         if (!env || why[0] != '\0')
@@ -117,7 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_reason(why, sizeof why);
         /* the verdict is the validation's: the same envelope fails it again */
         char again[256];
-        if (apply_validate(env, again, sizeof again) == 0 || strcmp(again, why))
+        if (apply_validate(env, FUZZ_TOPIC_PARTITIONS, again, sizeof again) == 0 ||
+            strcmp(again, why))
             abort();
         break;
     }

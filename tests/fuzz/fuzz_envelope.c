@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Envelope *env = events_decode(data, size, err, sizeof err);
     if (!env)
         return 0;
-    (void)apply_validate(env, err, sizeof err);
+    (void)apply_validate(env, 16, err, sizeof err);
     /* What was decoded packs to canonical bytes: decode -> pack -> decode -> pack gives the
      * same bytes again (the outbox and the DLQ store packed envelopes and re-read them). */
     size_t n1 = 0, n2 = 0;

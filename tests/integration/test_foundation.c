@@ -27,6 +27,49 @@ static const char *env_or_fail(const char *name)
 
 /* ------------------------------------------------------------------ Kafka */
 
+/* Read topic from its beginning as a new member of group until n messages arrived (60 s at
+ * most), handing each to seen with its arrival index i. Returns how many arrived. */
+static int consume_n(const char *brokers, const char *topic, const char *group, int n,
+                     void (*seen)(const rd_kafka_message_t *m, int i, void *arg), void *arg)
+{
+    char err[512];
+    const char *topics[] = {topic, NULL};
+    struct kafka_consumer_opts o = {.brokers = brokers, .group_id = group, .topics = topics};
+    rd_kafka_t *c = kafka_consumer_new(&o, err, sizeof err);
+    assert_non_null(c);
+    int got = 0;
+    time_t deadline = time(NULL) + 60;
+    while (got < n && time(NULL) < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 1000);
+        if (!m)
+            continue;
+        if (!m->err)
+            seen(m, got++, arg);
+        rd_kafka_message_destroy(m);
+    }
+    kafka_consumer_destroy(c);
+    return got;
+}
+
+struct produced {
+    const char *tenant;
+    const char (*ids)[EVENTS_ID_LEN]; /* in the order produced */
+};
+
+/* One key = one partition = the order it was produced in: message i is ids[i]'s. */
+static void seen_in_order(const rd_kafka_message_t *m, int i, void *arg)
+{
+    const struct produced *want = arg;
+    char err[512], serial[32];
+    Envelope *env = events_decode(m->payload, m->len, err, sizeof err);
+    assert_non_null(env);
+    assert_string_equal(env->tenant_id, want->tenant);
+    assert_string_equal(env->event_id, want->ids[i]);
+    snprintf(serial, sizeof serial, "SN%04d", i);
+    assert_string_equal(env->device_observed->device->serial_number, serial);
+    events_free(env);
+}
+
 static void envelopes_roundtrip_through_the_broker(void **state)
 {
     (void)state;
@@ -61,32 +104,18 @@ static void envelopes_roundtrip_through_the_broker(void **state)
     assert_int_equal(kafka_producer_flush(p, 30000), 0);
     kafka_producer_destroy(p);
 
-    const char *topics[] = {topic, NULL};
-    struct kafka_consumer_opts o = {.brokers = brokers, .group_id = group, .topics = topics};
-    rd_kafka_t *c = kafka_consumer_new(&o, err, sizeof err);
-    assert_non_null(c);
-    int got = 0;
-    time_t deadline = time(NULL) + 60;
-    while (got < N && time(NULL) < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 1000);
-        if (!m)
-            continue;
-        if (!m->err) {
-            Envelope *env = events_decode(m->payload, m->len, err, sizeof err);
-            assert_non_null(env);
-            assert_string_equal(env->tenant_id, tenant);
-            /* One key = one partition = the order it was produced in. */
-            assert_string_equal(env->event_id, ids[got]);
-            char serial[32];
-            snprintf(serial, sizeof serial, "SN%04d", got);
-            assert_string_equal(env->device_observed->device->serial_number, serial);
-            events_free(env);
-            got++;
-        }
-        rd_kafka_message_destroy(m);
-    }
-    kafka_consumer_destroy(c);
+    struct produced want = {tenant, (const char(*)[EVENTS_ID_LEN])ids};
+    int got = consume_n(brokers, topic, group, N, seen_in_order, &want);
     assert_int_equal(got, N);
+}
+
+/* Counts each message on its partition (of 3); the same key went to all three, so this is
+ * the partition asked for, not the partitioner's. */
+static void seen_on_partition(const rd_kafka_message_t *m, int i, void *arg)
+{
+    (void)i;
+    assert_in_range(m->partition, 0, 2);
+    ((int *)arg)[m->partition]++;
 }
 
 /* The partition count from the brokers' metadata, and events on an explicit partition. */
@@ -123,24 +152,8 @@ static void events_go_to_the_partition_asked_for(void **state)
     }
     assert_int_equal(kafka_producer_flush(p, 30000), 0);
     kafka_producer_destroy(p);
-    const char *topics[] = {topic, NULL};
-    struct kafka_consumer_opts o = {.brokers = brokers, .group_id = group, .topics = topics};
-    rd_kafka_t *c = kafka_consumer_new(&o, err, sizeof err);
-    assert_non_null(c);
-    int per_partition[3] = {0}, got = 0;
-    time_t deadline = time(NULL) + 60;
-    while (got < N && time(NULL) < deadline) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 1000);
-        if (!m)
-            continue;
-        if (!m->err) {
-            assert_in_range(m->partition, 0, 2);
-            per_partition[m->partition]++; /* the same key on all three: not the partitioner's */
-            got++;
-        }
-        rd_kafka_message_destroy(m);
-    }
-    kafka_consumer_destroy(c);
+    int per_partition[3] = {0};
+    int got = consume_n(brokers, topic, group, N, seen_on_partition, per_partition);
     assert_int_equal(got, N);
     for (int i = 0; i < 3; i++)
         assert_int_equal(per_partition[i], 2);

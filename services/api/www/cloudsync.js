@@ -164,10 +164,11 @@ function resolveCase(m, name, who) {
     return;
   }
   guarded(async () => {
-    await api("POST", `/v1/sync/match-cases/${m.case_id}/resolve`,
-              {person_id: picked.value === "new" ? null : picked.value});
+    const res = await api("POST", `/v1/sync/match-cases/${m.case_id}/resolve`,
+                          {person_id: picked.value === "new" ? null : picked.value});
     await loadCases();
-    say(`Match case of ${who} resolved.`);
+    // a second account of one cloud: the Person may now show the other account's values
+    say(`Match case of ${who} resolved.` + (res && res.warning ? ` Note: ${res.warning}.` : ""));
   });
 }
 

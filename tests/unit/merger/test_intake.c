@@ -40,7 +40,7 @@ static void a_valid_observation_is_applied(void **state)
     uint8_t *bytes = person_bytes("district-1", "g-1", "Ann Lee", &len);
     Envelope *env = (Envelope *)1;
     char why[256] = "stale";
-    assert_int_equal(intake_check(bytes, len, &env, why, sizeof why), INTAKE_APPLY);
+    assert_int_equal(intake_check(bytes, len, 0, &env, why, sizeof why), INTAKE_APPLY);
     assert_non_null(env);
     assert_string_equal(env->tenant_id, "district-1");
     assert_string_equal(env->person_observed->person->display_name, "Ann Lee");
@@ -55,16 +55,16 @@ static void bytes_that_are_no_envelope_are_undecodable_without_an_envelope(void 
     static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
     Envelope *env = (Envelope *)1;
     char why[256];
-    assert_int_equal(intake_check(garbage, sizeof garbage, &env, why, sizeof why),
+    assert_int_equal(intake_check(garbage, sizeof garbage, 0, &env, why, sizeof why),
                      INTAKE_UNDECODABLE);
     assert_null(env);
     assert_non_null(strstr(why, "protobuf decoding failed"));
-    assert_int_equal(intake_check(NULL, 0, &env, why, sizeof why), INTAKE_UNDECODABLE);
+    assert_int_equal(intake_check(NULL, 0, 0, &env, why, sizeof why), INTAKE_UNDECODABLE);
     assert_null(env);
     assert_string_equal(why, "empty message");
     /* An Envelope without its header (no schema version) is not one of ours either. */
     static const uint8_t header_only[] = {0x0a, 0x01, 0x78};
-    assert_int_equal(intake_check(header_only, sizeof header_only, &env, why, sizeof why),
+    assert_int_equal(intake_check(header_only, sizeof header_only, 0, &env, why, sizeof why),
                      INTAKE_UNDECODABLE);
     assert_null(env);
     assert_non_null(strstr(why, "invalid envelope"));
@@ -80,14 +80,14 @@ static void a_decoded_event_breaking_the_schema_is_invalid_and_kept_for_its_run(
     uint8_t *bytes = person_bytes("district-1", NULL, "Ann Lee", &len);
     Envelope *env = NULL;
     char why[256];
-    assert_int_equal(intake_check(bytes, len, &env, why, sizeof why), INTAKE_INVALID);
+    assert_int_equal(intake_check(bytes, len, 0, &env, why, sizeof why), INTAKE_INVALID);
     assert_non_null(env);
     assert_string_equal(env->run_id, RUN_ID);
     assert_non_null(strstr(why, "source_id"));
     events_free(env);
     free(bytes);
     bytes = person_bytes("district-1", "g-1", "Ann \xff\xfe", &len);
-    assert_int_equal(intake_check(bytes, len, &env, why, sizeof why), INTAKE_INVALID);
+    assert_int_equal(intake_check(bytes, len, 0, &env, why, sizeof why), INTAKE_INVALID);
     assert_non_null(env);
     /* the reason is fixed text: none of the message's bytes reach the header or the row */
     assert_string_equal(why, "a string field is not valid UTF-8");
@@ -211,19 +211,20 @@ static void dead_letter_headers_name_the_reason_partition_and_offset(void **stat
 static void a_dead_letter_is_sent_once_when_its_batch_is_read_again(void **state)
 {
     (void)state;
-    struct intake_lettered l = {0};
-    assert_false(intake_lettered_already(&l, 3, 1091));
-    intake_lettered_note(&l, 3, 1091);
-    assert_true(intake_lettered_already(&l, 3, 1091));
-    assert_true(intake_lettered_already(&l, 3, 17)); /* before it: read again, already sent */
-    assert_false(intake_lettered_already(&l, 3, 1092));
-    assert_false(intake_lettered_already(&l, 0, 1091)); /* other partitions are their own */
-    assert_false(intake_lettered_already(&l, -1, 0));
-    intake_lettered_note(&l, 70000, 5); /* beyond the bound: not remembered, not a crash */
-    assert_false(intake_lettered_already(&l, 70000, 5));
-    intake_lettered_note(&l, 3, 10); /* an older one does not move the mark back */
-    assert_true(intake_lettered_already(&l, 3, 1091));
-    intake_lettered_free(&l);
+    struct intake_lettered *l = intake_lettered_new();
+    assert_non_null(l);
+    assert_false(intake_lettered_already(l, 3, 1091));
+    intake_lettered_note(l, 3, 1091);
+    assert_true(intake_lettered_already(l, 3, 1091));
+    assert_true(intake_lettered_already(l, 3, 17)); /* before it: read again, already sent */
+    assert_false(intake_lettered_already(l, 3, 1092));
+    assert_false(intake_lettered_already(l, 0, 1091)); /* other partitions are their own */
+    assert_false(intake_lettered_already(l, -1, 0));
+    intake_lettered_note(l, 70000, 5); /* beyond the bound: not remembered, not a crash */
+    assert_false(intake_lettered_already(l, 70000, 5));
+    intake_lettered_note(l, 3, 10); /* an older one does not move the mark back */
+    assert_true(intake_lettered_already(l, 3, 1091));
+    intake_lettered_destroy(l);
 }
 
 int main(void)

@@ -174,43 +174,84 @@ static void validation_sends_schema_breakers_to_the_dead_letter_topic(void **sta
     env.person_observed = &po;
     po.person = &p;
     p.source_id = "g-1";
-    assert_int_equal(apply_validate(&env, err, sizeof err), 0);
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), 0);
     p.source_id = NULL;
-    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), -1);
     assert_non_null(strstr(err, "source_id"));
     p.source_id = "g-1";
     env.tenant_id = "bad tenant/../";
-    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), -1);
     env.tenant_id = "district-1";
     env.run_id = "not-a-uuid";
-    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), -1);
     env.run_id = "11111111-1111-4111-8111-111111111111";
     env.source = PB_SOURCE_PANEL;
-    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), -1);
     env.source = PB_SOURCE_AZURE;
     env.payload_case = PB_PAYLOAD_DEVICE_OBSERVED;
     env.device_observed = &dob;
     dob.device = &d;
     d.device_id = "dev-1";
-    assert_int_equal(apply_validate(&env, err, sizeof err), -1); /* devices come from Google */
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), -1); /* devices come from Google */
     env.source = PB_SOURCE_GOOGLE;
-    assert_int_equal(apply_validate(&env, err, sizeof err), 0);
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), 0);
     d.model = "\xff\xfe broken";
-    assert_int_equal(apply_validate(&env, err, sizeof err), -1); /* not UTF-8 */
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), -1); /* not UTF-8 */
     assert_non_null(strstr(err, "UTF-8"));
     d.model = "Chromebook \xc3\xa9";
-    assert_int_equal(apply_validate(&env, err, sizeof err), 0);
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), 0);
     /* What PostgreSQL and jansson refuse is refused here, not retried for ever: a surrogate,
      * an overlong form, a code point past U+10FFFF. */
     d.model = "half a pair \xed\xa0\x80";
-    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), -1);
     d.model = "overlong \xe0\x80\xaf";
-    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), -1);
     d.model = "past the end \xf4\x90\x80\x80";
-    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), -1);
     d.model = "Chromebook \xc3\xa9";
     env.payload_case = PB_PAYLOAD_PERSON_CHANGED; /* a public event */
-    assert_int_equal(apply_validate(&env, err, sizeof err), -1);
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), -1);
+}
+
+/* A run's end names the partitions its barrier waits for: a count no topic has (or more
+ * than this topic has) would leave the run running for ever, so it is refused. */
+static void a_run_end_naming_more_partitions_than_the_topic_has_is_invalid(void **state)
+{
+    (void)state;
+    char err[200];
+    Envelope env;
+    Panel__V1__RunCompleted done = PANEL__V1__RUN_COMPLETED__INIT;
+    Panel__V1__RunFailed failed = PANEL__V1__RUN_FAILED__INIT;
+    panel__v1__envelope__init(&env);
+    env.tenant_id = "district-1";
+    env.run_id = "11111111-1111-4111-8111-111111111111";
+    env.has_source = 1;
+    env.source = PB_SOURCE_GOOGLE;
+    env.payload_case = PB_PAYLOAD_RUN_COMPLETED;
+    env.run_completed = &done;
+    assert_int_equal(apply_validate(&env, 4, err, sizeof err), 0); /* absent: one copy */
+    done.has_partition_count = 1;
+    done.partition_count = 4;
+    assert_int_equal(apply_end_partition_count(&env), 4);
+    assert_int_equal(apply_validate(&env, 4, err, sizeof err), 0);
+    done.partition_count = 5;
+    assert_int_equal(apply_validate(&env, 4, err, sizeof err), -1);
+    assert_string_equal(err, "partition_count of a run's end above the topic's partitions");
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), 0); /* the topic's not known */
+    done.partition_count = 4000000000u;
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), -1);
+    assert_string_equal(err, "partition_count of a run's end above 65535");
+    done.partition_count = APPLY_PARTITION_COUNT_MAX;
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), 0);
+    env.payload_case = PB_PAYLOAD_RUN_FAILED; /* the same bound for the other end */
+    env.run_failed = &failed;
+    failed.has_partition_count = 1;
+    failed.partition_count = 65536;
+    assert_int_equal(apply_validate(&env, 0, err, sizeof err), -1);
+    assert_string_equal(err, "partition_count of a run's end above 65535");
+    failed.partition_count = 2;
+    assert_int_equal(apply_validate(&env, 1, err, sizeof err), -1);
+    assert_int_equal(apply_validate(&env, 2, err, sizeof err), 0);
 }
 
 /* A soft-deleted account shows suspended; the other cloud's own value still wins by the
@@ -308,6 +349,7 @@ int main(void)
         cmocka_unit_test(two_deltas_of_one_object_combine),
         cmocka_unit_test(incomplete_full_run_is_one_that_lost_or_skipped_objects),
         cmocka_unit_test(address_lock_keys_are_stable_and_per_tenant),
+        cmocka_unit_test(a_run_end_naming_more_partitions_than_the_topic_has_is_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
