@@ -957,8 +957,13 @@ class SchedulerWithTwoReplicas(AuthFixture, unittest.TestCase):
         self.more_passes(3)
         sched = self.runs(tenant, "scheduled")
         self.assertEqual(sorted(r["source"] for r in sched), ["azure", "google"])
-        reqs = [e for e in self.events("panel.sync.requests", tenant)
-                if e["sync_request"]["reason"] == "scheduled"]
+        # Read until both are there (one read of 1.5 s could end before a publish arrived):
+        # a third, second firing, would be among them, published in the passes above.
+        def scheduled_requests():
+            reqs = [e for e in self.events("panel.sync.requests", tenant)
+                    if e["sync_request"]["reason"] == "scheduled"]
+            return reqs if len(reqs) >= 2 else None
+        reqs = wait_until(scheduled_requests, timeout=30, what="both scheduled requests")
         self.assertEqual([e["source"] for e in reqs], ["SOURCE_GOOGLE", "SOURCE_AZURE"])
         self.assertEqual(sorted(e["run_id"] for e in reqs), sorted(r["run_id"] for r in sched))
         # The next run is one interval (default 4 h) later.
