@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define PEOPLE_SEEN_CTE ACTX_RUN_SEEN_CTE("person", "d")
 
@@ -307,11 +306,11 @@ static int people_link(struct actx *c, json_t *unlinked, json_t *persons, json_t
         " k AS (SELECT i, t, s, id, e FROM u"
         "  UNION SELECT u.i, u.t, u.s, u.id, a FROM u, unnest(u.alt) AS a),"
         /* live source rows that know any of the batch's addresses: one probe of index
-         * person_sources_addresses with all of them, each row's addresses computed once
-         * (a per-key probe inside the join evaluated the function per row and key) */
+         * person_sources_addresses with all of them (a per-key probe inside the join
+         * probed once per row and key) */
         " c AS MATERIALIZED (SELECT ps.tenant_id, ps.source, ps.person_id, a.a"
-        "  FROM person_sources ps, unnest(person_source_addresses(ps.fields)) AS a(a)"
-        "  WHERE ps.removed_at IS NULL AND person_source_addresses(ps.fields) &&"
+        "  FROM person_sources ps, unnest(ps.addresses) AS a(a)"
+        "  WHERE ps.removed_at IS NULL AND ps.addresses &&"
         "  (SELECT coalesce(array_agg(DISTINCT k.e) FILTER (WHERE k.e IS NOT NULL), '{}')"
         "  FROM k)),"
         /* a live Person whose shown address is one of the row's, or one whose other cloud's
@@ -512,8 +511,8 @@ json_t *people_alt_emails(const Panel__V1__Person *p)
     if (p->mail && ids_email_normalize(p->mail, norm, sizeof norm) == 0)
         json_array_append_new(alt, json_string(norm));
     for (size_t i = 0; p->proxy_addresses && i < p->proxy_addresses->n_values; i++) {
-        const char *a = p->proxy_addresses->values[i];
-        if (strncasecmp(a, "smtp:", 5) == 0 && ids_email_normalize(a + 5, norm, sizeof norm) == 0)
+        const char *a = merge_smtp_address(p->proxy_addresses->values[i]);
+        if (a && ids_email_normalize(a, norm, sizeof norm) == 0)
             json_array_append_new(alt, json_string(norm));
     }
     return alt;
@@ -731,11 +730,16 @@ int people_apply(struct actx *c, json_t *rows)
             continue;
         c->rows_changed++;
         const char *delta_fields = col_str(r, i, 4); /* NULL for a full row */
-        json_t *up = json_pack("{s:s,s:O,s:O,s:s?,s:O?,s:s?,s:s,s:s?}", "t", t, "s",
+        /* the row's addresses as written (a delta's from its fields merged by SQL) */
+        json_t *merged = delta_fields ? json_loads(delta_fields, 0, NULL) : NULL;
+        json_t *addrs = merge_person_addresses(delta_fields ? merged : json_object_get(row, "f"));
+        json_decref(merged);
+        json_t *up = json_pack("{s:s,s:O,s:O,s:s?,s:O?,s:s?,s:s,s:s?,s:o*}", "t", t, "s",
                                json_object_get(row, "s"), "id", json_object_get(row, "id"), "p",
                                pid, "f", delta_fields ? NULL : json_object_get(row, "f"), "ft",
-                               delta_fields, "h", col_str(r, i, 5), "r", run);
-        if (!up || json_array_append_new(ups, up) || lock_keys_add(row, &keys, &nkeys, &capkeys))
+                               delta_fields, "h", col_str(r, i, 5), "r", run, "a", addrs);
+        if (!addrs || !up || json_array_append_new(ups, up) ||
+            lock_keys_add(row, &keys, &nkeys, &capkeys))
             goto oom;
         if (pid) {
             if (people_queue_remerge(persons, t, pid, run, unsusp))
@@ -783,14 +787,15 @@ int people_apply(struct actx *c, json_t *rows)
         r = actx_query_json(
             c,
             "INSERT INTO person_sources AS ps (tenant_id, source, source_id, person_id,"
-            " email_norm, fields, content_hash, last_seen_run)"
-            " SELECT v.t, v.s, v.id, v.p, v.nf->>'email_normalized', v.nf, v.h, v.r"
+            " email_norm, fields, addresses, content_hash, last_seen_run)"
+            " SELECT v.t, v.s, v.id, v.p, v.nf->>'email_normalized', v.nf, v.a, v.h, v.r"
             " FROM (SELECT x.*, coalesce(x.f, x.ft::jsonb) AS nf"
             "  FROM jsonb_to_recordset($1::jsonb) AS x(t text, s text, id text, p uuid, f jsonb,"
-            "  ft text, h text, r uuid)) v"
+            "  ft text, h text, r uuid, a text[])) v"
             " ON CONFLICT (tenant_id, source, source_id) DO UPDATE SET"
             " person_id = EXCLUDED.person_id, email_norm = EXCLUDED.email_norm,"
-            " fields = EXCLUDED.fields, content_hash = EXCLUDED.content_hash, removed_at = NULL,"
+            " fields = EXCLUDED.fields, addresses = EXCLUDED.addresses,"
+            " content_hash = EXCLUDED.content_hash, removed_at = NULL,"
             " suspended_in_source = false, last_seen_run = EXCLUDED.last_seen_run,"
             " updated_at = now()",
             ups, PGRES_COMMAND_OK);

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void merge_person_clear(struct merge_person *p)
 {
@@ -167,4 +168,80 @@ long long merge_address_lock_key(const char *tenant, const char *address)
     long long k;
     memcpy(&k, &h, sizeof k); /* PostgreSQL's bigint: the same 64 bits, signed */
     return k;
+}
+
+const char *merge_smtp_address(const char *proxy)
+{
+    return proxy && strncasecmp(proxy, "smtp:", 5) == 0 ? proxy + 5 : NULL;
+}
+
+static bool address_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Append s to out normalised, when it is an address (merge_person_addresses). -1 when out of
+ * memory. */
+static int address_add(json_t *out, const char *s)
+{
+    if (!s)
+        return 0;
+    while (address_blank(*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && address_blank(s[n - 1]))
+        n--;
+    /* an '@' after the first byte and before the last: UTF-8 never has '@' inside a
+     * character, so this is LIKE '_%@_%' counted in characters */
+    if (n < 3 || !memchr(s + 1, '@', n - 2))
+        return 0;
+    char *a = malloc(n + 1);
+    if (!a)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        a[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] - 'A' + 'a') : s[i];
+    a[n] = '\0';
+    int rc = json_array_append_new(out, json_stringn(a, n));
+    free(a);
+    return rc;
+}
+
+static int cmp_json_string(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+json_t *merge_person_addresses(const json_t *fields)
+{
+    json_t *all = json_array(), *out = NULL, **sorted = NULL;
+    if (!all)
+        return NULL;
+    const json_t *aliases = json_object_get(json_object_get(fields, "aliases"), "values");
+    const json_t *proxies = json_object_get(json_object_get(fields, "proxy_addresses"), "values");
+    int bad = address_add(all, json_string_value(json_object_get(fields, "email_normalized"))) ||
+              address_add(all, json_string_value(json_object_get(fields, "mail")));
+    for (size_t i = 0; !bad && i < json_array_size(aliases); i++)
+        bad = address_add(all, json_string_value(json_array_get(aliases, i)));
+    for (size_t i = 0; !bad && i < json_array_size(proxies); i++)
+        bad = address_add(all, merge_smtp_address(json_string_value(json_array_get(proxies, i))));
+    size_t n = json_array_size(all);
+    sorted = malloc((n ? n : 1) * sizeof *sorted);
+    out = json_array();
+    if (bad || !sorted || !out)
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = json_array_get(all, i);
+    qsort(sorted, n, sizeof *sorted, cmp_json_string);
+    for (size_t i = 0; i < n; i++)
+        if ((i == 0 || cmp_json_string(&sorted[i - 1], &sorted[i]) != 0) &&
+            json_array_append(out, sorted[i]))
+            goto fail;
+    free(sorted);
+    json_decref(all);
+    return out;
+fail:
+    free(sorted);
+    json_decref(all);
+    json_decref(out);
+    return NULL;
 }

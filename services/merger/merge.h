@@ -60,6 +60,20 @@ int merge_delta_combine(json_t *fields, json_t *cleared, const json_t *later_fie
  * partitions) never each create a Person. */
 long long merge_address_lock_key(const char *tenant, const char *address);
 
+/* The address of an Exchange proxy address ("SMTP:" or "smtp:", any case, then the address):
+ * a pointer into proxy after the prefix, or NULL for another kind (X500:, SIP: ...). */
+const char *merge_smtp_address(const char *proxy);
+
+/* The addresses a source row is found by (person_sources.addresses, migration 0023): from a
+ * cloud's fields (object; anything else has none) email_normalized, mail, aliases.values and
+ * the SMTP proxy_addresses.values, never other_mails; each trimmed of spaces, tabs, CR and LF,
+ * A-Z lower-cased (no other letter), kept when shaped like something@something (SQL's
+ * LIKE '_%@_%'). The rules of PostgreSQL's person_source_addresses (migration 0007), which
+ * stays as the oracle the e2e tests compare with; only string values count (a Person message
+ * has no other type there). New reference: an array of strings without repeats, sorted
+ * bytewise; NULL when out of memory. */
+json_t *merge_person_addresses(const json_t *fields);
+
 /* A full run's listing is incomplete, so its removals must wait for an admin: the fetcher
  * skipped objects, observations were dead-lettered (invalid), or the merger received fewer
  * observation events than RunCompleted says were published. */

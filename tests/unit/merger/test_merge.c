@@ -334,6 +334,66 @@ static void address_lock_keys_are_stable_and_per_tenant(void **state)
     assert_true(merge_address_lock_key("ab", "c") != merge_address_lock_key("a", "bc"));
 }
 
+/* The addresses a source row is found by (person_sources.addresses): the rules of SQL's
+ * person_source_addresses, on the odd values a cloud or a stray producer may send. */
+static void addresses_follow_the_sql_rules(void **state)
+{
+    (void)state;
+    json_t *f = json_loads(
+        "{\"email_normalized\":\" Ada@School.Example\\t\","
+        "\"mail\":\"\\r\\nADA@school.example\\n\","
+        "\"aliases\":{\"values\":[\"\\u00c9lise@School.Example\",\"no-at-sign\",\"@x.org\","
+        "\"x@\",\"a@b\",null,5,\" \\u000b v@x.org\",\"ada@school.example\"]},"
+        "\"proxy_addresses\":{\"values\":[\"SMTP:Primary@MS.example\",\"smtp:sec@ms.example\","
+        "\"SmTp:  mixed@ms.example \",\"X500:/o=Org@x\",\"sip:ada@ms.example\",\"smtp:\","
+        "\" smtp:lead@ms.example\",\"smtp:@ms.example\"]},"
+        "\"other_mails\":{\"values\":[\"other@gmail.example\"]},"
+        "\"email\":\"Raw@Email.example\"}",
+        0, NULL);
+    assert_non_null(f);
+    json_t *a = merge_person_addresses(f);
+    json_t *want =
+        json_loads("[\"\\u000b v@x.org\",\"a@b\",\"ada@school.example\",\"mixed@ms.example\","
+                   "\"primary@ms.example\",\"sec@ms.example\",\"\\u00c9lise@school.example\"]",
+                   0, NULL);
+    assert_non_null(a);
+    assert_non_null(want);
+    char *got = json_dumps(a, 0);
+    assert_true(json_equal(a, want) || (fprintf(stderr, "got %s\n", got), false));
+    free(got);
+    json_decref(a);
+    json_decref(want);
+    json_decref(f);
+
+    /* missing, null or non-array lists, and fields that are not an object: none */
+    static const char *const none[] = {
+        "{}",
+        "{\"aliases\":null,\"proxy_addresses\":{\"values\":\"smtp:a@b.c\"}}",
+        "{\"aliases\":{\"values\":{\"x\":\"a@b.c\"}},\"mail\":null,\"email_normalized\":7}",
+        "{\"aliases\":[\"a@b.c\"],\"proxy_addresses\":[\"smtp:a@b.c\"]}",
+        "[\"a@b.c\"]",
+        "\"a@b.c\""};
+    for (size_t i = 0; i < sizeof none / sizeof *none; i++) {
+        json_t *in = json_loads(none[i], JSON_DECODE_ANY, NULL);
+        assert_non_null(in);
+        json_t *out = merge_person_addresses(in);
+        assert_non_null(out);
+        assert_int_equal(json_array_size(out), 0);
+        json_decref(out);
+        json_decref(in);
+    }
+    json_t *out = merge_person_addresses(NULL);
+    assert_non_null(out);
+    assert_int_equal(json_array_size(out), 0);
+    json_decref(out);
+
+    assert_string_equal(merge_smtp_address("SMTP:a@b.c"), "a@b.c");
+    assert_string_equal(merge_smtp_address("sMtP:"), "");
+    assert_null(merge_smtp_address("smtp"));
+    assert_null(merge_smtp_address(" smtp:a@b.c"));
+    assert_null(merge_smtp_address(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +410,7 @@ int main(void)
         cmocka_unit_test(incomplete_full_run_is_one_that_lost_or_skipped_objects),
         cmocka_unit_test(address_lock_keys_are_stable_and_per_tenant),
         cmocka_unit_test(a_run_end_naming_more_partitions_than_the_topic_has_is_invalid),
+        cmocka_unit_test(addresses_follow_the_sql_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
