@@ -73,7 +73,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import demo  # noqa: E402  (the suite's wiring: ports, env, consent through the emulator)
 
 BIN = demo.BIN
-DEFAULT_SCALE = 0.25
+DEFAULT_SCALE = 1
 FULL = {"people": 200000, "azure_people": 150000, "shared": 120000, "devices": 100000,
         "ous": 3000}
 SECTIONS = ["first_sync", "no_change", "small_change", "apply_vs_copy", "fetchers", "api",
