@@ -408,6 +408,24 @@ static int filtered_users_page(struct buf *page, const struct page_fields *pf, c
 
 /* ---- users.list ---- */
 
+/* The user a listing shows at position *i or after it (positions in idx's order, reversed when
+ * desc; a deleted user only with showDeleted, a gone one never): *i is moved to it and its
+ * item index put in *k (when k is not NULL); NULL past the end, with *i == n. */
+static const struct ditem *next_listed_user(struct district *d, const size_t *idx, size_t n,
+                                            size_t *i, bool desc, bool show_deleted, size_t *k)
+{
+    for (; *i < n; (*i)++) {
+        size_t item = idx[desc ? n - 1 - *i : *i];
+        const struct ditem *it = district_item(d, DC_GUSERS, item);
+        if ((it->flags & DITEM_GONE) || !!(it->flags & DITEM_DELETED) != show_deleted)
+            continue;
+        if (k)
+            *k = item;
+        return it;
+    }
+    return NULL;
+}
+
 /* A users page with ?fields= that fields_members can split (pf), under d's lock, which it
  * releases: the same page as page_done would cut from the whole one, the selected users taken
  * from the district's cache. */
@@ -428,14 +446,9 @@ static void users_filtered(struct emu *e, struct reply *r, struct district *d,
             sc = NULL;
     }
     long got = 0;
-    size_t i = pos;
-    for (; i < n; i++) {
-        size_t k = idx[desc ? n - 1 - i : i];
-        const struct ditem *it = district_item(d, DC_GUSERS, k);
-        if (it->flags & DITEM_GONE)
-            continue;
-        if (!!(it->flags & DITEM_DELETED) != show_deleted)
-            continue;
+    size_t i = pos, k;
+    for (const struct ditem *it; (it = next_listed_user(d, idx, n, &i, desc, show_deleted, &k));
+         i++) {
         if (got == max)
             break;
         if (pf->items && ((got && buf_appends(&items, ",")) ||
@@ -531,12 +544,8 @@ static void users_list(struct mg_connection *conn, struct emu *e, struct reply *
     B(list_head(&page, d, DC_GUSERS, "admin#directory#users"));
     long got = 0;
     size_t i = (size_t)pos;
-    for (; i < n; i++) {
-        const struct ditem *it = district_item(d, DC_GUSERS, idx[desc ? n - 1 - i : i]);
-        if (it->flags & DITEM_GONE)
-            continue;
-        if (!!(it->flags & DITEM_DELETED) != show_deleted)
-            continue;
+    for (const struct ditem *it; (it = next_listed_user(d, idx, n, &i, desc, show_deleted, NULL));
+         i++) {
         if (got == max)
             break;
         B(list_item(&page, got, "users"));
