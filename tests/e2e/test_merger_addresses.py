@@ -7,6 +7,7 @@ import unittest
 import uuid
 
 import harness
+import suite
 import test_merger as m
 
 # Rows whose column differs from the SQL function (as sets: the order carries no meaning).
@@ -24,18 +25,8 @@ def addresses(t, source, source_id):
     return [r[0] for r in rows]
 
 
-class MergerAddressesTest(unittest.TestCase):
-    merger = None
-
-    @classmethod
-    def setUpClass(cls):
-        harness.require_env()
-        cls.merger = m.start_merger()
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.merger:
-            cls.merger.stop()
+class MergerAddressesTest(suite.ServicePerClass, unittest.TestCase):
+    START = staticmethod(m.start_merger)
 
     def test_written_addresses_equal_what_sql_computes(self):
         """The merger's own values: the fallback triggers are off meanwhile (a row written
