@@ -456,8 +456,9 @@ static int stats_get(struct router_req *q)
         json_object_set_new(req, emu_route_name((enum emu_route)r),
                             json_integer((json_int_t)atomic_load(&e->requests[r])));
     return send_json(q->conn, 200,
-                     json_pack("{s:o,s:I}", "requests", req, "faults_injected",
-                               (json_int_t)faults_injected(e->faults)));
+                     json_pack("{s:o,s:I,s:i}", "requests", req, "faults_injected",
+                               (json_int_t)faults_injected(e->faults), "slowed_at_once_max",
+                               atomic_load(&e->slowed_at_once_max)));
 }
 
 static int stats_reset(struct router_req *q)
@@ -465,6 +466,7 @@ static int stats_reset(struct router_req *q)
     struct emu *e = q->ctx;
     for (int r = 0; r < R_COUNT; r++)
         atomic_store(&e->requests[r], 0);
+    atomic_store(&e->slowed_at_once_max, atomic_load(&e->slowed_now));
     faults_reset_stats(e->faults);
     return send_json(q->conn, 200, json_pack("{s:s}", "status", "reset"));
 }

@@ -470,7 +470,12 @@ int emu_serve(struct mg_connection *conn, struct emu *e, enum emu_route route, e
             return status;
         case FAULT_SLOW: {
             struct timespec ts = {f.delay_ms / 1000, (f.delay_ms % 1000) * 1000000L};
+            int now = atomic_fetch_add(&e->slowed_now, 1) + 1;
+            for (int max = atomic_load(&e->slowed_at_once_max);
+                 now > max && !atomic_compare_exchange_weak(&e->slowed_at_once_max, &max, now);)
+                ;
             nanosleep(&ts, NULL);
+            atomic_fetch_sub(&e->slowed_now, 1);
             break;
         }
         default:

@@ -60,6 +60,9 @@ struct emu {
     struct google_oauth *google;
     struct emu_signin *signin; /* OpenID Connect keys and sign-in people */
     _Atomic uint64_t requests[R_COUNT];
+    /* requests held by a "slow" fault right now, and the most at once since the last
+     * reset-stats: a test sees whether a client's requests overlapped */
+    _Atomic int slowed_now, slowed_at_once_max;
 };
 
 /* Build the context (tokens, faults, oauth store) and seed cfg->districts. NULL + err. */
